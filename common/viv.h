@@ -1,0 +1,151 @@
+/* Shared by every Vivarium module: the status enum, capped buffers, files,
+ * hashing, time and the operator log. Nothing here knows about apps. */
+#ifndef VIV_H
+#define VIV_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The one status type of the project. VIV_OK is zero so that
+ * "err = f(); if (err) goto out;" reads naturally. */
+enum viv_err {
+	VIV_OK = 0,
+	VIV_ERR_NOMEM,       /* an allocation failed */
+	VIV_ERR_IO,          /* a file or socket operation failed */
+	VIV_ERR_INVALID,     /* input was malformed or broke a rule */
+	VIV_ERR_NOT_FOUND,   /* no such app, deployment, key or file */
+	VIV_ERR_EXISTS,      /* it is already there */
+	VIV_ERR_TOO_BIG,     /* a hard cap was reached */
+	VIV_ERR_DB,          /* SQLite reported an error */
+	VIV_ERR_BUILD,       /* a build step failed; details are in the log */
+	VIV_ERR_TIMEOUT,     /* a deadline passed */
+	VIV_ERR_UNSUPPORTED, /* valid, but not something Vivarium provides */
+	VIV_ERR_AUTH,        /* missing or wrong credentials */
+	VIV_ERR_BUSY,        /* try again later */
+	VIV_ERR_TRAP,        /* guest code trapped */
+	VIV_ERR_INTERNAL,    /* a bug or an unexpected system state */
+};
+
+/* A short English phrase for err; never NULL, static storage. */
+const char *viv_strerror(enum viv_err err);
+
+/* Writes printf-style text into buf (size len, may be 0) and always
+ * NUL-terminates when len > 0. Used for the caller-supplied detail buffers
+ * that go with enum viv_err results. */
+void viv_errf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- Capped growable buffer ------------------------------------------ */
+
+/* A byte buffer that refuses to grow past cap. data is NUL-terminated after
+ * len bytes whenever it is non-NULL, so text can be used as a C string. */
+struct viv_buf {
+	char *data;
+	size_t len;
+	size_t alloc;
+	size_t cap; /* 0 means SIZE_MAX */
+};
+
+/* Sets up an empty buffer with the given cap (0: no cap). */
+void viv_buf_init(struct viv_buf *b, size_t cap);
+/* Appends n bytes. VIV_ERR_TOO_BIG leaves the buffer unchanged when
+ * len + n > cap; VIV_ERR_NOMEM when allocation fails. */
+enum viv_err viv_buf_append(struct viv_buf *b, const void *p, size_t n);
+/* Appends formatted text, with the same errors as viv_buf_append. */
+enum viv_err viv_buf_printf(struct viv_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends as much of p as fits under the cap and reports whether all did. */
+bool viv_buf_append_trunc(struct viv_buf *b, const void *p, size_t n);
+/* Detaches the data (caller frees with free()) and resets the buffer. Never
+ * returns NULL: an empty buffer yields an empty string, or NULL only when
+ * that allocation fails. */
+char *viv_buf_steal(struct viv_buf *b);
+/* Frees the data and resets the buffer; accepts a zeroed buffer. */
+void viv_buf_free(struct viv_buf *b);
+
+/* ---- Time --------------------------------------------------------------- */
+
+/* Milliseconds since the Unix epoch (wall clock), for records. */
+int64_t viv_now_ms(void);
+/* Monotonic nanoseconds, for measuring durations. */
+uint64_t viv_mono_ns(void);
+
+/* ---- Files -------------------------------------------------------------- */
+
+/* mkdir -p with the given mode for any directory it creates. */
+enum viv_err viv_mkdirs(const char *path, unsigned mode);
+/* Writes data to path so that path appears only complete: a temporary file
+ * beside it, fsync, rename, fsync of the directory. */
+enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t len,
+				   unsigned mode);
+/* Reads a whole file of at most cap bytes. On success *out (caller frees
+ * with free()) is NUL-terminated after *len_out bytes. VIV_ERR_TOO_BIG when
+ * the file is larger than cap, VIV_ERR_NOT_FOUND when it does not exist. */
+enum viv_err viv_read_file(const char *path, size_t cap, char **out, size_t *len_out);
+/* Removes a directory tree; missing paths are not an error. */
+enum viv_err viv_rmtree(const char *path);
+/* Joins two path parts with one '/'. Caller frees with free(); NULL on
+ * allocation failure. */
+char *viv_path_join(const char *a, const char *b);
+
+/* ---- Hashing and randomness ----------------------------------------- */
+
+#define VIV_SHA256_HEX_LEN 64
+
+/* sha256 of data as 64 lowercase hex digits plus NUL in hex (65 bytes). */
+void viv_sha256_hex(const void *data, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
+
+/* Incremental sha256 over several parts. */
+struct viv_sha256 {
+	void *ctx; /* EVP_MD_CTX */
+};
+enum viv_err viv_sha256_begin(struct viv_sha256 *h);
+void viv_sha256_update(struct viv_sha256 *h, const void *data, size_t len);
+/* Finishes and frees the context whatever happens. */
+void viv_sha256_end(struct viv_sha256 *h, char hex[VIV_SHA256_HEX_LEN + 1]);
+/* sha256 of a file's contents. */
+enum viv_err viv_sha256_file(const char *path, char hex[VIV_SHA256_HEX_LEN + 1]);
+
+/* Fills buf with n bytes from the kernel CSPRNG. */
+enum viv_err viv_random(void *buf, size_t n);
+
+/* ---- Operator log -------------------------------------------------------- */
+
+enum viv_level { VIV_DEBUG, VIV_INFO, VIV_WARN, VIV_ERROR };
+
+/* One line on stderr with a timestamp, the level, the process role (set by
+ * viv_log_role) and the pid. This is the operator's log, not an app's. */
+void viv_log(enum viv_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Names the process in every following log line, e.g. "api" or "worker 1".
+ * The string is borrowed for the life of the process. */
+void viv_log_role(const char *role);
+/* Lines below this level are dropped (default VIV_INFO). */
+void viv_log_level(enum viv_level min);
+
+/* ---- Names -------------------------------------------------------------- */
+
+/* True when s is a valid app name: a DNS label of 1 to 63 characters,
+ * lowercase letters, digits and '-', not starting or ending with '-'. */
+bool viv_app_name_valid(const char *s);
+
+/* ---- Guest limits ------------------------------------------------------------ */
+
+/* Per-request limits of an app. A manifest may lower them, and raise them
+ * only up to the platform maxima. */
+struct viv_limits {
+	uint32_t memory_mb; /* linear memory */
+	uint32_t cpu_ms;    /* time spent running guest code */
+	uint32_t wall_ms;   /* time from request to response */
+};
+
+#define VIV_LIMIT_MEMORY_MB_DEFAULT 128
+#define VIV_LIMIT_MEMORY_MB_MAX 1024
+#define VIV_LIMIT_CPU_MS_DEFAULT 500
+#define VIV_LIMIT_CPU_MS_MAX 10000
+#define VIV_LIMIT_WALL_MS_DEFAULT 10000
+#define VIV_LIMIT_WALL_MS_MAX 60000
+
+#endif

@@ -1,0 +1,63 @@
+/* The build pipeline: from an uploaded tarball or .wasm to an artifact .so.
+ * Steps: unpack (libarchive, with caps), manifest and language detection,
+ * the language's toolchain, wasm-opt, validation and the import check of
+ * GUEST-ABI.md, wasm2c, glue, and the C compiler. Every step is a child
+ * process with an argv array, a timeout and an output cap, optionally inside
+ * a bubblewrap sandbox; its output goes to the deployment's build log and its
+ * duration to the deployment's timings, both through store/. */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store.h"
+#include "viv.h"
+
+struct pipe_config {
+	/* Directory holding wasm-rt.h's companions for artifact builds:
+	 * common/ (viv_guest.h). */
+	const char *include_dir;
+	/* The SDK root (sdk/); sdk/c is on the include path of C builds. */
+	const char *sdk_dir;
+	/* Where set-up installed extra toolchains (npm packages). */
+	const char *tool_dir;
+	size_t upload_max;          /* bytes of one upload */
+	size_t unpack_max_bytes;    /* bytes written when unpacking */
+	size_t unpack_max_entries;  /* entries in one archive */
+	unsigned step_timeout_ms;   /* each child process */
+	size_t step_output_cap;     /* bytes of output kept per step */
+	bool sandbox;               /* run toolchains under bubblewrap */
+	struct viv_limits limits_default;
+	struct viv_limits limits_max;
+};
+
+/* Fills cfg with the platform defaults (paths point into the source tree the
+ * binary was built from). */
+void pipe_config_defaults(struct pipe_config *cfg);
+
+/* Builds one deployment that store_deployment_claim() moved to building:
+ * reads its upload from store_upload_path(), and records the log, timings
+ * and outcome (store_deployment_ready or store_deployment_failed) through
+ * st. A failed build is an outcome, not an error: the result is VIV_OK
+ * whenever the outcome was recorded. The upload and the scratch directory are
+ * removed at the end. */
+enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t deployment_id);
+
+/* A background builder: one thread with its own store connection that
+ * requeues interrupted builds at start, then claims and builds queued
+ * deployments until stopped. cfg is copied. Caller stops and frees it with
+ * pipe_builder_stop(). */
+struct pipe_builder;
+enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
+				struct pipe_builder **out);
+/* Tells the builder that a deployment was queued. */
+void pipe_builder_wake(struct pipe_builder *b);
+/* Lets the current build finish, stops the thread and frees b; accepts NULL. */
+void pipe_builder_stop(struct pipe_builder *b);
+
+/* Checks that bubblewrap can run a command here; on failure errbuf says
+ * why. Called once at startup to decide cfg->sandbox. */
+bool pipe_sandbox_available(char *errbuf, size_t errlen);
+
+#endif

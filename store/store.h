@@ -1,0 +1,231 @@
+/* The system of record: a SQLite database in WAL mode (apps, deployments,
+ * artifacts, tokens, app logs) and the content-addressed artifact directory,
+ * both under one data directory. Everything the API, the pipeline and the
+ * runners know about apps goes through this header, so that another backend
+ * can sit beside SQLite later.
+ *
+ * A struct store is one SQLite connection: use it from one thread at a time
+ * and never across fork(); each process and thread opens its own. */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "viv.h"
+
+struct store;
+
+/* ---- Opening ------------------------------------------------------------ */
+
+/* Opens (creating if needed) the data directory at datadir with its
+ * subdirectories, the database file, WAL mode and a busy timeout, and runs
+ * every pending schema migration. On failure a sentence for the operator is
+ * written to errbuf. Caller frees with store_close(). */
+enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen);
+
+/* Closes the connection; accepts NULL. */
+void store_close(struct store *st);
+
+/* The data directory this store was opened on. Borrowed for the life of st. */
+const char *store_datadir(const struct store *st);
+
+/* The schema version after migrations (PRAGMA user_version). */
+int store_schema_version(struct store *st);
+
+/* ---- Tokens --------------------------------------------------------------- */
+
+/* Creates the admin token on first start: when the token file
+ * DATADIR/admin-token does not exist, makes a new random token, stores its
+ * sha256 in the database and writes the token to the file (mode 0600).
+ * Either way, *token_out is the admin token (caller frees with free()) and
+ * *created_out says whether it was made now. */
+enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
+
+/* Creates a new token with a human label. The plaintext is returned once in
+ * *token_out (caller frees with free()); only its sha256 is stored. */
+enum viv_err store_token_create(struct store *st, const char *label, char **token_out);
+
+/* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. The
+ * comparison is of sha256 digests. */
+enum viv_err store_token_check(struct store *st, const char *token);
+
+/* ---- Apps ----------------------------------------------------------------- */
+
+struct store_app {
+	int64_t id;
+	char *name;
+	int64_t created_at;         /* ms since the epoch */
+	int64_t current_deployment; /* 0 when nothing is serving yet */
+};
+
+/* Creates the app if it does not exist; *id_out is its id either way. The
+ * caller has checked the name with viv_app_name_valid(). */
+enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out);
+
+/* VIV_ERR_NOT_FOUND when there is no such app. Caller frees with
+ * store_app_free(). */
+enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out);
+
+/* Every app, ordered by name. Caller frees with store_app_list_free(). */
+enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out);
+
+/* Free one app / an array of n apps; both accept NULL. */
+void store_app_free(struct store_app *app);
+void store_app_list_free(struct store_app *apps, size_t n);
+
+/* ---- Deployments ------------------------------------------------------------ */
+
+enum store_dep_status {
+	STORE_DEP_QUEUED,
+	STORE_DEP_BUILDING,
+	STORE_DEP_READY,
+	STORE_DEP_FAILED,
+};
+
+/* "queued", "building", "ready" or "failed". */
+const char *store_dep_status_name(enum store_dep_status s);
+
+struct store_deployment {
+	int64_t id;
+	int64_t app_id;
+	char *app; /* the app's name */
+	enum store_dep_status status;
+	int64_t created_at;  /* ms since the epoch */
+	int64_t started_at;  /* 0 until the build starts */
+	int64_t finished_at; /* 0 until it is ready or failed */
+	char *upload_sha256; /* of the uploaded bytes */
+	int64_t upload_size;
+	char *language; /* NULL until detected */
+	char *mode;     /* "cgi" or "hostcall"; NULL until built */
+	char *artifact; /* artifact hash; NULL until built */
+	char *log;      /* the build log so far; never NULL */
+	char *timings;  /* JSON object: step name -> milliseconds; never NULL */
+	char *config;   /* JSON object: resolved limits, env, outbound; never NULL */
+	char *error;    /* one sentence when failed, else NULL */
+	bool current;   /* this is the app's serving deployment */
+};
+
+/* Creates the app if needed and a queued deployment for it. The upload
+ * itself is stored by the caller at store_upload_path(). */
+enum viv_err store_deployment_create(struct store *st, const char *app,
+				     const char *upload_sha256, int64_t upload_size,
+				     int64_t *id_out);
+
+/* VIV_ERR_NOT_FOUND when there is none. Caller frees with
+ * store_deployment_free(). */
+enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
+
+/* The app's deployments, newest first, at most limit. Caller frees with
+ * store_deployment_list_free(). VIV_ERR_NOT_FOUND when there is no such app. */
+enum viv_err store_deployment_list(struct store *st, const char *app, size_t limit,
+				   struct store_deployment **out, size_t *n_out);
+
+void store_deployment_free(struct store_deployment *d);
+void store_deployment_list_free(struct store_deployment *ds, size_t n);
+
+/* Moves the oldest queued deployment to building (setting started_at) and
+ * returns its id; VIV_ERR_NOT_FOUND when none is queued. Atomic, so several
+ * builders may call it at once. */
+enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
+
+/* At startup: deployments left in building by a crash are queued again, with
+ * a line in their log saying so. *n_out (may be NULL) is how many. */
+enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
+
+/* Appends text to the build log; the log is capped (the cap is noted once
+ * in the log when reached). */
+enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
+
+/* Records the detected language. */
+enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language);
+
+/* Records one step's duration in the timings object. */
+enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms);
+
+/* A finished, successful build. */
+struct store_build {
+	const char *artifact;  /* artifact hash; the file is already in place */
+	const char *mode;      /* "cgi" or "hostcall" */
+	const char *config;    /* JSON object, resolved from the manifest */
+	int64_t artifact_size; /* bytes of the .so */
+	int64_t wasm_size;     /* bytes of the optimized wasm */
+};
+
+/* In one transaction: records the artifact, marks the deployment ready, makes
+ * it the app's current deployment and bumps the routes generation. */
+enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
+
+/* Marks the deployment failed with a one-sentence reason (what went wrong
+ * and what to do); the app keeps serving its current deployment. */
+enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error);
+
+/* ---- Files in the data directory ----------------------------------------------- */
+
+/* Where the upload of a deployment is kept until its build ends. Caller frees
+ * with free(); NULL on allocation failure. */
+char *store_upload_path(const struct store *st, int64_t deployment_id);
+
+/* A fresh, empty, private scratch directory for one build, under the data
+ * directory (so that it is on the same file system as the artifacts). Caller
+ * removes it with viv_rmtree() and frees the string with free(). */
+enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char **out);
+
+/* The path of an artifact file: ext is "so" or "wasm". Caller frees with
+ * free(); NULL on allocation failure. */
+char *store_artifact_path(const struct store *st, const char *hash, const char *ext);
+
+/* True when the artifact's .so is in the artifact directory. */
+bool store_artifact_exists(const struct store *st, const char *hash);
+
+/* Copies src into the artifact directory as HASH.EXT so that it appears only
+ * complete (write, fsync, rename). An existing file is left as it is. */
+enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
+				const char *src);
+
+/* ---- Routes (read by runners) ------------------------------------------- */
+
+struct store_route {
+	char *app;
+	int64_t app_id;
+	int64_t deployment_id;
+	char *artifact; /* hash */
+	char *mode;     /* "cgi" or "hostcall" */
+	char *config;   /* JSON object */
+};
+
+/* Every app with a current deployment. Caller frees with
+ * store_routes_free(). */
+enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out);
+void store_routes_free(struct store_route *routes, size_t n);
+
+/* A counter that changes whenever any app's current deployment changes. It
+ * lives in a small shared file mapped by every process on this data
+ * directory, so reading it is one memory load: a runner compares it on each
+ * request and reloads routes when it moved. */
+uint64_t store_routes_generation(const struct store *st);
+
+/* ---- App logs --------------------------------------------------------------- */
+
+struct store_log {
+	int64_t id;
+	int64_t app_id;
+	int64_t deployment_id;
+	int64_t ts; /* ms since the epoch */
+	char *stream; /* "stdout", "stderr", "debug", "trap", "panic", "system" */
+	char *message;
+};
+
+/* Appends n lines in one transaction and trims each app's log to its cap
+ * (the newest lines are kept). Messages longer than the per-line cap are cut. */
+enum viv_err store_logs_append(struct store *st, const struct store_log *lines, size_t n);
+
+/* The app's lines with id > after_id, oldest first, at most limit (the newest
+ * limit lines when after_id is 0). VIV_ERR_NOT_FOUND when there is no such
+ * app. Caller frees with store_logs_free(). */
+enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
+			    struct store_log **out, size_t *n_out);
+void store_logs_free(struct store_log *lines, size_t n);
+
+#endif
