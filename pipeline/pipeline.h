@@ -56,6 +56,11 @@ void pipe_builder_wake(struct pipe_builder *b);
 /* Lets the current build finish, stops the thread and frees b; accepts NULL. */
 void pipe_builder_stop(struct pipe_builder *b);
 
+/* What the first bytes of an upload say it is: "wasm" for a WebAssembly
+ * binary, "archive" for a format the unpacker reads (tar, gzip, bzip2, xz,
+ * zstd, zip), NULL for anything else. n may be short (0 gives NULL). */
+const char *pipe_sniff(const void *head, size_t n);
+
 /* Checks that bubblewrap can run a command here; on failure errbuf says
  * why. Called once at startup to decide cfg->sandbox. */
 bool pipe_sandbox_available(char *errbuf, size_t errlen);

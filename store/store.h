@@ -107,9 +107,17 @@ struct store_deployment {
 	bool current;   /* this is the app's serving deployment */
 };
 
-/* Creates the app if needed and a queued deployment for it. The upload
- * itself is stored by the caller at store_upload_path(). */
-enum viv_err store_deployment_create(struct store *st, const char *app,
+/* A fresh path in the data directory's upload area for the caller to write
+ * an upload to before store_deployment_create(). Caller frees with free()
+ * and removes the file if it does not pass it on. Temporary uploads that a
+ * crash left behind are removed by store_open(). */
+enum viv_err store_upload_tmp(const struct store *st, char **path_out);
+
+/* Creates the app if needed and a queued deployment for it, and moves the
+ * file at upload_tmp (from store_upload_tmp) to the deployment's upload path,
+ * store_upload_path(), before the deployment becomes visible to builders.
+ * On failure the file is left where it was. */
+enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
 				     const char *upload_sha256, int64_t upload_size,
 				     int64_t *id_out);
 
