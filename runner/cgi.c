@@ -1,0 +1,260 @@
+/* CGI 1.1 (RFC 3875) for WASI command guests: the request as environment
+ * variables, and the guest's stdout parsed back into a response. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner_int.h"
+
+/* Headers one response may carry, and bytes of all the environment. */
+#define CGI_MAX_HEADERS 100
+#define CGI_ENV_MAX ((size_t)256 << 10)
+
+static enum viv_err env_add(struct run_instance *in, size_t *bytes, const char *name,
+			    size_t name_len, const char *value, size_t value_len)
+{
+	char *s;
+
+	if (*bytes + name_len + value_len + 2 > CGI_ENV_MAX)
+		return VIV_ERR_TOO_BIG;
+	s = malloc(name_len + value_len + 2);
+	if (!s)
+		return VIV_ERR_NOMEM;
+	memcpy(s, name, name_len);
+	s[name_len] = '=';
+	memcpy(s + name_len + 1, value, value_len);
+	s[name_len + 1 + value_len] = '\0';
+	in->envp[in->n_envp++] = s;
+	*bytes += name_len + value_len + 2;
+	return VIV_OK;
+}
+
+static enum viv_err env_str(struct run_instance *in, size_t *bytes, const char *name,
+			    const char *value)
+{
+	return env_add(in, bytes, name, strlen(name), value, strlen(value));
+}
+
+/* Percent-decodes a path for PATH_INFO; a malformed escape stays as it is. */
+static size_t url_decode(char *dst, const char *src, size_t n)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (src[i] == '%' && i + 2 < n && isxdigit((unsigned char)src[i + 1]) &&
+		    isxdigit((unsigned char)src[i + 2])) {
+			char hex[3] = {src[i + 1], src[i + 2], 0};
+			dst[o++] = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else {
+			dst[o++] = src[i];
+		}
+	}
+	return o;
+}
+
+static bool header_is(const struct run_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+enum viv_err run_cgi_env(struct run_instance *in)
+{
+	const struct run_request *r = in->req;
+	const struct run_app *app = in->app;
+	const char *q = memchr(r->target, '?', r->target_len);
+	size_t path_len = q ? (size_t)(q - r->target) : r->target_len;
+	size_t bytes = 0, n = 20 + r->n_headers + app->n_env, i;
+	char port[16], len[32], *path = NULL, name[128];
+	enum viv_err err = VIV_ERR_NOMEM;
+
+	in->envp = calloc(n, sizeof(*in->envp));
+	if (!in->envp)
+		return VIV_ERR_NOMEM;
+	path = malloc(path_len + 1);
+	if (!path)
+		goto out;
+	snprintf(port, sizeof(port), "%u", r->server_port);
+	snprintf(len, sizeof(len), "%zu", r->body_len);
+	err = env_str(in, &bytes, "GATEWAY_INTERFACE", "CGI/1.1");
+	if (!err)
+		err = env_add(in, &bytes, "REQUEST_METHOD", 14, r->method, r->method_len);
+	if (!err)
+		err = env_add(in, &bytes, "PATH_INFO", 9, path, url_decode(path, r->target, path_len));
+	if (!err)
+		err = env_add(in, &bytes, "X_RAW_PATH_INFO", 15, r->target, path_len);
+	if (!err)
+		err = env_add(in, &bytes, "REQUEST_URI", 11, r->target, r->target_len);
+	if (!err)
+		err = env_add(in, &bytes, "QUERY_STRING", 12, q ? q + 1 : "",
+			      q ? r->target_len - path_len - 1 : 0);
+	if (!err)
+		err = env_str(in, &bytes, "SCRIPT_NAME", "");
+	if (!err)
+		err = env_str(in, &bytes, "SERVER_NAME", r->server_name);
+	if (!err)
+		err = env_str(in, &bytes, "SERVER_PORT", port);
+	if (!err)
+		err = env_str(in, &bytes, "SERVER_PROTOCOL", r->protocol);
+	if (!err)
+		err = env_str(in, &bytes, "SERVER_SOFTWARE", "vivarium/" VIV_VERSION);
+	if (!err)
+		err = env_str(in, &bytes, "REMOTE_ADDR", r->client_addr);
+	if (!err && r->body_len)
+		err = env_str(in, &bytes, "CONTENT_LENGTH", len);
+	for (i = 0; !err && i < r->n_headers; i++) {
+		const struct run_header *h = &r->headers[i];
+		size_t j;
+
+		if (header_is(h, "content-type")) {
+			err = env_add(in, &bytes, "CONTENT_TYPE", 12, h->value, h->value_len);
+			continue;
+		}
+		if (header_is(h, "content-length") || h->name_len + 5 >= sizeof(name))
+			continue;
+		memcpy(name, "HTTP_", 5);
+		for (j = 0; j < h->name_len; j++) {
+			char c = h->name[j];
+			name[5 + j] = c == '-' ? '_' : (char)toupper((unsigned char)c);
+		}
+		err = env_add(in, &bytes, name, 5 + h->name_len, h->value, h->value_len);
+	}
+	/* The app's own variables; the request's win on a clash. */
+	for (i = 0; !err && i < app->n_env; i++) {
+		const char *eq = strchr(app->env[i], '=');
+		bool clash = false;
+		size_t k;
+
+		if (!eq)
+			continue;
+		for (k = 0; k < in->n_envp && !clash; k++)
+			clash = strncmp(in->envp[k], app->env[i], (size_t)(eq - app->env[i]) + 1) == 0;
+		if (!clash)
+			err = env_add(in, &bytes, app->env[i], (size_t)(eq - app->env[i]), eq + 1,
+				      strlen(eq + 1));
+	}
+out:
+	free(path);
+	return err;
+}
+
+/* RFC 7230 token characters, for header names. */
+static bool is_tchar(unsigned char c)
+{
+	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Headers the server owns: connection management and framing. */
+static bool hop_by_hop(const char *name, size_t n)
+{
+	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
+					   "content-length", "upgrade", "te", "trailer",
+					   "proxy-connection", "status"};
+	size_t i;
+
+	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+		if (strlen(drop[i]) == n && strncasecmp(drop[i], name, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool cgi_fail(struct run_instance *in, const char *why)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg),
+		 "bad CGI output: %s. A CGI program prints header lines such as "
+		 "'Content-Type: text/plain', an empty line, then the body",
+		 why);
+	run_log_add(in, "trap", msg, strlen(msg));
+	return false;
+}
+
+bool run_cgi_response(struct run_instance *in)
+{
+	char *p = in->out.data, *end = p + in->out.len, *body;
+	struct run_header *hs;
+	unsigned status = 0;
+	size_t n = 0;
+	bool location = false;
+
+	if (!p || in->out.len == 0)
+		return cgi_fail(in, "the program wrote nothing to stdout");
+	hs = calloc(CGI_MAX_HEADERS, sizeof(*hs));
+	if (!hs)
+		return cgi_fail(in, "out of memory");
+	for (;;) {
+		char *eol = memchr(p, '\n', (size_t)(end - p));
+		char *line_end, *colon, *v;
+
+		if (!eol) {
+			free(hs);
+			return cgi_fail(in, "the header block has no empty line after it");
+		}
+		line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+		if (line_end == p) {
+			body = eol + 1;
+			break;
+		}
+		colon = memchr(p, ':', (size_t)(line_end - p));
+		if (!colon || colon == p) {
+			free(hs);
+			return cgi_fail(in, "a header line has no 'Name:' part");
+		}
+		for (v = p; v < colon; v++) {
+			if (!is_tchar((unsigned char)*v)) {
+				free(hs);
+				return cgi_fail(in, "a header name has a character that is not allowed");
+			}
+		}
+		v = colon + 1;
+		while (v < line_end && (*v == ' ' || *v == '\t'))
+			v++;
+		for (char *c = v; c < line_end; c++) {
+			if ((unsigned char)*c < 0x20 && *c != '\t') {
+				free(hs);
+				return cgi_fail(in, "a header value has a control character");
+			}
+		}
+		if ((size_t)(colon - p) == 6 && strncasecmp(p, "status", 6) == 0) {
+			char code[4] = {0};
+			if (line_end - v < 3) {
+				free(hs);
+				return cgi_fail(in, "the Status header has no 3-digit code");
+			}
+			memcpy(code, v, 3);
+			status = (unsigned)atoi(code);
+			if (!isdigit((unsigned char)code[0]) || !isdigit((unsigned char)code[1]) ||
+			    !isdigit((unsigned char)code[2]) || status < 100 || status > 599) {
+				free(hs);
+				return cgi_fail(in, "the Status header's code is not 100 to 599");
+			}
+		} else if (!hop_by_hop(p, (size_t)(colon - p))) {
+			if (n == CGI_MAX_HEADERS) {
+				free(hs);
+				return cgi_fail(in, "more than 100 headers");
+			}
+			if ((size_t)(colon - p) == 8 && strncasecmp(p, "location", 8) == 0)
+				location = true;
+			hs[n].name = p;
+			hs[n].name_len = (size_t)(colon - p);
+			hs[n].value = v;
+			hs[n].value_len = (size_t)(line_end - v);
+			n++;
+		}
+		p = eol + 1;
+	}
+	if (n == 0 && status == 0) {
+		free(hs);
+		return cgi_fail(in, "the header block is empty");
+	}
+	free(in->resp.headers);
+	in->resp.status = status ? status : location ? 302 : 200;
+	in->resp.headers = hs;
+	in->resp.n_headers = n;
+	in->resp.body = body;
+	in->resp.body_len = (size_t)(end - body);
+	return true;
+}

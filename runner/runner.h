@@ -1,0 +1,204 @@
+/* The runner: Vivarium's implementation of the wasm2c runtime (wasm-rt.h),
+ * the sandbox that runs one request in a fresh instance, the WASI and CGI
+ * host side, the libh2o worker that serves apps by Host header, and the
+ * supervisor that keeps a fleet of workers (and the API process) alive.
+ *
+ * Sandboxes live in a struct run_pool: memory slots reserved once (8 GiB of
+ * address space each, so that every 32-bit address plus offset lands inside
+ * the slot and the hardware does the bounds checks), each with its own
+ * native stack and guard pages. A pool belongs to one thread. */
+#ifndef RUNNER_H
+#define RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "viv.h"
+
+/* ---- Loaded artifacts ------------------------------------------------------ */
+
+struct run_module;
+
+/* dlopens the artifact .so at path, checks its vivarium_guest symbol (ABI
+ * version and, when expect_hash is not NULL, the artifact hash) and runs its
+ * module initializer. The detail of a failure goes to err. Caller releases
+ * with run_module_release(). Must be called on a thread that has called
+ * run_thread_init(). */
+enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
+			     char *err, size_t errlen);
+
+/* Takes another reference. */
+struct run_module *run_module_ref(struct run_module *m);
+/* Drops a reference; the last one dlcloses. Accepts NULL. */
+void run_module_release(struct run_module *m);
+
+/* "cgi" or "hostcall". */
+const char *run_module_mode(const struct run_module *m);
+/* The artifact hash. Borrowed for the life of m. */
+const char *run_module_hash(const struct run_module *m);
+
+/* ---- Pools of sandboxes ------------------------------------------------------ */
+
+struct run_pool_config {
+	unsigned slots;        /* instances that may exist at once */
+	size_t stack_bytes;    /* native stack of each instance */
+	size_t response_max;   /* bytes of one response body */
+	size_t log_line_max;   /* bytes of one app log line */
+	size_t log_bytes_max;  /* bytes of app log one request may write */
+};
+
+void run_pool_config_defaults(struct run_pool_config *cfg);
+
+struct run_pool;
+
+/* Reserves the slots' address space and stacks. Caller frees with
+ * run_pool_destroy(), after every instance has ended. */
+enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out);
+void run_pool_destroy(struct run_pool *pool);
+
+/* Sets up the calling thread for running guests: the signal alternate stack,
+ * the fault handlers (installed once per process) and the CPU-time tick that
+ * enforces deadlines. Idempotent per thread. */
+enum viv_err run_thread_init(void);
+
+/* ---- One request ------------------------------------------------------------ */
+
+struct run_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/* What the guest sees of the incoming request. Everything is borrowed until
+ * the instance ends. */
+struct run_request {
+	const char *method;
+	size_t method_len;
+	const char *target; /* path and query, as received */
+	size_t target_len;
+	const struct run_header *headers;
+	size_t n_headers;
+	const char *body;
+	size_t body_len;
+	const char *client_addr; /* textual IP */
+	const char *server_name; /* APP.DOMAIN */
+	unsigned server_port;
+	const char *protocol; /* "HTTP/1.1" */
+};
+
+/* The app around a request: its name, limits and configuration variables.
+ * Borrowed until the instance ends. */
+struct run_app {
+	const char *name;
+	struct viv_limits limits;
+	const char *const *env; /* "KEY=value" strings */
+	size_t n_env;
+};
+
+/* How a request ended. */
+enum run_outcome {
+	RUN_DONE,          /* the guest returned or exited; the response is its */
+	RUN_TRAPPED,       /* a wasm trap: out of bounds, unreachable, ... */
+	RUN_CPU_EXCEEDED,  /* guest code ran longer than limits.cpu_ms */
+	RUN_WALL_EXCEEDED, /* the request took longer than limits.wall_ms */
+	RUN_BAD_OUTPUT,    /* the guest's output was not a valid response */
+	RUN_TOO_BIG,       /* the response passed the pool's response_max */
+	RUN_NO_SLOT,       /* every slot of the pool is busy */
+	RUN_HOST_ERROR,    /* the host failed (out of memory, ...) */
+};
+
+/* A short phrase for an outcome, for logs. */
+const char *run_outcome_name(enum run_outcome o);
+
+/* One line for the app's log, produced by a request. */
+struct run_log_line {
+	const char *stream; /* "stderr", "stdout", "debug", "trap", "panic", "system" */
+	char *message;
+};
+
+/* The response of a finished request. status is 100..599. Header names and
+ * values are validated and hop-by-hop headers are gone. */
+struct run_response {
+	unsigned status;
+	struct run_header *headers; /* name/value point into storage owned here */
+	size_t n_headers;
+	char *body;
+	size_t body_len;
+};
+
+struct run_instance;
+
+/* Called when a suspended instance finishes, from the event loop. */
+typedef void (*run_done_fn)(struct run_instance *inst, void *arg);
+
+/* Starts a request on a fresh instance of m in a free slot of pool and runs
+ * it until it finishes or waits for something (a timer, an outbound
+ * response). *out is the instance; when run_instance_done(*out) is false the
+ * instance is suspended and done(inst, arg) will be called when it has
+ * finished. req and app must live until then. Caller ends the instance with
+ * run_instance_end(). VIV_ERR_BUSY when no slot is free. */
+enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
+				const struct run_app *app, const struct run_request *req,
+				run_done_fn done, void *arg, struct run_instance **out);
+
+/* True once the instance has finished. */
+bool run_instance_done(const struct run_instance *inst);
+
+/* The outcome; meaningful once done. */
+enum run_outcome run_instance_outcome(const struct run_instance *inst);
+
+/* The response (for RUN_DONE) or an error page for the other outcomes: the
+ * status and a short text body that a user may see. Borrowed until
+ * run_instance_end(). */
+const struct run_response *run_instance_response(const struct run_instance *inst);
+
+/* The app log lines the request produced, including one that explains a trap
+ * or a bad response. Borrowed until run_instance_end(). */
+const struct run_log_line *run_instance_logs(const struct run_instance *inst, size_t *n_out);
+
+/* Frees the instance and returns its slot, clean, to the pool. A suspended
+ * instance is stopped first. Accepts NULL. */
+void run_instance_end(struct run_instance *inst);
+
+/* Runs every pending timer and wakeup of the pool's thread whose time has
+ * come; returns the milliseconds until the next one, or -1 for none. Called by
+ * the event loop; a thread that only runs instances synchronously calls it in
+ * a loop until the instance is done. */
+int run_pool_poll(struct run_pool *pool);
+
+/* A file descriptor that becomes readable when run_pool_poll() has work
+ * (a timerfd). Borrowed for the life of the pool. */
+int run_pool_fd(const struct run_pool *pool);
+
+/* ---- The worker and the fleet ---------------------------------------------------- */
+
+struct run_worker_config {
+	const char *datadir;
+	const char *domain;   /* apps answer at APP.DOMAIN */
+	int listen_fd;        /* bound, listening, shared by every worker */
+	unsigned port;        /* the port listen_fd is bound to */
+	unsigned index;       /* which worker this is, for logs */
+	size_t request_body_max;
+	struct run_pool_config pool;
+};
+
+/* Serves apps on listen_fd until SIGTERM (then drains in-flight requests).
+ * Returns the process exit status. */
+int run_worker_main(const struct run_worker_config *cfg);
+
+/* A child process kept alive by the supervisor. */
+struct run_child_spec {
+	const char *role; /* "api", "worker 0", ... (static storage) */
+	int (*main)(void *arg); /* the child's body; its result is the exit status */
+	void *arg;
+};
+
+/* Forks every child, restarts any that dies (with a growing delay when one
+ * keeps dying), and on SIGTERM or SIGINT stops them all (SIGTERM, then
+ * SIGKILL after grace_ms) and returns 0. */
+int run_supervise(const struct run_child_spec *children, size_t n, unsigned grace_ms);
+
+#endif

@@ -1,0 +1,205 @@
+/* Private structures of the runner, shared by its files and its tests. */
+#ifndef RUNNER_INT_H
+#define RUNNER_INT_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+#include "runner.h"
+#include "viv_guest.h"
+
+/* ---- Coroutines -------------------------------------------------------------- */
+
+/* A saved execution context: the stack pointer of a switched-out stack whose
+ * top holds the callee-saved registers. */
+struct run_coro {
+#if defined(__x86_64__)
+	void *sp;
+#else
+	ucontext_t uc;
+	void (*fn)(void *);
+	void *arg;
+#endif
+};
+
+/* Saves the current context into from and continues to. */
+void run_coro_switch(struct run_coro *from, struct run_coro *to);
+
+/* Prepares to so that the first switch to it calls fn(arg) on the stack
+ * [lo, hi). fn must never return: it ends by switching away for good. */
+void run_coro_make(struct run_coro *to, void *lo, void *hi, void (*fn)(void *), void *arg);
+
+/* ---- Modules ------------------------------------------------------------------ */
+
+struct run_module {
+	int refs;
+	void *dl;
+	const struct viv_guest *g;
+	char hash[VIV_SHA256_HEX_LEN + 1];
+	/* The executable range of the .so: a fault is the guest's only when
+	 * the faulting instruction lies here. */
+	uintptr_t text_lo, text_hi;
+};
+
+/* ---- Slots and pools --------------------------------------------------------- */
+
+/* Address space of one slot's linear memory: 4 GiB of addresses plus up to
+ * 4 GiB of static offset, so no access of a wasm32 guest leaves the slot. */
+#define RUN_SLOT_RESERVE ((size_t)8 << 30)
+/* Guard below each native stack. */
+#define RUN_STACK_GUARD ((size_t)64 << 10)
+/* Stack a host call keeps free for itself; a guest that leaves less traps. */
+#define RUN_HOST_STACK_HEADROOM ((size_t)128 << 10)
+
+struct run_slot {
+	struct run_pool *pool;
+	unsigned index;
+	uint8_t *mem;      /* start of the linear memory reservation */
+	size_t rw_bytes;   /* bytes from mem that are readable and writable */
+	size_t used_bytes; /* bytes the last instance could have written */
+	uint8_t *guard_lo; /* the stack guard: [guard_lo, stack_lo) */
+	uint8_t *stack_lo;
+	uint8_t *stack_hi;
+	struct run_instance *inst; /* NULL when free */
+	unsigned next_free;
+};
+
+/* A timer of the pool's thread, in a binary min-heap by deadline. */
+struct run_timer {
+	uint64_t at_ns; /* CLOCK_MONOTONIC */
+	size_t heap_index; /* SIZE_MAX when not armed */
+	void (*fire)(struct run_timer *t);
+};
+
+struct run_pool {
+	struct run_pool_config cfg;
+	struct run_slot *slots;
+	unsigned n_slots;
+	unsigned free_head; /* n_slots when none is free */
+	unsigned n_busy;
+	int timerfd;
+	uint64_t timerfd_at; /* what the timerfd is armed for; 0 when disarmed */
+	struct run_timer **heap;
+	size_t heap_len, heap_alloc;
+};
+
+void run_timer_arm(struct run_pool *pool, struct run_timer *t, uint64_t at_ns);
+void run_timer_cancel(struct run_pool *pool, struct run_timer *t);
+
+/* ---- Instances ------------------------------------------------------------------ */
+
+enum run_state {
+	RUN_STATE_NEW,
+	RUN_STATE_RUNNING,   /* on its own stack, executing */
+	RUN_STATE_SUSPENDED, /* waiting for a timer or I/O */
+	RUN_STATE_DONE,
+};
+
+/* Why the guest's execution ended, beyond wasm_rt_trap_t's codes. */
+enum run_stop {
+	RUN_STOP_NONE = 0,
+	RUN_STOP_RETURNED,
+	RUN_STOP_EXIT,   /* proc_exit */
+	RUN_STOP_TRAP,   /* wasm_rt_trap_t in trap */
+	RUN_STOP_CPU,
+	RUN_STOP_WALL,
+	RUN_STOP_HOST,   /* a host call could not go on (message in log) */
+};
+
+#define RUN_MAX_LOG_LINES 64
+
+struct run_instance {
+	struct run_pool *pool;
+	struct run_slot *slot;
+	struct run_module *m;
+	const struct run_app *app;
+	const struct run_request *req;
+	run_done_fn done;
+	void *done_arg;
+
+	enum run_state state;
+	enum run_stop stop;
+	int trap; /* wasm_rt_trap_t when stop is RUN_STOP_TRAP */
+	int exit_code;
+	enum run_outcome outcome;
+
+	sigjmp_buf jmp;        /* inside the guest stack, around guest code */
+	struct run_coro coro;  /* the guest's side */
+	struct run_coro home;  /* the event loop's side */
+	void *wasm;            /* the wasm2c instance, m->g->instance_size bytes */
+	wasm_rt_memory_t *mem; /* the guest's memory, NULL if it has none */
+
+	/* Deadlines: CPU ticks are counted by the tick handler while the
+	 * instance runs; the wall deadline is checked there and by a timer. */
+	volatile uint32_t cpu_ticks;
+	uint32_t cpu_ticks_max;
+	uint64_t wall_deadline_ns;
+	struct run_timer wall_timer;
+	volatile sig_atomic_t interrupt; /* a deadline passed in host code */
+
+	/* Suspension (poll_oneoff sleeps). */
+	struct run_timer wake_timer;
+
+	/* WASI state. */
+	size_t stdin_off;
+	struct viv_buf out;   /* stdout: the CGI response */
+	struct viv_buf errln; /* stderr, until a newline */
+	size_t log_bytes;
+	bool out_overflow;
+	char **envp; /* built on first use: CGI variables and app env */
+	size_t n_envp;
+
+	struct run_log_line logs[RUN_MAX_LOG_LINES];
+	size_t n_logs;
+	struct run_response resp;
+	struct viv_buf resp_store; /* storage for resp headers and body */
+};
+
+/* The instance running on this thread, for wasm_rt_trap and the signal
+ * handlers; NULL outside guest code. */
+extern __thread struct run_instance *run_current
+	__attribute__((tls_model("initial-exec")));
+
+/* Ends guest execution from a host call or the runtime: never returns. */
+__attribute__((noreturn)) void run_stop_guest(struct run_instance *in, enum run_stop why,
+					     int trap);
+
+/* Adds one line to the instance's app log (cut to the pool's line cap,
+ * dropped past the request's byte cap). */
+void run_log_add(struct run_instance *in, const char *stream, const char *msg, size_t len);
+
+/* Suspends the running instance until run_instance_wake(); returns in the
+ * guest's context. Called from host calls only. */
+void run_instance_suspend(struct run_instance *in);
+/* Resumes a suspended instance from the event loop; calls its done
+ * callback if it finishes. */
+void run_instance_wake(struct run_instance *in);
+
+/* Checks that [ptr, ptr + len) lies in the guest's memory and returns its
+ * host address, or NULL. Overflow-safe. */
+static inline uint8_t *run_mem(struct run_instance *in, uint32_t ptr, uint64_t len)
+{
+	if (!in->mem || (uint64_t)ptr + len > in->mem->size)
+		return NULL;
+	return in->mem->data + ptr;
+}
+
+/* Every host call starts with this: it makes sure the native stack has room
+ * for host code and that no deadline passed while the guest ran. */
+void run_hostcall_enter(struct run_instance *in);
+
+/* Turns the guest's stdout into in->resp (CGI rules, RFC 3875 section 6).
+ * On failure logs why and returns false. */
+bool run_cgi_response(struct run_instance *in);
+
+/* Builds in->envp: the CGI variables of the request, then the app's. */
+enum viv_err run_cgi_env(struct run_instance *in);
+
+/* Sets in->resp to a plain-text error page. */
+void run_error_response(struct run_instance *in, unsigned status, const char *text);
+
+#endif

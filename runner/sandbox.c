@@ -1,0 +1,850 @@
+/* The sandbox: loading artifacts, pools of memory slots and stacks, the
+ * fault and deadline signals, and the life of one instance from a fresh slot
+ * to a response. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "runner_int.h"
+
+__thread struct run_instance *run_current __attribute__((tls_model("initial-exec")));
+
+/* ---- Loading artifacts -------------------------------------------------------------- */
+
+struct text_search {
+	uintptr_t base;
+	const char *name;
+	uintptr_t lo, hi;
+};
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct text_search *ts = arg;
+	int i;
+
+	(void)size;
+	if (info->dlpi_addr != ts->base || !info->dlpi_name || strcmp(info->dlpi_name, ts->name))
+		return 0;
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo, hi;
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		lo = info->dlpi_addr + ph->p_vaddr;
+		hi = lo + ph->p_memsz;
+		if (!ts->lo || lo < ts->lo)
+			ts->lo = lo;
+		if (hi > ts->hi)
+			ts->hi = hi;
+	}
+	return 1;
+}
+
+static bool hash_is_hex(const char *h)
+{
+	size_t i;
+
+	for (i = 0; i < VIV_SHA256_HEX_LEN; i++) {
+		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+			return false;
+	}
+	return h[i] == '\0';
+}
+
+enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
+			     char *err, size_t errlen)
+{
+	struct run_module *m = NULL;
+	const struct viv_guest *g;
+	struct link_map *lm = NULL;
+	struct text_search ts = {0};
+	enum viv_err rc = VIV_ERR_INVALID;
+	void *dl;
+
+	*out = NULL;
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		viv_errf(err, errlen, "cannot load artifact: %s", dlerror());
+		return VIV_ERR_IO;
+	}
+	g = dlsym(dl, VIV_GUEST_SYMBOL);
+	if (!g) {
+		viv_errf(err, errlen, "%s has no %s symbol; it is not a Vivarium artifact", path,
+			 VIV_GUEST_SYMBOL);
+		goto out;
+	}
+	if (g->abi != VIV_GUEST_ABI) {
+		viv_errf(err, errlen,
+			 "%s was built for guest ABI %u but this runner speaks %u; redeploy the app",
+			 path, g->abi, VIV_GUEST_ABI);
+		goto out;
+	}
+	if (!g->hash || !hash_is_hex(g->hash) || (expect_hash && strcmp(g->hash, expect_hash))) {
+		viv_errf(err, errlen, "%s does not hold artifact %s", path,
+			 expect_hash ? expect_hash : "(any)");
+		goto out;
+	}
+	if ((g->mode != VIV_GUEST_CGI && g->mode != VIV_GUEST_HOSTCALL) || !g->entry ||
+	    !g->instantiate || !g->free_instance || !g->init_module || g->instance_size == 0 ||
+	    g->instance_size > (1u << 20)) {
+		viv_errf(err, errlen, "%s has a malformed %s record", path, VIV_GUEST_SYMBOL);
+		goto out;
+	}
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm) {
+		viv_errf(err, errlen, "cannot inspect %s: %s", path, dlerror());
+		goto out;
+	}
+	ts.base = lm->l_addr;
+	ts.name = lm->l_name;
+	dl_iterate_phdr(find_text, &ts);
+	if (!ts.lo) {
+		viv_errf(err, errlen, "%s has no executable segment", path);
+		goto out;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		rc = VIV_ERR_NOMEM;
+		goto out;
+	}
+	m->refs = 1;
+	m->dl = dl;
+	m->g = g;
+	memcpy(m->hash, g->hash, sizeof(m->hash));
+	m->text_lo = ts.lo;
+	m->text_hi = ts.hi;
+	if (!wasm_rt_is_initialized())
+		wasm_rt_init();
+	g->init_module();
+	*out = m;
+	return VIV_OK;
+out:
+	dlclose(dl);
+	return rc;
+}
+
+struct run_module *run_module_ref(struct run_module *m)
+{
+	m->refs++;
+	return m;
+}
+
+void run_module_release(struct run_module *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	dlclose(m->dl);
+	free(m);
+}
+
+const char *run_module_mode(const struct run_module *m)
+{
+	return m->g->mode == VIV_GUEST_CGI ? "cgi" : "hostcall";
+}
+
+const char *run_module_hash(const struct run_module *m)
+{
+	return m->hash;
+}
+
+/* ---- Signals: faults and the CPU tick ---------------------------------------------- */
+
+/* Deadlines are counted in ticks of the worker thread's own CPU clock, so
+ * there is one timer per thread instead of one per request, and a worker
+ * that waits in epoll is not woken at all. */
+#define RUN_TICK_NS 1000000L
+#define RUN_ALTSTACK_BYTES ((size_t)256 << 10)
+
+static int tick_signal(void)
+{
+	return SIGRTMIN + 3;
+}
+
+static uintptr_t fault_pc(void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+#if defined(__x86_64__)
+	return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uintptr_t)uc->uc_mcontext.pc;
+#else
+#error "Vivarium's runner needs the faulting instruction address on this architecture"
+#endif
+}
+
+static bool pc_in_guest(const struct run_instance *in, void *ucv)
+{
+	uintptr_t pc = fault_pc(ucv);
+
+	return pc >= in->m->text_lo && pc < in->m->text_hi;
+}
+
+/* Leaves a signal handler for the guest's jump buffer. The signal is still
+ * blocked inside the handler and sigsetjmp did not save the mask (saving it
+ * costs a system call per request), so unblock it first. */
+static void unwind_from_signal(struct run_instance *in, int sig, enum run_stop why, int trap)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	in->stop = why;
+	in->trap = trap;
+	siglongjmp(in->jmp, 1);
+}
+
+static void say(const char *s)
+{
+	if (write(STDERR_FILENO, s, strlen(s)) < 0)
+		return;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *ucv)
+{
+	struct run_instance *in = run_current;
+	uint8_t *addr = si->si_addr;
+	struct sigaction dfl;
+
+	if (in && in->state == RUN_STATE_RUNNING && pc_in_guest(in, ucv)) {
+		struct run_slot *s = in->slot;
+
+		if (addr >= s->mem && addr < s->mem + RUN_SLOT_RESERVE)
+			unwind_from_signal(in, sig, RUN_STOP_TRAP, WASM_RT_TRAP_OOB);
+		if (addr >= s->guard_lo && addr < s->stack_lo)
+			unwind_from_signal(in, sig, RUN_STOP_TRAP, WASM_RT_TRAP_EXHAUSTION);
+	}
+	/* Not provably the guest's: a bug in the host. Die loudly with the
+	 * default action, which re-runs the faulting instruction. */
+	say(sig == SIGBUS ? "vivd: fatal SIGBUS outside guest memory\n"
+			  : "vivd: fatal SIGSEGV outside guest memory\n");
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+}
+
+static void on_tick(int sig, siginfo_t *si, void *ucv)
+{
+	struct run_instance *in = run_current;
+	enum run_stop why = RUN_STOP_NONE;
+	struct timespec now;
+
+	(void)si;
+	if (!in || in->state != RUN_STATE_RUNNING)
+		return;
+	if (++in->cpu_ticks > in->cpu_ticks_max) {
+		why = RUN_STOP_CPU;
+	} else {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec >
+		    in->wall_deadline_ns)
+			why = RUN_STOP_WALL;
+	}
+	if (why == RUN_STOP_NONE)
+		return;
+	if (pc_in_guest(in, ucv))
+		unwind_from_signal(in, sig, why, 0);
+	/* In host code: the next host call, or the next tick that finds the
+	 * guest's own code running, ends it. */
+	in->interrupt = why;
+}
+
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+static int handlers_err;
+
+static void install_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGBUS, &sa, NULL))
+		handlers_err = errno;
+	sa.sa_sigaction = on_tick;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	if (sigaction(tick_signal(), &sa, NULL))
+		handlers_err = errno;
+}
+
+static __thread bool thread_ready;
+
+enum viv_err run_thread_init(void)
+{
+	struct sigevent sev;
+	struct itimerspec its;
+	timer_t timer;
+	stack_t ss;
+	void *alt;
+
+	if (thread_ready)
+		return VIV_OK;
+	pthread_once(&handlers_once, install_handlers);
+	if (handlers_err)
+		return VIV_ERR_INTERNAL;
+	alt = mmap(NULL, RUN_ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (alt == MAP_FAILED)
+		return VIV_ERR_NOMEM;
+	ss.ss_sp = alt;
+	ss.ss_size = RUN_ALTSTACK_BYTES;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, NULL)) {
+		munmap(alt, RUN_ALTSTACK_BYTES);
+		return VIV_ERR_INTERNAL;
+	}
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = tick_signal();
+	/* glibc 2.36 names this field only through its union. */
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &timer))
+		return VIV_ERR_INTERNAL;
+	its.it_interval.tv_sec = 0;
+	its.it_interval.tv_nsec = RUN_TICK_NS;
+	its.it_value = its.it_interval;
+	if (timer_settime(timer, 0, &its, NULL)) {
+		timer_delete(timer);
+		return VIV_ERR_INTERNAL;
+	}
+	thread_ready = true;
+	return VIV_OK;
+}
+
+/* ---- Pools ------------------------------------------------------------------------ */
+
+void run_pool_config_defaults(struct run_pool_config *cfg)
+{
+	cfg->slots = 64;
+	cfg->stack_bytes = (size_t)2 << 20;
+	cfg->response_max = (size_t)16 << 20;
+	cfg->log_line_max = 4096;
+	cfg->log_bytes_max = (size_t)64 << 10;
+}
+
+static size_t page_round(size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + pg - 1) & ~(pg - 1);
+}
+
+enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out)
+{
+	struct run_pool *p;
+	size_t stack = page_round(cfg->stack_bytes), per_stack, i;
+	uint8_t *mem = MAP_FAILED, *stacks = MAP_FAILED;
+	enum viv_err err = VIV_ERR_NOMEM;
+
+	*out = NULL;
+	if (cfg->slots == 0 || stack < RUN_HOST_STACK_HEADROOM * 2)
+		return VIV_ERR_INVALID;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return VIV_ERR_NOMEM;
+	p->cfg = *cfg;
+	p->cfg.stack_bytes = stack;
+	p->n_slots = cfg->slots;
+	p->timerfd = -1;
+	p->slots = calloc(cfg->slots, sizeof(*p->slots));
+	if (!p->slots)
+		goto out;
+	mem = mmap(NULL, RUN_SLOT_RESERVE * cfg->slots, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		goto out;
+	per_stack = RUN_STACK_GUARD + stack;
+	stacks = mmap(NULL, per_stack * cfg->slots, PROT_NONE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (stacks == MAP_FAILED)
+		goto out;
+	for (i = 0; i < cfg->slots; i++) {
+		struct run_slot *s = &p->slots[i];
+
+		s->pool = p;
+		s->index = (unsigned)i;
+		s->mem = mem + i * RUN_SLOT_RESERVE;
+		s->guard_lo = stacks + i * per_stack;
+		s->stack_lo = s->guard_lo + RUN_STACK_GUARD;
+		s->stack_hi = s->stack_lo + stack;
+		if (mprotect(s->stack_lo, stack, PROT_READ | PROT_WRITE))
+			goto out;
+		s->next_free = (unsigned)i + 1;
+	}
+	p->free_head = 0;
+	p->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (p->timerfd < 0) {
+		err = VIV_ERR_IO;
+		goto out;
+	}
+	*out = p;
+	return VIV_OK;
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, RUN_SLOT_RESERVE * cfg->slots);
+	if (stacks != MAP_FAILED)
+		munmap(stacks, (RUN_STACK_GUARD + stack) * cfg->slots);
+	free(p->slots);
+	free(p);
+	return err;
+}
+
+void run_pool_destroy(struct run_pool *p)
+{
+	if (!p)
+		return;
+	if (p->n_busy)
+		viv_log(VIV_WARN, "destroying a pool with %u instances still running", p->n_busy);
+	munmap(p->slots[0].mem, RUN_SLOT_RESERVE * p->n_slots);
+	munmap(p->slots[0].guard_lo, (RUN_STACK_GUARD + p->cfg.stack_bytes) * p->n_slots);
+	if (p->timerfd >= 0)
+		close(p->timerfd);
+	free(p->heap);
+	free(p->slots);
+	free(p);
+}
+
+int run_pool_fd(const struct run_pool *p)
+{
+	return p->timerfd;
+}
+
+/* Returns the slot's memory to zeroes for the next instance. Pages the guest
+ * never touched cost nothing here. */
+static void slot_clean(struct run_slot *s)
+{
+	if (s->used_bytes)
+		madvise(s->mem, s->used_bytes, MADV_DONTNEED);
+	s->used_bytes = 0;
+}
+
+/* ---- Timers ----------------------------------------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+	return viv_mono_ns();
+}
+
+static void heap_swap(struct run_pool *p, size_t a, size_t b)
+{
+	struct run_timer *t = p->heap[a];
+
+	p->heap[a] = p->heap[b];
+	p->heap[b] = t;
+	p->heap[a]->heap_index = a;
+	p->heap[b]->heap_index = b;
+}
+
+static void heap_up(struct run_pool *p, size_t i)
+{
+	while (i > 0 && p->heap[(i - 1) / 2]->at_ns > p->heap[i]->at_ns) {
+		heap_swap(p, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct run_pool *p, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < p->heap_len && p->heap[l]->at_ns < p->heap[m]->at_ns)
+			m = l;
+		if (r < p->heap_len && p->heap[r]->at_ns < p->heap[m]->at_ns)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(p, i, m);
+		i = m;
+	}
+}
+
+/* Points the timerfd at the earliest timer, if that changed. */
+static void timerfd_sync(struct run_pool *p)
+{
+	struct itimerspec its;
+	uint64_t at = p->heap_len ? p->heap[0]->at_ns : 0;
+
+	if (at == p->timerfd_at)
+		return;
+	memset(&its, 0, sizeof(its));
+	if (at) {
+		its.it_value.tv_sec = (time_t)(at / 1000000000u);
+		its.it_value.tv_nsec = (long)(at % 1000000000u);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	timerfd_settime(p->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	p->timerfd_at = at;
+}
+
+void run_timer_arm(struct run_pool *p, struct run_timer *t, uint64_t at_ns)
+{
+	if (t->heap_index != SIZE_MAX)
+		run_timer_cancel(p, t);
+	if (p->heap_len == p->heap_alloc) {
+		size_t na = p->heap_alloc ? p->heap_alloc * 2 : 64;
+		struct run_timer **nh = realloc(p->heap, na * sizeof(*nh));
+		if (!nh)
+			abort();
+		p->heap = nh;
+		p->heap_alloc = na;
+	}
+	t->at_ns = at_ns;
+	t->heap_index = p->heap_len;
+	p->heap[p->heap_len++] = t;
+	heap_up(p, t->heap_index);
+	timerfd_sync(p);
+}
+
+void run_timer_cancel(struct run_pool *p, struct run_timer *t)
+{
+	size_t i = t->heap_index;
+
+	if (i == SIZE_MAX)
+		return;
+	p->heap_len--;
+	if (i != p->heap_len) {
+		p->heap[i] = p->heap[p->heap_len];
+		p->heap[i]->heap_index = i;
+		heap_down(p, i);
+		heap_up(p, i);
+	}
+	t->heap_index = SIZE_MAX;
+	timerfd_sync(p);
+}
+
+int run_pool_poll(struct run_pool *p)
+{
+	uint64_t now = mono_ns(), expirations;
+
+	if (read(p->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		viv_log(VIV_WARN, "timerfd read: %s", strerror(errno));
+	p->timerfd_at = 0;
+	while (p->heap_len && p->heap[0]->at_ns <= now) {
+		struct run_timer *t = p->heap[0];
+
+		run_timer_cancel(p, t);
+		t->fire(t);
+		now = mono_ns();
+	}
+	timerfd_sync(p);
+	if (!p->heap_len)
+		return -1;
+	return (int)((p->heap[0]->at_ns - now + 999999) / 1000000);
+}
+
+/* ---- Instances --------------------------------------------------------------------- */
+
+const char *run_outcome_name(enum run_outcome o)
+{
+	switch (o) {
+	case RUN_DONE:
+		return "done";
+	case RUN_TRAPPED:
+		return "trapped";
+	case RUN_CPU_EXCEEDED:
+		return "cpu time limit exceeded";
+	case RUN_WALL_EXCEEDED:
+		return "wall time limit exceeded";
+	case RUN_BAD_OUTPUT:
+		return "bad output";
+	case RUN_TOO_BIG:
+		return "response too big";
+	case RUN_NO_SLOT:
+		return "no free slot";
+	case RUN_HOST_ERROR:
+		return "host error";
+	}
+	return "unknown";
+}
+
+void run_log_add(struct run_instance *in, const char *stream, const char *msg, size_t len)
+{
+	size_t max = in->pool->cfg.log_line_max;
+	char *copy;
+
+	if (len > max)
+		len = max;
+	if (in->n_logs >= RUN_MAX_LOG_LINES || in->log_bytes + len > in->pool->cfg.log_bytes_max)
+		return;
+	copy = malloc(len + 1);
+	if (!copy)
+		return;
+	memcpy(copy, msg, len);
+	copy[len] = '\0';
+	in->logs[in->n_logs].stream = stream;
+	in->logs[in->n_logs].message = copy;
+	in->n_logs++;
+	in->log_bytes += len;
+}
+
+void run_stop_guest(struct run_instance *in, enum run_stop why, int trap)
+{
+	in->stop = why;
+	in->trap = trap;
+	siglongjmp(in->jmp, 1);
+}
+
+void run_hostcall_enter(struct run_instance *in)
+{
+	uint8_t probe;
+
+	if ((size_t)(&probe - in->slot->stack_lo) < RUN_HOST_STACK_HEADROOM)
+		run_stop_guest(in, RUN_STOP_TRAP, WASM_RT_TRAP_EXHAUSTION);
+	if (in->interrupt)
+		run_stop_guest(in, (enum run_stop)in->interrupt, 0);
+}
+
+/* The body of every guest stack. */
+static void guest_main(void *arg)
+{
+	struct run_instance *in = arg;
+	const struct viv_guest *g = in->m->g;
+
+	if (sigsetjmp(in->jmp, 0) == 0) {
+		g->instantiate(in->wasm, in);
+		if (g->initialize)
+			g->initialize(in->wasm);
+		g->entry(in->wasm);
+		in->stop = RUN_STOP_RETURNED;
+	}
+	in->state = RUN_STATE_DONE;
+	run_coro_switch(&in->coro, &in->home);
+	abort(); /* a finished guest is never switched to again */
+}
+
+void run_error_response(struct run_instance *in, unsigned status, const char *text)
+{
+	viv_buf_free(&in->resp_store);
+	free(in->resp.headers);
+	memset(&in->resp, 0, sizeof(in->resp));
+	in->resp.status = status;
+	viv_buf_init(&in->resp_store, 0);
+	if (viv_buf_append(&in->resp_store, text, strlen(text)) == VIV_OK) {
+		in->resp.body = in->resp_store.data;
+		in->resp.body_len = in->resp_store.len;
+	}
+}
+
+static void flush_stderr(struct run_instance *in)
+{
+	if (in->errln.len)
+		run_log_add(in, "stderr", in->errln.data, in->errln.len);
+	viv_buf_free(&in->errln);
+}
+
+/* Turns how the guest stopped into an outcome, a response and log lines. */
+static void finish(struct run_instance *in)
+{
+	char msg[256];
+
+	flush_stderr(in);
+	switch (in->stop) {
+	case RUN_STOP_RETURNED:
+	case RUN_STOP_EXIT:
+		if (in->stop == RUN_STOP_EXIT && in->exit_code != 0) {
+			snprintf(msg, sizeof(msg), "the program exited with status %d",
+				 in->exit_code);
+			run_log_add(in, "system", msg, strlen(msg));
+		}
+		if (in->out_overflow) {
+			in->outcome = RUN_TOO_BIG;
+			snprintf(msg, sizeof(msg),
+				 "the response was larger than the limit of %zu bytes",
+				 in->pool->cfg.response_max);
+			run_log_add(in, "trap", msg, strlen(msg));
+			run_error_response(in, 500, "The app's response was too large.\n");
+		} else if (run_cgi_response(in)) {
+			in->outcome = RUN_DONE;
+		} else {
+			in->outcome = RUN_BAD_OUTPUT;
+			run_error_response(in, 500, "The app did not produce a valid response.\n");
+		}
+		break;
+	case RUN_STOP_TRAP:
+		in->outcome = RUN_TRAPPED;
+		snprintf(msg, sizeof(msg), "trap: %s",
+			 wasm_rt_strerror((wasm_rt_trap_t)in->trap));
+		run_log_add(in, "trap", msg, strlen(msg));
+		run_error_response(in, 500, "The app failed while handling this request.\n");
+		break;
+	case RUN_STOP_CPU:
+		in->outcome = RUN_CPU_EXCEEDED;
+		snprintf(msg, sizeof(msg),
+			 "stopped: the request used more than its CPU time limit of %u ms "
+			 "(limits.cpu_ms)",
+			 in->app->limits.cpu_ms);
+		run_log_add(in, "trap", msg, strlen(msg));
+		run_error_response(in, 500, "The app ran out of CPU time for this request.\n");
+		break;
+	case RUN_STOP_WALL:
+		in->outcome = RUN_WALL_EXCEEDED;
+		snprintf(msg, sizeof(msg),
+			 "stopped: the request took longer than its time limit of %u ms "
+			 "(limits.wall_ms)",
+			 in->app->limits.wall_ms);
+		run_log_add(in, "trap", msg, strlen(msg));
+		run_error_response(in, 504, "The app took too long to answer.\n");
+		break;
+	case RUN_STOP_HOST:
+	case RUN_STOP_NONE:
+		in->outcome = RUN_HOST_ERROR;
+		run_error_response(in, 500, "The app could not run.\n");
+		break;
+	}
+}
+
+static void fire_wall(struct run_timer *t);
+
+/* Runs the guest until it finishes or suspends. */
+static void resume(struct run_instance *in)
+{
+	in->state = RUN_STATE_RUNNING;
+	run_current = in;
+	run_coro_switch(&in->home, &in->coro);
+	run_current = NULL;
+	if (in->state == RUN_STATE_DONE) {
+		run_timer_cancel(in->pool, &in->wall_timer);
+		run_timer_cancel(in->pool, &in->wake_timer);
+		finish(in);
+	}
+}
+
+void run_instance_suspend(struct run_instance *in)
+{
+	in->state = RUN_STATE_SUSPENDED;
+	run_coro_switch(&in->coro, &in->home);
+	/* Resumed by run_instance_wake(): back in the guest's context. */
+	if (in->interrupt)
+		run_stop_guest(in, (enum run_stop)in->interrupt, 0);
+}
+
+void run_instance_wake(struct run_instance *in)
+{
+	if (in->state != RUN_STATE_SUSPENDED)
+		return;
+	resume(in);
+	if (in->state == RUN_STATE_DONE && in->done)
+		in->done(in, in->done_arg);
+}
+
+static void fire_wall(struct run_timer *t)
+{
+	struct run_instance *in = (struct run_instance *)((char *)t -
+							  offsetof(struct run_instance, wall_timer));
+
+	in->interrupt = RUN_STOP_WALL;
+	run_instance_wake(in);
+}
+
+enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
+				const struct run_app *app, const struct run_request *req,
+				run_done_fn done, void *arg, struct run_instance **out)
+{
+	struct run_instance *in;
+	struct run_slot *s;
+
+	*out = NULL;
+	if (pool->free_head >= pool->n_slots)
+		return VIV_ERR_BUSY;
+	in = calloc(1, sizeof(*in) + m->g->instance_size + 16);
+	if (!in)
+		return VIV_ERR_NOMEM;
+	s = &pool->slots[pool->free_head];
+	pool->free_head = s->next_free;
+	pool->n_busy++;
+	s->inst = in;
+	in->pool = pool;
+	in->slot = s;
+	in->m = run_module_ref(m);
+	in->app = app;
+	in->req = req;
+	in->done = done;
+	in->done_arg = arg;
+	in->wasm = (void *)(((uintptr_t)(in + 1) + 15) & ~(uintptr_t)15);
+	in->cpu_ticks_max = app->limits.cpu_ms ? app->limits.cpu_ms : 1;
+	in->wall_deadline_ns = mono_ns() + (uint64_t)app->limits.wall_ms * 1000000u;
+	in->wall_timer.heap_index = SIZE_MAX;
+	in->wall_timer.fire = fire_wall;
+	in->wake_timer.heap_index = SIZE_MAX;
+	viv_buf_init(&in->out, pool->cfg.response_max + 64 * 1024);
+	viv_buf_init(&in->errln, pool->cfg.log_line_max);
+	viv_buf_init(&in->resp_store, 0);
+	run_coro_make(&in->coro, s->stack_lo, s->stack_hi, guest_main, in);
+	*out = in;
+	resume(in);
+	if (in->state != RUN_STATE_DONE)
+		run_timer_arm(pool, &in->wall_timer, in->wall_deadline_ns);
+	return VIV_OK;
+}
+
+bool run_instance_done(const struct run_instance *in)
+{
+	return in->state == RUN_STATE_DONE;
+}
+
+enum run_outcome run_instance_outcome(const struct run_instance *in)
+{
+	return in->outcome;
+}
+
+const struct run_response *run_instance_response(const struct run_instance *in)
+{
+	return &in->resp;
+}
+
+const struct run_log_line *run_instance_logs(const struct run_instance *in, size_t *n_out)
+{
+	*n_out = in->n_logs;
+	return in->logs;
+}
+
+void run_instance_end(struct run_instance *in)
+{
+	struct run_pool *p;
+	struct run_slot *s;
+	size_t i;
+
+	if (!in)
+		return;
+	p = in->pool;
+	s = in->slot;
+	if (in->state == RUN_STATE_SUSPENDED) {
+		/* Let it unwind through its own jump buffer. */
+		in->interrupt = RUN_STOP_WALL;
+		in->done = NULL;
+		run_instance_wake(in);
+	}
+	run_timer_cancel(p, &in->wall_timer);
+	run_timer_cancel(p, &in->wake_timer);
+	in->m->g->free_instance(in->wasm);
+	slot_clean(s);
+	s->inst = NULL;
+	s->next_free = p->free_head;
+	p->free_head = s->index;
+	p->n_busy--;
+	run_module_release(in->m);
+	for (i = 0; i < in->n_logs; i++)
+		free(in->logs[i].message);
+	for (i = 0; i < in->n_envp; i++)
+		free(in->envp[i]);
+	free(in->envp);
+	viv_buf_free(&in->out);
+	viv_buf_free(&in->errln);
+	viv_buf_free(&in->resp_store);
+	free(in->resp.headers);
+	free(in);
+}

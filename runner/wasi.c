@@ -1,0 +1,604 @@
+/* WASI preview 1, deny by default: arguments, environment, clocks,
+ * randomness, stdin from the request body, stdout to the response, stderr to
+ * the app's log, sleeping through poll_oneoff, proc_exit. The file system is
+ * empty and sockets do not exist; those calls return an error, never crash.
+ *
+ * The functions carry the C names wasm2c gives the imports, and receive the
+ * instance as the import-instance pointer the glue passed to instantiate. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "runner_int.h"
+
+#define W(name) Z_wasi_snapshot_preview1Z_##name
+
+/* WASI errno values. */
+enum {
+	E_SUCCESS = 0,
+	E_2BIG = 1,
+	E_BADF = 8,
+	E_FAULT = 21,
+	E_FBIG = 22,
+	E_INVAL = 28,
+	E_IO = 29,
+	E_NOSYS = 52,
+	E_NOTSUP = 58,
+	E_SPIPE = 70,
+	E_NOTCAPABLE = 76,
+};
+
+enum { FILETYPE_CHARACTER_DEVICE = 2 };
+enum { EVENTTYPE_CLOCK = 0, EVENTTYPE_FD_READ = 1, EVENTTYPE_FD_WRITE = 2 };
+
+/* Rights of the three standard streams. */
+#define RIGHT_FD_READ ((uint64_t)1 << 1)
+#define RIGHT_FD_WRITE ((uint64_t)1 << 6)
+#define RIGHT_POLL_FD_READWRITE ((uint64_t)1 << 27)
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* Writes a u32 result to guest memory; false when ptr is out of bounds. */
+static bool out_u32(struct run_instance *in, uint32_t ptr, uint32_t v)
+{
+	uint8_t *p = run_mem(in, ptr, 4);
+
+	if (!p)
+		return false;
+	put_u32(p, v);
+	return true;
+}
+
+static bool is_stdio(uint32_t fd)
+{
+	return fd <= 2;
+}
+
+/* ---- Arguments and environment -------------------------------------------------- */
+
+static enum viv_err ensure_env(struct run_instance *in)
+{
+	if (in->envp)
+		return VIV_OK;
+	return run_cgi_env(in);
+}
+
+/* Writes a NUL-separated list and its pointer array into guest memory. */
+static uint32_t put_list(struct run_instance *in, const char *const *items, size_t n,
+			 uint32_t ptrs, uint32_t buf)
+{
+	size_t i, total = 0;
+	uint8_t *pp, *bp;
+
+	for (i = 0; i < n; i++)
+		total += strlen(items[i]) + 1;
+	pp = run_mem(in, ptrs, (uint64_t)n * 4);
+	bp = run_mem(in, buf, total);
+	if (!pp || !bp)
+		return E_FAULT;
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(items[i]) + 1;
+
+		put_u32(pp + 4 * i, buf);
+		memcpy(bp, items[i], len);
+		bp += len;
+		buf += (uint32_t)len;
+	}
+	return E_SUCCESS;
+}
+
+static uint32_t put_sizes(struct run_instance *in, const char *const *items, size_t n,
+			  uint32_t count_p, uint32_t size_p)
+{
+	size_t i, total = 0;
+
+	for (i = 0; i < n; i++)
+		total += strlen(items[i]) + 1;
+	if (!out_u32(in, count_p, (uint32_t)n) || !out_u32(in, size_p, (uint32_t)total))
+		return E_FAULT;
+	return E_SUCCESS;
+}
+
+uint32_t W(args_get)(struct run_instance *in, uint32_t argv, uint32_t buf);
+uint32_t W(args_get)(struct run_instance *in, uint32_t argv, uint32_t buf)
+{
+	const char *args[1];
+
+	run_hostcall_enter(in);
+	args[0] = in->app->name;
+	return put_list(in, args, 1, argv, buf);
+}
+
+uint32_t W(args_sizes_get)(struct run_instance *in, uint32_t argc_p, uint32_t size_p);
+uint32_t W(args_sizes_get)(struct run_instance *in, uint32_t argc_p, uint32_t size_p)
+{
+	const char *args[1];
+
+	run_hostcall_enter(in);
+	args[0] = in->app->name;
+	return put_sizes(in, args, 1, argc_p, size_p);
+}
+
+uint32_t W(environ_get)(struct run_instance *in, uint32_t envp, uint32_t buf);
+uint32_t W(environ_get)(struct run_instance *in, uint32_t envp, uint32_t buf)
+{
+	run_hostcall_enter(in);
+	if (ensure_env(in))
+		return E_2BIG;
+	return put_list(in, (const char *const *)in->envp, in->n_envp, envp, buf);
+}
+
+uint32_t W(environ_sizes_get)(struct run_instance *in, uint32_t count_p, uint32_t size_p);
+uint32_t W(environ_sizes_get)(struct run_instance *in, uint32_t count_p, uint32_t size_p)
+{
+	run_hostcall_enter(in);
+	if (ensure_env(in))
+		return E_2BIG;
+	return put_sizes(in, (const char *const *)in->envp, in->n_envp, count_p, size_p);
+}
+
+/* ---- Clocks and randomness ---------------------------------------------------------- */
+
+static bool clock_of(uint32_t id, clockid_t *out)
+{
+	switch (id) {
+	case 0:
+		*out = CLOCK_REALTIME;
+		return true;
+	case 1:
+		*out = CLOCK_MONOTONIC;
+		return true;
+	case 2:
+		*out = CLOCK_PROCESS_CPUTIME_ID;
+		return true;
+	case 3:
+		*out = CLOCK_THREAD_CPUTIME_ID;
+		return true;
+	}
+	return false;
+}
+
+uint32_t W(clock_res_get)(struct run_instance *in, uint32_t id, uint32_t res_p);
+uint32_t W(clock_res_get)(struct run_instance *in, uint32_t id, uint32_t res_p)
+{
+	struct timespec ts;
+	clockid_t c;
+	uint8_t *p;
+
+	run_hostcall_enter(in);
+	if (!clock_of(id, &c))
+		return E_INVAL;
+	p = run_mem(in, res_p, 8);
+	if (!p)
+		return E_FAULT;
+	clock_getres(c, &ts);
+	put_u64(p, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	return E_SUCCESS;
+}
+
+uint32_t W(clock_time_get)(struct run_instance *in, uint32_t id, uint64_t precision,
+			   uint32_t time_p);
+uint32_t W(clock_time_get)(struct run_instance *in, uint32_t id, uint64_t precision,
+			   uint32_t time_p)
+{
+	struct timespec ts;
+	clockid_t c;
+	uint8_t *p;
+
+	(void)precision;
+	run_hostcall_enter(in);
+	if (!clock_of(id, &c))
+		return E_INVAL;
+	p = run_mem(in, time_p, 8);
+	if (!p)
+		return E_FAULT;
+	clock_gettime(c, &ts);
+	put_u64(p, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	return E_SUCCESS;
+}
+
+uint32_t W(random_get)(struct run_instance *in, uint32_t buf, uint32_t len);
+uint32_t W(random_get)(struct run_instance *in, uint32_t buf, uint32_t len)
+{
+	uint8_t *p;
+
+	run_hostcall_enter(in);
+	p = run_mem(in, buf, len);
+	if (!p)
+		return E_FAULT;
+	if (viv_random(p, len))
+		return E_IO;
+	return E_SUCCESS;
+}
+
+/* ---- Standard streams ---------------------------------------------------------------- */
+
+/* stderr goes to the app's log a line at a time. */
+static void write_stderr(struct run_instance *in, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		const uint8_t *nl = memchr(p, '\n', n);
+		size_t chunk = nl ? (size_t)(nl - p) : n;
+
+		viv_buf_append_trunc(&in->errln, p, chunk);
+		if (!nl)
+			return;
+		run_log_add(in, "stderr", in->errln.data ? in->errln.data : "", in->errln.len);
+		in->errln.len = 0;
+		p = nl + 1;
+		n -= chunk + 1;
+	}
+}
+
+uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		     uint32_t nwritten_p);
+uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		     uint32_t nwritten_p)
+{
+	const uint8_t *vec;
+	uint64_t total = 0;
+	uint32_t i;
+
+	run_hostcall_enter(in);
+	if (fd != 1 && fd != 2)
+		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;
+	vec = run_mem(in, iovs, (uint64_t)n * 8);
+	if (!vec)
+		return E_FAULT;
+	for (i = 0; i < n; i++) {
+		uint32_t ptr = get_u32(vec + 8 * i), len = get_u32(vec + 8 * i + 4);
+		const uint8_t *p = run_mem(in, ptr, len);
+
+		if (!p)
+			return E_FAULT;
+		if (fd == 1) {
+			if (viv_buf_append(&in->out, p, len)) {
+				in->out_overflow = true;
+				return E_FBIG;
+			}
+		} else {
+			write_stderr(in, p, len);
+		}
+		total += len;
+	}
+	if (!out_u32(in, nwritten_p, (uint32_t)total))
+		return E_FAULT;
+	return E_SUCCESS;
+}
+
+uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		    uint32_t nread_p);
+uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		    uint32_t nread_p)
+{
+	const struct run_request *r = in->req;
+	const uint8_t *vec;
+	uint32_t i, total = 0;
+
+	run_hostcall_enter(in);
+	if (fd != 0)
+		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;
+	vec = run_mem(in, iovs, (uint64_t)n * 8);
+	if (!vec)
+		return E_FAULT;
+	for (i = 0; i < n && in->stdin_off < r->body_len; i++) {
+		uint32_t ptr = get_u32(vec + 8 * i), len = get_u32(vec + 8 * i + 4);
+		uint8_t *p = run_mem(in, ptr, len);
+		size_t left = r->body_len - in->stdin_off;
+		size_t take = len < left ? len : left;
+
+		if (!p)
+			return E_FAULT;
+		memcpy(p, r->body + in->stdin_off, take);
+		in->stdin_off += take;
+		total += (uint32_t)take;
+	}
+	if (!out_u32(in, nread_p, total))
+		return E_FAULT;
+	return E_SUCCESS;
+}
+
+uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		     uint64_t off, uint32_t nread_p);
+uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		     uint64_t off, uint32_t nread_p)
+{
+	(void)iovs, (void)n, (void)off, (void)nread_p;
+	run_hostcall_enter(in);
+	return is_stdio(fd) ? E_SPIPE : E_BADF;
+}
+
+uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		      uint64_t off, uint32_t nwritten_p);
+uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		      uint64_t off, uint32_t nwritten_p)
+{
+	(void)iovs, (void)n, (void)off, (void)nwritten_p;
+	run_hostcall_enter(in);
+	return is_stdio(fd) ? E_SPIPE : E_BADF;
+}
+
+uint32_t W(fd_close)(struct run_instance *in, uint32_t fd);
+uint32_t W(fd_close)(struct run_instance *in, uint32_t fd)
+{
+	run_hostcall_enter(in);
+	return is_stdio(fd) ? E_SUCCESS : E_BADF;
+}
+
+uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p);
+uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
+{
+	uint8_t *p;
+
+	run_hostcall_enter(in);
+	if (!is_stdio(fd))
+		return E_BADF;
+	p = run_mem(in, stat_p, 24);
+	if (!p)
+		return E_FAULT;
+	memset(p, 0, 24);
+	p[0] = FILETYPE_CHARACTER_DEVICE;
+	put_u64(p + 8, (fd == 0 ? RIGHT_FD_READ : RIGHT_FD_WRITE) | RIGHT_POLL_FD_READWRITE);
+	return E_SUCCESS;
+}
+
+uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p);
+uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
+{
+	uint8_t *p;
+
+	run_hostcall_enter(in);
+	if (!is_stdio(fd))
+		return E_BADF;
+	p = run_mem(in, stat_p, 64);
+	if (!p)
+		return E_FAULT;
+	memset(p, 0, 64);
+	p[16] = FILETYPE_CHARACTER_DEVICE;
+	put_u64(p + 24, 1);
+	return E_SUCCESS;
+}
+
+uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t whence,
+		    uint32_t newoff_p);
+uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t whence,
+		    uint32_t newoff_p)
+{
+	(void)off, (void)whence, (void)newoff_p;
+	run_hostcall_enter(in);
+	return is_stdio(fd) ? E_SPIPE : E_BADF;
+}
+
+uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p);
+uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p)
+{
+	(void)off_p;
+	run_hostcall_enter(in);
+	return is_stdio(fd) ? E_SPIPE : E_BADF;
+}
+
+/* Calls on descriptors: the standard streams do not support them, and no
+ * other descriptor exists. */
+#define FD_DENIED(name, params, args)                                  \
+	uint32_t W(name)(struct run_instance * in, uint32_t fd params); \
+	uint32_t W(name)(struct run_instance * in, uint32_t fd params)  \
+	{                                                              \
+		args;                                                  \
+		run_hostcall_enter(in);                                \
+		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;           \
+	}
+#define P(...) , __VA_ARGS__
+
+FD_DENIED(fd_advise, P(uint64_t off, uint64_t len, uint32_t advice),
+	  (void)off; (void)len; (void)advice)
+FD_DENIED(fd_allocate, P(uint64_t off, uint64_t len), (void)off; (void)len)
+FD_DENIED(fd_datasync, , (void)0)
+FD_DENIED(fd_sync, , (void)0)
+FD_DENIED(fd_fdstat_set_flags, P(uint32_t flags), (void)flags)
+FD_DENIED(fd_fdstat_set_rights, P(uint64_t base, uint64_t inheriting),
+	  (void)base; (void)inheriting)
+FD_DENIED(fd_filestat_set_size, P(uint64_t size), (void)size)
+FD_DENIED(fd_filestat_set_times, P(uint64_t atim, uint64_t mtim, uint32_t flags),
+	  (void)atim; (void)mtim; (void)flags)
+FD_DENIED(fd_readdir, P(uint32_t buf, uint32_t len, uint64_t cookie, uint32_t used_p),
+	  (void)buf; (void)len; (void)cookie; (void)used_p)
+FD_DENIED(fd_renumber, P(uint32_t to), (void)to)
+
+/* No directory is preopened, so every path call names a descriptor that
+ * does not exist. */
+FD_DENIED(fd_prestat_get, P(uint32_t prestat_p), (void)prestat_p)
+FD_DENIED(fd_prestat_dir_name, P(uint32_t path, uint32_t len), (void)path; (void)len)
+FD_DENIED(path_create_directory, P(uint32_t path, uint32_t len), (void)path; (void)len)
+FD_DENIED(path_filestat_get, P(uint32_t flags, uint32_t path, uint32_t len, uint32_t stat_p),
+	  (void)flags; (void)path; (void)len; (void)stat_p)
+FD_DENIED(path_filestat_set_times,
+	  P(uint32_t flags, uint32_t path, uint32_t len, uint64_t atim, uint64_t mtim,
+	    uint32_t fst),
+	  (void)flags; (void)path; (void)len; (void)atim; (void)mtim; (void)fst)
+FD_DENIED(path_link,
+	  P(uint32_t oflags, uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath,
+	    uint32_t nlen),
+	  (void)oflags; (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
+FD_DENIED(path_open,
+	  P(uint32_t dirflags, uint32_t path, uint32_t len, uint32_t oflags, uint64_t base,
+	    uint64_t inheriting, uint32_t fdflags, uint32_t fd_p),
+	  (void)dirflags; (void)path; (void)len; (void)oflags; (void)base; (void)inheriting;
+	  (void)fdflags; (void)fd_p)
+FD_DENIED(path_readlink,
+	  P(uint32_t path, uint32_t len, uint32_t buf, uint32_t buflen, uint32_t used_p),
+	  (void)path; (void)len; (void)buf; (void)buflen; (void)used_p)
+FD_DENIED(path_remove_directory, P(uint32_t path, uint32_t len), (void)path; (void)len)
+FD_DENIED(path_rename,
+	  P(uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath, uint32_t nlen),
+	  (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
+FD_DENIED(path_symlink, P(uint32_t opath, uint32_t olen, uint32_t npath, uint32_t nlen),
+	  (void)opath; (void)olen; (void)npath; (void)nlen)
+FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)len)
+
+/* Sockets: a guest has none; outbound HTTP goes through host calls. */
+FD_DENIED(sock_accept, P(uint32_t flags, uint32_t fd_p), (void)flags; (void)fd_p)
+FD_DENIED(sock_recv,
+	  P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nread_p, uint32_t oflags_p),
+	  (void)iovs; (void)n; (void)flags; (void)nread_p; (void)oflags_p)
+FD_DENIED(sock_send, P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nsent_p),
+	  (void)iovs; (void)n; (void)flags; (void)nsent_p)
+FD_DENIED(sock_shutdown, P(uint32_t how), (void)how)
+
+/* ---- Process --------------------------------------------------------------------- */
+
+void W(proc_exit)(struct run_instance *in, uint32_t code);
+void W(proc_exit)(struct run_instance *in, uint32_t code)
+{
+	in->exit_code = (int)code;
+	run_stop_guest(in, RUN_STOP_EXIT, 0);
+}
+
+uint32_t W(proc_raise)(struct run_instance *in, uint32_t sig);
+uint32_t W(proc_raise)(struct run_instance *in, uint32_t sig)
+{
+	(void)sig;
+	run_hostcall_enter(in);
+	return E_NOSYS;
+}
+
+uint32_t W(sched_yield)(struct run_instance *in);
+uint32_t W(sched_yield)(struct run_instance *in)
+{
+	run_hostcall_enter(in);
+	return E_SUCCESS;
+}
+
+/* ---- poll_oneoff ----------------------------------------------------------------- */
+
+#define SUB_SIZE 48
+#define EVENT_SIZE 32
+#define SUBCLOCK_ABSTIME 1
+
+static void wake_fire(struct run_timer *t)
+{
+	struct run_instance *in =
+		(struct run_instance *)((char *)t - offsetof(struct run_instance, wake_timer));
+
+	run_instance_wake(in);
+}
+
+/* When a clock subscription fires, on the monotonic clock; false for a bad
+ * clock id. */
+static bool sub_deadline(const uint8_t *sub, uint64_t now, uint64_t *at)
+{
+	uint64_t timeout = get_u64(sub + 24);
+	struct timespec ts;
+	clockid_t c;
+
+	if (!clock_of(get_u32(sub + 16), &c))
+		return false;
+	if (get_u32(sub + 40) & SUBCLOCK_ABSTIME) {
+		uint64_t cnow;
+
+		clock_gettime(c, &ts);
+		cnow = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		*at = now + (timeout > cnow ? timeout - cnow : 0);
+	} else {
+		*at = timeout > UINT64_MAX - now ? UINT64_MAX : now + timeout;
+	}
+	return true;
+}
+
+/* Standard streams are always ready, so only clock subscriptions wait: the
+ * instance sleeps on the pool's timer while its worker serves others. */
+uint32_t W(poll_oneoff)(struct run_instance *in, uint32_t subs, uint32_t events, uint32_t n,
+			uint32_t nevents_p);
+uint32_t W(poll_oneoff)(struct run_instance *in, uint32_t subs, uint32_t events, uint32_t n,
+			uint32_t nevents_p)
+{
+	const uint8_t *s;
+	uint8_t *ev;
+	uint64_t start = viv_mono_ns(), wake = UINT64_MAX, at, now;
+	uint32_t i, out = 0;
+	bool ready;
+
+	run_hostcall_enter(in);
+	if (n == 0)
+		return E_INVAL;
+	s = run_mem(in, subs, (uint64_t)n * SUB_SIZE);
+	ev = run_mem(in, events, (uint64_t)n * EVENT_SIZE);
+	if (!s || !ev || !run_mem(in, nevents_p, 4))
+		return E_FAULT;
+	/* Descriptors are ready at once; clocks give the time to sleep. */
+	for (i = 0; i < n; i++) {
+		const uint8_t *sub = s + (size_t)i * SUB_SIZE;
+		uint8_t tag = sub[8];
+		uint8_t *e = ev + (size_t)out * EVENT_SIZE;
+
+		if (tag == EVENTTYPE_CLOCK) {
+			if (!sub_deadline(sub, start, &at))
+				return E_INVAL;
+			if (at < wake)
+				wake = at;
+			continue;
+		}
+		if (tag != EVENTTYPE_FD_READ && tag != EVENTTYPE_FD_WRITE)
+			return E_INVAL;
+		memset(e, 0, EVENT_SIZE);
+		put_u64(e, get_u64(sub));
+		e[10] = tag;
+		if (!is_stdio(get_u32(sub + 16)))
+			put_u16(e + 8, E_BADF);
+		else if (tag == EVENTTYPE_FD_READ)
+			put_u64(e + 16, in->req->body_len - in->stdin_off);
+		out++;
+	}
+	ready = out > 0;
+	if (!ready && wake > start) {
+		in->wake_timer.fire = wake_fire;
+		run_timer_arm(in->pool, &in->wake_timer, wake);
+		run_instance_suspend(in);
+	}
+	now = viv_mono_ns();
+	for (i = 0; !ready && i < n; i++) {
+		const uint8_t *sub = s + (size_t)i * SUB_SIZE;
+		uint8_t *e;
+
+		if (!sub_deadline(sub, start, &at) || at > now)
+			continue;
+		e = ev + (size_t)out * EVENT_SIZE;
+		memset(e, 0, EVENT_SIZE);
+		put_u64(e, get_u64(sub));
+		e[10] = EVENTTYPE_CLOCK;
+		out++;
+	}
+	out_u32(in, nevents_p, out);
+	return E_SUCCESS;
+}
