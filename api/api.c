@@ -1,0 +1,518 @@
+/* The control-plane API's server: libmicrohttpd setup, routing, token
+ * checks, JSON replies, the operator log line of each request, and
+ * api_main's start, signal wait and clean shutdown. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_int.h"
+
+/* ---- Replies ------------------------------------------------------------ */
+
+enum MHD_Result api_reply(struct MHD_Connection *c, struct api_req *r, unsigned status,
+			  struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		r->status = status;
+	return ret;
+}
+
+struct MHD_Response *api_json_response(json_t *body)
+{
+	struct MHD_Response *resp = NULL;
+	char *text = NULL;
+
+	if (!body)
+		return NULL;
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text)
+		return NULL;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return NULL;
+	}
+	/* From here on the response owns text. */
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+		    MHD_YES ||
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES) {
+		MHD_destroy_response(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsigned status,
+			       json_t *body)
+{
+	struct MHD_Response *resp;
+	const char *name = NULL, *value = NULL;
+
+	if (!body) {
+		viv_log(VIV_ERROR, "%s %s: building the JSON reply failed (out of memory?)",
+			r->method, r->path);
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		body = json_pack("{s:s}", "error",
+				 "The server could not build its reply; try again, and "
+				 "tell the operator if it keeps happening.");
+	}
+	resp = api_json_response(body);
+	if (!resp)
+		return MHD_NO;
+	if (status == MHD_HTTP_UNAUTHORIZED) {
+		name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+		value = "Bearer realm=\"vivarium\"";
+	} else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+		name = MHD_HTTP_HEADER_ALLOW;
+		value = r->route == API_R_DEPLOY ? "POST" : "GET, HEAD";
+	}
+	if (name && MHD_add_response_header(resp, name, value) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	return api_reply(c, r, status, resp);
+}
+
+enum MHD_Result api_reply_error(struct MHD_Connection *c, struct api_req *r, unsigned status,
+				const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return api_reply_json(c, r, status, json_pack("{s:o}", "error", api_json_text(msg)));
+}
+
+enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r,
+				      enum viv_err err, const char *doing)
+{
+	viv_log(VIV_ERROR, "%s %s: %s failed: %s", r->method, r->path, doing,
+		viv_strerror(err));
+	return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			       "The server failed while %s (%s); try again, and if it keeps "
+			       "failing the operator's log of vivd has the details.",
+			       doing, viv_strerror(err));
+}
+
+/* ---- Routing --------------------------------------------------------------- */
+
+/* Copies the path segment [p, end) into r->segment, noting when it did not
+ * fit (such a segment is neither a valid app name nor a valid id). */
+static void req_set_segment(struct api_req *r, const char *p, size_t n)
+{
+	if (n >= sizeof(r->segment)) {
+		n = sizeof(r->segment) - 1;
+		r->segment_cut = true;
+	}
+	memcpy(r->segment, p, n);
+	r->segment[n] = '\0';
+}
+
+/* Maps a (decoded) request path to a route and its APP, ID or FILE part. */
+static enum api_route route_of(const char *url, struct api_req *r)
+{
+	const char *rest, *slash;
+
+	if (strcmp(url, "/") == 0)
+		return API_R_INDEX;
+	if (strcmp(url, "/healthz") == 0)
+		return API_R_HEALTHZ;
+	if (strncmp(url, "/web/", 5) == 0) {
+		rest = url + 5;
+		if (*rest == '\0' || strchr(rest, '/'))
+			return API_R_NONE;
+		req_set_segment(r, rest, strlen(rest));
+		return API_R_WEB;
+	}
+	if (strcmp(url, "/v1") == 0 || strcmp(url, "/v1/") == 0)
+		return API_R_V1;
+	if (strcmp(url, "/v1/apps") == 0)
+		return API_R_APPS;
+	if (strncmp(url, "/v1/deployments/", 16) == 0) {
+		rest = url + 16;
+		if (*rest == '\0' || strchr(rest, '/'))
+			return API_R_NONE;
+		req_set_segment(r, rest, strlen(rest));
+		return API_R_DEPLOYMENT;
+	}
+	if (strncmp(url, "/v1/apps/", 9) != 0)
+		return API_R_NONE;
+	rest = url + 9;
+	slash = strchr(rest, '/');
+	if (!slash) {
+		if (*rest == '\0')
+			return API_R_NONE;
+		req_set_segment(r, rest, strlen(rest));
+		return API_R_APP;
+	}
+	if (slash == rest)
+		return API_R_NONE;
+	req_set_segment(r, rest, (size_t)(slash - rest));
+	if (strcmp(slash, "/deployments") == 0)
+		return API_R_DEPLOY;
+	if (strcmp(slash, "/logs") == 0)
+		return API_R_APP_LOGS;
+	return API_R_NONE;
+}
+
+static bool route_needs_token(enum api_route route)
+{
+	return route != API_R_INDEX && route != API_R_WEB && route != API_R_HEALTHZ &&
+	       route != API_R_NONE;
+}
+
+static bool method_allowed(enum api_route route, const char *method)
+{
+	if (route == API_R_DEPLOY)
+		return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* VIV_OK for a known bearer token, VIV_ERR_AUTH for a missing or unknown
+ * one, another error when the store failed to answer. */
+static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c)
+{
+	const char *h, *tok;
+	size_t n;
+
+	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return VIV_ERR_AUTH;
+	tok = h + 7;
+	while (*tok == ' ')
+		tok++;
+	n = strlen(tok);
+	while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > API_TOKEN_MAX)
+		return VIV_ERR_AUTH;
+	if (tok[n] != '\0') {
+		char copy[API_TOKEN_MAX + 1];
+
+		memcpy(copy, tok, n);
+		copy[n] = '\0';
+		return store_token_check(s->st, copy);
+	}
+	return store_token_check(s->st, tok);
+}
+
+/* Copies text into dst (size len) with control characters and bytes
+ * outside ASCII shown as '?', so that a request path cannot forge lines in
+ * the operator log. */
+static void copy_printable(char *dst, size_t len, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && text[i]; i++) {
+		unsigned char ch = (unsigned char)text[i];
+
+		dst[i] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+	}
+	dst[i] = '\0';
+}
+
+static const char *bad_name_msg =
+	"app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
+	"ending with '-' (for example \"hello-world\"); choose such a name.";
+
+/* The first call of a request: routing, method, token and name checks. It
+ * either queues a reply or, for an accepted upload, leaves the body to the
+ * following calls. */
+static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection *c,
+				    struct api_req *r)
+{
+	enum viv_err err;
+
+	if (r->route == API_R_NONE)
+		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
+				       "There is no %s here; GET / lists the API's endpoints.",
+				       r->path);
+	if (!method_allowed(r->route, r->method))
+		return api_reply_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
+				       "%s does not accept %s; the Allow header lists what it "
+				       "accepts.",
+				       r->path, r->method);
+	if (route_needs_token(r->route)) {
+		err = check_token(s, c);
+		if (err == VIV_ERR_AUTH)
+			return api_reply_error(
+				c, r, MHD_HTTP_UNAUTHORIZED,
+				"This endpoint needs the admin token as \"Authorization: Bearer "
+				"TOKEN\"; vivd wrote it to %s/admin-token when it first started.",
+				s->cfg->datadir);
+		if (err)
+			return api_reply_store_error(c, r, err, "checking the token");
+	}
+	if ((r->route == API_R_APP || r->route == API_R_DEPLOY || r->route == API_R_APP_LOGS) &&
+	    (r->segment_cut || !viv_app_name_valid(r->segment)))
+		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "%s", bad_name_msg);
+
+	switch (r->route) {
+	case API_R_INDEX: {
+		bool served = false;
+		enum MHD_Result ret = api_static_serve(s, c, r, "index.html", &served);
+
+		if (served)
+			return ret;
+		return api_get_index(s, c, r);
+	}
+	case API_R_WEB: {
+		bool served = false;
+		enum MHD_Result ret = MHD_YES;
+
+		if (!r->segment_cut)
+			ret = api_static_serve(s, c, r, r->segment, &served);
+		if (served)
+			return ret;
+		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
+				       "The web page has no file %s.", r->path);
+	}
+	case API_R_HEALTHZ:
+		return api_get_healthz(s, c, r);
+	case API_R_V1:
+		return api_get_index(s, c, r);
+	case API_R_APPS:
+		return api_get_apps(s, c, r);
+	case API_R_APP:
+		return api_get_app(s, c, r);
+	case API_R_APP_LOGS:
+		return api_get_app_logs(s, c, r);
+	case API_R_DEPLOYMENT:
+		return api_get_deployment(s, c, r);
+	case API_R_DEPLOY:
+		return api_upload_begin(s, c, r);
+	case API_R_NONE:
+		break;
+	}
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "There is no %s here.", r->path);
+}
+
+static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct api_server *s = cls;
+	struct api_req *r = *con_cls;
+	size_t n;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->start_ns = viv_mono_ns();
+		api_upload_init(&r->up);
+		copy_printable(r->method, sizeof(r->method), method);
+		copy_printable(r->path, sizeof(r->path), url);
+		r->route = route_of(url, r);
+		*con_cls = r;
+		return handle_first(s, c, r);
+	}
+	if (!r->uploading)
+		/* A reply was queued on the first call, so MHD discards the
+		 * rest of the body; this is never reached in practice. */
+		return MHD_NO;
+	if (*upload_data_size > 0) {
+		n = *upload_data_size;
+		*upload_data_size = 0;
+		return api_upload_data(s, r, upload_data, n);
+	}
+	return api_upload_finish(s, c, r);
+}
+
+static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct api_req *r = *con_cls;
+	double ms;
+
+	(void)cls;
+	(void)c;
+	if (!r)
+		return;
+	api_upload_cleanup(&r->up);
+	ms = (double)(viv_mono_ns() - r->start_ns) / 1e6;
+	if (r->status)
+		viv_log(VIV_INFO, "%s %s %u %.1f ms", r->method, r->path, r->status, ms);
+	else
+		viv_log(VIV_INFO, "%s %s - %.1f ms (connection ended before a reply: %s)",
+			r->method, r->path, ms,
+			toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+			: toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client went away"
+								      : "closed");
+	free(r);
+	*con_cls = NULL;
+}
+
+static void api_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	viv_log(VIV_WARN, "libmicrohttpd: %s", line);
+}
+
+/* ---- api_main ----------------------------------------------------------------- */
+
+/* Says where the API listens, for the operator log. */
+static void log_listening(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+			port = ntohs(in->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+			port = ntohs(in6->sin6_port);
+		}
+	}
+	viv_log(VIV_INFO, "API listening on %s port %u", host, port);
+}
+
+/* Stops accepting, gives requests in flight a few seconds, then stops. */
+static void stop_daemon(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info;
+	int fd;
+	unsigned waited_ms = 0;
+
+	fd = MHD_quiesce_daemon(d);
+	while (waited_ms < API_DRAIN_WAIT_S * 1000u) {
+		info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!info || info->num_connections == 0)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+		waited_ms += 50;
+	}
+	MHD_stop_daemon(d);
+	if (fd >= 0)
+		close(fd);
+}
+
+int api_main(const struct api_config *cfg)
+{
+	struct api_server s = {.cfg = cfg};
+	struct MHD_Daemon *d = NULL;
+	sigset_t mask, old;
+	char errbuf[512] = "";
+	char *token = NULL;
+	bool created = false;
+	enum viv_err err;
+	int sig = 0, status = 1;
+
+	viv_log_role("api");
+	s.domain = cfg->domain && cfg->domain[0] ? cfg->domain : "localhost";
+
+	/* Block the stop signals before any thread starts, so that every
+	 * thread inherits the mask and only sigwait below sees them. SIGPIPE
+	 * is blocked too: a write to a closed socket then fails with EPIPE. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &mask, &old) != 0) {
+		viv_log(VIV_ERROR, "cannot block SIGTERM and SIGINT: %s", strerror(errno));
+		return 1;
+	}
+
+	err = store_open(cfg->datadir, &s.st, errbuf, sizeof(errbuf));
+	if (err) {
+		viv_log(VIV_ERROR, "cannot open the data directory %s: %s", cfg->datadir,
+			errbuf[0] ? errbuf : viv_strerror(err));
+		goto out;
+	}
+	err = store_admin_token_ensure(s.st, &token, &created);
+	if (err) {
+		viv_log(VIV_ERROR, "cannot set up the admin token in %s: %s", cfg->datadir,
+			viv_strerror(err));
+		goto out;
+	}
+	if (created)
+		viv_log(VIV_INFO, "created the admin token in %s/admin-token", cfg->datadir);
+	free(token);
+	token = NULL;
+
+	err = pipe_builder_start(cfg->datadir, &cfg->pipe, &s.builder);
+	if (err) {
+		viv_log(VIV_ERROR, "cannot start the builder: %s", viv_strerror(err));
+		goto out;
+	}
+
+	/* One internal polling thread (no thread pool), so that the store
+	 * connection s.st is only ever used from that thread. */
+	d = MHD_start_daemon(
+		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL,
+		api_access, &s, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)API_CONN_PER_IP,
+		MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s, MHD_OPTION_EXTERNAL_LOGGER,
+		api_mhd_log, &s, MHD_OPTION_END);
+	if (!d) {
+		viv_log(VIV_ERROR, "cannot start the HTTP server on the listening socket (fd %d)",
+			cfg->listen_fd);
+		goto out;
+	}
+	log_listening(cfg->listen_fd);
+
+	sigdelset(&mask, SIGPIPE);
+	while (sig != SIGTERM && sig != SIGINT) {
+		if (sigwait(&mask, &sig) != 0)
+			sig = 0;
+	}
+	viv_log(VIV_INFO, "%s received, stopping the API", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	stop_daemon(d);
+	d = NULL;
+	status = 0;
+out:
+	if (d)
+		MHD_stop_daemon(d);
+	pipe_builder_stop(s.builder);
+	store_close(s.st);
+	/* A second SIGTERM or SIGINT that came during the shutdown would
+	 * kill the process as soon as the mask is restored; it asked for what
+	 * is already done, so it is taken off first (a stray SIGPIPE too). */
+	sigaddset(&mask, SIGPIPE);
+	while (sigtimedwait(&mask, NULL, &(struct timespec){0}) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (status == 0)
+		viv_log(VIV_INFO, "API stopped");
+	return status;
+}

@@ -1,0 +1,259 @@
+/* POST /v1/apps/APP/deployments: streams the raw body to a temporary file in
+ * the data directory while hashing it and holding it to the upload cap, then
+ * creates a queued deployment and wakes the builder. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api_int.h"
+
+void api_upload_init(struct api_upload *up)
+{
+	memset(up, 0, sizeof(*up));
+	up->fd = -1;
+}
+
+void api_upload_cleanup(struct api_upload *up)
+{
+	char hex[VIV_SHA256_HEX_LEN + 1];
+
+	if (up->fd >= 0) {
+		close(up->fd);
+		up->fd = -1;
+	}
+	if (up->hashing) {
+		viv_sha256_end(&up->hash, hex);
+		up->hashing = false;
+	}
+	if (up->tmp_path) {
+		if (unlink(up->tmp_path) != 0 && errno != ENOENT)
+			viv_log(VIV_WARN, "cannot remove the temporary upload %s: %s",
+				up->tmp_path, strerror(errno));
+		free(up->tmp_path);
+		up->tmp_path = NULL;
+	}
+}
+
+/* Writes all of data to fd, retrying short writes. */
+static enum viv_err write_all(int fd, const char *data, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return VIV_ERR_IO;
+		data += w;
+		n -= (size_t)w;
+	}
+	return VIV_OK;
+}
+
+/* A Content-Length header's value, when it is plain decimal digits. */
+static bool content_length(struct MHD_Connection *c, uint64_t *out)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t n = 0;
+	size_t i;
+
+	if (!v || !v[0])
+		return false;
+	for (i = 0; v[i]; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		if (n > (UINT64_MAX - 9) / 10)
+			n = UINT64_MAX; /* saturate: far past any cap anyway */
+		else
+			n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = n;
+	return true;
+}
+
+/* The upload cap as a phrase for messages, e.g. "64 MiB" or "1000 bytes". */
+static void cap_phrase(size_t cap, char *buf, size_t len)
+{
+	if (cap >= (1u << 20) && cap % (1u << 20) == 0)
+		snprintf(buf, len, "%zu MiB", cap >> 20);
+	else if (cap >= 1024 && cap % 1024 == 0)
+		snprintf(buf, len, "%zu KiB", cap >> 10);
+	else
+		snprintf(buf, len, "%zu bytes", cap);
+}
+
+static enum MHD_Result reply_too_big(struct api_server *s, struct MHD_Connection *c,
+				     struct api_req *r)
+{
+	char cap[64];
+
+	cap_phrase(s->cfg->pipe.upload_max, cap, sizeof(cap));
+	return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
+			       "The upload is larger than this server's limit of %s; leave build "
+			       "output and dependencies (target/, node_modules/) out of it, or "
+			       "ask the operator to raise the limit.",
+			       cap);
+}
+
+static enum MHD_Result reply_empty(struct MHD_Connection *c, struct api_req *r)
+{
+	return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+			       "The upload is empty; send a tarball (.tar, .tar.gz) or a .wasm "
+			       "module as the request body, e.g. curl --data-binary @app.tar.gz.");
+}
+
+enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
+				 struct api_req *r)
+{
+	struct api_upload *up = &r->up;
+	uint64_t declared;
+	enum viv_err err;
+
+	if (content_length(c, &declared)) {
+		if (declared > s->cfg->pipe.upload_max)
+			return reply_too_big(s, c, r);
+		if (declared == 0)
+			return reply_empty(c, r);
+	}
+	err = store_upload_tmp(s->st, &up->tmp_path);
+	if (err)
+		return api_reply_store_error(c, r, err, "making room for the upload");
+	up->fd = open(up->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (up->fd < 0) {
+		viv_log(VIV_ERROR, "cannot create the temporary upload %s: %s", up->tmp_path,
+			strerror(errno));
+		free(up->tmp_path);
+		up->tmp_path = NULL;
+		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				       "The server could not store the upload (it could not create "
+				       "a file in its data directory); the operator's log of vivd "
+				       "has the details.");
+	}
+	err = viv_sha256_begin(&up->hash);
+	if (err)
+		return api_reply_store_error(c, r, err, "starting the upload's hash");
+	up->hashing = true;
+	r->uploading = true;
+	return MHD_YES;
+}
+
+enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data,
+				size_t n)
+{
+	struct api_upload *up = &r->up;
+	size_t keep;
+
+	if (up->too_big || up->io_err) {
+		/* The reply is decided; read and drop the rest, up to a point. */
+		up->discarded += n;
+		if (up->discarded > API_DISCARD_MAX) {
+			viv_log(VIV_WARN, "%s %s: closing a connection that sent %llu bytes past "
+					  "the upload limit",
+				r->method, r->path, (unsigned long long)up->discarded);
+			return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	if (n > s->cfg->pipe.upload_max - up->size) {
+		/* The body had no Content-Length or it lied: stop keeping it. */
+		up->too_big = true;
+		up->discarded = n;
+		api_upload_cleanup(up);
+		return MHD_YES;
+	}
+	if (up->head_len < sizeof(up->head)) {
+		keep = sizeof(up->head) - up->head_len;
+		if (keep > n)
+			keep = n;
+		memcpy(up->head + up->head_len, data, keep);
+		up->head_len += keep;
+	}
+	if (write_all(up->fd, data, n)) {
+		viv_log(VIV_ERROR, "%s %s: writing the upload to %s failed: %s", r->method,
+			r->path, up->tmp_path, strerror(errno));
+		up->io_err = VIV_ERR_IO;
+		api_upload_cleanup(up);
+		return MHD_YES;
+	}
+	viv_sha256_update(&up->hash, data, n);
+	up->size += n;
+	return MHD_YES;
+}
+
+enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c,
+				  struct api_req *r)
+{
+	struct api_upload *up = &r->up;
+	char hex[VIV_SHA256_HEX_LEN + 1];
+	char url[API_URL_MAX], status_url[64];
+	struct MHD_Response *resp = NULL;
+	const char *kind;
+	int64_t id = 0;
+	enum viv_err err;
+
+	r->uploading = false;
+	if (up->too_big)
+		return reply_too_big(s, c, r);
+	if (up->io_err)
+		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				       "The server could not write the upload to its data directory "
+				       "(is the disk full?); the operator's log of vivd has the "
+				       "details.");
+	if (up->size == 0) {
+		api_upload_cleanup(up);
+		return reply_empty(c, r);
+	}
+	kind = pipe_sniff(up->head, up->head_len);
+	if (!kind) {
+		api_upload_cleanup(up);
+		return api_reply_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				       "The upload is neither a tarball (.tar, .tar.gz, ...) nor a "
+				       ".wasm module; send one of those as the raw request body.");
+	}
+	/* The deployment must not point at a file that a crash could leave
+	 * short, so the bytes reach the disk before the store sees them. */
+	if (fsync(up->fd) != 0 || close(up->fd) != 0) {
+		viv_log(VIV_ERROR, "%s %s: flushing the upload %s failed: %s", r->method, r->path,
+			up->tmp_path, strerror(errno));
+		up->fd = -1;
+		api_upload_cleanup(up);
+		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				       "The server could not write the upload to its data directory "
+				       "(is the disk full?); the operator's log of vivd has the "
+				       "details.");
+	}
+	up->fd = -1;
+	viv_sha256_end(&up->hash, hex);
+	up->hashing = false;
+
+	err = store_deployment_create(s->st, r->segment, up->tmp_path, hex, (int64_t)up->size,
+				      &id);
+	if (err) {
+		api_upload_cleanup(up);
+		return api_reply_store_error(c, r, err, "recording the deployment");
+	}
+	/* The store moved the file to the deployment's upload path. */
+	free(up->tmp_path);
+	up->tmp_path = NULL;
+	pipe_builder_wake(s->builder);
+	viv_log(VIV_INFO, "deployment %lld of %s queued: %llu bytes (%s), sha256 %s",
+		(long long)id, r->segment, (unsigned long long)up->size, kind, hex);
+
+	api_app_url(s, r->segment, url, sizeof(url));
+	snprintf(status_url, sizeof(status_url), "/v1/deployments/%lld", (long long)id);
+	resp = api_json_response(json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "app",
+					   r->segment, "status", "queued", "status_url",
+					   status_url, "url", url));
+	if (!resp)
+		return MHD_NO;
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, status_url) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	return api_reply(c, r, MHD_HTTP_ACCEPTED, resp);
+}
