@@ -1,0 +1,300 @@
+/* The worker's view of which app answers where: routes loaded from the store
+ * whenever its routes generation moves, and the artifacts they need, loaded
+ * once per worker and shared by every app that deployed the same one. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "routes.h"
+#include "store.h"
+
+/* A failed artifact load is retried after this long, not on every request. */
+#define RETRY_LOAD_NS (1000u * 1000u * 1000u)
+
+struct modcache {
+	UT_hash_handle hh;
+	char hash[VIV_SHA256_HEX_LEN + 1];
+	struct run_module *module;
+	bool seen; /* referenced by the current routes */
+};
+
+struct run_routes {
+	struct store *st;
+	uint64_t gen;
+	bool loaded;
+	struct run_route *table;
+	struct modcache *mods;
+};
+
+static void route_free(struct run_route *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_env; i++)
+		free(r->env[i]);
+	free(r->env);
+	free(r->name);
+	free(r->load_error);
+	run_module_release(r->module);
+	free(r);
+}
+
+void run_route_release(struct run_route *r)
+{
+	if (r && --r->refs == 0)
+		route_free(r);
+}
+
+static uint32_t limit_of(json_t *limits, const char *key, uint32_t dflt)
+{
+	json_t *v = json_object_get(limits, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return dflt;
+	return (uint32_t)json_integer_value(v);
+}
+
+/* Reads limits and env from the deployment's resolved configuration. */
+static enum viv_err route_config(struct run_route *r, const char *config)
+{
+	json_t *root, *limits, *env, *v;
+	const char *key;
+	json_error_t jerr;
+	size_t n = 0;
+
+	r->app.limits.memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
+	r->app.limits.cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
+	r->app.limits.wall_ms = VIV_LIMIT_WALL_MS_DEFAULT;
+	root = json_loads(config ? config : "{}", 0, &jerr);
+	if (!root)
+		return VIV_ERR_INVALID;
+	limits = json_object_get(root, "limits");
+	r->app.limits.memory_mb = limit_of(limits, "memory_mb", VIV_LIMIT_MEMORY_MB_DEFAULT);
+	r->app.limits.cpu_ms = limit_of(limits, "cpu_ms", VIV_LIMIT_CPU_MS_DEFAULT);
+	r->app.limits.wall_ms = limit_of(limits, "wall_ms", VIV_LIMIT_WALL_MS_DEFAULT);
+	env = json_object_get(root, "env");
+	if (json_is_object(env) && json_object_size(env)) {
+		r->env = calloc(json_object_size(env), sizeof(*r->env));
+		if (!r->env) {
+			json_decref(root);
+			return VIV_ERR_NOMEM;
+		}
+		json_object_foreach(env, key, v) {
+			if (!json_is_string(v))
+				continue;
+			if (asprintf(&r->env[n], "%s=%s", key, json_string_value(v)) < 0) {
+				json_decref(root);
+				return VIV_ERR_NOMEM;
+			}
+			n++;
+		}
+	}
+	r->n_env = n;
+	json_decref(root);
+	return VIV_OK;
+}
+
+enum viv_err run_routes_open(const char *datadir, struct run_routes **out, char *err,
+			     size_t errlen)
+{
+	struct run_routes *rt;
+	enum viv_err e;
+
+	*out = NULL;
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return VIV_ERR_NOMEM;
+	e = store_open(datadir, &rt->st, err, errlen);
+	if (e) {
+		free(rt);
+		return e;
+	}
+	*out = rt;
+	return VIV_OK;
+}
+
+static void clear_table(struct run_routes *rt)
+{
+	struct run_route *r, *tmp;
+
+	HASH_ITER(hh, rt->table, r, tmp)
+	{
+		HASH_DEL(rt->table, r);
+		run_route_release(r);
+	}
+}
+
+void run_routes_close(struct run_routes *rt)
+{
+	struct modcache *c, *tmp;
+
+	if (!rt)
+		return;
+	clear_table(rt);
+	HASH_ITER(hh, rt->mods, c, tmp)
+	{
+		HASH_DEL(rt->mods, c);
+		run_module_release(c->module);
+		free(c);
+	}
+	store_close(rt->st);
+	free(rt);
+}
+
+struct store *run_routes_store(struct run_routes *rt)
+{
+	return rt->st;
+}
+
+/* Drops cached artifacts that no route uses any more; instances still
+ * running one keep it loaded until they end. */
+static void prune_modules(struct run_routes *rt)
+{
+	struct modcache *c, *tmp;
+	struct run_route *r, *rtmp;
+
+	HASH_ITER(hh, rt->mods, c, tmp)
+	c->seen = false;
+	HASH_ITER(hh, rt->table, r, rtmp)
+	{
+		HASH_FIND_STR(rt->mods, r->artifact, c);
+		if (c)
+			c->seen = true;
+	}
+	HASH_ITER(hh, rt->mods, c, tmp)
+	{
+		if (c->seen)
+			continue;
+		HASH_DEL(rt->mods, c);
+		run_module_release(c->module);
+		free(c);
+	}
+}
+
+static enum viv_err reload(struct run_routes *rt, uint64_t gen)
+{
+	struct store_route *routes = NULL;
+	struct run_route *table = NULL, *r;
+	size_t n = 0, i;
+	enum viv_err err;
+
+	err = store_routes_load(rt->st, &routes, &n);
+	if (err)
+		return err;
+	for (i = 0; i < n; i++) {
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		r->refs = 1;
+		r->name = strdup(routes[i].app);
+		r->app_id = routes[i].app_id;
+		r->deployment_id = routes[i].deployment_id;
+		snprintf(r->artifact, sizeof(r->artifact), "%s", routes[i].artifact);
+		r->hostcall = strcmp(routes[i].mode, "hostcall") == 0;
+		if (!r->name || route_config(r, routes[i].config) == VIV_ERR_NOMEM) {
+			route_free(r);
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		r->app.name = r->name;
+		r->app.env = (const char *const *)r->env;
+		r->app.n_env = r->n_env;
+		HASH_ADD_KEYPTR(hh, table, r->name, strlen(r->name), r);
+	}
+	store_routes_free(routes, n);
+	if (err) {
+		struct run_route *tmp;
+		HASH_ITER(hh, table, r, tmp)
+		{
+			HASH_DEL(table, r);
+			run_route_release(r);
+		}
+		return err;
+	}
+	clear_table(rt);
+	rt->table = table;
+	rt->gen = gen;
+	rt->loaded = true;
+	prune_modules(rt);
+	return VIV_OK;
+}
+
+enum viv_err run_routes_refresh(struct run_routes *rt)
+{
+	uint64_t gen = store_routes_generation(rt->st);
+
+	if (rt->loaded && gen == rt->gen)
+		return VIV_OK;
+	return reload(rt, gen);
+}
+
+struct run_route *run_routes_find(struct run_routes *rt, const char *name, size_t len)
+{
+	struct run_route *r = NULL;
+
+	HASH_FIND(hh, rt->table, name, len, r);
+	if (r)
+		r->refs++;
+	return r;
+}
+
+size_t run_routes_count(const struct run_routes *rt)
+{
+	return HASH_COUNT(rt->table);
+}
+
+enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
+			      const char **why)
+{
+	struct modcache *c;
+	char *path = NULL, err[512];
+	uint64_t now;
+	enum viv_err e;
+
+	*out = NULL;
+	*why = NULL;
+	if (r->module) {
+		*out = r->module;
+		return VIV_OK;
+	}
+	HASH_FIND_STR(rt->mods, r->artifact, c);
+	if (c) {
+		r->module = run_module_ref(c->module);
+		*out = r->module;
+		return VIV_OK;
+	}
+	now = viv_mono_ns();
+	if (r->load_error && now - r->load_failed_at < RETRY_LOAD_NS) {
+		*why = r->load_error;
+		return VIV_ERR_IO;
+	}
+	path = store_artifact_path(rt->st, r->artifact, "so");
+	if (!path)
+		return VIV_ERR_NOMEM;
+	e = run_module_load(path, r->artifact, &r->module, err, sizeof(err));
+	free(path);
+	if (e) {
+		free(r->load_error);
+		r->load_error = strdup(err);
+		r->load_failed_at = now;
+		*why = r->load_error ? r->load_error : "cannot load the artifact";
+		viv_log(VIV_ERROR, "app %s: %s", r->name, *why);
+		return e;
+	}
+	free(r->load_error);
+	r->load_error = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c) {
+		memcpy(c->hash, r->artifact, sizeof(c->hash));
+		c->module = run_module_ref(r->module);
+		c->seen = true;
+		HASH_ADD_STR(rt->mods, hash, c);
+	}
+	*out = r->module;
+	return VIV_OK;
+}

@@ -1,0 +1,58 @@
+/* Private to the runner: the routing table of a worker (app name to its
+ * current deployment, limits, configuration and loaded artifact). */
+#ifndef RUNNER_ROUTES_H
+#define RUNNER_ROUTES_H
+
+#include <uthash.h>
+
+#include "runner.h"
+#include "viv.h"
+
+struct store;
+
+struct run_route {
+	UT_hash_handle hh;
+	int refs;
+	char *name;
+	int64_t app_id;
+	int64_t deployment_id;
+	char artifact[VIV_SHA256_HEX_LEN + 1];
+	bool hostcall;
+	struct run_app app; /* name, limits and env, pointing into this route */
+	char **env;
+	size_t n_env;
+	struct run_module *module; /* loaded on first use */
+	char *load_error;
+	uint64_t load_failed_at;
+};
+
+struct run_routes;
+
+/* Opens the worker's own store connection. Caller frees with
+ * run_routes_close(). */
+enum viv_err run_routes_open(const char *datadir, struct run_routes **out, char *err,
+			     size_t errlen);
+void run_routes_close(struct run_routes *rt);
+
+/* The store connection, for app logs. Borrowed for the life of rt. */
+struct store *run_routes_store(struct run_routes *rt);
+
+/* Reloads the table if the store's routes generation moved (one memory load
+ * when it did not). */
+enum viv_err run_routes_refresh(struct run_routes *rt);
+
+/* The route of an app, with a reference the caller drops with
+ * run_route_release(); NULL when no such app serves. */
+struct run_route *run_routes_find(struct run_routes *rt, const char *name, size_t len);
+void run_route_release(struct run_route *r);
+
+/* How many apps are routable. */
+size_t run_routes_count(const struct run_routes *rt);
+
+/* The route's artifact, loading it on first use. *out is borrowed for as long
+ * as the caller holds the route. On failure *why says what went wrong (a
+ * failed load is retried after a second, not on every request). */
+enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
+			      const char **why);
+
+#endif

@@ -1,0 +1,446 @@
+/* A runner worker: one single-threaded libh2o event loop that accepts on the
+ * shared port, routes each request by its Host header to an app, runs it in
+ * a fresh sandbox and sends the response; app logs are batched into the
+ * store off the request path. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ctype.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "routes.h"
+#include "runner_int.h"
+#include "store.h"
+
+/* App log lines kept in memory before a flush is forced, and how long a
+ * line may wait. */
+#define LOG_BATCH_MAX 512
+#define LOG_FLUSH_NS (200u * 1000u * 1000u)
+/* How long a stopping worker waits for requests in flight. */
+#define DRAIN_NS (10000ull * 1000u * 1000u)
+
+struct worker {
+	const struct run_worker_config *cfg;
+	h2o_globalconf_t conf;
+	h2o_context_t ctx;
+	h2o_accept_ctx_t accept;
+	h2o_socket_t *listener;
+	h2o_socket_t *timer_sock;
+	struct run_pool *pool;
+	struct run_routes *routes;
+	struct store_log logs[LOG_BATCH_MAX];
+	size_t n_logs;
+	struct run_timer flush_timer;
+};
+
+/* One request in flight. Allocated on the request's memory pool, so its
+ * dispose callback tells us when h2o is done with the request (the client
+ * may go away while the guest still runs). */
+struct wreq {
+	struct worker *w;
+	h2o_req_t *req; /* NULL once h2o disposed it */
+	struct run_route *route;
+	struct run_instance *inst;
+	struct run_request rr;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* ---- App logs ---------------------------------------------------------------------- */
+
+static void flush_logs(struct worker *w)
+{
+	size_t i;
+	enum viv_err err;
+
+	if (!w->n_logs)
+		return;
+	err = store_logs_append(run_routes_store(w->routes), w->logs, w->n_logs);
+	if (err)
+		viv_log(VIV_WARN, "dropped %zu app log lines: %s", w->n_logs, viv_strerror(err));
+	for (i = 0; i < w->n_logs; i++)
+		free(w->logs[i].message);
+	w->n_logs = 0;
+}
+
+static void on_flush_timer(struct run_timer *t)
+{
+	struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, flush_timer));
+
+	flush_logs(w);
+}
+
+static void keep_logs(struct worker *w, const struct run_route *r, struct run_instance *inst)
+{
+	const struct run_log_line *lines;
+	size_t n, i;
+	int64_t now = viv_now_ms();
+
+	lines = run_instance_logs(inst, &n);
+	for (i = 0; i < n; i++) {
+		struct store_log *l;
+
+		if (w->n_logs == LOG_BATCH_MAX)
+			flush_logs(w);
+		l = &w->logs[w->n_logs];
+		l->id = 0;
+		l->app_id = r->app_id;
+		l->deployment_id = r->deployment_id;
+		l->ts = now;
+		l->stream = (char *)lines[i].stream;
+		l->message = strdup(lines[i].message);
+		if (l->message)
+			w->n_logs++;
+	}
+	if (w->n_logs && w->flush_timer.heap_index == SIZE_MAX)
+		run_timer_arm(w->pool, &w->flush_timer, viv_mono_ns() + LOG_FLUSH_NS);
+}
+
+/* ---- Responses --------------------------------------------------------------------- */
+
+static const char *reason(unsigned status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return status < 200 ? "Informational" : status < 300 ? "OK" : status < 400 ? "Redirect"
+		: status < 500 ? "Client Error" : "Server Error";
+}
+
+static void send_text(h2o_req_t *req, unsigned status, const char *body)
+{
+	req->res.status = (int)status;
+	req->res.reason = reason(status);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+		       H2O_STRLIT("text/plain; charset=utf-8"));
+	req->res.content_length = strlen(body);
+	h2o_send_inline(req, body, strlen(body));
+}
+
+static void send_response(h2o_req_t *req, const struct run_response *resp)
+{
+	size_t i, j;
+
+	req->res.status = (int)resp->status;
+	req->res.reason = reason(resp->status);
+	for (i = 0; i < resp->n_headers; i++) {
+		const struct run_header *h = &resp->headers[i];
+		char *name = h2o_mem_alloc_pool(&req->pool, h->name_len);
+
+		/* HTTP/2 wants lower-case names, and h2o's known headers are
+		 * matched that way. */
+		for (j = 0; j < h->name_len; j++)
+			name[j] = (char)tolower((unsigned char)h->name[j]);
+		h2o_add_header_by_str(&req->pool, &req->res.headers, name, h->name_len, 1, NULL,
+				      h->value, h->value_len);
+	}
+	req->res.content_length = resp->body_len;
+	h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
+}
+
+/* Sends what the instance produced (if anyone still waits), keeps its log
+ * lines and frees everything. */
+static void complete(struct wreq *wr)
+{
+	struct worker *w = wr->w;
+
+	if (wr->req)
+		send_response(wr->req, run_instance_response(wr->inst));
+	keep_logs(w, wr->route, wr->inst);
+	run_instance_end(wr->inst);
+	wr->inst = NULL;
+	run_route_release(wr->route);
+	wr->route = NULL;
+}
+
+static void on_instance_done(struct run_instance *inst, void *arg)
+{
+	struct wreq *wr = arg;
+
+	(void)inst;
+	complete(wr);
+}
+
+static void on_req_dispose(void *p)
+{
+	struct wreq *wr = p;
+
+	/* The client went away while the guest was still running: stop it. */
+	wr->req = NULL;
+	if (wr->inst)
+		complete(wr);
+}
+
+/* ---- Requests ------------------------------------------------------------------------ */
+
+/* The app label of a Host value "APP.DOMAIN[:port]", or NULL. */
+static const char *app_of_host(const struct worker *w, h2o_iovec_t host, size_t *len)
+{
+	const char *colon = memchr(host.base, ':', host.len);
+	size_t n = colon ? (size_t)(colon - host.base) : host.len;
+	size_t dl = strlen(w->cfg->domain);
+	char label[64];
+
+	if (n > 0 && host.base[n - 1] == '.')
+		n--; /* a fully qualified name */
+	if (n <= dl + 1 || host.base[n - dl - 1] != '.' ||
+	    strncasecmp(host.base + n - dl, w->cfg->domain, dl) != 0)
+		return NULL;
+	*len = n - dl - 1;
+	if (*len >= sizeof(label))
+		return NULL;
+	memcpy(label, host.base, *len);
+	label[*len] = '\0';
+	if (!viv_app_name_valid(label))
+		return NULL;
+	return host.base;
+}
+
+static const char *client_addr(h2o_req_t *req)
+{
+	struct sockaddr_storage ss;
+	char *buf = h2o_mem_alloc_pool(&req->pool, INET6_ADDRSTRLEN);
+	socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+
+	strcpy(buf, "0.0.0.0");
+	if (len && ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, INET6_ADDRSTRLEN);
+	else if (len && ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf,
+			  INET6_ADDRSTRLEN);
+	return buf;
+}
+
+static bool is_client_ip_header(const h2o_iovec_t *name)
+{
+	return (name->len == 9 && strncasecmp(name->base, "x-real-ip", 9) == 0) ||
+	       (name->len == 16 && strncasecmp(name->base, "fastly-client-ip", 16) == 0);
+}
+
+/* Fills wr->rr from the h2o request; everything points into req's pool. */
+static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
+{
+	struct run_request *rr = &wr->rr;
+	struct run_header *hs;
+	const char *colon = memchr(host.base, ':', host.len);
+	size_t hn = colon ? (size_t)(colon - host.base) : host.len, i, n = 0;
+	char *server_name = h2o_mem_alloc_pool(&req->pool, hn + 1);
+
+	memcpy(server_name, host.base, hn);
+	server_name[hn] = '\0';
+	rr->method = req->method.base;
+	rr->method_len = req->method.len;
+	rr->target = req->input.path.base;
+	rr->target_len = req->input.path.len;
+	rr->body = req->entity.base;
+	rr->body_len = req->entity.base ? req->entity.len : 0;
+	rr->client_addr = client_addr(req);
+	rr->server_name = server_name;
+	rr->server_port = wr->w->cfg->port;
+	rr->protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0"
+										: "HTTP/1.1";
+	hs = h2o_mem_alloc_pool(&req->pool, (req->headers.size + 2) * sizeof(*hs));
+	for (i = 0; i < req->headers.size; i++) {
+		const h2o_header_t *h = &req->headers.entries[i];
+
+		/* The client address comes from the connection, never from
+		 * what the client says it is. */
+		if (is_client_ip_header(h->name))
+			continue;
+		hs[n].name = h->orig_name ? h->orig_name : h->name->base;
+		hs[n].name_len = h->name->len;
+		hs[n].value = h->value.base;
+		hs[n].value_len = h->value.len;
+		n++;
+	}
+	hs[n++] = (struct run_header){"X-Real-IP", 9, rr->client_addr, strlen(rr->client_addr)};
+	hs[n++] = (struct run_header){"Fastly-Client-IP", 16, rr->client_addr,
+				      strlen(rr->client_addr)};
+	rr->headers = hs;
+	rr->n_headers = n;
+}
+
+static struct worker *the_worker;
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct worker *w = the_worker;
+	struct run_route *route;
+	struct run_module *m;
+	struct wreq *wr;
+	const char *label, *why;
+	size_t label_len = 0;
+	enum viv_err err;
+
+	(void)self;
+	err = run_routes_refresh(w->routes);
+	if (err)
+		viv_log(VIV_ERROR, "cannot reload routes: %s", viv_strerror(err));
+	label = app_of_host(w, req->authority, &label_len);
+	route = label ? run_routes_find(w->routes, label, label_len) : NULL;
+	if (!route) {
+		send_text(req, 404,
+			  "No app is deployed at this address.\n"
+			  "Apps answer at http://APP.DOMAIN/ once a deployment is ready.\n");
+		return 0;
+	}
+	err = run_route_module(w->routes, route, &m, &why);
+	if (err) {
+		send_text(req, 500, "This app could not be loaded; its operator has the details.\n");
+		run_route_release(route);
+		return 0;
+	}
+	wr = h2o_mem_alloc_shared(&req->pool, sizeof(*wr), on_req_dispose);
+	memset(wr, 0, sizeof(*wr));
+	wr->w = w;
+	wr->req = req;
+	wr->route = route;
+	describe(wr, req, req->authority);
+	err = run_instance_start(w->pool, m, &route->app, &wr->rr, on_instance_done, wr,
+				 &wr->inst);
+	if (err) {
+		wr->route = NULL;
+		run_route_release(route);
+		send_text(req, 503, err == VIV_ERR_BUSY
+					    ? "The server is busy; try again in a moment.\n"
+					    : "The server could not start the app.\n");
+		return 0;
+	}
+	if (run_instance_done(wr->inst))
+		complete(wr);
+	return 0;
+}
+
+/* ---- Event loop -------------------------------------------------------------------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+	struct worker *w = the_worker;
+	h2o_socket_t *sock;
+
+	if (err)
+		return;
+	sock = h2o_evloop_socket_accept(listener);
+	if (sock)
+		h2o_accept(&w->accept, sock);
+}
+
+static void on_timerfd(h2o_socket_t *sock, const char *err)
+{
+	(void)sock;
+	(void)err;
+	run_pool_poll(the_worker->pool);
+}
+
+static enum viv_err worker_setup(struct worker *w, const struct run_worker_config *cfg)
+{
+	h2o_hostconf_t *host;
+	h2o_pathconf_t *path;
+	h2o_handler_t *handler;
+	char err[512];
+	enum viv_err e;
+
+	w->cfg = cfg;
+	w->flush_timer.heap_index = SIZE_MAX;
+	w->flush_timer.fire = on_flush_timer;
+	e = run_thread_init();
+	if (e) {
+		viv_log(VIV_ERROR, "cannot set up guest signals: %s", viv_strerror(e));
+		return e;
+	}
+	e = run_pool_create(&cfg->pool, &w->pool);
+	if (e) {
+		viv_log(VIV_ERROR, "cannot reserve %u sandbox slots: %s", cfg->pool.slots,
+			viv_strerror(e));
+		return e;
+	}
+	e = run_routes_open(cfg->datadir, &w->routes, err, sizeof(err));
+	if (e) {
+		viv_log(VIV_ERROR, "cannot open the store: %s", err);
+		return e;
+	}
+	h2o_config_init(&w->conf);
+	w->conf.server_name = h2o_iovec_init(H2O_STRLIT("vivarium"));
+	w->conf.max_request_entity_size = cfg->request_body_max;
+	host = h2o_config_register_host(&w->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	path = h2o_config_register_path(host, "/", 0);
+	handler = h2o_create_handler(path, sizeof(*handler));
+	handler->on_req = on_req;
+	h2o_context_init(&w->ctx, h2o_evloop_create(), &w->conf);
+	w->accept.ctx = &w->ctx;
+	w->accept.hosts = w->conf.hosts;
+	w->listener = h2o_evloop_socket_create(w->ctx.loop, cfg->listen_fd,
+					       H2O_SOCKET_FLAG_DONT_READ);
+	h2o_socket_read_start(w->listener, on_accept);
+	w->timer_sock = h2o_evloop_socket_create(w->ctx.loop, dup(run_pool_fd(w->pool)),
+						 H2O_SOCKET_FLAG_DONT_READ);
+	h2o_socket_read_start(w->timer_sock, on_timerfd);
+	return VIV_OK;
+}
+
+int run_worker_main(const struct run_worker_config *cfg)
+{
+	struct worker *w;
+	struct sigaction sa;
+	uint64_t drain_until;
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return 1;
+	the_worker = w;
+	if (worker_setup(w, cfg))
+		return 1;
+	viv_log(VIV_INFO, "serving apps at http://APP.%s:%u/ (%zu routable)", cfg->domain,
+		cfg->port, (run_routes_refresh(w->routes), run_routes_count(w->routes)));
+	while (!stopping)
+		h2o_evloop_run(w->ctx.loop, 1000);
+	/* Stop taking connections, let requests in flight finish. */
+	h2o_socket_read_stop(w->listener);
+	h2o_context_request_shutdown(&w->ctx);
+	drain_until = viv_mono_ns() + DRAIN_NS;
+	while (w->pool->n_busy && viv_mono_ns() < drain_until)
+		h2o_evloop_run(w->ctx.loop, 100);
+	flush_logs(w);
+	viv_log(VIV_INFO, "stopped");
+	return 0;
+}
