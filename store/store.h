@@ -5,7 +5,12 @@
  * can sit beside SQLite later.
  *
  * A struct store is one SQLite connection: use it from one thread at a time
- * and never across fork(); each process and thread opens its own. */
+ * and never across fork(); each process and thread opens its own.
+ *
+ * Errors common to every call that reaches the database: VIV_ERR_DB when
+ * SQLite fails (its message goes to the operator log), VIV_ERR_BUSY when
+ * other processes kept the database locked past the busy timeout (10 s),
+ * VIV_ERR_NOMEM. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -22,7 +27,8 @@ struct store;
 /* Opens (creating if needed) the data directory at datadir with its
  * subdirectories, the database file, WAL mode and a busy timeout, and runs
  * every pending schema migration. On failure a sentence for the operator is
- * written to errbuf. Caller frees with store_close(). */
+ * written to errbuf; VIV_ERR_UNSUPPORTED when the database was written by a
+ * newer vivd. Caller frees with store_close(). */
 enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen);
 
 /* Closes the connection; accepts NULL. */
@@ -31,7 +37,8 @@ void store_close(struct store *st);
 /* The data directory this store was opened on. Borrowed for the life of st. */
 const char *store_datadir(const struct store *st);
 
-/* The schema version after migrations (PRAGMA user_version). */
+/* The schema version after migrations (PRAGMA user_version); -1 when it
+ * cannot be read. */
 int store_schema_version(struct store *st);
 
 /* ---- Tokens --------------------------------------------------------------- */
@@ -40,11 +47,15 @@ int store_schema_version(struct store *st);
  * DATADIR/admin-token does not exist, makes a new random token, stores its
  * sha256 in the database and writes the token to the file (mode 0600).
  * Either way, *token_out is the admin token (caller frees with free()) and
- * *created_out says whether it was made now. */
+ * *created_out (may be NULL) says whether it was made now. A token file from
+ * an earlier start is read back and its digest stored again if it is
+ * missing; VIV_ERR_INVALID when the file does not hold a token. */
 enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
 
-/* Creates a new token with a human label. The plaintext is returned once in
- * *token_out (caller frees with free()); only its sha256 is stored. */
+/* Creates a new token with a human label (at most 200 bytes, else
+ * VIV_ERR_INVALID). A token is "viv_" and 64 hex digits. The plaintext is
+ * returned once in *token_out (caller frees with free()); only its sha256 is
+ * stored. */
 enum viv_err store_token_create(struct store *st, const char *label, char **token_out);
 
 /* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. The
@@ -61,14 +72,16 @@ struct store_app {
 };
 
 /* Creates the app if it does not exist; *id_out is its id either way. The
- * caller has checked the name with viv_app_name_valid(). */
+ * caller has checked the name with viv_app_name_valid(); an invalid name is
+ * VIV_ERR_INVALID all the same. */
 enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out);
 
 /* VIV_ERR_NOT_FOUND when there is no such app. Caller frees with
  * store_app_free(). */
 enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out);
 
-/* Every app, ordered by name. Caller frees with store_app_list_free(). */
+/* Every app, ordered by name (*out is NULL when there are none). Caller
+ * frees with store_app_list_free(). */
 enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out);
 
 /* Free one app / an array of n apps; both accept NULL. */
@@ -109,14 +122,18 @@ struct store_deployment {
 
 /* A fresh path in the data directory's upload area for the caller to write
  * an upload to before store_deployment_create(). Caller frees with free()
- * and removes the file if it does not pass it on. Temporary uploads that a
- * crash left behind are removed by store_open(). */
+ * and removes the file if it does not pass it on. The name carries the
+ * caller's pid: store_open() removes temporary uploads whose process is gone
+ * (a crash left them behind) or that nobody wrote to for a day, and never
+ * those a live process is still writing. */
 enum viv_err store_upload_tmp(const struct store *st, char **path_out);
 
 /* Creates the app if needed and a queued deployment for it, and moves the
  * file at upload_tmp (from store_upload_tmp) to the deployment's upload path,
  * store_upload_path(), before the deployment becomes visible to builders.
- * On failure the file is left where it was. */
+ * upload_sha256 is 64 lowercase hex digits. On failure the file is left where
+ * it was: VIV_ERR_INVALID for a bad argument, VIV_ERR_IO when the file cannot
+ * be moved (it must be on the data directory's file system). */
 enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
 				     const char *upload_sha256, int64_t upload_size,
 				     int64_t *id_out);
@@ -125,8 +142,9 @@ enum viv_err store_deployment_create(struct store *st, const char *app, const ch
  * store_deployment_free(). */
 enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
 
-/* The app's deployments, newest first, at most limit. Caller frees with
- * store_deployment_list_free(). VIV_ERR_NOT_FOUND when there is no such app. */
+/* The app's deployments, newest first, at most limit (*out is NULL when
+ * there are none). Caller frees with store_deployment_list_free().
+ * VIV_ERR_NOT_FOUND when there is no such app. */
 enum viv_err store_deployment_list(struct store *st, const char *app, size_t limit,
 				   struct store_deployment **out, size_t *n_out);
 
@@ -142,31 +160,44 @@ enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
  * a line in their log saying so. *n_out (may be NULL) is how many. */
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
 
-/* Appends text to the build log; the log is capped (the cap is noted once
- * in the log when reached). */
+/* The most build log text kept per deployment. */
+#define STORE_BUILD_LOG_MAX (1024 * 1024)
+
+/* Appends text to the build log; the log is capped at STORE_BUILD_LOG_MAX
+ * bytes (the cap is noted once in the log when reached, and later text is
+ * dropped). VIV_ERR_NOT_FOUND when there is no such deployment. */
 enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
 
-/* Records the detected language. */
+/* Records the detected language (at most 32 bytes). VIV_ERR_NOT_FOUND when
+ * there is no such deployment. */
 enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language);
 
-/* Records one step's duration in the timings object. */
+/* Records one step's duration in the timings object, replacing an earlier
+ * value for the same step. A step name is 1 to 64 letters, digits, '_' or
+ * '-' (VIV_ERR_INVALID otherwise). VIV_ERR_NOT_FOUND when there is no such
+ * deployment. */
 enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms);
 
 /* A finished, successful build. */
 struct store_build {
 	const char *artifact;  /* artifact hash; the file is already in place */
 	const char *mode;      /* "cgi" or "hostcall" */
-	const char *config;    /* JSON object, resolved from the manifest */
+	const char *config;    /* JSON object, resolved from the manifest; NULL: {} */
 	int64_t artifact_size; /* bytes of the .so */
 	int64_t wasm_size;     /* bytes of the optimized wasm */
 };
 
 /* In one transaction: records the artifact, marks the deployment ready, makes
- * it the app's current deployment and bumps the routes generation. */
+ * it the app's current deployment; then bumps the routes generation.
+ * VIV_ERR_INVALID for a bad hash, mode or config, or when the deployment is
+ * not building; VIV_ERR_NOT_FOUND when there is no such deployment or the
+ * artifact's .so is not in the artifact directory. */
 enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
 
 /* Marks the deployment failed with a one-sentence reason (what went wrong
- * and what to do); the app keeps serving its current deployment. */
+ * and what to do; cut at 4096 bytes); the app keeps serving its current
+ * deployment. VIV_ERR_INVALID when the deployment is already ready or
+ * failed, VIV_ERR_NOT_FOUND when there is none. */
 enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error);
 
 /* ---- Files in the data directory ----------------------------------------------- */
@@ -175,20 +206,24 @@ enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *e
  * with free(); NULL on allocation failure. */
 char *store_upload_path(const struct store *st, int64_t deployment_id);
 
-/* A fresh, empty, private scratch directory for one build, under the data
- * directory (so that it is on the same file system as the artifacts). Caller
- * removes it with viv_rmtree() and frees the string with free(). */
+/* A fresh, empty, private (mode 0700) scratch directory for one build, under
+ * the data directory (so that it is on the same file system as the
+ * artifacts). Caller removes it with viv_rmtree() and frees the string with
+ * free(). */
 enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char **out);
 
-/* The path of an artifact file: ext is "so" or "wasm". Caller frees with
- * free(); NULL on allocation failure. */
+/* The path of an artifact file, DATADIR/artifacts/XX/HASH.EXT: hash is 64
+ * lowercase hex digits and ext is "so" or "wasm". Caller frees with free();
+ * NULL when hash or ext is invalid, or on allocation failure. */
 char *store_artifact_path(const struct store *st, const char *hash, const char *ext);
 
 /* True when the artifact's .so is in the artifact directory. */
 bool store_artifact_exists(const struct store *st, const char *hash);
 
 /* Copies src into the artifact directory as HASH.EXT so that it appears only
- * complete (write, fsync, rename). An existing file is left as it is. */
+ * complete (write, fsync, rename). An existing file is left as it is.
+ * VIV_ERR_INVALID for a bad hash or ext, VIV_ERR_NOT_FOUND when src does not
+ * exist, VIV_ERR_IO for other file errors. */
 enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
 				const char *src);
 
@@ -203,8 +238,8 @@ struct store_route {
 	char *config;   /* JSON object */
 };
 
-/* Every app with a current deployment. Caller frees with
- * store_routes_free(). */
+/* Every app with a current deployment, ordered by app name (*out is NULL
+ * when there are none). Caller frees with store_routes_free(). */
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out);
 void store_routes_free(struct store_route *routes, size_t n);
 
@@ -225,8 +260,16 @@ struct store_log {
 	char *message;
 };
 
-/* Appends n lines in one transaction and trims each app's log to its cap
- * (the newest lines are kept). Messages longer than the per-line cap are cut. */
+/* The longest message kept, in bytes, and how many lines an app keeps. */
+#define STORE_LOG_LINE_MAX 4096
+#define STORE_LOG_LINES_PER_APP 1000
+
+/* Appends n lines in one transaction and trims each app's log to
+ * STORE_LOG_LINES_PER_APP lines (the newest are kept). Messages longer than
+ * STORE_LOG_LINE_MAX are cut. Each line needs app_id, stream (one of the
+ * names above) and message, else VIV_ERR_INVALID and nothing is written;
+ * deployment_id 0 means none, ts 0 means now; id is ignored. The lines are
+ * borrowed for the call. */
 enum viv_err store_logs_append(struct store *st, const struct store_log *lines, size_t n);
 
 /* The app's lines with id > after_id, oldest first, at most limit (the newest

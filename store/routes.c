@@ -1,0 +1,148 @@
+/* What runners serve: the routes table (each app's current deployment) and
+ * the routes generation counter shared by every process on the data
+ * directory through a mapped file. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/*
+ * The counter lives in DATADIR/routes.gen, one page mapped MAP_SHARED by
+ * every store, so all processes on this machine see the same memory: a
+ * writer bumps it with an atomic add after its transaction commits, and a
+ * runner reads it with one acquire load per request. A runner that sees the
+ * new value and then loads routes reads a snapshot taken after the commit.
+ * The file is never shrunk, so a concurrent creator's ftruncate cannot zero
+ * a counter that another process has already moved.
+ */
+enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
+{
+	enum viv_err err = VIV_ERR_IO;
+	struct stat sb;
+	char *path;
+	void *map;
+	int fd;
+
+	path = viv_path_join(st->datadir, "routes.gen");
+	if (!path)
+		return VIV_ERR_NOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		viv_errf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0 ||
+	    (sb.st_size < STORE_ROUTES_GEN_SIZE && ftruncate(fd, STORE_ROUTES_GEN_SIZE) != 0)) {
+		viv_errf(errbuf, errlen, "cannot size %s: %s", path, strerror(errno));
+		goto out;
+	}
+	map = mmap(NULL, STORE_ROUTES_GEN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		viv_errf(errbuf, errlen, "cannot map %s: %s", path, strerror(errno));
+		goto out;
+	}
+	st->routes_gen = map;
+	err = VIV_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return err;
+}
+
+void store_routes_gen_unmap(struct store *st)
+{
+	if (st->routes_gen)
+		munmap(st->routes_gen, STORE_ROUTES_GEN_SIZE);
+	st->routes_gen = NULL;
+}
+
+void store_routes_gen_bump(struct store *st)
+{
+	__atomic_add_fetch(st->routes_gen, 1, __ATOMIC_ACQ_REL);
+}
+
+uint64_t store_routes_generation(const struct store *st)
+{
+	return __atomic_load_n(st->routes_gen, __ATOMIC_ACQUIRE);
+}
+
+static const char sql_routes[] =
+	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config"
+	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
+	" ORDER BY a.name";
+
+static enum viv_err read_route(sqlite3_stmt *stmt, struct store_route *r)
+{
+	enum viv_err err;
+
+	memset(r, 0, sizeof(*r));
+	r->app_id = sqlite3_column_int64(stmt, 1);
+	r->deployment_id = sqlite3_column_int64(stmt, 2);
+	err = store_col_text_or(stmt, 0, "", &r->app);
+	if (!err)
+		err = store_col_text_or(stmt, 3, "", &r->artifact);
+	if (!err)
+		err = store_col_text_or(stmt, 4, "", &r->mode);
+	if (!err)
+		err = store_col_text_or(stmt, 5, "{}", &r->config);
+	return err;
+}
+
+enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
+{
+	struct store_route *routes = NULL, *grown;
+	sqlite3_stmt *stmt = NULL;
+	size_t n = 0, alloc = 0;
+	enum viv_err err;
+	bool row;
+
+	*out = NULL;
+	*n_out = 0;
+	err = store_prepare(st, sql_routes, &stmt);
+	if (err)
+		return err;
+	for (;;) {
+		err = store_step(st, stmt, &row);
+		if (err || !row)
+			break;
+		grown = store_grow(routes, &alloc, n, sizeof(*routes));
+		if (!grown) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		routes = grown;
+		n++;
+		err = read_route(stmt, &routes[n - 1]);
+		if (err)
+			break;
+	}
+	store_release(st, stmt);
+	if (err) {
+		store_routes_free(routes, n);
+		return err;
+	}
+	*out = routes;
+	*n_out = n;
+	return VIV_OK;
+}
+
+void store_routes_free(struct store_route *routes, size_t n)
+{
+	size_t i;
+
+	if (!routes)
+		return;
+	for (i = 0; i < n; i++) {
+		free(routes[i].app);
+		free(routes[i].artifact);
+		free(routes[i].mode);
+		free(routes[i].config);
+	}
+	free(routes);
+}

@@ -1,0 +1,203 @@
+/* The database schema as an ordered list of migrations, and the code that
+ * brings a database up to the newest one. */
+#include "store_int.h"
+
+#include <stdio.h>
+
+/*
+ * Migration N (counting from 1) is migrations[N - 1]; PRAGMA user_version
+ * holds the number of migrations applied. A migration is never edited once
+ * released: a change of schema is a new entry at the end (the KV table comes
+ * as migration 2). Each runs inside the one transaction that also sets
+ * user_version, so a database is always at exactly one version.
+ *
+ * Constraints state the rules the code relies on, so that a bug shows up as
+ * an error instead of as bad data. Every foreign key has an index on its
+ * child column: SQLite does not make one, and without it deleting a parent
+ * row scans the whole child table.
+ */
+static const char *const migrations[] = {
+	/* 1: apps, deployments, artifacts, tokens and app logs. */
+	"CREATE TABLE apps ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE"
+	"    CHECK (length(name) BETWEEN 1 AND 63 AND name NOT GLOB '*[^a-z0-9-]*'"
+	"           AND name NOT GLOB '-*' AND name NOT GLOB '*-'),"
+	"  created_at INTEGER NOT NULL,"
+	"  current_deployment INTEGER REFERENCES deployments(id) ON DELETE SET NULL"
+	");"
+	"CREATE INDEX apps_by_current ON apps(current_deployment);"
+	""
+	"CREATE TABLE artifacts ("
+	"  hash TEXT NOT NULL PRIMARY KEY"
+	"    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+	"  mode TEXT NOT NULL CHECK (mode IN ('cgi', 'hostcall')),"
+	"  so_size INTEGER NOT NULL CHECK (so_size >= 0),"
+	"  wasm_size INTEGER NOT NULL CHECK (wasm_size >= 0),"
+	"  created_at INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	""
+	/* AUTOINCREMENT: a deployment id is never reused, because it names the
+	 * upload file and the build directory. */
+	"CREATE TABLE deployments ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued', 'building', 'ready', 'failed')),"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  upload_sha256 TEXT NOT NULL"
+	"    CHECK (length(upload_sha256) = 64 AND upload_sha256 NOT GLOB '*[^0-9a-f]*'),"
+	"  upload_size INTEGER NOT NULL CHECK (upload_size >= 0),"
+	"  language TEXT,"
+	"  mode TEXT CHECK (mode IN ('cgi', 'hostcall')),"
+	"  artifact TEXT REFERENCES artifacts(hash),"
+	"  log TEXT NOT NULL DEFAULT '',"
+	"  timings TEXT NOT NULL DEFAULT '{}'"
+	"    CHECK (CASE WHEN json_valid(timings) THEN json_type(timings) = 'object' ELSE 0 END),"
+	"  config TEXT NOT NULL DEFAULT '{}'"
+	"    CHECK (CASE WHEN json_valid(config) THEN json_type(config) = 'object' ELSE 0 END),"
+	"  error TEXT,"
+	"  CHECK (status <> 'ready' OR (mode IS NOT NULL AND artifact IS NOT NULL)),"
+	"  CHECK (status <> 'failed' OR error IS NOT NULL)"
+	");"
+	"CREATE INDEX deployments_by_app ON deployments(app_id, id);"
+	"CREATE INDEX deployments_by_status ON deployments(status, id);"
+	"CREATE INDEX deployments_by_artifact ON deployments(artifact);"
+	""
+	/* An app serves only a ready deployment of its own. */
+	"CREATE TRIGGER apps_current_is_ready"
+	"  BEFORE UPDATE OF current_deployment ON apps"
+	"  WHEN NEW.current_deployment IS NOT NULL AND NOT EXISTS ("
+	"    SELECT 1 FROM deployments"
+	"    WHERE id = NEW.current_deployment AND app_id = NEW.id AND status = 'ready')"
+	"BEGIN"
+	"  SELECT RAISE(ABORT, 'an app can only serve one of its own ready deployments');"
+	"END;"
+	""
+	/* Only the sha256 of a token is kept. */
+	"CREATE TABLE tokens ("
+	"  id INTEGER PRIMARY KEY,"
+	"  hash TEXT NOT NULL UNIQUE"
+	"    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+	"  label TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL"
+	");"
+	""
+	/* AUTOINCREMENT: readers page through logs by id, so ids only grow. */
+	"CREATE TABLE app_logs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  stream TEXT NOT NULL"
+	"    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system')),"
+	"  message TEXT NOT NULL"
+	");"
+	"CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+	"CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);",
+};
+
+#define STORE_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static enum viv_err read_version(struct store *st, int *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row;
+
+	*out = 0;
+	err = store_prepare(st, "PRAGMA user_version", &stmt);
+	if (err)
+		return err;
+	err = store_step(st, stmt, &row);
+	if (!err && row)
+		*out = sqlite3_column_int(stmt, 0);
+	store_release(st, stmt);
+	return err;
+}
+
+static enum viv_err check_not_newer(int version, char *errbuf, size_t errlen)
+{
+	if (version <= STORE_SCHEMA_LATEST)
+		return VIV_OK;
+	viv_errf(errbuf, errlen,
+		 "the data directory was written by a newer vivd (schema %d); upgrade vivd",
+		 version);
+	return VIV_ERR_UNSUPPORTED;
+}
+
+/* Runs one migration script; SQLite's message goes to errbuf and the log. */
+static enum viv_err apply(struct store *st, int to, const char *sql, char *errbuf, size_t errlen)
+{
+	int rc;
+
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		return VIV_OK;
+	viv_errf(errbuf, errlen, "cannot upgrade the database %s to schema %d: %s", st->db_path,
+		 to, sqlite3_errmsg(st->db));
+	return store_db_error(st, rc, "schema migration");
+}
+
+enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen)
+{
+	char sql[64];
+	enum viv_err err;
+	int version, v;
+
+	err = read_version(st, &version);
+	if (err) {
+		viv_errf(errbuf, errlen, "cannot read the schema version of %s", st->db_path);
+		return err;
+	}
+	err = check_not_newer(version, errbuf, errlen);
+	if (err || version == STORE_SCHEMA_LATEST)
+		return err;
+
+	/* Several processes may start on a new data directory at once: the
+	 * write lock makes one of them migrate, and the others then find the
+	 * version already current. */
+	err = store_begin(st);
+	if (err) {
+		viv_errf(errbuf, errlen, "cannot lock %s to upgrade its schema", st->db_path);
+		return err;
+	}
+	err = read_version(st, &version);
+	if (err) {
+		viv_errf(errbuf, errlen, "cannot read the schema version of %s", st->db_path);
+		goto out;
+	}
+	err = check_not_newer(version, errbuf, errlen);
+	if (err || version == STORE_SCHEMA_LATEST)
+		goto out;
+	for (v = version; v < STORE_SCHEMA_LATEST; v++) {
+		err = apply(st, v + 1, migrations[v], errbuf, errlen);
+		if (err)
+			goto out;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_LATEST);
+	err = apply(st, STORE_SCHEMA_LATEST, sql, errbuf, errlen);
+	if (err)
+		goto out;
+	err = store_commit(st);
+	if (err) {
+		viv_errf(errbuf, errlen, "cannot commit the schema upgrade of %s", st->db_path);
+		goto out;
+	}
+	viv_log(VIV_INFO, "store: %s upgraded from schema %d to %d", st->db_path, version,
+		STORE_SCHEMA_LATEST);
+out:
+	store_rollback(st);
+	return err;
+}
+
+int store_schema_version(struct store *st)
+{
+	int version;
+
+	if (read_version(st, &version))
+		return -1;
+	return version;
+}

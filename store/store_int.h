@@ -1,0 +1,129 @@
+/* Private to store/: the body of struct store and the small SQLite helpers
+ * (statement cache, binding, stepping, transactions) the query files share. */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Prepared statements are cached per connection, keyed by the address of
+ * their static SQL text. The store runs a few dozen distinct statements; any
+ * beyond this many are prepared and finalized on each use instead. */
+#define STORE_STMT_CACHE 64
+
+/* The routes generation file is one page; the counter sits at offset 0. */
+#define STORE_ROUTES_GEN_SIZE 4096
+
+struct store_stmt_slot {
+	const char *sql;
+	sqlite3_stmt *stmt;
+};
+
+struct store {
+	sqlite3 *db;
+	char *datadir;       /* absolute */
+	char *db_path;       /* DATADIR/vivarium.db */
+	char *artifacts_dir; /* DATADIR/artifacts */
+	char *uploads_dir;   /* DATADIR/uploads */
+	char *builds_dir;    /* DATADIR/builds */
+
+	/* The shared routes generation counter, mapped from DATADIR/routes.gen. */
+	uint64_t *routes_gen;
+
+	/* The first error of a bind since the last step; reported by the step. */
+	enum viv_err bind_err;
+
+	struct store_stmt_slot stmts[STORE_STMT_CACHE];
+	size_t n_stmts;
+};
+
+/* ---- SQLite helpers (db.c) ------------------------------------------------- */
+
+/* Logs SQLite's error text for rc with what was being done, and maps rc to a
+ * status: VIV_ERR_BUSY when the database stayed locked past the busy
+ * timeout, VIV_ERR_NOMEM, else VIV_ERR_DB. */
+enum viv_err store_db_error(struct store *st, int rc, const char *what);
+
+/* The prepared statement for sql, which must be a string with static storage
+ * (its address is the cache key). Hand it back with store_release(). */
+enum viv_err store_prepare(struct store *st, const char *sql, sqlite3_stmt **out);
+
+/* Resets a statement from store_prepare() and clears its bindings, so that
+ * it holds no read transaction and no pointers to the caller's strings.
+ * Accepts NULL. */
+void store_release(struct store *st, sqlite3_stmt *stmt);
+
+/* Bind helpers. Text is bound without a copy: the string must live until the
+ * statement is released. A NULL string binds SQL NULL. A failure is logged
+ * and reported by the next store_step() or store_run(). */
+void store_bind_int64(struct store *st, sqlite3_stmt *stmt, int idx, int64_t v);
+/* Binds v, or SQL NULL when v is 0 (for optional row ids). */
+void store_bind_id(struct store *st, sqlite3_stmt *stmt, int idx, int64_t v);
+void store_bind_text(struct store *st, sqlite3_stmt *stmt, int idx, const char *s);
+void store_bind_textn(struct store *st, sqlite3_stmt *stmt, int idx, const char *s, size_t n);
+
+/* Steps once: *row_out says whether a row is ready to read. */
+enum viv_err store_step(struct store *st, sqlite3_stmt *stmt, bool *row_out);
+
+/* Steps until the statement is done, ignoring any rows. */
+enum viv_err store_run(struct store *st, sqlite3_stmt *stmt);
+
+/* Runs one statement that takes no parameters, such as a PRAGMA; sql has
+ * static storage, as for store_prepare(). */
+enum viv_err store_exec(struct store *st, const char *sql);
+
+/* Copies a text column: *out is NULL for SQL NULL, else a string the caller
+ * frees with free(). */
+enum viv_err store_col_text(sqlite3_stmt *stmt, int col, char **out);
+
+/* Like store_col_text(), but SQL NULL reads as dflt, so *out is never NULL on
+ * success. */
+enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt, char **out);
+
+/* Makes room for element n of an array of elements of size bytes with
+ * *alloc slots, growing it by doubling. Returns the array (moved or not), or
+ * NULL when out of memory, in which case arr is left as it was. */
+void *store_grow(void *arr, size_t *alloc, size_t n, size_t size);
+
+/* How many of the first max bytes of text can be kept without splitting a
+ * UTF-8 sequence; text has more than max bytes. */
+size_t store_utf8_cut(const char *text, size_t max);
+
+/* Starts a write transaction that holds the write lock from the start
+ * (BEGIN IMMEDIATE): waits for other writers through the busy timeout, and
+ * can never fail later because another process wrote in between. */
+enum viv_err store_begin(struct store *st);
+enum viv_err store_commit(struct store *st);
+/* Rolls back the open transaction, if any; failures are only logged. */
+void store_rollback(struct store *st);
+
+/* ---- Schema (schema.c) ------------------------------------------------------ */
+
+/* Applies every pending migration; refuses a database from a newer vivd. */
+enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen);
+
+/* ---- Pieces shared between query files -------------------------------------- */
+
+/* True when s is 64 lowercase hex digits (a sha256). */
+bool store_hex64_valid(const char *s);
+
+/* n random bytes as 2n lowercase hex digits plus NUL in hex. */
+enum viv_err store_random_hex(char *hex, size_t n);
+
+/* The id of the app called name; VIV_ERR_NOT_FOUND when there is none. */
+enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out);
+
+/* fsync of a directory, so that a rename in it survives a power cut. */
+enum viv_err store_fsync_dir(const char *path);
+
+/* Maps DATADIR/routes.gen (creating it) into st->routes_gen. */
+enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen);
+void store_routes_gen_unmap(struct store *st);
+/* Moves the routes generation on; call after the change has committed. */
+void store_routes_gen_bump(struct store *st);
+
+/* Removes the temporary uploads that processes which are gone left behind. */
+void store_uploads_sweep(struct store *st);
+
+#endif

@@ -1,0 +1,129 @@
+/* Fixtures and shortcuts shared by the store tests. */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char test_datadir[64];
+
+void store_test_setup(void)
+{
+	strcpy(test_datadir, "/tmp/viv-store-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(test_datadir));
+}
+
+void store_test_teardown(void)
+{
+	viv_rmtree(test_datadir);
+}
+
+struct store *test_open(void)
+{
+	struct store *st = NULL;
+	char errbuf[256] = "";
+	enum viv_err err;
+
+	err = store_open(test_datadir, &st, errbuf, sizeof(errbuf));
+	cr_assert_eq(err, VIV_OK, "store_open: %s: %s", viv_strerror(err), errbuf);
+	cr_assert_not_null(st);
+	return st;
+}
+
+void test_write(const char *path, const char *contents)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	cr_assert_eq(fwrite(contents, 1, strlen(contents), f), strlen(contents));
+	cr_assert_eq(fclose(f), 0);
+}
+
+char *test_read(const char *path)
+{
+	char *data = NULL;
+	size_t len = 0;
+
+	if (viv_read_file(path, 64 << 20, &data, &len) != VIV_OK)
+		return NULL;
+	return data;
+}
+
+int64_t test_queue(struct store *st, const char *app, const char *contents)
+{
+	char hash[65];
+	char *tmp = NULL;
+	int64_t id = 0;
+	enum viv_err err;
+
+	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	test_write(tmp, contents);
+	viv_sha256_hex(contents, strlen(contents), hash);
+	err = store_deployment_create(st, app, tmp, hash, (int64_t)strlen(contents), &id);
+	cr_assert_eq(err, VIV_OK, "store_deployment_create: %s", viv_strerror(err));
+	cr_assert_gt(id, 0);
+	free(tmp);
+	return id;
+}
+
+void test_hash(const char *text, char hash[65])
+{
+	viv_sha256_hex(text, strlen(text), hash);
+}
+
+void test_put_so(struct store *st, const char *hash)
+{
+	char src[128];
+
+	snprintf(src, sizeof(src), "%s/so-%.8s", test_datadir, hash);
+	test_write(src, "\177ELF pretend shared object");
+	cr_assert_eq(store_artifact_put(st, hash, "so", src), VIV_OK);
+	unlink(src);
+}
+
+int64_t test_deploy(struct store *st, const char *app, const char *hash)
+{
+	struct store_build b = {
+		.artifact = hash,
+		.mode = "hostcall",
+		.config = "{}",
+		.artifact_size = 100,
+		.wasm_size = 50,
+	};
+	int64_t id, claimed = 0;
+	enum viv_err err;
+
+	id = test_queue(st, app, app);
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(claimed, id);
+	if (!store_artifact_exists(st, hash))
+		test_put_so(st, hash);
+	err = store_deployment_ready(st, id, &b);
+	cr_assert_eq(err, VIV_OK, "store_deployment_ready: %s", viv_strerror(err));
+	return id;
+}
+
+int64_t test_sql_int(const char *sql)
+{
+	char path[128];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	int64_t v = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/vivarium.db", test_datadir);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+	cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+	rc = sqlite3_step(stmt);
+	cr_assert(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db));
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return v;
+}

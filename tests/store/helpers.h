@@ -1,0 +1,44 @@
+/* Shared by the store tests: a fresh data directory per test and shortcuts
+ * for putting deployments into a known state. */
+#ifndef STORE_TEST_HELPERS_H
+#define STORE_TEST_HELPERS_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+/* The data directory of the running test, made by store_test_setup(). */
+extern char test_datadir[];
+
+/* Criterion fixtures: a new empty directory under /tmp, removed afterwards. */
+void store_test_setup(void);
+void store_test_teardown(void);
+
+/* Opens the store on test_datadir, failing the test on error. */
+struct store *test_open(void);
+
+/* Writes an upload with the given contents to a temporary upload path and
+ * queues a deployment of app with it; returns the deployment id. */
+int64_t test_queue(struct store *st, const char *app, const char *contents);
+
+/* The sha256 of text, as an artifact hash. */
+void test_hash(const char *text, char hash[65]);
+
+/* Puts a .so for hash into the artifact directory. */
+void test_put_so(struct store *st, const char *hash);
+
+/* Queues, claims and readies a deployment of app serving artifact hash;
+ * returns its id. Nothing else may be queued. */
+int64_t test_deploy(struct store *st, const char *app, const char *hash);
+
+/* Runs one SQL statement on the database file with a connection of its own
+ * and returns the first column of the first row as an integer (0 if none). */
+int64_t test_sql_int(const char *sql);
+
+/* Writes a file, failing the test on error. */
+void test_write(const char *path, const char *contents);
+
+/* Reads a file into a string the caller frees, or NULL if it is missing. */
+char *test_read(const char *path);
+
+#endif

@@ -1,0 +1,584 @@
+/* Tests of deployments: the queue, the build log and timings, and the ways a
+ * build ends. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(deploy, .init = store_test_setup, .fini = store_test_teardown);
+TestSuite(queue, .init = store_test_setup, .fini = store_test_teardown);
+TestSuite(buildlog, .init = store_test_setup, .fini = store_test_teardown);
+
+static struct store_deployment *get(struct store *st, int64_t id)
+{
+	struct store_deployment *d = NULL;
+
+	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+	return d;
+}
+
+static bool exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+Test(deploy, create_moves_upload_into_place)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	char hash[65];
+	char *tmp = NULL, *path, *data;
+	int64_t id = 0, before = viv_now_ms();
+
+	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	test_write(tmp, "tarball bytes");
+	test_hash("tarball bytes", hash);
+	cr_assert_eq(store_deployment_create(st, "hello", tmp, hash, 13, &id), VIV_OK);
+	cr_assert_gt(id, 0);
+	cr_assert_not(exists(tmp));
+	path = store_upload_path(st, id);
+	data = test_read(path);
+	cr_assert_str_eq(data, "tarball bytes");
+	free(data);
+	free(path);
+
+	d = get(st, id);
+	cr_assert_eq(d->id, id);
+	cr_assert_str_eq(d->app, "hello");
+	cr_assert_eq(d->status, STORE_DEP_QUEUED);
+	cr_assert_geq(d->created_at, before);
+	cr_assert_eq(d->started_at, 0);
+	cr_assert_eq(d->finished_at, 0);
+	cr_assert_str_eq(d->upload_sha256, hash);
+	cr_assert_eq(d->upload_size, 13);
+	cr_assert_null(d->language);
+	cr_assert_null(d->mode);
+	cr_assert_null(d->artifact);
+	cr_assert_null(d->error);
+	cr_assert_str_eq(d->log, "");
+	cr_assert_str_eq(d->timings, "{}");
+	cr_assert_str_eq(d->config, "{}");
+	cr_assert_not(d->current);
+	store_deployment_free(d);
+	free(tmp);
+	store_close(st);
+}
+
+Test(deploy, failed_create_leaves_upload_alone)
+{
+	struct store *st = test_open();
+	struct store_app *app = NULL;
+	char hash[65], blocker[256];
+	char *tmp = NULL, *data;
+	int64_t id = 7;
+
+	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	test_write(tmp, "payload");
+	test_hash("payload", hash);
+
+	/* Something in the way of the upload path of deployment 1. */
+	snprintf(blocker, sizeof(blocker), "%s/uploads/1", test_datadir);
+	cr_assert_eq(mkdir(blocker, 0700), 0);
+	snprintf(blocker, sizeof(blocker), "%s/uploads/1/x", test_datadir);
+	test_write(blocker, "x");
+	cr_assert_eq(store_deployment_create(st, "hello", tmp, hash, 7, &id), VIV_ERR_IO);
+	cr_assert_eq(id, 0);
+	data = test_read(tmp);
+	cr_assert_str_eq(data, "payload");
+	free(data);
+	/* Nothing was recorded, not even the app. */
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments"), 0);
+
+	cr_assert_eq(store_deployment_create(st, "hello", tmp, "nothex", 7, &id),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_create(st, "Bad!", tmp, hash, 7, &id), VIV_ERR_INVALID);
+	cr_assert(exists(tmp));
+
+	/* Once the way is clear, the same file goes through. */
+	cr_assert_eq(viv_rmtree(blocker), VIV_OK);
+	snprintf(blocker, sizeof(blocker), "%s/uploads/1", test_datadir);
+	cr_assert_eq(rmdir(blocker), 0);
+	cr_assert_eq(store_deployment_create(st, "hello", tmp, hash, 7, &id), VIV_OK);
+	cr_assert_eq(id, 1);
+	cr_assert_not(exists(tmp));
+	free(tmp);
+	store_close(st);
+}
+
+Test(deploy, missing_upload_is_io_error)
+{
+	struct store *st = test_open();
+	char hash[65];
+	int64_t id = 0;
+
+	test_hash("x", hash);
+	cr_assert_eq(store_deployment_create(st, "hello", "/nonexistent/upload", hash, 1, &id),
+		     VIV_ERR_IO);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments"), 0);
+	store_close(st);
+}
+
+Test(deploy, lifecycle_to_ready)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	struct store_route *routes = NULL;
+	struct store_app *app = NULL;
+	char hash[65];
+	int64_t id, claimed = 0;
+	size_t n = 0;
+	uint64_t gen0 = store_routes_generation(st);
+	struct store_build b = {
+		.mode = "cgi",
+		.config = "{\"env\":{\"GREETING\":\"hi\"}}",
+		.artifact_size = 4096,
+		.wasm_size = 1024,
+	};
+
+	id = test_queue(st, "hello", "source");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(claimed, id);
+	d = get(st, id);
+	cr_assert_eq(d->status, STORE_DEP_BUILDING);
+	cr_assert_gt(d->started_at, 0);
+	store_deployment_free(d);
+
+	cr_assert_eq(store_deployment_log(st, id, "unpacking\n"), VIV_OK);
+	cr_assert_eq(store_deployment_log(st, id, "compiling\n"), VIV_OK);
+	cr_assert_eq(store_deployment_set_language(st, id, "c"), VIV_OK);
+	cr_assert_eq(store_deployment_timing(st, id, "unpack", 12), VIV_OK);
+	cr_assert_eq(store_deployment_timing(st, id, "wasm-opt", 30), VIV_OK);
+	cr_assert_eq(store_deployment_timing(st, id, "unpack", 13), VIV_OK);
+
+	test_hash("artifact one", hash);
+	test_put_so(st, hash);
+	b.artifact = hash;
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
+
+	d = get(st, id);
+	cr_assert_eq(d->status, STORE_DEP_READY);
+	cr_assert_str_eq(d->log, "unpacking\ncompiling\n");
+	cr_assert_str_eq(d->language, "c");
+	cr_assert_str_eq(d->timings, "{\"unpack\":13,\"wasm-opt\":30}");
+	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert_str_eq(d->artifact, hash);
+	cr_assert_str_eq(d->config, b.config);
+	cr_assert_geq(d->finished_at, d->started_at);
+	cr_assert_null(d->error);
+	cr_assert(d->current);
+	store_deployment_free(d);
+
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->current_deployment, id);
+	store_app_free(app);
+	cr_assert_eq(store_routes_generation(st), gen0 + 1);
+	cr_assert_eq(test_sql_int("SELECT so_size FROM artifacts"), 4096);
+
+	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(routes[0].app, "hello");
+	cr_assert_eq(routes[0].deployment_id, id);
+	cr_assert_str_eq(routes[0].artifact, hash);
+	cr_assert_str_eq(routes[0].mode, "cgi");
+	cr_assert_str_eq(routes[0].config, b.config);
+	store_routes_free(routes, n);
+
+	/* A finished deployment cannot finish again. */
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_failed(st, id, "late failure."), VIV_ERR_INVALID);
+	cr_assert_eq(store_routes_generation(st), gen0 + 1);
+	store_close(st);
+}
+
+Test(deploy, failure_keeps_current)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	struct store_route *routes = NULL;
+	char hash[65];
+	int64_t serving, id, claimed = 0;
+	uint64_t gen;
+	size_t n = 0;
+
+	test_hash("good", hash);
+	serving = test_deploy(st, "hello", hash);
+	gen = store_routes_generation(st);
+
+	id = test_queue(st, "hello", "broken source");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(claimed, id);
+	cr_assert_eq(store_deployment_failed(st, id, "main.c does not compile; fix it."), VIV_OK);
+
+	d = get(st, id);
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert_str_eq(d->error, "main.c does not compile; fix it.");
+	cr_assert_gt(d->finished_at, 0);
+	cr_assert_not(d->current);
+	store_deployment_free(d);
+	d = get(st, serving);
+	cr_assert(d->current);
+	store_deployment_free(d);
+	cr_assert_eq(store_routes_generation(st), gen);
+	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(routes[0].deployment_id, serving);
+	store_routes_free(routes, n);
+	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
+									  .mode = "cgi"}),
+		     VIV_ERR_INVALID);
+	store_close(st);
+}
+
+Test(deploy, new_ready_replaces_current)
+{
+	struct store *st = test_open();
+	struct store_deployment *list = NULL;
+	char one[65], two[65];
+	int64_t first, second;
+	size_t n = 0;
+
+	test_hash("one", one);
+	test_hash("two", two);
+	first = test_deploy(st, "hello", one);
+	second = test_deploy(st, "hello", two);
+	cr_assert_eq(store_routes_generation(st), 2);
+	cr_assert_eq(store_deployment_list(st, "hello", 10, &list, &n), VIV_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(list[0].id, second);
+	cr_assert(list[0].current);
+	cr_assert_eq(list[1].id, first);
+	cr_assert_not(list[1].current);
+	store_deployment_list_free(list, n);
+	cr_assert_eq(store_deployment_list(st, "hello", 1, &list, &n), VIV_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(list[0].id, second);
+	store_deployment_list_free(list, n);
+	cr_assert_eq(store_deployment_list(st, "nope", 10, &list, &n), VIV_ERR_NOT_FOUND);
+	store_close(st);
+}
+
+Test(deploy, ready_checks_its_inputs)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	char hash[65], missing[65];
+	int64_t id, claimed;
+	struct store_build b = {.mode = "hostcall", .config = "[1, 2]"};
+
+	test_hash("built", hash);
+	test_hash("never built", missing);
+	test_put_so(st, hash);
+	id = test_queue(st, "hello", "src");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+
+	b.artifact = hash;
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.config = "{not json";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.config = NULL;
+	b.mode = "jit";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.mode = "hostcall";
+	b.artifact = missing;
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_NOT_FOUND);
+	b.artifact = "ABC";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.artifact = hash;
+	cr_assert_eq(store_deployment_ready(st, id + 100, &b), VIV_ERR_NOT_FOUND);
+
+	/* Nothing of the refused attempts stuck. */
+	d = get(st, id);
+	cr_assert_eq(d->status, STORE_DEP_BUILDING);
+	store_deployment_free(d);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM artifacts"), 0);
+	cr_assert_eq(store_routes_generation(st), 0);
+
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
+	d = get(st, id);
+	cr_assert_str_eq(d->config, "{}");
+	store_deployment_free(d);
+	store_close(st);
+}
+
+Test(deploy, updates_of_missing_deployment)
+{
+	struct store *st = test_open();
+	struct store_deployment *d = (void *)1;
+
+	cr_assert_eq(store_deployment_get(st, 42, &d), VIV_ERR_NOT_FOUND);
+	cr_assert_null(d);
+	cr_assert_eq(store_deployment_log(st, 42, "x"), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_set_language(st, 42, "c"), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_timing(st, 42, "cc", 1), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_failed(st, 42, "no."), VIV_ERR_NOT_FOUND);
+	store_close(st);
+}
+
+Test(deploy, timing_step_names_are_checked)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	int64_t id = test_queue(st, "hello", "src");
+
+	cr_assert_eq(store_deployment_timing(st, id, "a.b", 1), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_timing(st, id, "x\"]", 1), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_timing(st, id, "", 1), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_timing(st, id, NULL, 1), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_timing(st, id, "wasm2c", 7), VIV_OK);
+	d = get(st, id);
+	cr_assert_str_eq(d->timings, "{\"wasm2c\":7}");
+	store_deployment_free(d);
+	store_close(st);
+}
+
+Test(queue, claim_with_nothing_queued)
+{
+	struct store *st = test_open();
+	int64_t id = 9;
+
+	cr_assert_eq(store_deployment_claim(st, &id), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(id, 0);
+	test_queue(st, "hello", "src");
+	cr_assert_eq(store_deployment_claim(st, &id), VIV_OK);
+	cr_assert_eq(store_deployment_claim(st, &id), VIV_ERR_NOT_FOUND);
+	store_close(st);
+}
+
+Test(queue, claims_oldest_first_across_connections)
+{
+	struct store *a = test_open();
+	struct store *b = test_open();
+	int64_t ids[3], got = 0;
+
+	ids[0] = test_queue(a, "one", "1");
+	ids[1] = test_queue(b, "two", "2");
+	ids[2] = test_queue(a, "one", "3");
+	cr_assert_eq(store_deployment_claim(b, &got), VIV_OK);
+	cr_assert_eq(got, ids[0]);
+	cr_assert_eq(store_deployment_claim(a, &got), VIV_OK);
+	cr_assert_eq(got, ids[1]);
+	cr_assert_eq(store_deployment_claim(b, &got), VIV_OK);
+	cr_assert_eq(got, ids[2]);
+	cr_assert_eq(store_deployment_claim(a, &got), VIV_ERR_NOT_FOUND);
+	store_close(a);
+	store_close(b);
+}
+
+#define RACE_DEPLOYMENTS 150
+#define RACE_CHILDREN 2
+#define RACE_THREADS 2
+
+struct claimer {
+	pthread_t thread;
+	int go;        /* read end of the start pipe */
+	int64_t ids[RACE_DEPLOYMENTS];
+	size_t n;
+	enum viv_err end; /* the error that ended the loop */
+};
+
+/* Opens a store of its own, waits for the start, then claims until the
+ * queue is empty. */
+static void claim_all(struct claimer *c)
+{
+	struct store *st = NULL;
+	char errbuf[256], byte;
+	int64_t id;
+
+	c->end = store_open(test_datadir, &st, errbuf, sizeof(errbuf));
+	if (c->end)
+		return;
+	while (read(c->go, &byte, 1) < 0)
+		;
+	for (;;) {
+		c->end = store_deployment_claim(st, &id);
+		if (c->end)
+			break;
+		if (c->n < RACE_DEPLOYMENTS)
+			c->ids[c->n++] = id;
+		/* A moment of "building", so that claimers interleave instead of
+		 * one of them draining the queue while the others sleep in the
+		 * busy handler. */
+		usleep(1000);
+	}
+	store_close(st);
+}
+
+static void *claim_thread(void *arg)
+{
+	claim_all(arg);
+	return NULL;
+}
+
+Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
+{
+	static struct claimer threads[RACE_THREADS], child;
+	int results[RACE_CHILDREN][2], go[2];
+	int claims[RACE_DEPLOYMENTS + 1] = {0};
+	pid_t pids[RACE_CHILDREN];
+	struct store *st = test_open();
+	int64_t first = 0, id;
+	size_t total = 0, i, k;
+	int status;
+
+	for (i = 0; i < RACE_DEPLOYMENTS; i++) {
+		id = test_queue(st, i % 2 ? "odd" : "even", "src");
+		if (i == 0)
+			first = id;
+	}
+	/* No SQLite connection may be open across fork(). */
+	store_close(st);
+	cr_assert_eq(pipe(go), 0);
+
+	for (k = 0; k < RACE_CHILDREN; k++) {
+		cr_assert_eq(pipe(results[k]), 0);
+		pids[k] = fork();
+		cr_assert_neq(pids[k], -1);
+		if (pids[k] == 0) {
+			close(go[1]);
+			close(results[k][0]);
+			memset(&child, 0, sizeof(child));
+			child.go = go[0];
+			claim_all(&child);
+			if (write(results[k][1], child.ids, child.n * sizeof(int64_t)) < 0)
+				_exit(3);
+			_exit(child.end == VIV_ERR_NOT_FOUND ? 0 : 2);
+		}
+		close(results[k][1]);
+	}
+	for (k = 0; k < RACE_THREADS; k++) {
+		threads[k].go = go[0];
+		cr_assert_eq(pthread_create(&threads[k].thread, NULL, claim_thread, &threads[k]), 0);
+	}
+	/* Closing the write end releases every claimer at once. */
+	usleep(200 * 1000);
+	close(go[1]);
+
+	for (k = 0; k < RACE_THREADS; k++) {
+		pthread_join(threads[k].thread, NULL);
+		cr_assert_eq(threads[k].end, VIV_ERR_NOT_FOUND, "thread ended with %s",
+			     viv_strerror(threads[k].end));
+		for (i = 0; i < threads[k].n; i++)
+			claims[threads[k].ids[i] - first]++;
+		total += threads[k].n;
+	}
+	for (k = 0; k < RACE_CHILDREN; k++) {
+		int64_t ids[RACE_DEPLOYMENTS];
+		ssize_t r = read(results[k][0], ids, sizeof(ids));
+
+		cr_assert_geq(r, 0);
+		for (i = 0; i < (size_t)r / sizeof(int64_t); i++)
+			claims[ids[i] - first]++;
+		total += (size_t)r / sizeof(int64_t);
+		cr_assert_eq(waitpid(pids[k], &status, 0), pids[k]);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d",
+			  status);
+	}
+	cr_assert_eq(total, RACE_DEPLOYMENTS);
+	for (i = 0; i < RACE_DEPLOYMENTS; i++)
+		cr_assert_eq(claims[i], 1, "deployment %lld claimed %d times",
+			     (long long)(first + (int64_t)i), claims[i]);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE status = 'building'"),
+		     RACE_DEPLOYMENTS);
+}
+
+Test(queue, requeue_interrupted)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	int64_t a, b, c, got = 0;
+	size_t n = 99;
+
+	a = test_queue(st, "hello", "1");
+	b = test_queue(st, "hello", "2");
+	c = test_queue(st, "hello", "3");
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(store_deployment_log(st, a, "compiling"), VIV_OK);
+
+	cr_assert_eq(store_deployment_requeue_interrupted(st, &n), VIV_OK);
+	cr_assert_eq(n, 2);
+	d = get(st, a);
+	cr_assert_eq(d->status, STORE_DEP_QUEUED);
+	cr_assert_eq(d->started_at, 0);
+	cr_assert_str_eq(d->log,
+			 "compiling\n[vivd restarted during this build; it was queued again]\n");
+	store_deployment_free(d);
+	d = get(st, b);
+	cr_assert_eq(d->status, STORE_DEP_QUEUED);
+	cr_assert_str_eq(d->log, "[vivd restarted during this build; it was queued again]\n");
+	store_deployment_free(d);
+	d = get(st, c);
+	cr_assert_str_eq(d->log, "");
+	store_deployment_free(d);
+
+	/* Requeued builds keep their place at the front of the queue. */
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(got, a);
+	cr_assert_eq(store_deployment_requeue_interrupted(st, NULL), VIV_OK);
+	cr_assert_eq(store_deployment_requeue_interrupted(st, &n), VIV_OK);
+	cr_assert_eq(n, 0);
+	store_close(st);
+}
+
+Test(buildlog, capped_once)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	size_t chunk = 64 * 1024, i;
+	char *big = malloc(chunk + 1);
+	int64_t id = test_queue(st, "hello", "src");
+	const char *tail;
+
+	memset(big, 'a', chunk);
+	big[chunk] = '\0';
+	for (i = 0; i < STORE_BUILD_LOG_MAX / chunk - 1; i++)
+		cr_assert_eq(store_deployment_log(st, id, big), VIV_OK);
+	/* 10 bytes short of the cap. */
+	big[chunk - 10] = '\0';
+	cr_assert_eq(store_deployment_log(st, id, big), VIV_OK);
+	d = get(st, id);
+	cr_assert_eq(strlen(d->log), STORE_BUILD_LOG_MAX - 10);
+	store_deployment_free(d);
+
+	cr_assert_eq(store_deployment_log(st, id, "0123456789ABCDEFGHIJ"), VIV_OK);
+	cr_assert_eq(store_deployment_log(st, id, "dropped\n"), VIV_OK);
+	cr_assert_eq(store_deployment_log(st, id, "also dropped\n"), VIV_OK);
+	d = get(st, id);
+	tail = "0123456789\n[build log truncated at 1 MiB]\n";
+	cr_assert_eq(strlen(d->log), STORE_BUILD_LOG_MAX - 10 + strlen(tail));
+	cr_assert_str_eq(d->log + STORE_BUILD_LOG_MAX - 10, tail);
+	cr_assert_null(strstr(d->log, "dropped"));
+	store_deployment_free(d);
+	free(big);
+	store_close(st);
+}
+
+Test(buildlog, cap_does_not_split_characters)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	size_t n = STORE_BUILD_LOG_MAX - 1;
+	char *big = malloc(n + 1);
+	int64_t id = test_queue(st, "hello", "src");
+
+	memset(big, 'a', n);
+	big[n - 1] = '\n';
+	big[n] = '\0';
+	cr_assert_eq(store_deployment_log(st, id, big), VIV_OK);
+	/* A two-byte character with room for one byte. */
+	cr_assert_eq(store_deployment_log(st, id, "\xc3\xa9"), VIV_OK);
+	d = get(st, id);
+	cr_assert_str_eq(d->log + n, "[build log truncated at 1 MiB]\n");
+	store_deployment_free(d);
+	free(big);
+	store_close(st);
+}

@@ -1,0 +1,304 @@
+/* Tests of opening a store (directories, schema, migrations), tokens and
+ * apps. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+TestSuite(open, .init = store_test_setup, .fini = store_test_teardown);
+TestSuite(tokens, .init = store_test_setup, .fini = store_test_teardown);
+TestSuite(apps, .init = store_test_setup, .fini = store_test_teardown);
+
+static void assert_private_dir(const char *name)
+{
+	char path[256];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", test_datadir, name);
+	cr_assert_eq(stat(path, &sb), 0, "%s is missing", path);
+	cr_assert(S_ISDIR(sb.st_mode), "%s is not a directory", path);
+	cr_assert_eq(sb.st_mode & 0777, 0700, "%s has mode %o", path, sb.st_mode & 0777);
+}
+
+Test(open, creates_directories_and_schema)
+{
+	char path[256];
+	struct store *st;
+	struct stat sb;
+
+	/* A data directory that does not exist yet, two levels down. */
+	strcat(test_datadir, "/data/dir");
+	st = test_open();
+	cr_assert_str_eq(store_datadir(st), test_datadir);
+	assert_private_dir("artifacts");
+	assert_private_dir("uploads");
+	assert_private_dir("builds");
+	cr_assert_eq(store_schema_version(st), 1);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
+				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
+				  " 'app_logs')"),
+		     5);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE name = 'kv'"), 0);
+	cr_assert_eq(test_sql_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+	snprintf(path, sizeof(path), "%s/routes.gen", test_datadir);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_size, 4096);
+	cr_assert_eq(store_routes_generation(st), 0);
+	store_close(st);
+}
+
+Test(open, relative_datadir_becomes_absolute)
+{
+	struct store *st = NULL;
+	char errbuf[256];
+
+	cr_assert_eq(chdir(test_datadir), 0);
+	cr_assert_eq(store_open("rel", &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
+	cr_assert_eq(store_datadir(st)[0], '/');
+	cr_assert_not_null(strstr(store_datadir(st), "/rel"));
+	store_close(st);
+}
+
+Test(open, reopen_keeps_data_and_schema)
+{
+	struct store *st;
+	struct store_app *app = NULL;
+	int64_t id = 0;
+
+	st = test_open();
+	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
+	store_close(st);
+	st = test_open();
+	cr_assert_eq(store_schema_version(st), 1);
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->id, id);
+	store_app_free(app);
+	store_close(st);
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 1);
+}
+
+Test(open, refuses_newer_schema)
+{
+	struct store *st = test_open();
+	char errbuf[256] = "";
+
+	store_close(st);
+	test_sql_int("PRAGMA user_version = 7");
+	st = NULL;
+	cr_assert_eq(store_open(test_datadir, &st, errbuf, sizeof(errbuf)), VIV_ERR_UNSUPPORTED);
+	cr_assert_null(st);
+	cr_assert_str_eq(errbuf,
+			 "the data directory was written by a newer vivd (schema 7); upgrade vivd");
+	/* The refusal changed nothing. */
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 7);
+}
+
+Test(open, reports_unusable_datadir)
+{
+	struct store *st = NULL;
+	char errbuf[256] = "";
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/file", test_datadir);
+	test_write(path, "not a directory");
+	cr_assert_neq(store_open(path, &st, errbuf, sizeof(errbuf)), VIV_OK);
+	cr_assert_null(st);
+	cr_assert_not_null(strstr(errbuf, path), "errbuf: %s", errbuf);
+}
+
+Test(open, close_accepts_null)
+{
+	store_close(NULL);
+}
+
+static bool token_well_formed(const char *t)
+{
+	size_t i;
+
+	if (strncmp(t, "viv_", 4) != 0 || strlen(t) != 68)
+		return false;
+	for (i = 4; i < 68; i++) {
+		if (!strchr("0123456789abcdef", t[i]))
+			return false;
+	}
+	return true;
+}
+
+Test(tokens, admin_token_made_once_and_kept)
+{
+	struct store *st = test_open();
+	char *token = NULL, *again = NULL, *file;
+	char path[256], want[128];
+	bool created = false;
+	struct stat sb;
+
+	cr_assert_eq(store_admin_token_ensure(st, &token, &created), VIV_OK);
+	cr_assert(created);
+	cr_assert(token_well_formed(token), "token %s", token);
+	snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
+	file = test_read(path);
+	snprintf(want, sizeof(want), "%s\n", token);
+	cr_assert_str_eq(file, want);
+	free(file);
+
+	cr_assert_eq(store_admin_token_ensure(st, &again, &created), VIV_OK);
+	cr_assert_not(created);
+	cr_assert_str_eq(again, token);
+	free(again);
+	store_close(st);
+
+	st = test_open();
+	created = true;
+	cr_assert_eq(store_admin_token_ensure(st, &again, &created), VIV_OK);
+	cr_assert_not(created);
+	cr_assert_str_eq(again, token);
+	cr_assert_eq(store_token_check(st, token), VIV_OK);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM tokens"), 1);
+	free(again);
+	free(token);
+	store_close(st);
+}
+
+Test(tokens, check_rejects_others)
+{
+	struct store *st = test_open();
+	char *token = NULL;
+	char other[69];
+
+	cr_assert_eq(store_admin_token_ensure(st, &token, NULL), VIV_OK);
+	cr_assert_eq(store_token_check(st, token), VIV_OK);
+	strcpy(other, token);
+	other[67] = other[67] == '0' ? '1' : '0';
+	cr_assert_eq(store_token_check(st, other), VIV_ERR_AUTH);
+	cr_assert_eq(store_token_check(st, "viv_"), VIV_ERR_AUTH);
+	cr_assert_eq(store_token_check(st, ""), VIV_ERR_AUTH);
+	cr_assert_eq(store_token_check(st, NULL), VIV_ERR_AUTH);
+	/* The digest itself is not a token. */
+	cr_assert_eq(store_token_check(st, token + 4), VIV_ERR_AUTH);
+	free(token);
+	store_close(st);
+}
+
+Test(tokens, admin_token_file_read_back_and_digest_restored)
+{
+	struct store *st = test_open();
+	char token[] = "viv_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	char path[256], contents[128];
+	char *got = NULL;
+	bool created = true;
+
+	/* An operator-written file with stray whitespace, whose digest is not in
+	 * the database (as after a crash between the file and the commit). */
+	snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
+	snprintf(contents, sizeof(contents), "  %s \n\n", token);
+	test_write(path, contents);
+	cr_assert_eq(store_token_check(st, token), VIV_ERR_AUTH);
+	cr_assert_eq(store_admin_token_ensure(st, &got, &created), VIV_OK);
+	cr_assert_not(created);
+	cr_assert_str_eq(got, token);
+	cr_assert_eq(store_token_check(st, token), VIV_OK);
+	free(got);
+	store_close(st);
+}
+
+Test(tokens, admin_token_file_with_garbage_is_refused)
+{
+	struct store *st = test_open();
+	char path[256];
+	char *got = NULL;
+
+	snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
+	test_write(path, "hunter2\n");
+	cr_assert_eq(store_admin_token_ensure(st, &got, NULL), VIV_ERR_INVALID);
+	cr_assert_null(got);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM tokens"), 0);
+	store_close(st);
+}
+
+Test(tokens, create_stores_only_digest)
+{
+	struct store *st = test_open();
+	char *a = NULL, *b = NULL;
+	char digest[65], sql[256];
+
+	cr_assert_eq(store_token_create(st, "laptop", &a), VIV_OK);
+	cr_assert_eq(store_token_create(st, "ci", &b), VIV_OK);
+	cr_assert(token_well_formed(a));
+	cr_assert_str_neq(a, b);
+	cr_assert_eq(store_token_check(st, a), VIV_OK);
+	cr_assert_eq(store_token_check(st, b), VIV_OK);
+	viv_sha256_hex(a, strlen(a), digest);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM tokens WHERE hash = '%s' AND label = 'laptop'", digest);
+	cr_assert_eq(test_sql_int(sql), 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM tokens WHERE instr(hash, '%s') OR instr(label, '%s')",
+		 a + 4, a + 4);
+	cr_assert_eq(test_sql_int(sql), 0);
+	cr_assert_eq(store_token_create(st, NULL, &a), VIV_ERR_INVALID);
+	free(a);
+	free(b);
+	store_close(st);
+}
+
+Test(apps, ensure_get_list)
+{
+	struct store *st = test_open();
+	struct store_app *app = NULL, *apps = NULL;
+	int64_t hello = 0, again = 0, world = 0;
+	int64_t before = viv_now_ms();
+	size_t n = 99;
+
+	cr_assert_eq(store_app_list(st, &apps, &n), VIV_OK);
+	cr_assert_eq(n, 0);
+	store_app_list_free(apps, n);
+
+	cr_assert_eq(store_app_ensure(st, "world", &world), VIV_OK);
+	cr_assert_eq(store_app_ensure(st, "hello", &hello), VIV_OK);
+	cr_assert_eq(store_app_ensure(st, "hello", &again), VIV_OK);
+	cr_assert_gt(hello, 0);
+	cr_assert_eq(again, hello);
+	cr_assert_neq(world, hello);
+
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->id, hello);
+	cr_assert_str_eq(app->name, "hello");
+	cr_assert_geq(app->created_at, before);
+	cr_assert_leq(app->created_at, viv_now_ms());
+	cr_assert_eq(app->current_deployment, 0);
+	store_app_free(app);
+
+	app = (void *)1;
+	cr_assert_eq(store_app_get(st, "nope", &app), VIV_ERR_NOT_FOUND);
+	cr_assert_null(app);
+
+	cr_assert_eq(store_app_list(st, &apps, &n), VIV_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(apps[0].name, "hello");
+	cr_assert_str_eq(apps[1].name, "world");
+	cr_assert_eq(apps[1].id, world);
+	store_app_list_free(apps, n);
+	store_app_free(NULL);
+	store_app_list_free(NULL, 0);
+	store_close(st);
+}
+
+Test(apps, ensure_rejects_bad_names)
+{
+	struct store *st = test_open();
+	int64_t id = 5;
+
+	cr_assert_eq(store_app_ensure(st, "Hello", &id), VIV_ERR_INVALID);
+	cr_assert_eq(id, 0);
+	cr_assert_eq(store_app_ensure(st, "-x", &id), VIV_ERR_INVALID);
+	cr_assert_eq(store_app_ensure(st, "a.b", &id), VIV_ERR_INVALID);
+	cr_assert_eq(store_app_ensure(st, NULL, &id), VIV_ERR_INVALID);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM apps"), 0);
+	store_close(st);
+}
