@@ -475,15 +475,16 @@ int api_main(const struct api_config *cfg)
 	}
 
 	/* One internal polling thread (no thread pool), so that the store
-	 * connection s.st is only ever used from that thread. */
+	 * connection s.st is only ever used from that thread. The logger
+	 * comes first so that it also gets the messages about later options. */
 	d = MHD_start_daemon(
 		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL,
-		api_access, &s, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)API_CONN_PER_IP,
-		MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s, MHD_OPTION_EXTERNAL_LOGGER,
-		api_mhd_log, &s, MHD_OPTION_END);
+		api_access, &s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, &s,
+		MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned int)API_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned int)API_CONN_PER_IP, MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s,
+		MHD_OPTION_END);
 	if (!d) {
 		viv_log(VIV_ERROR, "cannot start the HTTP server on the listening socket (fd %d)",
 			cfg->listen_fd);

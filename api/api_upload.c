@@ -123,7 +123,7 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	err = store_upload_tmp(s->st, &up->tmp_path);
 	if (err)
 		return api_reply_store_error(c, r, err, "making room for the upload");
-	up->fd = open(up->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	up->fd = open(up->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (up->fd < 0) {
 		viv_log(VIV_ERROR, "cannot create the temporary upload %s: %s", up->tmp_path,
 			strerror(errno));

@@ -96,29 +96,6 @@ static void human_size(size_t n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f MiB", (double)n / (1 << 20));
 }
 
-void cli_name_from(const char *text, char *buf, size_t len)
-{
-	size_t n = 0;
-	bool dash = false;
-
-	for (; *text && n + 1 < len && n < 63; text++) {
-		char ch = *text;
-
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (char)(ch - 'A' + 'a');
-		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) {
-			if (dash && n > 0)
-				buf[n++] = '-';
-			dash = false;
-			if (n + 1 < len && n < 63)
-				buf[n++] = ch;
-		} else {
-			dash = true;
-		}
-	}
-	buf[n] = '\0';
-}
-
 /* ---- deploy ------------------------------------------------------------------------- */
 
 /* The app name for a directory: vivarium.json's "name", else the folder's

@@ -1,6 +1,7 @@
 /* Packs a source directory into a gzipped tar in memory (libarchive) for
  * `viv deploy DIR`, leaving out version control, build output and
- * dependencies, in a stable order so that the same tree packs the same. */
+ * dependencies, in a stable order so that the same tree packs the same; and
+ * makes app names out of folder and file names. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -334,4 +335,29 @@ out:
 	archive_write_free(p.a);
 	viv_buf_free(&p.out);
 	return err;
+}
+
+void cli_name_from(const char *text, char *buf, size_t len)
+{
+	size_t n = 0, max = len - 1 < 63 ? len - 1 : 63;
+	bool dash = false;
+
+	for (; *text && n < max; text++) {
+		char ch = *text;
+
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
+			dash = true;
+			continue;
+		}
+		if (dash && n > 0) {
+			if (n + 1 >= max)
+				break; /* no room for the dash and a character after it */
+			buf[n++] = '-';
+		}
+		dash = false;
+		buf[n++] = ch;
+	}
+	buf[n] = '\0';
 }

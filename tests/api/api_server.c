@@ -1,0 +1,312 @@
+/* The API test fixture: see api_server.h. */
+#include "api_server.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "store.h"
+#include "viv.h"
+
+const unsigned char twasm_min[] = {
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, /* magic, version */
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00,             /* type 0: [] -> [] */
+	0x03, 0x02, 0x01, 0x00,                         /* func 0 has type 0 */
+	0x07, 0x07, 0x01, 0x03, 'r',  'u',  'n',  0x00, 0x00, /* export "run" */
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,             /* body: end */
+};
+const size_t twasm_min_len = sizeof(twasm_min);
+
+const char *twat_hello =
+	"(module\n"
+	"  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	"    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	"  (memory (export \"memory\") 1)\n"
+	"  (data (i32.const 64) \"Content-Type: text/plain\\n\\nhello from wat\\n\")\n"
+	"  (func (export \"_start\")\n"
+	"    (i32.store (i32.const 0) (i32.const 64))\n"
+	"    (i32.store (i32.const 4) (i32.const 41))\n"
+	"    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+
+void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	struct store *st = NULL;
+	char errbuf[256] = "", logpath[128];
+	bool created = false;
+	int fd, one = 1;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->root, sizeof(s->root), "/tmp/viv-api-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(s->root));
+	snprintf(s->datadir, sizeof(s->datadir), "%s/data", s->root);
+	snprintf(logpath, sizeof(logpath), "%s/api.log", s->root);
+
+	/* The token exists before the server starts, as with vivd. The
+	 * connection is closed before fork: SQLite connections never cross
+	 * one. */
+	cr_assert_eq(store_open(s->datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
+	cr_assert_eq(store_admin_token_ensure(st, &s->token, &created), VIV_OK);
+	store_close(st);
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 64), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	s->port = ntohs(sa.sin_port);
+	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+
+	s->pid = fork();
+	cr_assert_geq(s->pid, 0);
+	if (s->pid == 0) {
+		struct api_config cfg = {0};
+		char err2[256];
+		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (logfd >= 0)
+			dup2(logfd, 2);
+		cfg.datadir = s->datadir;
+		cfg.listen_fd = fd;
+		cfg.domain = "localhost";
+		cfg.apps_port = 8000;
+		cfg.web_dir = web_dir;
+		pipe_config_defaults(&cfg.pipe);
+		if (upload_max)
+			cfg.pipe.upload_max = upload_max;
+		cfg.pipe.sandbox = cfg.pipe.sandbox && pipe_sandbox_available(err2, sizeof(err2));
+		_exit(api_main(&cfg));
+	}
+	close(fd);
+	{
+		struct api_config probe = {0};
+
+		pipe_config_defaults(&probe.pipe);
+		s->upload_max = upload_max ? upload_max : probe.pipe.upload_max;
+	}
+}
+
+void tsrv_stop(struct tsrv *s)
+{
+	int status = 0, i;
+	pid_t r = 0;
+
+	cr_assert_eq(kill(s->pid, SIGTERM), 0);
+	for (i = 0; i < 200; i++) {
+		r = waitpid(s->pid, &status, WNOHANG);
+		if (r == s->pid)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	}
+	if (r != s->pid) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &status, 0);
+		cr_assert_fail("the API did not stop within 10 s of SIGTERM");
+	}
+	cr_assert(WIFEXITED(status), "the API died of signal %d", WTERMSIG(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "the API exited with %d", WEXITSTATUS(status));
+	viv_rmtree(s->root);
+	free(s->token);
+	s->token = NULL;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+	struct viv_buf *b = ctx;
+
+	return viv_buf_append(b, p, size * n) ? 0 : size * n;
+}
+
+/* Copies the value of header "name: value" into dst when the line is it. */
+static void grab_header(const char *line, size_t n, const char *name, char *dst, size_t len)
+{
+	size_t k = strlen(name), v;
+
+	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return;
+	line += k + 1;
+	n -= k + 1;
+	while (n > 0 && *line == ' ') {
+		line++;
+		n--;
+	}
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+		n--;
+	v = n < len - 1 ? n : len - 1;
+	memcpy(dst, line, v);
+	dst[v] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
+{
+	struct tresp *r = ctx;
+
+	grab_header(p, size * n, "Location", r->location, sizeof(r->location));
+	grab_header(p, size * n, "Allow", r->allow, sizeof(r->allow));
+	grab_header(p, size * n, "WWW-Authenticate", r->www_auth, sizeof(r->www_auth));
+	grab_header(p, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+	return size * n;
+}
+
+/* Feeds a body through a read callback so that curl sends it chunked. */
+struct tsource {
+	const char *p;
+	size_t left;
+};
+
+static size_t on_read(char *dst, size_t size, size_t n, void *ctx)
+{
+	struct tsource *src = ctx;
+	size_t k = size * n;
+
+	if (k > src->left)
+		k = src->left;
+	if (k > 1000)
+		k = 1000; /* several chunks even for small bodies */
+	memcpy(dst, src->p, k);
+	src->p += k;
+	src->left -= k;
+	return k;
+}
+
+void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
+	   const void *body, size_t len, bool chunked, struct tresp *out)
+{
+	struct curl_slist *hdrs = NULL;
+	struct tsource src = {.p = body, .left = len};
+	struct viv_buf url, auth, buf;
+	CURL *h;
+	CURLcode rc;
+
+	memset(out, 0, sizeof(*out));
+	viv_buf_init(&url, 0);
+	viv_buf_init(&auth, 0);
+	viv_buf_init(&buf, 64u << 20);
+	cr_assert_eq(viv_buf_printf(&url, "%s%s", s->base, path), VIV_OK);
+	h = curl_easy_init();
+	cr_assert_not_null(h);
+	if (token) {
+		cr_assert_eq(viv_buf_printf(&auth, "Authorization: Bearer %s", token), VIV_OK);
+		hdrs = curl_slist_append(hdrs, auth.data);
+	}
+	if (chunked)
+		hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+	curl_easy_setopt(h, CURLOPT_URL, url.data);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		if (chunked) {
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, &src);
+		} else {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		}
+	}
+	rc = curl_easy_perform(h);
+	cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+	out->len = buf.len;
+	out->body = viv_buf_steal(&buf);
+	cr_assert_not_null(out->body);
+	out->json = json_loadb(out->body, out->len, 0, NULL);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	viv_buf_free(&url);
+	viv_buf_free(&auth);
+}
+
+void tresp_free(struct tresp *r)
+{
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+json_t *twait_deployment(const struct tsrv *s, long long id, int timeout_s)
+{
+	char path[64];
+	struct tresp r;
+	json_t *last = NULL;
+	const char *status;
+	int i;
+
+	snprintf(path, sizeof(path), "/v1/deployments/%lld", id);
+	for (i = 0; i < timeout_s * 10; i++) {
+		thttp(s, "GET", path, s->token, NULL, 0, false, &r);
+		cr_assert_eq(r.status, 200, "%s", r.body);
+		cr_assert_not_null(r.json);
+		json_decref(last);
+		last = json_incref(r.json);
+		tresp_free(&r);
+		status = json_string_value(json_object_get(last, "status"));
+		cr_assert_not_null(status);
+		if (strcmp(status, "ready") == 0 || strcmp(status, "failed") == 0)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+	}
+	return last;
+}
+
+static la_ssize_t on_archive(struct archive *a, void *ctx, const void *p, size_t n)
+{
+	(void)a;
+	return viv_buf_append(ctx, p, n) ? -1 : (la_ssize_t)n;
+}
+
+void tmake_targz(const char *const *names, const char *const *texts, size_t n, char **out,
+		 size_t *len_out)
+{
+	struct archive *a = archive_write_new();
+	struct archive_entry *e;
+	struct viv_buf buf;
+	size_t i;
+
+	viv_buf_init(&buf, 0);
+	cr_assert_not_null(a);
+	cr_assert_eq(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+	cr_assert_eq(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	cr_assert_eq(archive_write_open2(a, &buf, NULL, on_archive, NULL, NULL), ARCHIVE_OK);
+	for (i = 0; i < n; i++) {
+		e = archive_entry_new();
+		archive_entry_set_pathname(e, names[i]);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_size(e, (la_int64_t)strlen(texts[i]));
+		cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK);
+		cr_assert_eq(archive_write_data(a, texts[i], strlen(texts[i])),
+			     (la_ssize_t)strlen(texts[i]));
+		archive_entry_free(e);
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	*len_out = buf.len;
+	*out = viv_buf_steal(&buf);
+}

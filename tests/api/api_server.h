@@ -1,0 +1,66 @@
+/* Test fixture shared by tests/api and tests/cli: the real API (api_main)
+ * in a forked child on a loopback port with a fresh data directory, and a
+ * small libcurl client to talk to it. */
+#ifndef TESTS_API_SERVER_H
+#define TESTS_API_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tsrv {
+	pid_t pid;
+	int port;
+	char base[64];       /* the API's URL, http://127.0.0.1:PORT */
+	char root[64];       /* temporary directory holding data/ and api.log */
+	char datadir[96];    /* root/data */
+	char *token;         /* the admin token; freed by tsrv_stop */
+	size_t upload_max;   /* what the server was started with */
+};
+
+/* Starts the API in a child process. upload_max 0 keeps the pipeline's
+ * default; web_dir may be NULL. Asserts on failure. */
+void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir);
+
+/* Sends SIGTERM, asserts that the child exits with status 0 within a few
+ * seconds, and removes the temporary directory. */
+void tsrv_stop(struct tsrv *s);
+
+/* One reply as the client saw it. */
+struct tresp {
+	long status;
+	char *body;         /* NUL-terminated, never NULL after thttp */
+	size_t len;
+	json_t *json;       /* body parsed, or NULL */
+	char location[256]; /* selected response headers, "" when absent */
+	char allow[64];
+	char www_auth[128];
+	char content_type[128];
+};
+
+/* Sends a request; token NULL sends none. With chunked, the body goes with
+ * Transfer-Encoding: chunked and no Content-Length. Asserts that the
+ * transfer itself worked; fills *out (free with tresp_free). */
+void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
+	   const void *body, size_t len, bool chunked, struct tresp *out);
+void tresp_free(struct tresp *r);
+
+/* Polls GET /v1/deployments/ID until the status is ready or failed, for at
+ * most timeout_s seconds; returns the last reply's JSON (caller frees with
+ * json_decref). */
+json_t *twait_deployment(const struct tsrv *s, long long id, int timeout_s);
+
+/* A gzipped tar in memory holding the given files (names[i], texts[i]).
+ * Caller frees *out with free(). */
+void tmake_targz(const char *const *names, const char *const *texts, size_t n, char **out,
+		 size_t *len_out);
+
+/* A minimal valid module exporting run: [] -> [] (host-call mode). */
+extern const unsigned char twasm_min[];
+extern const size_t twasm_min_len;
+
+/* A WASI command in WAT that answers "hello from wat" (CGI mode). */
+extern const char *twat_hello;
+
+#endif
