@@ -397,7 +397,10 @@ static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_star
 		return viv_buf_append(b, text, len);
 	keep = b->len < room ? store_utf8_cut(text, room - b->len) : 0;
 	err = viv_buf_append(b, text, keep);
-	if (!err && ((b->len > 0 && b->data[b->len - 1] != '\n') || (b->len == 0 && !at_line_start)))
+	if (err)
+		return err;
+	/* The truncation line starts a line of its own. */
+	if (b->len > 0 ? b->data[b->len - 1] != '\n' : !at_line_start)
 		err = viv_buf_append(b, "\n", 1);
 	if (!err)
 		err = viv_buf_append(b, TRUNCATED_LINE, strlen(TRUNCATED_LINE));

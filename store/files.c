@@ -180,7 +180,9 @@ enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char
  * can point outside the artifact directory. */
 static bool artifact_name_valid(const char *hash, const char *ext)
 {
-	return store_hex64_valid(hash) && ext && (strcmp(ext, "so") == 0 || strcmp(ext, "wasm") == 0);
+	if (!store_hex64_valid(hash) || !ext)
+		return false;
+	return strcmp(ext, "so") == 0 || strcmp(ext, "wasm") == 0;
 }
 
 char *store_artifact_path(const struct store *st, const char *hash, const char *ext)

@@ -169,7 +169,8 @@ void store_close(struct store *st)
 	if (st->db) {
 		rc = sqlite3_close(st->db);
 		if (rc != SQLITE_OK)
-			viv_log(VIV_ERROR, "store: closing %s: %s", st->db_path, sqlite3_errstr(rc));
+			viv_log(VIV_ERROR, "store: closing %s: %s", st->db_path,
+				sqlite3_errstr(rc));
 	}
 	store_routes_gen_unmap(st);
 	free(st->datadir);

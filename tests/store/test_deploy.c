@@ -456,7 +456,8 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
 	}
 	for (k = 0; k < RACE_THREADS; k++) {
 		threads[k].go = go[0];
-		cr_assert_eq(pthread_create(&threads[k].thread, NULL, claim_thread, &threads[k]), 0);
+		cr_assert_eq(pthread_create(&threads[k].thread, NULL, claim_thread, &threads[k]),
+			     0);
 	}
 	/* Closing the write end releases every claimer at once. */
 	usleep(200 * 1000);

@@ -224,7 +224,7 @@ Test(tokens, admin_token_file_with_garbage_is_refused)
 Test(tokens, create_stores_only_digest)
 {
 	struct store *st = test_open();
-	char *a = NULL, *b = NULL;
+	char *a = NULL, *b = NULL, *none = (char *)"unset";
 	char digest[65], sql[256];
 
 	cr_assert_eq(store_token_create(st, "laptop", &a), VIV_OK);
@@ -241,7 +241,8 @@ Test(tokens, create_stores_only_digest)
 		 "SELECT count(*) FROM tokens WHERE instr(hash, '%s') OR instr(label, '%s')",
 		 a + 4, a + 4);
 	cr_assert_eq(test_sql_int(sql), 0);
-	cr_assert_eq(store_token_create(st, NULL, &a), VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, NULL, &none), VIV_ERR_INVALID);
+	cr_assert_null(none);
 	free(a);
 	free(b);
 	store_close(st);
