@@ -10,15 +10,19 @@
 
 char test_datadir[64];
 
+/* What setup made; a test may point test_datadir below it. */
+static char test_root[64];
+
 void store_test_setup(void)
 {
-	strcpy(test_datadir, "/tmp/viv-store-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(test_datadir));
+	strcpy(test_root, "/tmp/viv-store-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(test_root));
+	strcpy(test_datadir, test_root);
 }
 
 void store_test_teardown(void)
 {
-	viv_rmtree(test_datadir);
+	viv_rmtree(test_root);
 }
 
 struct store *test_open(void)

@@ -7,7 +7,8 @@
 
 #include "store.h"
 
-/* The data directory of the running test, made by store_test_setup(). */
+/* The data directory of the running test, made by store_test_setup(). A
+ * test may append to it to use a directory below. */
 extern char test_datadir[];
 
 /* Criterion fixtures: a new empty directory under /tmp, removed afterwards. */
