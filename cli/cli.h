@@ -24,8 +24,11 @@
 #define CLI_PACK_MAX_ENTRIES 20000
 #define CLI_PACK_MAX_DEPTH 32
 #define CLI_PACK_MAX_PATH 1024
-/* Milliseconds between two polls of a deployment, and of --follow. */
+/* Milliseconds between two polls of a deployment: quick for the first
+ * CLI_POLL_FAST_COUNT polls, then slower; and between two polls of --follow. */
 #define CLI_POLL_MS 250
+#define CLI_POLL_FAST_COUNT 40
+#define CLI_POLL_SLOW_MS 1000
 #define CLI_FOLLOW_MS 1000
 
 /* Exit statuses. */

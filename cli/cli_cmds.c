@@ -223,7 +223,7 @@ static int follow_build(struct cli *c, int64_t id, uint64_t started_ns)
 	json_t *d = NULL;
 	int64_t t0, t1;
 	double secs;
-	int failures = 0, ret = CLI_EXIT_FAIL;
+	int failures = 0, polls = 0, ret = CLI_EXIT_FAIL;
 	enum viv_err err;
 
 	snprintf(path, sizeof(path), "/v1/deployments/%lld", (long long)id);
@@ -262,7 +262,8 @@ static int follow_build(struct cli *c, int64_t id, uint64_t started_ns)
 		fflush(stdout);
 		json_decref(d);
 		d = NULL;
-		sleep_ms(CLI_POLL_MS);
+		/* Quick builds show up quickly; long ones are not polled hard. */
+		sleep_ms(++polls < CLI_POLL_FAST_COUNT ? CLI_POLL_MS : CLI_POLL_SLOW_MS);
 	}
 out:
 	json_decref(d);
@@ -549,6 +550,7 @@ int cli_logs(struct cli *c, const char *app, bool follow)
 	int64_t after = 0;
 	size_t printed = 0;
 	int failures = 0;
+	bool first = true;
 	enum viv_err err;
 
 	if (!viv_app_name_valid(app)) {
@@ -577,6 +579,11 @@ int cli_logs(struct cli *c, const char *app, bool follow)
 		}
 		if (!follow)
 			break;
+		if (first && printed == 0)
+			fprintf(stderr, "viv: no log lines for %s yet; waiting for new ones "
+					"(Ctrl-C stops)\n",
+				app);
+		first = false;
 		sleep_ms(CLI_FOLLOW_MS);
 		snprintf(path, sizeof(path), "/v1/apps/%s/logs?after=%lld&limit=1000", app,
 			 (long long)after);
