@@ -62,6 +62,7 @@ static pid_t start_child(struct child *c)
 		sigaction(SIGCHLD, &sa, NULL);
 		sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_NAME, c->spec->role); /* "worker 0" in ps and /proc */
 		viv_log_role(c->spec->role);
 		_exit(c->spec->main(c->spec->arg));
 	}

@@ -111,6 +111,8 @@ enum run_stop {
 };
 
 #define RUN_MAX_LOG_LINES 64
+/* Bytes of a CGI header block. */
+#define RUN_CGI_HEADERS_MAX ((size_t)64 << 10)
 
 struct run_instance {
 	struct run_pool *pool;

@@ -660,14 +660,15 @@ static void finish(struct run_instance *in)
 				 in->exit_code);
 			run_log_add(in, "system", msg, strlen(msg));
 		}
-		if (in->out_overflow) {
+		if (in->out_overflow || (run_cgi_response(in) &&
+					 in->resp.body_len > in->pool->cfg.response_max)) {
 			in->outcome = RUN_TOO_BIG;
 			snprintf(msg, sizeof(msg),
 				 "the response was larger than the limit of %zu bytes",
 				 in->pool->cfg.response_max);
 			run_log_add(in, "trap", msg, strlen(msg));
 			run_error_response(in, 500, "The app's response was too large.\n");
-		} else if (run_cgi_response(in)) {
+		} else if (in->resp.status) {
 			in->outcome = RUN_DONE;
 		} else {
 			in->outcome = RUN_BAD_OUTPUT;
@@ -780,7 +781,8 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	in->wall_timer.heap_index = SIZE_MAX;
 	in->wall_timer.fire = fire_wall;
 	in->wake_timer.heap_index = SIZE_MAX;
-	viv_buf_init(&in->out, pool->cfg.response_max + 64 * 1024);
+	/* The body's cap plus room for the CGI header block. */
+	viv_buf_init(&in->out, pool->cfg.response_max + RUN_CGI_HEADERS_MAX);
 	viv_buf_init(&in->errln, pool->cfg.log_line_max);
 	viv_buf_init(&in->resp_store, 0);
 	run_coro_make(&in->coro, s->stack_lo, s->stack_hi, guest_main, in);

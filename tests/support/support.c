@@ -1,0 +1,405 @@
+/* Test helpers around the real vivd; see support.h. */
+#include "support.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "viv.h"
+
+double tsup_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static unsigned free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+char *tsup_read_file(const char *path, size_t *len)
+{
+	char *data = NULL;
+	size_t n = 0;
+	enum viv_err err = viv_read_file(path, (size_t)256 << 20, &data, &n);
+
+	cr_assert_eq(err, VIV_OK, "cannot read %s: %s", path, viv_strerror(err));
+	if (len)
+		*len = n;
+	return data;
+}
+
+char *tsup_vivd_log_tail(const struct tsup_vivd *v, size_t bytes)
+{
+	char *data = NULL, *tail;
+	size_t n = 0;
+
+	if (viv_read_file(v->log, (size_t)64 << 20, &data, &n))
+		return strdup("(no vivd log)");
+	tail = strdup(n > bytes ? data + n - bytes : data);
+	free(data);
+	return tail;
+}
+
+/* Whether builds can be sandboxed here; vivd refuses to start otherwise
+ * unless told --no-sandbox, and CI machines differ. */
+static bool bwrap_works(void)
+{
+	const char *argv[] = {"bwrap", "--unshare-all", "--die-with-parent",
+			      "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+			      "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+			      "--proc", "/proc", "--dev", "/dev", "/bin/true", NULL};
+
+	return tsup_run(argv, NULL, NULL) == 0;
+}
+
+void tsup_vivd_start(struct tsup_vivd *v, const char *const *extra)
+{
+	const char *argv[40];
+	char api[64], apps[64], *tok;
+	size_t n = 0, i;
+	double deadline;
+	int fd;
+
+	memset(v, 0, sizeof(*v));
+	strcpy(v->dir, "/tmp/viv-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(v->dir));
+	snprintf(v->data, sizeof(v->data), "%s/data", v->dir);
+	snprintf(v->log, sizeof(v->log), "%s/vivd.log", v->dir);
+	v->api_port = free_port();
+	v->apps_port = free_port();
+	snprintf(api, sizeof(api), "127.0.0.1:%u", v->api_port);
+	snprintf(apps, sizeof(apps), "127.0.0.1:%u", v->apps_port);
+	snprintf(v->api, sizeof(v->api), "http://127.0.0.1:%u", v->api_port);
+	argv[n++] = VIVD_BIN;
+	argv[n++] = "serve";
+	argv[n++] = "--data";
+	argv[n++] = v->data;
+	argv[n++] = "--api";
+	argv[n++] = api;
+	argv[n++] = "--listen";
+	argv[n++] = apps;
+	argv[n++] = "--workers";
+	argv[n++] = "2";
+	if (!bwrap_works())
+		argv[n++] = "--no-sandbox";
+	for (i = 0; extra && extra[i] && n < 38; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+
+	v->pid = fork();
+	cr_assert(v->pid >= 0);
+	if (v->pid == 0) {
+		fd = open(v->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	deadline = tsup_now_ms() + 30000;
+	for (;;) {
+		struct tsup_resp r;
+		char url[128];
+		int status;
+
+		cr_assert(waitpid(v->pid, &status, WNOHANG) == 0, "vivd exited early:\n%s",
+			  tsup_vivd_log_tail(v, 4000));
+		snprintf(url, sizeof(url), "%s/healthz", v->api);
+		if (tsup_http("GET", url, NULL, NULL, NULL, 0, &r) && r.status == 200) {
+			tsup_resp_free(&r);
+			break;
+		}
+		tsup_resp_free(&r);
+		cr_assert(tsup_now_ms() < deadline, "vivd did not answer /healthz:\n%s",
+			  tsup_vivd_log_tail(v, 4000));
+		usleep(50000);
+	}
+	{
+		char path[400];
+		snprintf(path, sizeof(path), "%s/admin-token", v->data);
+		tok = tsup_read_file(path, NULL);
+		tok[strcspn(tok, " \r\n")] = '\0';
+		snprintf(v->token, sizeof(v->token), "%s", tok);
+		free(tok);
+	}
+}
+
+void tsup_vivd_stop(struct tsup_vivd *v)
+{
+	int status;
+	double deadline = tsup_now_ms() + 20000;
+
+	if (v->pid <= 0)
+		return;
+	kill(v->pid, SIGTERM);
+	while (waitpid(v->pid, &status, WNOHANG) == 0) {
+		if (tsup_now_ms() > deadline) {
+			kill(-v->pid, SIGKILL);
+			waitpid(v->pid, &status, 0);
+			break;
+		}
+		usleep(20000);
+	}
+	v->pid = 0;
+	if (!getenv("VIV_TEST_KEEP"))
+		viv_rmtree(v->dir);
+}
+
+/* ---- HTTP --------------------------------------------------------------------------- */
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+	struct viv_buf *b = arg;
+
+	if (viv_buf_append(b, p, size * n))
+		return 0;
+	return size * n;
+}
+
+void tsup_resp_free(struct tsup_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+bool tsup_http(const char *method, const char *url, const char *host, const char *token,
+	       const void *body, size_t body_len, struct tsup_resp *out)
+{
+	struct viv_buf b, h;
+	struct curl_slist *hdrs = NULL;
+	char line[300];
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+
+	memset(out, 0, sizeof(*out));
+	viv_buf_init(&b, (size_t)64 << 20);
+	viv_buf_init(&h, (size_t)1 << 20);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (host) {
+		snprintf(line, sizeof(line), "Host: %s", host);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (token) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", token);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	out->len = b.len;
+	out->body = viv_buf_steal(&b);
+	out->headers = viv_buf_steal(&h);
+	return rc == CURLE_OK;
+}
+
+bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
+		  struct tsup_resp *out)
+{
+	char url[512], host[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", v->apps_port, path);
+	snprintf(host, sizeof(host), "%s.localhost:%u", app, v->apps_port);
+	return tsup_http("GET", url, host, NULL, NULL, 0, out);
+}
+
+/* ---- Tarballs ----------------------------------------------------------------------- */
+
+void tsup_tar(const struct tsup_file *files, size_t n, bool gzip, char **out, size_t *len)
+{
+	size_t cap = (size_t)8 << 20, used = 0, i;
+	struct archive *a = archive_write_new();
+	char *buf = malloc(cap);
+
+	cr_assert_not_null(buf);
+	archive_write_set_format_pax_restricted(a);
+	if (gzip)
+		archive_write_add_filter_gzip(a);
+	cr_assert_eq(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+	for (i = 0; i < n; i++) {
+		struct archive_entry *e = archive_entry_new();
+		size_t nl = strlen(files[i].name);
+		bool dir = nl && files[i].name[nl - 1] == '/';
+		size_t tl = files[i].text ? strlen(files[i].text) : 0;
+
+		archive_entry_set_pathname(e, files[i].name);
+		archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
+		archive_entry_set_perm(e, dir ? 0755 : 0644);
+		archive_entry_set_size(e, dir ? 0 : (la_int64_t)tl);
+		cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK);
+		if (!dir && tl)
+			cr_assert_eq(archive_write_data(a, files[i].text, tl), (la_ssize_t)tl);
+		archive_entry_free(e);
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	*out = buf;
+	*len = used;
+}
+
+/* ---- Deployments --------------------------------------------------------------------- */
+
+long tsup_deploy(const struct tsup_vivd *v, const char *app, const void *body, size_t len,
+		 long *id_out, struct tsup_resp *resp_out)
+{
+	char url[256];
+	struct tsup_resp r;
+	json_t *j;
+	long status;
+
+	snprintf(url, sizeof(url), "%s/v1/apps/%s/deployments", v->api, app);
+	cr_assert(tsup_http("POST", url, NULL, v->token, body, len, &r), "no answer from the API");
+	status = r.status;
+	if (id_out) {
+		*id_out = 0;
+		j = json_loads(r.body, 0, NULL);
+		if (j && json_is_integer(json_object_get(j, "id")))
+			*id_out = (long)json_integer_value(json_object_get(j, "id"));
+		json_decref(j);
+	}
+	if (resp_out)
+		*resp_out = r;
+	else
+		tsup_resp_free(&r);
+	return status;
+}
+
+json_t *tsup_wait_deployment(const struct tsup_vivd *v, long id, unsigned timeout_ms)
+{
+	double deadline = tsup_now_ms() + timeout_ms;
+	char url[256];
+
+	snprintf(url, sizeof(url), "%s/v1/deployments/%ld", v->api, id);
+	for (;;) {
+		struct tsup_resp r;
+		json_t *j;
+		const char *st;
+
+		cr_assert(tsup_http("GET", url, NULL, v->token, NULL, 0, &r));
+		cr_assert_eq(r.status, 200, "GET %s: %ld %s", url, r.status, r.body);
+		j = json_loads(r.body, 0, NULL);
+		cr_assert_not_null(j, "not JSON: %s", r.body);
+		tsup_resp_free(&r);
+		st = json_string_value(json_object_get(j, "status"));
+		cr_assert_not_null(st);
+		if (strcmp(st, "ready") == 0 || strcmp(st, "failed") == 0)
+			return j;
+		json_decref(j);
+		cr_assert(tsup_now_ms() < deadline, "deployment %ld still %s after %u ms", id, st,
+			  timeout_ms);
+		usleep(20000);
+	}
+}
+
+json_t *tsup_deploy_wait(const struct tsup_vivd *v, const char *app, const void *body,
+			 size_t len)
+{
+	struct tsup_resp r;
+	long id = 0;
+	long status = tsup_deploy(v, app, body, len, &id, &r);
+
+	cr_assert_eq(status, 202, "deploy %s: %ld %s", app, status, r.body);
+	tsup_resp_free(&r);
+	return tsup_wait_deployment(v, id, 120000);
+}
+
+/* ---- Processes ------------------------------------------------------------------------ */
+
+int tsup_run(const char *const *argv, const char *const *env, char **output)
+{
+	int pfd[2], status = 0;
+	struct viv_buf b;
+	pid_t pid;
+	char chunk[4096];
+	ssize_t r;
+
+	cr_assert(pipe(pfd) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	viv_buf_init(&b, (size_t)16 << 20);
+	while ((r = read(pfd[0], chunk, sizeof(chunk))) > 0 || (r < 0 && errno == EINTR)) {
+		if (r > 0)
+			viv_buf_append_trunc(&b, chunk, (size_t)r);
+	}
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	if (output)
+		*output = viv_buf_steal(&b);
+	else
+		viv_buf_free(&b);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *tsup_wat2wasm(const char *wat, size_t *len)
+{
+	char dir[] = "/tmp/viv-wat-XXXXXX", in[64], outp[64], *out = NULL, *data;
+	const char *argv[] = {"wat2wasm", in, "-o", outp, NULL};
+	int rc;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(in, sizeof(in), "%s/m.wat", dir);
+	snprintf(outp, sizeof(outp), "%s/m.wasm", dir);
+	cr_assert_eq(viv_write_file_atomic(in, wat, strlen(wat), 0644), VIV_OK);
+	rc = tsup_run(argv, NULL, &out);
+	cr_assert_eq(rc, 0, "wat2wasm failed: %s", out);
+	free(out);
+	data = tsup_read_file(outp, len);
+	viv_rmtree(dir);
+	return data;
+}
