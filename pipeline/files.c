@@ -1,0 +1,282 @@
+/* Finding a project's files: a bounded recursive walk and globbing, both
+ * giving sorted relative paths so that builds are reproducible. */
+#include "pipeline_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WALK_DEPTH_MAX 64
+#define GLOB_FILES_MAX 4096
+
+struct strv {
+	char **v;
+	size_t n, alloc, max;
+};
+
+static enum viv_err strv_push(struct strv *s, char *str)
+{
+	if (!str)
+		return VIV_ERR_NOMEM;
+	if (s->n >= s->max) {
+		free(str);
+		return VIV_ERR_TOO_BIG;
+	}
+	if (s->n + 1 >= s->alloc) {
+		size_t alloc = s->alloc ? s->alloc * 2 : 16;
+		char **v = realloc(s->v, alloc * sizeof(*v));
+		if (!v) {
+			free(str);
+			return VIV_ERR_NOMEM;
+		}
+		s->v = v;
+		s->alloc = alloc;
+	}
+	s->v[s->n++] = str;
+	s->v[s->n] = NULL;
+	return VIV_OK;
+}
+
+void pipe_strv_free(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool pipe_relpath_safe(const char *rel)
+{
+	const char *p = rel;
+
+	if (!rel || !*rel || rel[0] == '/')
+		return false;
+	for (const char *c = rel; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
+			return false;
+	}
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		bool last = p[len] == '\0' || (p[len] == '/' && p[len + 1] == '\0');
+		if (len == 0 && !last)
+			return false;
+		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return true;
+}
+
+static bool has_suffix(const char *name, const char *const *suffixes)
+{
+	size_t n = strlen(name);
+
+	if (!suffixes)
+		return true;
+	for (size_t i = 0; suffixes[i]; i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Walks the directory open at dirfd (which it closes), whose path relative
+ * to the root is rel ("" at the root). Symbolic links are not followed. */
+static enum viv_err walk(int dirfd, const char *rel, int depth, const char *const *suffixes,
+			 struct strv *out)
+{
+	DIR *d;
+	struct dirent *de;
+	enum viv_err err = VIV_OK;
+
+	if (depth > WALK_DEPTH_MAX) {
+		close(dirfd);
+		return VIV_ERR_TOO_BIG;
+	}
+	d = fdopendir(dirfd);
+	if (!d) {
+		close(dirfd);
+		return VIV_ERR_IO;
+	}
+	while (!err && (de = readdir(d)) != NULL) {
+		struct stat st;
+		char *path;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				err = VIV_ERR_IO;
+			else
+				err = walk(sub, path, depth + 1, suffixes, out);
+			free(path);
+		} else if (S_ISREG(st.st_mode) && has_suffix(de->d_name, suffixes)) {
+			err = strv_push(out, path);
+		} else {
+			free(path);
+		}
+	}
+	closedir(d);
+	return err;
+}
+
+enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
+			     char ***out, size_t *n_out)
+{
+	struct strv s = {NULL, 0, 0, max};
+	enum viv_err err;
+	int fd;
+
+	*out = NULL;
+	*n_out = 0;
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
+	err = walk(fd, "", 0, suffixes, &s);
+	if (!err && !s.v) {
+		s.v = calloc(1, sizeof(char *));
+		if (!s.v)
+			err = VIV_ERR_NOMEM;
+	}
+	if (err) {
+		pipe_strv_free(s.v, s.n);
+		return err;
+	}
+	qsort(s.v, s.n, sizeof(char *), cmp_str);
+	*out = s.v;
+	*n_out = s.n;
+	return VIV_OK;
+}
+
+/* root with glob's special characters escaped, so that only the pattern
+ * part is a pattern. */
+static char *glob_escape(const char *root)
+{
+	size_t n = strlen(root);
+	char *out = malloc(2 * n + 1);
+	size_t j = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("*?[]\\", root[i]))
+			out[j++] = '\\';
+		out[j++] = root[i];
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static bool strv_has(const struct strv *s, const char *str)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (strcmp(s->v[i], str) == 0)
+			return true;
+	}
+	return false;
+}
+
+enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
+		       size_t *n_out, char *errbuf, size_t errlen)
+{
+	struct strv s = {NULL, 0, 0, GLOB_FILES_MAX};
+	char *eroot = NULL;
+	enum viv_err err = VIV_OK;
+	size_t rootlen = strlen(root);
+
+	*out = NULL;
+	*n_out = 0;
+	eroot = glob_escape(root);
+	if (!eroot)
+		return VIV_ERR_NOMEM;
+	for (size_t i = 0; !err && i < n_patterns; i++) {
+		glob_t g;
+		char *full;
+		size_t matched = 0;
+		int r;
+
+		if (!pipe_relpath_safe(patterns[i])) {
+			viv_errf(errbuf, errlen,
+				 "the source pattern '%.100s' must be a relative path inside the "
+				 "project, without '..'",
+				 patterns[i]);
+			err = VIV_ERR_INVALID;
+			break;
+		}
+		full = viv_path_join(eroot, patterns[i]);
+		if (!full) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		memset(&g, 0, sizeof(g));
+		/* Folders that cannot be read (or do not exist) match nothing. */
+		r = glob(full, 0, NULL, &g);
+		free(full);
+		if (r != 0 && r != GLOB_NOMATCH && r != GLOB_ABORTED) {
+			globfree(&g);
+			err = r == GLOB_NOSPACE ? VIV_ERR_NOMEM : VIV_ERR_IO;
+			break;
+		}
+		if (r == 0)
+			qsort(g.gl_pathv, g.gl_pathc, sizeof(char *), cmp_str);
+		for (size_t k = 0; r == 0 && !err && k < g.gl_pathc; k++) {
+			const char *p = g.gl_pathv[k];
+			struct stat st;
+
+			if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+				continue;
+			if (strncmp(p, root, rootlen) != 0 || p[rootlen] != '/')
+				continue;
+			matched++;
+			if (strv_has(&s, p + rootlen + 1))
+				continue;
+			err = strv_push(&s, strdup(p + rootlen + 1));
+		}
+		globfree(&g);
+		if (!err && matched == 0) {
+			viv_errf(errbuf, errlen,
+				 "vivarium.json: build.sources pattern '%.100s' matches no file",
+				 patterns[i]);
+			err = VIV_ERR_INVALID;
+		} else if (err == VIV_ERR_TOO_BIG) {
+			viv_errf(errbuf, errlen, "build.sources matches more than %d files",
+				 GLOB_FILES_MAX);
+		}
+	}
+	free(eroot);
+	if (!err && !s.v) {
+		s.v = calloc(1, sizeof(char *));
+		if (!s.v)
+			err = VIV_ERR_NOMEM;
+	}
+	if (err) {
+		pipe_strv_free(s.v, s.n);
+		return err;
+	}
+	*out = s.v;
+	*n_out = s.n;
+	return VIV_OK;
+}

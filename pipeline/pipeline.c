@@ -1,0 +1,523 @@
+/* One deployment's build, step by step, recorded through store/: unpack,
+ * manifest, language, compile, optimize, validate, hash, wasm2c, glue, cc,
+ * store. Also the configuration defaults and upload sniffing. */
+#include "pipeline_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MIB (1024 * 1024)
+#define MSG_LEN 1024
+
+/* What wasm2c 1.0.32 translates by default, minus SIMD. wasm-opt starts
+ * from the MVP and enables each; wabt's tools have these on by default and
+ * only need SIMD turned off. Threads, exceptions, memory64 and tail calls
+ * stay off in both. */
+const char *const pipe_wasm_opt_features[] = {
+	"--mvp-features",
+	"--enable-mutable-globals",
+	"--enable-nontrapping-float-to-int",
+	"--enable-sign-ext",
+	"--enable-bulk-memory",
+	"--enable-multivalue",
+	"--enable-reference-types",
+	NULL,
+};
+
+const char *const pipe_wasm_validate_features[] = {
+	"--disable-simd",
+	NULL,
+};
+
+void pipe_config_defaults(struct pipe_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->include_dir = VIV_SOURCE_DIR "/common";
+	cfg->sdk_dir = VIV_SOURCE_DIR "/sdk";
+	cfg->tool_dir = VIV_TOOL_DIR;
+	cfg->upload_max = 64 * MIB;
+	cfg->unpack_max_bytes = 256 * MIB;
+	cfg->unpack_max_entries = 10000;
+	cfg->step_timeout_ms = 120000;
+	cfg->step_output_cap = 256 * 1024;
+	cfg->sandbox = true;
+	cfg->limits_default.memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
+	cfg->limits_default.cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
+	cfg->limits_default.wall_ms = VIV_LIMIT_WALL_MS_DEFAULT;
+	cfg->limits_max.memory_mb = VIV_LIMIT_MEMORY_MB_MAX;
+	cfg->limits_max.cpu_ms = VIV_LIMIT_CPU_MS_MAX;
+	cfg->limits_max.wall_ms = VIV_LIMIT_WALL_MS_MAX;
+}
+
+/* ---- Sniffing -------------------------------------------------------------------- */
+
+/* A tar header without the ustar magic (old v7 archives): its checksum
+ * field is the octal sum of the header's bytes with that field as spaces. */
+static bool tar_checksum_ok(const unsigned char *h)
+{
+	unsigned long want = 0, sum = 0;
+	int i, digits = 0;
+
+	for (i = 148; i < 156 && (h[i] == ' ' || h[i] == '\0'); i++)
+		;
+	for (; i < 156 && h[i] >= '0' && h[i] <= '7'; i++, digits++)
+		want = want * 8 + (unsigned long)(h[i] - '0');
+	if (digits == 0)
+		return false;
+	for (i = 0; i < 512; i++)
+		sum += (i >= 148 && i < 156) ? ' ' : h[i];
+	return sum == want && h[0] != '\0';
+}
+
+const char *pipe_sniff(const void *head, size_t n)
+{
+	const unsigned char *h = head;
+
+	if (!head || n == 0)
+		return NULL;
+	if (n >= 4 && memcmp(h, "\0asm", 4) == 0)
+		return "wasm";
+	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+		return "archive"; /* gzip */
+	if (n >= 3 && memcmp(h, "BZh", 3) == 0)
+		return "archive";
+	if (n >= 6 && memcmp(h, "\xfd" "7zXZ\0", 6) == 0)
+		return "archive";
+	if (n >= 4 && memcmp(h, "\x28\xb5\x2f\xfd", 4) == 0)
+		return "archive"; /* zstd */
+	if (n >= 4 && (memcmp(h, "PK\3\4", 4) == 0 || memcmp(h, "PK\5\6", 4) == 0))
+		return "archive";
+	if (n >= 262 && memcmp(h + 257, "ustar", 5) == 0)
+		return "archive";
+	if (n >= 512 && tar_checksum_ok(h))
+		return "archive";
+	return NULL;
+}
+
+/* ---- The build ------------------------------------------------------------------- */
+
+struct build {
+	struct store *st;
+	const struct pipe_config *cfg;
+	int64_t id;
+	struct store_deployment *dep;
+	char *upload;
+	char *scratch;
+	char *src_dir;
+	char *out_dir;
+	char *aot_dir;
+	char *root;
+	struct pipe_ctx ctx;
+	struct pipe_manifest *manifest;
+	char *config;
+	const struct pipe_toolchain *tc;
+	char *wasm;     /* the toolchain's module */
+	char *opt;      /* the optimized module */
+	char *opt_data; /* its bytes */
+	size_t opt_len;
+	struct pipe_wasm_info *info;
+	enum viv_guest_mode mode;
+	bool has_initialize;
+	const struct pipe_tools *tools;
+	char hash[VIV_SHA256_HEX_LEN + 1];
+	bool reuse;
+	char *so;
+	int64_t so_size;
+	char msg[MSG_LEN]; /* the failure sentence for the user */
+};
+
+static void flush_to_store(void *arg, const char *text)
+{
+	struct build *b = arg;
+	enum viv_err err = store_deployment_log(b->st, b->id, text);
+
+	if (err)
+		viv_log(VIV_WARN, "deployment %lld: could not append to the build log: %s",
+			(long long)b->id, viv_strerror(err));
+}
+
+static void timing(void *arg, const char *step, int64_t ms)
+{
+	struct build *b = arg;
+	enum viv_err err = store_deployment_timing(b->st, b->id, step, ms);
+
+	if (err)
+		viv_log(VIV_WARN, "deployment %lld: could not record the %s timing: %s",
+			(long long)b->id, step, viv_strerror(err));
+}
+
+static enum viv_err make_dir(struct build *b, const char *name, char **out)
+{
+	enum viv_err err;
+
+	*out = viv_path_join(b->scratch, name);
+	if (!*out)
+		return VIV_ERR_NOMEM;
+	err = viv_mkdirs(*out, 0755);
+	if (err)
+		viv_errf(b->msg, sizeof(b->msg), "could not make the build folder %s: %s", name,
+			 strerror(errno));
+	return err;
+}
+
+static enum viv_err step_unpack(struct build *b)
+{
+	char *tmp = NULL;
+	enum viv_err err;
+
+	err = make_dir(b, "src", &b->src_dir);
+	if (!err)
+		err = make_dir(b, "out", &b->out_dir);
+	if (!err)
+		err = make_dir(b, "aot", &b->aot_dir);
+	if (!err)
+		err = make_dir(b, "tmp", &tmp);
+	free(tmp);
+	if (err)
+		return err;
+	return pipe_unpack(b->upload, b->src_dir, b->cfg, &b->ctx.log, &b->root, b->msg,
+			   sizeof(b->msg));
+}
+
+static enum viv_err step_manifest(struct build *b)
+{
+	const struct pipe_manifest *m;
+	struct stat st;
+	char *assets;
+	enum viv_err err;
+
+	err = pipe_manifest_load(b->root, b->cfg, &b->manifest, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	m = b->manifest;
+	err = pipe_manifest_config(m, &b->config);
+	if (err)
+		return err;
+	pipe_logf(&b->ctx, "%s; limits: memory %u MB, cpu %u ms, wall %u ms; %zu env, %zu "
+			   "outbound\n",
+		  m->present ? "vivarium.json read" : "no vivarium.json: using the defaults",
+		  m->limits.memory_mb, m->limits.cpu_ms, m->limits.wall_ms, m->n_env,
+		  m->n_outbound);
+	/* Static assets need a place in the store that runners can read;
+	 * until there is one, say plainly that the folder is not served. */
+	assets = viv_path_join(b->root, m->assets ? m->assets : "assets");
+	if (!assets)
+		return VIV_ERR_NOMEM;
+	if (m->assets && (stat(assets, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		viv_errf(b->msg, sizeof(b->msg),
+			 "vivarium.json: assets names '%.100s', which is not a folder in the "
+			 "upload",
+			 m->assets);
+		err = VIV_ERR_INVALID;
+	} else if (stat(assets, &st) == 0 && S_ISDIR(st.st_mode)) {
+		pipe_logf(&b->ctx,
+			  "note: %s/ is not served as static files by this server version; the "
+			  "app handles every path\n",
+			  m->assets ? m->assets : "assets");
+	}
+	free(assets);
+	return err;
+}
+
+static enum viv_err step_detect(struct build *b)
+{
+	enum viv_err err;
+
+	err = pipe_detect(b->root, b->manifest, &b->tc, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	pipe_logf(&b->ctx, "language: %s (%s)\n", b->tc->ops->name,
+		  b->manifest->language ? "from vivarium.json" : "detected");
+	err = store_deployment_set_language(b->st, b->id, b->tc->ops->name);
+	if (err)
+		viv_errf(b->msg, sizeof(b->msg), "could not record the language: %s",
+			 viv_strerror(err));
+	return err;
+}
+
+static enum viv_err step_compile(struct build *b)
+{
+	struct pipe_project p = {&b->ctx, b->root, b->manifest, b->out_dir};
+
+	return b->tc->ops->build(b->tc->ctx, &p, &b->wasm, b->msg, sizeof(b->msg));
+}
+
+static enum viv_err step_optimize(struct build *b)
+{
+	const char *argv[16];
+	size_t n = 0;
+	enum viv_err err;
+
+	b->opt = viv_path_join(b->out_dir, "opt.wasm");
+	if (!b->opt)
+		return VIV_ERR_NOMEM;
+	argv[n++] = "wasm-opt";
+	argv[n++] = "-O2";
+	/* Debian's wasi-libc carries DWARF: 33 of the C hello's 36 KB. */
+	argv[n++] = "--strip-dwarf";
+	argv[n++] = "--strip-producers";
+	for (size_t i = 0; pipe_wasm_opt_features[i]; i++)
+		argv[n++] = pipe_wasm_opt_features[i];
+	argv[n++] = b->wasm;
+	argv[n++] = "-o";
+	argv[n++] = b->opt;
+	argv[n] = NULL;
+	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
+	if (err == VIV_ERR_BUILD)
+		viv_errf(b->msg, sizeof(b->msg),
+			 "wasm-opt rejected the module: it is not valid WebAssembly or it uses "
+			 "a feature Vivarium does not support (SIMD, threads, exceptions, "
+			 "memory64, tail calls); wasm-opt's message is in the build log");
+	return err;
+}
+
+static enum viv_err step_validate(struct build *b)
+{
+	const struct pipe_wasm_export *init;
+	const char *argv[8];
+	size_t n = 0;
+	char t[128];
+	enum viv_err err;
+
+	argv[n++] = "wasm-validate";
+	for (size_t i = 0; pipe_wasm_validate_features[i]; i++)
+		argv[n++] = pipe_wasm_validate_features[i];
+	argv[n++] = b->opt;
+	argv[n] = NULL;
+	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
+	if (err == VIV_ERR_BUILD)
+		viv_errf(b->msg, sizeof(b->msg),
+			 "wasm-validate rejected the module: it is not valid WebAssembly or it "
+			 "uses a feature Vivarium does not support; the message is in the "
+			 "build log");
+	if (err)
+		return err;
+	err = viv_read_file(b->opt, b->cfg->unpack_max_bytes, &b->opt_data, &b->opt_len);
+	if (err == VIV_ERR_TOO_BIG)
+		viv_errf(b->msg, sizeof(b->msg), "the optimized module is larger than %zu MiB",
+			 b->cfg->unpack_max_bytes / MIB);
+	if (err)
+		return err;
+	err = pipe_wasm_parse(b->opt_data, b->opt_len, &b->info, b->msg, sizeof(b->msg));
+	if (!err)
+		err = pipe_wasm_check(b->info, &b->mode, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	init = pipe_wasm_export_find(b->info, "_initialize", PIPE_WASM_FUNC);
+	if (init && strcmp(init->type, ":") != 0) {
+		pipe_wasm_type_text(init->type, t, sizeof(t));
+		viv_errf(b->msg, sizeof(b->msg),
+			 "the module exports _initialize with type %s, but it must take no "
+			 "parameters and return nothing",
+			 t);
+		return VIV_ERR_INVALID;
+	}
+	b->has_initialize = init != NULL;
+	pipe_logf(&b->ctx, "mode: %s (%s); %u imports, all provided; %zu bytes\n",
+		  b->mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
+		  b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
+		  b->info->n_imports, b->opt_len);
+	return VIV_OK;
+}
+
+static enum viv_err step_hash(struct build *b)
+{
+	enum viv_err err;
+
+	err = pipe_tools_get(&b->ctx, &b->tools, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	err = pipe_artifact_hash(b->tools, b->mode, b->opt_data, b->opt_len, b->hash);
+	if (err)
+		return err;
+	b->reuse = store_artifact_exists(b->st, b->hash);
+	if (b->reuse)
+		pipe_logf(&b->ctx, "artifact %s already built; reusing it\n", b->hash);
+	else
+		pipe_logf(&b->ctx, "artifact %s (%s, %s)\n", b->hash, b->tools->wasm2c_version,
+			  b->tools->cc_version);
+	return VIV_OK;
+}
+
+static enum viv_err step_aot(struct build *b)
+{
+	struct pipe_glue_spec spec = {b->mode, b->has_initialize, b->hash};
+
+	return pipe_aot(&b->ctx, b->tools, b->opt, b->aot_dir, &spec, timing, b, &b->so,
+			b->msg, sizeof(b->msg));
+}
+
+static enum viv_err step_store(struct build *b)
+{
+	struct stat st;
+	char *path;
+	enum viv_err err;
+
+	/* The wasm first: an artifact whose .so exists always has its wasm,
+	 * so it can be rebuilt after an ABI change. */
+	err = store_artifact_put(b->st, b->hash, "wasm", b->opt);
+	if (!err && !b->reuse)
+		err = store_artifact_put(b->st, b->hash, "so", b->so);
+	if (err) {
+		viv_errf(b->msg, sizeof(b->msg), "could not store the artifact: %s",
+			 viv_strerror(err));
+		return err;
+	}
+	path = store_artifact_path(b->st, b->hash, "so");
+	if (!path)
+		return VIV_ERR_NOMEM;
+	if (stat(path, &st) != 0) {
+		viv_errf(b->msg, sizeof(b->msg), "the stored artifact is missing: %s",
+			 strerror(errno));
+		err = VIV_ERR_IO;
+	} else {
+		b->so_size = (int64_t)st.st_size;
+	}
+	free(path);
+	return err;
+}
+
+/* Runs one step with its heading and timing. */
+static enum viv_err run_step(struct build *b, const char *name,
+			     enum viv_err (*fn)(struct build *b))
+{
+	uint64_t t0 = viv_mono_ns();
+	enum viv_err err;
+
+	pipe_logf(&b->ctx, "== %s\n", name);
+	err = fn(b);
+	if (err && b->msg[0] == '\0')
+		viv_errf(b->msg, sizeof(b->msg),
+			 "the %s step failed inside Vivarium (%s); try again, and report it "
+			 "if it persists",
+			 name, viv_strerror(err));
+	pipe_log_flush(&b->ctx);
+	timing(b, name, (int64_t)((viv_mono_ns() - t0) / 1000000));
+	return err;
+}
+
+static enum viv_err run_steps(struct build *b)
+{
+	static const struct {
+		const char *name;
+		enum viv_err (*fn)(struct build *b);
+	} before[] = {
+		{"unpack", step_unpack}, {"manifest", step_manifest},
+		{"detect", step_detect}, {"compile", step_compile},
+		{"optimize", step_optimize}, {"validate", step_validate},
+		{"hash", step_hash},
+	};
+	enum viv_err err = VIV_OK;
+
+	for (size_t i = 0; !err && i < sizeof(before) / sizeof(before[0]); i++)
+		err = run_step(b, before[i].name, before[i].fn);
+	if (err)
+		return err;
+	if (!b->reuse) {
+		/* wasm2c, glue and cc record their own timings. */
+		pipe_logf(&b->ctx, "== wasm2c, glue, cc\n");
+		err = step_aot(b);
+		if (err && b->msg[0] == '\0')
+			viv_errf(b->msg, sizeof(b->msg),
+				 "native compilation failed inside Vivarium (%s); try again, "
+				 "and report it if it persists",
+				 viv_strerror(err));
+		pipe_log_flush(&b->ctx);
+		if (err)
+			return err;
+	}
+	return run_step(b, "store", step_store);
+}
+
+static void build_free(struct build *b)
+{
+	pipe_ctx_free(&b->ctx);
+	store_deployment_free(b->dep);
+	pipe_manifest_free(b->manifest);
+	pipe_wasm_free(b->info);
+	free(b->upload);
+	free(b->scratch);
+	free(b->src_dir);
+	free(b->out_dir);
+	free(b->aot_dir);
+	free(b->root);
+	free(b->config);
+	free(b->wasm);
+	free(b->opt);
+	free(b->opt_data);
+	free(b->so);
+}
+
+enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t deployment_id)
+{
+	struct build b;
+	uint64_t t0 = viv_mono_ns();
+	enum viv_err err;
+
+	memset(&b, 0, sizeof(b));
+	b.st = st;
+	b.cfg = cfg;
+	b.id = deployment_id;
+	pipe_ctx_init(&b.ctx, cfg, "");
+	b.ctx.flush = flush_to_store;
+	b.ctx.flush_arg = &b;
+	err = store_deployment_get(st, deployment_id, &b.dep);
+	if (err)
+		goto out;
+	b.upload = store_upload_path(st, deployment_id);
+	if (!b.upload) {
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	viv_log(VIV_INFO, "building deployment %lld of %s", (long long)b.id, b.dep->app);
+
+	err = store_build_dir(st, deployment_id, &b.scratch);
+	if (err)
+		viv_errf(b.msg, sizeof(b.msg),
+			 "could not make a build folder (%s); try again, and tell the operator "
+			 "if it persists",
+			 viv_strerror(err));
+	else {
+		b.ctx.scratch = b.scratch;
+		err = run_steps(&b);
+	}
+
+	/* A failed build is an outcome: record it, and report only what
+	 * kept us from recording. */
+	if (err) {
+		pipe_logf(&b.ctx, "build failed: %s\n", b.msg);
+		pipe_log_flush(&b.ctx);
+		timing(&b, "total", (int64_t)((viv_mono_ns() - t0) / 1000000));
+		viv_log(VIV_INFO, "deployment %lld failed: %s", (long long)b.id, b.msg);
+		err = store_deployment_failed(st, b.id, b.msg);
+	} else {
+		struct store_build sb = {
+			.artifact = b.hash,
+			.mode = b.mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
+			.config = b.config,
+			.artifact_size = b.so_size,
+			.wasm_size = (int64_t)b.opt_len,
+		};
+		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n", sb.mode, b.hash,
+			  (long long)((viv_mono_ns() - t0) / 1000000));
+		pipe_log_flush(&b.ctx);
+		timing(&b, "total", (int64_t)((viv_mono_ns() - t0) / 1000000));
+		viv_log(VIV_INFO, "deployment %lld ready: %s", (long long)b.id, b.hash);
+		err = store_deployment_ready(st, b.id, &sb);
+	}
+	if (err)
+		viv_log(VIV_ERROR, "deployment %lld: could not record the outcome: %s",
+			(long long)b.id, viv_strerror(err));
+out:
+	if (b.scratch && viv_rmtree(b.scratch) != VIV_OK)
+		viv_log(VIV_WARN, "could not remove the build folder %s", b.scratch);
+	if (b.upload && unlink(b.upload) != 0 && errno != ENOENT)
+		viv_log(VIV_WARN, "could not remove the upload %s: %s", b.upload,
+			strerror(errno));
+	build_free(&b);
+	return err;
+}

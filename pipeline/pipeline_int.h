@@ -1,0 +1,359 @@
+/* Private to pipeline/ (and its tests): the steps of a build, each usable on
+ * its own, so that tests can drive unpacking, the manifest, detection, the
+ * wasm parser, child processes and the glue without a store. */
+#ifndef PIPELINE_INT_H
+#define PIPELINE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline.h"
+#include "viv.h"
+#include "viv_guest.h"
+
+/* ---- Build context -------------------------------------------------------- */
+
+/* What every step that runs tools gets: the configuration, the scratch
+ * directory and the build log. */
+struct pipe_ctx {
+	const struct pipe_config *cfg; /* borrowed */
+	/* Absolute path of the build's scratch directory: HOME of every tool,
+	 * TMPDIR is its tmp/ and it is the only writable place in the
+	 * sandbox. Borrowed. */
+	const char *scratch;
+	/* Build log text not yet handed to flush. Capped. */
+	struct viv_buf log;
+	/* Called with the pending log text after each command and by
+	 * pipe_log_flush(); NULL keeps everything in log (tests read it). */
+	void (*flush)(void *arg, const char *text);
+	void *flush_arg;
+};
+
+/* Sets up ctx; cfg and scratch are borrowed for the life of ctx. */
+void pipe_ctx_init(struct pipe_ctx *ctx, const struct pipe_config *cfg, const char *scratch);
+/* Frees the pending log; accepts a zeroed ctx. */
+void pipe_ctx_free(struct pipe_ctx *ctx);
+/* Appends a formatted line (or lines) to the build log; text past the cap
+ * is dropped. */
+void pipe_logf(struct pipe_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the pending log text to ctx->flush, if there is one, and empties it. */
+void pipe_log_flush(struct pipe_ctx *ctx);
+
+/* ---- Child processes (spawn.c) ---------------------------------------------- */
+
+/* How a child process ended. */
+struct pipe_exit {
+	int code;       /* exit status, or -1 when a signal ended it */
+	int signal;     /* the signal that ended it, else 0 */
+	bool truncated; /* its output went past cfg->step_output_cap */
+	int64_t ms;     /* wall time from start to end */
+};
+
+/* Runs argv (argv[0] is looked up in /usr/bin and /bin unless it holds a
+ * '/') in cwd (NULL: scratch), never through a shell: stdin is /dev/null,
+ * stdout and stderr go into output (at most cfg->step_output_cap bytes are
+ * kept; the rest is read and dropped, and "[output truncated]" noted), the
+ * environment is PATH, HOME=scratch, LANG and TMPDIR=scratch/tmp only, the
+ * child gets its own process group and rlimits (CPU from the timeout, file
+ * size, no core files), and runs inside bubblewrap when cfg->sandbox.
+ * After cfg->step_timeout_ms the whole group is killed.
+ *
+ * VIV_OK when the child ran and ended, whatever its exit status (see
+ * *exit_out); VIV_ERR_TIMEOUT when it was killed for taking too long
+ * ("TOOL took longer than N s and was stopped" in err); VIV_ERR_NOT_FOUND
+ * when the program does not exist; VIV_ERR_IO when the process could not be
+ * started. output receives what the child wrote whatever the result;
+ * *exit_out is set on VIV_OK and VIV_ERR_TIMEOUT. */
+enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
+			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
+			char *err, size_t errlen);
+
+/* pipe_spawn with the build log: appends "$ cmd args" (quoted as a shell
+ * would need, for reading only), the output, and a line with the exit
+ * status and duration to ctx's log, then flushes it. Same results as
+ * pipe_spawn. */
+enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+		      struct pipe_exit *exit_out, char *err, size_t errlen);
+
+/* pipe_run for tools that must succeed: a non-zero exit becomes
+ * VIV_ERR_BUILD with "TOOL failed (exit status N)" in err. */
+enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			 char *err, size_t errlen);
+
+/* pipe_spawn for tools whose output is data (llvm-nm, --version): like
+ * pipe_run_ok, but the output is returned in *out (caller frees with
+ * free()) and only the command line and a failure go to the log. */
+enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			      char **out, char *err, size_t errlen);
+
+/* ---- Unpacking (unpack.c) ------------------------------------------------------ */
+
+/* Unpacks the upload at path upload into the existing empty directory dest.
+ * A WebAssembly binary is copied as dest/upload.wasm. Anything else is read
+ * with libarchive (tar in any variant, gzip, bzip2, xz or zstd compressed,
+ * zip): only regular files and directories, relative paths with no ".."
+ * component, at most cfg->unpack_max_entries entries and
+ * cfg->unpack_max_bytes bytes, modes 0644/0755. When the archive's root
+ * holds exactly one directory and nothing else, that directory is the
+ * project root. A line saying what was unpacked goes to log (may be NULL).
+ *
+ * On success *root_out (caller frees with free()) is the absolute project
+ * root. VIV_ERR_INVALID, VIV_ERR_TOO_BIG or VIV_ERR_UNSUPPORTED with a
+ * sentence for the user in err when the upload is refused; VIV_ERR_IO or
+ * VIV_ERR_NOMEM otherwise. dest may hold part of the upload on failure. */
+enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
+			 struct viv_buf *log, char **root_out, char *err, size_t errlen);
+
+/* ---- The manifest (manifest.c) ---------------------------------------------------- */
+
+#define PIPE_MANIFEST_FILE "vivarium.json"
+#define PIPE_MANIFEST_MAX (64 * 1024)
+
+/* A validated vivarium.json (GUEST-ABI.md section 4) with the limits
+ * resolved against the platform's defaults and maxima. */
+struct pipe_manifest {
+	bool present;   /* false: there was no vivarium.json */
+	char *name;     /* NULL when absent */
+	char *language; /* NULL: detect it */
+	char **sources; /* build.sources globs, relative to the root */
+	size_t n_sources;
+	char **cflags; /* build.cflags, each one argv entry */
+	size_t n_cflags;
+	struct viv_limits limits; /* resolved */
+	char **env_keys;          /* env, in file order */
+	char **env_values;
+	size_t n_env;
+	char **outbound; /* URL patterns */
+	size_t n_outbound;
+	char *assets; /* relative folder, NULL when absent */
+};
+
+/* Parses and validates manifest text (len bytes). Errors are
+ * VIV_ERR_INVALID with a sentence naming the field in err, e.g.
+ * "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024".
+ * Caller frees *out with pipe_manifest_free(). */
+enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe_config *cfg,
+				 struct pipe_manifest **out, char *err, size_t errlen);
+
+/* Reads root/vivarium.json if there is one, else returns the defaults
+ * (present false). Same errors as pipe_manifest_parse, plus VIV_ERR_TOO_BIG
+ * past PIPE_MANIFEST_MAX. Caller frees *out with pipe_manifest_free(). */
+enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
+				struct pipe_manifest **out, char *err, size_t errlen);
+
+/* The resolved configuration runners read:
+ * {"limits":{"memory_mb":..,"cpu_ms":..,"wall_ms":..},"env":{..},
+ *  "outbound":[..],"assets":null}. Caller frees *out with free(). */
+enum viv_err pipe_manifest_config(const struct pipe_manifest *m, char **out);
+
+/* Accepts NULL. */
+void pipe_manifest_free(struct pipe_manifest *m);
+
+/* VIV_OK when flag may be passed to the C compiler from build.cflags; else
+ * VIV_ERR_INVALID with the reason in err. Flags that load plugins, change
+ * the target, sysroot or output, pass options to other tools, or read
+ * response files would let a build escape, and are refused. */
+enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
+
+/* ---- Files of a project (files.c) ---------------------------------------------- */
+
+/* Relative paths ("src/main.c") of the regular files under root whose
+ * names end with one of the suffixes (NULL-terminated list; NULL: every
+ * file), sorted bytewise so that builds are reproducible. At most max
+ * files (VIV_ERR_TOO_BIG beyond). Caller frees with pipe_strv_free(). */
+enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
+			     char ***out, size_t *n_out);
+
+/* Relative paths of the regular files under root matched by the glob
+ * patterns (relative, no ".."), deduplicated, in pattern order and sorted
+ * within each pattern. A pattern that matches nothing is VIV_ERR_INVALID
+ * naming it in err. Caller frees with pipe_strv_free(). */
+enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
+		       size_t *n_out, char *err, size_t errlen);
+
+/* Frees n strings and the array; accepts NULL. */
+void pipe_strv_free(char **v, size_t n);
+
+/* True when rel is a relative path with no empty, "." or ".." component
+ * (glob characters allowed). */
+bool pipe_relpath_safe(const char *rel);
+
+/* ---- Languages (toolchain.c, toolchain_c.c) ---------------------------------------- */
+
+/* What a toolchain's build gets. */
+struct pipe_project {
+	struct pipe_ctx *ctx;
+	const char *root;                   /* absolute project root */
+	const struct pipe_manifest *manifest;
+	const char *out_dir;                /* absolute, existing: where to write */
+};
+
+/* A language plug point: one per language, in detection order. */
+struct pipe_toolchain_ops {
+	const char *name; /* the manifest's "language" value */
+	/* True when the project at root looks like this language. */
+	bool (*detect)(void *tctx, const char *root);
+	/* Builds the project into one WebAssembly module. On success
+	 * *wasm_out (caller frees with free()) is its absolute path. Errors:
+	 * VIV_ERR_BUILD or VIV_ERR_INVALID with one sentence for the user in
+	 * err (the details are in the build log), VIV_ERR_UNSUPPORTED when
+	 * this server cannot build the language, VIV_ERR_TIMEOUT. */
+	enum viv_err (*build)(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+			      size_t errlen);
+};
+
+struct pipe_toolchain {
+	const struct pipe_toolchain_ops *ops;
+	void *ctx;
+};
+
+/* Every language, in detection order, ended by an entry with ops NULL. */
+extern const struct pipe_toolchain pipe_toolchains[];
+
+/* The toolchain named name, or NULL. */
+const struct pipe_toolchain *pipe_toolchain_find(const char *name);
+
+/* The toolchain for the project: the manifest's language when it names
+ * one, else the first whose detect() accepts root. VIV_ERR_INVALID with a
+ * sentence in err when nothing fits. *out points into pipe_toolchains. */
+enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
+			 const struct pipe_toolchain **out, char *err, size_t errlen);
+
+extern const struct pipe_toolchain_ops pipe_toolchain_c;
+
+/* ---- The WebAssembly binary (wasm.c) ---------------------------------------------- */
+
+enum pipe_wasm_kind {
+	PIPE_WASM_FUNC = 0,
+	PIPE_WASM_TABLE = 1,
+	PIPE_WASM_MEMORY = 2,
+	PIPE_WASM_GLOBAL = 3,
+	PIPE_WASM_TAG = 4,
+};
+
+/* Function types are text, as in viv_imports.h: parameter letters, ':',
+ * result letters; i i32, I i64, f f32, F f64, and here also v v128,
+ * r funcref, e externref. */
+struct pipe_wasm_import {
+	char *module;
+	char *name;
+	enum pipe_wasm_kind kind;
+	const char *type; /* functions only, else NULL; points into types */
+};
+
+struct pipe_wasm_export {
+	char *name;
+	enum pipe_wasm_kind kind;
+	uint32_t index;
+	const char *type; /* functions only, else NULL; points into types */
+};
+
+struct pipe_wasm_info {
+	char **types; /* the type section */
+	uint32_t n_types;
+	struct pipe_wasm_import *imports;
+	uint32_t n_imports;
+	struct pipe_wasm_export *exports;
+	uint32_t n_exports;
+	uint32_t n_funcs; /* imported and defined */
+	uint32_t *func_types; /* type index of each function, n_funcs of them */
+	uint32_t n_tables;
+	uint32_t n_memories;
+	uint32_t n_globals;
+};
+
+/* Parses the sections of a WebAssembly binary that say what it imports and
+ * exports (type, import, function, table, memory, global, export), with
+ * every read bounds-checked: hostile bytes give VIV_ERR_INVALID with the
+ * offset and reason in err, never a crash. Caller frees *out with
+ * pipe_wasm_free(). */
+enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info **out,
+			     char *err, size_t errlen);
+
+/* Accepts NULL. */
+void pipe_wasm_free(struct pipe_wasm_info *w);
+
+/* The export named name of that kind, or NULL. */
+const struct pipe_wasm_export *pipe_wasm_export_find(const struct pipe_wasm_info *w,
+						     const char *name, enum pipe_wasm_kind kind);
+
+/* Writes a function type ("ii:i") as people read it: "(i32, i32) -> i32". */
+void pipe_wasm_type_text(const char *type, char *buf, size_t len);
+
+/* Decides how the module is served (GUEST-ABI.md): hostcall when it exports
+ * run: [] -> [], else cgi when it exports _start: [] -> []. Then checks
+ * every import against viv_imports: each must be a function the platform
+ * provides, with exactly that type. VIV_ERR_INVALID or VIV_ERR_UNSUPPORTED
+ * with one sentence in err, naming each unknown import with its type. */
+enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
+			     char *err, size_t errlen);
+
+/* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
+
+/* The tools that make an artifact, found once per process. */
+struct pipe_tools {
+	const char *cc;              /* $VIV_CC, else the default */
+	bool cc_is_gcc;
+	const char *cc_version;      /* first line of `cc --version` */
+	const char *wasm2c_version;  /* output of `wasm2c --version` */
+	const char *const *cflags;   /* the AOT flags, NULL-terminated */
+};
+
+/* The tools, probed on the first call and cached for the process (static
+ * storage, never freed). Errors: VIV_ERR_NOT_FOUND or VIV_ERR_BUILD when a
+ * tool is missing or fails, with the reason in err. */
+enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out, char *err,
+			    size_t errlen);
+
+/* The artifact hash: sha256 over a header ("vivarium-artifact", the guest
+ * ABI, wasm2c's version, the C compiler's version, the AOT flags, the mode)
+ * followed by the optimized wasm. */
+enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
+				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
+
+/* What glue.c needs to know about the wasm2c output. */
+struct pipe_guest_shape {
+	unsigned n_import_instances; /* parameters of Z_guest_instantiate after the instance */
+	char memory_field[128];      /* first wasm_rt_memory_t member, "" when none */
+	char table_field[128];       /* first wasm_rt_funcref_table_t member, "" when none */
+};
+
+/* Reads guest.h as wasm2c 1.0.32 writes it for module name "guest".
+ * VIV_ERR_INTERNAL with the reason in err when it is not shaped as
+ * expected. */
+enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err,
+				    size_t errlen);
+
+/* What the artifact is. */
+struct pipe_glue_spec {
+	enum viv_guest_mode mode;
+	bool has_initialize; /* the module exports _initialize */
+	const char *hash;    /* the artifact hash */
+};
+
+/* The text of glue.c: includes guest.c and viv_guest.h and defines
+ * vivarium_guest for guest.h's text. Checks that each symbol it refers to
+ * is declared in guest.h. Caller frees *out with free(). */
+enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
+				char **out, char *err, size_t errlen);
+
+/* Runs wasm2c on wasm into dir/guest.c and dir/guest.h, writes dir/glue.c
+ * and compiles it into dir/guest.so with the tools' AOT flags, recording
+ * the "wasm2c", "glue" and "cc" timings through timing (may be NULL).
+ * On success *so_out (caller frees with free()) is the .so's path. Errors
+ * have a sentence for the user in err. */
+enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
+		      const char *dir, const struct pipe_glue_spec *spec,
+		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
+		      char **so_out, char *err, size_t errlen);
+
+/* ---- Shared constants ------------------------------------------------------- */
+
+/* wasm-opt's feature flags: exactly what wasm2c 1.0.32 translates, except
+ * SIMD (it needs simde, which artifacts are not built with). */
+extern const char *const pipe_wasm_opt_features[];
+/* wasm-validate's feature flags for the same set. */
+extern const char *const pipe_wasm_validate_features[];
+
+#endif

@@ -1,0 +1,761 @@
+/* The one place where the pipeline starts child processes: fork and exec
+ * with an argv array, a minimal environment, rlimits, a timeout, an output
+ * cap and, when configured, a bubblewrap sandbox around the tool. */
+#include "pipeline_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BWRAP "/usr/bin/bwrap"
+#define SPAWN_FSIZE_MAX (1024ull * 1024 * 1024)
+#define SPAWN_MAX_ARGS 4096
+#define LOG_CAP_SLACK (64 * 1024)
+
+/* ---- Build context ------------------------------------------------------------ */
+
+void pipe_ctx_init(struct pipe_ctx *ctx, const struct pipe_config *cfg, const char *scratch)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	ctx->scratch = scratch;
+	/* One command's output plus its command line and status lines. */
+	viv_buf_init(&ctx->log, cfg->step_output_cap + LOG_CAP_SLACK);
+}
+
+void pipe_ctx_free(struct pipe_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	viv_buf_free(&ctx->log);
+}
+
+void pipe_logf(struct pipe_ctx *ctx, const char *fmt, ...)
+{
+	char small[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(small))
+		n = sizeof(small) - 1;
+	viv_buf_append_trunc(&ctx->log, small, (size_t)n);
+}
+
+void pipe_log_flush(struct pipe_ctx *ctx)
+{
+	if (!ctx->flush || ctx->log.len == 0)
+		return;
+	ctx->flush(ctx->flush_arg, ctx->log.data);
+	ctx->log.len = 0;
+	ctx->log.data[0] = '\0';
+}
+
+/* ---- Preparing the child ------------------------------------------------------ */
+
+/* Everything the child needs, built before fork: after fork only
+ * async-signal-safe calls are allowed, so nothing is allocated there. */
+struct spawn_plan {
+	char *path;         /* what to execve */
+	const char **argv;  /* full argv, bwrap's first when sandboxed */
+	size_t argc;
+	char *env[5];
+	char *heap[32];     /* strings to free with the plan */
+	size_t n_heap;
+	const char *cwd;    /* chdir in the child; NULL when bwrap does it */
+	rlim_t cpu_s;
+};
+
+static void plan_free(struct spawn_plan *p)
+{
+	size_t i;
+
+	free(p->path);
+	free(p->argv);
+	for (i = 0; i < 5; i++)
+		free(p->env[i]);
+	for (i = 0; i < p->n_heap; i++)
+		free(p->heap[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Keeps s alive until the plan is freed; returns s, or NULL when s is NULL
+ * or there is no room (the caller then fails with VIV_ERR_NOMEM). */
+static char *plan_keep(struct spawn_plan *p, char *s)
+{
+	if (!s)
+		return NULL;
+	if (p->n_heap >= sizeof(p->heap) / sizeof(p->heap[0])) {
+		free(s);
+		return NULL;
+	}
+	p->heap[p->n_heap++] = s;
+	return s;
+}
+
+static enum viv_err plan_arg(struct spawn_plan *p, size_t cap, const char *arg)
+{
+	if (!arg)
+		return VIV_ERR_NOMEM;
+	if (p->argc + 1 >= cap)
+		return VIV_ERR_TOO_BIG;
+	p->argv[p->argc++] = arg;
+	p->argv[p->argc] = NULL;
+	return VIV_OK;
+}
+
+/* Finds prog in /usr/bin, then /bin, as execvp would with our PATH (execvp
+ * itself is not async-signal-safe). Caller frees with free(). */
+static enum viv_err find_program(const char *prog, char **out)
+{
+	static const char *const dirs[] = {"/usr/bin", "/bin"};
+	size_t i;
+
+	*out = NULL;
+	if (strchr(prog, '/')) {
+		if (access(prog, X_OK) != 0)
+			return VIV_ERR_NOT_FOUND;
+		*out = strdup(prog);
+		return *out ? VIV_OK : VIV_ERR_NOMEM;
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char *cand = viv_path_join(dirs[i], prog);
+		if (!cand)
+			return VIV_ERR_NOMEM;
+		if (access(cand, X_OK) == 0) {
+			*out = cand;
+			return VIV_OK;
+		}
+		free(cand);
+	}
+	return VIV_ERR_NOT_FOUND;
+}
+
+/* The top-level system paths that Debian needs inside the sandbox: merged
+ * /usr makes them symlinks into /usr, older layouts real directories. */
+static enum viv_err plan_system_dir(struct spawn_plan *p, size_t cap, const char *dir)
+{
+	struct stat st;
+	char target[PATH_MAX];
+	ssize_t n;
+	enum viv_err err;
+
+	if (lstat(dir, &st) != 0)
+		return VIV_OK;
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(dir, target, sizeof(target) - 1);
+		if (n <= 0)
+			return VIV_OK;
+		target[n] = '\0';
+		err = plan_arg(p, cap, "--symlink");
+		if (!err)
+			err = plan_arg(p, cap, plan_keep(p, strdup(target)));
+		if (!err)
+			err = plan_arg(p, cap, dir);
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return VIV_OK;
+	err = plan_arg(p, cap, "--ro-bind");
+	if (!err)
+		err = plan_arg(p, cap, dir);
+	if (!err)
+		err = plan_arg(p, cap, dir);
+	return err;
+}
+
+static enum viv_err plan_bind(struct spawn_plan *p, size_t cap, const char *how, const char *dir)
+{
+	enum viv_err err;
+
+	if (!dir || !*dir)
+		return VIV_OK;
+	err = plan_arg(p, cap, how);
+	if (!err)
+		err = plan_arg(p, cap, dir);
+	if (!err)
+		err = plan_arg(p, cap, dir);
+	return err;
+}
+
+/* The bubblewrap arguments: no namespaces shared with the host (so no
+ * network), a read-only system, private /proc, /dev and /tmp, the scratch
+ * directory writable at its own path and the platform's include and tool
+ * directories read-only. */
+static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct pipe_config *cfg,
+				 const char *scratch, const char *cwd)
+{
+	static const char *const head[] = {
+		BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop",
+		"ALL", "--ro-bind", "/usr", "/usr",
+	};
+	static const char *const sysdirs[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64",
+					      "/libx32"};
+	static const char *const tail[] = {
+		"--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+		"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+	};
+	enum viv_err err = VIV_OK;
+	size_t i;
+
+	for (i = 0; !err && i < sizeof(head) / sizeof(head[0]); i++)
+		err = plan_arg(p, cap, head[i]);
+	for (i = 0; !err && i < sizeof(sysdirs) / sizeof(sysdirs[0]); i++)
+		err = plan_system_dir(p, cap, sysdirs[i]);
+	for (i = 0; !err && i < sizeof(tail) / sizeof(tail[0]); i++)
+		err = plan_arg(p, cap, tail[i]);
+	/* Later mounts cover earlier ones, so a scratch directory under /tmp
+	 * (as in tests) is still the real one. */
+	if (!err)
+		err = plan_bind(p, cap, "--bind", scratch);
+	if (!err)
+		err = plan_bind(p, cap, "--ro-bind-try", cfg->include_dir);
+	if (!err)
+		err = plan_bind(p, cap, "--ro-bind-try", cfg->sdk_dir);
+	if (!err)
+		err = plan_bind(p, cap, "--ro-bind-try", cfg->tool_dir);
+	if (!err)
+		err = plan_arg(p, cap, "--chdir");
+	if (!err)
+		err = plan_arg(p, cap, cwd);
+	if (!err)
+		err = plan_arg(p, cap, "--");
+	return err;
+}
+
+static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cfg,
+			      const char *scratch, const char *cwd, const char *const *argv)
+{
+	enum viv_err err;
+	char *prog = NULL;
+	size_t n, cap, i;
+
+	memset(p, 0, sizeof(*p));
+	for (n = 0; argv[n]; n++) {
+		if (n >= SPAWN_MAX_ARGS)
+			return VIV_ERR_TOO_BIG;
+	}
+	if (n == 0)
+		return VIV_ERR_INVALID;
+	cap = n + 64;
+	p->argv = calloc(cap, sizeof(*p->argv));
+	if (!p->argv)
+		return VIV_ERR_NOMEM;
+	err = find_program(argv[0], &prog);
+	if (err)
+		goto out;
+	if (cfg->sandbox) {
+		/* argv[0] keeps its name inside, where /usr is the same. */
+		err = plan_sandbox(p, cap, cfg, scratch, cwd);
+		if (err)
+			goto out;
+		p->path = strdup(BWRAP);
+		if (!p->path) {
+			err = VIV_ERR_NOMEM;
+			goto out;
+		}
+		err = plan_arg(p, cap, plan_keep(p, prog));
+		prog = NULL;
+		if (err)
+			goto out;
+	} else {
+		p->path = prog;
+		prog = NULL;
+		p->cwd = cwd;
+		err = plan_arg(p, cap, argv[0]);
+		if (err)
+			goto out;
+	}
+	for (i = 1; i < n; i++) {
+		err = plan_arg(p, cap, argv[i]);
+		if (err)
+			goto out;
+	}
+	if (asprintf(&p->env[0], "PATH=/usr/bin:/bin") < 0 ||
+	    asprintf(&p->env[1], "HOME=%s", scratch) < 0 ||
+	    asprintf(&p->env[2], "LANG=C.UTF-8") < 0 ||
+	    asprintf(&p->env[3], "TMPDIR=%s/tmp", scratch) < 0) {
+		memset(p->env, 0, sizeof(p->env));
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	p->env[4] = NULL;
+	/* CPU seconds: the timeout, rounded up, plus one, so that the wall
+	 * clock timeout normally fires first with a clearer message. */
+	p->cpu_s = (rlim_t)(cfg->step_timeout_ms / 1000 + 2);
+out:
+	free(prog);
+	if (err)
+		plan_free(p);
+	return err;
+}
+
+/* ---- In the child -------------------------------------------------------------- */
+
+/* Runs in the child between fork and exec: async-signal-safe calls only. */
+static void __attribute__((noreturn))
+child_exec(const struct spawn_plan *p, int devnull, int out_w, int err_w)
+{
+	struct sigaction sa;
+	struct rlimit rl;
+	sigset_t none;
+	int e;
+	int sig;
+
+	setpgid(0, 0);
+	/* Signal dispositions and masks of the server must not leak into
+	 * tools: an ignored SIGPIPE would survive exec. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0)
+		goto fail;
+	if (p->cwd && chdir(p->cwd) != 0)
+		goto fail;
+	rl.rlim_cur = rl.rlim_max = p->cpu_s;
+	setrlimit(RLIMIT_CPU, &rl);
+	rl.rlim_cur = rl.rlim_max = SPAWN_FSIZE_MAX;
+	setrlimit(RLIMIT_FSIZE, &rl);
+	rl.rlim_cur = rl.rlim_max = 0;
+	setrlimit(RLIMIT_CORE, &rl);
+	/* Every descriptor we opened is CLOEXEC; this covers any that other
+	 * code in the process opened without it. */
+	close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+	execve(p->path, (char *const *)p->argv, p->env);
+fail:
+	e = errno;
+	if (write(err_w, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* ---- Waiting ------------------------------------------------------------------ */
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* True when the child has ended (it is left a zombie, so its pid and
+ * process group id cannot be reused until we reap it). */
+static bool child_ended(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+		return errno == ECHILD;
+	return si.si_pid == pid;
+}
+
+static void read_some(int *fd, struct viv_buf *output, size_t *kept, size_t cap, bool *truncated)
+{
+	char chunk[16384];
+	ssize_t r;
+
+	r = read(*fd, chunk, sizeof(chunk));
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	if (*kept < cap) {
+		size_t take = (size_t)r;
+		if (take > cap - *kept) {
+			take = cap - *kept;
+			*truncated = true;
+		}
+		viv_buf_append_trunc(output, chunk, take);
+		*kept += take;
+	} else {
+		*truncated = true;
+	}
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
+			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
+			char *err_text, size_t errlen)
+{
+	struct spawn_plan plan;
+	int out_p[2] = {-1, -1};
+	int err_p[2] = {-1, -1};
+	int devnull = -1;
+	int pidfd = -1;
+	pid_t pid = -1;
+	uint64_t start, deadline;
+	bool ended = false, timed_out = false, truncated = false;
+	size_t kept = 0;
+	enum viv_err err;
+	int status = 0;
+	int child_errno = 0;
+	ssize_t r;
+
+	if (!cwd)
+		cwd = scratch;
+	err = plan_make(&plan, cfg, scratch, cwd, argv);
+	if (err == VIV_ERR_NOT_FOUND) {
+		viv_errf(err_text, errlen, "%s is not installed on this server",
+			 base_name(argv[0]));
+		return err;
+	}
+	if (err) {
+		viv_errf(err_text, errlen, "could not prepare %s: %s", argv[0] ? argv[0] : "",
+			 viv_strerror(err));
+		return err;
+	}
+	err = VIV_ERR_IO;
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) != 0 || pipe2(err_p, O_CLOEXEC) != 0) {
+		viv_errf(err_text, errlen, "could not set up %s: %s", argv[0], strerror(errno));
+		goto out;
+	}
+	start = viv_mono_ns();
+	deadline = start + (uint64_t)cfg->step_timeout_ms * 1000000u;
+	pid = fork();
+	if (pid < 0) {
+		viv_errf(err_text, errlen, "could not start %s: %s", argv[0], strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		child_exec(&plan, devnull, out_p[1], err_p[1]);
+	/* Set the group here too, so that a kill cannot race the child's own
+	 * setpgid; EACCES after its exec is harmless. */
+	setpgid(pid, pid);
+	close(out_p[1]);
+	out_p[1] = -1;
+	close(err_p[1]);
+	err_p[1] = -1;
+	do {
+		r = read(err_p[0], &child_errno, sizeof(child_errno));
+	} while (r < 0 && errno == EINTR);
+	if (r == (ssize_t)sizeof(child_errno)) {
+		waitpid(pid, &status, 0);
+		pid = -1;
+		viv_errf(err_text, errlen, "could not start %s: %s", argv[0],
+			 strerror(child_errno));
+		err = child_errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
+		goto out;
+	}
+	fcntl(out_p[0], F_SETFL, O_NONBLOCK);
+	pidfd = pidfd_open_compat(pid);
+
+	/* Read output until the pipe closes and the child has ended, or the
+	 * deadline passes. Once the child has ended, whatever is left of its
+	 * group is killed so that no tool outlives its step. */
+	while (out_p[0] >= 0 || !ended) {
+		struct pollfd fds[2];
+		nfds_t nfds = 0;
+		uint64_t now = viv_mono_ns();
+		int timeout_ms;
+
+		if (now >= deadline) {
+			/* Past the deadline with the child already gone, only
+			 * an escaped grandchild holds the pipe: stop reading. */
+			timed_out = !ended;
+			break;
+		}
+		timeout_ms = (int)((deadline - now + 999999) / 1000000);
+		if (out_p[0] >= 0) {
+			fds[nfds].fd = out_p[0];
+			fds[nfds].events = POLLIN;
+			nfds++;
+		}
+		if (!ended && pidfd >= 0) {
+			fds[nfds].fd = pidfd;
+			fds[nfds].events = POLLIN;
+			nfds++;
+		}
+		if (!ended && pidfd < 0 && timeout_ms > 20)
+			timeout_ms = 20;
+		if (nfds == 0) {
+			/* The pipe is closed, the child still runs and there
+			 * is no pidfd: poll for its end. */
+			struct timespec ts = {0, 20 * 1000000};
+			nanosleep(&ts, NULL);
+		} else if (poll(fds, nfds, timeout_ms) < 0 && errno != EINTR) {
+			viv_errf(err_text, errlen, "waiting for %s failed: %s", argv[0],
+				 strerror(errno));
+			timed_out = true;
+			break;
+		}
+		if (out_p[0] >= 0 && nfds > 0 && fds[0].fd == out_p[0] && fds[0].revents)
+			read_some(&out_p[0], output, &kept, cfg->step_output_cap, &truncated);
+		if (!ended && child_ended(pid)) {
+			ended = true;
+			kill(-pid, SIGKILL);
+			/* What the group wrote is read; a process that left
+			 * the group may hold the pipe, so wait only briefly. */
+			if (deadline > viv_mono_ns() + 2000000000u)
+				deadline = viv_mono_ns() + 2000000000u;
+		}
+	}
+	if (timed_out) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pid = -1;
+	if (truncated)
+		viv_buf_append_trunc(output, "\n[output truncated]\n", 20);
+	memset(exit_out, 0, sizeof(*exit_out));
+	exit_out->truncated = truncated;
+	exit_out->ms = (int64_t)((viv_mono_ns() - start) / 1000000);
+	if (WIFEXITED(status)) {
+		exit_out->code = WEXITSTATUS(status);
+	} else {
+		exit_out->code = -1;
+		exit_out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	}
+	if (timed_out) {
+		viv_errf(err_text, errlen, "%s took longer than %g s and was stopped",
+			 base_name(argv[0]), cfg->step_timeout_ms / 1000.0);
+		err = VIV_ERR_TIMEOUT;
+		goto out;
+	}
+	err = VIV_OK;
+out:
+	if (pid > 0) {
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (devnull >= 0)
+		close(devnull);
+	for (int i = 0; i < 2; i++) {
+		if (out_p[i] >= 0)
+			close(out_p[i]);
+		if (err_p[i] >= 0)
+			close(err_p[i]);
+	}
+	plan_free(&plan);
+	return err;
+}
+
+/* ---- With the build log ------------------------------------------------------- */
+
+/* Appends arg to the log as a shell would need it quoted, so that the
+ * command line can be read (and pasted) unambiguously. Nothing runs it. */
+static void log_arg(struct pipe_ctx *ctx, const char *arg)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789_-+=/.,:@%";
+	const char *p;
+
+	if (*arg && strspn(arg, safe) == strlen(arg)) {
+		viv_buf_append_trunc(&ctx->log, arg, strlen(arg));
+		return;
+	}
+	viv_buf_append_trunc(&ctx->log, "'", 1);
+	for (p = arg; *p; p++) {
+		if (*p == '\'')
+			viv_buf_append_trunc(&ctx->log, "'\\''", 4);
+		else
+			viv_buf_append_trunc(&ctx->log, p, 1);
+	}
+	viv_buf_append_trunc(&ctx->log, "'", 1);
+}
+
+static void log_command(struct pipe_ctx *ctx, const char *const *argv)
+{
+	size_t i;
+
+	viv_buf_append_trunc(&ctx->log, "$", 1);
+	for (i = 0; argv[i]; i++) {
+		viv_buf_append_trunc(&ctx->log, " ", 1);
+		log_arg(ctx, argv[i]);
+	}
+	viv_buf_append_trunc(&ctx->log, "\n", 1);
+}
+
+static void log_status(struct pipe_ctx *ctx, enum viv_err err, const struct pipe_exit *ex,
+		       const char *msg)
+{
+	if (err == VIV_ERR_TIMEOUT)
+		pipe_logf(ctx, "[%s]\n", msg);
+	else if (err)
+		pipe_logf(ctx, "[%s]\n", msg);
+	else if (ex->signal)
+		pipe_logf(ctx, "[killed by signal %d after %lld ms]\n", ex->signal,
+			  (long long)ex->ms);
+	else
+		pipe_logf(ctx, "[exit status %d, %lld ms]\n", ex->code, (long long)ex->ms);
+}
+
+static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			     bool log_output, struct viv_buf *output, struct pipe_exit *ex,
+			     char *err_text, size_t errlen)
+{
+	enum viv_err err;
+
+	log_command(ctx, argv);
+	err = pipe_spawn(ctx->cfg, ctx->scratch, cwd, argv, output, ex, err_text, errlen);
+	if (log_output && output->len > 0) {
+		viv_buf_append_trunc(&ctx->log, output->data, output->len);
+		if (output->data[output->len - 1] != '\n')
+			viv_buf_append_trunc(&ctx->log, "\n", 1);
+	}
+	log_status(ctx, err, ex, err_text);
+	return err;
+}
+
+enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+		      struct pipe_exit *exit_out, char *err_text, size_t errlen)
+{
+	struct viv_buf output;
+	struct pipe_exit ex;
+	enum viv_err err;
+
+	memset(&ex, 0, sizeof(ex));
+	viv_buf_init(&output, ctx->cfg->step_output_cap + 64);
+	err = run_into(ctx, cwd, argv, true, &output, &ex, err_text, errlen);
+	viv_buf_free(&output);
+	pipe_log_flush(ctx);
+	if (!err || err == VIV_ERR_TIMEOUT)
+		*exit_out = ex;
+	return err;
+}
+
+enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			 char *err_text, size_t errlen)
+{
+	struct pipe_exit ex;
+	enum viv_err err;
+
+	err = pipe_run(ctx, cwd, argv, &ex, err_text, errlen);
+	if (err)
+		return err;
+	if (ex.code != 0) {
+		if (ex.signal)
+			viv_errf(err_text, errlen, "%s was killed by signal %d",
+				 base_name(argv[0]), ex.signal);
+		else
+			viv_errf(err_text, errlen, "%s failed (exit status %d)",
+				 base_name(argv[0]), ex.code);
+		return VIV_ERR_BUILD;
+	}
+	return VIV_OK;
+}
+
+enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			      char **out, char *err_text, size_t errlen)
+{
+	struct viv_buf output;
+	struct pipe_exit ex;
+	enum viv_err err;
+
+	*out = NULL;
+	memset(&ex, 0, sizeof(ex));
+	viv_buf_init(&output, ctx->cfg->step_output_cap + 64);
+	log_command(ctx, argv);
+	err = pipe_spawn(ctx->cfg, ctx->scratch, cwd, argv, &output, &ex, err_text, errlen);
+	if (!err && ex.code != 0) {
+		/* The output is the tool's complaint: show it. */
+		if (output.len > 0)
+			viv_buf_append_trunc(&ctx->log, output.data, output.len);
+		if (output.len > 0 && output.data[output.len - 1] != '\n')
+			viv_buf_append_trunc(&ctx->log, "\n", 1);
+		viv_errf(err_text, errlen, "%s failed (exit status %d)", base_name(argv[0]),
+			 ex.code);
+		pipe_logf(ctx, "[%s]\n", err_text);
+		err = VIV_ERR_BUILD;
+	} else if (!err) {
+		pipe_logf(ctx, "[exit status 0, %lld ms]\n", (long long)ex.ms);
+	} else {
+		pipe_logf(ctx, "[%s]\n", err_text);
+	}
+	pipe_log_flush(ctx);
+	if (!err)
+		*out = viv_buf_steal(&output);
+	viv_buf_free(&output);
+	if (!err && !*out)
+		return VIV_ERR_NOMEM;
+	return err;
+}
+
+/* ---- Sandbox check ------------------------------------------------------------ */
+
+bool pipe_sandbox_available(char *errbuf, size_t errlen)
+{
+	static const char *const argv[] = {"/bin/true", NULL};
+	struct pipe_config cfg;
+	struct viv_buf output;
+	struct pipe_exit ex;
+	char dir[] = "/tmp/viv-sandbox-XXXXXX";
+	char tmp[sizeof(dir) + 4];
+	char detail[256];
+	enum viv_err err;
+	bool ok = false;
+
+	viv_errf(errbuf, errlen, "%s", "");
+	if (access(BWRAP, X_OK) != 0) {
+		viv_errf(errbuf, errlen, "bubblewrap (%s) is not installed", BWRAP);
+		return false;
+	}
+	if (!mkdtemp(dir)) {
+		viv_errf(errbuf, errlen, "could not make a temporary directory: %s",
+			 strerror(errno));
+		return false;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+	mkdir(tmp, 0700);
+	pipe_config_defaults(&cfg);
+	cfg.sandbox = true;
+	cfg.step_timeout_ms = 10000;
+	cfg.step_output_cap = 4096;
+	viv_buf_init(&output, 8192);
+	memset(&ex, 0, sizeof(ex));
+	err = pipe_spawn(&cfg, dir, dir, argv, &output, &ex, detail, sizeof(detail));
+	if (err) {
+		viv_errf(errbuf, errlen, "bubblewrap could not run: %s", detail);
+	} else if (ex.code != 0) {
+		/* bwrap's own complaint, e.g. about user namespaces. */
+		char *nl = output.data ? strchr(output.data, '\n') : NULL;
+		if (nl)
+			*nl = '\0';
+		viv_errf(errbuf, errlen, "bubblewrap could not make a sandbox: %s",
+			 output.data && *output.data ? output.data : "no reason given");
+	} else {
+		ok = true;
+	}
+	viv_buf_free(&output);
+	viv_rmtree(dir);
+	return ok;
+}

@@ -1,0 +1,159 @@
+/* Helpers for the pipeline's tests; see helpers.h. */
+#include "helpers.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *t_tmpdir(void)
+{
+	char tmpl[] = "/tmp/viv-pipe-test-XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	cr_assert_not_null(d, "mkdtemp");
+	return strdup(d);
+}
+
+void t_write(const char *dir, const char *rel, const char *text)
+{
+	char *path = viv_path_join(dir, rel);
+	char *slash;
+
+	cr_assert_not_null(path);
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	cr_assert_eq(viv_mkdirs(path, 0755), VIV_OK, "mkdirs %s", path);
+	*slash = '/';
+	cr_assert_eq(viv_write_file_atomic(path, text, strlen(text), 0644), VIV_OK, "%s", path);
+	free(path);
+}
+
+char *t_read(const char *path, size_t *len)
+{
+	char *data = NULL;
+	size_t n = 0;
+
+	if (viv_read_file(path, 512 * 1024 * 1024, &data, &n) != VIV_OK)
+		return NULL;
+	if (len)
+		*len = n;
+	return data;
+}
+
+void t_archive(const char *path, const char *format, const char *filter,
+	       const struct t_entry *entries, size_t n)
+{
+	struct archive *a = archive_write_new();
+
+	cr_assert_not_null(a);
+	if (strcmp(format, "zip") == 0)
+		archive_write_set_format_zip(a);
+	else if (strcmp(format, "ustar") == 0)
+		archive_write_set_format_ustar(a);
+	else
+		archive_write_set_format_pax_restricted(a);
+	if (filter && strcmp(filter, "gzip") == 0)
+		archive_write_add_filter_gzip(a);
+	else if (filter && strcmp(filter, "bzip2") == 0)
+		archive_write_add_filter_bzip2(a);
+	else if (filter && strcmp(filter, "xz") == 0)
+		archive_write_add_filter_xz(a);
+	else if (filter && strcmp(filter, "zstd") == 0)
+		archive_write_add_filter_zstd(a);
+	cr_assert_eq(archive_write_open_filename(a, path), ARCHIVE_OK, "%s",
+		     archive_error_string(a));
+	for (size_t i = 0; i < n; i++) {
+		const struct t_entry *t = &entries[i];
+		struct archive_entry *e = archive_entry_new();
+		size_t size = 0;
+
+		archive_entry_set_pathname(e, t->name);
+		switch (t->type) {
+		case 'd':
+			archive_entry_set_filetype(e, AE_IFDIR);
+			archive_entry_set_perm(e, t->mode ? t->mode : 0755);
+			break;
+		case 'l':
+			archive_entry_set_filetype(e, AE_IFLNK);
+			archive_entry_set_symlink(e, t->data);
+			archive_entry_set_perm(e, 0777);
+			break;
+		case 'h':
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_hardlink(e, t->data);
+			archive_entry_set_perm(e, 0644);
+			break;
+		case 'c':
+			archive_entry_set_filetype(e, AE_IFCHR);
+			archive_entry_set_rdev(e, makedev(1, 3));
+			archive_entry_set_perm(e, 0666);
+			break;
+		case 'p':
+			archive_entry_set_filetype(e, AE_IFIFO);
+			archive_entry_set_perm(e, 0644);
+			break;
+		default:
+			size = t->data ? strlen(t->data) : 0;
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_perm(e, t->mode ? t->mode : 0644);
+			archive_entry_set_size(e, (la_int64_t)size);
+			break;
+		}
+		cr_assert_geq(archive_write_header(a, e), ARCHIVE_WARN, "%s",
+			      archive_error_string(a));
+		if (size > 0)
+			cr_assert_eq(archive_write_data(a, t->data, size), (la_ssize_t)size);
+		archive_entry_free(e);
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+}
+
+char *t_wat(const char *dir, const char *name, const char *wat)
+{
+	char *src, *out, *cmd;
+	int rc;
+
+	cr_assert(asprintf(&src, "%s/%s.wat", dir, name) > 0);
+	cr_assert(asprintf(&out, "%s/%s", dir, name) > 0);
+	cr_assert_eq(viv_write_file_atomic(src, wat, strlen(wat), 0644), VIV_OK);
+	cr_assert(asprintf(&cmd, "wat2wasm '%s' -o '%s'", src, out) > 0);
+	rc = system(cmd);
+	cr_assert_eq(rc, 0, "wat2wasm failed on %s", wat);
+	free(cmd);
+	free(src);
+	return out;
+}
+
+char *t_wat_bytes(const char *wat, size_t *len)
+{
+	char *dir = t_tmpdir();
+	char *path = t_wat(dir, "m.wasm", wat);
+	char *data = t_read(path, len);
+
+	cr_assert_not_null(data);
+	viv_rmtree(dir);
+	free(dir);
+	free(path);
+	return data;
+}
+
+void t_config(struct pipe_config *cfg, bool sandbox)
+{
+	pipe_config_defaults(cfg);
+	cfg->sandbox = sandbox;
+}
+
+bool t_sandbox_ok(void)
+{
+	char why[256];
+
+	return pipe_sandbox_available(why, sizeof(why));
+}

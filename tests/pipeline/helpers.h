@@ -1,0 +1,47 @@
+/* Helpers for the pipeline's tests: temporary folders, files, archives
+ * made entry by entry with libarchive, and wasm modules from WAT text. */
+#ifndef TEST_PIPELINE_HELPERS_H
+#define TEST_PIPELINE_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pipeline_int.h"
+
+/* A fresh directory under /tmp; caller frees with free() and removes it
+ * with viv_rmtree(). Aborts the test on failure. */
+char *t_tmpdir(void);
+
+/* Writes text to dir/rel, making parent folders. */
+void t_write(const char *dir, const char *rel, const char *text);
+
+/* Reads a whole file; caller frees with free(). NULL when missing. */
+char *t_read(const char *path, size_t *len);
+
+/* One archive entry to write. */
+struct t_entry {
+	const char *name;
+	char type; /* 'f' file, 'd' folder, 'l' symlink, 'h' hard link, 'c' device, 'p' fifo */
+	const char *data;   /* file contents, or the link target */
+	unsigned mode;      /* 0: 0644 for files, 0755 for folders */
+};
+
+/* Writes an archive of n entries to path. format: "tar" (pax), "ustar",
+ * "zip"; filter: NULL, "gzip", "bzip2", "xz", "zstd". */
+void t_archive(const char *path, const char *format, const char *filter,
+	       const struct t_entry *entries, size_t n);
+
+/* Assembles WAT text with wat2wasm into dir/name; returns its path
+ * (caller frees with free()). */
+char *t_wat(const char *dir, const char *name, const char *wat);
+
+/* The module's bytes; caller frees with free(). */
+char *t_wat_bytes(const char *wat, size_t *len);
+
+/* A configuration for tests: defaults, and the sandbox only when asked. */
+void t_config(struct pipe_config *cfg, bool sandbox);
+
+/* True when bubblewrap works here. */
+bool t_sandbox_ok(void);
+
+#endif

@@ -1,0 +1,463 @@
+/* Whole builds through the store: the C hello, a compile error, a WAT
+ * module, a raw .wasm, refusals, artifact reuse and the builder thread. */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "store.h"
+#include "viv_guest.h"
+
+static char *datadir, *work;
+static struct store *st;
+static struct pipe_config cfg;
+
+static void setup(void)
+{
+	char errbuf[256];
+
+	work = t_tmpdir();
+	datadir = viv_path_join(work, "data");
+	cr_assert_eq(store_open(datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
+	/* Builds run sandboxed wherever bubblewrap works, as in production. */
+	t_config(&cfg, t_sandbox_ok());
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	viv_rmtree(work);
+	free(work);
+	free(datadir);
+}
+
+TestSuite(build, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Queues path's bytes as a deployment of app and returns its id. */
+static int64_t queue(const char *app, const char *path)
+{
+	char *tmp = NULL, *data;
+	char sha[VIV_SHA256_HEX_LEN + 1];
+	size_t len = 0;
+	int64_t id = 0;
+
+	data = t_read(path, &len);
+	cr_assert_not_null(data, "%s", path);
+	viv_sha256_hex(data, len, sha);
+	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	cr_assert_eq(viv_write_file_atomic(tmp, data, len, 0600), VIV_OK);
+	cr_assert_eq(store_deployment_create(st, app, tmp, sha, (int64_t)len, &id), VIV_OK);
+	free(tmp);
+	free(data);
+	return id;
+}
+
+/* Claims and builds the next deployment; returns what the store says. */
+static struct store_deployment *build_next(int64_t want)
+{
+	struct store_deployment *d = NULL;
+	int64_t id = 0;
+	char *upload;
+
+	cr_assert_eq(store_deployment_claim(st, &id), VIV_OK);
+	cr_assert_eq(id, want);
+	cr_assert_eq(pipe_build(st, &cfg, id), VIV_OK);
+	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+	/* The upload is gone either way. */
+	upload = store_upload_path(st, id);
+	cr_assert_neq(access(upload, F_OK), 0, "the upload was left behind");
+	free(upload);
+	return d;
+}
+
+static char *tar_of(const char *name, const struct t_entry *e, size_t n)
+{
+	char *path = viv_path_join(work, name);
+
+	t_archive(path, "tar", "gzip", e, n);
+	return path;
+}
+
+static char *hello_source(void)
+{
+	char *path = viv_path_join(VIV_SOURCE_DIR, "sdk/examples/c-hello/hello.c");
+	char *text = t_read(path, NULL);
+
+	cr_assert_not_null(text, "the c-hello example is missing");
+	free(path);
+	return text;
+}
+
+static void assert_no_build_dirs_left(void)
+{
+	char *builds = viv_path_join(datadir, "builds");
+	char **left = NULL;
+	size_t n = 0;
+
+	/* Whatever store/ calls the folder, nothing of ours may remain in it. */
+	if (pipe_find_files(builds, NULL, 100, &left, &n) == VIV_OK)
+		cr_assert_eq(n, 0, "left behind: %s", left[0]);
+	pipe_strv_free(left, n);
+	free(builds);
+}
+
+static void assert_timings(const struct store_deployment *d, const char *const *steps)
+{
+	for (size_t i = 0; steps[i]; i++) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "\"%s\"", steps[i]);
+		cr_assert(strstr(d->timings, key), "no %s timing in %s", steps[i], d->timings);
+	}
+}
+
+Test(build, c_hello_is_ready_and_loads)
+{
+	static const char *const steps[] = {"unpack", "manifest", "detect", "compile",
+					    "optimize", "validate", "hash", "wasm2c",
+					    "glue", "cc", "store", "total", NULL};
+	char *src = hello_source();
+	struct t_entry e[] = {{"c-hello/hello.c", 'f', src, 0}};
+	char *tar = tar_of("hello.tar.gz", e, 1);
+	struct store_deployment *d;
+	char *so, *wasm;
+	void *h;
+	const struct viv_guest *g;
+	struct store_app *app = NULL;
+
+	d = build_next(queue("hello", tar));
+	cr_assert_eq(d->status, STORE_DEP_READY, "failed: %s\n%s", d->error, d->log);
+	cr_assert_str_eq(d->language, "c");
+	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert_eq(strlen(d->artifact), 64);
+	cr_assert(strstr(d->log, "$ clang --target=wasm32-wasi --sysroot=/usr -O2 -c hello.c -o "),
+		  "%s", d->log);
+	cr_assert(strstr(d->log, "$ wasm-opt -O2 "), "%s", d->log);
+	cr_assert(strstr(d->log, "$ wasm2c "), "%s", d->log);
+	cr_assert(strstr(d->log, "main() found"), "%s", d->log);
+	cr_assert(strstr(d->config, "\"memory_mb\":128"), "%s", d->config);
+	assert_timings(d, steps);
+	printf("c-hello timings: %s\n", d->timings);
+
+	so = store_artifact_path(st, d->artifact, "so");
+	wasm = store_artifact_path(st, d->artifact, "wasm");
+	cr_assert_eq(access(so, R_OK), 0);
+	cr_assert_eq(access(wasm, R_OK), 0);
+	h = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
+	cr_assert_not_null(h, "%s", dlerror());
+	g = dlsym(h, VIV_GUEST_SYMBOL);
+	cr_assert_not_null(g);
+	cr_assert_eq(g->abi, VIV_GUEST_ABI);
+	cr_assert_eq(g->mode, VIV_GUEST_CGI);
+	cr_assert_str_eq(g->hash, d->artifact);
+	cr_assert_not_null(g->memory);
+	cr_assert_not_null(g->entry);
+	dlclose(h);
+
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->current_deployment, d->id);
+	assert_no_build_dirs_left();
+	store_app_free(app);
+	store_deployment_free(d);
+	free(so);
+	free(wasm);
+	free(tar);
+	free(src);
+}
+
+Test(build, identical_second_build_reuses_the_artifact)
+{
+	char *src = hello_source();
+	struct t_entry e[] = {{"hello.c", 'f', src, 0}};
+	char *tar = tar_of("hello.tar.gz", e, 1);
+	struct store_deployment *a, *b;
+
+	a = build_next(queue("hello", tar));
+	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
+	b = build_next(queue("hello", tar));
+	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
+	cr_assert_str_eq(a->artifact, b->artifact);
+	cr_assert(strstr(b->log, "already built; reusing it"), "%s", b->log);
+	cr_assert_null(strstr(b->log, "$ wasm2c"), "%s", b->log);
+	store_deployment_free(a);
+	store_deployment_free(b);
+	free(tar);
+	free(src);
+}
+
+Test(build, c_compile_error_names_file_and_line)
+{
+	struct t_entry e[] = {
+		{"src/main.c", 'f', "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
+		{"README.md", 'f', "# bad\n", 0},
+	};
+	char *tar = tar_of("bad.tar.gz", e, 2);
+	struct store_deployment *d;
+	struct store_app *app = NULL;
+
+	d = build_next(queue("bad", tar));
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert_str_eq(d->error, "the C compiler reported errors; the build log has them with "
+				   "file and line");
+	cr_assert(strstr(d->log, "src/main.c:4:9: error: use of undeclared identifier 'nope'"),
+		  "%s", d->log);
+	/* A failed first build leaves the app with nothing serving. */
+	cr_assert_eq(store_app_get(st, "bad", &app), VIV_OK);
+	cr_assert_eq(app->current_deployment, 0);
+	cr_assert(strstr(d->timings, "\"total\""), "%s", d->timings);
+	assert_no_build_dirs_left();
+	store_app_free(app);
+	store_deployment_free(d);
+	free(tar);
+}
+
+Test(build, failure_keeps_the_previous_deployment_serving)
+{
+	char *src = hello_source();
+	struct t_entry good[] = {{"hello.c", 'f', src, 0}};
+	struct t_entry bad[] = {{"hello.c", 'f', "int main(void) { syntax error }", 0}};
+	char *t1 = tar_of("good.tar.gz", good, 1), *t2 = tar_of("bad.tar.gz", bad, 1);
+	struct store_deployment *a, *b;
+	struct store_app *app = NULL;
+
+	a = build_next(queue("hello", t1));
+	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
+	b = build_next(queue("hello", t2));
+	cr_assert_eq(b->status, STORE_DEP_FAILED);
+	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->current_deployment, a->id);
+	store_app_free(app);
+	store_deployment_free(a);
+	store_deployment_free(b);
+	free(t1);
+	free(t2);
+	free(src);
+}
+
+Test(build, c_reactor_with_run)
+{
+	struct t_entry e[] = {
+		{"handler.c", 'f',
+		 "static volatile int hits;\n"
+		 "void run(void) { hits++; }\n",
+		 0},
+		{"vivarium.json", 'f',
+		 "{\"name\": \"handler\", \"limits\": {\"memory_mb\": 16},"
+		 " \"env\": {\"GREETING\": \"hi\"}}",
+		 0},
+	};
+	char *tar = tar_of("h.tar.gz", e, 2);
+	struct store_deployment *d = build_next(queue("handler", tar));
+
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
+	cr_assert_str_eq(d->mode, "hostcall");
+	cr_assert(strstr(d->log, "-mexec-model=reactor -Wl,--export=run"), "%s", d->log);
+	cr_assert(strstr(d->config, "\"memory_mb\":16"), "%s", d->config);
+	cr_assert(strstr(d->config, "\"GREETING\":\"hi\""), "%s", d->config);
+	store_deployment_free(d);
+	free(tar);
+}
+
+Test(build, c_without_main_or_run)
+{
+	struct t_entry e[] = {{"lib.c", 'f', "int helper(int x) { return x + 1; }\n", 0}};
+	char *tar = tar_of("lib.tar.gz", e, 1);
+	struct store_deployment *d = build_next(queue("lib", tar));
+
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "found neither main() (a WASI command, served as CGI) nor run() "
+				   "(a Terrarium-style handler)"),
+		  "%s", d->error);
+	store_deployment_free(d);
+	free(tar);
+}
+
+Test(build, wat_module)
+{
+	struct t_entry e[] = {
+		{"app.wat", 'f',
+		 "(module\n"
+		 "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+		 "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+		 "  (memory 1)\n"
+		 "  (data (i32.const 16) \"Content-Type: text/plain\\n\\nhi\\n\")\n"
+		 "  (data (i32.const 0) \"\\10\\00\\00\\00\\1d\\00\\00\\00\")\n"
+		 "  (func (export \"_start\")\n"
+		 "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+		 " (i32.const 8)))))\n",
+		 0},
+	};
+	char *tar = tar_of("wat.tar.gz", e, 1);
+	struct store_deployment *d = build_next(queue("wat", tar));
+
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
+	cr_assert_str_eq(d->language, "wat");
+	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert(strstr(d->log, "$ wat2wasm app.wat -o "), "%s", d->log);
+	store_deployment_free(d);
+	free(tar);
+}
+
+Test(build, wat_error_has_line_and_column)
+{
+	struct t_entry e[] = {{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0}};
+	char *tar = tar_of("wat.tar.gz", e, 1);
+	struct store_deployment *d = build_next(queue("wat", tar));
+
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "wat2wasm reported errors in app.wat"), "%s", d->error);
+	cr_assert(strstr(d->log, "app.wat:2:"), "%s", d->log);
+	store_deployment_free(d);
+	free(tar);
+}
+
+Test(build, raw_wasm_upload)
+{
+	char *wasm = t_wat(work, "raw.wasm",
+			   "(module (memory 1) (func (export \"run\")))");
+	struct store_deployment *d = build_next(queue("raw", wasm));
+
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
+	cr_assert_str_eq(d->language, "wasm");
+	cr_assert_str_eq(d->mode, "hostcall");
+	store_deployment_free(d);
+	free(wasm);
+}
+
+Test(build, unknown_imports_are_named)
+{
+	char *wasm = t_wat(work, "imp.wasm",
+			   "(module (import \"env\" \"foo\" (func (param i32) (result i32)))"
+			   " (import \"env\" \"bar\" (func))"
+			   " (func (export \"_start\") (drop (call 0 (i32.const 1))) (call 1)))");
+	struct store_deployment *d = build_next(queue("imp", wasm));
+
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert_str_eq(d->error, "the module imports what Vivarium does not provide: env.foo "
+				   "(i32) -> i32, env.bar () -> ()");
+	store_deployment_free(d);
+	free(wasm);
+}
+
+Test(build, simd_is_refused_plainly)
+{
+	char *wasm = t_wat(work, "simd.wasm",
+			   "(module (func (export \"run\") (drop (v128.const i32x4 1 2 3 4))))");
+	struct store_deployment *d = build_next(queue("simd", wasm));
+
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "wasm-opt rejected the module"), "%s", d->error);
+	cr_assert(strstr(d->error, "SIMD"), "%s", d->error);
+	store_deployment_free(d);
+	free(wasm);
+}
+
+Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
+{
+	char *junk = viv_path_join(work, "junk");
+	struct t_entry e[] = {{"../evil.c", 'f', "x", 0}};
+	char *tar = tar_of("evil.tar.gz", e, 1);
+	struct store_deployment *d;
+
+	cr_assert_eq(viv_write_file_atomic(junk, "just some text", 14, 0644), VIV_OK);
+	d = build_next(queue("junk", junk));
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "the upload is not a tarball or a .wasm module (libarchive:"),
+		  "%s", d->error);
+	store_deployment_free(d);
+	d = build_next(queue("evil", tar));
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "'../evil.c' leaves the upload's folder"), "%s", d->error);
+	store_deployment_free(d);
+	free(junk);
+	free(tar);
+}
+
+Test(build, manifest_errors_and_languages_to_come)
+{
+	struct t_entry bad[] = {
+		{"main.c", 'f', "int main(void){return 0;}", 0},
+		{"vivarium.json", 'f', "{\"limits\": {\"memory_mb\": 4096}}", 0},
+	};
+	struct t_entry rust[] = {{"Cargo.toml", 'f', "[package]\nname = \"x\"\n", 0}};
+	char *t1 = tar_of("m.tar.gz", bad, 2), *t2 = tar_of("r.tar.gz", rust, 1);
+	struct store_deployment *d;
+
+	d = build_next(queue("m", t1));
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert(strstr(d->error, "limits.memory_mb is 4096, above this server's maximum of 1024"),
+		  "%s", d->error);
+	store_deployment_free(d);
+	d = build_next(queue("r", t2));
+	cr_assert_eq(d->status, STORE_DEP_FAILED);
+	cr_assert_str_eq(d->language, "rust");
+	cr_assert(strstr(d->error, "Rust builds are not available on this server yet"), "%s",
+		  d->error);
+	store_deployment_free(d);
+	free(t1);
+	free(t2);
+}
+
+Test(build, builder_thread_builds_what_is_queued)
+{
+	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
+	struct pipe_builder *b = NULL;
+	struct store_deployment *d = NULL;
+	int64_t id;
+	int i;
+
+	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
+	id = queue("bg", wasm);
+	pipe_builder_wake(b);
+	for (i = 0; i < 600; i++) {
+		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
+			break;
+		store_deployment_free(d);
+		d = NULL;
+		usleep(100 * 1000);
+	}
+	cr_assert_not_null(d, "the builder did not finish");
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s", d->error);
+	store_deployment_free(d);
+	pipe_builder_stop(b);
+	free(wasm);
+}
+
+Test(build, builder_finds_work_queued_without_a_wake)
+{
+	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
+	struct pipe_builder *b = NULL;
+	struct store_deployment *d = NULL;
+	int64_t id;
+
+	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
+	/* As if another process queued it: nobody wakes the builder. */
+	id = queue("quiet", wasm);
+	for (int i = 0; i < 600; i++) {
+		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
+			break;
+		store_deployment_free(d);
+		d = NULL;
+		usleep(100 * 1000);
+	}
+	cr_assert_not_null(d);
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s", d->error);
+	store_deployment_free(d);
+	pipe_builder_stop(b);
+	free(wasm);
+}
+
+Test(build, builder_start_fails_on_a_bad_datadir)
+{
+	struct pipe_builder *b = (void *)1;
+
+	cr_assert_neq(pipe_builder_start("/proc/nope/data", &cfg, &b), VIV_OK);
+	cr_assert_null(b);
+	pipe_builder_stop(NULL);
+}

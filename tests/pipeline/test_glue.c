@@ -1,0 +1,190 @@
+/* The glue and the C compiler: guest.h shapes, generated glue.c, and a
+ * hand-made module compiled to a .so that is loaded and run with wabt's
+ * stock runtime. */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "viv_guest.h"
+
+static char *dir;
+static struct pipe_config cfg;
+static struct pipe_ctx ctx;
+static char err[1024];
+
+static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static void setup(void)
+{
+	char *tmp;
+
+	dir = t_tmpdir();
+	tmp = viv_path_join(dir, "tmp");
+	viv_mkdirs(tmp, 0755);
+	free(tmp);
+	t_config(&cfg, false);
+	pipe_ctx_init(&ctx, &cfg, dir);
+}
+
+static void teardown(void)
+{
+	pipe_ctx_free(&ctx);
+	viv_rmtree(dir);
+	free(dir);
+}
+
+TestSuite(glue, .init = setup, .fini = teardown, .timeout = 120);
+
+static const char two_imports_h[] =
+	"typedef struct Z_guest_instance_t {\n"
+	"  struct Z_env_instance_t* Z_env_instance;\n"
+	"  struct Z_wasi_snapshot_preview1_instance_t* Z_wasi_snapshot_preview1_instance;\n"
+	"  u32 w2c_g0;\n"
+	"  wasm_rt_memory_t w2c_M0;\n"
+	"  wasm_rt_memory_t w2c_M1;\n"
+	"  wasm_rt_funcref_table_t w2c_T0;\n"
+	"} Z_guest_instance_t;\n"
+	"\n"
+	"void Z_guest_init_module(void);\n"
+	"void Z_guest_instantiate(Z_guest_instance_t*, struct Z_env_instance_t*, struct "
+	"Z_wasi_snapshot_preview1_instance_t*);\n"
+	"void Z_guest_free(Z_guest_instance_t*);\n"
+	"void Z_guestZ_run(Z_guest_instance_t*);\n";
+
+Test(glue, shape_of_guest_h)
+{
+	struct pipe_guest_shape s;
+
+	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(s.n_import_instances, 2);
+	cr_assert_str_eq(s.memory_field, "w2c_M0");
+	cr_assert_str_eq(s.table_field, "w2c_T0");
+	cr_assert_eq(pipe_guest_shape_parse("void Z_guest_instantiate(Z_guest_instance_t*);", &s,
+					    err, sizeof(err)),
+		     VIV_ERR_INTERNAL);
+}
+
+Test(glue, generated_text)
+{
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash};
+	char *text = NULL;
+
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)), VIV_OK,
+		     "%s", err);
+	cr_assert(strstr(text, "#include \"guest.c\""));
+	cr_assert(strstr(text, "Z_guest_instantiate((Z_guest_instance_t *)instance, host, host);"),
+		  "%s", text);
+	cr_assert(strstr(text, "->w2c_M0;"), "%s", text);
+	cr_assert(strstr(text, "Z_guestZ_run((Z_guest_instance_t *)instance);"));
+	cr_assert(strstr(text, ".initialize = NULL,"));
+	cr_assert(strstr(text, hash));
+	free(text);
+	/* _initialize asked for but not declared: a clear internal error */
+	spec.has_initialize = true;
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)),
+		     VIV_ERR_INTERNAL);
+	spec.has_initialize = false;
+	spec.hash = "../../etc";
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)),
+		     VIV_ERR_INTERNAL);
+}
+
+static const struct viv_guest *build_and_load(const char *wat, const struct pipe_glue_spec *spec,
+					      void **handle)
+{
+	const struct pipe_tools *tools = NULL;
+	char *wasm = t_wat(dir, "m.wasm", wat);
+	char *so = NULL;
+	const struct viv_guest *g;
+
+	cr_assert_eq(pipe_tools_get(&ctx, &tools, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(pipe_aot(&ctx, tools, wasm, dir, spec, NULL, NULL, &so, err, sizeof(err)),
+		     VIV_OK, "%s\n%s", err, ctx.log.data);
+	*handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
+	cr_assert_not_null(*handle, "%s", dlerror());
+	g = dlsym(*handle, VIV_GUEST_SYMBOL);
+	cr_assert_not_null(g, "%s", dlerror());
+	/* Nothing but the contract is exported. */
+	cr_assert_null(dlsym(*handle, "Z_guest_instantiate"));
+	cr_assert_null(dlsym(*handle, "Z_guestZ_run"));
+	free(wasm);
+	free(so);
+	return g;
+}
+
+/* A handler that keeps its memory to itself: the accessor still reaches
+ * it. */
+Test(glue, runs_with_the_stock_runtime)
+{
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, true, hash};
+	const struct viv_guest *g;
+	void *handle, *inst;
+	wasm_rt_memory_t *mem;
+
+	g = build_and_load("(module (memory 1) (table 2 funcref)"
+			   " (global $g (mut i32) (i32.const 0))"
+			   " (func $init (global.set $g (i32.const 40)))"
+			   " (func $run (i32.store (i32.const 16)"
+			   "   (i32.add (global.get $g) (i32.const 2))))"
+			   " (export \"_initialize\" (func $init)) (export \"run\" (func $run)))",
+			   &spec, &handle);
+	cr_assert_eq(g->abi, VIV_GUEST_ABI);
+	cr_assert_eq(g->mode, VIV_GUEST_HOSTCALL);
+	cr_assert_str_eq(g->hash, hash);
+	cr_assert_not_null(g->memory);
+	cr_assert_not_null(g->table);
+	cr_assert_not_null(g->initialize);
+	wasm_rt_init();
+	g->init_module();
+	inst = calloc(1, g->instance_size);
+	g->instantiate(inst, NULL);
+	mem = g->memory(inst);
+	cr_assert_eq(mem->size, 65536);
+	cr_assert_eq(g->table(inst)->size, 2);
+	g->initialize(inst);
+	g->entry(inst);
+	cr_assert_eq(mem->data[16], 42);
+	g->free_instance(inst);
+	free(inst);
+	dlclose(handle);
+}
+
+Test(glue, command_with_imports_loads_lazily)
+{
+	struct pipe_glue_spec spec = {VIV_GUEST_CGI, false, hash};
+	const struct viv_guest *g;
+	void *handle;
+
+	g = build_and_load(
+		"(module"
+		" (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))"
+		" (func (call $exit (i32.const 0))) (export \"_start\" (func 1)))",
+		&spec, &handle);
+	cr_assert_eq(g->mode, VIV_GUEST_CGI);
+	cr_assert_null(g->memory);
+	cr_assert_null(g->table);
+	cr_assert_null(g->initialize);
+	cr_assert_not_null(g->entry);
+	cr_assert_gt(g->instance_size, 0);
+	dlclose(handle);
+}
+
+Test(glue, artifact_hash_covers_mode_and_bytes)
+{
+	const struct pipe_tools *tools = NULL;
+	char a[VIV_SHA256_HEX_LEN + 1], b[VIV_SHA256_HEX_LEN + 1], c[VIV_SHA256_HEX_LEN + 1];
+	char d[VIV_SHA256_HEX_LEN + 1];
+
+	cr_assert_eq(pipe_tools_get(&ctx, &tools, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert(strstr(tools->wasm2c_version, "1."), "%s", tools->wasm2c_version);
+	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, a), VIV_OK);
+	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, b), VIV_OK);
+	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_HOSTCALL, "abc", 3, c), VIV_OK);
+	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abd", 3, d), VIV_OK);
+	cr_assert_str_eq(a, b);
+	cr_assert_str_neq(a, c);
+	cr_assert_str_neq(a, d);
+	cr_assert_eq(strlen(a), 64);
+}

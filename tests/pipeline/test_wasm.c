@@ -1,0 +1,253 @@
+/* The wasm reader: imports, exports and types, the mode, the import check,
+ * and hostile bytes. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static char err[1024];
+
+static struct pipe_wasm_info *parse(const char *wat)
+{
+	size_t len = 0;
+	char *bytes = t_wat_bytes(wat, &len);
+	struct pipe_wasm_info *w = NULL;
+
+	cr_assert_eq(pipe_wasm_parse(bytes, len, &w, err, sizeof(err)), VIV_OK, "%s", err);
+	free(bytes);
+	return w;
+}
+
+Test(wasm, imports_exports_and_types)
+{
+	struct pipe_wasm_info *w = parse(
+		"(module"
+		" (type $t (func (param i32 i64 f32 f64) (result i32)))"
+		" (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+		" (import \"env\" \"g\" (global i32))"
+		" (import \"env\" \"f\" (func (type $t)))"
+		" (memory 1) (table 2 funcref)"
+		" (global (mut i32) (i32.const 7)) (global i64 (i64.const -1)) (global f64 (f64.const 1.5))"
+		" (func $run)"
+		" (func $two (result i32 i32) i32.const 1 i32.const 2)"
+		" (export \"run\" (func $run)) (export \"two\" (func $two))"
+		" (export \"mem\" (memory 0)) (export \"tbl\" (table 0)) (export \"imp\" (func 1)))");
+	const struct pipe_wasm_export *e;
+	char t[128];
+
+	cr_assert_eq(w->n_imports, 3);
+	cr_assert_str_eq(w->imports[0].module, "wasi_snapshot_preview1");
+	cr_assert_str_eq(w->imports[0].name, "fd_write");
+	cr_assert_eq(w->imports[0].kind, PIPE_WASM_FUNC);
+	cr_assert_str_eq(w->imports[0].type, "iiii:i");
+	cr_assert_eq(w->imports[1].kind, PIPE_WASM_GLOBAL);
+	cr_assert_null(w->imports[1].type);
+	cr_assert_str_eq(w->imports[2].type, "iIfF:i");
+	cr_assert_eq(w->n_funcs, 4);
+	cr_assert_eq(w->n_memories, 1);
+	cr_assert_eq(w->n_tables, 1);
+	cr_assert_eq(w->n_globals, 4);
+	cr_assert_eq(w->n_exports, 5);
+	e = pipe_wasm_export_find(w, "run", PIPE_WASM_FUNC);
+	cr_assert_not_null(e);
+	cr_assert_str_eq(e->type, ":");
+	e = pipe_wasm_export_find(w, "two", PIPE_WASM_FUNC);
+	cr_assert_str_eq(e->type, ":ii");
+	pipe_wasm_type_text(e->type, t, sizeof(t));
+	cr_assert_str_eq(t, "() -> (i32, i32)");
+	e = pipe_wasm_export_find(w, "imp", PIPE_WASM_FUNC);
+	cr_assert_str_eq(e->type, "iIfF:i");
+	pipe_wasm_type_text(e->type, t, sizeof(t));
+	cr_assert_str_eq(t, "(i32, i64, f32, f64) -> i32");
+	cr_assert_not_null(pipe_wasm_export_find(w, "mem", PIPE_WASM_MEMORY));
+	cr_assert_null(pipe_wasm_export_find(w, "mem", PIPE_WASM_FUNC));
+	pipe_wasm_free(w);
+}
+
+static enum viv_err check(const char *wat, enum viv_guest_mode *mode)
+{
+	struct pipe_wasm_info *w = parse(wat);
+	enum viv_err e = pipe_wasm_check(w, mode, err, sizeof(err));
+
+	pipe_wasm_free(w);
+	return e;
+}
+
+Test(wasm, mode)
+{
+	enum viv_guest_mode mode = 0;
+
+	cr_assert_eq(check("(module (func) (export \"run\" (func 0)))", &mode), VIV_OK, "%s", err);
+	cr_assert_eq(mode, VIV_GUEST_HOSTCALL);
+	cr_assert_eq(check("(module (func) (export \"_start\" (func 0)))", &mode), VIV_OK);
+	cr_assert_eq(mode, VIV_GUEST_CGI);
+	/* run wins over _start */
+	cr_assert_eq(check("(module (func) (export \"_start\" (func 0)) (export \"run\" (func 0)))",
+			   &mode),
+		     VIV_OK);
+	cr_assert_eq(mode, VIV_GUEST_HOSTCALL);
+	/* a run of the wrong type does not make a handler */
+	cr_assert_eq(check("(module (func (param i32)) (func) (export \"run\" (func 0))"
+			   " (export \"_start\" (func 1)))",
+			   &mode),
+		     VIV_OK);
+	cr_assert_eq(mode, VIV_GUEST_CGI);
+	mode = 0;
+	cr_assert_eq(check("(module (func (result i32) i32.const 0) (export \"run\" (func 0)))",
+			   &mode),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(mode, 0);
+	cr_assert(strstr(err, "exports run with type () -> i32"), "%s", err);
+	cr_assert_eq(check("(module (func) (export \"main\" (func 0)))", &mode), VIV_ERR_INVALID);
+	cr_assert(strstr(err, "exports neither a function run"), "%s", err);
+}
+
+Test(wasm, every_unknown_import_is_named_with_its_type)
+{
+	enum viv_guest_mode mode = 0;
+
+	cr_assert_eq(check("(module"
+			   " (import \"env\" \"foo\" (func (param i32) (result i32)))"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+			   " (import \"env\" \"bar\" (func))"
+			   " (func) (export \"_start\" (func 3)))",
+			   &mode),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert_str_eq(err, "the module imports what Vivarium does not provide: env.foo (i32) -> "
+			      "i32, env.bar () -> ()");
+}
+
+Test(wasm, wrong_types_and_non_functions_are_refused)
+{
+	enum viv_guest_mode mode = 0;
+
+	cr_assert_eq(check("(module"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32) (result i32)))"
+			   " (import \"env\" \"memory\" (memory 1))"
+			   " (import \"env\" \"t\" (table 1 funcref))"
+			   " (import \"env\" \"g\" (global i32))"
+			   " (func) (export \"_start\" (func 1)))",
+			   &mode),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert(strstr(err, "wasi_snapshot_preview1.fd_write (i32) -> i32 (Vivarium's is (i32, "
+			      "i32, i32, i32) -> i32)"),
+		  "%s", err);
+	cr_assert(strstr(err, "env.memory (a memory)"), "%s", err);
+	cr_assert(strstr(err, "env.t (a table)"), "%s", err);
+	cr_assert(strstr(err, "env.g (a global)"), "%s", err);
+}
+
+Test(wasm, provided_imports_pass)
+{
+	enum viv_guest_mode mode = 0;
+
+	cr_assert_eq(check("(module"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+			   " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32)))"
+			   " (func) (export \"_start\" (func 2)))",
+			   &mode),
+		     VIV_OK, "%s", err);
+	cr_assert_eq(mode, VIV_GUEST_CGI);
+}
+
+Test(wasm, long_lists_are_cut_with_a_count)
+{
+	struct viv_buf wat;
+	enum viv_guest_mode mode;
+	char small[200];
+	struct pipe_wasm_info *w;
+
+	viv_buf_init(&wat, 0);
+	viv_buf_printf(&wat, "(module");
+	for (int i = 0; i < 40; i++)
+		viv_buf_printf(&wat, " (import \"env\" \"a_rather_long_import_name_%d\" (func))", i);
+	viv_buf_printf(&wat, " (func) (export \"_start\" (func 40)))");
+	w = parse(wat.data);
+	cr_assert_eq(pipe_wasm_check(w, &mode, small, sizeof(small)), VIV_ERR_UNSUPPORTED);
+	cr_assert(strstr(small, "more"), "%s", small);
+	cr_assert_lt(strlen(small), sizeof(small));
+	pipe_wasm_free(w);
+	viv_buf_free(&wat);
+}
+
+Test(wasm, garbage_and_truncations_are_rejected_without_crashing)
+{
+	size_t len = 0;
+	char *bytes = t_wat_bytes(
+		"(module"
+		" (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+		" (memory 1) (global (mut i32) (i32.const 7))"
+		" (func) (export \"_start\" (func 1)) (export \"memory\" (memory 0)))",
+		&len);
+	struct pipe_wasm_info *w = NULL;
+
+	/* Every prefix: valid ones parse, the rest fail cleanly. */
+	for (size_t n = 0; n < len; n++) {
+		enum viv_err e = pipe_wasm_parse(bytes, n, &w, err, sizeof(err));
+		if (e == VIV_OK) {
+			pipe_wasm_free(w);
+			w = NULL;
+		} else {
+			cr_assert_null(w);
+			cr_assert_neq(err[0], '\0');
+		}
+	}
+	/* Every single-byte corruption. */
+	for (size_t i = 8; i < len; i++) {
+		for (int v = 0; v < 256; v += 51) {
+			char saved = bytes[i];
+			bytes[i] = (char)v;
+			if (pipe_wasm_parse(bytes, len, &w, err, sizeof(err)) == VIV_OK)
+				pipe_wasm_free(w);
+			w = NULL;
+			bytes[i] = saved;
+		}
+	}
+	cr_assert_eq(pipe_wasm_parse("garbage!", 8, &w, err, sizeof(err)), VIV_ERR_INVALID);
+	cr_assert(strstr(err, "not a WebAssembly binary"), "%s", err);
+	cr_assert_eq(pipe_wasm_parse("\0asm\2\0\0\0", 8, &w, err, sizeof(err)),
+		     VIV_ERR_UNSUPPORTED);
+	free(bytes);
+}
+
+Test(wasm, hostile_counts_and_sizes)
+{
+	static const unsigned char huge_count[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0,
+		1, 5, 0xff, 0xff, 0xff, 0xff, 0x0f, /* type section: 4 billion types */
+	};
+	static const unsigned char section_past_end[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0, 1, 0x80, 0x80, 0x04, 0x00,
+	};
+	static const unsigned char long_leb[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+	};
+	static const unsigned char nul_name[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0,
+		1, 4, 1, 0x60, 0, 0,                            /* type 0: [] -> [] */
+		3, 2, 1, 0,                                     /* one function */
+		7, 8, 1, 4, 'r', 'u', 'n', 0, 0, 0,             /* export "run\0" */
+	};
+	static const unsigned char out_of_order[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0, 3, 1, 0, 1, 1, 0,
+	};
+	struct pipe_wasm_info *w = NULL;
+
+	cr_assert_eq(pipe_wasm_parse(huge_count, sizeof(huge_count), &w, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert(strstr(err, "larger than the data"), "%s", err);
+	cr_assert_eq(pipe_wasm_parse(section_past_end, sizeof(section_past_end), &w, err,
+				     sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert(strstr(err, "runs past the end"), "%s", err);
+	cr_assert_eq(pipe_wasm_parse(long_leb, sizeof(long_leb), &w, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(pipe_wasm_parse(nul_name, sizeof(nul_name), &w, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert(strstr(err, "NUL"), "%s", err);
+	cr_assert_eq(pipe_wasm_parse(out_of_order, sizeof(out_of_order), &w, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert(strstr(err, "out of order"), "%s", err);
+	cr_assert_null(w);
+}
