@@ -246,7 +246,7 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 
 	if (r->route == API_R_NONE)
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "There is no %s here; GET / lists the API's endpoints.",
+				       "Nothing is at %s; GET / lists the API's endpoints.",
 				       r->path);
 	if (!method_allowed(r->route, r->method))
 		return api_reply_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -305,7 +305,7 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 	case API_R_NONE:
 		break;
 	}
-	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "There is no %s here.", r->path);
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "Nothing is at %s.", r->path);
 }
 
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
