@@ -138,7 +138,15 @@ void api_app_url(const struct api_server *s, const char *app, char *buf, size_t 
 
 /* ---- Handlers ------------------------------------------------------------------- */
 
-/* GET /, and GET /v1 when web is false: the API index. */
+/* Each handler answers one GET route of enum api_route, after the token
+ * and the APP segment were checked, by queuing a JSON reply (errors
+ * included); the result is what the access handler returns.
+ *
+ * api_get_index: GET /v1, and GET / when there is no web page: the
+ * endpoints and the upload limit. api_get_healthz: GET /healthz, 200 when
+ * the database answers, else 503. api_get_apps: every app. api_get_app: one
+ * app and its newest deployments. api_get_app_logs: a page of the app's log
+ * lines (after, limit). api_get_deployment: one deployment in full. */
 enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c,
 				struct api_req *r);
