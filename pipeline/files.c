@@ -96,7 +96,8 @@ static bool has_suffix(const char *name, const char *const *suffixes)
 }
 
 /* Walks the directory open at dirfd (which it closes), whose path relative
- * to the root is rel ("" at the root). Symbolic links are not followed. */
+ * to the root is rel ("" at the root), at most WALK_DEPTH_MAX levels deep.
+ * Symbolic links are not followed. */
 static enum viv_err walk(int dirfd, const char *rel, int depth, const char *const *suffixes,
 			 struct strv *out)
 {
@@ -104,16 +105,17 @@ static enum viv_err walk(int dirfd, const char *rel, int depth, const char *cons
 	struct dirent *de;
 	enum viv_err err = VIV_OK;
 
+	/* Deeper folders are not searched: no build looks that far. */
 	if (depth > WALK_DEPTH_MAX) {
 		close(dirfd);
-		return VIV_ERR_TOO_BIG;
+		return VIV_OK;
 	}
 	d = fdopendir(dirfd);
 	if (!d) {
 		close(dirfd);
 		return VIV_ERR_IO;
 	}
-	while (!err && (de = readdir(d)) != NULL) {
+	for (de = readdir(d); !err && de; de = readdir(d)) {
 		struct stat st;
 		char *path;
 

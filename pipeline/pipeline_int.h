@@ -81,9 +81,10 @@ enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			 char *err, size_t errlen);
 
-/* pipe_spawn for tools whose output is data (llvm-nm, --version): like
- * pipe_run_ok, but the output is returned in *out (caller frees with
- * free()) and only the command line and a failure go to the log. */
+/* pipe_spawn for tools whose output is data (llvm-nm): like pipe_run_ok,
+ * but the output is returned in *out (caller frees with free()) and only
+ * the command line and a failure go to the log. Output past
+ * cfg->step_output_cap is VIV_ERR_TOO_BIG, as the data would be partial. */
 enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			      char **out, char *err, size_t errlen);
 
@@ -158,10 +159,10 @@ enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
 
 /* ---- Files of a project (files.c) ---------------------------------------------- */
 
-/* Relative paths ("src/main.c") of the regular files under root whose
- * names end with one of the suffixes (NULL-terminated list; NULL: every
- * file), sorted bytewise so that builds are reproducible. At most max
- * files (VIV_ERR_TOO_BIG beyond). Caller frees with pipe_strv_free(). */
+/* Relative paths ("src/main.c") of the regular files under root, at most
+ * 64 folders deep, whose names end with one of the suffixes (NULL-terminated
+ * list; NULL: every file), sorted bytewise so that builds are reproducible.
+ * At most max files (VIV_ERR_TOO_BIG beyond). Caller frees with pipe_strv_free(). */
 enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
 			     char ***out, size_t *n_out);
 

@@ -696,6 +696,11 @@ enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char 
 			 ex.code);
 		pipe_logf(ctx, "[%s]\n", err_text);
 		err = VIV_ERR_BUILD;
+	} else if (!err && ex.truncated) {
+		viv_errf(err_text, errlen, "the output of %s was larger than %zu KiB",
+			 base_name(argv[0]), ctx->cfg->step_output_cap / 1024);
+		pipe_logf(ctx, "[%s]\n", err_text);
+		err = VIV_ERR_TOO_BIG;
 	} else if (!err) {
 		pipe_logf(ctx, "[exit status 0, %lld ms]\n", (long long)ex.ms);
 	} else {

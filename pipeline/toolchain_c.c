@@ -145,13 +145,14 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, si
 	enum viv_err e;
 
 	*has_main = *has_run = false;
-	argv = calloc(n + 3, sizeof(*argv));
+	argv = calloc(n + 4, sizeof(*argv));
 	if (!argv)
 		return VIV_ERR_NOMEM;
 	argv[0] = "llvm-nm";
 	argv[1] = "--defined-only";
+	argv[2] = "--extern-only";
 	for (size_t i = 0; i < n; i++)
-		argv[2 + i] = objs[i];
+		argv[3 + i] = objs[i];
 	e = pipe_run_capture(p->ctx, p->root, argv, &out, err, errlen);
 	free(argv);
 	if (e)

@@ -95,8 +95,9 @@ static enum viv_err clean_name(const char *name, const char *what, char *out, si
 			return VIV_ERR_INVALID;
 		}
 		if (len > COMPONENT_MAX_LEN) {
-			viv_errf(err, errlen, "the %s entry '%s' has a name part longer than %d bytes",
-				 what, shown, COMPONENT_MAX_LEN);
+			viv_errf(err, errlen,
+				 "the %s entry '%s' has a name part longer than %d bytes", what,
+				 shown, COMPONENT_MAX_LEN);
 			return VIV_ERR_INVALID;
 		}
 		if (len > 0 && !(len == 1 && p[0] == '.')) {
@@ -383,7 +384,7 @@ static enum viv_err find_root(const char *dest, char **root_out)
 	d = opendir(dest);
 	if (!d)
 		return VIV_ERR_IO;
-	while ((de = readdir(d)) != NULL) {
+	for (de = readdir(d); de; de = readdir(d)) {
 		struct stat st;
 		char *path;
 

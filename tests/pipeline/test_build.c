@@ -192,7 +192,8 @@ Test(build, identical_second_build_reuses_the_artifact)
 Test(build, c_compile_error_names_file_and_line)
 {
 	struct t_entry e[] = {
-		{"src/main.c", 'f', "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
+		{"src/main.c", 'f',
+		 "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
 		{"README.md", 'f', "# bad\n", 0},
 	};
 	char *tar = tar_of("bad.tar.gz", e, 2);
@@ -304,7 +305,9 @@ Test(build, wat_module)
 
 Test(build, wat_error_has_line_and_column)
 {
-	struct t_entry e[] = {{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0}};
+	struct t_entry e[] = {
+		{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0},
+	};
 	char *tar = tar_of("wat.tar.gz", e, 1);
 	struct store_deployment *d = build_next(queue("wat", tar));
 

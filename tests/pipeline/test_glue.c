@@ -57,7 +57,8 @@ Test(glue, shape_of_guest_h)
 {
 	struct pipe_guest_shape s;
 
-	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, err, sizeof(err)), VIV_OK, "%s",
+		     err);
 	cr_assert_eq(s.n_import_instances, 2);
 	cr_assert_str_eq(s.memory_field, "w2c_M0");
 	cr_assert_str_eq(s.table_field, "w2c_T0");

@@ -92,7 +92,8 @@ Test(spawn, environment_is_minimal_and_cwd_is_set)
 
 Test(spawn, output_cap_keeps_reading_and_notes_truncation)
 {
-	const char *argv[] = {"sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo done >&2", NULL};
+	const char *argv[] = {"sh", "-c",
+			      "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo done >&2", NULL};
 
 	cfg.step_output_cap = 1000;
 	cr_assert_eq(run(argv), VIV_OK, "%s", err);
@@ -127,7 +128,8 @@ Test(spawn, timeout_of_sleep)
 
 Test(spawn, argv_is_not_interpreted_by_a_shell)
 {
-	const char *argv[] = {"printf", "[%s]\\n", "a b", "'q'", "\"d\"", "$(id)", ";ls", "*", NULL};
+	const char *argv[] = {"printf", "[%s]\\n", "a b", "'q'", "\"d\"", "$(id)", ";ls", "*",
+			      NULL};
 
 	cr_assert_eq(run(argv), VIV_OK, "%s", err);
 	cr_assert_str_eq(out.data, "[a b]\n['q']\n[\"d\"]\n[$(id)]\n[;ls]\n[*]\n");

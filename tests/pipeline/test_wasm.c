@@ -24,15 +24,18 @@ Test(wasm, imports_exports_and_types)
 	struct pipe_wasm_info *w = parse(
 		"(module"
 		" (type $t (func (param i32 i64 f32 f64) (result i32)))"
-		" (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+		" (import \"wasi_snapshot_preview1\" \"fd_write\""
+		"  (func (param i32 i32 i32 i32) (result i32)))"
 		" (import \"env\" \"g\" (global i32))"
 		" (import \"env\" \"f\" (func (type $t)))"
 		" (memory 1) (table 2 funcref)"
-		" (global (mut i32) (i32.const 7)) (global i64 (i64.const -1)) (global f64 (f64.const 1.5))"
+		" (global (mut i32) (i32.const 7)) (global i64 (i64.const -1))"
+		" (global f64 (f64.const 1.5))"
 		" (func $run)"
 		" (func $two (result i32 i32) i32.const 1 i32.const 2)"
 		" (export \"run\" (func $run)) (export \"two\" (func $two))"
-		" (export \"mem\" (memory 0)) (export \"tbl\" (table 0)) (export \"imp\" (func 1)))");
+		" (export \"mem\" (memory 0)) (export \"tbl\" (table 0))"
+		" (export \"imp\" (func 1)))");
 	const struct pipe_wasm_export *e;
 	char t[128];
 
@@ -109,7 +112,8 @@ Test(wasm, every_unknown_import_is_named_with_its_type)
 
 	cr_assert_eq(check("(module"
 			   " (import \"env\" \"foo\" (func (param i32) (result i32)))"
-			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\""
+			   "  (func (param i32 i32 i32 i32) (result i32)))"
 			   " (import \"env\" \"bar\" (func))"
 			   " (func) (export \"_start\" (func 3)))",
 			   &mode),
@@ -123,7 +127,8 @@ Test(wasm, wrong_types_and_non_functions_are_refused)
 	enum viv_guest_mode mode = 0;
 
 	cr_assert_eq(check("(module"
-			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32) (result i32)))"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\""
+			   "  (func (param i32) (result i32)))"
 			   " (import \"env\" \"memory\" (memory 1))"
 			   " (import \"env\" \"t\" (table 1 funcref))"
 			   " (import \"env\" \"g\" (global i32))"
@@ -143,7 +148,8 @@ Test(wasm, provided_imports_pass)
 	enum viv_guest_mode mode = 0;
 
 	cr_assert_eq(check("(module"
-			   " (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+			   " (import \"wasi_snapshot_preview1\" \"fd_write\""
+			   "  (func (param i32 i32 i32 i32) (result i32)))"
 			   " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32)))"
 			   " (func) (export \"_start\" (func 2)))",
 			   &mode),
@@ -161,7 +167,8 @@ Test(wasm, long_lists_are_cut_with_a_count)
 	viv_buf_init(&wat, 0);
 	viv_buf_printf(&wat, "(module");
 	for (int i = 0; i < 40; i++)
-		viv_buf_printf(&wat, " (import \"env\" \"a_rather_long_import_name_%d\" (func))", i);
+		viv_buf_printf(&wat, " (import \"env\" \"a_rather_long_import_name_%d\" (func))",
+			       i);
 	viv_buf_printf(&wat, " (func) (export \"_start\" (func 40)))");
 	w = parse(wat.data);
 	cr_assert_eq(pipe_wasm_check(w, &mode, small, sizeof(small)), VIV_ERR_UNSUPPORTED);
@@ -176,7 +183,8 @@ Test(wasm, garbage_and_truncations_are_rejected_without_crashing)
 	size_t len = 0;
 	char *bytes = t_wat_bytes(
 		"(module"
-		" (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))"
+		" (import \"wasi_snapshot_preview1\" \"fd_write\""
+		"  (func (param i32 i32 i32 i32) (result i32)))"
 		" (memory 1) (global (mut i32) (i32.const 7))"
 		" (func) (export \"_start\" (func 1)) (export \"memory\" (memory 0)))",
 		&len);
