@@ -436,23 +436,21 @@ static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, con
 			   char *err, size_t errlen)
 {
 	const char *argv[32];
-	char *inc_dir = NULL, *inc_common = NULL;
+	char *inc_common = NULL;
 	size_t n = 0;
 	enum viv_err e;
 
-	if (asprintf(&inc_dir, "-I%s", dir) < 0)
-		inc_dir = NULL;
 	if (asprintf(&inc_common, "-I%s", ctx->cfg->include_dir ? ctx->cfg->include_dir : "")
-	    < 0)
+	    < 0) {
 		inc_common = NULL;
-	if (!inc_dir || !inc_common) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
 	argv[n++] = t->cc;
 	for (size_t i = 0; t->cflags[i] && n < 24; i++)
 		argv[n++] = t->cflags[i];
-	argv[n++] = inc_dir;
+	/* It runs in dir, next to guest.c and guest.h. */
+	argv[n++] = "-I.";
 	argv[n++] = inc_common;
 	argv[n++] = "glue.c";
 	argv[n++] = "-o";
@@ -464,7 +462,6 @@ static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, con
 			 "compiling the module to native code failed; this is a bug in "
 			 "Vivarium, please report it with the build log");
 out:
-	free(inc_dir);
 	free(inc_common);
 	return e;
 }
@@ -474,14 +471,16 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
 		      char **so_out, char *err, size_t errlen)
 {
-	char *guest_c = NULL, *so = NULL;
+	char *wasm_rel = NULL, *so = NULL;
 	uint64_t t0;
 	enum viv_err e;
 
 	*so_out = NULL;
-	guest_c = viv_path_join(dir, "guest.c");
+	e = pipe_relpath(dir, wasm, &wasm_rel);
+	if (e)
+		goto out;
 	so = viv_path_join(dir, "guest.so");
-	if (!guest_c || !so) {
+	if (!so) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
@@ -492,7 +491,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 	 * SIMD. */
 	t0 = viv_mono_ns();
 	{
-		const char *argv[] = {"wasm2c", wasm, "-n", "guest", "-o", guest_c, NULL};
+		const char *argv[] = {"wasm2c", wasm_rel, "-n", "guest", "-o", "guest.c", NULL};
 		e = pipe_run_ok(ctx, dir, argv, err, errlen);
 	}
 	timing_note(timing, timing_arg, "wasm2c", t0);
@@ -518,7 +517,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 	*so_out = so;
 	so = NULL;
 out:
-	free(guest_c);
+	free(wasm_rel);
 	free(so);
 	return e;
 }

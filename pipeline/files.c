@@ -52,6 +52,50 @@ void pipe_strv_free(char **v, size_t n)
 	free(v);
 }
 
+/* Length of the path component at p. */
+static size_t component(const char *p)
+{
+	return strcspn(p, "/");
+}
+
+static const char *skip_slashes(const char *p)
+{
+	while (*p == '/')
+		p++;
+	return p;
+}
+
+enum viv_err pipe_relpath(const char *from, const char *to, char **out)
+{
+	struct viv_buf b;
+	const char *f = skip_slashes(from), *t = skip_slashes(to);
+	enum viv_err err = VIV_OK;
+
+	*out = NULL;
+	if (from[0] != '/' || to[0] != '/')
+		return VIV_ERR_INVALID;
+	/* Drop the components both share. */
+	while (*f && *t && component(f) == component(t) && strncmp(f, t, component(f)) == 0) {
+		f = skip_slashes(f + component(f));
+		t = skip_slashes(t + component(t));
+	}
+	viv_buf_init(&b, 0);
+	for (; *f && !err; f = skip_slashes(f + component(f)))
+		err = viv_buf_append(&b, "../", 3);
+	if (!err && *t)
+		err = viv_buf_append(&b, t, strlen(t));
+	if (!err && b.len == 0)
+		err = viv_buf_append(&b, ".", 1);
+	if (!err && b.data[b.len - 1] == '/')
+		b.data[--b.len] = '\0';
+	if (err) {
+		viv_buf_free(&b);
+		return err;
+	}
+	*out = viv_buf_steal(&b);
+	return *out ? VIV_OK : VIV_ERR_NOMEM;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -248,13 +248,17 @@ static enum viv_err step_compile(struct build *b)
 
 static enum viv_err step_optimize(struct build *b)
 {
-	const char *argv[16];
+	const char *argv[20];
+	char *in = NULL;
 	size_t n = 0;
 	enum viv_err err;
 
 	b->opt = viv_path_join(b->out_dir, "opt.wasm");
 	if (!b->opt)
 		return VIV_ERR_NOMEM;
+	err = pipe_relpath(b->out_dir, b->wasm, &in);
+	if (err)
+		return err;
 	argv[n++] = "wasm-opt";
 	argv[n++] = "-O2";
 	/* Debian's wasi-libc carries DWARF: 33 of the C hello's 36 KB. */
@@ -262,11 +266,12 @@ static enum viv_err step_optimize(struct build *b)
 	argv[n++] = "--strip-producers";
 	for (size_t i = 0; pipe_wasm_opt_features[i]; i++)
 		argv[n++] = pipe_wasm_opt_features[i];
-	argv[n++] = b->wasm;
+	argv[n++] = in;
 	argv[n++] = "-o";
-	argv[n++] = b->opt;
+	argv[n++] = "opt.wasm";
 	argv[n] = NULL;
 	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
+	free(in);
 	if (err == VIV_ERR_BUILD)
 		viv_errf(b->msg, sizeof(b->msg),
 			 "wasm-opt rejected the module: it is not valid WebAssembly or it uses "
@@ -286,7 +291,7 @@ static enum viv_err step_validate(struct build *b)
 	argv[n++] = "wasm-validate";
 	for (size_t i = 0; pipe_wasm_validate_features[i]; i++)
 		argv[n++] = pipe_wasm_validate_features[i];
-	argv[n++] = b->opt;
+	argv[n++] = "opt.wasm";
 	argv[n] = NULL;
 	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
 	if (err == VIV_ERR_BUILD)

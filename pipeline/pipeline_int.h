@@ -173,6 +173,12 @@ enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size
 enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
 		       size_t *n_out, char *err, size_t errlen);
 
+/* The path of to relative to the directory from (both absolute), e.g.
+ * "../../obj/0.o", so that command lines in the build log read short and
+ * do not show where the server keeps its data. Caller frees *out with
+ * free(). */
+enum viv_err pipe_relpath(const char *from, const char *to, char **out);
+
 /* Frees n strings and the array; accepts NULL. */
 void pipe_strv_free(char **v, size_t n);
 

@@ -99,7 +99,7 @@ static bool wat_detect(void *tctx, const char *root)
 static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **wasm_out,
 			      char *err, size_t errlen)
 {
-	char *rel = NULL, *out = NULL;
+	char *rel = NULL, *out = NULL, *out_rel = NULL;
 	enum viv_err e;
 
 	(void)tctx;
@@ -112,8 +112,13 @@ static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **w
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
+	e = pipe_relpath(p->root, out, &out_rel);
+	if (e)
+		goto out;
 	{
-		const char *argv[] = {"wat2wasm", rel, "-o", out, NULL};
+		/* Run in the root with relative paths, so that errors read
+		 * "app.wat:3:5: error: ...". */
+		const char *argv[] = {"wat2wasm", rel, "-o", out_rel, NULL};
 		e = pipe_run_ok(p->ctx, p->root, argv, err, errlen);
 	}
 	if (e == VIV_ERR_BUILD)
@@ -128,6 +133,7 @@ static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **w
 out:
 	free(rel);
 	free(out);
+	free(out_rel);
 	return e;
 }
 

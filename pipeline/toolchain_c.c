@@ -83,12 +83,14 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 	return VIV_OK;
 }
 
+/* Compiles src (relative to the root) into obj (relative to the scratch
+ * directory), in the root so that errors read "src/main.c:3:5: error". */
 static enum viv_err c_compile(const struct pipe_project *p, const char *src, const char *obj,
 			      bool *failed, char *err, size_t errlen)
 {
 	const struct pipe_config *cfg = p->ctx->cfg;
 	const char **argv;
-	char *sdk_inc = NULL;
+	char *sdk_inc = NULL, *obj_abs = NULL, *obj_rel = NULL;
 	size_t n = 0;
 	struct pipe_exit ex;
 	enum viv_err e;
@@ -97,10 +99,14 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	argv = calloc(16 + p->manifest->n_cflags, sizeof(*argv));
 	if (cfg->sdk_dir)
 		sdk_inc = viv_path_join(cfg->sdk_dir, "c");
-	if (!argv || (cfg->sdk_dir && !sdk_inc)) {
+	obj_abs = viv_path_join(p->ctx->scratch, obj);
+	if (!argv || !obj_abs || (cfg->sdk_dir && !sdk_inc)) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
+	e = pipe_relpath(p->root, obj_abs, &obj_rel);
+	if (e)
+		goto out;
 	argv[n++] = "clang";
 	argv[n++] = c_target[0];
 	argv[n++] = c_target[1];
@@ -108,7 +114,7 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	argv[n++] = "-c";
 	argv[n++] = src;
 	argv[n++] = "-o";
-	argv[n++] = obj;
+	argv[n++] = obj_rel;
 	argv[n++] = "-I.";
 	argv[n++] = "-Iinclude";
 	if (sdk_inc) {
@@ -132,11 +138,13 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 out:
 	free(argv);
 	free(sdk_inc);
+	free(obj_abs);
+	free(obj_rel);
 	return e;
 }
 
-/* What the objects define, from llvm-nm: a main (WASI command) or run
- * (reactor). */
+/* What the objects (relative to the scratch directory) define, from
+ * llvm-nm: a main (WASI command) or run (reactor). */
 static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, size_t n,
 				   bool *has_main, bool *has_run, char *err, size_t errlen)
 {
@@ -153,7 +161,7 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, si
 	argv[2] = "--extern-only";
 	for (size_t i = 0; i < n; i++)
 		argv[3 + i] = objs[i];
-	e = pipe_run_capture(p->ctx, p->root, argv, &out, err, errlen);
+	e = pipe_run_capture(p->ctx, p->ctx->scratch, argv, &out, err, errlen);
 	free(argv);
 	if (e)
 		return e;
@@ -176,12 +184,18 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 			   const char *wasm, char *err, size_t errlen)
 {
 	const char **argv;
+	char *wasm_rel = NULL;
 	size_t k = 0;
 	enum viv_err e;
 
+	e = pipe_relpath(p->ctx->scratch, wasm, &wasm_rel);
+	if (e)
+		return e;
 	argv = calloc(n + 10, sizeof(*argv));
-	if (!argv)
+	if (!argv) {
+		free(wasm_rel);
 		return VIV_ERR_NOMEM;
+	}
 	argv[k++] = "clang";
 	argv[k++] = c_target[0];
 	argv[k++] = c_target[1];
@@ -192,10 +206,11 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 	for (size_t i = 0; i < n; i++)
 		argv[k++] = objs[i];
 	argv[k++] = "-o";
-	argv[k++] = wasm;
+	argv[k++] = wasm_rel;
 	argv[k] = NULL;
-	e = pipe_run_ok(p->ctx, p->root, argv, err, errlen);
+	e = pipe_run_ok(p->ctx, p->ctx->scratch, argv, err, errlen);
 	free(argv);
+	free(wasm_rel);
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
 			 "linking failed; the build log has the linker's message (often a "
@@ -229,7 +244,7 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 	for (size_t i = 0; i < n; i++) {
 		bool failed;
 
-		if (asprintf(&objs[i], "%s/%zu.o", objdir, i) < 0) {
+		if (asprintf(&objs[i], "obj/%zu.o", i) < 0) {
 			objs[i] = NULL;
 			e = VIV_ERR_NOMEM;
 			goto out;

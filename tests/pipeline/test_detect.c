@@ -159,3 +159,23 @@ Test(detect, relpath_safe)
 	cr_assert_not(pipe_relpath_safe("a//b"));
 	cr_assert_not(pipe_relpath_safe(""));
 }
+
+Test(detect, relpath)
+{
+	static const char *const cases[][3] = {
+		{"/a/b", "/a/b/c/d.o", "c/d.o"},
+		{"/a/b/src", "/a/b/obj/0.o", "../obj/0.o"},
+		{"/a/b/src/app", "/a/b/out/app.wasm", "../../out/app.wasm"},
+		{"/a/b", "/a/b", "."},
+		{"/a/b/", "/a/bc/x", "../bc/x"},
+		{"/", "/usr/bin", "usr/bin"},
+	};
+	char *rel = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(pipe_relpath(cases[i][0], cases[i][1], &rel), VIV_OK);
+		cr_assert_str_eq(rel, cases[i][2], "from %s to %s", cases[i][0], cases[i][1]);
+		free(rel);
+	}
+	cr_assert_eq(pipe_relpath("a", "/b", &rel), VIV_ERR_INVALID);
+}
