@@ -331,11 +331,16 @@ static enum viv_err step_validate(struct build *b)
 
 static enum viv_err step_hash(struct build *b)
 {
+	char why[MSG_LEN / 2];
 	enum viv_err err;
 
-	err = pipe_tools_get(&b->ctx, &b->tools, b->msg, sizeof(b->msg));
-	if (err)
+	err = pipe_tools_get(&b->ctx, &b->tools, why, sizeof(why));
+	if (err) {
+		viv_errf(b->msg, sizeof(b->msg),
+			 "this server's native compiler is not set up (%s); tell the operator",
+			 why);
 		return err;
+	}
 	err = pipe_artifact_hash(b->tools, b->mode, b->opt_data, b->opt_len, b->hash);
 	if (err)
 		return err;
