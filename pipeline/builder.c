@@ -56,6 +56,29 @@ static bool stopping(struct pipe_builder *b)
 	return stop;
 }
 
+/* Asks the AOT tools for their versions now, so that the first build a user
+ * waits for does not pay for it. A failure here is only logged: the build
+ * that needs the tools reports it to the user. */
+static void warm_tools(struct pipe_builder *b, struct store *st)
+{
+	const struct pipe_tools *tools;
+	struct pipe_ctx ctx;
+	char *scratch = NULL, *tmp = NULL, err[256];
+
+	if (store_build_dir(st, 0, &scratch))
+		return;
+	tmp = viv_path_join(scratch, "tmp");
+	if (tmp && viv_mkdirs(tmp, 0700) == VIV_OK) {
+		pipe_ctx_init(&ctx, &b->cfg, scratch);
+		if (pipe_tools_get(&ctx, &tools, err, sizeof(err)))
+			viv_log(VIV_WARN, "builder: %s", err);
+		pipe_ctx_free(&ctx);
+	}
+	free(tmp);
+	viv_rmtree(scratch);
+	free(scratch);
+}
+
 static void *builder_main(void *arg)
 {
 	struct pipe_builder *b = arg;
@@ -78,6 +101,7 @@ static void *builder_main(void *arg)
 			viv_strerror(err));
 	else if (requeued > 0)
 		viv_log(VIV_INFO, "builder: requeued %zu interrupted builds", requeued);
+	warm_tools(b, st);
 
 	while (!stopping(b)) {
 		int64_t id = 0;
