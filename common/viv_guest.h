@@ -13,7 +13,7 @@
 /* Bump whenever struct viv_guest, the glue, or the host-call calling
  * convention changes: the artifact hash includes it, so every app is rebuilt
  * from its stored wasm rather than loaded with the wrong contract. */
-#define VIV_GUEST_ABI 1
+#define VIV_GUEST_ABI 2
 #define VIV_GUEST_SYMBOL "vivarium_guest"
 
 /* How the runner calls the module; see GUEST-ABI.md. */
@@ -45,6 +45,13 @@ struct viv_guest {
 	void (*initialize)(void *instance);
 	/* `run` (host-call mode) or `_start` (CGI mode). */
 	void (*entry)(void *instance);
+	/* The module's exported allocator, for the host to place results in
+	 * guest memory when the guest never called hostcall_init_mm:
+	 * `default_malloc_impl: [i32] -> [i32]` and `default_free_impl:
+	 * [i32] -> []` (Terrafirma guests export these). NULL when the module
+	 * does not export them with those types. */
+	uint32_t (*export_malloc)(void *instance, uint32_t size);
+	void (*export_free)(void *instance, uint32_t ptr);
 };
 
 #endif

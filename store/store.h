@@ -236,6 +236,7 @@ struct store_route {
 	char *artifact; /* hash */
 	char *mode;     /* "cgi" or "hostcall" */
 	char *config;   /* JSON object */
+	char *app_config; /* JSON object: values set through the API */
 };
 
 /* Every app with a current deployment, ordered by app name (*out is NULL
@@ -248,6 +249,72 @@ void store_routes_free(struct store_route *routes, size_t n);
  * directory, so reading it is one memory load: a runner compares it on each
  * request and reloads routes when it moved. */
 uint64_t store_routes_generation(const struct store *st);
+
+/* ---- App configuration set through the API ---------------------------------- */
+
+/* Configuration values an operator sets on an app through the API; they
+ * override the manifest's env of the same name for every deployment. Keys are
+ * 1 to 128 letters, digits and '_' (not starting with a digit); values are at
+ * most 64 KiB. Setting or unsetting bumps the routes generation. */
+#define STORE_CONFIG_KEY_MAX 128
+#define STORE_CONFIG_VALUE_MAX (64 * 1024)
+
+/* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad key
+ * or value. */
+enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
+				  const char *value);
+/* *existed_out (may be NULL) says whether the key was set. */
+enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
+				    bool *existed_out);
+/* The app's values as a JSON object text, keys sorted. Caller frees with
+ * free(). VIV_ERR_NOT_FOUND when there is no such app. */
+enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out);
+
+/* ---- Key-value data of apps --------------------------------------------------- */
+
+/* Each app has its own keys; no app sees another's. Keys and values are
+ * bytes. */
+#define STORE_KV_KEY_MAX 1024
+#define STORE_KV_VALUE_MAX (1024 * 1024)
+
+/* The value of key; VIV_ERR_NOT_FOUND when absent. *val_out (caller frees
+ * with free()) is NUL-terminated after *len_out bytes. */
+enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
+			  char **val_out, size_t *len_out);
+/* Inserts when absent: *inserted_out says whether it did. */
+enum viv_err store_kv_insert(struct store *st, int64_t app_id, const void *key, size_t klen,
+			     const void *val, size_t vlen, bool *inserted_out);
+/* Inserts or replaces: *was_new_out says whether the key was new. */
+enum viv_err store_kv_upsert(struct store *st, int64_t app_id, const void *key, size_t klen,
+			     const void *val, size_t vlen, bool *was_new_out);
+/* Appends to the value, or inserts when absent: *was_new_out says whether the
+ * key was new. VIV_ERR_TOO_BIG when the value would pass STORE_KV_VALUE_MAX
+ * (nothing changes). */
+enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
+			     const void *val, size_t vlen, bool *was_new_out);
+/* Removes the key: *existed_out says whether it was there. */
+enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
+			     bool *existed_out);
+/* All of these: VIV_ERR_INVALID for an empty key or one past
+ * STORE_KV_KEY_MAX, VIV_ERR_TOO_BIG for a value past STORE_KV_VALUE_MAX. */
+
+/* Lets this connection's commits skip the fsync (SQLite's synchronous=NORMAL
+ * in WAL mode): they survive a crash of the process, and a power failure may
+ * lose the last ones. For runners, which write KV data and logs on the
+ * request path. */
+enum viv_err store_sync_relaxed(struct store *st);
+
+/* ---- Static assets ------------------------------------------------------------------ */
+
+/* A deployment's static files, stored as a directory tree named by a hash of
+ * its content: DATADIR/assets/<hash>/. The pipeline computes the hash. The
+ * path, or NULL for a malformed hash or no memory; caller frees with free(). */
+char *store_assets_path(const struct store *st, const char *hash);
+
+/* Copies the tree at src_dir (regular files and directories only) into place
+ * so that it appears only complete (a temporary directory, then rename). An
+ * existing tree is left as it is. */
+enum viv_err store_assets_put(const struct store *st, const char *hash, const char *src_dir);
 
 /* ---- App logs --------------------------------------------------------------- */
 
