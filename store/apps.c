@@ -57,8 +57,10 @@ enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_ou
 	return store_app_id(st, name, id_out);
 }
 
-static enum viv_err read_app(sqlite3_stmt *stmt, struct store_app *app)
+static enum viv_err read_app(sqlite3_stmt *stmt, void *elem)
 {
+	struct store_app *app = elem;
+
 	memset(app, 0, sizeof(*app));
 	app->id = sqlite3_column_int64(stmt, 0);
 	app->created_at = sqlite3_column_int64(stmt, 2);
@@ -66,12 +68,18 @@ static enum viv_err read_app(sqlite3_stmt *stmt, struct store_app *app)
 	return store_col_text_or(stmt, 1, "", &app->name);
 }
 
+static void app_clear(void *elem)
+{
+	struct store_app *app = elem;
+
+	free(app->name);
+}
+
 enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out)
 {
-	struct store_app *app = NULL;
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
-	bool row;
+	void *app;
 
 	*out = NULL;
 	if (!name)
@@ -80,82 +88,35 @@ enum viv_err store_app_get(struct store *st, const char *name, struct store_app 
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, name);
-	err = store_step(st, stmt, &row);
-	if (err)
-		goto out;
-	if (!row) {
-		err = VIV_ERR_NOT_FOUND;
-		goto out;
-	}
-	app = calloc(1, sizeof(*app));
-	if (!app) {
-		err = VIV_ERR_NOMEM;
-		goto out;
-	}
-	err = read_app(stmt, app);
-out:
-	store_release(st, stmt);
-	if (err) {
-		store_app_free(app);
-		return err;
-	}
-	*out = app;
-	return VIV_OK;
+	err = store_row_fetch(st, stmt, sizeof(**out), read_app, app_clear, &app);
+	if (!err)
+		*out = app;
+	return err;
 }
 
 enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out)
 {
-	struct store_app *apps = NULL, *grown;
 	sqlite3_stmt *stmt = NULL;
-	size_t n = 0, alloc = 0;
 	enum viv_err err;
-	bool row;
+	void *apps;
 
 	*out = NULL;
 	*n_out = 0;
 	err = store_prepare(st, sql_app_list, &stmt);
 	if (err)
 		return err;
-	for (;;) {
-		err = store_step(st, stmt, &row);
-		if (err || !row)
-			break;
-		grown = store_grow(apps, &alloc, n, sizeof(*apps));
-		if (!grown) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		apps = grown;
-		n++;
-		err = read_app(stmt, &apps[n - 1]);
-		if (err)
-			break;
-	}
-	store_release(st, stmt);
-	if (err) {
-		store_app_list_free(apps, n);
-		return err;
-	}
-	*out = apps;
-	*n_out = n;
-	return VIV_OK;
+	err = store_rows_collect(st, stmt, sizeof(**out), read_app, app_clear, &apps, n_out);
+	if (!err)
+		*out = apps;
+	return err;
 }
 
 void store_app_free(struct store_app *app)
 {
-	if (!app)
-		return;
-	free(app->name);
-	free(app);
+	store_row_free(app, app_clear);
 }
 
 void store_app_list_free(struct store_app *apps, size_t n)
 {
-	size_t i;
-
-	if (!apps)
-		return;
-	for (i = 0; i < n; i++)
-		free(apps[i].name);
-	free(apps);
+	store_rows_free(apps, n, sizeof(*apps), app_clear);
 }

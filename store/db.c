@@ -178,6 +178,11 @@ enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt, ch
 	return *out ? VIV_OK : VIV_ERR_NOMEM;
 }
 
+void store_bind_count(struct store *st, sqlite3_stmt *stmt, int idx, size_t v)
+{
+	store_bind_int64(st, stmt, idx, v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
 void *store_grow(void *arr, size_t *alloc, size_t n, size_t size)
 {
 	size_t want;
@@ -193,6 +198,95 @@ void *store_grow(void *arr, size_t *alloc, size_t n, size_t size)
 		return NULL;
 	*alloc = want;
 	return p;
+}
+
+enum viv_err store_row_fetch(struct store *st, sqlite3_stmt *stmt, size_t size,
+			     store_row_read_fn read, store_row_clear_fn clear, void **out)
+{
+	void *elem = NULL;
+	enum viv_err err;
+	bool row;
+
+	*out = NULL;
+	err = store_step(st, stmt, &row);
+	if (err)
+		goto out;
+	if (!row) {
+		err = VIV_ERR_NOT_FOUND;
+		goto out;
+	}
+	elem = calloc(1, size);
+	if (!elem) {
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	err = read(stmt, elem);
+out:
+	store_release(st, stmt);
+	if (err) {
+		store_row_free(elem, clear);
+		return err;
+	}
+	*out = elem;
+	return VIV_OK;
+}
+
+enum viv_err store_rows_collect(struct store *st, sqlite3_stmt *stmt, size_t size,
+				store_row_read_fn read, store_row_clear_fn clear, void **out,
+				size_t *n_out)
+{
+	void *arr = NULL, *grown;
+	size_t n = 0, alloc = 0;
+	enum viv_err err;
+	bool row;
+
+	*out = NULL;
+	*n_out = 0;
+	for (;;) {
+		err = store_step(st, stmt, &row);
+		if (err || !row)
+			break;
+		grown = store_grow(arr, &alloc, n, size);
+		if (!grown) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		arr = grown;
+		n++;
+		/* Counted before it is read, so that a row read only in part
+		 * is freed with the rest. */
+		err = read(stmt, (char *)arr + (n - 1) * size);
+		if (err)
+			break;
+	}
+	store_release(st, stmt);
+	if (err) {
+		store_rows_free(arr, n, size, clear);
+		return err;
+	}
+	*out = arr;
+	*n_out = n;
+	return VIV_OK;
+}
+
+void store_row_free(void *elem, store_row_clear_fn clear)
+{
+	if (!elem)
+		return;
+	if (clear)
+		clear(elem);
+	free(elem);
+}
+
+void store_rows_free(void *arr, size_t n, size_t size, store_row_clear_fn clear)
+{
+	size_t i;
+
+	if (!arr)
+		return;
+	for (i = 0; clear && i < n; i++)
+		clear((char *)arr + i * size);
+	free(arr);
 }
 
 size_t store_utf8_cut(const char *text, size_t max)

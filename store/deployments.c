@@ -57,8 +57,9 @@ static bool mode_valid(const char *mode)
 static const char sql_dep_get[] = DEP_SELECT " WHERE d.id = ?1";
 static const char sql_dep_list[] = DEP_SELECT " WHERE d.app_id = ?1 ORDER BY d.id DESC LIMIT ?2";
 
-static enum viv_err read_dep(sqlite3_stmt *stmt, struct store_deployment *d)
+static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 {
+	struct store_deployment *d = elem;
 	enum viv_err err;
 
 	memset(d, 0, sizeof(*d));
@@ -90,8 +91,10 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, struct store_deployment *d)
 	return err;
 }
 
-static void dep_clear(struct store_deployment *d)
+static void dep_clear(void *elem)
 {
+	struct store_deployment *d = elem;
+
 	free(d->app);
 	free(d->upload_sha256);
 	free(d->language);
@@ -105,48 +108,28 @@ static void dep_clear(struct store_deployment *d)
 
 enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out)
 {
-	struct store_deployment *d = NULL;
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
-	bool row;
+	void *d;
 
 	*out = NULL;
 	err = store_prepare(st, sql_dep_get, &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
-	err = store_step(st, stmt, &row);
-	if (err)
-		goto out;
-	if (!row) {
-		err = VIV_ERR_NOT_FOUND;
-		goto out;
-	}
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		err = VIV_ERR_NOMEM;
-		goto out;
-	}
-	err = read_dep(stmt, d);
-out:
-	store_release(st, stmt);
-	if (err) {
-		store_deployment_free(d);
-		return err;
-	}
-	*out = d;
-	return VIV_OK;
+	err = store_row_fetch(st, stmt, sizeof(**out), read_dep, dep_clear, &d);
+	if (!err)
+		*out = d;
+	return err;
 }
 
 enum viv_err store_deployment_list(struct store *st, const char *app, size_t limit,
 				   struct store_deployment **out, size_t *n_out)
 {
-	struct store_deployment *ds = NULL, *grown;
 	sqlite3_stmt *stmt = NULL;
-	size_t n = 0, alloc = 0;
 	enum viv_err err;
 	int64_t app_id;
-	bool row;
+	void *ds;
 
 	*out = NULL;
 	*n_out = 0;
@@ -157,49 +140,21 @@ enum viv_err store_deployment_list(struct store *st, const char *app, size_t lim
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
-	store_bind_int64(st, stmt, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	for (;;) {
-		err = store_step(st, stmt, &row);
-		if (err || !row)
-			break;
-		grown = store_grow(ds, &alloc, n, sizeof(*ds));
-		if (!grown) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		ds = grown;
-		n++;
-		err = read_dep(stmt, &ds[n - 1]);
-		if (err)
-			break;
-	}
-	store_release(st, stmt);
-	if (err) {
-		store_deployment_list_free(ds, n);
-		return err;
-	}
-	*out = ds;
-	*n_out = n;
-	return VIV_OK;
+	store_bind_count(st, stmt, 2, limit);
+	err = store_rows_collect(st, stmt, sizeof(**out), read_dep, dep_clear, &ds, n_out);
+	if (!err)
+		*out = ds;
+	return err;
 }
 
 void store_deployment_free(struct store_deployment *d)
 {
-	if (!d)
-		return;
-	dep_clear(d);
-	free(d);
+	store_row_free(d, dep_clear);
 }
 
 void store_deployment_list_free(struct store_deployment *ds, size_t n)
 {
-	size_t i;
-
-	if (!ds)
-		return;
-	for (i = 0; i < n; i++)
-		dep_clear(&ds[i]);
-	free(ds);
+	store_rows_free(ds, n, sizeof(*ds), dep_clear);
 }
 
 /* ---- The queue ------------------------------------------------------------------- */
@@ -460,13 +415,19 @@ static const char sql_dep_requeue[] =
 	"UPDATE deployments SET status = 'queued', started_at = NULL"
 	" WHERE status = 'building' RETURNING id";
 
+static enum viv_err read_id(sqlite3_stmt *stmt, void *elem)
+{
+	*(int64_t *)elem = sqlite3_column_int64(stmt, 0);
+	return VIV_OK;
+}
+
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
-	int64_t *ids = NULL, *grown;
-	size_t n = 0, alloc = 0, i;
+	int64_t *ids = NULL;
+	size_t n = 0, i;
 	enum viv_err err;
-	bool row;
+	void *rows;
 
 	if (n_out)
 		*n_out = 0;
@@ -476,19 +437,8 @@ enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_ou
 	err = store_prepare(st, sql_dep_requeue, &stmt);
 	if (err)
 		goto out;
-	for (;;) {
-		err = store_step(st, stmt, &row);
-		if (err || !row)
-			break;
-		grown = store_grow(ids, &alloc, n, sizeof(*ids));
-		if (!grown) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		ids = grown;
-		ids[n++] = sqlite3_column_int64(stmt, 0);
-	}
-	store_release(st, stmt);
+	err = store_rows_collect(st, stmt, sizeof(*ids), read_id, NULL, &rows, &n);
+	ids = rows;
 	for (i = 0; !err && i < n; i++)
 		err = log_append_locked(st, ids[i], REQUEUED_LINE, strlen(REQUEUED_LINE), true);
 	if (!err)

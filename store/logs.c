@@ -130,8 +130,9 @@ static const char sql_log_after[] = "SELECT " LOG_COLUMNS " FROM app_logs"
 static const char sql_log_tail[] = "SELECT * FROM (SELECT " LOG_COLUMNS " FROM app_logs"
 				   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?3) ORDER BY id";
 
-static enum viv_err read_log(sqlite3_stmt *stmt, struct store_log *line)
+static enum viv_err read_log(sqlite3_stmt *stmt, void *elem)
 {
+	struct store_log *line = elem;
 	enum viv_err err;
 
 	memset(line, 0, sizeof(*line));
@@ -145,15 +146,21 @@ static enum viv_err read_log(sqlite3_stmt *stmt, struct store_log *line)
 	return err;
 }
 
+static void log_clear(void *elem)
+{
+	struct store_log *line = elem;
+
+	free(line->stream);
+	free(line->message);
+}
+
 enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
 			    struct store_log **out, size_t *n_out)
 {
-	struct store_log *lines = NULL, *grown;
 	sqlite3_stmt *stmt = NULL;
-	size_t n = 0, alloc = 0;
 	enum viv_err err;
 	int64_t app_id;
-	bool row;
+	void *lines;
 
 	*out = NULL;
 	*n_out = 0;
@@ -166,41 +173,14 @@ enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id,
 	store_bind_int64(st, stmt, 1, app_id);
 	if (after_id > 0)
 		store_bind_int64(st, stmt, 2, after_id);
-	store_bind_int64(st, stmt, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	for (;;) {
-		err = store_step(st, stmt, &row);
-		if (err || !row)
-			break;
-		grown = store_grow(lines, &alloc, n, sizeof(*lines));
-		if (!grown) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		lines = grown;
-		n++;
-		err = read_log(stmt, &lines[n - 1]);
-		if (err)
-			break;
-	}
-	store_release(st, stmt);
-	if (err) {
-		store_logs_free(lines, n);
-		return err;
-	}
-	*out = lines;
-	*n_out = n;
-	return VIV_OK;
+	store_bind_count(st, stmt, 3, limit);
+	err = store_rows_collect(st, stmt, sizeof(**out), read_log, log_clear, &lines, n_out);
+	if (!err)
+		*out = lines;
+	return err;
 }
 
 void store_logs_free(struct store_log *lines, size_t n)
 {
-	size_t i;
-
-	if (!lines)
-		return;
-	for (i = 0; i < n; i++) {
-		free(lines[i].stream);
-		free(lines[i].message);
-	}
-	free(lines);
+	store_rows_free(lines, n, sizeof(*lines), log_clear);
 }

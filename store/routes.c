@@ -77,8 +77,9 @@ static const char sql_routes[] =
 	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
 	" ORDER BY a.name";
 
-static enum viv_err read_route(sqlite3_stmt *stmt, struct store_route *r)
+static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
 {
+	struct store_route *r = elem;
 	enum viv_err err;
 
 	memset(r, 0, sizeof(*r));
@@ -94,55 +95,34 @@ static enum viv_err read_route(sqlite3_stmt *stmt, struct store_route *r)
 	return err;
 }
 
+static void route_clear(void *elem)
+{
+	struct store_route *r = elem;
+
+	free(r->app);
+	free(r->artifact);
+	free(r->mode);
+	free(r->config);
+}
+
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
 {
-	struct store_route *routes = NULL, *grown;
 	sqlite3_stmt *stmt = NULL;
-	size_t n = 0, alloc = 0;
 	enum viv_err err;
-	bool row;
+	void *routes;
 
 	*out = NULL;
 	*n_out = 0;
 	err = store_prepare(st, sql_routes, &stmt);
 	if (err)
 		return err;
-	for (;;) {
-		err = store_step(st, stmt, &row);
-		if (err || !row)
-			break;
-		grown = store_grow(routes, &alloc, n, sizeof(*routes));
-		if (!grown) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		routes = grown;
-		n++;
-		err = read_route(stmt, &routes[n - 1]);
-		if (err)
-			break;
-	}
-	store_release(st, stmt);
-	if (err) {
-		store_routes_free(routes, n);
-		return err;
-	}
-	*out = routes;
-	*n_out = n;
-	return VIV_OK;
+	err = store_rows_collect(st, stmt, sizeof(**out), read_route, route_clear, &routes, n_out);
+	if (!err)
+		*out = routes;
+	return err;
 }
 
 void store_routes_free(struct store_route *routes, size_t n)
 {
-	size_t i;
-
-	if (!routes)
-		return;
-	for (i = 0; i < n; i++) {
-		free(routes[i].app);
-		free(routes[i].artifact);
-		free(routes[i].mode);
-		free(routes[i].config);
-	}
-	free(routes);
+	store_rows_free(routes, n, sizeof(*routes), route_clear);
 }

@@ -81,10 +81,47 @@ enum viv_err store_col_text(sqlite3_stmt *stmt, int col, char **out);
  * success. */
 enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt, char **out);
 
+/* Binds a count, such as a LIMIT, clamped to INT64_MAX. */
+void store_bind_count(struct store *st, sqlite3_stmt *stmt, int idx, size_t v);
+
 /* Makes room for element n of an array of elements of size bytes with
  * *alloc slots, growing it by doubling. Returns the array (moved or not), or
  * NULL when out of memory, in which case arr is left as it was. */
 void *store_grow(void *arr, size_t *alloc, size_t n, size_t size);
+
+/* ---- Rows into structs (db.c) ------------------------------------------------- */
+
+/* Reads the current row of stmt into *elem, a struct of the caller's type.
+ * Whatever the result, *elem is left fit for the matching clear function. */
+typedef enum viv_err (*store_row_read_fn)(sqlite3_stmt *stmt, void *elem);
+
+/* Frees what a read function put into *elem, but not elem itself. */
+typedef void (*store_row_clear_fn)(void *elem);
+
+/* Steps stmt, prepared and bound by the caller, once and reads its row into
+ * a new element of size bytes: VIV_ERR_NOT_FOUND when there is no row.
+ * Releases stmt whatever the result. *out is set only on success; caller
+ * frees it with store_row_free() and the same clear. */
+enum viv_err store_row_fetch(struct store *st, sqlite3_stmt *stmt, size_t size,
+			     store_row_read_fn read, store_row_clear_fn clear, void **out);
+
+/* Steps stmt, prepared and bound by the caller, to the end and reads every
+ * row into a growing array of elements of size bytes. Releases stmt whatever
+ * the result. On success *out is the array (NULL when there were no rows)
+ * and *n_out its length; caller frees it with store_rows_free() and the same
+ * clear. On failure the rows read so far are freed and the outputs stay
+ * cleared. clear may be NULL when elements own nothing. */
+enum viv_err store_rows_collect(struct store *st, sqlite3_stmt *stmt, size_t size,
+				store_row_read_fn read, store_row_clear_fn clear, void **out,
+				size_t *n_out);
+
+/* Clears one element with clear (unless it is NULL) and frees it. Accepts
+ * NULL. */
+void store_row_free(void *elem, store_row_clear_fn clear);
+
+/* Clears each of the n elements of size bytes in arr with clear (unless it
+ * is NULL) and frees arr. Accepts NULL. */
+void store_rows_free(void *arr, size_t n, size_t size, store_row_clear_fn clear);
 
 /* How many of the first max bytes of text can be kept without splitting a
  * UTF-8 sequence; text has more than max bytes. */
