@@ -106,6 +106,32 @@ static void dep_clear(void *elem)
 	free(d->error);
 }
 
+/* Prepares sql, binds a deployment's id to ?1 and steps to its row:
+ * VIV_ERR_NOT_FOUND when there is none. On success the row is ready to read
+ * in *out, to hand back with store_release(); on failure the statement has
+ * been released and *out is NULL. */
+static enum viv_err dep_row(struct store *st, const char *sql, int64_t id, sqlite3_stmt **out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row;
+
+	*out = NULL;
+	err = store_prepare(st, sql, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (err) {
+		store_release(st, stmt);
+		return err;
+	}
+	*out = stmt;
+	return VIV_OK;
+}
+
 enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -315,23 +341,16 @@ static const char sql_dep_log_append[] = "UPDATE deployments SET log = log || ?2
 /* The size of a build log in bytes, and whether it ends a line. */
 static enum viv_err log_state(struct store *st, int64_t id, int64_t *size, bool *at_line_start)
 {
-	sqlite3_stmt *stmt = NULL;
+	sqlite3_stmt *stmt;
 	enum viv_err err;
-	bool row;
 
-	err = store_prepare(st, sql_dep_log_state, &stmt);
+	err = dep_row(st, sql_dep_log_state, id, &stmt);
 	if (err)
 		return err;
-	store_bind_int64(st, stmt, 1, id);
-	err = store_step(st, stmt, &row);
-	if (!err && !row)
-		err = VIV_ERR_NOT_FOUND;
-	if (!err) {
-		*size = sqlite3_column_int64(stmt, 0);
-		*at_line_start = sqlite3_column_int(stmt, 1) != 0;
-	}
+	*size = sqlite3_column_int64(stmt, 0);
+	*at_line_start = sqlite3_column_int(stmt, 1) != 0;
 	store_release(st, stmt);
-	return err;
+	return VIV_OK;
 }
 
 /* The bytes to append to a log of size bytes so that its contents stay
@@ -530,24 +549,16 @@ static const char sql_dep_status[] = "SELECT status FROM deployments WHERE id = 
  * is not in a state that may finish that way. */
 static enum viv_err finish_refused(struct store *st, int64_t id, const char *to)
 {
-	sqlite3_stmt *stmt = NULL;
+	sqlite3_stmt *stmt;
 	enum viv_err err;
-	bool row;
 
-	err = store_prepare(st, sql_dep_status, &stmt);
+	err = dep_row(st, sql_dep_status, id, &stmt);
 	if (err)
 		return err;
-	store_bind_int64(st, stmt, 1, id);
-	err = store_step(st, stmt, &row);
-	if (!err && !row)
-		err = VIV_ERR_NOT_FOUND;
-	if (!err) {
-		viv_log(VIV_ERROR, "store: deployment %lld is %s, so it cannot become %s",
-			(long long)id, (const char *)sqlite3_column_text(stmt, 0), to);
-		err = VIV_ERR_INVALID;
-	}
+	viv_log(VIV_ERROR, "store: deployment %lld is %s, so it cannot become %s", (long long)id,
+		(const char *)sqlite3_column_text(stmt, 0), to);
 	store_release(st, stmt);
-	return err;
+	return VIV_ERR_INVALID;
 }
 
 static const char sql_json_object[] =
