@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 char *t_tmpdir(void)
@@ -118,16 +117,28 @@ void t_archive(const char *path, const char *format, const char *filter,
 
 char *t_wat(const char *dir, const char *name, const char *wat)
 {
-	char *src, *out, *cmd;
-	int rc;
+	const char *argv[] = {"wat2wasm", NULL, "-o", NULL, NULL};
+	struct pipe_config cfg;
+	struct pipe_exit ex;
+	struct viv_buf output;
+	char *src, *out, err[256] = "";
+	enum viv_err rc;
 
 	cr_assert(asprintf(&src, "%s/%s.wat", dir, name) > 0);
 	cr_assert(asprintf(&out, "%s/%s", dir, name) > 0);
 	cr_assert_eq(viv_write_file_atomic(src, wat, strlen(wat), 0644), VIV_OK);
-	cr_assert(asprintf(&cmd, "wat2wasm '%s' -o '%s'", src, out) > 0);
-	rc = system(cmd);
-	cr_assert_eq(rc, 0, "wat2wasm failed on %s", wat);
-	free(cmd);
+	argv[1] = src;
+	argv[3] = out;
+	/* The pipeline's own runner: an argv array and no shell, no sandbox,
+	 * the default timeout and output cap, and dir as its scratch. */
+	t_config(&cfg, false);
+	viv_buf_init(&output, 0);
+	memset(&ex, 0, sizeof(ex));
+	rc = pipe_spawn(&cfg, dir, NULL, argv, &output, &ex, err, sizeof(err));
+	cr_assert_eq(rc, VIV_OK, "wat2wasm: %s", err);
+	cr_assert_eq(ex.code, 0, "wat2wasm failed on %s:\n%s", wat,
+		     output.data ? output.data : "");
+	viv_buf_free(&output);
 	free(src);
 	return out;
 }

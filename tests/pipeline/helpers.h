@@ -31,8 +31,9 @@ struct t_entry {
 void t_archive(const char *path, const char *format, const char *filter,
 	       const struct t_entry *entries, size_t n);
 
-/* Assembles WAT text with wat2wasm into dir/name; returns its path
- * (caller frees with free()). */
+/* Assembles WAT text with wat2wasm, run through pipe_spawn (an argv array,
+ * never a shell), into dir/name; returns its path (caller frees with
+ * free()). Fails the test with wat2wasm's output when it does not exit 0. */
 char *t_wat(const char *dir, const char *name, const char *wat);
 
 /* The module's bytes; caller frees with free(). */
