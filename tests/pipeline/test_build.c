@@ -82,6 +82,38 @@ static char *tar_of(const char *name, const struct t_entry *e, size_t n)
 	return path;
 }
 
+/* Uploads a gzipped tarball of the n entries as a deployment of app, builds
+ * it and returns what the store says. */
+static struct store_deployment *build_tar(const char *app, const struct t_entry *e, size_t n)
+{
+	char name[128];
+	char *tar;
+	struct store_deployment *d;
+
+	snprintf(name, sizeof(name), "%s.tar.gz", app);
+	tar = tar_of(name, e, n);
+	d = build_next(queue(app, tar));
+	free(tar);
+	return d;
+}
+
+/* Polls the store until a builder thread has finished deployment id (a
+ * minute at most) and returns it. */
+static struct store_deployment *wait_finished(int64_t id)
+{
+	struct store_deployment *d = NULL;
+
+	for (int i = 0; i < 600; i++) {
+		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
+			return d;
+		store_deployment_free(d);
+		usleep(100 * 1000);
+	}
+	cr_assert_fail("the builder did not finish deployment %lld", (long long)id);
+	return NULL;
+}
+
 static char *hello_source(void)
 {
 	char *path = viv_path_join(VIV_SOURCE_DIR, "sdk/examples/c-hello/hello.c");
@@ -196,11 +228,9 @@ Test(build, c_compile_error_names_file_and_line)
 		 "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
 		{"README.md", 'f', "# bad\n", 0},
 	};
-	char *tar = tar_of("bad.tar.gz", e, 2);
-	struct store_deployment *d;
+	struct store_deployment *d = build_tar("bad", e, 2);
 	struct store_app *app = NULL;
 
-	d = build_next(queue("bad", tar));
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->error, "the C compiler reported errors; the build log has them with "
 				   "file and line");
@@ -213,7 +243,6 @@ Test(build, c_compile_error_names_file_and_line)
 	assert_no_build_dirs_left();
 	store_app_free(app);
 	store_deployment_free(d);
-	free(tar);
 }
 
 Test(build, failure_keeps_the_previous_deployment_serving)
@@ -251,8 +280,7 @@ Test(build, c_reactor_with_run)
 		 " \"env\": {\"GREETING\": \"hi\"}}",
 		 0},
 	};
-	char *tar = tar_of("h.tar.gz", e, 2);
-	struct store_deployment *d = build_next(queue("handler", tar));
+	struct store_deployment *d = build_tar("handler", e, 2);
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->mode, "hostcall");
@@ -260,21 +288,18 @@ Test(build, c_reactor_with_run)
 	cr_assert(strstr(d->config, "\"memory_mb\":16"), "%s", d->config);
 	cr_assert(strstr(d->config, "\"GREETING\":\"hi\""), "%s", d->config);
 	store_deployment_free(d);
-	free(tar);
 }
 
 Test(build, c_without_main_or_run)
 {
 	struct t_entry e[] = {{"lib.c", 'f', "int helper(int x) { return x + 1; }\n", 0}};
-	char *tar = tar_of("lib.tar.gz", e, 1);
-	struct store_deployment *d = build_next(queue("lib", tar));
+	struct store_deployment *d = build_tar("lib", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "found neither main() (a WASI command, served as CGI) nor run() "
 				   "(a Terrarium-style handler)"),
 		  "%s", d->error);
 	store_deployment_free(d);
-	free(tar);
 }
 
 Test(build, wat_module)
@@ -292,15 +317,13 @@ Test(build, wat_module)
 		 " (i32.const 8)))))\n",
 		 0},
 	};
-	char *tar = tar_of("wat.tar.gz", e, 1);
-	struct store_deployment *d = build_next(queue("wat", tar));
+	struct store_deployment *d = build_tar("wat", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "wat");
 	cr_assert_str_eq(d->mode, "cgi");
 	cr_assert(strstr(d->log, "$ wat2wasm app.wat -o "), "%s", d->log);
 	store_deployment_free(d);
-	free(tar);
 }
 
 Test(build, wat_error_has_line_and_column)
@@ -308,14 +331,12 @@ Test(build, wat_error_has_line_and_column)
 	struct t_entry e[] = {
 		{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0},
 	};
-	char *tar = tar_of("wat.tar.gz", e, 1);
-	struct store_deployment *d = build_next(queue("wat", tar));
+	struct store_deployment *d = build_tar("wat", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "wat2wasm reported errors in app.wat"), "%s", d->error);
 	cr_assert(strstr(d->log, "app.wat:2:"), "%s", d->log);
 	store_deployment_free(d);
-	free(tar);
 }
 
 Test(build, raw_wasm_upload)
@@ -363,7 +384,6 @@ Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 {
 	char *junk = viv_path_join(work, "junk");
 	struct t_entry e[] = {{"../evil.c", 'f', "x", 0}};
-	char *tar = tar_of("evil.tar.gz", e, 1);
 	struct store_deployment *d;
 
 	cr_assert_eq(viv_write_file_atomic(junk, "just some text", 14, 0644), VIV_OK);
@@ -372,12 +392,11 @@ Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 	cr_assert(strstr(d->error, "the upload is not a tarball or a .wasm module (libarchive:"),
 		  "%s", d->error);
 	store_deployment_free(d);
-	d = build_next(queue("evil", tar));
+	d = build_tar("evil", e, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "'../evil.c' leaves the upload's folder"), "%s", d->error);
 	store_deployment_free(d);
 	free(junk);
-	free(tar);
 }
 
 Test(build, manifest_errors_and_languages_to_come)
@@ -387,73 +406,50 @@ Test(build, manifest_errors_and_languages_to_come)
 		{"vivarium.json", 'f', "{\"limits\": {\"memory_mb\": 4096}}", 0},
 	};
 	struct t_entry rust[] = {{"Cargo.toml", 'f', "[package]\nname = \"x\"\n", 0}};
-	char *t1 = tar_of("m.tar.gz", bad, 2), *t2 = tar_of("r.tar.gz", rust, 1);
 	struct store_deployment *d;
 
-	d = build_next(queue("m", t1));
+	d = build_tar("m", bad, 2);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "limits.memory_mb is 4096, above this server's maximum of 1024"),
 		  "%s", d->error);
 	store_deployment_free(d);
-	d = build_next(queue("r", t2));
+	d = build_tar("r", rust, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->language, "rust");
 	cr_assert(strstr(d->error, "Rust builds are not available on this server yet"), "%s",
 		  d->error);
 	store_deployment_free(d);
-	free(t1);
-	free(t2);
+}
+
+/* Starts a builder thread, queues a module as app, wakes the builder only
+ * when wake is set, and checks that the builder makes it ready. */
+static void builder_builds(const char *app, bool wake)
+{
+	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
+	struct pipe_builder *b = NULL;
+	struct store_deployment *d;
+	int64_t id;
+
+	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
+	id = queue(app, wasm);
+	if (wake)
+		pipe_builder_wake(b);
+	d = wait_finished(id);
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s", d->error);
+	store_deployment_free(d);
+	pipe_builder_stop(b);
+	free(wasm);
 }
 
 Test(build, builder_thread_builds_what_is_queued)
 {
-	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
-	struct pipe_builder *b = NULL;
-	struct store_deployment *d = NULL;
-	int64_t id;
-	int i;
-
-	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
-	id = queue("bg", wasm);
-	pipe_builder_wake(b);
-	for (i = 0; i < 600; i++) {
-		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
-		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
-			break;
-		store_deployment_free(d);
-		d = NULL;
-		usleep(100 * 1000);
-	}
-	cr_assert_not_null(d, "the builder did not finish");
-	cr_assert_eq(d->status, STORE_DEP_READY, "%s", d->error);
-	store_deployment_free(d);
-	pipe_builder_stop(b);
-	free(wasm);
+	builder_builds("bg", true);
 }
 
 Test(build, builder_finds_work_queued_without_a_wake)
 {
-	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
-	struct pipe_builder *b = NULL;
-	struct store_deployment *d = NULL;
-	int64_t id;
-
-	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
 	/* As if another process queued it: nobody wakes the builder. */
-	id = queue("quiet", wasm);
-	for (int i = 0; i < 600; i++) {
-		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
-		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
-			break;
-		store_deployment_free(d);
-		d = NULL;
-		usleep(100 * 1000);
-	}
-	cr_assert_not_null(d);
-	cr_assert_eq(d->status, STORE_DEP_READY, "%s", d->error);
-	store_deployment_free(d);
-	pipe_builder_stop(b);
-	free(wasm);
+	builder_builds("quiet", false);
 }
 
 Test(build, builder_start_fails_on_a_bad_datadir)
