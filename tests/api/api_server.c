@@ -275,6 +275,22 @@ json_t *twait_deployment(const struct tsrv *s, long long id, int timeout_s)
 	return last;
 }
 
+void tsrv_append_logs(const struct tsrv *s, const char *app, struct store_log *lines, size_t n)
+{
+	struct store *st = NULL;
+	struct store_app *a = NULL;
+	char errbuf[256];
+	size_t i;
+
+	cr_assert_eq(store_open(s->datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
+	cr_assert_eq(store_app_get(st, app, &a), VIV_OK, "no app %s", app);
+	for (i = 0; i < n; i++)
+		lines[i].app_id = a->id;
+	cr_assert_eq(store_logs_append(st, lines, n), VIV_OK);
+	store_app_free(a);
+	store_close(st);
+}
+
 static la_ssize_t on_archive(struct archive *a, void *ctx, const void *p, size_t n)
 {
 	(void)a;

@@ -51,6 +51,13 @@ void tresp_free(struct tresp *r);
  * json_decref). */
 json_t *twait_deployment(const struct tsrv *s, long long id, int timeout_s);
 
+struct store_log;
+
+/* Appends the n lines to the logs of app through a store of the test's own
+ * on s's data directory, as a runner would; sets each line's app_id, the
+ * caller the rest. Asserts on failure. */
+void tsrv_append_logs(const struct tsrv *s, const char *app, struct store_log *lines, size_t n);
+
 /* A gzipped tar in memory holding the given files (names[i], texts[i]).
  * Caller frees *out with free(). */
 void tmake_targz(const char *const *names, const char *const *texts, size_t n, char **out,

@@ -323,30 +323,20 @@ Test(api, wat_tarball_builds_to_ready_and_tar_is_accepted, .timeout = 240)
 
 Test(api, logs_page_by_id)
 {
+	struct store_log lines[] = {
+		{.ts = viv_now_ms(), .stream = "stdout", .message = "first line"},
+		{.ts = viv_now_ms(), .stream = "stderr", .message = "second \xff\xfe line"},
+		{.ts = viv_now_ms(), .stream = "debug", .message = "third line"},
+	};
 	struct tsrv s;
 	struct tresp r;
-	struct store *st = NULL;
-	struct store_app *app = NULL;
-	struct store_log lines[3];
-	char errbuf[256], path[128];
+	char path[128];
 	json_t *logs;
 	long long last;
 
 	tsrv_start(&s, 0, NULL);
 	upload_ok(&s, "logged", twasm_min, twasm_min_len);
-
-	cr_assert_eq(store_open(s.datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
-	cr_assert_eq(store_app_get(st, "logged", &app), VIV_OK);
-	memset(lines, 0, sizeof(lines));
-	lines[0] = (struct store_log){.app_id = app->id, .ts = viv_now_ms(), .stream = "stdout",
-				      .message = "first line"};
-	lines[1] = (struct store_log){.app_id = app->id, .ts = viv_now_ms(), .stream = "stderr",
-				      .message = "second \xff\xfe line"};
-	lines[2] = (struct store_log){.app_id = app->id, .ts = viv_now_ms(), .stream = "debug",
-				      .message = "third line"};
-	cr_assert_eq(store_logs_append(st, lines, 3), VIV_OK);
-	store_app_free(app);
-	store_close(st);
+	tsrv_append_logs(&s, "logged", lines, 3);
 
 	thttp(&s, "GET", "/v1/apps/logged/logs", s.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 200, "%s", r.body);

@@ -207,12 +207,15 @@ Test(cli, invalid_names_are_refused_before_upload)
 
 Test(cli, logs_prints_lines_and_defuses_escapes)
 {
+	struct store_log lines[] = {
+		{.deployment_id = 1, .ts = viv_now_ms(), .stream = "stdout",
+		 .message = "hello from the guest"},
+		{.deployment_id = 1, .ts = viv_now_ms(), .stream = "stderr",
+		 .message = "red \x1b[31mtext"},
+	};
 	struct tsrv s;
 	struct trun r;
-	struct store *st = NULL;
-	struct store_app *app = NULL;
-	struct store_log lines[2];
-	char errbuf[256], file[128];
+	char file[128];
 
 	tsrv_start(&s, 0, NULL);
 	snprintf(file, sizeof(file), "%s/app.wasm", s.root);
@@ -220,16 +223,7 @@ Test(cli, logs_prints_lines_and_defuses_escapes)
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", file, "--no-wait", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
 	free(r.out);
-
-	cr_assert_eq(store_open(s.datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
-	cr_assert_eq(store_app_get(st, "app", &app), VIV_OK);
-	lines[0] = (struct store_log){.app_id = app->id, .deployment_id = 1, .ts = viv_now_ms(),
-				      .stream = "stdout", .message = "hello from the guest"};
-	lines[1] = (struct store_log){.app_id = app->id, .deployment_id = 1, .ts = viv_now_ms(),
-				      .stream = "stderr", .message = "red \x1b[31mtext"};
-	cr_assert_eq(store_logs_append(st, lines, 2), VIV_OK);
-	store_app_free(app);
-	store_close(st);
+	tsrv_append_logs(&s, "app", lines, 2);
 
 	run_viv(NULL, s.base, s.token, (const char *[]){"logs", "app", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
