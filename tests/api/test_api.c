@@ -41,6 +41,17 @@ static long long upload_ok(const struct tsrv *s, const char *app, const void *bo
 	return id;
 }
 
+/* Sends a request without a body and asserts the status of the reply. */
+static void expect_status(const struct tsrv *s, const char *method, const char *path,
+			  const char *token, long status)
+{
+	struct tresp r;
+
+	thttp(s, method, path, token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, status, "%s %s: %ld %s", method, path, r.status, r.body);
+	tresp_free(&r);
+}
+
 static size_t tfiles;
 static int count_file(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -91,18 +102,14 @@ Test(api, token_is_required_and_checked)
 	cr_assert_not_null(strstr(jstr(r.json, "error"), s.datadir), "%s", r.body);
 	tresp_free(&r);
 
-	thttp(&s, "GET", "/v1/apps", "not-the-token", NULL, 0, false, &r);
-	cr_assert_eq(r.status, 401);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/apps", "not-the-token", 401);
 
 	thttp(&s, "POST", "/v1/apps/hello/deployments", "not-the-token", twasm_min, twasm_min_len,
 	      false, &r);
 	cr_assert_eq(r.status, 401);
 	tresp_free(&r);
 
-	thttp(&s, "GET", "/v1/deployments/1", NULL, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 401);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/deployments/1", NULL, 401);
 
 	thttp(&s, "GET", "/v1/apps", s.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 200, "%s", r.body);
@@ -135,9 +142,7 @@ Test(api, bad_app_names_are_refused)
 		cr_assert_not_null(strstr(jstr(r.json, "error"), "DNS labels"), "%s", r.body);
 		tresp_free(&r);
 	}
-	thttp(&s, "GET", "/v1/apps/Nope", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/apps/Nope", s.token, 400);
 	tsrv_stop(&s);
 }
 
@@ -366,15 +371,9 @@ Test(api, logs_page_by_id)
 	cr_assert_str_eq(jstr(json_array_get(logs, 1), "message"), "third line");
 	tresp_free(&r);
 
-	thttp(&s, "GET", "/v1/apps/logged/logs?limit=0", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
-	thttp(&s, "GET", "/v1/apps/logged/logs?limit=1001", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
-	thttp(&s, "GET", "/v1/apps/logged/logs?after=-1", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/apps/logged/logs?limit=0", s.token, 400);
+	expect_status(&s, "GET", "/v1/apps/logged/logs?limit=1001", s.token, 400);
+	expect_status(&s, "GET", "/v1/apps/logged/logs?after=-1", s.token, 400);
 	thttp(&s, "GET", "/v1/apps/nobody/logs", s.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 404);
 	cr_assert_not_null(jstr(r.json, "error"));
@@ -408,28 +407,20 @@ Test(api, unknown_paths_methods_and_ids)
 	cr_assert_eq(r.status, 400);
 	cr_assert_not_null(jstr(r.json, "error"));
 	tresp_free(&r);
-	thttp(&s, "GET", "/v1/deployments/0", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
-	thttp(&s, "GET", "/v1/deployments/12345678901234567890", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 400);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/deployments/0", s.token, 400);
+	expect_status(&s, "GET", "/v1/deployments/12345678901234567890", s.token, 400);
 	thttp(&s, "GET", "/v1/deployments/4242", s.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 404);
 	cr_assert_not_null(jstr(r.json, "error"));
 	tresp_free(&r);
-	thttp(&s, "GET", "/v1/apps/ghost", s.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 404);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/v1/apps/ghost", s.token, 404);
 
 	/* Without a web directory, / is a JSON index of the API. */
 	thttp(&s, "GET", "/", NULL, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert_str_eq(jstr(r.json, "service"), "vivarium");
 	tresp_free(&r);
-	thttp(&s, "GET", "/web/app.js", NULL, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 404);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/web/app.js", NULL, 404);
 	tsrv_stop(&s);
 }
 
@@ -465,15 +456,9 @@ Test(api, web_page_files_are_served_safely)
 	cr_assert_str_eq(r.body, "let x = 1;");
 	cr_assert_str_eq(r.content_type, "text/javascript; charset=utf-8");
 	tresp_free(&r);
-	thttp(&s, "GET", "/web/.secret", NULL, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 404);
-	tresp_free(&r);
-	thttp(&s, "GET", "/web/link.txt", NULL, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 404);
-	tresp_free(&r);
-	thttp(&s, "GET", "/web/%2e%2e%2fapi.log", NULL, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 404);
-	tresp_free(&r);
+	expect_status(&s, "GET", "/web/.secret", NULL, 404);
+	expect_status(&s, "GET", "/web/link.txt", NULL, 404);
+	expect_status(&s, "GET", "/web/%2e%2e%2fapi.log", NULL, 404);
 	thttp(&s, "GET", "/web/missing.css", NULL, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 404);
 	cr_assert_not_null(r.json);
