@@ -80,6 +80,12 @@ static void run_viv(const char *cwd, const char *api_env, const char *token_env,
 		rmdir(empty);
 }
 
+/* Asserts that what viv printed contains text. */
+static void assert_says(const struct trun *r, const char *text)
+{
+	cr_assert_not_null(strstr(r->out, text), "viv did not say \"%s\":\n%s", text, r->out);
+}
+
 /* Writes text to dir/name, making parent folders. */
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -104,7 +110,7 @@ Test(cli, apps_lists_nothing_then_a_deployed_app, .timeout = 240)
 	run_viv(NULL, NULL, NULL, (const char *[]){"--api", s.base, "--token", s.token, "apps", NULL},
 		&r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "no apps yet"), "%s", r.out);
+	assert_says(&r, "no apps yet");
 	free(r.out);
 
 	/* The folder's name, lowercased and cleaned up, is the app name. */
@@ -115,24 +121,23 @@ Test(cli, apps_lists_nothing_then_a_deployed_app, .timeout = 240)
 	put(dir, "node_modules/x/index.js", "module.exports = 1;\n");
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", dir, NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "as app \"hello-world\": deployment "), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "(1 file)"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "ready in "), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, " s: http://hello-world.localhost:8000/"), "%s", r.out);
+	assert_says(&r, "as app \"hello-world\": deployment ");
+	assert_says(&r, "(1 file)");
+	assert_says(&r, "ready in ");
+	assert_says(&r, " s: http://hello-world.localhost:8000/");
 	free(r.out);
 
 	run_viv(NULL, s.base, s.token, (const char *[]){"apps", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "hello-world"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "http://hello-world.localhost:8000/"), "%s", r.out);
+	assert_says(&r, "hello-world");
+	assert_says(&r, "http://hello-world.localhost:8000/");
 	free(r.out);
 
 	run_viv(NULL, s.base, s.token, (const char *[]){"status", "1", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "deployment 1 of hello-world: ready (serving)"), "%s",
-			   r.out);
-	cr_assert_not_null(strstr(r.out, "timings"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "language  wat"), "%s", r.out);
+	assert_says(&r, "deployment 1 of hello-world: ready (serving)");
+	assert_says(&r, "timings");
+	assert_says(&r, "language  wat");
 	free(r.out);
 
 	viv_rmtree(tmp);
@@ -150,8 +155,8 @@ Test(cli, deploy_of_a_broken_app_shows_the_error_and_log, .timeout = 240)
 	put(tmp, "broken.wat", "(module (func $f (result i32)))\n");
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", tmp, "--app", "broken", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "failed: "), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "build log:"), "%s", r.out);
+	assert_says(&r, "failed: ");
+	assert_says(&r, "build log:");
 	free(r.out);
 	viv_rmtree(tmp);
 	tsrv_stop(&s);
@@ -169,8 +174,8 @@ Test(cli, deploy_of_a_file_and_no_wait)
 	cr_assert_eq(viv_write_file_atomic(file, twasm_min, twasm_min_len, 0644), VIV_OK);
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", "--no-wait", file, NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "as app \"tiny\": deployment 1"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "viv status 1"), "%s", r.out);
+	assert_says(&r, "as app \"tiny\": deployment 1");
+	assert_says(&r, "viv status 1");
 	free(r.out);
 	viv_rmtree(tmp);
 	tsrv_stop(&s);
@@ -188,18 +193,17 @@ Test(cli, invalid_names_are_refused_before_upload)
 	put(tmp, "vivarium.json", "{\"name\": \"Not Valid\"}");
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", tmp, NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "names the app \"Not Valid\", which is not a valid name"),
-			   "%s", r.out);
+	assert_says(&r, "names the app \"Not Valid\", which is not a valid name");
 	free(r.out);
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", tmp, "--app", "-no", NULL}, &r);
 	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "is not a valid app name"), "%s", r.out);
+	assert_says(&r, "is not a valid app name");
 	free(r.out);
 	/* vivarium.json's name wins over the folder's. */
 	put(tmp, "vivarium.json", "{\"name\": \"from-manifest\"}");
 	run_viv(NULL, s.base, s.token, (const char *[]){"deploy", tmp, "--no-wait", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "as app \"from-manifest\""), "%s", r.out);
+	assert_says(&r, "as app \"from-manifest\"");
 	free(r.out);
 	viv_rmtree(tmp);
 	tsrv_stop(&s);
@@ -227,14 +231,14 @@ Test(cli, logs_prints_lines_and_defuses_escapes)
 
 	run_viv(NULL, s.base, s.token, (const char *[]){"logs", "app", NULL}, &r);
 	cr_assert_eq(r.status, 0, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "[1 stdout] hello from the guest"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "red ?[31mtext"), "%s", r.out);
+	assert_says(&r, "[1 stdout] hello from the guest");
+	assert_says(&r, "red ?[31mtext");
 	cr_assert_null(strchr(r.out, '\x1b'), "%s", r.out);
 	free(r.out);
 
 	run_viv(NULL, s.base, s.token, (const char *[]){"logs", "ghost", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "no app named \"ghost\""), "%s", r.out);
+	assert_says(&r, "no app named \"ghost\"");
 	free(r.out);
 	tsrv_stop(&s);
 }
@@ -248,12 +252,12 @@ Test(cli, token_sources_and_refusals)
 	tsrv_start(&s, 0, NULL);
 	run_viv(NULL, s.base, "wrong-token", (const char *[]){"apps", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "refused the token from VIV_TOKEN"), "%s", r.out);
+	assert_says(&r, "refused the token from VIV_TOKEN");
 	free(r.out);
 
 	run_viv(NULL, s.base, NULL, (const char *[]){"apps", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "needs a token and none was given"), "%s", r.out);
+	assert_says(&r, "needs a token and none was given");
 	free(r.out);
 
 	/* ./vivarium-data/admin-token is read when nothing else is given. */
@@ -272,14 +276,13 @@ Test(cli, unreachable_server_says_so)
 
 	run_viv(NULL, NULL, "t", (const char *[]){"--api", "http://127.0.0.1:1", "apps", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "cannot reach the Vivarium API at http://127.0.0.1:1"),
-			   "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "is vivd running?"), "%s", r.out);
+	assert_says(&r, "cannot reach the Vivarium API at http://127.0.0.1:1");
+	assert_says(&r, "is vivd running?");
 	free(r.out);
 
 	run_viv(NULL, "http://127.0.0.1:1", "t", (const char *[]){"status", "3", NULL}, &r);
 	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "cannot reach the Vivarium API"), "%s", r.out);
+	assert_says(&r, "cannot reach the Vivarium API");
 	free(r.out);
 }
 
@@ -289,22 +292,22 @@ Test(cli, usage_and_help)
 
 	run_viv(NULL, NULL, NULL, (const char *[]){"help", NULL}, &r);
 	cr_assert_eq(r.status, 0);
-	cr_assert_not_null(strstr(r.out, "usage: viv"), "%s", r.out);
-	cr_assert_not_null(strstr(r.out, "deploy PATH"), "%s", r.out);
+	assert_says(&r, "usage: viv");
+	assert_says(&r, "deploy PATH");
 	free(r.out);
 	run_viv(NULL, NULL, NULL, (const char *[]){"--help", NULL}, &r);
 	cr_assert_eq(r.status, 0);
 	free(r.out);
 	run_viv(NULL, NULL, NULL, (const char *[]){"frobnicate", NULL}, &r);
 	cr_assert_eq(r.status, 2);
-	cr_assert_not_null(strstr(r.out, "no command \"frobnicate\""), "%s", r.out);
+	assert_says(&r, "no command \"frobnicate\"");
 	free(r.out);
 	run_viv(NULL, NULL, NULL, (const char *[]){"status", NULL}, &r);
 	cr_assert_eq(r.status, 2);
 	free(r.out);
 	run_viv(NULL, NULL, NULL, (const char *[]){"status", "12x", NULL}, &r);
 	cr_assert_eq(r.status, 2);
-	cr_assert_not_null(strstr(r.out, "not a deployment id"), "%s", r.out);
+	assert_says(&r, "not a deployment id");
 	free(r.out);
 }
 
