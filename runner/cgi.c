@@ -145,8 +145,7 @@ static bool is_tchar(unsigned char c)
 	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-/* Headers the server owns: connection management and framing. */
-static bool hop_by_hop(const char *name, size_t n)
+bool run_header_is_hop_by_hop(const char *name, size_t n)
 {
 	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
 					   "content-length", "upgrade", "te", "trailer",
@@ -231,7 +230,7 @@ bool run_cgi_response(struct run_instance *in)
 				free(hs);
 				return cgi_fail(in, "the Status header's code is not 100 to 599");
 			}
-		} else if (!hop_by_hop(p, (size_t)(colon - p))) {
+		} else if (!run_header_is_hop_by_hop(p, (size_t)(colon - p))) {
 			if (n == CGI_MAX_HEADERS) {
 				free(hs);
 				return cgi_fail(in, "more than 100 headers");

@@ -8,6 +8,7 @@
 #include <uthash.h>
 
 #include "routes.h"
+#include "runner_int.h"
 #include "store.h"
 
 /* A failed artifact load is retried after this long, not on every request. */
@@ -22,6 +23,7 @@ struct modcache {
 
 struct run_routes {
 	struct store *st;
+	char *domain;
 	uint64_t gen;
 	bool loaded;
 	struct run_route *table;
@@ -35,6 +37,12 @@ static void route_free(struct run_route *r)
 	for (i = 0; i < r->n_env; i++)
 		free(r->env[i]);
 	free(r->env);
+	for (i = 0; i < r->n_outbound; i++)
+		free(r->outbound[i]);
+	free(r->outbound);
+	free(r->host);
+	free(r->assets_dir);
+	run_assets_close(r->assets);
 	free(r->name);
 	free(r->load_error);
 	run_module_release(r->module);
@@ -57,48 +65,90 @@ static uint32_t limit_of(json_t *limits, const char *key, uint32_t dflt)
 	return (uint32_t)json_integer_value(v);
 }
 
-/* Reads limits and env from the deployment's resolved configuration. */
-static enum viv_err route_config(struct run_route *r, const char *config)
+/* Adds "KEY=value" to the route's env, replacing an earlier KEY. */
+static enum viv_err env_set(struct run_route *r, const char *key, const char *value)
 {
-	json_t *root, *limits, *env, *v;
+	size_t kl = strlen(key), i;
+	char *s;
+
+	if (asprintf(&s, "%s=%s", key, value) < 0)
+		return VIV_ERR_NOMEM;
+	for (i = 0; i < r->n_env; i++) {
+		if (strncmp(r->env[i], key, kl) == 0 && r->env[i][kl] == '=') {
+			free(r->env[i]);
+			r->env[i] = s;
+			return VIV_OK;
+		}
+	}
+	r->env[r->n_env++] = s;
+	return VIV_OK;
+}
+
+/* Reads limits, env, outbound and assets from the deployment's resolved
+ * configuration, then the values set on the app through the API, which win
+ * over the manifest's env. */
+static enum viv_err route_config(struct run_routes *rt, struct run_route *r, const char *config,
+				 const char *app_config)
+{
+	json_t *root, *over, *limits, *env, *out, *assets, *v;
 	const char *key;
 	json_error_t jerr;
-	size_t n = 0;
+	enum viv_err err = VIV_ERR_NOMEM;
+	size_t i;
 
 	r->app.limits.memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
 	r->app.limits.cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
 	r->app.limits.wall_ms = VIV_LIMIT_WALL_MS_DEFAULT;
 	root = json_loads(config ? config : "{}", 0, &jerr);
-	if (!root)
-		return VIV_ERR_INVALID;
+	over = json_loads(app_config ? app_config : "{}", 0, &jerr);
+	if (!root || !over) {
+		err = VIV_ERR_INVALID;
+		goto out;
+	}
 	limits = json_object_get(root, "limits");
 	r->app.limits.memory_mb = limit_of(limits, "memory_mb", VIV_LIMIT_MEMORY_MB_DEFAULT);
 	r->app.limits.cpu_ms = limit_of(limits, "cpu_ms", VIV_LIMIT_CPU_MS_DEFAULT);
 	r->app.limits.wall_ms = limit_of(limits, "wall_ms", VIV_LIMIT_WALL_MS_DEFAULT);
 	env = json_object_get(root, "env");
-	if (json_is_object(env) && json_object_size(env)) {
-		r->env = calloc(json_object_size(env), sizeof(*r->env));
-		if (!r->env) {
-			json_decref(root);
-			return VIV_ERR_NOMEM;
-		}
-		json_object_foreach(env, key, v) {
-			if (!json_is_string(v))
-				continue;
-			if (asprintf(&r->env[n], "%s=%s", key, json_string_value(v)) < 0) {
-				json_decref(root);
-				return VIV_ERR_NOMEM;
-			}
-			n++;
-		}
+	r->env = calloc(json_object_size(env) + json_object_size(over) + 1, sizeof(*r->env));
+	if (!r->env)
+		goto out;
+	json_object_foreach(env, key, v) {
+		if (json_is_string(v) && env_set(r, key, json_string_value(v)))
+			goto out;
 	}
-	r->n_env = n;
+	json_object_foreach(over, key, v) {
+		if (json_is_string(v) && env_set(r, key, json_string_value(v)))
+			goto out;
+	}
+	out = json_object_get(root, "outbound");
+	r->outbound = calloc(json_array_size(out) + 1, sizeof(*r->outbound));
+	if (!r->outbound)
+		goto out;
+	for (i = 0; i < json_array_size(out); i++) {
+		const char *pat = json_string_value(json_array_get(out, i));
+		if (!pat)
+			continue;
+		r->outbound[r->n_outbound] = strdup(pat);
+		if (!r->outbound[r->n_outbound])
+			goto out;
+		r->n_outbound++;
+	}
+	assets = json_object_get(root, "assets");
+	if (json_is_string(assets)) {
+		r->assets_dir = store_assets_path(rt->st, json_string_value(assets));
+		if (!r->assets_dir)
+			goto out;
+	}
+	err = VIV_OK;
+out:
 	json_decref(root);
-	return VIV_OK;
+	json_decref(over);
+	return err;
 }
 
-enum viv_err run_routes_open(const char *datadir, struct run_routes **out, char *err,
-			     size_t errlen)
+enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
+			     char *err, size_t errlen)
 {
 	struct run_routes *rt;
 	enum viv_err e;
@@ -107,8 +157,17 @@ enum viv_err run_routes_open(const char *datadir, struct run_routes **out, char 
 	rt = calloc(1, sizeof(*rt));
 	if (!rt)
 		return VIV_ERR_NOMEM;
+	rt->domain = strdup(domain);
+	if (!rt->domain) {
+		free(rt);
+		return VIV_ERR_NOMEM;
+	}
 	e = store_open(datadir, &rt->st, err, errlen);
+	if (!e)
+		e = store_sync_relaxed(rt->st);
 	if (e) {
+		store_close(rt->st);
+		free(rt->domain);
 		free(rt);
 		return e;
 	}
@@ -141,6 +200,7 @@ void run_routes_close(struct run_routes *rt)
 		free(c);
 	}
 	store_close(rt->st);
+	free(rt->domain);
 	free(rt);
 }
 
@@ -196,14 +256,31 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 		r->deployment_id = routes[i].deployment_id;
 		snprintf(r->artifact, sizeof(r->artifact), "%s", routes[i].artifact);
 		r->hostcall = strcmp(routes[i].mode, "hostcall") == 0;
-		if (!r->name || route_config(r, routes[i].config) == VIV_ERR_NOMEM) {
+		if (!r->name || asprintf(&r->host, "%s.%s", r->name, rt->domain) < 0) {
+			r->host = NULL;
 			route_free(r);
 			err = VIV_ERR_NOMEM;
+			break;
+		}
+		err = route_config(rt, r, routes[i].config, routes[i].app_config);
+		if (err == VIV_ERR_INVALID) {
+			viv_log(VIV_ERROR, "app %s: deployment %lld has a malformed configuration",
+				r->name, (long long)r->deployment_id);
+			err = VIV_OK;
+		}
+		if (err) {
+			route_free(r);
 			break;
 		}
 		r->app.name = r->name;
 		r->app.env = (const char *const *)r->env;
 		r->app.n_env = r->n_env;
+		r->app.id = r->app_id;
+		r->app.host = r->host;
+		r->app.outbound = (const char *const *)r->outbound;
+		r->app.n_outbound = r->n_outbound;
+		r->app.assets_dir = r->assets_dir;
+		r->app.owner = r;
 		HASH_ADD_KEYPTR(hh, table, r->name, strlen(r->name), r);
 	}
 	store_routes_free(routes, n);
@@ -297,4 +374,20 @@ enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct
 	}
 	*out = r->module;
 	return VIV_OK;
+}
+
+struct run_assets *run_route_assets(struct run_route *r)
+{
+	enum viv_err err;
+
+	if (!r->assets_dir)
+		return NULL;
+	if (!r->assets_tried) {
+		r->assets_tried = true;
+		err = run_assets_open(r->assets_dir, &r->assets);
+		if (err)
+			viv_log(VIV_ERROR, "app %s: cannot index its static files in %s: %s",
+				r->name, r->assets_dir, viv_strerror(err));
+	}
+	return r->assets;
 }

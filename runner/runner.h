@@ -47,6 +47,13 @@ struct run_pool_config {
 	size_t response_max;   /* bytes of one response body */
 	size_t log_line_max;   /* bytes of one app log line */
 	size_t log_bytes_max;  /* bytes of app log one request may write */
+	/* Outbound HTTP of guests. Loopback, private, link-local and
+	 * metadata addresses are refused unless allow_private is set (for
+	 * tests and trusted networks). */
+	bool outbound_allow_private;
+	size_t outbound_body_max;     /* bytes of one outbound response body */
+	unsigned outbound_timeout_ms; /* one outbound request, redirects included */
+	unsigned outbound_max;        /* outbound requests one instance may make */
 };
 
 void run_pool_config_defaults(struct run_pool_config *cfg);
@@ -57,6 +64,29 @@ struct run_pool;
  * run_pool_destroy(), after every instance has ended. */
 enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out);
 void run_pool_destroy(struct run_pool *pool);
+
+struct store;
+struct run_instance;
+struct run_subrequest;
+
+/* What a pool offers its guests beyond the sandbox itself. Borrowed for the
+ * life of the pool. */
+struct run_services {
+	/* Where apps' KV data lives; NULL makes the KV host calls fail. */
+	struct store *store;
+	/* Serves a request a guest sends to its own app's host name: static
+	 * assets first, then the app itself in a new instance. It calls
+	 * run_subrequest_done() when the response is ready, perhaps before it
+	 * returns. NULL sends such requests out like any other. */
+	enum viv_err (*self_request)(void *ctx, struct run_instance *from,
+				     struct run_subrequest *sr);
+	/* Abandons a subrequest whose guest ended before its response came:
+	 * run_subrequest_done() must not be called for it any more. */
+	void (*self_cancel)(void *ctx, struct run_subrequest *sr);
+	void *ctx;
+};
+
+void run_pool_set_services(struct run_pool *pool, const struct run_services *services);
 
 /* Sets up the calling thread for running guests: the signal alternate stack,
  * the fault handlers (installed once per process) and the CPU-time tick that
@@ -87,6 +117,7 @@ struct run_request {
 	const char *server_name; /* APP.DOMAIN */
 	unsigned server_port;
 	const char *protocol; /* "HTTP/1.1" */
+	unsigned depth;       /* 0 from a client, one more per request an app sends itself */
 };
 
 /* The app around a request: its name, limits and configuration variables.
@@ -94,8 +125,14 @@ struct run_request {
 struct run_app {
 	const char *name;
 	struct viv_limits limits;
-	const char *const *env; /* "KEY=value" strings */
+	const char *const *env; /* "KEY=value" strings: the configuration */
 	size_t n_env;
+	int64_t id;        /* the app's id in the store, for KV data */
+	const char *host;  /* "APP.DOMAIN"; requests a guest sends there stay inside */
+	const char *const *outbound; /* allowed outbound URL patterns */
+	size_t n_outbound;
+	const char *assets_dir; /* static files, preopened as /assets; NULL: none */
+	void *owner;            /* the caller's, e.g. its route */
 };
 
 /* How a request ended. */
@@ -129,7 +166,21 @@ struct run_response {
 	size_t body_len;
 };
 
-struct run_instance;
+/* The app a running instance serves. Borrowed until the instance ends. */
+const struct run_app *run_instance_app(const struct run_instance *inst);
+
+/* A request a guest sent to its own app (see struct run_services). */
+struct run_subrequest {
+	struct run_request req; /* borrowed until run_subrequest_done() */
+	void *data; /* the services' own */
+	/* Private to the runner. */
+	struct run_instance *from;
+	int pending;
+};
+
+/* Completes a subrequest with resp (copied) or, when resp is NULL, as a
+ * failed request. */
+void run_subrequest_done(struct run_subrequest *sr, const struct run_response *resp);
 
 /* Called when a suspended instance finishes, from the event loop. */
 typedef void (*run_done_fn)(struct run_instance *inst, void *arg);

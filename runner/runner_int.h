@@ -2,9 +2,11 @@
 #ifndef RUNNER_INT_H
 #define RUNNER_INT_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
@@ -77,6 +79,8 @@ struct run_timer {
 
 struct run_pool {
 	struct run_pool_config cfg;
+	struct run_services services;
+	int epfd;    /* run_pool_fd(): the timerfd and outbound sockets */
 	struct run_slot *slots;
 	unsigned n_slots;
 	unsigned free_head; /* n_slots when none is free */
@@ -85,6 +89,15 @@ struct run_pool {
 	uint64_t timerfd_at; /* what the timerfd is armed for; 0 when disarmed */
 	struct run_timer **heap;
 	size_t heap_len, heap_alloc;
+	/* Outbound HTTP (outbound.c). */
+	void *curlm; /* CURLM */
+	struct run_timer curl_timer;
+	unsigned curl_running;
+	/* DNS lookups (dns.c). */
+	int dns_fd;
+	pthread_mutex_t dns_lock;
+	struct run_dns_job *dns_done;
+	int dns_running;
 };
 
 void run_timer_arm(struct run_pool *pool, struct run_timer *t, uint64_t at_ns);
@@ -111,6 +124,144 @@ enum run_stop {
 };
 
 #define RUN_MAX_LOG_LINES 64
+
+/* ---- Host-call state (hostcall.c) ---------------------------------------------- */
+
+/* Handles of each kind one instance may hold. */
+#define RUN_HC_HANDLES 64
+
+/* A request or a response, as a guest sees it through a handle. */
+struct run_hmsg {
+	bool used;
+	char *method;     /* requests */
+	char *url;        /* requests */
+	unsigned status;  /* responses */
+	struct run_header *hdrs; /* names and values are malloc'd, NUL-terminated */
+	size_t n_hdrs, alloc_hdrs;
+	struct viv_buf body;
+};
+
+struct run_xfer;
+
+/* An outbound request in flight, or finished. */
+struct run_pending {
+	bool used;
+	bool done;
+	int req;  /* its request handle */
+	int resp; /* its response handle once done; -1 when it failed */
+	struct run_xfer *xfer;      /* a transfer through libcurl */
+	struct run_subrequest *sub; /* or a request to the app itself */
+};
+
+struct run_hc {
+	struct run_hmsg reqs[RUN_HC_HANDLES];  /* 0 is the incoming request */
+	struct run_hmsg resps[RUN_HC_HANDLES]; /* 0 is the outgoing response */
+	struct run_pending pend[RUN_HC_HANDLES];
+	uint32_t mm_malloc, mm_free; /* table indices from hostcall_init_mm */
+	bool mm_set;
+	bool mm_missing_logged;
+	bool panicked;
+	unsigned sent; /* outbound requests made */
+	uint64_t waiting; /* pending handles the suspended guest waits for */
+};
+
+/* Frees the host-call state and stops transfers in flight; accepts NULL. */
+void run_hc_free(struct run_instance *in);
+/* Turns the outgoing response handle into in->resp. */
+void run_hc_response(struct run_instance *in);
+/* A pending request finished: resp (may be NULL: it failed) becomes a
+ * response handle, and a guest waiting for it wakes. Takes ownership of
+ * resp's contents. */
+void run_hc_complete(struct run_instance *in, int pi, struct run_hmsg *resp);
+/* Appends a header (copies). false when out of memory. */
+bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, const char *value,
+			 size_t vlen);
+/* Frees what m holds and marks it unused. */
+void run_hmsg_clear(struct run_hmsg *m);
+
+/* ---- Outbound HTTP (outbound.c) ----------------------------------------------- */
+
+enum viv_err run_outbound_init(struct run_pool *p);
+void run_outbound_free(struct run_pool *p);
+/* A socket libcurl watches is ready. */
+void run_outbound_socket(struct run_pool *p, int fd, uint32_t events);
+/* Sends pending request pi of in (its request handle is pend[pi].req):
+ * checks the allow list, then goes out through libcurl or, for the app's
+ * own host, to services.self_request. false when it could not start (the
+ * reason is in the app's log). */
+bool run_outbound_start(struct run_instance *in, int pi);
+/* Stops pending request pi, if it is still in flight. */
+void run_outbound_cancel(struct run_instance *in, int pi);
+/* True when url may be fetched by an app with these outbound patterns. */
+bool run_outbound_allowed(const struct run_app *app, const char *url);
+/* True when a connection to this address is refused (loopback, private,
+ * link-local, metadata...). */
+bool run_address_is_private(const struct sockaddr *sa);
+
+/* Places a copy of data (NUL-terminated) in memory from the guest's
+ * allocator and writes its pointer and length to ptr_p and len_p; (0, 0) and
+ * false when that fails. */
+bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
+			 size_t len);
+/* The same for n strings: an array of GuestSlice {ptr, len}. */
+bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			  const char *const *strs, const size_t *lens, size_t n);
+
+/* ---- DNS (dns.c) ------------------------------------------------------------------------ */
+
+struct run_dns_job;
+enum viv_err run_dns_init(struct run_pool *p);
+void run_dns_free(struct run_pool *p);
+/* The pool's DNS eventfd is readable: finished lookups wake their guests. */
+void run_dns_event(struct run_pool *p);
+/* Forgets the instance's lookup, at its end. */
+void run_dns_cancel(struct run_instance *in);
+
+/* ---- Static assets (assets.c) ----------------------------------------------------------- */
+
+struct run_assets;
+/* Indexes the regular files under dir. Caller frees with run_assets_close(). */
+enum viv_err run_assets_open(const char *dir, struct run_assets **out);
+void run_assets_close(struct run_assets *a);
+/* When the path of target (percent-decoded, normalized, "dir/" meaning
+ * "dir/index.html") is an asset, writes its file's path to path and its
+ * size to *size_out (may be NULL) and returns true. */
+bool run_assets_find(const struct run_assets *a, const char *target, size_t len, char *path,
+		     size_t pathlen, off_t *size_out);
+size_t run_assets_count(const struct run_assets *a);
+
+/* ---- The /assets file system of WASI (wasi_fs.c) -------------------------------------- */
+
+struct run_fs;
+/* True when fd is the /assets preopen or a descriptor opened below it. */
+bool run_fs_has(struct run_instance *in, uint32_t fd);
+/* Closes every descriptor, at the instance's end. */
+void run_fs_close(struct run_instance *in);
+/* The WASI calls on those descriptors, with WASI's arguments and errno
+ * results. */
+uint32_t run_fs_prestat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
+uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t path,
+				 uint32_t len);
+uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirflags,
+			  uint32_t path, uint32_t path_len, uint32_t oflags, uint64_t rights,
+			  uint64_t inheriting, uint32_t fdflags, uint32_t fd_p);
+uint32_t run_fs_close_fd(struct run_instance *in, uint32_t fd);
+uint32_t run_fs_read(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		     uint32_t nread_p);
+uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+		      uint64_t off, uint32_t nread_p);
+uint32_t run_fs_seek(struct run_instance *in, uint32_t fd, int64_t off, uint32_t whence,
+		     uint32_t newoff_p);
+uint32_t run_fs_fdstat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
+uint32_t run_fs_filestat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
+uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint32_t flags,
+				  uint32_t path, uint32_t len, uint32_t buf);
+uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
+			uint64_t cookie, uint32_t used_p);
+
+/* True for headers the server manages itself (Connection, Content-Length,
+ * Transfer-Encoding, ...), which guests may not set on responses. */
+bool run_header_is_hop_by_hop(const char *name, size_t n);
 /* Bytes of a CGI header block. */
 #define RUN_CGI_HEADERS_MAX ((size_t)64 << 10)
 
@@ -154,6 +305,12 @@ struct run_instance {
 	bool out_overflow;
 	char **envp; /* built on first use: CGI variables and app env */
 	size_t n_envp;
+
+	struct run_hc *hc; /* host-call state, made on first use */
+	struct viv_buf scratch; /* host data a call holds across guest code */
+	struct run_dns_job *dns;        /* a lookup in flight */
+	struct run_dns_job *dns_result; /* a finished lookup the guest has not taken */
+	struct run_fs *fs;  /* WASI descriptors of /assets (wasi_fs.c) */
 
 	struct run_log_line logs[RUN_MAX_LOG_LINES];
 	size_t n_logs;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -332,6 +333,10 @@ void run_pool_config_defaults(struct run_pool_config *cfg)
 	cfg->response_max = (size_t)16 << 20;
 	cfg->log_line_max = 4096;
 	cfg->log_bytes_max = (size_t)64 << 10;
+	cfg->outbound_allow_private = false;
+	cfg->outbound_body_max = (size_t)16 << 20;
+	cfg->outbound_timeout_ms = 30000;
+	cfg->outbound_max = 32;
 }
 
 static size_t page_round(size_t n)
@@ -347,6 +352,7 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	size_t stack = page_round(cfg->stack_bytes), per_stack, i;
 	uint8_t *mem = MAP_FAILED, *stacks = MAP_FAILED;
 	enum viv_err err = VIV_ERR_NOMEM;
+	struct epoll_event ev;
 
 	*out = NULL;
 	if (cfg->slots == 0 || stack < RUN_HOST_STACK_HEADROOM * 2)
@@ -358,6 +364,8 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	p->cfg.stack_bytes = stack;
 	p->n_slots = cfg->slots;
 	p->timerfd = -1;
+	p->epfd = -1;
+	p->dns_fd = -1;
 	p->slots = calloc(cfg->slots, sizeof(*p->slots));
 	if (!p->slots)
 		goto out;
@@ -385,13 +393,30 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	}
 	p->free_head = 0;
 	p->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (p->timerfd < 0) {
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->timerfd < 0 || p->epfd < 0) {
 		err = VIV_ERR_IO;
 		goto out;
 	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = p->timerfd;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timerfd, &ev)) {
+		err = VIV_ERR_IO;
+		goto out;
+	}
+	err = run_outbound_init(p);
+	if (!err)
+		err = run_dns_init(p);
+	if (err)
+		goto out;
 	*out = p;
 	return VIV_OK;
 out:
+	if (p->timerfd >= 0)
+		close(p->timerfd);
+	if (p->epfd >= 0)
+		close(p->epfd);
 	if (mem != MAP_FAILED)
 		munmap(mem, RUN_SLOT_RESERVE * cfg->slots);
 	if (stacks != MAP_FAILED)
@@ -409,8 +434,12 @@ void run_pool_destroy(struct run_pool *p)
 		viv_log(VIV_WARN, "destroying a pool with %u instances still running", p->n_busy);
 	munmap(p->slots[0].mem, RUN_SLOT_RESERVE * p->n_slots);
 	munmap(p->slots[0].guard_lo, (RUN_STACK_GUARD + p->cfg.stack_bytes) * p->n_slots);
+	run_outbound_free(p);
+	run_dns_free(p);
 	if (p->timerfd >= 0)
 		close(p->timerfd);
+	if (p->epfd >= 0)
+		close(p->epfd);
 	free(p->heap);
 	free(p->slots);
 	free(p);
@@ -418,7 +447,12 @@ void run_pool_destroy(struct run_pool *p)
 
 int run_pool_fd(const struct run_pool *p)
 {
-	return p->timerfd;
+	return p->epfd;
+}
+
+void run_pool_set_services(struct run_pool *p, const struct run_services *services)
+{
+	p->services = *services;
 }
 
 /* Returns the slot's memory to zeroes for the next instance. Pages the guest
@@ -528,11 +562,24 @@ void run_timer_cancel(struct run_pool *p, struct run_timer *t)
 
 int run_pool_poll(struct run_pool *p)
 {
-	uint64_t now = mono_ns(), expirations;
+	struct epoll_event evs[64];
+	uint64_t now, expirations;
+	int n, i;
 
-	if (read(p->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		viv_log(VIV_WARN, "timerfd read: %s", strerror(errno));
-	p->timerfd_at = 0;
+	n = epoll_wait(p->epfd, evs, 64, 0);
+	for (i = 0; i < n; i++) {
+		if (evs[i].data.fd == p->dns_fd) {
+			run_dns_event(p);
+		} else if (evs[i].data.fd == p->timerfd) {
+			if (read(p->timerfd, &expirations, sizeof(expirations)) < 0 &&
+			    errno != EAGAIN)
+				viv_log(VIV_WARN, "timerfd read: %s", strerror(errno));
+			p->timerfd_at = 0;
+		} else {
+			run_outbound_socket(p, evs[i].data.fd, evs[i].events);
+		}
+	}
+	now = mono_ns();
 	while (p->heap_len && p->heap[0]->at_ns <= now) {
 		struct run_timer *t = p->heap[0];
 
@@ -646,6 +693,23 @@ static void flush_stderr(struct run_instance *in)
 	viv_buf_free(&in->errln);
 }
 
+/* The response a host-call guest built through its outgoing handle. */
+static void finish_hostcall(struct run_instance *in)
+{
+	if (in->hc && in->hc->panicked) {
+		in->outcome = RUN_TRAPPED;
+		run_error_response(in, 500, "The app failed while handling this request.\n");
+		return;
+	}
+	in->outcome = RUN_DONE;
+	if (in->hc) {
+		run_hc_response(in);
+		return;
+	}
+	/* It never touched its response: 200, no headers, empty body. */
+	run_error_response(in, 200, "");
+}
+
 /* Turns how the guest stopped into an outcome, a response and log lines. */
 static void finish(struct run_instance *in)
 {
@@ -659,6 +723,10 @@ static void finish(struct run_instance *in)
 			snprintf(msg, sizeof(msg), "the program exited with status %d",
 				 in->exit_code);
 			run_log_add(in, "system", msg, strlen(msg));
+		}
+		if (in->m->g->mode == VIV_GUEST_HOSTCALL) {
+			finish_hostcall(in);
+			break;
 		}
 		if (in->out_overflow || (run_cgi_response(in) &&
 					 in->resp.body_len > in->pool->cfg.response_max)) {
@@ -677,6 +745,10 @@ static void finish(struct run_instance *in)
 		break;
 	case RUN_STOP_TRAP:
 		in->outcome = RUN_TRAPPED;
+		if (in->hc && in->hc->panicked) {
+			run_error_response(in, 500, "The app failed while handling this request.\n");
+			break;
+		}
 		snprintf(msg, sizeof(msg), "trap: %s",
 			 wasm_rt_strerror((wasm_rt_trap_t)in->trap));
 		run_log_add(in, "trap", msg, strlen(msg));
@@ -832,6 +904,9 @@ void run_instance_end(struct run_instance *in)
 	}
 	run_timer_cancel(p, &in->wall_timer);
 	run_timer_cancel(p, &in->wake_timer);
+	run_hc_free(in);
+	run_dns_cancel(in);
+	run_fs_close(in);
 	in->m->g->free_instance(in->wasm);
 	slot_clean(s);
 	s->inst = NULL;
@@ -847,6 +922,12 @@ void run_instance_end(struct run_instance *in)
 	viv_buf_free(&in->out);
 	viv_buf_free(&in->errln);
 	viv_buf_free(&in->resp_store);
+	viv_buf_free(&in->scratch);
 	free(in->resp.headers);
 	free(in);
+}
+
+const struct run_app *run_instance_app(const struct run_instance *in)
+{
+	return in->app;
 }

@@ -1,7 +1,8 @@
 /* WASI preview 1, deny by default: arguments, environment, clocks,
  * randomness, stdin from the request body, stdout to the response, stderr to
  * the app's log, sleeping through poll_oneoff, proc_exit. The file system is
- * empty and sockets do not exist; those calls return an error, never crash.
+ * the app's static assets, read-only at /assets (wasi_fs.c), and sockets do
+ * not exist; refused calls return an error, never crash.
  *
  * The functions carry the C names wasm2c gives the imports, and receive the
  * instance as the import-instance pointer the glue passed to instantiate. */
@@ -273,7 +274,7 @@ uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32
 
 	run_hostcall_enter(in);
 	if (fd != 1 && fd != 2)
-		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;
+		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 	vec = run_mem(in, iovs, (uint64_t)n * 8);
 	if (!vec)
 		return E_FAULT;
@@ -308,8 +309,10 @@ uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_
 	uint32_t i, total = 0;
 
 	run_hostcall_enter(in);
+	if (!is_stdio(fd))
+		return run_fs_read(in, fd, iovs, n, nread_p);
 	if (fd != 0)
-		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;
+		return E_NOTCAPABLE;
 	vec = run_mem(in, iovs, (uint64_t)n * 8);
 	if (!vec)
 		return E_FAULT;
@@ -335,9 +338,10 @@ uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32
 uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
 		     uint64_t off, uint32_t nread_p)
 {
-	(void)iovs, (void)n, (void)off, (void)nread_p;
 	run_hostcall_enter(in);
-	return is_stdio(fd) ? E_SPIPE : E_BADF;
+	if (!is_stdio(fd))
+		return run_fs_pread(in, fd, iovs, n, off, nread_p);
+	return E_SPIPE;
 }
 
 uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
@@ -347,14 +351,14 @@ uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint3
 {
 	(void)iovs, (void)n, (void)off, (void)nwritten_p;
 	run_hostcall_enter(in);
-	return is_stdio(fd) ? E_SPIPE : E_BADF;
+	return is_stdio(fd) ? E_SPIPE : run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 }
 
 uint32_t W(fd_close)(struct run_instance *in, uint32_t fd);
 uint32_t W(fd_close)(struct run_instance *in, uint32_t fd)
 {
 	run_hostcall_enter(in);
-	return is_stdio(fd) ? E_SUCCESS : E_BADF;
+	return is_stdio(fd) ? E_SUCCESS : run_fs_close_fd(in, fd);
 }
 
 uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p);
@@ -364,7 +368,7 @@ uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
 
 	run_hostcall_enter(in);
 	if (!is_stdio(fd))
-		return E_BADF;
+		return run_fs_fdstat_get(in, fd, stat_p);
 	p = run_mem(in, stat_p, 24);
 	if (!p)
 		return E_FAULT;
@@ -381,7 +385,7 @@ uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_
 
 	run_hostcall_enter(in);
 	if (!is_stdio(fd))
-		return E_BADF;
+		return run_fs_filestat_get(in, fd, stat_p);
 	p = run_mem(in, stat_p, 64);
 	if (!p)
 		return E_FAULT;
@@ -396,17 +400,19 @@ uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t
 uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t whence,
 		    uint32_t newoff_p)
 {
-	(void)off, (void)whence, (void)newoff_p;
 	run_hostcall_enter(in);
-	return is_stdio(fd) ? E_SPIPE : E_BADF;
+	if (!is_stdio(fd))
+		return run_fs_seek(in, fd, (int64_t)off, whence, newoff_p);
+	return E_SPIPE;
 }
 
 uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p);
 uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p)
 {
-	(void)off_p;
 	run_hostcall_enter(in);
-	return is_stdio(fd) ? E_SPIPE : E_BADF;
+	if (!is_stdio(fd))
+		return run_fs_seek(in, fd, 0, 1, off_p);
+	return E_SPIPE;
 }
 
 /* Calls on descriptors: the standard streams do not support them, and no
@@ -417,7 +423,7 @@ uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p)
 	{                                                              \
 		args;                                                  \
 		run_hostcall_enter(in);                                \
-		return is_stdio(fd) ? E_NOTCAPABLE : E_BADF;           \
+		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF; \
 	}
 #define P(...) , __VA_ARGS__
 
@@ -432,17 +438,11 @@ FD_DENIED(fd_fdstat_set_rights, P(uint64_t base, uint64_t inheriting),
 FD_DENIED(fd_filestat_set_size, P(uint64_t size), (void)size)
 FD_DENIED(fd_filestat_set_times, P(uint64_t atim, uint64_t mtim, uint32_t flags),
 	  (void)atim; (void)mtim; (void)flags)
-FD_DENIED(fd_readdir, P(uint32_t buf, uint32_t len, uint64_t cookie, uint32_t used_p),
-	  (void)buf; (void)len; (void)cookie; (void)used_p)
 FD_DENIED(fd_renumber, P(uint32_t to), (void)to)
 
-/* No directory is preopened, so every path call names a descriptor that
- * does not exist. */
-FD_DENIED(fd_prestat_get, P(uint32_t prestat_p), (void)prestat_p)
-FD_DENIED(fd_prestat_dir_name, P(uint32_t path, uint32_t len), (void)path; (void)len)
+/* Writes to the read-only /assets tree and everything else that names a
+ * path are refused. */
 FD_DENIED(path_create_directory, P(uint32_t path, uint32_t len), (void)path; (void)len)
-FD_DENIED(path_filestat_get, P(uint32_t flags, uint32_t path, uint32_t len, uint32_t stat_p),
-	  (void)flags; (void)path; (void)len; (void)stat_p)
 FD_DENIED(path_filestat_set_times,
 	  P(uint32_t flags, uint32_t path, uint32_t len, uint64_t atim, uint64_t mtim,
 	    uint32_t fst),
@@ -451,11 +451,6 @@ FD_DENIED(path_link,
 	  P(uint32_t oflags, uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath,
 	    uint32_t nlen),
 	  (void)oflags; (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
-FD_DENIED(path_open,
-	  P(uint32_t dirflags, uint32_t path, uint32_t len, uint32_t oflags, uint64_t base,
-	    uint64_t inheriting, uint32_t fdflags, uint32_t fd_p),
-	  (void)dirflags; (void)path; (void)len; (void)oflags; (void)base; (void)inheriting;
-	  (void)fdflags; (void)fd_p)
 FD_DENIED(path_readlink,
 	  P(uint32_t path, uint32_t len, uint32_t buf, uint32_t buflen, uint32_t used_p),
 	  (void)path; (void)len; (void)buf; (void)buflen; (void)used_p)
@@ -466,6 +461,55 @@ FD_DENIED(path_rename,
 FD_DENIED(path_symlink, P(uint32_t opath, uint32_t olen, uint32_t npath, uint32_t nlen),
 	  (void)opath; (void)olen; (void)npath; (void)nlen)
 FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)len)
+
+/* The /assets tree (wasi_fs.c). */
+uint32_t W(fd_prestat_get)(struct run_instance *in, uint32_t fd, uint32_t buf);
+uint32_t W(fd_prestat_get)(struct run_instance *in, uint32_t fd, uint32_t buf)
+{
+	run_hostcall_enter(in);
+	return run_fs_prestat_get(in, fd, buf);
+}
+
+uint32_t W(fd_prestat_dir_name)(struct run_instance *in, uint32_t fd, uint32_t path,
+				uint32_t len);
+uint32_t W(fd_prestat_dir_name)(struct run_instance *in, uint32_t fd, uint32_t path,
+				uint32_t len)
+{
+	run_hostcall_enter(in);
+	return run_fs_prestat_dir_name(in, fd, path, len);
+}
+
+uint32_t W(path_open)(struct run_instance *in, uint32_t fd, uint32_t dirflags, uint32_t path,
+		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
+		      uint32_t fdflags, uint32_t fd_p);
+uint32_t W(path_open)(struct run_instance *in, uint32_t fd, uint32_t dirflags, uint32_t path,
+		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
+		      uint32_t fdflags, uint32_t fd_p)
+{
+	run_hostcall_enter(in);
+	return run_fs_path_open(in, fd, dirflags, path, len, oflags, base, inheriting, fdflags,
+				fd_p);
+}
+
+uint32_t W(path_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t flags,
+			      uint32_t path, uint32_t len, uint32_t stat_p);
+uint32_t W(path_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t flags,
+			      uint32_t path, uint32_t len, uint32_t stat_p)
+{
+	run_hostcall_enter(in);
+	return run_fs_path_filestat_get(in, fd, flags, path, len, stat_p);
+}
+
+uint32_t W(fd_readdir)(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t len,
+		       uint64_t cookie, uint32_t used_p);
+uint32_t W(fd_readdir)(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t len,
+		       uint64_t cookie, uint32_t used_p)
+{
+	run_hostcall_enter(in);
+	if (is_stdio(fd))
+		return E_NOTCAPABLE;
+	return run_fs_readdir(in, fd, buf, len, cookie, used_p);
+}
 
 /* Sockets: a guest has none; outbound HTTP goes through host calls. */
 FD_DENIED(sock_accept, P(uint32_t flags, uint32_t fd_p), (void)flags; (void)fd_p)

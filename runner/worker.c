@@ -38,6 +38,15 @@ struct worker {
 	struct store_log logs[LOG_BATCH_MAX];
 	size_t n_logs;
 	struct run_timer flush_timer;
+	h2o_mimemap_t *mime;
+};
+
+/* A request an app sent to itself, served by a second instance. */
+struct wsub {
+	struct worker *w;
+	struct run_subrequest *sr; /* NULL once the sender is gone */
+	struct run_route *route;
+	struct run_instance *inst;
 };
 
 /* One request in flight. Allocated on the request's memory pool, so its
@@ -296,6 +305,134 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 
 static struct worker *the_worker;
 
+static h2o_iovec_t mime_of(struct worker *w, const char *path)
+{
+	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+	h2o_mimemap_type_t *t;
+
+	if (!dot || (slash && dot < slash))
+		return h2o_iovec_init(H2O_STRLIT("application/octet-stream"));
+	t = h2o_mimemap_get_type_by_extension(w->mime, h2o_iovec_init(dot + 1, strlen(dot + 1)));
+	return t->data.mimetype;
+}
+
+static bool is_get_or_head(const char *m, size_t n)
+{
+	return (n == 3 && memcmp(m, "GET", 3) == 0) || (n == 4 && memcmp(m, "HEAD", 4) == 0);
+}
+
+/* Static assets come before the app: true when target was one and has
+ * been answered. */
+static bool serve_asset(struct worker *w, struct run_route *route, h2o_req_t *req)
+{
+	struct run_assets *a = run_route_assets(route);
+	char path[4096];
+
+	if (!a || !is_get_or_head(req->method.base, req->method.len) ||
+	    !run_assets_find(a, req->input.path.base, req->input.path.len, path, sizeof(path),
+			     NULL))
+		return false;
+	return h2o_file_send(req, 200, "OK", path, mime_of(w, path), 0) == 0;
+}
+
+/* ---- Requests an app sends to itself --------------------------------------------------- */
+
+static void wsub_free(struct wsub *ws)
+{
+	run_route_release(ws->route);
+	free(ws);
+}
+
+static void on_sub_done(struct run_instance *inst, void *arg)
+{
+	struct wsub *ws = arg;
+
+	keep_logs(ws->w, ws->route, inst);
+	if (ws->sr)
+		run_subrequest_done(ws->sr, run_instance_response(inst));
+	run_instance_end(inst);
+	wsub_free(ws);
+}
+
+/* Answers a self request from the app's static files. */
+static bool sub_asset(struct worker *w, struct run_route *route, struct run_subrequest *sr)
+{
+	struct run_assets *a = run_route_assets(route);
+	struct run_response resp;
+	struct run_header ct;
+	char path[4096], *data = NULL;
+	h2o_iovec_t mime;
+	size_t len = 0;
+	off_t size = 0;
+
+	if (!a || !is_get_or_head(sr->req.method, sr->req.method_len) ||
+	    !run_assets_find(a, sr->req.target, sr->req.target_len, path, sizeof(path), &size))
+		return false;
+	if (viv_read_file(path, w->cfg->pool.outbound_body_max, &data, &len)) {
+		run_subrequest_done(sr, NULL);
+		return true;
+	}
+	mime = mime_of(w, path);
+	ct = (struct run_header){"content-type", 12, mime.base, mime.len};
+	memset(&resp, 0, sizeof(resp));
+	resp.status = 200;
+	resp.headers = &ct;
+	resp.n_headers = 1;
+	resp.body = data;
+	resp.body_len = sr->req.method_len == 4 ? 0 : len;
+	run_subrequest_done(sr, &resp);
+	free(data);
+	return true;
+}
+
+static enum viv_err on_self_request(void *ctx, struct run_instance *from,
+				    struct run_subrequest *sr)
+{
+	struct worker *w = ctx;
+	struct run_route *route = run_instance_app(from)->owner;
+	struct run_module *m;
+	struct wsub *ws;
+	const char *why;
+	enum viv_err err;
+
+	if (sub_asset(w, route, sr))
+		return VIV_OK;
+	err = run_route_module(w->routes, route, &m, &why);
+	if (err)
+		return err;
+	ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return VIV_ERR_NOMEM;
+	ws->w = w;
+	ws->sr = sr;
+	ws->route = route;
+	route->refs++;
+	sr->data = ws;
+	err = run_instance_start(w->pool, m, &route->app, &sr->req, on_sub_done, ws, &ws->inst);
+	if (err) {
+		sr->data = NULL;
+		wsub_free(ws);
+		return err;
+	}
+	if (run_instance_done(ws->inst))
+		on_sub_done(ws->inst, ws);
+	return VIV_OK;
+}
+
+static void on_self_cancel(void *ctx, struct run_subrequest *sr)
+{
+	struct wsub *ws = sr->data;
+
+	(void)ctx;
+	if (!ws)
+		return;
+	/* Stop the second instance; its response has nobody to go to. */
+	ws->sr = NULL;
+	keep_logs(ws->w, ws->route, ws->inst);
+	run_instance_end(ws->inst);
+	wsub_free(ws);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct worker *w = the_worker;
@@ -316,6 +453,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		send_text(req, 404,
 			  "No app is deployed at this address.\n"
 			  "Apps answer at http://APP.DOMAIN/ once a deployment is ready.\n");
+		return 0;
+	}
+	if (serve_asset(w, route, req)) {
+		run_route_release(route);
 		return 0;
 	}
 	err = run_route_module(w->routes, route, &m, &why);
@@ -371,6 +512,7 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	h2o_hostconf_t *host;
 	h2o_pathconf_t *path;
 	h2o_handler_t *handler;
+	struct run_services services;
 	char err[512];
 	enum viv_err e;
 
@@ -388,11 +530,17 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 			viv_strerror(e));
 		return e;
 	}
-	e = run_routes_open(cfg->datadir, &w->routes, err, sizeof(err));
+	e = run_routes_open(cfg->datadir, cfg->domain, &w->routes, err, sizeof(err));
 	if (e) {
 		viv_log(VIV_ERROR, "cannot open the store: %s", err);
 		return e;
 	}
+	services.store = run_routes_store(w->routes);
+	services.self_request = on_self_request;
+	services.self_cancel = on_self_cancel;
+	services.ctx = w;
+	run_pool_set_services(w->pool, &services);
+	w->mime = h2o_mimemap_create();
 	h2o_config_init(&w->conf);
 	w->conf.server_name = h2o_iovec_init(H2O_STRLIT("vivarium"));
 	w->conf.max_request_entity_size = cfg->request_body_max;

@@ -25,6 +25,7 @@ struct options {
 	const char *domain;
 	unsigned workers;
 	bool no_sandbox;
+	bool outbound_private;
 	size_t upload_max;
 };
 
@@ -45,7 +46,11 @@ static void usage(FILE *f)
 		"  --domain NAME       apps answer at APP.NAME (default localhost)\n"
 		"  --workers N         runner worker processes (default: one per core)\n"
 		"  --upload-max MB     largest upload accepted (default 64)\n"
-		"  --no-sandbox        build without bubblewrap, where it cannot run\n");
+		"  --no-sandbox        build without bubblewrap, where it cannot run\n"
+		"  --outbound-allow-private\n"
+		"                      let apps' outbound requests reach loopback and private\n"
+		"                      addresses (refused by default; for tests and trusted\n"
+		"                      networks)\n");
 }
 
 /* Binds and listens on "ADDR:PORT"; the socket survives child restarts
@@ -100,6 +105,7 @@ static int parse(int argc, char **argv, struct options *o)
 		{"workers", required_argument, NULL, 'w'},
 		{"upload-max", required_argument, NULL, 'u'},
 		{"no-sandbox", no_argument, NULL, 'S'},
+		{"outbound-allow-private", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -142,6 +148,9 @@ static int parse(int argc, char **argv, struct options *o)
 			break;
 		case 'S':
 			o->no_sandbox = true;
+			break;
+		case 'P':
+			o->outbound_private = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -286,6 +295,7 @@ int main(int argc, char **argv)
 		wcfg[i].index = i;
 		wcfg[i].request_body_max = (size_t)16 << 20;
 		run_pool_config_defaults(&wcfg[i].pool);
+		wcfg[i].pool.outbound_allow_private = o.outbound_private;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
 		kids[n++] = (struct run_child_spec){role, worker_child_main, &wcfg[i]};

@@ -109,7 +109,8 @@ Test(cgi, environment_follows_rfc_3875)
 				  {"X-Custom-Thing", 14, "v", 1},
 				  {"Content-Length", 14, "2", 1}};
 	const char *app_env[] = {"GREETING=hello", "REQUEST_METHOD=spoofed"};
-	struct run_app app = {"myapp", {16, 100, 1000}, app_env, 2};
+	struct run_app app = {
+		.name = "myapp", .limits = {16, 100, 1000}, .env = app_env, .n_env = 2};
 	struct run_request req = {0};
 	const char *want[] = {"REQUEST_METHOD=POST", "PATH_INFO=/a b", "QUERY_STRING=q=1",
 			      "X_RAW_PATH_INFO=/a%20b", "SERVER_NAME=myapp.localhost",

@@ -33,7 +33,8 @@ static void teardown(void)
 TestSuite(sandbox, .init = setup, .fini = teardown, .timeout = 120);
 
 static const struct run_app default_app = {
-	"test", {16, 200, 5000}, NULL, 0,
+	.name = "test",
+	.limits = {16, 200, 5000},
 };
 
 static struct run_request make_req(const char *method, const char *target, const char *body)

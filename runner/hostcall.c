@@ -1,0 +1,1061 @@
+/* The Terrarium host-call ABI (GUEST-ABI.md section 1): request and response
+ * handles, headers and bodies, outbound requests and their pending handles,
+ * KV, time, randomness, DNS lookups, logs, panics and configuration.
+ *
+ * Guest memory is hostile: every (pointer, length) is checked against the
+ * memory's current size before use, and results are written into memory the
+ * guest's own allocator hands out. A bad handle or pointer makes the call
+ * fail (invalid, -1, false, or an empty result) and never touches host
+ * memory. Host data that a call reads stays owned by the instance, so a trap
+ * inside the guest's allocator leaks nothing. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runner_int.h"
+#include "store.h"
+
+#define E(name) Z_envZ_##name
+
+enum { HC_OK = 0, HC_INVALID = 1 };
+#define HANDLE_ERROR ((uint32_t)-1)
+#define HANDLE_NOT_READY ((uint32_t)-2)
+
+/* Caps on what a guest hands the host in one call. */
+#define HC_NAME_MAX 1024
+#define HC_VALUE_MAX (64u << 10)
+#define HC_URL_MAX (8u << 10)
+#define HC_HEADERS_MAX 100
+#define HC_BODY_MAX (16u << 20)
+
+/* ---- State ------------------------------------------------------------------------ */
+
+void run_hmsg_clear(struct run_hmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_hdrs; i++) {
+		free((char *)m->hdrs[i].name);
+		free((char *)m->hdrs[i].value);
+	}
+	free(m->hdrs);
+	free(m->method);
+	free(m->url);
+	viv_buf_free(&m->body);
+	memset(m, 0, sizeof(*m));
+}
+
+bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, const char *value,
+			 size_t vlen)
+{
+	struct run_header *h;
+	char *n, *v;
+
+	if (m->n_hdrs == m->alloc_hdrs) {
+		size_t na = m->alloc_hdrs ? m->alloc_hdrs * 2 : 8;
+		struct run_header *nh = realloc(m->hdrs, na * sizeof(*nh));
+		if (!nh)
+			return false;
+		m->hdrs = nh;
+		m->alloc_hdrs = na;
+	}
+	n = strndup(name, nlen);
+	v = strndup(value, vlen);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return false;
+	}
+	h = &m->hdrs[m->n_hdrs++];
+	h->name = n;
+	h->name_len = nlen;
+	h->value = v;
+	h->value_len = vlen;
+	return true;
+}
+
+static void remove_header(struct run_hmsg *m, const char *name, size_t nlen)
+{
+	size_t i = 0;
+
+	while (i < m->n_hdrs) {
+		struct run_header *h = &m->hdrs[i];
+
+		if (h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0) {
+			free((char *)h->name);
+			free((char *)h->value);
+			memmove(h, h + 1, (m->n_hdrs - i - 1) * sizeof(*h));
+			m->n_hdrs--;
+		} else {
+			i++;
+		}
+	}
+}
+
+/* The host-call state, made on first use; the outgoing response starts as
+ * 200 with no headers and an empty body. */
+static struct run_hc *hc_of(struct run_instance *in)
+{
+	struct run_hc *hc = in->hc;
+
+	if (hc)
+		return hc;
+	hc = calloc(1, sizeof(*hc));
+	if (!hc) {
+		run_log_add(in, "trap", "the host is out of memory", 25);
+		run_stop_guest(in, RUN_STOP_HOST, 0);
+	}
+	hc->reqs[0].used = true;
+	hc->resps[0].used = true;
+	hc->resps[0].status = 200;
+	viv_buf_init(&hc->resps[0].body, in->pool->cfg.response_max);
+	in->hc = hc;
+	return hc;
+}
+
+void run_hc_free(struct run_instance *in)
+{
+	struct run_hc *hc = in->hc;
+	int i;
+
+	if (!hc)
+		return;
+	for (i = 0; i < RUN_HC_HANDLES; i++) {
+		if (hc->pend[i].used && !hc->pend[i].done)
+			run_outbound_cancel(in, i);
+		run_hmsg_clear(&hc->reqs[i]);
+		run_hmsg_clear(&hc->resps[i]);
+	}
+	free(hc);
+	in->hc = NULL;
+}
+
+void run_hc_response(struct run_instance *in)
+{
+	struct run_hc *hc = hc_of(in);
+	struct run_hmsg *out = &hc->resps[0];
+	size_t i, n = 0;
+
+	free(in->resp.headers);
+	memset(&in->resp, 0, sizeof(in->resp));
+	in->resp.status = out->status;
+	in->resp.headers = calloc(out->n_hdrs ? out->n_hdrs : 1, sizeof(*in->resp.headers));
+	if (!in->resp.headers) {
+		run_error_response(in, 500, "The host is out of memory.\n");
+		return;
+	}
+	for (i = 0; i < out->n_hdrs; i++)
+		in->resp.headers[n++] = out->hdrs[i];
+	in->resp.n_headers = n;
+	in->resp.body = out->body.data;
+	in->resp.body_len = out->body.len;
+}
+
+/* ---- Guest memory and the guest's allocator -------------------------------------- */
+
+/* Copies [ptr, ptr + len) of guest memory into a new host string, or NULL
+ * when it is out of bounds, over max, or memory ran out. */
+static char *copy_in(struct run_instance *in, uint32_t ptr, uint32_t len, size_t max)
+{
+	const uint8_t *p;
+
+	if (len > max)
+		return NULL;
+	p = run_mem(in, ptr, len);
+	if (!p)
+		return NULL;
+	return strndup((const char *)p, len);
+}
+
+static uint32_t type_malloc;
+
+/* Calls the guest's allocator. 0 when it has none or it failed. */
+static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
+{
+	struct run_hc *hc = hc_of(in);
+	const struct viv_guest *g = in->m->g;
+	wasm_rt_funcref_table_t *t;
+	wasm_rt_funcref_t *f;
+
+	if (hc->mm_set) {
+		t = g->table ? g->table(in->wasm) : NULL;
+		if (!type_malloc)
+			type_malloc = wasm_rt_register_func_type(1, 1, WASM_RT_I32, WASM_RT_I32);
+		if (!t || hc->mm_malloc >= t->size)
+			return 0;
+		f = &t->data[hc->mm_malloc];
+		if (!f->func || f->func_type != type_malloc)
+			return 0;
+		return ((uint32_t (*)(void *, uint32_t))f->func)(f->module_instance, size);
+	}
+	if (g->export_malloc)
+		return g->export_malloc(in->wasm, size);
+	if (!hc->mm_missing_logged) {
+		static const char msg[] =
+			"the guest never registered an allocator with hostcall_init_mm (and exports "
+			"no default_malloc_impl), so host calls cannot return data to it";
+		run_log_add(in, "trap", msg, sizeof(msg) - 1);
+		hc->mm_missing_logged = true;
+	}
+	return 0;
+}
+
+/* Allocates len + 1 bytes in the guest, copies data and a NUL there. */
+static uint32_t put_string(struct run_instance *in, const void *data, size_t len)
+{
+	uint32_t p;
+	uint8_t *dst;
+
+	if (len >= UINT32_MAX)
+		return 0;
+	p = guest_malloc(in, (uint32_t)len + 1);
+	dst = p ? run_mem(in, p, (uint64_t)len + 1) : NULL;
+	if (!dst)
+		return 0;
+	memcpy(dst, data, len);
+	dst[len] = 0;
+	return p;
+}
+
+static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
+{
+	uint8_t *p = run_mem(in, at, 4);
+
+	if (p)
+		memcpy(p, &v, 4);
+}
+
+/* Writes (ptr, len) of a copy of data to the guest's out-pointers; (0, 0)
+ * when it fails. */
+bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
+			 size_t len)
+{
+	uint32_t p;
+
+	if (!run_mem(in, ptr_p, 4) || !run_mem(in, len_p, 4))
+		return false;
+	put_u32(in, ptr_p, 0);
+	put_u32(in, len_p, 0);
+	p = put_string(in, data ? data : "", len);
+	if (!p)
+		return false;
+	put_u32(in, ptr_p, p);
+	put_u32(in, len_p, (uint32_t)len);
+	return true;
+}
+
+/* Writes an array of GuestSlice {ptr, len}, one per string, each string in
+ * its own allocation. */
+bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			  const char *const *strs, const size_t *lens, size_t n)
+{
+	uint32_t arr;
+	size_t i;
+
+	if (!run_mem(in, slices_p, 4) || !run_mem(in, len_p, 4))
+		return false;
+	put_u32(in, slices_p, 0);
+	put_u32(in, len_p, 0);
+	arr = guest_malloc(in, (uint32_t)(n ? n * 8 : 8));
+	if (!arr || !run_mem(in, arr, (uint64_t)n * 8))
+		return false;
+	for (i = 0; i < n; i++) {
+		uint32_t s = put_string(in, strs[i], lens[i]);
+		if (!s)
+			return false;
+		put_u32(in, arr + (uint32_t)(8 * i), s);
+		put_u32(in, arr + (uint32_t)(8 * i + 4), (uint32_t)lens[i]);
+	}
+	put_u32(in, slices_p, arr);
+	put_u32(in, len_p, (uint32_t)n);
+	return true;
+}
+
+/* ---- Handles ------------------------------------------------------------------------- */
+
+static struct run_hmsg *req_of(struct run_instance *in, uint32_t h)
+{
+	struct run_hc *hc = hc_of(in);
+
+	if (h >= RUN_HC_HANDLES || !hc->reqs[h].used)
+		return NULL;
+	return &hc->reqs[h];
+}
+
+static struct run_hmsg *resp_of(struct run_instance *in, uint32_t h)
+{
+	struct run_hc *hc = hc_of(in);
+
+	if (h >= RUN_HC_HANDLES || !hc->resps[h].used)
+		return NULL;
+	return &hc->resps[h];
+}
+
+static int free_slot(struct run_hmsg *arr)
+{
+	int i;
+
+	for (i = 1; i < RUN_HC_HANDLES; i++) {
+		if (!arr[i].used)
+			return i;
+	}
+	return -1;
+}
+
+/* The headers of a message: the incoming request's come from the request
+ * itself, every other handle's from its own list. */
+static void headers_of(struct run_instance *in, struct run_hmsg *m, bool incoming,
+		       const struct run_header **hs, size_t *n)
+{
+	if (incoming) {
+		*hs = in->req->headers;
+		*n = in->req->n_headers;
+	} else {
+		*hs = m->hdrs;
+		*n = m->n_hdrs;
+	}
+}
+
+/* Every distinct header name, lower-cased in guest memory. */
+static void get_header_names(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			     struct run_hmsg *m, bool incoming)
+{
+	const struct run_header *hs;
+	const char *names[HC_HEADERS_MAX * 2];
+	size_t lens[HC_HEADERS_MAX * 2], n, i, j, k = 0;
+	uint32_t arr;
+
+	headers_of(in, m, incoming, &hs, &n);
+	for (i = 0; i < n && k < HC_HEADERS_MAX * 2; i++) {
+		bool seen = false;
+
+		for (j = 0; j < k && !seen; j++)
+			seen = lens[j] == hs[i].name_len &&
+			       strncasecmp(names[j], hs[i].name, lens[j]) == 0;
+		if (seen)
+			continue;
+		names[k] = hs[i].name;
+		lens[k] = hs[i].name_len;
+		k++;
+	}
+	if (!run_hc_result_slices(in, slices_p, len_p, names, lens, k))
+		return;
+	/* The names in the guest's copy are lowered there, so the host's own
+	 * headers stay as they came. */
+	arr = 0;
+	memcpy(&arr, run_mem(in, slices_p, 4), 4);
+	for (i = 0; i < k; i++) {
+		uint32_t s = 0;
+		uint8_t *p;
+
+		memcpy(&s, run_mem(in, arr + (uint32_t)(8 * i), 4), 4);
+		p = run_mem(in, s, lens[i]);
+		for (j = 0; p && j < lens[i]; j++)
+			p[j] = (uint8_t)tolower(p[j]);
+	}
+}
+
+/* Every value of one header (case-insensitive name). */
+static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			      struct run_hmsg *m, bool incoming, uint32_t name, uint32_t name_len)
+{
+	const struct run_header *hs;
+	const char *strs[HC_HEADERS_MAX * 2];
+	size_t lens[HC_HEADERS_MAX * 2], n, i, k = 0;
+	const uint8_t *want = name_len <= HC_NAME_MAX ? run_mem(in, name, name_len) : NULL;
+
+	if (!want) {
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+		return;
+	}
+	headers_of(in, m, incoming, &hs, &n);
+	for (i = 0; i < n && k < HC_HEADERS_MAX * 2; i++) {
+		if (hs[i].name_len != name_len ||
+		    strncasecmp(hs[i].name, (const char *)want, name_len) != 0)
+			continue;
+		strs[k] = hs[i].value;
+		lens[k] = hs[i].value_len;
+		k++;
+	}
+	run_hc_result_slices(in, slices_p, len_p, strs, lens, k);
+}
+
+static bool valid_token(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_value(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Replaces header name of m with the n values in the guest's slices. */
+static uint32_t set_header(struct run_instance *in, struct run_hmsg *m, uint32_t name,
+			   uint32_t name_len, uint32_t slices, uint32_t n)
+{
+	const uint8_t *nm = name_len <= HC_NAME_MAX ? run_mem(in, name, name_len) : NULL;
+	const uint8_t *vec = n <= HC_HEADERS_MAX ? run_mem(in, slices, (uint64_t)n * 8) : NULL;
+	uint32_t i;
+
+	if (!m || !nm || !vec || !valid_token((const char *)nm, name_len))
+		return HC_INVALID;
+	/* Check every value before changing anything. */
+	for (i = 0; i < n; i++) {
+		uint32_t p, l;
+		const uint8_t *v;
+
+		memcpy(&p, vec + 8 * i, 4);
+		memcpy(&l, vec + 8 * i + 4, 4);
+		v = l <= HC_VALUE_MAX ? run_mem(in, p, l) : NULL;
+		if (!v || !valid_value((const char *)v, l))
+			return HC_INVALID;
+	}
+	if (m->n_hdrs + n > HC_HEADERS_MAX)
+		return HC_INVALID;
+	remove_header(m, (const char *)nm, name_len);
+	for (i = 0; i < n; i++) {
+		uint32_t p, l;
+
+		memcpy(&p, vec + 8 * i, 4);
+		memcpy(&l, vec + 8 * i + 4, 4);
+		if (!run_hmsg_add_header(m, (const char *)nm, name_len,
+					 (const char *)run_mem(in, p, l), l))
+			return HC_INVALID;
+	}
+	return HC_OK;
+}
+
+static uint32_t set_body(struct run_instance *in, struct run_hmsg *m, uint32_t ptr, uint32_t len,
+			 size_t cap)
+{
+	const uint8_t *p = run_mem(in, ptr, len);
+
+	if (!m || !p || len > cap)
+		return HC_INVALID;
+	viv_buf_free(&m->body);
+	viv_buf_init(&m->body, cap);
+	if (viv_buf_append(&m->body, p, len))
+		return HC_INVALID;
+	return HC_OK;
+}
+
+/* ---- Requests ----------------------------------------------------------------------- */
+
+void E(hostcall_init_mm)(struct run_instance *in, uint32_t malloc_idx, uint32_t free_idx);
+void E(hostcall_init_mm)(struct run_instance *in, uint32_t malloc_idx, uint32_t free_idx)
+{
+	struct run_hc *hc;
+
+	run_hostcall_enter(in);
+	hc = hc_of(in);
+	hc->mm_malloc = malloc_idx;
+	hc->mm_free = free_idx;
+	hc->mm_set = true;
+}
+
+void E(hostcall_req_get_method)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+				uint32_t req);
+void E(hostcall_req_get_method)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+				uint32_t req)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = req_of(in, req);
+	if (req == 0)
+		run_hc_result_bytes(in, ptr_p, len_p, in->req->method, in->req->method_len);
+	else if (m)
+		run_hc_result_bytes(in, ptr_p, len_p, m->method, strlen(m->method));
+	else
+		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+}
+
+void E(hostcall_req_get_path)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			      uint32_t req);
+void E(hostcall_req_get_path)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			      uint32_t req)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = req_of(in, req);
+	if (req == 0)
+		run_hc_result_bytes(in, ptr_p, len_p, in->req->target, in->req->target_len);
+	else if (m)
+		run_hc_result_bytes(in, ptr_p, len_p, m->url, strlen(m->url));
+	else
+		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+}
+
+void E(hostcall_req_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			      uint32_t req);
+void E(hostcall_req_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			      uint32_t req)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = req_of(in, req);
+	if (req == 0)
+		run_hc_result_bytes(in, ptr_p, len_p, in->req->body, in->req->body_len);
+	else if (m)
+		run_hc_result_bytes(in, ptr_p, len_p, m->body.data, m->body.len);
+	else
+		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+}
+
+void E(hostcall_req_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				 uint32_t req);
+void E(hostcall_req_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				 uint32_t req)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = req_of(in, req);
+	if (m)
+		get_header_names(in, slices_p, len_p, m, req == 0);
+	else
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+}
+
+void E(hostcall_req_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				uint32_t req, uint32_t name, uint32_t name_len);
+void E(hostcall_req_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				uint32_t req, uint32_t name, uint32_t name_len)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = req_of(in, req);
+	if (m)
+		get_header_values(in, slices_p, len_p, m, req == 0, name, name_len);
+	else
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+}
+
+uint32_t E(hostcall_req_create)(struct run_instance *in, uint32_t method, uint32_t mlen,
+				uint32_t url, uint32_t ulen);
+uint32_t E(hostcall_req_create)(struct run_instance *in, uint32_t method, uint32_t mlen,
+				uint32_t url, uint32_t ulen)
+{
+	struct run_hc *hc;
+	char *m, *u;
+	int h;
+
+	run_hostcall_enter(in);
+	hc = hc_of(in);
+	h = free_slot(hc->reqs);
+	if (h < 0)
+		return HANDLE_ERROR;
+	m = copy_in(in, method, mlen, 32);
+	u = copy_in(in, url, ulen, HC_URL_MAX);
+	if (!m || !u || !valid_token(m, mlen) || strlen(u) != ulen) {
+		free(m);
+		free(u);
+		return HANDLE_ERROR;
+	}
+	hc->reqs[h].used = true;
+	hc->reqs[h].method = m;
+	hc->reqs[h].url = u;
+	viv_buf_init(&hc->reqs[h].body, HC_BODY_MAX);
+	return (uint32_t)h;
+}
+
+uint32_t E(hostcall_req_set_header)(struct run_instance *in, uint32_t req, uint32_t name,
+				    uint32_t nlen, uint32_t slices, uint32_t n);
+uint32_t E(hostcall_req_set_header)(struct run_instance *in, uint32_t req, uint32_t name,
+				    uint32_t nlen, uint32_t slices, uint32_t n)
+{
+	run_hostcall_enter(in);
+	/* The incoming request is read-only. */
+	if (req == 0)
+		return HC_INVALID;
+	return set_header(in, req_of(in, req), name, nlen, slices, n);
+}
+
+uint32_t E(hostcall_req_set_body)(struct run_instance *in, uint32_t req, uint32_t ptr,
+				  uint32_t len);
+uint32_t E(hostcall_req_set_body)(struct run_instance *in, uint32_t req, uint32_t ptr,
+				  uint32_t len)
+{
+	run_hostcall_enter(in);
+	if (req == 0)
+		return HC_INVALID;
+	return set_body(in, req_of(in, req), ptr, len, HC_BODY_MAX);
+}
+
+/* ---- Sending and waiting ------------------------------------------------------------ */
+
+static int send_async(struct run_instance *in, uint32_t req)
+{
+	struct run_hc *hc = hc_of(in);
+	int pi;
+
+	if (req == 0 || !req_of(in, req))
+		return -1;
+	if (hc->sent >= in->pool->cfg.outbound_max) {
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg),
+				 "outbound request refused: a request may send at most %u",
+				 in->pool->cfg.outbound_max);
+		run_log_add(in, "system", msg, (size_t)n);
+		return -1;
+	}
+	for (pi = 0; pi < RUN_HC_HANDLES && hc->pend[pi].used; pi++)
+		;
+	if (pi == RUN_HC_HANDLES)
+		return -1;
+	memset(&hc->pend[pi], 0, sizeof(hc->pend[pi]));
+	hc->pend[pi].used = true;
+	hc->pend[pi].req = (int)req;
+	hc->pend[pi].resp = -1;
+	hc->sent++;
+	if (!run_outbound_start(in, pi)) {
+		hc->pend[pi].done = true;
+		hc->pend[pi].resp = -1;
+	}
+	return pi;
+}
+
+void run_hc_complete(struct run_instance *in, int pi, struct run_hmsg *resp)
+{
+	struct run_hc *hc = in->hc;
+	struct run_pending *p = &hc->pend[pi];
+	int h = resp ? free_slot(hc->resps) : -1;
+
+	p->xfer = NULL;
+	p->sub = NULL;
+	p->done = true;
+	p->resp = -1;
+	if (resp && h >= 0) {
+		hc->resps[h] = *resp;
+		hc->resps[h].used = true;
+		p->resp = h;
+	} else if (resp) {
+		run_hmsg_clear(resp);
+	}
+	if (in->state == RUN_STATE_SUSPENDED && (hc->waiting & ((uint64_t)1 << pi))) {
+		hc->waiting = 0;
+		run_instance_wake(in);
+	}
+}
+
+/* Suspends the guest until one of the pending handles in mask is done. */
+static void wait_for(struct run_instance *in, uint64_t mask)
+{
+	struct run_hc *hc = in->hc;
+	int i;
+
+	for (;;) {
+		for (i = 0; i < RUN_HC_HANDLES; i++) {
+			if ((mask & ((uint64_t)1 << i)) && hc->pend[i].done)
+				return;
+		}
+		hc->waiting = mask;
+		run_instance_suspend(in);
+	}
+}
+
+static struct run_pending *pending_of(struct run_instance *in, uint32_t p)
+{
+	struct run_hc *hc = hc_of(in);
+
+	if (p >= RUN_HC_HANDLES || !hc->pend[p].used)
+		return NULL;
+	return &hc->pend[p];
+}
+
+uint32_t E(hostcall_req_send_async)(struct run_instance *in, uint32_t req);
+uint32_t E(hostcall_req_send_async)(struct run_instance *in, uint32_t req)
+{
+	int pi;
+
+	run_hostcall_enter(in);
+	pi = send_async(in, req);
+	return pi < 0 ? HANDLE_ERROR : (uint32_t)pi;
+}
+
+uint32_t E(hostcall_pending_req_wait)(struct run_instance *in, uint32_t p);
+uint32_t E(hostcall_pending_req_wait)(struct run_instance *in, uint32_t p)
+{
+	struct run_pending *pend;
+
+	run_hostcall_enter(in);
+	pend = pending_of(in, p);
+	if (!pend)
+		return HANDLE_ERROR;
+	wait_for(in, (uint64_t)1 << p);
+	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
+}
+
+uint32_t E(hostcall_req_send)(struct run_instance *in, uint32_t req);
+uint32_t E(hostcall_req_send)(struct run_instance *in, uint32_t req)
+{
+	int pi;
+
+	run_hostcall_enter(in);
+	pi = send_async(in, req);
+	if (pi < 0)
+		return HANDLE_ERROR;
+	wait_for(in, (uint64_t)1 << pi);
+	return in->hc->pend[pi].resp < 0 ? HANDLE_ERROR : (uint32_t)in->hc->pend[pi].resp;
+}
+
+uint32_t E(hostcall_pending_req_poll)(struct run_instance *in, uint32_t p);
+uint32_t E(hostcall_pending_req_poll)(struct run_instance *in, uint32_t p)
+{
+	struct run_pending *pend;
+
+	run_hostcall_enter(in);
+	pend = pending_of(in, p);
+	if (!pend)
+		return HANDLE_ERROR;
+	if (!pend->done)
+		return HANDLE_NOT_READY;
+	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
+}
+
+uint32_t E(hostcall_pending_req_select)(struct run_instance *in, uint32_t handles, uint32_t n,
+					uint32_t out_p);
+uint32_t E(hostcall_pending_req_select)(struct run_instance *in, uint32_t handles, uint32_t n,
+					uint32_t out_p)
+{
+	const uint8_t *vec;
+	uint64_t mask = 0;
+	uint32_t i, h;
+
+	run_hostcall_enter(in);
+	hc_of(in);
+	vec = n <= RUN_HC_HANDLES ? run_mem(in, handles, (uint64_t)n * 4) : NULL;
+	if (!vec || n == 0 || !run_mem(in, out_p, 4))
+		return HANDLE_ERROR;
+	for (i = 0; i < n; i++) {
+		memcpy(&h, vec + 4 * i, 4);
+		if (!pending_of(in, h))
+			return HANDLE_ERROR;
+		mask |= (uint64_t)1 << h;
+	}
+	wait_for(in, mask);
+	/* The first of the list, in the guest's order, that is done. */
+	vec = run_mem(in, handles, (uint64_t)n * 4);
+	for (i = 0; vec && i < n; i++) {
+		memcpy(&h, vec + 4 * i, 4);
+		if (h < RUN_HC_HANDLES && in->hc->pend[h].used && in->hc->pend[h].done) {
+			put_u32(in, out_p, h);
+			return in->hc->pend[h].resp < 0 ? HANDLE_ERROR
+							: (uint32_t)in->hc->pend[h].resp;
+		}
+	}
+	return HANDLE_ERROR;
+}
+
+/* ---- Responses ----------------------------------------------------------------------- */
+
+void E(hostcall_resp_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				  uint32_t resp);
+void E(hostcall_resp_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				  uint32_t resp)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = resp_of(in, resp);
+	if (m)
+		get_header_names(in, slices_p, len_p, m, false);
+	else
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+}
+
+void E(hostcall_resp_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				 uint32_t resp, uint32_t name, uint32_t name_len);
+void E(hostcall_resp_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+				 uint32_t resp, uint32_t name, uint32_t name_len)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = resp_of(in, resp);
+	if (m)
+		get_header_values(in, slices_p, len_p, m, false, name, name_len);
+	else
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+}
+
+void E(hostcall_resp_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			       uint32_t resp);
+void E(hostcall_resp_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+			       uint32_t resp)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = resp_of(in, resp);
+	if (m)
+		run_hc_result_bytes(in, ptr_p, len_p, m->body.data, m->body.len);
+	else
+		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+}
+
+uint32_t E(hostcall_resp_get_response_code)(struct run_instance *in, uint32_t resp);
+uint32_t E(hostcall_resp_get_response_code)(struct run_instance *in, uint32_t resp)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = resp_of(in, resp);
+	return m ? m->status : 0;
+}
+
+uint32_t E(hostcall_resp_set_header)(struct run_instance *in, uint32_t resp, uint32_t name,
+				     uint32_t nlen, uint32_t slices, uint32_t n);
+uint32_t E(hostcall_resp_set_header)(struct run_instance *in, uint32_t resp, uint32_t name,
+				     uint32_t nlen, uint32_t slices, uint32_t n)
+{
+	const uint8_t *nm;
+
+	run_hostcall_enter(in);
+	/* Framing and connection headers belong to the server. */
+	nm = nlen <= HC_NAME_MAX ? run_mem(in, name, nlen) : NULL;
+	if (nm && run_header_is_hop_by_hop((const char *)nm, nlen))
+		return HC_INVALID;
+	return set_header(in, resp_of(in, resp), name, nlen, slices, n);
+}
+
+uint32_t E(hostcall_resp_set_body)(struct run_instance *in, uint32_t resp, uint32_t ptr,
+				   uint32_t len);
+uint32_t E(hostcall_resp_set_body)(struct run_instance *in, uint32_t resp, uint32_t ptr,
+				   uint32_t len)
+{
+	run_hostcall_enter(in);
+	return set_body(in, resp_of(in, resp), ptr, len, in->pool->cfg.response_max);
+}
+
+uint32_t E(hostcall_resp_set_response_code)(struct run_instance *in, uint32_t resp,
+					    uint32_t code);
+uint32_t E(hostcall_resp_set_response_code)(struct run_instance *in, uint32_t resp,
+					    uint32_t code)
+{
+	struct run_hmsg *m;
+
+	run_hostcall_enter(in);
+	m = resp_of(in, resp);
+	if (!m || code < 100 || code > 599)
+		return HC_INVALID;
+	m->status = code;
+	return HC_OK;
+}
+
+/* ---- KV ------------------------------------------------------------------------------- */
+
+/* The key (and value, when val is not NULL) of a KV call, checked; false
+ * when there is no store or an argument is bad. */
+static bool kv_args(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl,
+		    const uint8_t **key, const uint8_t **val)
+{
+	*key = kl && kl <= STORE_KV_KEY_MAX ? run_mem(in, k, kl) : NULL;
+	if (val) {
+		*val = vl <= STORE_KV_VALUE_MAX ? run_mem(in, v, vl) : NULL;
+		if (!*val)
+			return false;
+	}
+	return in->pool->services.store && *key;
+}
+
+static void kv_failed(struct run_instance *in, const char *op, enum viv_err err)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg), "kvstore_%s failed: %s", op, viv_strerror(err));
+
+	run_log_add(in, "system", msg, (size_t)n);
+}
+
+typedef enum viv_err (*kv_write_fn)(struct store *, int64_t, const void *, size_t, const void *,
+				    size_t, bool *);
+
+static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *op, uint32_t k,
+			 uint32_t kl, uint32_t v, uint32_t vl)
+{
+	const uint8_t *key, *val;
+	bool yes = false;
+	enum viv_err err;
+
+	run_hostcall_enter(in);
+	if (!kv_args(in, k, kl, v, vl, &key, &val))
+		return 0;
+	err = fn(in->pool->services.store, in->app->id, key, kl, val, vl, &yes);
+	if (err) {
+		kv_failed(in, op, err);
+		return 0;
+	}
+	return yes;
+}
+
+uint32_t E(hostcall_kvstore_insert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl);
+uint32_t E(hostcall_kvstore_insert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl)
+{
+	return kv_write(in, store_kv_insert, "insert", k, kl, v, vl);
+}
+
+uint32_t E(hostcall_kvstore_upsert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl);
+uint32_t E(hostcall_kvstore_upsert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl)
+{
+	return kv_write(in, store_kv_upsert, "upsert", k, kl, v, vl);
+}
+
+uint32_t E(hostcall_kvstore_append)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl);
+uint32_t E(hostcall_kvstore_append)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+				    uint32_t vl)
+{
+	return kv_write(in, store_kv_append, "append", k, kl, v, vl);
+}
+
+uint32_t E(hostcall_kvstore_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+				 uint32_t kl);
+uint32_t E(hostcall_kvstore_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+				 uint32_t kl)
+{
+	const uint8_t *key;
+	char *val = NULL;
+	size_t len = 0;
+	enum viv_err err;
+	uint32_t p;
+
+	run_hostcall_enter(in);
+	if (!kv_args(in, k, kl, 0, 0, &key, NULL) || !run_mem(in, v_p, 4) ||
+	    !run_mem(in, vl_p, 4))
+		return 0;
+	err = store_kv_get(in->pool->services.store, in->app->id, key, kl, &val, &len);
+	if (err) {
+		if (err != VIV_ERR_NOT_FOUND)
+			kv_failed(in, "get", err);
+		return 0;
+	}
+	/* The value is host memory held across the guest's allocator: keep it
+	 * on the instance so that a trap there cannot leak it. */
+	viv_buf_free(&in->scratch);
+	in->scratch.data = val;
+	in->scratch.len = len;
+	in->scratch.alloc = len + 1;
+	p = put_string(in, in->scratch.data, in->scratch.len);
+	if (!p)
+		return 0;
+	put_u32(in, v_p, p);
+	put_u32(in, vl_p, (uint32_t)len);
+	return 1;
+}
+
+uint32_t E(hostcall_kvstore_remove)(struct run_instance *in, uint32_t k, uint32_t kl);
+uint32_t E(hostcall_kvstore_remove)(struct run_instance *in, uint32_t k, uint32_t kl)
+{
+	const uint8_t *key;
+	bool existed = false;
+	enum viv_err err;
+
+	run_hostcall_enter(in);
+	if (!kv_args(in, k, kl, 0, 0, &key, NULL))
+		return 0;
+	err = store_kv_remove(in->pool->services.store, in->app->id, key, kl, &existed);
+	if (err) {
+		kv_failed(in, "remove", err);
+		return 0;
+	}
+	return existed;
+}
+
+/* ---- Time, randomness, logs, configuration ------------------------------------------- */
+
+uint64_t E(hostcall_rng_next_u64)(struct run_instance *in);
+uint64_t E(hostcall_rng_next_u64)(struct run_instance *in)
+{
+	uint64_t v = 0;
+
+	run_hostcall_enter(in);
+	if (viv_random(&v, sizeof(v))) {
+		run_log_add(in, "trap", "the host's random number generator failed", 41);
+		run_stop_guest(in, RUN_STOP_HOST, 0);
+	}
+	return v;
+}
+
+uint64_t E(hostcall_time_now)(struct run_instance *in, uint32_t subsec_p);
+uint64_t E(hostcall_time_now)(struct run_instance *in, uint32_t subsec_p)
+{
+	struct timespec ts;
+
+	run_hostcall_enter(in);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	put_u32(in, subsec_p, (uint32_t)ts.tv_nsec);
+	return (uint64_t)ts.tv_sec;
+}
+
+void E(hostcall_debug)(struct run_instance *in, uint32_t msg, uint32_t len);
+void E(hostcall_debug)(struct run_instance *in, uint32_t msg, uint32_t len)
+{
+	const uint8_t *p;
+
+	run_hostcall_enter(in);
+	p = run_mem(in, msg, len);
+	if (p)
+		run_log_add(in, "debug", (const char *)p, len);
+}
+
+void E(hostcall_panic_hook)(struct run_instance *in, uint32_t msg, uint32_t len);
+void E(hostcall_panic_hook)(struct run_instance *in, uint32_t msg, uint32_t len)
+{
+	const uint8_t *p;
+
+	run_hostcall_enter(in);
+	p = run_mem(in, msg, len);
+	hc_of(in)->panicked = true;
+	if (p)
+		run_log_add(in, "panic", (const char *)p, len);
+	else
+		run_log_add(in, "panic", "(message out of bounds)", 23);
+}
+
+uint32_t E(hostcall_config_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+				uint32_t kl);
+uint32_t E(hostcall_config_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+				uint32_t kl)
+{
+	const uint8_t *key;
+	size_t i;
+
+	run_hostcall_enter(in);
+	key = kl && kl <= HC_NAME_MAX ? run_mem(in, k, kl) : NULL;
+	if (!key || !run_mem(in, v_p, 4) || !run_mem(in, vl_p, 4))
+		return 0;
+	for (i = 0; i < in->app->n_env; i++) {
+		const char *e = in->app->env[i];
+
+		if (strncmp(e, (const char *)key, kl) == 0 && e[kl] == '=')
+			return run_hc_result_bytes(in, v_p, vl_p, e + kl + 1, strlen(e + kl + 1));
+	}
+	return 0;
+}
