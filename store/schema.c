@@ -7,8 +7,7 @@
 /*
  * Migration N (counting from 1) is migrations[N - 1]; PRAGMA user_version
  * holds the number of migrations applied. A migration is never edited once
- * released: a change of schema is a new entry at the end (the KV table comes
- * as migration 2). Each runs inside the one transaction that also sets
+ * released: a change of schema is a new entry at the end. Each runs inside the one transaction that also sets
  * user_version, so a database is always at exactly one version.
  *
  * Constraints state the rules the code relies on, so that a bug shows up as
@@ -97,6 +96,20 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
 	"CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);",
+
+	/* 2: apps' KV data, and configuration values set through the API. */
+	"CREATE TABLE kv ("
+	"  app_id INTEGER NOT NULL REFERENCES apps(id),"
+	"  key BLOB NOT NULL CHECK (length(key) BETWEEN 1 AND 1024),"
+	"  value BLOB NOT NULL CHECK (length(value) <= 1048576),"
+	"  PRIMARY KEY (app_id, key)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE app_config ("
+	"  app_id INTEGER NOT NULL REFERENCES apps(id),"
+	"  key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 128),"
+	"  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
+	"  PRIMARY KEY (app_id, key)"
+	") WITHOUT ROWID;",
 };
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))

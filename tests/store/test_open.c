@@ -37,12 +37,11 @@ Test(open, creates_directories_and_schema)
 	assert_private_dir("artifacts");
 	assert_private_dir("uploads");
 	assert_private_dir("builds");
-	cr_assert_eq(store_schema_version(st), 1);
+	cr_assert_eq(store_schema_version(st), 2);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
-				  " 'app_logs')"),
-		     5);
-	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE name = 'kv'"), 0);
+				  " 'app_logs', 'kv', 'app_config')"),
+		     7);
 	cr_assert_eq(test_sql_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 	snprintf(path, sizeof(path), "%s/routes.gen", test_datadir);
 	cr_assert_eq(stat(path, &sb), 0);
@@ -73,12 +72,12 @@ Test(open, reopen_keeps_data_and_schema)
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
 	store_close(st);
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 1);
+	cr_assert_eq(store_schema_version(st), 2);
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->id, id);
 	store_app_free(app);
 	store_close(st);
-	cr_assert_eq(test_sql_int("PRAGMA user_version"), 1);
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 2);
 }
 
 Test(open, refuses_newer_schema)
