@@ -1,0 +1,231 @@
+/* Guests written for Terrarium and Terrafirma, deployed unchanged on the real
+ * vivd: a C guest as source, the same guest as a prebuilt .wasm, and a
+ * WebAssembly text guest with Terrafirma's exported allocator; KV, outbound
+ * requests to a local upstream, the allow list, static assets and requests
+ * an app sends to itself. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "upstream.h"
+
+static struct tsup_vivd vivd;
+static struct tsup_upstream *up;
+
+static void start(void)
+{
+	const char *extra[] = {"--outbound-allow-private", NULL};
+
+	up = tsup_upstream_start();
+	tsup_vivd_start(&vivd, extra);
+}
+
+static void stop(void)
+{
+	tsup_vivd_stop(&vivd);
+	tsup_upstream_stop(up);
+}
+
+TestSuite(terrarium, .init = start, .fini = stop, .timeout = 300);
+
+static char *guest(const char *file)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/tests/runner/guests/%s", VIV_SOURCE_DIR, file);
+	return tsup_read_file(path, NULL);
+}
+
+/* vivarium.json allowing the test upstream. */
+static char *manifest(void)
+{
+	char *m;
+
+	cr_assert(asprintf(&m,
+			   "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+			   " \"env\": {\"GREETING\": \"hello from the manifest\"}}",
+			   tsup_upstream_port(up)) > 0);
+	return m;
+}
+
+static const char *jstr(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+	return s ? s : "";
+}
+
+static void deploy_files(const char *app, const struct tsup_file *f, size_t n)
+{
+	char *tgz;
+	size_t len;
+	json_t *d;
+
+	tsup_tar(f, n, true, &tgz, &len);
+	d = tsup_deploy_wait(&vivd, app, tgz, len);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "%s: %s\n%s", app, jstr(d, "error"),
+			 jstr(d, "log"));
+	cr_assert_str_eq(jstr(d, "mode"), "hostcall");
+	json_decref(d);
+	free(tgz);
+}
+
+/* GET path on app; checks the status and that the body holds want. */
+static void says(const char *app, const char *path, long status, const char *want)
+{
+	struct tsup_resp r;
+
+	cr_assert(tsup_app_get(&vivd, app, path, &r));
+	cr_assert_eq(r.status, status, "%s%s: %ld %s", app, path, r.status, r.body);
+	cr_assert_not_null(strstr(r.body, want), "%s%s: '%s' not in:\n%s", app, path, want,
+			   r.body);
+	tsup_resp_free(&r);
+}
+
+static void c_guest_behaviour(const char *app)
+{
+	char path[512];
+
+	says(app, "/echo?q=1", 201, "GET /echo?q=1 0:");
+	says(app, "/echo", 201, "has x-real-ip");
+	says(app, "/kv", 200, "count 1\n");
+	says(app, "/kv", 200, "count 2\n");
+	says(app, "/config", 200, "GREETING=hello from the manifest");
+	snprintf(path, sizeof(path), "/fetch?http://127.0.0.1:%u/hello", tsup_upstream_port(up));
+	says(app, path, 200, "200 upstream says hi yes");
+	/* Not in the allow list: fails as if unreachable. */
+	says(app, "/fetch?http://example.com/", 200, "fetch failed");
+	snprintf(path, sizeof(path), "/race?http://127.0.0.1:%u", tsup_upstream_port(up));
+	says(app, path, 200, "first fast upstream says hi");
+	says(app, "/misc", 200, "dns 127.0.0.1");
+	says(app, "/panic", 500, "");
+}
+
+Test(terrarium, c_guest_from_source)
+{
+	char *src = guest("terrarium.c"), *m = manifest(), path[512];
+	struct tsup_file f[] = {{"vivarium.json", m},
+				{"main.c", src},
+				{"assets/", NULL},
+				{"assets/hello.txt", "a static hello\n"}};
+
+	deploy_files("terra", f, 4);
+	c_guest_behaviour("terra");
+	/* Static assets are served at the root, before the app. */
+	says("terra", "/hello.txt", 200, "a static hello");
+	/* The app fetches its own asset through its own host name, and its own
+	 * pages through a second instance, without the network. */
+	snprintf(path, sizeof(path), "/fetch?https://terra.localhost/hello.txt");
+	says("terra", path, 200, "200 a static hello");
+	snprintf(path, sizeof(path), "/fetch?http://terra.localhost:%u/config", vivd.apps_port);
+	says("terra", path, 200, "GREETING=hello from the manifest");
+	free(src);
+	free(m);
+}
+
+Test(terrarium, kv_survives_a_redeploy_and_belongs_to_its_app)
+{
+	char *src = guest("terrarium.c"), *m = manifest();
+	struct tsup_file f[] = {{"vivarium.json", m}, {"main.c", src}};
+	struct tsup_file g[] = {{"vivarium.json", m}, {"main.c", src}, {"README", "v2\n"}};
+
+	deploy_files("counter", f, 2);
+	says("counter", "/kv", 200, "count 1\n");
+	says("counter", "/kv", 200, "count 2\n");
+	deploy_files("counter", g, 3);
+	says("counter", "/kv", 200, "count 3\n");
+	/* Another app with the same code has its own keys. */
+	deploy_files("other", f, 2);
+	says("other", "/kv", 200, "count 1\n");
+	free(src);
+	free(m);
+}
+
+Test(terrarium, prebuilt_wasm_of_the_same_guest)
+{
+	char dir[] = "/tmp/viv-prebuilt-XXXXXX", src[128], wasm[128], *out = NULL, *bin, *m;
+	const char *argv[] = {"clang",  "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
+			      "-mexec-model=reactor", "-Wl,--export=run",
+			      "-I" VIV_SOURCE_DIR "/sdk/c", src, "-o", wasm, NULL};
+	size_t len;
+	json_t *d;
+	char *code = guest("terrarium.c");
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/terrarium.c", dir);
+	snprintf(wasm, sizeof(wasm), "%s/terrarium.wasm", dir);
+	cr_assert_eq(viv_write_file_atomic(src, code, strlen(code), 0644), VIV_OK);
+	cr_assert_eq(tsup_run(argv, NULL, &out), 0, "clang: %s", out);
+	free(out);
+	bin = tsup_read_file(wasm, &len);
+	/* As a bare .wasm upload: no manifest, so nothing outbound. */
+	d = tsup_deploy_wait(&vivd, "prebuilt", bin, len);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "%s\n%s", jstr(d, "error"), jstr(d, "log"));
+	cr_assert_str_eq(jstr(d, "language"), "wasm");
+	json_decref(d);
+	says("prebuilt", "/echo?x", 201, "GET /echo?x 0:");
+	says("prebuilt", "/kv", 200, "count 1\n");
+	says("prebuilt", "/fetch?http://127.0.0.1:1/hello", 200, "fetch failed");
+	/* In a tarball with its manifest, it may reach the upstream. The
+	 * module has NUL bytes, which tsup_tar's text files cannot hold, so the
+	 * tar tool packs it. */
+	m = manifest();
+	{
+		char mpath[160], tpath[160], *tgz;
+		const char *tar[] = {"tar", "-czf", tpath, "-C", dir, "vivarium.json",
+				     "terrarium.wasm", NULL};
+		size_t tl;
+
+		snprintf(mpath, sizeof(mpath), "%s/vivarium.json", dir);
+		snprintf(tpath, sizeof(tpath), "%s/app.tgz", dir);
+		cr_assert_eq(viv_write_file_atomic(mpath, m, strlen(m), 0644), VIV_OK);
+		cr_assert_eq(tsup_run(tar, NULL, &out), 0, "tar: %s", out);
+		free(out);
+		tgz = tsup_read_file(tpath, &tl);
+		d = tsup_deploy_wait(&vivd, "prebuilt2", tgz, tl);
+		cr_assert_str_eq(jstr(d, "status"), "ready", "%s", jstr(d, "error"));
+		json_decref(d);
+		free(tgz);
+	}
+	c_guest_behaviour("prebuilt2");
+	viv_rmtree(dir);
+	free(bin);
+	free(code);
+	free(m);
+}
+
+Test(terrarium, wat_guest_with_terrafirma_allocators)
+{
+	char *src = guest("terrafirma.wat");
+	struct tsup_file f[] = {{"app.wat", src}};
+
+	deploy_files("firma", f, 1);
+	says("firma", "/some/where?x=1", 202, "GET /some/where?x=1");
+	free(src);
+}
+
+Test(terrarium, unknown_imports_are_refused_at_deploy_time_by_name)
+{
+	static const char wat[] =
+		"(module\n"
+		"  (import \"env\" \"hostcall_teleport\" (func $t (param i32) (result i32)))\n"
+		"  (import \"env\" \"hostcall_debug\" (func $d (param i64)))\n"
+		"  (func (export \"run\") (drop (call $t (i32.const 1))) (call $d (i64.const 2))))\n";
+	struct tsup_file f[] = {{"app.wat", wat}};
+	char *tgz;
+	size_t len;
+	json_t *d;
+	const char *err;
+
+	tsup_tar(f, 1, true, &tgz, &len);
+	d = tsup_deploy_wait(&vivd, "strange", tgz, len);
+	err = jstr(d, "error");
+	cr_assert_str_eq(jstr(d, "status"), "failed");
+	cr_assert_not_null(strstr(err, "env.hostcall_teleport"), "%s", err);
+	/* A known name with the wrong type is unknown too. */
+	cr_assert_not_null(strstr(err, "env.hostcall_debug"), "%s", err);
+	json_decref(d);
+	free(tgz);
+}

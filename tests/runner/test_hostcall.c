@@ -1,0 +1,399 @@
+/* The Terrarium host-call ABI with real guests: a C guest written against
+ * http_hostcalls.h as Terrarium's were, a Terrafirma-style module with
+ * exported allocators, and one without an allocator; KV on a real store,
+ * outbound requests to a local upstream, the allow list, suspension while
+ * waiting, DNS, configuration, panics and hostile arguments. */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifact.h"
+#include "runner_int.h"
+#include "store.h"
+#include "support.h"
+#include "upstream.h"
+
+static struct run_pool *pool;
+static struct store *st;
+static char datadir[64];
+static struct tsup_upstream *up;
+static char upstream_url[64];
+static char allow_pattern[64];
+static const char *outbound[1];
+static const char *env[] = {"GREETING=hello from config"};
+static struct run_app app;
+
+static void setup_pool(bool allow_private)
+{
+	struct run_pool_config pc;
+	struct run_services sv = {0};
+	char err[256];
+	int64_t id = 0;
+
+	cr_assert_eq(run_thread_init(), VIV_OK);
+	run_pool_config_defaults(&pc);
+	pc.slots = 4;
+	pc.outbound_allow_private = allow_private;
+	cr_assert_eq(run_pool_create(&pc, &pool), VIV_OK);
+	strcpy(datadir, "/tmp/viv-hc-XXXXXX");
+	cr_assert_not_null(mkdtemp(datadir));
+	cr_assert_eq(store_open(datadir, &st, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(store_app_ensure(st, "guest", &id), VIV_OK);
+	sv.store = st;
+	run_pool_set_services(pool, &sv);
+	up = tsup_upstream_start();
+	snprintf(upstream_url, sizeof(upstream_url), "http://127.0.0.1:%u",
+		 tsup_upstream_port(up));
+	snprintf(allow_pattern, sizeof(allow_pattern), "http://127.0.0.1:%u",
+		 tsup_upstream_port(up));
+	outbound[0] = allow_pattern;
+	memset(&app, 0, sizeof(app));
+	app.name = "guest";
+	app.limits = (struct viv_limits){32, 500, 5000};
+	app.env = env;
+	app.n_env = 1;
+	app.id = id;
+	app.host = "guest.localhost";
+	app.outbound = outbound;
+	app.n_outbound = 1;
+}
+
+static void setup(void)
+{
+	setup_pool(true);
+}
+
+static void teardown(void)
+{
+	run_pool_destroy(pool);
+	store_close(st);
+	tsup_upstream_stop(up);
+	viv_rmtree(datadir);
+}
+
+TestSuite(hostcall, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *guest_source(const char *file)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/guests/%s", TESTS_RUNNER_DIR, file);
+	return tsup_read_file(path, NULL);
+}
+
+static struct run_module *load(const char *file)
+{
+	char *src = guest_source(file), *so, err[512];
+	const char *name = strstr(file, ".c") ? "main.c" : "app.wat";
+	struct run_module *m = NULL;
+
+	so = tsup_artifact(name, src);
+	cr_assert_eq(run_module_load(so, NULL, &m, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_str_eq(run_module_mode(m), "hostcall");
+	free(so);
+	free(src);
+	return m;
+}
+
+static struct run_request make_req(const char *method, const char *target, const char *body)
+{
+	static struct run_header hs[] = {{"X-Test", 6, "one", 3},
+					 {"x-test", 6, "two", 3},
+					 {"X-Real-IP", 9, "192.0.2.1", 9}};
+	struct run_request r = {0};
+
+	r.method = method;
+	r.method_len = strlen(method);
+	r.target = target;
+	r.target_len = strlen(target);
+	r.body = body;
+	r.body_len = body ? strlen(body) : 0;
+	r.headers = hs;
+	r.n_headers = 3;
+	r.client_addr = "192.0.2.1";
+	r.server_name = "guest.localhost";
+	r.server_port = 8000;
+	r.protocol = "HTTP/1.1";
+	return r;
+}
+
+static struct run_instance *run(struct run_module *m, const struct run_request *req)
+{
+	struct run_instance *in = NULL;
+
+	cr_assert_eq(run_instance_start(pool, m, &app, req, NULL, NULL, &in), VIV_OK);
+	while (!run_instance_done(in)) {
+		struct pollfd p = {run_pool_fd(pool), POLLIN, 0};
+		int ms = run_pool_poll(pool);
+
+		if (!run_instance_done(in))
+			poll(&p, 1, ms < 0 || ms > 100 ? 100 : ms);
+	}
+	return in;
+}
+
+/* The body as a string (caller frees). */
+static char *body_of(struct run_instance *in)
+{
+	const struct run_response *r = run_instance_response(in);
+
+	return strndup(r->body ? r->body : "", r->body_len);
+}
+
+static bool logged(struct run_instance *in, const char *needle)
+{
+	size_t n, i;
+	const struct run_log_line *l = run_instance_logs(in, &n);
+
+	for (i = 0; i < n; i++) {
+		if (strstr(l[i].message, needle))
+			return true;
+	}
+	return false;
+}
+
+/* Runs target and checks the body holds every line of want. */
+static void expect(struct run_module *m, const char *method, const char *target,
+		   const char *body, unsigned status, const char *const *want)
+{
+	struct run_request req = make_req(method, target, body);
+	struct run_instance *in = run(m, &req);
+	char *got = body_of(in);
+
+	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", target,
+		     run_outcome_name(run_instance_outcome(in)));
+	cr_assert_eq(run_instance_response(in)->status, status, "%s: status %u, body %s", target,
+		     run_instance_response(in)->status, got);
+	for (size_t i = 0; want[i]; i++)
+		cr_assert_not_null(strstr(got, want[i]), "%s: '%s' not in:\n%s", target, want[i],
+				   got);
+	free(got);
+	run_instance_end(in);
+}
+
+Test(hostcall, request_and_response)
+{
+	struct run_module *m = load("terrarium.c");
+	const char *want[] = {"POST /echo?a=1 5:hello\n", "x-test=one\nx-test=two\n",
+			      "has x-real-ip\n", NULL};
+	struct run_request req = make_req("POST", "/echo?a=1", "hello");
+	struct run_instance *in;
+	const struct run_response *r;
+	bool echo = false;
+
+	expect(m, "POST", "/echo?a=1", "hello", 201, want);
+	in = run(m, &req);
+	r = run_instance_response(in);
+	for (size_t i = 0; i < r->n_headers; i++)
+		echo = echo || (strncmp(r->headers[i].name, "X-Echo", 6) == 0 &&
+				strncmp(r->headers[i].value, "1", 1) == 0);
+	cr_assert(echo, "the X-Echo header is missing");
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(hostcall, kv_semantics_and_persistence)
+{
+	struct run_module *m = load("terrarium.c");
+	const char *want[] = {"insert 1\n",     "insert again 0\n", "append 0\n",
+			      "get ac\n",       "upsert 0\n",       "upsert new 1\n",
+			      "remove 1\n",     "remove again 0\n", "get missing 0\n",
+			      "count 1\n",      NULL};
+	const char *want2[] = {"count 2\n", NULL};
+	char *v = NULL;
+	size_t vl = 0;
+
+	expect(m, "GET", "/kv", NULL, 200, want);
+	expect(m, "GET", "/kv", NULL, 200, want2);
+	/* It is in the store, under this app only. */
+	cr_assert_eq(store_kv_get(st, app.id, "count", 5, &v, &vl), VIV_OK);
+	cr_assert_str_eq(v, "2");
+	free(v);
+	cr_assert_eq(store_kv_get(st, app.id + 1000, "count", 5, &v, &vl), VIV_ERR_NOT_FOUND);
+	run_module_release(m);
+}
+
+Test(hostcall, fetch_from_an_allowed_upstream)
+{
+	struct run_module *m = load("terrarium.c");
+	char target[256];
+	const char *want[] = {"200 upstream says hi yes\n", NULL};
+	const char *want_redirect[] = {"200 upstream says hi yes\n", NULL};
+
+	snprintf(target, sizeof(target), "/fetch?%s/hello", upstream_url);
+	expect(m, "GET", target, NULL, 200, want);
+	snprintf(target, sizeof(target), "/fetch?%s/redirect", upstream_url);
+	expect(m, "GET", target, NULL, 200, want_redirect);
+	run_module_release(m);
+}
+
+Test(hostcall, the_allow_list_is_enforced_also_on_redirects)
+{
+	struct run_module *m = load("terrarium.c");
+	struct run_request req;
+	struct run_instance *in;
+	char target[256];
+	char *body;
+	unsigned hits;
+
+	req = make_req("GET", "/fetch?http://127.0.0.2:9/hello", NULL);
+	in = run(m, &req);
+	body = body_of(in);
+	cr_assert_str_eq(body, "fetch failed\n");
+	cr_assert(logged(in, "not in the app's outbound list"));
+	free(body);
+	run_instance_end(in);
+
+	hits = tsup_upstream_hits(up);
+	snprintf(target, sizeof(target), "/fetch?%s/redirect?to=http://127.0.0.2:9/x",
+		 upstream_url);
+	req = make_req("GET", target, NULL);
+	in = run(m, &req);
+	body = body_of(in);
+	cr_assert_str_eq(body, "fetch failed\n");
+	cr_assert(logged(in, "redirected to http://127.0.0.2:9/x"));
+	cr_assert_eq(tsup_upstream_hits(up), hits + 1);
+	free(body);
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(hostcall, private_addresses_are_refused_by_default)
+{
+	struct run_module *m;
+	struct run_request req;
+	struct run_instance *in;
+	char target[256];
+	char *body;
+
+	/* A pool without the operator's permission. */
+	run_pool_destroy(pool);
+	{
+		struct run_pool_config pc;
+		struct run_services sv = {0};
+		run_pool_config_defaults(&pc);
+		pc.slots = 2;
+		cr_assert_eq(run_pool_create(&pc, &pool), VIV_OK);
+		sv.store = st;
+		run_pool_set_services(pool, &sv);
+	}
+	m = load("terrarium.c");
+	snprintf(target, sizeof(target), "/fetch?%s/hello", upstream_url);
+	req = make_req("GET", target, NULL);
+	in = run(m, &req);
+	body = body_of(in);
+	cr_assert_str_eq(body, "fetch failed\n");
+	cr_assert(logged(in, "a private or local address"));
+	cr_assert_eq(tsup_upstream_hits(up), 0);
+	free(body);
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(hostcall, async_requests_and_select)
+{
+	struct run_module *m = load("terrarium.c");
+	char target[256];
+	const char *want[] = {"poll -2\n", "first fast upstream says hi\n", "then slow\n", NULL};
+
+	snprintf(target, sizeof(target), "/race?%s", upstream_url);
+	expect(m, "GET", target, NULL, 200, want);
+	run_module_release(m);
+}
+
+Test(hostcall, a_waiting_guest_does_not_hold_up_others)
+{
+	struct run_module *m = load("terrarium.c");
+	char target[256];
+	struct run_request slow_req, fast_req = make_req("GET", "/config", NULL);
+	struct run_instance *slow = NULL, *fast;
+	uint64_t t0;
+
+	snprintf(target, sizeof(target), "/fetch?%s/slow?ms=1000", upstream_url);
+	slow_req = make_req("GET", target, NULL);
+	cr_assert_eq(run_instance_start(pool, m, &app, &slow_req, NULL, NULL, &slow), VIV_OK);
+	cr_assert_not(run_instance_done(slow), "the waiting guest must be suspended");
+	/* Another request on the same thread is served at once. */
+	t0 = viv_mono_ns();
+	fast = run(m, &fast_req);
+	cr_assert_eq(run_instance_outcome(fast), RUN_DONE);
+	cr_assert_lt((viv_mono_ns() - t0) / 1000000u, 500, "the other request waited");
+	run_instance_end(fast);
+	while (!run_instance_done(slow)) {
+		struct pollfd p = {run_pool_fd(pool), POLLIN, 0};
+		poll(&p, 1, 50);
+		run_pool_poll(pool);
+	}
+	cr_assert_geq((viv_mono_ns() - t0) / 1000000u, 900);
+	{
+		char *b = body_of(slow);
+		cr_assert_str_eq(b, "200 slow -\n");
+		free(b);
+	}
+	run_instance_end(slow);
+	run_module_release(m);
+}
+
+Test(hostcall, config_time_rng_dns_debug)
+{
+	struct run_module *m = load("terrarium.c");
+	const char *want_config[] = {"GREETING=hello from config\n", "missing 0\n", NULL};
+	const char *want_misc[] = {"time ok\n", "rng ok\n", "dns 127.0.0.1\n", NULL};
+	struct run_request req = make_req("GET", "/misc", NULL);
+	struct run_instance *in;
+
+	expect(m, "GET", "/config", NULL, 200, want_config);
+	expect(m, "GET", "/misc", NULL, 200, want_misc);
+	in = run(m, &req);
+	cr_assert(logged(in, "a debug line"));
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(hostcall, hostile_arguments_fail_harmlessly)
+{
+	struct run_module *m = load("terrarium.c");
+	const char *want[] = {"set header 1\n", "set body 1\n", "code 1\n", "bad handle 1\n",
+			      "send 0 -1\n",    "hop 1\n",      "status of nothing 0\n", NULL};
+
+	expect(m, "GET", "/bad", NULL, 200, want);
+	run_module_release(m);
+}
+
+Test(hostcall, panic_ends_with_500_and_the_message_logged)
+{
+	struct run_module *m = load("terrarium.c");
+	struct run_request req = make_req("GET", "/panic", NULL);
+	struct run_instance *in = run(m, &req);
+
+	cr_assert_eq(run_instance_response(in)->status, 500);
+	cr_assert(logged(in, "it went wrong"));
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(hostcall, terrafirma_allocator_exports_are_used)
+{
+	struct run_module *m = load("terrafirma.wat");
+	const char *want[] = {"PUT /some/where?x=1", NULL};
+
+	expect(m, "PUT", "/some/where?x=1", NULL, 202, want);
+	run_module_release(m);
+}
+
+Test(hostcall, a_guest_without_an_allocator_is_told_in_its_log)
+{
+	struct run_module *m = load("no_allocator.wat");
+	struct run_request req = make_req("GET", "/x", NULL);
+	struct run_instance *in = run(m, &req);
+	char *b = body_of(in);
+
+	cr_assert_eq(run_instance_outcome(in), RUN_DONE);
+	cr_assert_str_eq(b, "no allocator");
+	cr_assert(logged(in, "never registered an allocator"));
+	free(b);
+	run_instance_end(in);
+	run_module_release(m);
+}
