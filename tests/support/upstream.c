@@ -2,7 +2,9 @@
 #include "upstream.h"
 
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
