@@ -4,6 +4,7 @@
  * requests to a local upstream, the allow list, static assets and requests
  * an app sends to itself. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "support.h"
 #include "upstream.h"
+#include "viv.h"
 
 static struct tsup_vivd vivd;
 static struct tsup_upstream *up;
@@ -228,4 +230,86 @@ Test(terrarium, unknown_imports_are_refused_at_deploy_time_by_name)
 	cr_assert_not_null(strstr(err, "env.hostcall_debug"), "%s", err);
 	json_decref(d);
 	free(tgz);
+}
+
+/* One worker: a guest waiting a second for its upstream must not delay
+ * another app's requests on that worker. */
+static struct tsup_vivd solo;
+
+static void start_solo(void)
+{
+	const char *extra[] = {"--outbound-allow-private", "--workers", "1", NULL};
+
+	up = tsup_upstream_start();
+	tsup_vivd_start(&solo, extra);
+}
+
+static void stop_solo(void)
+{
+	tsup_vivd_stop(&solo);
+	tsup_upstream_stop(up);
+}
+
+struct slow_call {
+	char url[256];
+	char host[128];
+	long status;
+	double ms;
+};
+
+static void *call_slow(void *arg)
+{
+	struct slow_call *c = arg;
+	struct tsup_resp r;
+	double t0 = tsup_now_ms();
+
+	if (tsup_http("GET", c->url, c->host, NULL, NULL, 0, &r))
+		c->status = r.status;
+	c->ms = tsup_now_ms() - t0;
+	tsup_resp_free(&r);
+	return NULL;
+}
+
+Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_solo,
+     .fini = stop_solo, .timeout = 300)
+{
+	char *src = guest("terrarium.c"), *m = manifest(), *tgz;
+	struct tsup_file f[] = {{"vivarium.json", m}, {"main.c", src}};
+	struct slow_call c;
+	struct tsup_resp r;
+	pthread_t t;
+	size_t len;
+	json_t *d;
+	double t0, worst = 0;
+	int i;
+
+	tsup_tar(f, 2, true, &tgz, &len);
+	d = tsup_deploy_wait(&solo, "waiter", tgz, len);
+	cr_assert_str_eq(jstr(d, "status"), "ready");
+	json_decref(d);
+	d = tsup_deploy_wait(&solo, "quick", tgz, len);
+	json_decref(d);
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%u/fetch?http://127.0.0.1:%u/slow?ms=1000",
+		 solo.apps_port, tsup_upstream_port(up));
+	snprintf(c.host, sizeof(c.host), "waiter.localhost:%u", solo.apps_port);
+	cr_assert_eq(pthread_create(&t, NULL, call_slow, &c), 0);
+	usleep(200000); /* the slow request is waiting on its upstream now */
+	for (i = 0; i < 10; i++) {
+		t0 = tsup_now_ms();
+		cr_assert(tsup_app_get(&solo, "quick", "/config", &r));
+		cr_assert_eq(r.status, 200);
+		tsup_resp_free(&r);
+		if (tsup_now_ms() - t0 > worst)
+			worst = tsup_now_ms() - t0;
+	}
+	pthread_join(t, NULL);
+	cr_assert_eq(c.status, 200);
+	cr_assert_geq(c.ms, 1000);
+	fprintf(stderr, "other app's slowest request while an upstream took 1 s: %.1f ms\n",
+		worst);
+	cr_assert_lt(worst, 500, "another app waited %.0f ms behind a slow upstream", worst);
+	free(tgz);
+	free(src);
+	free(m);
 }
