@@ -256,13 +256,21 @@ enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape
 
 /* ---- glue.c ------------------------------------------------------------------------ */
 
+/* True when guest.h declares "RESULT SYM(Z_guest_instance_t*PARAMS);",
+ * e.g. result "u32" and params ", u32". */
+static bool declares_typed(const char *guest_h, const char *result, const char *sym,
+			   const char *params)
+{
+	char want[400];
+
+	snprintf(want, sizeof(want), "%s %s(Z_guest_instance_t*%s);", result, sym, params);
+	return strstr(guest_h, want) != NULL;
+}
+
 /* True when guest.h declares "void SYM(Z_guest_instance_t*);". */
 static bool declares(const char *guest_h, const char *sym)
 {
-	char want[300];
-
-	snprintf(want, sizeof(want), "void %s(Z_guest_instance_t*);", sym);
-	return strstr(guest_h, want) != NULL;
+	return declares_typed(guest_h, "void", sym, "");
 }
 
 static bool hash_valid(const char *h)
@@ -277,7 +285,7 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 {
 	struct pipe_guest_shape shape;
 	struct viv_buf b;
-	char entry[128], init[128];
+	char entry[128], init[128], malloc_sym[128], free_sym[128];
 	enum viv_err e;
 
 	*out = NULL;
@@ -291,11 +299,21 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 	/* wasm2c names exports as it names imports, with module "guest". */
 	if (!viv_import_symbol("guest", spec->mode == VIV_GUEST_HOSTCALL ? "run" : "_start", entry,
 			       sizeof(entry)) ||
-	    !viv_import_symbol("guest", "_initialize", init, sizeof(init)))
+	    !viv_import_symbol("guest", "_initialize", init, sizeof(init)) ||
+	    !viv_import_symbol("guest", "default_malloc_impl", malloc_sym, sizeof(malloc_sym)) ||
+	    !viv_import_symbol("guest", "default_free_impl", free_sym, sizeof(free_sym)))
 		return VIV_ERR_INTERNAL;
 	if (!declares(guest_h, entry) || (spec->has_initialize && !declares(guest_h, init))) {
 		viv_errf(err, errlen, "guest.h does not declare the entry point %s",
 			 declares(guest_h, entry) ? init : entry);
+		return VIV_ERR_INTERNAL;
+	}
+	if ((spec->has_malloc && !declares_typed(guest_h, "u32", malloc_sym, ", u32")) ||
+	    (spec->has_free && !declares_typed(guest_h, "void", free_sym, ", u32"))) {
+		viv_errf(err, errlen, "guest.h does not declare the allocator %s",
+			 spec->has_malloc && !declares_typed(guest_h, "u32", malloc_sym, ", u32")
+				 ? malloc_sym
+				 : free_sym);
 		return VIV_ERR_INTERNAL;
 	}
 	viv_buf_init(&b, 64 * 1024);
@@ -353,6 +371,20 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 				   "\t%s((Z_guest_instance_t *)instance);\n"
 				   "}\n\n",
 				   init);
+	if (!e && spec->has_malloc)
+		e = viv_buf_printf(&b,
+				   "static uint32_t viv_glue_malloc(void *instance, uint32_t size)\n"
+				   "{\n"
+				   "\treturn %s((Z_guest_instance_t *)instance, size);\n"
+				   "}\n\n",
+				   malloc_sym);
+	if (!e && spec->has_free)
+		e = viv_buf_printf(&b,
+				   "static void viv_glue_free_export(void *instance, uint32_t ptr)\n"
+				   "{\n"
+				   "\t%s((Z_guest_instance_t *)instance, ptr);\n"
+				   "}\n\n",
+				   free_sym);
 	if (!e)
 		e = viv_buf_printf(&b,
 				   "static void viv_glue_entry(void *instance)\n"
@@ -372,13 +404,17 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 				   "\t.table = %s,\n"
 				   "\t.initialize = %s,\n"
 				   "\t.entry = viv_glue_entry,\n"
+				   "\t.export_malloc = %s,\n"
+				   "\t.export_free = %s,\n"
 				   "};\n",
 				   entry,
 				   spec->mode == VIV_GUEST_HOSTCALL ? "VIV_GUEST_HOSTCALL"
 								    : "VIV_GUEST_CGI",
 				   spec->hash, shape.memory_field[0] ? "viv_glue_memory" : "NULL",
 				   shape.table_field[0] ? "viv_glue_table" : "NULL",
-				   spec->has_initialize ? "viv_glue_initialize" : "NULL");
+				   spec->has_initialize ? "viv_glue_initialize" : "NULL",
+				   spec->has_malloc ? "viv_glue_malloc" : "NULL",
+				   spec->has_free ? "viv_glue_free_export" : "NULL");
 	if (e) {
 		viv_buf_free(&b);
 		return e;

@@ -101,6 +101,19 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool pipe_exists(const char *root, const char *rel, bool want_dir)
+{
+	struct stat st;
+	char *path = viv_path_join(root, rel);
+	bool ok;
+
+	if (!path)
+		return false;
+	ok = lstat(path, &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+	free(path);
+	return ok;
+}
+
 bool pipe_relpath_safe(const char *rel)
 {
 	const char *p = rel;

@@ -13,6 +13,7 @@
 #define MF "vivarium.json: "
 #define SOURCES_MAX 256
 #define CFLAGS_MAX 64
+#define INCLUDE_DIRS_MAX 64
 #define CFLAG_LEN_MAX 256
 #define PATTERN_LEN_MAX 1024
 #define ENV_MAX 256
@@ -196,7 +197,8 @@ static enum viv_err string_array(json_t *v, const char *field, size_t max, size_
 
 static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, size_t errlen)
 {
-	static const char *const known[] = {"sources", "cflags", NULL};
+	static const char *const known[] = {"sources", "cflags", "cxxflags", "include_dirs",
+					    NULL};
 	json_t *f;
 	enum viv_err e;
 
@@ -239,6 +241,35 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 			e = pipe_cflag_check(m->cflags[i], err, errlen);
 			if (e)
 				return e;
+		}
+	}
+	f = json_object_get(v, "cxxflags");
+	if (f) {
+		e = string_array(f, "build.cxxflags", CFLAGS_MAX, CFLAG_LEN_MAX, &m->cxxflags,
+				 &m->n_cxxflags, err, errlen);
+		if (e)
+			return e;
+		for (size_t i = 0; i < m->n_cxxflags; i++) {
+			e = pipe_cflag_check(m->cxxflags[i], err, errlen);
+			if (e)
+				return e;
+		}
+	}
+	f = json_object_get(v, "include_dirs");
+	if (f) {
+		e = string_array(f, "build.include_dirs", INCLUDE_DIRS_MAX, PATTERN_LEN_MAX,
+				 &m->include_dirs, &m->n_include_dirs, err, errlen);
+		if (e)
+			return e;
+		for (size_t i = 0; i < m->n_include_dirs; i++) {
+			if (!pipe_relpath_safe(m->include_dirs[i]) ||
+			    strpbrk(m->include_dirs[i], "*?[")) {
+				viv_errf(err, errlen,
+					 MF "build.include_dirs[%zu] ('%.100s') must be a folder "
+					    "inside the project, as a relative path without '..'",
+					 i, m->include_dirs[i]);
+				return VIV_ERR_INVALID;
+			}
 		}
 	}
 	return VIV_OK;
@@ -606,19 +637,21 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 	return e;
 }
 
-enum viv_err pipe_manifest_config(const struct pipe_manifest *m, char **out)
+enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
+				  char **out)
 {
-	json_t *root, *env, *outbound;
+	json_t *root, *env, *outbound, *assets;
 	enum viv_err e = VIV_ERR_NOMEM;
 	size_t i;
 
 	*out = NULL;
 	env = json_object();
 	outbound = json_array();
-	root = json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:n}", "limits", "memory_mb",
+	assets = assets_hash ? json_string(assets_hash) : json_null();
+	root = json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "limits", "memory_mb",
 			 (json_int_t)m->limits.memory_mb, "cpu_ms", (json_int_t)m->limits.cpu_ms,
 			 "wall_ms", (json_int_t)m->limits.wall_ms, "env", env, "outbound",
-			 outbound, "assets");
+			 outbound, "assets", assets);
 	/* json_pack's "o" took the references, whatever the result. */
 	if (!root)
 		return VIV_ERR_NOMEM;
@@ -646,6 +679,8 @@ void pipe_manifest_free(struct pipe_manifest *m)
 	free(m->language);
 	pipe_strv_free(m->sources, m->n_sources);
 	pipe_strv_free(m->cflags, m->n_cflags);
+	pipe_strv_free(m->cxxflags, m->n_cxxflags);
+	pipe_strv_free(m->include_dirs, m->n_include_dirs);
 	pipe_strv_free(m->env_keys, m->n_env);
 	pipe_strv_free(m->env_values, m->n_env);
 	pipe_strv_free(m->outbound, m->n_outbound);

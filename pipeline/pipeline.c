@@ -42,6 +42,8 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	cfg->upload_max = 64 * MIB;
 	cfg->unpack_max_bytes = 256 * MIB;
 	cfg->unpack_max_entries = 10000;
+	cfg->assets_max_entries = 10000;
+	cfg->assets_max_bytes = 128 * MIB;
 	cfg->step_timeout_ms = 120000;
 	cfg->step_output_cap = 256 * 1024;
 	cfg->sandbox = true;
@@ -124,6 +126,9 @@ struct build {
 	bool has_initialize;
 	const struct pipe_tools *tools;
 	char hash[VIV_SHA256_HEX_LEN + 1];
+	char assets_hash[VIV_SHA256_HEX_LEN + 1]; /* "" when there are none */
+	bool has_malloc; /* exports default_malloc_impl with the right type */
+	bool has_free;   /* exports default_free_impl with the right type */
 	bool reuse;
 	char *so;
 	int64_t so_size;
@@ -186,40 +191,71 @@ static enum viv_err step_unpack(struct build *b)
 static enum viv_err step_manifest(struct build *b)
 {
 	const struct pipe_manifest *m;
-	struct stat st;
-	char *assets;
 	enum viv_err err;
 
 	err = pipe_manifest_load(b->root, b->cfg, &b->manifest, b->msg, sizeof(b->msg));
 	if (err)
 		return err;
 	m = b->manifest;
-	err = pipe_manifest_config(m, &b->config);
-	if (err)
-		return err;
 	pipe_logf(&b->ctx, "%s; limits: memory %u MB, cpu %u ms, wall %u ms; %zu env, %zu "
 			   "outbound\n",
 		  m->present ? "vivarium.json read" : "no vivarium.json: using the defaults",
 		  m->limits.memory_mb, m->limits.cpu_ms, m->limits.wall_ms, m->n_env,
 		  m->n_outbound);
-	/* Static assets need a place in the store that runners can read;
-	 * until there is one, say plainly that the folder is not served. */
-	assets = viv_path_join(b->root, m->assets ? m->assets : "assets");
-	if (!assets)
+	return VIV_OK;
+}
+
+/* Static files go into the store before the code is compiled: the tree is
+ * hashed and copied while nothing else has run in the upload, so the hash
+ * is of what the user sent. A build that fails later leaves the stored tree
+ * behind, where the next deployment with the same files finds it. */
+static enum viv_err step_assets(struct build *b)
+{
+	const struct pipe_manifest *m = b->manifest;
+	const char *label = m->assets ? m->assets : "assets";
+	struct pipe_assets_stats stats;
+	struct stat st;
+	char *dir;
+	enum viv_err err = VIV_OK;
+
+	dir = viv_path_join(b->root, label);
+	if (!dir)
 		return VIV_ERR_NOMEM;
-	if (m->assets && (stat(assets, &st) != 0 || !S_ISDIR(st.st_mode))) {
-		viv_errf(b->msg, sizeof(b->msg),
-			 "vivarium.json: assets names '%.100s', which is not a folder in the "
-			 "upload",
-			 m->assets);
-		err = VIV_ERR_INVALID;
-	} else if (stat(assets, &st) == 0 && S_ISDIR(st.st_mode)) {
-		pipe_logf(&b->ctx,
-			  "note: %s/ is not served as static files by this server version; the "
-			  "app handles every path\n",
-			  m->assets ? m->assets : "assets");
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		if (m->assets) {
+			viv_errf(b->msg, sizeof(b->msg),
+				 "vivarium.json: assets names '%.100s', which is not a folder in "
+				 "the upload",
+				 m->assets);
+			err = VIV_ERR_INVALID;
+		} else {
+			pipe_logf(&b->ctx, "no assets/ folder: the app serves every path\n");
+		}
+		goto out;
 	}
-	free(assets);
+	err = pipe_assets_hash(dir, label, b->cfg->assets_max_entries, b->cfg->assets_max_bytes,
+			       b->assets_hash, &stats, b->msg, sizeof(b->msg));
+	if (err)
+		goto out;
+	if (stats.files == 0) {
+		pipe_logf(&b->ctx, "%s/ holds no files: nothing to serve as static files\n",
+			  label);
+		b->assets_hash[0] = '\0';
+		goto out;
+	}
+	err = store_assets_put(b->st, b->assets_hash, dir);
+	if (err) {
+		viv_errf(b->msg, sizeof(b->msg), "could not store the static files: %s",
+			 viv_strerror(err));
+		goto out;
+	}
+	pipe_logf(&b->ctx, "static files: %zu in %s/ (%llu bytes), stored as %s\n", stats.files,
+		  label, (unsigned long long)stats.bytes, b->assets_hash);
+out:
+	free(dir);
+	if (!err)
+		err = pipe_manifest_config(m, b->assets_hash[0] ? b->assets_hash : NULL,
+					   &b->config);
 	return err;
 }
 
@@ -280,6 +316,24 @@ static enum viv_err step_optimize(struct build *b)
 	return err;
 }
 
+/* Whether the module exports function name with exactly type; a note in
+ * the log when it exports it with another, which the host then ignores. */
+static bool export_typed(struct build *b, const char *name, const char *type)
+{
+	const struct pipe_wasm_export *e = pipe_wasm_export_find(b->info, name, PIPE_WASM_FUNC);
+	char have[128], want[128];
+
+	if (!e)
+		return false;
+	if (strcmp(e->type, type) == 0)
+		return true;
+	pipe_wasm_type_text(e->type, have, sizeof(have));
+	pipe_wasm_type_text(type, want, sizeof(want));
+	pipe_logf(&b->ctx, "note: %s has type %s, not %s; the host will not allocate with it\n",
+		  name, have, want);
+	return false;
+}
+
 static enum viv_err step_validate(struct build *b)
 {
 	const struct pipe_wasm_export *init;
@@ -322,6 +376,8 @@ static enum viv_err step_validate(struct build *b)
 		return VIV_ERR_INVALID;
 	}
 	b->has_initialize = init != NULL;
+	b->has_malloc = export_typed(b, "default_malloc_impl", "i:i");
+	b->has_free = export_typed(b, "default_free_impl", "i:");
 	pipe_logf(&b->ctx, "mode: %s (%s); %u imports, all provided; %zu bytes\n",
 		  b->mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
 		  b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
@@ -355,7 +411,8 @@ static enum viv_err step_hash(struct build *b)
 
 static enum viv_err step_aot(struct build *b)
 {
-	struct pipe_glue_spec spec = {b->mode, b->has_initialize, b->hash};
+	struct pipe_glue_spec spec = {b->mode, b->has_initialize, b->hash, b->has_malloc,
+				      b->has_free};
 
 	return pipe_aot(&b->ctx, b->tools, b->opt, b->aot_dir, &spec, timing, b, &b->so,
 			b->msg, sizeof(b->msg));
@@ -417,7 +474,7 @@ static enum viv_err run_steps(struct build *b)
 		enum viv_err (*fn)(struct build *b);
 	} before[] = {
 		{"unpack", step_unpack}, {"manifest", step_manifest},
-		{"detect", step_detect}, {"compile", step_compile},
+		{"assets", step_assets}, {"detect", step_detect}, {"compile", step_compile},
 		{"optimize", step_optimize}, {"validate", step_validate},
 		{"hash", step_hash},
 	};

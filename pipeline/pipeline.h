@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 #include "viv.h"
@@ -25,6 +26,8 @@ struct pipe_config {
 	size_t upload_max;          /* bytes of one upload */
 	size_t unpack_max_bytes;    /* bytes written when unpacking */
 	size_t unpack_max_entries;  /* entries in one archive */
+	size_t assets_max_entries;  /* files and folders of static assets */
+	uint64_t assets_max_bytes;  /* bytes of static assets */
 	unsigned step_timeout_ms;   /* each child process */
 	size_t step_output_cap;     /* bytes of output kept per step */
 	bool sandbox;               /* run toolchains under bubblewrap */

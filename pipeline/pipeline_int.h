@@ -28,6 +28,11 @@ struct pipe_ctx {
 	 * pipe_log_flush(); NULL keeps everything in log (tests read it). */
 	void (*flush)(void *arg, const char *text);
 	void *flush_arg;
+	/* Extra "NAME=value" entries for the environment of every tool run
+	 * through ctx (not PATH, HOME, LANG or TMPDIR), NULL-terminated; NULL
+	 * for none. A toolchain sets it around its own commands and clears
+	 * it. Borrowed. */
+	const char *const *env;
 };
 
 /* Sets up ctx; cfg and scratch are borrowed for the life of ctx. */
@@ -76,6 +81,14 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
 enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 		      struct pipe_exit *exit_out, char *err, size_t errlen);
 
+/* pipe_run that also hands back what the tool wrote, for a toolchain that
+ * turns a known complaint into a sentence for the user: on VIV_OK and
+ * VIV_ERR_TIMEOUT, *output_out (may be NULL; caller frees with free()) is
+ * the output as it went to the log, at most cfg->step_output_cap bytes. */
+enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			     struct pipe_exit *exit_out, char **output_out, char *err,
+			     size_t errlen);
+
 /* pipe_run for tools that must succeed: a non-zero exit becomes
  * VIV_ERR_BUILD with "TOOL failed (exit status N)" in err. */
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
@@ -121,6 +134,10 @@ struct pipe_manifest {
 	size_t n_sources;
 	char **cflags; /* build.cflags, each one argv entry */
 	size_t n_cflags;
+	char **cxxflags; /* build.cxxflags: C++ sources only, after cflags */
+	size_t n_cxxflags;
+	char **include_dirs; /* build.include_dirs: relative folders */
+	size_t n_include_dirs;
 	struct viv_limits limits; /* resolved */
 	char **env_keys;          /* env, in file order */
 	char **env_values;
@@ -145,8 +162,11 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 
 /* The resolved configuration runners read:
  * {"limits":{"memory_mb":..,"cpu_ms":..,"wall_ms":..},"env":{..},
- *  "outbound":[..],"assets":null}. Caller frees *out with free(). */
-enum viv_err pipe_manifest_config(const struct pipe_manifest *m, char **out);
+ *  "outbound":[..],"assets":HASH} with assets_hash, the stored static
+ * files (store_assets_path()), or null when assets_hash is NULL. Caller
+ * frees *out with free(). */
+enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
+				  char **out);
 
 /* Accepts NULL. */
 void pipe_manifest_free(struct pipe_manifest *m);
@@ -182,11 +202,34 @@ enum viv_err pipe_relpath(const char *from, const char *to, char **out);
 /* Frees n strings and the array; accepts NULL. */
 void pipe_strv_free(char **v, size_t n);
 
+/* True when root/rel is a folder (want_dir) or a regular file, not
+ * following a symbolic link at the end. */
+bool pipe_exists(const char *root, const char *rel, bool want_dir);
+
 /* True when rel is a relative path with no empty, "." or ".." component
  * (glob characters allowed). */
 bool pipe_relpath_safe(const char *rel);
 
-/* ---- Languages (toolchain.c, toolchain_c.c) ---------------------------------------- */
+/* ---- Static assets (assets.c) -------------------------------------------------- */
+
+struct pipe_assets_stats {
+	size_t files;
+	size_t dirs;
+	uint64_t bytes;
+};
+
+/* Walks the assets folder dir (label is how the user named it, for
+ * messages) and hashes it: sha256 over every entry in bytewise order of
+ * relative paths, each entry its kind, path, size and contents. Only regular
+ * files and folders are allowed: a symbolic link or special file is
+ * VIV_ERR_INVALID naming it. More than max_entries files and folders, or
+ * max_bytes bytes, is VIV_ERR_TOO_BIG. Errors have a sentence in err. On
+ * success hex is the hash and *stats_out what was found. */
+enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_entries,
+			      uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
+			      struct pipe_assets_stats *stats_out, char *err, size_t errlen);
+
+/* ---- Languages (toolchain.c, toolchain_c.c, toolchain_rust.c, toolchain_as.c) ---------------------------------------- */
 
 /* What a toolchain's build gets. */
 struct pipe_project {
@@ -228,6 +271,13 @@ enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
 			 const struct pipe_toolchain **out, char *err, size_t errlen);
 
 extern const struct pipe_toolchain_ops pipe_toolchain_c;
+extern const struct pipe_toolchain_ops pipe_toolchain_rust;
+extern const struct pipe_toolchain_ops pipe_toolchain_as;
+
+/* The pinned AssemblyScript compiler that scripts/setup.sh installs under
+ * cfg->tool_dir; the toolchain refuses any other version, because its
+ * flags and its output's features are known for this one only. */
+#define PIPE_ASC_VERSION "0.27.37"
 
 /* ---- The WebAssembly binary (wasm.c) ---------------------------------------------- */
 
@@ -337,6 +387,8 @@ struct pipe_glue_spec {
 	enum viv_guest_mode mode;
 	bool has_initialize; /* the module exports _initialize */
 	const char *hash;    /* the artifact hash */
+	bool has_malloc;     /* exports default_malloc_impl: [i32] -> [i32] */
+	bool has_free;       /* exports default_free_impl: [i32] -> [] */
 };
 
 /* The text of glue.c: includes guest.c and viv_guest.h and defines

@@ -75,7 +75,8 @@ struct spawn_plan {
 	char *path;         /* what to execve */
 	const char **argv;  /* full argv, bwrap's first when sandboxed */
 	size_t argc;
-	char *env[5];
+	const char **env;   /* the base entries, then the caller's extra ones */
+	char *env_own[4];   /* the base entries, freed with the plan */
 	char *heap[32];     /* strings to free with the plan */
 	size_t n_heap;
 	const char *cwd;    /* chdir in the child; NULL when bwrap does it */
@@ -88,8 +89,9 @@ static void plan_free(struct spawn_plan *p)
 
 	free(p->path);
 	free(p->argv);
-	for (i = 0; i < 5; i++)
-		free(p->env[i]);
+	free(p->env);
+	for (i = 0; i < sizeof(p->env_own) / sizeof(p->env_own[0]); i++)
+		free(p->env_own[i]);
 	for (i = 0; i < p->n_heap; i++)
 		free(p->heap[i]);
 	memset(p, 0, sizeof(*p));
@@ -240,8 +242,53 @@ static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct 
 	return err;
 }
 
+/* True when entry is "NAME=value" with a NAME that is not one of the base
+ * entries every tool gets. */
+static bool env_extra_valid(const char *entry)
+{
+	static const char *const base[] = {"PATH", "HOME", "LANG", "TMPDIR"};
+	size_t n = strcspn(entry, "=");
+
+	if (n == 0 || entry[n] != '=')
+		return false;
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		if (strlen(base[i]) == n && strncmp(entry, base[i], n) == 0)
+			return false;
+	}
+	return true;
+}
+
+static enum viv_err plan_env(struct spawn_plan *p, const char *scratch, const char *const *extra)
+{
+	size_t n_extra = 0, k = 0;
+
+	for (; extra && extra[n_extra]; n_extra++) {
+		if (n_extra >= SPAWN_MAX_ARGS || !env_extra_valid(extra[n_extra]))
+			return VIV_ERR_INVALID;
+	}
+	p->env = calloc(sizeof(p->env_own) / sizeof(p->env_own[0]) + n_extra + 1,
+			sizeof(*p->env));
+	if (!p->env)
+		return VIV_ERR_NOMEM;
+	if (asprintf(&p->env_own[0], "PATH=/usr/bin:/bin") < 0 ||
+	    asprintf(&p->env_own[1], "HOME=%s", scratch) < 0 ||
+	    asprintf(&p->env_own[2], "LANG=C.UTF-8") < 0 ||
+	    asprintf(&p->env_own[3], "TMPDIR=%s/tmp", scratch) < 0) {
+		/* asprintf leaves the pointer undefined on failure. */
+		memset(p->env_own, 0, sizeof(p->env_own));
+		return VIV_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < sizeof(p->env_own) / sizeof(p->env_own[0]); i++)
+		p->env[k++] = p->env_own[i];
+	for (size_t i = 0; i < n_extra; i++)
+		p->env[k++] = extra[i];
+	p->env[k] = NULL;
+	return VIV_OK;
+}
+
 static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cfg,
-			      const char *scratch, const char *cwd, const char *const *argv)
+			      const char *scratch, const char *cwd, const char *const *argv,
+			      const char *const *env)
 {
 	enum viv_err err;
 	char *prog = NULL;
@@ -288,15 +335,9 @@ static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cf
 		if (err)
 			goto out;
 	}
-	if (asprintf(&p->env[0], "PATH=/usr/bin:/bin") < 0 ||
-	    asprintf(&p->env[1], "HOME=%s", scratch) < 0 ||
-	    asprintf(&p->env[2], "LANG=C.UTF-8") < 0 ||
-	    asprintf(&p->env[3], "TMPDIR=%s/tmp", scratch) < 0) {
-		memset(p->env, 0, sizeof(p->env));
-		err = VIV_ERR_NOMEM;
+	err = plan_env(p, scratch, env);
+	if (err)
 		goto out;
-	}
-	p->env[4] = NULL;
 	/* CPU seconds: the timeout, rounded up, plus one, so that the wall
 	 * clock timeout normally fires first with a clearer message. */
 	p->cpu_s = (rlim_t)(cfg->step_timeout_ms / 1000 + 2);
@@ -341,7 +382,7 @@ child_exec(const struct spawn_plan *p, int devnull, int out_w, int err_w)
 	/* Every descriptor we opened is CLOEXEC; this covers any that other
 	 * code in the process opened without it. */
 	close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
-	execve(p->path, (char *const *)p->argv, p->env);
+	execve(p->path, (char *const *)p->argv, (char *const *)p->env);
 fail:
 	e = errno;
 	if (write(err_w, &e, sizeof(e)) < 0)
@@ -407,9 +448,11 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
-			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
-			char *err_text, size_t errlen)
+/* pipe_spawn with extra environment entries (NULL-terminated, may be NULL). */
+static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch, const char *cwd,
+			      const char *const *argv, const char *const *env,
+			      struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
+			      size_t errlen)
 {
 	struct spawn_plan plan;
 	int out_p[2] = {-1, -1};
@@ -427,7 +470,7 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
 
 	if (!cwd)
 		cwd = scratch;
-	err = plan_make(&plan, cfg, scratch, cwd, argv);
+	err = plan_make(&plan, cfg, scratch, cwd, argv, env);
 	if (err == VIV_ERR_NOT_FOUND) {
 		viv_errf(err_text, errlen, "%s is not installed on this server",
 			 base_name(argv[0]));
@@ -569,6 +612,13 @@ out:
 	return err;
 }
 
+enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
+			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
+			char *err_text, size_t errlen)
+{
+	return spawn_env(cfg, scratch, cwd, argv, NULL, output, exit_out, err_text, errlen);
+}
+
 /* ---- With the build log ------------------------------------------------------- */
 
 /* Appends arg to the log as a shell would need it quoted, so that the
@@ -626,7 +676,8 @@ static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *
 	enum viv_err err;
 
 	log_command(ctx, argv);
-	err = pipe_spawn(ctx->cfg, ctx->scratch, cwd, argv, output, ex, err_text, errlen);
+	err = spawn_env(ctx->cfg, ctx->scratch, cwd, argv, ctx->env, output, ex, err_text,
+			errlen);
 	if (log_output && output->len > 0) {
 		viv_buf_append_trunc(&ctx->log, output->data, output->len);
 		if (output->data[output->len - 1] != '\n')
@@ -636,21 +687,35 @@ static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *
 	return err;
 }
 
-enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-		      struct pipe_exit *exit_out, char *err_text, size_t errlen)
+enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			     struct pipe_exit *exit_out, char **output_out, char *err_text,
+			     size_t errlen)
 {
 	struct viv_buf output;
 	struct pipe_exit ex;
 	enum viv_err err;
 
+	if (output_out)
+		*output_out = NULL;
 	memset(&ex, 0, sizeof(ex));
 	viv_buf_init(&output, ctx->cfg->step_output_cap + 64);
 	err = run_into(ctx, cwd, argv, true, &output, &ex, err_text, errlen);
-	viv_buf_free(&output);
 	pipe_log_flush(ctx);
 	if (!err || err == VIV_ERR_TIMEOUT)
 		*exit_out = ex;
+	if (output_out && (!err || err == VIV_ERR_TIMEOUT)) {
+		*output_out = viv_buf_steal(&output);
+		if (!*output_out)
+			err = VIV_ERR_NOMEM;
+	}
+	viv_buf_free(&output);
 	return err;
+}
+
+enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+		      struct pipe_exit *exit_out, char *err_text, size_t errlen)
+{
+	return pipe_run_output(ctx, cwd, argv, exit_out, NULL, err_text, errlen);
 }
 
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
@@ -685,7 +750,8 @@ enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char 
 	memset(&ex, 0, sizeof(ex));
 	viv_buf_init(&output, ctx->cfg->step_output_cap + 64);
 	log_command(ctx, argv);
-	err = pipe_spawn(ctx->cfg, ctx->scratch, cwd, argv, &output, &ex, err_text, errlen);
+	err = spawn_env(ctx->cfg, ctx->scratch, cwd, argv, ctx->env, &output, &ex, err_text,
+			errlen);
 	if (!err && ex.code != 0) {
 		/* The output is the tool's complaint: show it. */
 		if (output.len > 0)

@@ -1,6 +1,6 @@
-/* The language plug points: detection order, the WebAssembly text and
- * binary toolchains, and the languages this server cannot build yet. The C
- * toolchain is in toolchain_c.c. */
+/* The language plug points: detection order and the WebAssembly text and
+ * binary toolchains. C and C++ are in toolchain_c.c, Rust in
+ * toolchain_rust.c, AssemblyScript in toolchain_as.c. */
 #include "pipeline_int.h"
 
 #include <stdio.h>
@@ -10,19 +10,6 @@
 #include <unistd.h>
 
 #define DETECT_FILES_MAX 100000
-
-static bool exists(const char *root, const char *rel, bool want_dir)
-{
-	struct stat st;
-	char *path = viv_path_join(root, rel);
-	bool ok;
-
-	if (!path)
-		return false;
-	ok = lstat(path, &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
-	free(path);
-	return ok;
-}
 
 static bool has_files(const char *root, const char *const *suffixes)
 {
@@ -176,65 +163,11 @@ static const struct pipe_toolchain_ops wasm_ops = {
 	.build = wasm_build,
 };
 
-/* ---- Languages still to come ---------------------------------------------------------- */
-
-/* Rust and AssemblyScript are detected, so that their users hear why the
- * build stops instead of being told about a stray .wasm or .c file. Their
- * build functions plug in here when the toolchains are installed. */
-
-static bool rust_detect(void *tctx, const char *root)
-{
-	(void)tctx;
-	return exists(root, "Cargo.toml", false);
-}
-
-static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			       char *err, size_t errlen)
-{
-	(void)tctx;
-	(void)p;
-	*wasm_out = NULL;
-	viv_errf(err, errlen,
-		 "Rust builds are not available on this server yet; build with cargo for "
-		 "wasm32-wasi and upload the .wasm");
-	return VIV_ERR_UNSUPPORTED;
-}
-
-static const struct pipe_toolchain_ops rust_ops = {
-	.name = "rust",
-	.detect = rust_detect,
-	.build = rust_build,
-};
-
-static bool as_detect(void *tctx, const char *root)
-{
-	(void)tctx;
-	return exists(root, "assembly", true) || exists(root, "asconfig.json", false);
-}
-
-static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			     char *err, size_t errlen)
-{
-	(void)tctx;
-	(void)p;
-	*wasm_out = NULL;
-	viv_errf(err, errlen,
-		 "AssemblyScript builds are not available on this server yet; build with asc "
-		 "and upload the .wasm");
-	return VIV_ERR_UNSUPPORTED;
-}
-
-static const struct pipe_toolchain_ops as_ops = {
-	.name = "assemblyscript",
-	.detect = as_detect,
-	.build = as_build,
-};
-
 /* ---- The table ---------------------------------------------------------------------- */
 
 const struct pipe_toolchain pipe_toolchains[] = {
-	{&rust_ops, NULL},
-	{&as_ops, NULL},
+	{&pipe_toolchain_rust, NULL},
+	{&pipe_toolchain_as, NULL},
 	{&pipe_toolchain_c, NULL},
 	{&wat_ops, NULL},
 	{&wasm_ops, NULL},

@@ -1,21 +1,28 @@
-/* The C toolchain: clang for wasm32-wasi with Debian's wasi-libc, one
- * object per source, then a WASI command (main) or a reactor that exports
- * run (a Terrarium-style handler). */
+/* The C and C++ toolchain: clang for wasm32-wasi with Debian's wasi-libc
+ * (and libc++ for .cc, .cpp and .cxx files, without exceptions), one object
+ * per source, then a WASI command (main) or a reactor that exports run (a
+ * Terrarium-style handler). */
 #include "pipeline_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define C_SOURCES_MAX 4096
 #define C_FAILED_FILES_MAX 10
 
 static const char *const c_target[] = {"--target=wasm32-wasi", "--sysroot=/usr"};
+static const char *const all_suffixes[] = {".c", ".cc", ".cpp", ".cxx", NULL};
+static const char *const cxx_suffixes[] = {".cc", ".cpp", ".cxx", NULL};
+/* Debian's libc++-dev-wasm32 (with libc++abi) for the sysroot above. It is
+ * built without exceptions, so C++ is compiled with -fno-exceptions. */
+#define CXX_LIB "/usr/lib/wasm32-wasi/libc++.a"
 
 static bool c_detect(void *tctx, const char *root)
 {
-	static const char *const suffixes[] = {".c", ".cc", ".cpp", NULL};
+	const char *const *suffixes = all_suffixes;
 	char **files = NULL;
 	size_t n = 0;
 	enum viv_err err;
@@ -33,11 +40,18 @@ static bool ends_with(const char *s, const char *suffix)
 	return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+static bool is_cxx(const char *path)
+{
+	for (size_t i = 0; cxx_suffixes[i]; i++) {
+		if (ends_with(path, cxx_suffixes[i]))
+			return true;
+	}
+	return false;
+}
+
 static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t *n_out,
 			      char *err, size_t errlen)
 {
-	static const char *const c_only[] = {".c", NULL};
-	static const char *const cxx[] = {".cc", ".cpp", NULL};
 	char **files = NULL;
 	size_t n = 0;
 	enum viv_err e;
@@ -48,34 +62,26 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 		if (e)
 			return e;
 		for (size_t i = 0; i < n; i++) {
-			if (!ends_with(files[i], ".c")) {
+			if (!ends_with(files[i], ".c") && !is_cxx(files[i])) {
 				viv_errf(err, errlen,
 					 "vivarium.json: build.sources matches '%.100s', which is "
-					 "not a .c file; only C sources are compiled",
+					 "not a C or C++ source (.c, .cc, .cpp, .cxx)",
 					 files[i]);
 				pipe_strv_free(files, n);
 				return VIV_ERR_INVALID;
 			}
 		}
 	} else {
-		e = pipe_find_files(p->root, c_only, C_SOURCES_MAX, &files, &n);
+		e = pipe_find_files(p->root, all_suffixes, C_SOURCES_MAX, &files, &n);
 		if (e == VIV_ERR_TOO_BIG)
-			viv_errf(err, errlen, "the upload holds more than %d .c files",
+			viv_errf(err, errlen, "the upload holds more than %d C and C++ sources",
 				 C_SOURCES_MAX);
 		if (e)
 			return e;
 	}
 	if (n == 0) {
-		char **other = NULL;
-		size_t n_other = 0;
-
-		pipe_find_files(p->root, cxx, 1, &other, &n_other);
-		pipe_strv_free(other, n_other);
 		free(files);
-		viv_errf(err, errlen, "%s",
-			 n_other > 0 ? "found C++ sources but no .c file; C++ builds are not "
-				       "available on this server yet"
-				     : "found no .c file to compile");
+		viv_errf(err, errlen, "found no C or C++ source (.c, .cc, .cpp, .cxx) to compile");
 		return VIV_ERR_INVALID;
 	}
 	*out = files;
@@ -83,12 +89,29 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 	return VIV_OK;
 }
 
+/* Every build.include_dirs entry must be a folder of the project. */
+static enum viv_err c_check_include_dirs(const struct pipe_project *p, char *err,
+					 size_t errlen)
+{
+	for (size_t i = 0; i < p->manifest->n_include_dirs; i++) {
+		if (!pipe_exists(p->root, p->manifest->include_dirs[i], true)) {
+			viv_errf(err, errlen,
+				 "vivarium.json: build.include_dirs names '%.100s', which is not a "
+				 "folder in the upload",
+				 p->manifest->include_dirs[i]);
+			return VIV_ERR_INVALID;
+		}
+	}
+	return VIV_OK;
+}
+
 /* Compiles src (relative to the root) into obj (relative to the scratch
  * directory), in the root so that errors read "src/main.c:3:5: error". */
 static enum viv_err c_compile(const struct pipe_project *p, const char *src, const char *obj,
-			      bool *failed, char *err, size_t errlen)
+			      char *const *inc, bool *failed, char *err, size_t errlen)
 {
 	const struct pipe_config *cfg = p->ctx->cfg;
+	const bool cxx = is_cxx(src);
 	const char **argv;
 	char *sdk_inc = NULL, *obj_abs = NULL, *obj_rel = NULL;
 	size_t n = 0;
@@ -96,7 +119,9 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	enum viv_err e;
 
 	*failed = false;
-	argv = calloc(16 + p->manifest->n_cflags, sizeof(*argv));
+	argv = calloc(20 + p->manifest->n_include_dirs + p->manifest->n_cflags +
+			      p->manifest->n_cxxflags,
+		      sizeof(*argv));
 	if (cfg->sdk_dir)
 		sdk_inc = viv_path_join(cfg->sdk_dir, "c");
 	obj_abs = viv_path_join(p->ctx->scratch, obj);
@@ -107,16 +132,20 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	e = pipe_relpath(p->root, obj_abs, &obj_rel);
 	if (e)
 		goto out;
-	argv[n++] = "clang";
+	argv[n++] = cxx ? "clang++" : "clang";
 	argv[n++] = c_target[0];
 	argv[n++] = c_target[1];
 	argv[n++] = "-O2";
+	if (cxx)
+		argv[n++] = "-fno-exceptions";
 	argv[n++] = "-c";
 	argv[n++] = src;
 	argv[n++] = "-o";
 	argv[n++] = obj_rel;
 	argv[n++] = "-I.";
 	argv[n++] = "-Iinclude";
+	for (size_t i = 0; i < p->manifest->n_include_dirs; i++)
+		argv[n++] = inc[i];
 	if (sdk_inc) {
 		char *flag;
 		if (asprintf(&flag, "-I%s", sdk_inc) < 0) {
@@ -131,6 +160,8 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	 * was read; no shell ever sees them. */
 	for (size_t i = 0; i < p->manifest->n_cflags; i++)
 		argv[n++] = p->manifest->cflags[i];
+	for (size_t i = 0; cxx && i < p->manifest->n_cxxflags; i++)
+		argv[n++] = p->manifest->cxxflags[i];
 	argv[n] = NULL;
 	e = pipe_run(p->ctx, p->root, argv, &ex, err, errlen);
 	if (!e && ex.code != 0)
@@ -146,13 +177,14 @@ out:
 /* What the objects (relative to the scratch directory) define, from
  * llvm-nm: a main (WASI command) or run (reactor). */
 static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, size_t n,
-				   bool *has_main, bool *has_run, char *err, size_t errlen)
+				   bool *has_main, bool *has_run, bool *has_cxx_run, char *err,
+				   size_t errlen)
 {
 	const char **argv;
 	char *out = NULL, *line, *save = NULL;
 	enum viv_err e;
 
-	*has_main = *has_run = false;
+	*has_main = *has_run = *has_cxx_run = false;
 	argv = calloc(n + 4, sizeof(*argv));
 	if (!argv)
 		return VIV_ERR_NOMEM;
@@ -175,13 +207,15 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, si
 			*has_main = true;
 		else if (strcmp(name, "run") == 0)
 			*has_run = true;
+		else if (strcmp(name, "_Z3runv") == 0)
+			*has_cxx_run = true; /* void run() with C++ linkage */
 	}
 	free(out);
 	return VIV_OK;
 }
 
 static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, bool reactor,
-			   const char *wasm, char *err, size_t errlen)
+			   bool cxx, const char *wasm, char *err, size_t errlen)
 {
 	const char **argv;
 	char *wasm_rel = NULL;
@@ -196,9 +230,11 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 		free(wasm_rel);
 		return VIV_ERR_NOMEM;
 	}
-	argv[k++] = "clang";
+	argv[k++] = cxx ? "clang++" : "clang";
 	argv[k++] = c_target[0];
 	argv[k++] = c_target[1];
+	if (cxx)
+		argv[k++] = "-fno-exceptions";
 	if (reactor) {
 		argv[k++] = "-mexec-model=reactor";
 		argv[k++] = "-Wl,--export=run";
@@ -221,22 +257,42 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **wasm_out,
 			    char *err, size_t errlen)
 {
-	char **srcs = NULL, **objs = NULL;
+	char **srcs = NULL, **objs = NULL, **inc = NULL;
 	char *objdir = NULL, *wasm = NULL;
-	size_t n = 0, n_objs = 0, failed_files = 0;
-	bool has_main, has_run;
+	size_t n = 0, n_objs = 0, n_inc = 0, failed_files = 0;
+	bool has_main, has_run, has_cxx_run, cxx = false;
 	enum viv_err e;
 
 	(void)tctx;
 	*wasm_out = NULL;
 	e = c_sources(p, &srcs, &n, err, errlen);
+	if (!e)
+		e = c_check_include_dirs(p, err, errlen);
 	if (e)
-		return e;
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		cxx = cxx || is_cxx(srcs[i]);
+	if (cxx && access(CXX_LIB, R_OK) != 0) {
+		viv_errf(err, errlen,
+			 "C++ builds are not set up on this server (no %s); the operator installs "
+			 "Debian's libc++-dev-wasm32 (scripts/setup.sh does)",
+			 CXX_LIB);
+		e = VIV_ERR_UNSUPPORTED;
+		goto out;
+	}
 	objdir = viv_path_join(p->ctx->scratch, "obj");
 	objs = calloc(n + 1, sizeof(*objs));
-	if (!objdir || !objs) {
+	inc = calloc(p->manifest->n_include_dirs + 1, sizeof(*inc));
+	if (!objdir || !objs || !inc) {
 		e = VIV_ERR_NOMEM;
 		goto out;
+	}
+	for (; n_inc < p->manifest->n_include_dirs; n_inc++) {
+		if (asprintf(&inc[n_inc], "-I%s", p->manifest->include_dirs[n_inc]) < 0) {
+			inc[n_inc] = NULL;
+			e = VIV_ERR_NOMEM;
+			goto out;
+		}
 	}
 	e = viv_mkdirs(objdir, 0755);
 	if (e)
@@ -250,7 +306,7 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 			goto out;
 		}
 		n_objs = i + 1;
-		e = c_compile(p, srcs[i], objs[i], &failed, err, errlen);
+		e = c_compile(p, srcs[i], objs[i], inc, &failed, err, errlen);
 		if (e)
 			goto out;
 		if (failed && ++failed_files >= C_FAILED_FILES_MAX)
@@ -258,14 +314,22 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 	}
 	if (failed_files > 0) {
 		viv_errf(err, errlen,
-			 "the C compiler reported errors; the build log has them with file and "
-			 "line");
+			 "the %s compiler reported errors; the build log has them with file and "
+			 "line",
+			 cxx ? "C/C++" : "C");
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
-	e = c_entry_points(p, objs, n_objs, &has_main, &has_run, err, errlen);
+	e = c_entry_points(p, objs, n_objs, &has_main, &has_run, &has_cxx_run, err, errlen);
 	if (e)
 		goto out;
+	if (!has_main && !has_run && has_cxx_run) {
+		viv_errf(err, errlen,
+			 "run() is defined with C++ linkage, so it is not exported as run; "
+			 "declare it extern \"C\" void run()");
+		e = VIV_ERR_INVALID;
+		goto out;
+	}
 	if (!has_main && !has_run) {
 		viv_errf(err, errlen,
 			 "found neither main() (a WASI command, served as CGI) nor run() (a "
@@ -282,7 +346,7 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
-	e = c_link(p, objs, n_objs, !has_main, wasm, err, errlen);
+	e = c_link(p, objs, n_objs, !has_main, cxx, wasm, err, errlen);
 	if (e)
 		goto out;
 	*wasm_out = wasm;
@@ -290,6 +354,7 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 out:
 	pipe_strv_free(srcs, n);
 	pipe_strv_free(objs, n_objs);
+	pipe_strv_free(inc, n_inc);
 	free(objdir);
 	free(wasm);
 	return e;

@@ -12,11 +12,22 @@ packages=(
   libsqlite3-dev libmicrohttpd-dev libjansson-dev libarchive-dev
   libcurl4-openssl-dev libssl-dev libh2o-evloop-dev uthash-dev
   libcriterion-dev
-  # guest toolchains: C to wasm, wasm tools, AOT compiler, build sandbox
-  clang lld llvm wasi-libc libclang-rt-dev-wasm32 wabt binaryen bubblewrap
+  # guest toolchains: C and C++ to wasm, wasm tools, AOT compiler, build sandbox
+  clang lld llvm wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 wabt binaryen
+  bubblewrap
+  # Rust guests: Debian's rustc has the wasm32-wasi standard library (a
+  # rustup toolchain on PATH need not); builds are offline and take crates
+  # from Debian's librust-*-dev packages, of which cfg-if is the smallest
+  rustc cargo libstd-rust-dev-wasm32 librust-cfg-if-dev
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(nginx-light wrk gnuplot-nox nodejs npm linux-perf valgrind)
+  packages+=(nginx-light wrk gnuplot-nox linux-perf valgrind)
+fi
+# AssemblyScript's compiler runs on node and comes from npm. A node that is
+# already installed (nodesource's, say) is used as it is: Debian's npm
+# package conflicts with it.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
 fi
 
 missing=()
@@ -36,4 +47,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -q
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The AssemblyScript compiler, pinned: the pipeline builds with this version
+# only (PIPE_ASC_VERSION in pipeline/pipeline_int.h) and finds it in the tool
+# directory (VIV_TOOL_DIR in CMakeLists.txt).
+asc_version=0.27.37
+tool_dir="${VIV_TOOL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.tools}"
+asc_pkg="$tool_dir/node_modules/assemblyscript/package.json"
+have=""
+if [ -f "$asc_pkg" ]; then
+  have=$(node -e 'process.stdout.write(require(process.argv[1]).version)' "$asc_pkg")
+fi
+if [ "$have" != "$asc_version" ]; then
+  echo "setup: installing assemblyscript@$asc_version into $tool_dir"
+  mkdir -p "$tool_dir"
+  npm install --prefix "$tool_dir" --save-exact --no-audit --no-fund --loglevel=error \
+    "assemblyscript@$asc_version"
 fi

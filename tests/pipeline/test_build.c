@@ -399,7 +399,7 @@ Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 	free(junk);
 }
 
-Test(build, manifest_errors_and_languages_to_come)
+Test(build, manifest_errors_name_the_field_or_file)
 {
 	struct t_entry bad[] = {
 		{"main.c", 'f', "int main(void){return 0;}", 0},
@@ -416,8 +416,9 @@ Test(build, manifest_errors_and_languages_to_come)
 	d = build_tar("r", rust, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->language, "rust");
-	cr_assert(strstr(d->error, "Rust builds are not available on this server yet"), "%s",
-		  d->error);
+	cr_assert_str_eq(d->error, "cargo could not read Cargo.toml; the build log says what is "
+				   "wrong with it");
+	cr_assert(strstr(d->log, "missing field `version`"), "%s", d->log);
 	store_deployment_free(d);
 }
 

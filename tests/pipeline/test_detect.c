@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "helpers.h"
 
@@ -70,27 +71,61 @@ Test(detect, manifest_language_wins)
 	cr_assert_str_eq(t->ops->name, "wat");
 }
 
-Test(detect, toolchains_not_here_yet_say_so)
+/* A fake rustc in the scratch folder, which the sandbox sees: it runs, but
+ * its sysroot has no wasm32-wasi standard library. */
+static char *fake_rustc(void)
+{
+	char *path = viv_path_join(root, "fake-rustc");
+
+	t_write(root, "fake-rustc", "#!/bin/sh\necho /nonexistent-sysroot\n");
+	cr_assert_eq(chmod(path, 0755), 0);
+	return path;
+}
+
+Test(detect, missing_toolchains_say_what_to_install)
 {
 	struct pipe_ctx ctx;
 	struct pipe_manifest m;
 	struct pipe_project p = {&ctx, NULL, &m, NULL};
 	const struct pipe_toolchain *rust = pipe_toolchain_find("rust");
 	const struct pipe_toolchain *as = pipe_toolchain_find("assemblyscript");
-	char *wasm = (void *)1;
+	char *wasm = (void *)1, *rustc = NULL, *tmp = viv_path_join(root, "tmp");
+	struct pipe_config here = cfg;
 
 	memset(&m, 0, sizeof(m));
-	pipe_ctx_init(&ctx, &cfg, root);
+	cr_assert_eq(viv_mkdirs(tmp, 0755), VIV_OK);
+	here.tool_dir = tmp; /* no asc in it */
+	pipe_ctx_init(&ctx, &here, root);
 	p.root = root;
+	p.out_dir = tmp;
+	t_write(root, "Cargo.toml", "[package]\nname = \"x\"\nversion = \"0.1.0\"\n");
+	t_write(root, "assembly/index.ts", "export function run(): void {}\n");
 	cr_assert_not_null(rust);
 	cr_assert_not_null(as);
+
+	cr_assert_eq(setenv("VIV_RUSTC", "/nonexistent/rustc", 1), 0);
 	cr_assert_eq(rust->ops->build(rust->ctx, &p, &wasm, err, sizeof(err)), VIV_ERR_UNSUPPORTED);
 	cr_assert_null(wasm);
-	cr_assert(strstr(err, "Rust builds are not available on this server yet"), "%s", err);
+	cr_assert(strstr(err, "there is no /nonexistent/rustc"), "%s", err);
+	cr_assert(strstr(err, "rustc, cargo and libstd-rust-dev-wasm32"), "%s", err);
+
+	rustc = fake_rustc();
+	cr_assert_eq(setenv("VIV_RUSTC", rustc, 1), 0);
+	cr_assert_eq(rust->ops->build(rust->ctx, &p, &wasm, err, sizeof(err)), VIV_ERR_UNSUPPORTED);
+	cr_assert(strstr(err, "has no standard library for wasm32-wasi"), "%s", err);
+	cr_assert(strstr(err, "libstd-rust-dev-wasm32"), "%s", err);
+	unsetenv("VIV_RUSTC");
+
 	cr_assert_eq(as->ops->build(as->ctx, &p, &wasm, err, sizeof(err)), VIV_ERR_UNSUPPORTED);
-	cr_assert(strstr(err, "AssemblyScript builds are not available"), "%s", err);
+	cr_assert_null(wasm);
+	cr_assert(strstr(err, "AssemblyScript builds are not set up on this server (asc "
+			      PIPE_ASC_VERSION),
+		  "%s", err);
+	cr_assert(strstr(err, "scripts/setup.sh"), "%s", err);
 	cr_assert_null(pipe_toolchain_find("cobol"));
 	pipe_ctx_free(&ctx);
+	free(rustc);
+	free(tmp);
 }
 
 Test(detect, find_files_is_sorted_and_recursive)

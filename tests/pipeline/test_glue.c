@@ -69,7 +69,7 @@ Test(glue, shape_of_guest_h)
 
 Test(glue, generated_text)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, false, false};
 	char *text = NULL;
 
 	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)), VIV_OK,
@@ -80,6 +80,8 @@ Test(glue, generated_text)
 	cr_assert(strstr(text, "->w2c_M0;"), "%s", text);
 	cr_assert(strstr(text, "Z_guestZ_run((Z_guest_instance_t *)instance);"));
 	cr_assert(strstr(text, ".initialize = NULL,"));
+	cr_assert(strstr(text, ".export_malloc = NULL,"), "%s", text);
+	cr_assert(strstr(text, "_Static_assert(VIV_GUEST_ABI == 2,"), "%s", text);
 	cr_assert(strstr(text, hash));
 	free(text);
 	/* _initialize asked for but not declared: a clear internal error */
@@ -119,7 +121,7 @@ static const struct viv_guest *build_and_load(const char *wat, const struct pipe
  * it. */
 Test(glue, runs_with_the_stock_runtime)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, true, hash};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, true, hash, false, false};
 	const struct viv_guest *g;
 	void *handle, *inst;
 	wasm_rt_memory_t *mem;
@@ -154,7 +156,7 @@ Test(glue, runs_with_the_stock_runtime)
 
 Test(glue, command_with_imports_loads_lazily)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_CGI, false, hash};
+	struct pipe_glue_spec spec = {VIV_GUEST_CGI, false, hash, false, false};
 	const struct viv_guest *g;
 	void *handle;
 
@@ -168,8 +170,74 @@ Test(glue, command_with_imports_loads_lazily)
 	cr_assert_null(g->table);
 	cr_assert_null(g->initialize);
 	cr_assert_not_null(g->entry);
+	cr_assert_null(g->export_malloc);
+	cr_assert_null(g->export_free);
 	cr_assert_gt(g->instance_size, 0);
 	dlclose(handle);
+}
+
+/* Guest ABI 2: a Terrafirma-style module's own allocator, reached by the
+ * host through the glue. */
+Test(glue, exported_allocator_is_callable)
+{
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, true, true};
+	const struct viv_guest *g;
+	void *handle, *inst;
+	wasm_rt_memory_t *mem;
+
+	g = build_and_load("(module (memory 1)"
+			   " (global $top (mut i32) (i32.const 1024))"
+			   " (global $freed (mut i32) (i32.const 0))"
+			   " (func $malloc (param $n i32) (result i32) (local $p i32)"
+			   "   (local.set $p (global.get $top))"
+			   "   (global.set $top (i32.add (global.get $top) (local.get $n)))"
+			   "   (local.get $p))"
+			   " (func $free (param $p i32) (global.set $freed (local.get $p))"
+			   "   (i32.store (i32.const 8) (local.get $p)))"
+			   " (func $run)"
+			   " (export \"default_malloc_impl\" (func $malloc))"
+			   " (export \"default_free_impl\" (func $free))"
+			   " (export \"run\" (func $run)))",
+			   &spec, &handle);
+	cr_assert_not_null(g->export_malloc);
+	cr_assert_not_null(g->export_free);
+	wasm_rt_init();
+	g->init_module();
+	inst = calloc(1, g->instance_size);
+	g->instantiate(inst, NULL);
+	mem = g->memory(inst);
+	cr_assert_eq(g->export_malloc(inst, 100), 1024);
+	cr_assert_eq(g->export_malloc(inst, 8), 1124);
+	g->export_free(inst, 1124);
+	cr_assert_eq(mem->data[8] | (mem->data[9] << 8), 1124);
+	g->free_instance(inst);
+	free(inst);
+	dlclose(handle);
+}
+
+Test(glue, allocator_text_and_its_checks)
+{
+	static const char h[] =
+		"typedef struct Z_guest_instance_t {\n"
+		"  wasm_rt_memory_t w2c_M0;\n"
+		"} Z_guest_instance_t;\n"
+		"void Z_guest_instantiate(Z_guest_instance_t*);\n"
+		"void Z_guestZ_run(Z_guest_instance_t*);\n"
+		"u32 Z_guestZ_default_malloc_impl(Z_guest_instance_t*, u32);\n";
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, true, false};
+	char *text = NULL;
+
+	cr_assert_eq(pipe_glue_generate(h, &spec, &text, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert(strstr(text, "return Z_guestZ_default_malloc_impl((Z_guest_instance_t "
+			       "*)instance, size);"),
+		  "%s", text);
+	cr_assert(strstr(text, ".export_malloc = viv_glue_malloc,"), "%s", text);
+	cr_assert(strstr(text, ".export_free = NULL,"), "%s", text);
+	free(text);
+	/* Asked for but not declared with that type: a clear internal error. */
+	spec.has_free = true;
+	cr_assert_eq(pipe_glue_generate(h, &spec, &text, err, sizeof(err)), VIV_ERR_INTERNAL);
+	cr_assert(strstr(err, "Z_guestZ_default_free_impl"), "%s", err);
 }
 
 Test(glue, artifact_hash_covers_mode_and_bytes)

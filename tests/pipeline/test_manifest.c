@@ -73,7 +73,7 @@ Test(manifest, config_json_is_resolved)
 	char *config = NULL;
 	json_t *j;
 
-	cr_assert_eq(pipe_manifest_config(m, &config), VIV_OK);
+	cr_assert_eq(pipe_manifest_config(m, NULL, &config), VIV_OK);
 	j = json_loads(config, 0, NULL);
 	cr_assert_not_null(j, "%s", config);
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "limits"), "memory_mb")),
@@ -101,7 +101,7 @@ Test(manifest, absent_file_gives_defaults)
 	cr_assert_not(m->present);
 	cr_assert_null(m->language);
 	cr_assert_eq(m->limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
-	cr_assert_eq(pipe_manifest_config(m, &config), VIV_OK);
+	cr_assert_eq(pipe_manifest_config(m, NULL, &config), VIV_OK);
 	cr_assert_str_eq(config, "{\"limits\":{\"memory_mb\":128,\"cpu_ms\":500,\"wall_ms\":10000},"
 				 "\"env\":{},\"outbound\":[],\"assets\":null}");
 	free(config);

@@ -1,0 +1,558 @@
+/* The Rust toolchain: cargo with a rustc that has the wasm32-wasi standard
+ * library (Debian's rustc, cargo and libstd-rust-dev-wasm32), offline, with
+ * dependencies from Debian's packaged crates and the Vivarium SDK. A crate
+ * that exports run is a Terrarium-style handler; a bin crate with main is a
+ * WASI command. */
+#include "pipeline_int.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RUST_TARGET "wasm32-wasi"
+/* Where Debian's librust-*-dev packages put crate sources, each in a
+ * folder with a .cargo-checksum.json: a ready cargo directory source. */
+#define RUST_REGISTRY "/usr/share/cargo/registry"
+/* A rustup toolchain may come first on an operator's PATH without the
+ * wasm32-wasi target; tools here run with PATH=/usr/bin:/bin anyway, and
+ * the compiler is named by its full path. VIV_RUSTC and VIV_CARGO choose
+ * others (they must be under /usr to be seen inside the sandbox). */
+#define RUST_RUSTC_DEFAULT "/usr/bin/rustc"
+#define RUST_CARGO_DEFAULT "/usr/bin/cargo"
+#define RUST_SETUP_HINT                                                                         \
+	"the operator installs Debian's rustc, cargo and libstd-rust-dev-wasm32 "              \
+	"(scripts/setup.sh does)"
+#define RUST_WASM_MAX 64
+#define NAME_MAX_SHOWN 100
+
+/* ---- The compiler ---------------------------------------------------------- */
+
+struct rust_tools {
+	char rustc[256];
+	char cargo[256];
+	char rustc_version[200];
+	char cargo_version[200];
+};
+
+static pthread_mutex_t rust_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool rust_ready;
+static struct rust_tools rust_tools;
+
+/* Runs argv quietly and keeps the first line of what it printed. */
+static enum viv_err first_line_of(struct pipe_ctx *ctx, const char *const *argv, char *buf,
+				  size_t len, char *err, size_t errlen)
+{
+	struct viv_buf out;
+	struct pipe_exit ex;
+	enum viv_err e;
+	size_t n;
+
+	viv_buf_init(&out, 64 * 1024);
+	memset(&ex, 0, sizeof(ex));
+	e = pipe_spawn(ctx->cfg, ctx->scratch, NULL, argv, &out, &ex, err, errlen);
+	if (!e && (ex.code != 0 || !out.data || !*out.data)) {
+		viv_errf(err, errlen, "%s %s failed (exit status %d)", argv[0], argv[1], ex.code);
+		e = VIV_ERR_BUILD;
+	}
+	if (!e) {
+		n = strcspn(out.data, "\r\n");
+		if (n >= len)
+			n = len - 1;
+		memcpy(buf, out.data, n);
+		buf[n] = '\0';
+	}
+	viv_buf_free(&out);
+	return e;
+}
+
+static enum viv_err pick_tool(const char *env, const char *dflt, char *buf, size_t len,
+			      char *err, size_t errlen)
+{
+	const char *path = getenv(env);
+
+	if (!path || !*path)
+		path = dflt;
+	if (path[0] != '/' || strlen(path) >= len) {
+		viv_errf(err, errlen, "%s must be an absolute path; tell the operator", env);
+		return VIV_ERR_UNSUPPORTED;
+	}
+	if (access(path, X_OK) != 0) {
+		viv_errf(err, errlen, "Rust builds are not set up on this server (there is no %s); "
+				      "%s",
+			 path, RUST_SETUP_HINT);
+		return VIV_ERR_UNSUPPORTED;
+	}
+	strcpy(buf, path);
+	return VIV_OK;
+}
+
+/* Finds a rustc whose sysroot has the wasm32-wasi standard library, and
+ * cargo; probed once per process, again after a failure. */
+static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools **out,
+				   char *err, size_t errlen)
+{
+	struct rust_tools t;
+	char sysroot[512], *std_dir = NULL;
+	struct stat st;
+	enum viv_err e = VIV_OK;
+
+	*out = NULL;
+	pthread_mutex_lock(&rust_lock);
+	if (rust_ready)
+		goto done;
+	memset(&t, 0, sizeof(t));
+	e = pick_tool("VIV_RUSTC", RUST_RUSTC_DEFAULT, t.rustc, sizeof(t.rustc), err, errlen);
+	if (!e)
+		e = pick_tool("VIV_CARGO", RUST_CARGO_DEFAULT, t.cargo, sizeof(t.cargo), err,
+			      errlen);
+	if (e)
+		goto done;
+	{
+		const char *argv[] = {t.rustc, "--print", "sysroot", NULL};
+		e = first_line_of(ctx, argv, sysroot, sizeof(sysroot), err, errlen);
+	}
+	if (e) {
+		viv_errf(err, errlen, "the Rust compiler %s does not run; %s", t.rustc,
+			 RUST_SETUP_HINT);
+		e = VIV_ERR_UNSUPPORTED;
+		goto done;
+	}
+	if (asprintf(&std_dir, "%s/lib/rustlib/%s/lib", sysroot, RUST_TARGET) < 0) {
+		std_dir = NULL;
+		e = VIV_ERR_NOMEM;
+		goto done;
+	}
+	if (stat(std_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		viv_errf(err, errlen,
+			 "the Rust compiler %s has no standard library for %s (no %s); %s, or "
+			 "sets VIV_RUSTC to a rustc that has it",
+			 t.rustc, RUST_TARGET, std_dir, RUST_SETUP_HINT);
+		e = VIV_ERR_UNSUPPORTED;
+		goto done;
+	}
+	{
+		const char *rv[] = {t.rustc, "--version", NULL};
+		const char *cv[] = {t.cargo, "--version", NULL};
+		e = first_line_of(ctx, rv, t.rustc_version, sizeof(t.rustc_version), err, errlen);
+		if (!e)
+			e = first_line_of(ctx, cv, t.cargo_version, sizeof(t.cargo_version), err,
+					  errlen);
+	}
+	if (e) {
+		e = VIV_ERR_UNSUPPORTED;
+		goto done;
+	}
+	rust_tools = t;
+	rust_ready = true;
+done:
+	pthread_mutex_unlock(&rust_lock);
+	free(std_dir);
+	if (!e)
+		*out = &rust_tools;
+	return e;
+}
+
+/* ---- Cargo's configuration --------------------------------------------------- */
+
+/* A path as a TOML basic string's contents: only paths that need no
+ * escaping are written, so a strange data directory cannot change the
+ * file's meaning. */
+static bool toml_path_ok(const char *path)
+{
+	for (const char *c = path; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '"' || *c == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* The SDK crate's folder when the server has one, else NULL (caller frees
+ * with free()). */
+static char *sdk_crate_dir(const struct pipe_config *cfg)
+{
+	char *dir;
+
+	if (!cfg->sdk_dir)
+		return NULL;
+	dir = viv_path_join(cfg->sdk_dir, "rust");
+	if (dir && !pipe_exists(dir, "Cargo.toml", false)) {
+		free(dir);
+		dir = NULL;
+	}
+	return dir;
+}
+
+/* The SDK is patched in only for projects that name it: cargo warns about
+ * every [patch] entry a build does not use, which would confuse the logs of
+ * every other Rust app. A mention anywhere in Cargo.toml is enough; a
+ * false positive costs only that warning. */
+static bool mentions_sdk(const char *root)
+{
+	char *path = viv_path_join(root, "Cargo.toml");
+	char *text = NULL;
+	size_t len = 0;
+	bool yes = false;
+
+	if (path && viv_read_file(path, PIPE_MANIFEST_MAX * 4, &text, &len) == VIV_OK)
+		yes = strstr(text, "vivarium") != NULL;
+	free(path);
+	free(text);
+	return yes;
+}
+
+/* Writes CARGO_HOME/config.toml: crates.io replaced by the directory of
+ * Debian's packaged crates (or an empty one), offline, no colors, and the
+ * SDK as the crate `vivarium` when the project asks for it. */
+static enum viv_err write_cargo_config(const struct pipe_project *p, const char *home,
+				       char *err, size_t errlen)
+{
+	struct viv_buf b;
+	char *path = NULL, *empty = NULL, *sdk = NULL;
+	const char *registry = RUST_REGISTRY;
+	struct stat st;
+	enum viv_err e;
+
+	viv_buf_init(&b, 16 * 1024);
+	if (stat(RUST_REGISTRY, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		empty = viv_path_join(home, "no-crates");
+		if (!empty) {
+			e = VIV_ERR_NOMEM;
+			goto out;
+		}
+		e = viv_mkdirs(empty, 0755);
+		if (e)
+			goto out;
+		registry = empty;
+		pipe_logf(p->ctx, "note: this server has no Debian crates (%s): only the "
+				  "standard library and the Vivarium SDK can be used\n",
+			  RUST_REGISTRY);
+	}
+	if (mentions_sdk(p->root))
+		sdk = sdk_crate_dir(p->ctx->cfg);
+	if (!toml_path_ok(registry) || (sdk && !toml_path_ok(sdk))) {
+		viv_errf(err, errlen, "the server's paths cannot be written into cargo's "
+				      "configuration; tell the operator");
+		e = VIV_ERR_INTERNAL;
+		goto out;
+	}
+	e = viv_buf_printf(&b,
+			   "# Written by Vivarium for one build: offline, with the crates\n"
+			   "# Debian packages on this server and the Vivarium SDK.\n"
+			   "[source.crates-io]\n"
+			   "replace-with = \"vivarium-offline\"\n"
+			   "\n"
+			   "[source.vivarium-offline]\n"
+			   "directory = \"%s\"\n"
+			   "\n"
+			   "[net]\n"
+			   "offline = true\n"
+			   "\n"
+			   "[term]\n"
+			   "color = \"never\"\n"
+			   "progress.when = \"never\"\n",
+			   registry);
+	if (!e && sdk)
+		e = viv_buf_printf(&b,
+				   "\n"
+				   "[patch.crates-io]\n"
+				   "vivarium = { path = \"%s\" }\n",
+				   sdk);
+	if (e)
+		goto out;
+	path = viv_path_join(home, "config.toml");
+	if (!path) {
+		e = VIV_ERR_NOMEM;
+		goto out;
+	}
+	e = viv_mkdirs(home, 0755);
+	if (!e)
+		e = viv_write_file_atomic(path, b.data, b.len, 0644);
+	if (e)
+		viv_errf(err, errlen, "could not write cargo's configuration: %s",
+			 viv_strerror(e));
+	else if (sdk)
+		pipe_logf(p->ctx, "the Vivarium SDK is the crate `vivarium` (%s)\n", sdk);
+out:
+	viv_buf_free(&b);
+	free(path);
+	free(empty);
+	free(sdk);
+	return e;
+}
+
+/* ---- What went wrong ---------------------------------------------------------- */
+
+/* Copies the text after marker up to the next '`' into buf; false when
+ * marker is not in text. */
+static bool quoted_after(const char *text, const char *marker, char *buf, size_t len)
+{
+	const char *s = strstr(text, marker), *end;
+	size_t n;
+
+	if (!s)
+		return false;
+	s += strlen(marker);
+	end = strchr(s, '`');
+	if (!end)
+		return false;
+	n = (size_t)(end - s);
+	if (n > NAME_MAX_SHOWN)
+		n = NAME_MAX_SHOWN;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return true;
+}
+
+/* One sentence for the user from cargo's output. */
+static void explain_failure(const struct pipe_project *p, const char *output, int code,
+			    char *err, size_t errlen)
+{
+	char name[NAME_MAX_SHOWN + 1], deb[NAME_MAX_SHOWN + 1];
+	char *sdk;
+
+	if (quoted_after(output, "no matching package named `", name, sizeof(name))) {
+		if (strcmp(name, "vivarium") == 0) {
+			sdk = sdk_crate_dir(p->ctx->cfg);
+			viv_errf(err, errlen, "%s",
+				 sdk ? "the Vivarium SDK crate `vivarium` did not resolve: ask "
+				       "for version \"0.1\" in Cargo.toml"
+				     : "the Vivarium Rust SDK (the crate `vivarium`) is not "
+				       "installed on this server; tell the operator");
+			free(sdk);
+			return;
+		}
+		for (size_t i = 0; ; i++) {
+			deb[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+			if (!name[i])
+				break;
+		}
+		viv_errf(err, errlen,
+			 "the crate `%s` is not available: Rust builds here are offline and can "
+			 "use only the crates Debian packages on this server (ask the operator "
+			 "for librust-%s-dev) and the Vivarium SDK (`vivarium`); or put the "
+			 "crate's source in the upload as a path dependency",
+			 name, deb);
+		return;
+	}
+	if (quoted_after(output, "failed to select a version for the requirement `", name,
+			 sizeof(name))) {
+		viv_errf(err, errlen,
+			 "no version of the crate this server has matches `%s`: the build log "
+			 "lists the versions there are; loosen the requirement in Cargo.toml",
+			 name);
+		return;
+	}
+	if (strstr(output, "failed to parse manifest at") ||
+	    strstr(output, "error: failed to load manifest")) {
+		viv_errf(err, errlen,
+			 "cargo could not read Cargo.toml; the build log says what is wrong with "
+			 "it");
+		return;
+	}
+	if (strstr(output, "error: could not compile `") || strstr(output, "error[E") ||
+	    strstr(output, "\n --> ")) {
+		viv_errf(err, errlen,
+			 "the Rust compiler reported errors; the build log has them with file "
+			 "and line");
+		return;
+	}
+	viv_errf(err, errlen, "cargo failed (exit status %d); its output is in the build log",
+		 code);
+}
+
+/* ---- The module ----------------------------------------------------------------- */
+
+/* The .wasm files cargo left in dir (not in its subfolders). */
+static enum viv_err list_wasm(const char *dir, char ***out, size_t *n_out)
+{
+	static const char *const suffix[] = {".wasm", NULL};
+	char **all = NULL, **top = NULL;
+	size_t n = 0, k = 0;
+	enum viv_err e;
+
+	*out = NULL;
+	*n_out = 0;
+	e = pipe_find_files(dir, suffix, 100000, &all, &n);
+	if (e == VIV_ERR_NOT_FOUND)
+		e = VIV_OK;
+	if (e)
+		return e;
+	top = calloc(n + 1, sizeof(*top));
+	if (!top) {
+		pipe_strv_free(all, n);
+		return VIV_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!strchr(all[i], '/') && k < RUST_WASM_MAX) {
+			top[k++] = all[i];
+			all[i] = NULL;
+		}
+	}
+	pipe_strv_free(all, n);
+	*out = top;
+	*n_out = k;
+	return VIV_OK;
+}
+
+static enum viv_err find_module(const struct pipe_project *p, const char *target_dir,
+				char **wasm_out, char *err, size_t errlen)
+{
+	char *release = NULL;
+	char **found = NULL;
+	size_t n = 0;
+	enum viv_err e;
+
+	if (asprintf(&release, "%s/%s/release", target_dir, RUST_TARGET) < 0)
+		return VIV_ERR_NOMEM;
+	e = list_wasm(release, &found, &n);
+	if (e)
+		goto out;
+	if (n == 0) {
+		viv_errf(err, errlen,
+			 "cargo built no WebAssembly module: the crate needs a binary (fn "
+			 "main, served as CGI) or a library with crate-type = [\"cdylib\"] "
+			 "that exports run (#[no_mangle] pub extern \"C\" fn run())");
+		e = VIV_ERR_INVALID;
+		goto out;
+	}
+	if (n > 1) {
+		struct viv_buf list;
+
+		viv_buf_init(&list, 300);
+		for (size_t i = 0; i < n; i++) {
+			if (viv_buf_printf(&list, "%s%s", i ? ", " : "", found[i]) != VIV_OK)
+				break;
+		}
+		viv_errf(err, errlen,
+			 "cargo built several modules (%s); an app is one module: keep one "
+			 "binary or one cdylib in the upload",
+			 list.data ? list.data : "");
+		viv_buf_free(&list);
+		e = VIV_ERR_INVALID;
+		goto out;
+	}
+	pipe_logf(p->ctx, "cargo built %s\n", found[0]);
+	*wasm_out = viv_path_join(release, found[0]);
+	if (!*wasm_out)
+		e = VIV_ERR_NOMEM;
+out:
+	pipe_strv_free(found, n);
+	free(release);
+	return e;
+}
+
+/* A Cargo.lock from the user's machine records crates.io checksums, which
+ * Debian's packaged crates do not have: cargo would refuse them. The
+ * versions are chosen again from what this server has. */
+static enum viv_err set_lock_aside(const struct pipe_project *p)
+{
+	char *lock = viv_path_join(p->root, "Cargo.lock");
+	enum viv_err e = VIV_OK;
+
+	if (!lock)
+		return VIV_ERR_NOMEM;
+	if (unlink(lock) == 0)
+		pipe_logf(p->ctx, "note: Cargo.lock is not used: dependencies resolve against "
+				  "the crates on this server\n");
+	else if (errno != ENOENT)
+		e = VIV_ERR_IO;
+	free(lock);
+	return e;
+}
+
+/* Sets *slot to "NAME=value" (caller frees with free()), or to NULL. */
+static enum viv_err env_entry(char **slot, const char *name, const char *value)
+{
+	if (asprintf(slot, "%s=%s", name, value) < 0) {
+		*slot = NULL;
+		return VIV_ERR_NOMEM;
+	}
+	return VIV_OK;
+}
+
+static bool rust_detect(void *tctx, const char *root)
+{
+	(void)tctx;
+	return pipe_exists(root, "Cargo.toml", false);
+}
+
+static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **wasm_out,
+			       char *err, size_t errlen)
+{
+	const struct rust_tools *t;
+	char *home = NULL, *target = NULL, *output = NULL;
+	char *env[6] = {NULL};
+	struct pipe_exit ex;
+	enum viv_err e;
+
+	(void)tctx;
+	*wasm_out = NULL;
+	if (!pipe_exists(p->root, "Cargo.toml", false)) {
+		viv_errf(err, errlen, "found no Cargo.toml at the root of the upload");
+		return VIV_ERR_INVALID;
+	}
+	e = rust_tools_get(p->ctx, &t, err, errlen);
+	if (e)
+		return e;
+	pipe_logf(p->ctx, "%s, %s, target %s\n", t->rustc_version, t->cargo_version,
+		  RUST_TARGET);
+	/* Cargo writes its home and the target folder: both in the scratch
+	 * directory, the only writable place in the sandbox. */
+	home = viv_path_join(p->ctx->scratch, "cargo-home");
+	target = viv_path_join(p->ctx->scratch, "cargo-target");
+	if (!home || !target) {
+		e = VIV_ERR_NOMEM;
+		goto out;
+	}
+	e = write_cargo_config(p, home, err, errlen);
+	if (!e)
+		e = set_lock_aside(p);
+	if (e)
+		goto out;
+	e = env_entry(&env[0], "CARGO_HOME", home);
+	if (!e)
+		e = env_entry(&env[1], "CARGO_TARGET_DIR", target);
+	if (!e)
+		e = env_entry(&env[2], "RUSTC", t->rustc);
+	if (!e)
+		e = env_entry(&env[3], "CARGO_INCREMENTAL", "0");
+	if (e)
+		goto out;
+	p->ctx->env = (const char *const *)env;
+	{
+		const char *argv[] = {t->cargo, "build", "--release", "--offline", "--target",
+				      RUST_TARGET, NULL};
+		memset(&ex, 0, sizeof(ex));
+		e = pipe_run_output(p->ctx, p->root, argv, &ex, &output, err, errlen);
+	}
+	p->ctx->env = NULL;
+	if (e)
+		goto out;
+	if (ex.code != 0) {
+		explain_failure(p, output ? output : "", ex.code, err, errlen);
+		e = VIV_ERR_BUILD;
+		goto out;
+	}
+	e = find_module(p, target, wasm_out, err, errlen);
+out:
+	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+		free(env[i]);
+	free(home);
+	free(target);
+	free(output);
+	return e;
+}
+
+const struct pipe_toolchain_ops pipe_toolchain_rust = {
+	.name = "rust",
+	.detect = rust_detect,
+	.build = rust_build,
+};
