@@ -785,10 +785,15 @@ static void fire_wall(struct run_timer *t);
 /* Runs the guest until it finishes or suspends. */
 static void resume(struct run_instance *in)
 {
+	/* An instance may start another from inside a host call (a request
+	 * an app sends to itself): the caller is running guest code again
+	 * when this returns. */
+	struct run_instance *caller = run_current;
+
 	in->state = RUN_STATE_RUNNING;
 	run_current = in;
 	run_coro_switch(&in->home, &in->coro);
-	run_current = NULL;
+	run_current = caller;
 	if (in->state == RUN_STATE_DONE) {
 		run_timer_cancel(in->pool, &in->wall_timer);
 		run_timer_cancel(in->pool, &in->wake_timer);

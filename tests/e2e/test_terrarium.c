@@ -123,6 +123,10 @@ Test(terrarium, c_guest_from_source)
 	says("terra", path, 200, "200 a static hello");
 	snprintf(path, sizeof(path), "/fetch?http://terra.localhost:%u/config", vivd.apps_port);
 	says("terra", path, 200, "GREETING=hello from the manifest");
+	/* A trap after such a call is the caller's own, and only fails it. */
+	snprintf(path, sizeof(path), "/fetch-then-trap?http://terra.localhost/config");
+	says("terra", path, 500, "");
+	says("terra", "/config", 200, "GREETING=hello from the manifest");
 	free(src);
 	free(m);
 }

@@ -201,6 +201,10 @@ void run(void)
 		kv();
 	else if (strcmp(path, "/fetch") == 0 && q)
 		fetch(q);
+	else if (strcmp(path, "/fetch-then-trap") == 0 && q) {
+		fetch(q);
+		__builtin_trap();
+	}
 	else if (strcmp(path, "/race") == 0 && q)
 		race(q);
 	else if (strcmp(path, "/config") == 0)
