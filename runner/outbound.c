@@ -482,29 +482,21 @@ fail:
 
 static void check_done(struct run_pool *p)
 {
-	struct run_xfer *done[64];
-	CURLcode codes[64];
-	size_t n = 0, i;
 	CURLMsg *msg;
 	int left;
 
-	/* Collect first: completing one may run its guest, which may start new
-	 * transfers. */
-	do {
-		n = 0;
-		while (n < 64 && (msg = curl_multi_info_read(p->curlm, &left))) {
-			struct run_xfer *x = NULL;
+	/* One message at a time: finishing a transfer runs its guest, which
+	 * may start transfers or end, and an ending guest removes its other
+	 * transfers, messages included. */
+	while ((msg = curl_multi_info_read(p->curlm, &left))) {
+		struct run_xfer *x = NULL;
+		CURLcode rc = msg->data.result;
 
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			done[n] = x;
-			codes[n] = msg->data.result;
-			n++;
-		}
-		for (i = 0; i < n; i++)
-			xfer_done(done[i], codes[i]);
-	} while (n == 64);
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		xfer_done(x, rc);
+	}
 }
 
 /* ---- Requests to the app itself ------------------------------------------------------ */
