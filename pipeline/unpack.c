@@ -370,7 +370,9 @@ static void *unpack_thread(void *arg)
 }
 
 /* People tar their folder: when dest holds exactly one directory (and
- * nothing but files macOS adds), that directory is the project root. */
+ * nothing but files macOS adds), that directory is the project root, unless
+ * its name is what marks a project's language: an AssemblyScript project
+ * may be nothing but assembly/index.ts. */
 static enum viv_err find_root(const char *dest, char **root_out)
 {
 	DIR *d;
@@ -408,7 +410,7 @@ static enum viv_err find_root(const char *dest, char **root_out)
 		free(only);
 		return err;
 	}
-	if (n == 1 && only_is_dir) {
+	if (n == 1 && only_is_dir && strcmp(strrchr(only, '/') + 1, "assembly") != 0) {
 		*root_out = only;
 		return VIV_OK;
 	}

@@ -168,3 +168,47 @@ bool t_sandbox_ok(void)
 
 	return pipe_sandbox_available(why, sizeof(why));
 }
+
+int64_t t_queue(struct store *st, const char *app, const char *path)
+{
+	char *tmp = NULL, *data;
+	char sha[VIV_SHA256_HEX_LEN + 1];
+	size_t len = 0;
+	int64_t id = 0;
+
+	data = t_read(path, &len);
+	cr_assert_not_null(data, "%s", path);
+	viv_sha256_hex(data, len, sha);
+	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	cr_assert_eq(viv_write_file_atomic(tmp, data, len, 0600), VIV_OK);
+	cr_assert_eq(store_deployment_create(st, app, tmp, sha, (int64_t)len, &id), VIV_OK);
+	free(tmp);
+	free(data);
+	return id;
+}
+
+struct store_deployment *t_build(struct store *st, const struct pipe_config *cfg, int64_t want)
+{
+	struct store_deployment *d = NULL;
+	int64_t id = 0;
+
+	cr_assert_eq(store_deployment_claim(st, &id), VIV_OK);
+	cr_assert_eq(id, want);
+	cr_assert_eq(pipe_build(st, cfg, id), VIV_OK);
+	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+	return d;
+}
+
+struct store_deployment *t_build_entries(struct store *st, const struct pipe_config *cfg,
+					 const char *dir, const char *app,
+					 const struct t_entry *entries, size_t n)
+{
+	struct store_deployment *d;
+	char *path;
+
+	cr_assert(asprintf(&path, "%s/%s.tar.gz", dir, app) > 0);
+	t_archive(path, "tar", "gzip", entries, n);
+	d = t_build(st, cfg, t_queue(st, app, path));
+	free(path);
+	return d;
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "pipeline_int.h"
+#include "store.h"
 
 /* A fresh directory under /tmp; caller frees with free() and removes it
  * with viv_rmtree(). Aborts the test on failure. */
@@ -44,5 +45,18 @@ void t_config(struct pipe_config *cfg, bool sandbox);
 
 /* True when bubblewrap works here. */
 bool t_sandbox_ok(void);
+
+/* Queues the file at path as a deployment of app and returns its id. */
+int64_t t_queue(struct store *st, const char *app, const char *path);
+
+/* Claims the next deployment, which must be want, builds it with cfg, and
+ * returns what the store then says (caller frees with
+ * store_deployment_free()). */
+struct store_deployment *t_build(struct store *st, const struct pipe_config *cfg, int64_t want);
+
+/* Packs the entries as dir/app.tar.gz, queues it as app and builds it. */
+struct store_deployment *t_build_entries(struct store *st, const struct pipe_config *cfg,
+					 const char *dir, const char *app,
+					 const struct t_entry *entries, size_t n);
 
 #endif

@@ -122,6 +122,17 @@ Test(unpack, single_root_folder_is_the_project)
 	free(want);
 }
 
+Test(unpack, a_lone_assembly_folder_is_not_the_root)
+{
+	static const struct t_entry e[] = {{"assembly/index.ts", 'f', "x", 0}};
+	char *root;
+
+	t_archive(upload, "tar", "gzip", e, 1);
+	cr_assert_eq(unpack(&root), VIV_OK, "%s", err);
+	cr_assert_str_eq(root, dest);
+	free(root);
+}
+
 Test(unpack, a_root_file_beside_the_folder_keeps_the_root)
 {
 	static const struct t_entry e[] = {
