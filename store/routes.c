@@ -73,7 +73,9 @@ uint64_t store_routes_generation(const struct store *st)
 }
 
 static const char sql_routes[] =
-	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config"
+	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config,"
+	" (SELECT json_group_object(key, value) FROM"
+	"   (SELECT key, value FROM app_config c WHERE c.app_id = a.id ORDER BY key))"
 	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
 	" ORDER BY a.name";
 
@@ -92,6 +94,8 @@ static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
 		err = store_col_text_or(stmt, 4, "", &r->mode);
 	if (!err)
 		err = store_col_text_or(stmt, 5, "{}", &r->config);
+	if (!err)
+		err = store_col_text_or(stmt, 6, "{}", &r->app_config);
 	return err;
 }
 
@@ -103,6 +107,7 @@ static void route_clear(void *elem)
 	free(r->artifact);
 	free(r->mode);
 	free(r->config);
+	free(r->app_config);
 }
 
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)

@@ -1,0 +1,158 @@
+/* Configuration values an operator sets on an app through the API: they
+ * override the manifest's env for every deployment, so runners read them
+ * with the routes, and a change moves the routes generation on. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char sql_set[] =
+	"INSERT INTO app_config(app_id, key, value) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value"
+	" WHERE value IS NOT excluded.value";
+static const char sql_unset[] = "DELETE FROM app_config WHERE app_id = ?1 AND key = ?2";
+/* json_group_object() gives {} for no rows; the inner ORDER BY sorts the
+ * keys. */
+static const char sql_get[] =
+	"SELECT json_group_object(key, value) FROM"
+	" (SELECT key, value FROM app_config WHERE app_id = ?1 ORDER BY key)";
+
+/* Letters, digits and '_', not starting with a digit: a name a CGI program
+ * can read from its environment. */
+static bool key_valid(const char *key)
+{
+	size_t n = key ? strlen(key) : 0;
+
+	if (n < 1 || n > STORE_CONFIG_KEY_MAX || (key[0] >= '0' && key[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Values go into JSON for runners, so they must be UTF-8: well-formed,
+ * shortest form, no surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* Runs one write on the app's config; *changed_out says whether a row
+ * changed, and the routes generation moves when one did. */
+static enum viv_err write_config(struct store *st, const char *sql, const char *app,
+				 const char *key, const char *value, bool *changed_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t app_id = 0;
+	enum viv_err err;
+
+	*changed_out = false;
+	err = store_app_id(st, app, &app_id);
+	if (!err)
+		err = store_prepare(st, sql, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, app_id);
+	store_bind_text(st, stmt, 2, key);
+	if (value)
+		store_bind_text(st, stmt, 3, value);
+	err = store_run(st, stmt);
+	if (!err)
+		*changed_out = sqlite3_changes(st->db) > 0;
+	store_release(st, stmt);
+	if (!err && *changed_out)
+		store_routes_gen_bump(st);
+	return err;
+}
+
+enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
+				  const char *value)
+{
+	bool changed;
+	size_t n;
+
+	if (!key_valid(key) || !value)
+		return VIV_ERR_INVALID;
+	n = strlen(value);
+	if (n > STORE_CONFIG_VALUE_MAX || !utf8_valid((const unsigned char *)value, n))
+		return VIV_ERR_INVALID;
+	return write_config(st, sql_set, app, key, value, &changed);
+}
+
+enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
+				    bool *existed_out)
+{
+	bool changed = false;
+	enum viv_err err;
+
+	if (existed_out)
+		*existed_out = false;
+	if (!key_valid(key))
+		return VIV_ERR_INVALID;
+	err = write_config(st, sql_unset, app, key, NULL, &changed);
+	if (!err && existed_out)
+		*existed_out = changed;
+	return err;
+}
+
+enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	int64_t app_id = 0;
+	enum viv_err err;
+	bool row = false;
+
+	*json_out = NULL;
+	err = store_app_id(st, app, &app_id);
+	if (!err)
+		err = store_prepare(st, sql_get, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, app_id);
+	err = store_step(st, stmt, &row);
+	if (!err && row)
+		err = store_col_text_or(stmt, 0, "{}", json_out);
+	else if (!err && !(*json_out = strdup("{}")))
+		err = VIV_ERR_NOMEM;
+	store_release(st, stmt);
+	return err;
+}
