@@ -82,7 +82,9 @@ enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsi
 		value = "Bearer realm=\"vivarium\"";
 	} else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
 		name = MHD_HTTP_HEADER_ALLOW;
-		value = r->route == API_R_DEPLOY ? "POST" : "GET, HEAD";
+		value = r->route == API_R_DEPLOY       ? "POST"
+			: r->route == API_R_CONFIG_KEY ? "PUT, DELETE"
+						       : "GET, HEAD";
 	}
 	if (name && MHD_add_response_header(resp, name, value) != MHD_YES) {
 		MHD_destroy_response(resp);
@@ -172,6 +174,17 @@ static enum api_route route_of(const char *url, struct api_req *r)
 		return API_R_DEPLOY;
 	if (strcmp(slash, "/logs") == 0)
 		return API_R_APP_LOGS;
+	if (strcmp(slash, "/config") == 0)
+		return API_R_CONFIG;
+	if (strncmp(slash, "/config/", 8) == 0) {
+		rest = slash + 8;
+		if (*rest == '\0' || strchr(rest, '/'))
+			return API_R_NONE;
+		if (strlen(rest) >= sizeof(r->key))
+			r->key_cut = true;
+		snprintf(r->key, sizeof(r->key), "%s", rest);
+		return API_R_CONFIG_KEY;
+	}
 	return API_R_NONE;
 }
 
@@ -185,6 +198,9 @@ static bool method_allowed(enum api_route route, const char *method)
 {
 	if (route == API_R_DEPLOY)
 		return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	if (route == API_R_CONFIG_KEY)
+		return strcmp(method, MHD_HTTP_METHOD_PUT) == 0 ||
+		       strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
 	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
@@ -264,7 +280,8 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 		if (err)
 			return api_reply_store_error(c, r, err, "checking the token");
 	}
-	if ((r->route == API_R_APP || r->route == API_R_DEPLOY || r->route == API_R_APP_LOGS) &&
+	if ((r->route == API_R_APP || r->route == API_R_DEPLOY || r->route == API_R_APP_LOGS ||
+	     r->route == API_R_CONFIG || r->route == API_R_CONFIG_KEY) &&
 	    (r->segment_cut || !viv_app_name_valid(r->segment)))
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "%s", bad_name_msg);
 
@@ -302,6 +319,12 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 		return api_get_deployment(s, c, r);
 	case API_R_DEPLOY:
 		return api_upload_begin(s, c, r);
+	case API_R_CONFIG:
+		return api_get_config(s, c, r);
+	case API_R_CONFIG_KEY:
+		if (strcmp(r->method, MHD_HTTP_METHOD_DELETE) == 0)
+			return api_delete_config(s, c, r);
+		return api_put_config_begin(s, c, r);
 	case API_R_NONE:
 		break;
 	}
@@ -324,11 +347,34 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		r->start_ns = viv_mono_ns();
 		api_upload_init(&r->up);
+		viv_buf_init(&r->body, STORE_CONFIG_VALUE_MAX);
 		copy_printable(r->method, sizeof(r->method), method);
 		copy_printable(r->path, sizeof(r->path), url);
 		r->route = route_of(url, r);
 		*con_cls = r;
 		return handle_first(s, c, r);
+	}
+	if (r->collecting) {
+		n = *upload_data_size;
+		*upload_data_size = 0;
+		if (n == 0)
+			return api_put_config_finish(s, c, r);
+		if (!r->body_too_big) {
+			enum viv_err err = viv_buf_append(&r->body, upload_data, n);
+
+			if (err == VIV_ERR_TOO_BIG)
+				r->body_too_big = true;
+			else if (err)
+				return MHD_NO;
+		}
+		if (r->body_too_big) {
+			/* Read and dropped, so that the client sees the 413; a
+			 * client that keeps sending is cut off. */
+			r->body_dropped += n;
+			if (r->body_dropped > API_DISCARD_MAX)
+				return MHD_NO;
+		}
+		return MHD_YES;
 	}
 	if (!r->uploading)
 		/* A reply was queued on the first call, so MHD discards the
@@ -353,6 +399,7 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!r)
 		return;
 	api_upload_cleanup(&r->up);
+	viv_buf_free(&r->body);
 	ms = (double)(viv_mono_ns() - r->start_ns) / 1e6;
 	if (r->status)
 		viv_log(VIV_INFO, "%s %s %u %.1f ms", r->method, r->path, r->status, ms);

@@ -63,6 +63,8 @@ enum api_route {
 	API_R_DEPLOY,     /* POST /v1/apps/APP/deployments */
 	API_R_APP_LOGS,   /* GET /v1/apps/APP/logs */
 	API_R_DEPLOYMENT, /* GET /v1/deployments/ID */
+	API_R_CONFIG,     /* GET /v1/apps/APP/config */
+	API_R_CONFIG_KEY, /* PUT or DELETE /v1/apps/APP/config/KEY */
 };
 
 /* One upload being streamed to a temporary file. */
@@ -91,6 +93,12 @@ struct api_req {
 	bool segment_cut;  /* the path segment did not fit */
 	bool uploading;    /* api_upload_begin accepted the request */
 	struct api_upload up;
+	char key[STORE_CONFIG_KEY_MAX + 1]; /* the KEY part of a config path */
+	bool key_cut;                       /* it did not fit */
+	bool collecting;                    /* a small body is read into body */
+	struct viv_buf body;                /* capped at STORE_CONFIG_VALUE_MAX */
+	bool body_too_big;                  /* the cap was passed; the rest is dropped */
+	uint64_t body_dropped;              /* bytes dropped after the cap */
 };
 
 /* ---- Replies (api.c) ---------------------------------------------------- */
@@ -156,6 +164,35 @@ enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c,
 				 struct api_req *r);
 enum MHD_Result api_get_deployment(struct api_server *s, struct MHD_Connection *c,
 				   struct api_req *r);
+
+/* The request's Content-Length, when it is plain decimal digits (saturating
+ * at UINT64_MAX); false when there is none or it is malformed. */
+bool api_content_length(struct MHD_Connection *c, uint64_t *out);
+
+/* Queues the 404 for an app name (r->segment) that has no app. */
+enum MHD_Result api_reply_no_such_app(struct MHD_Connection *c, struct api_req *r);
+
+/* ---- App configuration (api_config.c) --------------------------------------------- */
+
+/* GET /v1/apps/APP/config: the app's values as one JSON object. */
+enum MHD_Result api_get_config(struct api_server *s, struct MHD_Connection *c,
+			       struct api_req *r);
+
+/* DELETE /v1/apps/APP/config/KEY: removes the value (404 when it was not
+ * set) and answers with the values left. */
+enum MHD_Result api_delete_config(struct api_server *s, struct MHD_Connection *c,
+				  struct api_req *r);
+
+/* The first call of PUT /v1/apps/APP/config/KEY: checks the key and
+ * Content-Length (413 past STORE_CONFIG_VALUE_MAX) and sets r->collecting
+ * so that the body is read into r->body. */
+enum MHD_Result api_put_config_begin(struct api_server *s, struct MHD_Connection *c,
+				     struct api_req *r);
+
+/* The body is complete: stores it as the value (the raw bytes, UTF-8 text
+ * without NUL) and answers with the app's values. */
+enum MHD_Result api_put_config_finish(struct api_server *s, struct MHD_Connection *c,
+				      struct api_req *r);
 
 /* ---- Uploads (api_upload.c) -------------------------------------------------------- */
 

@@ -134,11 +134,13 @@ enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, st
 {
 	return api_reply_json(
 		c, r, MHD_HTTP_OK,
-		json_pack("{s:s,s:s,s:I,s:[s,s,s,s,s,s,s],s:s}", "service", "vivarium", "version",
-			  VIV_VERSION, "upload_max", (json_int_t)s->cfg->pipe.upload_max,
+		json_pack("{s:s,s:s,s:I,s:[s,s,s,s,s,s,s,s,s,s],s:s}", "service", "vivarium",
+			  "version", VIV_VERSION, "upload_max", (json_int_t)s->cfg->pipe.upload_max,
 			  "endpoints", "POST /v1/apps/{app}/deployments (body: .tar, .tar.gz or .wasm)",
 			  "GET /v1/deployments/{id}", "GET /v1/apps", "GET /v1/apps/{app}",
-			  "GET /v1/apps/{app}/logs?after={id}&limit={n}", "GET /v1", "GET /healthz",
+			  "GET /v1/apps/{app}/logs?after={id}&limit={n}", "GET /v1/apps/{app}/config",
+			  "PUT /v1/apps/{app}/config/{key} (body: the value)",
+			  "DELETE /v1/apps/{app}/config/{key}", "GET /v1", "GET /healthz",
 			  "auth", "Authorization: Bearer TOKEN on every /v1 endpoint"));
 }
 
@@ -194,7 +196,7 @@ enum MHD_Result api_get_apps(struct api_server *s, struct MHD_Connection *c, str
 	return ret;
 }
 
-static enum MHD_Result no_such_app(struct MHD_Connection *c, struct api_req *r)
+enum MHD_Result api_reply_no_such_app(struct MHD_Connection *c, struct api_req *r)
 {
 	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
 			       "There is no app named \"%s\"; GET /v1/apps (viv apps) lists them, "
@@ -213,14 +215,14 @@ enum MHD_Result api_get_app(struct api_server *s, struct MHD_Connection *c, stru
 
 	err = store_app_get(s->st, r->segment, &app);
 	if (err == VIV_ERR_NOT_FOUND)
-		return no_such_app(c, r);
+		return api_reply_no_such_app(c, r);
 	if (err)
 		return api_reply_store_error(c, r, err, "reading the app");
 	err = store_deployment_list(s->st, r->segment, API_APP_DEPLOYMENTS, &ds, &n);
 	if (err) {
 		store_app_free(app);
 		if (err == VIV_ERR_NOT_FOUND)
-			return no_such_app(c, r);
+			return api_reply_no_such_app(c, r);
 		return api_reply_store_error(c, r, err, "listing the app's deployments");
 	}
 	obj = app_json(s, app);
@@ -272,7 +274,7 @@ enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c,
 				       API_LOGS_MAX);
 	err = store_logs_get(s->st, r->segment, after, (size_t)limit, &lines, &n);
 	if (err == VIV_ERR_NOT_FOUND)
-		return no_such_app(c, r);
+		return api_reply_no_such_app(c, r);
 	if (err)
 		return api_reply_store_error(c, r, err, "reading the app's logs");
 	next = after;

@@ -54,8 +54,7 @@ static enum viv_err write_all(int fd, const char *data, size_t n)
 	return VIV_OK;
 }
 
-/* A Content-Length header's value, when it is plain decimal digits. */
-static bool content_length(struct MHD_Connection *c, uint64_t *out)
+bool api_content_length(struct MHD_Connection *c, uint64_t *out)
 {
 	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -114,7 +113,7 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	uint64_t declared;
 	enum viv_err err;
 
-	if (content_length(c, &declared)) {
+	if (api_content_length(c, &declared)) {
 		if (declared > s->cfg->pipe.upload_max)
 			return reply_too_big(s, c, r);
 		if (declared == 0)

@@ -220,7 +220,8 @@ void thttp(const struct tsrv *s, const char *method, const char *path, const cha
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	if (strcmp(method, "POST") == 0) {
+	/* A PUT sends its body as a POST would, under its own method name. */
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		if (chunked) {
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);

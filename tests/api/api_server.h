@@ -39,9 +39,10 @@ struct tresp {
 	char content_type[128];
 };
 
-/* Sends a request; token NULL sends none. With chunked, the body goes with
- * Transfer-Encoding: chunked and no Content-Length. Asserts that the
- * transfer itself worked; fills *out (free with tresp_free). */
+/* Sends a request; token NULL sends none. POST and PUT send body; with
+ * chunked, the body goes with Transfer-Encoding: chunked and no
+ * Content-Length. Asserts that the transfer itself worked; fills *out (free
+ * with tresp_free). */
 void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
 	   const void *body, size_t len, bool chunked, struct tresp *out);
 void tresp_free(struct tresp *r);
