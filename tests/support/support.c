@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -190,8 +192,26 @@ void tsup_resp_free(struct tsup_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
+static bool http_exchange(const char *method, const char *url, const char *host,
+			  const char *token, const char *const *extra, const void *body,
+			  size_t body_len, struct tsup_resp *out);
+
 bool tsup_http(const char *method, const char *url, const char *host, const char *token,
 	       const void *body, size_t body_len, struct tsup_resp *out)
+{
+	return http_exchange(method, url, host, token, NULL, body, body_len, out);
+}
+
+bool tsup_http_headers(const char *method, const char *url, const char *host,
+		       const char *const *headers, const void *body, size_t body_len,
+		       struct tsup_resp *out)
+{
+	return http_exchange(method, url, host, NULL, headers, body, body_len, out);
+}
+
+static bool http_exchange(const char *method, const char *url, const char *host,
+			  const char *token, const char *const *extra, const void *body,
+			  size_t body_len, struct tsup_resp *out)
 {
 	struct viv_buf b, h;
 	struct curl_slist *hdrs = NULL;
@@ -221,6 +241,8 @@ bool tsup_http(const char *method, const char *url, const char *host, const char
 		hdrs = curl_slist_append(hdrs, line);
 	}
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	for (size_t i = 0; extra && extra[i]; i++)
+		hdrs = curl_slist_append(hdrs, extra[i]);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -245,6 +267,46 @@ bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", v->apps_port, path);
 	snprintf(host, sizeof(host), "%s.localhost:%u", app, v->apps_port);
 	return tsup_http("GET", url, host, NULL, NULL, 0, out);
+}
+
+bool tsup_app_request(const struct tsup_vivd *v, const char *app, const char *method,
+		      const char *path, const char *const *headers, const void *body,
+		      size_t body_len, struct tsup_resp *out)
+{
+	char url[512], host[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", v->apps_port, path);
+	snprintf(host, sizeof(host), "%s.localhost:%u", app, v->apps_port);
+	return tsup_http_headers(method, url, host, headers, body, body_len, out);
+}
+
+char *tsup_resp_header(const struct tsup_resp *r, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *line = r->headers;
+	char *found = NULL;
+
+	/* The block holds every response's headers (after a 100 Continue, say);
+	 * the last one found is the final response's. */
+
+	while (line && *line) {
+		const char *end = strstr(line, "\r\n");
+		size_t ll = end ? (size_t)(end - line) : strlen(line);
+
+		if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+			const char *v = line + nl + 1;
+			size_t vl = ll - nl - 1;
+
+			while (vl && (*v == ' ' || *v == '\t')) {
+				v++;
+				vl--;
+			}
+			free(found);
+			found = strndup(v, vl);
+		}
+		line = end ? end + 2 : NULL;
+	}
+	return found;
 }
 
 /* ---- Tarballs ----------------------------------------------------------------------- */
@@ -279,6 +341,121 @@ void tsup_tar(const struct tsup_file *files, size_t n, bool gzip, char **out, si
 	archive_write_free(a);
 	*out = buf;
 	*len = used;
+}
+
+static la_ssize_t tar_write(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+	(void)a;
+	if (viv_buf_append(ctx, buf, n))
+		return -1;
+	return (la_ssize_t)n;
+}
+
+static void tar_add(struct archive *a, const char *name, bool dir, const void *data, size_t len)
+{
+	struct archive_entry *e = archive_entry_new();
+
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
+	archive_entry_set_perm(e, dir ? 0755 : 0644);
+	archive_entry_set_size(e, dir ? 0 : (la_int64_t)len);
+	cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK, "%s: %s", name,
+		     archive_error_string(a));
+	if (!dir && len)
+		cr_assert_eq(archive_write_data(a, data, len), (la_ssize_t)len, "%s", name);
+	archive_entry_free(e);
+}
+
+static int by_name(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Adds the tree at root/rel (rel "" for root itself), skipping files that
+ * the overrides replace. */
+static void tar_tree(struct archive *a, const char *root, const char *rel,
+		     const struct tsup_file *files, size_t n)
+{
+	static const char *const skip[] = {".git", "target", "node_modules"};
+	char path[1024], **names = NULL;
+	size_t n_names = 0, i, k;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+	d = opendir(path);
+	cr_assert_not_null(d, "cannot open %s", path);
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		names = realloc(names, (n_names + 1) * sizeof(*names));
+		cr_assert_not_null(names);
+		names[n_names++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n_names, sizeof(*names), by_name);
+	for (i = 0; i < n_names; i++) {
+		char child[1024], full[1100];
+		struct stat sb;
+		bool replaced = false, skipped = false;
+
+		snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
+		snprintf(full, sizeof(full), "%s/%s", root, child);
+		cr_assert_eq(lstat(full, &sb), 0, "cannot stat %s", full);
+		if (S_ISDIR(sb.st_mode)) {
+			for (k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+				skipped = skipped || strcmp(names[i], skip[k]) == 0;
+			if (!skipped) {
+				char dirname[1030];
+
+				snprintf(dirname, sizeof(dirname), "%s/", child);
+				tar_add(a, dirname, true, NULL, 0);
+				tar_tree(a, root, child, files, n);
+			}
+		} else {
+			cr_assert(S_ISREG(sb.st_mode), "%s is neither a file nor a folder", full);
+			for (k = 0; k < n; k++)
+				replaced = replaced || strcmp(files[k].name, child) == 0;
+			if (!replaced) {
+				size_t len;
+				char *data = tsup_read_file(full, &len);
+
+				tar_add(a, child, false, data, len);
+				free(data);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool gzip, char **out,
+		  size_t *len)
+{
+	struct archive *a = archive_write_new();
+	struct viv_buf b;
+	size_t i;
+
+	viv_buf_init(&b, (size_t)256 << 20);
+	archive_write_set_format_pax_restricted(a);
+	if (gzip)
+		archive_write_add_filter_gzip(a);
+	/* Without this libarchive pads the last block to 10 KiB, which is
+	 * harmless but not what tar czf writes. */
+	archive_write_set_bytes_in_last_block(a, 1);
+	cr_assert_eq(archive_write_open(a, &b, NULL, tar_write, NULL), ARCHIVE_OK);
+	tar_tree(a, dir, "", files, n);
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(files[i].name);
+		bool is_dir = nl && files[i].name[nl - 1] == '/';
+		const char *text = files[i].text ? files[i].text : "";
+
+		tar_add(a, files[i].name, is_dir, text, is_dir ? 0 : strlen(text));
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK, "%s", archive_error_string(a));
+	archive_write_free(a);
+	*len = b.len;
+	*out = viv_buf_steal(&b);
 }
 
 /* ---- Deployments --------------------------------------------------------------------- */

@@ -51,6 +51,23 @@ bool tsup_http(const char *method, const char *url, const char *host, const char
 bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
 		  struct tsup_resp *out);
 
+/* As tsup_http, with extra request header lines ("Name: value", a
+ * NULL-terminated list; may be NULL). "Name:" with no value removes a header
+ * libcurl would send by itself (Accept, Content-Type). */
+bool tsup_http_headers(const char *method, const char *url, const char *host,
+		       const char *const *headers, const void *body, size_t body_len,
+		       struct tsup_resp *out);
+
+/* Any request to http://APP.localhost:APPS_PORT/path, with extra header
+ * lines as for tsup_http_headers. */
+bool tsup_app_request(const struct tsup_vivd *v, const char *app, const char *method,
+		      const char *path, const char *const *headers, const void *body,
+		      size_t body_len, struct tsup_resp *out);
+
+/* The value of the response header called name (any case) in r->headers, or
+ * NULL when there is none. Caller frees. */
+char *tsup_resp_header(const struct tsup_resp *r, const char *name);
+
 /* A file for tsup_tar: name (relative path) and text contents. */
 struct tsup_file {
 	const char *name;
@@ -60,6 +77,14 @@ struct tsup_file {
 /* A tarball of the files in memory, gzip-compressed or not (caller frees
  * *out). An entry whose name ends in '/' is a directory. */
 void tsup_tar(const struct tsup_file *files, size_t n, bool gzip, char **out, size_t *len);
+
+/* A tarball of the folder dir as viv deploy packs one: its regular files
+ * and folders at their paths under dir, in name order, leaving out folders
+ * called .git, target and node_modules. files (n of them; may be NULL) are
+ * put in place of the files of the same name, or added. Anything other than
+ * a file or folder fails the test. Caller frees *out. */
+void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool gzip, char **out,
+		  size_t *len);
 
 /* POSTs an upload to /v1/apps/APP/deployments and returns the HTTP status;
  * *id_out is the deployment id on 202. */

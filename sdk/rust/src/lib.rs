@@ -90,18 +90,35 @@ fn lossy(bytes: Vec<u8>) -> String {
     }
 }
 
-type GetHeaders = unsafe extern "C" fn(*mut *mut sys::GuestSlice, *mut usize, i32);
-type GetHeader = unsafe extern "C" fn(*mut *mut sys::GuestSlice, *mut usize, i32, *const u8, usize);
-type SetHeader = unsafe extern "C" fn(i32, *const u8, usize, *const sys::GuestSlice, usize) -> i32;
+/// Which kind of handle a host call is about: the same calls exist for
+/// requests and for responses.
+#[derive(Clone, Copy)]
+enum Kind {
+    Request,
+    Response,
+}
 
 /// Every header of a request or response handle, one entry per value.
-fn read_headers(handle: i32, get_names: GetHeaders, get_values: GetHeader) -> Headers {
+fn read_headers(kind: Kind, handle: i32) -> Headers {
     let mut headers = Vec::new();
     let (mut names, mut n) = (std::ptr::null_mut(), 0);
-    unsafe { get_names(&mut names, &mut n, handle) };
+    unsafe {
+        match kind {
+            Kind::Request => sys::hostcall_req_get_headers(&mut names, &mut n, handle),
+            Kind::Response => sys::hostcall_resp_get_headers(&mut names, &mut n, handle),
+        }
+    }
     for name in unsafe { sys::take_slices(names, n) } {
         let (mut values, mut n_values) = (std::ptr::null_mut(), 0);
-        unsafe { get_values(&mut values, &mut n_values, handle, name.as_ptr(), name.len()) };
+        let (p, l) = (name.as_ptr(), name.len());
+        unsafe {
+            match kind {
+                Kind::Request => sys::hostcall_req_get_header(&mut values, &mut n_values, handle, p, l),
+                Kind::Response => {
+                    sys::hostcall_resp_get_header(&mut values, &mut n_values, handle, p, l)
+                }
+            }
+        }
         let name = lossy(name);
         for value in unsafe { sys::take_slices(values, n_values) } {
             headers.push((name.clone(), lossy(value)));
@@ -112,7 +129,7 @@ fn read_headers(handle: i32, get_names: GetHeaders, get_values: GetHeader) -> He
 
 /// Sets every header of `headers` on a handle, the values of one name
 /// (compared case-insensitively) together.
-fn write_headers(handle: i32, headers: &[(String, String)], set: SetHeader) -> bool {
+fn write_headers(kind: Kind, handle: i32, headers: &[(String, String)]) -> bool {
     let mut ok = true;
     for (i, (name, _)) in headers.iter().enumerate() {
         if headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -123,16 +140,36 @@ fn write_headers(handle: i32, headers: &[(String, String)], set: SetHeader) -> b
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| sys::GuestSlice { ptr: v.as_ptr(), len: v.len() })
             .collect();
-        let status = unsafe { set(handle, name.as_ptr(), name.len(), values.as_ptr(), values.len()) };
+        let (p, l, vp, vl) = (name.as_ptr(), name.len(), values.as_ptr(), values.len());
+        let status = unsafe {
+            match kind {
+                Kind::Request => sys::hostcall_req_set_header(handle, p, l, vp, vl),
+                Kind::Response => sys::hostcall_resp_set_header(handle, p, l, vp, vl),
+            }
+        };
         ok &= status == sys::STATUS_OK;
     }
     ok
 }
 
-fn read_bytes(handle: i32, get: unsafe extern "C" fn(*mut *mut u8, *mut usize, i32)) -> Vec<u8> {
+/// The method, target or body of a request, or the body of a response.
+#[derive(Clone, Copy)]
+enum Part {
+    Method,
+    Path,
+    RequestBody,
+    ResponseBody,
+}
+
+fn read_bytes(part: Part, handle: i32) -> Vec<u8> {
     let (mut ptr, mut len) = (std::ptr::null_mut(), 0);
     unsafe {
-        get(&mut ptr, &mut len, handle);
+        match part {
+            Part::Method => sys::hostcall_req_get_method(&mut ptr, &mut len, handle),
+            Part::Path => sys::hostcall_req_get_path(&mut ptr, &mut len, handle),
+            Part::RequestBody => sys::hostcall_req_get_body(&mut ptr, &mut len, handle),
+            Part::ResponseBody => sys::hostcall_resp_get_body(&mut ptr, &mut len, handle),
+        }
         sys::take_bytes(ptr, len)
     }
 }
@@ -166,10 +203,10 @@ impl Request {
     fn incoming() -> Request {
         let h = sys::REQUEST_INCOMING;
         Request {
-            method: lossy(read_bytes(h, sys::hostcall_req_get_method)),
-            url: lossy(read_bytes(h, sys::hostcall_req_get_path)),
-            headers: read_headers(h, sys::hostcall_req_get_headers, sys::hostcall_req_get_header),
-            body: read_bytes(h, sys::hostcall_req_get_body),
+            method: lossy(read_bytes(Part::Method, h)),
+            url: lossy(read_bytes(Part::Path, h)),
+            headers: read_headers(Kind::Request, h),
+            body: read_bytes(Part::RequestBody, h),
         }
     }
 
@@ -242,7 +279,7 @@ impl Request {
         if req < 0 {
             return Err(Error::new(format!("cannot make a {} request to {}", m, u)));
         }
-        let ok = write_headers(req, &self.headers, sys::hostcall_req_set_header)
+        let ok = write_headers(Kind::Request, req, &self.headers)
             && unsafe { sys::hostcall_req_set_body(req, self.body.as_ptr(), self.body.len()) }
                 == sys::STATUS_OK;
         if !ok {
@@ -410,8 +447,8 @@ impl Response {
         let status = unsafe { sys::hostcall_resp_get_response_code(handle) };
         Ok(Response {
             status: u16::try_from(status).unwrap_or(0),
-            headers: read_headers(handle, sys::hostcall_resp_get_headers, sys::hostcall_resp_get_header),
-            body: read_bytes(handle, sys::hostcall_resp_get_body),
+            headers: read_headers(Kind::Response, handle),
+            body: read_bytes(Part::ResponseBody, handle),
         })
     }
 
@@ -420,7 +457,7 @@ impl Response {
         let h = sys::RESPONSE_OUTGOING;
         let mut ok = unsafe { sys::hostcall_resp_set_response_code(h, u32::from(self.status)) }
             == sys::STATUS_OK;
-        ok &= write_headers(h, &self.headers, sys::hostcall_resp_set_header);
+        ok &= write_headers(Kind::Response, h, &self.headers);
         ok &= unsafe { sys::hostcall_resp_set_body(h, self.body.as_ptr(), self.body.len()) }
             == sys::STATUS_OK;
         if !ok {

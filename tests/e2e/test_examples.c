@@ -1,0 +1,331 @@
+/* Every example in sdk/examples, deployed on the real vivd from a tarball of
+ * its folder: hello, echo, a KV counter, a fetch from an upstream, a config
+ * value and a static asset, in C, Rust and AssemblyScript. The same app
+ * answers the same bytes in every language. The fetch examples reach a
+ * local upstream that their manifest allows, and fail, without touching it,
+ * when they aim elsewhere; the KV counter counts on across requests,
+ * redeploys and languages. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "upstream.h"
+
+#define N_LANGS 3
+static const char *const langs[N_LANGS] = {"c", "rust", "assemblyscript"};
+
+static struct tsup_vivd vivd;
+static struct tsup_upstream *up;
+
+static void start(void)
+{
+	const char *extra[] = {"--outbound-allow-private", NULL};
+
+	up = tsup_upstream_start();
+	tsup_vivd_start(&vivd, extra);
+}
+
+static void stop(void)
+{
+	tsup_vivd_stop(&vivd);
+	tsup_upstream_stop(up);
+}
+
+/* Rust and AssemblyScript builds take a while; each test builds several. */
+TestSuite(examples, .init = start, .fini = stop, .timeout = 900);
+
+static const char *jstr(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+	return s ? s : "";
+}
+
+/* Deploys sdk/examples/EXAMPLE to app, with files (may be NULL) in place of
+ * or beside the folder's own, and checks the build: ready, in lang, served
+ * in mode. Returns the deployment id. */
+static long deploy_example(const char *app, const char *example, const struct tsup_file *files,
+			   size_t n, const char *lang, const char *mode)
+{
+	char dir[512], *tgz;
+	size_t len;
+	json_t *d;
+	long id;
+
+	snprintf(dir, sizeof(dir), "%s/sdk/examples/%s", VIV_SOURCE_DIR, example);
+	tsup_tar_dir(dir, files, n, true, &tgz, &len);
+	d = tsup_deploy_wait(&vivd, app, tgz, len);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "%s as %s: %s\n%s", example, app,
+			 jstr(d, "error"), jstr(d, "log"));
+	cr_assert_str_eq(jstr(d, "language"), lang, "%s", example);
+	cr_assert_str_eq(jstr(d, "mode"), mode, "%s", example);
+	id = (long)json_integer_value(json_object_get(d, "id"));
+	json_decref(d);
+	free(tgz);
+	return id;
+}
+
+/* Removes the first line of text equal to line (with its newline). */
+static void drop_line(char *text, size_t *len, const char *line)
+{
+	size_t ll = strlen(line);
+	char *p = text;
+
+	while (p && *p) {
+		if (strncmp(p, line, ll) == 0 && p[ll] == '\n') {
+			memmove(p, p + ll + 1, strlen(p + ll + 1) + 1);
+			*len -= ll + 1;
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+}
+
+/* Sends the request and checks the status, the Content-Type and the whole
+ * body. headers and body may be NULL. Lines of the body equal to one of
+ * optional (a NULL-terminated list; may be NULL) may be there or not. */
+static void expect_opt(const char *app, const char *method, const char *path,
+		       const char *const *headers, const char *body, long status, const char *type,
+		       const char *const *optional, const char *want)
+{
+	struct tsup_resp r;
+	char *ct;
+
+	cr_assert(tsup_app_request(&vivd, app, method, path, headers, body,
+				   body ? strlen(body) : 0, &r),
+		  "no answer from %s%s", app, path);
+	for (size_t i = 0; optional && optional[i]; i++)
+		drop_line(r.body, &r.len, optional[i]);
+	cr_assert_eq(r.status, status, "%s %s%s answered %ld:\n%s", method, app, path, r.status,
+		     r.body);
+	cr_assert_eq(r.len, strlen(want), "%s %s%s answered %zu bytes:\n%s\nnot:\n%s", method,
+		     app, path, r.len, r.body, want);
+	cr_assert_str_eq(r.body, want, "%s %s%s", method, app, path);
+	ct = tsup_resp_header(&r, "Content-Type");
+	cr_assert_not_null(ct, "%s%s has no Content-Type:\n%s", app, path, r.headers);
+	cr_assert_str_eq(ct, type, "%s%s", app, path);
+	free(ct);
+	tsup_resp_free(&r);
+}
+
+static void expect(const char *app, const char *method, const char *path,
+		   const char *const *headers, const char *body, long status, const char *type,
+		   const char *want)
+{
+	expect_opt(app, method, path, headers, body, status, type, NULL, want);
+}
+
+static void expect_get(const char *app, const char *path, long status, const char *type,
+		       const char *want)
+{
+	expect(app, "GET", path, NULL, NULL, status, type, want);
+}
+
+/* The app's log holds needle within a few seconds (lines are batched). */
+static void expect_logged(const char *app, const char *needle)
+{
+	char url[256];
+	double deadline = tsup_now_ms() + 10000;
+
+	snprintf(url, sizeof(url), "%s/v1/apps/%s/logs", vivd.api, app);
+	for (;;) {
+		struct tsup_resp r;
+		bool found;
+
+		cr_assert(tsup_http("GET", url, NULL, vivd.token, NULL, 0, &r));
+		cr_assert_eq(r.status, 200, "%s", r.body);
+		found = strstr(r.body, needle) != NULL;
+		if (found || tsup_now_ms() > deadline)
+			cr_assert(found, "%s's log has no '%s':\n%s", app, needle, r.body);
+		tsup_resp_free(&r);
+		if (found)
+			return;
+		usleep(100000);
+	}
+}
+
+Test(examples, hello_in_every_language)
+{
+	char app[64], example[64];
+
+	deploy_example("hello-c", "c-hello", NULL, 0, "c", "cgi");
+	expect_get("hello-c", "/", 200, "text/plain", "Hello, world!\n");
+	for (size_t i = 1; i < N_LANGS; i++) {
+		snprintf(app, sizeof(app), "hello-%s", langs[i]);
+		snprintf(example, sizeof(example), "%s-hello", langs[i]);
+		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
+		expect_get(app, "/", 200, "text/plain", "Hello, world!\n");
+		expect_get(app, "/any/path?at=all", 200, "text/plain", "Hello, world!\n");
+	}
+}
+
+Test(examples, echo_answers_with_the_request)
+{
+	const char *const headers[] = {"Content-Type: text/plain", "Accept:", "X-Echo: 1",
+				       "X-Multi: one", "X-Multi: two", "x-lower: Mixed Case",
+				       NULL};
+	char app[64], example[64], host[128], *optional[3];
+
+	for (size_t i = 0; i < N_LANGS; i++) {
+		snprintf(app, sizeof(app), "echo-%s", langs[i]);
+		snprintf(example, sizeof(example), "%s-echo", langs[i]);
+		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
+		/* The HTTP server may keep Host and Content-Length out of the
+		 * headers a guest sees (it has them elsewhere); when they are
+		 * there, they are right. */
+		snprintf(host, sizeof(host), "header host: %s.localhost:%u", app, vivd.apps_port);
+		optional[0] = host;
+		optional[1] = "header content-length: 13";
+		optional[2] = NULL;
+		/* Headers sorted by lower-case name, the values of one name in
+		 * the order sent; the runner adds the client's address. */
+		expect_opt(app, "POST", "/some/where?x=1&y=two%20words", headers, "hello, echo\n!",
+			   200, "text/plain", (const char *const *)optional,
+			   "method: POST\n"
+			   "path: /some/where\n"
+			   "query: x=1&y=two%20words\n"
+			   "header content-type: text/plain\n"
+			   "header fastly-client-ip: 127.0.0.1\n"
+			   "header x-echo: 1\n"
+			   "header x-lower: Mixed Case\n"
+			   "header x-multi: one\n"
+			   "header x-multi: two\n"
+			   "header x-real-ip: 127.0.0.1\n"
+			   "body: hello, echo\n!\n");
+		optional[1] = NULL;
+		expect_opt(app, "GET", "/", (const char *const[]){"Accept:", NULL}, NULL, 200,
+			   "text/plain", (const char *const *)optional,
+			   "method: GET\n"
+			   "path: /\n"
+			   "query: \n"
+			   "header fastly-client-ip: 127.0.0.1\n"
+			   "header x-real-ip: 127.0.0.1\n"
+			   "body: \n");
+	}
+}
+
+static void count(const char *app, unsigned from, unsigned to)
+{
+	char want[64];
+
+	for (unsigned v = from; v <= to; v++) {
+		snprintf(want, sizeof(want), "visits: %u\n", v);
+		expect_get(app, "/", 200, "text/plain", want);
+	}
+}
+
+/* The store belongs to the app, not to a deployment or a language: one app
+ * counts on through a redeploy and through the counter in each SDK, which
+ * all keep the count as decimal text under "visits". */
+Test(examples, kv_counter_counts_across_requests_redeploys_and_languages)
+{
+	long first, second;
+	char url[256];
+	struct tsup_resp r;
+	json_t *j;
+
+	first = deploy_example("counter", "c-kv-counter", NULL, 0, "c", "hostcall");
+	count("counter", 1, 3);
+	second = deploy_example("counter", "c-kv-counter", NULL, 0, "c", "hostcall");
+	cr_assert_neq(first, second);
+	snprintf(url, sizeof(url), "%s/v1/apps/counter", vivd.api);
+	cr_assert(tsup_http("GET", url, NULL, vivd.token, NULL, 0, &r));
+	j = json_loads(r.body, 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(j, "current_deployment")), second, "%s",
+		     r.body);
+	json_decref(j);
+	tsup_resp_free(&r);
+	count("counter", 4, 5);
+	deploy_example("counter", "rust-kv-counter", NULL, 0, "rust", "hostcall");
+	count("counter", 6, 7);
+	deploy_example("counter", "assemblyscript-kv-counter", NULL, 0, "assemblyscript",
+		       "hostcall");
+	count("counter", 8, 9);
+	/* Another app running the same code starts from nothing. */
+	deploy_example("counter-two", "rust-kv-counter", NULL, 0, "rust", "hostcall");
+	count("counter-two", 1, 2);
+	count("counter", 10, 10);
+}
+
+Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
+{
+	char manifest[512], denied[512], app[64], example[64], want[256], needle[256];
+	unsigned port = tsup_upstream_port(up), hits;
+
+	/* The example's own manifest allows https://example.com; here the
+	 * upstream is local. */
+	snprintf(manifest, sizeof(manifest),
+		 "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+		 " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u/hello\"}}",
+		 port, port);
+	/* The same server under a name the allow list does not have. */
+	snprintf(denied, sizeof(denied),
+		 "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+		 " \"env\": {\"UPSTREAM\": \"http://localhost:%u/hello\"}}",
+		 port, port);
+	for (size_t i = 0; i < N_LANGS; i++) {
+		struct tsup_file allowed_f[] = {{"vivarium.json", manifest}};
+		struct tsup_file denied_f[] = {{"vivarium.json", denied}};
+
+		snprintf(example, sizeof(example), "%s-fetch", langs[i]);
+		snprintf(app, sizeof(app), "fetch-%s", langs[i]);
+		deploy_example(app, example, allowed_f, 1, langs[i], "hostcall");
+		hits = tsup_upstream_hits(up);
+		expect_get(app, "/", 200, "text/plain",
+			   "upstream answered 200 (text/plain): upstream says hi");
+		cr_assert_eq(tsup_upstream_hits(up), hits + 1);
+
+		snprintf(app, sizeof(app), "denied-%s", langs[i]);
+		deploy_example(app, example, denied_f, 1, langs[i], "hostcall");
+		hits = tsup_upstream_hits(up);
+		snprintf(want, sizeof(want), "could not fetch http://localhost:%u/hello\n", port);
+		expect_get(app, "/", 502, "text/plain", want);
+		cr_assert_eq(tsup_upstream_hits(up), hits, "the denied request reached the upstream");
+		snprintf(needle, sizeof(needle), "fetching http://localhost:%u/hello failed", port);
+		expect_logged(app, needle);
+	}
+}
+
+Test(examples, config_value_from_the_manifest)
+{
+	char app[64], example[64];
+	struct tsup_file unset[] = {{"vivarium.json", "{}"}};
+
+	for (size_t i = 0; i < N_LANGS; i++) {
+		snprintf(example, sizeof(example), "%s-config", langs[i]);
+		snprintf(app, sizeof(app), "greet-%s", langs[i]);
+		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
+		expect_get(app, "/", 200, "text/plain", "Bonjour, world!\n");
+		/* Without the setting the app falls back to its default. */
+		snprintf(app, sizeof(app), "plain-%s", langs[i]);
+		deploy_example(app, example, unset, 1, langs[i], "hostcall");
+		expect_get(app, "/", 200, "text/plain", "Hello, world!\n");
+	}
+}
+
+Test(examples, static_asset_at_the_root_and_the_app_elsewhere)
+{
+	static const char page[] =
+		"<!doctype html>\n"
+		"<link rel=\"stylesheet\" href=\"/style.css\">\n"
+		"<h1>Hello, world!</h1>\n"
+		"<p>This page comes from the app; its style sheet is a static file.</p>\n";
+	char app[64], example[64], path[512], *css;
+
+	for (size_t i = 0; i < N_LANGS; i++) {
+		snprintf(example, sizeof(example), "%s-static", langs[i]);
+		snprintf(app, sizeof(app), "page-%s", langs[i]);
+		snprintf(path, sizeof(path), "%s/sdk/examples/%s/assets/style.css", VIV_SOURCE_DIR,
+			 example);
+		css = tsup_read_file(path, NULL);
+		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
+		expect_get(app, "/style.css", 200, "text/css", css);
+		expect_get(app, "/", 200, "text/html", page);
+		expect_get(app, "/about", 200, "text/html", page);
+		free(css);
+	}
+}
