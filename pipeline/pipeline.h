@@ -1,10 +1,12 @@
 /* The build pipeline: from an uploaded tarball or .wasm to an artifact .so.
- * Steps: unpack (libarchive, with caps), manifest and language detection,
- * the language's toolchain, wasm-opt, validation and the import check of
- * GUEST-ABI.md, wasm2c, glue, and the C compiler. Every step is a child
- * process with an argv array, a timeout and an output cap, optionally inside
- * a bubblewrap sandbox; its output goes to the deployment's build log and its
- * duration to the deployment's timings, both through store/. */
+ * Steps: unpack (libarchive, with caps), manifest, static assets (hashed
+ * and stored), language detection, the language's toolchain (C and C++,
+ * Rust, AssemblyScript, WAT, or a prebuilt .wasm), wasm-opt, validation and
+ * the import check of GUEST-ABI.md, wasm2c, glue, and the C compiler. Every
+ * step is a child process with an argv array, a timeout and an output cap,
+ * optionally inside a bubblewrap sandbox; its output goes to the
+ * deployment's build log and its duration to the deployment's timings, both
+ * through store/. */
 #ifndef PIPELINE_H
 #define PIPELINE_H
 

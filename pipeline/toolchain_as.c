@@ -316,13 +316,46 @@ out:
 	return e;
 }
 
+/* The package name in asc's "File '~lib/NAME.ts' not found" (or
+ * NAME/index.ts) into buf; false when output has no such line. */
+static bool missing_package(const char *output, char *buf, size_t len)
+{
+	static const char marker[] = "File '~lib/";
+	const char *p = strstr(output, marker), *end;
+	size_t n;
+
+	if (!p)
+		return false;
+	p += sizeof(marker) - 1;
+	end = strstr(p, "' not found");
+	if (!end || end - p < 4 || memchr(p, '\n', (size_t)(end - p)))
+		return false;
+	n = (size_t)(end - p) - 3; /* ".ts" */
+	if (n >= 6 && strncmp(p + n - 6, "/index", 6) == 0)
+		n -= 6;
+	if (n == 0 || n >= len || n > 100)
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return true;
+}
+
 static void explain_failure(const char *output, int code, char *err, size_t errlen)
 {
-	if (strstr(output, "File '~lib/vivarium.ts' not found") ||
-	    strstr(output, "File '~lib/vivarium/index.ts' not found")) {
-		viv_errf(err, errlen,
-			 "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed on this "
-			 "server; tell the operator");
+	char pkg[128];
+
+	if (missing_package(output, pkg, sizeof(pkg))) {
+		if (strcmp(pkg, "vivarium") == 0)
+			viv_errf(err, errlen,
+				 "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed on "
+				 "this server; tell the operator");
+		else
+			viv_errf(err, errlen,
+				 "the package \"%s\" is not available: builds here are offline and "
+				 "install nothing, so only the standard library, the Vivarium SDK "
+				 "(\"vivarium\") and packages uploaded in node_modules/ can be "
+				 "imported",
+				 pkg);
 		return;
 	}
 	if (strstr(output, "ERROR TS") || strstr(output, "ERROR AS")) {

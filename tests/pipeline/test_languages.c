@@ -313,6 +313,20 @@ Test(lang, assemblyscript_type_error_names_file_line_and_column)
 	store_deployment_free(d);
 }
 
+Test(lang, assemblyscript_missing_package_is_named)
+{
+	struct t_entry e[] = {
+		{"assembly/index.ts", 'f',
+		 "import { pad } from \"left-pad\";\n"
+		 "export function run(): void { pad(); }\n",
+		 0},
+	};
+	struct store_deployment *d = build("as-needy", e, N(e));
+
+	assert_failed(d, "the package \"left-pad\" is not available");
+	store_deployment_free(d);
+}
+
 Test(lang, assemblyscript_sdk_imports_as_vivarium)
 {
 	char *sdk = viv_path_join(work, "sdk");
