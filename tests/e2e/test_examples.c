@@ -3,8 +3,8 @@
  * value and a static asset, in C, Rust and AssemblyScript. The same app
  * answers the same bytes in every language. The fetch examples reach a
  * local upstream that their manifest allows, and fail, without touching it,
- * when they aim elsewhere; the KV counter counts on across requests,
- * redeploys and languages. */
+ * when their configuration, set through the API, aims elsewhere; the KV
+ * counter counts on across requests, redeploys and languages. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +148,21 @@ static void expect_logged(const char *app, const char *needle)
 	}
 }
 
+/* Sets (value not NULL) or unsets the app's configuration value key through
+ * the API. */
+static void set_config(const char *app, const char *key, const char *value)
+{
+	char url[256];
+	struct tsup_resp r;
+
+	snprintf(url, sizeof(url), "%s/v1/apps/%s/config/%s", vivd.api, app, key);
+	cr_assert(tsup_http(value ? "PUT" : "DELETE", url, NULL, vivd.token, value,
+			    value ? strlen(value) : 0, &r));
+	cr_assert(r.status >= 200 && r.status < 300, "%s %s: %ld %s", value ? "PUT" : "DELETE",
+		  url, r.status, r.body);
+	tsup_resp_free(&r);
+}
+
 Test(examples, hello_in_every_language)
 {
 	char app[64], example[64];
@@ -253,8 +268,9 @@ Test(examples, kv_counter_counts_across_requests_redeploys_and_languages)
 
 Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 {
-	char manifest[512], denied[512], app[64], example[64], want[256], needle[256];
+	char manifest[512], app[64], example[64], want[256], needle[256], denied[128];
 	unsigned port = tsup_upstream_port(up), hits;
+	const char *ok = "upstream answered 200 (text/plain): upstream says hi";
 
 	/* The example's own manifest allows https://example.com; here the
 	 * upstream is local. */
@@ -263,34 +279,33 @@ Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 		 " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u/hello\"}}",
 		 port, port);
 	/* The same server under a name the allow list does not have. */
-	snprintf(denied, sizeof(denied),
-		 "{\"outbound\": [\"http://127.0.0.1:%u\"],"
-		 " \"env\": {\"UPSTREAM\": \"http://localhost:%u/hello\"}}",
-		 port, port);
+	snprintf(denied, sizeof(denied), "http://localhost:%u/hello", port);
 	for (size_t i = 0; i < N_LANGS; i++) {
-		struct tsup_file allowed_f[] = {{"vivarium.json", manifest}};
-		struct tsup_file denied_f[] = {{"vivarium.json", denied}};
+		struct tsup_file files[] = {{"vivarium.json", manifest}};
 
 		snprintf(example, sizeof(example), "%s-fetch", langs[i]);
 		snprintf(app, sizeof(app), "fetch-%s", langs[i]);
-		deploy_example(app, example, allowed_f, 1, langs[i], "hostcall");
+		deploy_example(app, example, files, 1, langs[i], "hostcall");
 		hits = tsup_upstream_hits(up);
-		expect_get(app, "/", 200, "text/plain",
-			   "upstream answered 200 (text/plain): upstream says hi");
+		expect_get(app, "/", 200, "text/plain", ok);
 		cr_assert_eq(tsup_upstream_hits(up), hits + 1);
 
-		snprintf(app, sizeof(app), "denied-%s", langs[i]);
-		deploy_example(app, example, denied_f, 1, langs[i], "hostcall");
+		/* UPSTREAM set through the API wins over the manifest's. */
+		set_config(app, "UPSTREAM", denied);
 		hits = tsup_upstream_hits(up);
-		snprintf(want, sizeof(want), "could not fetch http://localhost:%u/hello\n", port);
+		snprintf(want, sizeof(want), "could not fetch %s\n", denied);
 		expect_get(app, "/", 502, "text/plain", want);
 		cr_assert_eq(tsup_upstream_hits(up), hits, "the denied request reached the upstream");
-		snprintf(needle, sizeof(needle), "fetching http://localhost:%u/hello failed", port);
+		snprintf(needle, sizeof(needle), "fetching %s failed", denied);
 		expect_logged(app, needle);
+
+		/* Unset, the manifest's value is back. */
+		set_config(app, "UPSTREAM", NULL);
+		expect_get(app, "/", 200, "text/plain", ok);
 	}
 }
 
-Test(examples, config_value_from_the_manifest)
+Test(examples, config_value_from_the_manifest_or_the_api)
 {
 	char app[64], example[64];
 	struct tsup_file unset[] = {{"vivarium.json", "{}"}};
@@ -300,10 +315,16 @@ Test(examples, config_value_from_the_manifest)
 		snprintf(app, sizeof(app), "greet-%s", langs[i]);
 		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
 		expect_get(app, "/", 200, "text/plain", "Bonjour, world!\n");
+		set_config(app, "GREETING", "Hola");
+		expect_get(app, "/", 200, "text/plain", "Hola, world!\n");
+		set_config(app, "GREETING", NULL);
+		expect_get(app, "/", 200, "text/plain", "Bonjour, world!\n");
 		/* Without the setting the app falls back to its default. */
 		snprintf(app, sizeof(app), "plain-%s", langs[i]);
 		deploy_example(app, example, unset, 1, langs[i], "hostcall");
 		expect_get(app, "/", 200, "text/plain", "Hello, world!\n");
+		set_config(app, "GREETING", "Hallo");
+		expect_get(app, "/", 200, "text/plain", "Hallo, world!\n");
 	}
 }
 
