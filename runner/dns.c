@@ -220,11 +220,12 @@ static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
 		memcpy(p, &v, 4);
 }
 
-uint32_t E(hostcall_dns_query_ip)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+uint32_t E(hostcall_dns_query_ip)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				  uint32_t name, uint32_t nlen, uint32_t ipv6);
-uint32_t E(hostcall_dns_query_ip)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+uint32_t E(hostcall_dns_query_ip)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				  uint32_t name, uint32_t nlen, uint32_t ipv6)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *nm;
 	struct run_dns_job *j;
 	const char *strs[DNS_MAX_ADDRS];
@@ -255,11 +256,12 @@ uint32_t E(hostcall_dns_query_ip)(struct run_instance *in, uint32_t slices_p, ui
 	return ok;
 }
 
-uint32_t E(hostcall_dns_query_raw)(struct run_instance *in, uint32_t resp_p, uint32_t len_p,
+uint32_t E(hostcall_dns_query_raw)(HOSTCTX, uint32_t resp_p, uint32_t len_p,
 				   uint32_t query, uint32_t qlen);
-uint32_t E(hostcall_dns_query_raw)(struct run_instance *in, uint32_t resp_p, uint32_t len_p,
+uint32_t E(hostcall_dns_query_raw)(HOSTCTX, uint32_t resp_p, uint32_t len_p,
 				   uint32_t query, uint32_t qlen)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *q;
 	struct run_dns_job *j;
 	uint32_t ok;

@@ -7,7 +7,8 @@
  * guest's own allocator hands out. A bad handle or pointer makes the call
  * fail (invalid, -1, false, or an empty result) and never touches host
  * memory. Host data that a call reads stays owned by the instance, so a trap
- * inside the guest's allocator leaks nothing. */
+ * inside the guest's allocator leaks nothing. As in wasi.c, the import
+ * instance argument wasm2c passes is ignored for run_current. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -461,9 +462,10 @@ static uint32_t set_body(struct run_instance *in, struct run_hmsg *m, uint32_t p
 
 /* ---- Requests ----------------------------------------------------------------------- */
 
-void E(hostcall_init_mm)(struct run_instance *in, uint32_t malloc_idx, uint32_t free_idx);
-void E(hostcall_init_mm)(struct run_instance *in, uint32_t malloc_idx, uint32_t free_idx)
+void E(hostcall_init_mm)(HOSTCTX, uint32_t malloc_idx, uint32_t free_idx);
+void E(hostcall_init_mm)(HOSTCTX, uint32_t malloc_idx, uint32_t free_idx)
 {
+	struct run_instance *in = run_current;
 	struct run_hc *hc;
 
 	run_hostcall_enter(in);
@@ -473,11 +475,12 @@ void E(hostcall_init_mm)(struct run_instance *in, uint32_t malloc_idx, uint32_t 
 	hc->mm_set = true;
 }
 
-void E(hostcall_req_get_method)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_method)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 				uint32_t req);
-void E(hostcall_req_get_method)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_method)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 				uint32_t req)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -490,11 +493,12 @@ void E(hostcall_req_get_method)(struct run_instance *in, uint32_t ptr_p, uint32_
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_path)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_path)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			      uint32_t req);
-void E(hostcall_req_get_path)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_path)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			      uint32_t req)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -507,11 +511,12 @@ void E(hostcall_req_get_path)(struct run_instance *in, uint32_t ptr_p, uint32_t 
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			      uint32_t req);
-void E(hostcall_req_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_req_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			      uint32_t req)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -524,11 +529,12 @@ void E(hostcall_req_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t 
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_req_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				 uint32_t req);
-void E(hostcall_req_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_req_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				 uint32_t req)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -539,11 +545,12 @@ void E(hostcall_req_get_headers)(struct run_instance *in, uint32_t slices_p, uin
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_req_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_req_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				uint32_t req, uint32_t name, uint32_t name_len);
-void E(hostcall_req_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_req_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				uint32_t req, uint32_t name, uint32_t name_len)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -554,11 +561,12 @@ void E(hostcall_req_get_header)(struct run_instance *in, uint32_t slices_p, uint
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-uint32_t E(hostcall_req_create)(struct run_instance *in, uint32_t method, uint32_t mlen,
+uint32_t E(hostcall_req_create)(HOSTCTX, uint32_t method, uint32_t mlen,
 				uint32_t url, uint32_t ulen);
-uint32_t E(hostcall_req_create)(struct run_instance *in, uint32_t method, uint32_t mlen,
+uint32_t E(hostcall_req_create)(HOSTCTX, uint32_t method, uint32_t mlen,
 				uint32_t url, uint32_t ulen)
 {
+	struct run_instance *in = run_current;
 	struct run_hc *hc;
 	char *m, *u;
 	int h;
@@ -582,11 +590,13 @@ uint32_t E(hostcall_req_create)(struct run_instance *in, uint32_t method, uint32
 	return (uint32_t)h;
 }
 
-uint32_t E(hostcall_req_set_header)(struct run_instance *in, uint32_t req, uint32_t name,
+uint32_t E(hostcall_req_set_header)(HOSTCTX, uint32_t req, uint32_t name,
 				    uint32_t nlen, uint32_t slices, uint32_t n);
-uint32_t E(hostcall_req_set_header)(struct run_instance *in, uint32_t req, uint32_t name,
+uint32_t E(hostcall_req_set_header)(HOSTCTX, uint32_t req, uint32_t name,
 				    uint32_t nlen, uint32_t slices, uint32_t n)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	/* The incoming request is read-only. */
 	if (req == 0)
@@ -594,11 +604,13 @@ uint32_t E(hostcall_req_set_header)(struct run_instance *in, uint32_t req, uint3
 	return set_header(in, req_of(in, req), name, nlen, slices, n);
 }
 
-uint32_t E(hostcall_req_set_body)(struct run_instance *in, uint32_t req, uint32_t ptr,
+uint32_t E(hostcall_req_set_body)(HOSTCTX, uint32_t req, uint32_t ptr,
 				  uint32_t len);
-uint32_t E(hostcall_req_set_body)(struct run_instance *in, uint32_t req, uint32_t ptr,
+uint32_t E(hostcall_req_set_body)(HOSTCTX, uint32_t req, uint32_t ptr,
 				  uint32_t len)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (req == 0)
 		return HC_INVALID;
@@ -686,9 +698,10 @@ static struct run_pending *pending_of(struct run_instance *in, uint32_t p)
 	return &hc->pend[p];
 }
 
-uint32_t E(hostcall_req_send_async)(struct run_instance *in, uint32_t req);
-uint32_t E(hostcall_req_send_async)(struct run_instance *in, uint32_t req)
+uint32_t E(hostcall_req_send_async)(HOSTCTX, uint32_t req);
+uint32_t E(hostcall_req_send_async)(HOSTCTX, uint32_t req)
 {
+	struct run_instance *in = run_current;
 	int pi;
 
 	run_hostcall_enter(in);
@@ -696,9 +709,10 @@ uint32_t E(hostcall_req_send_async)(struct run_instance *in, uint32_t req)
 	return pi < 0 ? HANDLE_ERROR : (uint32_t)pi;
 }
 
-uint32_t E(hostcall_pending_req_wait)(struct run_instance *in, uint32_t p);
-uint32_t E(hostcall_pending_req_wait)(struct run_instance *in, uint32_t p)
+uint32_t E(hostcall_pending_req_wait)(HOSTCTX, uint32_t p);
+uint32_t E(hostcall_pending_req_wait)(HOSTCTX, uint32_t p)
 {
+	struct run_instance *in = run_current;
 	struct run_pending *pend;
 
 	run_hostcall_enter(in);
@@ -709,9 +723,10 @@ uint32_t E(hostcall_pending_req_wait)(struct run_instance *in, uint32_t p)
 	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
 }
 
-uint32_t E(hostcall_req_send)(struct run_instance *in, uint32_t req);
-uint32_t E(hostcall_req_send)(struct run_instance *in, uint32_t req)
+uint32_t E(hostcall_req_send)(HOSTCTX, uint32_t req);
+uint32_t E(hostcall_req_send)(HOSTCTX, uint32_t req)
 {
+	struct run_instance *in = run_current;
 	int pi;
 
 	run_hostcall_enter(in);
@@ -722,9 +737,10 @@ uint32_t E(hostcall_req_send)(struct run_instance *in, uint32_t req)
 	return in->hc->pend[pi].resp < 0 ? HANDLE_ERROR : (uint32_t)in->hc->pend[pi].resp;
 }
 
-uint32_t E(hostcall_pending_req_poll)(struct run_instance *in, uint32_t p);
-uint32_t E(hostcall_pending_req_poll)(struct run_instance *in, uint32_t p)
+uint32_t E(hostcall_pending_req_poll)(HOSTCTX, uint32_t p);
+uint32_t E(hostcall_pending_req_poll)(HOSTCTX, uint32_t p)
 {
+	struct run_instance *in = run_current;
 	struct run_pending *pend;
 
 	run_hostcall_enter(in);
@@ -736,11 +752,12 @@ uint32_t E(hostcall_pending_req_poll)(struct run_instance *in, uint32_t p)
 	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
 }
 
-uint32_t E(hostcall_pending_req_select)(struct run_instance *in, uint32_t handles, uint32_t n,
+uint32_t E(hostcall_pending_req_select)(HOSTCTX, uint32_t handles, uint32_t n,
 					uint32_t out_p);
-uint32_t E(hostcall_pending_req_select)(struct run_instance *in, uint32_t handles, uint32_t n,
+uint32_t E(hostcall_pending_req_select)(HOSTCTX, uint32_t handles, uint32_t n,
 					uint32_t out_p)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *vec;
 	uint64_t mask = 0;
 	uint32_t i, h;
@@ -772,11 +789,12 @@ uint32_t E(hostcall_pending_req_select)(struct run_instance *in, uint32_t handle
 
 /* ---- Responses ----------------------------------------------------------------------- */
 
-void E(hostcall_resp_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_resp_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				  uint32_t resp);
-void E(hostcall_resp_get_headers)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_resp_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				  uint32_t resp)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -787,11 +805,12 @@ void E(hostcall_resp_get_headers)(struct run_instance *in, uint32_t slices_p, ui
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_resp_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_resp_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				 uint32_t resp, uint32_t name, uint32_t name_len);
-void E(hostcall_resp_get_header)(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+void E(hostcall_resp_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 				 uint32_t resp, uint32_t name, uint32_t name_len)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -802,11 +821,12 @@ void E(hostcall_resp_get_header)(struct run_instance *in, uint32_t slices_p, uin
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_resp_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_resp_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			       uint32_t resp);
-void E(hostcall_resp_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t len_p,
+void E(hostcall_resp_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 			       uint32_t resp)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -817,9 +837,10 @@ void E(hostcall_resp_get_body)(struct run_instance *in, uint32_t ptr_p, uint32_t
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-uint32_t E(hostcall_resp_get_response_code)(struct run_instance *in, uint32_t resp);
-uint32_t E(hostcall_resp_get_response_code)(struct run_instance *in, uint32_t resp)
+uint32_t E(hostcall_resp_get_response_code)(HOSTCTX, uint32_t resp);
+uint32_t E(hostcall_resp_get_response_code)(HOSTCTX, uint32_t resp)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -827,11 +848,12 @@ uint32_t E(hostcall_resp_get_response_code)(struct run_instance *in, uint32_t re
 	return m ? m->status : 0;
 }
 
-uint32_t E(hostcall_resp_set_header)(struct run_instance *in, uint32_t resp, uint32_t name,
+uint32_t E(hostcall_resp_set_header)(HOSTCTX, uint32_t resp, uint32_t name,
 				     uint32_t nlen, uint32_t slices, uint32_t n);
-uint32_t E(hostcall_resp_set_header)(struct run_instance *in, uint32_t resp, uint32_t name,
+uint32_t E(hostcall_resp_set_header)(HOSTCTX, uint32_t resp, uint32_t name,
 				     uint32_t nlen, uint32_t slices, uint32_t n)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *nm;
 
 	run_hostcall_enter(in);
@@ -842,20 +864,23 @@ uint32_t E(hostcall_resp_set_header)(struct run_instance *in, uint32_t resp, uin
 	return set_header(in, resp_of(in, resp), name, nlen, slices, n);
 }
 
-uint32_t E(hostcall_resp_set_body)(struct run_instance *in, uint32_t resp, uint32_t ptr,
+uint32_t E(hostcall_resp_set_body)(HOSTCTX, uint32_t resp, uint32_t ptr,
 				   uint32_t len);
-uint32_t E(hostcall_resp_set_body)(struct run_instance *in, uint32_t resp, uint32_t ptr,
+uint32_t E(hostcall_resp_set_body)(HOSTCTX, uint32_t resp, uint32_t ptr,
 				   uint32_t len)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return set_body(in, resp_of(in, resp), ptr, len, in->pool->cfg.response_max);
 }
 
-uint32_t E(hostcall_resp_set_response_code)(struct run_instance *in, uint32_t resp,
+uint32_t E(hostcall_resp_set_response_code)(HOSTCTX, uint32_t resp,
 					    uint32_t code);
-uint32_t E(hostcall_resp_set_response_code)(struct run_instance *in, uint32_t resp,
+uint32_t E(hostcall_resp_set_response_code)(HOSTCTX, uint32_t resp,
 					    uint32_t code)
 {
+	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
 	run_hostcall_enter(in);
@@ -911,35 +936,42 @@ static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *op
 	return yes;
 }
 
-uint32_t E(hostcall_kvstore_insert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_insert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl);
-uint32_t E(hostcall_kvstore_insert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_insert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl)
 {
+	struct run_instance *in = run_current;
+
 	return kv_write(in, store_kv_insert, "insert", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_upsert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_upsert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl);
-uint32_t E(hostcall_kvstore_upsert)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_upsert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl)
 {
+	struct run_instance *in = run_current;
+
 	return kv_write(in, store_kv_upsert, "upsert", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_append)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_append)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl);
-uint32_t E(hostcall_kvstore_append)(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v,
+uint32_t E(hostcall_kvstore_append)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
 				    uint32_t vl)
 {
+	struct run_instance *in = run_current;
+
 	return kv_write(in, store_kv_append, "append", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+uint32_t E(hostcall_kvstore_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
 				 uint32_t kl);
-uint32_t E(hostcall_kvstore_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+uint32_t E(hostcall_kvstore_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
 				 uint32_t kl)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *key;
 	char *val = NULL;
 	size_t len = 0;
@@ -970,9 +1002,10 @@ uint32_t E(hostcall_kvstore_get)(struct run_instance *in, uint32_t v_p, uint32_t
 	return 1;
 }
 
-uint32_t E(hostcall_kvstore_remove)(struct run_instance *in, uint32_t k, uint32_t kl);
-uint32_t E(hostcall_kvstore_remove)(struct run_instance *in, uint32_t k, uint32_t kl)
+uint32_t E(hostcall_kvstore_remove)(HOSTCTX, uint32_t k, uint32_t kl);
+uint32_t E(hostcall_kvstore_remove)(HOSTCTX, uint32_t k, uint32_t kl)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *key;
 	bool existed = false;
 	enum viv_err err;
@@ -990,9 +1023,10 @@ uint32_t E(hostcall_kvstore_remove)(struct run_instance *in, uint32_t k, uint32_
 
 /* ---- Time, randomness, logs, configuration ------------------------------------------- */
 
-uint64_t E(hostcall_rng_next_u64)(struct run_instance *in);
-uint64_t E(hostcall_rng_next_u64)(struct run_instance *in)
+uint64_t E(hostcall_rng_next_u64)(HOSTCTX);
+uint64_t E(hostcall_rng_next_u64)(HOSTCTX)
 {
+	struct run_instance *in = run_current;
 	uint64_t v = 0;
 
 	run_hostcall_enter(in);
@@ -1003,9 +1037,10 @@ uint64_t E(hostcall_rng_next_u64)(struct run_instance *in)
 	return v;
 }
 
-uint64_t E(hostcall_time_now)(struct run_instance *in, uint32_t subsec_p);
-uint64_t E(hostcall_time_now)(struct run_instance *in, uint32_t subsec_p)
+uint64_t E(hostcall_time_now)(HOSTCTX, uint32_t subsec_p);
+uint64_t E(hostcall_time_now)(HOSTCTX, uint32_t subsec_p)
 {
+	struct run_instance *in = run_current;
 	struct timespec ts;
 
 	run_hostcall_enter(in);
@@ -1014,9 +1049,10 @@ uint64_t E(hostcall_time_now)(struct run_instance *in, uint32_t subsec_p)
 	return (uint64_t)ts.tv_sec;
 }
 
-void E(hostcall_debug)(struct run_instance *in, uint32_t msg, uint32_t len);
-void E(hostcall_debug)(struct run_instance *in, uint32_t msg, uint32_t len)
+void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len);
+void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *p;
 
 	run_hostcall_enter(in);
@@ -1025,9 +1061,10 @@ void E(hostcall_debug)(struct run_instance *in, uint32_t msg, uint32_t len)
 		run_log_add(in, "debug", (const char *)p, len);
 }
 
-void E(hostcall_panic_hook)(struct run_instance *in, uint32_t msg, uint32_t len);
-void E(hostcall_panic_hook)(struct run_instance *in, uint32_t msg, uint32_t len)
+void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len);
+void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *p;
 
 	run_hostcall_enter(in);
@@ -1039,11 +1076,12 @@ void E(hostcall_panic_hook)(struct run_instance *in, uint32_t msg, uint32_t len)
 		run_log_add(in, "panic", "(message out of bounds)", 23);
 }
 
-uint32_t E(hostcall_config_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+uint32_t E(hostcall_config_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
 				uint32_t kl);
-uint32_t E(hostcall_config_get)(struct run_instance *in, uint32_t v_p, uint32_t vl_p, uint32_t k,
+uint32_t E(hostcall_config_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
 				uint32_t kl)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *key;
 	size_t i;
 

@@ -347,6 +347,10 @@ static inline uint8_t *run_mem(struct run_instance *in, uint32_t ptr, uint64_t l
 	return in->mem->data + ptr;
 }
 
+/* The first parameter of every host call: the import instance wasm2c
+ * passes, which host calls ignore for run_current (see wasi.c). */
+#define HOSTCTX void *ctx __attribute__((unused))
+
 /* Every host call starts with this: it makes sure the native stack has room
  * for host code and that no deadline passed while the guest ran. */
 void run_hostcall_enter(struct run_instance *in);

@@ -4,8 +4,12 @@
  * the app's static assets, read-only at /assets (wasi_fs.c), and sockets do
  * not exist; refused calls return an error, never crash.
  *
- * The functions carry the C names wasm2c gives the imports, and receive the
- * instance as the import-instance pointer the glue passed to instantiate. */
+ * The functions carry the C names wasm2c gives the imports. Their first
+ * argument is the import instance that wasm2c passes, and they ignore it:
+ * wasm2c 1.0.32 passes the right pointer on direct calls but, when the guest
+ * calls an import through its function table, a pointer into the guest's
+ * own instance structure, whose fields the guest controls. The caller is
+ * always the guest running on this thread, so run_current names it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +136,10 @@ static uint32_t put_sizes(struct run_instance *in, const char *const *items, siz
 	return E_SUCCESS;
 }
 
-uint32_t W(args_get)(struct run_instance *in, uint32_t argv, uint32_t buf);
-uint32_t W(args_get)(struct run_instance *in, uint32_t argv, uint32_t buf)
+uint32_t W(args_get)(HOSTCTX, uint32_t argv, uint32_t buf);
+uint32_t W(args_get)(HOSTCTX, uint32_t argv, uint32_t buf)
 {
+	struct run_instance *in = run_current;
 	const char *args[1];
 
 	run_hostcall_enter(in);
@@ -142,9 +147,10 @@ uint32_t W(args_get)(struct run_instance *in, uint32_t argv, uint32_t buf)
 	return put_list(in, args, 1, argv, buf);
 }
 
-uint32_t W(args_sizes_get)(struct run_instance *in, uint32_t argc_p, uint32_t size_p);
-uint32_t W(args_sizes_get)(struct run_instance *in, uint32_t argc_p, uint32_t size_p)
+uint32_t W(args_sizes_get)(HOSTCTX, uint32_t argc_p, uint32_t size_p);
+uint32_t W(args_sizes_get)(HOSTCTX, uint32_t argc_p, uint32_t size_p)
 {
+	struct run_instance *in = run_current;
 	const char *args[1];
 
 	run_hostcall_enter(in);
@@ -152,18 +158,22 @@ uint32_t W(args_sizes_get)(struct run_instance *in, uint32_t argc_p, uint32_t si
 	return put_sizes(in, args, 1, argc_p, size_p);
 }
 
-uint32_t W(environ_get)(struct run_instance *in, uint32_t envp, uint32_t buf);
-uint32_t W(environ_get)(struct run_instance *in, uint32_t envp, uint32_t buf)
+uint32_t W(environ_get)(HOSTCTX, uint32_t envp, uint32_t buf);
+uint32_t W(environ_get)(HOSTCTX, uint32_t envp, uint32_t buf)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (ensure_env(in))
 		return E_2BIG;
 	return put_list(in, (const char *const *)in->envp, in->n_envp, envp, buf);
 }
 
-uint32_t W(environ_sizes_get)(struct run_instance *in, uint32_t count_p, uint32_t size_p);
-uint32_t W(environ_sizes_get)(struct run_instance *in, uint32_t count_p, uint32_t size_p)
+uint32_t W(environ_sizes_get)(HOSTCTX, uint32_t count_p, uint32_t size_p);
+uint32_t W(environ_sizes_get)(HOSTCTX, uint32_t count_p, uint32_t size_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (ensure_env(in))
 		return E_2BIG;
@@ -191,9 +201,10 @@ static bool clock_of(uint32_t id, clockid_t *out)
 	return false;
 }
 
-uint32_t W(clock_res_get)(struct run_instance *in, uint32_t id, uint32_t res_p);
-uint32_t W(clock_res_get)(struct run_instance *in, uint32_t id, uint32_t res_p)
+uint32_t W(clock_res_get)(HOSTCTX, uint32_t id, uint32_t res_p);
+uint32_t W(clock_res_get)(HOSTCTX, uint32_t id, uint32_t res_p)
 {
+	struct run_instance *in = run_current;
 	struct timespec ts;
 	clockid_t c;
 	uint8_t *p;
@@ -209,11 +220,12 @@ uint32_t W(clock_res_get)(struct run_instance *in, uint32_t id, uint32_t res_p)
 	return E_SUCCESS;
 }
 
-uint32_t W(clock_time_get)(struct run_instance *in, uint32_t id, uint64_t precision,
+uint32_t W(clock_time_get)(HOSTCTX, uint32_t id, uint64_t precision,
 			   uint32_t time_p);
-uint32_t W(clock_time_get)(struct run_instance *in, uint32_t id, uint64_t precision,
+uint32_t W(clock_time_get)(HOSTCTX, uint32_t id, uint64_t precision,
 			   uint32_t time_p)
 {
+	struct run_instance *in = run_current;
 	struct timespec ts;
 	clockid_t c;
 	uint8_t *p;
@@ -230,9 +242,10 @@ uint32_t W(clock_time_get)(struct run_instance *in, uint32_t id, uint64_t precis
 	return E_SUCCESS;
 }
 
-uint32_t W(random_get)(struct run_instance *in, uint32_t buf, uint32_t len);
-uint32_t W(random_get)(struct run_instance *in, uint32_t buf, uint32_t len)
+uint32_t W(random_get)(HOSTCTX, uint32_t buf, uint32_t len);
+uint32_t W(random_get)(HOSTCTX, uint32_t buf, uint32_t len)
 {
+	struct run_instance *in = run_current;
 	uint8_t *p;
 
 	run_hostcall_enter(in);
@@ -263,11 +276,12 @@ static void write_stderr(struct run_instance *in, const uint8_t *p, size_t n)
 	}
 }
 
-uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_write)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		     uint32_t nwritten_p);
-uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_write)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		     uint32_t nwritten_p)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *vec;
 	uint64_t total = 0;
 	uint32_t i;
@@ -299,11 +313,12 @@ uint32_t W(fd_write)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_read)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		    uint32_t nread_p);
-uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_read)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		    uint32_t nread_p)
 {
+	struct run_instance *in = run_current;
 	const struct run_request *r = in->req;
 	const uint8_t *vec;
 	uint32_t i, total = 0;
@@ -333,37 +348,44 @@ uint32_t W(fd_read)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_pread)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		     uint64_t off, uint32_t nread_p);
-uint32_t W(fd_pread)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_pread)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		     uint64_t off, uint32_t nread_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_pread(in, fd, iovs, n, off, nread_p);
 	return E_SPIPE;
 }
 
-uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_pwrite)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		      uint64_t off, uint32_t nwritten_p);
-uint32_t W(fd_pwrite)(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
+uint32_t W(fd_pwrite)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 		      uint64_t off, uint32_t nwritten_p)
 {
+	struct run_instance *in = run_current;
+
 	(void)iovs, (void)n, (void)off, (void)nwritten_p;
 	run_hostcall_enter(in);
 	return is_stdio(fd) ? E_SPIPE : run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 }
 
-uint32_t W(fd_close)(struct run_instance *in, uint32_t fd);
-uint32_t W(fd_close)(struct run_instance *in, uint32_t fd)
+uint32_t W(fd_close)(HOSTCTX, uint32_t fd);
+uint32_t W(fd_close)(HOSTCTX, uint32_t fd)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return is_stdio(fd) ? E_SUCCESS : run_fs_close_fd(in, fd);
 }
 
-uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p);
-uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
+uint32_t W(fd_fdstat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p);
+uint32_t W(fd_fdstat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
 {
+	struct run_instance *in = run_current;
 	uint8_t *p;
 
 	run_hostcall_enter(in);
@@ -378,9 +400,10 @@ uint32_t W(fd_fdstat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p);
-uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_p)
+uint32_t W(fd_filestat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p);
+uint32_t W(fd_filestat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
 {
+	struct run_instance *in = run_current;
 	uint8_t *p;
 
 	run_hostcall_enter(in);
@@ -395,20 +418,24 @@ uint32_t W(fd_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t stat_
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t whence,
+uint32_t W(fd_seek)(HOSTCTX, uint32_t fd, uint64_t off, uint32_t whence,
 		    uint32_t newoff_p);
-uint32_t W(fd_seek)(struct run_instance *in, uint32_t fd, uint64_t off, uint32_t whence,
+uint32_t W(fd_seek)(HOSTCTX, uint32_t fd, uint64_t off, uint32_t whence,
 		    uint32_t newoff_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_seek(in, fd, (int64_t)off, whence, newoff_p);
 	return E_SPIPE;
 }
 
-uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p);
-uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p)
+uint32_t W(fd_tell)(HOSTCTX, uint32_t fd, uint32_t off_p);
+uint32_t W(fd_tell)(HOSTCTX, uint32_t fd, uint32_t off_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_seek(in, fd, 0, 1, off_p);
@@ -417,12 +444,14 @@ uint32_t W(fd_tell)(struct run_instance *in, uint32_t fd, uint32_t off_p)
 
 /* Calls on descriptors: the standard streams do not support them, and no
  * other descriptor exists. */
-#define FD_DENIED(name, params, args)                                  \
-	uint32_t W(name)(struct run_instance * in, uint32_t fd params); \
-	uint32_t W(name)(struct run_instance * in, uint32_t fd params)  \
-	{                                                              \
-		args;                                                  \
-		run_hostcall_enter(in);                                \
+#define FD_DENIED(name, params, args)                                             \
+	uint32_t W(name)(HOSTCTX, uint32_t fd params);                           \
+	uint32_t W(name)(HOSTCTX, uint32_t fd params)                            \
+	{                                                                         \
+		struct run_instance *in = run_current;                            \
+                                                                                  \
+		args;                                                             \
+		run_hostcall_enter(in);                                           \
 		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF; \
 	}
 #define P(...) , __VA_ARGS__
@@ -463,48 +492,58 @@ FD_DENIED(path_symlink, P(uint32_t opath, uint32_t olen, uint32_t npath, uint32_
 FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)len)
 
 /* The /assets tree (wasi_fs.c). */
-uint32_t W(fd_prestat_get)(struct run_instance *in, uint32_t fd, uint32_t buf);
-uint32_t W(fd_prestat_get)(struct run_instance *in, uint32_t fd, uint32_t buf)
+uint32_t W(fd_prestat_get)(HOSTCTX, uint32_t fd, uint32_t buf);
+uint32_t W(fd_prestat_get)(HOSTCTX, uint32_t fd, uint32_t buf)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return run_fs_prestat_get(in, fd, buf);
 }
 
-uint32_t W(fd_prestat_dir_name)(struct run_instance *in, uint32_t fd, uint32_t path,
+uint32_t W(fd_prestat_dir_name)(HOSTCTX, uint32_t fd, uint32_t path,
 				uint32_t len);
-uint32_t W(fd_prestat_dir_name)(struct run_instance *in, uint32_t fd, uint32_t path,
+uint32_t W(fd_prestat_dir_name)(HOSTCTX, uint32_t fd, uint32_t path,
 				uint32_t len)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return run_fs_prestat_dir_name(in, fd, path, len);
 }
 
-uint32_t W(path_open)(struct run_instance *in, uint32_t fd, uint32_t dirflags, uint32_t path,
+uint32_t W(path_open)(HOSTCTX, uint32_t fd, uint32_t dirflags, uint32_t path,
 		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
 		      uint32_t fdflags, uint32_t fd_p);
-uint32_t W(path_open)(struct run_instance *in, uint32_t fd, uint32_t dirflags, uint32_t path,
+uint32_t W(path_open)(HOSTCTX, uint32_t fd, uint32_t dirflags, uint32_t path,
 		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
 		      uint32_t fdflags, uint32_t fd_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return run_fs_path_open(in, fd, dirflags, path, len, oflags, base, inheriting, fdflags,
 				fd_p);
 }
 
-uint32_t W(path_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t flags,
+uint32_t W(path_filestat_get)(HOSTCTX, uint32_t fd, uint32_t flags,
 			      uint32_t path, uint32_t len, uint32_t stat_p);
-uint32_t W(path_filestat_get)(struct run_instance *in, uint32_t fd, uint32_t flags,
+uint32_t W(path_filestat_get)(HOSTCTX, uint32_t fd, uint32_t flags,
 			      uint32_t path, uint32_t len, uint32_t stat_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return run_fs_path_filestat_get(in, fd, flags, path, len, stat_p);
 }
 
-uint32_t W(fd_readdir)(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t len,
+uint32_t W(fd_readdir)(HOSTCTX, uint32_t fd, uint32_t buf, uint32_t len,
 		       uint64_t cookie, uint32_t used_p);
-uint32_t W(fd_readdir)(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t len,
+uint32_t W(fd_readdir)(HOSTCTX, uint32_t fd, uint32_t buf, uint32_t len,
 		       uint64_t cookie, uint32_t used_p)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	if (is_stdio(fd))
 		return E_NOTCAPABLE;
@@ -522,24 +561,30 @@ FD_DENIED(sock_shutdown, P(uint32_t how), (void)how)
 
 /* ---- Process --------------------------------------------------------------------- */
 
-void W(proc_exit)(struct run_instance *in, uint32_t code);
-void W(proc_exit)(struct run_instance *in, uint32_t code)
+void W(proc_exit)(HOSTCTX, uint32_t code);
+void W(proc_exit)(HOSTCTX, uint32_t code)
 {
+	struct run_instance *in = run_current;
+
 	in->exit_code = (int)code;
 	run_stop_guest(in, RUN_STOP_EXIT, 0);
 }
 
-uint32_t W(proc_raise)(struct run_instance *in, uint32_t sig);
-uint32_t W(proc_raise)(struct run_instance *in, uint32_t sig)
+uint32_t W(proc_raise)(HOSTCTX, uint32_t sig);
+uint32_t W(proc_raise)(HOSTCTX, uint32_t sig)
 {
+	struct run_instance *in = run_current;
+
 	(void)sig;
 	run_hostcall_enter(in);
 	return E_NOSYS;
 }
 
-uint32_t W(sched_yield)(struct run_instance *in);
-uint32_t W(sched_yield)(struct run_instance *in)
+uint32_t W(sched_yield)(HOSTCTX);
+uint32_t W(sched_yield)(HOSTCTX)
 {
+	struct run_instance *in = run_current;
+
 	run_hostcall_enter(in);
 	return E_SUCCESS;
 }
@@ -582,11 +627,12 @@ static bool sub_deadline(const uint8_t *sub, uint64_t now, uint64_t *at)
 
 /* Standard streams are always ready, so only clock subscriptions wait: the
  * instance sleeps on the pool's timer while its worker serves others. */
-uint32_t W(poll_oneoff)(struct run_instance *in, uint32_t subs, uint32_t events, uint32_t n,
+uint32_t W(poll_oneoff)(HOSTCTX, uint32_t subs, uint32_t events, uint32_t n,
 			uint32_t nevents_p);
-uint32_t W(poll_oneoff)(struct run_instance *in, uint32_t subs, uint32_t events, uint32_t n,
+uint32_t W(poll_oneoff)(HOSTCTX, uint32_t subs, uint32_t events, uint32_t n,
 			uint32_t nevents_p)
 {
+	struct run_instance *in = run_current;
 	const uint8_t *s;
 	uint8_t *ev;
 	uint64_t start = viv_mono_ns(), wake = UINT64_MAX, at, now;

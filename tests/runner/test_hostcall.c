@@ -397,3 +397,19 @@ Test(hostcall, a_guest_without_an_allocator_is_told_in_its_log)
 	run_instance_end(in);
 	run_module_release(m);
 }
+
+Test(hostcall, imports_called_through_the_table_act_for_the_caller)
+{
+	struct run_module *m = load("indirect_import.wat");
+	struct run_request req = make_req("GET", "/", NULL);
+	struct run_instance *in = run(m, &req);
+	char *b = body_of(in);
+
+	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s",
+		     run_outcome_name(run_instance_outcome(in)));
+	cr_assert_str_eq(b, "through the table");
+	cr_assert(logged(in, "through the table"));
+	free(b);
+	run_instance_end(in);
+	run_module_release(m);
+}
