@@ -19,6 +19,15 @@
 #define AS_SOURCES_MAX 256
 #define AS_SETUP_HINT "the operator runs scripts/setup.sh, which installs it"
 
+/* asc 0.27 turns on sign extension, mutable globals, non-trapping float to
+ * int conversions and bulk memory by default: all of them are in what
+ * wasm2c 1.0.32 translates, so no --disable flag is passed. SIMD and
+ * threads stay off unless asconfig.json turns them on, and then wasm-opt
+ * refuses the module with its own message. The runtime is asc's
+ * default (incremental GC): an instance lives for one request, but a
+ * request that allocates in a loop still needs its garbage collected to stay
+ * inside the memory limit; asconfig.json may pick "stub" instead. */
+
 /* The file that replaces the env imports, passed to asc as a second entry
  * file with --use abort=...; a user's asconfig.json "use" entries come
  * after ours and win, for apps that bring their own abort. */

@@ -149,10 +149,14 @@ enum viv_err store_app_config_get(struct store *st, const char *app, char **json
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
 	err = store_step(st, stmt, &row);
+	/* An aggregate always gives a row; "{}" covers it all the same. */
 	if (!err && row)
 		err = store_col_text_or(stmt, 0, "{}", json_out);
-	else if (!err && !(*json_out = strdup("{}")))
-		err = VIV_ERR_NOMEM;
+	if (!err && !row) {
+		*json_out = strdup("{}");
+		if (!*json_out)
+			err = VIV_ERR_NOMEM;
+	}
 	store_release(st, stmt);
 	return err;
 }
