@@ -373,14 +373,16 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 				   init);
 	if (!e && spec->has_malloc)
 		e = viv_buf_printf(&b,
-				   "static uint32_t viv_glue_malloc(void *instance, uint32_t size)\n"
+				   "static uint32_t viv_glue_malloc(void *instance, "
+				   "uint32_t size)\n"
 				   "{\n"
 				   "\treturn %s((Z_guest_instance_t *)instance, size);\n"
 				   "}\n\n",
 				   malloc_sym);
 	if (!e && spec->has_free)
 		e = viv_buf_printf(&b,
-				   "static void viv_glue_free_export(void *instance, uint32_t ptr)\n"
+				   "static void viv_glue_free_export(void *instance, "
+				   "uint32_t ptr)\n"
 				   "{\n"
 				   "\t%s((Z_guest_instance_t *)instance, ptr);\n"
 				   "}\n\n",

@@ -38,7 +38,8 @@ static const char as_runtime_ts[] =
 	"// trace's number formatting, so abort works when memory has run out.\n"
 	"\n"
 	"@external(\"wasi_snapshot_preview1\", \"fd_write\")\n"
-	"declare function vivarium_fd_write(fd: i32, iovs: usize, iovs_len: i32, nwritten: usize): i32;\n"
+	"declare function vivarium_fd_write(fd: i32, iovs: usize, iovs_len: i32,\n"
+	"                                   nwritten: usize): i32;\n"
 	"\n"
 	"@external(\"wasi_snapshot_preview1\", \"random_get\")\n"
 	"declare function vivarium_random_get(buf: usize, len: i32): i32;\n"
@@ -247,8 +248,8 @@ static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t
 		size_t len = strlen(files[i]);
 		if (len < 4 || strcmp(files[i] + len - 3, ".ts") != 0) {
 			viv_errf(err, errlen,
-				 "vivarium.json: build.sources matches '%.100s', which is not a .ts "
-				 "file",
+				 "vivarium.json: build.sources matches '%.100s', which is not a "
+				 ".ts file",
 				 files[i]);
 			pipe_strv_free(files, n);
 			return VIV_ERR_INVALID;
@@ -356,8 +357,8 @@ static void explain_failure(const char *output, int code, char *err, size_t errl
 	if (missing_package(output, pkg, sizeof(pkg))) {
 		if (strcmp(pkg, "vivarium") == 0)
 			viv_errf(err, errlen,
-				 "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed on "
-				 "this server; tell the operator");
+				 "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed "
+				 "on this server; tell the operator");
 		else
 			viv_errf(err, errlen,
 				 "the package \"%s\" is not available: builds here are offline and "

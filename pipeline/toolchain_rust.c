@@ -329,7 +329,7 @@ static void explain_failure(const struct pipe_project *p, const char *output, in
 			free(sdk);
 			return;
 		}
-		for (size_t i = 0; ; i++) {
+		for (size_t i = 0;; i++) {
 			deb[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
 			if (!name[i])
 				break;

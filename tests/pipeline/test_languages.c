@@ -393,19 +393,21 @@ Test(lang, c_project_with_folders_include_dirs_and_flags)
 		 "#include \"util.h\"\n"
 		 "#include \"config.h\"\n"
 		 "int main(void) {\n"
-		 "    printf(\"Content-Type: text/plain\\r\\n\\r\\n%s %d\\n\", GREETING, twice(21));\n"
+		 "    printf(\"Content-Type: text/plain\\r\\n\\r\\n%s %d\\n\",\n"
+		 "           GREETING, twice(21));\n"
 		 "    return 0;\n"
 		 "}\n",
 		 0},
-		{"proj/src/util/util.c", 'f', "#include \"util.h\"\nint twice(int x) { return 2 * x; }\n",
-		 0},
+		{"proj/src/util/util.c", 'f',
+		 "#include \"util.h\"\nint twice(int x) { return 2 * x; }\n", 0},
 		{"proj/src/util/util.h", 'f', "int twice(int x);\n", 0},
 		{"proj/headers/config.h", 'f',
 		 "#ifndef STRICT_BUILD\n#error \"cflags were not applied\"\n#endif\n", 0},
 		{"proj/vivarium.json", 'f',
 		 "{\"build\": {\"sources\": [\"src/*.c\", \"src/util/*.c\"],"
 		 " \"include_dirs\": [\"headers\", \"src/util\"],"
-		 " \"cflags\": [\"-DSTRICT_BUILD\", \"-DGREETING=\\\"hi\\\"\", \"-Wall\", \"-Werror\"]}}",
+		 " \"cflags\": [\"-DSTRICT_BUILD\", \"-DGREETING=\\\"hi\\\"\", \"-Wall\","
+		 " \"-Werror\"]}}",
 		 0},
 	};
 	struct store_deployment *d = build("multi", e, N(e));
