@@ -154,7 +154,8 @@ export class Request {
     const method = takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
     clearOut();
     sys.hostcall_req_get_path(OUT_PTR, OUT_LEN, h);
-    const req = new Request(method, takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN)));
+    const path = takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    const req = new Request(method, path);
     req.headers = readHeaders(h, true);
     clearOut();
     sys.hostcall_req_get_body(OUT_PTR, OUT_LEN, h);
@@ -336,7 +337,8 @@ export class Response {
     const h = sys.RESPONSE_OUTGOING;
     let ok = sys.hostcall_resp_set_response_code(h, this.status) == sys.STATUS_OK;
     if (!writeHeaders(h, this.headers, false)) ok = false;
-    if (sys.hostcall_resp_set_body(h, ptrOf(this.body), this.body.byteLength) != sys.STATUS_OK) ok = false;
+    const body = this.body;
+    if (sys.hostcall_resp_set_body(h, ptrOf(body), body.byteLength) != sys.STATUS_OK) ok = false;
     if (!ok) log("the host refused part of the response (status " + this.status.toString() + ")");
   }
 }
@@ -435,7 +437,8 @@ export function randomU64(): u64 {
  * which Vivarium does not provide, unless it is built with
  * `--use abort=~lib/vivarium/assembly/index/abort`.
  */
-export function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
+export function abort(
+  message: string | null, fileName: string | null, line: u32, column: u32): void {
   const text = "abort: " + (message !== null ? message : "") + " at " +
     (fileName !== null ? fileName : "?") + ":" + line.toString() + ":" + column.toString();
   const m = utf8(text);

@@ -48,7 +48,8 @@ export declare function hostcall_pending_req_wait(pending: i32): i32;
 @external("env", "hostcall_pending_req_poll")
 export declare function hostcall_pending_req_poll(pending: i32): i32;
 @external("env", "hostcall_pending_req_select")
-export declare function hostcall_pending_req_select(pendings: usize, n: usize, pending_out: usize): i32;
+export declare function hostcall_pending_req_select(
+  pendings: usize, n: usize, pending_out: usize): i32;
 
 @external("env", "hostcall_resp_get_headers")
 export declare function hostcall_resp_get_headers(slices_p: usize, len_p: usize, resp: i32): void;
@@ -83,7 +84,8 @@ export declare function hostcall_rng_next_u64(): u64;
 @external("env", "hostcall_time_now")
 export declare function hostcall_time_now(subsec_nanos_p: usize): u64;
 @external("env", "hostcall_dns_query_raw")
-export declare function hostcall_dns_query_raw(resp_p: usize, len_p: usize, query: usize, query_len: usize): i32;
+export declare function hostcall_dns_query_raw(
+  resp_p: usize, len_p: usize, query: usize, query_len: usize): i32;
 @external("env", "hostcall_dns_query_ip")
 export declare function hostcall_dns_query_ip(
   slices_p: usize, len_p: usize, name: usize, name_len: usize, ipv6: bool): i32;

@@ -113,7 +113,9 @@ fn read_headers(kind: Kind, handle: i32) -> Headers {
         let (p, l) = (name.as_ptr(), name.len());
         unsafe {
             match kind {
-                Kind::Request => sys::hostcall_req_get_header(&mut values, &mut n_values, handle, p, l),
+                Kind::Request => {
+                    sys::hostcall_req_get_header(&mut values, &mut n_values, handle, p, l)
+                }
                 Kind::Response => {
                     sys::hostcall_resp_get_header(&mut values, &mut n_values, handle, p, l)
                 }
@@ -132,13 +134,19 @@ fn read_headers(kind: Kind, handle: i32) -> Headers {
 fn write_headers(kind: Kind, handle: i32, headers: &[(String, String)]) -> bool {
     let mut ok = true;
     for (i, (name, _)) in headers.iter().enumerate() {
-        if headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        if headers[..i]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         let values: Vec<sys::GuestSlice> = headers[i..]
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| sys::GuestSlice { ptr: v.as_ptr(), len: v.len() })
+            .map(|(_, v)| sys::GuestSlice {
+                ptr: v.as_ptr(),
+                len: v.len(),
+            })
             .collect();
         let (p, l, vp, vl) = (name.as_ptr(), name.len(), values.as_ptr(), values.len());
         let status = unsafe {
@@ -305,7 +313,10 @@ impl Request {
         if handle < 0 {
             return Err(Error::new(format!("cannot send a request to {}", self.url)));
         }
-        Ok(Pending { handle, url: self.url })
+        Ok(Pending {
+            handle,
+            url: self.url,
+        })
     }
 }
 
@@ -347,13 +358,16 @@ pub fn wait_any(pending: &mut Vec<Pending>) -> Option<Result<Response, Error>> {
     }
     let handles: Vec<i32> = pending.iter().map(|p| p.handle).collect();
     let mut done = -1;
-    let resp = unsafe { sys::hostcall_pending_req_select(handles.as_ptr(), handles.len(), &mut done) };
+    let resp =
+        unsafe { sys::hostcall_pending_req_select(handles.as_ptr(), handles.len(), &mut done) };
     match pending.iter().position(|p| p.handle == done) {
         Some(i) => {
             let finished = pending.remove(i);
             Some(Response::from_handle(resp, &finished.url))
         }
-        None => Some(Err(Error::new("waiting for the pending requests failed".to_string()))),
+        None => Some(Err(Error::new(
+            "waiting for the pending requests failed".to_string(),
+        ))),
     }
 }
 
@@ -375,7 +389,11 @@ impl Default for Response {
 impl Response {
     /// 200, no headers, an empty body.
     pub fn new() -> Response {
-        Response { status: 200, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// 200 with a `text/plain` body.
@@ -461,7 +479,10 @@ impl Response {
         ok &= unsafe { sys::hostcall_resp_set_body(h, self.body.as_ptr(), self.body.len()) }
             == sys::STATUS_OK;
         if !ok {
-            log(&format!("the host refused part of the response (status {})", self.status));
+            log(&format!(
+                "the host refused part of the response (status {})",
+                self.status
+            ));
         }
     }
 }
@@ -477,7 +498,8 @@ pub mod kv {
     pub fn get(key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
         let key = key.as_ref();
         let (mut ptr, mut len) = (std::ptr::null_mut(), 0);
-        let found = unsafe { sys::hostcall_kvstore_get(&mut ptr, &mut len, key.as_ptr(), key.len()) };
+        let found =
+            unsafe { sys::hostcall_kvstore_get(&mut ptr, &mut len, key.as_ptr(), key.len()) };
         let value = unsafe { sys::take_bytes(ptr, len) };
         if found != 0 {
             Some(value)

@@ -7,9 +7,10 @@
 //! that no value from the host can make an invalid Rust `bool`.
 //!
 //! Memory the host returns through `*_p` out-pointers comes from the
-//! allocator registered with [`hostcall_init_mm`]; the crate registers
-//! [`guest_malloc`] and [`guest_free`] before the handler runs, so free such
-//! memory with [`guest_free`].
+//! allocator registered with [`hostcall_init_mm`]; the crate registers its
+//! own ([`init_mm`]) before the handler runs. [`take_bytes`] and
+//! [`take_slices`] copy such memory and free it; [`free_host_memory`] frees
+//! it.
 
 use std::os::raw::c_void;
 
@@ -71,7 +72,11 @@ extern "C" {
     pub fn hostcall_req_send_async(req: i32) -> i32;
     pub fn hostcall_pending_req_wait(pending: i32) -> i32;
     pub fn hostcall_pending_req_poll(pending: i32) -> i32;
-    pub fn hostcall_pending_req_select(pendings: *const i32, n: usize, pending_out: *mut i32) -> i32;
+    pub fn hostcall_pending_req_select(
+        pendings: *const i32,
+        n: usize,
+        pending_out: *mut i32,
+    ) -> i32;
 
     pub fn hostcall_resp_get_headers(slices_p: *mut *mut GuestSlice, len_p: *mut usize, resp: i32);
     pub fn hostcall_resp_get_header(
@@ -96,7 +101,12 @@ extern "C" {
     pub fn hostcall_kvstore_insert(k: *const u8, kl: usize, v: *const u8, vl: usize) -> i32;
     pub fn hostcall_kvstore_upsert(k: *const u8, kl: usize, v: *const u8, vl: usize) -> i32;
     pub fn hostcall_kvstore_append(k: *const u8, kl: usize, v: *const u8, vl: usize) -> i32;
-    pub fn hostcall_kvstore_get(v_p: *mut *mut u8, vl_p: *mut usize, k: *const u8, kl: usize) -> i32;
+    pub fn hostcall_kvstore_get(
+        v_p: *mut *mut u8,
+        vl_p: *mut usize,
+        k: *const u8,
+        kl: usize,
+    ) -> i32;
     pub fn hostcall_kvstore_remove(k: *const u8, kl: usize) -> i32;
 
     pub fn hostcall_rng_next_u64() -> u64;
@@ -118,7 +128,8 @@ extern "C" {
     pub fn hostcall_debug(msg: *const u8, len: usize);
     pub fn hostcall_panic_hook(msg: *const u8, len: usize);
 
-    pub fn hostcall_config_get(v_p: *mut *mut u8, vl_p: *mut usize, k: *const u8, kl: usize) -> i32;
+    pub fn hostcall_config_get(v_p: *mut *mut u8, vl_p: *mut usize, k: *const u8, kl: usize)
+        -> i32;
 }
 
 // wasi-libc's allocator, which Rust's standard library on wasm32-wasi uses
@@ -128,17 +139,26 @@ extern "C" {
     fn free(ptr: *mut c_void);
 }
 
-/// The allocator the crate registers with the host.
-pub extern "C" fn guest_malloc(size: usize) -> *mut c_void {
+// The allocator the crate registers with the host: wasi-libc's, through
+// shims with the exact types the host calls, [i32] -> [i32] and [i32] -> [].
+extern "C" fn guest_malloc(size: usize) -> *mut c_void {
     unsafe { malloc(size) }
 }
 
-/// Frees what [`guest_malloc`] returned, and memory the host handed back.
-pub extern "C" fn guest_free(ptr: *mut c_void) {
+extern "C" fn guest_free(ptr: *mut c_void) {
     unsafe { free(ptr) }
 }
 
-/// Registers [`guest_malloc`] and [`guest_free`] with the host: in wasm a
+/// Frees memory the host handed back.
+///
+/// # Safety
+/// `ptr` is NULL or a block the host placed through the registered
+/// allocator, not freed yet.
+pub unsafe fn free_host_memory(ptr: *mut c_void) {
+    free(ptr)
+}
+
+/// Registers the crate's malloc and free shims with the host: in wasm a
 /// function pointer is an index into the module's function table, which is
 /// what the host keeps. The handler macro calls it before the handler runs.
 pub fn init_mm() {
@@ -155,7 +175,7 @@ pub unsafe fn take_bytes(ptr: *mut u8, len: usize) -> Vec<u8> {
         return Vec::new();
     }
     let bytes = std::slice::from_raw_parts(ptr, len).to_vec();
-    guest_free(ptr as *mut c_void);
+    free(ptr as *mut c_void);
     bytes
 }
 
@@ -173,6 +193,6 @@ pub unsafe fn take_slices(slices: *mut GuestSlice, n: usize) -> Vec<Vec<u8>> {
         .iter()
         .map(|s| take_bytes(s.ptr as *mut u8, s.len))
         .collect();
-    guest_free(slices as *mut c_void);
+    free(slices as *mut c_void);
     out
 }

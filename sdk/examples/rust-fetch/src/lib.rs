@@ -8,7 +8,10 @@ fn fetch(_req: Request) -> Response {
         Some(url) => url,
         None => return Response::text("UPSTREAM is not set\n").with_status(500),
     };
-    match Request::get(&upstream).with_header("Accept", "text/plain").send() {
+    match Request::get(&upstream)
+        .with_header("Accept", "text/plain")
+        .send()
+    {
         Ok(resp) => Response::text(format!(
             "upstream answered {} ({}): {}",
             resp.status(),
