@@ -1045,8 +1045,31 @@ uint64_t E(hostcall_time_now)(HOSTCTX, uint32_t subsec_p)
 
 	run_hostcall_enter(in);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	put_u32(in, subsec_p, (uint32_t)ts.tv_nsec);
+	/* Terrarium guests pass NULL when they want whole seconds only. */
+	if (subsec_p)
+		put_u32(in, subsec_p, (uint32_t)ts.tv_nsec);
 	return (uint64_t)ts.tv_sec;
+}
+
+/* A message for the log: (msg, len), or with len -1 (as Terrarium's C
+ * template passes it) the NUL-terminated string at msg, within the first
+ * HC_VALUE_MAX bytes. NULL when out of bounds. */
+static const uint8_t *log_text(struct run_instance *in, uint32_t msg, uint32_t *len)
+{
+	const uint8_t *p, *nul;
+	uint64_t room;
+
+	if (*len != UINT32_MAX)
+		return run_mem(in, msg, *len);
+	if (!in->mem || msg >= in->mem->size)
+		return NULL;
+	room = in->mem->size - msg;
+	if (room > HC_VALUE_MAX)
+		room = HC_VALUE_MAX;
+	p = in->mem->data + msg;
+	nul = memchr(p, 0, (size_t)room);
+	*len = (uint32_t)(nul ? (size_t)(nul - p) : (size_t)room);
+	return p;
 }
 
 void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len);
@@ -1056,7 +1079,7 @@ void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len)
 	const uint8_t *p;
 
 	run_hostcall_enter(in);
-	p = run_mem(in, msg, len);
+	p = log_text(in, msg, &len);
 	if (p)
 		run_log_add(in, "debug", (const char *)p, len);
 }
@@ -1068,7 +1091,7 @@ void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len)
 	const uint8_t *p;
 
 	run_hostcall_enter(in);
-	p = run_mem(in, msg, len);
+	p = log_text(in, msg, &len);
 	hc_of(in)->panicked = true;
 	if (p)
 		run_log_add(in, "panic", (const char *)p, len);

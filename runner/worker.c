@@ -282,7 +282,15 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 	rr->server_port = wr->w->cfg->port;
 	rr->protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0"
 										: "HTTP/1.1";
-	hs = h2o_mem_alloc_pool(&req->pool, (req->headers.size + 2) * sizeof(*hs));
+	hs = h2o_mem_alloc_pool(&req->pool, (req->headers.size + 4) * sizeof(*hs));
+	/* h2o keeps Host and Content-Length apart from the other headers;
+	 * guests see them as the client sent them. */
+	hs[n++] = (struct run_header){"Host", 4, host.base, host.len};
+	if (rr->body) {
+		char *cl = h2o_mem_alloc_pool(&req->pool, 24);
+		int cn = snprintf(cl, 24, "%zu", rr->body_len);
+		hs[n++] = (struct run_header){"Content-Length", 14, cl, (size_t)cn};
+	}
 	for (i = 0; i < req->headers.size; i++) {
 		const h2o_header_t *h = &req->headers.entries[i];
 

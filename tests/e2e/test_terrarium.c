@@ -92,6 +92,7 @@ static void c_guest_behaviour(const char *app)
 
 	says(app, "/echo?q=1", 201, "GET /echo?q=1 0:");
 	says(app, "/echo", 201, "has x-real-ip");
+	says(app, "/echo", 201, "has host");
 	says(app, "/kv", 200, "count 1\n");
 	says(app, "/kv", 200, "count 2\n");
 	says(app, "/config", 200, "GREETING=hello from the manifest");

@@ -340,7 +340,8 @@ Test(hostcall, config_time_rng_dns_debug)
 {
 	struct run_module *m = load("terrarium.c");
 	const char *want_config[] = {"GREETING=hello from config\n", "missing 0\n", NULL};
-	const char *want_misc[] = {"time ok\n", "rng ok\n", "dns 127.0.0.1\n", NULL};
+	const char *want_misc[] = {"time ok\n", "rng ok\n", "dns 127.0.0.1\n", "seconds ok\n",
+				   NULL};
 	struct run_request req = make_req("GET", "/misc", NULL);
 	struct run_instance *in;
 
@@ -348,6 +349,7 @@ Test(hostcall, config_time_rng_dns_debug)
 	expect(m, "GET", "/misc", NULL, 200, want_misc);
 	in = run(m, &req);
 	cr_assert(logged(in, "a debug line"));
+	cr_assert(logged(in, "a line up to its NUL"));
 	run_instance_end(in);
 	run_module_release(m);
 }

@@ -54,6 +54,8 @@ static void echo(void)
 	for (i = 0; i < n; i++) {
 		if (strcmp(names[i].ptr, "x-real-ip") == 0)
 			say("has x-real-ip\n");
+		if (strcmp(names[i].ptr, "host") == 0)
+			say("has host\n");
 		free((void *)names[i].ptr);
 	}
 	free(names);
@@ -167,6 +169,11 @@ static void misc(void)
 		    (unsigned char)addrs[0].ptr[1], (unsigned char)addrs[0].ptr[2],
 		    (unsigned char)addrs[0].ptr[3]);
 	hostcall_debug("a debug line", 12);
+	/* Terrarium's template passes -1 for a NUL-terminated message, and
+	 * NULL when it wants whole seconds only. */
+	hostcall_debug("a line up to its NUL", (size_t)-1);
+	say("seconds %s\n", hostcall_time_now(NULL) == t || hostcall_time_now(NULL) == t + 1
+				    ? "ok" : "bad");
 }
 
 /* Out-of-range handles and pointers fail without harm. */
