@@ -16,8 +16,6 @@
 
 #include "runner_int.h"
 
-#define E(name) Z_envZ_##name
-
 #define DNS_NAME_MAX 253
 #define DNS_MAX_ADDRS 32
 #define DNS_ANSWER_MAX 65535
@@ -220,10 +218,7 @@ static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
 		memcpy(p, &v, 4);
 }
 
-uint32_t E(hostcall_dns_query_ip)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				  uint32_t name, uint32_t nlen, uint32_t ipv6);
-uint32_t E(hostcall_dns_query_ip)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				  uint32_t name, uint32_t nlen, uint32_t ipv6)
+ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p, uint32_t len_p, uint32_t name, uint32_t nlen, uint32_t ipv6)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *nm;
@@ -256,10 +251,7 @@ uint32_t E(hostcall_dns_query_ip)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 	return ok;
 }
 
-uint32_t E(hostcall_dns_query_raw)(HOSTCTX, uint32_t resp_p, uint32_t len_p,
-				   uint32_t query, uint32_t qlen);
-uint32_t E(hostcall_dns_query_raw)(HOSTCTX, uint32_t resp_p, uint32_t len_p,
-				   uint32_t query, uint32_t qlen)
+ENV_CALL(uint32_t, hostcall_dns_query_raw, uint32_t resp_p, uint32_t len_p, uint32_t query, uint32_t qlen)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *q;

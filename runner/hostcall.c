@@ -19,8 +19,6 @@
 #include "runner_int.h"
 #include "store.h"
 
-#define E(name) Z_envZ_##name
-
 enum { HC_OK = 0, HC_INVALID = 1 };
 #define HANDLE_ERROR ((uint32_t)-1)
 #define HANDLE_NOT_READY ((uint32_t)-2)
@@ -462,8 +460,7 @@ static uint32_t set_body(struct run_instance *in, struct run_hmsg *m, uint32_t p
 
 /* ---- Requests ----------------------------------------------------------------------- */
 
-void E(hostcall_init_mm)(HOSTCTX, uint32_t malloc_idx, uint32_t free_idx);
-void E(hostcall_init_mm)(HOSTCTX, uint32_t malloc_idx, uint32_t free_idx)
+ENV_CALL(void, hostcall_init_mm, uint32_t malloc_idx, uint32_t free_idx)
 {
 	struct run_instance *in = run_current;
 	struct run_hc *hc;
@@ -475,10 +472,7 @@ void E(hostcall_init_mm)(HOSTCTX, uint32_t malloc_idx, uint32_t free_idx)
 	hc->mm_set = true;
 }
 
-void E(hostcall_req_get_method)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-				uint32_t req);
-void E(hostcall_req_get_method)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-				uint32_t req)
+ENV_CALL(void, hostcall_req_get_method, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -493,10 +487,7 @@ void E(hostcall_req_get_method)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_path)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			      uint32_t req);
-void E(hostcall_req_get_path)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			      uint32_t req)
+ENV_CALL(void, hostcall_req_get_path, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -511,10 +502,7 @@ void E(hostcall_req_get_path)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			      uint32_t req);
-void E(hostcall_req_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			      uint32_t req)
+ENV_CALL(void, hostcall_req_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -529,10 +517,7 @@ void E(hostcall_req_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-void E(hostcall_req_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				 uint32_t req);
-void E(hostcall_req_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				 uint32_t req)
+ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -545,10 +530,7 @@ void E(hostcall_req_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_req_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				uint32_t req, uint32_t name, uint32_t name_len);
-void E(hostcall_req_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				uint32_t req, uint32_t name, uint32_t name_len)
+ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -561,10 +543,7 @@ void E(hostcall_req_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-uint32_t E(hostcall_req_create)(HOSTCTX, uint32_t method, uint32_t mlen,
-				uint32_t url, uint32_t ulen);
-uint32_t E(hostcall_req_create)(HOSTCTX, uint32_t method, uint32_t mlen,
-				uint32_t url, uint32_t ulen)
+ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t url, uint32_t ulen)
 {
 	struct run_instance *in = run_current;
 	struct run_hc *hc;
@@ -590,10 +569,7 @@ uint32_t E(hostcall_req_create)(HOSTCTX, uint32_t method, uint32_t mlen,
 	return (uint32_t)h;
 }
 
-uint32_t E(hostcall_req_set_header)(HOSTCTX, uint32_t req, uint32_t name,
-				    uint32_t nlen, uint32_t slices, uint32_t n);
-uint32_t E(hostcall_req_set_header)(HOSTCTX, uint32_t req, uint32_t name,
-				    uint32_t nlen, uint32_t slices, uint32_t n)
+ENV_CALL(uint32_t, hostcall_req_set_header, uint32_t req, uint32_t name, uint32_t nlen, uint32_t slices, uint32_t n)
 {
 	struct run_instance *in = run_current;
 
@@ -604,10 +580,7 @@ uint32_t E(hostcall_req_set_header)(HOSTCTX, uint32_t req, uint32_t name,
 	return set_header(in, req_of(in, req), name, nlen, slices, n);
 }
 
-uint32_t E(hostcall_req_set_body)(HOSTCTX, uint32_t req, uint32_t ptr,
-				  uint32_t len);
-uint32_t E(hostcall_req_set_body)(HOSTCTX, uint32_t req, uint32_t ptr,
-				  uint32_t len)
+ENV_CALL(uint32_t, hostcall_req_set_body, uint32_t req, uint32_t ptr, uint32_t len)
 {
 	struct run_instance *in = run_current;
 
@@ -698,8 +671,7 @@ static struct run_pending *pending_of(struct run_instance *in, uint32_t p)
 	return &hc->pend[p];
 }
 
-uint32_t E(hostcall_req_send_async)(HOSTCTX, uint32_t req);
-uint32_t E(hostcall_req_send_async)(HOSTCTX, uint32_t req)
+ENV_CALL(uint32_t, hostcall_req_send_async, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	int pi;
@@ -709,8 +681,7 @@ uint32_t E(hostcall_req_send_async)(HOSTCTX, uint32_t req)
 	return pi < 0 ? HANDLE_ERROR : (uint32_t)pi;
 }
 
-uint32_t E(hostcall_pending_req_wait)(HOSTCTX, uint32_t p);
-uint32_t E(hostcall_pending_req_wait)(HOSTCTX, uint32_t p)
+ENV_CALL(uint32_t, hostcall_pending_req_wait, uint32_t p)
 {
 	struct run_instance *in = run_current;
 	struct run_pending *pend;
@@ -723,8 +694,7 @@ uint32_t E(hostcall_pending_req_wait)(HOSTCTX, uint32_t p)
 	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
 }
 
-uint32_t E(hostcall_req_send)(HOSTCTX, uint32_t req);
-uint32_t E(hostcall_req_send)(HOSTCTX, uint32_t req)
+ENV_CALL(uint32_t, hostcall_req_send, uint32_t req)
 {
 	struct run_instance *in = run_current;
 	int pi;
@@ -737,8 +707,7 @@ uint32_t E(hostcall_req_send)(HOSTCTX, uint32_t req)
 	return in->hc->pend[pi].resp < 0 ? HANDLE_ERROR : (uint32_t)in->hc->pend[pi].resp;
 }
 
-uint32_t E(hostcall_pending_req_poll)(HOSTCTX, uint32_t p);
-uint32_t E(hostcall_pending_req_poll)(HOSTCTX, uint32_t p)
+ENV_CALL(uint32_t, hostcall_pending_req_poll, uint32_t p)
 {
 	struct run_instance *in = run_current;
 	struct run_pending *pend;
@@ -752,10 +721,7 @@ uint32_t E(hostcall_pending_req_poll)(HOSTCTX, uint32_t p)
 	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
 }
 
-uint32_t E(hostcall_pending_req_select)(HOSTCTX, uint32_t handles, uint32_t n,
-					uint32_t out_p);
-uint32_t E(hostcall_pending_req_select)(HOSTCTX, uint32_t handles, uint32_t n,
-					uint32_t out_p)
+ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, uint32_t out_p)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *vec;
@@ -789,10 +755,7 @@ uint32_t E(hostcall_pending_req_select)(HOSTCTX, uint32_t handles, uint32_t n,
 
 /* ---- Responses ----------------------------------------------------------------------- */
 
-void E(hostcall_resp_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				  uint32_t resp);
-void E(hostcall_resp_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				  uint32_t resp)
+ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -805,10 +768,7 @@ void E(hostcall_resp_get_headers)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_resp_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				 uint32_t resp, uint32_t name, uint32_t name_len);
-void E(hostcall_resp_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
-				 uint32_t resp, uint32_t name, uint32_t name_len)
+ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -821,10 +781,7 @@ void E(hostcall_resp_get_header)(HOSTCTX, uint32_t slices_p, uint32_t len_p,
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
-void E(hostcall_resp_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			       uint32_t resp);
-void E(hostcall_resp_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
-			       uint32_t resp)
+ENV_CALL(void, hostcall_resp_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t resp)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -837,8 +794,7 @@ void E(hostcall_resp_get_body)(HOSTCTX, uint32_t ptr_p, uint32_t len_p,
 		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
 }
 
-uint32_t E(hostcall_resp_get_response_code)(HOSTCTX, uint32_t resp);
-uint32_t E(hostcall_resp_get_response_code)(HOSTCTX, uint32_t resp)
+ENV_CALL(uint32_t, hostcall_resp_get_response_code, uint32_t resp)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -848,10 +804,7 @@ uint32_t E(hostcall_resp_get_response_code)(HOSTCTX, uint32_t resp)
 	return m ? m->status : 0;
 }
 
-uint32_t E(hostcall_resp_set_header)(HOSTCTX, uint32_t resp, uint32_t name,
-				     uint32_t nlen, uint32_t slices, uint32_t n);
-uint32_t E(hostcall_resp_set_header)(HOSTCTX, uint32_t resp, uint32_t name,
-				     uint32_t nlen, uint32_t slices, uint32_t n)
+ENV_CALL(uint32_t, hostcall_resp_set_header, uint32_t resp, uint32_t name, uint32_t nlen, uint32_t slices, uint32_t n)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *nm;
@@ -864,10 +817,7 @@ uint32_t E(hostcall_resp_set_header)(HOSTCTX, uint32_t resp, uint32_t name,
 	return set_header(in, resp_of(in, resp), name, nlen, slices, n);
 }
 
-uint32_t E(hostcall_resp_set_body)(HOSTCTX, uint32_t resp, uint32_t ptr,
-				   uint32_t len);
-uint32_t E(hostcall_resp_set_body)(HOSTCTX, uint32_t resp, uint32_t ptr,
-				   uint32_t len)
+ENV_CALL(uint32_t, hostcall_resp_set_body, uint32_t resp, uint32_t ptr, uint32_t len)
 {
 	struct run_instance *in = run_current;
 
@@ -875,10 +825,7 @@ uint32_t E(hostcall_resp_set_body)(HOSTCTX, uint32_t resp, uint32_t ptr,
 	return set_body(in, resp_of(in, resp), ptr, len, in->pool->cfg.response_max);
 }
 
-uint32_t E(hostcall_resp_set_response_code)(HOSTCTX, uint32_t resp,
-					    uint32_t code);
-uint32_t E(hostcall_resp_set_response_code)(HOSTCTX, uint32_t resp,
-					    uint32_t code)
+ENV_CALL(uint32_t, hostcall_resp_set_response_code, uint32_t resp, uint32_t code)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
@@ -936,40 +883,28 @@ static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *op
 	return yes;
 }
 
-uint32_t E(hostcall_kvstore_insert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl);
-uint32_t E(hostcall_kvstore_insert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl)
+ENV_CALL(uint32_t, hostcall_kvstore_insert, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
 	return kv_write(in, store_kv_insert, "insert", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_upsert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl);
-uint32_t E(hostcall_kvstore_upsert)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl)
+ENV_CALL(uint32_t, hostcall_kvstore_upsert, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
 	return kv_write(in, store_kv_upsert, "upsert", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_append)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl);
-uint32_t E(hostcall_kvstore_append)(HOSTCTX, uint32_t k, uint32_t kl, uint32_t v,
-				    uint32_t vl)
+ENV_CALL(uint32_t, hostcall_kvstore_append, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
 	return kv_write(in, store_kv_append, "append", k, kl, v, vl);
 }
 
-uint32_t E(hostcall_kvstore_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
-				 uint32_t kl);
-uint32_t E(hostcall_kvstore_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
-				 uint32_t kl)
+ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k, uint32_t kl)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *key;
@@ -1002,8 +937,7 @@ uint32_t E(hostcall_kvstore_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t 
 	return 1;
 }
 
-uint32_t E(hostcall_kvstore_remove)(HOSTCTX, uint32_t k, uint32_t kl);
-uint32_t E(hostcall_kvstore_remove)(HOSTCTX, uint32_t k, uint32_t kl)
+ENV_CALL(uint32_t, hostcall_kvstore_remove, uint32_t k, uint32_t kl)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *key;
@@ -1023,8 +957,7 @@ uint32_t E(hostcall_kvstore_remove)(HOSTCTX, uint32_t k, uint32_t kl)
 
 /* ---- Time, randomness, logs, configuration ------------------------------------------- */
 
-uint64_t E(hostcall_rng_next_u64)(HOSTCTX);
-uint64_t E(hostcall_rng_next_u64)(HOSTCTX)
+ENV_CALL(uint64_t, hostcall_rng_next_u64)
 {
 	struct run_instance *in = run_current;
 	uint64_t v = 0;
@@ -1037,8 +970,7 @@ uint64_t E(hostcall_rng_next_u64)(HOSTCTX)
 	return v;
 }
 
-uint64_t E(hostcall_time_now)(HOSTCTX, uint32_t subsec_p);
-uint64_t E(hostcall_time_now)(HOSTCTX, uint32_t subsec_p)
+ENV_CALL(uint64_t, hostcall_time_now, uint32_t subsec_p)
 {
 	struct run_instance *in = run_current;
 	struct timespec ts;
@@ -1072,8 +1004,7 @@ static const uint8_t *log_text(struct run_instance *in, uint32_t msg, uint32_t *
 	return p;
 }
 
-void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len);
-void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len)
+ENV_CALL(void, hostcall_debug, uint32_t msg, uint32_t len)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *p;
@@ -1084,8 +1015,7 @@ void E(hostcall_debug)(HOSTCTX, uint32_t msg, uint32_t len)
 		run_log_add(in, "debug", (const char *)p, len);
 }
 
-void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len);
-void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len)
+ENV_CALL(void, hostcall_panic_hook, uint32_t msg, uint32_t len)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *p;
@@ -1099,10 +1029,7 @@ void E(hostcall_panic_hook)(HOSTCTX, uint32_t msg, uint32_t len)
 		run_log_add(in, "panic", "(message out of bounds)", 23);
 }
 
-uint32_t E(hostcall_config_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
-				uint32_t kl);
-uint32_t E(hostcall_config_get)(HOSTCTX, uint32_t v_p, uint32_t vl_p, uint32_t k,
-				uint32_t kl)
+ENV_CALL(uint32_t, hostcall_config_get, uint32_t v_p, uint32_t vl_p, uint32_t k, uint32_t kl)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *key;

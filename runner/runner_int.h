@@ -351,6 +351,16 @@ static inline uint8_t *run_mem(struct run_instance *in, uint32_t ptr, uint64_t l
  * passes, which host calls ignore for run_current (see wasi.c). */
 #define HOSTCTX void *ctx __attribute__((unused))
 
+/* Declares and begins the definition of a host call under the C name wasm2c
+ * gives the import: WASI_CALL(uint32_t, fd_write, uint32_t fd, ...) for
+ * wasi_snapshot_preview1.fd_write, ENV_CALL(...) for env's. */
+#define WASI_CALL(ret, name, ...)                                   \
+	ret Z_wasi_snapshot_preview1Z_##name(HOSTCTX, ##__VA_ARGS__); \
+	ret Z_wasi_snapshot_preview1Z_##name(HOSTCTX, ##__VA_ARGS__)
+#define ENV_CALL(ret, name, ...)                   \
+	ret Z_envZ_##name(HOSTCTX, ##__VA_ARGS__); \
+	ret Z_envZ_##name(HOSTCTX, ##__VA_ARGS__)
+
 /* Every host call starts with this: it makes sure the native stack has room
  * for host code and that no deadline passed while the guest ran. */
 void run_hostcall_enter(struct run_instance *in);

@@ -19,8 +19,6 @@
 
 #include "runner_int.h"
 
-#define W(name) Z_wasi_snapshot_preview1Z_##name
-
 /* WASI errno values. */
 enum {
 	E_SUCCESS = 0,
@@ -136,8 +134,7 @@ static uint32_t put_sizes(struct run_instance *in, const char *const *items, siz
 	return E_SUCCESS;
 }
 
-uint32_t W(args_get)(HOSTCTX, uint32_t argv, uint32_t buf);
-uint32_t W(args_get)(HOSTCTX, uint32_t argv, uint32_t buf)
+WASI_CALL(uint32_t, args_get, uint32_t argv, uint32_t buf)
 {
 	struct run_instance *in = run_current;
 	const char *args[1];
@@ -147,8 +144,7 @@ uint32_t W(args_get)(HOSTCTX, uint32_t argv, uint32_t buf)
 	return put_list(in, args, 1, argv, buf);
 }
 
-uint32_t W(args_sizes_get)(HOSTCTX, uint32_t argc_p, uint32_t size_p);
-uint32_t W(args_sizes_get)(HOSTCTX, uint32_t argc_p, uint32_t size_p)
+WASI_CALL(uint32_t, args_sizes_get, uint32_t argc_p, uint32_t size_p)
 {
 	struct run_instance *in = run_current;
 	const char *args[1];
@@ -158,8 +154,7 @@ uint32_t W(args_sizes_get)(HOSTCTX, uint32_t argc_p, uint32_t size_p)
 	return put_sizes(in, args, 1, argc_p, size_p);
 }
 
-uint32_t W(environ_get)(HOSTCTX, uint32_t envp, uint32_t buf);
-uint32_t W(environ_get)(HOSTCTX, uint32_t envp, uint32_t buf)
+WASI_CALL(uint32_t, environ_get, uint32_t envp, uint32_t buf)
 {
 	struct run_instance *in = run_current;
 
@@ -169,8 +164,7 @@ uint32_t W(environ_get)(HOSTCTX, uint32_t envp, uint32_t buf)
 	return put_list(in, (const char *const *)in->envp, in->n_envp, envp, buf);
 }
 
-uint32_t W(environ_sizes_get)(HOSTCTX, uint32_t count_p, uint32_t size_p);
-uint32_t W(environ_sizes_get)(HOSTCTX, uint32_t count_p, uint32_t size_p)
+WASI_CALL(uint32_t, environ_sizes_get, uint32_t count_p, uint32_t size_p)
 {
 	struct run_instance *in = run_current;
 
@@ -201,8 +195,7 @@ static bool clock_of(uint32_t id, clockid_t *out)
 	return false;
 }
 
-uint32_t W(clock_res_get)(HOSTCTX, uint32_t id, uint32_t res_p);
-uint32_t W(clock_res_get)(HOSTCTX, uint32_t id, uint32_t res_p)
+WASI_CALL(uint32_t, clock_res_get, uint32_t id, uint32_t res_p)
 {
 	struct run_instance *in = run_current;
 	struct timespec ts;
@@ -220,10 +213,7 @@ uint32_t W(clock_res_get)(HOSTCTX, uint32_t id, uint32_t res_p)
 	return E_SUCCESS;
 }
 
-uint32_t W(clock_time_get)(HOSTCTX, uint32_t id, uint64_t precision,
-			   uint32_t time_p);
-uint32_t W(clock_time_get)(HOSTCTX, uint32_t id, uint64_t precision,
-			   uint32_t time_p)
+WASI_CALL(uint32_t, clock_time_get, uint32_t id, uint64_t precision, uint32_t time_p)
 {
 	struct run_instance *in = run_current;
 	struct timespec ts;
@@ -242,8 +232,7 @@ uint32_t W(clock_time_get)(HOSTCTX, uint32_t id, uint64_t precision,
 	return E_SUCCESS;
 }
 
-uint32_t W(random_get)(HOSTCTX, uint32_t buf, uint32_t len);
-uint32_t W(random_get)(HOSTCTX, uint32_t buf, uint32_t len)
+WASI_CALL(uint32_t, random_get, uint32_t buf, uint32_t len)
 {
 	struct run_instance *in = run_current;
 	uint8_t *p;
@@ -276,10 +265,7 @@ static void write_stderr(struct run_instance *in, const uint8_t *p, size_t n)
 	}
 }
 
-uint32_t W(fd_write)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint32_t nwritten_p);
-uint32_t W(fd_write)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint32_t nwritten_p)
+WASI_CALL(uint32_t, fd_write, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nwritten_p)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *vec;
@@ -313,10 +299,7 @@ uint32_t W(fd_write)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_read)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		    uint32_t nread_p);
-uint32_t W(fd_read)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		    uint32_t nread_p)
+WASI_CALL(uint32_t, fd_read, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nread_p)
 {
 	struct run_instance *in = run_current;
 	const struct run_request *r = in->req;
@@ -348,10 +331,7 @@ uint32_t W(fd_read)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_pread)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint64_t off, uint32_t nread_p);
-uint32_t W(fd_pread)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint64_t off, uint32_t nread_p)
+WASI_CALL(uint32_t, fd_pread, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off, uint32_t nread_p)
 {
 	struct run_instance *in = run_current;
 
@@ -361,10 +341,7 @@ uint32_t W(fd_pread)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 	return E_SPIPE;
 }
 
-uint32_t W(fd_pwrite)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		      uint64_t off, uint32_t nwritten_p);
-uint32_t W(fd_pwrite)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
-		      uint64_t off, uint32_t nwritten_p)
+WASI_CALL(uint32_t, fd_pwrite, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off, uint32_t nwritten_p)
 {
 	struct run_instance *in = run_current;
 
@@ -373,8 +350,7 @@ uint32_t W(fd_pwrite)(HOSTCTX, uint32_t fd, uint32_t iovs, uint32_t n,
 	return is_stdio(fd) ? E_SPIPE : run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 }
 
-uint32_t W(fd_close)(HOSTCTX, uint32_t fd);
-uint32_t W(fd_close)(HOSTCTX, uint32_t fd)
+WASI_CALL(uint32_t, fd_close, uint32_t fd)
 {
 	struct run_instance *in = run_current;
 
@@ -382,8 +358,7 @@ uint32_t W(fd_close)(HOSTCTX, uint32_t fd)
 	return is_stdio(fd) ? E_SUCCESS : run_fs_close_fd(in, fd);
 }
 
-uint32_t W(fd_fdstat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p);
-uint32_t W(fd_fdstat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
+WASI_CALL(uint32_t, fd_fdstat_get, uint32_t fd, uint32_t stat_p)
 {
 	struct run_instance *in = run_current;
 	uint8_t *p;
@@ -400,8 +375,7 @@ uint32_t W(fd_fdstat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_filestat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p);
-uint32_t W(fd_filestat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
+WASI_CALL(uint32_t, fd_filestat_get, uint32_t fd, uint32_t stat_p)
 {
 	struct run_instance *in = run_current;
 	uint8_t *p;
@@ -418,10 +392,7 @@ uint32_t W(fd_filestat_get)(HOSTCTX, uint32_t fd, uint32_t stat_p)
 	return E_SUCCESS;
 }
 
-uint32_t W(fd_seek)(HOSTCTX, uint32_t fd, uint64_t off, uint32_t whence,
-		    uint32_t newoff_p);
-uint32_t W(fd_seek)(HOSTCTX, uint32_t fd, uint64_t off, uint32_t whence,
-		    uint32_t newoff_p)
+WASI_CALL(uint32_t, fd_seek, uint32_t fd, uint64_t off, uint32_t whence, uint32_t newoff_p)
 {
 	struct run_instance *in = run_current;
 
@@ -431,8 +402,7 @@ uint32_t W(fd_seek)(HOSTCTX, uint32_t fd, uint64_t off, uint32_t whence,
 	return E_SPIPE;
 }
 
-uint32_t W(fd_tell)(HOSTCTX, uint32_t fd, uint32_t off_p);
-uint32_t W(fd_tell)(HOSTCTX, uint32_t fd, uint32_t off_p)
+WASI_CALL(uint32_t, fd_tell, uint32_t fd, uint32_t off_p)
 {
 	struct run_instance *in = run_current;
 
@@ -445,8 +415,7 @@ uint32_t W(fd_tell)(HOSTCTX, uint32_t fd, uint32_t off_p)
 /* Calls on descriptors: the standard streams do not support them, and no
  * other descriptor exists. */
 #define FD_DENIED(name, params, args)                                             \
-	uint32_t W(name)(HOSTCTX, uint32_t fd params);                           \
-	uint32_t W(name)(HOSTCTX, uint32_t fd params)                            \
+	WASI_CALL(uint32_t, name, uint32_t fd params)                             \
 	{                                                                         \
 		struct run_instance *in = run_current;                            \
                                                                                   \
@@ -492,8 +461,7 @@ FD_DENIED(path_symlink, P(uint32_t opath, uint32_t olen, uint32_t npath, uint32_
 FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)len)
 
 /* The /assets tree (wasi_fs.c). */
-uint32_t W(fd_prestat_get)(HOSTCTX, uint32_t fd, uint32_t buf);
-uint32_t W(fd_prestat_get)(HOSTCTX, uint32_t fd, uint32_t buf)
+WASI_CALL(uint32_t, fd_prestat_get, uint32_t fd, uint32_t buf)
 {
 	struct run_instance *in = run_current;
 
@@ -501,10 +469,7 @@ uint32_t W(fd_prestat_get)(HOSTCTX, uint32_t fd, uint32_t buf)
 	return run_fs_prestat_get(in, fd, buf);
 }
 
-uint32_t W(fd_prestat_dir_name)(HOSTCTX, uint32_t fd, uint32_t path,
-				uint32_t len);
-uint32_t W(fd_prestat_dir_name)(HOSTCTX, uint32_t fd, uint32_t path,
-				uint32_t len)
+WASI_CALL(uint32_t, fd_prestat_dir_name, uint32_t fd, uint32_t path, uint32_t len)
 {
 	struct run_instance *in = run_current;
 
@@ -512,12 +477,7 @@ uint32_t W(fd_prestat_dir_name)(HOSTCTX, uint32_t fd, uint32_t path,
 	return run_fs_prestat_dir_name(in, fd, path, len);
 }
 
-uint32_t W(path_open)(HOSTCTX, uint32_t fd, uint32_t dirflags, uint32_t path,
-		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
-		      uint32_t fdflags, uint32_t fd_p);
-uint32_t W(path_open)(HOSTCTX, uint32_t fd, uint32_t dirflags, uint32_t path,
-		      uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting,
-		      uint32_t fdflags, uint32_t fd_p)
+WASI_CALL(uint32_t, path_open, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
 {
 	struct run_instance *in = run_current;
 
@@ -526,10 +486,7 @@ uint32_t W(path_open)(HOSTCTX, uint32_t fd, uint32_t dirflags, uint32_t path,
 				fd_p);
 }
 
-uint32_t W(path_filestat_get)(HOSTCTX, uint32_t fd, uint32_t flags,
-			      uint32_t path, uint32_t len, uint32_t stat_p);
-uint32_t W(path_filestat_get)(HOSTCTX, uint32_t fd, uint32_t flags,
-			      uint32_t path, uint32_t len, uint32_t stat_p)
+WASI_CALL(uint32_t, path_filestat_get, uint32_t fd, uint32_t flags, uint32_t path, uint32_t len, uint32_t stat_p)
 {
 	struct run_instance *in = run_current;
 
@@ -537,10 +494,7 @@ uint32_t W(path_filestat_get)(HOSTCTX, uint32_t fd, uint32_t flags,
 	return run_fs_path_filestat_get(in, fd, flags, path, len, stat_p);
 }
 
-uint32_t W(fd_readdir)(HOSTCTX, uint32_t fd, uint32_t buf, uint32_t len,
-		       uint64_t cookie, uint32_t used_p);
-uint32_t W(fd_readdir)(HOSTCTX, uint32_t fd, uint32_t buf, uint32_t len,
-		       uint64_t cookie, uint32_t used_p)
+WASI_CALL(uint32_t, fd_readdir, uint32_t fd, uint32_t buf, uint32_t len, uint64_t cookie, uint32_t used_p)
 {
 	struct run_instance *in = run_current;
 
@@ -561,8 +515,7 @@ FD_DENIED(sock_shutdown, P(uint32_t how), (void)how)
 
 /* ---- Process --------------------------------------------------------------------- */
 
-void W(proc_exit)(HOSTCTX, uint32_t code);
-void W(proc_exit)(HOSTCTX, uint32_t code)
+WASI_CALL(void, proc_exit, uint32_t code)
 {
 	struct run_instance *in = run_current;
 
@@ -570,8 +523,7 @@ void W(proc_exit)(HOSTCTX, uint32_t code)
 	run_stop_guest(in, RUN_STOP_EXIT, 0);
 }
 
-uint32_t W(proc_raise)(HOSTCTX, uint32_t sig);
-uint32_t W(proc_raise)(HOSTCTX, uint32_t sig)
+WASI_CALL(uint32_t, proc_raise, uint32_t sig)
 {
 	struct run_instance *in = run_current;
 
@@ -580,8 +532,7 @@ uint32_t W(proc_raise)(HOSTCTX, uint32_t sig)
 	return E_NOSYS;
 }
 
-uint32_t W(sched_yield)(HOSTCTX);
-uint32_t W(sched_yield)(HOSTCTX)
+WASI_CALL(uint32_t, sched_yield)
 {
 	struct run_instance *in = run_current;
 
@@ -627,10 +578,7 @@ static bool sub_deadline(const uint8_t *sub, uint64_t now, uint64_t *at)
 
 /* Standard streams are always ready, so only clock subscriptions wait: the
  * instance sleeps on the pool's timer while its worker serves others. */
-uint32_t W(poll_oneoff)(HOSTCTX, uint32_t subs, uint32_t events, uint32_t n,
-			uint32_t nevents_p);
-uint32_t W(poll_oneoff)(HOSTCTX, uint32_t subs, uint32_t events, uint32_t n,
-			uint32_t nevents_p)
+WASI_CALL(uint32_t, poll_oneoff, uint32_t subs, uint32_t events, uint32_t n, uint32_t nevents_p)
 {
 	struct run_instance *in = run_current;
 	const uint8_t *s;
