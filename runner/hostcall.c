@@ -472,49 +472,45 @@ ENV_CALL(void, hostcall_init_mm, uint32_t malloc_idx, uint32_t free_idx)
 	hc->mm_set = true;
 }
 
-ENV_CALL(void, hostcall_req_get_method, uint32_t ptr_p, uint32_t len_p, uint32_t req)
+enum req_part { PART_METHOD, PART_TARGET, PART_BODY };
+
+/* Copies one part of a request to the guest: the incoming request's from the
+ * request itself, a created one's from its handle; empty for a bad handle. */
+static void get_req_part(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, uint32_t req,
+			 enum req_part part)
 {
-	struct run_instance *in = run_current;
+	const struct run_request *r = in->req;
 	struct run_hmsg *m;
+	const char *p = "";
+	size_t n = 0;
 
 	run_hostcall_enter(in);
 	m = req_of(in, req);
-	if (req == 0)
-		run_hc_result_bytes(in, ptr_p, len_p, in->req->method, in->req->method_len);
-	else if (m)
-		run_hc_result_bytes(in, ptr_p, len_p, m->method, strlen(m->method));
-	else
-		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+	if (req == 0) {
+		p = part == PART_METHOD ? r->method : part == PART_TARGET ? r->target : r->body;
+		n = part == PART_METHOD	  ? r->method_len
+		    : part == PART_TARGET ? r->target_len
+					  : r->body_len;
+	} else if (m) {
+		p = part == PART_METHOD ? m->method : part == PART_TARGET ? m->url : m->body.data;
+		n = part == PART_BODY ? m->body.len : strlen(p);
+	}
+	run_hc_result_bytes(in, ptr_p, len_p, p, n);
+}
+
+ENV_CALL(void, hostcall_req_get_method, uint32_t ptr_p, uint32_t len_p, uint32_t req)
+{
+	get_req_part(run_current, ptr_p, len_p, req, PART_METHOD);
 }
 
 ENV_CALL(void, hostcall_req_get_path, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = req_of(in, req);
-	if (req == 0)
-		run_hc_result_bytes(in, ptr_p, len_p, in->req->target, in->req->target_len);
-	else if (m)
-		run_hc_result_bytes(in, ptr_p, len_p, m->url, strlen(m->url));
-	else
-		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+	get_req_part(run_current, ptr_p, len_p, req, PART_TARGET);
 }
 
 ENV_CALL(void, hostcall_req_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = req_of(in, req);
-	if (req == 0)
-		run_hc_result_bytes(in, ptr_p, len_p, in->req->body, in->req->body_len);
-	else if (m)
-		run_hc_result_bytes(in, ptr_p, len_p, m->body.data, m->body.len);
-	else
-		run_hc_result_bytes(in, ptr_p, len_p, "", 0);
+	get_req_part(run_current, ptr_p, len_p, req, PART_BODY);
 }
 
 ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
