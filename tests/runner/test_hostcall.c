@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "artifact.h"
-#include "runner_int.h"
+#include "helpers.h"
 #include "store.h"
 #include "support.h"
 #include "upstream.h"
@@ -85,74 +85,33 @@ static char *guest_source(const char *file)
 
 static struct run_module *load(const char *file)
 {
-	char *src = guest_source(file), *so, err[512];
-	const char *name = strstr(file, ".c") ? "main.c" : "app.wat";
-	struct run_module *m = NULL;
+	char *src = guest_source(file);
+	struct run_module *m = trun_load(strstr(file, ".c") ? "main.c" : "app.wat", src);
 
-	so = tsup_artifact(name, src);
-	cr_assert_eq(run_module_load(so, NULL, &m, err, sizeof(err)), VIV_OK, "%s", err);
 	cr_assert_str_eq(run_module_mode(m), "hostcall");
-	free(so);
 	free(src);
 	return m;
 }
 
+/* A request with two X-Test values and the client address header. */
 static struct run_request make_req(const char *method, const char *target, const char *body)
 {
 	static struct run_header hs[] = {{"X-Test", 6, "one", 3},
 					 {"x-test", 6, "two", 3},
 					 {"X-Real-IP", 9, "192.0.2.1", 9}};
-	struct run_request r = {0};
+	struct run_request r = trun_req(method, target, body);
 
-	r.method = method;
-	r.method_len = strlen(method);
-	r.target = target;
-	r.target_len = strlen(target);
-	r.body = body;
-	r.body_len = body ? strlen(body) : 0;
 	r.headers = hs;
 	r.n_headers = 3;
-	r.client_addr = "192.0.2.1";
 	r.server_name = "guest.localhost";
-	r.server_port = 8000;
-	r.protocol = "HTTP/1.1";
 	return r;
 }
 
 static struct run_instance *run(struct run_module *m, const struct run_request *req)
 {
-	struct run_instance *in = NULL;
-
-	cr_assert_eq(run_instance_start(pool, m, &app, req, NULL, NULL, &in), VIV_OK);
-	while (!run_instance_done(in)) {
-		struct pollfd p = {run_pool_fd(pool), POLLIN, 0};
-		int ms = run_pool_poll(pool);
-
-		if (!run_instance_done(in))
-			poll(&p, 1, ms < 0 || ms > 100 ? 100 : ms);
-	}
-	return in;
+	return trun_run(pool, m, &app, req);
 }
 
-/* The body as a string (caller frees). */
-static char *body_of(struct run_instance *in)
-{
-	const struct run_response *r = run_instance_response(in);
-
-	return strndup(r->body ? r->body : "", r->body_len);
-}
-
-static bool logged(struct run_instance *in, const char *needle)
-{
-	size_t n, i;
-	const struct run_log_line *l = run_instance_logs(in, &n);
-
-	for (i = 0; i < n; i++) {
-		if (strstr(l[i].message, needle))
-			return true;
-	}
-	return false;
-}
 
 /* Runs target and checks the body holds every line of want. */
 static void expect(struct run_module *m, const char *method, const char *target,
@@ -160,7 +119,7 @@ static void expect(struct run_module *m, const char *method, const char *target,
 {
 	struct run_request req = make_req(method, target, body);
 	struct run_instance *in = run(m, &req);
-	char *got = body_of(in);
+	char *got = trun_body(in);
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", target,
 		     run_outcome_name(run_instance_outcome(in)));
@@ -240,9 +199,9 @@ Test(hostcall, the_allow_list_is_enforced_also_on_redirects)
 
 	req = make_req("GET", "/fetch?http://127.0.0.2:9/hello", NULL);
 	in = run(m, &req);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "fetch failed\n");
-	cr_assert(logged(in, "not in the app's outbound list"));
+	cr_assert(trun_logged(in, "not in the app's outbound list"));
 	free(body);
 	run_instance_end(in);
 
@@ -251,9 +210,9 @@ Test(hostcall, the_allow_list_is_enforced_also_on_redirects)
 		 upstream_url);
 	req = make_req("GET", target, NULL);
 	in = run(m, &req);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "fetch failed\n");
-	cr_assert(logged(in, "redirected to http://127.0.0.2:9/x"));
+	cr_assert(trun_logged(in, "redirected to http://127.0.0.2:9/x"));
 	cr_assert_eq(tsup_upstream_hits(up), hits + 1);
 	free(body);
 	run_instance_end(in);
@@ -283,9 +242,9 @@ Test(hostcall, private_addresses_are_refused_by_default)
 	snprintf(target, sizeof(target), "/fetch?%s/hello", upstream_url);
 	req = make_req("GET", target, NULL);
 	in = run(m, &req);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "fetch failed\n");
-	cr_assert(logged(in, "a private or local address"));
+	cr_assert(trun_logged(in, "a private or local address"));
 	cr_assert_eq(tsup_upstream_hits(up), 0);
 	free(body);
 	run_instance_end(in);
@@ -328,7 +287,7 @@ Test(hostcall, a_waiting_guest_does_not_hold_up_others)
 	}
 	cr_assert_geq((viv_mono_ns() - t0) / 1000000u, 900);
 	{
-		char *b = body_of(slow);
+		char *b = trun_body(slow);
 		cr_assert_str_eq(b, "200 slow -\n");
 		free(b);
 	}
@@ -348,8 +307,8 @@ Test(hostcall, config_time_rng_dns_debug)
 	expect(m, "GET", "/config", NULL, 200, want_config);
 	expect(m, "GET", "/misc", NULL, 200, want_misc);
 	in = run(m, &req);
-	cr_assert(logged(in, "a debug line"));
-	cr_assert(logged(in, "a line up to its NUL"));
+	cr_assert(trun_logged(in, "a debug line"));
+	cr_assert(trun_logged(in, "a line up to its NUL"));
 	run_instance_end(in);
 	run_module_release(m);
 }
@@ -371,7 +330,7 @@ Test(hostcall, panic_ends_with_500_and_the_message_logged)
 	struct run_instance *in = run(m, &req);
 
 	cr_assert_eq(run_instance_response(in)->status, 500);
-	cr_assert(logged(in, "it went wrong"));
+	cr_assert(trun_logged(in, "it went wrong"));
 	run_instance_end(in);
 	run_module_release(m);
 }
@@ -390,11 +349,11 @@ Test(hostcall, a_guest_without_an_allocator_is_told_in_its_log)
 	struct run_module *m = load("no_allocator.wat");
 	struct run_request req = make_req("GET", "/x", NULL);
 	struct run_instance *in = run(m, &req);
-	char *b = body_of(in);
+	char *b = trun_body(in);
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE);
 	cr_assert_str_eq(b, "no allocator");
-	cr_assert(logged(in, "never registered an allocator"));
+	cr_assert(trun_logged(in, "never registered an allocator"));
 	free(b);
 	run_instance_end(in);
 	run_module_release(m);
@@ -405,12 +364,12 @@ Test(hostcall, imports_called_through_the_table_act_for_the_caller)
 	struct run_module *m = load("indirect_import.wat");
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in = run(m, &req);
-	char *b = body_of(in);
+	char *b = trun_body(in);
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s",
 		     run_outcome_name(run_instance_outcome(in)));
 	cr_assert_str_eq(b, "through the table");
-	cr_assert(logged(in, "through the table"));
+	cr_assert(trun_logged(in, "through the table"));
 	free(b);
 	run_instance_end(in);
 	run_module_release(m);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "artifact.h"
-#include "runner_int.h"
+#include "helpers.h"
 #include "viv_imports.h"
 
 static struct run_pool *pool;
@@ -39,70 +39,23 @@ static const struct run_app default_app = {
 
 static struct run_request make_req(const char *method, const char *target, const char *body)
 {
-	struct run_request r = {0};
+	struct run_request r = trun_req(method, target, body);
 
-	r.method = method;
-	r.method_len = strlen(method);
-	r.target = target;
-	r.target_len = strlen(target);
-	r.body = body;
-	r.body_len = body ? strlen(body) : 0;
 	r.client_addr = "192.0.2.7";
-	r.server_name = "test.localhost";
-	r.server_port = 8000;
-	r.protocol = "HTTP/1.1";
 	return r;
 }
 
 static struct run_module *load(const char *name, const char *src)
 {
-	char *so = tsup_artifact(name, src), err[512];
-	struct run_module *m = NULL;
-
-	cr_assert_eq(run_module_load(so, NULL, &m, err, sizeof(err)), VIV_OK, "%s", err);
-	free(so);
-	return m;
+	return trun_load(name, src);
 }
 
-/* Runs a request to the end, serving the pool's timers as an event loop
- * would. */
 static struct run_instance *run(struct run_module *m, const struct run_app *app,
 				const struct run_request *req)
 {
-	struct run_instance *in = NULL;
-
-	cr_assert_eq(run_instance_start(pool, m, app, req, NULL, NULL, &in), VIV_OK);
-	while (!run_instance_done(in)) {
-		struct pollfd p = {run_pool_fd(pool), POLLIN, 0};
-		int ms = run_pool_poll(pool);
-
-		if (!run_instance_done(in))
-			poll(&p, 1, ms);
-	}
-	return in;
+	return trun_run(pool, m, app, req);
 }
 
-static bool logged(struct run_instance *in, const char *needle)
-{
-	size_t n, i;
-	const struct run_log_line *l = run_instance_logs(in, &n);
-
-	for (i = 0; i < n; i++) {
-		if (strstr(l[i].message, needle))
-			return true;
-	}
-	return false;
-}
-
-static char *body_of(struct run_instance *in)
-{
-	const struct run_response *r = run_instance_response(in);
-	char *s = malloc(r->body_len + 1);
-
-	memcpy(s, r->body, r->body_len);
-	s[r->body_len] = '\0';
-	return s;
-}
 
 /* A CGI program in WebAssembly text: `prelude` runs first, then the bytes
  * at offset 64 are written to stdout. */
@@ -154,7 +107,7 @@ Test(sandbox, cgi_response_headers_and_body)
 	cr_assert_eq(r->n_headers, 2);
 	cr_assert_eq(strncmp(r->headers[1].name, "X-Test", r->headers[1].name_len), 0);
 	cr_assert_eq(strncmp(r->headers[1].value, "yes", 3), 0);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "hello\n");
 	free(body);
 	run_instance_end(in);
@@ -172,7 +125,7 @@ static void expect_trap(const char *wat, enum run_outcome outcome, unsigned stat
 	cr_assert_eq(run_instance_outcome(in), outcome, "outcome %s",
 		     run_outcome_name(run_instance_outcome(in)));
 	cr_assert_eq(run_instance_response(in)->status, status);
-	cr_assert(logged(in, needle), "no log line with '%s'", needle);
+	cr_assert(trun_logged(in, needle), "no log line with '%s'", needle);
 	run_instance_end(in);
 	/* The pool is still good: a healthy guest runs in the same slot. */
 	char *ok = wat_cgi(HELLO, HELLO_LEN, NULL);
@@ -241,7 +194,7 @@ Test(sandbox, endless_loop_stops_at_the_cpu_limit)
 	ms = (viv_mono_ns() - t0) / 1000000u;
 	cr_assert_eq(run_instance_outcome(in), RUN_CPU_EXCEEDED);
 	cr_assert_eq(run_instance_response(in)->status, 500);
-	cr_assert(logged(in, "CPU time limit of 50 ms"));
+	cr_assert(trun_logged(in, "CPU time limit of 50 ms"));
 	cr_assert(ms >= 45, "stopped after %llu ms", (unsigned long long)ms);
 	run_instance_end(in);
 	run_module_release(m);
@@ -279,7 +232,7 @@ Test(sandbox, memory_grows_only_to_the_limit)
 	app.limits.memory_mb = 2; /* 32 pages */
 	in = run(m, &app, &req);
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "32");
 	free(body);
 	run_instance_end(in);
@@ -297,7 +250,7 @@ Test(sandbox, initial_memory_over_the_limit_is_refused)
 	app.limits.memory_mb = 1;
 	in = run(m, &app, &req);
 	cr_assert_eq(run_instance_outcome(in), RUN_HOST_ERROR);
-	cr_assert(logged(in, "limits.memory_mb"));
+	cr_assert(trun_logged(in, "limits.memory_mb"));
 	run_instance_end(in);
 	run_module_release(m);
 }
@@ -315,7 +268,7 @@ Test(sandbox, every_request_sees_fresh_memory)
 
 	for (i = 0; i < 5; i++) {
 		struct run_instance *in = run(m, &default_app, &req);
-		char *body = body_of(in);
+		char *body = trun_body(in);
 
 		cr_assert_str_eq(body, "0", "request %d saw %s", i, body);
 		free(body);
@@ -348,7 +301,7 @@ Test(sandbox, stdin_is_the_request_body)
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("POST", "/", "ping pong");
 	struct run_instance *in = run(m, &default_app, &req);
-	char *body = body_of(in);
+	char *body = trun_body(in);
 
 	cr_assert_str_eq(body, "ping pong");
 	free(body);
@@ -366,7 +319,7 @@ Test(sandbox, proc_exit_ends_the_request_normally)
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE);
 	cr_assert_eq(run_instance_response(in)->status, 200);
-	cr_assert(logged(in, "exited with status 3"));
+	cr_assert(trun_logged(in, "exited with status 3"));
 	run_instance_end(in);
 	run_module_release(m);
 	free(wat);
@@ -456,7 +409,7 @@ Test(sandbox, response_over_the_cap_is_refused)
 
 	cr_assert_eq(run_instance_outcome(in), RUN_TOO_BIG);
 	cr_assert_eq(run_instance_response(in)->status, 500);
-	cr_assert(logged(in, "larger than the limit"));
+	cr_assert(trun_logged(in, "larger than the limit"));
 	run_instance_end(in);
 	run_module_release(m);
 	free(wat);
@@ -471,7 +424,7 @@ Test(sandbox, output_without_headers_is_a_500)
 
 	cr_assert_eq(run_instance_outcome(in), RUN_BAD_OUTPUT);
 	cr_assert_eq(run_instance_response(in)->status, 500);
-	cr_assert(logged(in, "bad CGI output"));
+	cr_assert(trun_logged(in, "bad CGI output"));
 	run_instance_end(in);
 	run_module_release(m);
 	free(wat);
@@ -502,7 +455,7 @@ Test(sandbox, c_program_sees_cgi_variables)
 	req.n_headers = 1;
 	in = run(m, &app, &req);
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE);
-	body = body_of(in);
+	body = trun_body(in);
 	cr_assert_str_eq(body, "test PUT /a b/c x=1&y=2 192.0.2.7 192.0.2.7 hi there\n");
 	free(body);
 	run_instance_end(in);
