@@ -148,6 +148,25 @@ Test(detect, find_files_is_sorted_and_recursive)
 	cr_assert_eq(pipe_find_files(root, c, 2, &v, &n), VIV_ERR_TOO_BIG);
 }
 
+/* Folders nested more than 64 deep are passed over, and that is no error. */
+Test(detect, find_files_passes_over_folders_too_deep)
+{
+	char rel[256] = "";
+	char **v = NULL;
+	size_t n = 0;
+
+	for (int i = 0; i < 64; i++)
+		strcat(rel, "d/");
+	strcat(rel, "x.c");
+	t_write(root, rel, "");
+	strcpy(rel + 2 * 64, "d/y.c");
+	t_write(root, rel, "");
+	cr_assert_eq(pipe_find_files(root, NULL, 100, &v, &n), VIV_OK);
+	cr_assert_eq(n, 1);
+	cr_assert(strstr(v[0], "/x.c"), "%s", v[0]);
+	pipe_strv_free(v, n);
+}
+
 Test(detect, glob_matches_relative_patterns)
 {
 	char *pats[] = {"src/*.c", "main.c", "src/a.c"};

@@ -536,6 +536,31 @@ Test(lang, assets_hash)
 	free(dir);
 }
 
+/* An assets tree nested more than 32 folders deep is refused, not cut short. */
+Test(lang, assets_hash_refuses_a_tree_too_deep)
+{
+	char *dir = viv_path_join(work, "a");
+	char rel[128] = "";
+	char hex[VIV_SHA256_HEX_LEN + 1];
+	struct pipe_assets_stats s;
+	char err[512];
+
+	for (int i = 0; i < 32; i++)
+		strcat(rel, "d/");
+	strcat(rel, "x.txt");
+	t_write(dir, rel, "x");
+	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, hex, &s, err, sizeof(err)), VIV_OK,
+		     "%s", err);
+	cr_assert_eq(s.dirs, 32);
+	strcpy(rel + 2 * 32, "d/y.txt");
+	t_write(dir, rel, "y");
+	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, hex, &s, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert_str_eq(err, "the a folder is nested more than 32 folders deep");
+	cr_assert_str_eq(hex, "");
+	free(dir);
+}
+
 /* setup.sh installs the asc version the pipeline insists on. */
 Test(lang, setup_installs_the_pinned_asc)
 {
