@@ -3,7 +3,6 @@
  * names the stored tree. */
 #include "pipeline_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -78,65 +77,32 @@ static enum viv_err list_push(struct asset_list *l, char *rel, bool is_dir, uint
 	return VIV_OK;
 }
 
-/* Walks the folder open at dirfd (closed here), rel being its path below
- * the assets root ("" for the root). */
-static enum viv_err walk(struct asset_list *l, int dirfd, const char *rel, int depth)
+/* A tree nested deeper than ASSETS_DEPTH_MAX is refused, rather than
+ * stored with its deepest folders silently left out. */
+static enum viv_err assets_too_deep(void *ctx, const char *rel)
 {
-	DIR *d;
-	struct dirent *de;
-	enum viv_err err = VIV_OK;
+	struct asset_list *l = ctx;
 
-	if (depth > ASSETS_DEPTH_MAX) {
-		close(dirfd);
-		viv_errf(l->err, l->errlen, "the %s folder is nested more than %d folders deep",
-			 l->label, ASSETS_DEPTH_MAX);
-		return VIV_ERR_INVALID;
-	}
-	d = fdopendir(dirfd);
-	if (!d) {
-		close(dirfd);
-		return VIV_ERR_IO;
-	}
-	for (de = readdir(d); !err && de; de = readdir(d)) {
-		struct stat st;
-		char *path;
+	(void)rel;
+	viv_errf(l->err, l->errlen, "the %s folder is nested more than %d folders deep", l->label,
+		 ASSETS_DEPTH_MAX);
+	return VIV_ERR_INVALID;
+}
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			err = VIV_ERR_IO;
-			break;
-		}
-		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd, de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub < 0) {
-				free(path);
-				err = VIV_ERR_IO;
-				break;
-			}
-			err = list_push(l, path, true, 0);
-			if (!err)
-				err = walk(l, sub, l->v[l->n - 1].rel, depth + 1);
-			else
-				close(sub);
-		} else if (S_ISREG(st.st_mode)) {
-			err = list_push(l, path, false, (uint64_t)st.st_size);
-		} else {
-			viv_errf(l->err, l->errlen,
-				 "%s/%.200s is %s; static assets must be regular files and folders",
-				 l->label, path,
-				 S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
-			free(path);
-			err = VIV_ERR_INVALID;
-		}
-	}
-	closedir(d);
-	return err;
+static enum viv_err assets_visit(void *ctx, const char *rel, const char *name,
+				 const struct stat *st)
+{
+	struct asset_list *l = ctx;
+
+	(void)name;
+	if (S_ISDIR(st->st_mode))
+		return list_push(l, strdup(rel), true, 0);
+	if (S_ISREG(st->st_mode))
+		return list_push(l, strdup(rel), false, (uint64_t)st->st_size);
+	viv_errf(l->err, l->errlen,
+		 "%s/%.200s is %s; static assets must be regular files and folders", l->label,
+		 rel, S_ISLNK(st->st_mode) ? "a symbolic link" : "a special file");
+	return VIV_ERR_INVALID;
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -176,6 +142,12 @@ enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_ent
 			      struct pipe_assets_stats *stats_out, char *err, size_t errlen)
 {
 	struct asset_list l;
+	/* Every entry is hashed, so one that cannot be examined is an error. */
+	struct pipe_walk w = {.visit = assets_visit,
+			      .too_deep = assets_too_deep,
+			      .ctx = &l,
+			      .depth_max = ASSETS_DEPTH_MAX,
+			      .unreadable_is_error = true};
 	struct viv_sha256 h;
 	enum viv_err e;
 	int rootfd, walkfd;
@@ -199,7 +171,7 @@ enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_ent
 		close(rootfd);
 		return VIV_ERR_IO;
 	}
-	e = walk(&l, walkfd, "", 0);
+	e = pipe_walk(&w, walkfd);
 	if (e)
 		goto out;
 	/* One order for every machine: sorted relative paths, bytewise. */

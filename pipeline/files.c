@@ -152,20 +152,17 @@ static bool has_suffix(const char *name, const char *const *suffixes)
 	return false;
 }
 
-/* Walks the directory open at dirfd (which it closes), whose path relative
- * to the root is rel ("" at the root), at most WALK_DEPTH_MAX levels deep.
- * Symbolic links are not followed. */
-static enum viv_err walk(int dirfd, const char *rel, int depth, const char *const *suffixes,
-			 struct strv *out)
+/* Walks the folder open at dirfd (closed here), whose path relative to the
+ * root is rel ("" at the root) and which is depth folders below it. */
+static enum viv_err walk_dir(const struct pipe_walk *w, int dirfd, const char *rel, int depth)
 {
 	DIR *d;
 	struct dirent *de;
 	enum viv_err err = VIV_OK;
 
-	/* Deeper folders are not searched: no build looks that far. */
-	if (depth > WALK_DEPTH_MAX) {
+	if (depth > w->depth_max) {
 		close(dirfd);
-		return VIV_OK;
+		return w->too_deep ? w->too_deep(w->ctx, rel) : VIV_OK;
 	}
 	d = fdopendir(dirfd);
 	if (!d) {
@@ -178,8 +175,11 @@ static enum viv_err walk(int dirfd, const char *rel, int depth, const char *cons
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (w->unreadable_is_error)
+				err = VIV_ERR_IO;
 			continue;
+		}
 		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
 			err = VIV_ERR_NOMEM;
 			break;
@@ -187,25 +187,51 @@ static enum viv_err walk(int dirfd, const char *rel, int depth, const char *cons
 		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd, de->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub < 0)
+			if (sub < 0) {
 				err = VIV_ERR_IO;
-			else
-				err = walk(sub, path, depth + 1, suffixes, out);
-			free(path);
-		} else if (S_ISREG(st.st_mode) && has_suffix(de->d_name, suffixes)) {
-			err = strv_push(out, path);
+			} else {
+				err = w->visit(w->ctx, path, de->d_name, &st);
+				if (!err)
+					err = walk_dir(w, sub, path, depth + 1);
+				else
+					close(sub);
+			}
 		} else {
-			free(path);
+			err = w->visit(w->ctx, path, de->d_name, &st);
 		}
+		free(path);
 	}
 	closedir(d);
 	return err;
 }
 
+enum viv_err pipe_walk(const struct pipe_walk *w, int dirfd)
+{
+	return walk_dir(w, dirfd, "", 0);
+}
+
+/* What pipe_find_files() keeps of a walk. */
+struct find {
+	const char *const *suffixes;
+	struct strv files;
+};
+
+static enum viv_err find_visit(void *ctx, const char *rel, const char *name, const struct stat *st)
+{
+	struct find *f = ctx;
+
+	if (!S_ISREG(st->st_mode) || !has_suffix(name, f->suffixes))
+		return VIV_OK;
+	return strv_push(&f->files, strdup(rel));
+}
+
 enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
 			     char ***out, size_t *n_out)
 {
-	struct strv s = {NULL, 0, 0, max};
+	struct find f = {suffixes, {NULL, 0, 0, max}};
+	/* Deeper folders are not searched: no build looks that far. Entries
+	 * that cannot be examined are passed over. */
+	struct pipe_walk w = {.visit = find_visit, .ctx = &f, .depth_max = WALK_DEPTH_MAX};
 	enum viv_err err;
 	int fd;
 
@@ -214,19 +240,19 @@ enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
-	err = walk(fd, "", 0, suffixes, &s);
-	if (!err && !s.v) {
-		s.v = calloc(1, sizeof(char *));
-		if (!s.v)
+	err = pipe_walk(&w, fd);
+	if (!err && !f.files.v) {
+		f.files.v = calloc(1, sizeof(char *));
+		if (!f.files.v)
 			err = VIV_ERR_NOMEM;
 	}
 	if (err) {
-		pipe_strv_free(s.v, s.n);
+		pipe_strv_free(f.files.v, f.files.n);
 		return err;
 	}
-	qsort(s.v, s.n, sizeof(char *), cmp_str);
-	*out = s.v;
-	*n_out = s.n;
+	qsort(f.files.v, f.files.n, sizeof(char *), cmp_str);
+	*out = f.files.v;
+	*n_out = f.files.n;
 	return VIV_OK;
 }
 

@@ -179,6 +179,33 @@ enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
 
 /* ---- Files of a project (files.c) ---------------------------------------------- */
 
+struct stat;
+
+/* One walk of a folder tree (pipe_walk()): what it calls, and what it does
+ * with what it will not or cannot look into. */
+struct pipe_walk {
+	/* Called for each entry: rel is its path below the folder walked
+	 * ("src/main.c"), name its last component, both borrowed for the call;
+	 * st is what lstat says. A result other than VIV_OK ends the walk with
+	 * it. */
+	enum viv_err (*visit)(void *ctx, const char *rel, const char *name, const struct stat *st);
+	/* Called instead of reading the folder rel, nested more than depth_max
+	 * folders deep; a result other than VIV_OK ends the walk with it. NULL
+	 * passes such folders over. */
+	enum viv_err (*too_deep)(void *ctx, const char *rel);
+	void *ctx;
+	int depth_max;
+	/* An entry lstat cannot examine is VIV_ERR_IO, rather than passed over. */
+	bool unreadable_is_error;
+};
+
+/* Walks the folder open at dirfd depth first, in directory order, calling
+ * w->visit for every entry, a folder before what it holds. Symbolic links
+ * are not followed. A folder that cannot be read is VIV_ERR_IO; otherwise
+ * VIV_ERR_NOMEM or what a callback returned. Takes ownership of dirfd
+ * whatever the result. */
+enum viv_err pipe_walk(const struct pipe_walk *w, int dirfd);
+
 /* Relative paths ("src/main.c") of the regular files under root, at most
  * 64 folders deep, whose names end with one of the suffixes (NULL-terminated
  * list; NULL: every file), sorted bytewise so that builds are reproducible.
