@@ -225,6 +225,24 @@ static enum viv_err find_visit(void *ctx, const char *rel, const char *name, con
 	return strv_push(&f->files, strdup(rel));
 }
 
+/* Hands s to the caller as a NULL-terminated array (an empty one rather
+ * than NULL) when err is VIV_OK, or frees it; returns err. */
+static enum viv_err strv_finish(struct strv *s, enum viv_err err, char ***out, size_t *n_out)
+{
+	if (!err && !s->v) {
+		s->v = calloc(1, sizeof(char *));
+		if (!s->v)
+			err = VIV_ERR_NOMEM;
+	}
+	if (err) {
+		pipe_strv_free(s->v, s->n);
+		return err;
+	}
+	*out = s->v;
+	*n_out = s->n;
+	return VIV_OK;
+}
+
 enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
 			     char ***out, size_t *n_out)
 {
@@ -241,19 +259,9 @@ enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size
 	if (fd < 0)
 		return errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
 	err = pipe_walk(&w, fd);
-	if (!err && !f.files.v) {
-		f.files.v = calloc(1, sizeof(char *));
-		if (!f.files.v)
-			err = VIV_ERR_NOMEM;
-	}
-	if (err) {
-		pipe_strv_free(f.files.v, f.files.n);
-		return err;
-	}
-	qsort(f.files.v, f.files.n, sizeof(char *), cmp_str);
-	*out = f.files.v;
-	*n_out = f.files.n;
-	return VIV_OK;
+	if (!err && f.files.n > 0)
+		qsort(f.files.v, f.files.n, sizeof(char *), cmp_str);
+	return strv_finish(&f.files, err, out, n_out);
 }
 
 /* root with glob's special characters escaped, so that only the pattern
@@ -352,16 +360,5 @@ enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_pattern
 		}
 	}
 	free(eroot);
-	if (!err && !s.v) {
-		s.v = calloc(1, sizeof(char *));
-		if (!s.v)
-			err = VIV_ERR_NOMEM;
-	}
-	if (err) {
-		pipe_strv_free(s.v, s.n);
-		return err;
-	}
-	*out = s.v;
-	*n_out = s.n;
-	return VIV_OK;
+	return strv_finish(&s, err, out, n_out);
 }
