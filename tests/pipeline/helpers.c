@@ -169,7 +169,29 @@ bool t_sandbox_ok(void)
 	return pipe_sandbox_available(why, sizeof(why));
 }
 
-int64_t t_queue(struct store *st, const char *app, const char *path)
+struct t_store_fixture t_fx;
+
+void t_store_setup(void)
+{
+	char errbuf[256];
+
+	t_fx.work = t_tmpdir();
+	t_fx.datadir = viv_path_join(t_fx.work, "data");
+	cr_assert_eq(store_open(t_fx.datadir, &t_fx.st, errbuf, sizeof(errbuf)), VIV_OK, "%s",
+		     errbuf);
+	/* Builds run sandboxed wherever bubblewrap works, as in production. */
+	t_config(&t_fx.cfg, t_sandbox_ok());
+}
+
+void t_store_teardown(void)
+{
+	store_close(t_fx.st);
+	viv_rmtree(t_fx.work);
+	free(t_fx.work);
+	free(t_fx.datadir);
+}
+
+int64_t t_queue(const char *app, const char *path)
 {
 	char *tmp = NULL, *data;
 	char sha[VIV_SHA256_HEX_LEN + 1];
@@ -179,36 +201,40 @@ int64_t t_queue(struct store *st, const char *app, const char *path)
 	data = t_read(path, &len);
 	cr_assert_not_null(data, "%s", path);
 	viv_sha256_hex(data, len, sha);
-	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
+	cr_assert_eq(store_upload_tmp(t_fx.st, &tmp), VIV_OK);
 	cr_assert_eq(viv_write_file_atomic(tmp, data, len, 0600), VIV_OK);
-	cr_assert_eq(store_deployment_create(st, app, tmp, sha, (int64_t)len, &id), VIV_OK);
+	cr_assert_eq(store_deployment_create(t_fx.st, app, tmp, sha, (int64_t)len, &id), VIV_OK);
 	free(tmp);
 	free(data);
 	return id;
 }
 
-struct store_deployment *t_build(struct store *st, const struct pipe_config *cfg, int64_t want)
+struct store_deployment *t_build(int64_t want)
 {
 	struct store_deployment *d = NULL;
 	int64_t id = 0;
+	char *upload;
 
-	cr_assert_eq(store_deployment_claim(st, &id), VIV_OK);
+	cr_assert_eq(store_deployment_claim(t_fx.st, &id), VIV_OK);
 	cr_assert_eq(id, want);
-	cr_assert_eq(pipe_build(st, cfg, id), VIV_OK);
-	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+	cr_assert_eq(pipe_build(t_fx.st, &t_fx.cfg, id), VIV_OK);
+	cr_assert_eq(store_deployment_get(t_fx.st, id, &d), VIV_OK);
+	/* The upload is gone either way. */
+	upload = store_upload_path(t_fx.st, id);
+	cr_assert_neq(access(upload, F_OK), 0, "the upload was left behind");
+	free(upload);
 	return d;
 }
 
-struct store_deployment *t_build_entries(struct store *st, const struct pipe_config *cfg,
-					 const char *dir, const char *app,
-					 const struct t_entry *entries, size_t n)
+struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries,
+					 size_t n)
 {
 	struct store_deployment *d;
 	char *path;
 
-	cr_assert(asprintf(&path, "%s/%s.tar.gz", dir, app) > 0);
+	cr_assert(asprintf(&path, "%s/%s.tar.gz", t_fx.work, app) > 0);
 	t_archive(path, "tar", "gzip", entries, n);
-	d = t_build(st, cfg, t_queue(st, app, path));
+	d = t_build(t_queue(app, path));
 	free(path);
 	return d;
 }

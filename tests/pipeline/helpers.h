@@ -1,5 +1,6 @@
 /* Helpers for the pipeline's tests: temporary folders, files, archives
- * made entry by entry with libarchive, and wasm modules from WAT text. */
+ * made entry by entry with libarchive, wasm modules from WAT text, and a
+ * store to build through. */
 #ifndef TEST_PIPELINE_HELPERS_H
 #define TEST_PIPELINE_HELPERS_H
 
@@ -46,17 +47,34 @@ void t_config(struct pipe_config *cfg, bool sandbox);
 /* True when bubblewrap works here. */
 bool t_sandbox_ok(void);
 
-/* Queues the file at path as a deployment of app and returns its id. */
-int64_t t_queue(struct store *st, const char *app, const char *path);
+/* What t_store_setup() makes for a suite of whole builds through a store,
+ * and t_store_teardown() removes. Criterion runs each test in its own
+ * process, so every test starts with a fresh one. */
+struct t_store_fixture {
+	char *work;             /* a fresh folder under /tmp */
+	char *datadir;          /* work/data, where the store is */
+	struct store *st;
+	struct pipe_config cfg; /* sandboxed wherever bubblewrap works, as in production */
+};
 
-/* Claims the next deployment, which must be want, builds it with cfg, and
- * returns what the store then says (caller frees with
- * store_deployment_free()). */
-struct store_deployment *t_build(struct store *st, const struct pipe_config *cfg, int64_t want);
+extern struct t_store_fixture t_fx;
 
-/* Packs the entries as dir/app.tar.gz, queues it as app and builds it. */
-struct store_deployment *t_build_entries(struct store *st, const struct pipe_config *cfg,
-					 const char *dir, const char *app,
-					 const struct t_entry *entries, size_t n);
+/* A suite's .init and .fini: set up t_fx, and tear it down. */
+void t_store_setup(void);
+void t_store_teardown(void);
+
+/* Queues the file at path as a deployment of app in t_fx's store and
+ * returns its id. */
+int64_t t_queue(const char *app, const char *path);
+
+/* Claims the next deployment, which must be want, builds it with t_fx.cfg,
+ * checks that the upload is gone, and returns what the store then says
+ * (caller frees with store_deployment_free()). */
+struct store_deployment *t_build(int64_t want);
+
+/* Packs the entries as t_fx.work/app.tar.gz, queues it as app and builds it
+ * as t_build() does. */
+struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries,
+					 size_t n);
 
 #endif

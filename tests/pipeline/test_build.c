@@ -12,89 +12,14 @@
 #include "store.h"
 #include "viv_guest.h"
 
-static char *datadir, *work;
-static struct store *st;
-static struct pipe_config cfg;
-
-static void setup(void)
-{
-	char errbuf[256];
-
-	work = t_tmpdir();
-	datadir = viv_path_join(work, "data");
-	cr_assert_eq(store_open(datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
-	/* Builds run sandboxed wherever bubblewrap works, as in production. */
-	t_config(&cfg, t_sandbox_ok());
-}
-
-static void teardown(void)
-{
-	store_close(st);
-	viv_rmtree(work);
-	free(work);
-	free(datadir);
-}
-
-TestSuite(build, .init = setup, .fini = teardown, .timeout = 300);
-
-/* Queues path's bytes as a deployment of app and returns its id. */
-static int64_t queue(const char *app, const char *path)
-{
-	char *tmp = NULL, *data;
-	char sha[VIV_SHA256_HEX_LEN + 1];
-	size_t len = 0;
-	int64_t id = 0;
-
-	data = t_read(path, &len);
-	cr_assert_not_null(data, "%s", path);
-	viv_sha256_hex(data, len, sha);
-	cr_assert_eq(store_upload_tmp(st, &tmp), VIV_OK);
-	cr_assert_eq(viv_write_file_atomic(tmp, data, len, 0600), VIV_OK);
-	cr_assert_eq(store_deployment_create(st, app, tmp, sha, (int64_t)len, &id), VIV_OK);
-	free(tmp);
-	free(data);
-	return id;
-}
-
-/* Claims and builds the next deployment; returns what the store says. */
-static struct store_deployment *build_next(int64_t want)
-{
-	struct store_deployment *d = NULL;
-	int64_t id = 0;
-	char *upload;
-
-	cr_assert_eq(store_deployment_claim(st, &id), VIV_OK);
-	cr_assert_eq(id, want);
-	cr_assert_eq(pipe_build(st, &cfg, id), VIV_OK);
-	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
-	/* The upload is gone either way. */
-	upload = store_upload_path(st, id);
-	cr_assert_neq(access(upload, F_OK), 0, "the upload was left behind");
-	free(upload);
-	return d;
-}
+TestSuite(build, .init = t_store_setup, .fini = t_store_teardown, .timeout = 300);
 
 static char *tar_of(const char *name, const struct t_entry *e, size_t n)
 {
-	char *path = viv_path_join(work, name);
+	char *path = viv_path_join(t_fx.work, name);
 
 	t_archive(path, "tar", "gzip", e, n);
 	return path;
-}
-
-/* Uploads a gzipped tarball of the n entries as a deployment of app, builds
- * it and returns what the store says. */
-static struct store_deployment *build_tar(const char *app, const struct t_entry *e, size_t n)
-{
-	char name[128];
-	char *tar;
-	struct store_deployment *d;
-
-	snprintf(name, sizeof(name), "%s.tar.gz", app);
-	tar = tar_of(name, e, n);
-	d = build_next(queue(app, tar));
-	free(tar);
-	return d;
 }
 
 /* Polls the store until a builder thread has finished deployment id (a
@@ -104,7 +29,7 @@ static struct store_deployment *wait_finished(int64_t id)
 	struct store_deployment *d = NULL;
 
 	for (int i = 0; i < 600; i++) {
-		cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+		cr_assert_eq(store_deployment_get(t_fx.st, id, &d), VIV_OK);
 		if (d->status == STORE_DEP_READY || d->status == STORE_DEP_FAILED)
 			return d;
 		store_deployment_free(d);
@@ -126,7 +51,7 @@ static char *hello_source(void)
 
 static void assert_no_build_dirs_left(void)
 {
-	char *builds = viv_path_join(datadir, "builds");
+	char *builds = viv_path_join(t_fx.datadir, "builds");
 	char **left = NULL;
 	size_t n = 0;
 
@@ -161,7 +86,7 @@ Test(build, c_hello_is_ready_and_loads)
 	const struct viv_guest *g;
 	struct store_app *app = NULL;
 
-	d = build_next(queue("hello", tar));
+	d = t_build(t_queue("hello", tar));
 	cr_assert_eq(d->status, STORE_DEP_READY, "failed: %s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "c");
 	cr_assert_str_eq(d->mode, "cgi");
@@ -175,8 +100,8 @@ Test(build, c_hello_is_ready_and_loads)
 	assert_timings(d, steps);
 	printf("c-hello timings: %s\n", d->timings);
 
-	so = store_artifact_path(st, d->artifact, "so");
-	wasm = store_artifact_path(st, d->artifact, "wasm");
+	so = store_artifact_path(t_fx.st, d->artifact, "so");
+	wasm = store_artifact_path(t_fx.st, d->artifact, "wasm");
 	cr_assert_eq(access(so, R_OK), 0);
 	cr_assert_eq(access(wasm, R_OK), 0);
 	h = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
@@ -190,7 +115,7 @@ Test(build, c_hello_is_ready_and_loads)
 	cr_assert_not_null(g->entry);
 	dlclose(h);
 
-	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(store_app_get(t_fx.st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->current_deployment, d->id);
 	assert_no_build_dirs_left();
 	store_app_free(app);
@@ -208,9 +133,9 @@ Test(build, identical_second_build_reuses_the_artifact)
 	char *tar = tar_of("hello.tar.gz", e, 1);
 	struct store_deployment *a, *b;
 
-	a = build_next(queue("hello", tar));
+	a = t_build(t_queue("hello", tar));
 	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
-	b = build_next(queue("hello", tar));
+	b = t_build(t_queue("hello", tar));
 	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
 	cr_assert_str_eq(a->artifact, b->artifact);
 	cr_assert(strstr(b->log, "already built; reusing it"), "%s", b->log);
@@ -228,7 +153,7 @@ Test(build, c_compile_error_names_file_and_line)
 		 "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
 		{"README.md", 'f', "# bad\n", 0},
 	};
-	struct store_deployment *d = build_tar("bad", e, 2);
+	struct store_deployment *d = t_build_entries("bad", e, 2);
 	struct store_app *app = NULL;
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
@@ -237,7 +162,7 @@ Test(build, c_compile_error_names_file_and_line)
 	cr_assert(strstr(d->log, "src/main.c:4:9: error: use of undeclared identifier 'nope'"),
 		  "%s", d->log);
 	/* A failed first build leaves the app with nothing serving. */
-	cr_assert_eq(store_app_get(st, "bad", &app), VIV_OK);
+	cr_assert_eq(store_app_get(t_fx.st, "bad", &app), VIV_OK);
 	cr_assert_eq(app->current_deployment, 0);
 	cr_assert(strstr(d->timings, "\"total\""), "%s", d->timings);
 	assert_no_build_dirs_left();
@@ -254,11 +179,11 @@ Test(build, failure_keeps_the_previous_deployment_serving)
 	struct store_deployment *a, *b;
 	struct store_app *app = NULL;
 
-	a = build_next(queue("hello", t1));
+	a = t_build(t_queue("hello", t1));
 	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
-	b = build_next(queue("hello", t2));
+	b = t_build(t_queue("hello", t2));
 	cr_assert_eq(b->status, STORE_DEP_FAILED);
-	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
+	cr_assert_eq(store_app_get(t_fx.st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->current_deployment, a->id);
 	store_app_free(app);
 	store_deployment_free(a);
@@ -280,7 +205,7 @@ Test(build, c_reactor_with_run)
 		 " \"env\": {\"GREETING\": \"hi\"}}",
 		 0},
 	};
-	struct store_deployment *d = build_tar("handler", e, 2);
+	struct store_deployment *d = t_build_entries("handler", e, 2);
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->mode, "hostcall");
@@ -293,7 +218,7 @@ Test(build, c_reactor_with_run)
 Test(build, c_without_main_or_run)
 {
 	struct t_entry e[] = {{"lib.c", 'f', "int helper(int x) { return x + 1; }\n", 0}};
-	struct store_deployment *d = build_tar("lib", e, 1);
+	struct store_deployment *d = t_build_entries("lib", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "found neither main() (a WASI command, served as CGI) nor run() "
@@ -317,7 +242,7 @@ Test(build, wat_module)
 		 " (i32.const 8)))))\n",
 		 0},
 	};
-	struct store_deployment *d = build_tar("wat", e, 1);
+	struct store_deployment *d = t_build_entries("wat", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "wat");
@@ -331,7 +256,7 @@ Test(build, wat_error_has_line_and_column)
 	struct t_entry e[] = {
 		{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0},
 	};
-	struct store_deployment *d = build_tar("wat", e, 1);
+	struct store_deployment *d = t_build_entries("wat", e, 1);
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "wat2wasm reported errors in app.wat"), "%s", d->error);
@@ -341,9 +266,9 @@ Test(build, wat_error_has_line_and_column)
 
 Test(build, raw_wasm_upload)
 {
-	char *wasm = t_wat(work, "raw.wasm",
+	char *wasm = t_wat(t_fx.work, "raw.wasm",
 			   "(module (memory 1) (func (export \"run\")))");
-	struct store_deployment *d = build_next(queue("raw", wasm));
+	struct store_deployment *d = t_build(t_queue("raw", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "wasm");
@@ -354,11 +279,11 @@ Test(build, raw_wasm_upload)
 
 Test(build, unknown_imports_are_named)
 {
-	char *wasm = t_wat(work, "imp.wasm",
+	char *wasm = t_wat(t_fx.work, "imp.wasm",
 			   "(module (import \"env\" \"foo\" (func (param i32) (result i32)))"
 			   " (import \"env\" \"bar\" (func))"
 			   " (func (export \"_start\") (drop (call 0 (i32.const 1))) (call 1)))");
-	struct store_deployment *d = build_next(queue("imp", wasm));
+	struct store_deployment *d = t_build(t_queue("imp", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->error, "the module imports what Vivarium does not provide: env.foo "
@@ -369,9 +294,9 @@ Test(build, unknown_imports_are_named)
 
 Test(build, simd_is_refused_plainly)
 {
-	char *wasm = t_wat(work, "simd.wasm",
+	char *wasm = t_wat(t_fx.work, "simd.wasm",
 			   "(module (func (export \"run\") (drop (v128.const i32x4 1 2 3 4))))");
-	struct store_deployment *d = build_next(queue("simd", wasm));
+	struct store_deployment *d = t_build(t_queue("simd", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "wasm-opt rejected the module"), "%s", d->error);
@@ -382,17 +307,17 @@ Test(build, simd_is_refused_plainly)
 
 Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 {
-	char *junk = viv_path_join(work, "junk");
+	char *junk = viv_path_join(t_fx.work, "junk");
 	struct t_entry e[] = {{"../evil.c", 'f', "x", 0}};
 	struct store_deployment *d;
 
 	cr_assert_eq(viv_write_file_atomic(junk, "just some text", 14, 0644), VIV_OK);
-	d = build_next(queue("junk", junk));
+	d = t_build(t_queue("junk", junk));
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "the upload is not a tarball or a .wasm module (libarchive:"),
 		  "%s", d->error);
 	store_deployment_free(d);
-	d = build_tar("evil", e, 1);
+	d = t_build_entries("evil", e, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "'../evil.c' leaves the upload's folder"), "%s", d->error);
 	store_deployment_free(d);
@@ -408,12 +333,12 @@ Test(build, manifest_errors_name_the_field_or_file)
 	struct t_entry rust[] = {{"Cargo.toml", 'f', "[package]\nname = \"x\"\n", 0}};
 	struct store_deployment *d;
 
-	d = build_tar("m", bad, 2);
+	d = t_build_entries("m", bad, 2);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "limits.memory_mb is 4096, above this server's maximum of 1024"),
 		  "%s", d->error);
 	store_deployment_free(d);
-	d = build_tar("r", rust, 1);
+	d = t_build_entries("r", rust, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->language, "rust");
 	cr_assert_str_eq(d->error, "cargo could not read Cargo.toml; the build log says what is "
@@ -426,13 +351,13 @@ Test(build, manifest_errors_name_the_field_or_file)
  * when wake is set, and checks that the builder makes it ready. */
 static void builder_builds(const char *app, bool wake)
 {
-	char *wasm = t_wat(work, "raw.wasm", "(module (func (export \"_start\")))");
+	char *wasm = t_wat(t_fx.work, "raw.wasm", "(module (func (export \"_start\")))");
 	struct pipe_builder *b = NULL;
 	struct store_deployment *d;
 	int64_t id;
 
-	cr_assert_eq(pipe_builder_start(datadir, &cfg, &b), VIV_OK);
-	id = queue(app, wasm);
+	cr_assert_eq(pipe_builder_start(t_fx.datadir, &t_fx.cfg, &b), VIV_OK);
+	id = t_queue(app, wasm);
 	if (wake)
 		pipe_builder_wake(b);
 	d = wait_finished(id);
@@ -457,7 +382,7 @@ Test(build, builder_start_fails_on_a_bad_datadir)
 {
 	struct pipe_builder *b = (void *)1;
 
-	cr_assert_neq(pipe_builder_start("/proc/nope/data", &cfg, &b), VIV_OK);
+	cr_assert_neq(pipe_builder_start("/proc/nope/data", &t_fx.cfg, &b), VIV_OK);
 	cr_assert_null(b);
 	pipe_builder_stop(NULL);
 }

@@ -15,36 +15,9 @@
 #include "store.h"
 #include "viv_guest.h"
 
-static char *datadir, *work;
-static struct store *st;
-static struct pipe_config cfg;
-
-static void setup(void)
-{
-	char errbuf[256];
-
-	work = t_tmpdir();
-	datadir = viv_path_join(work, "data");
-	cr_assert_eq(store_open(datadir, &st, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
-	t_config(&cfg, t_sandbox_ok());
-}
-
-static void teardown(void)
-{
-	store_close(st);
-	viv_rmtree(work);
-	free(work);
-	free(datadir);
-}
-
-TestSuite(lang, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(lang, .init = t_store_setup, .fini = t_store_teardown, .timeout = 300);
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static struct store_deployment *build(const char *app, const struct t_entry *e, size_t n)
-{
-	return t_build_entries(st, &cfg, work, app, e, n);
-}
 
 static void assert_ready(const struct store_deployment *d, const char *language,
 			 const char *mode)
@@ -63,7 +36,7 @@ static void assert_failed(const struct store_deployment *d, const char *error_pa
 /* Loads the artifact and checks the contract it exports. */
 static void assert_artifact_mode(const struct store_deployment *d, enum viv_guest_mode mode)
 {
-	char *so = store_artifact_path(st, d->artifact, "so");
+	char *so = store_artifact_path(t_fx.st, d->artifact, "so");
 	const struct viv_guest *g;
 	void *h;
 
@@ -81,7 +54,7 @@ static void assert_artifact_mode(const struct store_deployment *d, enum viv_gues
 /* The imports of the stored, optimized module, one "module.name" per line. */
 static char *imports_of(const struct store_deployment *d)
 {
-	char *path = store_artifact_path(st, d->artifact, "wasm");
+	char *path = store_artifact_path(t_fx.st, d->artifact, "wasm");
 	char *data, err[256];
 	size_t len = 0;
 	struct pipe_wasm_info *w = NULL;
@@ -134,7 +107,7 @@ Test(lang, rust_hostcall_handler)
 		/* A lock file from the user's machine is set aside. */
 		{"hello/Cargo.lock", 'f', "version = 3\n", 0},
 	};
-	struct store_deployment *d = build("rusty", e, N(e));
+	struct store_deployment *d = t_build_entries("rusty", e, N(e));
 
 	assert_ready(d, "rust", "hostcall");
 	cr_assert(strstr(d->log, "build --release --offline --target wasm32-wasi"), "%s", d->log);
@@ -156,7 +129,7 @@ Test(lang, rust_wasi_command)
 		 "}\n",
 		 0},
 	};
-	struct store_deployment *d = build("rusty-cgi", e, N(e));
+	struct store_deployment *d = t_build_entries("rusty-cgi", e, N(e));
 	char *imports;
 
 	assert_ready(d, "rust", "cgi");
@@ -187,7 +160,7 @@ Test(lang, rust_dependency_from_debian)
 
 	cr_assert_eq(access("/usr/share/cargo/registry", F_OK), 0,
 		     "Debian's crates are missing: run scripts/setup.sh (librust-cfg-if-dev)");
-	d = build("dep", e, N(e));
+	d = t_build_entries("dep", e, N(e));
 	assert_ready(d, "rust", "cgi");
 	cr_assert(strstr(d->log, "Compiling cfg-if v1."), "%s", d->log);
 	store_deployment_free(d);
@@ -204,7 +177,7 @@ Test(lang, rust_compile_error_names_file_and_line)
 		 "}\n",
 		 0},
 	};
-	struct store_deployment *d = build("rust-bad", e, N(e));
+	struct store_deployment *d = t_build_entries("rust-bad", e, N(e));
 
 	assert_failed(d, "the Rust compiler reported errors; the build log has them with file "
 			 "and line");
@@ -222,7 +195,7 @@ Test(lang, rust_missing_crate_is_named)
 		 0},
 		{"src/main.rs", 'f', "fn main() {}\n", 0},
 	};
-	struct store_deployment *d = build("needy", e, N(e));
+	struct store_deployment *d = t_build_entries("needy", e, N(e));
 
 	assert_failed(d, "the crate `no_such_crate_here` is not available");
 	cr_assert(strstr(d->error, "librust-no-such-crate-here-dev"), "%s", d->error);
@@ -235,7 +208,7 @@ Test(lang, rust_missing_crate_is_named)
  * whatever crate sdk_dir/rust holds as `vivarium`. */
 Test(lang, rust_sdk_resolves_without_being_uploaded)
 {
-	char *sdk = viv_path_join(work, "sdk");
+	char *sdk = viv_path_join(t_fx.work, "sdk");
 	struct t_entry e[] = {
 		{"Cargo.toml", 'f',
 		 "[package]\nname = \"uses-sdk\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
@@ -252,8 +225,8 @@ Test(lang, rust_sdk_resolves_without_being_uploaded)
 	t_write(sdk, "rust/Cargo.toml",
 		"[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
 	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
-	cfg.sdk_dir = sdk;
-	d = build("uses-sdk", e, N(e));
+	t_fx.cfg.sdk_dir = sdk;
+	d = t_build_entries("uses-sdk", e, N(e));
 	assert_ready(d, "rust", "hostcall");
 	cr_assert(strstr(d->log, "the Vivarium SDK is the crate `vivarium`"), "%s", d->log);
 	cr_assert(strstr(d->log, "Compiling vivarium v0.1.3"), "%s", d->log);
@@ -279,7 +252,7 @@ Test(lang, assemblyscript_hello)
 		 0},
 		{"package.json", 'f', "{\"name\": \"as-hello\", \"private\": true}\n", 0},
 	};
-	struct store_deployment *d = build("as-hello", e, N(e));
+	struct store_deployment *d = t_build_entries("as-hello", e, N(e));
 	char *imports;
 
 	assert_ready(d, "assemblyscript", "hostcall");
@@ -304,7 +277,7 @@ Test(lang, assemblyscript_type_error_names_file_line_and_column)
 		 "}\n",
 		 0},
 	};
-	struct store_deployment *d = build("as-bad", e, N(e));
+	struct store_deployment *d = t_build_entries("as-bad", e, N(e));
 
 	assert_failed(d, "the AssemblyScript compiler reported errors; the build log has them "
 			 "with file, line and column");
@@ -321,7 +294,7 @@ Test(lang, assemblyscript_missing_package_is_named)
 		 "export function run(): void { pad(); }\n",
 		 0},
 	};
-	struct store_deployment *d = build("as-needy", e, N(e));
+	struct store_deployment *d = t_build_entries("as-needy", e, N(e));
 
 	assert_failed(d, "the package \"left-pad\" is not available");
 	store_deployment_free(d);
@@ -329,7 +302,7 @@ Test(lang, assemblyscript_missing_package_is_named)
 
 Test(lang, assemblyscript_sdk_imports_as_vivarium)
 {
-	char *sdk = viv_path_join(work, "sdk");
+	char *sdk = viv_path_join(t_fx.work, "sdk");
 	struct t_entry e[] = {
 		{"assembly/index.ts", 'f',
 		 "import { answer } from \"vivarium\";\n"
@@ -341,8 +314,8 @@ Test(lang, assemblyscript_sdk_imports_as_vivarium)
 
 	t_write(sdk, "assemblyscript/assembly/index.ts",
 		"export function answer(): i32 { return 42; }\n");
-	cfg.sdk_dir = sdk;
-	d = build("as-sdk", e, N(e));
+	t_fx.cfg.sdk_dir = sdk;
+	d = t_build_entries("as-sdk", e, N(e));
 	assert_ready(d, "assemblyscript", "hostcall");
 	cr_assert(strstr(d->log, "the Vivarium SDK imports as \"vivarium\""), "%s", d->log);
 	store_deployment_free(d);
@@ -366,7 +339,7 @@ Test(lang, cxx_command)
 		 "}\n",
 		 0},
 	};
-	struct store_deployment *d = build("cxx", e, N(e));
+	struct store_deployment *d = t_build_entries("cxx", e, N(e));
 
 	assert_ready(d, "c", "cgi");
 	cr_assert(strstr(d->log, "$ clang++ --target=wasm32-wasi --sysroot=/usr -O2 "
@@ -379,7 +352,7 @@ Test(lang, cxx_command)
 Test(lang, cxx_run_needs_c_linkage)
 {
 	struct t_entry e[] = {{"h.cc", 'f', "void run() {}\n", 0}};
-	struct store_deployment *d = build("cxx-run", e, N(e));
+	struct store_deployment *d = t_build_entries("cxx-run", e, N(e));
 
 	assert_failed(d, "declare it extern \"C\" void run()");
 	store_deployment_free(d);
@@ -410,7 +383,7 @@ Test(lang, c_project_with_folders_include_dirs_and_flags)
 		 " \"-Werror\"]}}",
 		 0},
 	};
-	struct store_deployment *d = build("multi", e, N(e));
+	struct store_deployment *d = t_build_entries("multi", e, N(e));
 
 	assert_ready(d, "c", "cgi");
 	cr_assert(strstr(d->log, "-c src/main.c"), "%s", d->log);
@@ -426,7 +399,7 @@ Test(lang, c_include_dir_must_exist)
 		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
 		{"vivarium.json", 'f', "{\"build\": {\"include_dirs\": [\"nope\"]}}", 0},
 	};
-	struct store_deployment *d = build("noinc", e, N(e));
+	struct store_deployment *d = t_build_entries("noinc", e, N(e));
 
 	assert_failed(d, "build.include_dirs names 'nope', which is not a folder in the upload");
 	store_deployment_free(d);
@@ -444,7 +417,7 @@ Test(lang, assets_are_stored_and_named_in_the_config)
 	struct store_deployment *a, *b;
 	char want[128], *tree, *path, *text;
 
-	a = build("site", e, N(e));
+	a = t_build_entries("site", e, N(e));
 	assert_ready(a, "c", "cgi");
 	cr_assert_null(strstr(a->log, "not served"), "%s", a->log);
 	cr_assert(strstr(a->log, "static files: 2 in assets/"), "%s", a->log);
@@ -453,7 +426,7 @@ Test(lang, assets_are_stored_and_named_in_the_config)
 	text = strstr(a->config, "\"assets\":\"");
 	cr_assert_not_null(text, "%s", a->config);
 	snprintf(want, sizeof(want), "%.64s", text + 10);
-	tree = store_assets_path(st, want);
+	tree = store_assets_path(t_fx.st, want);
 	cr_assert_not_null(tree, "not a hash: %s", want);
 	path = viv_path_join(tree, "css/site.css");
 	text = t_read(path, NULL);
@@ -463,7 +436,7 @@ Test(lang, assets_are_stored_and_named_in_the_config)
 
 	/* The same files again give the same hash; the second build finds the
 	 * tree in place. */
-	b = build("site2", e, N(e));
+	b = t_build_entries("site2", e, N(e));
 	assert_ready(b, "c", "cgi");
 	cr_assert(strstr(b->config, want), "%s", b->config);
 	store_deployment_free(a);
@@ -485,16 +458,16 @@ Test(lang, no_assets_is_null_and_a_named_folder_must_exist)
 	};
 	struct store_deployment *d;
 
-	d = build("plain", plain, N(plain));
+	d = t_build_entries("plain", plain, N(plain));
 	assert_ready(d, "c", "cgi");
 	cr_assert(strstr(d->config, "\"assets\":null"), "%s", d->config);
 	store_deployment_free(d);
-	d = build("named", named, N(named));
+	d = t_build_entries("named", named, N(named));
 	assert_ready(d, "c", "cgi");
 	cr_assert(strstr(d->log, "static files: 1 in public/"), "%s", d->log);
 	cr_assert_null(strstr(d->config, "\"assets\":null"), "%s", d->config);
 	store_deployment_free(d);
-	d = build("missing", missing, N(missing));
+	d = t_build_entries("missing", missing, N(missing));
 	assert_failed(d, "assets names 'static', which is not a folder in the upload");
 	store_deployment_free(d);
 }
@@ -503,7 +476,7 @@ Test(lang, no_assets_is_null_and_a_named_folder_must_exist)
  * and anything past the caps. */
 Test(lang, assets_hash)
 {
-	char *dir = viv_path_join(work, "a"), *link;
+	char *dir = viv_path_join(t_fx.work, "a"), *link;
 	char h1[VIV_SHA256_HEX_LEN + 1], h2[VIV_SHA256_HEX_LEN + 1];
 	struct pipe_assets_stats s;
 	char err[512];
@@ -539,7 +512,7 @@ Test(lang, assets_hash)
 /* An assets tree nested more than 32 folders deep is refused, not cut short. */
 Test(lang, assets_hash_refuses_a_tree_too_deep)
 {
-	char *dir = viv_path_join(work, "a");
+	char *dir = viv_path_join(t_fx.work, "a");
 	char rel[128] = "";
 	char hex[VIV_SHA256_HEX_LEN + 1];
 	struct pipe_assets_stats s;
