@@ -52,6 +52,16 @@ function takeString(ptr: usize, len: usize): string {
   return s;
 }
 
+/** The text a host call placed in the out slots; frees it. */
+function outString(): string {
+  return takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+}
+
+/** A copy of the bytes a host call placed in the out slots; frees them. */
+function outBytes(): ArrayBuffer {
+  return takeBytes(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+}
+
 function utf8(s: string): ArrayBuffer {
   return String.UTF8.encode(s);
 }
@@ -151,15 +161,15 @@ export class Request {
     const h = sys.REQUEST_INCOMING;
     clearOut();
     sys.hostcall_req_get_method(OUT_PTR, OUT_LEN, h);
-    const method = takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    const method = outString();
     clearOut();
     sys.hostcall_req_get_path(OUT_PTR, OUT_LEN, h);
-    const path = takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    const path = outString();
     const req = new Request(method, path);
     req.headers = readHeaders(h, true);
     clearOut();
     sys.hostcall_req_get_body(OUT_PTR, OUT_LEN, h);
-    req.body = takeBytes(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    req.body = outBytes();
     return req;
   }
 
@@ -328,7 +338,7 @@ export class Response {
     resp.headers = readHeaders(handle, false);
     clearOut();
     sys.hostcall_resp_get_body(OUT_PTR, OUT_LEN, handle);
-    resp.body = takeBytes(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    resp.body = outBytes();
     return resp;
   }
 
@@ -365,7 +375,7 @@ export namespace kv {
     const k = utf8(key);
     clearOut();
     const found = sys.hostcall_kvstore_get(OUT_PTR, OUT_LEN, ptrOf(k), k.byteLength);
-    const value = takeBytes(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+    const value = outBytes();
     return found != 0 ? value : null;
   }
 
@@ -415,7 +425,7 @@ export function config(key: string): string | null {
   const k = utf8(key);
   clearOut();
   const found = sys.hostcall_config_get(OUT_PTR, OUT_LEN, ptrOf(k), k.byteLength);
-  const value = takeString(<usize>load<u32>(OUT_PTR), <usize>load<u32>(OUT_LEN));
+  const value = outString();
   return found != 0 ? value : null;
 }
 
