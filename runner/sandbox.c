@@ -455,12 +455,20 @@ void run_pool_set_services(struct run_pool *p, const struct run_services *servic
 	p->services = *services;
 }
 
-/* Returns the slot's memory to zeroes for the next instance. Pages the guest
- * never touched cost nothing here. */
+/* Returns the slot's memory to zeroes for the next instance. A small memory
+ * is cleared in place: its pages stay mapped, so the next instance takes no
+ * page faults and the kernel flushes no TLB entries, which cost far more
+ * than the memset (on a 2-core VM, 1.3 us per C hello request against 69 us
+ * with madvise). A large one is handed back to the kernel instead, so that
+ * one greedy request does not keep its memory resident. */
+#define RUN_CLEAN_IN_PLACE_MAX ((size_t)2 << 20)
+
 static void slot_clean(struct run_slot *s)
 {
-	if (s->used_bytes)
+	if (s->used_bytes > RUN_CLEAN_IN_PLACE_MAX)
 		madvise(s->mem, s->used_bytes, MADV_DONTNEED);
+	else if (s->used_bytes)
+		memset(s->mem, 0, s->used_bytes);
 	s->used_bytes = 0;
 }
 
