@@ -54,6 +54,7 @@ struct run_pool_config {
 	size_t outbound_body_max;     /* bytes of one outbound response body */
 	unsigned outbound_timeout_ms; /* one outbound request, redirects included */
 	unsigned outbound_max;        /* outbound requests one instance may make */
+	bool cpu_limit;               /* enforce limits.cpu_ms (the CPU tick) */
 };
 
 void run_pool_config_defaults(struct run_pool_config *cfg);
@@ -92,6 +93,12 @@ void run_pool_set_services(struct run_pool *pool, const struct run_services *ser
  * the fault handlers (installed once per process) and the CPU-time tick that
  * enforces deadlines. Idempotent per thread. */
 enum viv_err run_thread_init(void);
+
+/* Switches the calling thread's CPU-time tick on (the default) or off. With
+ * it off, limits.cpu_ms is not enforced for guests running on this thread:
+ * for benchmarks that measure what the tick costs, and hosts that run only
+ * trusted code. VIV_ERR_INVALID before run_thread_init(). */
+enum viv_err run_thread_cpu_limit(bool on);
 
 /* ---- One request ------------------------------------------------------------ */
 

@@ -281,12 +281,31 @@ static void install_handlers(void)
 }
 
 static __thread bool thread_ready;
+static __thread timer_t thread_tick;
+
+/* Arms (every RUN_TICK_NS of the thread's CPU time) or disarms the tick. */
+static enum viv_err tick_set(bool on)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	if (on) {
+		its.it_interval.tv_nsec = RUN_TICK_NS;
+		its.it_value = its.it_interval;
+	}
+	return timer_settime(thread_tick, 0, &its, NULL) ? VIV_ERR_INTERNAL : VIV_OK;
+}
+
+enum viv_err run_thread_cpu_limit(bool on)
+{
+	if (!thread_ready)
+		return VIV_ERR_INVALID;
+	return tick_set(on);
+}
 
 enum viv_err run_thread_init(void)
 {
 	struct sigevent sev;
-	struct itimerspec its;
-	timer_t timer;
 	stack_t ss;
 	void *alt;
 
@@ -311,13 +330,10 @@ enum viv_err run_thread_init(void)
 	sev.sigev_signo = tick_signal();
 	/* glibc 2.36 names this field only through its union. */
 	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &timer))
+	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &thread_tick))
 		return VIV_ERR_INTERNAL;
-	its.it_interval.tv_sec = 0;
-	its.it_interval.tv_nsec = RUN_TICK_NS;
-	its.it_value = its.it_interval;
-	if (timer_settime(timer, 0, &its, NULL)) {
-		timer_delete(timer);
+	if (tick_set(true)) {
+		timer_delete(thread_tick);
 		return VIV_ERR_INTERNAL;
 	}
 	thread_ready = true;
@@ -337,6 +353,7 @@ void run_pool_config_defaults(struct run_pool_config *cfg)
 	cfg->outbound_body_max = (size_t)16 << 20;
 	cfg->outbound_timeout_ms = 30000;
 	cfg->outbound_max = 32;
+	cfg->cpu_limit = true;
 }
 
 static size_t page_round(size_t n)

@@ -528,6 +528,8 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	w->flush_timer.heap_index = SIZE_MAX;
 	w->flush_timer.fire = on_flush_timer;
 	e = run_thread_init();
+	if (!e && !cfg->pool.cpu_limit)
+		e = run_thread_cpu_limit(false);
 	if (e) {
 		viv_log(VIV_ERROR, "cannot set up guest signals: %s", viv_strerror(e));
 		return e;

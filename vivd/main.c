@@ -26,6 +26,7 @@ struct options {
 	unsigned workers;
 	bool no_sandbox;
 	bool outbound_private;
+	bool no_cpu_limit;
 	size_t upload_max;
 };
 
@@ -50,7 +51,9 @@ static void usage(FILE *f)
 		"  --outbound-allow-private\n"
 		"                      let apps' outbound requests reach loopback and private\n"
 		"                      addresses (refused by default; for tests and trusted\n"
-		"                      networks)\n");
+		"                      networks)\n"
+		"  --no-cpu-limit      do not enforce apps' CPU time limits (limits.cpu_ms):\n"
+		"                      only for benchmarks and hosts running trusted code\n");
 }
 
 /* Binds and listens on "ADDR:PORT"; the socket survives child restarts
@@ -106,6 +109,7 @@ static int parse(int argc, char **argv, struct options *o)
 		{"upload-max", required_argument, NULL, 'u'},
 		{"no-sandbox", no_argument, NULL, 'S'},
 		{"outbound-allow-private", no_argument, NULL, 'P'},
+		{"no-cpu-limit", no_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -151,6 +155,9 @@ static int parse(int argc, char **argv, struct options *o)
 			break;
 		case 'P':
 			o->outbound_private = true;
+			break;
+		case 'C':
+			o->no_cpu_limit = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -296,6 +303,7 @@ int main(int argc, char **argv)
 		wcfg[i].request_body_max = (size_t)16 << 20;
 		run_pool_config_defaults(&wcfg[i].pool);
 		wcfg[i].pool.outbound_allow_private = o.outbound_private;
+		wcfg[i].pool.cpu_limit = !o.no_cpu_limit;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
 		kids[n++] = (struct run_child_spec){role, worker_child_main, &wcfg[i]};

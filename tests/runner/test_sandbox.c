@@ -506,3 +506,46 @@ Test(sandbox, every_provided_import_is_implemented)
 				   imp->module, imp->name, sym);
 	}
 }
+
+/* About a second of work on this machine: an LCG mixed with memory it
+ * scribbles on, which no optimizer can fold, looped 400 million times; then
+ * a CGI answer. */
+static const char wat_busy[] =
+	"(module\n"
+	" (import \"wasi_snapshot_preview1\" \"fd_write\""
+	"  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	" (memory 1)\n"
+	" (data (i32.const 64) \"Content-Type: text/plain\\0a\\0adone\")\n"
+	" (func (export \"_start\") (local $i i32) (local $x i32)\n"
+	"  (local.set $i (i32.const 400000000))\n"
+	"  (local.set $x (i32.load (i32.const 8)))\n"
+	"  (loop $l\n"
+	"   (local.set $x (i32.add (i32.add (i32.mul (local.get $x) (i32.const 1103515245))"
+	" (i32.const 12345)) (i32.load (i32.and (local.get $x) (i32.const 0xffc)))))\n"
+	"   (i32.store (i32.and (local.get $x) (i32.const 0xffc)) (local.get $x))\n"
+	"   (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))\n"
+	"  (i32.store (i32.const 8) (local.get $x))\n"
+	"  (i32.store (i32.const 0) (i32.const 64))\n"
+	"  (i32.store (i32.const 4) (i32.const 30))\n"
+	"  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+
+Test(sandbox, the_cpu_limit_can_be_switched_off_per_thread)
+{
+	struct run_app app = default_app;
+	struct run_module *m = load("app.wat", wat_busy);
+	struct run_request req = make_req("GET", "/", NULL);
+	struct run_instance *in;
+
+	app.limits.cpu_ms = 20;
+	in = run(m, &app, &req);
+	cr_assert_eq(run_instance_outcome(in), RUN_CPU_EXCEEDED, "%s",
+		     run_outcome_name(run_instance_outcome(in)));
+	run_instance_end(in);
+	cr_assert_eq(run_thread_cpu_limit(false), VIV_OK);
+	in = run(m, &app, &req);
+	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s",
+		     run_outcome_name(run_instance_outcome(in)));
+	run_instance_end(in);
+	cr_assert_eq(run_thread_cpu_limit(true), VIV_OK);
+	run_module_release(m);
+}
