@@ -55,6 +55,10 @@ struct run_pool_config {
 	unsigned outbound_timeout_ms; /* one outbound request, redirects included */
 	unsigned outbound_max;        /* outbound requests one instance may make */
 	bool cpu_limit;               /* enforce limits.cpu_ms (the CPU tick) */
+	/* Memories up to this size are zeroed in place after a request and
+	 * stay resident; larger ones are returned to the kernel (madvise),
+	 * which costs page faults and TLB flushes on the next use. */
+	size_t clean_in_place_max;
 };
 
 void run_pool_config_defaults(struct run_pool_config *cfg);
