@@ -21,7 +21,7 @@ packages=(
   rustc cargo libstd-rust-dev-wasm32 librust-cfg-if-dev
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(nginx-light wrk gnuplot-nox linux-perf valgrind)
+  packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind)
 fi
 # AssemblyScript's compiler runs on node and comes from npm. A node that is
 # already installed (nodesource's, say) is used as it is: Debian's npm

@@ -1,0 +1,51 @@
+# Turns bench-results/bench.json into the rows of the benchmark table:
+# name, figure, reference, ratio, goal, attainment (the ratio oriented so that
+# 1 or more meets the goal), tab-separated. Used by scripts/bench.sh.
+def r2: (. * 100 | round) / 100;
+def ms: "\(. | round) ms";
+def row(name; figure; reference; ratio; goal; attain):
+  [name, figure, reference, (ratio | tostring), goal, (attain | r2 | tostring)] | join("\t");
+
+.instance as $i | .http as $h | .kernels as $k | .deploy.languages as $d | .apps as $a |
+row("instantiate+run+discard, C hello";
+    "\($i.median_us | r2) us";
+    "5 us (Wasmtime, published)";
+    (5 / $i.median_us | r2); "<= 5 us"; 5 / $i.median_us),
+row("  same, memory reset by madvise";
+    "\($i.madvise_median_us | r2) us";
+    "this run";
+    ($i.madvise_median_us / $i.median_us | r2); "(reference)"; 5 / $i.madvise_median_us),
+row("hello over HTTP vs nginx";
+    "\($h.vivd.median_rps | round) req/s";
+    "nginx \($h.nginx.median_rps | round) req/s";
+    ($h.vivd.median_rps / $h.nginx.median_rps | r2); ">= 0.90x"; $h.vivd.median_rps / $h.nginx.median_rps / 0.9),
+row("hello over HTTP vs workerd";
+    "\($h.vivd.median_rps | round) req/s";
+    "workerd \($h.workerd.median_rps | round) req/s";
+    ($h.vivd.median_rps / $h.workerd.median_rps | r2); ">= 5x"; $h.vivd.median_rps / $h.workerd.median_rps / 5),
+row("CPU deadline on: throughput cost";
+    "\((1 - $h.vivd.median_rps / $h.notick.median_rps) * 100 | r2) %";
+    "tick off \($h.notick.median_rps | round) req/s";
+    ($h.vivd.median_rps / $h.notick.median_rps | r2); "<= 5 %"; ($h.vivd.median_rps / $h.notick.median_rps) / 0.95),
+row("guest compute vs native (geomean)";
+    "\($k.geomean_vivarium_over_native | r2)x native";
+    "native build";
+    ($k.geomean_vivarium_over_native | r2); "<= 1.15x"; 1.15 / $k.geomean_vivarium_over_native),
+row("guest compute vs node V8 (geomean)";
+    "\($k.geomean_vivarium_over_node | r2)x node";
+    "node on the same .wasm";
+    ($k.geomean_vivarium_over_node | r2); "< 1x"; 1 / $k.geomean_vivarium_over_node),
+row("upload to first response, C hello";
+    ($d.c.median_ms | ms); "goal 1 s"; ($d.c.median_ms / 1000 | r2); "<= 1000 ms"; 1000 / $d.c.median_ms),
+row("upload to first response, Rust hello";
+    ($d.rust.median_ms | ms); "goal 3 s"; ($d.rust.median_ms / 3000 | r2); "<= 3000 ms"; 3000 / $d.rust.median_ms),
+row("upload to first response, AssemblyScript";
+    ($d.assemblyscript.median_ms | ms); "goal 3 s";
+    ($d.assemblyscript.median_ms / 3000 | r2); "<= 3000 ms"; 3000 / $d.assemblyscript.median_ms),
+row("identical re-upload, C hello";
+    ($d.c.identical_median_ms | ms); "goal 100 ms";
+    ($d.c.identical_median_ms / 100 | r2); "< 100 ms"; 100 / $d.c.identical_median_ms),
+row("many apps deployed and routable";
+    "\($a.answering) of \($a.apps)";
+    "\($a.kb_per_app | r2) KiB per idle app";
+    ($a.answering / 10000 | r2); ">= 10000"; $a.answering / 10000)
