@@ -586,7 +586,7 @@ static const char sql_artifact_insert[] =
 	" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
 static const char sql_dep_ready[] =
 	"UPDATE deployments SET status = 'ready', mode = ?2, artifact = ?3, config = ?4,"
-	" finished_at = ?5, error = NULL WHERE id = ?1 AND status = 'building'";
+	" finished_at = ?5, error = NULL, build_key = ?6 WHERE id = ?1 AND status = 'building'";
 static const char sql_app_current[] =
 	"UPDATE apps SET current_deployment = ?1"
 	" WHERE id = (SELECT app_id FROM deployments WHERE id = ?1)";
@@ -623,6 +623,7 @@ static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct st
 	store_bind_text(st, stmt, 3, b->artifact);
 	store_bind_text(st, stmt, 4, config);
 	store_bind_int64(st, stmt, 5, now);
+	store_bind_text(st, stmt, 6, b->build_key);
 	err = run_update(st, stmt);
 	if (err == VIV_ERR_NOT_FOUND)
 		err = finish_refused(st, id, "ready");
@@ -648,7 +649,8 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 	int64_t now = viv_now_ms();
 
 	if (!b || !store_hex64_valid(b->artifact) || !mode_valid(b->mode) ||
-	    b->artifact_size < 0 || b->wasm_size < 0)
+	    b->artifact_size < 0 || b->wasm_size < 0 ||
+	    (b->build_key && !store_hex64_valid(b->build_key)))
 		return VIV_ERR_INVALID;
 	config = b->config ? b->config : "{}";
 	/* Runners would fail on every request to a route whose file is missing. */
@@ -676,6 +678,92 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 	 * loads routes is sure to read this change. */
 	store_routes_gen_bump(st);
 	return VIV_OK;
+}
+
+/* ---- Earlier builds ----------------------------------------------------------------- */
+
+/* Builds with one key normally share one artifact; a few rows are enough to
+ * get past one whose file was removed. */
+#define PRIOR_BUILDS_LOOKED_AT 8
+
+static const char sql_dep_by_build_key[] =
+	"SELECT d.id, d.artifact, d.mode, d.config, d.language, ar.so_size, ar.wasm_size"
+	" FROM deployments d JOIN artifacts ar ON ar.hash = d.artifact"
+	" WHERE d.build_key = ?1 AND d.status = 'ready' ORDER BY d.id DESC LIMIT ?2";
+
+static enum viv_err read_prior(sqlite3_stmt *stmt, void *elem)
+{
+	struct store_prior_build *b = elem;
+	enum viv_err err;
+
+	memset(b, 0, sizeof(*b));
+	b->deployment_id = sqlite3_column_int64(stmt, 0);
+	b->artifact_size = sqlite3_column_int64(stmt, 5);
+	b->wasm_size = sqlite3_column_int64(stmt, 6);
+	err = store_col_text_or(stmt, 1, "", &b->artifact);
+	if (!err)
+		err = store_col_text_or(stmt, 2, "", &b->mode);
+	if (!err)
+		err = store_col_text_or(stmt, 3, "{}", &b->config);
+	if (!err)
+		err = store_col_text(stmt, 4, &b->language);
+	return err;
+}
+
+static void prior_clear(void *elem)
+{
+	struct store_prior_build *b = elem;
+
+	free(b->artifact);
+	free(b->mode);
+	free(b->config);
+	free(b->language);
+}
+
+enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
+					 struct store_prior_build **out)
+{
+	struct store_prior_build *rows = NULL, *found = NULL;
+	sqlite3_stmt *stmt = NULL;
+	size_t n = 0;
+	enum viv_err err;
+	void *arr;
+
+	*out = NULL;
+	if (!store_hex64_valid(build_key))
+		return VIV_ERR_INVALID;
+	err = store_prepare(st, sql_dep_by_build_key, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, build_key);
+	store_bind_count(st, stmt, 2, PRIOR_BUILDS_LOOKED_AT);
+	err = store_rows_collect(st, stmt, sizeof(*rows), read_prior, prior_clear, &arr, &n);
+	if (err)
+		return err;
+	rows = arr;
+	for (size_t i = 0; i < n && !found; i++) {
+		if (!store_artifact_exists(st, rows[i].artifact))
+			continue;
+		found = malloc(sizeof(*found));
+		if (!found) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		/* The row's strings move to found. */
+		*found = rows[i];
+		memset(&rows[i], 0, sizeof(rows[i]));
+	}
+	store_rows_free(rows, n, sizeof(*rows), prior_clear);
+	if (!err && !found)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err)
+		*out = found;
+	return err;
+}
+
+void store_prior_build_free(struct store_prior_build *b)
+{
+	store_row_free(b, prior_clear);
 }
 
 static const char sql_dep_failed[] =

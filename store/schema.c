@@ -110,6 +110,14 @@ static const char *const migrations[] = {
 	"  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
 	"  PRIMARY KEY (app_id, key)"
 	") WITHOUT ROWID;",
+
+	/* 3: the build key of a ready deployment (a sha256 over its upload and
+	 * everything on the server that decides the build's outcome), so that
+	 * an identical upload reuses the build instead of running it again. */
+	"ALTER TABLE deployments ADD COLUMN build_key TEXT"
+	"  CHECK (build_key IS NULL OR"
+	"         (length(build_key) = 64 AND build_key NOT GLOB '*[^0-9a-f]*'));"
+	"CREATE INDEX deployments_by_build_key ON deployments(build_key, id);",
 };
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))

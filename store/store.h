@@ -185,14 +185,41 @@ struct store_build {
 	const char *config;    /* JSON object, resolved from the manifest; NULL: {} */
 	int64_t artifact_size; /* bytes of the .so */
 	int64_t wasm_size;     /* bytes of the optimized wasm */
+	/* 64 lowercase hex digits that name the build's inputs (the upload and
+	 * the server's build tools and settings), for
+	 * store_deployment_find_build(); NULL records none. */
+	const char *build_key;
 };
 
-/* In one transaction: records the artifact, marks the deployment ready, makes
- * it the app's current deployment; then bumps the routes generation.
- * VIV_ERR_INVALID for a bad hash, mode or config, or when the deployment is
- * not building; VIV_ERR_NOT_FOUND when there is no such deployment or the
- * artifact's .so is not in the artifact directory. */
+/* In one transaction: records the artifact, marks the deployment ready (with
+ * its build key), makes it the app's current deployment; then bumps the
+ * routes generation. VIV_ERR_INVALID for a bad hash, build key, mode or
+ * config, or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * there is no such deployment or the artifact's .so is not in the artifact
+ * directory. */
 enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
+
+/* An earlier successful build, as store_deployment_find_build() finds it. */
+struct store_prior_build {
+	int64_t deployment_id;
+	char *artifact; /* hash */
+	char *mode;     /* "cgi" or "hostcall" */
+	char *config;   /* JSON object; never NULL */
+	char *language; /* NULL when none was recorded */
+	int64_t artifact_size;
+	int64_t wasm_size;
+};
+
+/* The newest ready deployment, of any app, recorded with build_key whose
+ * artifact .so is still in the artifact directory (of the few newest with
+ * that key). VIV_ERR_NOT_FOUND when there is none, VIV_ERR_INVALID when
+ * build_key is not 64 lowercase hex digits. Caller frees with
+ * store_prior_build_free(). */
+enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
+					 struct store_prior_build **out);
+
+/* Accepts NULL. */
+void store_prior_build_free(struct store_prior_build *b);
 
 /* Marks the deployment failed with a one-sentence reason (what went wrong
  * and what to do; cut at 4096 bytes); the app keeps serving its current

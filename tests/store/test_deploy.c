@@ -14,6 +14,7 @@
 TestSuite(deploy, .init = store_test_setup, .fini = store_test_teardown);
 TestSuite(queue, .init = store_test_setup, .fini = store_test_teardown);
 TestSuite(buildlog, .init = store_test_setup, .fini = store_test_teardown);
+TestSuite(prior, .init = store_test_setup, .fini = store_test_teardown);
 
 static struct store_deployment *get(struct store *st, int64_t id)
 {
@@ -294,6 +295,9 @@ Test(deploy, ready_checks_its_inputs)
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
 	b.artifact = hash;
 	cr_assert_eq(store_deployment_ready(st, id + 100, &b), VIV_ERR_NOT_FOUND);
+	b.build_key = "0123";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.build_key = NULL;
 
 	/* Nothing of the refused attempts stuck. */
 	d = get(st, id);
@@ -581,5 +585,129 @@ Test(buildlog, cap_does_not_split_characters)
 	cr_assert_str_eq(d->log + n, "[build log truncated at 1 MiB]\n");
 	store_deployment_free(d);
 	free(big);
+	store_close(st);
+}
+
+/* ---- Earlier builds by build key ------------------------------------------------------ */
+
+/* Queues, claims and readies a deployment of app with the given build key,
+ * artifact, mode and config; returns its id. */
+static int64_t deploy_keyed(struct store *st, const char *app, const char *key,
+			    const char *hash, const char *mode, const char *config)
+{
+	struct store_build b = {
+		.artifact = hash,
+		.mode = mode,
+		.config = config,
+		.artifact_size = 300,
+		.wasm_size = 70,
+		.build_key = key,
+	};
+	int64_t id, claimed = 0;
+
+	id = test_queue(st, app, key);
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(claimed, id);
+	if (!store_artifact_exists(st, hash))
+		test_put_so(st, hash);
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
+	return id;
+}
+
+Test(prior, finds_the_newest_ready_build_with_the_key)
+{
+	struct store *st = test_open();
+	struct store_prior_build *p = NULL;
+	char key[65], other_key[65], hash[65], other[65];
+	int64_t old_id, id, failed, claimed = 0;
+
+	test_hash("key", key);
+	test_hash("another key", other_key);
+	test_hash("artifact", hash);
+	test_hash("another artifact", other);
+	cr_assert_eq(store_deployment_find_build(st, key, &p), VIV_ERR_NOT_FOUND);
+	cr_assert_null(p);
+
+	old_id = deploy_keyed(st, "hello", key, hash, "hostcall", "{}");
+	deploy_keyed(st, "hello", other_key, other, "cgi", "{}");
+	/* The same key from another app, with a language recorded. */
+	id = test_queue(st, "world", "same upload");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(store_deployment_set_language(st, id, "rust"), VIV_OK);
+	cr_assert_eq(store_deployment_ready(st, id,
+					    &(struct store_build){
+						    .artifact = hash,
+						    .mode = "hostcall",
+						    .config = "{\"env\":{\"A\":\"b\"}}",
+						    .build_key = key,
+					    }),
+		     VIV_OK);
+	/* A failed build later on is never offered. */
+	failed = test_queue(st, "hello", "broken");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(store_deployment_failed(st, failed, "it did not build."), VIV_OK);
+
+	cr_assert_eq(store_deployment_find_build(st, key, &p), VIV_OK);
+	cr_assert_eq(p->deployment_id, id);
+	cr_assert_neq(p->deployment_id, old_id);
+	cr_assert_str_eq(p->artifact, hash);
+	cr_assert_str_eq(p->mode, "hostcall");
+	cr_assert_str_eq(p->config, "{\"env\":{\"A\":\"b\"}}");
+	cr_assert_str_eq(p->language, "rust");
+	/* The sizes are the artifact's, as first recorded. */
+	cr_assert_eq(p->artifact_size, 300);
+	cr_assert_eq(p->wasm_size, 70);
+	store_prior_build_free(p);
+
+	cr_assert_eq(store_deployment_find_build(st, other_key, &p), VIV_OK);
+	cr_assert_str_eq(p->artifact, other);
+	cr_assert_str_eq(p->mode, "cgi");
+	cr_assert_null(p->language);
+	store_prior_build_free(p);
+	store_prior_build_free(NULL);
+	store_close(st);
+}
+
+Test(prior, passes_over_builds_whose_artifact_is_gone)
+{
+	struct store *st = test_open();
+	struct store_prior_build *p = NULL;
+	char key[65], kept[65], gone[65], *path;
+	int64_t older;
+
+	test_hash("key", key);
+	test_hash("kept", kept);
+	test_hash("gone", gone);
+	older = deploy_keyed(st, "hello", key, kept, "cgi", "{}");
+	deploy_keyed(st, "hello", key, gone, "cgi", "{}");
+	path = store_artifact_path(st, gone, "so");
+	cr_assert_eq(unlink(path), 0);
+	free(path);
+
+	cr_assert_eq(store_deployment_find_build(st, key, &p), VIV_OK);
+	cr_assert_eq(p->deployment_id, older);
+	cr_assert_str_eq(p->artifact, kept);
+	store_prior_build_free(p);
+
+	path = store_artifact_path(st, kept, "so");
+	cr_assert_eq(unlink(path), 0);
+	free(path);
+	p = (void *)1;
+	cr_assert_eq(store_deployment_find_build(st, key, &p), VIV_ERR_NOT_FOUND);
+	cr_assert_null(p);
+	store_close(st);
+}
+
+Test(prior, refuses_a_malformed_key)
+{
+	struct store *st = test_open();
+	struct store_prior_build *p = NULL;
+
+	cr_assert_eq(store_deployment_find_build(st, "abc", &p), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_find_build(st, NULL, &p), VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_find_build(
+			     st, "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", &p),
+		     VIV_ERR_INVALID);
+	cr_assert_null(p);
 	store_close(st);
 }

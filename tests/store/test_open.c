@@ -37,7 +37,7 @@ Test(open, creates_directories_and_schema)
 	assert_private_dir("artifacts");
 	assert_private_dir("uploads");
 	assert_private_dir("builds");
-	cr_assert_eq(store_schema_version(st), 2);
+	cr_assert_eq(store_schema_version(st), 3);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
 				  " 'app_logs', 'kv', 'app_config')"),
@@ -72,12 +72,41 @@ Test(open, reopen_keeps_data_and_schema)
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
 	store_close(st);
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 2);
+	cr_assert_eq(store_schema_version(st), 3);
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->id, id);
 	store_app_free(app);
 	store_close(st);
-	cr_assert_eq(test_sql_int("PRAGMA user_version"), 2);
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 3);
+}
+
+Test(open, upgrade_from_schema_2_keeps_deployments)
+{
+	struct store_deployment *d = NULL;
+	struct store *st = test_open();
+	char hash[65];
+	int64_t id;
+
+	test_hash("artifact", hash);
+	id = test_deploy(st, "hello", hash);
+	store_close(st);
+	/* Back to what schema 2 had: no build keys. */
+	test_sql_int("DROP INDEX deployments_by_build_key");
+	test_sql_int("ALTER TABLE deployments DROP COLUMN build_key");
+	test_sql_int("PRAGMA user_version = 2");
+
+	st = test_open();
+	cr_assert_eq(store_schema_version(st), 3);
+	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
+	cr_assert_eq(d->status, STORE_DEP_READY);
+	cr_assert_str_eq(d->artifact, hash);
+	cr_assert(d->current);
+	store_deployment_free(d);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE build_key IS NULL"), 1);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
+				  " name = 'deployments_by_build_key'"),
+		     1);
+	store_close(st);
 }
 
 Test(open, refuses_newer_schema)
