@@ -11,6 +11,8 @@
 /* How long the builder sleeps when nothing is queued: deployments queued
  * by another process (which cannot wake us) are found within this. */
 #define IDLE_WAIT_MS 1000
+/* Any upload hash: a build key made at start warms what keys need. */
+#define KEY_WARM_UPLOAD "0000000000000000000000000000000000000000000000000000000000000000"
 
 struct pipe_builder {
 	pthread_t thread;
@@ -56,14 +58,15 @@ static bool stopping(struct pipe_builder *b)
 	return stop;
 }
 
-/* Asks the AOT tools for their versions now, so that the first build a user
- * waits for does not pay for it. A failure here is only logged: the build
- * that needs the tools reports it to the user. */
+/* Asks the AOT tools for their versions and hashes this program for build
+ * keys now, so that the first build a user waits for does not pay for it. A
+ * failure here is only logged: the build that needs the tools reports it to
+ * the user. */
 static void warm_tools(struct pipe_builder *b, struct store *st)
 {
 	const struct pipe_tools *tools;
 	struct pipe_ctx ctx;
-	char *scratch = NULL, *tmp = NULL, err[256];
+	char *scratch = NULL, *tmp = NULL, err[256], key[VIV_SHA256_HEX_LEN + 1];
 
 	if (store_build_dir(st, 0, &scratch))
 		return;
@@ -72,6 +75,10 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 		pipe_ctx_init(&ctx, &b->cfg, scratch);
 		if (pipe_tools_get(&ctx, &tools, err, sizeof(err)))
 			viv_log(VIV_WARN, "builder: %s", err);
+		else if (pipe_build_key(&ctx, KEY_WARM_UPLOAD, key, err, sizeof(err)))
+			viv_log(VIV_WARN, "builder: no build keys, so no reuse of identical "
+					  "uploads: %s",
+				err);
 		pipe_ctx_free(&ctx);
 	}
 	free(tmp);

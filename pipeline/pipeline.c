@@ -1,9 +1,11 @@
 /* One deployment's build, step by step, recorded through store/: unpack,
  * manifest, language, compile, optimize, validate, hash, wasm2c, glue, cc,
- * store. Also the configuration defaults and upload sniffing. */
+ * store; or, for an upload identical to one built before, that build taken
+ * over. Also the configuration defaults and upload sniffing. */
 #include "pipeline_int.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,10 @@ struct build {
 	bool has_malloc; /* exports default_malloc_impl with the right type */
 	bool has_free;   /* exports default_free_impl with the right type */
 	bool reuse;
+	/* The build key, "" when none could be made; and the earlier build
+	 * with the same key, when there is one to take over. */
+	char key[VIV_SHA256_HEX_LEN + 1];
+	struct store_prior_build *prior;
 	char *so;
 	int64_t so_size;
 	char msg[MSG_LEN]; /* the failure sentence for the user */
@@ -500,12 +506,94 @@ static enum viv_err run_steps(struct build *b)
 	return run_step(b, "store", step_store);
 }
 
+/* ---- Identical uploads ------------------------------------------------------------- */
+
+/* Makes the build key and looks for a ready build with it. Without a key
+ * the build runs as usual and is recorded without one. */
+static void find_prior(struct build *b)
+{
+	char why[MSG_LEN / 2];
+	enum viv_err err;
+
+	err = pipe_build_key(&b->ctx, b->dep->upload_sha256, b->key, why, sizeof(why));
+	if (err) {
+		b->key[0] = '\0';
+		pipe_logf(&b->ctx, "note: this build will not be reused by identical uploads: %s\n",
+			  why);
+		return;
+	}
+	err = store_deployment_find_build(b->st, b->key, &b->prior);
+	if (err && err != VIV_ERR_NOT_FOUND)
+		viv_log(VIV_WARN, "deployment %lld: could not look for an earlier identical build: %s",
+			(long long)b->id, viv_strerror(err));
+}
+
+/* True when the static files the configuration names (if any) are still
+ * stored: the earlier build's configuration is served as it is. */
+static bool prior_assets_present(struct build *b)
+{
+	json_t *root = json_loads(b->prior->config, 0, NULL);
+	json_t *assets = root ? json_object_get(root, "assets") : NULL;
+	char *path = NULL;
+	struct stat st;
+	bool ok = root != NULL;
+
+	if (assets && json_is_string(assets)) {
+		path = store_assets_path(b->st, json_string_value(assets));
+		ok = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	}
+	free(path);
+	json_decref(root);
+	return ok;
+}
+
+/* Takes over the earlier build: its artifact, mode, configuration and
+ * language (recorded with the outcome). Nothing is unpacked or compiled, and
+ * the log line waits for the outcome's: on this path each write to the
+ * store is a good part of the time. */
+static enum viv_err reuse_prior(struct build *b)
+{
+	const struct store_prior_build *p = b->prior;
+
+	if (strlen(p->artifact) != VIV_SHA256_HEX_LEN)
+		return VIV_ERR_INTERNAL;
+	memcpy(b->hash, p->artifact, sizeof(b->hash));
+	b->mode = strcmp(p->mode, "hostcall") == 0 ? VIV_GUEST_HOSTCALL : VIV_GUEST_CGI;
+	b->so_size = p->artifact_size;
+	b->opt_len = (size_t)p->wasm_size;
+	b->config = strdup(p->config);
+	if (!b->config)
+		return VIV_ERR_NOMEM;
+	pipe_logf(&b->ctx, "identical upload: reusing the build of deployment %lld (%s%s%s mode, "
+			   "artifact %s)\n",
+		  (long long)p->deployment_id, p->language ? p->language : "",
+		  p->language ? ", " : "", p->mode, p->artifact);
+	return VIV_OK;
+}
+
+/* The build, or the earlier one it is identical to. */
+static enum viv_err build_or_reuse(struct build *b)
+{
+	find_prior(b);
+	if (b->prior && !prior_assets_present(b)) {
+		pipe_logf(&b->ctx, "an identical upload was built before (deployment %lld), but "
+				   "its static files are gone: building again\n",
+			  (long long)b->prior->deployment_id);
+		store_prior_build_free(b->prior);
+		b->prior = NULL;
+	}
+	if (b->prior)
+		return reuse_prior(b);
+	return run_steps(b);
+}
+
 static void build_free(struct build *b)
 {
 	pipe_ctx_free(&b->ctx);
 	store_deployment_free(b->dep);
 	pipe_manifest_free(b->manifest);
 	pipe_wasm_free(b->info);
+	store_prior_build_free(b->prior);
 	free(b->upload);
 	free(b->scratch);
 	free(b->src_dir);
@@ -550,7 +638,7 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t
 			 viv_strerror(err));
 	else {
 		b.ctx.scratch = b.scratch;
-		err = run_steps(&b);
+		err = build_or_reuse(&b);
 	}
 
 	/* A failed build is an outcome: record it, and report only what
@@ -568,6 +656,8 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t
 			.config = b.config,
 			.artifact_size = b.so_size,
 			.wasm_size = (int64_t)b.opt_len,
+			.build_key = b.key[0] ? b.key : NULL,
+			.language = b.prior ? b.prior->language : NULL,
 		};
 		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n", sb.mode, b.hash,
 			  (long long)((viv_mono_ns() - t0) / 1000000));

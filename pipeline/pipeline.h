@@ -44,8 +44,11 @@ void pipe_config_defaults(struct pipe_config *cfg);
 /* Builds one deployment that store_deployment_claim() moved to building:
  * reads its upload from store_upload_path(), and records the log, timings
  * and outcome (store_deployment_ready or store_deployment_failed) through
- * st. A failed build is an outcome, not an error: the result is VIV_OK
- * whenever the outcome was recorded. The upload and the scratch directory are
+ * st. An upload whose build key (its sha256 and this server's build tools
+ * and settings) is that of an earlier ready deployment whose artifact is
+ * still stored takes that build over, without unpacking or compiling. A
+ * failed build is an outcome, not an error: the result is VIV_OK whenever
+ * the outcome was recorded. The upload and the scratch directory are
  * removed at the end. */
 enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t deployment_id);
 

@@ -434,6 +434,25 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
 		      char **so_out, char *err, size_t errlen);
 
+/* ---- The build key (buildkey.c) --------------------------------------------------- */
+
+/* The build key of an upload whose bytes have the sha256 upload_sha256 (64
+ * hex digits): a sha256 over it and a fingerprint of everything on this
+ * server that decides what a build makes of the upload: this program's own
+ * file (the pipeline's code, the flags it passes, the guest ABI), the AOT
+ * tools' versions and flags, the size, times and inode of every program a
+ * build runs and of Debian's package database, the npm toolchain's
+ * package.json files, the contents of the SDK folders and the artifact
+ * include folder, the environment that picks tools, and cfg's paths, limits
+ * and caps. An upload with the key of an earlier successful build would
+ * build the same, so it may take that build over. Costs a few stat calls and
+ * hashing the SDK (about 150 KB) per call; this program's file is hashed
+ * once per process and the AOT tools are probed once (pipe_tools_get()).
+ * On failure err says why (a folder too large to hash, a tool that does not
+ * run). */
+enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
+			    char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen);
+
 /* ---- Shared constants ------------------------------------------------------- */
 
 /* wasm-opt's feature flags: exactly what wasm2c 1.0.32 translates, except

@@ -586,7 +586,8 @@ static const char sql_artifact_insert[] =
 	" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
 static const char sql_dep_ready[] =
 	"UPDATE deployments SET status = 'ready', mode = ?2, artifact = ?3, config = ?4,"
-	" finished_at = ?5, error = NULL, build_key = ?6 WHERE id = ?1 AND status = 'building'";
+	" finished_at = ?5, error = NULL, build_key = ?6, language = coalesce(?7, language)"
+	" WHERE id = ?1 AND status = 'building'";
 static const char sql_app_current[] =
 	"UPDATE apps SET current_deployment = ?1"
 	" WHERE id = (SELECT app_id FROM deployments WHERE id = ?1)";
@@ -624,6 +625,7 @@ static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct st
 	store_bind_text(st, stmt, 4, config);
 	store_bind_int64(st, stmt, 5, now);
 	store_bind_text(st, stmt, 6, b->build_key);
+	store_bind_text(st, stmt, 7, b->language);
 	err = run_update(st, stmt);
 	if (err == VIV_ERR_NOT_FOUND)
 		err = finish_refused(st, id, "ready");
@@ -650,7 +652,8 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 
 	if (!b || !store_hex64_valid(b->artifact) || !mode_valid(b->mode) ||
 	    b->artifact_size < 0 || b->wasm_size < 0 ||
-	    (b->build_key && !store_hex64_valid(b->build_key)))
+	    (b->build_key && !store_hex64_valid(b->build_key)) ||
+	    (b->language && (!*b->language || strlen(b->language) > LANGUAGE_MAX)))
 		return VIV_ERR_INVALID;
 	config = b->config ? b->config : "{}";
 	/* Runners would fail on every request to a route whose file is missing. */

@@ -189,12 +189,15 @@ struct store_build {
 	 * the server's build tools and settings), for
 	 * store_deployment_find_build(); NULL records none. */
 	const char *build_key;
+	/* The language (at most 32 bytes), when store_deployment_set_language()
+	 * did not record it during the build; NULL keeps what is recorded. */
+	const char *language;
 };
 
 /* In one transaction: records the artifact, marks the deployment ready (with
  * its build key), makes it the app's current deployment; then bumps the
- * routes generation. VIV_ERR_INVALID for a bad hash, build key, mode or
- * config, or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * routes generation. VIV_ERR_INVALID for a bad hash, build key, language,
+ * mode or config, or when the deployment is not building; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
 enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);

@@ -1,5 +1,6 @@
 /* Whole builds through the store: the C hello, a compile error, a WAT
- * module, a raw .wasm, refusals, artifact reuse and the builder thread. */
+ * module, a raw .wasm, refusals, identical uploads and artifact reuse, the
+ * build key and the builder thread. */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -126,24 +127,208 @@ Test(build, c_hello_is_ready_and_loads)
 	free(src);
 }
 
-Test(build, identical_second_build_reuses_the_artifact)
+Test(build, identical_upload_takes_over_the_earlier_build)
 {
 	char *src = hello_source();
 	struct t_entry e[] = {{"hello.c", 'f', src, 0}};
 	char *tar = tar_of("hello.tar.gz", e, 1);
-	struct store_deployment *a, *b;
+	struct store_deployment *a, *b, *c;
+	struct store_app *app = NULL;
+	char line[160];
 
 	a = t_build(t_queue("hello", tar));
 	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
 	b = t_build(t_queue("hello", tar));
 	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
+	snprintf(line, sizeof(line), "identical upload: reusing the build of deployment %lld (c, "
+				     "cgi mode, artifact %s)\n",
+		 (long long)a->id, a->artifact);
+	cr_assert(strstr(b->log, line), "%s", b->log);
+	/* Nothing was unpacked or compiled. */
+	cr_assert_null(strstr(b->log, "== unpack"), "%s", b->log);
+	cr_assert_null(strstr(b->log, "$ clang"), "%s", b->log);
+	cr_assert_null(strstr(b->timings, "\"compile\""), "%s", b->timings);
+	cr_assert(strstr(b->timings, "\"total\""), "%s", b->timings);
+	cr_assert_str_eq(b->artifact, a->artifact);
+	cr_assert_str_eq(b->mode, a->mode);
+	cr_assert_str_eq(b->config, a->config);
+	cr_assert_str_eq(b->language, "c");
+	cr_assert(b->current);
+	cr_assert_eq(store_app_get(t_fx.st, "hello", &app), VIV_OK);
+	cr_assert_eq(app->current_deployment, b->id);
+	store_app_free(app);
+
+	/* Another app uploading the same bytes gets the same build. */
+	c = t_build(t_queue("other", tar));
+	cr_assert_eq(c->status, STORE_DEP_READY, "%s", c->error);
+	cr_assert(strstr(c->log, "identical upload: reusing the build of deployment"), "%s",
+		  c->log);
+	cr_assert_str_eq(c->artifact, a->artifact);
+	assert_no_build_dirs_left();
+	store_deployment_free(a);
+	store_deployment_free(b);
+	store_deployment_free(c);
+	free(tar);
+	free(src);
+}
+
+Test(build, same_module_from_another_upload_reuses_the_artifact)
+{
+	char *src = hello_source(), *commented;
+	struct t_entry e[] = {{"hello.c", 'f', src, 0}};
+	char *tar = tar_of("hello.tar.gz", e, 1), *tar2;
+	struct store_deployment *a, *b;
+
+	cr_assert_gt(asprintf(&commented, "%s/* a comment changes the upload, not the module */\n",
+			      src),
+		     0);
+	e[0].data = commented;
+	tar2 = tar_of("commented.tar.gz", e, 1);
+	a = t_build(t_queue("hello", tar));
+	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
+	b = t_build(t_queue("hello", tar2));
+	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
+	cr_assert_null(strstr(b->log, "identical upload"), "%s", b->log);
+	cr_assert(strstr(b->log, "$ clang"), "%s", b->log);
 	cr_assert_str_eq(a->artifact, b->artifact);
 	cr_assert(strstr(b->log, "already built; reusing it"), "%s", b->log);
 	cr_assert_null(strstr(b->log, "$ wasm2c"), "%s", b->log);
 	store_deployment_free(a);
 	store_deployment_free(b);
 	free(tar);
+	free(tar2);
+	free(commented);
 	free(src);
+}
+
+Test(build, identical_upload_builds_again_when_the_artifact_is_gone)
+{
+	char *src = hello_source();
+	struct t_entry e[] = {{"hello.c", 'f', src, 0}};
+	char *tar = tar_of("hello.tar.gz", e, 1), *so;
+	struct store_deployment *a, *b;
+
+	a = t_build(t_queue("hello", tar));
+	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
+	so = store_artifact_path(t_fx.st, a->artifact, "so");
+	cr_assert_eq(unlink(so), 0);
+	b = t_build(t_queue("hello", tar));
+	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
+	cr_assert_null(strstr(b->log, "identical upload"), "%s", b->log);
+	cr_assert(strstr(b->log, "$ wasm2c"), "%s", b->log);
+	cr_assert_str_eq(b->artifact, a->artifact);
+	cr_assert_eq(access(so, R_OK), 0);
+	store_deployment_free(a);
+	store_deployment_free(b);
+	free(so);
+	free(tar);
+	free(src);
+}
+
+Test(build, identical_upload_of_a_failed_build_builds_again)
+{
+	struct t_entry bad[] = {{"hello.c", 'f', "int main(void) { syntax error }", 0}};
+	char *tar = tar_of("bad.tar.gz", bad, 1);
+	struct store_deployment *a, *b;
+
+	a = t_build(t_queue("hello", tar));
+	cr_assert_eq(a->status, STORE_DEP_FAILED);
+	b = t_build(t_queue("hello", tar));
+	cr_assert_eq(b->status, STORE_DEP_FAILED);
+	cr_assert(strstr(b->log, "$ clang"), "%s", b->log);
+	cr_assert_str_eq(b->error, a->error);
+	store_deployment_free(a);
+	store_deployment_free(b);
+	free(tar);
+}
+
+Test(build, identical_upload_builds_again_when_its_static_files_are_gone)
+{
+	struct t_entry e[] = {
+		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
+		{"assets/index.html", 'f', "<h1>hello</h1>\n", 0},
+	};
+	char *tar = tar_of("site.tar.gz", e, 2), *tree, *hash;
+	struct store_deployment *a, *b;
+
+	a = t_build(t_queue("site", tar));
+	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
+	hash = strstr(a->config, "\"assets\":\"");
+	cr_assert_not_null(hash, "%s", a->config);
+	hash = strndup(hash + 10, 64);
+	tree = store_assets_path(t_fx.st, hash);
+	cr_assert_not_null(tree);
+	cr_assert_eq(viv_rmtree(tree), VIV_OK);
+	b = t_build(t_queue("site", tar));
+	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
+	cr_assert(strstr(b->log, "its static files are gone: building again"), "%s", b->log);
+	cr_assert(strstr(b->log, "$ clang"), "%s", b->log);
+	cr_assert_eq(access(tree, R_OK), 0);
+	store_deployment_free(a);
+	store_deployment_free(b);
+	free(tree);
+	free(hash);
+	free(tar);
+}
+
+/* pipe_build_key with cfg in a scratch folder under t_fx.work. */
+static void key_of(const struct pipe_config *cfg, const char *upload, char hex[65])
+{
+	char *scratch = viv_path_join(t_fx.work, "keys"), *tmp = viv_path_join(scratch, "tmp");
+	struct pipe_ctx ctx;
+	char err[256] = "";
+
+	cr_assert_eq(viv_mkdirs(tmp, 0700), VIV_OK);
+	pipe_ctx_init(&ctx, cfg, scratch);
+	cr_assert_eq(pipe_build_key(&ctx, upload, hex, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(strlen(hex), 64);
+	pipe_ctx_free(&ctx);
+	free(tmp);
+	free(scratch);
+}
+
+Test(build, build_key_covers_the_upload_and_what_builds_it)
+{
+	static const char up1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+	static const char up2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+	struct pipe_config cfg = t_fx.cfg;
+	char *sdk = viv_path_join(t_fx.work, "sdk");
+	char base[65], again[65], other[65];
+	struct pipe_ctx ctx;
+	char err[256];
+
+	key_of(&cfg, up1, base);
+	key_of(&cfg, up1, again);
+	cr_assert_str_eq(base, again);
+	key_of(&cfg, up2, other);
+	cr_assert_str_neq(base, other);
+
+	cfg.limits_default.memory_mb++;
+	key_of(&cfg, up1, other);
+	cr_assert_str_neq(base, other, "the default memory limit is not in the key");
+	cfg = t_fx.cfg;
+	cfg.limits_max.wall_ms--;
+	key_of(&cfg, up1, other);
+	cr_assert_str_neq(base, other, "the wall time maximum is not in the key");
+
+	/* An SDK is known by its contents. */
+	cfg = t_fx.cfg;
+	t_write(sdk, "rust/src/lib.rs", "pub fn hello() {}\n");
+	cfg.sdk_dir = sdk;
+	key_of(&cfg, up1, base);
+	t_write(sdk, "rust/src/lib.rs", "pub fn hello() { }\n");
+	key_of(&cfg, up1, other);
+	cr_assert_str_neq(base, other, "an SDK edit is not in the key");
+	t_write(sdk, "c/vivarium.h", "/* new */\n");
+	key_of(&cfg, up1, again);
+	cr_assert_str_neq(other, again, "a new SDK file is not in the key");
+
+	/* No key without an upload hash. */
+	pipe_ctx_init(&ctx, &cfg, t_fx.work);
+	cr_assert_eq(pipe_build_key(&ctx, "abc", base, err, sizeof(err)), VIV_ERR_INVALID);
+	cr_assert_str_eq(base, "");
+	pipe_ctx_free(&ctx);
+	free(sdk);
 }
 
 Test(build, c_compile_error_names_file_and_line)

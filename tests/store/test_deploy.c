@@ -298,6 +298,9 @@ Test(deploy, ready_checks_its_inputs)
 	b.build_key = "0123";
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
 	b.build_key = NULL;
+	b.language = "";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	b.language = NULL;
 
 	/* Nothing of the refused attempts stuck. */
 	d = get(st, id);
@@ -630,16 +633,17 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 
 	old_id = deploy_keyed(st, "hello", key, hash, "hostcall", "{}");
 	deploy_keyed(st, "hello", other_key, other, "cgi", "{}");
-	/* The same key from another app, with a language recorded. */
+	/* The same key from another app, with the language recorded as it
+	 * becomes ready. */
 	id = test_queue(st, "world", "same upload");
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
-	cr_assert_eq(store_deployment_set_language(st, id, "rust"), VIV_OK);
 	cr_assert_eq(store_deployment_ready(st, id,
 					    &(struct store_build){
 						    .artifact = hash,
 						    .mode = "hostcall",
 						    .config = "{\"env\":{\"A\":\"b\"}}",
 						    .build_key = key,
+						    .language = "rust",
 					    }),
 		     VIV_OK);
 	/* A failed build later on is never offered. */
