@@ -70,10 +70,7 @@ static enum viv_err exe_hash(char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t
 	return e;
 }
 
-/* One line naming what is at path: its kind, size, modification time and
- * inode (a package upgrade writes new files), or "none". stat follows
- * symbolic links, so a link moved to another target shows too. */
-static enum viv_err add_identity(struct viv_buf *b, const char *what, const char *path)
+enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *path)
 {
 	struct stat st;
 
@@ -86,49 +83,56 @@ static enum viv_err add_identity(struct viv_buf *b, const char *what, const char
 			      (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 }
 
+/* pipe_key_identity() of prog as pipe_spawn() finds it: a path, or a name
+ * in /usr/bin and /bin (both, since either may hold it). */
 static enum viv_err add_program(struct viv_buf *b, const char *prog)
 {
 	static const char *const dirs[] = {"/usr/bin", "/bin"};
 	enum viv_err e = VIV_OK;
 
 	if (strchr(prog, '/'))
-		return add_identity(b, "program", prog);
+		return pipe_key_identity(b, "program", prog);
 	for (size_t i = 0; !e && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char *path = viv_path_join(dirs[i], prog);
 		if (!path)
 			return VIV_ERR_NOMEM;
-		e = add_identity(b, "program", path);
+		e = pipe_key_identity(b, "program", path);
 		free(path);
 	}
 	return e;
 }
 
-/* The contents of a folder builds read, or "none" when it is not there.
- * Its contents rather than its identity: editing a file leaves a folder's
- * times alone. */
-static enum viv_err add_tree(struct viv_buf *b, const char *root, const char *sub, char *err,
-			     size_t errlen)
+enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t errlen)
 {
 	struct pipe_assets_stats stats;
 	char hex[VIV_SHA256_HEX_LEN + 1];
 	struct stat st;
-	char *dir;
 	enum viv_err e;
 
-	if (!root)
-		return viv_buf_printf(b, "tree - none\n");
-	dir = sub ? viv_path_join(root, sub) : strdup(root);
 	if (!dir)
-		return VIV_ERR_NOMEM;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		e = viv_buf_printf(b, "tree %s none\n", dir);
-		goto out;
-	}
+		return viv_buf_printf(b, "tree - none\n");
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return viv_buf_printf(b, "tree %s none\n", dir);
 	e = pipe_assets_hash(dir, dir, TREE_ENTRIES_MAX, TREE_BYTES_MAX, hex, &stats, err,
 			     errlen);
 	if (!e)
 		e = viv_buf_printf(b, "tree %s %s\n", dir, hex);
-out:
+	return e;
+}
+
+/* pipe_key_tree() of root/sub, or of root when sub is NULL. */
+static enum viv_err add_tree(struct viv_buf *b, const char *root, const char *sub, char *err,
+			     size_t errlen)
+{
+	char *dir;
+	enum viv_err e;
+
+	if (!root)
+		return pipe_key_tree(b, NULL, err, errlen);
+	dir = sub ? viv_path_join(root, sub) : strdup(root);
+	if (!dir)
+		return VIV_ERR_NOMEM;
+	e = pipe_key_tree(b, dir, err, errlen);
 	free(dir);
 	return e;
 }
@@ -189,19 +193,19 @@ static enum viv_err fingerprint(struct viv_buf *b, struct pipe_ctx *ctx, char *e
 		const char *v = getenv(key_env[i]);
 		e = viv_buf_printf(b, "env %s=%s\n", key_env[i], v ? v : "(unset)");
 		if (!e && v && v[0] == '/')
-			e = add_identity(b, "program", v);
+			e = pipe_key_identity(b, "program", v);
 	}
 	for (size_t i = 0; !e && i < sizeof(key_programs) / sizeof(key_programs[0]); i++)
 		e = add_program(b, key_programs[i]);
 	for (size_t i = 0; !e && i < sizeof(key_files) / sizeof(key_files[0]); i++)
-		e = add_identity(b, "file", key_files[i]);
+		e = pipe_key_identity(b, "file", key_files[i]);
 	for (size_t i = 0;
 	     !e && cfg->tool_dir && i < sizeof(key_tool_packages) / sizeof(key_tool_packages[0]);
 	     i++) {
 		char *path = viv_path_join(cfg->tool_dir, key_tool_packages[i]);
 		if (!path)
 			return VIV_ERR_NOMEM;
-		e = add_identity(b, "file", path);
+		e = pipe_key_identity(b, "file", path);
 		free(path);
 	}
 	for (size_t i = 0; !e && i < sizeof(key_sdk_trees) / sizeof(key_sdk_trees[0]); i++)

@@ -1,5 +1,6 @@
 /* Finding a project's files: a bounded recursive walk and globbing, both
- * giving sorted relative paths so that builds are reproducible. */
+ * giving sorted relative paths so that builds are reproducible; and copying
+ * a tree a toolchain prepared. */
 #include "pipeline_int.h"
 
 #include <dirent.h>
@@ -361,4 +362,111 @@ enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_pattern
 	}
 	free(eroot);
 	return strv_finish(&s, err, out, n_out);
+}
+
+/* ---- Copying a tree ------------------------------------------------------------------ */
+
+struct copy {
+	int dest_fd; /* the destination folder */
+	size_t entries, max_entries;
+	uint64_t bytes, max_bytes;
+	int src_fd; /* the source folder */
+};
+
+static enum viv_err copy_file(struct copy *c, const char *rel)
+{
+	char chunk[65536];
+	int in, out;
+	ssize_t r;
+	enum viv_err err = VIV_OK;
+
+	in = openat(c->src_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return VIV_ERR_IO;
+	out = openat(c->dest_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0) {
+		close(in);
+		return VIV_ERR_IO;
+	}
+	for (;;) {
+		r = read(in, chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? VIV_ERR_IO : VIV_OK;
+			break;
+		}
+		if ((uint64_t)r > c->max_bytes - c->bytes) {
+			err = VIV_ERR_TOO_BIG;
+			break;
+		}
+		c->bytes += (uint64_t)r;
+		for (ssize_t done = 0; done < r;) {
+			ssize_t w = write(out, chunk + done, (size_t)(r - done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				err = VIV_ERR_IO;
+				break;
+			}
+			done += w;
+		}
+		if (err)
+			break;
+	}
+	close(in);
+	if (close(out) != 0 && !err)
+		err = VIV_ERR_IO;
+	return err;
+}
+
+static enum viv_err copy_too_deep(void *ctx, const char *rel)
+{
+	(void)ctx;
+	(void)rel;
+	return VIV_ERR_TOO_BIG;
+}
+
+static enum viv_err copy_visit(void *ctx, const char *rel, const char *name, const struct stat *st)
+{
+	struct copy *c = ctx;
+
+	(void)name;
+	if (++c->entries > c->max_entries)
+		return VIV_ERR_TOO_BIG;
+	if (S_ISDIR(st->st_mode))
+		return mkdirat(c->dest_fd, rel, 0755) == 0 ? VIV_OK : VIV_ERR_IO;
+	if (S_ISREG(st->st_mode))
+		return copy_file(c, rel);
+	return VIV_ERR_INVALID;
+}
+
+enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
+			    uint64_t max_bytes)
+{
+	struct copy c = {-1, 0, max_entries, 0, max_bytes, -1};
+	/* Deeper than any tree a toolchain prepares: refused, not skipped. */
+	struct pipe_walk w = {.visit = copy_visit, .too_deep = copy_too_deep, .ctx = &c,
+			      .depth_max = 32, .unreadable_is_error = true};
+	int walk_fd;
+	enum viv_err err;
+
+	if (mkdir(dest, 0755) != 0)
+		return VIV_ERR_IO;
+	c.dest_fd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	c.src_fd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	walk_fd = c.src_fd >= 0 ? fcntl(c.src_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (c.dest_fd < 0 || c.src_fd < 0 || walk_fd < 0) {
+		err = c.src_fd < 0 && errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
+		if (walk_fd >= 0)
+			close(walk_fd);
+		goto out;
+	}
+	err = pipe_walk(&w, walk_fd);
+out:
+	if (c.dest_fd >= 0)
+		close(c.dest_fd);
+	if (c.src_fd >= 0)
+		close(c.src_fd);
+	return err;
 }

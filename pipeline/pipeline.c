@@ -618,6 +618,7 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t
 	b.cfg = cfg;
 	b.id = deployment_id;
 	pipe_ctx_init(&b.ctx, cfg, "");
+	b.ctx.cache_dir = store_cache_dir(st);
 	b.ctx.flush = flush_to_store;
 	b.ctx.flush_arg = &b;
 	err = store_deployment_get(st, deployment_id, &b.dep);

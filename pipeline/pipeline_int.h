@@ -28,6 +28,10 @@ struct pipe_ctx {
 	 * pipe_log_flush(); NULL keeps everything in log (tests read it). */
 	void (*flush)(void *arg, const char *text);
 	void *flush_arg;
+	/* The platform's private cache folder (store_cache_dir()), where a
+	 * toolchain may keep what it prepared from the platform's own files;
+	 * NULL when there is none. Borrowed. */
+	const char *cache_dir;
 	/* Extra "NAME=value" entries for the environment of every tool run
 	 * through ctx (not PATH, HOME, LANG or TMPDIR), NULL-terminated; NULL
 	 * for none. A toolchain sets it around its own commands and clears
@@ -228,6 +232,13 @@ enum viv_err pipe_relpath(const char *from, const char *to, char **out);
 
 /* Frees n strings and the array; accepts NULL. */
 void pipe_strv_free(char **v, size_t n);
+
+/* Copies the tree at src (regular files and folders only; anything else is
+ * VIV_ERR_INVALID) to dest, which must not exist yet. Copies get fresh times
+ * and modes 0644 and 0755. At most max_entries entries and max_bytes bytes
+ * (VIV_ERR_TOO_BIG beyond). dest may hold part of the tree on failure. */
+enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
+			    uint64_t max_bytes);
 
 /* True when root/rel is a folder (want_dir) or a regular file, not
  * following a symbolic link at the end. */
@@ -452,6 +463,20 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
  * run). */
 enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
 			    char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen);
+
+/* Appends one line to b naming what is at path: "WHAT PATH" and its mode,
+ * device, inode, size, modification and change times (a package upgrade
+ * writes new files), or "none". stat follows symbolic links, so a link
+ * moved to another target shows too. VIV_ERR_TOO_BIG or VIV_ERR_NOMEM from
+ * the buffer. */
+enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *path);
+
+/* Appends one line to b naming the contents of the folder dir (its
+ * pipe_assets_hash()), or "none" when it is not a folder: contents rather
+ * than identity, since editing a file leaves a folder's times alone. A tree
+ * of more than 2000 entries or 16 MiB, or holding anything but files and
+ * folders, is an error with the reason in err. */
+enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t errlen);
 
 /* ---- Shared constants ------------------------------------------------------- */
 

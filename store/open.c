@@ -55,6 +55,8 @@ static enum viv_err open_dirs(struct store *st, const char *datadir, char *errbu
 		err = sub_dir(st, "uploads", &st->uploads_dir, errbuf, errlen);
 	if (!err)
 		err = sub_dir(st, "builds", &st->builds_dir, errbuf, errlen);
+	if (!err)
+		err = sub_dir(st, "cache", &st->cache_dir, errbuf, errlen);
 	return err;
 }
 
@@ -178,10 +180,16 @@ void store_close(struct store *st)
 	free(st->artifacts_dir);
 	free(st->uploads_dir);
 	free(st->builds_dir);
+	free(st->cache_dir);
 	free(st);
 }
 
 const char *store_datadir(const struct store *st)
 {
 	return st->datadir;
+}
+
+const char *store_cache_dir(const struct store *st)
+{
+	return st->cache_dir;
 }

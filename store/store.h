@@ -242,6 +242,13 @@ char *store_upload_path(const struct store *st, int64_t deployment_id);
  * free(). */
 enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char **out);
 
+/* DATADIR/cache, private (mode 0700): where the pipeline keeps what it
+ * prepares for builds itself, from the platform's own files only (never
+ * from an upload or what a build of one wrote), such as the SDK crates
+ * compiled once per toolchain. Anything in it may be removed while no build
+ * runs. Borrowed for the life of st. */
+const char *store_cache_dir(const struct store *st);
+
 /* The path of an artifact file, DATADIR/artifacts/XX/HASH.EXT: hash is 64
  * lowercase hex digits and ext is "so" or "wasm". Caller frees with free();
  * NULL when hash or ext is invalid, or on allocation failure. */

@@ -27,6 +27,7 @@ struct store {
 	char *artifacts_dir; /* DATADIR/artifacts */
 	char *uploads_dir;   /* DATADIR/uploads */
 	char *builds_dir;    /* DATADIR/builds */
+	char *cache_dir;     /* DATADIR/cache */
 
 	/* The shared routes generation counter, mapped from DATADIR/routes.gen. */
 	uint64_t *routes_gen;

@@ -229,8 +229,146 @@ Test(lang, rust_sdk_resolves_without_being_uploaded)
 	d = t_build_entries("uses-sdk", e, N(e));
 	assert_ready(d, "rust", "hostcall");
 	cr_assert(strstr(d->log, "the Vivarium SDK is the crate `vivarium`"), "%s", d->log);
+	/* Compiled once on its own, then taken as it is by cargo. */
+	cr_assert(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
+	cr_assert(strstr(d->log, "the Vivarium SDK crate comes compiled"), "%s", d->log);
+	cr_assert_null(strstr(d->log, "Compiling vivarium"), "%s", d->log);
+	store_deployment_free(d);
+	free(sdk);
+}
+
+/* The kept SDK build (see toolchain_rust.c): a Rust app that names the SDK,
+ * and one whose build script tries to spoil the compiled SDK for whoever
+ * comes next, as any app's build could try. */
+static const char sdk_app_toml[] = "[package]\n"
+				   "name = \"spoiler\"\n"
+				   "version = \"0.1.0\"\n"
+				   "edition = \"2021\"\n"
+				   "\n"
+				   "[lib]\n"
+				   "crate-type = [\"cdylib\"]\n"
+				   "\n"
+				   "[dependencies]\n"
+				   "vivarium = \"0.1\"\n";
+static const char sdk_app_lib[] = "#[no_mangle]\n"
+				  "pub extern \"C\" fn run() { let _ = vivarium::answer(); }\n";
+/* Truncates every compiled `vivarium` it can find in the target folder. */
+static const char spoiler_build_rs[] =
+	"use std::{env, fs, path::PathBuf};\n"
+	"fn main() {\n"
+	"    let out = PathBuf::from(env::var(\"OUT_DIR\").unwrap());\n"
+	"    let deps = out.join(\"../../../deps\");\n"
+	"    for e in fs::read_dir(&deps).unwrap() {\n"
+	"        let p = e.unwrap().path();\n"
+	"        let n = p.file_name().unwrap().to_string_lossy().to_string();\n"
+	"        if n.starts_with(\"libvivarium-\") { fs::write(&p, b\"spoiled\").unwrap(); }\n"
+	"    }\n"
+	"}\n";
+
+/* Hashes every file under the cache's kept Rust SDK builds, in walk order. */
+static void kept_sdk_hash(char hex[65])
+{
+	char *cache = viv_path_join(t_fx.datadir, "cache");
+	char **files = NULL;
+	size_t n = 0;
+	struct viv_buf b;
+
+	cr_assert_eq(pipe_find_files(cache, NULL, 10000, &files, &n), VIV_OK);
+	viv_buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++) {
+		char *path = viv_path_join(cache, files[i]), *text;
+		size_t len = 0;
+
+		cr_assert(strncmp(files[i], "rust-sdk-", 9) == 0, "a stray file in the cache: %s",
+			  files[i]);
+		text = t_read(path, &len);
+		cr_assert_not_null(text);
+		viv_buf_printf(&b, "%s %zu\n", files[i], len);
+		viv_buf_append(&b, text, len);
+		free(text);
+		free(path);
+	}
+	cr_assert_gt(n, 0, "nothing is kept in %s", cache);
+	viv_sha256_hex(b.data, b.len, hex);
+	viv_buf_free(&b);
+	pipe_strv_free(files, n);
+	free(cache);
+}
+
+Test(lang, rust_sdk_kept_build_is_shared_but_never_written_by_apps)
+{
+	char *sdk = viv_path_join(t_fx.work, "sdk");
+	struct t_entry spoiler[] = {
+		{"Cargo.toml", 'f', sdk_app_toml, 0},
+		{"build.rs", 'f', spoiler_build_rs, 0},
+		{"src/lib.rs", 'f', sdk_app_lib, 0},
+	};
+	struct t_entry plain[] = {
+		{"Cargo.toml", 'f', sdk_app_toml, 0},
+		{"src/lib.rs", 'f', sdk_app_lib, 0},
+	};
+	struct store_deployment *d;
+	char before[65], after[65];
+
+	t_write(sdk, "rust/Cargo.toml",
+		"[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
+	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+	t_fx.cfg.sdk_dir = sdk;
+
+	d = t_build_entries("spoiler", spoiler, N(spoiler));
+	/* Its build script ran before its crate was compiled: it spoiled its
+	 * own copy, and only that. */
+	assert_failed(d, "the Rust compiler reported errors");
+	cr_assert(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
+	cr_assert(strstr(d->log, "found invalid metadata files for crate `vivarium`"), "%s",
+		  d->log);
+	store_deployment_free(d);
+	kept_sdk_hash(before);
+
+	d = t_build_entries("plain", plain, N(plain));
+	assert_ready(d, "rust", "hostcall");
+	cr_assert_null(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
+	cr_assert(strstr(d->log, "the Vivarium SDK crate comes compiled"), "%s", d->log);
+	cr_assert_null(strstr(d->log, "Compiling vivarium"), "%s", d->log);
+	store_deployment_free(d);
+	kept_sdk_hash(after);
+	cr_assert_str_eq(before, after);
+
+	/* Another SDK is another kept build. */
+	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 43 }\n");
+	d = t_build_entries("plain", plain, N(plain));
+	assert_ready(d, "rust", "hostcall");
+	cr_assert(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
+	store_deployment_free(d);
+	free(sdk);
+}
+
+Test(lang, rust_sdk_kept_build_is_compiled_again_when_cargo_says_so)
+{
+	char *sdk = viv_path_join(t_fx.work, "sdk");
+	char *toml = NULL;
+	struct store_deployment *d;
+
+	cr_assert_gt(asprintf(&toml, "%s\n[profile.release]\nopt-level = \"s\"\n", sdk_app_toml),
+		     0);
+	{
+		struct t_entry e[] = {
+			{"Cargo.toml", 'f', toml, 0},
+			{"src/lib.rs", 'f', sdk_app_lib, 0},
+		};
+
+		t_write(sdk, "rust/Cargo.toml", "[package]\nname = \"vivarium\"\nversion = "
+						"\"0.1.3\"\nedition = \"2021\"\n");
+		t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+		t_fx.cfg.sdk_dir = sdk;
+		d = t_build_entries("small", e, N(e));
+	}
+	/* Another profile is another compilation of the SDK: cargo does it. */
+	assert_ready(d, "rust", "hostcall");
+	cr_assert(strstr(d->log, "the Vivarium SDK crate comes compiled"), "%s", d->log);
 	cr_assert(strstr(d->log, "Compiling vivarium v0.1.3"), "%s", d->log);
 	store_deployment_free(d);
+	free(toml);
 	free(sdk);
 }
 

@@ -37,6 +37,9 @@ Test(open, creates_directories_and_schema)
 	assert_private_dir("artifacts");
 	assert_private_dir("uploads");
 	assert_private_dir("builds");
+	assert_private_dir("cache");
+	snprintf(path, sizeof(path), "%s/cache", test_datadir);
+	cr_assert_str_eq(store_cache_dir(st), path);
 	cr_assert_eq(store_schema_version(st), 3);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
