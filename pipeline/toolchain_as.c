@@ -28,6 +28,19 @@
  * request that allocates in a loop still needs its garbage collected to stay
  * inside the memory limit; asconfig.json may pick "stub" instead. */
 
+/* How node runs asc. asc's bin/asc.js starts node a second time with
+ * --enable-source-maps unless it already has it, which costs a whole node
+ * start. A build is one short run of asc, so V8's optimizing compilers cost
+ * more than they give: TurboFan compiling binaryen.js's WebAssembly (Liftoff
+ * code runs it well enough for asc's emit and validate steps) and asc's
+ * JavaScript. The AssemblyScript hello on the 2-core build machine (busy
+ * with other work), median of 7 unsandboxed runs: 2.43 s as asc starts
+ * itself, 2.37 s without the second start, 1.79 s with --liftoff-only too,
+ * 1.64 s with --no-opt as well; a 14,000-line program took 2.7 s with all
+ * three and 3.0 s without --no-opt. */
+static const char *const as_node_flags[] = {"--enable-source-maps", "--liftoff-only",
+					    "--no-opt"};
+
 /* The file that replaces the env imports, passed to asc as a second entry
  * file with --use abort=...; a user's asconfig.json "use" entries come
  * after ours and win, for apps that bring their own abort. */
@@ -423,12 +436,15 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 			goto out;
 		}
 	}
-	argv = calloc(n_entries + 20, sizeof(*argv));
+	argv = calloc(n_entries + 20 + sizeof(as_node_flags) / sizeof(as_node_flags[0]),
+		      sizeof(*argv));
 	if (!argv) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
 	argv[k++] = "node";
+	for (size_t i = 0; i < sizeof(as_node_flags) / sizeof(as_node_flags[0]); i++)
+		argv[k++] = as_node_flags[i];
 	argv[k++] = asc;
 	for (size_t i = 0; i < n_entries; i++)
 		argv[k++] = entries[i];
