@@ -514,6 +514,31 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 	enum viv_err e;
 
 	*so_out = NULL;
+/* A large module's C in parts at once (aot_split.c), else whole. */
+static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
+			     char *err, size_t errlen)
+{
+	unsigned parts = 1;
+	struct stat st;
+	char *guest;
+	enum viv_err e;
+
+	guest = viv_path_join(dir, "guest.c");
+	if (!guest)
+		return VIV_ERR_NOMEM;
+	if (stat(guest, &st) == 0)
+		parts = pipe_guest_parts(ctx->cfg, (size_t)st.st_size);
+	free(guest);
+	if (parts > 1) {
+		e = pipe_cc_parts(ctx, t, dir, parts, err, errlen);
+		if (e != VIV_ERR_UNSUPPORTED)
+			return e;
+		pipe_logf(ctx, "note: the module's C is not shaped as wasm2c 1.0.32 writes it: "
+			       "compiling it whole\n");
+	}
+	return run_cc(ctx, t, dir, err, errlen);
+}
+
 	e = pipe_relpath(dir, wasm, &wasm_rel);
 	if (e)
 		goto out;
@@ -548,7 +573,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 		goto out;
 
 	t0 = viv_mono_ns();
-	e = run_cc(ctx, t, dir, err, errlen);
+	e = cc_guest(ctx, t, dir, err, errlen);
 	timing_note(timing, timing_arg, "cc", t0);
 	if (e)
 		goto out;

@@ -37,6 +37,8 @@ const char *const pipe_wasm_validate_features[] = {
 
 void pipe_config_defaults(struct pipe_config *cfg)
 {
+	long cpus;
+
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->include_dir = VIV_SOURCE_DIR "/common";
 	cfg->sdk_dir = VIV_SOURCE_DIR "/sdk";
@@ -49,6 +51,11 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	cfg->step_timeout_ms = 120000;
 	cfg->step_output_cap = 256 * 1024;
 	cfg->sandbox = true;
+	cfg->aot_part_bytes = PIPE_AOT_PART_BYTES;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus > PIPE_AOT_PARTS_MAX)
+		cpus = PIPE_AOT_PARTS_MAX;
+	cfg->aot_parts_max = cpus < 1 ? 1 : (unsigned)cpus;
 	cfg->limits_default.memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
 	cfg->limits_default.cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
 	cfg->limits_default.wall_ms = VIV_LIMIT_WALL_MS_DEFAULT;

@@ -33,9 +33,22 @@ struct pipe_config {
 	unsigned step_timeout_ms;   /* each child process */
 	size_t step_output_cap;     /* bytes of output kept per step */
 	bool sandbox;               /* run toolchains under bubblewrap */
+	/* A large module's C is compiled in parts at once: one part per this
+	 * many bytes of wasm2c output (0: PIPE_AOT_PART_BYTES), at most
+	 * aot_parts_max of them (the defaults: one per CPU, at most 4; 1
+	 * compiles every module whole). */
+	size_t aot_part_bytes;
+	unsigned aot_parts_max;
 	struct viv_limits limits_default;
 	struct viv_limits limits_max;
 };
+
+/* The C that one compiler process takes in a module compiled in parts: the
+ * Rust hello's 610 KiB took 1.45 s of CPU whole or in two parts, so two
+ * compilers at once on two idle cores save 0.6 s; below this a part costs
+ * more in process start and linking than it saves. */
+#define PIPE_AOT_PART_BYTES (96 * 1024)
+#define PIPE_AOT_PARTS_MAX 4
 
 /* Fills cfg with the platform defaults (paths point into the source tree the
  * binary was built from). */

@@ -98,6 +98,14 @@ enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			 char *err, size_t errlen);
 
+/* pipe_run_ok for n commands at once, each on a thread of its own with
+ * everything pipe_spawn gives one command (sandbox, limits, timeout). The
+ * log then has each command line, output and status in the order given.
+ * VIV_OK when every one ran and exited 0; otherwise the error of the first
+ * in that order that did not, as pipe_run_ok would have it. */
+enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
+			  size_t n, char *err, size_t errlen);
+
 /* pipe_spawn for tools whose output is data (llvm-nm): like pipe_run_ok,
  * but the output is returned in *out (caller frees with free()) and only
  * the command line and a failure go to the log. Output past
@@ -406,6 +414,31 @@ enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out,
  * followed by the optimized wasm. */
 enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
 				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
+
+/* Splits guest.c as wasm2c 1.0.32 writes it (len bytes) into parts, at
+ * most as many as asked (2 or more) and no more than it has function
+ * definitions: (*out)[0] replaces guest.c, (*out)[k] is guest_partk.c,
+ * compiled on its own and linked with the others. The functions lose
+ * "static", so the AOT flags must hide symbols. VIV_ERR_UNSUPPORTED when
+ * the text is not shaped as expected or there is nothing to move out of
+ * part 0 (it is then compiled whole), VIV_ERR_INVALID for fewer than 2
+ * parts asked. Caller frees with
+ * pipe_strv_free(*out, *n_out). */
+enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
+			      size_t *n_out);
+
+/* How many parts a module whose wasm2c output is guest_c_len bytes is
+ * compiled in: one per cfg->aot_part_bytes, at most cfg->aot_parts_max,
+ * at least 1. */
+unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len);
+
+/* Compiles dir/guest.c (with dir/glue.c, which includes it) in the given
+ * number of parts at once and links them into dir/guest.so, with the AOT
+ * flags. VIV_ERR_UNSUPPORTED, with nothing changed, when guest.c cannot be
+ * split; otherwise as compiling it whole would fail, with a sentence in
+ * err. */
+enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
+			   unsigned parts, char *err, size_t errlen);
 
 /* What glue.c needs to know about the wasm2c output. */
 struct pipe_guest_shape {

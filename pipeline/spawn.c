@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -778,6 +779,100 @@ enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char 
 	viv_buf_free(&output);
 	if (!err && !*out)
 		return VIV_ERR_NOMEM;
+	return err;
+}
+
+/* ---- Several at once ---------------------------------------------------------- */
+
+/* One command of pipe_run_all(), run on a thread of its own. */
+struct run_job {
+	struct pipe_ctx *ctx;
+	const char *cwd;
+	const char *const *argv;
+	struct viv_buf output;
+	struct pipe_exit ex;
+	enum viv_err err;
+	char err_text[256];
+};
+
+static void *run_job_main(void *arg)
+{
+	struct run_job *j = arg;
+
+	j->err = spawn_env(j->ctx->cfg, j->ctx->scratch, j->cwd, j->argv, j->ctx->env, &j->output,
+			   &j->ex, j->err_text, sizeof(j->err_text));
+	return NULL;
+}
+
+enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
+			  size_t n, char *err_text, size_t errlen)
+{
+	struct run_job *jobs;
+	pthread_t *threads;
+	bool *started;
+	enum viv_err err = VIV_OK;
+
+	if (n == 0)
+		return VIV_OK;
+	jobs = calloc(n, sizeof(*jobs));
+	threads = calloc(n, sizeof(*threads));
+	started = calloc(n, sizeof(*started));
+	if (!jobs || !threads || !started) {
+		free(jobs);
+		free(threads);
+		free(started);
+		return VIV_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].ctx = ctx;
+		jobs[i].cwd = cwd;
+		jobs[i].argv = argvs[i];
+		viv_buf_init(&jobs[i].output, ctx->cfg->step_output_cap + 64);
+	}
+	/* The last runs on this thread; one that gets no thread of its own
+	 * runs here too, after the others have started. */
+	for (size_t i = 0; i + 1 < n; i++)
+		started[i] = pthread_create(&threads[i], NULL, run_job_main, &jobs[i]) == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 == n || !started[i])
+			run_job_main(&jobs[i]);
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (started[i])
+			pthread_join(threads[i], NULL);
+	}
+	/* The log reads as if they had run one after another. */
+	for (size_t i = 0; i < n; i++) {
+		struct run_job *j = &jobs[i];
+
+		log_command(ctx, j->argv);
+		if (j->output.len > 0) {
+			viv_buf_append_trunc(&ctx->log, j->output.data, j->output.len);
+			if (j->output.data[j->output.len - 1] != '\n')
+				viv_buf_append_trunc(&ctx->log, "\n", 1);
+		}
+		log_status(ctx, j->err, &j->ex, j->err_text);
+		if (err)
+			continue;
+		if (j->err) {
+			err = j->err;
+			viv_errf(err_text, errlen, "%s", j->err_text);
+		} else if (j->ex.code != 0) {
+			err = VIV_ERR_BUILD;
+			if (j->ex.signal)
+				viv_errf(err_text, errlen, "%s was killed by signal %d",
+					 base_name(j->argv[0]), j->ex.signal);
+			else
+				viv_errf(err_text, errlen, "%s failed (exit status %d)",
+					 base_name(j->argv[0]), j->ex.code);
+		}
+	}
+	pipe_log_flush(ctx);
+	for (size_t i = 0; i < n; i++)
+		viv_buf_free(&jobs[i].output);
+	free(jobs);
+	free(threads);
+	free(started);
 	return err;
 }
 

@@ -3,6 +3,7 @@
  * stock runtime. */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,4 +257,118 @@ Test(glue, artifact_hash_covers_mode_and_bytes)
 	cr_assert_str_neq(a, c);
 	cr_assert_str_neq(a, d);
 	cr_assert_eq(strlen(a), 64);
+}
+
+/* ---- A module compiled in parts ------------------------------------------------- */
+
+/* Calls between parts, call_indirect from another part than the type table
+ * and the table's elements, and memory.init of a passive segment, which
+ * keeps its function in part 0 with the segment. */
+static const char parts_wat[] =
+	"(module (memory 1) (table 2 funcref)"
+	" (type $unop (func (param i32) (result i32)))"
+	" (elem (i32.const 0) $double $triple)"
+	" (data $d \"\\2a\\00\\00\\00\")"
+	" (func $double (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))"
+	" (func $triple (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))"
+	" (func $inc (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))"
+	" (func $load42 (result i32)"
+	"   (memory.init $d (i32.const 100) (i32.const 0) (i32.const 4))"
+	"   (i32.load (i32.const 100)))"
+	" (func $run"
+	"   (i32.store (i32.const 0) (call_indirect (type $unop) (i32.const 5) (i32.const 0)))"
+	"   (i32.store (i32.const 4) (call_indirect (type $unop) (i32.const 5) (i32.const 1)))"
+	"   (i32.store (i32.const 8) (call $inc (call $load42))))"
+	" (export \"run\" (func $run)))";
+
+Test(glue, module_compiled_in_parts_runs_alike)
+{
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, false, false};
+	const struct viv_guest *g;
+	void *handle, *inst;
+	wasm_rt_memory_t *mem;
+	bool indirect = false;
+	int parts = 1;
+
+	cfg.aot_part_bytes = 1;
+	cfg.aot_parts_max = 3;
+	g = build_and_load(parts_wat, &spec, &handle);
+	cr_assert(strstr(ctx.log.data, "parts at once"), "%s", ctx.log.data);
+	for (;; parts++) {
+		char name[32], *path, *text;
+
+		snprintf(name, sizeof(name), "guest_part%d.c", parts);
+		path = viv_path_join(dir, name);
+		text = t_read(path, NULL);
+		free(path);
+		if (!text)
+			break;
+		cr_assert(strstr(text, "extern u32 func_types["), "%s", text);
+		cr_assert_null(strstr(text, "data_segment_data"), "%s", text);
+		indirect = indirect || strstr(text, "CALL_INDIRECT(instance->");
+		free(text);
+	}
+	cr_assert_geq(parts, 2);
+	/* run, the last function, checks the type table from a part of its own. */
+	cr_assert(indirect);
+
+	wasm_rt_init();
+	g->init_module();
+	inst = calloc(1, g->instance_size);
+	g->instantiate(inst, NULL);
+	g->entry(inst);
+	mem = g->memory(inst);
+	cr_assert_eq(mem->data[0], 10);
+	cr_assert_eq(mem->data[4], 15);
+	cr_assert_eq(mem->data[8], 43);
+	g->free_instance(inst);
+	free(inst);
+	dlclose(handle);
+}
+
+Test(glue, split_leaves_other_shapes_alone)
+{
+	static const char not_wasm2c[] = "int main(void)\n{\n\treturn 0;\n}\n";
+	static const char one_function[] = "static u32 func_types[1];\n"
+					   "static void w2c_f0(Z_guest_instance_t*);\n"
+					   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
+					   "}\n";
+	static const char code_between[] = "static u32 func_types[1];\n"
+					   "static void w2c_f0(Z_guest_instance_t*);\n"
+					   "static void w2c_f1(Z_guest_instance_t*);\n"
+					   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
+					   "}\n"
+					   "static int stray;\n"
+					   "static void w2c_f1(Z_guest_instance_t* instance) {\n"
+					   "}\n";
+	char **parts = (void *)1;
+	size_t n = 7;
+
+	cr_assert_eq(pipe_guest_split(not_wasm2c, strlen(not_wasm2c), 2, &parts, &n),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert_null(parts);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(pipe_guest_split(one_function, strlen(one_function), 2, &parts, &n),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert_eq(pipe_guest_split(code_between, strlen(code_between), 2, &parts, &n),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert_eq(pipe_guest_split(code_between, strlen(code_between), 1, &parts, &n),
+		     VIV_ERR_INVALID);
+}
+
+Test(glue, parts_follow_the_size_of_the_c)
+{
+	struct pipe_config c;
+
+	pipe_config_defaults(&c);
+	cr_assert_eq(c.aot_part_bytes, PIPE_AOT_PART_BYTES);
+	cr_assert_geq(c.aot_parts_max, 1);
+	cr_assert_leq(c.aot_parts_max, PIPE_AOT_PARTS_MAX);
+	c.aot_parts_max = 4;
+	cr_assert_eq(pipe_guest_parts(&c, 0), 1);
+	cr_assert_eq(pipe_guest_parts(&c, PIPE_AOT_PART_BYTES - 1), 1);
+	cr_assert_eq(pipe_guest_parts(&c, 2 * PIPE_AOT_PART_BYTES), 2);
+	cr_assert_eq(pipe_guest_parts(&c, 100 * PIPE_AOT_PART_BYTES), 4);
+	c.aot_parts_max = 1;
+	cr_assert_eq(pipe_guest_parts(&c, 100 * PIPE_AOT_PART_BYTES), 1);
 }
