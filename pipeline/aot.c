@@ -504,16 +504,6 @@ out:
 	return e;
 }
 
-enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
-		      const char *dir, const struct pipe_glue_spec *spec,
-		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
-		      char **so_out, char *err, size_t errlen)
-{
-	char *wasm_rel = NULL, *so = NULL;
-	uint64_t t0;
-	enum viv_err e;
-
-	*so_out = NULL;
 /* A large module's C in parts at once (aot_split.c), else whole. */
 static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
 			     char *err, size_t errlen)
@@ -539,6 +529,16 @@ static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, c
 	return run_cc(ctx, t, dir, err, errlen);
 }
 
+enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
+		      const char *dir, const struct pipe_glue_spec *spec,
+		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
+		      char **so_out, char *err, size_t errlen)
+{
+	char *wasm_rel = NULL, *so = NULL;
+	uint64_t t0;
+	enum viv_err e;
+
+	*so_out = NULL;
 	e = pipe_relpath(dir, wasm, &wasm_rel);
 	if (e)
 		goto out;
