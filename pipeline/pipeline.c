@@ -531,7 +531,8 @@ static void find_prior(struct build *b)
 	}
 	err = store_deployment_find_build(b->st, b->key, &b->prior);
 	if (err && err != VIV_ERR_NOT_FOUND)
-		viv_log(VIV_WARN, "deployment %lld: could not look for an earlier identical build: %s",
+		viv_log(VIV_WARN,
+			"deployment %lld: could not look for an earlier identical build: %s",
 			(long long)b->id, viv_strerror(err));
 }
 

@@ -129,7 +129,8 @@ static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools
 		e = VIV_ERR_NOMEM;
 		goto done;
 	}
-	if (stat(std_dir, &st) != 0 || !S_ISDIR(st.st_mode) || strlen(std_dir) >= sizeof(t.std_dir)) {
+	if (stat(std_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    strlen(std_dir) >= sizeof(t.std_dir)) {
 		viv_errf(err, errlen,
 			 "the Rust compiler %s has no standard library for %s (no %s); %s, or "
 			 "sets VIV_RUSTC to a rustc that has it",
@@ -571,7 +572,7 @@ static enum viv_err run_cargo(struct pipe_ctx *ctx, const struct rust_tools *t, 
 #define SEED_ENTRIES_MAX 2000
 #define SEED_BYTES_MAX (256ull * 1024 * 1024)
 
-static const char seed_cargo_toml[] = "# Written by Vivarium: the SDK crate, compiled once for Rust builds.\n"
+static const char seed_cargo_toml[] = "# Written by Vivarium: the SDK crate, compiled once.\n"
 				      "[package]\n"
 				      "name = \"vivarium-sdk-seed\"\n"
 				      "version = \"0.0.0\"\n"

@@ -289,8 +289,10 @@ static void key_of(const struct pipe_config *cfg, const char *upload, char hex[6
 
 Test(build, build_key_covers_the_upload_and_what_builds_it)
 {
-	static const char up1[] = "1111111111111111111111111111111111111111111111111111111111111111";
-	static const char up2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+	static const char up1[] =
+		"1111111111111111111111111111111111111111111111111111111111111111";
+	static const char up2[] =
+		"2222222222222222222222222222222222222222222222222222222222222222";
 	struct pipe_config cfg = t_fx.cfg;
 	char *sdk = viv_path_join(t_fx.work, "sdk");
 	char base[65], again[65], other[65];

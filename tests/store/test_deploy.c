@@ -704,14 +704,14 @@ Test(prior, passes_over_builds_whose_artifact_is_gone)
 
 Test(prior, refuses_a_malformed_key)
 {
+	static const char upper[] =
+		"ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 	struct store *st = test_open();
 	struct store_prior_build *p = NULL;
 
 	cr_assert_eq(store_deployment_find_build(st, "abc", &p), VIV_ERR_INVALID);
 	cr_assert_eq(store_deployment_find_build(st, NULL, &p), VIV_ERR_INVALID);
-	cr_assert_eq(store_deployment_find_build(
-			     st, "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", &p),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_find_build(st, upper, &p), VIV_ERR_INVALID);
 	cr_assert_null(p);
 	store_close(st);
 }
