@@ -136,6 +136,9 @@ deploy_once() {
 	DEPLOY_MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
 }
 
+# The figures move with whatever else the machine runs: the load average
+# before and after goes with them.
+read -r LOAD_START _ </proc/loadavg
 json=""
 for lang in $LANGS; do
 	read -r example file <<<"$(example_of "$lang")"
@@ -174,7 +177,10 @@ for lang in $LANGS; do
 		)")
 done
 
+read -r LOAD_END _ </proc/loadavg
+echo "load average (1 min): $LOAD_START before, $LOAD_END after"
 if [ -n "$JSON_OUT" ]; then
-	printf '{"benchmark":"deploy_times","runs":%s,"languages":{%s}}\n' "$RUNS" "$json" >"$JSON_OUT"
+	printf '{"benchmark":"deploy_times","runs":%s,"loadavg_before":%s,"loadavg_after":%s,"languages":{%s}}\n' \
+		"$RUNS" "$LOAD_START" "$LOAD_END" "$json" >"$JSON_OUT"
 	echo "wrote $JSON_OUT"
 fi
