@@ -19,10 +19,10 @@
  *
  * Part 0 is all of it less the definitions that went to other parts; each
  * other part is the text up to the last prototype and its own definitions.
- * The functions lose "static" so that parts can call each other (the AOT
- * flags hide them, so the .so still exports only its contract), and the
- * type table becomes one object that part 0 defines and the others declare,
- * since call_indirect checks against it. A definition that names one of the
+ * The functions' "static" becomes hidden visibility, so that parts can call
+ * each other and the .so still exports only its contract, and the type
+ * table becomes one hidden object that part 0 defines and the others
+ * declare, since call_indirect checks against it. A definition that names one of the
  * segments (memory.init, table.init) stays in part 0, where they are. Any
  * other shape is left whole.
  *
@@ -33,6 +33,9 @@
 
 #define FUNC_TYPES_DECL "static u32 func_types["
 #define STATIC_KW "static "
+/* What "static " becomes: the symbols stay inside the .so whatever the
+ * AOT flags say about visibility. */
+#define HIDDEN_KW "__attribute__((visibility(\"hidden\"))) "
 #define INSTANCE_PARAM "(Z_guest_instance_t*"
 #define SEGMENT_NAMES_MAX 4096
 
@@ -319,14 +322,20 @@ static unsigned deal(struct shape *s, unsigned parts)
 	return used;
 }
 
-/* Appends line l, without "static " when it is a function line. */
+/* Appends line l, with HIDDEN_KW for "static " when it is a function
+ * line. */
 static enum viv_err put_line(struct viv_buf *b, const struct line *l)
 {
 	bool is_def;
-	size_t skip = func_line(l, &is_def) ? strlen(STATIC_KW) : 0;
-	enum viv_err e;
+	size_t skip = 0;
+	enum viv_err e = VIV_OK;
 
-	e = viv_buf_append(b, l->p + skip, l->n - skip);
+	if (func_line(l, &is_def)) {
+		skip = strlen(STATIC_KW);
+		e = viv_buf_append(b, HIDDEN_KW, strlen(HIDDEN_KW));
+	}
+	if (!e)
+		e = viv_buf_append(b, l->p + skip, l->n - skip);
 	if (!e)
 		e = viv_buf_append(b, "\n", 1);
 	return e;
@@ -338,8 +347,8 @@ static enum viv_err put_func_types(struct viv_buf *b, const struct line *l, bool
 {
 	size_t skip = strlen(STATIC_KW);
 
-	return viv_buf_printf(b, "%s%.*s\n", define ? "" : "extern ", (int)(l->n - skip),
-			      l->p + skip);
+	return viv_buf_printf(b, "%s" HIDDEN_KW "%.*s\n", define ? "" : "extern ",
+			      (int)(l->n - skip), l->p + skip);
 }
 
 static enum viv_err write_main(const struct shape *s, struct viv_buf *b)

@@ -418,8 +418,8 @@ enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode 
 /* Splits guest.c as wasm2c 1.0.32 writes it (len bytes) into parts, at
  * most as many as asked (2 or more) and no more than it has function
  * definitions: (*out)[0] replaces guest.c, (*out)[k] is guest_partk.c,
- * compiled on its own and linked with the others. The functions lose
- * "static", so the AOT flags must hide symbols. VIV_ERR_UNSUPPORTED when
+ * compiled on its own and linked with the others. The functions' "static"
+ * becomes hidden visibility. VIV_ERR_UNSUPPORTED when
  * the text is not shaped as expected or there is nothing to move out of
  * part 0 (it is then compiled whole), VIV_ERR_INVALID for fewer than 2
  * parts asked. Caller frees with
