@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RUST_TARGET "wasm32-wasi"
@@ -617,6 +618,41 @@ static enum viv_err seed_key(const struct rust_tools *t, const char *sdk,
 	return e;
 }
 
+/* Once a kept SDK build is in place, the others are stale (another SDK or
+ * toolchain), and so is a seed build's folder that a crash left behind: no
+ * seed build takes an hour. Failures are only logged. */
+static void seed_prune(const char *cache_dir, const char *kept)
+{
+	const char *keep = strrchr(kept, '/');
+	time_t stale = time(NULL) - 3600;
+	struct dirent *de;
+	DIR *d;
+
+	keep = keep ? keep + 1 : kept;
+	d = opendir(cache_dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		bool old_seed = strncmp(de->d_name, SEED_PREFIX, strlen(SEED_PREFIX)) == 0 &&
+				strcmp(de->d_name, keep) != 0;
+		bool tmp = strncmp(de->d_name, "tmp-" SEED_PREFIX, strlen("tmp-" SEED_PREFIX)) == 0;
+		struct stat st;
+		char *path;
+
+		if (!old_seed && !tmp)
+			continue;
+		path = viv_path_join(cache_dir, de->d_name);
+		if (!path)
+			break;
+		if (old_seed || (lstat(path, &st) == 0 && st.st_mtime < stale)) {
+			if (viv_rmtree(path) != VIV_OK)
+				viv_log(VIV_WARN, "rust: could not remove %s", path);
+		}
+		free(path);
+	}
+	closedir(d);
+}
+
 /* Writes a file in dir, making dir. */
 static enum viv_err put_file(const char *dir, const char *name, const char *text)
 {
@@ -697,6 +733,7 @@ static void seed_build(const struct pipe_project *p, const struct rust_tools *t,
 	pipe_logf(p->ctx, "compiled the Vivarium SDK crate once for this server's Rust (%lld "
 			  "ms); later builds start from it\n",
 		  (long long)((viv_mono_ns() - t0) / 1000000));
+	seed_prune(p->ctx->cache_dir, dest);
 out:
 	if (e && err[0])
 		viv_log(VIV_WARN, "rust: compiling the SDK crate on its own: %s", err);

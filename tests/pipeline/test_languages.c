@@ -4,6 +4,7 @@
  * and static assets. The guests need no SDK except where the SDK's
  * resolution is what is tested, and then a stand-in SDK is used. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,22 @@ static void kept_sdk_hash(char hex[65])
 	free(cache);
 }
 
+/* How many kept Rust SDK builds the cache holds. */
+static int kept_sdk_count(void)
+{
+	char *cache = viv_path_join(t_fx.datadir, "cache");
+	DIR *d = opendir(cache);
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, "rust-sdk-", 9) == 0;
+	closedir(d);
+	free(cache);
+	return n;
+}
+
 Test(lang, rust_sdk_kept_build_is_shared_but_never_written_by_apps)
 {
 	char *sdk = viv_path_join(t_fx.work, "sdk");
@@ -334,12 +351,15 @@ Test(lang, rust_sdk_kept_build_is_shared_but_never_written_by_apps)
 	kept_sdk_hash(after);
 	cr_assert_str_eq(before, after);
 
-	/* Another SDK is another kept build. */
+	/* Another SDK is another kept build, which replaces the first. */
 	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 43 }\n");
 	d = t_build_entries("plain", plain, N(plain));
 	assert_ready(d, "rust", "hostcall");
 	cr_assert(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
 	store_deployment_free(d);
+	kept_sdk_hash(after);
+	cr_assert_str_neq(before, after);
+	cr_assert_eq(kept_sdk_count(), 1);
 	free(sdk);
 }
 
