@@ -224,6 +224,7 @@ static double median(const double *v, unsigned n)
 
 static enum viv_err build_native(struct bench *b, struct kernel *k, char *err, size_t errlen)
 {
+	const char *argv[] = {b->cc, "-O2", "-o", NULL, NULL, "-lm", NULL};
 	char src[512];
 	struct viv_buf out;
 	enum viv_err e;
@@ -233,23 +234,42 @@ static enum viv_err build_native(struct bench *b, struct kernel *k, char *err, s
 		k->native_exe = NULL;
 		return VIV_ERR_NOMEM;
 	}
-	{
-		const char *argv[] = {b->cc, "-O2", "-o", k->native_exe, src, "-lm", NULL};
-
-		viv_buf_init(&out, OUTPUT_CAP);
-		e = run_child(argv, &out, err, errlen);
-		viv_buf_free(&out);
-	}
+	argv[3] = k->native_exe;
+	argv[4] = src;
+	viv_buf_init(&out, OUTPUT_CAP);
+	e = run_child(argv, &out, err, errlen);
+	viv_buf_free(&out);
 	return e;
 }
 
 /* ---- Vivarium: the pipeline --------------------------------------------------------- */
 
+/* Adds len bytes of data to the archive as the regular file name. */
+static enum viv_err tar_add(struct archive *a, const char *name, const void *data, size_t len,
+			    char *err, size_t errlen)
+{
+	struct archive_entry *ent = archive_entry_new();
+	enum viv_err e = VIV_OK;
+
+	if (!ent)
+		return VIV_ERR_NOMEM;
+	archive_entry_set_pathname(ent, name);
+	archive_entry_set_filetype(ent, AE_IFREG);
+	archive_entry_set_perm(ent, 0644);
+	archive_entry_set_size(ent, (la_int64_t)len);
+	if (archive_write_header(a, ent) != ARCHIVE_OK ||
+	    archive_write_data(a, data, len) != (la_ssize_t)len) {
+		viv_errf(err, errlen, "cannot write the upload: %s", archive_error_string(a));
+		e = VIV_ERR_IO;
+	}
+	archive_entry_free(ent);
+	return e;
+}
+
 /* Adds the file at path to the archive as name. */
 static enum viv_err tar_add_file(struct archive *a, const char *name, const char *path,
 				 char *err, size_t errlen)
 {
-	struct archive_entry *ent;
 	char *text = NULL;
 	size_t len = 0;
 	enum viv_err e;
@@ -259,21 +279,7 @@ static enum viv_err tar_add_file(struct archive *a, const char *name, const char
 		viv_errf(err, errlen, "cannot read %s: %s", path, viv_strerror(e));
 		return e;
 	}
-	ent = archive_entry_new();
-	if (!ent) {
-		free(text);
-		return VIV_ERR_NOMEM;
-	}
-	archive_entry_set_pathname(ent, name);
-	archive_entry_set_filetype(ent, AE_IFREG);
-	archive_entry_set_perm(ent, 0644);
-	archive_entry_set_size(ent, (la_int64_t)len);
-	if (archive_write_header(a, ent) != ARCHIVE_OK ||
-	    archive_write_data(a, text, len) != (la_ssize_t)len) {
-		viv_errf(err, errlen, "cannot write the upload: %s", archive_error_string(a));
-		e = VIV_ERR_IO;
-	}
-	archive_entry_free(ent);
+	e = tar_add(a, name, text, len, err, errlen);
 	free(text);
 	return e;
 }
@@ -284,9 +290,8 @@ static enum viv_err write_upload(const struct kernel *k, const char *path, char 
 				 size_t errlen)
 {
 	struct archive *a = archive_write_new();
-	struct archive_entry *ent = NULL;
 	char src[512], name[128];
-	enum viv_err e = VIV_OK;
+	enum viv_err e;
 
 	if (!a)
 		return VIV_ERR_NOMEM;
@@ -301,26 +306,13 @@ static enum viv_err write_upload(const struct kernel *k, const char *path, char 
 	e = tar_add_file(a, name, src, err, errlen);
 	if (!e)
 		e = tar_add_file(a, "kernel.h", KERNEL_DIR "/kernel.h", err, errlen);
-	if (e)
-		goto out;
-	ent = archive_entry_new();
-	if (!ent) {
-		e = VIV_ERR_NOMEM;
-		goto out;
-	}
-	archive_entry_set_pathname(ent, "vivarium.json");
-	archive_entry_set_filetype(ent, AE_IFREG);
-	archive_entry_set_perm(ent, 0644);
-	archive_entry_set_size(ent, (la_int64_t)strlen(manifest_text));
-	if (archive_write_header(a, ent) != ARCHIVE_OK ||
-	    archive_write_data(a, manifest_text, strlen(manifest_text)) !=
-		    (la_ssize_t)strlen(manifest_text) ||
-	    archive_write_close(a) != ARCHIVE_OK) {
+	if (!e)
+		e = tar_add(a, "vivarium.json", manifest_text, strlen(manifest_text), err, errlen);
+	if (!e && archive_write_close(a) != ARCHIVE_OK) {
 		viv_errf(err, errlen, "cannot write the upload: %s", archive_error_string(a));
 		e = VIV_ERR_IO;
 	}
 out:
-	archive_entry_free(ent);
 	archive_write_free(a);
 	return e;
 }
@@ -702,7 +694,7 @@ static void probe_node(struct bench *b)
 static enum viv_err setup(struct bench *b, char *err, size_t errlen)
 {
 	struct run_pool_config pc;
-	char *data = NULL;
+	char *data = NULL, why[256] = "";
 	enum viv_err e;
 
 	strcpy(b->tmp, "/tmp/viv-bench-XXXXXX");
@@ -719,9 +711,9 @@ static enum viv_err setup(struct bench *b, char *err, size_t errlen)
 	if (e)
 		return e;
 	pipe_config_defaults(&b->cfg);
-	b->cfg.sandbox = pipe_sandbox_available(err, errlen);
+	b->cfg.sandbox = pipe_sandbox_available(why, sizeof(why));
 	if (!b->cfg.sandbox)
-		fprintf(stderr, "bench_kernels: building without bubblewrap: %s\n", err);
+		fprintf(stderr, "bench_kernels: building without bubblewrap: %s\n", why);
 	e = run_thread_init();
 	if (e) {
 		viv_errf(err, errlen, "run_thread_init: %s", viv_strerror(e));
