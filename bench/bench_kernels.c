@@ -697,7 +697,7 @@ static enum viv_err setup(struct bench *b, char *err, size_t errlen)
 	char *data = NULL, why[256] = "";
 	enum viv_err e;
 
-	strcpy(b->tmp, "/tmp/viv-bench-XXXXXX");
+	strcpy(b->tmp, "/tmp/viv-bench-kernels-XXXXXX");
 	if (!mkdtemp(b->tmp)) {
 		b->tmp[0] = '\0';
 		viv_errf(err, errlen, "mkdtemp: %s", strerror(errno));
