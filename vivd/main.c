@@ -116,6 +116,7 @@ static int parse(int argc, char **argv, struct options *o)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	int c;
 
+	memset(o, 0, sizeof(*o));
 	o->datadir = "./vivarium-data";
 	o->api_addr = "127.0.0.1:8080";
 	o->apps_addr = "127.0.0.1:8000";

@@ -66,7 +66,8 @@ static void assert_app_says(const struct tsup_vivd *v, const char *app, long sta
 {
 	struct tsup_resp r;
 
-	cr_assert(tsup_app_get(v, app, "/", &r), "no response from %s", app);
+	cr_assert(tsup_app_get(v, app, "/", &r), "no response from %s (%s); vivd's log ends:\n%s",
+		  app, r.error, tsup_vivd_log_tail(v, 4000));
 	cr_assert_eq(r.status, status, "%s answered %ld: %s", app, r.status, r.body);
 	cr_assert_not_null(strstr(r.body, needle), "%s answered '%s', expected '%s'", app, r.body,
 			   needle);

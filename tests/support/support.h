@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 /* A running vivd serve. */
@@ -37,6 +38,7 @@ struct tsup_resp {
 	char *body; /* NUL-terminated */
 	size_t len;
 	char *headers; /* raw header block */
+	char error[CURL_ERROR_SIZE]; /* why no response came, when none did */
 };
 
 void tsup_resp_free(struct tsup_resp *r);
