@@ -35,6 +35,12 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
+	local rc=$?
+	if [ "$rc" != 0 ]; then
+		for f in "$WORK"/*.log; do
+			[ -f "$f" ] && { echo "--- the end of $f:"; tail -n 20 "$f"; } >&2
+		done
+	fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$WORK"
@@ -43,13 +49,15 @@ trap cleanup EXIT
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
-# A free TCP port on the loopback interface.
+# Sets the variable named $1 to a free TCP port on the loopback interface
+# (not through $(...), whose subshell would forget the ports handed out).
 next_port=$((20000 + RANDOM % 20000))
 free_port() {
+	local -n port_out=$1
 	while ss -ltn "sport = :$next_port" | grep -q LISTEN; do
 		next_port=$((next_port + 1))
 	done
-	echo $next_port
+	port_out=$next_port
 	next_port=$((next_port + 1))
 }
 
@@ -82,11 +90,11 @@ build/bench/bench_kernels --json "$OUT/kernels.json"
 # ---- 3. HTTP: vivd, vivd without the CPU tick, nginx, workerd ---------------------
 say "hello over HTTP: $ROUNDS rounds of ${SECONDS_PER_ROUND}s each, wrk -t2 -c64"
 DATA="$WORK/data"
-API_PORT=$(free_port)
-APPS_PORT=$(free_port)
-NOTICK_PORT=$(free_port)
-NGINX_PORT=$(free_port)
-WORKERD_PORT=$(free_port)
+free_port API_PORT
+free_port APPS_PORT
+free_port NOTICK_PORT
+free_port NGINX_PORT
+free_port WORKERD_PORT
 
 build/vivd/vivd serve --data "$DATA" --api "127.0.0.1:$API_PORT" \
 	--listen "127.0.0.1:$APPS_PORT" --workers "$CORES" >"$WORK/vivd.log" 2>&1 &
@@ -161,8 +169,9 @@ for r in $(seq "$ROUNDS"); do
 	SAMPLES[vivd]+="$(rps "http://127.0.0.1:$APPS_PORT/" hello.localhost) "
 	SAMPLES[notick]+="$(rps "http://127.0.0.1:$NOTICK_PORT/" hello.localhost) "
 	SAMPLES[workerd]+="$(rps "http://127.0.0.1:$WORKERD_PORT/") "
-	echo "round $r: nginx ${SAMPLES[nginx]##* } vivd ${SAMPLES[vivd]##* }" \
-		"vivd-no-tick ${SAMPLES[notick]##* } workerd ${SAMPLES[workerd]##* }" >&2
+	last() { local s=${SAMPLES[$1]% }; echo "${s##* }"; }
+	echo "round $r: nginx $(last nginx) vivd $(last vivd) vivd-no-tick $(last notick)" \
+		"workerd $(last workerd)" >&2
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 {
@@ -202,23 +211,28 @@ jq -n --arg machine "$MACHINE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 jq -r -f scripts/bench-rows.jq "$OUT/bench.json" >"$OUT/rows.tsv"
 echo
 echo "Vivarium benchmark, $(jq -r .date "$OUT/bench.json") on $MACHINE"
-awk -F'\t' '{ printf "%-44s %14s  %-26s %9s  %-14s %s\n", $1, $2, $3, $4, $5, ($6 >= 1 ? "met" : "missed") }' \
+awk -F'\t' '{ printf "%-44s %14s  %-26s %9s  %-14s %s\n", $1, $2, $3, $4, $5,
+	($5 == "(reference)" ? "" : $6 >= 1 ? "met" : "missed") }' \
 	"$OUT/rows.tsv"
 
+# The chart: one bar per goal (reference rows left out), green where met.
+awk -F'\t' '$5 != "(reference)"' "$OUT/rows.tsv" >"$WORK/goals.tsv"
 gnuplot <<EOF
-set terminal pngcairo size 1100,620 font "sans,10"
+set terminal pngcairo size 1100,640 font "sans,10"
 set output "$OUT/bench.png"
-set title "Vivarium against its goals ($(jq -r .date "$OUT/bench.json"), $CORES cores)"
-set style data histograms
-set style fill solid 0.8 border -1
+set title "Vivarium against its goals ($(jq -r .date "$OUT/bench.json"))\\n$MACHINE" noenhanced
+set style fill solid 0.85 border -1
 set boxwidth 0.7
 set yrange [0:*]
+set bmargin 11
 set ylabel "goal attainment (1 = goal met exactly; higher is better)"
 set xtics rotate by -30 left noenhanced
 set grid ytics
 set key off
 set datafile separator "\t"
-plot "$OUT/rows.tsv" using 6:xtic(1) lc rgb "#3b7dd8", 1 with lines lw 2 lc rgb "#d83b3b"
+plot "$WORK/goals.tsv" using 0:6:(\$6 >= 1 ? 0x3ba55d : 0xd83b3b):xtic(1) with boxes lc rgb variable, \\
+     "" using 0:6:2 with labels offset 0,0.8 font "sans,8" noenhanced, \\
+     1 with lines lw 2 lc rgb "#555555"
 EOF
 echo
 echo "written: $OUT/bench.json, $OUT/bench.png"
