@@ -106,13 +106,6 @@ enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *cons
 enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
 			  size_t n, char *err, size_t errlen);
 
-/* pipe_spawn for tools whose output is data (llvm-nm): like pipe_run_ok,
- * but the output is returned in *out (caller frees with free()) and only
- * the command line and a failure go to the log. Output past
- * cfg->step_output_cap is VIV_ERR_TOO_BIG, as the data would be partial. */
-enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			      char **out, char *err, size_t errlen);
-
 /* ---- Unpacking (unpack.c) ------------------------------------------------------ */
 
 /* Unpacks the upload at path upload into the existing empty directory dest.
@@ -391,6 +384,14 @@ void pipe_wasm_type_text(const char *type, char *buf, size_t len);
  * with one sentence in err, naming each unknown import with its type. */
 enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
 			     char *err, size_t errlen);
+
+/* Which of names (NULL-terminated) a relocatable WebAssembly object, as
+ * clang writes it, defines as functions visible to other objects (neither
+ * local nor weak): found[i] for names[i]. VIV_ERR_UNSUPPORTED when data is
+ * not WebAssembly at all (LLVM bitcode, say), VIV_ERR_INVALID when it is
+ * malformed or a linked module; the reason in err. */
+enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
+				      bool *found, char *err, size_t errlen);
 
 /* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
 

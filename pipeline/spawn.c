@@ -740,48 +740,6 @@ enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *cons
 	return VIV_OK;
 }
 
-enum viv_err pipe_run_capture(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			      char **out, char *err_text, size_t errlen)
-{
-	struct viv_buf output;
-	struct pipe_exit ex;
-	enum viv_err err;
-
-	*out = NULL;
-	memset(&ex, 0, sizeof(ex));
-	viv_buf_init(&output, ctx->cfg->step_output_cap + 64);
-	log_command(ctx, argv);
-	err = spawn_env(ctx->cfg, ctx->scratch, cwd, argv, ctx->env, &output, &ex, err_text,
-			errlen);
-	if (!err && ex.code != 0) {
-		/* The output is the tool's complaint: show it. */
-		if (output.len > 0)
-			viv_buf_append_trunc(&ctx->log, output.data, output.len);
-		if (output.len > 0 && output.data[output.len - 1] != '\n')
-			viv_buf_append_trunc(&ctx->log, "\n", 1);
-		viv_errf(err_text, errlen, "%s failed (exit status %d)", base_name(argv[0]),
-			 ex.code);
-		pipe_logf(ctx, "[%s]\n", err_text);
-		err = VIV_ERR_BUILD;
-	} else if (!err && ex.truncated) {
-		viv_errf(err_text, errlen, "the output of %s was larger than %zu KiB",
-			 base_name(argv[0]), ctx->cfg->step_output_cap / 1024);
-		pipe_logf(ctx, "[%s]\n", err_text);
-		err = VIV_ERR_TOO_BIG;
-	} else if (!err) {
-		pipe_logf(ctx, "[exit status 0, %lld ms]\n", (long long)ex.ms);
-	} else {
-		pipe_logf(ctx, "[%s]\n", err_text);
-	}
-	pipe_log_flush(ctx);
-	if (!err)
-		*out = viv_buf_steal(&output);
-	viv_buf_free(&output);
-	if (!err && !*out)
-		return VIV_ERR_NOMEM;
-	return err;
-}
-
 /* ---- Several at once ---------------------------------------------------------- */
 
 /* One command of pipe_run_all(), run on a thread of its own. */

@@ -174,43 +174,47 @@ out:
 	return e;
 }
 
-/* What the objects (relative to the scratch directory) define, from
- * llvm-nm: a main (WASI command) or run (reactor). */
-static enum viv_err c_entry_points(const struct pipe_project *p, char **objs, size_t n,
-				   bool *has_main, bool *has_run, bool *has_cxx_run, char *err,
+/* What the objects (relative to the scratch directory) define, read from
+ * their symbol tables: a main (WASI command) or run (reactor). */
+static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, char **objs,
+				   size_t n, bool *has_main, bool *has_run, bool *has_cxx_run, char *err,
 				   size_t errlen)
 {
-	const char **argv;
-	char *out = NULL, *line, *save = NULL;
-	enum viv_err e;
+	/* void run() with C++ linkage is _Z3runv. */
+	static const char *const names[] = {"main", "__main_argc_argv", "run", "_Z3runv", NULL};
+	bool found[4];
+	enum viv_err e = VIV_OK;
 
 	*has_main = *has_run = *has_cxx_run = false;
-	argv = calloc(n + 4, sizeof(*argv));
-	if (!argv)
-		return VIV_ERR_NOMEM;
-	argv[0] = "llvm-nm";
-	argv[1] = "--defined-only";
-	argv[2] = "--extern-only";
-	for (size_t i = 0; i < n; i++)
-		argv[3 + i] = objs[i];
-	e = pipe_run_capture(p->ctx, p->ctx->scratch, argv, &out, err, errlen);
-	free(argv);
-	if (e)
-		return e;
-	/* Lines are "ADDRESS TYPE NAME"; "T" is a defined function. */
-	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char addr[64], type[8], name[256];
+	for (size_t i = 0; !e && i < n; i++) {
+		char *path = viv_path_join(p->ctx->scratch, objs[i]), why[256];
+		char *data = NULL;
+		size_t len = 0;
 
-		if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3 || strcmp(type, "T"))
-			continue;
-		if (strcmp(name, "main") == 0 || strcmp(name, "__main_argc_argv") == 0)
-			*has_main = true;
-		else if (strcmp(name, "run") == 0)
-			*has_run = true;
-		else if (strcmp(name, "_Z3runv") == 0)
-			*has_cxx_run = true; /* void run() with C++ linkage */
+		if (!path)
+			return VIV_ERR_NOMEM;
+		e = viv_read_file(path, (size_t)1 << 30, &data, &len);
+		free(path);
+		if (e) {
+			viv_errf(err, errlen, "could not read the object of %s: %s", srcs[i],
+				 viv_strerror(e));
+			return e;
+		}
+		e = pipe_wasm_object_defines(data, len, names, found, why, sizeof(why));
+		free(data);
+		if (e) {
+			viv_errf(err, errlen,
+				 "the object of %s: %s%s", srcs[i], why,
+				 e == VIV_ERR_UNSUPPORTED
+					 ? "; Vivarium links WebAssembly objects, so flags that "
+					   "make LLVM bitcode instead (-flto) cannot be used"
+					 : "");
+			return e;
+		}
+		*has_main = *has_main || found[0] || found[1];
+		*has_run = *has_run || found[2];
+		*has_cxx_run = *has_cxx_run || found[3];
 	}
-	free(out);
 	return VIV_OK;
 }
 
@@ -320,7 +324,7 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
-	e = c_entry_points(p, objs, n_objs, &has_main, &has_run, &has_cxx_run, err, errlen);
+	e = c_entry_points(p, srcs, objs, n_objs, &has_main, &has_run, &has_cxx_run, err, errlen);
 	if (e)
 		goto out;
 	if (!has_main && !has_run && has_cxx_run) {

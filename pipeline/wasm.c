@@ -830,3 +830,163 @@ enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode
 	*mode_out = mode;
 	return VIV_OK;
 }
+
+/* ---- Relocatable objects: what they define ------------------------------------------ */
+
+/* The symbol table of clang's WebAssembly objects: the "linking" custom
+ * section (version 2), subsection 8, as LLVM's object format documents it. */
+#define LINKING_VERSION 2
+#define LINKING_SYMBOL_TABLE 8
+enum { SYM_FUNCTION, SYM_DATA, SYM_GLOBAL, SYM_SECTION, SYM_TAG, SYM_TABLE };
+#define SYM_WEAK 0x01u
+#define SYM_LOCAL 0x02u
+#define SYM_UNDEFINED 0x10u
+#define SYM_EXPLICIT_NAME 0x40u
+
+/* A name read in place: symbol names (C++ ones above all) may be long, and
+ * only a few are looked at. */
+static enum viv_err rd_name_view(struct reader *r, const uint8_t **p, uint32_t *len)
+{
+	enum viv_err err = rd_u32(r, len);
+
+	if (!err && *len > left(r))
+		return fail(r, "a name of %u bytes runs past the end", *len);
+	if (!err) {
+		*p = r->p;
+		r->p += *len;
+	}
+	return err;
+}
+
+static void mark_defined(const uint8_t *p, uint32_t len, const char *const *names, bool *found)
+{
+	for (size_t i = 0; names[i]; i++) {
+		if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0)
+			found[i] = true;
+	}
+}
+
+static enum viv_err symbol_table(struct reader *r, const char *const *names, bool *found)
+{
+	uint32_t n, flags, x;
+	enum viv_err err = rd_count(r, &n);
+
+	for (uint32_t i = 0; !err && i < n; i++) {
+		const uint8_t *name = NULL;
+		uint32_t name_len = 0;
+		uint8_t kind;
+
+		err = rd_u8(r, &kind);
+		if (!err)
+			err = rd_u32(r, &flags);
+		if (err)
+			break;
+		switch (kind) {
+		case SYM_FUNCTION:
+		case SYM_GLOBAL:
+		case SYM_TAG:
+		case SYM_TABLE:
+			err = rd_u32(r, &x);
+			/* An undefined symbol takes its import's name unless it has its own. */
+			if (!err && (!(flags & SYM_UNDEFINED) || (flags & SYM_EXPLICIT_NAME)))
+				err = rd_name_view(r, &name, &name_len);
+			break;
+		case SYM_DATA:
+			err = rd_name_view(r, &name, &name_len);
+			/* Segment, offset and size of a defined one. */
+			for (int k = 0; !err && !(flags & SYM_UNDEFINED) && k < 3; k++)
+				err = rd_u32(r, &x);
+			break;
+		case SYM_SECTION:
+			err = rd_u32(r, &x);
+			break;
+		default:
+			err = fail(r, "symbol %u is of unknown kind %u", i, kind);
+			break;
+		}
+		if (!err && name && kind == SYM_FUNCTION &&
+		    !(flags & (SYM_UNDEFINED | SYM_LOCAL | SYM_WEAK)))
+			mark_defined(name, name_len, names, found);
+	}
+	return err;
+}
+
+static enum viv_err linking_section(struct reader *r, const char *const *names, bool *found)
+{
+	uint32_t version;
+	enum viv_err err = rd_u32(r, &version);
+
+	if (!err && version != LINKING_VERSION)
+		return fail(r, "the linking section is of version %u, not %d", version,
+			    LINKING_VERSION);
+	while (!err && r->p < r->end) {
+		struct reader s;
+		uint8_t type;
+		uint32_t size;
+
+		err = rd_u8(r, &type);
+		if (!err)
+			err = rd_u32(r, &size);
+		if (!err && size > left(r))
+			err = fail(r, "linking subsection %u runs past the end", type);
+		if (err)
+			break;
+		s = *r;
+		s.end = r->p + size;
+		r->p += size;
+		if (type == LINKING_SYMBOL_TABLE) {
+			err = symbol_table(&s, names, found);
+			if (!err && s.p != s.end)
+				err = fail(&s, "the symbol table has %zu bytes left over", left(&s));
+		}
+	}
+	return err;
+}
+
+enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
+				      bool *found, char *errbuf, size_t errlen)
+{
+	static const uint8_t magic[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
+	static const char linking[] = "linking";
+	struct reader r = {data, data, (const uint8_t *)data + len, errbuf, errlen};
+	bool seen = false;
+	enum viv_err err = VIV_OK;
+
+	for (size_t i = 0; names[i]; i++)
+		found[i] = false;
+	if (len < 8 || memcmp(data, magic, 8) != 0) {
+		viv_errf(errbuf, errlen, "it is not a WebAssembly object file");
+		return VIV_ERR_UNSUPPORTED;
+	}
+	r.p += 8;
+	while (!err && r.p < r.end) {
+		const uint8_t *name = NULL;
+		struct reader s;
+		uint32_t size, name_len = 0;
+		uint8_t id;
+
+		err = rd_u8(&r, &id);
+		if (!err)
+			err = rd_u32(&r, &size);
+		if (!err && size > left(&r))
+			err = fail(&r, "section %u of %u bytes runs past the end", id, size);
+		if (err)
+			break;
+		s = r;
+		s.end = r.p + size;
+		r.p += size;
+		if (id != 0)
+			continue;
+		err = rd_name_view(&s, &name, &name_len);
+		if (err || name_len != sizeof(linking) - 1 || memcmp(name, linking, name_len))
+			continue;
+		seen = true;
+		err = linking_section(&s, names, found);
+	}
+	if (!err && !seen) {
+		viv_errf(errbuf, errlen, "it is a linked module, not an object file (no linking "
+					 "section)");
+		err = VIV_ERR_INVALID;
+	}
+	return err;
+}

@@ -1,6 +1,7 @@
 /* The wasm reader: imports, exports and types, the mode, the import check,
  * and hostile bytes. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,4 +259,106 @@ Test(wasm, hostile_counts_and_sizes)
 		     VIV_ERR_INVALID);
 	cr_assert(strstr(err, "out of order"), "%s", err);
 	cr_assert_null(w);
+}
+
+/* ---- Relocatable objects ---------------------------------------------------------- */
+
+/* The object clang makes of src, with one more flag before it (or NULL). */
+static char *object_of(const char *src, const char *flag, size_t *len)
+{
+	const char *argv[] = {"clang", "--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-c",
+			      "-o",    "a.o",                  flag ? flag : "-g0", "a.c", NULL};
+	char *dir = t_tmpdir(), *path, *data, why[256] = "";
+	struct pipe_config cfg;
+	struct pipe_exit ex;
+	struct viv_buf output;
+
+	t_write(dir, "a.c", src);
+	t_config(&cfg, false);
+	viv_buf_init(&output, 0);
+	memset(&ex, 0, sizeof(ex));
+	cr_assert_eq(pipe_spawn(&cfg, dir, NULL, argv, &output, &ex, why, sizeof(why)), VIV_OK,
+		     "clang: %s", why);
+	cr_assert_eq(ex.code, 0, "clang failed on %s:\n%s", src, output.data ? output.data : "");
+	viv_buf_free(&output);
+	cr_assert(asprintf(&path, "%s/a.o", dir) > 0);
+	data = t_read(path, len);
+	cr_assert_not_null(data);
+	viv_rmtree(dir);
+	free(dir);
+	free(path);
+	return data;
+}
+
+static const char *const entry_names[] = {"main", "__main_argc_argv", "run", "_Z3runv", NULL};
+
+Test(wasm, objects_say_which_entry_points_they_define)
+{
+	static const struct {
+		const char *src, *flag;
+		bool main, argc_main, run, cxx_run;
+	} cases[] = {
+		{"int main(void) { return 0; }\n", NULL, true, false, false, false},
+		{"int main(int c, char **v) { return c + !v; }\n", NULL, false, true, false, false},
+		{"void run(void) {}\n", NULL, false, false, true, false},
+		{"void run(void) {}\n", "-xc++", false, false, false, true},
+		{"extern \"C\" void run(void) {}\n", "-xc++", false, false, true, false},
+		/* Called but defined elsewhere, weak, or static: not defined here. */
+		{"void run(void);\nint f(void) { run(); return 1; }\n", NULL, false, false, false,
+		 false},
+		{"__attribute__((weak)) void run(void) {}\n", NULL, false, false, false, false},
+		{"static void run(void) {}\nvoid (*p)(void) = run;\n", NULL, false, false, false,
+		 false},
+		/* A data symbol of the same name is no function. */
+		{"int run = 3;\n", NULL, false, false, false, false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = 0;
+		char *o = object_of(cases[i].src, cases[i].flag, &len);
+		bool found[4];
+
+		cr_assert_eq(pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err)),
+			     VIV_OK, "%s: %s", cases[i].src, err);
+		cr_assert_eq(found[0], cases[i].main, "%s", cases[i].src);
+		cr_assert_eq(found[1], cases[i].argc_main, "%s", cases[i].src);
+		cr_assert_eq(found[2], cases[i].run, "%s", cases[i].src);
+		cr_assert_eq(found[3], cases[i].cxx_run, "%s", cases[i].src);
+		free(o);
+	}
+}
+
+Test(wasm, objects_that_are_not_clang_wasm_objects_are_refused)
+{
+	size_t len = 0, mlen = 0;
+	char *bc = object_of("void run(void) {}\n", "-flto", &len);
+	char *module = t_wat_bytes("(module (func (export \"run\")))", &mlen);
+	char *o;
+	bool found[4];
+
+	cr_assert_eq(pipe_wasm_object_defines(bc, len, entry_names, found, err, sizeof(err)),
+		     VIV_ERR_UNSUPPORTED);
+	cr_assert(strstr(err, "not a WebAssembly object"), "%s", err);
+	cr_assert_eq(pipe_wasm_object_defines(module, mlen, entry_names, found, err, sizeof(err)),
+		     VIV_ERR_INVALID);
+	cr_assert(strstr(err, "no linking section"), "%s", err);
+	free(bc);
+	free(module);
+
+	/* Every prefix and many corruptions of a real object: a clean answer,
+	 * never a crash or a read past the end (run under ASan too). */
+	o = object_of("int main(void) { return 0; }\nvoid run(void) {}\n", NULL, &len);
+	for (size_t n = 0; n < len; n++)
+		(void)pipe_wasm_object_defines(o, n, entry_names, found, err, sizeof(err));
+	for (size_t i = 8; i < len; i++) {
+		char saved = o[i];
+
+		o[i] = (char)0xff;
+		(void)pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err));
+		o[i] = saved;
+	}
+	cr_assert_eq(pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err)),
+		     VIV_OK, "%s", err);
+	cr_assert(found[0] && found[2]);
+	free(o);
 }
