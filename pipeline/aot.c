@@ -39,7 +39,12 @@
  * 1.19x. Measured and left out, as no better within the noise (about 3%)
  * or worse: -O3, -fno-plt -fno-semantic-interposition, wasm-opt -O3/-O4,
  * -march=x86-64-v3 (and it would tie artifacts to newer CPUs),
- * -march=x86-64-v2 (SHA-256 1.8x slower), GCC 12 (n-body 1.6x). */
+ * -march=x86-64-v2 (SHA-256 1.8x slower), GCC 12 (n-body 1.6x).
+ *
+ * WASM_RT_MEMCHECK_SIGNAL_HANDLER is left to wasm-rt.h, which picks guard
+ * pages on every 64-bit host: the rewrite of the memory helpers
+ * (aot_rewrite.c) is exact only with them, and its text stops the compile
+ * without them. */
 static const char *const aot_flags_common[] = {
 	"-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
 	"-frounding-math", "-fno-math-errno",
@@ -154,7 +159,8 @@ enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode 
 	for (size_t i = 0; !e && t->cflags[i]; i++)
 		e = viv_buf_printf(&head, " %s", t->cflags[i]);
 	if (!e)
-		e = viv_buf_printf(&head, "\nmode %s\n\n", mode_name(mode));
+		e = viv_buf_printf(&head, "\nrewrite %d\nmode %s\n\n", PIPE_GUEST_REWRITE_VERSION,
+				   mode_name(mode));
 	if (!e)
 		e = viv_sha256_begin(&h);
 	if (!e) {
@@ -516,6 +522,46 @@ out:
 	return e;
 }
 
+/* guest.c rewritten in place (aot_rewrite.c); any other shape than wasm2c
+ * 1.0.32's is compiled as it is, with a note in the build log. */
+static enum viv_err rewrite_guest(struct pipe_ctx *ctx, const char *dir, char *err,
+				  size_t errlen)
+{
+	struct pipe_rewrite_stats stats;
+	char *path, *text = NULL, *out = NULL;
+	size_t len = 0;
+	enum viv_err e;
+
+	path = viv_path_join(dir, "guest.c");
+	if (!path)
+		return VIV_ERR_NOMEM;
+	e = viv_read_file(path, PIPE_GUEST_C_MAX, &text, &len);
+	if (e == VIV_ERR_TOO_BIG)
+		e = VIV_ERR_UNSUPPORTED;
+	if (!e)
+		e = pipe_guest_rewrite(text, len, &out, &stats);
+	if (e == VIV_ERR_UNSUPPORTED) {
+		pipe_logf(ctx, "note: the module's C is not shaped as wasm2c 1.0.32 writes it: "
+			       "its memory accesses are compiled as they are\n");
+		e = VIV_OK;
+		goto out;
+	}
+	if (!e)
+		e = viv_write_file_atomic(path, out, strlen(out), 0644);
+	if (e) {
+		viv_errf(err, errlen, "could not rewrite wasm2c's guest.c: %s", viv_strerror(e));
+		goto out;
+	}
+	pipe_logf(ctx, "rewrote guest.c: %zu functions keep the memory's struct at hand for %zu "
+		       "loads and stores\n",
+		  stats.functions, stats.calls);
+out:
+	free(path);
+	free(text);
+	free(out);
+	return e;
+}
+
 /* A large module's C in parts at once (aot_split.c), else whole. */
 static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
 			     char *err, size_t errlen)
@@ -578,7 +624,9 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 		goto out;
 
 	t0 = viv_mono_ns();
-	e = write_glue(ctx, dir, spec, err, errlen);
+	e = rewrite_guest(ctx, dir, err, errlen);
+	if (!e)
+		e = write_glue(ctx, dir, spec, err, errlen);
 	pipe_log_flush(ctx);
 	timing_note(timing, timing_arg, "glue", t0);
 	if (e)

@@ -36,13 +36,7 @@
 /* What "static " becomes: the symbols stay inside the .so whatever the
  * AOT flags say about visibility. */
 #define HIDDEN_KW "__attribute__((visibility(\"hidden\"))) "
-#define INSTANCE_PARAM "(Z_guest_instance_t*"
 #define SEGMENT_NAMES_MAX 4096
-
-struct line {
-	const char *p;
-	size_t n;
-};
 
 struct def {
 	size_t first, last; /* line numbers */
@@ -51,7 +45,7 @@ struct def {
 };
 
 struct shape {
-	struct line *lines;
+	struct pipe_line *lines;
 	size_t n_lines;
 	size_t func_types;   /* line of the type table */
 	size_t last_proto;   /* line of the last prototype */
@@ -61,67 +55,12 @@ struct shape {
 	size_t n_segments;
 };
 
-static bool starts_with(const struct line *l, const char *s)
-{
-	size_t n = strlen(s);
-
-	return l->n >= n && memcmp(l->p, s, n) == 0;
-}
-
-static bool ends_with(const struct line *l, const char *s)
-{
-	size_t n = strlen(s);
-
-	return l->n >= n && memcmp(l->p + l->n - n, s, n) == 0;
-}
-
-static bool is_ident_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_';
-}
-
-/* Whether the line is a prototype (*is_def false) or the first line of a
- * definition of a module function: "static TYPE w2c_NAME(Z_guest_instance_t*"
- * and ");" or ") {" at the end, TYPE made of identifier characters and
- * spaces. */
-static bool func_line(const struct line *l, bool *is_def)
-{
-	const char *paren, *name;
-	size_t head;
-
-	if (!starts_with(l, STATIC_KW))
-		return false;
-	paren = memmem(l->p, l->n, INSTANCE_PARAM, strlen(INSTANCE_PARAM));
-	if (!paren)
-		return false;
-	head = (size_t)(paren - l->p);
-	for (size_t i = strlen(STATIC_KW); i < head; i++) {
-		if (!is_ident_char(l->p[i]) && l->p[i] != ' ')
-			return false;
-	}
-	for (name = paren; name > l->p && is_ident_char(name[-1]); name--)
-		;
-	if (paren - name < 5 || strncmp(name, "w2c_", 4) != 0 ||
-	    name - l->p <= (ptrdiff_t)strlen(STATIC_KW) || name[-1] != ' ')
-		return false;
-	if (ends_with(l, ");")) {
-		*is_def = false;
-		return true;
-	}
-	if (ends_with(l, ") {")) {
-		*is_def = true;
-		return true;
-	}
-	return false;
-}
-
 /* "static u32 func_types[N];" */
-static bool func_types_line(const struct line *l)
+static bool func_types_line(const struct pipe_line *l)
 {
 	size_t i = strlen(FUNC_TYPES_DECL), digits = 0;
 
-	if (!starts_with(l, FUNC_TYPES_DECL))
+	if (!pipe_line_starts(l, FUNC_TYPES_DECL))
 		return false;
 	for (; i < l->n && l->p[i] >= '0' && l->p[i] <= '9'; i++)
 		digits++;
@@ -130,11 +69,11 @@ static bool func_types_line(const struct line *l)
 
 /* The name a top-level "static ... NAME[] = {" or "static ... NAME = ..."
  * line defines, or NULL (caller frees with free()). */
-static char *object_name(const struct line *l)
+static char *object_name(const struct pipe_line *l)
 {
 	const char *eq, *end, *start;
 
-	if (!starts_with(l, STATIC_KW) || memchr(l->p, '(', l->n))
+	if (!pipe_line_starts(l, STATIC_KW) || memchr(l->p, '(', l->n))
 		return NULL;
 	eq = memmem(l->p, l->n, " =", 2);
 	if (!eq)
@@ -142,7 +81,7 @@ static char *object_name(const struct line *l)
 	end = eq;
 	if (end - l->p >= 2 && end[-2] == '[' && end[-1] == ']')
 		end -= 2;
-	for (start = end; start > l->p && is_ident_char(start[-1]); start--)
+	for (start = end; start > l->p && pipe_ident_char(start[-1]); start--)
 		;
 	if (start == end)
 		return NULL;
@@ -158,29 +97,6 @@ static void shape_free(struct shape *s)
 	free(s->segments);
 }
 
-static enum viv_err split_lines(const char *text, size_t len, struct shape *s)
-{
-	size_t n = 1, k = 0;
-	const char *p = text, *end = text + len;
-
-	for (size_t i = 0; i < len; i++)
-		n += text[i] == '\n';
-	s->lines = calloc(n, sizeof(*s->lines));
-	if (!s->lines)
-		return VIV_ERR_NOMEM;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t m = nl ? (size_t)(nl - p) : (size_t)(end - p);
-
-		s->lines[k].p = p;
-		s->lines[k].n = m;
-		k++;
-		p += m + (nl ? 1 : 0);
-	}
-	s->n_lines = k;
-	return VIV_OK;
-}
-
 /* Reads the shape described above; VIV_ERR_UNSUPPORTED when the text has
  * another. */
 static enum viv_err read_shape(const char *text, size_t len, struct shape *s)
@@ -190,11 +106,11 @@ static enum viv_err read_shape(const char *text, size_t len, struct shape *s)
 	enum viv_err e;
 
 	memset(s, 0, sizeof(*s));
-	e = split_lines(text, len, s);
+	e = pipe_lines_split(text, len, &s->lines, &s->n_lines);
 	if (e)
 		return e;
 	for (size_t i = 0; i < s->n_lines; i++) {
-		const struct line *l = &s->lines[i];
+		const struct pipe_line *l = &s->lines[i];
 		bool is_def;
 
 		if (func_types_line(l)) {
@@ -204,7 +120,7 @@ static enum viv_err read_shape(const char *text, size_t len, struct shape *s)
 			s->func_types = i;
 			continue;
 		}
-		if (!func_line(l, &is_def))
+		if (!pipe_func_line(l, &is_def))
 			continue;
 		if (!is_def) {
 			if (s->n_defs || !have_types)
@@ -324,13 +240,13 @@ static unsigned deal(struct shape *s, unsigned parts)
 
 /* Appends line l, with HIDDEN_KW for "static " when it is a function
  * line. */
-static enum viv_err put_line(struct viv_buf *b, const struct line *l)
+static enum viv_err put_line(struct viv_buf *b, const struct pipe_line *l)
 {
 	bool is_def;
 	size_t skip = 0;
 	enum viv_err e = VIV_OK;
 
-	if (func_line(l, &is_def)) {
+	if (pipe_func_line(l, &is_def)) {
 		skip = strlen(STATIC_KW);
 		e = viv_buf_append(b, HIDDEN_KW, strlen(HIDDEN_KW));
 	}
@@ -343,7 +259,7 @@ static enum viv_err put_line(struct viv_buf *b, const struct line *l)
 
 /* The type table's line as part 0 (a definition) or another part (a
  * declaration) has it. */
-static enum viv_err put_func_types(struct viv_buf *b, const struct line *l, bool define)
+static enum viv_err put_func_types(struct viv_buf *b, const struct pipe_line *l, bool define)
 {
 	size_t skip = strlen(STATIC_KW);
 
@@ -452,8 +368,6 @@ unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len)
 
 /* ---- Compiling the parts ---------------------------------------------------------------- */
 
-#define GUEST_C_MAX (512u * 1024 * 1024)
-
 /* The compile command of one part: the AOT flags without -shared, which is
  * the link's. Caller frees the array with free(); the strings are t's, src's
  * and obj's. */
@@ -517,7 +431,7 @@ enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, con
 	guest = viv_path_join(dir, "guest.c");
 	if (!guest)
 		return VIV_ERR_NOMEM;
-	e = viv_read_file(guest, GUEST_C_MAX, &text, &len);
+	e = viv_read_file(guest, PIPE_GUEST_C_MAX, &text, &len);
 	if (e == VIV_ERR_TOO_BIG)
 		e = VIV_ERR_UNSUPPORTED;
 	if (!e)

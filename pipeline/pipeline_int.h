@@ -393,6 +393,33 @@ enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode
 enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
 				      bool *found, char *err, size_t errlen);
 
+/* ---- wasm2c's C, line by line (aot_text.c) --------------------------------------- */
+
+/* One line of a text, without its newline. Borrowed from the text. */
+struct pipe_line {
+	const char *p;
+	size_t n;
+};
+
+/* The lines of text (len bytes); a last line without a newline counts, an
+ * empty text has none. Caller frees *out with free(). */
+enum viv_err pipe_lines_split(const char *text, size_t len, struct pipe_line **out,
+			      size_t *n_out);
+
+/* Whether the line starts with, ends with, or is exactly s. */
+bool pipe_line_starts(const struct pipe_line *l, const char *s);
+bool pipe_line_ends(const struct pipe_line *l, const char *s);
+bool pipe_line_is(const struct pipe_line *l, const char *s);
+
+/* Whether c may be part of a C identifier. */
+bool pipe_ident_char(char c);
+
+/* Whether the line is a prototype (*is_def false) or the first line of a
+ * definition of a module function as wasm2c 1.0.32 writes them:
+ * "static TYPE w2c_NAME(Z_guest_instance_t*" and ");" or ") {" at the end,
+ * TYPE made of identifier characters and spaces. */
+bool pipe_func_line(const struct pipe_line *l, bool *is_def);
+
 /* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
 
 /* The tools that make an artifact, found once per process. */
@@ -411,8 +438,8 @@ enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out,
 			    size_t errlen);
 
 /* The artifact hash: sha256 over a header ("vivarium-artifact", the guest
- * ABI, wasm2c's version, the C compiler's version, the AOT flags, the mode)
- * followed by the optimized wasm. */
+ * ABI, wasm2c's version, the C compiler's version, the AOT flags,
+ * PIPE_GUEST_REWRITE_VERSION, the mode) followed by the optimized wasm. */
 enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
 				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
 
@@ -427,6 +454,29 @@ enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode 
  * pipe_strv_free(*out, *n_out). */
 enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
 			      size_t *n_out);
+
+/* What pipe_guest_rewrite() changed. */
+struct pipe_rewrite_stats {
+	size_t functions; /* definitions given a copy of the memory's struct */
+	size_t calls;     /* load and store helper calls that now take it */
+};
+
+/* Rewrites guest.c as wasm2c 1.0.32 writes it (len bytes, no NUL) so that
+ * its memory accesses cost less (aot_rewrite.c says how, and why it is
+ * exact): each module function hands the load and store helpers a local
+ * copy of the memory's struct, and float loads stay in float registers.
+ * *out (caller frees with free()) is the new text, a C string; *stats_out
+ * (may be NULL) what changed. VIV_ERR_UNSUPPORTED, with nothing made, when
+ * the text has any other shape: it is then compiled as it is. */
+enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
+				struct pipe_rewrite_stats *stats_out);
+
+/* Bumped whenever pipe_guest_rewrite() changes what it writes: the artifact
+ * hash covers it, as it decides the artifact's code. */
+#define PIPE_GUEST_REWRITE_VERSION 1
+
+/* The most of wasm2c's C the pipeline reads back to reshape it. */
+#define PIPE_GUEST_C_MAX (512u * 1024 * 1024)
 
 /* How many parts a module whose wasm2c output is guest_c_len bytes is
  * compiled in: one per cfg->aot_part_bytes, at most cfg->aot_parts_max,
@@ -469,9 +519,11 @@ struct pipe_glue_spec {
 enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
 				char **out, char *err, size_t errlen);
 
-/* Runs wasm2c on wasm into dir/guest.c and dir/guest.h, writes dir/glue.c
- * and compiles it into dir/guest.so with the tools' AOT flags, recording
- * the "wasm2c", "glue" and "cc" timings through timing (may be NULL).
+/* Runs wasm2c on wasm into dir/guest.c and dir/guest.h, rewrites guest.c
+ * (pipe_guest_rewrite(); another shape is noted in the build log and left
+ * as it is), writes dir/glue.c and compiles it into dir/guest.so with the
+ * tools' AOT flags, recording the "wasm2c", "glue" (which includes the
+ * rewrite) and "cc" timings through timing (may be NULL).
  * On success *so_out (caller frees with free()) is the .so's path. Errors
  * have a sentence for the user in err. */
 enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
