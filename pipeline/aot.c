@@ -608,8 +608,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 
 	/* wasm2c 1.0.32 translates exactly its default feature set and
 	 * refuses any --enable/--disable change, so it gets none: wasm-opt
-	 * and wasm-validate have already held the module to that set minus
-	 * SIMD. */
+	 * has already held the module to that set minus SIMD. */
 	t0 = viv_mono_ns();
 	{
 		const char *argv[] = {"wasm2c", wasm_rel, "-n", "guest", "-o", "guest.c", NULL};

@@ -15,10 +15,9 @@
 #define MIB (1024 * 1024)
 #define MSG_LEN 1024
 
-/* What wasm2c 1.0.32 translates by default, minus SIMD. wasm-opt starts
- * from the MVP and enables each; wabt's tools have these on by default and
- * only need SIMD turned off. Threads, exceptions, memory64 and tail calls
- * stay off in both. */
+/* What wasm2c 1.0.32 translates by default, minus SIMD: wasm-opt starts
+ * from the MVP and enables each, and validates the module against them.
+ * Threads, exceptions, memory64 and tail calls stay off. */
 const char *const pipe_wasm_opt_features[] = {
 	"--mvp-features",
 	"--enable-mutable-globals",
@@ -27,11 +26,6 @@ const char *const pipe_wasm_opt_features[] = {
 	"--enable-bulk-memory",
 	"--enable-multivalue",
 	"--enable-reference-types",
-	NULL,
-};
-
-const char *const pipe_wasm_validate_features[] = {
-	"--disable-simd",
 	NULL,
 };
 
@@ -347,27 +341,15 @@ static bool export_typed(struct build *b, const char *name, const char *type)
 	return false;
 }
 
+/* The module was validated by wasm-opt, against the feature set artifacts
+ * are built for, and wasm2c validates it again as it reads it; this step
+ * decides how it is served and checks its imports and entry points. */
 static enum viv_err step_validate(struct build *b)
 {
 	const struct pipe_wasm_export *init;
-	const char *argv[8];
-	size_t n = 0;
 	char t[128];
 	enum viv_err err;
 
-	argv[n++] = "wasm-validate";
-	for (size_t i = 0; pipe_wasm_validate_features[i]; i++)
-		argv[n++] = pipe_wasm_validate_features[i];
-	argv[n++] = "opt.wasm";
-	argv[n] = NULL;
-	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
-	if (err == VIV_ERR_BUILD)
-		viv_errf(b->msg, sizeof(b->msg),
-			 "wasm-validate rejected the module: it is not valid WebAssembly or it "
-			 "uses a feature Vivarium does not support; the message is in the "
-			 "build log");
-	if (err)
-		return err;
 	err = viv_read_file(b->opt, b->cfg->unpack_max_bytes, &b->opt_data, &b->opt_len);
 	if (err == VIV_ERR_TOO_BIG)
 		viv_errf(b->msg, sizeof(b->msg), "the optimized module is larger than %zu MiB",

@@ -569,7 +569,5 @@ enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t
 /* wasm-opt's feature flags: exactly what wasm2c 1.0.32 translates, except
  * SIMD (it needs simde, which artifacts are not built with). */
 extern const char *const pipe_wasm_opt_features[];
-/* wasm-validate's feature flags for the same set. */
-extern const char *const pipe_wasm_validate_features[];
 
 #endif
