@@ -4,6 +4,7 @@
  * Terrarium-style handler). */
 #include "pipeline_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,11 +219,202 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, ch
 	return VIV_OK;
 }
 
+/* ---- Linking ------------------------------------------------------------------ */
+
+/* The wasm-ld command the clang driver runs for one kind of link, learnt
+ * from "clang -###" at the first such link and kept for the process:
+ * starting the driver costs about 90 ms here, as much as wasm-ld itself,
+ * and what it passes to wasm-ld depends only on the flags c_link gives it,
+ * the objects and the output, which are put in their places. */
+struct ld_line {
+	char **before;   /* up to the objects */
+	size_t n_before;
+	char **after;    /* after them, the output among them */
+	size_t n_after;
+	size_t out_at;   /* index of the output's path in after */
+};
+
+static pthread_mutex_t ld_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ld_line *ld_lines[2][2]; /* [cxx][reactor], never freed */
+
+/* Splits one line of clang -### output, where every argument is quoted and
+ * '"', '\' and '$' inside carry a backslash. */
+static enum viv_err ld_tokens(const char *line, char ***out, size_t *n_out)
+{
+	char **v = NULL, *tok;
+	size_t n = 0, len;
+
+	*out = NULL;
+	*n_out = 0;
+	while (*line) {
+		char **nv;
+
+		while (*line == ' ')
+			line++;
+		if (!*line)
+			break;
+		if (*line++ != '"')
+			goto bad;
+		tok = malloc(strlen(line) + 1);
+		if (!tok)
+			goto bad;
+		for (len = 0; *line && *line != '"'; line++) {
+			if (*line == '\\' && line[1])
+				line++;
+			tok[len++] = *line;
+		}
+		tok[len] = '\0';
+		nv = *line == '"' ? realloc(v, (n + 2) * sizeof(*v)) : NULL;
+		if (!nv) {
+			free(tok);
+			goto bad;
+		}
+		v = nv;
+		v[n++] = tok;
+		v[n] = NULL;
+		line++;
+	}
+	*out = v;
+	*n_out = n;
+	return n > 0 ? VIV_OK : VIV_ERR_INVALID;
+bad:
+	pipe_strv_free(v, n);
+	return VIV_ERR_INVALID;
+}
+
+static void ld_line_free(struct ld_line *l)
+{
+	if (!l)
+		return;
+	pipe_strv_free(l->before, l->n_before);
+	pipe_strv_free(l->after, l->n_after);
+	free(l);
+}
+
+static enum viv_err strv_copy(char **from, size_t n, char ***out)
+{
+	*out = calloc(n + 1, sizeof(**out));
+	if (!*out)
+		return VIV_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		(*out)[i] = strdup(from[i]);
+		if (!(*out)[i]) {
+			pipe_strv_free(*out, i);
+			*out = NULL;
+			return VIV_ERR_NOMEM;
+		}
+	}
+	return VIV_OK;
+}
+
+/* Runs the driver command drv with -### and keeps its wasm-ld line, cut
+ * around the n objects and the output, which must each stand there once
+ * and unchanged. VIV_ERR_UNSUPPORTED when the listing is not of that shape. */
+static enum viv_err ld_learn(const struct pipe_project *p, const char *const *drv, size_t n_drv,
+			     char **objs, size_t n, const char *out, struct ld_line **l_out,
+			     char *err, size_t errlen)
+{
+	const char **argv = calloc(n_drv + 2, sizeof(*argv));
+	char *listing = NULL, *line, *save = NULL, **tok = NULL;
+	size_t n_tok = 0, at = 0, found = 0;
+	struct ld_line *l = NULL;
+	struct pipe_exit ex;
+	enum viv_err e;
+
+	*l_out = NULL;
+	if (!argv)
+		return VIV_ERR_NOMEM;
+	argv[0] = drv[0];
+	argv[1] = "-###";
+	memcpy(argv + 2, drv + 1, (n_drv - 1) * sizeof(*argv));
+	e = pipe_run_output(p->ctx, p->ctx->scratch, argv, &ex, &listing, err, errlen);
+	free(argv);
+	if (!e && (ex.code != 0 || !listing))
+		e = VIV_ERR_UNSUPPORTED;
+	/* The last line that runs a wasm-ld. */
+	for (line = e ? NULL : strtok_r(listing, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char **t;
+		size_t nt;
+
+		if (!strstr(line, "wasm-ld") || ld_tokens(line, &t, &nt))
+			continue;
+		pipe_strv_free(tok, n_tok);
+		tok = t;
+		n_tok = nt;
+	}
+	free(listing);
+	if (!e && (!tok || !strstr(tok[0], "wasm-ld")))
+		e = VIV_ERR_UNSUPPORTED;
+	for (size_t i = 0; !e && i + n <= n_tok; i++) {
+		size_t k = 0;
+
+		while (k < n && strcmp(tok[i + k], objs[k]) == 0)
+			k++;
+		if (k == n) {
+			at = i;
+			found++;
+		}
+	}
+	if (!e && found != 1)
+		e = VIV_ERR_UNSUPPORTED;
+	if (!e) {
+		l = calloc(1, sizeof(*l));
+		e = l ? VIV_OK : VIV_ERR_NOMEM;
+	}
+	if (!e) {
+		found = 0;
+		l->n_before = at;
+		l->n_after = n_tok - at - n;
+		for (size_t i = 1; i < l->n_after; i++) {
+			if (strcmp(tok[at + n + i - 1], "-o") == 0 &&
+			    strcmp(tok[at + n + i], out) == 0) {
+				l->out_at = i;
+				found++;
+			}
+		}
+		e = found == 1 ? VIV_OK : VIV_ERR_UNSUPPORTED;
+	}
+	if (!e)
+		e = strv_copy(tok, at, &l->before);
+	if (!e)
+		e = strv_copy(tok + at + n, l->n_after, &l->after);
+	pipe_strv_free(tok, n_tok);
+	if (e) {
+		ld_line_free(l);
+		return e;
+	}
+	*l_out = l;
+	return VIV_OK;
+}
+
+static enum viv_err ld_run(const struct pipe_project *p, const struct ld_line *l, char **objs,
+			   size_t n, const char *out, char *err, size_t errlen)
+{
+	const char **argv = calloc(l->n_before + n + l->n_after + 1, sizeof(*argv));
+	size_t k = 0;
+	enum viv_err e;
+
+	if (!argv)
+		return VIV_ERR_NOMEM;
+	for (size_t i = 0; i < l->n_before; i++)
+		argv[k++] = l->before[i];
+	for (size_t i = 0; i < n; i++)
+		argv[k++] = objs[i];
+	for (size_t i = 0; i < l->n_after; i++)
+		argv[k++] = i == l->out_at ? out : l->after[i];
+	argv[k] = NULL;
+	e = pipe_run_ok(p->ctx, p->ctx->scratch, argv, err, errlen);
+	free(argv);
+	return e;
+}
+
 static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, bool reactor,
 			   bool cxx, const char *wasm, char *err, size_t errlen)
 {
 	const char **argv;
 	char *wasm_rel = NULL;
+	struct ld_line *l;
 	size_t k = 0;
 	enum viv_err e;
 
@@ -248,7 +440,27 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 	argv[k++] = "-o";
 	argv[k++] = wasm_rel;
 	argv[k] = NULL;
-	e = pipe_run_ok(p->ctx, p->ctx->scratch, argv, err, errlen);
+	pthread_mutex_lock(&ld_lock);
+	l = ld_lines[cxx][reactor];
+	pthread_mutex_unlock(&ld_lock);
+	if (!l) {
+		e = ld_learn(p, argv, k, objs, n, wasm_rel, &l, err, errlen);
+		if (e == VIV_ERR_UNSUPPORTED)
+			pipe_logf(p->ctx, "note: clang -### did not show one wasm-ld command with "
+					  "the objects and output in it; linking through clang\n");
+		else if (e == VIV_OK) {
+			pthread_mutex_lock(&ld_lock);
+			if (ld_lines[cxx][reactor]) {
+				ld_line_free(l);
+				l = ld_lines[cxx][reactor];
+			} else {
+				ld_lines[cxx][reactor] = l;
+			}
+			pthread_mutex_unlock(&ld_lock);
+		}
+	}
+	e = l ? ld_run(p, l, objs, n, wasm_rel, err, errlen)
+	      : pipe_run_ok(p->ctx, p->ctx->scratch, argv, err, errlen);
 	free(argv);
 	free(wasm_rel);
 	if (e == VIV_ERR_BUILD)

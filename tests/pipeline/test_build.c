@@ -402,6 +402,43 @@ Test(build, c_reactor_with_run)
 	store_deployment_free(d);
 }
 
+/* The first link of a kind asks the clang driver for its wasm-ld command;
+ * later ones run wasm-ld directly, with their own objects and output. */
+Test(build, c_links_run_wasm_ld_directly_once_learnt)
+{
+	static const char *const srcs[] = {
+		"#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n",
+		"#include <stdio.h>\nint main(void) { puts(\"two\"); return 0; }\n",
+		"void run(void) {}\n",
+		"static volatile int n;\nvoid run(void) { n++; }\n",
+	};
+	char *logs[4];
+
+	for (size_t i = 0; i < 4; i++) {
+		struct t_entry e[] = {{"a/main.c", 'f', srcs[i], 0}, {"a/two.c", 'f',
+								       "int two(void) { return 2; }\n", 0}};
+		struct store_deployment *d = t_build_entries(i < 2 ? "cmd" : "reactor", e, 2);
+
+		cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
+		cr_assert_str_eq(d->mode, i < 2 ? "cgi" : "hostcall");
+		logs[i] = strdup(d->log);
+		store_deployment_free(d);
+	}
+	/* The first of each kind asked, the second did not, and wasm-ld got
+	 * that build's objects and output. */
+	for (size_t i = 0; i < 4; i += 2) {
+		cr_assert(strstr(logs[i], "$ clang '-###' --target=wasm32-wasi"), "%s", logs[i]);
+		cr_assert_null(strstr(logs[i + 1], "-###"), "%s", logs[i + 1]);
+		cr_assert(strstr(logs[i + 1], "wasm-ld"), "%s", logs[i + 1]);
+		cr_assert(strstr(logs[i + 1], " obj/0.o obj/1.o "), "%s", logs[i + 1]);
+		cr_assert(strstr(logs[i + 1], " -o out/app.wasm"), "%s", logs[i + 1]);
+		cr_assert(strstr(logs[i + 1], i == 0 ? "crt1-command.o" : "crt1-reactor.o"), "%s",
+			  logs[i + 1]);
+	}
+	for (size_t i = 0; i < 4; i++)
+		free(logs[i]);
+}
+
 Test(build, c_without_main_or_run)
 {
 	struct t_entry e[] = {{"lib.c", 'f', "int helper(int x) { return x + 1; }\n", 0}};
