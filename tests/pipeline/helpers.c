@@ -156,6 +156,25 @@ char *t_wat_bytes(const char *wat, size_t *len)
 	return data;
 }
 
+void t_ctx_setup(char **dir, struct pipe_config *cfg, struct pipe_ctx *ctx)
+{
+	char *tmp;
+
+	*dir = t_tmpdir();
+	tmp = viv_path_join(*dir, "tmp");
+	cr_assert_eq(viv_mkdirs(tmp, 0755), VIV_OK);
+	free(tmp);
+	t_config(cfg, false);
+	pipe_ctx_init(ctx, cfg, *dir);
+}
+
+void t_ctx_teardown(char *dir, struct pipe_ctx *ctx)
+{
+	pipe_ctx_free(ctx);
+	viv_rmtree(dir);
+	free(dir);
+}
+
 void t_config(struct pipe_config *cfg, bool sandbox)
 {
 	pipe_config_defaults(cfg);

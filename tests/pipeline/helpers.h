@@ -44,6 +44,12 @@ char *t_wat_bytes(const char *wat, size_t *len);
 /* A configuration for tests: defaults, and the sandbox only when asked. */
 void t_config(struct pipe_config *cfg, bool sandbox);
 
+/* For suites that run pipeline steps by hand: a fresh folder in *dir (with
+ * tmp/ in it), an unsandboxed configuration and a build context there.
+ * t_ctx_teardown() frees them and removes the folder. */
+void t_ctx_setup(char **dir, struct pipe_config *cfg, struct pipe_ctx *ctx);
+void t_ctx_teardown(char *dir, struct pipe_ctx *ctx);
+
 /* True when bubblewrap works here. */
 bool t_sandbox_ok(void);
 

@@ -19,21 +19,12 @@ static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123
 
 static void setup(void)
 {
-	char *tmp;
-
-	dir = t_tmpdir();
-	tmp = viv_path_join(dir, "tmp");
-	viv_mkdirs(tmp, 0755);
-	free(tmp);
-	t_config(&cfg, false);
-	pipe_ctx_init(&ctx, &cfg, dir);
+	t_ctx_setup(&dir, &cfg, &ctx);
 }
 
 static void teardown(void)
 {
-	pipe_ctx_free(&ctx);
-	viv_rmtree(dir);
-	free(dir);
+	t_ctx_teardown(dir, &ctx);
 }
 
 TestSuite(glue, .init = setup, .fini = teardown, .timeout = 120);
