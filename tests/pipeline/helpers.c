@@ -156,23 +156,26 @@ char *t_wat_bytes(const char *wat, size_t *len)
 	return data;
 }
 
-void t_ctx_setup(char **dir, struct pipe_config *cfg, struct pipe_ctx *ctx)
+struct t_ctx_fixture t_cx;
+
+void t_ctx_setup(void)
 {
 	char *tmp;
 
-	*dir = t_tmpdir();
-	tmp = viv_path_join(*dir, "tmp");
+	memset(&t_cx, 0, sizeof(t_cx));
+	t_cx.dir = t_tmpdir();
+	tmp = viv_path_join(t_cx.dir, "tmp");
 	cr_assert_eq(viv_mkdirs(tmp, 0755), VIV_OK);
 	free(tmp);
-	t_config(cfg, false);
-	pipe_ctx_init(ctx, cfg, *dir);
+	t_config(&t_cx.cfg, false);
+	pipe_ctx_init(&t_cx.ctx, &t_cx.cfg, t_cx.dir);
 }
 
-void t_ctx_teardown(char *dir, struct pipe_ctx *ctx)
+void t_ctx_teardown(void)
 {
-	pipe_ctx_free(ctx);
-	viv_rmtree(dir);
-	free(dir);
+	pipe_ctx_free(&t_cx.ctx);
+	viv_rmtree(t_cx.dir);
+	free(t_cx.dir);
 }
 
 void t_config(struct pipe_config *cfg, bool sandbox)

@@ -44,11 +44,22 @@ char *t_wat_bytes(const char *wat, size_t *len);
 /* A configuration for tests: defaults, and the sandbox only when asked. */
 void t_config(struct pipe_config *cfg, bool sandbox);
 
-/* For suites that run pipeline steps by hand: a fresh folder in *dir (with
- * tmp/ in it), an unsandboxed configuration and a build context there.
- * t_ctx_teardown() frees them and removes the folder. */
-void t_ctx_setup(char **dir, struct pipe_config *cfg, struct pipe_ctx *ctx);
-void t_ctx_teardown(char *dir, struct pipe_ctx *ctx);
+/* What t_ctx_setup() makes for suites that run pipeline steps by hand: a
+ * fresh folder (with tmp/ in it), an unsandboxed configuration and a build
+ * context there, and room for an error; t_ctx_teardown() removes them. */
+struct t_ctx_fixture {
+	char *dir;
+	struct pipe_config cfg;
+	struct pipe_ctx ctx;
+	char err[1024];
+};
+
+extern struct t_ctx_fixture t_cx;
+void t_ctx_setup(void);
+void t_ctx_teardown(void);
+
+/* An artifact hash for artifacts made by hand. */
+#define T_HASH "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 /* True when bubblewrap works here. */
 bool t_sandbox_ok(void);

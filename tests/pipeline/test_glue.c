@@ -10,24 +10,7 @@
 #include "helpers.h"
 #include "viv_guest.h"
 
-static char *dir;
-static struct pipe_config cfg;
-static struct pipe_ctx ctx;
-static char err[1024];
-
-static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-static void setup(void)
-{
-	t_ctx_setup(&dir, &cfg, &ctx);
-}
-
-static void teardown(void)
-{
-	t_ctx_teardown(dir, &ctx);
-}
-
-TestSuite(glue, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(glue, .init = t_ctx_setup, .fini = t_ctx_teardown, .timeout = 120);
 
 static const char two_imports_h[] =
 	"typedef struct Z_guest_instance_t {\n"
@@ -49,23 +32,23 @@ Test(glue, shape_of_guest_h)
 {
 	struct pipe_guest_shape s;
 
-	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, t_cx.err, sizeof(t_cx.err)), VIV_OK,
+		     "%s", t_cx.err);
 	cr_assert_eq(s.n_import_instances, 2);
 	cr_assert_str_eq(s.memory_field, "w2c_M0");
 	cr_assert_str_eq(s.table_field, "w2c_T0");
 	cr_assert_eq(pipe_guest_shape_parse("void Z_guest_instantiate(Z_guest_instance_t*);", &s,
-					    err, sizeof(err)),
+					    t_cx.err, sizeof(t_cx.err)),
 		     VIV_ERR_INTERNAL);
 }
 
 Test(glue, generated_text)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, false, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, false, false};
 	char *text = NULL;
 
-	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)), VIV_OK,
-		     "%s", err);
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
+		     VIV_OK, "%s", t_cx.err);
 	cr_assert(strstr(text, "#include \"guest.c\""));
 	cr_assert(strstr(text, "Z_guest_instantiate((Z_guest_instance_t *)instance, host, host);"),
 		  "%s", text);
@@ -74,15 +57,15 @@ Test(glue, generated_text)
 	cr_assert(strstr(text, ".initialize = NULL,"));
 	cr_assert(strstr(text, ".export_malloc = NULL,"), "%s", text);
 	cr_assert(strstr(text, "_Static_assert(VIV_GUEST_ABI == 2,"), "%s", text);
-	cr_assert(strstr(text, hash));
+	cr_assert(strstr(text, T_HASH));
 	free(text);
 	/* _initialize asked for but not declared: a clear internal error */
 	spec.has_initialize = true;
-	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)),
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
 		     VIV_ERR_INTERNAL);
 	spec.has_initialize = false;
 	spec.hash = "../../etc";
-	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, err, sizeof(err)),
+	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
 		     VIV_ERR_INTERNAL);
 }
 
@@ -90,13 +73,15 @@ static const struct viv_guest *build_and_load(const char *wat, const struct pipe
 					      void **handle)
 {
 	const struct pipe_tools *tools = NULL;
-	char *wasm = t_wat(dir, "m.wasm", wat);
+	char *wasm = t_wat(t_cx.dir, "m.wasm", wat);
 	char *so = NULL;
 	const struct viv_guest *g;
 
-	cr_assert_eq(pipe_tools_get(&ctx, &tools, err, sizeof(err)), VIV_OK, "%s", err);
-	cr_assert_eq(pipe_aot(&ctx, tools, wasm, dir, spec, NULL, NULL, &so, err, sizeof(err)),
-		     VIV_OK, "%s\n%s", err, ctx.log.data);
+	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
+		     t_cx.err);
+	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, wasm, t_cx.dir, spec, NULL, NULL, &so, t_cx.err,
+			      sizeof(t_cx.err)),
+		     VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
 	*handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
 	cr_assert_not_null(*handle, "%s", dlerror());
 	g = dlsym(*handle, VIV_GUEST_SYMBOL);
@@ -113,7 +98,7 @@ static const struct viv_guest *build_and_load(const char *wat, const struct pipe
  * it. */
 Test(glue, runs_with_the_stock_runtime)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, true, hash, false, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, true, T_HASH, false, false};
 	const struct viv_guest *g;
 	void *handle, *inst;
 	wasm_rt_memory_t *mem;
@@ -127,7 +112,7 @@ Test(glue, runs_with_the_stock_runtime)
 			   &spec, &handle);
 	cr_assert_eq(g->abi, VIV_GUEST_ABI);
 	cr_assert_eq(g->mode, VIV_GUEST_HOSTCALL);
-	cr_assert_str_eq(g->hash, hash);
+	cr_assert_str_eq(g->hash, T_HASH);
 	cr_assert_not_null(g->memory);
 	cr_assert_not_null(g->table);
 	cr_assert_not_null(g->initialize);
@@ -148,7 +133,7 @@ Test(glue, runs_with_the_stock_runtime)
 
 Test(glue, command_with_imports_loads_lazily)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_CGI, false, hash, false, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_CGI, false, T_HASH, false, false};
 	const struct viv_guest *g;
 	void *handle;
 
@@ -172,7 +157,7 @@ Test(glue, command_with_imports_loads_lazily)
  * host through the glue. */
 Test(glue, exported_allocator_is_callable)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, true, true};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, true, true};
 	const struct viv_guest *g;
 	void *handle, *inst;
 	wasm_rt_memory_t *mem;
@@ -216,10 +201,11 @@ Test(glue, allocator_text_and_its_checks)
 		"void Z_guest_instantiate(Z_guest_instance_t*);\n"
 		"void Z_guestZ_run(Z_guest_instance_t*);\n"
 		"u32 Z_guestZ_default_malloc_impl(Z_guest_instance_t*, u32);\n";
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, true, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, true, false};
 	char *text = NULL;
 
-	cr_assert_eq(pipe_glue_generate(h, &spec, &text, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(pipe_glue_generate(h, &spec, &text, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
+		     t_cx.err);
 	cr_assert(strstr(text, "return Z_guestZ_default_malloc_impl((Z_guest_instance_t "
 			       "*)instance, size);"),
 		  "%s", text);
@@ -228,8 +214,9 @@ Test(glue, allocator_text_and_its_checks)
 	free(text);
 	/* Asked for but not declared with that type: a clear internal error. */
 	spec.has_free = true;
-	cr_assert_eq(pipe_glue_generate(h, &spec, &text, err, sizeof(err)), VIV_ERR_INTERNAL);
-	cr_assert(strstr(err, "Z_guestZ_default_free_impl"), "%s", err);
+	cr_assert_eq(pipe_glue_generate(h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
+		     VIV_ERR_INTERNAL);
+	cr_assert(strstr(t_cx.err, "Z_guestZ_default_free_impl"), "%s", t_cx.err);
 }
 
 Test(glue, artifact_hash_covers_mode_and_bytes)
@@ -238,7 +225,8 @@ Test(glue, artifact_hash_covers_mode_and_bytes)
 	char a[VIV_SHA256_HEX_LEN + 1], b[VIV_SHA256_HEX_LEN + 1], c[VIV_SHA256_HEX_LEN + 1];
 	char d[VIV_SHA256_HEX_LEN + 1];
 
-	cr_assert_eq(pipe_tools_get(&ctx, &tools, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
+		     t_cx.err);
 	cr_assert(strstr(tools->wasm2c_version, "1."), "%s", tools->wasm2c_version);
 	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, a), VIV_OK);
 	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, b), VIV_OK);
@@ -274,22 +262,22 @@ static const char parts_wat[] =
 
 Test(glue, module_compiled_in_parts_runs_alike)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, false, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, false, false};
 	const struct viv_guest *g;
 	void *handle, *inst;
 	wasm_rt_memory_t *mem;
 	bool indirect = false;
 	int parts = 1;
 
-	cfg.aot_part_bytes = 1;
-	cfg.aot_parts_max = 3;
+	t_cx.cfg.aot_part_bytes = 1;
+	t_cx.cfg.aot_parts_max = 3;
 	g = build_and_load(parts_wat, &spec, &handle);
-	cr_assert(strstr(ctx.log.data, "parts at once"), "%s", ctx.log.data);
+	cr_assert(strstr(t_cx.ctx.log.data, "parts at once"), "%s", t_cx.ctx.log.data);
 	for (;; parts++) {
 		char name[32], *path, *text;
 
 		snprintf(name, sizeof(name), "guest_part%d.c", parts);
-		path = viv_path_join(dir, name);
+		path = viv_path_join(t_cx.dir, name);
 		text = t_read(path, NULL);
 		free(path);
 		if (!text)

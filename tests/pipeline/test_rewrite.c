@@ -12,24 +12,7 @@
 #include "viv_guest.h"
 #include "wasm-rt-impl.h"
 
-static char *dir;
-static struct pipe_config cfg;
-static struct pipe_ctx ctx;
-static char err[1024];
-
-static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-static void setup(void)
-{
-	t_ctx_setup(&dir, &cfg, &ctx);
-}
-
-static void teardown(void)
-{
-	t_ctx_teardown(dir, &ctx);
-}
-
-TestSuite(rewrite, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(rewrite, .init = t_ctx_setup, .fini = t_ctx_teardown, .timeout = 120);
 
 /*
  * What run does depends on the i32 at address 0, which the test sets:
@@ -62,16 +45,16 @@ static const char run_wat[] =
 	"   (i32.store (i32.const 48) (i32.load (i32.const 65636))))))"
 	" (export \"run\" (func $run)))";
 
-/* wasm2c's guest.c for wat, in dir; caller frees with free(). */
+/* wasm2c's guest.c for wat, in t_cx.dir; caller frees with free(). */
 static char *wasm2c_text(const char *wat, size_t *len)
 {
-	char *wasm = t_wat(dir, "m.wasm", wat);
+	char *wasm = t_wat(t_cx.dir, "m.wasm", wat);
 	const char *argv[] = {"wasm2c", "m.wasm", "-n", "guest", "-o", "guest.c", NULL};
 	char *path, *text;
 
-	cr_assert_eq(pipe_run_ok(&ctx, dir, argv, err, sizeof(err)), VIV_OK, "%s\n%s", err,
-		     ctx.log.data);
-	path = viv_path_join(dir, "guest.c");
+	cr_assert_eq(pipe_run_ok(&t_cx.ctx, t_cx.dir, argv, t_cx.err, sizeof(t_cx.err)), VIV_OK,
+		     "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	path = viv_path_join(t_cx.dir, "guest.c");
 	text = t_read(path, len);
 	cr_assert_not_null(text);
 	free(path);
@@ -215,7 +198,7 @@ Test(rewrite, other_shapes_are_left_alone)
 /* The whole of pipe_aot, then run's three cases with the stock runtime. */
 Test(rewrite, artifact_computes_alike)
 {
-	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, hash, false, false};
+	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, false, false};
 	const struct pipe_tools *tools = NULL;
 	const struct viv_guest *g;
 	char *wasm, *so = NULL;
@@ -226,11 +209,14 @@ Test(rewrite, artifact_computes_alike)
 	uint32_t u;
 	wasm_rt_trap_t trap;
 
-	wasm = t_wat(dir, "m.wasm", run_wat);
-	cr_assert_eq(pipe_tools_get(&ctx, &tools, err, sizeof(err)), VIV_OK, "%s", err);
-	cr_assert_eq(pipe_aot(&ctx, tools, wasm, dir, &spec, NULL, NULL, &so, err, sizeof(err)),
-		     VIV_OK, "%s\n%s", err, ctx.log.data);
-	cr_assert(strstr(ctx.log.data, "rewrote guest.c: 1 functions"), "%s", ctx.log.data);
+	wasm = t_wat(t_cx.dir, "m.wasm", run_wat);
+	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
+		     t_cx.err);
+	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, wasm, t_cx.dir, &spec, NULL, NULL, &so, t_cx.err,
+			      sizeof(t_cx.err)),
+		     VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	cr_assert(strstr(t_cx.ctx.log.data, "rewrote guest.c: 1 functions"), "%s",
+		  t_cx.ctx.log.data);
 	handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
 	cr_assert_not_null(handle, "%s", dlerror());
 	g = dlsym(handle, VIV_GUEST_SYMBOL);
