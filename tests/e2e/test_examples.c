@@ -17,25 +17,8 @@
 #define N_LANGS 3
 static const char *const langs[N_LANGS] = {"c", "rust", "assemblyscript"};
 
-static struct tsup_vivd vivd;
-static struct tsup_upstream *up;
-
-static void start(void)
-{
-	const char *extra[] = {"--outbound-allow-private", NULL};
-
-	up = tsup_upstream_start();
-	tsup_vivd_start(&vivd, extra);
-}
-
-static void stop(void)
-{
-	tsup_vivd_stop(&vivd);
-	tsup_upstream_stop(up);
-}
-
 /* Rust and AssemblyScript builds take a while; each test builds several. */
-TestSuite(examples, .init = start, .fini = stop, .timeout = 900);
+TestSuite(examples, .init = tsup_ofx_start, .fini = tsup_ofx_stop, .timeout = 900);
 
 static const char *jstr(json_t *j, const char *key)
 {
@@ -56,7 +39,7 @@ static long deploy_example(const char *app, const char *example, const struct ts
 
 	snprintf(dir, sizeof(dir), "%s/sdk/examples/%s", VIV_SOURCE_DIR, example);
 	tsup_tar_dir(dir, files, n, true, &tgz, &len);
-	d = tsup_deploy_wait(&vivd, app, tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s as %s: %s\n%s", example, app,
 			 jstr(d, "error"), jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "language"), lang, "%s", example);
@@ -95,7 +78,7 @@ static void expect_opt(const char *app, const char *method, const char *path,
 	struct tsup_resp r;
 	char *ct;
 
-	cr_assert(tsup_app_request(&vivd, app, method, path, headers, body,
+	cr_assert(tsup_app_request(&tsup_ofx.vivd, app, method, path, headers, body,
 				   body ? strlen(body) : 0, &r),
 		  "no answer from %s%s", app, path);
 	for (size_t i = 0; optional && optional[i]; i++)
@@ -131,12 +114,12 @@ static void expect_logged(const char *app, const char *needle)
 	char url[256];
 	double deadline = tsup_now_ms() + 10000;
 
-	snprintf(url, sizeof(url), "%s/v1/apps/%s/logs", vivd.api, app);
+	snprintf(url, sizeof(url), "%s/v1/apps/%s/logs", tsup_ofx.vivd.api, app);
 	for (;;) {
 		struct tsup_resp r;
 		bool found;
 
-		cr_assert(tsup_http("GET", url, NULL, vivd.token, NULL, 0, &r));
+		cr_assert(tsup_http("GET", url, NULL, tsup_ofx.vivd.token, NULL, 0, &r));
 		cr_assert_eq(r.status, 200, "%s", r.body);
 		found = strstr(r.body, needle) != NULL;
 		if (found || tsup_now_ms() > deadline)
@@ -155,8 +138,8 @@ static void set_config(const char *app, const char *key, const char *value)
 	char url[256];
 	struct tsup_resp r;
 
-	snprintf(url, sizeof(url), "%s/v1/apps/%s/config/%s", vivd.api, app, key);
-	cr_assert(tsup_http(value ? "PUT" : "DELETE", url, NULL, vivd.token, value,
+	snprintf(url, sizeof(url), "%s/v1/apps/%s/config/%s", tsup_ofx.vivd.api, app, key);
+	cr_assert(tsup_http(value ? "PUT" : "DELETE", url, NULL, tsup_ofx.vivd.token, value,
 			    value ? strlen(value) : 0, &r));
 	cr_assert(r.status >= 200 && r.status < 300, "%s %s: %ld %s", value ? "PUT" : "DELETE",
 		  url, r.status, r.body);
@@ -192,7 +175,8 @@ Test(examples, echo_answers_with_the_request)
 		/* The HTTP server may keep Host and Content-Length out of the
 		 * headers a guest sees (it has them elsewhere); when they are
 		 * there, they are right. */
-		snprintf(host, sizeof(host), "header host: %s.localhost:%u", app, vivd.apps_port);
+		snprintf(host, sizeof(host), "header host: %s.localhost:%u", app,
+			 tsup_ofx.vivd.apps_port);
 		optional[0] = host;
 		optional[1] = "header content-length: 13";
 		optional[2] = NULL;
@@ -247,8 +231,8 @@ Test(examples, kv_counter_counts_across_requests_redeploys_and_languages)
 	count("counter", 1, 3);
 	second = deploy_example("counter", "c-kv-counter", NULL, 0, "c", "hostcall");
 	cr_assert_neq(first, second);
-	snprintf(url, sizeof(url), "%s/v1/apps/counter", vivd.api);
-	cr_assert(tsup_http("GET", url, NULL, vivd.token, NULL, 0, &r));
+	snprintf(url, sizeof(url), "%s/v1/apps/counter", tsup_ofx.vivd.api);
+	cr_assert(tsup_http("GET", url, NULL, tsup_ofx.vivd.token, NULL, 0, &r));
 	j = json_loads(r.body, 0, NULL);
 	cr_assert_eq(json_integer_value(json_object_get(j, "current_deployment")), second, "%s",
 		     r.body);
@@ -269,7 +253,7 @@ Test(examples, kv_counter_counts_across_requests_redeploys_and_languages)
 Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 {
 	char manifest[512], app[64], example[64], want[256], needle[256], denied[128];
-	unsigned port = tsup_upstream_port(up), hits;
+	unsigned port = tsup_upstream_port(tsup_ofx.up), hits;
 	const char *ok = "upstream answered 200 (text/plain): upstream says hi";
 
 	/* The example's own manifest allows https://example.com; here the
@@ -286,16 +270,17 @@ Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 		snprintf(example, sizeof(example), "%s-fetch", langs[i]);
 		snprintf(app, sizeof(app), "fetch-%s", langs[i]);
 		deploy_example(app, example, files, 1, langs[i], "hostcall");
-		hits = tsup_upstream_hits(up);
+		hits = tsup_upstream_hits(tsup_ofx.up);
 		expect_get(app, "/", 200, "text/plain", ok);
-		cr_assert_eq(tsup_upstream_hits(up), hits + 1);
+		cr_assert_eq(tsup_upstream_hits(tsup_ofx.up), hits + 1);
 
 		/* UPSTREAM set through the API wins over the manifest's. */
 		set_config(app, "UPSTREAM", denied);
-		hits = tsup_upstream_hits(up);
+		hits = tsup_upstream_hits(tsup_ofx.up);
 		snprintf(want, sizeof(want), "could not fetch %s\n", denied);
 		expect_get(app, "/", 502, "text/plain", want);
-		cr_assert_eq(tsup_upstream_hits(up), hits, "the denied request reached the upstream");
+		cr_assert_eq(tsup_upstream_hits(tsup_ofx.up), hits,
+			     "the denied request reached the upstream");
 		snprintf(needle, sizeof(needle), "fetching %s failed", denied);
 		expect_logged(app, needle);
 
@@ -508,7 +493,7 @@ static void deploy_tour(const char *app, const char *lang)
 {
 	char manifest[512], *tgz;
 	size_t len;
-	unsigned port = tsup_upstream_port(up);
+	unsigned port = tsup_upstream_port(tsup_ofx.up);
 	json_t *d;
 	struct tsup_file c[] = {{"vivarium.json", manifest}, {"tour.c", tour_c}};
 	struct tsup_file rust[] = {{"vivarium.json", manifest},
@@ -528,7 +513,7 @@ static void deploy_tour(const char *app, const char *lang)
 		tsup_tar(rust, 4, true, &tgz, &len);
 	else
 		tsup_tar(as, 3, true, &tgz, &len);
-	d = tsup_deploy_wait(&vivd, app, tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s: %s\n%s", app, jstr(d, "error"),
 			 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "language"), lang);
@@ -553,7 +538,7 @@ Test(examples, every_sdk_does_kv_async_fetch_and_multi_value_headers)
 			   "async: 200 upstream says hi | 200 POST\nx\n");
 		if (i == 0)
 			continue;
-		cr_assert(tsup_app_get(&vivd, app, "/async", &r));
+		cr_assert(tsup_app_get(&tsup_ofx.vivd, app, "/async", &r));
 		cr_assert_not_null(strcasestr(r.headers, "\r\nx-tour: one\r\n"), "%s", r.headers);
 		cr_assert_not_null(strcasestr(r.headers, "\r\nx-tour: two\r\n"), "%s", r.headers);
 		tsup_resp_free(&r);

@@ -14,24 +14,7 @@
 #include "upstream.h"
 #include "viv.h"
 
-static struct tsup_vivd vivd;
-static struct tsup_upstream *up;
-
-static void start(void)
-{
-	const char *extra[] = {"--outbound-allow-private", NULL};
-
-	up = tsup_upstream_start();
-	tsup_vivd_start(&vivd, extra);
-}
-
-static void stop(void)
-{
-	tsup_vivd_stop(&vivd);
-	tsup_upstream_stop(up);
-}
-
-TestSuite(terrarium, .init = start, .fini = stop, .timeout = 300);
+TestSuite(terrarium, .init = tsup_ofx_start, .fini = tsup_ofx_stop, .timeout = 300);
 
 static char *guest(const char *file)
 {
@@ -49,7 +32,7 @@ static char *manifest(void)
 	cr_assert(asprintf(&m,
 			   "{\"outbound\": [\"http://127.0.0.1:%u\"],"
 			   " \"env\": {\"GREETING\": \"hello from the manifest\"}}",
-			   tsup_upstream_port(up)) > 0);
+			   tsup_upstream_port(tsup_ofx.up)) > 0);
 	return m;
 }
 
@@ -66,7 +49,7 @@ static void deploy_files(const char *app, const struct tsup_file *f, size_t n)
 	json_t *d;
 
 	tsup_tar(f, n, true, &tgz, &len);
-	d = tsup_deploy_wait(&vivd, app, tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s: %s\n%s", app, jstr(d, "error"),
 			 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "mode"), "hostcall");
@@ -79,7 +62,7 @@ static void says(const char *app, const char *path, long status, const char *wan
 {
 	struct tsup_resp r;
 
-	cr_assert(tsup_app_get(&vivd, app, path, &r));
+	cr_assert(tsup_app_get(&tsup_ofx.vivd, app, path, &r));
 	cr_assert_eq(r.status, status, "%s%s: %ld %s", app, path, r.status, r.body);
 	cr_assert_not_null(strstr(r.body, want), "%s%s: '%s' not in:\n%s", app, path, want,
 			   r.body);
@@ -96,11 +79,12 @@ static void c_guest_behaviour(const char *app)
 	says(app, "/kv", 200, "count 1\n");
 	says(app, "/kv", 200, "count 2\n");
 	says(app, "/config", 200, "GREETING=hello from the manifest");
-	snprintf(path, sizeof(path), "/fetch?http://127.0.0.1:%u/hello", tsup_upstream_port(up));
+	snprintf(path, sizeof(path), "/fetch?http://127.0.0.1:%u/hello",
+		 tsup_upstream_port(tsup_ofx.up));
 	says(app, path, 200, "200 upstream says hi yes");
 	/* Not in the allow list: fails as if unreachable. */
 	says(app, "/fetch?http://example.com/", 200, "fetch failed");
-	snprintf(path, sizeof(path), "/race?http://127.0.0.1:%u", tsup_upstream_port(up));
+	snprintf(path, sizeof(path), "/race?http://127.0.0.1:%u", tsup_upstream_port(tsup_ofx.up));
 	says(app, path, 200, "first fast upstream says hi");
 	says(app, "/misc", 200, "dns 127.0.0.1");
 	says(app, "/panic", 500, "");
@@ -122,7 +106,8 @@ Test(terrarium, c_guest_from_source)
 	 * pages through a second instance, without the network. */
 	snprintf(path, sizeof(path), "/fetch?https://terra.localhost/hello.txt");
 	says("terra", path, 200, "200 a static hello");
-	snprintf(path, sizeof(path), "/fetch?http://terra.localhost:%u/config", vivd.apps_port);
+	snprintf(path, sizeof(path), "/fetch?http://terra.localhost:%u/config",
+		 tsup_ofx.vivd.apps_port);
 	says("terra", path, 200, "GREETING=hello from the manifest");
 	/* A trap after such a call is the caller's own, and only fails it. */
 	snprintf(path, sizeof(path), "/fetch-then-trap?http://terra.localhost/config");
@@ -168,7 +153,7 @@ Test(terrarium, prebuilt_wasm_of_the_same_guest)
 	free(out);
 	bin = tsup_read_file(wasm, &len);
 	/* As a bare .wasm upload: no manifest, so nothing outbound. */
-	d = tsup_deploy_wait(&vivd, "prebuilt", bin, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, "prebuilt", bin, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s\n%s", jstr(d, "error"), jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "language"), "wasm");
 	json_decref(d);
@@ -191,7 +176,7 @@ Test(terrarium, prebuilt_wasm_of_the_same_guest)
 		cr_assert_eq(tsup_run(tar, NULL, &out), 0, "tar: %s", out);
 		free(out);
 		tgz = tsup_read_file(tpath, &tl);
-		d = tsup_deploy_wait(&vivd, "prebuilt2", tgz, tl);
+		d = tsup_deploy_wait(&tsup_ofx.vivd, "prebuilt2", tgz, tl);
 		cr_assert_str_eq(jstr(d, "status"), "ready", "%s", jstr(d, "error"));
 		json_decref(d);
 		free(tgz);
@@ -227,7 +212,7 @@ Test(terrarium, unknown_imports_are_refused_at_deploy_time_by_name)
 	const char *err;
 
 	tsup_tar(f, 1, true, &tgz, &len);
-	d = tsup_deploy_wait(&vivd, "strange", tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, "strange", tgz, len);
 	err = jstr(d, "error");
 	cr_assert_str_eq(jstr(d, "status"), "failed");
 	cr_assert_not_null(strstr(err, "env.hostcall_teleport"), "%s", err);
@@ -239,20 +224,11 @@ Test(terrarium, unknown_imports_are_refused_at_deploy_time_by_name)
 
 /* One worker: a guest waiting a second for its upstream must not delay
  * another app's requests on that worker. */
-static struct tsup_vivd solo;
-
 static void start_solo(void)
 {
-	const char *extra[] = {"--outbound-allow-private", "--workers", "1", NULL};
+	const char *extra[] = {"--workers", "1", NULL};
 
-	up = tsup_upstream_start();
-	tsup_vivd_start(&solo, extra);
-}
-
-static void stop_solo(void)
-{
-	tsup_vivd_stop(&solo);
-	tsup_upstream_stop(up);
+	tsup_ofx_start_with(extra);
 }
 
 struct slow_call {
@@ -276,7 +252,7 @@ static void *call_slow(void *arg)
 }
 
 Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_solo,
-     .fini = stop_solo, .timeout = 300)
+     .fini = tsup_ofx_stop, .timeout = 300)
 {
 	char *src = guest("terrarium.c"), *m = manifest(), *tgz;
 	struct tsup_file f[] = {{"vivarium.json", m}, {"main.c", src}};
@@ -289,20 +265,20 @@ Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_so
 	int i;
 
 	tsup_tar(f, 2, true, &tgz, &len);
-	d = tsup_deploy_wait(&solo, "waiter", tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, "waiter", tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready");
 	json_decref(d);
-	d = tsup_deploy_wait(&solo, "quick", tgz, len);
+	d = tsup_deploy_wait(&tsup_ofx.vivd, "quick", tgz, len);
 	json_decref(d);
 	memset(&c, 0, sizeof(c));
 	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%u/fetch?http://127.0.0.1:%u/slow?ms=1000",
-		 solo.apps_port, tsup_upstream_port(up));
-	snprintf(c.host, sizeof(c.host), "waiter.localhost:%u", solo.apps_port);
+		 tsup_ofx.vivd.apps_port, tsup_upstream_port(tsup_ofx.up));
+	snprintf(c.host, sizeof(c.host), "waiter.localhost:%u", tsup_ofx.vivd.apps_port);
 	cr_assert_eq(pthread_create(&t, NULL, call_slow, &c), 0);
 	usleep(200000); /* the slow request is waiting on its upstream now */
 	for (i = 0; i < 10; i++) {
 		t0 = tsup_now_ms();
-		cr_assert(tsup_app_get(&solo, "quick", "/config", &r));
+		cr_assert(tsup_app_get(&tsup_ofx.vivd, "quick", "/config", &r));
 		cr_assert_eq(r.status, 200);
 		tsup_resp_free(&r);
 		if (tsup_now_ms() - t0 > worst)

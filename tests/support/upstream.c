@@ -133,3 +133,30 @@ unsigned tsup_upstream_hits(const struct tsup_upstream *u)
 {
 	return __atomic_load_n(&u->hits, __ATOMIC_SEQ_CST);
 }
+
+struct tsup_outbound_fixture tsup_ofx;
+
+void tsup_ofx_start_with(const char *const *extra)
+{
+	const char *argv[16] = {"--outbound-allow-private"};
+	size_t n = 1;
+
+	for (size_t i = 0; extra && extra[i]; i++) {
+		cr_assert(n < sizeof(argv) / sizeof(argv[0]) - 1);
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	tsup_ofx.up = tsup_upstream_start();
+	tsup_vivd_start(&tsup_ofx.vivd, argv);
+}
+
+void tsup_ofx_start(void)
+{
+	tsup_ofx_start_with(NULL);
+}
+
+void tsup_ofx_stop(void)
+{
+	tsup_vivd_stop(&tsup_ofx.vivd);
+	tsup_upstream_stop(tsup_ofx.up);
+}
