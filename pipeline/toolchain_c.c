@@ -227,11 +227,11 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, ch
  * and what it passes to wasm-ld depends only on the flags c_link gives it,
  * the objects and the output, which are put in their places. */
 struct ld_line {
-	char **before;   /* up to the objects */
-	size_t n_before;
-	char **after;    /* after them, the output among them */
-	size_t n_after;
-	size_t out_at;   /* index of the output's path in after */
+	char **tok;    /* the command as the driver showed it */
+	size_t n_tok;
+	size_t obj_at; /* where the objects of that link stood */
+	size_t n_obj;
+	size_t out_at; /* where its output's path stood */
 };
 
 static pthread_mutex_t ld_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -286,25 +286,8 @@ static void ld_line_free(struct ld_line *l)
 {
 	if (!l)
 		return;
-	pipe_strv_free(l->before, l->n_before);
-	pipe_strv_free(l->after, l->n_after);
+	pipe_strv_free(l->tok, l->n_tok);
 	free(l);
-}
-
-static enum viv_err strv_copy(char **from, size_t n, char ***out)
-{
-	*out = calloc(n + 1, sizeof(**out));
-	if (!*out)
-		return VIV_ERR_NOMEM;
-	for (size_t i = 0; i < n; i++) {
-		(*out)[i] = strdup(from[i]);
-		if (!(*out)[i]) {
-			pipe_strv_free(*out, i);
-			*out = NULL;
-			return VIV_ERR_NOMEM;
-		}
-	}
-	return VIV_OK;
 }
 
 /* Runs the driver command drv with -### and keeps its wasm-ld line, cut
@@ -364,26 +347,23 @@ static enum viv_err ld_learn(const struct pipe_project *p, const char *const *dr
 	}
 	if (!e) {
 		found = 0;
-		l->n_before = at;
-		l->n_after = n_tok - at - n;
-		for (size_t i = 1; i < l->n_after; i++) {
-			if (strcmp(tok[at + n + i - 1], "-o") == 0 &&
-			    strcmp(tok[at + n + i], out) == 0) {
+		for (size_t i = at + n + 1; i < n_tok; i++) {
+			if (strcmp(tok[i - 1], "-o") == 0 && strcmp(tok[i], out) == 0) {
 				l->out_at = i;
 				found++;
 			}
 		}
 		e = found == 1 ? VIV_OK : VIV_ERR_UNSUPPORTED;
 	}
-	if (!e)
-		e = strv_copy(tok, at, &l->before);
-	if (!e)
-		e = strv_copy(tok + at + n, l->n_after, &l->after);
-	pipe_strv_free(tok, n_tok);
 	if (e) {
-		ld_line_free(l);
+		pipe_strv_free(tok, n_tok);
+		free(l);
 		return e;
 	}
+	l->tok = tok;
+	l->n_tok = n_tok;
+	l->obj_at = at;
+	l->n_obj = n;
 	*l_out = l;
 	return VIV_OK;
 }
@@ -391,18 +371,20 @@ static enum viv_err ld_learn(const struct pipe_project *p, const char *const *dr
 static enum viv_err ld_run(const struct pipe_project *p, const struct ld_line *l, char **objs,
 			   size_t n, const char *out, char *err, size_t errlen)
 {
-	const char **argv = calloc(l->n_before + n + l->n_after + 1, sizeof(*argv));
+	const char **argv = calloc(l->n_tok - l->n_obj + n + 1, sizeof(*argv));
 	size_t k = 0;
 	enum viv_err e;
 
 	if (!argv)
 		return VIV_ERR_NOMEM;
-	for (size_t i = 0; i < l->n_before; i++)
-		argv[k++] = l->before[i];
-	for (size_t i = 0; i < n; i++)
-		argv[k++] = objs[i];
-	for (size_t i = 0; i < l->n_after; i++)
-		argv[k++] = i == l->out_at ? out : l->after[i];
+	for (size_t i = 0; i < l->n_tok; i++) {
+		if (i == l->obj_at) {
+			for (size_t j = 0; j < n; j++)
+				argv[k++] = objs[j];
+		}
+		if (i < l->obj_at || i >= l->obj_at + l->n_obj)
+			argv[k++] = i == l->out_at ? out : l->tok[i];
+	}
 	argv[k] = NULL;
 	e = pipe_run_ok(p->ctx, p->ctx->scratch, argv, err, errlen);
 	free(argv);
