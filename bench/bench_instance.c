@@ -13,9 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pipeline.h"
-#include "runner.h"
-#include "store.h"
+#include "bench_common.h"
 
 static uint64_t now_ns(void)
 {
@@ -55,22 +53,21 @@ static int build(const char *dir, const char *datadir, char **so_out)
 	struct pipe_config cfg;
 	struct store_deployment *d = NULL;
 	struct store *st = NULL;
-	char err[512], *tmp = NULL, hex[VIV_SHA256_HEX_LEN + 1];
-	int64_t id = 0, claimed = 0;
+	char err[512], *tmp = NULL;
 	int rc = -1;
 
 	if (store_open(datadir, &st, err, sizeof(err))) {
 		fprintf(stderr, "bench_instance: %s\n", err);
 		return -1;
 	}
-	if (store_upload_tmp(st, &tmp) || pack(dir, tmp) || viv_sha256_file(tmp, hex) ||
-	    store_deployment_create(st, "bench", tmp, hex, 0, &id) ||
-	    store_deployment_claim(st, &claimed) || claimed != id)
-		goto out;
 	pipe_config_defaults(&cfg);
 	cfg.sandbox = pipe_sandbox_available(err, sizeof(err));
-	if (pipe_build(st, &cfg, id) || store_deployment_get(st, id, &d))
+	if (store_upload_tmp(st, &tmp) || pack(dir, tmp))
 		goto out;
+	if (bench_build(st, &cfg, "bench", tmp, &d, err, sizeof(err))) {
+		fprintf(stderr, "bench_instance: %s\n", err);
+		goto out;
+	}
 	if (d->status != STORE_DEP_READY) {
 		fprintf(stderr, "bench_instance: the build failed: %s\n%s\n", d->error, d->log);
 		goto out;
@@ -93,7 +90,7 @@ static int measure(struct run_module *m, size_t clean_max, size_t n, struct figu
 {
 	static const struct run_app app = {.name = "bench", .limits = {128, 500, 10000}};
 	struct run_pool_config pc;
-	struct run_request req = {0};
+	struct run_request req;
 	struct run_pool *pool = NULL;
 	uint64_t *t, sum = 0;
 	size_t i, warm = n / 10 + 100;
@@ -103,14 +100,7 @@ static int measure(struct run_module *m, size_t clean_max, size_t n, struct figu
 	pc.clean_in_place_max = clean_max;
 	if (run_pool_create(&pc, &pool))
 		return -1;
-	req.method = "GET";
-	req.method_len = 3;
-	req.target = "/";
-	req.target_len = 1;
-	req.client_addr = "127.0.0.1";
-	req.server_name = "bench.localhost";
-	req.server_port = 8000;
-	req.protocol = "HTTP/1.1";
+	bench_request(&req);
 	t = calloc(n, sizeof(*t));
 	if (!t)
 		return -1;

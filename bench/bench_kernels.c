@@ -35,9 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pipeline.h"
-#include "runner.h"
-#include "store.h"
+#include "bench_common.h"
 #include "viv.h"
 
 #define KERNEL_DIR VIV_SOURCE_DIR "/bench/kernels"
@@ -322,10 +320,8 @@ out:
 static enum viv_err build_vivarium(struct bench *b, struct kernel *k, char *err, size_t errlen)
 {
 	struct store_deployment *d = NULL;
-	char *tmp = NULL, hex[VIV_SHA256_HEX_LEN + 1], app[64];
-	int64_t id = 0, claimed = 0;
+	char *tmp = NULL, app[64];
 	uint64_t t0 = viv_mono_ns();
-	struct stat sb;
 	enum viv_err e;
 
 	snprintf(app, sizeof(app), "bench-%s", k->name);
@@ -333,27 +329,13 @@ static enum viv_err build_vivarium(struct bench *b, struct kernel *k, char *err,
 	if (e)
 		goto out;
 	e = write_upload(k, tmp, err, errlen);
-	if (!e)
-		e = viv_sha256_file(tmp, hex);
-	if (!e && stat(tmp, &sb))
-		e = VIV_ERR_IO;
-	if (!e)
-		e = store_deployment_create(b->st, app, tmp, hex, (int64_t)sb.st_size, &id);
 	if (e) {
 		unlink(tmp);
 		goto out;
 	}
-	e = store_deployment_claim(b->st, &claimed);
-	if (!e && claimed != id)
-		e = VIV_ERR_INTERNAL;
-	if (!e)
-		e = pipe_build(b->st, &b->cfg, id);
-	if (!e)
-		e = store_deployment_get(b->st, id, &d);
-	if (e) {
-		viv_errf(err, errlen, "building %s: %s", k->name, viv_strerror(e));
+	e = bench_build(b->st, &b->cfg, app, tmp, &d, err, errlen);
+	if (e)
 		goto out;
-	}
 	k->build_ms = (int64_t)((viv_mono_ns() - t0) / 1000000);
 	if (d->status != STORE_DEP_READY || !d->artifact) {
 		fprintf(stderr, "%s", d->log);
@@ -397,15 +379,7 @@ static enum viv_err run_vivarium(struct bench *b, struct kernel *k, struct viv_b
 	app.limits.cpu_ms = VIV_LIMIT_CPU_MS_MAX;
 	app.limits.wall_ms = VIV_LIMIT_WALL_MS_MAX;
 	app.host = "bench.localhost";
-	memset(&req, 0, sizeof(req));
-	req.method = "GET";
-	req.method_len = 3;
-	req.target = "/";
-	req.target_len = 1;
-	req.client_addr = "127.0.0.1";
-	req.server_name = "bench.localhost";
-	req.server_port = 8000;
-	req.protocol = "HTTP/1.1";
+	bench_request(&req);
 
 	e = run_instance_start(b->pool, k->mod, &app, &req, NULL, NULL, &in);
 	if (e) {
