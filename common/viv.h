@@ -76,19 +76,66 @@ uint64_t viv_mono_ns(void);
 
 /* mkdir -p with the given mode for any directory it creates. */
 enum viv_err viv_mkdirs(const char *path, unsigned mode);
-/* Writes data to path so that path appears only complete: a temporary file
- * beside it, fsync, rename, fsync of the directory. */
+/* Writes data to path so that path appears only complete: a new temporary
+ * file beside it (a random name, created with O_EXCL and O_NOFOLLOW, so
+ * that nothing planted in the folder is written through), fsync, rename
+ * over path (which replaces a link at path rather than following it),
+ * fsync of the folder. */
 enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t len,
 				   unsigned mode);
+/* viv_write_file_atomic for name (one component) in the folder open at
+ * dirfd. VIV_ERR_INVALID for a name with a '/', "." or "..". */
+enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, size_t len,
+			       unsigned mode);
 /* Reads a whole file of at most cap bytes. On success *out (caller frees
  * with free()) is NUL-terminated after *len_out bytes. VIV_ERR_TOO_BIG when
- * the file is larger than cap, VIV_ERR_NOT_FOUND when it does not exist. */
+ * the file is larger than cap, VIV_ERR_NOT_FOUND when it does not exist.
+ * Follows links: only for files the platform itself made. */
 enum viv_err viv_read_file(const char *path, size_t cap, char **out, size_t *len_out);
-/* Removes a directory tree; missing paths are not an error. */
+/* viv_read_file from an open descriptor, read to its end. */
+enum viv_err viv_read_fd(int fd, size_t cap, char **out, size_t *len_out);
+/* Removes a directory tree (or a file); missing paths are not an error.
+ * Works from descriptors and never follows a link, so a tree that hostile
+ * processes wrote is removed without touching anything outside it;
+ * folders it owns but cannot write or read are opened up first. */
 enum viv_err viv_rmtree(const char *path);
+/* viv_rmtree of name in the folder open at dirfd. */
+enum viv_err viv_rmtree_at(int dirfd, const char *name);
+/* Removes everything in the folder open at dirfd, as viv_rmtree would,
+ * and leaves the folder. */
+enum viv_err viv_empty_dir_fd(int dirfd);
 /* Joins two path parts with one '/'. Caller frees with free(); NULL on
  * allocation failure. */
 char *viv_path_join(const char *a, const char *b);
+
+/* ---- Files that hostile processes wrote ---------------------------------- */
+
+/* Opens rel beneath the folder open at dirfd, never following a symbolic
+ * or magic link in any component and never leaving the folder (by ".."
+ * or an absolute path): openat2 with RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS and
+ * RESOLVE_NO_MAGICLINKS, or one O_NOFOLLOW component at a time on kernels
+ * without it (which refuses every ".."). flags and mode as for openat; O_CLOEXEC is added. Returns
+ * the descriptor, or -1 with errno (ELOOP for a link, EXDEV for a path
+ * that leaves the folder). */
+int viv_open_beneath(int dirfd, const char *rel, int flags, unsigned mode);
+
+struct stat;
+
+/* Opens rel beneath dirfd (viv_open_beneath) for reading, only if it is a
+ * regular file with no other name: a link, a folder, a FIFO, a device or a
+ * file with several hard links is VIV_ERR_INVALID; a missing file
+ * VIV_ERR_NOT_FOUND; otherwise VIV_ERR_IO. why (may be NULL) gets a phrase
+ * that completes "FILE ...: " ("it is a symbolic link"). On success *fd_out
+ * is the descriptor (caller closes it) and *st_out (may be NULL) its
+ * fstat. Opening never blocks on a FIFO. */
+enum viv_err viv_open_regular_beneath(int dirfd, const char *rel, int *fd_out,
+				      struct stat *st_out, char *why, size_t whylen);
+
+/* Reads the file rel beneath dirfd as viv_open_regular_beneath() opens it,
+ * at most cap bytes (VIV_ERR_TOO_BIG beyond). Results as viv_read_file(),
+ * with the reason for a refusal in why. */
+enum viv_err viv_read_beneath(int dirfd, const char *rel, size_t cap, char **out,
+			      size_t *len_out, char *why, size_t whylen);
 
 /* ---- Hashing and randomness ----------------------------------------- */
 
