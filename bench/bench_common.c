@@ -29,7 +29,7 @@ enum viv_err bench_build(struct store *st, const struct pipe_config *cfg, const 
 	if (!e && claimed != id)
 		e = VIV_ERR_INTERNAL;
 	if (!e)
-		e = pipe_build(st, cfg, id);
+		e = pipe_build(st, cfg, NULL, id);
 	if (!e)
 		e = store_deployment_get(st, id, d_out);
 	if (e)

@@ -452,24 +452,22 @@ static void timing_note(void (*timing)(void *, const char *, int64_t), void *arg
 		timing(arg, step, (int64_t)((viv_mono_ns() - t0) / 1000000));
 }
 
-static enum viv_err write_glue(struct pipe_ctx *ctx, const char *dir,
-			       const struct pipe_glue_spec *spec, char *err, size_t errlen)
+static enum viv_err write_glue(struct pipe_ctx *ctx, const struct pipe_glue_spec *spec,
+			       char *err, size_t errlen)
 {
-	char *h_path = NULL, *c_path = NULL, *header = NULL, *glue = NULL;
+	char *c_path = NULL, *header = NULL, *glue = NULL;
 	size_t len = 0;
 	enum viv_err e;
 
-	h_path = viv_path_join(dir, "guest.h");
-	c_path = viv_path_join(dir, "glue.c");
-	if (!h_path || !c_path) {
+	c_path = viv_path_join(ctx->scratch, "glue.c");
+	if (!c_path) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
-	e = viv_read_file(h_path, GUEST_H_MAX, &header, &len);
-	if (e) {
-		viv_errf(err, errlen, "could not read wasm2c's guest.h: %s", viv_strerror(e));
+	e = pipe_read_built(ctx, "guest.h", "wasm2c's guest.h", GUEST_H_MAX, &header, &len, err,
+			    errlen);
+	if (e)
 		goto out;
-	}
 	e = pipe_glue_generate(header, spec, &glue, err, errlen);
 	if (e)
 		goto out;
@@ -481,24 +479,35 @@ static enum viv_err write_glue(struct pipe_ctx *ctx, const char *dir,
 	pipe_logf(ctx, "wrote glue.c (%s mode%s)\n", mode_name(spec->mode),
 		  spec->has_initialize ? ", calls _initialize first" : "");
 out:
-	free(h_path);
 	free(c_path);
 	free(header);
 	free(glue);
 	return e;
 }
 
-static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
-			   char *err, size_t errlen)
+char *pipe_include_flag(const struct pipe_ctx *ctx)
+{
+	char *dir, *flag;
+
+	if (!ctx->cfg->include_dir)
+		return strdup("-I.");
+	dir = pipe_tool_path(ctx, ctx->cfg->include_dir);
+	if (!dir || asprintf(&flag, "-I%s", dir) < 0)
+		flag = NULL;
+	free(dir);
+	return flag;
+}
+
+static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, char *err,
+			   size_t errlen)
 {
 	const char *argv[32];
 	char *inc_common = NULL;
 	size_t n = 0;
 	enum viv_err e;
 
-	if (asprintf(&inc_common, "-I%s", ctx->cfg->include_dir ? ctx->cfg->include_dir : "")
-	    < 0) {
-		inc_common = NULL;
+	inc_common = pipe_include_flag(ctx);
+	if (!inc_common) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
@@ -512,7 +521,7 @@ static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, con
 	argv[n++] = "-o";
 	argv[n++] = "guest.so";
 	argv[n] = NULL;
-	e = pipe_run_ok(ctx, dir, argv, err, errlen);
+	e = pipe_run_ok(ctx, NULL, argv, err, errlen);
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
 			 "compiling the module to native code failed; this is a bug in "
@@ -524,18 +533,18 @@ out:
 
 /* guest.c rewritten in place (aot_rewrite.c); any other shape than wasm2c
  * 1.0.32's is compiled as it is, with a note in the build log. */
-static enum viv_err rewrite_guest(struct pipe_ctx *ctx, const char *dir, char *err,
-				  size_t errlen)
+static enum viv_err rewrite_guest(struct pipe_ctx *ctx, char *err, size_t errlen)
 {
 	struct pipe_rewrite_stats stats;
 	char *path, *text = NULL, *out = NULL;
 	size_t len = 0;
 	enum viv_err e;
 
-	path = viv_path_join(dir, "guest.c");
+	path = viv_path_join(ctx->scratch, "guest.c");
 	if (!path)
 		return VIV_ERR_NOMEM;
-	e = viv_read_file(path, PIPE_GUEST_C_MAX, &text, &len);
+	e = pipe_read_built(ctx, "guest.c", "wasm2c's guest.c", PIPE_GUEST_C_MAX, &text, &len, err,
+			    errlen);
 	if (e == VIV_ERR_TOO_BIG)
 		e = VIV_ERR_UNSUPPORTED;
 	if (!e)
@@ -563,56 +572,45 @@ out:
 }
 
 /* A large module's C in parts at once (aot_split.c), else whole. */
-static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
-			     char *err, size_t errlen)
+static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, char *err,
+			     size_t errlen)
 {
 	unsigned parts = 1;
 	struct stat st;
 	char *guest;
 	enum viv_err e;
 
-	guest = viv_path_join(dir, "guest.c");
+	guest = viv_path_join(ctx->scratch, "guest.c");
 	if (!guest)
 		return VIV_ERR_NOMEM;
-	if (stat(guest, &st) == 0)
+	if (lstat(guest, &st) == 0)
 		parts = pipe_guest_parts(ctx->cfg, (size_t)st.st_size);
 	free(guest);
 	if (parts > 1) {
-		e = pipe_cc_parts(ctx, t, dir, parts, err, errlen);
+		e = pipe_cc_parts(ctx, t, parts, err, errlen);
 		if (e != VIV_ERR_UNSUPPORTED)
 			return e;
 		pipe_logf(ctx, "note: the module's C is not shaped as wasm2c 1.0.32 writes it: "
 			       "compiling it whole\n");
 	}
-	return run_cc(ctx, t, dir, err, errlen);
+	return run_cc(ctx, t, err, errlen);
 }
 
 enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
-		      const char *dir, const struct pipe_glue_spec *spec,
+		      const struct pipe_glue_spec *spec,
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
-		      char **so_out, char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
-	char *wasm_rel = NULL, *so = NULL;
 	uint64_t t0;
 	enum viv_err e;
-
-	*so_out = NULL;
-	e = pipe_relpath(dir, wasm, &wasm_rel);
-	if (e)
-		goto out;
-	so = viv_path_join(dir, "guest.so");
-	if (!so) {
-		e = VIV_ERR_NOMEM;
-		goto out;
-	}
 
 	/* wasm2c 1.0.32 translates exactly its default feature set and
 	 * refuses any --enable/--disable change, so it gets none: wasm-opt
 	 * has already held the module to that set minus SIMD. */
 	t0 = viv_mono_ns();
 	{
-		const char *argv[] = {"wasm2c", wasm_rel, "-n", "guest", "-o", "guest.c", NULL};
-		e = pipe_run_ok(ctx, dir, argv, err, errlen);
+		const char *argv[] = {"wasm2c", wasm, "-n", "guest", "-o", "guest.c", NULL};
+		e = pipe_run_ok(ctx, NULL, argv, err, errlen);
 	}
 	timing_note(timing, timing_arg, "wasm2c", t0);
 	if (e == VIV_ERR_BUILD)
@@ -620,26 +618,19 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 			 "wasm2c could not translate the module; its message is in the build "
 			 "log");
 	if (e)
-		goto out;
+		return e;
 
 	t0 = viv_mono_ns();
-	e = rewrite_guest(ctx, dir, err, errlen);
+	e = rewrite_guest(ctx, err, errlen);
 	if (!e)
-		e = write_glue(ctx, dir, spec, err, errlen);
+		e = write_glue(ctx, spec, err, errlen);
 	pipe_log_flush(ctx);
 	timing_note(timing, timing_arg, "glue", t0);
 	if (e)
-		goto out;
+		return e;
 
 	t0 = viv_mono_ns();
-	e = cc_guest(ctx, t, dir, err, errlen);
+	e = cc_guest(ctx, t, err, errlen);
 	timing_note(timing, timing_arg, "cc", t0);
-	if (e)
-		goto out;
-	*so_out = so;
-	so = NULL;
-out:
-	free(wasm_rel);
-	free(so);
 	return e;
 }

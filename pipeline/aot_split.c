@@ -418,28 +418,33 @@ static enum viv_err write_parts(const char *dir, char **texts, size_t n)
 	return e;
 }
 
-enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
-			   unsigned parts, char *err, size_t errlen)
+enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
+			   char *err, size_t errlen)
 {
 	char *guest = NULL, *text = NULL, *inc = NULL, **texts = NULL;
 	char **srcs = NULL, **objs = NULL;
 	const char ***argvs = NULL;
 	const char **link = NULL;
+	const char *dir = ctx->scratch;
 	size_t len = 0, n = 0, n_flags = 0, k = 0;
+	char why[256];
 	enum viv_err e;
 
 	guest = viv_path_join(dir, "guest.c");
 	if (!guest)
 		return VIV_ERR_NOMEM;
-	e = viv_read_file(guest, PIPE_GUEST_C_MAX, &text, &len);
+	e = pipe_read_built(ctx, "guest.c", "wasm2c's guest.c", PIPE_GUEST_C_MAX, &text, &len, why,
+			    sizeof(why));
 	if (e == VIV_ERR_TOO_BIG)
 		e = VIV_ERR_UNSUPPORTED;
+	else if (e)
+		viv_errf(err, errlen, "%s", why);
 	if (!e)
 		e = pipe_guest_split(text, len, parts, &texts, &n);
 	if (e)
 		goto out;
-	if (asprintf(&inc, "-I%s", ctx->cfg->include_dir ? ctx->cfg->include_dir : "") < 0) {
-		inc = NULL;
+	inc = pipe_include_flag(ctx);
+	if (!inc) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}

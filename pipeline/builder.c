@@ -1,31 +1,50 @@
-/* The background builder: one thread with its own store connection that
- * claims queued deployments and builds them one at a time. */
+/* The background builders: cfg->builders threads, each with its own store
+ * connection and its own folder, that claim queued deployments and build
+ * them, several at once. */
 #include "pipeline_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-/* How long the builder sleeps when nothing is queued: deployments queued
+/* How long a builder sleeps when nothing is queued: deployments queued
  * by another process (which cannot wake us) are found within this. */
 #define IDLE_WAIT_MS 1000
 /* Any upload hash: a build key made at start warms what keys need. */
 #define KEY_WARM_UPLOAD "0000000000000000000000000000000000000000000000000000000000000000"
+#define BUILDERS_MAX 64
+
+struct pipe_builder;
+
+/* One builder thread and its folder. */
+struct builder_thread {
+	struct pipe_builder *b;
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	char *dir; /* builds_dir/INDEX */
+};
 
 struct pipe_builder {
-	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
-	bool woken;
-	bool opened; /* the thread finished store_open */
+	unsigned wakes; /* wake-ups not yet taken by an idle thread */
+	unsigned opened; /* threads that finished store_open */
 	enum viv_err open_err;
 	char open_msg[256];
 	char *datadir;
 	struct pipe_config cfg;
-	char *include_dir, *sdk_dir, *tool_dir; /* owned copies cfg points to */
+	char *include_dir, *sdk_dir, *tool_dir, *builds_dir; /* owned copies cfg points to */
+	struct builder_thread *threads;
+	unsigned n;
 };
 
 static void wait_idle(struct pipe_builder *b)
@@ -40,11 +59,12 @@ static void wait_idle(struct pipe_builder *b)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&b->lock);
-	while (!b->stop && !b->woken) {
+	while (!b->stop && b->wakes == 0) {
 		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT)
 			break;
 	}
-	b->woken = false;
+	if (b->wakes > 0)
+		b->wakes--;
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -68,7 +88,7 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 	struct pipe_ctx ctx;
 	char *scratch = NULL, *tmp = NULL, err[256], key[VIV_SHA256_HEX_LEN + 1];
 
-	if (store_build_dir(st, 0, &scratch))
+	if (store_build_dir(st, b->builds_dir, 0, &scratch))
 		return;
 	tmp = viv_path_join(scratch, "tmp");
 	if (tmp && viv_mkdirs(tmp, 0700) == VIV_OK) {
@@ -86,43 +106,85 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 	free(scratch);
 }
 
+/* Removes what builds that were interrupted (vivd stopped or crashed)
+ * left in the builds folder. Their language steps' files belong to the
+ * build user, so the launcher empties each folder first; the builders'
+ * own folders (which may be mount points) stay, empty. */
+static void sweep(struct pipe_builder *b)
+{
+	struct dirent *de;
+	size_t removed = 0;
+	DIR *d = opendir(b->builds_dir);
+
+	if (!d) {
+		viv_log(VIV_WARN, "builder: cannot list %s: %s", b->builds_dir, strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *path, *end;
+		unsigned long k;
+		bool mine;
+
+		if (de->d_name[0] == '.')
+			continue;
+		k = strtoul(de->d_name, &end, 10);
+		mine = *end == '\0' && end != de->d_name && k < b->n;
+		path = viv_path_join(b->builds_dir, de->d_name);
+		if (!path)
+			break;
+		if (pipe_launcher_empty(&b->cfg, path) != VIV_OK && b->cfg.launcher)
+			viv_log(VIV_WARN, "builder: the launcher could not empty %s", path);
+		if (mine) {
+			int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0) {
+				viv_empty_dir_fd(fd);
+				close(fd);
+			}
+		} else if (viv_rmtree(path) == VIV_OK) {
+			removed++;
+		} else {
+			viv_log(VIV_WARN, "builder: could not remove %s", path);
+		}
+		free(path);
+	}
+	closedir(d);
+	if (removed)
+		viv_log(VIV_INFO, "builder: removed %zu folders of interrupted builds", removed);
+}
+
 static void *builder_main(void *arg)
 {
-	struct pipe_builder *b = arg;
+	struct builder_thread *t = arg;
+	struct pipe_builder *b = t->b;
 	struct store *st = NULL;
+	char msg[256];
 	enum viv_err err;
-	size_t requeued = 0;
 
-	err = store_open(b->datadir, &st, b->open_msg, sizeof(b->open_msg));
+	err = store_open(b->datadir, &st, msg, sizeof(msg));
 	pthread_mutex_lock(&b->lock);
-	b->opened = true;
-	b->open_err = err;
+	b->opened++;
+	if (err && !b->open_err) {
+		b->open_err = err;
+		snprintf(b->open_msg, sizeof(b->open_msg), "%s", msg);
+	}
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	if (err)
 		return NULL;
-
-	err = store_deployment_requeue_interrupted(st, &requeued);
-	if (err)
-		viv_log(VIV_ERROR, "builder: could not requeue interrupted builds: %s",
-			viv_strerror(err));
-	else if (requeued > 0)
-		viv_log(VIV_INFO, "builder: requeued %zu interrupted builds", requeued);
-	warm_tools(b, st);
 
 	while (!stopping(b)) {
 		int64_t id = 0;
 
 		err = store_deployment_claim(st, &id);
 		if (err == VIV_OK) {
-			err = pipe_build(st, &b->cfg, id);
+			err = pipe_build(st, &b->cfg, t->dir, id);
 			if (err)
-				viv_log(VIV_ERROR, "builder: deployment %lld: %s", (long long)id,
-					viv_strerror(err));
+				viv_log(VIV_ERROR, "builder %u: deployment %lld: %s", t->index,
+					(long long)id, viv_strerror(err));
 			continue;
 		}
 		if (err != VIV_ERR_NOT_FOUND)
-			viv_log(VIV_ERROR, "builder: could not claim a deployment: %s",
+			viv_log(VIV_ERROR, "builder %u: could not claim a deployment: %s", t->index,
 				viv_strerror(err));
 		wait_idle(b);
 	}
@@ -134,10 +196,14 @@ static void builder_free(struct pipe_builder *b)
 {
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
+	for (unsigned i = 0; b->threads && i < b->n; i++)
+		free(b->threads[i].dir);
+	free(b->threads);
 	free(b->datadir);
 	free(b->include_dir);
 	free(b->sdk_dir);
 	free(b->tool_dir);
+	free(b->builds_dir);
 	free(b);
 }
 
@@ -148,6 +214,36 @@ static enum viv_err dup_opt(const char *s, char **out)
 		return VIV_OK;
 	*out = strdup(s);
 	return *out ? VIV_OK : VIV_ERR_NOMEM;
+}
+
+/* What is done once before the builders start: the interrupted builds go
+ * back to the queue and their folders away, and the tools are probed. */
+static enum viv_err prepare(struct pipe_builder *b)
+{
+	struct store *st = NULL;
+	size_t requeued = 0;
+	enum viv_err err;
+
+	err = store_open(b->datadir, &st, b->open_msg, sizeof(b->open_msg));
+	if (err)
+		return err;
+	if (!b->builds_dir) {
+		err = dup_opt(store_builds_dir(st), &b->builds_dir);
+		b->cfg.builds_dir = b->builds_dir;
+	}
+	if (!err)
+		err = store_deployment_requeue_interrupted(st, &requeued);
+	if (err)
+		viv_log(VIV_ERROR, "builder: could not requeue interrupted builds: %s",
+			viv_strerror(err));
+	else if (requeued > 0)
+		viv_log(VIV_INFO, "builder: requeued %zu interrupted builds", requeued);
+	if (!err) {
+		sweep(b);
+		warm_tools(b, st);
+	}
+	store_close(st);
+	return err;
 }
 
 enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
@@ -167,6 +263,9 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 	pthread_cond_init(&b->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	b->cfg = *cfg;
+	b->n = cfg->builders ? cfg->builders : 1;
+	if (b->n > BUILDERS_MAX)
+		b->n = BUILDERS_MAX;
 	err = dup_opt(datadir, &b->datadir);
 	if (!err)
 		err = dup_opt(cfg->include_dir, &b->include_dir);
@@ -174,30 +273,63 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 		err = dup_opt(cfg->sdk_dir, &b->sdk_dir);
 	if (!err)
 		err = dup_opt(cfg->tool_dir, &b->tool_dir);
-	if (err) {
-		builder_free(b);
-		return err;
-	}
+	if (!err)
+		err = dup_opt(cfg->builds_dir, &b->builds_dir);
 	b->cfg.include_dir = b->include_dir;
 	b->cfg.sdk_dir = b->sdk_dir;
 	b->cfg.tool_dir = b->tool_dir;
-	if (pthread_create(&b->thread, NULL, builder_main, b) != 0) {
-		builder_free(b);
-		return VIV_ERR_INTERNAL;
+	b->cfg.builds_dir = b->builds_dir;
+	if (!err) {
+		b->threads = calloc(b->n, sizeof(*b->threads));
+		err = b->threads ? VIV_OK : VIV_ERR_NOMEM;
 	}
-	/* Wait for the store to open, so that a bad data directory is an
-	 * error here rather than a silent builder. */
-	pthread_mutex_lock(&b->lock);
-	while (!b->opened)
-		pthread_cond_wait(&b->cond, &b->lock);
-	err = b->open_err;
-	pthread_mutex_unlock(&b->lock);
+	if (!err)
+		err = prepare(b);
+	for (unsigned i = 0; !err && i < b->n; i++) {
+		struct builder_thread *t = &b->threads[i];
+		char name[16];
+
+		t->b = b;
+		t->index = i;
+		snprintf(name, sizeof(name), "%u", i);
+		t->dir = viv_path_join(b->builds_dir, name);
+		if (!t->dir) {
+			err = VIV_ERR_NOMEM;
+			break;
+		}
+		if (mkdir(t->dir, 0700) != 0 && errno != EEXIST) {
+			viv_errf(b->open_msg, sizeof(b->open_msg), "cannot make %s: %s", t->dir,
+				 strerror(errno));
+			err = VIV_ERR_IO;
+		}
+	}
 	if (err) {
-		viv_log(VIV_ERROR, "builder: %s", b->open_msg);
-		pthread_join(b->thread, NULL);
+		viv_log(VIV_ERROR, "builder: %s", b->open_msg[0] ? b->open_msg : viv_strerror(err));
 		builder_free(b);
 		return err;
 	}
+	for (unsigned i = 0; i < b->n; i++) {
+		b->threads[i].started =
+			pthread_create(&b->threads[i].thread, NULL, builder_main, &b->threads[i]) == 0;
+		if (!b->threads[i].started) {
+			err = VIV_ERR_INTERNAL;
+			break;
+		}
+	}
+	/* Wait for the stores to open, so that a bad data directory is an
+	 * error here rather than silent builders. */
+	pthread_mutex_lock(&b->lock);
+	while (!err && b->opened < b->n)
+		pthread_cond_wait(&b->cond, &b->lock);
+	if (!err)
+		err = b->open_err;
+	pthread_mutex_unlock(&b->lock);
+	if (err) {
+		viv_log(VIV_ERROR, "builder: %s", b->open_msg[0] ? b->open_msg : viv_strerror(err));
+		pipe_builder_stop(b);
+		return err;
+	}
+	viv_log(VIV_INFO, "builder: %u builds at once, in %s", b->n, b->builds_dir);
 	*out = b;
 	return VIV_OK;
 }
@@ -207,8 +339,9 @@ void pipe_builder_wake(struct pipe_builder *b)
 	if (!b)
 		return;
 	pthread_mutex_lock(&b->lock);
-	b->woken = true;
-	pthread_cond_broadcast(&b->cond);
+	if (b->wakes < b->n)
+		b->wakes++;
+	pthread_cond_signal(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -220,6 +353,9 @@ void pipe_builder_stop(struct pipe_builder *b)
 	b->stop = true;
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
-	pthread_join(b->thread, NULL);
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->threads[i].started)
+			pthread_join(b->threads[i].thread, NULL);
+	}
 	builder_free(b);
 }

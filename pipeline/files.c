@@ -470,3 +470,51 @@ out:
 		close(c.src_fd);
 	return err;
 }
+
+/* ---- Handing a tree to the build user ------------------------------------------------ */
+
+struct share {
+	int top;
+	gid_t gid;
+};
+
+static enum viv_err share_visit(void *ctx, const char *rel, const char *name,
+				const struct stat *st)
+{
+	struct share *sh = ctx;
+	mode_t m = st->st_mode & 07777;
+
+	(void)name;
+	if (S_ISLNK(st->st_mode))
+		return fchownat(sh->top, rel, (uid_t)-1, sh->gid, AT_SYMLINK_NOFOLLOW) == 0
+			       ? VIV_OK
+			       : VIV_ERR_IO;
+	if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode))
+		return VIV_ERR_INVALID;
+	/* The group gets what the owner has; folders keep it for what is
+	 * made in them. */
+	m |= (m & 0700) >> 3;
+	if (S_ISDIR(st->st_mode))
+		m |= 02070;
+	if (fchownat(sh->top, rel, (uid_t)-1, sh->gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    fchmodat(sh->top, rel, m, 0) != 0)
+		return VIV_ERR_IO;
+	return VIV_OK;
+}
+
+enum viv_err pipe_share_tree(const char *dir, gid_t gid)
+{
+	struct share sh = {-1, gid};
+	struct pipe_walk w = {.visit = share_visit, .ctx = &sh, .depth_max = 256,
+			      .unreadable_is_error = true};
+	enum viv_err err;
+	int walk_fd;
+
+	sh.top = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sh.top < 0)
+		return VIV_ERR_IO;
+	walk_fd = fcntl(sh.top, F_DUPFD_CLOEXEC, 0);
+	err = walk_fd < 0 ? VIV_ERR_IO : pipe_walk(&w, walk_fd);
+	close(sh.top);
+	return err;
+}

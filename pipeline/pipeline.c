@@ -5,6 +5,7 @@
 #include "pipeline_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,14 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	cfg->limits_max.memory_mb = VIV_LIMIT_MEMORY_MB_MAX;
 	cfg->limits_max.cpu_ms = VIV_LIMIT_CPU_MS_MAX;
 	cfg->limits_max.wall_ms = VIV_LIMIT_WALL_MS_MAX;
+	/* A Rust build of a small crate peaks at a few hundred MiB and a few
+	 * dozen threads (the pids limit counts threads). */
+	cfg->build_memory_mb = 2048;
+	cfg->build_procs_max = 512;
+	cfg->build_disk_mb = 2048;
+	cfg->build_timeout_ms = 600000;
+	cfg->build_gid = (gid_t)-1;
+	cfg->builders = 2;
 }
 
 /* ---- Sniffing -------------------------------------------------------------------- */
@@ -105,24 +114,35 @@ const char *pipe_sniff(const void *head, size_t n)
 
 /* ---- The build ------------------------------------------------------------------- */
 
+/*
+ * A build's folder holds two: tenant/, where the upload is unpacked and the
+ * language step runs (the tenant's build scripts, proc macros, compiler
+ * plugins, npm packages' scripts: hostile code, as the build user when
+ * there is a launcher), and trusted/, which no command of that step ever
+ * has (it is never mounted into its sandbox, and the build user cannot
+ * enter it). The one thing taken from tenant/ is the module, read by
+ * descriptor beneath it without following links and copied into trusted/;
+ * wasm-opt, wasm2c, the glue and the C compiler work there, and the
+ * artifact comes only from there.
+ */
 struct build {
 	struct store *st;
 	const struct pipe_config *cfg;
 	int64_t id;
 	struct store_deployment *dep;
 	char *upload;
-	char *scratch;
+	char *scratch; /* the build's folder */
+	char *tenant;  /* the language step's folder in it */
+	char *trusted; /* the folder of the steps after it */
 	char *src_dir;
 	char *out_dir;
-	char *aot_dir;
 	char *root;
 	struct pipe_ctx ctx;
 	struct pipe_manifest *manifest;
 	char *config;
 	const struct pipe_toolchain *tc;
-	char *wasm;     /* the toolchain's module */
-	char *opt;      /* the optimized module */
-	char *opt_data; /* its bytes */
+	char *built;    /* the toolchain's module, relative to tenant */
+	char *opt_data; /* the optimized module's bytes */
 	size_t opt_len;
 	struct pipe_wasm_info *info;
 	enum viv_guest_mode mode;
@@ -137,7 +157,6 @@ struct build {
 	 * with the same key, when there is one to take over. */
 	char key[VIV_SHA256_HEX_LEN + 1];
 	struct store_prior_build *prior;
-	char *so;
 	int64_t so_size;
 	char msg[MSG_LEN]; /* the failure sentence for the user */
 };
@@ -162,35 +181,60 @@ static void timing(void *arg, const char *step, int64_t ms)
 			(long long)b->id, step, viv_strerror(err));
 }
 
-static enum viv_err make_dir(struct build *b, const char *name, char **out)
+/* Makes the folder name in parent (host path), for the build's own use,
+ * or, shared, for the build user too: the folder gets the build user's
+ * group, setgid so that what is made in it does too, and the group may
+ * write it (cfg->build_gid). */
+static enum viv_err make_dir(struct build *b, const char *parent, const char *name, bool shared,
+			     char **out)
 {
-	enum viv_err err;
+	enum viv_err err = VIV_OK;
+	bool group = shared && b->cfg->build_gid != (gid_t)-1;
 
-	*out = viv_path_join(b->scratch, name);
+	*out = viv_path_join(parent, name);
 	if (!*out)
 		return VIV_ERR_NOMEM;
-	err = viv_mkdirs(*out, 0755);
+	if (mkdir(*out, 0700) != 0)
+		err = VIV_ERR_IO;
+	else if (group && (chown(*out, (uid_t)-1, b->cfg->build_gid) != 0 ||
+			   chmod(*out, 02770) != 0))
+		err = VIV_ERR_IO;
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not make the build folder %s: %s", name,
 			 strerror(errno));
 	return err;
 }
 
-static enum viv_err step_unpack(struct build *b)
+/* The two folders and what is in them. The build's own folder lets the
+ * build user through to tenant/ and no further. */
+static enum viv_err make_folders(struct build *b)
 {
 	char *tmp = NULL;
-	enum viv_err err;
+	enum viv_err err = VIV_OK;
 
-	err = make_dir(b, "src", &b->src_dir);
+	if (b->cfg->build_gid != (gid_t)-1 &&
+	    (chown(b->scratch, (uid_t)-1, b->cfg->build_gid) != 0 || chmod(b->scratch, 0710) != 0))
+		err = VIV_ERR_IO;
 	if (!err)
-		err = make_dir(b, "out", &b->out_dir);
+		err = make_dir(b, b->scratch, "trusted", false, &b->trusted);
 	if (!err)
-		err = make_dir(b, "aot", &b->aot_dir);
-	if (!err)
-		err = make_dir(b, "tmp", &tmp);
+		err = make_dir(b, b->trusted, "tmp", false, &tmp);
 	free(tmp);
-	if (err)
-		return err;
+	tmp = NULL;
+	if (!err)
+		err = make_dir(b, b->scratch, "tenant", true, &b->tenant);
+	if (!err)
+		err = make_dir(b, b->tenant, "src", true, &b->src_dir);
+	if (!err)
+		err = make_dir(b, b->tenant, "out", true, &b->out_dir);
+	if (!err)
+		err = make_dir(b, b->tenant, "tmp", true, &tmp);
+	free(tmp);
+	return err;
+}
+
+static enum viv_err step_unpack(struct build *b)
+{
 	return pipe_unpack(b->upload, b->src_dir, b->cfg, &b->ctx.log, &b->root, b->msg,
 			   sizeof(b->msg));
 }
@@ -282,26 +326,44 @@ static enum viv_err step_detect(struct build *b)
 	return err;
 }
 
+/* The language step, then the one thing taken from it: the module, read
+ * beneath tenant/ (no links, one name, a regular file, capped) and copied
+ * into trusted/, where every later step works. */
 static enum viv_err step_compile(struct build *b)
 {
 	struct pipe_project p = {&b->ctx, b->root, b->manifest, b->out_dir};
+	char *data = NULL;
+	size_t len = 0;
+	enum viv_err err;
+	int dfd;
 
-	return b->tc->ops->build(b->tc->ctx, &p, &b->wasm, b->msg, sizeof(b->msg));
+	err = b->tc->ops->build(b->tc->ctx, &p, &b->built, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	err = pipe_read_built(&b->ctx, b->built, "the module the build made",
+			      b->cfg->unpack_max_bytes, &data, &len, b->msg, sizeof(b->msg));
+	if (err)
+		return err;
+	/* From here on, nothing of the language step's runs or is read. */
+	b->ctx.scratch = b->trusted;
+	b->ctx.confined = false;
+	dfd = open(b->trusted, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	err = dfd < 0 ? VIV_ERR_IO : viv_write_file_at(dfd, "module.wasm", data, len, 0644);
+	if (dfd >= 0)
+		close(dfd);
+	free(data);
+	if (err)
+		viv_errf(b->msg, sizeof(b->msg), "could not copy the module: %s",
+			 viv_strerror(err));
+	return err;
 }
 
 static enum viv_err step_optimize(struct build *b)
 {
 	const char *argv[20];
-	char *in = NULL;
 	size_t n = 0;
 	enum viv_err err;
 
-	b->opt = viv_path_join(b->out_dir, "opt.wasm");
-	if (!b->opt)
-		return VIV_ERR_NOMEM;
-	err = pipe_relpath(b->out_dir, b->wasm, &in);
-	if (err)
-		return err;
 	argv[n++] = "wasm-opt";
 	argv[n++] = "-O2";
 	/* Debian's wasi-libc carries DWARF: 33 of the C hello's 36 KB. */
@@ -309,12 +371,11 @@ static enum viv_err step_optimize(struct build *b)
 	argv[n++] = "--strip-producers";
 	for (size_t i = 0; pipe_wasm_opt_features[i]; i++)
 		argv[n++] = pipe_wasm_opt_features[i];
-	argv[n++] = in;
+	argv[n++] = "module.wasm";
 	argv[n++] = "-o";
 	argv[n++] = "opt.wasm";
 	argv[n] = NULL;
-	err = pipe_run_ok(&b->ctx, b->out_dir, argv, b->msg, sizeof(b->msg));
-	free(in);
+	err = pipe_run_ok(&b->ctx, NULL, argv, b->msg, sizeof(b->msg));
 	if (err == VIV_ERR_BUILD)
 		viv_errf(b->msg, sizeof(b->msg),
 			 "wasm-opt rejected the module: it is not valid WebAssembly or it uses "
@@ -350,10 +411,9 @@ static enum viv_err step_validate(struct build *b)
 	char t[128];
 	enum viv_err err;
 
-	err = viv_read_file(b->opt, b->cfg->unpack_max_bytes, &b->opt_data, &b->opt_len);
-	if (err == VIV_ERR_TOO_BIG)
-		viv_errf(b->msg, sizeof(b->msg), "the optimized module is larger than %zu MiB",
-			 b->cfg->unpack_max_bytes / MIB);
+	err = pipe_read_built(&b->ctx, "opt.wasm", "the optimized module",
+			      b->cfg->unpack_max_bytes, &b->opt_data, &b->opt_len, b->msg,
+			      sizeof(b->msg));
 	if (err)
 		return err;
 	err = pipe_wasm_parse(b->opt_data, b->opt_len, &b->info, b->msg, sizeof(b->msg));
@@ -409,8 +469,36 @@ static enum viv_err step_aot(struct build *b)
 	struct pipe_glue_spec spec = {b->mode, b->has_initialize, b->hash, b->has_malloc,
 				      b->has_free};
 
-	return pipe_aot(&b->ctx, b->tools, b->opt, b->aot_dir, &spec, timing, b, &b->so,
-			b->msg, sizeof(b->msg));
+	return pipe_aot(&b->ctx, b->tools, "opt.wasm", &spec, timing, b, b->msg, sizeof(b->msg));
+}
+
+/* Puts trusted/name into the store as the artifact's ext, read by
+ * descriptor beneath trusted/. */
+static enum viv_err store_from_trusted(struct build *b, const char *name, const char *ext,
+				       int64_t *size_out)
+{
+	struct stat st;
+	char why[160];
+	enum viv_err err;
+	int dfd, fd = -1;
+
+	dfd = open(b->trusted, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return VIV_ERR_IO;
+	err = viv_open_regular_beneath(dfd, name, &fd, &st, why, sizeof(why));
+	close(dfd);
+	if (err) {
+		viv_errf(b->msg, sizeof(b->msg), "could not store the artifact: %s %s", name, why);
+		return err;
+	}
+	err = store_artifact_put_fd(b->st, b->hash, ext, fd);
+	close(fd);
+	if (err)
+		viv_errf(b->msg, sizeof(b->msg), "could not store the artifact: %s",
+			 viv_strerror(err));
+	else if (size_out)
+		*size_out = (int64_t)st.st_size;
+	return err;
 }
 
 static enum viv_err step_store(struct build *b)
@@ -421,14 +509,11 @@ static enum viv_err step_store(struct build *b)
 
 	/* The wasm first: an artifact whose .so exists always has its wasm,
 	 * so it can be rebuilt after an ABI change. */
-	err = store_artifact_put(b->st, b->hash, "wasm", b->opt);
+	err = store_from_trusted(b, "opt.wasm", "wasm", NULL);
 	if (!err && !b->reuse)
-		err = store_artifact_put(b->st, b->hash, "so", b->so);
-	if (err) {
-		viv_errf(b->msg, sizeof(b->msg), "could not store the artifact: %s",
-			 viv_strerror(err));
+		err = store_from_trusted(b, "guest.so", "so", NULL);
+	if (err)
 		return err;
-	}
 	path = store_artifact_path(b->st, b->hash, "so");
 	if (!path)
 		return VIV_ERR_NOMEM;
@@ -475,6 +560,10 @@ static enum viv_err run_steps(struct build *b)
 	};
 	enum viv_err err = VIV_OK;
 
+	/* Until the module is taken from it (step_compile), tools work in
+	 * tenant/ as the language step. */
+	b->ctx.scratch = b->tenant;
+	b->ctx.confined = true;
 	for (size_t i = 0; !err && i < sizeof(before) / sizeof(before[0]); i++)
 		err = run_step(b, before[i].name, before[i].fn);
 	if (err)
@@ -586,18 +675,28 @@ static void build_free(struct build *b)
 	store_prior_build_free(b->prior);
 	free(b->upload);
 	free(b->scratch);
+	free(b->tenant);
+	free(b->trusted);
 	free(b->src_dir);
 	free(b->out_dir);
-	free(b->aot_dir);
 	free(b->root);
 	free(b->config);
-	free(b->wasm);
-	free(b->opt);
+	free(b->built);
 	free(b->opt_data);
-	free(b->so);
 }
 
-enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t deployment_id)
+/* Removes the build's folder: what the language step made belongs to the
+ * build user, so the launcher empties tenant/ first. */
+static void remove_folder(struct build *b)
+{
+	if (b->tenant && pipe_launcher_empty(b->cfg, b->tenant) != VIV_OK)
+		viv_log(VIV_WARN, "could not empty the language step's folder %s", b->tenant);
+	if (viv_rmtree(b->scratch) != VIV_OK)
+		viv_log(VIV_WARN, "could not remove the build folder %s", b->scratch);
+}
+
+enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
+			int64_t deployment_id)
 {
 	struct build b;
 	uint64_t t0 = viv_mono_ns();
@@ -621,14 +720,19 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t
 	}
 	viv_log(VIV_INFO, "building deployment %lld of %s", (long long)b.id, b.dep->app);
 
-	err = store_build_dir(st, deployment_id, &b.scratch);
-	if (err)
+	if (cfg->build_timeout_ms)
+		b.ctx.deadline_ns = t0 + (uint64_t)cfg->build_timeout_ms * 1000000u;
+	err = store_build_dir(st, builds_dir, deployment_id, &b.scratch);
+	if (!err)
+		err = make_folders(&b);
+	if (err && !b.msg[0])
 		viv_errf(b.msg, sizeof(b.msg),
 			 "could not make a build folder (%s); try again, and tell the operator "
 			 "if it persists",
 			 viv_strerror(err));
-	else {
-		b.ctx.scratch = b.scratch;
+	if (!err) {
+		/* Tools first run for the build key, in trusted/. */
+		b.ctx.scratch = b.trusted;
 		err = build_or_reuse(&b);
 	}
 
@@ -661,8 +765,8 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t
 		viv_log(VIV_ERROR, "deployment %lld: could not record the outcome: %s",
 			(long long)b.id, viv_strerror(err));
 out:
-	if (b.scratch && viv_rmtree(b.scratch) != VIV_OK)
-		viv_log(VIV_WARN, "could not remove the build folder %s", b.scratch);
+	if (b.scratch)
+		remove_folder(&b);
 	if (b.upload && unlink(b.upload) != 0 && errno != ENOENT)
 		viv_log(VIV_WARN, "could not remove the upload %s: %s", b.upload,
 			strerror(errno));

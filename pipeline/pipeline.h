@@ -13,9 +13,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "store.h"
 #include "viv.h"
+
+/* The cgroup v1 folders under which each command of a build's language
+ * step gets a memory and a pids cgroup of its own (pipe_cgroups_setup()).
+ * Both NULL: there are none, and rlimits bound those commands instead. */
+struct pipe_cgroups {
+	char *memory;
+	char *pids;
+};
 
 struct pipe_config {
 	/* Directory holding wasm-rt.h's companions for artifact builds:
@@ -41,6 +50,34 @@ struct pipe_config {
 	unsigned aot_parts_max;
 	struct viv_limits limits_default;
 	struct viv_limits limits_max;
+
+	/* What the language step of a build (the one that runs the
+	 * tenant's code: build scripts, compiler plugins) may use. Memory
+	 * and processes are a cgroup's limits where cgroups are set, else
+	 * RLIMIT_DATA per process and RLIMIT_NPROC per user; 0 is no limit.
+	 * The folder a build writes is as large as the operator made it
+	 * (vivd mounts a tmpfs of build_disk_mb per builder when it starts
+	 * as root); build_disk_mb names it in messages. */
+	unsigned build_memory_mb;
+	unsigned build_procs_max;
+	unsigned build_disk_mb;
+	/* A whole build's wall time, every step included. */
+	unsigned build_timeout_ms;
+	struct pipe_cgroups cgroups; /* borrowed */
+	/* The abstract unix socket name of the launcher (pipe_launcher_main)
+	 * that runs the language steps as the build user; NULL runs them in
+	 * this process, as this user. */
+	const char *launcher;
+	/* The group of the build user, which this process's user belongs
+	 * to: the folder a language step writes is given to it. -1: none
+	 * (both run as the same user). */
+	gid_t build_gid;
+	/* Where builds make their folders: builder k of pipe_builder_start()
+	 * uses builds_dir/k (made when missing). NULL: the store's builds
+	 * folder. */
+	const char *builds_dir;
+	/* How many builds run at once (pipe_builder_start()). */
+	unsigned builders;
 };
 
 /* The C that one compiler process takes in a module compiled in parts: the
@@ -54,16 +91,18 @@ struct pipe_config {
  * binary was built from). */
 void pipe_config_defaults(struct pipe_config *cfg);
 
-/* Builds one deployment that store_deployment_claim() moved to building:
- * reads its upload from store_upload_path(), and records the log, timings
- * and outcome (store_deployment_ready or store_deployment_failed) through
- * st. An upload whose build key (its sha256 and this server's build tools
+/* Builds one deployment that store_deployment_claim() moved to building,
+ * in a folder of its own under builds_dir (NULL: the store's builds
+ * folder): reads its upload from store_upload_path(), and records the log,
+ * timings and outcome (store_deployment_ready or store_deployment_failed)
+ * through st. An upload whose build key (its sha256 and this server's build tools
  * and settings) is that of an earlier ready deployment whose artifact is
  * still stored takes that build over, without unpacking or compiling. A
  * failed build is an outcome, not an error: the result is VIV_OK whenever
  * the outcome was recorded. The upload and the scratch directory are
  * removed at the end. */
-enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, int64_t deployment_id);
+enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
+			int64_t deployment_id);
 
 /* A background builder: one thread with its own store connection that
  * requeues interrupted builds at start, then claims and builds queued
@@ -85,5 +124,26 @@ const char *pipe_sniff(const void *head, size_t n);
 /* Checks that bubblewrap can run a command here; on failure errbuf says
  * why. Called once at startup to decide cfg->sandbox. */
 bool pipe_sandbox_available(char *errbuf, size_t errlen);
+
+/* Makes (or finds) the folders "vivarium-builds" under this process's own
+ * cgroups in the cgroup v1 memory and pids hierarchies, given to owner
+ * and group ((uid_t)-1: left as they are, and they must be writable), so
+ * that a launcher running as owner can make a cgroup per command in them.
+ * VIV_ERR_UNSUPPORTED with the reason in why when the machine has no such
+ * hierarchies or they cannot be written (rlimits are then the limits).
+ * Caller frees with pipe_cgroups_free(). */
+enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
+				size_t whylen);
+/* Frees the paths; accepts a zeroed struct. */
+void pipe_cgroups_free(struct pipe_cgroups *cg);
+
+/* The launcher: serves builders' requests on listen_fd (a listening unix
+ * stream socket) until SIGTERM, each in a process of its own: run one
+ * command of a build's language step, as pipe_spawn() would with the
+ * build limits, and answer with how it ended and what it printed; or
+ * empty a build's folder (the files its commands made belong to this
+ * user). Only peers running as client_uid, root or this user are served.
+ * Runs as the build user; returns the process's exit status. */
+int pipe_launcher_main(const struct pipe_config *cfg, int listen_fd, uid_t client_uid);
 
 #endif

@@ -18,10 +18,23 @@
  * directory and the build log. */
 struct pipe_ctx {
 	const struct pipe_config *cfg; /* borrowed */
-	/* Absolute path of the build's scratch directory: HOME of every tool,
-	 * TMPDIR is its tmp/ and it is the only writable place in the
-	 * sandbox. Borrowed. */
+	/* Absolute path of the build folder the tools work in: HOME of every
+	 * tool, TMPDIR is its tmp/ and it is the only writable place in the
+	 * sandbox, where tools see it as /build (pipe_tool_path()).
+	 * Borrowed. */
 	const char *scratch;
+	/* The commands are the language step's, which runs the tenant's
+	 * code: the build limits apply to them, and they run in the launcher
+	 * (as the build user) when cfg->launcher is set. Whatever they leave
+	 * in scratch is hostile: it is read only beneath scratch, without
+	 * following links (pipe_read_built()). */
+	bool confined;
+	/* The time by which the whole build must end (viv_mono_ns()); 0 for
+	 * none. Each command's timeout is cut to fit. */
+	uint64_t deadline_ns;
+	/* scratch was handed to the build user's group (pipe_share_tree())
+	 * before the first confined command. */
+	bool shared;
 	/* Build log text not yet handed to flush. Capped. */
 	struct viv_buf log;
 	/* Called with the pending log text after each command and by
@@ -51,13 +64,96 @@ void pipe_log_flush(struct pipe_ctx *ctx);
 
 /* ---- Child processes (spawn.c) ---------------------------------------------- */
 
+/* A build limit a command ran into. */
+enum pipe_limit {
+	PIPE_LIMIT_NONE = 0,
+	PIPE_LIMIT_MEMORY,    /* the cgroup's memory limit: the kernel killed a process */
+	PIPE_LIMIT_PROCS,     /* the cgroup's process limit: a fork failed */
+	PIPE_LIMIT_DISK,      /* the build folder (a tmpfs) is full */
+	PIPE_LIMIT_FILES,     /* the build folder has no inodes left */
+	PIPE_LIMIT_FILE_SIZE, /* RLIMIT_FSIZE: SIGXFSZ */
+	PIPE_LIMIT_CPU,       /* RLIMIT_CPU: SIGXCPU */
+};
+
 /* How a child process ended. */
 struct pipe_exit {
 	int code;       /* exit status, or -1 when a signal ended it */
 	int signal;     /* the signal that ended it, else 0 */
 	bool truncated; /* its output went past cfg->step_output_cap */
 	int64_t ms;     /* wall time from start to end */
+	enum pipe_limit limit; /* a limit it ran into and failed by */
 };
+
+/* One command to run. */
+struct pipe_cmd {
+	const char *scratch;       /* the build folder (pipe_ctx.scratch) */
+	const char *cwd;           /* a folder in it, NULL: scratch */
+	const char *const *argv;   /* NULL-terminated */
+	const char *const *env;    /* extra entries as pipe_ctx.env, may be NULL */
+	unsigned timeout_ms;       /* 0: cfg->step_timeout_ms */
+	bool confined;             /* as pipe_ctx.confined */
+	int abort_fd;              /* readable or closed: stop the command; -1 none */
+};
+
+/* Runs cmd as pipe_spawn() describes, here, whatever cmd->confined says
+ * (the launcher calls it for the commands it is sent). A confined
+ * command gets a cgroup of its own under cfg->cgroups with the build
+ * limits, or RLIMIT_DATA and RLIMIT_NPROC without; one that fails after
+ * running into a limit is VIV_ERR_TOO_BIG with a sentence naming the
+ * limit in err (exit_out->limit says which). Results otherwise as
+ * pipe_spawn(). */
+enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			    struct viv_buf *output, struct pipe_exit *exit_out, char *err,
+			    size_t errlen);
+
+/* pipe_spawn_cmd in the launcher at cfg->launcher: the same results,
+ * and VIV_ERR_IO with the reason in err when the launcher cannot be
+ * reached or stops answering. */
+enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			       struct viv_buf *output, struct pipe_exit *exit_out, char *err,
+			       size_t errlen);
+
+/* Empties the folder dir (a build's language-step folder) through the
+ * launcher at cfg->launcher, whose user owns what that step made, or here
+ * when there is none. */
+enum viv_err pipe_launcher_empty(const struct pipe_config *cfg, const char *dir);
+
+/* The path at which the tools of ctx see the host path path: inside the
+ * sandbox the build folder (ctx->scratch) is /build and the platform's
+ * folders are /vivarium/include, /vivarium/sdk and /vivarium/tools, and
+ * the system's paths are themselves; without the sandbox every path is
+ * itself. Caller frees with free(); NULL when out of memory. */
+char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path);
+
+/* Reads rel, a file a confined command may have written, beneath
+ * ctx->scratch: never through a link, only a regular file with one name,
+ * at most cap bytes. Errors have a sentence naming what (e.g. "the
+ * module cargo built") in err. Caller frees *out with free(). */
+enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
+			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen);
+
+/* ---- Limits (limits.c) --------------------------------------------------------- */
+
+struct pipe_cg;
+
+/* Makes the cgroups of one confined command under cfg->cgroups, with the
+ * build's memory and process limits. VIV_ERR_UNSUPPORTED when cfg has
+ * none. Caller ends them with pipe_cg_end(). */
+enum viv_err pipe_cg_make(const struct pipe_config *cfg, struct pipe_cg **out);
+/* In the child, between fork and exec: moves it into cg.
+ * Async-signal-safe; -1 on failure. */
+int pipe_cg_join(const struct pipe_cg *cg);
+/* After the command: the limit it hit, if any; kills what is left in the
+ * cgroups and removes them. Accepts NULL. */
+enum pipe_limit pipe_cg_end(struct pipe_cg *cg);
+/* In the child of a confined command without cgroups: RLIMIT_DATA and
+ * RLIMIT_NPROC from cfg's build limits. Async-signal-safe. */
+void pipe_limits_rlimit(const struct pipe_config *cfg);
+/* Whether the folder dir, a tmpfs, is full (of bytes or of inodes). */
+enum pipe_limit pipe_disk_check(const char *dir);
+/* A sentence for the user: tool ran into limit. */
+void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const char *tool,
+		     char *buf, size_t len);
 
 /* Runs argv (argv[0] is looked up in /usr/bin and /bin unless it holds a
  * '/') in cwd (NULL: scratch), never through a shell: stdin is /dev/null,
@@ -65,8 +161,11 @@ struct pipe_exit {
  * kept; the rest is read and dropped, and "[output truncated]" noted), the
  * environment is PATH, HOME=scratch, LANG and TMPDIR=scratch/tmp only, the
  * child gets its own process group and rlimits (CPU from the timeout, file
- * size, no core files), and runs inside bubblewrap when cfg->sandbox.
- * After cfg->step_timeout_ms the whole group is killed.
+ * size, no core files), and runs inside bubblewrap when cfg->sandbox, which
+ * shows it scratch as /build and the platform's folders as pipe_tool_path()
+ * says (cwd and paths in argv are as the tool sees them there: relative,
+ * or made by pipe_tool_path()). After cfg->step_timeout_ms the whole
+ * group is killed.
  *
  * VIV_OK when the child ran and ended, whatever its exit status (see
  * *exit_out); VIV_ERR_TIMEOUT when it was killed for taking too long
@@ -243,6 +342,14 @@ enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entrie
 
 /* True when root/rel is a folder (want_dir) or a regular file, not
  * following a symbolic link at the end. */
+/* Hands the tree at dir, which only this process has written, to the
+ * group gid: every entry gets the group, and the group gets what the owner
+ * may do; folders get the setgid bit, so that what is made in them later
+ * has the group too. Follows no link; a special file is VIV_ERR_INVALID.
+ * Done once before the first command of a language step that runs as the
+ * build user. */
+enum viv_err pipe_share_tree(const char *dir, gid_t gid);
+
 bool pipe_exists(const char *root, const char *rel, bool want_dir);
 
 /* True when rel is a relative path with no empty, "." or ".." component
@@ -273,7 +380,7 @@ enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_ent
 /* What a toolchain's build gets. */
 struct pipe_project {
 	struct pipe_ctx *ctx;
-	const char *root;                   /* absolute project root */
+	const char *root;                   /* absolute project root, in ctx->scratch */
 	const struct pipe_manifest *manifest;
 	const char *out_dir;                /* absolute, existing: where to write */
 };
@@ -283,8 +390,12 @@ struct pipe_toolchain_ops {
 	const char *name; /* the manifest's "language" value */
 	/* True when the project at root looks like this language. */
 	bool (*detect)(void *tctx, const char *root);
-	/* Builds the project into one WebAssembly module. On success
-	 * *wasm_out (caller frees with free()) is its absolute path. Errors:
+	/* Builds the project into one WebAssembly module, through
+	 * p->ctx, whose commands are the language step's (ctx->confined):
+	 * the toolchain writes what it prepares before its first command,
+	 * and after it reads only with pipe_read_built() (or descriptors
+	 * beneath the build folder). On success *wasm_out (caller frees with
+	 * free()) is the module's path relative to p->ctx->scratch. Errors:
 	 * VIV_ERR_BUILD or VIV_ERR_INVALID with one sentence for the user in
 	 * err (the details are in the build log), VIV_ERR_UNSUPPORTED when
 	 * this server cannot build the language, VIV_ERR_TIMEOUT. */
@@ -483,13 +594,17 @@ enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
  * at least 1. */
 unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len);
 
-/* Compiles dir/guest.c (with dir/glue.c, which includes it) in the given
- * number of parts at once and links them into dir/guest.so, with the AOT
- * flags. VIV_ERR_UNSUPPORTED, with nothing changed, when guest.c cannot be
- * split; otherwise as compiling it whole would fail, with a sentence in
- * err. */
-enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *dir,
-			   unsigned parts, char *err, size_t errlen);
+/* Compiles guest.c in the build folder (with glue.c, which includes it)
+ * in the given number of parts at once and links them into guest.so,
+ * with the AOT flags. VIV_ERR_UNSUPPORTED, with nothing changed, when
+ * guest.c cannot be split; otherwise as compiling it whole would fail,
+ * with a sentence in err. */
+enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
+			   char *err, size_t errlen);
+
+/* "-I" and the platform's include folder as the compiler sees it
+ * (pipe_tool_path()). Caller frees with free(); NULL when out of memory. */
+char *pipe_include_flag(const struct pipe_ctx *ctx);
 
 /* What glue.c needs to know about the wasm2c output. */
 struct pipe_guest_shape {
@@ -519,17 +634,18 @@ struct pipe_glue_spec {
 enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
 				char **out, char *err, size_t errlen);
 
-/* Runs wasm2c on wasm into dir/guest.c and dir/guest.h, rewrites guest.c
+/* Runs wasm2c on wasm (a path relative to the build folder,
+ * ctx->scratch) into guest.c and guest.h there, rewrites guest.c
  * (pipe_guest_rewrite(); another shape is noted in the build log and left
- * as it is), writes dir/glue.c and compiles it into dir/guest.so with the
- * tools' AOT flags, recording the "wasm2c", "glue" (which includes the
- * rewrite) and "cc" timings through timing (may be NULL).
- * On success *so_out (caller frees with free()) is the .so's path. Errors
- * have a sentence for the user in err. */
+ * as it is), writes glue.c and compiles it into guest.so with the tools'
+ * AOT flags, recording the "wasm2c", "glue" (which includes the rewrite)
+ * and "cc" timings through timing (may be NULL). What wasm2c wrote is read
+ * as pipe_read_built() reads. Errors have a sentence for the user in
+ * err. */
 enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
-		      const char *dir, const struct pipe_glue_spec *spec,
+		      const struct pipe_glue_spec *spec,
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
-		      char **so_out, char *err, size_t errlen);
+		      char *err, size_t errlen);
 
 /* ---- The build key (buildkey.c) --------------------------------------------------- */
 

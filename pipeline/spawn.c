@@ -82,6 +82,9 @@ struct spawn_plan {
 	size_t n_heap;
 	const char *cwd;    /* chdir in the child; NULL when bwrap does it */
 	rlim_t cpu_s;
+	const struct pipe_config *cfg;
+	bool confined;      /* the build limits apply */
+	struct pipe_cg *cg; /* the cgroups to join, NULL: rlimits */
 };
 
 static void plan_free(struct spawn_plan *p)
@@ -183,24 +186,62 @@ static enum viv_err plan_system_dir(struct spawn_plan *p, size_t cap, const char
 	return err;
 }
 
-static enum viv_err plan_bind(struct spawn_plan *p, size_t cap, const char *how, const char *dir)
+/* Where the sandbox shows the build folder and the platform's folders:
+ * fixed names, so that neither the tools' output nor the build log shows
+ * where anything is on the server. */
+#define VIEW_BUILD "/build"
+#define VIEW_INCLUDE "/vivarium/include"
+#define VIEW_SDK "/vivarium/sdk"
+#define VIEW_TOOLS "/vivarium/tools"
+
+/* The rest of path after the folder dir, "" for dir itself, or NULL when
+ * path is not in dir. */
+static const char *path_in(const char *path, const char *dir)
 {
-	enum viv_err err;
+	size_t n;
 
 	if (!dir || !*dir)
-		return VIV_OK;
-	err = plan_arg(p, cap, how);
-	if (!err)
-		err = plan_arg(p, cap, dir);
-	if (!err)
-		err = plan_arg(p, cap, dir);
-	return err;
+		return NULL;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (strncmp(path, dir, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+		return NULL;
+	return path + n;
+}
+
+/* pipe_tool_path() for a build folder and a configuration. */
+static char *tool_path(const struct pipe_config *cfg, const char *scratch, const char *path)
+{
+	const struct {
+		const char *dir, *view;
+	} views[] = {
+		{scratch, VIEW_BUILD},
+		{cfg->include_dir, VIEW_INCLUDE},
+		{cfg->sdk_dir, VIEW_SDK},
+		{cfg->tool_dir, VIEW_TOOLS},
+	};
+	char *out;
+
+	if (cfg->sandbox) {
+		for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+			const char *rest = path_in(path, views[i].dir);
+			if (rest)
+				return asprintf(&out, "%s%s", views[i].view, rest) < 0 ? NULL : out;
+		}
+	}
+	return strdup(path);
+}
+
+char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path)
+{
+	return tool_path(ctx->cfg, ctx->scratch, path);
 }
 
 /* The bubblewrap arguments: no namespaces shared with the host (so no
- * network), a read-only system, private /proc, /dev and /tmp, the scratch
- * directory writable at its own path and the platform's include and tool
- * directories read-only. */
+ * network), a read-only system, private /proc, /dev and /tmp, the build
+ * folder writable at /build and the platform's include, SDK and tool
+ * folders read-only under /vivarium. */
 static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct pipe_config *cfg,
 				 const char *scratch, const char *cwd)
 {
@@ -215,6 +256,14 @@ static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct 
 		"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
 		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
 	};
+	const struct {
+		const char *how, *dir, *view;
+	} binds[] = {
+		{"--bind", scratch, VIEW_BUILD},
+		{"--ro-bind-try", cfg->include_dir, VIEW_INCLUDE},
+		{"--ro-bind-try", cfg->sdk_dir, VIEW_SDK},
+		{"--ro-bind-try", cfg->tool_dir, VIEW_TOOLS},
+	};
 	enum viv_err err = VIV_OK;
 	size_t i;
 
@@ -224,20 +273,19 @@ static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct 
 		err = plan_system_dir(p, cap, sysdirs[i]);
 	for (i = 0; !err && i < sizeof(tail) / sizeof(tail[0]); i++)
 		err = plan_arg(p, cap, tail[i]);
-	/* Later mounts cover earlier ones, so a scratch directory under /tmp
-	 * (as in tests) is still the real one. */
-	if (!err)
-		err = plan_bind(p, cap, "--bind", scratch);
-	if (!err)
-		err = plan_bind(p, cap, "--ro-bind-try", cfg->include_dir);
-	if (!err)
-		err = plan_bind(p, cap, "--ro-bind-try", cfg->sdk_dir);
-	if (!err)
-		err = plan_bind(p, cap, "--ro-bind-try", cfg->tool_dir);
+	for (i = 0; !err && i < sizeof(binds) / sizeof(binds[0]); i++) {
+		if (!binds[i].dir || !*binds[i].dir)
+			continue;
+		err = plan_arg(p, cap, binds[i].how);
+		if (!err)
+			err = plan_arg(p, cap, binds[i].dir);
+		if (!err)
+			err = plan_arg(p, cap, binds[i].view);
+	}
 	if (!err)
 		err = plan_arg(p, cap, "--chdir");
 	if (!err)
-		err = plan_arg(p, cap, cwd);
+		err = plan_arg(p, cap, plan_keep(p, tool_path(cfg, scratch, cwd)));
 	if (!err)
 		err = plan_arg(p, cap, "--");
 	return err;
@@ -259,9 +307,11 @@ static bool env_extra_valid(const char *entry)
 	return true;
 }
 
-static enum viv_err plan_env(struct spawn_plan *p, const char *scratch, const char *const *extra)
+static enum viv_err plan_env(struct spawn_plan *p, const struct pipe_config *cfg,
+			     const char *scratch, const char *const *extra)
 {
 	size_t n_extra = 0, k = 0;
+	char *home;
 
 	for (; extra && extra[n_extra]; n_extra++) {
 		if (n_extra >= SPAWN_MAX_ARGS || !env_extra_valid(extra[n_extra]))
@@ -269,16 +319,21 @@ static enum viv_err plan_env(struct spawn_plan *p, const char *scratch, const ch
 	}
 	p->env = calloc(sizeof(p->env_own) / sizeof(p->env_own[0]) + n_extra + 1,
 			sizeof(*p->env));
-	if (!p->env)
-		return VIV_ERR_NOMEM;
-	if (asprintf(&p->env_own[0], "PATH=/usr/bin:/bin") < 0 ||
-	    asprintf(&p->env_own[1], "HOME=%s", scratch) < 0 ||
-	    asprintf(&p->env_own[2], "LANG=C.UTF-8") < 0 ||
-	    asprintf(&p->env_own[3], "TMPDIR=%s/tmp", scratch) < 0) {
-		/* asprintf leaves the pointer undefined on failure. */
-		memset(p->env_own, 0, sizeof(p->env_own));
+	home = tool_path(cfg, scratch, scratch);
+	if (!p->env || !home) {
+		free(home);
 		return VIV_ERR_NOMEM;
 	}
+	if (asprintf(&p->env_own[0], "PATH=/usr/bin:/bin") < 0 ||
+	    asprintf(&p->env_own[1], "HOME=%s", home) < 0 ||
+	    asprintf(&p->env_own[2], "LANG=C.UTF-8") < 0 ||
+	    asprintf(&p->env_own[3], "TMPDIR=%s/tmp", home) < 0) {
+		/* asprintf leaves the pointer undefined on failure. */
+		memset(p->env_own, 0, sizeof(p->env_own));
+		free(home);
+		return VIV_ERR_NOMEM;
+	}
+	free(home);
 	for (size_t i = 0; i < sizeof(p->env_own) / sizeof(p->env_own[0]); i++)
 		p->env[k++] = p->env_own[i];
 	for (size_t i = 0; i < n_extra; i++)
@@ -288,9 +343,9 @@ static enum viv_err plan_env(struct spawn_plan *p, const char *scratch, const ch
 }
 
 static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cfg,
-			      const char *scratch, const char *cwd, const char *const *argv,
-			      const char *const *env)
+			      const struct pipe_cmd *cmd, const char *cwd)
 {
+	const char *const *argv = cmd->argv;
 	enum viv_err err;
 	char *prog = NULL;
 	size_t n, cap, i;
@@ -302,6 +357,8 @@ static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cf
 	}
 	if (n == 0)
 		return VIV_ERR_INVALID;
+	if (!path_in(cwd, cmd->scratch))
+		return VIV_ERR_INVALID;
 	cap = n + 64;
 	p->argv = calloc(cap, sizeof(*p->argv));
 	if (!p->argv)
@@ -311,7 +368,7 @@ static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cf
 		goto out;
 	if (cfg->sandbox) {
 		/* argv[0] keeps its name inside, where /usr is the same. */
-		err = plan_sandbox(p, cap, cfg, scratch, cwd);
+		err = plan_sandbox(p, cap, cfg, cmd->scratch, cwd);
 		if (err)
 			goto out;
 		p->path = strdup(BWRAP);
@@ -336,12 +393,14 @@ static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cf
 		if (err)
 			goto out;
 	}
-	err = plan_env(p, scratch, env);
+	err = plan_env(p, cfg, cmd->scratch, cmd->env);
 	if (err)
 		goto out;
 	/* CPU seconds: the timeout, rounded up, plus one, so that the wall
 	 * clock timeout normally fires first with a clearer message. */
 	p->cpu_s = (rlim_t)(cfg->step_timeout_ms / 1000 + 2);
+	p->cfg = cfg;
+	p->confined = cmd->confined;
 out:
 	free(prog);
 	if (err)
@@ -380,6 +439,15 @@ child_exec(const struct spawn_plan *p, int devnull, int out_w, int err_w)
 	setrlimit(RLIMIT_FSIZE, &rl);
 	rl.rlim_cur = rl.rlim_max = 0;
 	setrlimit(RLIMIT_CORE, &rl);
+	if (p->confined) {
+		if (p->cg) {
+			if (pipe_cg_join(p->cg) != 0)
+				goto fail;
+		} else {
+			pipe_limits_rlimit(p->cfg);
+		}
+	}
+	umask(022);
 	/* Every descriptor we opened is CLOEXEC; this covers any that other
 	 * code in the process opened without it. */
 	close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
@@ -449,29 +517,45 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* pipe_spawn with extra environment entries (NULL-terminated, may be NULL). */
-static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch, const char *cwd,
-			      const char *const *argv, const char *const *env,
-			      struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
-			      size_t errlen)
+/* The limit a failed confined command ran into, if any. */
+static enum pipe_limit limit_of(const struct pipe_cmd *cmd, const struct pipe_exit *ex,
+				enum pipe_limit from_cgroup)
 {
+	if (ex->code == 0)
+		return PIPE_LIMIT_NONE;
+	if (from_cgroup)
+		return from_cgroup;
+	if (ex->signal == SIGXFSZ)
+		return PIPE_LIMIT_FILE_SIZE;
+	if (ex->signal == SIGXCPU)
+		return PIPE_LIMIT_CPU;
+	return cmd->confined ? pipe_disk_check(cmd->scratch) : PIPE_LIMIT_NONE;
+}
+
+enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			    struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
+			    size_t errlen)
+{
+	const char *const *argv = cmd->argv;
+	const char *cwd = cmd->cwd ? cmd->cwd : cmd->scratch;
 	struct spawn_plan plan;
+	struct pipe_cg *cg = NULL;
 	int out_p[2] = {-1, -1};
 	int err_p[2] = {-1, -1};
 	int devnull = -1;
 	int pidfd = -1;
 	pid_t pid = -1;
 	uint64_t start, deadline;
-	bool ended = false, timed_out = false, truncated = false;
+	unsigned timeout_ms = cmd->timeout_ms ? cmd->timeout_ms : cfg->step_timeout_ms;
+	bool ended = false, timed_out = false, aborted = false, truncated = false;
 	size_t kept = 0;
 	enum viv_err err;
+	enum pipe_limit cg_limit;
 	int status = 0;
 	int child_errno = 0;
 	ssize_t r;
 
-	if (!cwd)
-		cwd = scratch;
-	err = plan_make(&plan, cfg, scratch, cwd, argv, env);
+	err = plan_make(&plan, cfg, cmd, cwd);
 	if (err == VIV_ERR_NOT_FOUND) {
 		viv_errf(err_text, errlen, "%s is not installed on this server",
 			 base_name(argv[0]));
@@ -482,6 +566,16 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 			 viv_strerror(err));
 		return err;
 	}
+	if (cmd->confined) {
+		err = pipe_cg_make(cfg, &cg);
+		if (err && err != VIV_ERR_UNSUPPORTED) {
+			viv_errf(err_text, errlen, "could not set the build limits for %s: %s",
+				 base_name(argv[0]), viv_strerror(err));
+			plan_free(&plan);
+			return err;
+		}
+		plan.cg = cg;
+	}
 	err = VIV_ERR_IO;
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) != 0 || pipe2(err_p, O_CLOEXEC) != 0) {
@@ -489,7 +583,7 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 		goto out;
 	}
 	start = viv_mono_ns();
-	deadline = start + (uint64_t)cfg->step_timeout_ms * 1000000u;
+	deadline = start + (uint64_t)timeout_ms * 1000000u;
 	pid = fork();
 	if (pid < 0) {
 		viv_errf(err_text, errlen, "could not start %s: %s", argv[0], strerror(errno));
@@ -522,10 +616,10 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 	 * deadline passes. Once the child has ended, whatever is left of its
 	 * group is killed so that no tool outlives its step. */
 	while (out_p[0] >= 0 || !ended) {
-		struct pollfd fds[2];
-		nfds_t nfds = 0;
+		struct pollfd fds[3];
+		nfds_t nfds = 0, out_i = 3, abort_i = 3;
 		uint64_t now = viv_mono_ns();
-		int timeout_ms;
+		int timeout_ms_left;
 
 		if (now >= deadline) {
 			/* Past the deadline with the child already gone, only
@@ -533,8 +627,9 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 			timed_out = !ended;
 			break;
 		}
-		timeout_ms = (int)((deadline - now + 999999) / 1000000);
+		timeout_ms_left = (int)((deadline - now + 999999) / 1000000);
 		if (out_p[0] >= 0) {
+			out_i = nfds;
 			fds[nfds].fd = out_p[0];
 			fds[nfds].events = POLLIN;
 			nfds++;
@@ -544,20 +639,30 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 			fds[nfds].events = POLLIN;
 			nfds++;
 		}
-		if (!ended && pidfd < 0 && timeout_ms > 20)
-			timeout_ms = 20;
+		if (!ended && cmd->abort_fd >= 0) {
+			abort_i = nfds;
+			fds[nfds].fd = cmd->abort_fd;
+			fds[nfds].events = POLLIN;
+			nfds++;
+		}
+		if (!ended && pidfd < 0 && timeout_ms_left > 20)
+			timeout_ms_left = 20;
 		if (nfds == 0) {
 			/* The pipe is closed, the child still runs and there
 			 * is no pidfd: poll for its end. */
 			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL);
-		} else if (poll(fds, nfds, timeout_ms) < 0 && errno != EINTR) {
+		} else if (poll(fds, nfds, timeout_ms_left) < 0 && errno != EINTR) {
 			viv_errf(err_text, errlen, "waiting for %s failed: %s", argv[0],
 				 strerror(errno));
 			timed_out = true;
 			break;
 		}
-		if (out_p[0] >= 0 && nfds > 0 && fds[0].fd == out_p[0] && fds[0].revents)
+		if (abort_i < nfds && fds[abort_i].revents) {
+			aborted = true;
+			break;
+		}
+		if (out_i < nfds && fds[out_i].revents)
 			read_some(&out_p[0], output, &kept, cfg->step_output_cap, &truncated);
 		if (!ended && child_ended(pid)) {
 			ended = true;
@@ -568,13 +673,15 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 				deadline = viv_mono_ns() + 2000000000u;
 		}
 	}
-	if (timed_out) {
+	if (timed_out || aborted) {
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	pid = -1;
+	cg_limit = pipe_cg_end(cg);
+	cg = NULL;
 	if (truncated)
 		viv_buf_append_trunc(output, "\n[output truncated]\n", 20);
 	memset(exit_out, 0, sizeof(*exit_out));
@@ -586,10 +693,22 @@ static enum viv_err spawn_env(const struct pipe_config *cfg, const char *scratch
 		exit_out->code = -1;
 		exit_out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	}
+	if (aborted) {
+		viv_errf(err_text, errlen, "%s was stopped: the build was cancelled",
+			 base_name(argv[0]));
+		err = VIV_ERR_IO;
+		goto out;
+	}
 	if (timed_out) {
 		viv_errf(err_text, errlen, "%s took longer than %g s and was stopped",
-			 base_name(argv[0]), cfg->step_timeout_ms / 1000.0);
+			 base_name(argv[0]), timeout_ms / 1000.0);
 		err = VIV_ERR_TIMEOUT;
+		goto out;
+	}
+	exit_out->limit = limit_of(cmd, exit_out, cg_limit);
+	if (exit_out->limit) {
+		pipe_limit_text(cfg, exit_out->limit, base_name(argv[0]), err_text, errlen);
+		err = VIV_ERR_TOO_BIG;
 		goto out;
 	}
 	err = VIV_OK;
@@ -599,6 +718,7 @@ out:
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
+	pipe_cg_end(cg);
 	if (pidfd >= 0)
 		close(pidfd);
 	if (devnull >= 0)
@@ -617,7 +737,56 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
 			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
 			char *err_text, size_t errlen)
 {
-	return spawn_env(cfg, scratch, cwd, argv, NULL, output, exit_out, err_text, errlen);
+	struct pipe_cmd cmd = {scratch, cwd, argv, NULL, 0, false, -1};
+
+	return pipe_spawn_cmd(cfg, &cmd, output, exit_out, err_text, errlen);
+}
+
+/* Runs argv for ctx: in the launcher when the command is the language
+ * step's and there is one, else here; the timeout cut to the build's
+ * deadline. */
+static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
+			      const char *const *argv, struct viv_buf *output,
+			      struct pipe_exit *ex, char *err_text, size_t errlen)
+{
+	struct pipe_cmd cmd = {ctx->scratch, cwd, argv, ctx->env, 0, ctx->confined, -1};
+
+	if (ctx->deadline_ns) {
+		uint64_t now = viv_mono_ns();
+		uint64_t left_ms = ctx->deadline_ns > now ? (ctx->deadline_ns - now) / 1000000 : 0;
+
+		if (left_ms == 0) {
+			viv_errf(err_text, errlen,
+				 "the build took longer than its %u s and was stopped",
+				 ctx->cfg->build_timeout_ms / 1000);
+			return VIV_ERR_TIMEOUT;
+		}
+		if (left_ms < ctx->cfg->step_timeout_ms)
+			cmd.timeout_ms = (unsigned)left_ms;
+	}
+	if (ctx->confined && ctx->cfg->launcher)
+		return pipe_launcher_run(ctx->cfg, &cmd, output, ex, err_text, errlen);
+	return pipe_spawn_cmd(ctx->cfg, &cmd, output, ex, err_text, errlen);
+}
+
+enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
+			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen)
+{
+	char why[160];
+	enum viv_err e;
+	int dfd;
+
+	*out = NULL;
+	dfd = open(ctx->scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		viv_errf(err, errlen, "could not open the build folder: %s", strerror(errno));
+		return VIV_ERR_IO;
+	}
+	e = viv_read_beneath(dfd, rel, cap, out, len_out, why, sizeof(why));
+	close(dfd);
+	if (e)
+		viv_errf(err, errlen, "%s (%s) cannot be used: %s", what, rel, why);
+	return e;
 }
 
 /* ---- With the build log ------------------------------------------------------- */
@@ -670,6 +839,23 @@ static void log_status(struct pipe_ctx *ctx, enum viv_err err, const struct pipe
 		pipe_logf(ctx, "[exit status %d, %lld ms]\n", ex->code, (long long)ex->ms);
 }
 
+/* Before the first command of a language step that runs as the build
+ * user, what the toolchain prepared in the build folder becomes the build
+ * user's group's to write. */
+static enum viv_err ctx_share(struct pipe_ctx *ctx, char *err_text, size_t errlen)
+{
+	enum viv_err err;
+
+	if (!ctx->confined || ctx->shared || ctx->cfg->build_gid == (gid_t)-1)
+		return VIV_OK;
+	err = pipe_share_tree(ctx->scratch, ctx->cfg->build_gid);
+	if (err)
+		viv_errf(err_text, errlen, "could not hand the build folder to the build user: %s",
+			 viv_strerror(err));
+	ctx->shared = !err;
+	return err;
+}
+
 static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			     bool log_output, struct viv_buf *output, struct pipe_exit *ex,
 			     char *err_text, size_t errlen)
@@ -677,8 +863,9 @@ static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *
 	enum viv_err err;
 
 	log_command(ctx, argv);
-	err = spawn_env(ctx->cfg, ctx->scratch, cwd, argv, ctx->env, output, ex, err_text,
-			errlen);
+	err = ctx_share(ctx, err_text, errlen);
+	if (!err)
+		err = ctx_spawn(ctx, cwd, argv, output, ex, err_text, errlen);
 	if (log_output && output->len > 0) {
 		viv_buf_append_trunc(&ctx->log, output->data, output->len);
 		if (output->data[output->len - 1] != '\n')
@@ -757,8 +944,8 @@ static void *run_job_main(void *arg)
 {
 	struct run_job *j = arg;
 
-	j->err = spawn_env(j->ctx->cfg, j->ctx->scratch, j->cwd, j->argv, j->ctx->env, &j->output,
-			   &j->ex, j->err_text, sizeof(j->err_text));
+	j->err = ctx_spawn(j->ctx, j->cwd, j->argv, &j->output, &j->ex, j->err_text,
+			   sizeof(j->err_text));
 	return NULL;
 }
 
@@ -772,6 +959,9 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 
 	if (n == 0)
 		return VIV_OK;
+	err = ctx_share(ctx, err_text, errlen);
+	if (err)
+		return err;
 	jobs = calloc(n, sizeof(*jobs));
 	threads = calloc(n, sizeof(*threads));
 	started = calloc(n, sizeof(*started));

@@ -102,6 +102,11 @@ static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **w
 	e = pipe_relpath(p->root, out, &out_rel);
 	if (e)
 		goto out;
+	free(out);
+	out = NULL;
+	e = pipe_relpath(p->ctx->scratch, p->out_dir, &out);
+	if (e)
+		goto out;
 	{
 		/* Run in the root with relative paths, so that errors read
 		 * "app.wat:3:5: error: ...". */
@@ -115,8 +120,9 @@ static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **w
 			 rel);
 	if (e)
 		goto out;
-	*wasm_out = out;
-	out = NULL;
+	*wasm_out = viv_path_join(out, "app.wasm");
+	if (!*wasm_out)
+		e = VIV_ERR_NOMEM;
 out:
 	free(rel);
 	free(out);
@@ -143,7 +149,7 @@ static bool wasm_detect(void *tctx, const char *root)
 static enum viv_err wasm_build(void *tctx, const struct pipe_project *p, char **wasm_out,
 			       char *err, size_t errlen)
 {
-	char *rel = NULL;
+	char *rel = NULL, *root_rel = NULL;
 	enum viv_err e;
 
 	(void)tctx;
@@ -152,9 +158,14 @@ static enum viv_err wasm_build(void *tctx, const struct pipe_project *p, char **
 	if (e)
 		return e;
 	pipe_logf(p->ctx, "the module is %s\n", rel);
-	*wasm_out = viv_path_join(p->root, rel);
+	e = pipe_relpath(p->ctx->scratch, p->root, &root_rel);
+	if (!e) {
+		*wasm_out = viv_path_join(root_rel, rel);
+		e = *wasm_out ? VIV_OK : VIV_ERR_NOMEM;
+	}
+	free(root_rel);
 	free(rel);
-	return *wasm_out ? VIV_OK : VIV_ERR_NOMEM;
+	return e;
 }
 
 static const struct pipe_toolchain_ops wasm_ops = {

@@ -8,6 +8,7 @@
 #include "pipeline_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,7 +320,13 @@ static enum viv_err as_prepare(const struct pipe_project *p, char **runtime_out,
 			 viv_strerror(e));
 		goto out;
 	}
-	sdk = sdk_package_dir(p->ctx->cfg);
+	{
+		/* The link is read only by asc, in the sandbox: it points where
+		 * the SDK is there. */
+		char *host = sdk_package_dir(p->ctx->cfg);
+		sdk = host ? pipe_tool_path(p->ctx, host) : NULL;
+		free(host);
+	}
 	if (sdk && symlink(sdk, link) != 0) {
 		viv_errf(err, errlen, "could not link the AssemblyScript SDK: %s", strerror(errno));
 		e = VIV_ERR_IO;
@@ -390,6 +397,22 @@ static void explain_failure(const char *output, int code, char *err, size_t errl
 	viv_errf(err, errlen, "asc failed (exit status %d); its output is in the build log", code);
 }
 
+/* Whether rel names something beneath the build folder, found without
+ * following links: asc and whatever it loaded have run there. */
+static bool built_exists(const struct pipe_ctx *ctx, const char *rel)
+{
+	int sfd = open(ctx->scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd;
+
+	if (sfd < 0)
+		return false;
+	fd = viv_open_beneath(sfd, rel, O_PATH, 0);
+	close(sfd);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wasm_out,
 			     char *err, size_t errlen)
 {
@@ -397,7 +420,7 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 	char **entries = NULL;
 	size_t n_entries = 0, k = 0;
 	char *asc = NULL, *runtime = NULL, *packages = NULL, *out = NULL, *output = NULL;
-	char *runtime_rel = NULL, *packages_rel = NULL, *out_rel = NULL;
+	char *runtime_rel = NULL, *packages_rel = NULL, *out_rel = NULL, *asc_seen = NULL;
 	char *use[3] = {NULL};
 	static const char *const hooks[] = {"abort", "trace", "seed"};
 	struct pipe_exit ex;
@@ -413,7 +436,8 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 	if (e)
 		goto out;
 	out = viv_path_join(p->out_dir, "app.wasm");
-	if (!out) {
+	asc_seen = pipe_tool_path(p->ctx, asc);
+	if (!out || !asc_seen) {
 		e = VIV_ERR_NOMEM;
 		goto out;
 	}
@@ -445,7 +469,7 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 	argv[k++] = "node";
 	for (size_t i = 0; i < sizeof(as_node_flags) / sizeof(as_node_flags[0]); i++)
 		argv[k++] = as_node_flags[i];
-	argv[k++] = asc;
+	argv[k++] = asc_seen;
 	for (size_t i = 0; i < n_entries; i++)
 		argv[k++] = entries[i];
 	argv[k++] = runtime_rel;
@@ -470,13 +494,13 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
-	if (access(out, R_OK) != 0) {
+	e = pipe_relpath(p->ctx->scratch, out, wasm_out);
+	if (!e && !built_exists(p->ctx, *wasm_out)) {
 		viv_errf(err, errlen, "asc wrote no module (is \"noEmit\" set in asconfig.json?)");
+		free(*wasm_out);
+		*wasm_out = NULL;
 		e = VIV_ERR_BUILD;
-		goto out;
 	}
-	*wasm_out = out;
-	out = NULL;
 out:
 	free(argv);
 	pipe_strv_free(entries, n_entries);
@@ -490,6 +514,7 @@ out:
 	free(runtime_rel);
 	free(packages_rel);
 	free(out_rel);
+	free(asc_seen);
 	return e;
 }
 

@@ -123,8 +123,11 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 	argv = calloc(20 + p->manifest->n_include_dirs + p->manifest->n_cflags +
 			      p->manifest->n_cxxflags,
 		      sizeof(*argv));
-	if (cfg->sdk_dir)
-		sdk_inc = viv_path_join(cfg->sdk_dir, "c");
+	if (cfg->sdk_dir) {
+		char *host = viv_path_join(cfg->sdk_dir, "c");
+		sdk_inc = host ? pipe_tool_path(p->ctx, host) : NULL;
+		free(host);
+	}
 	obj_abs = viv_path_join(p->ctx->scratch, obj);
 	if (!argv || !obj_abs || (cfg->sdk_dir && !sdk_inc)) {
 		e = VIV_ERR_NOMEM;
@@ -188,19 +191,15 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, ch
 
 	*has_main = *has_run = *has_cxx_run = false;
 	for (size_t i = 0; !e && i < n; i++) {
-		char *path = viv_path_join(p->ctx->scratch, objs[i]), why[256];
+		char what[200], why[256];
 		char *data = NULL;
 		size_t len = 0;
 
-		if (!path)
-			return VIV_ERR_NOMEM;
-		e = viv_read_file(path, (size_t)1 << 30, &data, &len);
-		free(path);
-		if (e) {
-			viv_errf(err, errlen, "could not read the object of %s: %s", srcs[i],
-				 viv_strerror(e));
+		snprintf(what, sizeof(what), "the object of %.150s", srcs[i]);
+		e = pipe_read_built(p->ctx, objs[i], what, (size_t)1 << 30, &data, &len, err,
+				    errlen);
+		if (e)
 			return e;
-		}
 		e = pipe_wasm_object_defines(data, len, names, found, why, sizeof(why));
 		free(data);
 		if (e) {
@@ -545,10 +544,8 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 		goto out;
 	}
 	e = c_link(p, objs, n_objs, !has_main, cxx, wasm, err, errlen);
-	if (e)
-		goto out;
-	*wasm_out = wasm;
-	wasm = NULL;
+	if (!e)
+		e = pipe_relpath(p->ctx->scratch, wasm, wasm_out);
 out:
 	pipe_strv_free(srcs, n);
 	pipe_strv_free(objs, n_objs);

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,16 +197,19 @@ static char *sdk_crate_dir(const struct pipe_config *cfg)
  * every [patch] entry a build does not use, which would confuse the logs of
  * every other Rust app. A mention anywhere in Cargo.toml is enough; a
  * false positive costs only that warning. */
-static bool mentions_sdk(const char *root)
+static bool mentions_sdk(const struct pipe_project *p)
 {
-	char *path = viv_path_join(root, "Cargo.toml");
-	char *text = NULL;
+	char *root_rel = NULL, *rel = NULL, *text = NULL, err[256];
 	size_t len = 0;
 	bool yes = false;
 
-	if (path && viv_read_file(path, PIPE_MANIFEST_MAX * 4, &text, &len) == VIV_OK)
+	if (pipe_relpath(p->ctx->scratch, p->root, &root_rel) == VIV_OK)
+		rel = viv_path_join(root_rel, "Cargo.toml");
+	if (rel && pipe_read_built(p->ctx, rel, "Cargo.toml", PIPE_MANIFEST_MAX * 4, &text, &len,
+				   err, sizeof(err)) == VIV_OK)
 		yes = strstr(text, "vivarium") != NULL;
-	free(path);
+	free(root_rel);
+	free(rel);
 	free(text);
 	return yes;
 }
@@ -217,8 +221,7 @@ static enum viv_err write_cargo_config(const struct pipe_project *p, const char 
 				       char *err, size_t errlen)
 {
 	struct viv_buf b;
-	char *path = NULL, *empty = NULL, *sdk = NULL;
-	const char *registry = RUST_REGISTRY;
+	char *path = NULL, *empty = NULL, *sdk = NULL, *registry = NULL;
 	struct stat st;
 	enum viv_err e;
 
@@ -232,13 +235,23 @@ static enum viv_err write_cargo_config(const struct pipe_project *p, const char 
 		e = viv_mkdirs(empty, 0755);
 		if (e)
 			goto out;
-		registry = empty;
+		registry = pipe_tool_path(p->ctx, empty);
 		pipe_logf(p->ctx, "note: this server has no Debian crates (%s): only the "
 				  "standard library and the Vivarium SDK can be used\n",
 			  RUST_REGISTRY);
 	}
-	if (mentions_sdk(p->root))
-		sdk = sdk_crate_dir(p->ctx->cfg);
+	else {
+		registry = strdup(RUST_REGISTRY);
+	}
+	if (!registry) {
+		e = VIV_ERR_NOMEM;
+		goto out;
+	}
+	if (mentions_sdk(p)) {
+		char *host = sdk_crate_dir(p->ctx->cfg);
+		sdk = host ? pipe_tool_path(p->ctx, host) : NULL;
+		free(host);
+	}
 	if (!toml_path_ok(registry) || (sdk && !toml_path_ok(sdk))) {
 		viv_errf(err, errlen, "the server's paths cannot be written into cargo's "
 				      "configuration; tell the operator");
@@ -286,6 +299,7 @@ out:
 	viv_buf_free(&b);
 	free(path);
 	free(empty);
+	free(registry);
 	free(sdk);
 	return e;
 }
@@ -374,39 +388,71 @@ static void explain_failure(const struct pipe_project *p, const char *output, in
 
 /* ---- The module ----------------------------------------------------------------- */
 
-/* The .wasm files cargo left in dir (not in its subfolders). */
-static enum viv_err list_wasm(const char *dir, char ***out, size_t *n_out)
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .wasm files cargo left in the folder rel of the build folder (not in
+ * its subfolders): cargo and build scripts ran, so the folder is opened
+ * beneath the build folder without following links, and only regular
+ * files count. */
+static enum viv_err list_wasm(const struct pipe_project *p, const char *rel, char ***out,
+			      size_t *n_out)
 {
 	static const char *const suffix[] = {".wasm", NULL};
-	char **all = NULL, **top = NULL;
-	size_t n = 0, k = 0;
-	enum viv_err e;
+	char **top = NULL;
+	size_t k = 0;
+	struct dirent *de;
+	DIR *d;
+	int sfd, fd;
 
 	*out = NULL;
 	*n_out = 0;
-	e = pipe_find_files(dir, suffix, 100000, &all, &n);
-	if (e == VIV_ERR_NOT_FOUND)
-		e = VIV_OK;
-	if (e)
-		return e;
-	top = calloc(n + 1, sizeof(*top));
+	sfd = open(p->ctx->scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return VIV_ERR_IO;
+	fd = viv_open_beneath(sfd, rel, O_RDONLY | O_DIRECTORY, 0);
+	close(sfd);
+	top = calloc(RUST_WASM_MAX + 1, sizeof(*top));
 	if (!top) {
-		pipe_strv_free(all, n);
+		if (fd >= 0)
+			close(fd);
 		return VIV_ERR_NOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!strchr(all[i], '/') && k < RUST_WASM_MAX) {
-			top[k++] = all[i];
-			all[i] = NULL;
-		}
+	if (fd < 0) {
+		*out = top;
+		return errno == ENOENT ? VIV_OK : VIV_ERR_INVALID;
 	}
-	pipe_strv_free(all, n);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		free(top);
+		return VIV_ERR_IO;
+	}
+	while ((de = readdir(d)) != NULL && k < RUST_WASM_MAX) {
+		struct stat st;
+		size_t n = strlen(de->d_name);
+
+		if (n <= strlen(suffix[0]) || strcmp(de->d_name + n - 5, suffix[0]) != 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		top[k] = strdup(de->d_name);
+		if (!top[k])
+			break;
+		k++;
+	}
+	closedir(d);
+	if (k > 1)
+		qsort(top, k, sizeof(*top), cmp_names);
 	*out = top;
 	*n_out = k;
 	return VIV_OK;
 }
 
-static enum viv_err find_module(const struct pipe_project *p, const char *target_dir,
+static enum viv_err find_module(const struct pipe_project *p, const char *target_rel,
 				char **wasm_out, char *err, size_t errlen)
 {
 	char *release = NULL;
@@ -414,9 +460,13 @@ static enum viv_err find_module(const struct pipe_project *p, const char *target
 	size_t n = 0;
 	enum viv_err e;
 
-	if (asprintf(&release, "%s/%s/release", target_dir, RUST_TARGET) < 0)
+	if (asprintf(&release, "%s/%s/release", target_rel, RUST_TARGET) < 0)
 		return VIV_ERR_NOMEM;
-	e = list_wasm(release, &found, &n);
+	e = list_wasm(p, release, &found, &n);
+	if (e == VIV_ERR_INVALID)
+		viv_errf(err, errlen, "cargo's output folder %s cannot be used: it is, or is "
+				      "reached through, a symbolic link",
+			 release);
 	if (e)
 		goto out;
 	if (n == 0) {
@@ -495,16 +545,20 @@ static const char *const cargo_env_fixed[] = {
 
 /* Fills env (CARGO_ENV_MAX entries, NULL-terminated; caller frees each
  * entry with free()) for cargo with its home and target folders. */
-static enum viv_err cargo_env(char **env, const struct rust_tools *t, const char *home,
-			      const char *target)
+static enum viv_err cargo_env(const struct pipe_ctx *ctx, char **env, const struct rust_tools *t,
+			      const char *home, const char *target)
 {
+	char *home_seen = pipe_tool_path(ctx, home), *target_seen = pipe_tool_path(ctx, target);
 	size_t n = 0;
-	enum viv_err e;
+	enum viv_err e = VIV_ERR_NOMEM;
 
 	memset(env, 0, CARGO_ENV_MAX * sizeof(*env));
-	e = env_entry(&env[n++], "CARGO_HOME", home);
+	if (home_seen && target_seen)
+		e = env_entry(&env[n++], "CARGO_HOME", home_seen);
 	if (!e)
-		e = env_entry(&env[n++], "CARGO_TARGET_DIR", target);
+		e = env_entry(&env[n++], "CARGO_TARGET_DIR", target_seen);
+	free(home_seen);
+	free(target_seen);
 	if (!e)
 		e = env_entry(&env[n++], "RUSTC", t->rustc);
 	for (size_t i = 0; !e && i < sizeof(cargo_env_fixed) / sizeof(cargo_env_fixed[0]); i++) {
@@ -533,7 +587,7 @@ static enum viv_err run_cargo(struct pipe_ctx *ctx, const struct rust_tools *t, 
 	enum viv_err e;
 
 	*output_out = NULL;
-	e = cargo_env(env, t, home, target);
+	e = cargo_env(ctx, env, t, home, target);
 	if (!e) {
 		ctx->env = (const char *const *)env;
 		memset(ex, 0, sizeof(*ex));
@@ -758,7 +812,7 @@ static void seed_target(const struct pipe_project *p, const struct rust_tools *t
 	struct stat st;
 	enum viv_err e;
 
-	if (!p->ctx->cache_dir || !mentions_sdk(p->root))
+	if (!p->ctx->cache_dir || !mentions_sdk(p))
 		return;
 	sdk = sdk_crate_dir(p->ctx->cfg);
 	if (!sdk)
@@ -799,7 +853,7 @@ static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **
 			       char *err, size_t errlen)
 {
 	const struct rust_tools *t;
-	char *home = NULL, *target = NULL, *output = NULL;
+	char *home = NULL, *target = NULL, *output = NULL, *found = NULL, *out_rel = NULL;
 	struct pipe_exit ex;
 	enum viv_err e;
 
@@ -836,11 +890,32 @@ static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
-	e = find_module(p, target, wasm_out, err, errlen);
+	e = find_module(p, "cargo-target", &found, err, errlen);
+	if (!e)
+		e = pipe_relpath(p->ctx->scratch, p->out_dir, &out_rel);
+	if (!e) {
+		*wasm_out = viv_path_join(out_rel, "app.wasm");
+		e = *wasm_out ? VIV_OK : VIV_ERR_NOMEM;
+	}
+	if (!e) {
+		/* cargo gives the module a second name (a hard link into
+		 * deps/), which the pipeline refuses as it would any hard link
+		 * a build script made: a copy of one name, made in the sandbox
+		 * after cargo and every build script have ended, is the
+		 * module. */
+		const char *argv[] = {"cp", "--", found, *wasm_out, NULL};
+		e = pipe_run_ok(p->ctx, NULL, argv, err, errlen);
+	}
+	if (e) {
+		free(*wasm_out);
+		*wasm_out = NULL;
+	}
 out:
 	free(home);
 	free(target);
 	free(output);
+	free(found);
+	free(out_rel);
 	return e;
 }
 

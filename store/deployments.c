@@ -272,9 +272,15 @@ out:
 
 static const char sql_dep_any_queued[] =
 	"SELECT 1 FROM deployments WHERE status = 'queued' LIMIT 1";
+/* The oldest queued deployment of an app that has none building: an
+ * app's deployments build one after another, in order, and never hold
+ * another app's behind them, however long one of them takes. */
 static const char sql_dep_claim[] =
 	"UPDATE deployments SET status = 'building', started_at = ?1"
-	" WHERE id = (SELECT id FROM deployments WHERE status = 'queued' ORDER BY id LIMIT 1)"
+	" WHERE id = (SELECT d.id FROM deployments d WHERE d.status = 'queued'"
+	"   AND NOT EXISTS (SELECT 1 FROM deployments b"
+	"                   WHERE b.app_id = d.app_id AND b.status = 'building')"
+	"   ORDER BY d.id LIMIT 1)"
 	" RETURNING id";
 
 static enum viv_err any_queued(struct store *st, bool *out)

@@ -152,7 +152,13 @@ void store_uploads_sweep(struct store *st)
 
 /* ---- Build directories --------------------------------------------------------- */
 
-enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char **out)
+const char *store_builds_dir(const struct store *st)
+{
+	return st->builds_dir;
+}
+
+enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
+			     char **out)
 {
 	char rnd[17];
 	enum viv_err err;
@@ -162,7 +168,8 @@ enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char
 	err = store_random_hex(rnd, 8);
 	if (err)
 		return err;
-	if (asprintf(&path, "%s/%lld-%s", st->builds_dir, (long long)deployment_id, rnd) < 0)
+	if (asprintf(&path, "%s/%lld-%s", parent ? parent : st->builds_dir,
+		     (long long)deployment_id, rnd) < 0)
 		return VIV_ERR_NOMEM;
 	/* mkdir fails on an existing path, so the directory is ours and empty. */
 	if (mkdir(path, 0700) != 0) {
@@ -234,26 +241,23 @@ static enum viv_err copy_fd(int in, int out)
 	}
 }
 
-/* Copies src to a new file tmp and makes its contents durable. */
-static enum viv_err copy_file_synced(const char *src, const char *tmp)
+/* Copies what in holds (from its start) to a new file tmp and makes its
+ * contents durable. */
+static enum viv_err copy_file_synced(int in, const char *tmp)
 {
 	enum viv_err err = VIV_ERR_IO;
-	int in, out = -1;
+	int out;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (lseek(in, 0, SEEK_SET) != 0)
+		return VIV_ERR_IO;
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
-		goto out;
+		return err;
 	err = copy_fd(in, out);
 	if (!err && fsync(out) != 0)
 		err = VIV_ERR_IO;
 	if (close(out) != 0 && !err)
 		err = VIV_ERR_IO;
-	out = -1;
-out:
-	close(in);
 	return err;
 }
 
@@ -285,13 +289,29 @@ static enum viv_err publish(const char *tmp, const char *dst, bool *placed)
 enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
 				const char *src)
 {
+	enum viv_err err;
+	int fd;
+
+	if (!src)
+		return VIV_ERR_INVALID;
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
+	err = store_artifact_put_fd(st, hash, ext, fd);
+	close(fd);
+	return err;
+}
+
+enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
+				   int src_fd)
+{
 	char *dst = NULL, *dir = NULL, *tmp = NULL;
 	char rnd[17];
 	enum viv_err err;
 	struct stat sb;
 	bool placed;
 
-	if (!artifact_name_valid(hash, ext) || !src)
+	if (!artifact_name_valid(hash, ext) || src_fd < 0)
 		return VIV_ERR_INVALID;
 	err = VIV_ERR_NOMEM;
 	dst = store_artifact_path(st, hash, ext);
@@ -318,14 +338,14 @@ enum viv_err store_artifact_put(const struct store *st, const char *hash, const 
 		err = VIV_ERR_NOMEM;
 		goto out;
 	}
-	err = copy_file_synced(src, tmp);
+	err = copy_file_synced(src_fd, tmp);
 	if (!err)
 		err = publish(tmp, dst, &placed);
 	if (!err && placed)
 		err = store_fsync_dir(dir);
 out:
 	if (err) {
-		viv_log(VIV_ERROR, "store: cannot put artifact %s.%s from %s: %s", hash, ext, src,
+		viv_log(VIV_ERROR, "store: cannot put artifact %s.%s: %s", hash, ext,
 			err == VIV_ERR_IO ? strerror(errno) : viv_strerror(err));
 		if (tmp)
 			unlink(tmp);

@@ -151,9 +151,11 @@ enum viv_err store_deployment_list(struct store *st, const char *app, size_t lim
 void store_deployment_free(struct store_deployment *d);
 void store_deployment_list_free(struct store_deployment *ds, size_t n);
 
-/* Moves the oldest queued deployment to building (setting started_at) and
- * returns its id; VIV_ERR_NOT_FOUND when none is queued. Atomic, so several
- * builders may call it at once. */
+/* Moves the oldest queued deployment of an app with none building to
+ * building (setting started_at) and returns its id; VIV_ERR_NOT_FOUND when
+ * there is none. An app's deployments so build in order, one at a time,
+ * and a slow build never holds another app's deployment in the queue.
+ * Atomic, so several builders may call it at once. */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
 
 /* At startup: deployments left in building by a crash are queued again, with
@@ -236,11 +238,14 @@ enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *e
  * with free(); NULL on allocation failure. */
 char *store_upload_path(const struct store *st, int64_t deployment_id);
 
-/* A fresh, empty, private (mode 0700) scratch directory for one build, under
- * the data directory (so that it is on the same file system as the
- * artifacts). Caller removes it with viv_rmtree() and frees the string with
- * free(). */
-enum viv_err store_build_dir(const struct store *st, int64_t deployment_id, char **out);
+/* The folder under the data directory where builds make their folders. */
+const char *store_builds_dir(const struct store *st);
+
+/* A fresh, empty, private (mode 0700) folder for one build in parent, or
+ * NULL: in store_builds_dir(). Caller removes it with viv_rmtree() and
+ * frees the string with free(). */
+enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
+			     char **out);
 
 /* DATADIR/cache, private (mode 0700): where the pipeline keeps what it
  * prepares for builds itself, from the platform's own files only (never
@@ -260,9 +265,16 @@ bool store_artifact_exists(const struct store *st, const char *hash);
 /* Copies src into the artifact directory as HASH.EXT so that it appears only
  * complete (write, fsync, rename). An existing file is left as it is.
  * VIV_ERR_INVALID for a bad hash or ext, VIV_ERR_NOT_FOUND when src does not
- * exist, VIV_ERR_IO for other file errors. */
+ * exist, VIV_ERR_IO for other file errors. src is opened by its path:
+ * only for files the platform made (store_artifact_put_fd() otherwise). */
 enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
 				const char *src);
+
+/* store_artifact_put from the file open at src_fd (read from its start),
+ * which the caller opened as it sees fit (a build's output: beneath its
+ * folder, without following links). */
+enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
+				   int src_fd);
 
 /* ---- Routes (read by runners) ------------------------------------------- */
 

@@ -239,7 +239,7 @@ struct store_deployment *t_build(int64_t want)
 
 	cr_assert_eq(store_deployment_claim(t_fx.st, &id), VIV_OK);
 	cr_assert_eq(id, want);
-	cr_assert_eq(pipe_build(t_fx.st, &t_fx.cfg, id), VIV_OK);
+	cr_assert_eq(pipe_build(t_fx.st, &t_fx.cfg, NULL, id), VIV_OK);
 	cr_assert_eq(store_deployment_get(t_fx.st, id, &d), VIV_OK);
 	/* The upload is gone either way. */
 	upload = store_upload_path(t_fx.st, id);

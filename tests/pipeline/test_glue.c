@@ -79,9 +79,10 @@ static const struct viv_guest *build_and_load(const char *wat, const struct pipe
 
 	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
 		     t_cx.err);
-	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, wasm, t_cx.dir, spec, NULL, NULL, &so, t_cx.err,
+	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, "m.wasm", spec, NULL, NULL, t_cx.err,
 			      sizeof(t_cx.err)),
 		     VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	so = viv_path_join(t_cx.dir, "guest.so");
 	*handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
 	cr_assert_not_null(*handle, "%s", dlerror());
 	g = dlsym(*handle, VIV_GUEST_SYMBOL);

@@ -368,7 +368,7 @@ Test(queue, claims_oldest_first_across_connections)
 
 	ids[0] = test_queue(a, "one", "1");
 	ids[1] = test_queue(b, "two", "2");
-	ids[2] = test_queue(a, "one", "3");
+	ids[2] = test_queue(a, "three", "3");
 	cr_assert_eq(store_deployment_claim(b, &got), VIV_OK);
 	cr_assert_eq(got, ids[0]);
 	cr_assert_eq(store_deployment_claim(a, &got), VIV_OK);
@@ -378,6 +378,27 @@ Test(queue, claims_oldest_first_across_connections)
 	cr_assert_eq(store_deployment_claim(a, &got), VIV_ERR_NOT_FOUND);
 	store_close(a);
 	store_close(b);
+}
+
+/* An app's deployments build one at a time and in order; another app's
+ * deployment is claimed past them however long the first build takes. */
+Test(queue, one_build_per_app_and_no_app_holds_another)
+{
+	struct store *st = test_open();
+	int64_t slow1, slow2, other, got = 0;
+
+	slow1 = test_queue(st, "slow", "1");
+	slow2 = test_queue(st, "slow", "2");
+	other = test_queue(st, "other", "3");
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(got, slow1);
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(got, other, "the second builder must not wait behind slow's first build");
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_failed(st, slow1, "it hung"), VIV_OK);
+	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
+	cr_assert_eq(got, slow2);
+	store_close(st);
 }
 
 #define RACE_DEPLOYMENTS 150
@@ -437,7 +458,11 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
 	int status;
 
 	for (i = 0; i < RACE_DEPLOYMENTS; i++) {
-		id = test_queue(st, i % 2 ? "odd" : "even", "src");
+		char app[32];
+
+		/* One app each: an app builds one deployment at a time. */
+		snprintf(app, sizeof(app), "app-%zu", i);
+		id = test_queue(st, app, "src");
 		if (i == 0)
 			first = id;
 	}
@@ -506,7 +531,7 @@ Test(queue, requeue_interrupted)
 	size_t n = 99;
 
 	a = test_queue(st, "hello", "1");
-	b = test_queue(st, "hello", "2");
+	b = test_queue(st, "other", "2");
 	c = test_queue(st, "hello", "3");
 	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);
 	cr_assert_eq(store_deployment_claim(st, &got), VIV_OK);

@@ -143,8 +143,8 @@ Test(uploads, build_dirs_are_fresh_and_private)
 	char *a = NULL, *b = NULL, *names, prefix[256];
 	struct stat sb;
 
-	cr_assert_eq(store_build_dir(st, 12, &a), VIV_OK);
-	cr_assert_eq(store_build_dir(st, 12, &b), VIV_OK);
+	cr_assert_eq(store_build_dir(st, NULL, 12, &a), VIV_OK);
+	cr_assert_eq(store_build_dir(st, NULL, 12, &b), VIV_OK);
 	cr_assert_str_neq(a, b);
 	snprintf(prefix, sizeof(prefix), "%s/builds/12-", store_datadir(st));
 	cr_assert_eq(strncmp(a, prefix, strlen(prefix)), 0, "%s", a);
