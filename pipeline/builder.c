@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,10 +105,28 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 	free(scratch);
 }
 
-/* Removes what builds that were interrupted (vivd stopped or crashed)
- * left in the builds folder. Their language steps' files belong to the
- * build user, so the launcher empties each folder first; the builders'
- * own folders (which may be mount points) stay, empty. */
+/* Removes a build's folder that an interrupted build left: its language
+ * step's files belong to the build user, so the launcher empties tenant/
+ * first. */
+static bool remove_left(struct pipe_builder *b, const char *dir, const char *name)
+{
+	char *path = viv_path_join(dir, name), *tenant = path ? viv_path_join(path, "tenant") : NULL;
+	bool ok = false;
+
+	if (tenant) {
+		pipe_launcher_empty(&b->cfg, tenant);
+		ok = viv_rmtree(path) == VIV_OK;
+		if (!ok)
+			viv_log(VIV_WARN, "builder: could not remove %s", path);
+	}
+	free(path);
+	free(tenant);
+	return ok;
+}
+
+/* Removes what interrupted builds (vivd stopped or crashed) left in the
+ * builds folder: folders in the builders' own folders (which stay, and may
+ * be mount points), and any other folder. */
 static void sweep(struct pipe_builder *b)
 {
 	struct dirent *de;
@@ -121,31 +138,27 @@ static void sweep(struct pipe_builder *b)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		char *path, *end;
+		char *end, *slot;
+		struct dirent *in;
 		unsigned long k;
-		bool mine;
+		DIR *sd;
 
 		if (de->d_name[0] == '.')
 			continue;
 		k = strtoul(de->d_name, &end, 10);
-		mine = *end == '\0' && end != de->d_name && k < b->n;
-		path = viv_path_join(b->builds_dir, de->d_name);
-		if (!path)
-			break;
-		if (pipe_launcher_empty(&b->cfg, path) != VIV_OK && b->cfg.launcher)
-			viv_log(VIV_WARN, "builder: the launcher could not empty %s", path);
-		if (mine) {
-			int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0) {
-				viv_empty_dir_fd(fd);
-				close(fd);
-			}
-		} else if (viv_rmtree(path) == VIV_OK) {
-			removed++;
-		} else {
-			viv_log(VIV_WARN, "builder: could not remove %s", path);
+		if (*end != '\0' || end == de->d_name || k >= b->n) {
+			removed += remove_left(b, b->builds_dir, de->d_name);
+			continue;
 		}
-		free(path);
+		slot = viv_path_join(b->builds_dir, de->d_name);
+		sd = slot ? opendir(slot) : NULL;
+		while (sd && (in = readdir(sd)) != NULL) {
+			if (strcmp(in->d_name, ".") && strcmp(in->d_name, ".."))
+				removed += remove_left(b, slot, in->d_name);
+		}
+		if (sd)
+			closedir(sd);
+		free(slot);
 	}
 	closedir(d);
 	if (removed)

@@ -367,7 +367,8 @@ static int open_build_folder(const char *builds, const char *dir)
 	rest = dir + n;
 	while (*rest == '/')
 		rest++;
-	bfd = open(builds, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* The build user may pass through builds without reading it. */
+	bfd = open(builds, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (bfd < 0)
 		return -1;
 	fd = viv_open_beneath(bfd, rest, O_RDONLY | O_DIRECTORY, 0);

@@ -125,6 +125,10 @@ int run_supervise(const struct run_child_spec *children, size_t n, unsigned grac
 
 	if (!kids)
 		return 1;
+	/* Whatever a child leaves behind (a build tool that slipped out of its
+	 * process group, say) becomes ours to reap, not init's. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		viv_log(VIV_WARN, "cannot become a subreaper: %s", strerror(errno));
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_stop;

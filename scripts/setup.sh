@@ -49,6 +49,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The users vivd runs as when it starts as root: vivarium for the API, the
+# builders and the runner workers, vivarium-build for tenants' build steps.
+# Neither can log in; each has a group of its own.
+for user in vivarium vivarium-build; do
+  if ! getent passwd "$user" >/dev/null; then
+    echo "setup: adding the system user $user"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+      sudo=(sudo)
+    fi
+    "${sudo[@]}" useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin "$user"
+  fi
+done
+
 # The AssemblyScript compiler, pinned: the pipeline builds with this version
 # only (PIPE_ASC_VERSION in pipeline/pipeline_int.h) and finds it in the tool
 # directory (VIV_TOOL_DIR in CMakeLists.txt).

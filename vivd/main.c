@@ -4,16 +4,20 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "pipeline.h"
+#include "privileges.h"
 #include "runner.h"
 #include "store.h"
 
@@ -23,12 +27,31 @@ struct options {
 	const char *api_addr;
 	const char *apps_addr;
 	const char *domain;
+	const char *user;
+	const char *build_user;
 	unsigned workers;
+	unsigned builders;
+	unsigned build_memory_mb;
+	unsigned build_disk_mb;
+	unsigned build_procs;
+	unsigned build_timeout_s;
 	bool no_sandbox;
 	bool outbound_private;
 	bool no_cpu_limit;
 	size_t upload_max;
 };
+
+/* Who the roles run as: when vivd starts as root, the API, the builders
+ * and the runner workers become user, and the launcher, which runs the
+ * language steps of builds (the tenants' build scripts), becomes
+ * build_user. Otherwise everything stays the user that started vivd. */
+struct identities {
+	bool drop;
+	struct vivd_user user;
+	struct vivd_user build_user;
+};
+
+static struct identities ids;
 
 static void usage(FILE *f)
 {
@@ -47,6 +70,16 @@ static void usage(FILE *f)
 		"  --domain NAME       apps answer at APP.NAME (default localhost)\n"
 		"  --workers N         runner worker processes (default: one per core)\n"
 		"  --upload-max MB     largest upload accepted (default 64)\n"
+		"  --builders N        builds that run at once (default 2)\n"
+		"  --build-memory MB   memory of one build's language step (default 2048)\n"
+		"  --build-disk MB     what one build may write (default 2048; a tmpfs per\n"
+		"                      builder when vivd starts as root)\n"
+		"  --build-procs N     processes and threads of one build (default 512)\n"
+		"  --build-timeout S   wall time of one build, every step (default 600)\n"
+		"  --user NAME         when started as root, the user the API, builders and\n"
+		"                      workers become (default vivarium)\n"
+		"  --build-user NAME   when started as root, the user tenants' build steps\n"
+		"                      run as (default vivarium-build)\n"
 		"  --no-sandbox        build without bubblewrap, where it cannot run\n"
 		"  --outbound-allow-private\n"
 		"                      let apps' outbound requests reach loopback and private\n"
@@ -98,6 +131,22 @@ static int listen_on(const char *spec, unsigned *port_out)
 	return fd;
 }
 
+/* A whole number from lo to hi for option name. */
+static int number(const char *text, unsigned lo, unsigned hi, const char *name, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || v < lo || v > hi) {
+		fprintf(stderr, "vivd: %s takes a whole number from %u to %u\n", name, lo, hi);
+		return 1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
@@ -107,6 +156,13 @@ static int parse(int argc, char **argv, struct options *o)
 		{"domain", required_argument, NULL, 'D'},
 		{"workers", required_argument, NULL, 'w'},
 		{"upload-max", required_argument, NULL, 'u'},
+		{"builders", required_argument, NULL, 'b'},
+		{"build-memory", required_argument, NULL, 'm'},
+		{"build-disk", required_argument, NULL, 'k'},
+		{"build-procs", required_argument, NULL, 'p'},
+		{"build-timeout", required_argument, NULL, 't'},
+		{"user", required_argument, NULL, 'U'},
+		{"build-user", required_argument, NULL, 'B'},
 		{"no-sandbox", no_argument, NULL, 'S'},
 		{"outbound-allow-private", no_argument, NULL, 'P'},
 		{"no-cpu-limit", no_argument, NULL, 'C'},
@@ -123,8 +179,41 @@ static int parse(int argc, char **argv, struct options *o)
 	o->domain = "localhost";
 	o->workers = n > 0 ? (unsigned)n : 1;
 	o->upload_max = (size_t)64 << 20;
+	o->user = "vivarium";
+	o->build_user = "vivarium-build";
+	o->builders = 2;
+	o->build_memory_mb = 2048;
+	o->build_disk_mb = 2048;
+	o->build_procs = 512;
+	o->build_timeout_s = 600;
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			if (number(optarg, 1, 64, "--builders", &o->builders))
+				return 2;
+			break;
+		case 'm':
+			if (number(optarg, 64, 1u << 20, "--build-memory", &o->build_memory_mb))
+				return 2;
+			break;
+		case 'k':
+			if (number(optarg, 16, 1u << 20, "--build-disk", &o->build_disk_mb))
+				return 2;
+			break;
+		case 'p':
+			if (number(optarg, 16, 1u << 20, "--build-procs", &o->build_procs))
+				return 2;
+			break;
+		case 't':
+			if (number(optarg, 10, 86400, "--build-timeout", &o->build_timeout_s))
+				return 2;
+			break;
+		case 'U':
+			o->user = optarg;
+			break;
+		case 'B':
+			o->build_user = optarg;
+			break;
 		case 'd':
 			o->datadir = optarg;
 			break;
@@ -221,6 +310,19 @@ static int prepare_store(const struct options *o, bool print_token, const char *
 	return 0;
 }
 
+/* What a role does first in its child: become its user (or, when vivd
+ * is not root, keep none of its privileges), or end the child. */
+static void become(const struct vivd_user *u, const char *role)
+{
+	char err[256];
+	int rc = ids.drop ? vivd_become(u, err, sizeof(err)) : vivd_no_new_privs(err, sizeof(err));
+
+	if (rc != 0) {
+		viv_log(VIV_ERROR, "%s: %s", role, err);
+		_exit(1);
+	}
+}
+
 struct api_child {
 	struct api_config cfg;
 };
@@ -229,23 +331,167 @@ static int api_child_main(void *arg)
 {
 	struct api_child *a = arg;
 
+	become(&ids.user, "api");
 	return api_main(&a->cfg);
 }
 
 static int worker_child_main(void *arg)
 {
+	become(&ids.user, "worker");
 	return run_worker_main(arg);
+}
+
+struct launcher_child {
+	const struct pipe_config *cfg;
+	int listen_fd;
+};
+
+static int launcher_child_main(void *arg)
+{
+	struct launcher_child *l = arg;
+
+	become(&ids.build_user, "launcher");
+	return pipe_launcher_main(l->cfg, l->listen_fd, ids.drop ? ids.user.uid : getuid());
+}
+
+/* prepare_store as the user the roles run as, so that the database and the
+ * admin token are theirs. */
+static int prepare_store_as_user(const struct options *o, bool print_token, const char *api_url)
+{
+	int status = 0;
+	pid_t pid;
+
+	if (!ids.drop)
+		return prepare_store(o, print_token, api_url);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		become(&ids.user, "setup");
+		_exit(prepare_store(o, print_token, api_url));
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* The users of the roles, when vivd starts as root: they must exist, the
+ * user must be able to reach the data folder's parent and the platform's
+ * files, and the build user the platform's files the sandbox shows. */
+static int identities_setup(const struct options *o, const struct pipe_config *pc)
+{
+	const char *platform[] = {pc->include_dir, pc->sdk_dir, pc->tool_dir};
+	char err[512], parent[PATH_MAX];
+	char *slash;
+
+	memset(&ids, 0, sizeof(ids));
+	ids.drop = geteuid() == 0;
+	if (!ids.drop)
+		return 0;
+	if (vivd_user_lookup(o->user, &ids.user, err, sizeof(err)) ||
+	    vivd_user_lookup(o->build_user, &ids.build_user, err, sizeof(err))) {
+		fprintf(stderr, "vivd: %s\n", err);
+		return 1;
+	}
+	if (ids.user.uid == 0 || ids.build_user.uid == 0 || ids.user.uid == ids.build_user.uid ||
+	    ids.user.gid == ids.build_user.gid) {
+		fprintf(stderr,
+			"vivd: --user and --build-user must be two users that are not root, each "
+			"with a group of its own (now %s and %s)\n",
+			o->user, o->build_user);
+		return 1;
+	}
+	/* The user may write what the build user made in a build's folder
+	 * through the build user's group, and nothing else of its. */
+	ids.user.groups[ids.user.n_groups++] = ids.build_user.gid;
+	snprintf(parent, sizeof(parent), "%s", o->datadir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	else
+		snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
+	if (!vivd_user_can(&ids.user, parent, X_OK)) {
+		fprintf(stderr,
+			"vivd: the user %s cannot reach %s, where the data folder is; pick a data "
+			"folder it can reach (--data), or open the folders on the way to it\n",
+			o->user, parent);
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(platform) / sizeof(platform[0]); i++) {
+		if (!platform[i] || access(platform[i], F_OK) != 0)
+			continue;
+		if (!vivd_user_can(&ids.user, platform[i], R_OK | X_OK) ||
+		    !vivd_user_can(&ids.build_user, platform[i], R_OK | X_OK)) {
+			fprintf(stderr,
+				"vivd: the users %s and %s cannot read %s, which builds need; keep "
+				"Vivarium where they can read it (not in a private home folder)\n",
+				o->user, o->build_user, platform[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The builders' folders: DATADIR/builds/K for builder K, each a tmpfs of
+ * the build disk size when vivd is root (in its own mount namespace, so
+ * that they vanish with it), and where the build cgroups are. */
+static int builds_setup(const struct options *o, struct pipe_config *pc, char *builds,
+			size_t len)
+{
+	char err[512], slot[PATH_MAX + 16];
+
+	snprintf(builds, len, "%s/builds", o->datadir);
+	pc->builds_dir = builds;
+	pc->builders = o->builders;
+	pc->build_memory_mb = o->build_memory_mb;
+	pc->build_disk_mb = o->build_disk_mb;
+	pc->build_procs_max = o->build_procs;
+	pc->build_timeout_ms = o->build_timeout_s * 1000u;
+	if (!ids.drop)
+		return 0;
+	pc->build_gid = ids.build_user.gid;
+	if (vivd_private_mounts(err, sizeof(err))) {
+		fprintf(stderr, "vivd: %s\n", err);
+		return 1;
+	}
+	if (mkdir(builds, 0711) != 0 && errno != EEXIST) {
+		fprintf(stderr, "vivd: cannot make %s: %s\n", builds, strerror(errno));
+		return 1;
+	}
+	if (chown(builds, ids.user.uid, ids.user.gid) != 0 || chmod(builds, 0711) != 0) {
+		fprintf(stderr, "vivd: cannot set up %s: %s\n", builds, strerror(errno));
+		return 1;
+	}
+	for (unsigned k = 0; k < o->builders; k++) {
+		snprintf(slot, sizeof(slot), "%s/%u", builds, k);
+		if ((mkdir(slot, 0700) != 0 && errno != EEXIST) ||
+		    vivd_mount_tmpfs(slot, o->build_disk_mb, ids.user.uid, ids.build_user.gid, err,
+				     sizeof(err))) {
+			fprintf(stderr, "vivd: %s\n", err[0] ? err : strerror(errno));
+			return 1;
+		}
+	}
+	if (pipe_cgroups_setup(&pc->cgroups, ids.build_user.uid, ids.build_user.gid, err,
+			       sizeof(err)) != VIV_OK)
+		viv_log(VIV_WARN,
+			"builds are bounded by rlimits (RLIMIT_DATA %u MiB per process, "
+			"RLIMIT_NPROC %u), not cgroups: %s",
+			o->build_memory_mb, o->build_procs, err);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	static char builds[PATH_MAX], launcher_name[108];
 	struct options o;
 	struct run_child_spec *kids;
 	struct run_worker_config *wcfg;
 	struct api_child api;
+	struct launcher_child launcher;
 	char api_url[300], why[512];
 	unsigned api_port = 0, apps_port = 0, i;
-	int api_fd = -1, apps_fd = -1, rc;
+	int api_fd = -1, apps_fd = -1, launcher_fd = -1, rc;
 	size_t n = 0;
 	bool want_api, want_runner;
 
@@ -254,6 +500,11 @@ int main(int argc, char **argv)
 		return rc;
 	want_api = strcmp(o.role, "runner") != 0;
 	want_runner = strcmp(o.role, "api") != 0;
+	memset(&api, 0, sizeof(api));
+	pipe_config_defaults(&api.cfg.pipe);
+	api.cfg.pipe.upload_max = o.upload_max;
+	if (identities_setup(&o, &api.cfg.pipe))
+		return 1;
 	if (want_api) {
 		api_fd = listen_on(o.api_addr, &api_port);
 		if (api_fd < 0)
@@ -264,35 +515,58 @@ int main(int argc, char **argv)
 		if (apps_fd < 0)
 			return 1;
 	}
+	if (ids.drop) {
+		if (vivd_datadir_prepare(o.datadir, ids.user.uid, ids.user.gid, why, sizeof(why))) {
+			fprintf(stderr, "vivd: %s\n", why);
+			return 1;
+		}
+	}
 	snprintf(api_url, sizeof(api_url), "http://%.*s:%u",
 		 (int)(strrchr(o.api_addr, ':') - o.api_addr), o.api_addr, api_port);
-	if (prepare_store(&o, want_api, api_url))
+	if (prepare_store_as_user(&o, want_api, api_url))
 		return 1;
 
-	memset(&api, 0, sizeof(api));
-	pipe_config_defaults(&api.cfg.pipe);
-	api.cfg.pipe.upload_max = o.upload_max;
-	if (want_api && !o.no_sandbox && !pipe_sandbox_available(why, sizeof(why))) {
-		fprintf(stderr,
-			"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
-			"vivd: fix that (install bubblewrap; allow user namespaces), or start vivd "
-			"with --no-sandbox to build without it\n",
-			why);
-		return 1;
+	if (want_api && !o.no_sandbox) {
+		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, why, sizeof(why)) &&
+					     vivd_user_sandbox(&ids.user, why, sizeof(why))
+				   : pipe_sandbox_available(why, sizeof(why));
+		if (!ok) {
+			fprintf(stderr,
+				"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
+				"vivd: fix that (install bubblewrap; allow unprivileged user "
+				"namespaces), or start vivd with --no-sandbox to build without it\n",
+				why);
+			return 1;
+		}
 	}
 	api.cfg.pipe.sandbox = !o.no_sandbox;
+	if (want_api) {
+		if (builds_setup(&o, &api.cfg.pipe, builds, sizeof(builds)))
+			return 1;
+		launcher_fd = vivd_launcher_socket(launcher_name, sizeof(launcher_name));
+		if (launcher_fd < 0) {
+			fprintf(stderr, "vivd: cannot make the launcher's socket: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		api.cfg.pipe.launcher = launcher_name;
+	}
 	api.cfg.datadir = o.datadir;
 	api.cfg.listen_fd = api_fd;
 	api.cfg.domain = o.domain;
 	api.cfg.apps_port = (int)apps_port;
 	api.cfg.web_dir = VIV_SOURCE_DIR "/web";
+	launcher.cfg = &api.cfg.pipe;
+	launcher.listen_fd = launcher_fd;
 
-	kids = calloc(o.workers + 1, sizeof(*kids));
+	kids = calloc(o.workers + 2, sizeof(*kids));
 	wcfg = calloc(o.workers, sizeof(*wcfg));
 	if (!kids || !wcfg)
 		return 1;
-	if (want_api)
+	if (want_api) {
+		kids[n++] = (struct run_child_spec){"launcher", launcher_child_main, &launcher};
 		kids[n++] = (struct run_child_spec){"api", api_child_main, &api};
+	}
 	for (i = 0; want_runner && i < o.workers; i++) {
 		char *role = NULL;
 
@@ -310,6 +584,12 @@ int main(int argc, char **argv)
 		kids[n++] = (struct run_child_spec){role, worker_child_main, &wcfg[i]};
 	}
 	viv_log_role("supervisor");
+	if (ids.drop)
+		viv_log(VIV_INFO,
+			"started as root: the API, builders and workers run as %s (uid %ld), "
+			"tenants' build steps as %s (uid %ld); this supervisor only starts them",
+			ids.user.name, (long)ids.user.uid, ids.build_user.name,
+			(long)ids.build_user.uid);
 	if (want_api)
 		printf("API:  %s\n", api_url);
 	if (want_runner)
