@@ -274,9 +274,9 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 		if (err == VIV_ERR_AUTH)
 			return api_reply_error(
 				c, r, MHD_HTTP_UNAUTHORIZED,
-				"This endpoint needs the admin token as \"Authorization: Bearer "
-				"TOKEN\"; vivd wrote it to %s/admin-token when it first started.",
-				s->cfg->datadir);
+				"This endpoint needs a token as \"Authorization: Bearer TOKEN\"; "
+				"vivd wrote the admin token to the file admin-token in its data "
+				"folder when it first started.");
 		if (err)
 			return api_reply_store_error(c, r, err, "checking the token");
 	}

@@ -187,10 +187,12 @@ static enum viv_err asc_find(const struct pipe_config *cfg, char **asc_out, char
 	root = json_load_file(pkg_json, 0, &jerr);
 	version = root ? json_object_get(root, "version") : NULL;
 	if (!version || !json_is_string(version) || access(asc, R_OK) != 0) {
+		/* Where it was looked for is the operator's to know. */
+		viv_log(VIV_WARN, "assemblyscript: asc %s is not in %s", PIPE_ASC_VERSION, pkg_dir);
 		viv_errf(err, errlen,
-			 "AssemblyScript builds are not set up on this server (asc %s is not in "
-			 "%s); %s",
-			 PIPE_ASC_VERSION, pkg_dir, AS_SETUP_HINT);
+			 "AssemblyScript builds are not set up on this server (asc %s is not "
+			 "installed); %s",
+			 PIPE_ASC_VERSION, AS_SETUP_HINT);
 		e = VIV_ERR_UNSUPPORTED;
 		goto out;
 	}

@@ -99,7 +99,9 @@ Test(api, token_is_required_and_checked)
 	cr_assert_eq(r.status, 401);
 	cr_assert(strncmp(r.www_auth, "Bearer", 6) == 0, "WWW-Authenticate: %s", r.www_auth);
 	cr_assert_not_null(strstr(jstr(r.json, "error"), "admin-token"), "%s", r.body);
-	cr_assert_not_null(strstr(jstr(r.json, "error"), s.datadir), "%s", r.body);
+	/* Anyone may ask: where the server keeps its files is not said. */
+	cr_assert_null(strstr(r.body, s.datadir), "%s", r.body);
+	cr_assert_null(strstr(r.body, "/tmp"), "%s", r.body);
 	tresp_free(&r);
 
 	expect_status(&s, "GET", "/v1/apps", "not-the-token", 401);
