@@ -419,6 +419,13 @@ static void on_term(int sig)
 	launcher_stop = 1;
 }
 
+/* Only interrupts the wait for a connection, so that an ended request's
+ * process is reaped at once. */
+static void on_child(int sig)
+{
+	(void)sig;
+}
+
 /* Whether path is absolute, in builds, and has no "." or ".." part. */
 static bool in_builds(const struct pipe_config *cfg, const char *path)
 {
@@ -551,6 +558,7 @@ static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int f
 	struct wire req;
 	uint32_t op;
 
+	signal(SIGCHLD, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (wire_recv(fd, &req, viv_mono_ns() + (uint64_t)REQUEST_READ_MS * 1000000u)) {
@@ -579,6 +587,8 @@ int pipe_launcher_main(const struct pipe_config *cfg, int listen_fd, uid_t clien
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_child;
+	sigaction(SIGCHLD, &sa, NULL);
 	viv_log(VIV_INFO, "launcher: running language steps as uid %ld", (long)getuid());
 	while (!launcher_stop) {
 		struct pollfd pfd = {listen_fd, POLLIN, 0};

@@ -253,8 +253,13 @@ enum viv_err pipe_cg_make(const struct pipe_config *cfg, struct pipe_cg **out)
 	if (err)
 		goto fail;
 	if (cfg->build_memory_mb) {
+		/* The kernel charges a tmpfs's files to the memory of whoever
+		 * wrote them: the build folder's size comes on top, so that a
+		 * full folder is told as such and not as an out-of-memory
+		 * kill. */
 		snprintf(num, sizeof(num), "%llu",
-			 (unsigned long long)cfg->build_memory_mb * 1024 * 1024);
+			 ((unsigned long long)cfg->build_memory_mb + cfg->build_disk_mb) * 1024 *
+				 1024);
 		err = write_text(cg->mem, "memory.limit_in_bytes", num);
 		/* With swap accounting, swap counts too (it may be off). */
 		if (!err)
@@ -390,20 +395,20 @@ void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const
 	switch (limit) {
 	case PIPE_LIMIT_MEMORY:
 		viv_errf(buf, len,
-			 "%s was stopped by the build memory limit: the build used more than "
-			 "%u MiB of memory",
+			 "%s ran out of memory: the build memory limit is %u MiB; make the "
+			 "build use less",
 			 tool, cfg->build_memory_mb);
 		break;
 	case PIPE_LIMIT_PROCS:
 		viv_errf(buf, len,
-			 "%s was stopped by the build process limit: the build started more "
-			 "than %u processes at once",
+			 "%s could not start another process: a build may run at most %u "
+			 "processes and threads at once",
 			 tool, cfg->build_procs_max);
 		break;
 	case PIPE_LIMIT_DISK:
 		viv_errf(buf, len,
 			 "%s failed because the build folder is full: a build may write at "
-			 "most %u MiB",
+			 "most %u MiB of files",
 			 tool, cfg->build_disk_mb);
 		break;
 	case PIPE_LIMIT_FILES:

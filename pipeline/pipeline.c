@@ -61,7 +61,7 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	 * dozen threads (the pids limit counts threads). */
 	cfg->build_memory_mb = 2048;
 	cfg->build_procs_max = 512;
-	cfg->build_disk_mb = 2048;
+	cfg->build_disk_mb = 1024;
 	cfg->build_timeout_ms = 600000;
 	cfg->build_gid = (gid_t)-1;
 	cfg->builders = 2;

@@ -53,7 +53,9 @@ struct pipe_config {
 
 	/* What the language step of a build (the one that runs the
 	 * tenant's code: build scripts, compiler plugins) may use. Memory
-	 * and processes are a cgroup's limits where cgroups are set, else
+	 * and processes are a cgroup's limits where cgroups are set (the
+	 * memory limit is build_memory_mb plus build_disk_mb, as the kernel
+	 * charges the files of the build folder's tmpfs as memory), else
 	 * RLIMIT_DATA per process and RLIMIT_NPROC per user; 0 is no limit.
 	 * The folder a build writes is as large as the operator made it
 	 * (vivd mounts a tmpfs of build_disk_mb per builder when it starts

@@ -517,19 +517,48 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+/* What tools print when an allocation or a fork fails: without cgroups
+ * to count what hit a limit, the rlimits' failures are known by these.
+ * The output is the tenant's, who can only mislabel their own failure. */
+static enum pipe_limit limit_said(const struct viv_buf *output)
+{
+	static const char *const memory[] = {"memory exhausted", "Cannot allocate memory",
+					     "out of memory", "memory allocation of",
+					     "std::bad_alloc"};
+	static const char *const procs[] = {"Cannot fork", "Resource temporarily unavailable"};
+
+	if (!output->data)
+		return PIPE_LIMIT_NONE;
+	for (size_t i = 0; i < sizeof(memory) / sizeof(memory[0]); i++) {
+		if (strstr(output->data, memory[i]))
+			return PIPE_LIMIT_MEMORY;
+	}
+	for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+		if (strstr(output->data, procs[i]))
+			return PIPE_LIMIT_PROCS;
+	}
+	return PIPE_LIMIT_NONE;
+}
+
 /* The limit a failed confined command ran into, if any. */
-static enum pipe_limit limit_of(const struct pipe_cmd *cmd, const struct pipe_exit *ex,
+static enum pipe_limit limit_of(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+				const struct pipe_exit *ex, const struct viv_buf *output,
 				enum pipe_limit from_cgroup)
 {
 	if (ex->code == 0)
 		return PIPE_LIMIT_NONE;
+	/* A full folder first: filling it may have cost the memory too. */
+	if (cmd->confined && pipe_disk_check(cmd->scratch))
+		return pipe_disk_check(cmd->scratch);
 	if (from_cgroup)
 		return from_cgroup;
 	if (ex->signal == SIGXFSZ)
 		return PIPE_LIMIT_FILE_SIZE;
 	if (ex->signal == SIGXCPU)
 		return PIPE_LIMIT_CPU;
-	return cmd->confined ? pipe_disk_check(cmd->scratch) : PIPE_LIMIT_NONE;
+	if (!cmd->confined || cfg->cgroups.memory)
+		return PIPE_LIMIT_NONE;
+	return limit_said(output);
 }
 
 enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
@@ -705,7 +734,7 @@ enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd
 		err = VIV_ERR_TIMEOUT;
 		goto out;
 	}
-	exit_out->limit = limit_of(cmd, exit_out, cg_limit);
+	exit_out->limit = limit_of(cfg, cmd, exit_out, output, cg_limit);
 	if (exit_out->limit) {
 		pipe_limit_text(cfg, exit_out->limit, base_name(argv[0]), err_text, errlen);
 		err = VIV_ERR_TOO_BIG;

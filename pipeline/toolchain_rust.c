@@ -903,7 +903,7 @@ static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **
 		 * a build script made: a copy of one name, made in the sandbox
 		 * after cargo and every build script have ended, is the
 		 * module. */
-		const char *argv[] = {"cp", "--", found, *wasm_out, NULL};
+		const char *argv[] = {"cp", "--remove-destination", "--", found, *wasm_out, NULL};
 		e = pipe_run_ok(p->ctx, NULL, argv, err, errlen);
 	}
 	if (e) {

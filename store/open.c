@@ -4,9 +4,13 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* How long a write waits for another process's transaction to end. */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -92,6 +96,28 @@ out:
 /* Connection settings. These pragmas are per connection (journal_mode is
  * persistent, but asking costs nothing), and none may run inside a
  * transaction. */
+/* The database holds every app's data: only its owner may read it, and
+ * SQLite gives its -wal and -shm files the database's own mode. A database
+ * an older vivd made readable to all is closed up here. */
+static void db_private(const struct store *st)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char path[4096];
+		struct stat sb;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s%s", st->db_path, suffixes[i]);
+		fd = open(path, (i == 0 ? O_CREAT : 0) | O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) && fchmod(fd, 0600) != 0)
+			viv_log(VIV_WARN, "store: cannot make %s private: %s", path, strerror(errno));
+		close(fd);
+	}
+}
+
 static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
 {
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -99,6 +125,7 @@ static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
 	enum viv_err err;
 	int rc;
 
+	db_private(st);
 	rc = sqlite3_open_v2(st->db_path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		viv_errf(errbuf, errlen, "cannot open the database %s: %s", st->db_path,

@@ -72,7 +72,7 @@ static void usage(FILE *f)
 		"  --upload-max MB     largest upload accepted (default 64)\n"
 		"  --builders N        builds that run at once (default 2)\n"
 		"  --build-memory MB   memory of one build's language step (default 2048)\n"
-		"  --build-disk MB     what one build may write (default 2048; a tmpfs per\n"
+		"  --build-disk MB     what one build may write (default 1024; a tmpfs per\n"
 		"                      builder when vivd starts as root)\n"
 		"  --build-procs N     processes and threads of one build (default 512)\n"
 		"  --build-timeout S   wall time of one build, every step (default 600)\n"
@@ -183,7 +183,7 @@ static int parse(int argc, char **argv, struct options *o)
 	o->build_user = "vivarium-build";
 	o->builders = 2;
 	o->build_memory_mb = 2048;
-	o->build_disk_mb = 2048;
+	o->build_disk_mb = 1024;
 	o->build_procs = 512;
 	o->build_timeout_s = 600;
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
@@ -321,6 +321,9 @@ static void become(const struct vivd_user *u, const char *role)
 		viv_log(VIV_ERROR, "%s: %s", role, err);
 		_exit(1);
 	}
+	/* What a role makes is its own unless it says otherwise (the build
+	 * folder's files say so explicitly). */
+	umask(077);
 }
 
 struct api_child {

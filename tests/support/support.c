@@ -526,11 +526,10 @@ json_t *tsup_wait_deployment(const struct tsup_vivd *v, long id, unsigned timeou
 		tsup_resp_free(&r);
 		st = json_string_value(json_object_get(j, "status"));
 		cr_assert_not_null(st);
-		if (strcmp(st, "ready") == 0 || strcmp(st, "failed") == 0)
+		if (strcmp(st, "ready") == 0 || strcmp(st, "failed") == 0 ||
+		    tsup_now_ms() >= deadline)
 			return j;
 		json_decref(j);
-		cr_assert(tsup_now_ms() < deadline, "deployment %ld still %s after %u ms", id, st,
-			  timeout_ms);
 		usleep(20000);
 	}
 }

@@ -93,8 +93,9 @@ void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool
 long tsup_deploy(const struct tsup_vivd *v, const char *app, const void *body, size_t len,
 		 long *id_out, struct tsup_resp *resp_out);
 
-/* Polls GET /v1/deployments/ID until it is ready or failed (or timeout_ms
- * passes) and returns its JSON (caller json_decref). */
+/* Polls GET /v1/deployments/ID until it is ready or failed, or timeout_ms
+ * passes, and returns its JSON as it then is (caller json_decref): callers
+ * check the status. */
 json_t *tsup_wait_deployment(const struct tsup_vivd *v, long id, unsigned timeout_ms);
 
 /* tsup_deploy then tsup_wait_deployment; asserts a 202. */
