@@ -4,7 +4,6 @@
 #include "store_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -98,7 +97,9 @@ out:
  * transaction. */
 /* The database holds every app's data: only its owner may read it, and
  * SQLite gives its -wal and -shm files the database's own mode. A database
- * an older vivd made readable to all is closed up here. */
+ * an older vivd made readable to all is closed up here, by path: opening
+ * and closing the file would drop the POSIX locks of every other
+ * connection this process has to it. */
 static void db_private(const struct store *st)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
@@ -106,15 +107,13 @@ static void db_private(const struct store *st)
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		char path[4096];
 		struct stat sb;
-		int fd;
 
 		snprintf(path, sizeof(path), "%s%s", st->db_path, suffixes[i]);
-		fd = open(path, (i == 0 ? O_CREAT : 0) | O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
+		if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || !(sb.st_mode & 077) ||
+		    sb.st_uid != geteuid())
 			continue;
-		if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) && fchmod(fd, 0600) != 0)
+		if (chmod(path, sb.st_mode & 0600) != 0)
 			viv_log(VIV_WARN, "store: cannot make %s private: %s", path, strerror(errno));
-		close(fd);
 	}
 }
 
@@ -125,13 +124,13 @@ static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
 	enum viv_err err;
 	int rc;
 
-	db_private(st);
 	rc = sqlite3_open_v2(st->db_path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		viv_errf(errbuf, errlen, "cannot open the database %s: %s", st->db_path,
 			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return st->db ? store_db_error(st, rc, "open") : VIV_ERR_DB;
 	}
+	db_private(st);
 	/* First, so that the following pragmas wait for other processes too. */
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	/* WAL: runner processes read while one process writes. */
