@@ -61,7 +61,7 @@ static int build(const char *dir, const char *datadir, char **so_out)
 		return -1;
 	}
 	pipe_config_defaults(&cfg);
-	cfg.sandbox = pipe_sandbox_available(err, sizeof(err));
+	cfg.sandbox = pipe_sandbox_available(NULL, err, sizeof(err));
 	if (store_upload_tmp(st, &tmp) || pack(dir, tmp))
 		goto out;
 	if (bench_build(st, &cfg, "bench", tmp, &d, err, sizeof(err))) {

@@ -685,7 +685,7 @@ static enum viv_err setup(struct bench *b, char *err, size_t errlen)
 	if (e)
 		return e;
 	pipe_config_defaults(&b->cfg);
-	b->cfg.sandbox = pipe_sandbox_available(why, sizeof(why));
+	b->cfg.sandbox = pipe_sandbox_available(NULL, why, sizeof(why));
 	if (!b->cfg.sandbox)
 		fprintf(stderr, "bench_kernels: building without bubblewrap: %s\n", why);
 	e = run_thread_init();

@@ -123,9 +123,10 @@ void pipe_builder_stop(struct pipe_builder *b);
  * zstd, zip), NULL for anything else. n may be short (0 gives NULL). */
 const char *pipe_sniff(const void *head, size_t n);
 
-/* Checks that bubblewrap can run a command here; on failure errbuf says
+/* Checks that bubblewrap can run a command here with the folders of cfg
+ * (NULL: the defaults) mounted as builds have them; on failure errbuf says
  * why. Called once at startup to decide cfg->sandbox. */
-bool pipe_sandbox_available(char *errbuf, size_t errlen);
+bool pipe_sandbox_available(const struct pipe_config *cfg, char *errbuf, size_t errlen);
 
 /* Makes (or finds) the folders "vivarium-builds" under this process's own
  * cgroups in the cgroup v1 memory and pids hierarchies, given to owner

@@ -1055,7 +1055,7 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 
 /* ---- Sandbox check ------------------------------------------------------------ */
 
-bool pipe_sandbox_available(char *errbuf, size_t errlen)
+bool pipe_sandbox_available(const struct pipe_config *with, char *errbuf, size_t errlen)
 {
 	static const char *const argv[] = {"/bin/true", NULL};
 	struct pipe_config cfg;
@@ -1079,7 +1079,10 @@ bool pipe_sandbox_available(char *errbuf, size_t errlen)
 	}
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
 	mkdir(tmp, 0700);
-	pipe_config_defaults(&cfg);
+	if (with)
+		cfg = *with;
+	else
+		pipe_config_defaults(&cfg);
 	cfg.sandbox = true;
 	cfg.step_timeout_ms = 10000;
 	cfg.step_output_cap = 4096;

@@ -379,12 +379,11 @@ static int prepare_store_as_user(const struct options *o, bool print_token, cons
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-/* The users of the roles, when vivd starts as root: they must exist, the
- * user must be able to reach the data folder's parent and the platform's
- * files, and the build user the platform's files the sandbox shows. */
-static int identities_setup(const struct options *o, const struct pipe_config *pc)
+/* The users of the roles, when vivd starts as root: they must exist and
+ * the user must be able to reach the data folder's parent. vivd gets a
+ * mount namespace of its own for what it mounts. */
+static int identities_setup(const struct options *o)
 {
-	const char *platform[] = {pc->include_dir, pc->sdk_dir, pc->tool_dir};
 	char err[512], parent[PATH_MAX];
 	char *slash;
 
@@ -408,6 +407,10 @@ static int identities_setup(const struct options *o, const struct pipe_config *p
 	/* The user may write what the build user made in a build's folder
 	 * through the build user's group, and nothing else of its. */
 	ids.user.groups[ids.user.n_groups++] = ids.build_user.gid;
+	if (vivd_private_mounts(err, sizeof(err))) {
+		fprintf(stderr, "vivd: %s\n", err);
+		return 1;
+	}
 	snprintf(parent, sizeof(parent), "%s", o->datadir);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
@@ -421,17 +424,47 @@ static int identities_setup(const struct options *o, const struct pipe_config *p
 			o->user, parent);
 		return 1;
 	}
-	for (size_t i = 0; i < sizeof(platform) / sizeof(platform[0]); i++) {
-		if (!platform[i] || access(platform[i], F_OK) != 0)
+	return 0;
+}
+
+/* The platform's own folders (artifact headers, SDKs, npm tools, the web
+ * page), which the roles read and builds see: where the users cannot
+ * reach them (a checkout in root's home), each is shown read-only under
+ * DATADIR/platform, a bind mount in vivd's own mount namespace. */
+static int platform_setup(const struct options *o, const char **dirs[], size_t n)
+{
+	static char shown[8][PATH_MAX];
+	char err[512], base[PATH_MAX];
+
+	if (!ids.drop)
+		return 0;
+	snprintf(base, sizeof(base), "%s/platform", o->datadir);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		const char *dir = *dirs[i], *name;
+
+		if (!dir || access(dir, F_OK) != 0)
 			continue;
-		if (!vivd_user_can(&ids.user, platform[i], R_OK | X_OK) ||
-		    !vivd_user_can(&ids.build_user, platform[i], R_OK | X_OK)) {
-			fprintf(stderr,
-				"vivd: the users %s and %s cannot read %s, which builds need; keep "
-				"Vivarium where they can read it (not in a private home folder)\n",
-				o->user, o->build_user, platform[i]);
+		if (vivd_user_can(&ids.user, dir, R_OK | X_OK) &&
+		    vivd_user_can(&ids.build_user, dir, R_OK | X_OK))
+			continue;
+		name = strrchr(dir, '/');
+		name = name ? name + 1 : dir;
+		snprintf(shown[i], sizeof(shown[i]), "%.3000s/%zu-%.200s", base, i, name);
+		if ((mkdir(base, 0755) != 0 && errno != EEXIST) || chown(base, 0, 0) != 0 ||
+		    vivd_bind_readonly(dir, shown[i], err, sizeof(err))) {
+			fprintf(stderr, "vivd: %s\n", err[0] ? err : strerror(errno));
 			return 1;
 		}
+		if (!vivd_user_can(&ids.user, shown[i], R_OK | X_OK) ||
+		    !vivd_user_can(&ids.build_user, shown[i], R_OK | X_OK)) {
+			fprintf(stderr,
+				"vivd: the users %s and %s cannot read %s, which builds need; let "
+				"them read it\n",
+				o->user, o->build_user, dir);
+			return 1;
+		}
+		viv_log(VIV_INFO, "%s is shown to vivd's users as %s", dir, shown[i]);
+		*dirs[i] = shown[i];
 	}
 	return 0;
 }
@@ -454,10 +487,6 @@ static int builds_setup(const struct options *o, struct pipe_config *pc, char *b
 	if (!ids.drop)
 		return 0;
 	pc->build_gid = ids.build_user.gid;
-	if (vivd_private_mounts(err, sizeof(err))) {
-		fprintf(stderr, "vivd: %s\n", err);
-		return 1;
-	}
 	if (mkdir(builds, 0711) != 0 && errno != EEXIST) {
 		fprintf(stderr, "vivd: cannot make %s: %s\n", builds, strerror(errno));
 		return 1;
@@ -506,7 +535,7 @@ int main(int argc, char **argv)
 	memset(&api, 0, sizeof(api));
 	pipe_config_defaults(&api.cfg.pipe);
 	api.cfg.pipe.upload_max = o.upload_max;
-	if (identities_setup(&o, &api.cfg.pipe))
+	if (identities_setup(&o))
 		return 1;
 	if (want_api) {
 		api_fd = listen_on(o.api_addr, &api_port);
@@ -518,11 +547,17 @@ int main(int argc, char **argv)
 		if (apps_fd < 0)
 			return 1;
 	}
+	api.cfg.web_dir = VIV_SOURCE_DIR "/web";
 	if (ids.drop) {
+		const char **platform[] = {&api.cfg.pipe.include_dir, &api.cfg.pipe.sdk_dir,
+					   &api.cfg.pipe.tool_dir, &api.cfg.web_dir};
+
 		if (vivd_datadir_prepare(o.datadir, ids.user.uid, ids.user.gid, why, sizeof(why))) {
 			fprintf(stderr, "vivd: %s\n", why);
 			return 1;
 		}
+		if (platform_setup(&o, platform, sizeof(platform) / sizeof(platform[0])))
+			return 1;
 	}
 	snprintf(api_url, sizeof(api_url), "http://%.*s:%u",
 		 (int)(strrchr(o.api_addr, ':') - o.api_addr), o.api_addr, api_port);
@@ -530,9 +565,11 @@ int main(int argc, char **argv)
 		return 1;
 
 	if (want_api && !o.no_sandbox) {
-		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, why, sizeof(why)) &&
-					     vivd_user_sandbox(&ids.user, why, sizeof(why))
-				   : pipe_sandbox_available(why, sizeof(why));
+		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, &api.cfg.pipe, why,
+						       sizeof(why)) &&
+					     vivd_user_sandbox(&ids.user, &api.cfg.pipe, why,
+							       sizeof(why))
+				   : pipe_sandbox_available(&api.cfg.pipe, why, sizeof(why));
 		if (!ok) {
 			fprintf(stderr,
 				"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
@@ -558,7 +595,6 @@ int main(int argc, char **argv)
 	api.cfg.listen_fd = api_fd;
 	api.cfg.domain = o.domain;
 	api.cfg.apps_port = (int)apps_port;
-	api.cfg.web_dir = VIV_SOURCE_DIR "/web";
 	launcher.cfg = &api.cfg.pipe;
 	launcher.listen_fd = launcher_fd;
 

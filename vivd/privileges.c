@@ -212,17 +212,17 @@ static int child_sandbox(const struct vivd_user *u, void *arg, int fd)
 	char why[512];
 
 	(void)u;
-	(void)arg;
-	if (pipe_sandbox_available(why, sizeof(why)))
+	if (pipe_sandbox_available(arg, why, sizeof(why)))
 		return 0;
 	if (write(fd, why, strlen(why)) < 0)
 		return 1;
 	return 1;
 }
 
-bool vivd_user_sandbox(const struct vivd_user *u, char *why, size_t whylen)
+bool vivd_user_sandbox(const struct vivd_user *u, const struct pipe_config *cfg, char *why,
+		       size_t whylen)
 {
-	return as_user(u, child_sandbox, NULL, why, whylen) == 0;
+	return as_user(u, child_sandbox, (void *)cfg, why, whylen) == 0;
 }
 
 int vivd_private_mounts(char *err, size_t errlen)
@@ -230,6 +230,21 @@ int vivd_private_mounts(char *err, size_t errlen)
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
 		viv_errf(err, errlen, "cannot make a mount namespace of its own: %s",
 			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int vivd_bind_readonly(const char *src, const char *dst, char *err, size_t errlen)
+{
+	if (mkdir(dst, 0755) != 0 && errno != EEXIST) {
+		viv_errf(err, errlen, "cannot make %s: %s", dst, strerror(errno));
+		return -1;
+	}
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0 ||
+	    mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) !=
+		    0) {
+		viv_errf(err, errlen, "cannot show %s at %s: %s", src, dst, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -36,14 +36,23 @@ int vivd_no_new_privs(char *err, size_t errlen);
  * that becomes u. */
 bool vivd_user_can(const struct vivd_user *u, const char *path, int mode);
 
-/* Whether bubblewrap can make a sandbox as u (a child that becomes u runs
- * pipe_sandbox_available()); why says what is wrong otherwise. */
-bool vivd_user_sandbox(const struct vivd_user *u, char *why, size_t whylen);
+struct pipe_config;
+
+/* Whether bubblewrap can make a sandbox as u with cfg's folders (a child
+ * that becomes u runs pipe_sandbox_available()); why says what is wrong
+ * otherwise. */
+bool vivd_user_sandbox(const struct vivd_user *u, const struct pipe_config *cfg, char *why,
+		       size_t whylen);
 
 /* Gives this process (and the children it starts) a mount namespace of
  * its own whose mounts do not reach the host's, so that the builders'
  * folders vanish with vivd. Root only. */
 int vivd_private_mounts(char *err, size_t errlen);
+
+/* Shows the folder src, read-only, at dst (made when missing), a bind
+ * mount in vivd's own mount namespace: for folders its users could not
+ * reach where they are (a checkout in root's home). */
+int vivd_bind_readonly(const char *src, const char *dst, char *err, size_t errlen);
 
 /* Mounts a tmpfs of size_mb MiB (and one inode per 4 KiB of it) on the
  * existing folder dir, its root owned by uid and gid with mode 0710. */

@@ -188,7 +188,7 @@ bool t_sandbox_ok(void)
 {
 	char why[256];
 
-	return pipe_sandbox_available(why, sizeof(why));
+	return pipe_sandbox_available(NULL, why, sizeof(why));
 }
 
 struct t_store_fixture t_fx;

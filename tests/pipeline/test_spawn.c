@@ -230,7 +230,7 @@ Test(sandbox, timeout_inside_the_sandbox)
 Test(sandbox, available_reports)
 {
 	char why[256] = "unset";
-	bool ok = pipe_sandbox_available(why, sizeof(why));
+	bool ok = pipe_sandbox_available(NULL, why, sizeof(why));
 
 	if (ok)
 		cr_assert_str_eq(why, "");

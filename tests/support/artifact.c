@@ -45,7 +45,7 @@ char *tsup_artifact_files(const char *const *names, const char *const *texts, si
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
 	cr_assert_eq(claimed, id);
 	pipe_config_defaults(&cfg);
-	cfg.sandbox = pipe_sandbox_available(err, sizeof(err));
+	cfg.sandbox = pipe_sandbox_available(NULL, err, sizeof(err));
 	cr_assert_eq(pipe_build(st, &cfg, NULL, id), VIV_OK);
 	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
 	cr_assert_eq(d->status, STORE_DEP_READY, "build of %s failed: %s\n%s", names[0],
