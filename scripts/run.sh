@@ -6,4 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
-exec build/vivd/vivd serve "$@"
+# Started as root, vivd runs as the user vivarium, which must reach its
+# data folder: a checkout in root's home is out of its reach, so the data
+# goes to /var/lib/vivarium there instead (unless --data says otherwise).
+args=("$@")
+if [ "$(id -u)" -eq 0 ] && [[ " $* " != *" --data"* ]] &&
+   ! runuser -u vivarium -- test -x "$PWD"; then
+  echo "run: the user vivarium cannot reach $PWD; the data folder is /var/lib/vivarium"
+  mkdir -p /var/lib/vivarium
+  args=(--data /var/lib/vivarium "$@")
+fi
+exec build/vivd/vivd serve "${args[@]}"
