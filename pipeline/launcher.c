@@ -245,25 +245,63 @@ static enum viv_err wire_recv(int fd, struct wire *w, uint64_t deadline)
 
 /* ---- The builder's side ---------------------------------------------------------- */
 
-static int launcher_connect(const char *name)
+/* The address of the abstract unix socket called name. -1 (ENAMETOOLONG)
+ * when it does not fit. */
+static int launcher_addr(const char *name, struct sockaddr_un *sa, socklen_t *len)
 {
-	struct sockaddr_un sa;
 	size_t n = strlen(name);
-	int fd;
 
-	if (n + 1 > sizeof(sa.sun_path)) {
+	if (n + 1 > sizeof(sa->sun_path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
 	/* Abstract: sun_path starts with a NUL. */
-	memcpy(sa.sun_path + 1, name, n);
+	memcpy(sa->sun_path + 1, name, n);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	return 0;
+}
+
+int pipe_launcher_listen(char *name, size_t len)
+{
+	struct sockaddr_un sa;
+	unsigned char rnd[8];
+	socklen_t sl;
+	int n, fd;
+
+	if (viv_random(rnd, sizeof(rnd)) != VIV_OK)
+		return -1;
+	n = snprintf(name, len, "vivarium-launcher-%ld-%02x%02x%02x%02x%02x%02x%02x%02x",
+		     (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (n < 0 || (size_t)n >= len || launcher_addr(name, &sa, &sl) != 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sa,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sl) != 0 || listen(fd, 128) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int launcher_connect(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t sl;
+	int fd;
+
+	if (launcher_addr(name, &sa, &sl) != 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sl) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;

@@ -149,4 +149,9 @@ void pipe_cgroups_free(struct pipe_cgroups *cg);
  * Runs as the build user; returns the process's exit status. */
 int pipe_launcher_main(const struct pipe_config *cfg, int listen_fd, uid_t client_uid);
 
+/* A listening unix stream socket for a launcher, with a fresh abstract
+ * name (written to name, at most len bytes: cfg->launcher). -1 with errno
+ * on failure. */
+int pipe_launcher_listen(char *name, size_t len);
+
 #endif

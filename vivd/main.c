@@ -583,7 +583,7 @@ int main(int argc, char **argv)
 	if (want_api) {
 		if (builds_setup(&o, &api.cfg.pipe, builds, sizeof(builds)))
 			return 1;
-		launcher_fd = vivd_launcher_socket(launcher_name, sizeof(launcher_name));
+		launcher_fd = pipe_launcher_listen(launcher_name, sizeof(launcher_name));
 		if (launcher_fd < 0) {
 			fprintf(stderr, "vivd: cannot make the launcher's socket: %s\n",
 				strerror(errno));

@@ -16,10 +16,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -340,37 +338,4 @@ int vivd_datadir_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_
 	}
 	close(fd);
 	return 0;
-}
-
-int vivd_launcher_socket(char *name, size_t len)
-{
-	struct sockaddr_un sa;
-	unsigned char rnd[8];
-	size_t n;
-	int fd;
-
-	if (viv_random(rnd, sizeof(rnd)) != VIV_OK)
-		return -1;
-	n = (size_t)snprintf(name, len, "vivarium-launcher-%ld-%02x%02x%02x%02x%02x%02x%02x%02x",
-			     (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
-			     rnd[7]);
-	if (n >= len || n + 1 > sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path + 1, name, n);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) != 0 ||
-	    listen(fd, 128) != 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
 }

@@ -67,8 +67,4 @@ int vivd_mount_tmpfs(const char *dir, unsigned size_mb, uid_t uid, gid_t gid, ch
  * folders and no further. */
 int vivd_datadir_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_t errlen);
 
-/* A listening unix stream socket with a fresh abstract name (written to
- * name, at most len bytes), for the launcher. -1 with errno. */
-int vivd_launcher_socket(char *name, size_t len);
-
 #endif

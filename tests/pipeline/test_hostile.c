@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,30 +153,19 @@ Test(limits, no_process_of_a_step_outlives_it)
 /* ---- The launcher ------------------------------------------------------------------- */
 
 static pid_t launcher_pid;
-static char launcher_name[80];
+static char launcher_name[108];
 static char *l_builds;
 static struct pipe_config l_cfg;
 
 static void launcher_setup(void)
 {
-	struct sockaddr_un sa;
 	int fd;
-	size_t n;
 
 	l_builds = t_tmpdir();
 	t_config(&l_cfg, false);
 	l_cfg.builds_dir = l_builds;
-	snprintf(launcher_name, sizeof(launcher_name), "viv-test-launcher-%ld", (long)getpid());
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	n = strlen(launcher_name);
-	memcpy(sa.sun_path + 1, launcher_name, n);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa,
-			  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)),
-		     0);
-	cr_assert_eq(listen(fd, 16), 0);
+	fd = pipe_launcher_listen(launcher_name, sizeof(launcher_name));
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
 	launcher_pid = fork();
 	if (launcher_pid == 0)
 		_exit(pipe_launcher_main(&l_cfg, fd, getuid()));
