@@ -31,7 +31,7 @@ enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 	path = viv_path_join(st->datadir, "routes.gen");
 	if (!path)
 		return VIV_ERR_NOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		viv_errf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
 		goto out;

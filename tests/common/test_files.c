@@ -81,6 +81,28 @@ Test(files, write_replaces_a_planted_link_and_never_writes_through_it)
 	cr_assert_eq(viv_write_file_at(dfd, "..", "x", 1, 0644), VIV_ERR_INVALID);
 }
 
+/* The temporary names a writer used to derive from the path and its pid
+ * were sprayed with links by a build script: none is written through. */
+Test(files, write_never_goes_through_links_at_temporary_names)
+{
+	char victim[600], name[128], *data = NULL;
+	size_t len;
+
+	snprintf(victim, sizeof(victim), "%s-victim", dir);
+	cr_assert_eq(viv_write_file_atomic(victim, "victim", 6, 0600), VIV_OK);
+	for (long pid = getpid() - 50; pid <= getpid() + 50; pid++) {
+		snprintf(name, sizeof(name), "glue.c.tmp.%ld", pid);
+		link_at(victim, name);
+		snprintf(name, sizeof(name), ".glue.c.tmp.%ld", pid);
+		link_at(victim, name);
+	}
+	cr_assert_eq(viv_write_file_at(dfd, "glue.c", "int y;\n", 7, 0644), VIV_OK);
+	cr_assert_eq(viv_read_file(victim, 100, &data, &len), VIV_OK);
+	cr_assert_str_eq(data, "victim");
+	free(data);
+	unlink(victim);
+}
+
 Test(files, open_beneath_refuses_links_and_escapes)
 {
 	char *data = NULL, why[200];
