@@ -4,6 +4,7 @@
  * rlimits otherwise; and how full the build folder is. */
 #include "pipeline_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -94,6 +95,21 @@ static bool v1_own(const char *name, char *buf, size_t len)
 	return found;
 }
 
+/* Removes the commands' cgroups a crashed launcher left in dir: those no
+ * process is in (rmdir refuses the others, and a cgroup holds no files). */
+static void remove_stale(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (de->d_type == DT_DIR && de->d_name[0] != '.')
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Makes (or finds) DIR/CG_PARENT under this process's cgroup in the
  * hierarchy of controller name, owned by owner so that a process running
  * as owner can make cgroups in it and move its own children there. */
@@ -114,6 +130,7 @@ static enum viv_err v1_parent(const char *name, uid_t owner, gid_t group, char *
 		viv_errf(why, whylen, "cannot make %s: %s", dir, strerror(errno));
 		goto out;
 	}
+	remove_stale(dir);
 	if (owner != (uid_t)-1) {
 		static const char *const files[] = {"", "/cgroup.procs", "/tasks"};
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
