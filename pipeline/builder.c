@@ -110,7 +110,8 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
  * first. */
 static bool remove_left(struct pipe_builder *b, const char *dir, const char *name)
 {
-	char *path = viv_path_join(dir, name), *tenant = path ? viv_path_join(path, "tenant") : NULL;
+	char *path = viv_path_join(dir, name);
+	char *tenant = path ? viv_path_join(path, "tenant") : NULL;
 	bool ok = false;
 
 	if (tenant) {
@@ -322,9 +323,10 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 		return err;
 	}
 	for (unsigned i = 0; i < b->n; i++) {
-		b->threads[i].started =
-			pthread_create(&b->threads[i].thread, NULL, builder_main, &b->threads[i]) == 0;
-		if (!b->threads[i].started) {
+		struct builder_thread *t = &b->threads[i];
+
+		t->started = pthread_create(&t->thread, NULL, builder_main, t) == 0;
+		if (!t->started) {
 			err = VIV_ERR_INTERNAL;
 			break;
 		}

@@ -273,7 +273,8 @@ int pipe_launcher_listen(char *name, size_t len)
 	if (viv_random(rnd, sizeof(rnd)) != VIV_OK)
 		return -1;
 	n = snprintf(name, len, "vivarium-launcher-%ld-%02x%02x%02x%02x%02x%02x%02x%02x",
-		     (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		     (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
+		     rnd[7]);
 	if (n < 0 || (size_t)n >= len || launcher_addr(name, &sa, &sl) != 0) {
 		errno = ENAMETOOLONG;
 		return -1;

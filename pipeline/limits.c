@@ -47,7 +47,8 @@ static bool v1_mount(const char *name, char *buf, size_t len)
 			continue;
 		opts++;
 		opts[strcspn(opts, "\n")] = '\0';
-		for (tok = strtok_r(opts, ",", &save); tok && !found; tok = strtok_r(NULL, ",", &save))
+		for (tok = strtok_r(opts, ",", &save); tok && !found;
+		     tok = strtok_r(NULL, ",", &save))
 			found = strcmp(tok, name) == 0;
 		if (!found)
 			continue;
@@ -86,7 +87,8 @@ static bool v1_own(const char *name, char *buf, size_t len)
 			continue;
 		*path++ = '\0';
 		path[strcspn(path, "\n")] = '\0';
-		for (tok = strtok_r(ctrl, ",", &save); tok && !found; tok = strtok_r(NULL, ",", &save))
+		for (tok = strtok_r(ctrl, ",", &save); tok && !found;
+		     tok = strtok_r(NULL, ",", &save))
 			found = strcmp(tok, name) == 0;
 		if (found && snprintf(buf, len, "%s", path) >= (int)len)
 			found = false;
@@ -435,8 +437,8 @@ void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const
 		break;
 	case PIPE_LIMIT_CPU:
 		viv_errf(buf, len,
-			 "%s was stopped by the build's CPU time limit (%u s for one command)", tool,
-			 cfg->step_timeout_ms / 1000 + 2);
+			 "%s was stopped by the build's CPU time limit (%u s for one command)",
+			 tool, cfg->step_timeout_ms / 1000 + 2);
 		break;
 	case PIPE_LIMIT_FILE_SIZE:
 		viv_errf(buf, len,

@@ -332,8 +332,9 @@ static enum viv_err step_detect(struct build *b)
 static enum viv_err step_compile(struct build *b)
 {
 	struct pipe_project p = {&b->ctx, b->root, b->manifest, b->out_dir};
-	char *data = NULL;
-	size_t len = 0;
+	char *data = NULL, *shown = NULL;
+	size_t len = 0, shown_len = 0;
+	unsigned added = 0;
 	enum viv_err err;
 	int dfd;
 
@@ -347,11 +348,27 @@ static enum viv_err step_compile(struct build *b)
 	/* From here on, nothing of the language step's runs or is read. */
 	b->ctx.scratch = b->trusted;
 	b->ctx.confined = false;
+	err = pipe_wasm_expose(data, len, &shown, &shown_len, &added, b->msg, sizeof(b->msg));
+	if (err) {
+		free(data);
+		return err;
+	}
+	if (added & PIPE_EXPOSED_MEMORY)
+		pipe_logf(&b->ctx, "the module does not export its memory: exported as %s so that "
+				   "the optimizer keeps what the host reads\n",
+			  PIPE_WASM_EXPOSED_MEMORY);
+	if (added & PIPE_EXPOSED_TABLE)
+		pipe_logf(&b->ctx, "the module does not export its table: exported as %s so that "
+				   "the optimizer keeps what the host calls\n",
+			  PIPE_WASM_EXPOSED_TABLE);
 	dfd = open(b->trusted, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	err = dfd < 0 ? VIV_ERR_IO : viv_write_file_at(dfd, "module.wasm", data, len, 0644);
+	err = dfd < 0 ? VIV_ERR_IO
+		      : viv_write_file_at(dfd, "module.wasm", shown ? shown : data,
+					  shown ? shown_len : len, 0644);
 	if (dfd >= 0)
 		close(dfd);
 	free(data);
+	free(shown);
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not copy the module: %s",
 			 viv_strerror(err));

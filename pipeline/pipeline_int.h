@@ -496,6 +496,26 @@ void pipe_wasm_type_text(const char *type, char *buf, size_t len);
 enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
 			     char *err, size_t errlen);
 
+/* The names under which pipe_wasm_expose() exports a module's memory and
+ * table. */
+#define PIPE_WASM_EXPOSED_MEMORY "__vivarium_memory"
+#define PIPE_WASM_EXPOSED_TABLE "__vivarium_table"
+
+/* The host reads and writes a guest's memory and calls functions through
+ * its table, which WebAssembly's own rules call private when the module
+ * does not export them: an optimizer may then drop data segments and
+ * stores only the host reads, and table entries only the host calls. A
+ * module that exports neither its memory 0 nor its table 0 gets them
+ * exported under the reserved names above before any optimizer sees it.
+ * When something was added, *out (caller frees with free()) is the new
+ * module, *len_out its size and *added_out what it gained
+ * (PIPE_EXPOSED_MEMORY, PIPE_EXPOSED_TABLE); with nothing to add, *out is
+ * NULL and *added_out 0. Errors as pipe_wasm_parse(). */
+#define PIPE_EXPOSED_MEMORY 1u
+#define PIPE_EXPOSED_TABLE 2u
+enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
+			      unsigned *added_out, char *errbuf, size_t errlen);
+
 /* Which of names (NULL-terminated) a relocatable WebAssembly object, as
  * clang writes it, defines as functions visible to other objects (neither
  * local nor weak): found[i] for names[i]. VIV_ERR_UNSUPPORTED when data is

@@ -990,3 +990,149 @@ enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *
 	}
 	return err;
 }
+
+/* ---- Showing the memory and the table to the optimizer ---------------------------- */
+
+/* Unsigned LEB128 of v into out (at least 5 bytes); returns its length. */
+static size_t leb_u32(uint32_t v, uint8_t *out)
+{
+	size_t n = 0;
+
+	do {
+		uint8_t b = v & 0x7f;
+		v >>= 7;
+		out[n++] = b | (v ? 0x80 : 0);
+	} while (v);
+	return n;
+}
+
+/* One export entry: name, kind, index 0. */
+static enum viv_err put_export(struct viv_buf *b, const char *name, uint8_t kind)
+{
+	uint8_t leb[5];
+	size_t n = leb_u32((uint32_t)strlen(name), leb);
+	enum viv_err err = viv_buf_append(b, leb, n);
+
+	if (!err)
+		err = viv_buf_append(b, name, strlen(name));
+	if (!err)
+		err = viv_buf_append(b, &kind, 1);
+	if (!err)
+		err = viv_buf_append(b, "\0", 1);
+	return err;
+}
+
+/* Whether the module exports its memory or table (kind) 0, by any name. */
+static bool exports_index0(const struct pipe_wasm_info *w, enum pipe_wasm_kind kind)
+{
+	for (uint32_t i = 0; i < w->n_exports; i++) {
+		if (w->exports[i].kind == kind && w->exports[i].index == 0)
+			return true;
+	}
+	return false;
+}
+
+enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
+			      unsigned *added_out, char *errbuf, size_t errlen)
+{
+	const uint8_t *bytes = data;
+	struct pipe_wasm_info *w = NULL;
+	struct reader r = {data, data, (const uint8_t *)data + len, errbuf, errlen};
+	const uint8_t *exp_start = NULL, *exp_end = NULL, *insert_at = NULL;
+	struct viv_buf entries, b;
+	uint32_t old_count = 0;
+	unsigned added = 0;
+	uint8_t leb[5];
+	enum viv_err err;
+
+	*out = NULL;
+	*len_out = 0;
+	*added_out = 0;
+	err = pipe_wasm_parse(data, len, &w, errbuf, errlen);
+	if (err)
+		return err;
+	viv_buf_init(&entries, 0);
+	viv_buf_init(&b, 0);
+	if (w->n_memories > 0 && !exports_index0(w, PIPE_WASM_MEMORY)) {
+		err = put_export(&entries, PIPE_WASM_EXPOSED_MEMORY, PIPE_WASM_MEMORY);
+		added |= PIPE_EXPOSED_MEMORY;
+	}
+	if (!err && w->n_tables > 0 && !exports_index0(w, PIPE_WASM_TABLE)) {
+		err = put_export(&entries, PIPE_WASM_EXPOSED_TABLE, PIPE_WASM_TABLE);
+		added |= PIPE_EXPOSED_TABLE;
+	}
+	pipe_wasm_free(w);
+	if (err || added == 0)
+		goto out;
+	/* Where the export section is, or where one goes: before the first
+	 * section that must come after it. The parse above checked the
+	 * layout, so these reads cannot fail. */
+	r.p += 8;
+	while (r.p < r.end) {
+		const uint8_t *head = r.p;
+		uint8_t id;
+		uint32_t size;
+
+		rd_u8(&r, &id);
+		rd_u32(&r, &size);
+		if (id == 7) {
+			struct reader s = {data, r.p, r.p + size, errbuf, errlen};
+			exp_start = head;
+			exp_end = r.p + size;
+			rd_u32(&s, &old_count);
+			err = viv_buf_append(&b, s.p, (size_t)(exp_end - s.p));
+			if (err)
+				goto out;
+		} else if (!insert_at && !exp_start && id != 0 &&
+			   section_rank(id) > section_rank(7)) {
+			insert_at = head;
+		}
+		r.p += size;
+	}
+	/* b holds the old entries; the section is written whole below. */
+	{
+		struct viv_buf sec;
+		size_t n;
+
+		viv_buf_init(&sec, 0);
+		n = leb_u32(old_count + (added & PIPE_EXPOSED_MEMORY ? 1 : 0) +
+				    (added & PIPE_EXPOSED_TABLE ? 1 : 0),
+			    leb);
+		err = viv_buf_append(&sec, leb, n);
+		if (!err)
+			err = viv_buf_append(&sec, b.data ? b.data : "", b.len);
+		if (!err)
+			err = viv_buf_append(&sec, entries.data, entries.len);
+		viv_buf_free(&b);
+		viv_buf_init(&b, 0);
+		if (!err) {
+			const uint8_t *cut = exp_start ? exp_start : insert_at ? insert_at
+									: bytes + len;
+			const uint8_t *resume = exp_start ? exp_end : cut;
+			uint8_t id = 7;
+
+			err = viv_buf_append(&b, bytes, (size_t)(cut - bytes));
+			if (!err)
+				err = viv_buf_append(&b, &id, 1);
+			n = leb_u32((uint32_t)sec.len, leb);
+			if (!err)
+				err = viv_buf_append(&b, leb, n);
+			if (!err)
+				err = viv_buf_append(&b, sec.data, sec.len);
+			if (!err)
+				err = viv_buf_append(&b, resume, (size_t)(bytes + len - resume));
+		}
+		viv_buf_free(&sec);
+	}
+	if (!err) {
+		*len_out = b.len;
+		*out = viv_buf_steal(&b);
+		*added_out = added;
+		if (!*out)
+			err = VIV_ERR_NOMEM;
+	}
+out:
+	viv_buf_free(&entries);
+	viv_buf_free(&b);
+	return err;
+}

@@ -113,7 +113,8 @@ static void db_private(const struct store *st)
 		    sb.st_uid != geteuid())
 			continue;
 		if (chmod(path, sb.st_mode & 0600) != 0)
-			viv_log(VIV_WARN, "store: cannot make %s private: %s", path, strerror(errno));
+			viv_log(VIV_WARN, "store: cannot make %s private: %s", path,
+				strerror(errno));
 	}
 }
 

@@ -574,7 +574,8 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 				"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
 				"vivd: fix that (install bubblewrap; allow unprivileged user "
-				"namespaces), or start vivd with --no-sandbox to build without it\n",
+				"namespaces),\nvivd: or start vivd with --no-sandbox to build "
+				"without it\n",
 				why);
 			return 1;
 		}

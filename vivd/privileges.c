@@ -123,8 +123,8 @@ int vivd_become(const struct vivd_user *u, char *err, size_t errlen)
 		}
 	}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (setgroups((size_t)u->n_groups, u->groups) != 0 || setresgid(u->gid, u->gid, u->gid) != 0 ||
-	    setresuid(u->uid, u->uid, u->uid) != 0) {
+	if (setgroups((size_t)u->n_groups, u->groups) != 0 ||
+	    setresgid(u->gid, u->gid, u->gid) != 0 || setresuid(u->uid, u->uid, u->uid) != 0) {
 		viv_errf(err, errlen, "cannot become %s: %s", u->name, strerror(errno));
 		return -1;
 	}

@@ -91,7 +91,8 @@ void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
 		pipe_config_defaults(&cfg.pipe);
 		if (upload_max)
 			cfg.pipe.upload_max = upload_max;
-		cfg.pipe.sandbox = cfg.pipe.sandbox && pipe_sandbox_available(NULL, err2, sizeof(err2));
+		cfg.pipe.sandbox =
+			cfg.pipe.sandbox && pipe_sandbox_available(NULL, err2, sizeof(err2));
 		_exit(api_main(&cfg));
 	}
 	close(fd);

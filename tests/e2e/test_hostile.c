@@ -59,9 +59,9 @@ static long deploy_crate(const struct tsup_vivd *v, const char *app, const char 
 	return id;
 }
 
-static const char c_hello[] = "#include <stdio.h>\n"
-			      "int main(void) { printf(\"Content-Type: text/plain\\n\\nquick\\n\"); "
-			      "return 0; }\n";
+static const char c_hello[] =
+	"#include <stdio.h>\n"
+	"int main(void) { printf(\"Content-Type: text/plain\\n\\nquick\\n\"); return 0; }\n";
 
 /* ---- Processes, as /proc shows them -------------------------------------------------- */
 
@@ -296,21 +296,23 @@ static const char memory_rs[] = "fn main() {\n"
 				"    println!(\"cargo:warning=allocated {}\", v[v.len() - 1]);\n"
 				"}\n";
 
-static const char fork_rs[] = "fn main() {\n"
-			      "    let mut kids = Vec::new();\n"
-			      "    for _ in 0..5000 {\n"
-			      "        kids.push(std::process::Command::new(\"sleep\").arg(\"30\")\n"
-			      "            .spawn().expect(\"spawn\"));\n"
-			      "    }\n"
-			      "}\n";
+static const char fork_rs[] =
+	"fn main() {\n"
+	"    let mut kids = Vec::new();\n"
+	"    for _ in 0..5000 {\n"
+	"        kids.push(std::process::Command::new(\"sleep\").arg(\"30\")\n"
+	"            .spawn().expect(\"spawn\"));\n"
+	"    }\n"
+	"}\n";
 
-static const char disk_rs[] = "use std::io::Write;\n"
-			      "fn main() {\n"
-			      "    let out = std::env::var(\"OUT_DIR\").unwrap();\n"
-			      "    let mut f = std::fs::File::create(format!(\"{}/big\", out)).unwrap();\n"
-			      "    let block = vec![7u8; 1 << 20];\n"
-			      "    for _ in 0..5120 { f.write_all(&block).expect(\"write\"); }\n"
-			      "}\n";
+static const char disk_rs[] =
+	"use std::io::Write;\n"
+	"fn main() {\n"
+	"    let out = std::env::var(\"OUT_DIR\").unwrap();\n"
+	"    let mut f = std::fs::File::create(format!(\"{}/big\", out)).unwrap();\n"
+	"    let block = vec![7u8; 1 << 20];\n"
+	"    for _ in 0..5120 { f.write_all(&block).expect(\"write\"); }\n"
+	"}\n";
 
 /* A build script that allocates 8 GB, one that starts 5,000 processes and
  * one that writes 5 GB each fail with the limit named, and the next app

@@ -475,6 +475,37 @@ Test(build, wat_module)
 	store_deployment_free(d);
 }
 
+/* Terrarium's own template keeps its constants in a memory it does not
+ * export and passes pointers to the host: the optimizer must not drop
+ * them (wasm-opt -O2 alone removes the memory and its data). */
+Test(build, a_private_memory_keeps_what_the_host_reads)
+{
+	struct t_entry e[] = {
+		{"app.wat", 'f',
+		 "(module\n"
+		 "  (import \"env\" \"hostcall_resp_set_body\"\n"
+		 "    (func $set_body (param i32 i32 i32) (result i32)))\n"
+		 "  (memory 1)\n"
+		 "  (data (i32.const 100) \"kept-by-the-host\")\n"
+		 "  (func (export \"run\")\n"
+		 "    (drop (call $set_body (i32.const 0) (i32.const 100) (i32.const 16)))))\n",
+		 0},
+	};
+	struct store_deployment *d = t_build_entries("private", e, 1);
+	char *path, *wasm;
+	size_t len = 0;
+
+	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
+	cr_assert(strstr(d->log, "exported as " PIPE_WASM_EXPOSED_MEMORY), "%s", d->log);
+	path = store_artifact_path(t_fx.st, d->artifact, "wasm");
+	wasm = t_read(path, &len);
+	cr_assert_not_null(memmem(wasm, len, "kept-by-the-host", 16),
+			   "the optimizer dropped the data the host reads");
+	free(wasm);
+	free(path);
+	store_deployment_free(d);
+}
+
 Test(build, wat_error_has_line_and_column)
 {
 	struct t_entry e[] = {

@@ -362,3 +362,85 @@ Test(wasm, objects_that_are_not_clang_wasm_objects_are_refused)
 	cr_assert(found[0] && found[2]);
 	free(o);
 }
+
+/* The memory and table a module keeps to itself are exported under the
+ * reserved names, whether or not it has an export section and whatever
+ * sections come after; what it exports already stays as it is. */
+Test(wasm, a_private_memory_and_table_are_shown_to_the_optimizer)
+{
+	static const char *const wats[] = {
+		/* no export section, sections after it */
+		"(module (memory 1) (table 2 funcref) (func $f) (elem (i32.const 0) $f)"
+		" (data (i32.const 8) \"kept\"))",
+		/* an export section, and a start section after it */
+		"(module (memory 1) (table 1 funcref) (func $f) (func (export \"run\"))"
+		" (start $f))",
+		/* a memory only, nothing after */
+		"(module (memory 1))",
+	};
+	const unsigned want[] = {PIPE_EXPOSED_MEMORY | PIPE_EXPOSED_TABLE,
+				 PIPE_EXPOSED_MEMORY | PIPE_EXPOSED_TABLE, PIPE_EXPOSED_MEMORY};
+	for (size_t i = 0; i < sizeof(wats) / sizeof(wats[0]); i++) {
+		struct pipe_wasm_info *w = NULL;
+		char *out = NULL, *dir = t_tmpdir(), *path;
+		size_t len, out_len = 0;
+		unsigned added = 0;
+		char *bytes = t_wat_bytes(wats[i], &len);
+
+		cr_assert_eq(pipe_wasm_expose(bytes, len, &out, &out_len, &added, err, sizeof(err)),
+			     VIV_OK, "%s", err);
+		cr_assert_eq(added, want[i], "module %zu", i);
+		cr_assert_not_null(out);
+		cr_assert_eq(pipe_wasm_parse(out, out_len, &w, err, sizeof(err)), VIV_OK, "%s", err);
+		cr_assert_not_null(pipe_wasm_export_find(w, PIPE_WASM_EXPOSED_MEMORY,
+							 PIPE_WASM_MEMORY));
+		cr_assert_eq(pipe_wasm_export_find(w, PIPE_WASM_EXPOSED_TABLE, PIPE_WASM_TABLE) !=
+				     NULL,
+			     (want[i] & PIPE_EXPOSED_TABLE) != 0);
+		if (i == 1)
+			cr_assert_not_null(pipe_wasm_export_find(w, "run", PIPE_WASM_FUNC));
+		pipe_wasm_free(w);
+		/* The result is valid WebAssembly to the reference validator. */
+		path = viv_path_join(dir, "m.wasm");
+		cr_assert_eq(viv_write_file_atomic(path, out, out_len, 0644), VIV_OK);
+		{
+			const char *argv[] = {"wasm-validate", path, NULL};
+			struct pipe_config cfg;
+			struct viv_buf output;
+			struct pipe_exit ex;
+
+			t_config(&cfg, false);
+			viv_buf_init(&output, 4096);
+			cr_assert_eq(pipe_spawn(&cfg, dir, NULL, argv, &output, &ex, err, sizeof(err)),
+				     VIV_OK);
+			cr_assert_eq(ex.code, 0, "module %zu: %s", i, output.data);
+			viv_buf_free(&output);
+		}
+		free(path);
+		viv_rmtree(dir);
+		free(dir);
+		free(bytes);
+		free(out);
+	}
+}
+
+Test(wasm, a_module_that_exports_its_memory_and_table_is_left_alone)
+{
+	char *out = NULL;
+	size_t len, out_len = 0;
+	unsigned added = 9;
+	char *bytes = t_wat_bytes("(module (memory (export \"memory\") 1)"
+				  " (table (export \"t\") 1 funcref) (func (export \"run\")))",
+				  &len);
+
+	cr_assert_eq(pipe_wasm_expose(bytes, len, &out, &out_len, &added, err, sizeof(err)),
+		     VIV_OK);
+	cr_assert_eq(added, 0);
+	cr_assert_null(out);
+	free(bytes);
+	bytes = t_wat_bytes("(module (func (export \"run\")))", &len);
+	cr_assert_eq(pipe_wasm_expose(bytes, len, &out, &out_len, &added, err, sizeof(err)),
+		     VIV_OK);
+	cr_assert_eq(added, 0, "a module with no memory or table gains nothing");
+	free(bytes);
+}
