@@ -286,10 +286,13 @@ struct run_instance {
 	void *wasm;            /* the wasm2c instance, m->g->instance_size bytes */
 	wasm_rt_memory_t *mem; /* the guest's memory, NULL if it has none */
 
-	/* Deadlines: CPU ticks are counted by the tick handler while the
-	 * instance runs; the wall deadline is checked there and by a timer. */
-	volatile uint32_t cpu_ticks;
-	uint32_t cpu_ticks_max;
+	/* Deadlines: the tick handler charges the instance with the thread's
+	 * CPU time while it runs (no more than has passed since it last
+	 * became the running instance, ran_since_ns on CLOCK_MONOTONIC); the
+	 * wall deadline is checked there and by a timer. */
+	volatile uint64_t cpu_used_ns;
+	uint64_t cpu_max_ns;
+	volatile uint64_t ran_since_ns;
 	uint64_t wall_deadline_ns;
 	struct run_timer wall_timer;
 	volatile sig_atomic_t interrupt; /* a deadline passed in host code */
