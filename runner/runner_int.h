@@ -198,14 +198,28 @@ bool run_outbound_allowed(const struct run_app *app, const char *url);
  * link-local, metadata...). */
 bool run_address_is_private(const struct sockaddr *sa);
 
+/* Starts a host call of the Terrarium ABI: run_hostcall_enter(), then
+ * false when the host is calling back into the guest (its allocator, to
+ * place another call's result) and the call must not run. Such a nested call
+ * could free or replace what the outer call is returning; it fails instead
+ * with the ABI's error value (the caller returns it) and one line in the
+ * app's log names it. Only hostcall_debug, hostcall_panic_hook,
+ * hostcall_time_now and hostcall_rng_next_u64, which touch no host-call
+ * state, run nested; so do WASI calls, whose state no host call holds. */
+bool run_hc_enter(struct run_instance *in, const char *name);
+
 /* Places a copy of data (NUL-terminated) in memory from the guest's
  * allocator and writes its pointer and length to ptr_p and len_p; (0, 0) and
- * false when that fails. */
+ * false when that fails. data is copied before the allocator runs, so it may
+ * be anything the guest could free or replace from there. */
 bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
 			 size_t len);
-/* The same for n strings: an array of GuestSlice {ptr, len}. */
+/* The same for n strings: an array of GuestSlice {ptr, len}. strs and lens
+ * are read before the allocator runs. */
 bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
 			  const char *const *strs, const size_t *lens, size_t n);
+/* Writes (0, 0) to the out-pointers that are in bounds; returns false. */
+bool run_hc_result_none(struct run_instance *in, uint32_t ptr_p, uint32_t len_p);
 
 /* ---- DNS (dns.c) ------------------------------------------------------------------------ */
 
@@ -310,7 +324,12 @@ struct run_instance {
 	size_t n_envp;
 
 	struct run_hc *hc; /* host-call state, made on first use */
-	struct viv_buf scratch; /* host data a call holds across guest code */
+	/* A host call's result, copied before the host calls the guest's
+	 * allocator to place it (hostcall.c). */
+	struct viv_buf scratch;
+	/* Calls into the guest's allocator under way: host calls of the
+	 * Terrarium ABI are refused meanwhile (run_hc_enter()). */
+	unsigned callbacks;
 	struct run_dns_job *dns;        /* a lookup in flight */
 	struct run_dns_job *dns_result; /* a finished lookup the guest has not taken */
 	struct run_fs *fs;  /* WASI descriptors of /assets (wasi_fs.c) */

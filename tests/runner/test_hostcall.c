@@ -374,3 +374,121 @@ Test(hostcall, imports_called_through_the_table_act_for_the_caller)
 	run_instance_end(in);
 	run_module_release(m);
 }
+
+/* Every host call that places its result through the guest's allocator,
+ * with an allocator that first re-enters the host to free or replace that
+ * very data (guests/reenter.c): the request ends normally, the guest gets
+ * the original data (never bytes of the host's heap), every nested call
+ * fails with its error value and leaves a line in the app's log, and the
+ * pool goes on serving. */
+Test(hostcall, an_allocator_that_re_enters_the_host_gets_the_original_data)
+{
+	static const struct {
+		const char *call;
+		int nested_error; /* what a refused nested call returns */
+	} cases[] = {
+		{"req_get_body", 1},	 {"req_get_header", 1},	 {"req_get_headers", 1},
+		{"req_get_method", 0},	 {"req_get_path", 0},	 {"incoming_req_get_body", 0},
+		{"resp_get_body", 1},	 {"resp_get_header", 1}, {"resp_get_headers", 1},
+		{"kvstore_get", 0},	 {"config_get", 0},	 {"dns_query_ip", 0},
+		{"dns_query_raw", 0},
+	};
+	struct run_module *m = load("reenter.c");
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *call = cases[i].call;
+		char target[64], want[96], *body, *rest;
+		struct run_request req;
+		struct run_instance *in;
+		unsigned n = 0;
+
+		snprintf(target, sizeof(target), "/%s", call);
+		req = make_req("POST", target, "the original body, forty-eight bytes long.......");
+		in = run(m, &req);
+		body = trun_body(in);
+		cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", call,
+			     run_outcome_name(run_instance_outcome(in)));
+		snprintf(want, sizeof(want), "%s original nested", call);
+		/* Without a resolver that answers, the raw query fails before
+		 * it places anything. */
+		if (strcmp(call, "dns_query_raw") == 0 &&
+		    strcmp(body, "dns_query_raw error nested\n") == 0) {
+			free(body);
+			run_instance_end(in);
+			continue;
+		}
+		cr_assert_eq(strncmp(body, want, strlen(want)), 0, "%s", body);
+		for (rest = body + strlen(want); *rest == ' '; n++) {
+			char *end;
+			long v = strtol(rest, &end, 10);
+
+			cr_assert_eq(v, cases[i].nested_error, "%s", body);
+			rest = end;
+		}
+		cr_assert_gt(n, 0, "%s: the allocator never ran", call);
+		cr_assert(trun_logged(in, "refused"), "%s: no log line for the nested call", call);
+		free(body);
+		run_instance_end(in);
+	}
+	run_module_release(m);
+}
+
+/* Requests to the app itself, served by another instance of self_module in
+ * the same pool, as the worker does. */
+static struct run_module *self_module;
+
+static void self_done(struct run_instance *in, void *arg)
+{
+	run_subrequest_done(arg, run_instance_response(in));
+	run_instance_end(in);
+}
+
+static enum viv_err self_request(void *ctx, struct run_instance *from, struct run_subrequest *sr)
+{
+	struct run_instance *in = NULL;
+	enum viv_err err;
+
+	(void)ctx;
+	err = run_instance_start(pool, self_module, run_instance_app(from), &sr->req, self_done,
+				 sr, &in);
+	if (err)
+		return err;
+	sr->data = in;
+	if (run_instance_done(in))
+		self_done(in, sr);
+	return VIV_OK;
+}
+
+static void self_cancel(void *ctx, struct run_subrequest *sr)
+{
+	(void)ctx;
+	run_instance_end(sr->data);
+}
+
+/* A request handle changed right after it was sent (a new body and header
+ * replace the old ones) does not change what is being sent, whether to an
+ * upstream through libcurl or to the app itself in another instance. */
+Test(hostcall, a_request_changed_after_sending_goes_out_as_it_was_sent)
+{
+	struct run_module *m = load("reenter.c");
+	struct run_services sv = {.store = st, .self_request = self_request,
+				  .self_cancel = self_cancel};
+	const char *want[] = {"sent POST\nthe original body, forty-eight bytes long.......\n",
+			      NULL};
+	const char *want_self[] = {
+		"sent the original body, forty-eight bytes long.......|"
+		"the original header value, thirty-nine\n",
+		NULL};
+	char target[256];
+
+	snprintf(target, sizeof(target), "/send_then_replace?%s/echo", upstream_url);
+	expect(m, "GET", target, NULL, 200, want);
+	self_module = m;
+	run_pool_set_services(pool, &sv);
+	snprintf(target, sizeof(target),
+		 "/send_then_replace?http://guest.localhost/slow_echo?%s/slow?ms=200",
+		 upstream_url);
+	expect(m, "GET", target, NULL, 200, want_self);
+	run_module_release(m);
+}
