@@ -435,6 +435,7 @@ static bool xfer_go(struct run_xfer *x)
 static void xfer_done(struct run_xfer *x, CURLcode rc)
 {
 	struct run_instance *in = x->in;
+	struct run_hmsg resp;
 	long status = 0;
 	char *location = NULL;
 	int pi = x->pi;
@@ -491,12 +492,15 @@ static void xfer_done(struct run_xfer *x, CURLcode rc)
 				x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 		goto fail;
 	}
-	x->resp.status = (unsigned)status;
-	x->resp.used = true;
-	in->hc->pend[pi].xfer = NULL;
-	run_hc_complete(in, pi, &x->resp);
+	/* The response leaves the transfer, which is gone before the guest
+	 * runs again. */
+	resp = x->resp;
+	resp.status = (unsigned)status;
+	resp.used = true;
 	memset(&x->resp, 0, sizeof(x->resp));
+	in->hc->pend[pi].xfer = NULL;
 	xfer_free(x);
+	run_hc_complete(in, pi, &resp);
 	return;
 fail:
 	in->hc->pend[pi].xfer = NULL;
