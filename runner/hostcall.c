@@ -55,6 +55,19 @@ void run_hmsg_clear(struct run_hmsg *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* A NUL-terminated copy of exactly n bytes, NULs among them included (the
+ * lengths that go with the copy are n), or NULL when memory ran out. */
+static char *dup_bytes(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
 bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, const char *value,
 			 size_t vlen)
 {
@@ -69,8 +82,8 @@ bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, cons
 		m->hdrs = nh;
 		m->alloc_hdrs = na;
 	}
-	n = strndup(name, nlen);
-	v = strndup(value, vlen);
+	n = dup_bytes(name, nlen);
+	v = dup_bytes(value, vlen);
 	if (!n || !v) {
 		free(n);
 		free(v);
@@ -181,8 +194,9 @@ bool run_hc_enter(struct run_instance *in, const char *name)
 
 /* ---- Guest memory and the guest's allocator -------------------------------------- */
 
-/* Copies [ptr, ptr + len) of guest memory into a new host string, or NULL
- * when it is out of bounds, over max, or memory ran out. */
+/* Copies the len bytes at ptr of guest memory, and a NUL, into a new host
+ * string, or NULL when they are out of bounds, over max, or memory ran out.
+ * All len bytes: the caller checks them, NULs included. */
 static char *copy_in(struct run_instance *in, uint32_t ptr, uint32_t len, size_t max)
 {
 	const uint8_t *p;
@@ -190,9 +204,7 @@ static char *copy_in(struct run_instance *in, uint32_t ptr, uint32_t len, size_t
 	if (len > max)
 		return NULL;
 	p = run_mem(in, ptr, len);
-	if (!p)
-		return NULL;
-	return strndup((const char *)p, len);
+	return p ? dup_bytes(p, len) : NULL;
 }
 
 static uint32_t type_malloc;
@@ -458,20 +470,6 @@ static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32
 	run_hc_result_slices(in, slices_p, len_p, strs, lens, k);
 }
 
-static bool valid_token(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
-			return false;
-	}
-	return true;
-}
-
 static bool valid_value(const char *s, size_t n)
 {
 	size_t i;
@@ -492,7 +490,7 @@ static uint32_t set_header(struct run_instance *in, struct run_hmsg *m, uint32_t
 	const uint8_t *vec = n <= HC_HEADERS_MAX ? run_mem(in, slices, (uint64_t)n * 8) : NULL;
 	uint32_t i;
 
-	if (!m || !nm || !vec || !valid_token((const char *)nm, name_len))
+	if (!m || !nm || !vec || !run_http_token((const char *)nm, name_len))
 		return HC_INVALID;
 	/* Check every value before changing anything. */
 	for (i = 0; i < n; i++) {
@@ -643,7 +641,7 @@ ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t
 		return HANDLE_ERROR;
 	m = copy_in(in, method, mlen, 32);
 	u = copy_in(in, url, ulen, HC_URL_MAX);
-	if (!m || !u || !valid_token(m, mlen) || strlen(u) != ulen) {
+	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen) {
 		free(m);
 		free(u);
 		return HANDLE_ERROR;
@@ -1148,7 +1146,8 @@ ENV_CALL(uint32_t, hostcall_config_get, uint32_t v_p, uint32_t vl_p, uint32_t k,
 	for (i = 0; i < in->app->n_env; i++) {
 		const char *e = in->app->env[i];
 
-		if (strncmp(e, (const char *)key, kl) == 0 && e[kl] == '=')
+		/* The key may hold NULs: compare bytes, within the entry. */
+		if (strlen(e) > kl && memcmp(e, key, kl) == 0 && e[kl] == '=')
 			return run_hc_result_bytes(in, v_p, vl_p, e + kl + 1, strlen(e + kl + 1));
 	}
 	return 0;

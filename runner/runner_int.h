@@ -273,6 +273,9 @@ uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint3
 uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
 			uint64_t cookie, uint32_t used_p);
 
+/* True when the n bytes at s are an HTTP token (RFC 7230): a header name or
+ * a method. */
+bool run_http_token(const char *s, size_t n);
 /* True for headers the server manages itself (Connection, Content-Length,
  * Transfer-Encoding, ...), which guests may not set on responses. */
 bool run_header_is_hop_by_hop(const char *name, size_t n);

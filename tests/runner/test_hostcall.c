@@ -22,7 +22,7 @@ static struct tsup_upstream *up;
 static char upstream_url[64];
 static char allow_pattern[64];
 static const char *outbound[1];
-static const char *env[] = {"GREETING=hello from config"};
+static const char *env[] = {"GREETING=hello from config", "EMPTY="};
 static struct run_app app;
 
 static void setup_pool(bool allow_private)
@@ -53,7 +53,7 @@ static void setup_pool(bool allow_private)
 	app.name = "guest";
 	app.limits = (struct viv_limits){32, 500, 5000};
 	app.env = env;
-	app.n_env = 1;
+	app.n_env = 2;
 	app.id = id;
 	app.host = "guest.localhost";
 	app.outbound = outbound;
@@ -490,5 +490,21 @@ Test(hostcall, a_request_changed_after_sending_goes_out_as_it_was_sent)
 		 "/send_then_replace?http://guest.localhost/slow_echo?%s/slow?ms=200",
 		 upstream_url);
 	expect(m, "GET", target, NULL, 200, want_self);
+	run_module_release(m);
+}
+
+/* NUL bytes in a method, a header name and a configuration key are refused
+ * (the host read past its copy of the first and the last, and let the
+ * second through to the response). */
+Test(hostcall, nul_bytes_in_names_are_refused)
+{
+	struct run_module *m = load("nul_bytes.c");
+	const char *want[] = {"create -1\nheader 1\nconfig 0\n", NULL};
+	struct run_request req = make_req("GET", "/", NULL);
+	struct run_instance *in = run(m, &req);
+
+	cr_assert_eq(run_instance_response(in)->n_headers, 0);
+	run_instance_end(in);
+	expect(m, "GET", "/", NULL, 200, want);
 	run_module_release(m);
 }
