@@ -300,6 +300,12 @@ struct run_instance {
 	sigjmp_buf jmp;        /* inside the guest stack, around guest code */
 	struct run_coro coro;  /* the guest's side */
 	struct run_coro home;  /* the event loop's side */
+	/* For AddressSanitizer, which is told of every switch between the two
+	 * (sandbox.c): the stack that resumed the guest, and the fake stacks
+	 * each side leaves behind. Unused in other builds. */
+	const void *home_lo;
+	size_t home_size;
+	void *asan_home, *asan_guest;
 	void *wasm;            /* the wasm2c instance, m->g->instance_size bytes */
 	wasm_rt_memory_t *mem; /* the guest's memory, NULL if it has none */
 

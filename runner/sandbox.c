@@ -18,6 +18,29 @@
 
 #include "runner_int.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUN_ASAN 1
+#endif
+#endif
+
+/* AddressSanitizer must know which stack the thread runs on, to clean up
+ * after a longjmp, and must not see the poison that frames abandoned by a
+ * trap leave on a guest stack: the slot's next instance reuses it. */
+#ifdef RUN_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define asan_leave(save, lo, size) __sanitizer_start_switch_fiber(save, lo, size)
+#define asan_arrive(saved, lo_out, size_out) __sanitizer_finish_switch_fiber(saved, lo_out, size_out)
+#define asan_unpoison(p, n) __asan_unpoison_memory_region(p, n)
+#else
+#define asan_leave(save, lo, size) ((void)0)
+#define asan_arrive(saved, lo_out, size_out) ((void)0)
+#define asan_unpoison(p, n) ((void)0)
+#endif
+
 __thread struct run_instance *run_current __attribute__((tls_model("initial-exec")));
 
 /* ---- Loading artifacts -------------------------------------------------------------- */
@@ -222,11 +245,14 @@ static void say(const char *s)
 		return;
 }
 
+/* The handlers the runner's replaced. */
+static struct sigaction prev_segv, prev_bus;
+
 static void on_fault(int sig, siginfo_t *si, void *ucv)
 {
 	struct run_instance *in = run_current;
 	uint8_t *addr = si->si_addr;
-	struct sigaction dfl;
+	struct sigaction dfl, *prev;
 
 	if (in && in->state == RUN_STATE_RUNNING && pc_in_guest(in, ucv)) {
 		struct run_slot *s = in->slot;
@@ -236,13 +262,19 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
 		if (addr >= s->guard_lo && addr < s->stack_lo)
 			unwind_from_signal(in, sig, RUN_STOP_TRAP, WASM_RT_TRAP_EXHAUSTION);
 	}
-	/* Not provably the guest's: a bug in the host. Die loudly with the
-	 * default action, which re-runs the faulting instruction. */
+	/* Not provably the guest's: a bug in the host. Die loudly: put back
+	 * what handled the signal before the runner (the default action, or
+	 * a sanitizer that reports the fault) and return, which re-runs the
+	 * faulting instruction. */
 	say(sig == SIGBUS ? "vivd: fatal SIGBUS outside guest memory\n"
 			  : "vivd: fatal SIGSEGV outside guest memory\n");
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(sig, &dfl, NULL);
+	prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+	if (!(prev->sa_flags & SA_SIGINFO) && prev->sa_handler == SIG_IGN) {
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		prev = &dfl;
+	}
+	sigaction(sig, prev, NULL);
 }
 
 /* The thread's CPU time when the tick last looked at it. */
@@ -299,7 +331,7 @@ static void install_handlers(void)
 	sa.sa_sigaction = on_fault;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGBUS, &sa, NULL))
+	if (sigaction(SIGSEGV, &sa, &prev_segv) || sigaction(SIGBUS, &sa, &prev_bus))
 		handlers_err = errno;
 	sa.sa_sigaction = on_tick;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
@@ -713,6 +745,7 @@ static void guest_main(void *arg)
 	struct run_instance *in = arg;
 	const struct viv_guest *g = in->m->g;
 
+	asan_arrive(NULL, &in->home_lo, &in->home_size);
 	if (sigsetjmp(in->jmp, 0) == 0) {
 		g->instantiate(in->wasm, in);
 		if (g->initialize)
@@ -721,6 +754,7 @@ static void guest_main(void *arg)
 		in->stop = RUN_STOP_RETURNED;
 	}
 	in->state = RUN_STATE_DONE;
+	asan_leave(NULL, in->home_lo, in->home_size);
 	run_coro_switch(&in->coro, &in->home);
 	abort(); /* a finished guest is never switched to again */
 }
@@ -846,7 +880,10 @@ static void resume(struct run_instance *in, uint64_t now)
 	in->state = RUN_STATE_RUNNING;
 	atomic_signal_fence(memory_order_seq_cst);
 	run_current = in;
+	asan_leave(&in->asan_home, in->slot->stack_lo,
+		   (size_t)(in->slot->stack_hi - in->slot->stack_lo));
 	run_coro_switch(&in->home, &in->coro);
+	asan_arrive(in->asan_home, NULL, NULL);
 	if (caller)
 		caller->ran_since_ns = mono_ns();
 	atomic_signal_fence(memory_order_seq_cst);
@@ -861,8 +898,11 @@ static void resume(struct run_instance *in, uint64_t now)
 void run_instance_suspend(struct run_instance *in)
 {
 	in->state = RUN_STATE_SUSPENDED;
+	asan_leave(&in->asan_guest, in->home_lo, in->home_size);
 	run_coro_switch(&in->coro, &in->home);
-	/* Resumed by run_instance_wake(): back in the guest's context. */
+	/* Resumed by run_instance_wake(): back in the guest's context, perhaps
+	 * from another stack than before. */
+	asan_arrive(in->asan_guest, &in->home_lo, &in->home_size);
 	if (in->interrupt)
 		run_stop_guest(in, (enum run_stop)in->interrupt, 0);
 }
@@ -921,6 +961,7 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	viv_buf_init(&in->out, pool->cfg.response_max + RUN_CGI_HEADERS_MAX);
 	viv_buf_init(&in->errln, pool->cfg.log_line_max);
 	viv_buf_init(&in->resp_store, 0);
+	asan_unpoison(s->stack_lo, (size_t)(s->stack_hi - s->stack_lo));
 	run_coro_make(&in->coro, s->stack_lo, s->stack_hi, guest_main, in);
 	*out = in;
 	resume(in, now);
