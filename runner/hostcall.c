@@ -470,6 +470,54 @@ static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32
 	run_hc_result_slices(in, slices_p, len_p, strs, lens, k);
 }
 
+enum header_call { REQ_NAMES, REQ_VALUES, RESP_NAMES, RESP_VALUES };
+
+static const char *const header_call_name[] = {
+	"hostcall_req_get_headers", "hostcall_req_get_header", "hostcall_resp_get_headers",
+	"hostcall_resp_get_header"};
+
+/* The four header getters: the names, or the values of the header called
+ * (name, name_len), of request or response handle h; an empty result for a
+ * bad handle. */
+static void get_headers(struct run_instance *in, enum header_call call, uint32_t slices_p,
+			uint32_t len_p, uint32_t h, uint32_t name, uint32_t name_len)
+{
+	bool is_req = call == REQ_NAMES || call == REQ_VALUES;
+	struct run_hmsg *m;
+
+	if (!run_hc_enter(in, header_call_name[call])) {
+		run_hc_result_none(in, slices_p, len_p);
+		return;
+	}
+	m = is_req ? req_of(in, h) : resp_of(in, h);
+	if (!m)
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+	else if (call == REQ_NAMES || call == RESP_NAMES)
+		get_header_names(in, slices_p, len_p, m, is_req && h == 0);
+	else
+		get_header_values(in, slices_p, len_p, m, is_req && h == 0, name, name_len);
+}
+
+ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
+{
+	get_headers(run_current, REQ_NAMES, slices_p, len_p, req, 0, 0);
+}
+
+ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
+{
+	get_headers(run_current, REQ_VALUES, slices_p, len_p, req, name, name_len);
+}
+
+ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
+{
+	get_headers(run_current, RESP_NAMES, slices_p, len_p, resp, 0, 0);
+}
+
+ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
+{
+	get_headers(run_current, RESP_VALUES, slices_p, len_p, resp, name, name_len);
+}
+
 static bool valid_value(const char *s, size_t n)
 {
 	size_t i;
@@ -592,38 +640,6 @@ ENV_CALL(void, hostcall_req_get_path, uint32_t ptr_p, uint32_t len_p, uint32_t r
 ENV_CALL(void, hostcall_req_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t req)
 {
 	get_req_part(run_current, ptr_p, len_p, req, PART_BODY);
-}
-
-ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	if (!run_hc_enter(in, "hostcall_req_get_headers")) {
-		run_hc_result_none(in, slices_p, len_p);
-		return;
-	}
-	m = req_of(in, req);
-	if (m)
-		get_header_names(in, slices_p, len_p, m, req == 0);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
-ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	if (!run_hc_enter(in, "hostcall_req_get_header")) {
-		run_hc_result_none(in, slices_p, len_p);
-		return;
-	}
-	m = req_of(in, req);
-	if (m)
-		get_header_values(in, slices_p, len_p, m, req == 0, name, name_len);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
 }
 
 ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t url, uint32_t ulen)
@@ -845,38 +861,6 @@ ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, ui
 }
 
 /* ---- Responses ----------------------------------------------------------------------- */
-
-ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	if (!run_hc_enter(in, "hostcall_resp_get_headers")) {
-		run_hc_result_none(in, slices_p, len_p);
-		return;
-	}
-	m = resp_of(in, resp);
-	if (m)
-		get_header_names(in, slices_p, len_p, m, false);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
-ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	if (!run_hc_enter(in, "hostcall_resp_get_header")) {
-		run_hc_result_none(in, slices_p, len_p);
-		return;
-	}
-	m = resp_of(in, resp);
-	if (m)
-		get_header_values(in, slices_p, len_p, m, false, name, name_len);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
 
 ENV_CALL(void, hostcall_resp_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t resp)
 {
