@@ -33,7 +33,8 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define asan_leave(save, lo, size) __sanitizer_start_switch_fiber(save, lo, size)
-#define asan_arrive(saved, lo_out, size_out) __sanitizer_finish_switch_fiber(saved, lo_out, size_out)
+#define asan_arrive(saved, lo_out, size_out) \
+	__sanitizer_finish_switch_fiber(saved, lo_out, size_out)
 #define asan_unpoison(p, n) __asan_unpoison_memory_region(p, n)
 #else
 #define asan_leave(save, lo, size) ((void)0)
