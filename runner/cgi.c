@@ -139,10 +139,20 @@ out:
 	return err;
 }
 
-/* RFC 7230 token characters, for header names. */
-static bool is_tchar(unsigned char c)
+bool run_http_token(const char *s, size_t n)
 {
-	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	size_t i;
+
+	if (n == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		/* strchr() finds the terminating NUL too. */
+		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
 }
 
 bool run_header_is_hop_by_hop(const char *name, size_t n)
@@ -202,11 +212,9 @@ bool run_cgi_response(struct run_instance *in)
 			free(hs);
 			return cgi_fail(in, "a header line has no 'Name:' part");
 		}
-		for (v = p; v < colon; v++) {
-			if (!is_tchar((unsigned char)*v)) {
-				free(hs);
-				return cgi_fail(in, "a header name has a character that is not allowed");
-			}
+		if (!run_http_token(p, (size_t)(colon - p))) {
+			free(hs);
+			return cgi_fail(in, "a header name has a character that is not allowed");
 		}
 		v = colon + 1;
 		while (v < line_end && (*v == ' ' || *v == '\t'))

@@ -210,14 +210,6 @@ static struct run_dns_job *run_lookup(struct run_instance *in, struct run_dns_jo
 	return in->dns_result;
 }
 
-static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
-{
-	uint8_t *p = run_mem(in, at, 4);
-
-	if (p)
-		memcpy(p, &v, 4);
-}
-
 ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p, uint32_t len_p, uint32_t name, uint32_t nlen, uint32_t ipv6)
 {
 	struct run_instance *in = run_current;
@@ -227,7 +219,8 @@ ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p, uint32_t len_p, uin
 	size_t lens[DNS_MAX_ADDRS], i;
 	uint32_t ok;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_dns_query_ip"))
+		return 0;
 	nm = nlen && nlen <= DNS_NAME_MAX ? run_mem(in, name, nlen) : NULL;
 	if (!nm || memchr(nm, 0, nlen) || !run_mem(in, slices_p, 4) || !run_mem(in, len_p, 4))
 		return 0;
@@ -237,7 +230,8 @@ ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p, uint32_t len_p, uin
 	memcpy(j->name, nm, nlen);
 	j->ipv6 = ipv6 != 0;
 	/* The finished job stays parked on the instance while the guest's
-	 * allocator runs, so that a trap there frees it at the end. */
+	 * allocator runs, so that a trap there frees it at the end; the
+	 * addresses are copied before the allocator first runs. */
 	j = run_lookup(in, j);
 	if (!j)
 		return 0;
@@ -258,12 +252,12 @@ ENV_CALL(uint32_t, hostcall_dns_query_raw, uint32_t resp_p, uint32_t len_p, uint
 	struct run_dns_job *j;
 	uint32_t ok;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_dns_query_raw"))
+		return 0;
 	q = qlen >= HFIXEDSZ && qlen <= 512 ? run_mem(in, query, qlen) : NULL;
 	if (!q || !run_mem(in, resp_p, 4) || !run_mem(in, len_p, 4))
 		return 0;
-	put_u32(in, resp_p, 0);
-	put_u32(in, len_p, 0);
+	run_hc_result_none(in, resp_p, len_p);
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return 0;

@@ -6,9 +6,17 @@
  * memory's current size before use, and results are written into memory the
  * guest's own allocator hands out. A bad handle or pointer makes the call
  * fail (invalid, -1, false, or an empty result) and never touches host
- * memory. Host data that a call reads stays owned by the instance, so a trap
- * inside the guest's allocator leaks nothing. As in wasi.c, the import
- * instance argument wasm2c passes is ignored for run_current. */
+ * memory.
+ *
+ * The guest's allocator is guest code running in the middle of a host call:
+ * it may trap (which longjmps out of the host call), grow its memory, or
+ * call the host again. So a result is copied into the instance's scratch
+ * buffer before the allocator first runs and placed from there; the host
+ * holds no other pointer, lock or allocation across the call, and re-reads
+ * guest memory only through run_mem() afterwards. Host calls made from the
+ * allocator are refused (run_hc_enter()), so none can replace the scratch
+ * buffer or the data it was copied from. As in wasi.c, the import instance
+ * argument wasm2c passes is ignored for run_current. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +55,19 @@ void run_hmsg_clear(struct run_hmsg *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* A NUL-terminated copy of exactly n bytes, NULs among them included (the
+ * lengths that go with the copy are n), or NULL when memory ran out. */
+static char *dup_bytes(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
 bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, const char *value,
 			 size_t vlen)
 {
@@ -61,8 +82,8 @@ bool run_hmsg_add_header(struct run_hmsg *m, const char *name, size_t nlen, cons
 		m->hdrs = nh;
 		m->alloc_hdrs = na;
 	}
-	n = strndup(name, nlen);
-	v = strndup(value, vlen);
+	n = dup_bytes(name, nlen);
+	v = dup_bytes(value, vlen);
 	if (!n || !v) {
 		free(n);
 		free(v);
@@ -153,10 +174,29 @@ void run_hc_response(struct run_instance *in)
 	in->resp.body_len = out->body.len;
 }
 
+/* ---- Entering host calls ------------------------------------------------------------ */
+
+bool run_hc_enter(struct run_instance *in, const char *name)
+{
+	char msg[256];
+	int n;
+
+	run_hostcall_enter(in);
+	if (!in->callbacks)
+		return true;
+	n = snprintf(msg, sizeof(msg),
+		     "%s refused: the guest called it from its allocator while the host was "
+		     "placing a result there (host calls do not nest)",
+		     name);
+	run_log_add(in, "system", msg, (size_t)n);
+	return false;
+}
+
 /* ---- Guest memory and the guest's allocator -------------------------------------- */
 
-/* Copies [ptr, ptr + len) of guest memory into a new host string, or NULL
- * when it is out of bounds, over max, or memory ran out. */
+/* Copies the len bytes at ptr of guest memory, and a NUL, into a new host
+ * string, or NULL when they are out of bounds, over max, or memory ran out.
+ * All len bytes: the caller checks them, NULs included. */
 static char *copy_in(struct run_instance *in, uint32_t ptr, uint32_t len, size_t max)
 {
 	const uint8_t *p;
@@ -164,20 +204,21 @@ static char *copy_in(struct run_instance *in, uint32_t ptr, uint32_t len, size_t
 	if (len > max)
 		return NULL;
 	p = run_mem(in, ptr, len);
-	if (!p)
-		return NULL;
-	return strndup((const char *)p, len);
+	return p ? dup_bytes(p, len) : NULL;
 }
 
 static uint32_t type_malloc;
 
-/* Calls the guest's allocator. 0 when it has none or it failed. */
+/* Calls the guest's allocator. 0 when it has none or it failed. Host calls
+ * the allocator makes are refused meanwhile; if it traps, the instance ends
+ * and the count no longer matters. */
 static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
 {
 	struct run_hc *hc = hc_of(in);
 	const struct viv_guest *g = in->m->g;
 	wasm_rt_funcref_table_t *t;
-	wasm_rt_funcref_t *f;
+	wasm_rt_funcref_t f;
+	uint32_t p;
 
 	if (hc->mm_set) {
 		t = g->table ? g->table(in->wasm) : NULL;
@@ -185,13 +226,20 @@ static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
 			type_malloc = wasm_rt_register_func_type(1, 1, WASM_RT_I32, WASM_RT_I32);
 		if (!t || hc->mm_malloc >= t->size)
 			return 0;
-		f = &t->data[hc->mm_malloc];
-		if (!f->func || f->func_type != type_malloc)
+		f = t->data[hc->mm_malloc];
+		if (!f.func || f.func_type != type_malloc)
 			return 0;
-		return ((uint32_t (*)(void *, uint32_t))f->func)(f->module_instance, size);
+		in->callbacks++;
+		p = ((uint32_t (*)(void *, uint32_t))f.func)(f.module_instance, size);
+		in->callbacks--;
+		return p;
 	}
-	if (g->export_malloc)
-		return g->export_malloc(in->wasm, size);
+	if (g->export_malloc) {
+		in->callbacks++;
+		p = g->export_malloc(in->wasm, size);
+		in->callbacks--;
+		return p;
+	}
 	if (!hc->mm_missing_logged) {
 		static const char msg[] =
 			"the guest never registered an allocator with hostcall_init_mm (and exports "
@@ -202,8 +250,32 @@ static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
 	return 0;
 }
 
-/* Allocates len + 1 bytes in the guest, copies data and a NUL there. */
-static uint32_t put_string(struct run_instance *in, const void *data, size_t len)
+static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
+{
+	uint8_t *p = run_mem(in, at, 4);
+
+	if (p)
+		memcpy(p, &v, 4);
+}
+
+/* ---- Results ------------------------------------------------------------------------- */
+
+/* Empties the scratch buffer, keeping its storage for the next result. */
+static void hold_clear(struct run_instance *in)
+{
+	in->scratch.len = 0;
+}
+
+/* Appends a copy of len bytes of data to the scratch buffer. */
+static bool hold(struct run_instance *in, const void *data, size_t len)
+{
+	return viv_buf_append(&in->scratch, len ? data : "", len) == VIV_OK;
+}
+
+/* Allocates len + 1 bytes in the guest and copies there the len bytes held
+ * at off in the scratch buffer, then a NUL; 0 when that fails. The guest's
+ * memory is looked up after its allocator ran, which may have grown it. */
+static uint32_t place(struct run_instance *in, size_t off, size_t len)
 {
 	uint32_t p;
 	uint8_t *dst;
@@ -214,31 +286,28 @@ static uint32_t put_string(struct run_instance *in, const void *data, size_t len
 	dst = p ? run_mem(in, p, (uint64_t)len + 1) : NULL;
 	if (!dst)
 		return 0;
-	memcpy(dst, data, len);
+	memcpy(dst, in->scratch.data + off, len);
 	dst[len] = 0;
 	return p;
 }
 
-static void put_u32(struct run_instance *in, uint32_t at, uint32_t v)
+bool run_hc_result_none(struct run_instance *in, uint32_t ptr_p, uint32_t len_p)
 {
-	uint8_t *p = run_mem(in, at, 4);
-
-	if (p)
-		memcpy(p, &v, 4);
+	put_u32(in, ptr_p, 0);
+	put_u32(in, len_p, 0);
+	return false;
 }
 
-/* Writes (ptr, len) of a copy of data to the guest's out-pointers; (0, 0)
- * when it fails. */
-bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
-			 size_t len)
+/* Places the whole scratch buffer as one result. */
+static bool give_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p)
 {
+	size_t len = in->scratch.len;
 	uint32_t p;
 
 	if (!run_mem(in, ptr_p, 4) || !run_mem(in, len_p, 4))
 		return false;
-	put_u32(in, ptr_p, 0);
-	put_u32(in, len_p, 0);
-	p = put_string(in, data ? data : "", len);
+	run_hc_result_none(in, ptr_p, len_p);
+	p = place(in, 0, len);
 	if (!p)
 		return false;
 	put_u32(in, ptr_p, p);
@@ -246,31 +315,56 @@ bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p
 	return true;
 }
 
-/* Writes an array of GuestSlice {ptr, len}, one per string, each string in
- * its own allocation. */
-bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			  const char *const *strs, const size_t *lens, size_t n)
+/* Places the n strings held back to back in the scratch buffer, lens[i]
+ * bytes each, as an array of GuestSlice {ptr, len}, each string in its own
+ * allocation. */
+static bool give_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			const size_t *lens, size_t n)
 {
-	uint32_t arr;
-	size_t i;
+	uint32_t arr, s;
+	size_t i, off = 0;
 
 	if (!run_mem(in, slices_p, 4) || !run_mem(in, len_p, 4))
 		return false;
-	put_u32(in, slices_p, 0);
-	put_u32(in, len_p, 0);
+	run_hc_result_none(in, slices_p, len_p);
+	if (n > UINT32_MAX / 8)
+		return false;
 	arr = guest_malloc(in, (uint32_t)(n ? n * 8 : 8));
 	if (!arr || !run_mem(in, arr, (uint64_t)n * 8))
 		return false;
 	for (i = 0; i < n; i++) {
-		uint32_t s = put_string(in, strs[i], lens[i]);
+		s = place(in, off, lens[i]);
 		if (!s)
 			return false;
 		put_u32(in, arr + (uint32_t)(8 * i), s);
 		put_u32(in, arr + (uint32_t)(8 * i + 4), (uint32_t)lens[i]);
+		off += lens[i];
 	}
 	put_u32(in, slices_p, arr);
 	put_u32(in, len_p, (uint32_t)n);
 	return true;
+}
+
+bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
+			 size_t len)
+{
+	hold_clear(in);
+	if (!hold(in, data, len))
+		return run_hc_result_none(in, ptr_p, len_p);
+	return give_bytes(in, ptr_p, len_p);
+}
+
+bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
+			  const char *const *strs, const size_t *lens, size_t n)
+{
+	size_t i;
+
+	hold_clear(in);
+	for (i = 0; i < n; i++) {
+		if (!hold(in, strs[i], lens[i]))
+			return run_hc_result_none(in, slices_p, len_p);
+	}
+	return give_slices(in, slices_p, len_p, lens, n);
 }
 
 /* ---- Handles ------------------------------------------------------------------------- */
@@ -318,16 +412,16 @@ static void headers_of(struct run_instance *in, struct run_hmsg *m, bool incomin
 	}
 }
 
-/* Every distinct header name, lower-cased in guest memory. */
+/* Every distinct header name, lower-cased. */
 static void get_header_names(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
 			     struct run_hmsg *m, bool incoming)
 {
 	const struct run_header *hs;
 	const char *names[HC_HEADERS_MAX * 2];
 	size_t lens[HC_HEADERS_MAX * 2], n, i, j, k = 0;
-	uint32_t arr;
 
 	headers_of(in, m, incoming, &hs, &n);
+	hold_clear(in);
 	for (i = 0; i < n && k < HC_HEADERS_MAX * 2; i++) {
 		bool seen = false;
 
@@ -336,25 +430,19 @@ static void get_header_names(struct run_instance *in, uint32_t slices_p, uint32_
 			       strncasecmp(names[j], hs[i].name, lens[j]) == 0;
 		if (seen)
 			continue;
+		if (!hold(in, hs[i].name, hs[i].name_len)) {
+			run_hc_result_none(in, slices_p, len_p);
+			return;
+		}
+		/* The copy is lowered, so the host's own headers stay as they
+		 * came. */
+		for (j = in->scratch.len - hs[i].name_len; j < in->scratch.len; j++)
+			in->scratch.data[j] = (char)tolower((unsigned char)in->scratch.data[j]);
 		names[k] = hs[i].name;
 		lens[k] = hs[i].name_len;
 		k++;
 	}
-	if (!run_hc_result_slices(in, slices_p, len_p, names, lens, k))
-		return;
-	/* The names in the guest's copy are lowered there, so the host's own
-	 * headers stay as they came. */
-	arr = 0;
-	memcpy(&arr, run_mem(in, slices_p, 4), 4);
-	for (i = 0; i < k; i++) {
-		uint32_t s = 0;
-		uint8_t *p;
-
-		memcpy(&s, run_mem(in, arr + (uint32_t)(8 * i), 4), 4);
-		p = run_mem(in, s, lens[i]);
-		for (j = 0; p && j < lens[i]; j++)
-			p[j] = (uint8_t)tolower(p[j]);
-	}
+	give_slices(in, slices_p, len_p, lens, k);
 }
 
 /* Every value of one header (case-insensitive name). */
@@ -382,18 +470,52 @@ static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32
 	run_hc_result_slices(in, slices_p, len_p, strs, lens, k);
 }
 
-static bool valid_token(const char *s, size_t n)
-{
-	size_t i;
+enum header_call { REQ_NAMES, REQ_VALUES, RESP_NAMES, RESP_VALUES };
 
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
-			return false;
+static const char *const header_call_name[] = {
+	"hostcall_req_get_headers", "hostcall_req_get_header", "hostcall_resp_get_headers",
+	"hostcall_resp_get_header"};
+
+/* The four header getters: the names, or the values of the header called
+ * (name, name_len), of request or response handle h; an empty result for a
+ * bad handle. */
+static void get_headers(struct run_instance *in, enum header_call call, uint32_t slices_p,
+			uint32_t len_p, uint32_t h, uint32_t name, uint32_t name_len)
+{
+	bool is_req = call == REQ_NAMES || call == REQ_VALUES;
+	struct run_hmsg *m;
+
+	if (!run_hc_enter(in, header_call_name[call])) {
+		run_hc_result_none(in, slices_p, len_p);
+		return;
 	}
-	return true;
+	m = is_req ? req_of(in, h) : resp_of(in, h);
+	if (!m)
+		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
+	else if (call == REQ_NAMES || call == RESP_NAMES)
+		get_header_names(in, slices_p, len_p, m, is_req && h == 0);
+	else
+		get_header_values(in, slices_p, len_p, m, is_req && h == 0, name, name_len);
+}
+
+ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
+{
+	get_headers(run_current, REQ_NAMES, slices_p, len_p, req, 0, 0);
+}
+
+ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
+{
+	get_headers(run_current, REQ_VALUES, slices_p, len_p, req, name, name_len);
+}
+
+ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
+{
+	get_headers(run_current, RESP_NAMES, slices_p, len_p, resp, 0, 0);
+}
+
+ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
+{
+	get_headers(run_current, RESP_VALUES, slices_p, len_p, resp, name, name_len);
 }
 
 static bool valid_value(const char *s, size_t n)
@@ -416,7 +538,7 @@ static uint32_t set_header(struct run_instance *in, struct run_hmsg *m, uint32_t
 	const uint8_t *vec = n <= HC_HEADERS_MAX ? run_mem(in, slices, (uint64_t)n * 8) : NULL;
 	uint32_t i;
 
-	if (!m || !nm || !vec || !valid_token((const char *)nm, name_len))
+	if (!m || !nm || !vec || !run_http_token((const char *)nm, name_len))
 		return HC_INVALID;
 	/* Check every value before changing anything. */
 	for (i = 0; i < n; i++) {
@@ -465,7 +587,8 @@ ENV_CALL(void, hostcall_init_mm, uint32_t malloc_idx, uint32_t free_idx)
 	struct run_instance *in = run_current;
 	struct run_hc *hc;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_init_mm"))
+		return;
 	hc = hc_of(in);
 	hc->mm_malloc = malloc_idx;
 	hc->mm_free = free_idx;
@@ -473,6 +596,9 @@ ENV_CALL(void, hostcall_init_mm, uint32_t malloc_idx, uint32_t free_idx)
 }
 
 enum req_part { PART_METHOD, PART_TARGET, PART_BODY };
+
+static const char *const req_part_call[] = {"hostcall_req_get_method", "hostcall_req_get_path",
+					    "hostcall_req_get_body"};
 
 /* Copies one part of a request to the guest: the incoming request's from the
  * request itself, a created one's from its handle; empty for a bad handle. */
@@ -484,7 +610,10 @@ static void get_req_part(struct run_instance *in, uint32_t ptr_p, uint32_t len_p
 	const char *p = "";
 	size_t n = 0;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, req_part_call[part])) {
+		run_hc_result_none(in, ptr_p, len_p);
+		return;
+	}
 	m = req_of(in, req);
 	if (req == 0) {
 		p = part == PART_METHOD ? r->method : part == PART_TARGET ? r->target : r->body;
@@ -513,32 +642,6 @@ ENV_CALL(void, hostcall_req_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t r
 	get_req_part(run_current, ptr_p, len_p, req, PART_BODY);
 }
 
-ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t req)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = req_of(in, req);
-	if (m)
-		get_header_names(in, slices_p, len_p, m, req == 0);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
-ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = req_of(in, req);
-	if (m)
-		get_header_values(in, slices_p, len_p, m, req == 0, name, name_len);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
 ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t url, uint32_t ulen)
 {
 	struct run_instance *in = run_current;
@@ -546,14 +649,15 @@ ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t
 	char *m, *u;
 	int h;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_req_create"))
+		return HANDLE_ERROR;
 	hc = hc_of(in);
 	h = free_slot(hc->reqs);
 	if (h < 0)
 		return HANDLE_ERROR;
 	m = copy_in(in, method, mlen, 32);
 	u = copy_in(in, url, ulen, HC_URL_MAX);
-	if (!m || !u || !valid_token(m, mlen) || strlen(u) != ulen) {
+	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen) {
 		free(m);
 		free(u);
 		return HANDLE_ERROR;
@@ -569,7 +673,8 @@ ENV_CALL(uint32_t, hostcall_req_set_header, uint32_t req, uint32_t name, uint32_
 {
 	struct run_instance *in = run_current;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_req_set_header"))
+		return HC_INVALID;
 	/* The incoming request is read-only. */
 	if (req == 0)
 		return HC_INVALID;
@@ -580,7 +685,8 @@ ENV_CALL(uint32_t, hostcall_req_set_body, uint32_t req, uint32_t ptr, uint32_t l
 {
 	struct run_instance *in = run_current;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_req_set_body"))
+		return HC_INVALID;
 	if (req == 0)
 		return HC_INVALID;
 	return set_body(in, req_of(in, req), ptr, len, HC_BODY_MAX);
@@ -672,7 +778,8 @@ ENV_CALL(uint32_t, hostcall_req_send_async, uint32_t req)
 	struct run_instance *in = run_current;
 	int pi;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_req_send_async"))
+		return HANDLE_ERROR;
 	pi = send_async(in, req);
 	return pi < 0 ? HANDLE_ERROR : (uint32_t)pi;
 }
@@ -682,7 +789,8 @@ ENV_CALL(uint32_t, hostcall_pending_req_wait, uint32_t p)
 	struct run_instance *in = run_current;
 	struct run_pending *pend;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_pending_req_wait"))
+		return HANDLE_ERROR;
 	pend = pending_of(in, p);
 	if (!pend)
 		return HANDLE_ERROR;
@@ -695,7 +803,8 @@ ENV_CALL(uint32_t, hostcall_req_send, uint32_t req)
 	struct run_instance *in = run_current;
 	int pi;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_req_send"))
+		return HANDLE_ERROR;
 	pi = send_async(in, req);
 	if (pi < 0)
 		return HANDLE_ERROR;
@@ -708,7 +817,8 @@ ENV_CALL(uint32_t, hostcall_pending_req_poll, uint32_t p)
 	struct run_instance *in = run_current;
 	struct run_pending *pend;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_pending_req_poll"))
+		return HANDLE_ERROR;
 	pend = pending_of(in, p);
 	if (!pend)
 		return HANDLE_ERROR;
@@ -724,7 +834,8 @@ ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, ui
 	uint64_t mask = 0;
 	uint32_t i, h;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_pending_req_select"))
+		return HANDLE_ERROR;
 	hc_of(in);
 	vec = n <= RUN_HC_HANDLES ? run_mem(in, handles, (uint64_t)n * 4) : NULL;
 	if (!vec || n == 0 || !run_mem(in, out_p, 4))
@@ -751,38 +862,15 @@ ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, ui
 
 /* ---- Responses ----------------------------------------------------------------------- */
 
-ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = resp_of(in, resp);
-	if (m)
-		get_header_names(in, slices_p, len_p, m, false);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
-ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
-{
-	struct run_instance *in = run_current;
-	struct run_hmsg *m;
-
-	run_hostcall_enter(in);
-	m = resp_of(in, resp);
-	if (m)
-		get_header_values(in, slices_p, len_p, m, false, name, name_len);
-	else
-		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
-}
-
 ENV_CALL(void, hostcall_resp_get_body, uint32_t ptr_p, uint32_t len_p, uint32_t resp)
 {
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_resp_get_body")) {
+		run_hc_result_none(in, ptr_p, len_p);
+		return;
+	}
 	m = resp_of(in, resp);
 	if (m)
 		run_hc_result_bytes(in, ptr_p, len_p, m->body.data, m->body.len);
@@ -795,7 +883,8 @@ ENV_CALL(uint32_t, hostcall_resp_get_response_code, uint32_t resp)
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_resp_get_response_code"))
+		return 0;
 	m = resp_of(in, resp);
 	return m ? m->status : 0;
 }
@@ -805,7 +894,8 @@ ENV_CALL(uint32_t, hostcall_resp_set_header, uint32_t resp, uint32_t name, uint3
 	struct run_instance *in = run_current;
 	const uint8_t *nm;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_resp_set_header"))
+		return HC_INVALID;
 	/* Framing and connection headers belong to the server. */
 	nm = nlen <= HC_NAME_MAX ? run_mem(in, name, nlen) : NULL;
 	if (nm && run_header_is_hop_by_hop((const char *)nm, nlen))
@@ -817,7 +907,8 @@ ENV_CALL(uint32_t, hostcall_resp_set_body, uint32_t resp, uint32_t ptr, uint32_t
 {
 	struct run_instance *in = run_current;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_resp_set_body"))
+		return HC_INVALID;
 	return set_body(in, resp_of(in, resp), ptr, len, in->pool->cfg.response_max);
 }
 
@@ -826,7 +917,8 @@ ENV_CALL(uint32_t, hostcall_resp_set_response_code, uint32_t resp, uint32_t code
 	struct run_instance *in = run_current;
 	struct run_hmsg *m;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_resp_set_response_code"))
+		return HC_INVALID;
 	m = resp_of(in, resp);
 	if (!m || code < 100 || code > 599)
 		return HC_INVALID;
@@ -861,14 +953,15 @@ static void kv_failed(struct run_instance *in, const char *op, enum viv_err err)
 typedef enum viv_err (*kv_write_fn)(struct store *, int64_t, const void *, size_t, const void *,
 				    size_t, bool *);
 
-static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *op, uint32_t k,
-			 uint32_t kl, uint32_t v, uint32_t vl)
+static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *name,
+			 const char *op, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	const uint8_t *key, *val;
 	bool yes = false;
 	enum viv_err err;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, name))
+		return 0;
 	if (!kv_args(in, k, kl, v, vl, &key, &val))
 		return 0;
 	err = fn(in->pool->services.store, in->app->id, key, kl, val, vl, &yes);
@@ -883,21 +976,21 @@ ENV_CALL(uint32_t, hostcall_kvstore_insert, uint32_t k, uint32_t kl, uint32_t v,
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_insert, "insert", k, kl, v, vl);
+	return kv_write(in, store_kv_insert, "hostcall_kvstore_insert", "insert", k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_upsert, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_upsert, "upsert", k, kl, v, vl);
+	return kv_write(in, store_kv_upsert, "hostcall_kvstore_upsert", "upsert", k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_append, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_append, "append", k, kl, v, vl);
+	return kv_write(in, store_kv_append, "hostcall_kvstore_append", "append", k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k, uint32_t kl)
@@ -907,9 +1000,10 @@ ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k
 	char *val = NULL;
 	size_t len = 0;
 	enum viv_err err;
-	uint32_t p;
+	bool held;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_kvstore_get"))
+		return 0;
 	if (!kv_args(in, k, kl, 0, 0, &key, NULL) || !run_mem(in, v_p, 4) ||
 	    !run_mem(in, vl_p, 4))
 		return 0;
@@ -919,18 +1013,14 @@ ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k
 			kv_failed(in, "get", err);
 		return 0;
 	}
-	/* The value is host memory held across the guest's allocator: keep it
-	 * on the instance so that a trap there cannot leak it. */
-	viv_buf_free(&in->scratch);
-	in->scratch.data = val;
-	in->scratch.len = len;
-	in->scratch.alloc = len + 1;
-	p = put_string(in, in->scratch.data, in->scratch.len);
-	if (!p)
-		return 0;
-	put_u32(in, v_p, p);
-	put_u32(in, vl_p, (uint32_t)len);
-	return 1;
+	/* Copied and freed before the guest's allocator runs, which may
+	 * trap. */
+	hold_clear(in);
+	held = hold(in, val, len);
+	free(val);
+	if (!held)
+		return run_hc_result_none(in, v_p, vl_p);
+	return give_bytes(in, v_p, vl_p);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_remove, uint32_t k, uint32_t kl)
@@ -940,7 +1030,8 @@ ENV_CALL(uint32_t, hostcall_kvstore_remove, uint32_t k, uint32_t kl)
 	bool existed = false;
 	enum viv_err err;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_kvstore_remove"))
+		return 0;
 	if (!kv_args(in, k, kl, 0, 0, &key, NULL))
 		return 0;
 	err = store_kv_remove(in->pool->services.store, in->app->id, key, kl, &existed);
@@ -1031,14 +1122,16 @@ ENV_CALL(uint32_t, hostcall_config_get, uint32_t v_p, uint32_t vl_p, uint32_t k,
 	const uint8_t *key;
 	size_t i;
 
-	run_hostcall_enter(in);
+	if (!run_hc_enter(in, "hostcall_config_get"))
+		return 0;
 	key = kl && kl <= HC_NAME_MAX ? run_mem(in, k, kl) : NULL;
 	if (!key || !run_mem(in, v_p, 4) || !run_mem(in, vl_p, 4))
 		return 0;
 	for (i = 0; i < in->app->n_env; i++) {
 		const char *e = in->app->env[i];
 
-		if (strncmp(e, (const char *)key, kl) == 0 && e[kl] == '=')
+		/* The key may hold NULs: compare bytes, within the entry. */
+		if (strlen(e) > kl && memcmp(e, key, kl) == 0 && e[kl] == '=')
 			return run_hc_result_bytes(in, v_p, vl_p, e + kl + 1, strlen(e + kl + 1));
 	}
 	return 0;

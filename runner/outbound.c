@@ -22,6 +22,9 @@
 #define MAX_RESP_HEADERS 100
 #define MAX_SELF_DEPTH 3
 
+/* A transfer owns copies of everything it sends: the guest goes on running
+ * while it is in flight and may change or replace its request handle's
+ * headers and body. */
 struct run_xfer {
 	struct run_pool *pool;
 	struct run_instance *in;
@@ -30,6 +33,8 @@ struct run_xfer {
 	struct curl_slist *hdrs;
 	char *url;
 	char *method;
+	char *body; /* NULL for none */
+	size_t body_len;
 	unsigned redirects;
 	struct run_hmsg resp;
 	bool too_big;
@@ -332,6 +337,7 @@ static void xfer_free(struct run_xfer *x)
 	run_hmsg_clear(&x->resp);
 	free(x->url);
 	free(x->method);
+	free(x->body);
 	free(x);
 }
 
@@ -344,22 +350,18 @@ static unsigned remaining_ms(const struct run_instance *in)
 	return left < cap ? (unsigned)(left ? left : 1) : cap;
 }
 
-/* Sets up and adds an easy handle for x->url. */
-static bool xfer_go(struct run_xfer *x)
+/* Copies what req sends into x. */
+static bool xfer_copy_request(struct run_xfer *x, const struct run_hmsg *req)
 {
-	struct run_instance *in = x->in;
-	struct run_hmsg *req = &in->hc->reqs[in->hc->pend[x->pi].req];
-	CURL *e = curl_easy_init();
+	struct curl_slist *l;
 	size_t i;
 
-	if (!e)
+	x->url = strdup(req->url);
+	x->method = strdup(req->method);
+	if (!x->url || !x->method)
 		return false;
-	x->easy = e;
-	curl_slist_free_all(x->hdrs);
-	x->hdrs = NULL;
 	for (i = 0; i < req->n_hdrs; i++) {
 		char *line;
-		struct curl_slist *l;
 
 		if (asprintf(&line, "%s: %s", req->hdrs[i].name, req->hdrs[i].value) < 0)
 			return false;
@@ -370,7 +372,29 @@ static bool xfer_go(struct run_xfer *x)
 		x->hdrs = l;
 	}
 	/* No "Expect: 100-continue" round trip. */
-	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+	l = curl_slist_append(x->hdrs, "Expect:");
+	if (!l)
+		return false;
+	x->hdrs = l;
+	if (req->body.data) {
+		x->body = malloc(req->body.len + 1);
+		if (!x->body)
+			return false;
+		memcpy(x->body, req->body.data, req->body.len);
+		x->body_len = req->body.len;
+	}
+	return true;
+}
+
+/* Sets up and adds an easy handle for x->url. */
+static bool xfer_go(struct run_xfer *x)
+{
+	struct run_instance *in = x->in;
+	CURL *e = curl_easy_init();
+
+	if (!e)
+		return false;
+	x->easy = e;
 	run_hmsg_clear(&x->resp);
 	viv_buf_init(&x->resp.body, in->pool->cfg.outbound_body_max);
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
@@ -397,12 +421,10 @@ static bool xfer_go(struct run_xfer *x)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
-		if (req->body.len || strcmp(x->method, "POST") == 0 ||
+		if (x->body_len || strcmp(x->method, "POST") == 0 ||
 		    strcmp(x->method, "PUT") == 0 || strcmp(x->method, "PATCH") == 0) {
-			curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.data ? req->body.data
-									   : "");
-			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)req->body.len);
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
 		}
 	}
 	x->errbuf[0] = '\0';
@@ -413,6 +435,7 @@ static bool xfer_go(struct run_xfer *x)
 static void xfer_done(struct run_xfer *x, CURLcode rc)
 {
 	struct run_instance *in = x->in;
+	struct run_hmsg resp;
 	long status = 0;
 	char *location = NULL;
 	int pi = x->pi;
@@ -442,7 +465,9 @@ static void xfer_done(struct run_xfer *x, CURLcode rc)
 				      strcmp(x->method, "POST") == 0)) {
 			free(x->method);
 			x->method = strdup("GET");
-			viv_buf_free(&in->hc->reqs[in->hc->pend[pi].req].body);
+			free(x->body);
+			x->body = NULL;
+			x->body_len = 0;
 		}
 		curl_multi_remove_handle(x->pool->curlm, x->easy);
 		curl_easy_cleanup(x->easy);
@@ -467,12 +492,15 @@ static void xfer_done(struct run_xfer *x, CURLcode rc)
 				x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 		goto fail;
 	}
-	x->resp.status = (unsigned)status;
-	x->resp.used = true;
-	in->hc->pend[pi].xfer = NULL;
-	run_hc_complete(in, pi, &x->resp);
+	/* The response leaves the transfer, which is gone before the guest
+	 * runs again. */
+	resp = x->resp;
+	resp.status = (unsigned)status;
+	resp.used = true;
 	memset(&x->resp, 0, sizeof(x->resp));
+	in->hc->pend[pi].xfer = NULL;
 	xfer_free(x);
+	run_hc_complete(in, pi, &resp);
 	return;
 fail:
 	in->hc->pend[pi].xfer = NULL;
@@ -501,13 +529,29 @@ static void check_done(struct run_pool *p)
 
 /* ---- Requests to the app itself ------------------------------------------------------ */
 
+/* Appends n bytes and a NUL at *at; returns where they went. */
+static char *put_text(char **at, const char *p, size_t n)
+{
+	char *s = *at;
+
+	if (n)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	*at += n + 1;
+	return s;
+}
+
+/* A subrequest owns copies of its method, headers and body in the block it
+ * is allocated in (freed with it): the sender goes on running while another
+ * instance serves it, and may change or replace its request handle. */
 static bool self_request(struct run_instance *in, int pi, const char *url)
 {
 	struct run_hmsg *req = &in->hc->reqs[in->hc->pend[pi].req];
 	struct run_subrequest *sr;
+	struct run_header *hs;
 	CURLU *h = curl_url();
-	char *path = NULL, *query = NULL, *target;
-	size_t tl;
+	char *path = NULL, *query = NULL, *at;
+	size_t tl, size, i;
 
 	if (!h || curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ||
 	    curl_url_get(h, CURLUPART_PATH, &path, 0)) {
@@ -516,28 +560,40 @@ static bool self_request(struct run_instance *in, int pi, const char *url)
 	}
 	curl_url_get(h, CURLUPART_QUERY, &query, 0);
 	tl = strlen(path) + (query ? strlen(query) + 1 : 0);
-	sr = calloc(1, sizeof(*sr) + tl + 1);
+	size = sizeof(*sr) + req->n_hdrs * sizeof(*hs) + tl + 1 + strlen(req->method) + 1 +
+	       req->body.len + 1;
+	for (i = 0; i < req->n_hdrs; i++)
+		size += req->hdrs[i].name_len + req->hdrs[i].value_len + 2;
+	sr = calloc(1, size);
 	if (!sr) {
 		curl_free(path);
 		curl_free(query);
 		curl_url_cleanup(h);
 		return false;
 	}
-	target = (char *)(sr + 1);
-	snprintf(target, tl + 1, "%s%s%s", path, query ? "?" : "", query ? query : "");
+	hs = (struct run_header *)(sr + 1);
+	at = (char *)(hs + req->n_hdrs);
+	sr->req.target = at;
+	snprintf(at, tl + 1, "%s%s%s", path, query ? "?" : "", query ? query : "");
+	at += tl + 1;
 	curl_free(path);
 	curl_free(query);
 	curl_url_cleanup(h);
 	sr->from = in;
 	sr->pending = pi;
-	sr->req.method = req->method;
 	sr->req.method_len = strlen(req->method);
-	sr->req.target = target;
+	sr->req.method = put_text(&at, req->method, sr->req.method_len);
 	sr->req.target_len = tl;
-	sr->req.headers = req->hdrs;
+	for (i = 0; i < req->n_hdrs; i++) {
+		hs[i].name_len = req->hdrs[i].name_len;
+		hs[i].name = put_text(&at, req->hdrs[i].name, hs[i].name_len);
+		hs[i].value_len = req->hdrs[i].value_len;
+		hs[i].value = put_text(&at, req->hdrs[i].value, hs[i].value_len);
+	}
+	sr->req.headers = hs;
 	sr->req.n_headers = req->n_hdrs;
-	sr->req.body = req->body.data;
 	sr->req.body_len = req->body.len;
+	sr->req.body = put_text(&at, req->body.data, req->body.len);
 	sr->req.client_addr = in->req->client_addr;
 	sr->req.server_name = in->app->host;
 	sr->req.server_port = in->req->server_port;
@@ -621,9 +677,7 @@ bool run_outbound_start(struct run_instance *in, int pi)
 	x->pool = in->pool;
 	x->in = in;
 	x->pi = pi;
-	x->url = strdup(req->url);
-	x->method = strdup(req->method);
-	if (!x->url || !x->method || !xfer_go(x)) {
+	if (!xfer_copy_request(x, req) || !xfer_go(x)) {
 		xfer_free(x);
 		return false;
 	}

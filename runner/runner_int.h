@@ -198,14 +198,28 @@ bool run_outbound_allowed(const struct run_app *app, const char *url);
  * link-local, metadata...). */
 bool run_address_is_private(const struct sockaddr *sa);
 
+/* Starts a host call of the Terrarium ABI: run_hostcall_enter(), then
+ * false when the host is calling back into the guest (its allocator, to
+ * place another call's result) and the call must not run. Such a nested call
+ * could free or replace what the outer call is returning; it fails instead
+ * with the ABI's error value (the caller returns it) and one line in the
+ * app's log names it. Only hostcall_debug, hostcall_panic_hook,
+ * hostcall_time_now and hostcall_rng_next_u64, which touch no host-call
+ * state, run nested; so do WASI calls, whose state no host call holds. */
+bool run_hc_enter(struct run_instance *in, const char *name);
+
 /* Places a copy of data (NUL-terminated) in memory from the guest's
  * allocator and writes its pointer and length to ptr_p and len_p; (0, 0) and
- * false when that fails. */
+ * false when that fails. data is copied before the allocator runs, so it may
+ * be anything the guest could free or replace from there. */
 bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
 			 size_t len);
-/* The same for n strings: an array of GuestSlice {ptr, len}. */
+/* The same for n strings: an array of GuestSlice {ptr, len}. strs and lens
+ * are read before the allocator runs. */
 bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
 			  const char *const *strs, const size_t *lens, size_t n);
+/* Writes (0, 0) to the out-pointers that are in bounds; returns false. */
+bool run_hc_result_none(struct run_instance *in, uint32_t ptr_p, uint32_t len_p);
 
 /* ---- DNS (dns.c) ------------------------------------------------------------------------ */
 
@@ -259,6 +273,9 @@ uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint3
 uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
 			uint64_t cookie, uint32_t used_p);
 
+/* True when the n bytes at s are an HTTP token (RFC 7230): a header name or
+ * a method. */
+bool run_http_token(const char *s, size_t n);
 /* True for headers the server manages itself (Connection, Content-Length,
  * Transfer-Encoding, ...), which guests may not set on responses. */
 bool run_header_is_hop_by_hop(const char *name, size_t n);
@@ -283,13 +300,22 @@ struct run_instance {
 	sigjmp_buf jmp;        /* inside the guest stack, around guest code */
 	struct run_coro coro;  /* the guest's side */
 	struct run_coro home;  /* the event loop's side */
+	/* For AddressSanitizer, which is told of every switch between the two
+	 * (sandbox.c): the stack that resumed the guest, and the fake stacks
+	 * each side leaves behind. Unused in other builds. */
+	const void *home_lo;
+	size_t home_size;
+	void *asan_home, *asan_guest;
 	void *wasm;            /* the wasm2c instance, m->g->instance_size bytes */
 	wasm_rt_memory_t *mem; /* the guest's memory, NULL if it has none */
 
-	/* Deadlines: CPU ticks are counted by the tick handler while the
-	 * instance runs; the wall deadline is checked there and by a timer. */
-	volatile uint32_t cpu_ticks;
-	uint32_t cpu_ticks_max;
+	/* Deadlines: the tick handler charges the instance with the thread's
+	 * CPU time while it runs (no more than has passed since it last
+	 * became the running instance, ran_since_ns on CLOCK_MONOTONIC); the
+	 * wall deadline is checked there and by a timer. */
+	volatile uint64_t cpu_used_ns;
+	uint64_t cpu_max_ns;
+	volatile uint64_t ran_since_ns;
 	uint64_t wall_deadline_ns;
 	struct run_timer wall_timer;
 	volatile sig_atomic_t interrupt; /* a deadline passed in host code */
@@ -307,7 +333,12 @@ struct run_instance {
 	size_t n_envp;
 
 	struct run_hc *hc; /* host-call state, made on first use */
-	struct viv_buf scratch; /* host data a call holds across guest code */
+	/* A host call's result, copied before the host calls the guest's
+	 * allocator to place it (hostcall.c). */
+	struct viv_buf scratch;
+	/* Calls into the guest's allocator under way: host calls of the
+	 * Terrarium ABI are refused meanwhile (run_hc_enter()). */
+	unsigned callbacks;
 	struct run_dns_job *dns;        /* a lookup in flight */
 	struct run_dns_job *dns_result; /* a finished lookup the guest has not taken */
 	struct run_fs *fs;  /* WASI descriptors of /assets (wasi_fs.c) */

@@ -18,6 +18,30 @@
 
 #include "runner_int.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUN_ASAN 1
+#endif
+#endif
+
+/* AddressSanitizer must know which stack the thread runs on, to clean up
+ * after a longjmp, and must not see the poison that frames abandoned by a
+ * trap leave on a guest stack: the slot's next instance reuses it. */
+#ifdef RUN_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define asan_leave(save, lo, size) __sanitizer_start_switch_fiber(save, lo, size)
+#define asan_arrive(saved, lo_out, size_out) \
+	__sanitizer_finish_switch_fiber(saved, lo_out, size_out)
+#define asan_unpoison(p, n) __asan_unpoison_memory_region(p, n)
+#else
+#define asan_leave(save, lo, size) ((void)0)
+#define asan_arrive(saved, lo_out, size_out) ((void)0)
+#define asan_unpoison(p, n) ((void)0)
+#endif
+
 __thread struct run_instance *run_current __attribute__((tls_model("initial-exec")));
 
 /* ---- Loading artifacts -------------------------------------------------------------- */
@@ -160,9 +184,19 @@ const char *run_module_hash(const struct run_module *m)
 
 /* ---- Signals: faults and the CPU tick ---------------------------------------------- */
 
-/* Deadlines are counted in ticks of the worker thread's own CPU clock, so
+/* Deadlines are checked on ticks of the worker thread's own CPU clock, so
  * there is one timer per thread instead of one per request, and a worker
- * that waits in epoll is not woken at all. */
+ * that waits in epoll is not woken at all.
+ *
+ * A tick does not stand for RUN_TICK_NS of CPU time: the kernel checks CPU
+ * timers on its scheduler tick (every 4 ms at HZ=250), so a 1 ms timer fires
+ * once per 4 ms and counting its signals made a 500 ms limit stop a loop
+ * after 2 s. The handler reads the thread's CPU clock instead and charges
+ * the running instance with what the thread used since the previous tick,
+ * capped by the time since the instance started running, so that what the
+ * event loop and other instances used before it is not charged to it. A
+ * limit is then enforced within one scheduler tick, and a request costs no
+ * system call: the clock is read on ticks only. */
 #define RUN_TICK_NS 1000000L
 #define RUN_ALTSTACK_BYTES ((size_t)256 << 10)
 
@@ -212,11 +246,14 @@ static void say(const char *s)
 		return;
 }
 
+/* The handlers the runner's replaced. */
+static struct sigaction prev_segv, prev_bus;
+
 static void on_fault(int sig, siginfo_t *si, void *ucv)
 {
 	struct run_instance *in = run_current;
 	uint8_t *addr = si->si_addr;
-	struct sigaction dfl;
+	struct sigaction dfl, *prev;
 
 	if (in && in->state == RUN_STATE_RUNNING && pc_in_guest(in, ucv)) {
 		struct run_slot *s = in->slot;
@@ -226,32 +263,55 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
 		if (addr >= s->guard_lo && addr < s->stack_lo)
 			unwind_from_signal(in, sig, RUN_STOP_TRAP, WASM_RT_TRAP_EXHAUSTION);
 	}
-	/* Not provably the guest's: a bug in the host. Die loudly with the
-	 * default action, which re-runs the faulting instruction. */
+	/* Not provably the guest's: a bug in the host. Die loudly: put back
+	 * what handled the signal before the runner (the default action, or
+	 * a sanitizer that reports the fault) and return, which re-runs the
+	 * faulting instruction. */
 	say(sig == SIGBUS ? "vivd: fatal SIGBUS outside guest memory\n"
 			  : "vivd: fatal SIGSEGV outside guest memory\n");
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(sig, &dfl, NULL);
+	prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+	if (!(prev->sa_flags & SA_SIGINFO) && prev->sa_handler == SIG_IGN) {
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		prev = &dfl;
+	}
+	sigaction(sig, prev, NULL);
+}
+
+/* The thread's CPU time when the tick last looked at it. */
+static __thread uint64_t tick_cpu_ns;
+
+static uint64_t clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void on_tick(int sig, siginfo_t *si, void *ucv)
 {
 	struct run_instance *in = run_current;
 	enum run_stop why = RUN_STOP_NONE;
-	struct timespec now;
+	uint64_t cpu, used, now, since;
+	int saved_errno = errno;
 
 	(void)si;
-	if (!in || in->state != RUN_STATE_RUNNING)
+	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	used = cpu - tick_cpu_ns;
+	tick_cpu_ns = cpu;
+	if (!in || in->state != RUN_STATE_RUNNING) {
+		errno = saved_errno;
 		return;
-	if (++in->cpu_ticks > in->cpu_ticks_max) {
-		why = RUN_STOP_CPU;
-	} else {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec >
-		    in->wall_deadline_ns)
-			why = RUN_STOP_WALL;
 	}
+	now = clock_ns(CLOCK_MONOTONIC);
+	since = now > in->ran_since_ns ? now - in->ran_since_ns : 0;
+	in->cpu_used_ns += used < since ? used : since;
+	if (in->cpu_used_ns > in->cpu_max_ns)
+		why = RUN_STOP_CPU;
+	else if (now > in->wall_deadline_ns)
+		why = RUN_STOP_WALL;
+	errno = saved_errno;
 	if (why == RUN_STOP_NONE)
 		return;
 	if (pc_in_guest(in, ucv))
@@ -272,7 +332,7 @@ static void install_handlers(void)
 	sa.sa_sigaction = on_fault;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGBUS, &sa, NULL))
+	if (sigaction(SIGSEGV, &sa, &prev_segv) || sigaction(SIGBUS, &sa, &prev_bus))
 		handlers_err = errno;
 	sa.sa_sigaction = on_tick;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
@@ -292,6 +352,7 @@ static enum viv_err tick_set(bool on)
 	if (on) {
 		its.it_interval.tv_nsec = RUN_TICK_NS;
 		its.it_value = its.it_interval;
+		tick_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	}
 	return timer_settime(thread_tick, 0, &its, NULL) ? VIV_ERR_INTERNAL : VIV_OK;
 }
@@ -685,6 +746,7 @@ static void guest_main(void *arg)
 	struct run_instance *in = arg;
 	const struct viv_guest *g = in->m->g;
 
+	asan_arrive(NULL, &in->home_lo, &in->home_size);
 	if (sigsetjmp(in->jmp, 0) == 0) {
 		g->instantiate(in->wasm, in);
 		if (g->initialize)
@@ -693,6 +755,7 @@ static void guest_main(void *arg)
 		in->stop = RUN_STOP_RETURNED;
 	}
 	in->state = RUN_STATE_DONE;
+	asan_leave(NULL, in->home_lo, in->home_size);
 	run_coro_switch(&in->coro, &in->home);
 	abort(); /* a finished guest is never switched to again */
 }
@@ -806,17 +869,25 @@ static void finish(struct run_instance *in)
 
 static void fire_wall(struct run_timer *t);
 
-/* Runs the guest until it finishes or suspends. */
-static void resume(struct run_instance *in)
+/* Runs the guest until it finishes or suspends; now is CLOCK_MONOTONIC. */
+static void resume(struct run_instance *in, uint64_t now)
 {
 	/* An instance may start another from inside a host call (a request
 	 * an app sends to itself): the caller is running guest code again
-	 * when this returns. */
+	 * when this returns, and is charged CPU time from then on. */
 	struct run_instance *caller = run_current;
 
+	in->ran_since_ns = now;
 	in->state = RUN_STATE_RUNNING;
+	atomic_signal_fence(memory_order_seq_cst);
 	run_current = in;
+	asan_leave(&in->asan_home, in->slot->stack_lo,
+		   (size_t)(in->slot->stack_hi - in->slot->stack_lo));
 	run_coro_switch(&in->home, &in->coro);
+	asan_arrive(in->asan_home, NULL, NULL);
+	if (caller)
+		caller->ran_since_ns = mono_ns();
+	atomic_signal_fence(memory_order_seq_cst);
 	run_current = caller;
 	if (in->state == RUN_STATE_DONE) {
 		run_timer_cancel(in->pool, &in->wall_timer);
@@ -828,8 +899,11 @@ static void resume(struct run_instance *in)
 void run_instance_suspend(struct run_instance *in)
 {
 	in->state = RUN_STATE_SUSPENDED;
+	asan_leave(&in->asan_guest, in->home_lo, in->home_size);
 	run_coro_switch(&in->coro, &in->home);
-	/* Resumed by run_instance_wake(): back in the guest's context. */
+	/* Resumed by run_instance_wake(): back in the guest's context, perhaps
+	 * from another stack than before. */
+	asan_arrive(in->asan_guest, &in->home_lo, &in->home_size);
 	if (in->interrupt)
 		run_stop_guest(in, (enum run_stop)in->interrupt, 0);
 }
@@ -838,7 +912,7 @@ void run_instance_wake(struct run_instance *in)
 {
 	if (in->state != RUN_STATE_SUSPENDED)
 		return;
-	resume(in);
+	resume(in, mono_ns());
 	if (in->state == RUN_STATE_DONE && in->done)
 		in->done(in, in->done_arg);
 }
@@ -858,6 +932,7 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 {
 	struct run_instance *in;
 	struct run_slot *s;
+	uint64_t now;
 
 	*out = NULL;
 	if (pool->free_head >= pool->n_slots)
@@ -877,8 +952,9 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	in->done = done;
 	in->done_arg = arg;
 	in->wasm = (void *)(((uintptr_t)(in + 1) + 15) & ~(uintptr_t)15);
-	in->cpu_ticks_max = app->limits.cpu_ms ? app->limits.cpu_ms : 1;
-	in->wall_deadline_ns = mono_ns() + (uint64_t)app->limits.wall_ms * 1000000u;
+	in->cpu_max_ns = (uint64_t)(app->limits.cpu_ms ? app->limits.cpu_ms : 1) * 1000000u;
+	now = mono_ns();
+	in->wall_deadline_ns = now + (uint64_t)app->limits.wall_ms * 1000000u;
 	in->wall_timer.heap_index = SIZE_MAX;
 	in->wall_timer.fire = fire_wall;
 	in->wake_timer.heap_index = SIZE_MAX;
@@ -886,9 +962,10 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	viv_buf_init(&in->out, pool->cfg.response_max + RUN_CGI_HEADERS_MAX);
 	viv_buf_init(&in->errln, pool->cfg.log_line_max);
 	viv_buf_init(&in->resp_store, 0);
+	asan_unpoison(s->stack_lo, (size_t)(s->stack_hi - s->stack_lo));
 	run_coro_make(&in->coro, s->stack_lo, s->stack_hi, guest_main, in);
 	*out = in;
-	resume(in);
+	resume(in, now);
 	if (in->state != RUN_STATE_DONE)
 		run_timer_arm(pool, &in->wall_timer, in->wall_deadline_ns);
 	return VIV_OK;

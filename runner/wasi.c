@@ -623,6 +623,11 @@ WASI_CALL(uint32_t, poll_oneoff, uint32_t subs, uint32_t events, uint32_t n, uin
 		in->wake_timer.fire = wake_fire;
 		run_timer_arm(in->pool, &in->wake_timer, wake);
 		run_instance_suspend(in);
+		/* Guest memory is looked up again after the guest was away. */
+		s = run_mem(in, subs, (uint64_t)n * SUB_SIZE);
+		ev = run_mem(in, events, (uint64_t)n * EVENT_SIZE);
+		if (!s || !ev)
+			return E_FAULT;
 	}
 	now = viv_mono_ns();
 	for (i = 0; !ready && i < n; i++) {

@@ -19,6 +19,8 @@ packages=(
   # rustup toolchain on PATH need not); builds are offline and take crates
   # from Debian's librust-*-dev packages, of which cfg-if is the smallest
   rustc cargo libstd-rust-dev-wasm32 librust-cfg-if-dev
+  # the host-call fuzz target (scripts/fuzz.sh): clang's libFuzzer and ASan runtimes
+  libclang-rt-14-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind)

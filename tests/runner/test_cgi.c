@@ -53,6 +53,15 @@ Test(cgi, status_header_sets_the_code)
 	cr_assert_eq(strncmp(in.resp.body, "<p>gone</p>", 11), 0);
 }
 
+/* Found by the host-call fuzz target: the NUL byte passed for a token
+ * character. */
+Test(cgi, a_nul_byte_in_a_header_name_is_refused)
+{
+	with_output("X#A: v\n\nbody");
+	in.out.data[1] = '\0';
+	cr_assert_not(run_cgi_response(&in));
+}
+
 Test(cgi, location_without_status_redirects)
 {
 	with_output("Location: /elsewhere\n\n");

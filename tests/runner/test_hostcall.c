@@ -11,6 +11,7 @@
 
 #include "artifact.h"
 #include "helpers.h"
+#include "self_request.h"
 #include "store.h"
 #include "support.h"
 #include "upstream.h"
@@ -22,7 +23,7 @@ static struct tsup_upstream *up;
 static char upstream_url[64];
 static char allow_pattern[64];
 static const char *outbound[1];
-static const char *env[] = {"GREETING=hello from config"};
+static const char *env[] = {"GREETING=hello from config", "EMPTY="};
 static struct run_app app;
 
 static void setup_pool(bool allow_private)
@@ -53,7 +54,7 @@ static void setup_pool(bool allow_private)
 	app.name = "guest";
 	app.limits = (struct viv_limits){32, 500, 5000};
 	app.env = env;
-	app.n_env = 1;
+	app.n_env = 2;
 	app.id = id;
 	app.host = "guest.localhost";
 	app.outbound = outbound;
@@ -372,5 +373,118 @@ Test(hostcall, imports_called_through_the_table_act_for_the_caller)
 	cr_assert(trun_logged(in, "through the table"));
 	free(b);
 	run_instance_end(in);
+	run_module_release(m);
+}
+
+/* Every host call that places its result through the guest's allocator,
+ * with an allocator that first re-enters the host to free or replace that
+ * very data (guests/reenter.c): the request ends normally, the guest gets
+ * the original data (never bytes of the host's heap), every nested call
+ * fails with its error value and leaves a line in the app's log, and the
+ * pool goes on serving. */
+Test(hostcall, an_allocator_that_re_enters_the_host_gets_the_original_data)
+{
+	static const struct {
+		const char *call;
+		int nested_error; /* what a refused nested call returns */
+	} cases[] = {
+		{"req_get_body", 1},	 {"req_get_header", 1},	 {"req_get_headers", 1},
+		{"req_get_method", 0},	 {"req_get_path", 0},	 {"incoming_req_get_body", 0},
+		{"resp_get_body", 1},	 {"resp_get_header", 1}, {"resp_get_headers", 1},
+		{"kvstore_get", 0},	 {"config_get", 0},	 {"dns_query_ip", 0},
+		{"dns_query_raw", 0},
+	};
+	struct run_module *m = load("reenter.c");
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *call = cases[i].call;
+		char target[64], want[96], *body, *rest;
+		struct run_request req;
+		struct run_instance *in;
+		unsigned n = 0;
+
+		snprintf(target, sizeof(target), "/%s", call);
+		req = make_req("POST", target, "the original body, forty-eight bytes long.......");
+		in = run(m, &req);
+		body = trun_body(in);
+		cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", call,
+			     run_outcome_name(run_instance_outcome(in)));
+		snprintf(want, sizeof(want), "%s original nested", call);
+		/* Without a resolver that answers, the raw query fails before
+		 * it places anything. */
+		if (strcmp(call, "dns_query_raw") == 0 &&
+		    strcmp(body, "dns_query_raw error nested\n") == 0) {
+			free(body);
+			run_instance_end(in);
+			continue;
+		}
+		cr_assert_eq(strncmp(body, want, strlen(want)), 0, "%s", body);
+		for (rest = body + strlen(want); *rest == ' '; n++) {
+			char *end;
+			long v = strtol(rest, &end, 10);
+
+			cr_assert_eq(v, cases[i].nested_error, "%s", body);
+			rest = end;
+		}
+		cr_assert_gt(n, 0, "%s: the allocator never ran", call);
+		cr_assert(trun_logged(in, "refused"), "%s: no log line for the nested call", call);
+		free(body);
+		run_instance_end(in);
+	}
+	run_module_release(m);
+}
+
+/* A request handle changed right after it was sent (a new body and header
+ * replace the old ones) does not change what is being sent, whether to an
+ * upstream through libcurl or to the app itself in another instance. */
+Test(hostcall, a_request_changed_after_sending_goes_out_as_it_was_sent)
+{
+	struct run_module *m = load("reenter.c");
+	struct run_services sv = {.store = st};
+	struct tsup_self self = {pool, m};
+	const char *want[] = {"sent POST\nthe original body, forty-eight bytes long.......\n",
+			      NULL};
+	const char *want_self[] = {
+		"sent the original body, forty-eight bytes long.......|"
+		"the original header value, thirty-nine\n",
+		NULL};
+	char target[256];
+
+	snprintf(target, sizeof(target), "/send_then_replace?%s/echo", upstream_url);
+	expect(m, "GET", target, NULL, 200, want);
+	tsup_self_services(&sv, &self);
+	run_pool_set_services(pool, &sv);
+	snprintf(target, sizeof(target),
+		 "/send_then_replace?http://guest.localhost/slow_echo?%s/slow?ms=200",
+		 upstream_url);
+	expect(m, "GET", target, NULL, 200, want_self);
+	run_module_release(m);
+}
+
+/* NUL bytes in a method, a header name and a configuration key are refused
+ * (the host read past its copy of the first and the last, and let the
+ * second through to the response). */
+Test(hostcall, nul_bytes_in_names_are_refused)
+{
+	struct run_module *m = load("nul_bytes.c");
+	const char *want[] = {"create -1\nheader 1\nconfig 0\n", NULL};
+	struct run_request req = make_req("GET", "/", NULL);
+	struct run_instance *in = run(m, &req);
+
+	cr_assert_eq(run_instance_response(in)->n_headers, 0);
+	run_instance_end(in);
+	expect(m, "GET", "/", NULL, 200, want);
+	run_module_release(m);
+}
+
+/* Out-pointers that overlap each other are the guest's business; the host
+ * never reads its results back from guest memory (it did, and faulted). */
+Test(hostcall, overlapping_out_pointers_do_not_trouble_the_host)
+{
+	struct run_module *m = load("overlapping_outs.wat");
+	const char *want[] = {"ok", NULL};
+
+	expect(m, "GET", "/", NULL, 200, want);
 	run_module_release(m);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "artifact.h"
 #include "helpers.h"
@@ -198,6 +199,55 @@ Test(sandbox, endless_loop_stops_at_the_cpu_limit)
 	cr_assert(ms >= 45, "stopped after %llu ms", (unsigned long long)ms);
 	run_instance_end(in);
 	run_module_release(m);
+}
+
+/* The calling thread's CPU time, which is what limits.cpu_ms measures. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	cr_assert_eq(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* An endless loop with a CPU limit of limit_ms is stopped with the CPU
+ * error after it used the limit, give or take 10 %. */
+static void expect_cpu_stop_near(unsigned limit_ms)
+{
+	struct run_app app = default_app;
+	struct run_module *m = load("app.wat",
+				    "(module (func (export \"_start\") (loop $l (br $l))))");
+	struct run_request req = make_req("GET", "/", NULL);
+	struct run_instance *in;
+	uint64_t t0, used_ms;
+	char want[64];
+
+	app.limits.cpu_ms = limit_ms;
+	app.limits.wall_ms = 30000;
+	t0 = thread_cpu_ns();
+	in = run(m, &app, &req);
+	used_ms = (thread_cpu_ns() - t0) / 1000000u;
+	cr_assert_eq(run_instance_outcome(in), RUN_CPU_EXCEEDED, "%s",
+		     run_outcome_name(run_instance_outcome(in)));
+	snprintf(want, sizeof(want), "CPU time limit of %u ms", limit_ms);
+	cr_assert(trun_logged(in, want));
+	cr_log_info("cpu_ms %u: stopped after %llu ms of CPU time", limit_ms,
+		    (unsigned long long)used_ms);
+	cr_assert(used_ms * 10 >= limit_ms * 9 && used_ms * 10 <= limit_ms * 11,
+		  "a limit of %u ms stopped the guest after %llu ms of CPU time", limit_ms,
+		  (unsigned long long)used_ms);
+	run_instance_end(in);
+	run_module_release(m);
+}
+
+Test(sandbox, the_cpu_limit_holds_within_ten_percent_at_200_ms)
+{
+	expect_cpu_stop_near(200);
+}
+
+Test(sandbox, the_cpu_limit_holds_within_ten_percent_at_500_ms)
+{
+	expect_cpu_stop_near(500);
 }
 
 Test(sandbox, memory_grows_only_to_the_limit)
