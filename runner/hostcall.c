@@ -976,14 +976,18 @@ ENV_CALL(uint32_t, hostcall_kvstore_insert, uint32_t k, uint32_t kl, uint32_t v,
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_insert, "hostcall_kvstore_insert", "insert", k, kl, v, vl);
+	/* A map's insert: the value replaces what was there (Terrarium's
+	 * KVStore::insert); true if the key was new. */
+	return kv_write(in, store_kv_put, "hostcall_kvstore_insert", "insert", k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_upsert, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_upsert, "hostcall_kvstore_upsert", "upsert", k, kl, v, vl);
+	/* Only if absent (Terrarium's KVStore::upsert); true if the key was
+	 * new, and the stored value stays otherwise. */
+	return kv_write(in, store_kv_put_new, "hostcall_kvstore_upsert", "upsert", k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_append, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)

@@ -6,10 +6,10 @@
 #include <string.h>
 
 static const char sql_get[] = "SELECT value FROM kv WHERE app_id = ?1 AND key = ?2";
-static const char sql_insert[] =
+static const char sql_put_new[] =
 	"INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
-static const char sql_upsert[] = "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
-				 "ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value";
+static const char sql_put[] = "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
+			      "ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value";
 static const char sql_append[] =
 	"INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
 	"ON CONFLICT(app_id, key) DO UPDATE SET value = CAST(value || excluded.value AS BLOB)";
@@ -121,13 +121,13 @@ static enum viv_err exists(struct store *st, int64_t app_id, const void *key, si
 	return err;
 }
 
-enum viv_err store_kv_insert(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *inserted_out)
+enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
+			      const void *val, size_t vlen, bool *inserted_out)
 {
-	return write_one(st, sql_insert, app_id, key, klen, val, vlen, inserted_out);
+	return write_one(st, sql_put_new, app_id, key, klen, val, vlen, inserted_out);
 }
 
-/* Upsert and append must say whether the key was new, which the write alone
+/* Put and append must say whether the key was new, which the write alone
  * does not tell: look, then write, in one transaction. */
 static enum viv_err write_reporting_new(struct store *st, const char *sql, int64_t app_id,
 					const void *key, size_t klen, const void *val,
@@ -161,10 +161,10 @@ static enum viv_err write_reporting_new(struct store *st, const char *sql, int64
 	return VIV_OK;
 }
 
-enum viv_err store_kv_upsert(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *was_new_out)
+enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
+			  const void *val, size_t vlen, bool *was_new_out)
 {
-	return write_reporting_new(st, sql_upsert, app_id, key, klen, val, vlen, false,
+	return write_reporting_new(st, sql_put, app_id, key, klen, val, vlen, false,
 				   was_new_out);
 }
 

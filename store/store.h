@@ -330,12 +330,14 @@ enum viv_err store_app_config_get(struct store *st, const char *app, char **json
  * with free()) is NUL-terminated after *len_out bytes. */
 enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
 			  char **val_out, size_t *len_out);
-/* Inserts when absent: *inserted_out says whether it did. */
-enum viv_err store_kv_insert(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *inserted_out);
-/* Inserts or replaces: *was_new_out says whether the key was new. */
-enum viv_err store_kv_upsert(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *was_new_out);
+/* Sets key to val, replacing what was there: *was_new_out says whether the
+ * key was new. */
+enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
+			  const void *val, size_t vlen, bool *was_new_out);
+/* Sets key to val only when it is absent, else leaves the stored value:
+ * *inserted_out says whether it did. */
+enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
+			      const void *val, size_t vlen, bool *inserted_out);
 /* Appends to the value, or inserts when absent: *was_new_out says whether the
  * key was new. VIV_ERR_TOO_BIG when the value would pass STORE_KV_VALUE_MAX
  * (nothing changes). */

@@ -184,12 +184,14 @@ enum value_status hostcall_resp_set_response_code(response_t resp, uint32_t code
  * and restarts. Every call returns false also when it fails (a key or value
  * too big, a bad pointer). */
 
-/* Inserts if the key is absent: true if it did. */
+/* Sets the key to the value, replacing what was there (a map's insert):
+ * true if the key was new. */
 HOSTCALL_IMPORT(hostcall_kvstore_insert)
 bool hostcall_kvstore_insert(const void *key, size_t key_len, const void *value,
 			     size_t value_len);
 
-/* Inserts or replaces: true if the key was new. */
+/* Sets the key only if it is absent, else leaves the stored value: true if
+ * the key was new. */
 HOSTCALL_IMPORT(hostcall_kvstore_upsert)
 bool hostcall_kvstore_upsert(const void *key, size_t key_len, const void *value,
 			     size_t value_len);

@@ -284,13 +284,13 @@ static inline char *viv_kv_get(const char *key, size_t *len_out)
 /* Sets key to len bytes of value, replacing it: true if the key was new. */
 static inline bool viv_kv_set(const char *key, const void *value, size_t len)
 {
-	return hostcall_kvstore_upsert(key, strlen(key), value, len);
+	return hostcall_kvstore_insert(key, strlen(key), value, len);
 }
 
-/* Sets key only if it is absent: true if it did. */
-static inline bool viv_kv_insert(const char *key, const void *value, size_t len)
+/* Sets key only if it is absent, else leaves it as it is: true if it did. */
+static inline bool viv_kv_set_if_absent(const char *key, const void *value, size_t len)
 {
-	return hostcall_kvstore_insert(key, strlen(key), value, len);
+	return hostcall_kvstore_upsert(key, strlen(key), value, len);
 }
 
 /* Appends len bytes to the value of key, creating it: true if it was new. */

@@ -154,11 +154,14 @@ Test(hostcall, request_and_response)
 	run_module_release(m);
 }
 
+/* As Terrarium's KVStore documents them: insert stores the value whatever
+ * was there (a map's insert), upsert stores it only if the key is absent;
+ * both, and append, say whether the key was new. */
 Test(hostcall, kv_semantics_and_persistence)
 {
 	struct run_module *m = load("terrarium.c");
 	const char *want[] = {"insert 1\n",     "insert again 0\n", "append 0\n",
-			      "get ac\n",       "upsert 0\n",       "upsert new 1\n",
+			      "get bc\n",       "upsert 0\n",       "upsert new 1\n",
 			      "remove 1\n",     "remove again 0\n", "get missing 0\n",
 			      "count 1\n",      NULL};
 	const char *want2[] = {"count 2\n", NULL};

@@ -44,14 +44,14 @@ Test(kv, insert_upsert_append_remove)
 	bool yes = false;
 	char *v;
 
-	cr_assert_eq(store_kv_insert(st, a, "k", 1, "one", 3, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put_new(st, a, "k", 1, "one", 3, &yes), VIV_OK);
 	cr_assert(yes);
-	cr_assert_eq(store_kv_insert(st, a, "k", 1, "two", 3, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put_new(st, a, "k", 1, "two", 3, &yes), VIV_OK);
 	cr_assert_not(yes, "insert must not replace");
 	v = get(a, "k", NULL);
 	cr_assert_str_eq(v, "one");
 	free(v);
-	cr_assert_eq(store_kv_upsert(st, a, "k", 1, "uno", 3, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, a, "k", 1, "uno", 3, &yes), VIV_OK);
 	cr_assert_not(yes, "the key was not new");
 	cr_assert_eq(store_kv_append(st, a, "k", 1, "+", 1, &yes), VIV_OK);
 	cr_assert_not(yes);
@@ -75,7 +75,7 @@ Test(kv, binary_keys_and_values)
 	size_t n = 0;
 	bool yes;
 
-	cr_assert_eq(store_kv_upsert(st, a, key, sizeof(key), val, sizeof(val), &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, a, key, sizeof(key), val, sizeof(val), &yes), VIV_OK);
 	cr_assert_eq(store_kv_get(st, a, key, sizeof(key), &v, &n), VIV_OK);
 	cr_assert_eq(n, 3);
 	cr_assert_eq(memcmp(v, val, 3), 0);
@@ -88,9 +88,9 @@ Test(kv, apps_do_not_see_each_other)
 	bool yes;
 	char *v;
 
-	cr_assert_eq(store_kv_upsert(st, a, "shared", 6, "from a", 6, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, a, "shared", 6, "from a", 6, &yes), VIV_OK);
 	cr_assert_null(get(b, "shared", NULL));
-	cr_assert_eq(store_kv_upsert(st, b, "shared", 6, "from b", 6, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, b, "shared", 6, "from b", 6, &yes), VIV_OK);
 	cr_assert(yes);
 	v = get(a, "shared", NULL);
 	cr_assert_str_eq(v, "from a");
@@ -104,11 +104,11 @@ Test(kv, caps)
 	bool yes = true;
 
 	memset(key, 'k', sizeof(key));
-	cr_assert_eq(store_kv_upsert(st, a, key, sizeof(key), "v", 1, &yes), VIV_ERR_INVALID);
-	cr_assert_eq(store_kv_upsert(st, a, "", 0, "v", 1, &yes), VIV_ERR_INVALID);
-	cr_assert_eq(store_kv_upsert(st, a, "k", 1, big, STORE_KV_VALUE_MAX + 1, &yes),
+	cr_assert_eq(store_kv_put(st, a, key, sizeof(key), "v", 1, &yes), VIV_ERR_INVALID);
+	cr_assert_eq(store_kv_put(st, a, "", 0, "v", 1, &yes), VIV_ERR_INVALID);
+	cr_assert_eq(store_kv_put(st, a, "k", 1, big, STORE_KV_VALUE_MAX + 1, &yes),
 		     VIV_ERR_TOO_BIG);
-	cr_assert_eq(store_kv_upsert(st, a, "k", 1, big, STORE_KV_VALUE_MAX, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, a, "k", 1, big, STORE_KV_VALUE_MAX, &yes), VIV_OK);
 	cr_assert_eq(store_kv_append(st, a, "k", 1, "x", 1, &yes), VIV_ERR_TOO_BIG);
 	free(big);
 }
@@ -119,7 +119,7 @@ Test(kv, survives_reopening_with_relaxed_sync)
 	char *v;
 
 	cr_assert_eq(store_sync_relaxed(st), VIV_OK);
-	cr_assert_eq(store_kv_upsert(st, a, "keep", 4, "me", 2, &yes), VIV_OK);
+	cr_assert_eq(store_kv_put(st, a, "keep", 4, "me", 2, &yes), VIV_OK);
 	store_close(st);
 	st = test_open();
 	v = get(a, "keep", NULL);

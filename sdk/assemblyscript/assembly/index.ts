@@ -388,7 +388,7 @@ export namespace kv {
   /** Sets key to value, replacing it: true if the key was new. */
   export function setBytes(key: string, value: ArrayBuffer): bool {
     const k = utf8(key);
-    return sys.hostcall_kvstore_upsert(ptrOf(k), k.byteLength, ptrOf(value), value.byteLength) != 0;
+    return sys.hostcall_kvstore_insert(ptrOf(k), k.byteLength, ptrOf(value), value.byteLength) != 0;
   }
 
   /** Sets key to UTF-8 text, replacing it: true if the key was new. */
@@ -396,11 +396,11 @@ export namespace kv {
     return setBytes(key, utf8(value));
   }
 
-  /** Sets key only if it is absent: true if it did. */
-  export function insert(key: string, value: string): bool {
+  /** Sets key only if it is absent, else leaves it as it is: true if it did. */
+  export function setIfAbsent(key: string, value: string): bool {
     const k = utf8(key);
     const v = utf8(value);
-    return sys.hostcall_kvstore_insert(ptrOf(k), k.byteLength, ptrOf(v), v.byteLength) != 0;
+    return sys.hostcall_kvstore_upsert(ptrOf(k), k.byteLength, ptrOf(v), v.byteLength) != 0;
   }
 
   /** Appends value to the value of key, creating it: true if it was new. */

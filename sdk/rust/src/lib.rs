@@ -516,13 +516,14 @@ pub mod kv {
     /// Sets `key` to `value`, replacing it: true if the key was new.
     pub fn set(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> bool {
         let (k, v) = (key.as_ref(), value.as_ref());
-        unsafe { sys::hostcall_kvstore_upsert(k.as_ptr(), k.len(), v.as_ptr(), v.len()) != 0 }
+        unsafe { sys::hostcall_kvstore_insert(k.as_ptr(), k.len(), v.as_ptr(), v.len()) != 0 }
     }
 
-    /// Sets `key` only if it is absent: true if it did.
-    pub fn insert(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> bool {
+    /// Sets `key` only if it is absent, else leaves it as it is: true if it
+    /// did.
+    pub fn set_if_absent(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> bool {
         let (k, v) = (key.as_ref(), value.as_ref());
-        unsafe { sys::hostcall_kvstore_insert(k.as_ptr(), k.len(), v.as_ptr(), v.len()) != 0 }
+        unsafe { sys::hostcall_kvstore_upsert(k.as_ptr(), k.len(), v.as_ptr(), v.len()) != 0 }
     }
 
     /// Appends `value` to the value of `key`, creating it: true if it was new.

@@ -88,11 +88,11 @@ static void kv(void)
 		int c = atoi(v) + 1;
 		char buf[16];
 		snprintf(buf, sizeof(buf), "%d", c);
-		hostcall_kvstore_upsert("count", 5, buf, strlen(buf));
+		hostcall_kvstore_insert("count", 5, buf, strlen(buf));
 		say("count %d\n", c);
 		free(v);
 	} else {
-		hostcall_kvstore_insert("count", 5, "1", 1);
+		hostcall_kvstore_upsert("count", 5, "1", 1);
 		say("count 1\n");
 	}
 }
