@@ -344,36 +344,6 @@ Test(core, compile_error_fails_with_file_and_line)
 	tsup_resp_free(&r);
 }
 
-/* The pids of vivd's children whose name starts with prefix. */
-static size_t children_named(pid_t parent, const char *prefix, pid_t *out, size_t max)
-{
-	char path[64], comm[64];
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	size_t n = 0;
-
-	cr_assert_not_null(d);
-	while ((e = readdir(d)) && n < max) {
-		FILE *f;
-		int pid, ppid;
-		char state;
-
-		pid = atoi(e->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%d (%63[^)]) %c %d", &pid, comm, &state, &ppid) == 4 &&
-		    ppid == parent && strncmp(comm, prefix, strlen(prefix)) == 0)
-			out[n++] = pid;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 Test(core, a_killed_worker_is_replaced)
 {
 	char *wat = cgi_wat("survivor");
@@ -385,7 +355,7 @@ Test(core, a_killed_worker_is_replaced)
 
 	assert_ready(d);
 	json_decref(d);
-	n = children_named(vivd.pid, "worker", workers, 8);
+	n = tsup_children_named(vivd.pid, "worker", workers, 8);
 	cr_assert_eq(n, 2, "expected 2 workers, found %zu", n);
 	kill(workers[0], SIGKILL);
 	/* The other worker keeps serving while the supervisor replaces it. */
@@ -394,7 +364,7 @@ Test(core, a_killed_worker_is_replaced)
 	deadline = tsup_now_ms() + 10000;
 	do {
 		usleep(50000);
-		m = children_named(vivd.pid, "worker", after, 8);
+		m = tsup_children_named(vivd.pid, "worker", after, 8);
 	} while ((m != 2 || after[0] == workers[0] || after[1] == workers[0]) &&
 		 tsup_now_ms() < deadline);
 	cr_assert_eq(m, 2, "the killed worker was not replaced");

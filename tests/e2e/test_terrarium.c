@@ -5,6 +5,7 @@
  * an app sends to itself. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,4 +294,101 @@ Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_so
 	free(tgz);
 	free(src);
 	free(m);
+}
+
+/* Terrarium's own WebAssembly-text template: constants in data segments of
+ * a memory it does not export, pointers to them handed to the host, and no
+ * allocator registered. The header it sets arrives with every value, and
+ * reading a request header without an allocator fails quietly. */
+static const char private_memory_wat[] =
+	"(module\n"
+	"  (import \"env\" \"hostcall_resp_set_header\"\n"
+	"    (func $set_header (param i32 i32 i32 i32 i32) (result i32)))\n"
+	"  (import \"env\" \"hostcall_req_get_header\"\n"
+	"    (func $get_header (param i32 i32 i32 i32 i32)))\n"
+	"  (memory 1)\n"
+	"  (data (i32.const 16) \"X-Values\")\n"
+	"  (data (i32.const 32) \"one\")\n"
+	"  (data (i32.const 40) \"two\")\n"
+	"  (data (i32.const 48) \"three\")\n"
+	"  (data (i32.const 64) \"\\20\\00\\00\\00\\03\\00\\00\\00\\28\\00\\00\\00\\03\\00\\00\\00"
+	"\\30\\00\\00\\00\\05\\00\\00\\00\")\n"
+	"  (data (i32.const 96) \"user-agent\")\n"
+	"  (func (export \"run\")\n"
+	"    (call $get_header (i32.const 128) (i32.const 132) (i32.const 0) (i32.const 96)"
+	" (i32.const 10))\n"
+	"    (drop (call $set_header (i32.const 0) (i32.const 16) (i32.const 8) (i32.const 64)"
+	" (i32.const 3)))))\n";
+
+Test(terrarium, a_private_memory_sets_a_header_with_every_value)
+{
+	struct tsup_file f[] = {{"app.wat", private_memory_wat}};
+	struct tsup_resp r;
+	const char *want[] = {"one", "two", "three"};
+	char *h;
+
+	deploy_files("private", f, 1);
+	cr_assert(tsup_app_get(&tsup_ofx.vivd, "private", "/", &r), "%s", r.error);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	h = tsup_resp_header(&r, "x-values");
+	cr_assert_not_null(h, "no X-Values header:\n%s", r.headers);
+	free(h);
+	for (size_t i = 0; i < 3; i++) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "x-values: %s\r\n", want[i]);
+		cr_assert(strcasestr(r.headers, line), "X-Values lacks %s:\n%s", want[i],
+			  r.headers);
+	}
+	tsup_resp_free(&r);
+}
+
+/* Terrarium's KVStore: insert stores whatever was there (a counter), upsert
+ * only when the key is absent (the first writer's value stays). Each
+ * request may land on either worker, and one is killed half way. */
+static const char kv_terms_c[] =
+	"#include <stdio.h>\n"
+	"#include <stdlib.h>\n"
+	"#include <string.h>\n"
+	"#include <http_hostcalls.h>\n"
+	"\n"
+	"void run(void)\n"
+	"{\n"
+	"\tchar *v = NULL, *first = NULL, mine[32], out[160];\n"
+	"\tsize_t vl = 0, fl = 0;\n"
+	"\tlong n = 0;\n"
+	"\tbool count_new, first_new;\n"
+	"\n"
+	"\thostcall_init_mm(malloc, free);\n"
+	"\tif (hostcall_kvstore_get(&v, &vl, \"count\", 5))\n"
+	"\t\tn = atol(v);\n"
+	"\tfree(v);\n"
+	"\tsnprintf(mine, sizeof(mine), \"%ld\", ++n);\n"
+	"\tcount_new = hostcall_kvstore_insert(\"count\", 5, mine, strlen(mine));\n"
+	"\tsnprintf(mine, sizeof(mine), \"request %ld\", n);\n"
+	"\tfirst_new = hostcall_kvstore_upsert(\"first\", 5, mine, strlen(mine));\n"
+	"\thostcall_kvstore_get(&first, &fl, \"first\", 5);\n"
+	"\tsnprintf(out, sizeof(out), \"count %ld %d first %.*s %d\\n\", n, count_new,\n"
+	"\t\t (int)fl, first ? first : \"\", first_new);\n"
+	"\tfree(first);\n"
+	"\thostcall_resp_set_body(RESPONSE_OUTGOING, out, strlen(out));\n"
+	"}\n";
+
+Test(terrarium, kv_insert_replaces_and_upsert_keeps_across_workers)
+{
+	struct tsup_file f[] = {{"kv.c", kv_terms_c}};
+
+	deploy_files("kvterms", f, 1);
+	for (int i = 1; i <= 12; i++) {
+		char want[96];
+
+		if (i == 6) {
+			pid_t workers[8];
+
+			cr_assert_gt(tsup_children_named(tsup_ofx.vivd.pid, "worker", workers, 8), 0);
+			kill(workers[0], SIGKILL);
+		}
+		snprintf(want, sizeof(want), "count %d %d first request 1 %d\n", i, i == 1, i == 1);
+		says("kvterms", "/", 200, want);
+	}
 }

@@ -194,6 +194,35 @@ void tsup_vivd_stop(struct tsup_vivd *v)
 		viv_rmtree(v->dir);
 }
 
+size_t tsup_children_named(pid_t parent, const char *prefix, pid_t *out, size_t max)
+{
+	char path[64], comm[64];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	size_t n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) && n < max) {
+		FILE *f;
+		int pid, ppid;
+		char state;
+
+		pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%d (%63[^)]) %c %d", &pid, comm, &state, &ppid) == 4 &&
+		    ppid == parent && strncmp(comm, prefix, strlen(prefix)) == 0)
+			out[n++] = pid;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 /* ---- HTTP --------------------------------------------------------------------------- */
 
 static size_t collect(char *p, size_t size, size_t n, void *arg)
