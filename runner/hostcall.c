@@ -657,7 +657,10 @@ ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t
 		return HANDLE_ERROR;
 	m = copy_in(in, method, mlen, 32);
 	u = copy_in(in, url, ulen, HC_URL_MAX);
-	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen) {
+	/* A URL that does not parse, or is not http or https, fails here, as
+	 * Terrarium's did; one the app may not reach fails when sent. */
+	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen ||
+	    !run_outbound_url_valid(u)) {
 		free(m);
 		free(u);
 		return HANDLE_ERROR;
@@ -764,6 +767,20 @@ static void wait_for(struct run_instance *in, uint64_t mask)
 	}
 }
 
+/* What a pending request that has completed gave (a response handle, or
+ * HANDLE_ERROR when it failed), its handle freed: as Terrarium's SDKs
+ * document, a completed pending request may not be used again, and wait,
+ * poll and select then refuse its handle. A guest that makes many requests
+ * one after another so never runs out of handles. */
+static uint32_t pending_finish(struct run_instance *in, int pi)
+{
+	struct run_pending *p = &in->hc->pend[pi];
+	int resp = p->resp;
+
+	memset(p, 0, sizeof(*p));
+	return resp < 0 ? HANDLE_ERROR : (uint32_t)resp;
+}
+
 static struct run_pending *pending_of(struct run_instance *in, uint32_t p)
 {
 	struct run_hc *hc = hc_of(in);
@@ -795,7 +812,7 @@ ENV_CALL(uint32_t, hostcall_pending_req_wait, uint32_t p)
 	if (!pend)
 		return HANDLE_ERROR;
 	wait_for(in, (uint64_t)1 << p);
-	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
+	return pending_finish(in, (int)p);
 }
 
 ENV_CALL(uint32_t, hostcall_req_send, uint32_t req)
@@ -809,7 +826,7 @@ ENV_CALL(uint32_t, hostcall_req_send, uint32_t req)
 	if (pi < 0)
 		return HANDLE_ERROR;
 	wait_for(in, (uint64_t)1 << pi);
-	return in->hc->pend[pi].resp < 0 ? HANDLE_ERROR : (uint32_t)in->hc->pend[pi].resp;
+	return pending_finish(in, pi);
 }
 
 ENV_CALL(uint32_t, hostcall_pending_req_poll, uint32_t p)
@@ -824,7 +841,7 @@ ENV_CALL(uint32_t, hostcall_pending_req_poll, uint32_t p)
 		return HANDLE_ERROR;
 	if (!pend->done)
 		return HANDLE_NOT_READY;
-	return pend->resp < 0 ? HANDLE_ERROR : (uint32_t)pend->resp;
+	return pending_finish(in, (int)p);
 }
 
 ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, uint32_t out_p)
@@ -853,8 +870,7 @@ ENV_CALL(uint32_t, hostcall_pending_req_select, uint32_t handles, uint32_t n, ui
 		memcpy(&h, vec + 4 * i, 4);
 		if (h < RUN_HC_HANDLES && in->hc->pend[h].used && in->hc->pend[h].done) {
 			put_u32(in, out_p, h);
-			return in->hc->pend[h].resp < 0 ? HANDLE_ERROR
-							: (uint32_t)in->hc->pend[h].resp;
+			return pending_finish(in, (int)h);
 		}
 	}
 	return HANDLE_ERROR;
@@ -896,6 +912,9 @@ ENV_CALL(uint32_t, hostcall_resp_set_header, uint32_t resp, uint32_t name, uint3
 
 	if (!run_hc_enter(in, "hostcall_resp_set_header"))
 		return HC_INVALID;
+	/* Only the outgoing response is written; a received one is read-only. */
+	if (resp != 0)
+		return HC_INVALID;
 	/* Framing and connection headers belong to the server. */
 	nm = nlen <= HC_NAME_MAX ? run_mem(in, name, nlen) : NULL;
 	if (nm && run_header_is_hop_by_hop((const char *)nm, nlen))
@@ -909,6 +928,8 @@ ENV_CALL(uint32_t, hostcall_resp_set_body, uint32_t resp, uint32_t ptr, uint32_t
 
 	if (!run_hc_enter(in, "hostcall_resp_set_body"))
 		return HC_INVALID;
+	if (resp != 0)
+		return HC_INVALID;
 	return set_body(in, resp_of(in, resp), ptr, len, in->pool->cfg.response_max);
 }
 
@@ -919,7 +940,7 @@ ENV_CALL(uint32_t, hostcall_resp_set_response_code, uint32_t resp, uint32_t code
 
 	if (!run_hc_enter(in, "hostcall_resp_set_response_code"))
 		return HC_INVALID;
-	m = resp_of(in, resp);
+	m = resp == 0 ? resp_of(in, resp) : NULL;
 	if (!m || code < 100 || code > 599)
 		return HC_INVALID;
 	m->status = code;

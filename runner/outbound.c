@@ -175,6 +175,18 @@ static bool pattern_allows(const char *pattern, const struct url_parts *u)
 	return ok;
 }
 
+bool run_outbound_url_valid(const char *url)
+{
+	struct url_parts u;
+	bool ok;
+
+	if (!url_split(url, &u))
+		return false;
+	ok = strcasecmp(u.scheme, "http") == 0 || strcasecmp(u.scheme, "https") == 0;
+	url_parts_free(&u);
+	return ok;
+}
+
 bool run_outbound_allowed(const struct run_app *app, const char *url)
 {
 	struct url_parts u;

@@ -194,6 +194,8 @@ bool run_outbound_start(struct run_instance *in, int pi);
 void run_outbound_cancel(struct run_instance *in, int pi);
 /* True when url may be fetched by an app with these outbound patterns. */
 bool run_outbound_allowed(const struct run_app *app, const char *url);
+/* Whether url parses as an absolute http or https URL. */
+bool run_outbound_url_valid(const char *url);
 /* True when a connection to this address is refused (loopback, private,
  * link-local, metadata...). */
 bool run_address_is_private(const struct sockaddr *sa);

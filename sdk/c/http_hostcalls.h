@@ -105,9 +105,11 @@ void hostcall_req_get_header(struct string_slice **values_p, size_t *len_p, requ
 
 /* ---- Outbound requests ---------------------------------------------------------- */
 
-/* A new outbound request, or HOSTCALL_ERROR. The URL must be absolute; it
- * may only go where the app's manifest allows ("outbound"), and a request
- * to the app's own host name is answered without the network. */
+/* A new outbound request, or HOSTCALL_ERROR when the method is not an HTTP
+ * token or the URL is not an absolute http or https URL. It may only go
+ * where the app's manifest allows ("outbound"; elsewhere sending fails),
+ * and a request to the app's own host name is answered without the
+ * network. */
 HOSTCALL_IMPORT(hostcall_req_create)
 request_t hostcall_req_create(const char *method, size_t method_len, const char *url,
 			      size_t url_len);
@@ -135,13 +137,15 @@ HOSTCALL_IMPORT(hostcall_pending_req_wait)
 response_t hostcall_pending_req_wait(pending_request_t pending);
 
 /* Its response when there is one, HOSTCALL_NOT_READY while it is still
- * under way, HOSTCALL_ERROR when it failed. */
+ * under way, HOSTCALL_ERROR when it failed. Once a pending request has
+ * given its response or its failure (here, in wait or in select), its
+ * handle is spent: using it again is HOSTCALL_ERROR. */
 HOSTCALL_IMPORT(hostcall_pending_req_poll)
 response_t hostcall_pending_req_poll(pending_request_t pending);
 
 /* Waits for the first of n pending requests to finish: its response (or
  * HOSTCALL_ERROR if that one failed), with the pending request that
- * finished in *pending_out. */
+ * finished in *pending_out. That one is spent; the others stay valid. */
 HOSTCALL_IMPORT(hostcall_pending_req_select)
 response_t hostcall_pending_req_select(const pending_request_t *pendings, size_t n,
 				       pending_request_t *pending_out);
@@ -163,18 +167,18 @@ void hostcall_resp_get_body(void *body_p, size_t *len_p, response_t resp);
 HOSTCALL_IMPORT(hostcall_resp_get_response_code)
 uint32_t hostcall_resp_get_response_code(response_t resp);
 
-/* Replaces the header called name of resp (RESPONSE_OUTGOING: the one being
- * built) with n values. */
+/* Replaces the header called name of the response being built (resp is
+ * RESPONSE_OUTGOING; a received response is read-only) with n values. */
 HOSTCALL_IMPORT(hostcall_resp_set_header)
 enum value_status hostcall_resp_set_header(response_t resp, const char *name, size_t name_len,
 					   const struct string_slice *values, size_t n);
 
-/* Replaces the body of resp. */
+/* Replaces the body of the response being built (RESPONSE_OUTGOING). */
 HOSTCALL_IMPORT(hostcall_resp_set_body)
 enum value_status hostcall_resp_set_body(response_t resp, const void *body, size_t len);
 
-/* Sets the status, 100 to 599. The response starts as 200, no headers, an
- * empty body. */
+/* Sets the status of the response being built (RESPONSE_OUTGOING), 100 to
+ * 599. It starts as 200, no headers, an empty body. */
 HOSTCALL_IMPORT(hostcall_resp_set_response_code)
 enum value_status hostcall_resp_set_response_code(response_t resp, uint32_t code);
 

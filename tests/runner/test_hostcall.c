@@ -491,3 +491,31 @@ Test(hostcall, overlapping_out_pointers_do_not_trouble_the_host)
 	expect(m, "GET", "/", NULL, 200, want);
 	run_module_release(m);
 }
+
+/* What Terrarium's SDKs document and its guests rely on: a pending
+ * request that has given its response is spent (wait, poll and select
+ * refuse it, the others stay valid), a received response cannot be
+ * changed, and a URL that does not parse is refused when the request is
+ * made rather than when it is sent. */
+Test(hostcall, terms_of_terrariums_sdks)
+{
+	struct run_module *m = load("terms.c");
+	const char *spent[] = {"wait ok\n",	     "wait again -1\n",
+			       "poll again -1\n",   "select again -1\n",
+			       "select fast\n",     "select the spent one -1\n",
+			       "the other ok\n",    NULL};
+	const char *readonly[] = {"set body 1\n", "set header 1\n", "set code 1\n",
+				  "body upstream says hi code 200\n", NULL};
+	const char *urls[] = {"create 'not a url' -1\n", "create '/relative' -1\n",
+			      "create 'ftp://127.0.0.1/x' -1\n", "create 'http://' -1\n",
+			      "create '' -1\n", "create good ok\n", NULL};
+	char target[256];
+
+	snprintf(target, sizeof(target), "/spent?%s", upstream_url);
+	expect(m, "GET", target, NULL, 200, spent);
+	snprintf(target, sizeof(target), "/readonly?%s", upstream_url);
+	expect(m, "GET", target, NULL, 200, readonly);
+	snprintf(target, sizeof(target), "/urls?%s", upstream_url);
+	expect(m, "GET", target, NULL, 200, urls);
+	run_module_release(m);
+}

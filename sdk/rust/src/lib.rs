@@ -340,7 +340,8 @@ impl Pending {
     }
 
     /// The response if it has come (or the request failed), `None` while
-    /// it is still under way.
+    /// it is still under way. Once it has given `Some`, the request is
+    /// spent: polling or waiting for it again is an error.
     pub fn poll(&self) -> Option<Result<Response, Error>> {
         let resp = unsafe { sys::hostcall_pending_req_poll(self.handle) };
         if resp == sys::NOT_READY {
