@@ -315,7 +315,7 @@ static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, ch
 
 int main(int argc, char **argv)
 {
-	static char builds[PATH_MAX], launcher_name[108];
+	static char builds[PATH_MAX], launcher_name[108], web_dir[PATH_MAX], web_real[PATH_MAX];
 	struct vivd_options o;
 	struct run_child_spec *kids;
 	struct run_worker_config *wcfg;
@@ -355,7 +355,14 @@ int main(int argc, char **argv)
 		if (apps_fd < 0)
 			return 1;
 	}
-	api.cfg.web_dir = VIV_SOURCE_DIR "/web";
+	if (!viv_share_dir()) {
+		fprintf(stderr,
+			"vivd: cannot find the platform's files (share/vivarium beside the program, "
+			"holding sdk/ and include/); install Vivarium whole, or set VIVARIUM_SHARE\n");
+		return 1;
+	}
+	snprintf(web_dir, sizeof(web_dir), "%s/web", viv_share_dir());
+	api.cfg.web_dir = realpath(web_dir, web_real) ? web_real : web_dir;
 	if (ids.drop) {
 		const char **platform[] = {&api.cfg.pipe.include_dir, &api.cfg.pipe.sdk_dir,
 					   &api.cfg.pipe.tool_dir, &api.cfg.web_dir};
