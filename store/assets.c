@@ -256,8 +256,8 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 		if (viv_rmtree(gone) != VIV_OK)
 			viv_log(VIV_WARN, "store: could not remove %s", gone);
 		else
-			viv_log(VIV_INFO, "store: removed static files %s, which no deployment uses",
-				hash);
+			viv_log(VIV_INFO,
+				"store: removed static files %s, which no deployment uses", hash);
 	}
 out:
 	free(final);

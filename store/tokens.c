@@ -119,7 +119,8 @@ enum viv_err store_token_create(struct store *st, const char *name, enum store_s
 	*token_out = NULL;
 	if (info_out)
 		*info_out = NULL;
-	if (!store_token_name_valid(name) || (scope != STORE_SCOPE_ADMIN && scope != STORE_SCOPE_APPS))
+	if (!store_token_name_valid(name) ||
+	    (scope != STORE_SCOPE_ADMIN && scope != STORE_SCOPE_APPS))
 		return VIV_ERR_INVALID;
 	if (scope == STORE_SCOPE_ADMIN ? n_apps != 0
 				       : n_apps < 1 || n_apps > STORE_TOKEN_APPS_MAX || !apps)
