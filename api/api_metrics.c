@@ -3,6 +3,7 @@
  * writes to DATADIR/run/metrics/worker-N.prom, gathered with a worker="N"
  * label on each series. The families of all workers are merged, since a
  * family may appear only once in an exposition. */
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -131,6 +132,27 @@ static void take_comment(struct gather *g, const char *line)
 		snprintf(f->type, sizeof(f->type), "%s", rest);
 }
 
+/* Whether s is a sample's value (a number, +Inf, -Inf or NaN), with an
+ * optional integer timestamp after one space, and nothing else. */
+static bool value_ok(const char *s)
+{
+	char *end;
+
+	if (!*s || isspace((unsigned char)*s))
+		return false;
+	(void)strtod(s, &end);
+	if (end == s)
+		return false;
+	if (*end == ' ') {
+		s = end + 1 + (end[1] == '-');
+		if (!isdigit((unsigned char)*s))
+			return false;
+		s += strspn(s, "0123456789");
+		end = (char *)s;
+	}
+	return *end == '\0';
+}
+
 /* A sample line, appended to its family with worker="N" among its labels;
  * a malformed line is dropped. */
 static void take_sample(struct gather *g, const char *line, const char *worker)
@@ -149,7 +171,7 @@ static void take_sample(struct gather *g, const char *line, const char *worker)
 	} else {
 		rest = line + n;
 	}
-	if (*rest != ' ' || !rest[1])
+	if (*rest != ' ' || !value_ok(rest + 1))
 		return;
 	f = family_of_sample(g, line, n);
 	if (!f)

@@ -117,6 +117,20 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 		pipe_config_defaults(&probe.pipe);
 		s->upload_max = upload_max ? upload_max : probe.pipe.upload_max;
 	}
+	/* Answering means its stop signals are taken: a SIGTERM sent before
+	 * that would kill it instead of stopping it. */
+	for (int i = 0; i < 200; i++) {
+		struct tresp r;
+
+		thttp(s, "GET", "/healthz", NULL, NULL, 0, false, &r);
+		if (r.status == 200) {
+			tresp_free(&r);
+			return;
+		}
+		tresp_free(&r);
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	}
+	cr_assert_fail("the API did not answer /healthz within 10 s");
 }
 
 void tsrv_stop(struct tsrv *s)
@@ -274,6 +288,27 @@ void tresp_free(struct tresp *r)
 	free(r->body);
 	json_decref(r->json);
 	memset(r, 0, sizeof(*r));
+}
+
+const char *tjstr(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+long long tupload(const struct tsrv *s, const char *app, const char *token, const void *body,
+		  size_t len)
+{
+	char path[128];
+	struct tresp r;
+	long long id;
+
+	snprintf(path, sizeof(path), "/v1/apps/%s/deployments", app);
+	thttp(s, "POST", path, token ? token : s->token, body, len, false, &r);
+	cr_assert_eq(r.status, 202, "upload to %s: %ld %s", app, r.status, r.body);
+	id = json_integer_value(json_object_get(r.json, "id"));
+	cr_assert_gt(id, 0);
+	tresp_free(&r);
+	return id;
 }
 
 json_t *twait_deployment(const struct tsrv *s, long long id, int timeout_s)

@@ -58,6 +58,14 @@ void thttp_h(const struct tsrv *s, const char *method, const char *path, const c
 	     const char *const *headers, const void *body, size_t len, bool chunked,
 	     struct tresp *out);
 
+/* The string member key of j, or NULL. */
+const char *tjstr(json_t *j, const char *key);
+
+/* POSTs body as an upload of app with token (NULL: the admin token),
+ * asserts the 202 and returns the deployment id. */
+long long tupload(const struct tsrv *s, const char *app, const char *token, const void *body,
+		  size_t len);
+
 /* Polls GET /v1/deployments/ID until the status is ready or failed, for at
  * most timeout_s seconds; returns the last reply's JSON (caller frees with
  * json_decref). */
