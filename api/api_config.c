@@ -37,7 +37,7 @@ static enum MHD_Result reply_config(struct api_server *s, struct MHD_Connection 
 	char *text = NULL;
 	enum viv_err err;
 
-	err = store_app_config_get(s->st, r->segment, &text);
+	err = store_app_settings_get(s->st, r->segment, &text);
 	if (err == VIV_ERR_NOT_FOUND)
 		return api_reply_no_such_app(c, r);
 	if (err)

@@ -218,7 +218,7 @@ enum MHD_Result api_get_app(struct api_server *s, struct MHD_Connection *c, stru
 		return api_reply_no_such_app(c, r);
 	if (err)
 		return api_reply_store_error(c, r, err, "reading the app");
-	err = store_deployment_list(s->st, r->segment, API_APP_DEPLOYMENTS, &ds, &n);
+	err = store_deployment_list(s->st, r->segment, 0, API_APP_DEPLOYMENTS, &ds, &n);
 	if (err) {
 		store_app_free(app);
 		if (err == VIV_ERR_NOT_FOUND)

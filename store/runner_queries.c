@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The same columns as the routes table's, for one deployment of any app. */
+/* The same columns as the routes table's, for one deployment of any app:
+ * its app's settings and secrets come as they do for the current one. */
 static const char sql_deployment_route[] =
-	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config,"
-	" (SELECT json_group_object(key, value) FROM"
-	"   (SELECT key, value FROM app_config c WHERE c.app_id = a.id ORDER BY key))"
+	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, "
+	STORE_GUEST_CONFIG_SQL("a.id")
 	" FROM deployments d JOIN apps a ON a.id = d.app_id"
 	" WHERE d.id = ?1 AND d.status = 'ready'";
 
