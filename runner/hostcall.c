@@ -974,20 +974,38 @@ static void kv_failed(struct run_instance *in, const char *op, enum viv_err err)
 typedef enum viv_err (*kv_write_fn)(struct store *, int64_t, const void *, size_t, const void *,
 				    size_t, bool *);
 
-static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, const char *name,
-			 const char *op, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
+/* The host calls' names, for run_hc_enter(). */
+static const char *const kv_call_names[RUN_KV_OPS] = {
+	[RUN_KV_GET] = "hostcall_kvstore_get",
+	[RUN_KV_INSERT] = "hostcall_kvstore_insert",
+	[RUN_KV_UPSERT] = "hostcall_kvstore_upsert",
+	[RUN_KV_APPEND] = "hostcall_kvstore_append",
+	[RUN_KV_REMOVE] = "hostcall_kvstore_remove",
+};
+
+/* Starts a KV host call and counts it. */
+static bool kv_enter(struct run_instance *in, enum run_kv_op op)
+{
+	if (!run_hc_enter(in, kv_call_names[op]))
+		return false;
+	in->kv_calls[op]++;
+	return true;
+}
+
+static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, enum run_kv_op op, uint32_t k,
+			 uint32_t kl, uint32_t v, uint32_t vl)
 {
 	const uint8_t *key, *val;
 	bool yes = false;
 	enum viv_err err;
 
-	if (!run_hc_enter(in, name))
+	if (!kv_enter(in, op))
 		return 0;
 	if (!kv_args(in, k, kl, v, vl, &key, &val))
 		return 0;
 	err = fn(in->pool->services.store, in->app->id, key, kl, val, vl, &yes);
 	if (err) {
-		kv_failed(in, op, err);
+		kv_failed(in, run_kv_op_name(op), err);
 		return 0;
 	}
 	return yes;
@@ -999,7 +1017,7 @@ ENV_CALL(uint32_t, hostcall_kvstore_insert, uint32_t k, uint32_t kl, uint32_t v,
 
 	/* A map's insert: the value replaces what was there (Terrarium's
 	 * KVStore::insert); true if the key was new. */
-	return kv_write(in, store_kv_put, "hostcall_kvstore_insert", "insert", k, kl, v, vl);
+	return kv_write(in, store_kv_put, RUN_KV_INSERT, k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_upsert, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
@@ -1008,14 +1026,14 @@ ENV_CALL(uint32_t, hostcall_kvstore_upsert, uint32_t k, uint32_t kl, uint32_t v,
 
 	/* Only if absent (Terrarium's KVStore::upsert); true if the key was
 	 * new, and the stored value stays otherwise. */
-	return kv_write(in, store_kv_put_new, "hostcall_kvstore_upsert", "upsert", k, kl, v, vl);
+	return kv_write(in, store_kv_put_new, RUN_KV_UPSERT, k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_append, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl)
 {
 	struct run_instance *in = run_current;
 
-	return kv_write(in, store_kv_append, "hostcall_kvstore_append", "append", k, kl, v, vl);
+	return kv_write(in, store_kv_append, RUN_KV_APPEND, k, kl, v, vl);
 }
 
 ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k, uint32_t kl)
@@ -1027,7 +1045,7 @@ ENV_CALL(uint32_t, hostcall_kvstore_get, uint32_t v_p, uint32_t vl_p, uint32_t k
 	enum viv_err err;
 	bool held;
 
-	if (!run_hc_enter(in, "hostcall_kvstore_get"))
+	if (!kv_enter(in, RUN_KV_GET))
 		return 0;
 	if (!kv_args(in, k, kl, 0, 0, &key, NULL) || !run_mem(in, v_p, 4) ||
 	    !run_mem(in, vl_p, 4))
@@ -1055,7 +1073,7 @@ ENV_CALL(uint32_t, hostcall_kvstore_remove, uint32_t k, uint32_t kl)
 	bool existed = false;
 	enum viv_err err;
 
-	if (!run_hc_enter(in, "hostcall_kvstore_remove"))
+	if (!kv_enter(in, RUN_KV_REMOVE))
 		return 0;
 	if (!kv_args(in, k, kl, 0, 0, &key, NULL))
 		return 0;

@@ -13,12 +13,23 @@
 
 /* A failed artifact load is retried after this long, not on every request. */
 #define RETRY_LOAD_NS (1000u * 1000u * 1000u)
+/* Deployments kept ready to answer at their preview addresses, each with
+ * its artifact loaded, plus the ids known not to be ready. */
+#define PREVIEWS_MAX 32
 
 struct modcache {
 	UT_hash_handle hh;
 	char hash[VIV_SHA256_HEX_LEN + 1];
 	struct run_module *module;
 	bool seen; /* referenced by the current routes */
+};
+
+/* A deployment asked for at its preview address d{ID}-{app}. */
+struct preview {
+	UT_hash_handle hh;
+	int64_t deployment_id;
+	struct run_route *route; /* NULL: no ready deployment has that id */
+	uint64_t used;           /* when it was last asked for, to evict the oldest */
 };
 
 struct run_routes {
@@ -28,6 +39,8 @@ struct run_routes {
 	bool loaded;
 	struct run_route *table;
 	struct modcache *mods;
+	struct preview *previews; /* at most PREVIEWS_MAX, dropped when routes change */
+	uint64_t preview_clock;
 };
 
 static void route_free(struct run_route *r)
@@ -186,12 +199,28 @@ static void clear_table(struct run_routes *rt)
 	}
 }
 
+static void preview_drop(struct run_routes *rt, struct preview *p)
+{
+	HASH_DEL(rt->previews, p);
+	run_route_release(p->route);
+	free(p);
+}
+
+static void clear_previews(struct run_routes *rt)
+{
+	struct preview *p, *tmp;
+
+	HASH_ITER(hh, rt->previews, p, tmp)
+	preview_drop(rt, p);
+}
+
 void run_routes_close(struct run_routes *rt)
 {
 	struct modcache *c, *tmp;
 
 	if (!rt)
 		return;
+	clear_previews(rt);
 	clear_table(rt);
 	HASH_ITER(hh, rt->mods, c, tmp)
 	{
@@ -234,6 +263,52 @@ static void prune_modules(struct run_routes *rt)
 	}
 }
 
+/* A route from the store's description of a deployment, answering at
+ * LABEL.domain. */
+static enum viv_err route_make(struct run_routes *rt, const struct store_route *sr,
+			       const char *label, struct run_route **out)
+{
+	struct run_route *r;
+	enum viv_err err;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return VIV_ERR_NOMEM;
+	r->refs = 1;
+	r->name = strdup(sr->app);
+	r->app_id = sr->app_id;
+	r->deployment_id = sr->deployment_id;
+	snprintf(r->artifact, sizeof(r->artifact), "%s", sr->artifact);
+	r->hostcall = strcmp(sr->mode, "hostcall") == 0;
+	if (!r->name || asprintf(&r->host, "%s.%s", label, rt->domain) < 0) {
+		r->host = NULL;
+		route_free(r);
+		return VIV_ERR_NOMEM;
+	}
+	err = route_config(rt, r, sr->config, sr->app_config);
+	if (err == VIV_ERR_INVALID) {
+		viv_log(VIV_ERROR, "app %s: deployment %lld has a malformed configuration",
+			r->name, (long long)r->deployment_id);
+		err = VIV_OK;
+	}
+	if (err) {
+		route_free(r);
+		return err;
+	}
+	r->app.name = r->name;
+	r->app.env = (const char *const *)r->env;
+	r->app.n_env = r->n_env;
+	r->app.id = r->app_id;
+	r->app.host = r->host;
+	r->app.outbound = (const char *const *)r->outbound;
+	r->app.n_outbound = r->n_outbound;
+	r->app.assets_dir = r->assets_dir;
+	r->app.owner = r;
+	*out = r;
+	return VIV_OK;
+}
+
 static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 {
 	struct store_route *routes = NULL;
@@ -245,42 +320,9 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
-		r = calloc(1, sizeof(*r));
-		if (!r) {
-			err = VIV_ERR_NOMEM;
+		err = route_make(rt, &routes[i], routes[i].app, &r);
+		if (err)
 			break;
-		}
-		r->refs = 1;
-		r->name = strdup(routes[i].app);
-		r->app_id = routes[i].app_id;
-		r->deployment_id = routes[i].deployment_id;
-		snprintf(r->artifact, sizeof(r->artifact), "%s", routes[i].artifact);
-		r->hostcall = strcmp(routes[i].mode, "hostcall") == 0;
-		if (!r->name || asprintf(&r->host, "%s.%s", r->name, rt->domain) < 0) {
-			r->host = NULL;
-			route_free(r);
-			err = VIV_ERR_NOMEM;
-			break;
-		}
-		err = route_config(rt, r, routes[i].config, routes[i].app_config);
-		if (err == VIV_ERR_INVALID) {
-			viv_log(VIV_ERROR, "app %s: deployment %lld has a malformed configuration",
-				r->name, (long long)r->deployment_id);
-			err = VIV_OK;
-		}
-		if (err) {
-			route_free(r);
-			break;
-		}
-		r->app.name = r->name;
-		r->app.env = (const char *const *)r->env;
-		r->app.n_env = r->n_env;
-		r->app.id = r->app_id;
-		r->app.host = r->host;
-		r->app.outbound = (const char *const *)r->outbound;
-		r->app.n_outbound = r->n_outbound;
-		r->app.assets_dir = r->assets_dir;
-		r->app.owner = r;
 		HASH_ADD_KEYPTR(hh, table, r->name, strlen(r->name), r);
 	}
 	store_routes_free(routes, n);
@@ -297,6 +339,9 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 	rt->table = table;
 	rt->gen = gen;
 	rt->loaded = true;
+	/* A deployment's configuration, its app's settings or the app itself
+	 * may have changed: previews are looked up again when next asked for. */
+	clear_previews(rt);
 	prune_modules(rt);
 	return VIV_OK;
 }
@@ -310,19 +355,123 @@ enum viv_err run_routes_refresh(struct run_routes *rt)
 	return reload(rt, gen);
 }
 
-struct run_route *run_routes_find(struct run_routes *rt, const char *name, size_t len)
+/* Whether label has the shape of a preview address, d{ID}-{app}: the id in
+ * decimal without leading zeros. */
+static bool preview_label(const char *label, size_t len, int64_t *id, const char **app,
+			  size_t *app_len)
+{
+	size_t i = 1;
+	int64_t v = 0;
+
+	if (len < 4 || label[0] != 'd' || label[1] < '1' || label[1] > '9')
+		return false;
+	while (i < len && label[i] >= '0' && label[i] <= '9') {
+		if (i > 18)
+			return false; /* past any id an int64 holds */
+		v = v * 10 + (label[i] - '0');
+		i++;
+	}
+	if (i + 1 >= len || label[i] != '-')
+		return false;
+	*id = v;
+	*app = label + i + 1;
+	*app_len = len - i - 1;
+	return true;
+}
+
+/* The cache entry of a deployment, looked up in the store on a miss; NULL
+ * when the store could not answer (nothing is cached then). */
+static struct preview *preview_get(struct run_routes *rt, int64_t id)
+{
+	struct store_route *sr = NULL;
+	struct preview *p, *old, *tmp, *oldest = NULL;
+	char *label = NULL;
+	enum viv_err err;
+
+	HASH_FIND(hh, rt->previews, &id, sizeof(id), p);
+	if (p)
+		return p;
+	err = store_route_of_deployment(rt->st, id, &sr);
+	if (err && err != VIV_ERR_NOT_FOUND) {
+		viv_log(VIV_ERROR, "cannot look deployment %lld up: %s", (long long)id,
+			viv_strerror(err));
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto out;
+	p->deployment_id = id;
+	if (sr && (asprintf(&label, "d%lld-%s", (long long)id, sr->app) < 0 ||
+		   route_make(rt, sr, label, &p->route) != VIV_OK)) {
+		free(p);
+		p = NULL;
+		goto out;
+	}
+	if (p->route)
+		p->route->preview = true;
+	if (HASH_COUNT(rt->previews) >= PREVIEWS_MAX) {
+		HASH_ITER(hh, rt->previews, old, tmp)
+		{
+			if (!oldest || old->used < oldest->used)
+				oldest = old;
+		}
+		preview_drop(rt, oldest);
+	}
+	HASH_ADD(hh, rt->previews, deployment_id, sizeof(p->deployment_id), p);
+out:
+	free(label);
+	store_routes_free(sr, sr ? 1 : 0);
+	return p;
+}
+
+struct run_route *run_routes_find(struct run_routes *rt, const char *label, size_t len)
 {
 	struct run_route *r = NULL;
+	struct preview *p;
+	const char *app;
+	size_t app_len;
+	int64_t id;
 
-	HASH_FIND(hh, rt->table, name, len, r);
-	if (r)
-		r->refs++;
+	if (!preview_label(label, len, &id, &app, &app_len)) {
+		HASH_FIND(hh, rt->table, label, len, r);
+		if (r)
+			r->refs++;
+		return r;
+	}
+	/* Only an app that serves has ready deployments: anything else is
+	 * answered from memory, without asking the store. */
+	HASH_FIND(hh, rt->table, app, app_len, r);
+	if (!r)
+		return NULL;
+	p = preview_get(rt, id);
+	if (!p)
+		return NULL;
+	p->used = ++rt->preview_clock;
+	/* The entry is the deployment's whatever app was asked for; another
+	 * app's deployment is not served here. */
+	r = p->route;
+	if (!r || strlen(r->name) != app_len || memcmp(r->name, app, app_len) != 0)
+		return NULL;
+	r->refs++;
 	return r;
 }
 
 size_t run_routes_count(const struct run_routes *rt)
 {
 	return HASH_COUNT(rt->table);
+}
+
+bool run_routes_has(const struct run_routes *rt, const char *name)
+{
+	struct run_route *r = NULL;
+
+	HASH_FIND_STR(rt->table, name, r);
+	return r != NULL;
+}
+
+uint64_t run_routes_generation(const struct run_routes *rt)
+{
+	return rt->loaded ? rt->gen : 0;
 }
 
 enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
@@ -365,7 +514,7 @@ enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct
 	}
 	free(r->load_error);
 	r->load_error = NULL;
-	c = calloc(1, sizeof(*c));
+	c = r->preview ? NULL : calloc(1, sizeof(*c));
 	if (c) {
 		memcpy(c->hash, r->artifact, sizeof(c->hash));
 		c->module = run_module_ref(r->module);

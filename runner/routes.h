@@ -27,6 +27,9 @@ struct run_route {
 	char *assets_dir;   /* NULL when the deployment has no static files */
 	struct run_assets *assets; /* its index, built on first use */
 	bool assets_tried;
+	/* Answers at a preview address: its artifact, when no current route
+	 * shares it, is loaded for this route alone and goes with it. */
+	bool preview;
 	struct run_module *module; /* loaded on first use */
 	char *load_error;
 	uint64_t load_failed_at;
@@ -47,13 +50,24 @@ struct store *run_routes_store(struct run_routes *rt);
  * when it did not). */
 enum viv_err run_routes_refresh(struct run_routes *rt);
 
-/* The route of an app, with a reference the caller drops with
- * run_route_release(); NULL when no such app serves. */
-struct run_route *run_routes_find(struct run_routes *rt, const char *name, size_t len);
+/* The route that answers at a host label (the host name without
+ * ".domain"), with a reference the caller drops with run_route_release():
+ * "APP" is the app's current deployment, "d{ID}-APP" any ready deployment
+ * of the app (its preview address), looked up in the store on first use and
+ * kept in a small cache that is emptied whenever the routes change. NULL
+ * when nothing answers there: no such app serves, or that deployment is
+ * unknown, not ready or another app's. */
+struct run_route *run_routes_find(struct run_routes *rt, const char *label, size_t len);
 void run_route_release(struct run_route *r);
 
 /* How many apps are routable. */
 size_t run_routes_count(const struct run_routes *rt);
+
+/* Whether the app called name has a current deployment in the table. */
+bool run_routes_has(const struct run_routes *rt, const char *name);
+
+/* The routes generation the table was loaded at (0 before it was). */
+uint64_t run_routes_generation(const struct run_routes *rt);
 
 /* The route's artifact, loading it on first use. *out is borrowed for as long
  * as the caller holds the route. On failure *why says what went wrong (a

@@ -226,6 +226,9 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 		limit = 65535; /* 65536 pages is 4 GiB, which does not fit mem->size */
 	if (max_pages > limit)
 		max_pages = (uint32_t)limit;
+	in->mem_limit_pages = (uint32_t)limit;
+	if (initial_pages > limit)
+		in->memory_limited = true;
 	if (initial_pages > max_pages)
 		host_fail(in,
 			  "the module needs %u MiB of memory at start, more than the app's limit of "
@@ -240,6 +243,24 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	in->mem = mem;
 }
 
+/* The app's memory limit refused a memory.grow: the guest sees -1 and may
+ * cope, so this is no trap, but its log says why the memory ran out (once
+ * per request) and metrics count it. */
+static void memory_refused(struct run_instance *in, uint64_t pages)
+{
+	char msg[200];
+	int n;
+
+	if (in->memory_limited)
+		return;
+	in->memory_limited = true;
+	n = snprintf(msg, sizeof(msg),
+		     "memory.grow to %llu MiB refused: the app may use at most %u MiB "
+		     "(limits.memory_mb in vivarium.json)",
+		     (unsigned long long)((pages * PAGE_64K) >> 20), in->app->limits.memory_mb);
+	run_log_add(in, "system", msg, (size_t)n);
+}
+
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
 {
 	struct run_instance *in = run_current;
@@ -248,8 +269,11 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
 
 	if (!in || mem != in->mem)
 		abort();
-	if (pages > mem->max_pages)
+	if (pages > mem->max_pages) {
+		if (pages > in->mem_limit_pages)
+			memory_refused(in, pages);
 		return UINT32_MAX;
+	}
 	if (delta == 0)
 		return old;
 	if (!slot_set_rw(in->slot, (size_t)(pages * PAGE_64K)))

@@ -221,6 +221,39 @@ const struct run_response *run_instance_response(const struct run_instance *inst
  * or a bad response. Borrowed until run_instance_end(). */
 const struct run_log_line *run_instance_logs(const struct run_instance *inst, size_t *n_out);
 
+/* The KV host calls, as counted per instance. */
+enum run_kv_op {
+	RUN_KV_GET,
+	RUN_KV_INSERT,
+	RUN_KV_UPSERT,
+	RUN_KV_APPEND,
+	RUN_KV_REMOVE,
+	RUN_KV_OPS
+};
+
+/* "get", "insert", "upsert", "append" or "remove". */
+const char *run_kv_op_name(enum run_kv_op op);
+
+/* What a finished instance cost and met, for access logs and metrics. */
+struct run_instance_stats {
+	enum run_outcome outcome;
+	/* From run_instance_start() to the guest's entry point (run or
+	 * _start), instantiation and _initialize included; 0 when the guest
+	 * never got there. */
+	uint64_t start_ns;
+	uint64_t run_ns;   /* from run_instance_start() until the instance finished */
+	/* The kind of trap that ended the request ("out_of_bounds",
+	 * "unreachable", "stack_exhausted", "panic", "host_error", ...; static
+	 * storage), or NULL when none did. Running out of CPU or wall time is
+	 * a limit, not a trap. */
+	const char *trap;
+	bool memory_limited; /* the app's memory limit refused memory the guest asked for */
+	uint32_t kv_calls[RUN_KV_OPS];
+};
+
+/* Fills *out for a finished instance. */
+void run_instance_stats(const struct run_instance *inst, struct run_instance_stats *out);
+
 /* Frees the instance and returns its slot, clean, to the pool. A suspended
  * instance is stopped first. Accepts NULL. */
 void run_instance_end(struct run_instance *inst);

@@ -275,6 +275,41 @@ uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint3
 uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
 			uint64_t cookie, uint32_t used_p);
 
+/* ---- Access lines (access.c) ------------------------------------------------------------ */
+
+/* Bytes of the buffer run_access_line() writes, its NUL included; a line
+ * stays well below the store's STORE_LOG_LINE_MAX. */
+#define RUN_ACCESS_LINE_MAX 2304
+
+/* What answered a request, for its access line. */
+enum run_access_by {
+	RUN_ACCESS_INSTANCE, /* an instance of the app: "(instance 0.41 ms)" */
+	RUN_ACCESS_STATIC,   /* one of its static files: "(static file)" */
+	RUN_ACCESS_NONE,     /* the worker, before any instance started: "(no instance)" */
+};
+
+/* One request as its access line tells it. The strings are borrowed for the
+ * call and need no NUL. */
+struct run_access {
+	const char *method;
+	size_t method_len;
+	const char *target;
+	size_t target_len;
+	unsigned status;
+	uint64_t total_ns;    /* from the request reaching the worker to its response */
+	uint64_t instance_ns; /* the instance's part of it, for RUN_ACCESS_INSTANCE */
+	enum run_access_by by;
+};
+
+/* Writes the access line of a request into buf (RUN_ACCESS_LINE_MAX bytes)
+ * and returns its length: "GET /a?x=1 200 1.83 ms (instance 0.41 ms)".
+ * In the method and the target, the space and bytes other than printable
+ * ASCII become \xHH and a backslash becomes two, so that no request can
+ * forge a line or shift the fields; an empty one is "-"; one that would take
+ * more than 64 bytes (the method) or 2048 (the target) is cut and ends in
+ * "...". */
+size_t run_access_line(char *buf, const struct run_access *a);
+
 /* True when the n bytes at s are an HTTP token (RFC 7230): a header name or
  * a method. */
 bool run_http_token(const char *s, size_t n);
@@ -344,6 +379,13 @@ struct run_instance {
 	struct run_dns_job *dns;        /* a lookup in flight */
 	struct run_dns_job *dns_result; /* a finished lookup the guest has not taken */
 	struct run_fs *fs;  /* WASI descriptors of /assets (wasi_fs.c) */
+
+	/* For run_instance_stats(), on CLOCK_MONOTONIC: when the instance
+	 * started, when the guest's entry point was called, when it finished. */
+	uint64_t start_ns, entry_ns, end_ns;
+	uint32_t mem_limit_pages; /* the app's memory limit, in wasm pages */
+	bool memory_limited;      /* that limit refused memory */
+	uint32_t kv_calls[RUN_KV_OPS];
 
 	struct run_log_line logs[RUN_MAX_LOG_LINES];
 	size_t n_logs;

@@ -751,6 +751,7 @@ static void guest_main(void *arg)
 		g->instantiate(in->wasm, in);
 		if (g->initialize)
 			g->initialize(in->wasm);
+		in->entry_ns = mono_ns();
 		g->entry(in->wasm);
 		in->stop = RUN_STOP_RETURNED;
 	}
@@ -890,6 +891,7 @@ static void resume(struct run_instance *in, uint64_t now)
 	atomic_signal_fence(memory_order_seq_cst);
 	run_current = caller;
 	if (in->state == RUN_STATE_DONE) {
+		in->end_ns = mono_ns();
 		run_timer_cancel(in->pool, &in->wall_timer);
 		run_timer_cancel(in->pool, &in->wake_timer);
 		finish(in);
@@ -954,6 +956,7 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	in->wasm = (void *)(((uintptr_t)(in + 1) + 15) & ~(uintptr_t)15);
 	in->cpu_max_ns = (uint64_t)(app->limits.cpu_ms ? app->limits.cpu_ms : 1) * 1000000u;
 	now = mono_ns();
+	in->start_ns = now;
 	in->wall_deadline_ns = now + (uint64_t)app->limits.wall_ms * 1000000u;
 	in->wall_timer.heap_index = SIZE_MAX;
 	in->wall_timer.fire = fire_wall;
@@ -1031,6 +1034,58 @@ void run_instance_end(struct run_instance *in)
 	viv_buf_free(&in->scratch);
 	free(in->resp.headers);
 	free(in);
+}
+
+const char *run_kv_op_name(enum run_kv_op op)
+{
+	static const char *const names[RUN_KV_OPS] = {"get", "insert", "upsert", "append",
+						      "remove"};
+
+	return (unsigned)op < RUN_KV_OPS ? names[op] : "unknown";
+}
+
+/* The label of a wasm trap, for metrics: stable words, unlike the phrases
+ * of wasm_rt_strerror() that logs show. */
+static const char *trap_kind(wasm_rt_trap_t trap)
+{
+	switch (trap) {
+	case WASM_RT_TRAP_NONE:
+		break;
+	case WASM_RT_TRAP_OOB:
+		return "out_of_bounds";
+	case WASM_RT_TRAP_INT_OVERFLOW:
+		return "integer_overflow";
+	case WASM_RT_TRAP_DIV_BY_ZERO:
+		return "division_by_zero";
+	case WASM_RT_TRAP_INVALID_CONVERSION:
+		return "invalid_conversion";
+	case WASM_RT_TRAP_UNREACHABLE:
+		return "unreachable";
+	case WASM_RT_TRAP_CALL_INDIRECT:
+		return "indirect_call";
+	case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
+		return "uncaught_exception";
+	case WASM_RT_TRAP_EXHAUSTION:
+		return "stack_exhausted";
+	}
+	return "unknown";
+}
+
+void run_instance_stats(const struct run_instance *in, struct run_instance_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->outcome = in->outcome;
+	if (in->entry_ns > in->start_ns)
+		out->start_ns = in->entry_ns - in->start_ns;
+	if (in->end_ns > in->start_ns)
+		out->run_ns = in->end_ns - in->start_ns;
+	if (in->outcome == RUN_TRAPPED)
+		out->trap = in->hc && in->hc->panicked ? "panic"
+							: trap_kind((wasm_rt_trap_t)in->trap);
+	else if (in->outcome == RUN_HOST_ERROR)
+		out->trap = "host_error";
+	out->memory_limited = in->memory_limited;
+	memcpy(out->kv_calls, in->kv_calls, sizeof(out->kv_calls));
 }
 
 const struct run_app *run_instance_app(const struct run_instance *in)

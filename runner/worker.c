@@ -1,7 +1,9 @@
 /* A runner worker: one single-threaded libh2o event loop that accepts on the
- * shared port, routes each request by its Host header to an app, runs it in
- * a fresh sandbox and sends the response; app logs are batched into the
- * store off the request path. */
+ * shared port, routes each request by its Host header to an app (or to one
+ * of its deployments, at a preview address), runs it in a fresh sandbox and
+ * sends the response. Each request counts in the worker's metrics and gets
+ * an access line in its app's log; app logs and the metrics file are
+ * written by the worker's writer thread, off the event loop. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,14 +17,23 @@
 
 #include <h2o.h>
 
+#include "metrics.h"
 #include "routes.h"
 #include "runner_int.h"
 #include "store.h"
+#include "writer.h"
 
-/* App log lines kept in memory before a flush is forced, and how long a
- * line may wait. */
+/* App log lines kept in memory before they go to the writer thread, and
+ * how long a line may wait. */
 #define LOG_BATCH_MAX 512
 #define LOG_FLUSH_NS (200u * 1000u * 1000u)
+/* Access lines an app's log takes from one worker in a second. An app's log
+ * keeps its newest STORE_LOG_LINES_PER_APP lines, so more would be deleted
+ * about as soon as written, and each costs the store more than the request
+ * it describes costs the worker; the requests past it are counted in one
+ * line a second instead. */
+#define ACCESS_LINES_PER_SECOND STORE_LOG_LINES_PER_APP
+#define TICK_NS (1000u * 1000u * 1000u)
 /* How long a stopping worker waits for requests in flight. */
 #define DRAIN_NS (10000ull * 1000u * 1000u)
 
@@ -38,6 +49,11 @@ struct worker {
 	struct store_log logs[LOG_BATCH_MAX];
 	size_t n_logs;
 	struct run_timer flush_timer;
+	struct run_metrics *metrics;
+	struct run_writer *writer;
+	struct run_timer tick_timer; /* every second: budgets, gauge, pruning */
+	uint64_t pruned_gen;         /* the routes generation metrics were pruned for */
+	size_t dropped_logs;         /* lines the writer's full queue refused */
 	h2o_mimemap_t *mime;
 };
 
@@ -47,6 +63,7 @@ struct wsub {
 	struct run_subrequest *sr; /* NULL once the sender is gone */
 	struct run_route *route;
 	struct run_instance *inst;
+	uint64_t t0; /* when it reached the worker, CLOCK_MONOTONIC */
 };
 
 /* One request in flight. Allocated on the request's memory pool, so its
@@ -58,6 +75,11 @@ struct wreq {
 	struct run_route *route;
 	struct run_instance *inst;
 	struct run_request rr;
+	uint64_t t0; /* when it reached the worker, CLOCK_MONOTONIC */
+	/* The method, then the target, copied when the instance outlives
+	 * on_req(): the client may go away and take h2o's request with it. */
+	char *saved;
+	size_t saved_method_len, saved_target_len;
 };
 
 static volatile sig_atomic_t stopping;
@@ -70,18 +92,17 @@ static void on_stop_signal(int sig)
 
 /* ---- App logs ---------------------------------------------------------------------- */
 
+/* Hands the batch to the writer thread. */
 static void flush_logs(struct worker *w)
 {
-	size_t i;
-	enum viv_err err;
+	size_t dropped;
 
 	if (!w->n_logs)
 		return;
-	err = store_logs_append(run_routes_store(w->routes), w->logs, w->n_logs);
-	if (err)
-		viv_log(VIV_WARN, "dropped %zu app log lines: %s", w->n_logs, viv_strerror(err));
-	for (i = 0; i < w->n_logs; i++)
-		free(w->logs[i].message);
+	dropped = run_writer_logs(w->writer, w->logs, w->n_logs);
+	if (dropped && !w->dropped_logs)
+		viv_log(VIV_WARN, "the store is behind: app log lines are being dropped");
+	w->dropped_logs += dropped;
 	w->n_logs = 0;
 }
 
@@ -92,30 +113,121 @@ static void on_flush_timer(struct run_timer *t)
 	flush_logs(w);
 }
 
+/* Adds one line to the batch. Takes ownership of message; NULL (out of
+ * memory) adds nothing. */
+static void keep_line(struct worker *w, int64_t app_id, int64_t deployment_id, const char *stream,
+		      char *message)
+{
+	struct store_log *l;
+
+	if (!message)
+		return;
+	if (w->n_logs == LOG_BATCH_MAX)
+		flush_logs(w);
+	l = &w->logs[w->n_logs++];
+	l->id = 0;
+	l->app_id = app_id;
+	l->deployment_id = deployment_id;
+	l->ts = viv_now_ms();
+	l->stream = (char *)stream;
+	l->message = message;
+	if (w->flush_timer.heap_index == SIZE_MAX)
+		run_timer_arm(w->pool, &w->flush_timer, viv_mono_ns() + LOG_FLUSH_NS);
+}
+
 static void keep_logs(struct worker *w, const struct run_route *r, struct run_instance *inst)
 {
 	const struct run_log_line *lines;
 	size_t n, i;
-	int64_t now = viv_now_ms();
 
 	lines = run_instance_logs(inst, &n);
-	for (i = 0; i < n; i++) {
-		struct store_log *l;
+	for (i = 0; i < n; i++)
+		keep_line(w, r->app_id, r->deployment_id, lines[i].stream,
+			  strdup(lines[i].message));
+}
 
-		if (w->n_logs == LOG_BATCH_MAX)
-			flush_logs(w);
-		l = &w->logs[w->n_logs];
-		l->id = 0;
-		l->app_id = r->app_id;
-		l->deployment_id = r->deployment_id;
-		l->ts = now;
-		l->stream = (char *)lines[i].stream;
-		l->message = strdup(lines[i].message);
-		if (l->message)
-			w->n_logs++;
+/* Counts a request the worker answered for route's app in its metrics and
+ * gives it its access line. st (NULL when no instance finished) is what the
+ * instance that answered met; an instance stopped because its client went
+ * away took the whole time. */
+static void account(struct worker *w, const struct run_route *r, const char *method,
+		    size_t method_len, const char *target, size_t target_len, unsigned status,
+		    uint64_t t0, const struct run_instance_stats *st, enum run_access_by by)
+{
+	struct run_metrics_app *ma = run_metrics_app(w->metrics, r->name);
+	struct run_access a;
+	char line[RUN_ACCESS_LINE_MAX];
+	size_t len;
+
+	a.total_ns = viv_mono_ns() - t0;
+	if (ma) {
+		run_metrics_request(w->metrics, ma, status, a.total_ns, st);
+		ma->app_id = r->app_id;
+		ma->deployment_id = r->deployment_id;
+		if (!ma->access_budget) {
+			ma->access_unlogged++;
+			return;
+		}
+		ma->access_budget--;
 	}
-	if (w->n_logs && w->flush_timer.heap_index == SIZE_MAX)
-		run_timer_arm(w->pool, &w->flush_timer, viv_mono_ns() + LOG_FLUSH_NS);
+	a.method = method;
+	a.method_len = method_len;
+	a.target = target;
+	a.target_len = target_len;
+	a.status = status;
+	a.instance_ns = st ? st->run_ns : a.total_ns;
+	a.by = by;
+	len = run_access_line(line, &a);
+	keep_line(w, r->app_id, r->deployment_id, "access", strndup(line, len));
+}
+
+/* account() for a request an instance answered, before it ends. */
+static void account_instance(struct worker *w, const struct run_route *r,
+			     const struct run_request *req, uint64_t t0, struct run_instance *inst)
+{
+	struct run_instance_stats st;
+
+	run_instance_stats(inst, &st);
+	account(w, r, req->method, req->method_len, req->target, req->target_len,
+		run_instance_response(inst)->status, t0, &st, RUN_ACCESS_INSTANCE);
+}
+
+static bool app_routable(void *ctx, const char *name)
+{
+	struct worker *w = ctx;
+
+	return run_routes_has(w->routes, name);
+}
+
+/* Every second: new access budgets (after a line for each app whose
+ * requests went past the last one), the live instances, and metrics of
+ * apps that are gone dropped. */
+static void on_tick(struct run_timer *t)
+{
+	struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, tick_timer));
+	struct run_metrics_app *a, *tmp;
+	char *msg;
+
+	HASH_ITER(hh, w->metrics->apps, a, tmp)
+	{
+		a->access_budget = ACCESS_LINES_PER_SECOND;
+		if (!a->access_unlogged)
+			continue;
+		if (asprintf(&msg,
+			     "%llu more requests in the last second have no access line: "
+			     "a worker logs at most %u a second for each app",
+			     (unsigned long long)a->access_unlogged,
+			     (unsigned)ACCESS_LINES_PER_SECOND) >= 0)
+			keep_line(w, a->app_id, a->deployment_id, "system", msg);
+		a->access_unlogged = 0;
+	}
+	run_metrics_set_instances(w->metrics, w->pool->n_busy);
+	if (run_routes_refresh(w->routes) == VIV_OK &&
+	    w->pruned_gen != run_routes_generation(w->routes)) {
+		w->pruned_gen = run_routes_generation(w->routes);
+		run_metrics_prune(w->metrics, app_routable, w);
+	}
+	run_timer_arm(w->pool, &w->tick_timer, viv_mono_ns() + TICK_NS);
 }
 
 /* ---- Responses --------------------------------------------------------------------- */
@@ -190,10 +302,18 @@ static void complete(struct wreq *wr)
 	if (wr->req)
 		send_response(wr->req, run_instance_response(wr->inst));
 	keep_logs(w, wr->route, wr->inst);
+	if (wr->req)
+		account_instance(w, wr->route, &wr->rr, wr->t0, wr->inst);
+	else if (wr->saved) /* 499: what nginx logs for a client that closed first */
+		account(w, wr->route, wr->saved, wr->saved_method_len,
+			wr->saved + wr->saved_method_len, wr->saved_target_len, 499, wr->t0, NULL,
+			RUN_ACCESS_INSTANCE);
 	run_instance_end(wr->inst);
 	wr->inst = NULL;
 	run_route_release(wr->route);
 	wr->route = NULL;
+	free(wr->saved);
+	wr->saved = NULL;
 }
 
 static void on_instance_done(struct run_instance *inst, void *arg)
@@ -356,14 +476,17 @@ static void on_sub_done(struct run_instance *inst, void *arg)
 	struct wsub *ws = arg;
 
 	keep_logs(ws->w, ws->route, inst);
-	if (ws->sr)
+	if (ws->sr) {
+		account_instance(ws->w, ws->route, &ws->sr->req, ws->t0, inst);
 		run_subrequest_done(ws->sr, run_instance_response(inst));
+	}
 	run_instance_end(inst);
 	wsub_free(ws);
 }
 
 /* Answers a self request from the app's static files. */
-static bool sub_asset(struct worker *w, struct run_route *route, struct run_subrequest *sr)
+static bool sub_asset(struct worker *w, struct run_route *route, struct run_subrequest *sr,
+		      uint64_t t0)
 {
 	struct run_assets *a = run_route_assets(route);
 	struct run_response resp;
@@ -388,6 +511,8 @@ static bool sub_asset(struct worker *w, struct run_route *route, struct run_subr
 	resp.n_headers = 1;
 	resp.body = data;
 	resp.body_len = sr->req.method_len == 4 ? 0 : len;
+	account(w, route, sr->req.method, sr->req.method_len, sr->req.target, sr->req.target_len,
+		200, t0, NULL, RUN_ACCESS_STATIC);
 	run_subrequest_done(sr, &resp);
 	free(data);
 	return true;
@@ -402,8 +527,9 @@ static enum viv_err on_self_request(void *ctx, struct run_instance *from,
 	struct wsub *ws;
 	const char *why;
 	enum viv_err err;
+	uint64_t t0 = viv_mono_ns();
 
-	if (sub_asset(w, route, sr))
+	if (sub_asset(w, route, sr, t0))
 		return VIV_OK;
 	err = run_route_module(w->routes, route, &m, &why);
 	if (err)
@@ -414,6 +540,7 @@ static enum viv_err on_self_request(void *ctx, struct run_instance *from,
 	ws->w = w;
 	ws->sr = sr;
 	ws->route = route;
+	ws->t0 = t0;
 	route->refs++;
 	sr->data = ws;
 	err = run_instance_start(w->pool, m, &route->app, &sr->req, on_sub_done, ws, &ws->inst);
@@ -450,6 +577,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	const char *label, *why;
 	size_t label_len = 0;
 	enum viv_err err;
+	uint64_t t0 = viv_mono_ns();
 
 	(void)self;
 	err = run_routes_refresh(w->routes);
@@ -464,12 +592,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		return 0;
 	}
 	if (serve_asset(w, route, req)) {
+		account(w, route, req->method.base, req->method.len, req->input.path.base,
+			req->input.path.len, (unsigned)req->res.status, t0, NULL, RUN_ACCESS_STATIC);
 		run_route_release(route);
 		return 0;
 	}
 	err = run_route_module(w->routes, route, &m, &why);
 	if (err) {
 		send_text(req, 500, "This app could not be loaded; its operator has the details.\n");
+		account(w, route, req->method.base, req->method.len, req->input.path.base,
+			req->input.path.len, 500, t0, NULL, RUN_ACCESS_NONE);
 		run_route_release(route);
 		return 0;
 	}
@@ -478,19 +610,31 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	wr->w = w;
 	wr->req = req;
 	wr->route = route;
+	wr->t0 = t0;
 	describe(wr, req, req->authority);
 	err = run_instance_start(w->pool, m, &route->app, &wr->rr, on_instance_done, wr,
 				 &wr->inst);
 	if (err) {
 		wr->route = NULL;
-		run_route_release(route);
 		send_text(req, 503, err == VIV_ERR_BUSY
 					    ? "The server is busy; try again in a moment.\n"
 					    : "The server could not start the app.\n");
+		account(w, route, req->method.base, req->method.len, req->input.path.base,
+			req->input.path.len, 503, t0, NULL, RUN_ACCESS_NONE);
+		run_route_release(route);
 		return 0;
 	}
-	if (run_instance_done(wr->inst))
+	if (run_instance_done(wr->inst)) {
 		complete(wr);
+		return 0;
+	}
+	wr->saved = malloc(req->method.len + req->input.path.len + 1);
+	if (wr->saved) {
+		memcpy(wr->saved, req->method.base, req->method.len);
+		memcpy(wr->saved + req->method.len, req->input.path.base, req->input.path.len);
+		wr->saved_method_len = req->method.len;
+		wr->saved_target_len = req->input.path.len;
+	}
 	return 0;
 }
 
@@ -521,12 +665,14 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	h2o_pathconf_t *path;
 	h2o_handler_t *handler;
 	struct run_services services;
-	char err[512];
+	char err[512], *metrics_path = NULL;
 	enum viv_err e;
 
 	w->cfg = cfg;
 	w->flush_timer.heap_index = SIZE_MAX;
 	w->flush_timer.fire = on_flush_timer;
+	w->tick_timer.heap_index = SIZE_MAX;
+	w->tick_timer.fire = on_tick;
 	e = run_thread_init();
 	if (!e && !cfg->pool.cpu_limit)
 		e = run_thread_cpu_limit(false);
@@ -545,6 +691,19 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 		viv_log(VIV_ERROR, "cannot open the store: %s", err);
 		return e;
 	}
+	e = run_metrics_create(ACCESS_LINES_PER_SECOND, &w->metrics);
+	if (!e && asprintf(&metrics_path, "%s/run/metrics/worker-%u.prom", cfg->datadir,
+			   cfg->index) < 0)
+		e = VIV_ERR_NOMEM;
+	if (!e)
+		e = run_writer_start(cfg->datadir, w->metrics, metrics_path, &w->writer, err,
+				     sizeof(err));
+	free(metrics_path);
+	if (e) {
+		viv_log(VIV_ERROR, "cannot start the writer: %s", e == VIV_ERR_NOMEM ? "out of memory" : err);
+		return e;
+	}
+	run_timer_arm(w->pool, &w->tick_timer, viv_mono_ns() + TICK_NS);
 	services.store = run_routes_store(w->routes);
 	services.self_request = on_self_request;
 	services.self_cancel = on_self_cancel;
@@ -599,6 +758,8 @@ int run_worker_main(const struct run_worker_config *cfg)
 	while (w->pool->n_busy && viv_mono_ns() < drain_until)
 		h2o_evloop_run(w->ctx.loop, 100);
 	flush_logs(w);
+	run_metrics_set_instances(w->metrics, w->pool->n_busy);
+	run_writer_stop(w->writer);
 	viv_log(VIV_INFO, "stopped");
 	return 0;
 }

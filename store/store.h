@@ -599,4 +599,15 @@ struct store_build_metrics {
 
 enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
 
+/* ---- For runners only (store/runner_queries.c, kept by the runner) ---------- */
+
+/* The route of one ready deployment of any app, as store_routes_load()
+ * gives an app's current one (its artifact, mode and configuration, with
+ * the settings and secrets of its app), whether or not it is the
+ * app's current deployment: for serving it at its preview address.
+ * VIV_ERR_NOT_FOUND when there is no such deployment or it is not ready.
+ * Caller frees with store_routes_free(*out, 1). */
+enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
+				       struct store_route **out);
+
 #endif
