@@ -82,9 +82,10 @@ enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsi
 		value = "Bearer realm=\"vivarium\"";
 	} else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
 		name = MHD_HTTP_HEADER_ALLOW;
-		value = r->route == API_R_DEPLOY       ? "POST"
-			: r->route == API_R_CONFIG_KEY ? "PUT, DELETE"
-						       : "GET, HEAD";
+		value = r->allow;
+	} else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+		name = MHD_HTTP_HEADER_RETRY_AFTER;
+		value = "10";
 	}
 	if (name && MHD_add_response_header(resp, name, value) != MHD_YES) {
 		MHD_destroy_response(resp);
@@ -96,13 +97,41 @@ enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsi
 enum MHD_Result api_reply_error(struct MHD_Connection *c, struct api_req *r, unsigned status,
 				const char *fmt, ...)
 {
-	char msg[512];
+	char msg[768];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return api_reply_json(c, r, status, json_pack("{s:o}", "error", api_json_text(msg)));
+}
+
+enum MHD_Result api_reply_empty(struct MHD_Connection *c, struct api_req *r)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	return api_reply(c, r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+enum MHD_Result api_reply_bytes(struct MHD_Connection *c, struct api_req *r, unsigned status,
+				const char *content_type, const void *body, size_t len)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
+		    MHD_YES ||
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	return api_reply(c, r, status, resp);
 }
 
 enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r,
@@ -116,99 +145,56 @@ enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *
 			       doing, viv_strerror(err));
 }
 
-/* ---- Routing --------------------------------------------------------------- */
-
-/* Copies the path segment [p, end) into r->segment, noting when it did not
- * fit (such a segment is neither a valid app name nor a valid id). */
-static void req_set_segment(struct api_req *r, const char *p, size_t n)
+enum MHD_Result api_reply_no_such_app(struct MHD_Connection *c, struct api_req *r)
 {
-	if (n >= sizeof(r->segment)) {
-		n = sizeof(r->segment) - 1;
-		r->segment_cut = true;
-	}
-	memcpy(r->segment, p, n);
-	r->segment[n] = '\0';
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
+			       "There is no app named \"%s\"; GET /v1/apps (viv apps) lists them, "
+			       "and a first deployment creates one.",
+			       r->app);
 }
 
-/* Maps a (decoded) request path to a route and its APP, ID or FILE part. */
-static enum api_route route_of(const char *url, struct api_req *r)
+enum MHD_Result api_reply_forbidden(struct MHD_Connection *c, struct api_req *r,
+				    const char *app)
 {
-	const char *rest, *slash;
+	const char *name = r->token ? r->token->name : "?";
 
-	if (strcmp(url, "/") == 0)
-		return API_R_INDEX;
-	if (strcmp(url, "/healthz") == 0)
-		return API_R_HEALTHZ;
-	if (strncmp(url, "/web/", 5) == 0) {
-		rest = url + 5;
-		if (*rest == '\0' || strchr(rest, '/'))
-			return API_R_NONE;
-		req_set_segment(r, rest, strlen(rest));
-		return API_R_WEB;
-	}
-	if (strcmp(url, "/v1") == 0 || strcmp(url, "/v1/") == 0)
-		return API_R_V1;
-	if (strcmp(url, "/v1/apps") == 0)
-		return API_R_APPS;
-	if (strncmp(url, "/v1/deployments/", 16) == 0) {
-		rest = url + 16;
-		if (*rest == '\0' || strchr(rest, '/'))
-			return API_R_NONE;
-		req_set_segment(r, rest, strlen(rest));
-		return API_R_DEPLOYMENT;
-	}
-	if (strncmp(url, "/v1/apps/", 9) != 0)
-		return API_R_NONE;
-	rest = url + 9;
-	slash = strchr(rest, '/');
-	if (!slash) {
-		if (*rest == '\0')
-			return API_R_NONE;
-		req_set_segment(r, rest, strlen(rest));
-		return API_R_APP;
-	}
-	if (slash == rest)
-		return API_R_NONE;
-	req_set_segment(r, rest, (size_t)(slash - rest));
-	if (strcmp(slash, "/deployments") == 0)
-		return API_R_DEPLOY;
-	if (strcmp(slash, "/logs") == 0)
-		return API_R_APP_LOGS;
-	if (strcmp(slash, "/config") == 0)
-		return API_R_CONFIG;
-	if (strncmp(slash, "/config/", 8) == 0) {
-		rest = slash + 8;
-		if (*rest == '\0' || strchr(rest, '/'))
-			return API_R_NONE;
-		if (strlen(rest) >= sizeof(r->key))
-			r->key_cut = true;
-		snprintf(r->key, sizeof(r->key), "%s", rest);
-		return API_R_CONFIG_KEY;
-	}
-	return API_R_NONE;
+	if (app)
+		return api_reply_error(c, r, MHD_HTTP_FORBIDDEN,
+				       "The token \"%s\" may not act on the app \"%s\"; use a "
+				       "token made for that app, or an admin token.",
+				       name, app);
+	return api_reply_error(c, r, MHD_HTTP_FORBIDDEN,
+			       "The token \"%s\" may deploy and read its apps only; %s %s needs "
+			       "an admin token.",
+			       name, r->method, r->route ? r->route->pattern : r->path);
 }
 
-static bool route_needs_token(enum api_route route)
+json_t *api_body_json(struct MHD_Connection *c, struct api_req *r, enum MHD_Result *ret)
 {
-	return route != API_R_INDEX && route != API_R_WEB && route != API_R_HEALTHZ &&
-	       route != API_R_NONE;
+	json_error_t jerr;
+	json_t *j;
+
+	if (r->body.len == 0)
+		return json_object();
+	j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j && json_is_object(j))
+		return j;
+	json_decref(j);
+	*ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+			       "The request body must be a JSON object%s%s; send it with "
+			       "Content-Type: application/json.",
+			       j ? "" : ": ", j ? "" : jerr.text);
+	return NULL;
 }
 
-static bool method_allowed(enum api_route route, const char *method)
-{
-	if (route == API_R_DEPLOY)
-		return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-	if (route == API_R_CONFIG_KEY)
-		return strcmp(method, MHD_HTTP_METHOD_PUT) == 0 ||
-		       strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
-	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-}
+/* ---- Requests ------------------------------------------------------------------- */
 
-/* VIV_OK for a known bearer token, VIV_ERR_AUTH for a missing or unknown
- * one, another error when the store failed to answer. */
-static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c)
+/* VIV_OK with r->token for a known bearer token, VIV_ERR_AUTH for a missing
+ * or unknown one, another error when the store failed to answer. */
+static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c,
+				struct api_req *r)
 {
+	char copy[API_TOKEN_MAX + 1];
 	const char *h, *tok;
 	size_t n;
 
@@ -223,14 +209,9 @@ static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c)
 		n--;
 	if (n == 0 || n > API_TOKEN_MAX)
 		return VIV_ERR_AUTH;
-	if (tok[n] != '\0') {
-		char copy[API_TOKEN_MAX + 1];
-
-		memcpy(copy, tok, n);
-		copy[n] = '\0';
-		return store_token_check(s->st, copy);
-	}
-	return store_token_check(s->st, tok);
+	memcpy(copy, tok, n);
+	copy[n] = '\0';
+	return store_token_auth(s->st, copy, &r->token);
 }
 
 /* Copies text into dst (size len) with control characters and bytes
@@ -252,83 +233,106 @@ static const char *bad_name_msg =
 	"app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
 	"ending with '-' (for example \"hello-world\"); choose such a name.";
 
-/* The first call of a request: routing, method, token and name checks. It
- * either queues a reply or, for an accepted upload, leaves the body to the
- * following calls. */
+/* The token checks of a route: 401 without a known token, 403 when its
+ * scope does not allow the call. True when the request may go on; else a
+ * reply is queued and *ret set. */
+static bool authorize(struct api_server *s, struct MHD_Connection *c, struct api_req *r,
+		      enum MHD_Result *ret)
+{
+	const struct api_route *rt = r->route;
+	enum viv_err err;
+
+	/* GET /v1 needs no token, but checks one that is sent, so that a client
+	 * can try its token before an upload. */
+	if (rt->access == API_PUBLIC &&
+	    !(rt->handle == api_get_index &&
+	      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
+		return true;
+	err = check_token(s, c, r);
+	if (err == VIV_ERR_AUTH) {
+		*ret = api_reply_error(
+			c, r, MHD_HTTP_UNAUTHORIZED,
+			"This endpoint needs a token as \"Authorization: Bearer TOKEN\"; vivd "
+			"wrote the admin token to the file admin-token in its data folder when it "
+			"first started.");
+		return false;
+	}
+	if (err) {
+		*ret = api_reply_store_error(c, r, err, "checking the token");
+		return false;
+	}
+	if (rt->access == API_ADMIN && r->token->scope != STORE_SCOPE_ADMIN) {
+		*ret = api_reply_forbidden(c, r, NULL);
+		return false;
+	}
+	if (rt->access == API_APP_TOKEN && !r->app_bad && viv_app_name_valid(r->app) &&
+	    !store_token_allows(r->token, r->app)) {
+		*ret = api_reply_forbidden(c, r, r->app);
+		return false;
+	}
+	return true;
+}
+
+/* The first call of a request: routing, method, token and parameter checks.
+ * It either queues a reply or leaves the body to the following calls. */
 static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection *c,
 				    struct api_req *r)
 {
-	enum viv_err err;
+	const struct api_route *rt = r->route;
+	enum MHD_Result ret = MHD_YES;
+	uint64_t declared;
 
-	if (r->route == API_R_NONE)
+	if (!rt && !r->allow[0])
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "Nothing is at %s; GET / lists the API's endpoints.",
+				       "Nothing is at %s; GET /v1 lists the API's endpoints.",
 				       r->path);
-	if (!method_allowed(r->route, r->method))
+	if (!rt)
 		return api_reply_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
 				       "%s does not accept %s; the Allow header lists what it "
 				       "accepts.",
 				       r->path, r->method);
-	if (route_needs_token(r->route)) {
-		err = check_token(s, c);
-		if (err == VIV_ERR_AUTH)
-			return api_reply_error(
-				c, r, MHD_HTTP_UNAUTHORIZED,
-				"This endpoint needs a token as \"Authorization: Bearer TOKEN\"; "
-				"vivd wrote the admin token to the file admin-token in its data "
-				"folder when it first started.");
-		if (err)
-			return api_reply_store_error(c, r, err, "checking the token");
-	}
-	if ((r->route == API_R_APP || r->route == API_R_DEPLOY || r->route == API_R_APP_LOGS ||
-	     r->route == API_R_CONFIG || r->route == API_R_CONFIG_KEY) &&
-	    (r->segment_cut || !viv_app_name_valid(r->segment)))
+	if (!authorize(s, c, r, &ret))
+		return ret;
+	if (strstr(rt->pattern, "{app}") && (r->app_bad || !viv_app_name_valid(r->app)))
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "%s", bad_name_msg);
-
-	switch (r->route) {
-	case API_R_INDEX: {
-		bool served = false;
-		enum MHD_Result ret = api_static_serve(s, c, r, "index.html", &served);
-
-		if (served)
-			return ret;
-		return api_get_index(s, c, r);
-	}
-	case API_R_WEB: {
-		bool served = false;
-		enum MHD_Result ret = MHD_YES;
-
-		if (!r->segment_cut)
-			ret = api_static_serve(s, c, r, r->segment, &served);
-		if (served)
-			return ret;
-		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "The web page has no file %s.", r->path);
-	}
-	case API_R_HEALTHZ:
-		return api_get_healthz(s, c, r);
-	case API_R_V1:
-		return api_get_index(s, c, r);
-	case API_R_APPS:
-		return api_get_apps(s, c, r);
-	case API_R_APP:
-		return api_get_app(s, c, r);
-	case API_R_APP_LOGS:
-		return api_get_app_logs(s, c, r);
-	case API_R_DEPLOYMENT:
-		return api_get_deployment(s, c, r);
-	case API_R_DEPLOY:
+	if (strstr(rt->pattern, "{id}") && r->id_bad)
+		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+				       "Ids are positive whole numbers, such as the \"id\" that "
+				       "created the thing.");
+	switch (rt->body) {
+	case API_BODY_UPLOAD:
 		return api_upload_begin(s, c, r);
-	case API_R_CONFIG:
-		return api_get_config(s, c, r);
-	case API_R_CONFIG_KEY:
-		if (strcmp(r->method, MHD_HTTP_METHOD_DELETE) == 0)
-			return api_delete_config(s, c, r);
-		return api_put_config_begin(s, c, r);
-	case API_R_NONE:
+	case API_BODY_SMALL:
+		if (api_content_length(c, &declared) && declared > rt->body_max)
+			return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
+					       rt->too_big);
+		viv_buf_init(&r->body, rt->body_max);
+		r->collecting = true;
+		return MHD_YES;
+	case API_BODY_NONE:
 		break;
 	}
-	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "Nothing is at %s.", r->path);
+	return rt->handle(s, c, r);
+}
+
+/* One piece of a small body: kept up to the route's cap, then dropped so
+ * that the client sees the 413; a client that keeps sending is cut off. */
+static enum MHD_Result collect(struct api_req *r, const char *data, size_t n)
+{
+	if (!r->body_too_big) {
+		enum viv_err err = viv_buf_append(&r->body, data, n);
+
+		if (err == VIV_ERR_TOO_BIG)
+			r->body_too_big = true;
+		else if (err)
+			return MHD_NO;
+	}
+	if (r->body_too_big) {
+		r->body_dropped += n;
+		if (r->body_dropped > API_DISCARD_MAX)
+			return MHD_NO;
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -347,60 +351,49 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		r->start_ns = viv_mono_ns();
 		api_upload_init(&r->up);
-		viv_buf_init(&r->body, STORE_CONFIG_VALUE_MAX);
+		viv_buf_init(&r->body, 0);
 		copy_printable(r->method, sizeof(r->method), method);
 		copy_printable(r->path, sizeof(r->path), url);
-		r->route = route_of(url, r);
+		api_route_match(url, method, r);
 		*con_cls = r;
 		return handle_first(s, c, r);
 	}
+	n = *upload_data_size;
+	*upload_data_size = 0;
 	if (r->collecting) {
-		n = *upload_data_size;
-		*upload_data_size = 0;
-		if (n == 0)
-			return api_put_config_finish(s, c, r);
-		if (!r->body_too_big) {
-			enum viv_err err = viv_buf_append(&r->body, upload_data, n);
-
-			if (err == VIV_ERR_TOO_BIG)
-				r->body_too_big = true;
-			else if (err)
-				return MHD_NO;
-		}
-		if (r->body_too_big) {
-			/* Read and dropped, so that the client sees the 413; a
-			 * client that keeps sending is cut off. */
-			r->body_dropped += n;
-			if (r->body_dropped > API_DISCARD_MAX)
-				return MHD_NO;
-		}
-		return MHD_YES;
+		if (n > 0)
+			return collect(r, upload_data, n);
+		r->collecting = false;
+		if (r->body_too_big)
+			return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
+					       r->route->too_big);
+		return r->route->handle(s, c, r);
 	}
 	if (!r->uploading)
 		/* A reply was queued on the first call, so MHD discards the
 		 * rest of the body; this is never reached in practice. */
 		return MHD_NO;
-	if (*upload_data_size > 0) {
-		n = *upload_data_size;
-		*upload_data_size = 0;
+	if (n > 0)
 		return api_upload_data(s, r, upload_data, n);
-	}
 	return api_upload_finish(s, c, r);
 }
 
 static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			  enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *s = cls;
 	struct api_req *r = *con_cls;
 	double ms;
 
-	(void)cls;
 	(void)c;
 	if (!r)
 		return;
 	api_upload_cleanup(&r->up);
 	viv_buf_free(&r->body);
+	store_token_free(r->token);
 	ms = (double)(viv_mono_ns() - r->start_ns) / 1e6;
+	if (r->status >= API_STATUS_MIN && r->status <= API_STATUS_MAX)
+		s->requests[r->status - API_STATUS_MIN]++;
 	if (r->status)
 		viv_log(VIV_INFO, "%s %s %u %.1f ms", r->method, r->path, r->status, ms);
 	else
@@ -411,6 +404,16 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 								      : "closed");
 	free(r);
 	*con_cls = NULL;
+}
+
+/* Paths and query arguments are left percent-encoded: the router decodes
+ * each part by itself, so that an encoded '/' or NUL byte in a KV key stays
+ * inside its segment. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
 }
 
 static void api_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -521,17 +524,24 @@ int api_main(const struct api_config *cfg)
 		goto out;
 	}
 
+	err = api_streams_start(&s, &s.streams);
+	if (err) {
+		viv_log(VIV_ERROR, "cannot start the event streams: %s", viv_strerror(err));
+		goto out;
+	}
+
 	/* One internal polling thread (no thread pool), so that the store
-	 * connection s.st is only ever used from that thread. The logger
-	 * comes first so that it also gets the messages about later options. */
+	 * connection s.st is only ever used from that thread; event streams
+	 * wait suspended, and their own thread resumes them. The logger comes
+	 * first so that it also gets the messages about later options. */
 	d = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL,
-		api_access, &s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, &s,
+		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
+		NULL, NULL, api_access, &s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, &s,
 		MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned int)API_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		(unsigned int)API_CONN_PER_IP, MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s,
-		MHD_OPTION_END);
+		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
 	if (!d) {
 		viv_log(VIV_ERROR, "cannot start the HTTP server on the listening socket (fd %d)",
 			cfg->listen_fd);
@@ -545,12 +555,15 @@ int api_main(const struct api_config *cfg)
 			sig = 0;
 	}
 	viv_log(VIV_INFO, "%s received, stopping the API", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	api_streams_stop(s.streams);
 	stop_daemon(d);
 	d = NULL;
 	status = 0;
 out:
+	api_streams_stop(s.streams);
 	if (d)
 		MHD_stop_daemon(d);
+	api_streams_free(s.streams);
 	pipe_builder_stop(s.builder);
 	store_close(s.st);
 	/* A second SIGTERM or SIGINT that came during the shutdown would

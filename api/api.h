@@ -12,6 +12,8 @@ struct api_config {
 	const char *domain;  /* apps are served at APP.DOMAIN */
 	int apps_port;       /* the runners' port, for app URLs in replies */
 	const char *web_dir; /* static files of the upload page; NULL for none */
+	/* Seconds between the keep-alive comments of event streams; 0: 15. */
+	unsigned keepalive_s;
 	struct pipe_config pipe;
 };
 

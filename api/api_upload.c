@@ -1,8 +1,11 @@
 /* POST /v1/apps/APP/deployments: streams the raw body to a temporary file in
  * the data directory while hashing it and holding it to the upload cap, then
- * creates a queued deployment and wakes the builder. */
+ * creates a queued deployment (recording the token's name) and wakes the
+ * builder. A tarball, a .wasm module or one WebAssembly text file is
+ * accepted; what `curl -d` made of a file is refused with the fix. */
 #include <errno.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +109,71 @@ static enum MHD_Result reply_empty(struct MHD_Connection *c, struct api_req *r)
 			       "module as the request body, e.g. curl --data-binary @app.tar.gz.");
 }
 
+/* True for names of the form d<digits>-<name>, the preview addresses of
+ * deployments. */
+static bool preview_shaped(const char *app)
+{
+	size_t digits = strspn(app + 1, "0123456789");
+
+	return app[0] == 'd' && digits > 0 && app[1 + digits] == '-' && app[2 + digits];
+}
+
+/* Whether the body came with the form type, as with curl -d (and also
+ * curl --data-binary, which sends the same type but the bytes unchanged). */
+static bool sent_as_form(struct MHD_Connection *c)
+{
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	return ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0;
+}
+
+/* The most sections looked at; modules have a few dozen. */
+#define WASM_SECTIONS_MAX 1000
+
+/* Whether the sections of the module in fd add up to its size, as they do
+ * in any module a toolchain wrote, and hardly ever once its CR and LF bytes
+ * were dropped (the code section's id is 10, a LF). */
+static bool wasm_sections_fit(int fd, uint64_t size)
+{
+	uint64_t off = 8, len;
+	unsigned char b[6];
+	ssize_t got;
+	size_t i;
+
+	for (int k = 0; off < size && k < WASM_SECTIONS_MAX; k++) {
+		got = pread(fd, b, sizeof(b), (off_t)off);
+		if (got < 2 || b[0] > 13)
+			return false;
+		len = 0;
+		for (i = 1; i < (size_t)got; i++) {
+			len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
+			if (!(b[i] & 0x80))
+				break;
+		}
+		if (i >= (size_t)got)
+			return false;
+		off += i + 1 + len;
+	}
+	return off == size;
+}
+
+/*
+ * curl -d @FILE drops every CR and LF byte of the file and sends the rest
+ * with the form type. That body is refused when it shows it: it is not an
+ * upload at all, or it is 1 KiB or more without a single line break (any
+ * tarball or module that size has some), or it is a module whose sections
+ * no longer add up. A smaller upload that lost bytes fails in its build.
+ */
+static bool mangled_by_curl_d(const struct api_upload *up, const char *kind)
+{
+	if (!kind)
+		return true;
+	if (up->size >= 1024 && !up->line_break)
+		return true;
+	return strcmp(kind, "wasm") == 0 && !wasm_sections_fit(up->fd, up->size);
+}
+
 enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 				 struct api_req *r)
 {
@@ -119,10 +187,23 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 		if (declared == 0)
 			return reply_empty(c, r);
 	}
+	if (preview_shaped(r->app)) {
+		struct store_app *app = NULL;
+
+		err = store_app_get(s->st, r->app, &app);
+		store_app_free(app);
+		if (err == VIV_ERR_NOT_FOUND)
+			return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+					       "Names of the form d<number>-<name> are the preview "
+					       "addresses of deployments (d12-hello is deployment "
+					       "12 of hello); choose another app name.");
+		if (err)
+			return api_reply_store_error(c, r, err, "reading the app");
+	}
 	err = store_upload_tmp(s->st, &up->tmp_path);
 	if (err)
 		return api_reply_store_error(c, r, err, "making room for the upload");
-	up->fd = open(up->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	up->fd = open(up->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (up->fd < 0) {
 		viv_log(VIV_ERROR, "cannot create the temporary upload %s: %s", up->tmp_path,
 			strerror(errno));
@@ -165,6 +246,8 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		api_upload_cleanup(up);
 		return MHD_YES;
 	}
+	if (!up->line_break && (memchr(data, '\n', n) || memchr(data, '\r', n)))
+		up->line_break = true;
 	if (up->head_len < sizeof(up->head)) {
 		keep = sizeof(up->head) - up->head_len;
 		if (keep > n)
@@ -189,7 +272,8 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 {
 	struct api_upload *up = &r->up;
 	char hex[VIV_SHA256_HEX_LEN + 1];
-	char url[API_URL_MAX], status_url[64];
+	char url[API_URL_MAX], preview[API_URL_MAX + 32], label[96];
+	char status_url[64], events_url[80];
 	struct MHD_Response *resp = NULL;
 	const char *kind;
 	int64_t id = 0;
@@ -200,19 +284,27 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		return reply_too_big(s, c, r);
 	if (up->io_err)
 		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       "The server could not write the upload to its data directory "
-				       "(is the disk full?); the operator's log of vivd has the "
-				       "details.");
+				       "The server could not write the upload to its data "
+				       "directory (is the disk full?); the operator's log of vivd "
+				       "has the details.");
 	if (up->size == 0) {
 		api_upload_cleanup(up);
 		return reply_empty(c, r);
 	}
 	kind = pipe_sniff(up->head, up->head_len);
+	if (sent_as_form(c) && mangled_by_curl_d(up, kind)) {
+		api_upload_cleanup(up);
+		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
+				       "The upload came as a form and looks changed on the way: "
+				       "send the file with --data-binary @FILE (curl -d strips "
+				       "newlines and changes the bytes).");
+	}
 	if (!kind) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-				       "The upload is neither a tarball (.tar, .tar.gz, ...) nor a "
-				       ".wasm module; send one of those as the raw request body.");
+				       "The upload is neither a tarball (.tar, .tar.gz, ...), a "
+				       ".wasm module nor a WebAssembly text file (starting with "
+				       "\"(module\"); send one of those as the raw request body.");
 	}
 	/* The deployment must not point at a file that a crash could leave
 	 * short, so the bytes reach the disk before the store sees them. */
@@ -222,16 +314,16 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		up->fd = -1;
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       "The server could not write the upload to its data directory "
-				       "(is the disk full?); the operator's log of vivd has the "
-				       "details.");
+				       "The server could not write the upload to its data "
+				       "directory (is the disk full?); the operator's log of vivd "
+				       "has the details.");
 	}
 	up->fd = -1;
 	viv_sha256_end(&up->hash, hex);
 	up->hashing = false;
 
-	err = store_deployment_create(s->st, r->segment, up->tmp_path, hex, (int64_t)up->size,
-				      &id);
+	err = store_deployment_create_by(s->st, r->app, r->token->name, up->tmp_path, hex,
+					 (int64_t)up->size, &id);
 	if (err) {
 		api_upload_cleanup(up);
 		return api_reply_store_error(c, r, err, "recording the deployment");
@@ -240,14 +332,19 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	free(up->tmp_path);
 	up->tmp_path = NULL;
 	pipe_builder_wake(s->builder);
-	viv_log(VIV_INFO, "deployment %lld of %s queued: %llu bytes (%s), sha256 %s",
-		(long long)id, r->segment, (unsigned long long)up->size, kind, hex);
+	viv_log(VIV_INFO, "deployment %lld of %s queued by token \"%s\": %llu bytes (%s), "
+			  "sha256 %s",
+		(long long)id, r->app, r->token->name, (unsigned long long)up->size, kind, hex);
 
-	api_app_url(s, r->segment, url, sizeof(url));
+	api_app_url(s, r->app, url, sizeof(url));
+	snprintf(label, sizeof(label), "d%lld-%s", (long long)id, r->app);
+	api_app_url(s, label, preview, sizeof(preview));
 	snprintf(status_url, sizeof(status_url), "/v1/deployments/%lld", (long long)id);
-	resp = api_json_response(json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "app",
-					   r->segment, "status", "queued", "status_url",
-					   status_url, "url", url));
+	snprintf(events_url, sizeof(events_url), "/v1/deployments/%lld/events", (long long)id);
+	resp = api_json_response(json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id,
+					   "app", r->app, "status", "queued", "status_url",
+					   status_url, "events_url", events_url, "url", url,
+					   "preview_url", preview));
 	if (!resp)
 		return MHD_NO;
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, status_url) != MHD_YES) {

@@ -87,6 +87,53 @@ static bool tar_checksum_ok(const unsigned char *h)
 	return sum == want && h[0] != '\0';
 }
 
+/* Skips whitespace and WebAssembly text comments (";;" to the end of the
+ * line, and "(;" ... ";)", which nest) from h[i]: the index of the first
+ * token, or n when the bytes end first. */
+static size_t wat_skip(const unsigned char *h, size_t n, size_t i)
+{
+	while (i < n) {
+		if (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r') {
+			i++;
+		} else if (i + 1 < n && h[i] == ';' && h[i + 1] == ';') {
+			while (i < n && h[i] != '\n')
+				i++;
+		} else if (i + 1 < n && h[i] == '(' && h[i + 1] == ';') {
+			size_t depth = 0;
+
+			do {
+				if (i + 1 < n && h[i] == '(' && h[i + 1] == ';') {
+					depth++;
+					i += 2;
+				} else if (i + 1 < n && h[i] == ';' && h[i + 1] == ')') {
+					depth--;
+					i += 2;
+				} else {
+					i++;
+				}
+			} while (depth > 0 && i < n);
+			if (depth > 0)
+				return n;
+		} else {
+			return i;
+		}
+	}
+	return n;
+}
+
+/* Text whose first token is "(module" followed by a delimiter. */
+static bool wat_head(const unsigned char *h, size_t n)
+{
+	size_t i = 0;
+
+	if (n >= 3 && memcmp(h, "\xef\xbb\xbf", 3) == 0)
+		i = 3; /* a UTF-8 byte order mark */
+	i = wat_skip(h, n, i);
+	if (n - i < 8 || memcmp(h + i, "(module", 7) != 0)
+		return false;
+	return strchr(" \t\r\n();$", h[i + 7]) != NULL && h[i + 7] != '\0';
+}
+
 const char *pipe_sniff(const void *head, size_t n)
 {
 	const unsigned char *h = head;
@@ -109,6 +156,8 @@ const char *pipe_sniff(const void *head, size_t n)
 		return "archive";
 	if (n >= 512 && tar_checksum_ok(h))
 		return "archive";
+	if (wat_head(h, n))
+		return "wat";
 	return NULL;
 }
 

@@ -120,8 +120,14 @@ void pipe_builder_stop(struct pipe_builder *b);
 
 /* What the first bytes of an upload say it is: "wasm" for a WebAssembly
  * binary, "archive" for a format the unpacker reads (tar, gzip, bzip2, xz,
- * zstd, zip), NULL for anything else. n may be short (0 gives NULL). */
+ * zstd, zip), "wat" for one WebAssembly text file (its first token, after
+ * whitespace and comments, is "(module"), NULL for anything else. n may be
+ * short (0 gives NULL); text whose comments fill all n bytes is NULL. */
 const char *pipe_sniff(const void *head, size_t n);
+
+/* The most bytes pipe_sniff() needs: tar's magic sits at 257, and
+ * WebAssembly text may start with a long comment. */
+#define PIPE_SNIFF_MAX 4096
 
 /* Checks that bubblewrap can run a command here with the folders of cfg
  * (NULL: the defaults) mounted as builds have them; on failure errbuf says

@@ -419,8 +419,9 @@ static enum viv_err find_root(const char *dest, char **root_out)
 	return *root_out ? VIV_OK : VIV_ERR_NOMEM;
 }
 
-static enum viv_err copy_wasm(const char *upload, const char *dest, size_t max, char *errbuf,
-			      size_t errlen)
+/* Copies a single-file upload into dest as name. */
+static enum viv_err copy_single(const char *upload, const char *dest, const char *name,
+				size_t max, char *errbuf, size_t errlen)
 {
 	char *data = NULL;
 	char *path = NULL;
@@ -435,7 +436,7 @@ static enum viv_err copy_wasm(const char *upload, const char *dest, size_t max, 
 		viv_errf(errbuf, errlen, "could not read the upload: %s", viv_strerror(err));
 	if (err)
 		goto out;
-	path = viv_path_join(dest, "upload.wasm");
+	path = viv_path_join(dest, name);
 	if (!path) {
 		err = VIV_ERR_NOMEM;
 		goto out;
@@ -454,7 +455,7 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 {
 	struct unpack_job job;
 	struct stat st;
-	unsigned char head[8];
+	unsigned char head[PIPE_SNIFF_MAX];
 	ssize_t n = 0;
 	const char *kind;
 	pthread_t th;
@@ -480,13 +481,17 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 	} while (n < 0 && errno == EINTR);
 	close(fd);
 	kind = pipe_sniff(head, n > 0 ? (size_t)n : 0);
-	if (kind && strcmp(kind, "wasm") == 0) {
-		err = copy_wasm(upload, dest, cfg->upload_max, errbuf, errlen);
+	if (kind && (strcmp(kind, "wasm") == 0 || strcmp(kind, "wat") == 0)) {
+		bool text = strcmp(kind, "wat") == 0;
+
+		err = copy_single(upload, dest, text ? "app.wat" : "upload.wasm",
+				  cfg->upload_max, errbuf, errlen);
 		if (err)
 			return err;
 		if (log)
-			viv_buf_printf(log, "the upload is a WebAssembly module (%lld bytes)\n",
-				       (long long)st.st_size);
+			viv_buf_printf(log, "the upload is a WebAssembly %s (%lld bytes)%s\n",
+				       text ? "text file" : "module", (long long)st.st_size,
+				       text ? ", built as app.wat" : "");
 		*root_out = strdup(dest);
 		return *root_out ? VIV_OK : VIV_ERR_NOMEM;
 	}

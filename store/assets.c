@@ -209,3 +209,58 @@ out:
 	free(tmp);
 	return err;
 }
+
+/* ---- Collecting trees ------------------------------------------------------------ */
+
+static const char sql_assets_used[] =
+	"SELECT 1 FROM deployments WHERE json_type(config, '$.assets') = 'text'"
+	" AND json_extract(config, '$.assets') = ?1 LIMIT 1";
+
+/*
+ * Under the write lock the tree is renamed out of its place, so that from
+ * the commit on nobody finds it (store_deployment_ready() checks that a
+ * deployment's tree is there under the same lock); it is emptied after.
+ */
+enum viv_err store_assets_collect(struct store *st, const char *hash, bool *removed_out)
+{
+	char *final = NULL, *gone = NULL;
+	char rnd[17];
+	enum viv_err err;
+	bool used = false;
+
+	*removed_out = false;
+	final = store_assets_path(st, hash);
+	if (!final)
+		return store_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
+	err = store_random_hex(rnd, 8);
+	if (!err && asprintf(&gone, "%s/" ASSETS_DIR "/" ASSETS_TMP_PREFIX "gone-%s-%s",
+			     st->datadir, hash, rnd) < 0) {
+		gone = NULL;
+		err = VIV_ERR_NOMEM;
+	}
+	if (!err)
+		err = store_begin(st);
+	if (err)
+		goto out;
+	err = store_text_exists(st, sql_assets_used, hash, &used);
+	if (!err && !used) {
+		if (rename(final, gone) == 0)
+			*removed_out = true;
+		else if (errno != ENOENT)
+			viv_log(VIV_WARN, "store: cannot remove %s: %s", final, strerror(errno));
+	}
+	if (!err)
+		err = store_commit(st);
+	store_rollback(st);
+	if (*removed_out) {
+		if (viv_rmtree(gone) != VIV_OK)
+			viv_log(VIV_WARN, "store: could not remove %s", gone);
+		else
+			viv_log(VIV_INFO,
+				"store: removed static files %s, which no deployment uses", hash);
+	}
+out:
+	free(final);
+	free(gone);
+	return err;
+}

@@ -313,3 +313,18 @@ void store_rollback(struct store *st)
 		return;
 	store_exec(st, "ROLLBACK");
 }
+
+enum viv_err store_text_exists(struct store *st, const char *sql, const char *text, bool *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+
+	*out = false;
+	err = store_prepare(st, sql, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, text);
+	err = store_step(st, stmt, out);
+	store_release(st, stmt);
+	return err;
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define TRUNCATED_LINE "[build log truncated at 1 MiB]\n"
 #define REQUEUED_LINE "[vivd restarted during this build; it was queued again]\n"
@@ -51,11 +52,14 @@ static bool mode_valid(const char *mode)
 #define DEP_SELECT                                                                          \
 	"SELECT d.id, d.app_id, a.name, d.status, d.created_at, d.started_at,"             \
 	" d.finished_at, d.upload_sha256, d.upload_size, d.language, d.mode, d.artifact,"  \
-	" d.log, d.timings, d.config, d.error, a.current_deployment IS d.id"               \
-	" FROM deployments d JOIN apps a ON a.id = d.app_id"
+	" d.log, d.timings, d.config, d.error, a.current_deployment IS d.id,"              \
+	" d.deployed_by, ar.so_size"                                                       \
+	" FROM deployments d JOIN apps a ON a.id = d.app_id"                               \
+	" LEFT JOIN artifacts ar ON ar.hash = d.artifact"
 
 static const char sql_dep_get[] = DEP_SELECT " WHERE d.id = ?1";
-static const char sql_dep_list[] = DEP_SELECT " WHERE d.app_id = ?1 ORDER BY d.id DESC LIMIT ?2";
+static const char sql_dep_list[] =
+	DEP_SELECT " WHERE d.app_id = ?1 AND d.id < ?3 ORDER BY d.id DESC LIMIT ?2";
 
 static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 {
@@ -71,6 +75,7 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 	d->finished_at = sqlite3_column_int64(stmt, 6);
 	d->upload_size = sqlite3_column_int64(stmt, 8);
 	d->current = sqlite3_column_int(stmt, 16) != 0;
+	d->artifact_size = sqlite3_column_int64(stmt, 18);
 	err = store_col_text_or(stmt, 2, "", &d->app);
 	if (!err)
 		err = store_col_text_or(stmt, 7, "", &d->upload_sha256);
@@ -88,6 +93,8 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 		err = store_col_text_or(stmt, 14, "{}", &d->config);
 	if (!err)
 		err = store_col_text(stmt, 15, &d->error);
+	if (!err)
+		err = store_col_text(stmt, 17, &d->deployed_by);
 	return err;
 }
 
@@ -104,6 +111,7 @@ static void dep_clear(void *elem)
 	free(d->timings);
 	free(d->config);
 	free(d->error);
+	free(d->deployed_by);
 }
 
 /* Prepares sql, binds a deployment's id to ?1 and steps to its row:
@@ -149,8 +157,8 @@ enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_dep
 	return err;
 }
 
-enum viv_err store_deployment_list(struct store *st, const char *app, size_t limit,
-				   struct store_deployment **out, size_t *n_out)
+enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
+				   size_t limit, struct store_deployment **out, size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -167,6 +175,7 @@ enum viv_err store_deployment_list(struct store *st, const char *app, size_t lim
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
 	store_bind_count(st, stmt, 2, limit);
+	store_bind_int64(st, stmt, 3, before_id > 0 ? before_id : INT64_MAX);
 	err = store_rows_collect(st, stmt, sizeof(**out), read_dep, dep_clear, &ds, n_out);
 	if (!err)
 		*out = ds;
@@ -183,14 +192,60 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n)
 	store_rows_free(ds, n, sizeof(*ds), dep_clear);
 }
 
+static const char sql_dep_progress[] =
+	"SELECT status, length(CAST(log AS BLOB)), substr(CAST(log AS BLOB), ?2, ?3)"
+	" FROM deployments WHERE id = ?1";
+
+enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
+				       size_t max, struct store_dep_progress *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	const void *blob;
+	enum viv_err err;
+	size_t n;
+	bool row = false;
+
+	memset(out, 0, sizeof(*out));
+	if (log_offset < 0)
+		return VIV_ERR_INVALID;
+	err = store_prepare(st, sql_dep_progress, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	/* substr counts from 1. */
+	store_bind_int64(st, stmt, 2, log_offset + 1);
+	store_bind_count(st, stmt, 3, max);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (err)
+		goto out;
+	out->status = status_parse((const char *)sqlite3_column_text(stmt, 0));
+	out->log_size = sqlite3_column_int64(stmt, 1);
+	blob = sqlite3_column_blob(stmt, 2);
+	n = (size_t)sqlite3_column_bytes(stmt, 2);
+	out->log_tail = malloc(n + 1);
+	if (!out->log_tail) {
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	if (n)
+		memcpy(out->log_tail, blob, n);
+	out->log_tail[n] = '\0';
+	out->tail_len = n;
+out:
+	store_release(st, stmt);
+	return err;
+}
+
 /* ---- The queue ------------------------------------------------------------------- */
 
 static const char sql_dep_insert[] =
-	"INSERT INTO deployments (app_id, created_at, upload_sha256, upload_size)"
-	" VALUES (?1, ?2, ?3, ?4) RETURNING id";
+	"INSERT INTO deployments (app_id, created_at, upload_sha256, upload_size, deployed_by)"
+	" VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
 
-static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *upload_sha256,
-			       int64_t upload_size, int64_t *id_out)
+static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *deployed_by,
+			       const char *upload_sha256, int64_t upload_size, int64_t *id_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -204,6 +259,7 @@ static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *upl
 	store_bind_int64(st, stmt, 2, viv_now_ms());
 	store_bind_text(st, stmt, 3, upload_sha256);
 	store_bind_int64(st, stmt, 4, upload_size);
+	store_bind_text(st, stmt, 5, deployed_by);
 	err = store_step(st, stmt, &row);
 	if (!err && !row)
 		err = VIV_ERR_INTERNAL;
@@ -224,6 +280,15 @@ enum viv_err store_deployment_create(struct store *st, const char *app, const ch
 				     const char *upload_sha256, int64_t upload_size,
 				     int64_t *id_out)
 {
+	return store_deployment_create_by(st, app, NULL, upload_tmp, upload_sha256, upload_size,
+					  id_out);
+}
+
+enum viv_err store_deployment_create_by(struct store *st, const char *app,
+					const char *deployed_by, const char *upload_tmp,
+					const char *upload_sha256, int64_t upload_size,
+					int64_t *id_out)
+{
 	char *path = NULL;
 	bool moved = false;
 	enum viv_err err;
@@ -231,14 +296,14 @@ enum viv_err store_deployment_create(struct store *st, const char *app, const ch
 
 	*id_out = 0;
 	if (!viv_app_name_valid(app) || !upload_tmp || !store_hex64_valid(upload_sha256) ||
-	    upload_size < 0)
+	    upload_size < 0 || (deployed_by && strlen(deployed_by) > STORE_TOKEN_NAME_MAX))
 		return VIV_ERR_INVALID;
 	err = store_begin(st);
 	if (err)
 		return err;
 	err = store_app_ensure(st, app, &app_id);
 	if (!err)
-		err = dep_insert(st, app_id, upload_sha256, upload_size, &id);
+		err = dep_insert(st, app_id, deployed_by, upload_sha256, upload_size, &id);
 	if (err)
 		goto out;
 	path = store_upload_path(st, id);
@@ -587,6 +652,46 @@ static enum viv_err check_json_object(struct store *st, const char *json)
 	return err;
 }
 
+static const char sql_config_assets[] =
+	"SELECT json_extract(?1, '$.assets') WHERE json_type(?1, '$.assets') = 'text'";
+
+/* Runners would fail on every request to a route whose .so or static
+ * files are missing: VIV_ERR_NOT_FOUND then. */
+static enum viv_err check_files(struct store *st, int64_t id, const char *artifact,
+				const char *config)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct stat sb;
+	char *hash = NULL, *path = NULL;
+	enum viv_err err;
+	bool row = false;
+
+	if (!store_artifact_exists(st, artifact)) {
+		viv_log(VIV_ERROR, "store: deployment %lld: artifact %s is not in %s",
+			(long long)id, artifact, st->artifacts_dir);
+		return VIV_ERR_NOT_FOUND;
+	}
+	err = store_prepare(st, sql_config_assets, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, config);
+	err = store_step(st, stmt, &row);
+	if (!err && row)
+		err = store_col_text(stmt, 0, &hash);
+	store_release(st, stmt);
+	if (err || !hash)
+		return err;
+	path = store_assets_path(st, hash);
+	if (!path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		viv_log(VIV_ERROR, "store: deployment %lld: static files %s are not stored",
+			(long long)id, hash);
+		err = VIV_ERR_NOT_FOUND;
+	}
+	free(path);
+	free(hash);
+	return err;
+}
+
 static const char sql_artifact_insert[] =
 	"INSERT INTO artifacts (hash, mode, so_size, wasm_size, created_at)"
 	" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
@@ -662,16 +767,13 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 	    (b->language && (!*b->language || strlen(b->language) > LANGUAGE_MAX)))
 		return VIV_ERR_INVALID;
 	config = b->config ? b->config : "{}";
-	/* Runners would fail on every request to a route whose file is missing. */
-	if (!store_artifact_exists(st, b->artifact)) {
-		viv_log(VIV_ERROR, "store: deployment %lld: artifact %s is not in %s",
-			(long long)id, b->artifact, st->artifacts_dir);
-		return VIV_ERR_NOT_FOUND;
-	}
 	err = store_begin(st);
 	if (err)
 		return err;
 	err = check_json_object(st, config);
+	/* Under the lock that garbage collection takes to remove files. */
+	if (!err)
+		err = check_files(st, id, b->artifact, config);
 	if (!err)
 		err = artifact_record(st, b, now);
 	if (!err)

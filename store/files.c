@@ -355,3 +355,72 @@ out:
 	free(dst);
 	return err;
 }
+
+void store_upload_remove(struct store *st, int64_t deployment_id)
+{
+	char *path = store_upload_path(st, deployment_id);
+
+	if (path && unlink(path) != 0 && errno != ENOENT)
+		viv_log(VIV_WARN, "store: cannot remove %s: %s", path, strerror(errno));
+	free(path);
+}
+
+/* ---- Collecting artifacts --------------------------------------------------------- */
+
+static const char sql_artifact_used[] = "SELECT 1 FROM deployments WHERE artifact = ?1 LIMIT 1";
+static const char sql_artifact_delete[] = "DELETE FROM artifacts WHERE hash = ?1";
+
+/* Unlinks HASH.EXT; true when it was there. */
+static bool artifact_unlink(const struct store *st, const char *hash, const char *ext)
+{
+	char *path = store_artifact_path(st, hash, ext);
+	bool gone = false;
+
+	if (!path)
+		return false;
+	if (unlink(path) == 0)
+		gone = true;
+	else if (errno != ENOENT)
+		viv_log(VIV_WARN, "store: cannot remove %s: %s", path, strerror(errno));
+	free(path);
+	return gone;
+}
+
+/*
+ * The files go while the write lock is held: store_deployment_ready()
+ * checks under that lock that the .so is there, so a deployment never
+ * becomes ready with an artifact removed here, whichever comes first.
+ */
+enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *removed_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	bool used = false, so, wasm;
+
+	*removed_out = false;
+	if (!store_hex64_valid(hash))
+		return VIV_ERR_INVALID;
+	err = store_begin(st);
+	if (err)
+		return err;
+	err = store_text_exists(st, sql_artifact_used, hash, &used);
+	if (err || used)
+		goto out;
+	err = store_prepare(st, sql_artifact_delete, &stmt);
+	if (err)
+		goto out;
+	store_bind_text(st, stmt, 1, hash);
+	err = store_run(st, stmt);
+	store_release(st, stmt);
+	if (err)
+		goto out;
+	so = artifact_unlink(st, hash, "so");
+	wasm = artifact_unlink(st, hash, "wasm");
+	err = store_commit(st);
+	*removed_out = so || wasm;
+	if (*removed_out)
+		viv_log(VIV_INFO, "store: removed artifact %s, which no deployment uses", hash);
+out:
+	store_rollback(st);
+	return err;
+}

@@ -185,3 +185,81 @@ enum viv_err store_sync_relaxed(struct store *st)
 {
 	return store_exec(st, sql_relaxed);
 }
+
+static const char sql_list[] =
+	"SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
+	" AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
+
+/* The smallest key past every key that starts with prefix: prefix with its
+ * trailing 0xff bytes dropped and the last byte left incremented. *len_out
+ * is 0 when there is none (the prefix is all 0xff bytes, or empty). */
+static void prefix_end(const unsigned char *prefix, size_t plen, unsigned char *end,
+		       size_t *len_out)
+{
+	while (plen > 0 && prefix[plen - 1] == 0xff)
+		plen--;
+	*len_out = plen;
+	if (plen == 0)
+		return;
+	memcpy(end, prefix, plen);
+	end[plen - 1]++;
+}
+
+static enum viv_err read_key(sqlite3_stmt *stmt, void *elem)
+{
+	struct store_kv_key *k = elem;
+	const void *blob = sqlite3_column_blob(stmt, 0);
+	size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+
+	memset(k, 0, sizeof(*k));
+	k->size = sqlite3_column_int64(stmt, 1);
+	k->key = malloc(n + 1);
+	if (!k->key)
+		return VIV_ERR_NOMEM;
+	if (n)
+		memcpy(k->key, blob, n);
+	k->key[n] = '\0';
+	k->len = n;
+	return VIV_OK;
+}
+
+static void key_clear(void *elem)
+{
+	free(((struct store_kv_key *)elem)->key);
+}
+
+enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
+			   const void *after, size_t alen, size_t limit,
+			   struct store_kv_key **out, size_t *n_out)
+{
+	unsigned char end[STORE_KV_KEY_MAX];
+	sqlite3_stmt *stmt = NULL;
+	size_t elen = 0;
+	enum viv_err err;
+	void *keys;
+
+	*out = NULL;
+	*n_out = 0;
+	if (plen > STORE_KV_KEY_MAX || alen > STORE_KV_KEY_MAX || (plen && !prefix) ||
+	    (alen && !after))
+		return VIV_ERR_INVALID;
+	prefix_end(prefix, plen, end, &elen);
+	err = store_prepare(st, sql_list, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, app_id);
+	bind_blob(st, stmt, 2, after, alen);
+	bind_blob(st, stmt, 3, prefix, plen);
+	if (elen)
+		bind_blob(st, stmt, 4, end, elen);
+	store_bind_count(st, stmt, 5, limit);
+	err = store_rows_collect(st, stmt, sizeof(**out), read_key, key_clear, &keys, n_out);
+	if (!err)
+		*out = keys;
+	return err;
+}
+
+void store_kv_list_free(struct store_kv_key *keys, size_t n)
+{
+	store_rows_free(keys, n, sizeof(*keys), key_clear);
+}

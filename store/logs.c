@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const streams[] = {"stdout", "stderr", "debug", "trap", "panic", "system"};
+static const char *const streams[] = {"stdout", "stderr", "debug", "trap",
+				      "panic",  "system", "access"};
 
 static bool stream_valid(const char *s)
 {

@@ -73,9 +73,8 @@ uint64_t store_routes_generation(const struct store *st)
 }
 
 static const char sql_routes[] =
-	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config,"
-	" (SELECT json_group_object(key, value) FROM"
-	"   (SELECT key, value FROM app_config c WHERE c.app_id = a.id ORDER BY key))"
+	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, "
+	STORE_GUEST_CONFIG_SQL("a.id")
 	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
 	" ORDER BY a.name";
 

@@ -118,6 +118,91 @@ static const char *const migrations[] = {
 	"  CHECK (build_key IS NULL OR"
 	"         (length(build_key) = 64 AND build_key NOT GLOB '*[^0-9a-f]*'));"
 	"CREATE INDEX deployments_by_build_key ON deployments(build_key, id);",
+
+	/* 4: scoped tokens, who made each deployment, secrets, the access log
+	 * stream, and build counters kept by a trigger. */
+	/* A token's label is its name. The admin token of DATADIR/admin-token
+	 * is builtin: it cannot be revoked through the API, and a new file
+	 * replaces it. An apps token's app names are in token_apps; they need
+	 * not exist yet. last_used_at is kept to about a minute. */
+	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'"
+	"  CHECK (scope IN ('admin', 'apps'));"
+	"ALTER TABLE tokens ADD COLUMN builtin INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (builtin IN (0, 1));"
+	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"
+	"UPDATE tokens SET builtin = 1 WHERE label = 'admin';"
+	"CREATE TABLE token_apps ("
+	"  token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
+	"  app TEXT NOT NULL"
+	"    CHECK (length(app) BETWEEN 1 AND 63 AND app NOT GLOB '*[^a-z0-9-]*'"
+	"           AND app NOT GLOB '-*' AND app NOT GLOB '*-'),"
+	"  PRIMARY KEY (token_id, app)"
+	") WITHOUT ROWID;"
+	""
+	/* The name of the token that uploaded a deployment; NULL before. */
+	"ALTER TABLE deployments ADD COLUMN deployed_by TEXT;"
+	""
+	/* Secrets: like app_config, but their values never leave the store
+	 * except towards runners. */
+	"CREATE TABLE secrets ("
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),"
+	"  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (app_id, name)"
+	") WITHOUT ROWID;"
+	""
+	/* app_logs again with 'access' among the streams: SQLite cannot change
+	 * a CHECK in place. Ids only grow, so the AUTOINCREMENT counter moves
+	 * over with the rows. No other table refers to app_logs. */
+	"CREATE TABLE app_logs_new ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  stream TEXT NOT NULL"
+	"    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system',"
+	"                      'access')),"
+	"  message TEXT NOT NULL"
+	");"
+	"INSERT INTO app_logs_new (id, app_id, deployment_id, ts, stream, message)"
+	"  SELECT id, app_id, deployment_id, ts, stream, message FROM app_logs;"
+	"DELETE FROM sqlite_sequence WHERE name = 'app_logs_new';"
+	"INSERT INTO sqlite_sequence (name, seq)"
+	"  SELECT 'app_logs_new', seq FROM sqlite_sequence WHERE name = 'app_logs';"
+	"DROP TABLE app_logs;"
+	"ALTER TABLE app_logs_new RENAME TO app_logs;"
+	"CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+	"CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
+	""
+	/* Builds that ended, by outcome, and a histogram of how long they took
+	 * (seconds from claim to outcome; cumulative buckets), for /metrics.
+	 * A trigger keeps them, so they count every build whoever ran it and
+	 * outlive the deployments they count. */
+	"CREATE TABLE build_counts ("
+	"  result TEXT NOT NULL PRIMARY KEY CHECK (result IN ('ready', 'failed')),"
+	"  count INTEGER NOT NULL DEFAULT 0,"
+	"  seconds REAL NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	"INSERT INTO build_counts (result) VALUES ('ready'), ('failed');"
+	"CREATE TABLE build_seconds_buckets ("
+	"  le REAL NOT NULL PRIMARY KEY,"
+	"  count INTEGER NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	"INSERT INTO build_seconds_buckets (le) VALUES (0.1), (0.25), (0.5), (1), (2.5), (5),"
+	"  (10), (30), (60), (120), (300), (600);"
+	"CREATE TRIGGER deployments_count_outcome"
+	"  AFTER UPDATE OF status ON deployments"
+	"  WHEN NEW.status IN ('ready', 'failed') AND OLD.status IS NOT NEW.status "
+	"BEGIN"
+	"  UPDATE build_counts SET count = count + 1,"
+	"    seconds = seconds + max(0, coalesce(NEW.finished_at, NEW.created_at) -"
+	"      coalesce(NEW.started_at, NEW.created_at)) / 1000.0"
+	"    WHERE result = NEW.status;"
+	"  UPDATE build_seconds_buckets SET count = count + 1"
+	"    WHERE le >= max(0, coalesce(NEW.finished_at, NEW.created_at) -"
+	"      coalesce(NEW.started_at, NEW.created_at)) / 1000.0;"
+	"END;",
 };
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -49,26 +49,101 @@ int store_schema_version(struct store *st);
  * Either way, *token_out is the admin token (caller frees with free()) and
  * *created_out (may be NULL) says whether it was made now. A token file from
  * an earlier start is read back and its digest stored again if it is
- * missing; VIV_ERR_INVALID when the file does not hold a token. */
+ * missing; VIV_ERR_INVALID when the file does not hold a token. The file
+ * is the one admin token: when it was replaced (removed, and a new one made
+ * at the next start), the token it held before is revoked. */
 enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
 
-/* Creates a new token with a human label (at most 200 bytes, else
- * VIV_ERR_INVALID). A token is "viv_" and 64 hex digits. The plaintext is
- * returned once in *token_out (caller frees with free()); only its sha256 is
- * stored. */
-enum viv_err store_token_create(struct store *st, const char *label, char **token_out);
+/* What a token may do: everything, or read and deploy the apps it names
+ * (the API decides which calls those are). */
+enum store_scope {
+	STORE_SCOPE_ADMIN,
+	STORE_SCOPE_APPS,
+};
 
-/* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. The
- * comparison is of sha256 digests. */
+/* "admin" or "apps". */
+const char *store_scope_name(enum store_scope scope);
+
+/* A token as the store knows it; the secret itself is never kept. */
+struct store_token {
+	int64_t id;
+	char *name;
+	enum store_scope scope;
+	char **apps;   /* scope apps: the app names, sorted; NULL otherwise */
+	size_t n_apps;
+	int64_t created_at;   /* ms since the epoch */
+	int64_t last_used_at; /* ms since the epoch, to about a minute; 0: never */
+	bool builtin;         /* the admin token of DATADIR/admin-token */
+};
+
+/* Token names: 1 to 64 printable ASCII characters, not starting or ending
+ * with a space; "admin" is the builtin token's. Apps of a token: 1 to
+ * STORE_TOKEN_APPS_MAX app names (they need not exist). */
+#define STORE_TOKEN_NAME_MAX 64
+#define STORE_TOKEN_APPS_MAX 100
+
+/* True when name may name a new token. */
+bool store_token_name_valid(const char *name);
+
+/* Creates a new token: "viv_" and 64 hex digits, returned once in
+ * *token_out (caller frees with free()); only its sha256 is stored. For
+ * STORE_SCOPE_APPS, apps holds n_apps app names (duplicates are merged);
+ * for STORE_SCOPE_ADMIN n_apps must be 0. VIV_ERR_INVALID for a bad name,
+ * app name or count. *info_out (may be NULL) is the new token's record;
+ * caller frees with store_token_free(). */
+enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
+				const char *const *apps, size_t n_apps, char **token_out,
+				struct store_token **info_out);
+
+/* Looks a presented token up: VIV_ERR_AUTH when it is not a known token.
+ * The comparison is of sha256 digests. Records the use (last_used_at) when
+ * the recorded one is over a minute old, so that most requests write
+ * nothing. Caller frees *out with store_token_free(). */
+enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out);
+
+/* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. */
 enum viv_err store_token_check(struct store *st, const char *token);
 
+/* Every token, ordered by id (*out is NULL when there are none). Caller
+ * frees with store_token_list_free(). */
+enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out);
+
+/* Revokes a token. VIV_ERR_NOT_FOUND when there is none with that id,
+ * VIV_ERR_UNSUPPORTED for the builtin admin token (replace its file and
+ * restart vivd instead). */
+enum viv_err store_token_delete(struct store *st, int64_t id);
+
+/* True when the token may act on the app called app: an admin token on
+ * any, an apps token on those it names. */
+bool store_token_allows(const struct store_token *t, const char *app);
+
+/* Accept NULL. */
+void store_token_free(struct store_token *t);
+void store_token_list_free(struct store_token *ts, size_t n);
+
 /* ---- Apps ----------------------------------------------------------------- */
+
+/* What an app is doing, from its deployments: serving when it has a current
+ * deployment; else building when one is queued or building; else failed
+ * when every deployment failed; else empty. */
+enum store_app_state {
+	STORE_APP_EMPTY,
+	STORE_APP_SERVING,
+	STORE_APP_BUILDING,
+	STORE_APP_FAILED,
+};
+
+/* "empty", "serving", "building" or "failed". */
+const char *store_app_state_name(enum store_app_state s);
 
 struct store_app {
 	int64_t id;
 	char *name;
 	int64_t created_at;         /* ms since the epoch */
 	int64_t current_deployment; /* 0 when nothing is serving yet */
+	enum store_app_state state;
+	char *language;     /* of the current deployment; NULL when none */
+	int64_t updated_at; /* when the newest deployment was made; 0 when none */
 };
 
 /* Creates the app if it does not exist; *id_out is its id either way. The
@@ -87,6 +162,33 @@ enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_
 /* Free one app / an array of n apps; both accept NULL. */
 void store_app_free(struct store_app *app);
 void store_app_list_free(struct store_app *apps, size_t n);
+
+/* What store_app_delete() removed. */
+struct store_app_deleted {
+	size_t deployments;        /* deployments of the app */
+	size_t artifacts_removed;  /* artifacts no other deployment used (.so and .wasm) */
+	size_t assets_removed;     /* static-asset trees no other deployment used */
+};
+
+/* Deletes the app with its deployments, KV data, settings, secrets and
+ * logs, and the uploads of its queued deployments; bumps the routes
+ * generation so that runners stop serving it; then removes from disk the
+ * artifacts and static-asset trees that its deployments used and no
+ * remaining deployment does. VIV_ERR_NOT_FOUND when there is no such app.
+ * A failure to remove a file is logged, never an error: the app is gone.
+ * *out (may be NULL) says what went. */
+enum viv_err store_app_delete(struct store *st, const char *name, struct store_app_deleted *out);
+
+/* Makes a ready deployment of the app its current one and bumps the routes
+ * generation. deployment_id 0 means the newest ready deployment older than
+ * the current one. *current_out is the deployment now current,
+ * *previous_out the one before (0 when none); either may be NULL.
+ * VIV_ERR_NOT_FOUND when there is no such app, or deployment_id is not one
+ * of the app's; VIV_ERR_INVALID when that deployment is not ready, or
+ * (deployment_id 0) there is no ready deployment older than the current
+ * one. */
+enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
+				int64_t *current_out, int64_t *previous_out);
 
 /* ---- Deployments ------------------------------------------------------------ */
 
@@ -118,6 +220,8 @@ struct store_deployment {
 	char *config;   /* JSON object: resolved limits, env, outbound; never NULL */
 	char *error;    /* one sentence when failed, else NULL */
 	bool current;   /* this is the app's serving deployment */
+	char *deployed_by;     /* the name of the token that uploaded it; NULL: unknown */
+	int64_t artifact_size; /* bytes of the artifact's .so; 0 until built */
 };
 
 /* A fresh path in the data directory's upload area for the caller to write
@@ -138,15 +242,38 @@ enum viv_err store_deployment_create(struct store *st, const char *app, const ch
 				     const char *upload_sha256, int64_t upload_size,
 				     int64_t *id_out);
 
+/* store_deployment_create(), recording who made the deployment: the name
+ * of the token it came with (at most STORE_TOKEN_NAME_MAX bytes; NULL
+ * records none). */
+enum viv_err store_deployment_create_by(struct store *st, const char *app,
+					const char *deployed_by, const char *upload_tmp,
+					const char *upload_sha256, int64_t upload_size,
+					int64_t *id_out);
+
 /* VIV_ERR_NOT_FOUND when there is none. Caller frees with
  * store_deployment_free(). */
 enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
 
-/* The app's deployments, newest first, at most limit (*out is NULL when
- * there are none). Caller frees with store_deployment_list_free().
- * VIV_ERR_NOT_FOUND when there is no such app. */
-enum viv_err store_deployment_list(struct store *st, const char *app, size_t limit,
-				   struct store_deployment **out, size_t *n_out);
+/* The app's deployments with ids below before_id (0: all), newest first,
+ * at most limit (*out is NULL when there are none). Caller frees with
+ * store_deployment_list_free(). VIV_ERR_NOT_FOUND when there is no such
+ * app. */
+enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
+				   size_t limit, struct store_deployment **out, size_t *n_out);
+
+/* How far a deployment has got, cheaply, for following a build. */
+struct store_dep_progress {
+	enum store_dep_status status;
+	int64_t log_size; /* bytes of the build log */
+	char *log_tail;   /* the log's bytes from the offset asked for; never NULL */
+	size_t tail_len;
+};
+
+/* The status, the log's size and the log's bytes from log_offset on (at
+ * most max bytes of them). VIV_ERR_NOT_FOUND when there is no such
+ * deployment. Caller frees out->log_tail with free(). */
+enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
+				       size_t max, struct store_dep_progress *out);
 
 void store_deployment_free(struct store_deployment *d);
 void store_deployment_list_free(struct store_deployment *ds, size_t n);
@@ -285,7 +412,9 @@ struct store_route {
 	char *artifact; /* hash */
 	char *mode;     /* "cgi" or "hostcall" */
 	char *config;   /* JSON object */
-	char *app_config; /* JSON object: values set through the API */
+	/* JSON object: settings and secrets set through the API, which win over
+	 * the manifest's env (store_app_config_get()) */
+	char *app_config;
 };
 
 /* Every app with a current deployment, ordered by app name (*out is NULL
@@ -315,9 +444,45 @@ enum viv_err store_app_config_set(struct store *st, const char *app, const char 
 /* *existed_out (may be NULL) says whether the key was set. */
 enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
 				    bool *existed_out);
-/* The app's values as a JSON object text, keys sorted. Caller frees with
- * free(). VIV_ERR_NOT_FOUND when there is no such app. */
+/* The values set through the API (settings, no secrets) as a JSON object
+ * text, keys sorted. Caller frees with free(). VIV_ERR_NOT_FOUND when there
+ * is no such app. */
+enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out);
+
+/* What guests of the app see on top of the manifest's env: the settings,
+ * and the secrets, a secret winning over a setting of the same name; as a
+ * JSON object text, keys sorted (store_route.app_config is the same).
+ * For runners only: it holds secret values. Caller frees with free().
+ * VIV_ERR_NOT_FOUND when there is no such app. */
 enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out);
+
+/* ---- Secrets -------------------------------------------------------------------- */
+
+/* Secrets are settings whose values never come back out of the store except
+ * to runners (store_routes_load(), store_app_config_get()). Names and values
+ * follow the rules of settings; setting or unsetting bumps the routes
+ * generation. */
+struct store_secret {
+	char *name;
+	int64_t updated_at; /* ms since the epoch */
+};
+
+/* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad
+ * name or value. */
+enum viv_err store_secret_set(struct store *st, const char *app, const char *name,
+			      const char *value);
+/* *existed_out (may be NULL) says whether the secret was set. */
+enum viv_err store_secret_unset(struct store *st, const char *app, const char *name,
+				bool *existed_out);
+/* The app's secrets, names only, ordered by name (*out is NULL when there
+ * are none). Caller frees with store_secret_list_free().
+ * VIV_ERR_NOT_FOUND when there is no such app. */
+enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
+			       size_t *n_out);
+void store_secret_list_free(struct store_secret *list, size_t n);
+
+/* True when key may name a setting or a secret. */
+bool store_config_key_valid(const char *key);
 
 /* ---- Key-value data of apps --------------------------------------------------- */
 
@@ -349,6 +514,24 @@ enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, 
 /* All of these: VIV_ERR_INVALID for an empty key or one past
  * STORE_KV_KEY_MAX, VIV_ERR_TOO_BIG for a value past STORE_KV_VALUE_MAX. */
 
+/* One key of a listing: its bytes (NUL-terminated after len, for
+ * convenience) and the size of its value. */
+struct store_kv_key {
+	char *key;
+	size_t len;
+	int64_t size;
+};
+
+/* The app's keys that start with prefix (plen bytes; 0: any) and sort after
+ * after (alen bytes; 0: from the first), in the order of their bytes, at
+ * most limit of them (*out is NULL when there are none). Caller frees with
+ * store_kv_list_free(). VIV_ERR_INVALID for a prefix or after key past
+ * STORE_KV_KEY_MAX. */
+enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
+			   const void *after, size_t alen, size_t limit,
+			   struct store_kv_key **out, size_t *n_out);
+void store_kv_list_free(struct store_kv_key *keys, size_t n);
+
 /* Lets this connection's commits skip the fsync (SQLite's synchronous=NORMAL
  * in WAL mode): they survive a crash of the process, and a power failure may
  * lose the last ones. For runners, which write KV data and logs on the
@@ -374,7 +557,9 @@ struct store_log {
 	int64_t app_id;
 	int64_t deployment_id;
 	int64_t ts; /* ms since the epoch */
-	char *stream; /* "stdout", "stderr", "debug", "trap", "panic", "system" */
+	/* "stdout", "stderr", "debug", "trap", "panic", "system", or "access"
+	 * (one line per request a runner served) */
+	char *stream;
 	char *message;
 };
 
@@ -396,5 +581,22 @@ enum viv_err store_logs_append(struct store *st, const struct store_log *lines, 
 enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
 			    struct store_log **out, size_t *n_out);
 void store_logs_free(struct store_log *lines, size_t n);
+
+/* ---- Build metrics ------------------------------------------------------------ */
+
+/* The upper bounds (seconds) of the build duration histogram's buckets. */
+#define STORE_BUILD_BUCKETS 12
+
+/* Counters of every build that ended on this data directory, kept by the
+ * database itself, and the queue as it is now. */
+struct store_build_metrics {
+	uint64_t ready, failed;             /* builds by outcome */
+	double ready_seconds, failed_seconds; /* their summed durations */
+	double le[STORE_BUILD_BUCKETS];       /* bucket upper bounds, ascending */
+	uint64_t le_count[STORE_BUILD_BUCKETS]; /* builds at most that long */
+	uint64_t queued, building;          /* deployments in each state now */
+};
+
+enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
 
 #endif

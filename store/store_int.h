@@ -82,6 +82,10 @@ enum viv_err store_col_text(sqlite3_stmt *stmt, int col, char **out);
  * success. */
 enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt, char **out);
 
+/* Runs sql (static storage) with text bound to ?1: *out says whether it
+ * gave a row. */
+enum viv_err store_text_exists(struct store *st, const char *sql, const char *text, bool *out);
+
 /* Binds a count, such as a LIMIT, clamped to INT64_MAX. */
 void store_bind_count(struct store *st, sqlite3_stmt *stmt, int idx, size_t v);
 
@@ -136,6 +140,17 @@ enum viv_err store_commit(struct store *st);
 /* Rolls back the open transaction, if any; failures are only logged. */
 void store_rollback(struct store *st);
 
+/* A subquery giving, as one JSON object text, what guests of the app whose
+ * id is the SQL expression app_id see: its settings and secrets, a secret
+ * winning over a setting of the same name, keys sorted. */
+#define STORE_GUEST_CONFIG_SQL(app_id)                                                     \
+	"(SELECT json_group_object(key, value) FROM"                                       \
+	" (SELECT key, value FROM app_config c WHERE c.app_id = " app_id                   \
+	"   AND NOT EXISTS (SELECT 1 FROM secrets s"                                       \
+	"                   WHERE s.app_id = c.app_id AND s.name = c.key)"                 \
+	"  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id               \
+	"  ORDER BY 1))"
+
 /* ---- Schema (schema.c) ------------------------------------------------------ */
 
 /* Applies every pending migration; refuses a database from a newer vivd. */
@@ -163,5 +178,17 @@ void store_routes_gen_bump(struct store *st);
 
 /* Removes the temporary uploads that processes which are gone left behind. */
 void store_uploads_sweep(struct store *st);
+
+/* Removes the upload of a deployment, if it is there; failures are only
+ * logged. */
+void store_upload_remove(struct store *st, int64_t deployment_id);
+
+/* Garbage collection after deletions. Each takes the write lock, and
+ * removes the artifact (its row, .so and .wasm) or the static-asset tree
+ * only when no deployment refers to it any more: a build that records a
+ * deployment with it checks, under the same lock, that its files are still
+ * there. *removed_out says whether files were removed. */
+enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *removed_out);
+enum viv_err store_assets_collect(struct store *st, const char *hash, bool *removed_out);
 
 #endif

@@ -11,8 +11,10 @@
 
 #define TOKEN_PREFIX "viv_"
 #define TOKEN_PREFIX_LEN (sizeof(TOKEN_PREFIX) - 1)
-#define TOKEN_LABEL_MAX 200
 #define ADMIN_TOKEN_FILE "admin-token"
+#define ADMIN_TOKEN_NAME "admin"
+/* How stale last_used_at may get before a use is written down. */
+#define TOKEN_TOUCH_MS 60000
 #define ADMIN_TOKEN_FILE_MAX 4096
 
 static bool token_format_valid(const char *token)
@@ -38,40 +40,113 @@ static enum viv_err token_new(char **out)
 	return VIV_OK;
 }
 
-static const char sql_token_insert[] =
-	"INSERT INTO tokens (hash, label, created_at) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT (hash) DO NOTHING";
+const char *store_scope_name(enum store_scope scope)
+{
+	return scope == STORE_SCOPE_APPS ? "apps" : "admin";
+}
 
-/* Records the digest of token; a digest already there is left as it is. */
-static enum viv_err token_store(struct store *st, const char *token, const char *label)
+bool store_token_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n < 1 || n > STORE_TOKEN_NAME_MAX || name[0] == ' ' || name[n - 1] == ' ')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (name[i] < 0x20 || name[i] > 0x7e)
+			return false;
+	}
+	return strcmp(name, ADMIN_TOKEN_NAME) != 0;
+}
+
+static const char sql_token_insert[] =
+	"INSERT INTO tokens (hash, label, created_at, scope) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT (hash) DO NOTHING RETURNING id";
+static const char sql_token_app_insert[] =
+	"INSERT INTO token_apps (token_id, app) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
+/* Records the digest of token; a digest already there is left as it is
+ * (*id_out is then 0). */
+static enum viv_err token_store(struct store *st, const char *token, const char *name,
+				enum store_scope scope, int64_t *id_out)
 {
 	char hash[VIV_SHA256_HEX_LEN + 1];
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
+	bool row = false;
 
+	*id_out = 0;
 	viv_sha256_hex(token, strlen(token), hash);
 	err = store_prepare(st, sql_token_insert, &stmt);
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, hash);
-	store_bind_text(st, stmt, 2, label);
+	store_bind_text(st, stmt, 2, name);
 	store_bind_int64(st, stmt, 3, viv_now_ms());
+	store_bind_text(st, stmt, 4, store_scope_name(scope));
+	err = store_step(st, stmt, &row);
+	if (!err && row)
+		*id_out = sqlite3_column_int64(stmt, 0);
+	store_release(st, stmt);
+	return err;
+}
+
+static enum viv_err token_app_store(struct store *st, int64_t id, const char *app)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+
+	err = store_prepare(st, sql_token_app_insert, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	store_bind_text(st, stmt, 2, app);
 	err = store_run(st, stmt);
 	store_release(st, stmt);
 	return err;
 }
 
-enum viv_err store_token_create(struct store *st, const char *label, char **token_out)
+static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_token **out);
+
+enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
+				const char *const *apps, size_t n_apps, char **token_out,
+				struct store_token **info_out)
 {
 	enum viv_err err;
 	char *token = NULL;
+	int64_t id = 0;
+	size_t i;
 
 	*token_out = NULL;
-	if (!label || strlen(label) > TOKEN_LABEL_MAX)
+	if (info_out)
+		*info_out = NULL;
+	if (!store_token_name_valid(name) ||
+	    (scope != STORE_SCOPE_ADMIN && scope != STORE_SCOPE_APPS))
 		return VIV_ERR_INVALID;
+	if (scope == STORE_SCOPE_ADMIN ? n_apps != 0
+				       : n_apps < 1 || n_apps > STORE_TOKEN_APPS_MAX || !apps)
+		return VIV_ERR_INVALID;
+	for (i = 0; i < n_apps; i++) {
+		if (!viv_app_name_valid(apps[i]))
+			return VIV_ERR_INVALID;
+	}
 	err = token_new(&token);
+	if (err)
+		return err;
+	err = store_begin(st);
+	if (err)
+		goto out;
+	err = token_store(st, token, name, scope, &id);
+	/* 256 random bits never collide; a row already there is a bug. */
+	if (!err && id == 0)
+		err = VIV_ERR_INTERNAL;
+	for (i = 0; !err && i < n_apps; i++)
+		err = token_app_store(st, id, apps[i]);
 	if (!err)
-		err = token_store(st, token, label);
+		err = store_commit(st);
+out:
+	store_rollback(st);
+	if (!err && info_out)
+		err = token_get_by_id(st, id, info_out);
 	if (err) {
 		free(token);
 		return err;
@@ -80,7 +155,91 @@ enum viv_err store_token_create(struct store *st, const char *label, char **toke
 	return VIV_OK;
 }
 
-static const char sql_token_find[] = "SELECT 1 FROM tokens WHERE hash = ?1";
+/* ---- Reading tokens ------------------------------------------------------------------ */
+
+#define TOKEN_SELECT                                                                       \
+	"SELECT t.id, t.label, t.scope, t.created_at, t.last_used_at, t.builtin,"         \
+	" (SELECT group_concat(app, ',') FROM"                                            \
+	"   (SELECT app FROM token_apps WHERE token_id = t.id ORDER BY app))"             \
+	" FROM tokens t"
+
+static const char sql_token_by_hash[] = TOKEN_SELECT " WHERE t.hash = ?1";
+static const char sql_token_by_id[] = TOKEN_SELECT " WHERE t.id = ?1";
+static const char sql_token_list[] = TOKEN_SELECT " ORDER BY t.id";
+
+/* Splits "a,b,c" (app names never hold a comma) into t->apps. */
+static enum viv_err split_apps(const char *list, struct store_token *t)
+{
+	size_t n = 1, i = 0;
+	const char *p;
+
+	if (!list || !*list)
+		return VIV_OK;
+	for (p = list; *p; p++)
+		n += *p == ',';
+	t->apps = calloc(n, sizeof(*t->apps));
+	if (!t->apps)
+		return VIV_ERR_NOMEM;
+	for (p = list; i < n; i++) {
+		size_t len = strcspn(p, ",");
+
+		t->apps[i] = strndup(p, len);
+		if (!t->apps[i])
+			return VIV_ERR_NOMEM;
+		t->n_apps++;
+		p += len + (p[len] == ',');
+	}
+	return VIV_OK;
+}
+
+static enum viv_err read_token(sqlite3_stmt *stmt, void *elem)
+{
+	struct store_token *t = elem;
+	const char *scope = (const char *)sqlite3_column_text(stmt, 2);
+	enum viv_err err;
+
+	memset(t, 0, sizeof(*t));
+	t->id = sqlite3_column_int64(stmt, 0);
+	t->scope = scope && strcmp(scope, "apps") == 0 ? STORE_SCOPE_APPS : STORE_SCOPE_ADMIN;
+	t->created_at = sqlite3_column_int64(stmt, 3);
+	t->last_used_at = sqlite3_column_int64(stmt, 4);
+	t->builtin = sqlite3_column_int(stmt, 5) != 0;
+	err = store_col_text_or(stmt, 1, "", &t->name);
+	if (!err)
+		err = split_apps((const char *)sqlite3_column_text(stmt, 6), t);
+	return err;
+}
+
+static void token_clear(void *elem)
+{
+	struct store_token *t = elem;
+
+	for (size_t i = 0; i < t->n_apps; i++)
+		free(t->apps[i]);
+	free(t->apps);
+	free(t->name);
+}
+
+static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_token **out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	void *t;
+
+	*out = NULL;
+	err = store_prepare(st, sql_token_by_id, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	err = store_row_fetch(st, stmt, sizeof(**out), read_token, token_clear, &t);
+	if (!err)
+		*out = t;
+	return err;
+}
+
+static const char sql_token_touch[] =
+	"UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"
+	" AND coalesce(last_used_at, 0) < ?3";
 
 /*
  * The presented token is hashed and its digest looked up by the index on
@@ -90,25 +249,126 @@ static const char sql_token_find[] = "SELECT 1 FROM tokens WHERE hash = ?1";
  * token with that digest (sha256 is preimage resistant). So a constant-time
  * compare would protect nothing here.
  */
-enum viv_err store_token_check(struct store *st, const char *token)
+enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out)
 {
 	char hash[VIV_SHA256_HEX_LEN + 1];
 	sqlite3_stmt *stmt = NULL;
+	struct store_token *t;
 	enum viv_err err;
-	bool row;
+	int64_t now = viv_now_ms();
+	void *row;
 
+	*out = NULL;
 	if (!token || !token_format_valid(token))
 		return VIV_ERR_AUTH;
 	viv_sha256_hex(token, strlen(token), hash);
-	err = store_prepare(st, sql_token_find, &stmt);
+	err = store_prepare(st, sql_token_by_hash, &stmt);
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, hash);
+	err = store_row_fetch(st, stmt, sizeof(*t), read_token, token_clear, &row);
+	if (err == VIV_ERR_NOT_FOUND)
+		return VIV_ERR_AUTH;
+	if (err)
+		return err;
+	t = row;
+	if (t->last_used_at < now - TOKEN_TOUCH_MS) {
+		/* Only a record: a failure to write it refuses nobody. */
+		if (store_prepare(st, sql_token_touch, &stmt) == VIV_OK) {
+			store_bind_int64(st, stmt, 1, t->id);
+			store_bind_int64(st, stmt, 2, now);
+			store_bind_int64(st, stmt, 3, now - TOKEN_TOUCH_MS);
+			if (store_run(st, stmt) == VIV_OK)
+				t->last_used_at = now;
+			store_release(st, stmt);
+		}
+	}
+	*out = t;
+	return VIV_OK;
+}
+
+enum viv_err store_token_check(struct store *st, const char *token)
+{
+	struct store_token *t = NULL;
+	enum viv_err err;
+
+	err = store_token_auth(st, token, &t);
+	store_token_free(t);
+	return err;
+}
+
+enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	void *ts;
+
+	*out = NULL;
+	*n_out = 0;
+	err = store_prepare(st, sql_token_list, &stmt);
+	if (err)
+		return err;
+	err = store_rows_collect(st, stmt, sizeof(**out), read_token, token_clear, &ts, n_out);
+	if (!err)
+		*out = ts;
+	return err;
+}
+
+static const char sql_token_builtin[] = "SELECT builtin FROM tokens WHERE id = ?1";
+static const char sql_token_delete[] = "DELETE FROM tokens WHERE id = ?1 AND builtin = 0";
+
+enum viv_err store_token_delete(struct store *st, int64_t id)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row = false, builtin = false;
+
+	err = store_prepare(st, sql_token_builtin, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
 	err = store_step(st, stmt, &row);
+	if (!err && row)
+		builtin = sqlite3_column_int(stmt, 0) != 0;
 	store_release(st, stmt);
 	if (err)
 		return err;
-	return row ? VIV_OK : VIV_ERR_AUTH;
+	if (!row)
+		return VIV_ERR_NOT_FOUND;
+	if (builtin)
+		return VIV_ERR_UNSUPPORTED;
+	err = store_prepare(st, sql_token_delete, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	err = store_run(st, stmt);
+	if (!err && sqlite3_changes(st->db) == 0)
+		err = VIV_ERR_NOT_FOUND;
+	store_release(st, stmt);
+	return err;
+}
+
+bool store_token_allows(const struct store_token *t, const char *app)
+{
+	if (!t)
+		return false;
+	if (t->scope == STORE_SCOPE_ADMIN)
+		return true;
+	for (size_t i = 0; app && i < t->n_apps; i++) {
+		if (strcmp(t->apps[i], app) == 0)
+			return true;
+	}
+	return false;
+}
+
+void store_token_free(struct store_token *t)
+{
+	store_row_free(t, token_clear);
+}
+
+void store_token_list_free(struct store_token *ts, size_t n)
+{
+	store_rows_free(ts, n, sizeof(*ts), token_clear);
 }
 
 /* Reads the admin token file: the token, with surrounding whitespace. */
@@ -142,6 +402,37 @@ static enum viv_err admin_token_read(const char *path, char **out)
 			strerror(errno));
 	*out = data;
 	return VIV_OK;
+}
+
+static const char sql_admin_insert[] =
+	"INSERT INTO tokens (hash, label, created_at, scope, builtin)"
+	" VALUES (?1, '" ADMIN_TOKEN_NAME "', ?2, 'admin', 1)"
+	" ON CONFLICT (hash) DO UPDATE SET builtin = 1, scope = 'admin'";
+static const char sql_admin_apps[] =
+	"DELETE FROM token_apps WHERE token_id = (SELECT id FROM tokens WHERE hash = ?1)";
+static const char sql_admin_others[] = "DELETE FROM tokens WHERE builtin = 1 AND hash <> ?1";
+
+/* Inside the caller's transaction: token is the admin token, and no other
+ * builtin token is valid any more. */
+static enum viv_err admin_token_store(struct store *st, const char *token)
+{
+	static const char *const sqls[] = {sql_admin_insert, sql_admin_apps, sql_admin_others};
+	char hash[VIV_SHA256_HEX_LEN + 1];
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err = VIV_OK;
+
+	viv_sha256_hex(token, strlen(token), hash);
+	for (size_t i = 0; !err && i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		err = store_prepare(st, sqls[i], &stmt);
+		if (err)
+			break;
+		store_bind_text(st, stmt, 1, hash);
+		if (i == 0)
+			store_bind_int64(st, stmt, 2, viv_now_ms());
+		err = store_run(st, stmt);
+		store_release(st, stmt);
+	}
+	return err;
 }
 
 /*
@@ -186,7 +477,7 @@ enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *
 	}
 	if (err)
 		goto out;
-	err = token_store(st, token, "admin");
+	err = admin_token_store(st, token);
 	if (!err)
 		err = store_commit(st);
 out:

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,12 +45,19 @@ const char *twat_hello =
 
 void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
 {
+	tsrv_start_with(s, upload_max, web_dir, 0);
+}
+
+void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
+		     unsigned keepalive_s)
+{
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t sl = sizeof(sa);
 	struct store *st = NULL;
 	char errbuf[256] = "", logpath[128];
 	bool created = false;
 	int fd, one = 1;
+	pid_t parent;
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->root, sizeof(s->root), "/tmp/viv-api-test-XXXXXX");
@@ -74,12 +82,18 @@ void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
 	s->port = ntohs(sa.sin_port);
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 
+	parent = getpid();
 	s->pid = fork();
 	cr_assert_geq(s->pid, 0);
 	if (s->pid == 0) {
 		struct api_config cfg = {0};
 		char err2[256];
 		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		/* A test that fails before tsrv_stop must not leave its server
+		 * running: it stops with the test's process. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(1);
 
 		if (logfd >= 0)
 			dup2(logfd, 2);
@@ -93,6 +107,7 @@ void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
 			cfg.pipe.upload_max = upload_max;
 		cfg.pipe.sandbox =
 			cfg.pipe.sandbox && pipe_sandbox_available(NULL, err2, sizeof(err2));
+		cfg.keepalive_s = keepalive_s;
 		_exit(api_main(&cfg));
 	}
 	close(fd);
@@ -190,6 +205,13 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ctx)
 void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
 	   const void *body, size_t len, bool chunked, struct tresp *out)
 {
+	thttp_h(s, method, path, token, NULL, body, len, chunked, out);
+}
+
+void thttp_h(const struct tsrv *s, const char *method, const char *path, const char *token,
+	     const char *const *headers, const void *body, size_t len, bool chunked,
+	     struct tresp *out)
+{
 	struct curl_slist *hdrs = NULL;
 	struct tsource src = {.p = body, .left = len};
 	struct viv_buf url, auth, buf;
@@ -209,6 +231,8 @@ void thttp(const struct tsrv *s, const char *method, const char *path, const cha
 	}
 	if (chunked)
 		hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+	for (size_t i = 0; headers && headers[i]; i++)
+		hdrs = curl_slist_append(hdrs, headers[i]);
 	curl_easy_setopt(h, CURLOPT_URL, url.data);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);

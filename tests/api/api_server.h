@@ -23,6 +23,11 @@ struct tsrv {
  * default; web_dir may be NULL. Asserts on failure. */
 void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir);
 
+/* tsrv_start with event stream keep-alives every keepalive_s seconds (0:
+ * the default). */
+void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
+		     unsigned keepalive_s);
+
 /* Sends SIGTERM, asserts that the child exits with status 0 within a few
  * seconds, and removes the temporary directory. */
 void tsrv_stop(struct tsrv *s);
@@ -46,6 +51,12 @@ struct tresp {
 void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
 	   const void *body, size_t len, bool chunked, struct tresp *out);
 void tresp_free(struct tresp *r);
+
+/* thttp with extra request header lines ("Name: value"; NULL-terminated,
+ * may be NULL). */
+void thttp_h(const struct tsrv *s, const char *method, const char *path, const char *token,
+	     const char *const *headers, const void *body, size_t len, bool chunked,
+	     struct tresp *out);
 
 /* Polls GET /v1/deployments/ID until the status is ready or failed, for at
  * most timeout_s seconds; returns the last reply's JSON (caller frees with

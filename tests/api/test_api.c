@@ -37,6 +37,10 @@ static long long upload_ok(const struct tsrv *s, const char *app, const void *bo
 	cr_assert_str_eq(r.location, want);
 	snprintf(want, sizeof(want), "http://%s.localhost:8000/", app);
 	cr_assert_str_eq(jstr(r.json, "url"), want);
+	snprintf(want, sizeof(want), "/v1/deployments/%lld/events", id);
+	cr_assert_str_eq(jstr(r.json, "events_url"), want);
+	snprintf(want, sizeof(want), "http://d%lld-%s.localhost:8000/", id, app);
+	cr_assert_str_eq(jstr(r.json, "preview_url"), want);
 	tresp_free(&r);
 	return id;
 }
@@ -189,6 +193,7 @@ Test(api, empty_and_unknown_uploads_are_refused)
 	struct tsrv s;
 	struct tresp r;
 	const char *junk = "this is plain text, neither a tarball nor a module";
+	const char *binary[] = {"Content-Type: application/octet-stream", NULL};
 	size_t before;
 
 	tsrv_start(&s, 0, NULL);
@@ -201,13 +206,21 @@ Test(api, empty_and_unknown_uploads_are_refused)
 	cr_assert_not_null(strstr(jstr(r.json, "error"), "empty"), "%s", r.body);
 	tresp_free(&r);
 
-	thttp(&s, "POST", "/v1/apps/junk/deployments", s.token, junk, strlen(junk), false, &r);
+	thttp_h(&s, "POST", "/v1/apps/junk/deployments", s.token, binary, junk, strlen(junk),
+		false, &r);
 	cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
 	cr_assert_not_null(strstr(jstr(r.json, "error"), "neither a tarball"), "%s", r.body);
 	tresp_free(&r);
 
-	thttp(&s, "POST", "/v1/apps/junk/deployments", s.token, junk, strlen(junk), true, &r);
+	thttp_h(&s, "POST", "/v1/apps/junk/deployments", s.token, binary, junk, strlen(junk), true,
+		&r);
 	cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
+	tresp_free(&r);
+
+	/* The same sent as a form, as curl -d would: the fix is named. */
+	thttp(&s, "POST", "/v1/apps/junk/deployments", s.token, junk, strlen(junk), false, &r);
+	cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+	cr_assert_not_null(strstr(jstr(r.json, "error"), "--data-binary @FILE"), "%s", r.body);
 	tresp_free(&r);
 
 	cr_assert_eq(count_files(s.datadir), before, "a refused upload left a file behind");
@@ -251,7 +264,6 @@ Test(api, wasm_upload_is_queued_and_visible)
 	apps = json_object_get(r.json, "apps");
 	cr_assert_eq(json_array_size(apps), 1);
 	cr_assert_str_eq(jstr(json_array_get(apps, 0), "name"), "min");
-	cr_assert_str_eq(jstr(json_array_get(apps, 0), "url"), "http://min.localhost:8000/");
 	tresp_free(&r);
 
 	thttp(&s, "GET", "/v1/apps/min", s.token, NULL, 0, false, &r);
@@ -394,9 +406,9 @@ Test(api, unknown_paths_methods_and_ids)
 	cr_assert_not_null(jstr(r.json, "error"), "%s", r.body);
 	tresp_free(&r);
 
-	thttp(&s, "GET", "/v1/apps/x/deployments", s.token, NULL, 0, false, &r);
+	thttp(&s, "PUT", "/v1/apps/x/deployments", s.token, "x", 1, false, &r);
 	cr_assert_eq(r.status, 405);
-	cr_assert_str_eq(r.allow, "POST");
+	cr_assert_str_eq(r.allow, "POST, GET, HEAD");
 	cr_assert_not_null(jstr(r.json, "error"));
 	tresp_free(&r);
 

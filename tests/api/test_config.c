@@ -45,44 +45,117 @@ static const char *error_of(const struct tresp *r)
 	return e;
 }
 
+/* GET /v1/apps/cfg/config, asserting the 200: its JSON (caller frees). */
+static json_t *get_config(void)
+{
+	struct tresp r;
+	json_t *j;
+
+	thttp(&srv, "GET", "/v1/apps/cfg/config", srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	j = json_incref(r.json);
+	tresp_free(&r);
+	return j;
+}
+
 Test(config, put_get_delete)
 {
 	static const char greeting[] = "Hello, \"world\"\n";
 	struct tresp r;
+	json_t *j;
 
-	thttp(&srv, "GET", "/v1/apps/cfg/config", srv.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 200, "%s", r.body);
-	cr_assert_str_eq(r.body, "{}");
+	j = get_config();
+	cr_assert_eq(json_object_size(json_object_get(j, "config")), 0);
+	cr_assert_eq(json_object_size(json_object_get(j, "sources")), 0);
+	cr_assert_eq(json_array_size(json_object_get(j, "secrets")), 0);
+	json_decref(j);
+
+	put("GREETING", greeting, strlen(greeting), 204, &r);
+	cr_assert_eq(r.len, 0);
+	tresp_free(&r);
+	put("API_URL", "https://api.example.com", 23, 204, &r);
+	tresp_free(&r);
+	put("EMPTY", "", 0, 204, &r);
 	tresp_free(&r);
 
-	put("GREETING", greeting, strlen(greeting), 200, &r);
-	cr_assert_str_eq(json_string_value(json_object_get(r.json, "GREETING")), greeting);
-	tresp_free(&r);
-	put("API_URL", "https://api.example.com", 23, 200, &r);
-	tresp_free(&r);
-	put("EMPTY", "", 0, 200, &r);
-	tresp_free(&r);
-
-	thttp(&srv, "GET", "/v1/apps/cfg/config", srv.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 200);
-	cr_assert_str_eq(r.body, "{\"API_URL\":\"https://api.example.com\",\"EMPTY\":\"\","
-				 "\"GREETING\":\"Hello, \\\"world\\\"\\n\"}");
-	tresp_free(&r);
+	j = get_config();
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
+							   "GREETING")),
+			 greeting);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
+							   "EMPTY")),
+			 "");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "sources"),
+							   "API_URL")),
+			 "set");
+	json_decref(j);
 
 	thttp(&srv, "DELETE", "/v1/apps/cfg/config/GREETING", srv.token, NULL, 0, false, &r);
-	cr_assert_eq(r.status, 200, "%s", r.body);
-	cr_assert_null(json_object_get(r.json, "GREETING"), "%s", r.body);
-	cr_assert_not_null(json_object_get(r.json, "API_URL"), "%s", r.body);
+	cr_assert_eq(r.status, 204, "%s", r.body);
 	tresp_free(&r);
+	j = get_config();
+	cr_assert_null(json_object_get(json_object_get(j, "config"), "GREETING"));
+	cr_assert_not_null(json_object_get(json_object_get(j, "config"), "API_URL"));
+	json_decref(j);
 	thttp(&srv, "DELETE", "/v1/apps/cfg/config/GREETING", srv.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 404);
-	cr_assert(strstr(error_of(&r), "has no configuration value GREETING"), "%s", r.body);
+	cr_assert(strstr(error_of(&r), "has no setting GREETING"), "%s", r.body);
+	tresp_free(&r);
+}
+
+Test(config, secrets_show_their_names_only)
+{
+	static const char value[] = "s3cr3t-value-never-shown";
+	struct tresp r;
+	json_t *j, *list;
+
+	put("SHARED", "plain", 5, 204, &r);
+	tresp_free(&r);
+	thttp(&srv, "PUT", "/v1/apps/cfg/secrets/API_KEY", srv.token, value, strlen(value), false,
+	      &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	tresp_free(&r);
+	thttp(&srv, "PUT", "/v1/apps/cfg/secrets/SHARED", srv.token, value, strlen(value), false,
+	      &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	tresp_free(&r);
+
+	thttp(&srv, "GET", "/v1/apps/cfg/secrets", srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	list = json_object_get(r.json, "secrets");
+	cr_assert_eq(json_array_size(list), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "name")),
+			 "API_KEY");
+	cr_assert(json_is_string(json_object_get(json_array_get(list, 0), "updated_at")));
+	cr_assert_null(strstr(r.body, value), "%s", r.body);
+	tresp_free(&r);
+
+	j = get_config();
+	/* The setting of the same name shows as the plain setting. */
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
+							   "SHARED")),
+			 "plain");
+	cr_assert_eq(json_array_size(json_object_get(j, "secrets")), 2);
+	json_decref(j);
+	thttp(&srv, "GET", "/v1/apps/cfg", srv.token, NULL, 0, false, &r);
+	cr_assert_null(strstr(r.body, value), "%s", r.body);
+	tresp_free(&r);
+
+	thttp(&srv, "DELETE", "/v1/apps/cfg/secrets/API_KEY", srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	tresp_free(&r);
+	thttp(&srv, "DELETE", "/v1/apps/cfg/secrets/API_KEY", srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 404, "%s", r.body);
+	tresp_free(&r);
+	thttp(&srv, "PUT", "/v1/apps/cfg/secrets/9X", srv.token, "v", 1, false, &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
 	tresp_free(&r);
 }
 
 Test(config, the_token_is_required)
 {
 	struct tresp r;
+	json_t *j;
 
 	thttp(&srv, "GET", "/v1/apps/cfg/config", NULL, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 401);
@@ -93,10 +166,14 @@ Test(config, the_token_is_required)
 	thttp(&srv, "DELETE", "/v1/apps/cfg/config/A", NULL, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 401);
 	tresp_free(&r);
-	/* Nothing was set by the refused PUT. */
-	thttp(&srv, "GET", "/v1/apps/cfg/config", srv.token, NULL, 0, false, &r);
-	cr_assert_str_eq(r.body, "{}");
+	thttp(&srv, "PUT", "/v1/apps/cfg/secrets/A", NULL, "x", 1, false, &r);
+	cr_assert_eq(r.status, 401);
 	tresp_free(&r);
+	/* Nothing was set by the refused PUTs. */
+	j = get_config();
+	cr_assert_eq(json_object_size(json_object_get(j, "config")), 0);
+	cr_assert_eq(json_array_size(json_object_get(j, "secrets")), 0);
+	json_decref(j);
 }
 
 Test(config, errors_say_what_to_fix)
@@ -105,7 +182,7 @@ Test(config, errors_say_what_to_fix)
 	struct tresp r;
 
 	put("1ST", "x", 1, 400, &r);
-	cr_assert(strstr(error_of(&r), "Config keys are 1 to 128 letters, digits and '_'"), "%s",
+	cr_assert(strstr(error_of(&r), "names are 1 to 128 letters, digits and '_'"), "%s",
 		  r.body);
 	tresp_free(&r);
 	put("A-B", "x", 1, 400, &r);
@@ -125,7 +202,7 @@ Test(config, errors_say_what_to_fix)
 	      true, &r);
 	cr_assert_eq(r.status, 413, "%s", r.body);
 	tresp_free(&r);
-	put("BIG", big, STORE_CONFIG_VALUE_MAX, 200, &r);
+	put("BIG", big, STORE_CONFIG_VALUE_MAX, 204, &r);
 	tresp_free(&r);
 	free(big);
 

@@ -363,3 +363,47 @@ Test(unpack, sniff)
 		free(data);
 	}
 }
+
+Test(unpack, sniff_webassembly_text)
+{
+	static const char *const wat[] = {
+		"(module)",
+		"(module $hello (func))",
+		"\n\t  (module\n",
+		";; a comment\n;; another (module\n(module (memory 1))",
+		"(; a block (; nested ;) comment ;)(module)",
+		"\xef\xbb\xbf(module)",
+	};
+	static const char *const not_wat[] = {
+		"(modulex)", "module", "(func)", "(; never closed (module)",
+		";; only a comment (module)", "(modul", "  ",
+	};
+
+	for (size_t i = 0; i < sizeof(wat) / sizeof(wat[0]); i++)
+		cr_assert_str_eq(pipe_sniff(wat[i], strlen(wat[i])), "wat", "%s", wat[i]);
+	for (size_t i = 0; i < sizeof(not_wat) / sizeof(not_wat[0]); i++)
+		cr_assert_null(pipe_sniff(not_wat[i], strlen(not_wat[i])), "%s", not_wat[i]);
+}
+
+Test(unpack, webassembly_text_upload_is_app_wat)
+{
+	static const char text[] = ";; hello\n(module (func (export \"_start\")))\n";
+	char *root = NULL, *copy, *data;
+	struct viv_buf log;
+	size_t len = 0;
+
+	viv_buf_init(&log, 0);
+	cr_assert_eq(viv_write_file_atomic(upload, text, strlen(text), 0644), VIV_OK);
+	cr_assert_eq(pipe_unpack(upload, dest, &cfg, &log, &root, err, sizeof(err)), VIV_OK, "%s",
+		     err);
+	cr_assert_str_eq(root, dest);
+	copy = viv_path_join(dest, "app.wat");
+	data = t_read(copy, &len);
+	cr_assert_eq(len, strlen(text));
+	cr_assert_eq(memcmp(data, text, len), 0);
+	free(data);
+	free(copy);
+	free(root);
+	cr_assert_not_null(strstr(log.data, "WebAssembly text file"), "%s", log.data);
+	viv_buf_free(&log);
+}

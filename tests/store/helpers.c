@@ -131,3 +131,51 @@ int64_t test_sql_int(const char *sql)
 	sqlite3_close(db);
 	return v;
 }
+
+void test_sql_exec(const char *sql)
+{
+	char path[128];
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/vivarium.db", test_datadir);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+}
+
+void test_downgrade_to_3(void)
+{
+	test_sql_exec("BEGIN;"
+		      "DROP TRIGGER deployments_count_outcome;"
+		      "DROP TABLE build_counts;"
+		      "DROP TABLE build_seconds_buckets;"
+		      "DROP TABLE secrets;"
+		      "DROP TABLE token_apps;"
+		      "ALTER TABLE tokens DROP COLUMN scope;"
+		      "ALTER TABLE tokens DROP COLUMN builtin;"
+		      "ALTER TABLE tokens DROP COLUMN last_used_at;"
+		      "ALTER TABLE deployments DROP COLUMN deployed_by;"
+		      "CREATE TABLE app_logs_old ("
+		      "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+		      "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+		      "  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+		      "  ts INTEGER NOT NULL,"
+		      "  stream TEXT NOT NULL CHECK (stream IN ('stdout', 'stderr', 'debug',"
+		      "    'trap', 'panic', 'system')),"
+		      "  message TEXT NOT NULL);"
+		      "INSERT INTO app_logs_old SELECT * FROM app_logs;"
+		      "DELETE FROM sqlite_sequence WHERE name = 'app_logs_old';"
+		      "INSERT INTO sqlite_sequence (name, seq)"
+		      "  SELECT 'app_logs_old', seq FROM sqlite_sequence WHERE name = 'app_logs';"
+		      "DROP TABLE app_logs;"
+		      "ALTER TABLE app_logs_old RENAME TO app_logs;"
+		      "CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+		      "CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
+		      "PRAGMA user_version = 3;"
+		      "COMMIT;");
+}

@@ -36,6 +36,14 @@ int64_t test_deploy(struct store *st, const char *app, const char *hash);
  * and returns the first column of the first row as an integer (0 if none). */
 int64_t test_sql_int(const char *sql);
 
+/* Runs SQL statements (several, separated by ';') on the database file with
+ * a connection of its own, failing the test on error. */
+void test_sql_exec(const char *sql);
+
+/* Turns the database of test_datadir (closed) back into what schema 3 made:
+ * migration 4 undone, as a vivd of before would have left it. */
+void test_downgrade_to_3(void);
+
 /* Writes a file, failing the test on error. */
 void test_write(const char *path, const char *contents);
 

@@ -25,10 +25,14 @@ static void teardown(void)
 
 TestSuite(config, .init = setup, .fini = teardown);
 
+/* The settings alone, and what guests see, are both want. */
 static void assert_config(const char *app, const char *want)
 {
 	char *json = NULL;
 
+	cr_assert_eq(store_app_settings_get(st, app, &json), VIV_OK);
+	cr_assert_str_eq(json, want);
+	free(json);
 	cr_assert_eq(store_app_config_get(st, app, &json), VIV_OK);
 	cr_assert_str_eq(json, want);
 	free(json);
@@ -77,6 +81,8 @@ Test(config, refuses_bad_keys_values_and_apps)
 	cr_assert_eq(store_app_config_unset(st, "nope", "K", NULL), VIV_ERR_NOT_FOUND);
 	cr_assert_eq(store_app_config_get(st, "nope", &json), VIV_ERR_NOT_FOUND);
 	cr_assert_null(json);
+	cr_assert_eq(store_app_settings_get(st, "nope", &json), VIV_ERR_NOT_FOUND);
+	cr_assert_null(json);
 }
 
 Test(config, routes_carry_it_and_the_generation_moves)
@@ -108,4 +114,57 @@ Test(config, routes_carry_it_and_the_generation_moves)
 	cr_assert_eq(store_routes_generation(st), gen + 3);
 	cr_assert_eq(store_app_config_unset(st, "app", "A", NULL), VIV_OK);
 	cr_assert_eq(store_routes_generation(st), gen + 3);
+}
+
+Test(config, secrets_win_for_guests_and_stay_out_of_settings)
+{
+	struct store_secret *list = NULL;
+	struct store_route *routes = NULL;
+	char hash[65], *json = NULL;
+	size_t n = 0;
+	uint64_t gen;
+	bool existed = false;
+
+	test_hash("artifact", hash);
+	test_put_so(st, hash);
+	test_deploy(st, "app", hash);
+	cr_assert_eq(store_app_config_set(st, "app", "GREETING", "plain"), VIV_OK);
+	cr_assert_eq(store_app_config_set(st, "app", "OTHER", "o"), VIV_OK);
+	gen = store_routes_generation(st);
+	cr_assert_eq(store_secret_set(st, "app", "GREETING", "s3cret"), VIV_OK);
+	cr_assert_eq(store_secret_set(st, "app", "API_KEY", "k3y"), VIV_OK);
+	cr_assert_eq(store_routes_generation(st), gen + 2);
+
+	cr_assert_eq(store_app_settings_get(st, "app", &json), VIV_OK);
+	cr_assert_str_eq(json, "{\"GREETING\":\"plain\",\"OTHER\":\"o\"}");
+	free(json);
+	cr_assert_eq(store_app_config_get(st, "app", &json), VIV_OK);
+	cr_assert_str_eq(json, "{\"API_KEY\":\"k3y\",\"GREETING\":\"s3cret\",\"OTHER\":\"o\"}");
+	free(json);
+	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(routes[0].app_config,
+			 "{\"API_KEY\":\"k3y\",\"GREETING\":\"s3cret\",\"OTHER\":\"o\"}");
+	store_routes_free(routes, n);
+
+	cr_assert_eq(store_secret_list(st, "app", &list, &n), VIV_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(list[0].name, "API_KEY");
+	cr_assert_str_eq(list[1].name, "GREETING");
+	cr_assert_gt(list[1].updated_at, 0);
+	store_secret_list_free(list, n);
+
+	cr_assert_eq(store_secret_unset(st, "app", "GREETING", &existed), VIV_OK);
+	cr_assert(existed);
+	cr_assert_eq(store_secret_unset(st, "app", "GREETING", &existed), VIV_OK);
+	cr_assert_not(existed);
+	cr_assert_eq(store_app_config_get(st, "app", &json), VIV_OK);
+	cr_assert_str_eq(json, "{\"API_KEY\":\"k3y\",\"GREETING\":\"plain\",\"OTHER\":\"o\"}");
+	free(json);
+
+	cr_assert_eq(store_secret_set(st, "app", "1BAD", "v"), VIV_ERR_INVALID);
+	cr_assert_eq(store_secret_set(st, "app", "BAD", "\xff"), VIV_ERR_INVALID);
+	cr_assert_eq(store_secret_set(st, "nope", "K", "v"), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_secret_list(st, "nope", &list, &n), VIV_ERR_NOT_FOUND);
+	cr_assert_null(list);
 }

@@ -252,18 +252,18 @@ Test(deploy, new_ready_replaces_current)
 	first = test_deploy(st, "hello", one);
 	second = test_deploy(st, "hello", two);
 	cr_assert_eq(store_routes_generation(st), 2);
-	cr_assert_eq(store_deployment_list(st, "hello", 10, &list, &n), VIV_OK);
+	cr_assert_eq(store_deployment_list(st, "hello", 0, 10, &list, &n), VIV_OK);
 	cr_assert_eq(n, 2);
 	cr_assert_eq(list[0].id, second);
 	cr_assert(list[0].current);
 	cr_assert_eq(list[1].id, first);
 	cr_assert_not(list[1].current);
 	store_deployment_list_free(list, n);
-	cr_assert_eq(store_deployment_list(st, "hello", 1, &list, &n), VIV_OK);
+	cr_assert_eq(store_deployment_list(st, "hello", 0, 1, &list, &n), VIV_OK);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(list[0].id, second);
 	store_deployment_list_free(list, n);
-	cr_assert_eq(store_deployment_list(st, "nope", 10, &list, &n), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_list(st, "nope", 0, 10, &list, &n), VIV_ERR_NOT_FOUND);
 	store_close(st);
 }
 

@@ -40,11 +40,12 @@ Test(open, creates_directories_and_schema)
 	assert_private_dir("cache");
 	snprintf(path, sizeof(path), "%s/cache", test_datadir);
 	cr_assert_str_eq(store_cache_dir(st), path);
-	cr_assert_eq(store_schema_version(st), 3);
+	cr_assert_eq(store_schema_version(st), 4);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
-				  " 'app_logs', 'kv', 'app_config')"),
-		     7);
+				  " 'app_logs', 'kv', 'app_config', 'secrets', 'token_apps',"
+				  " 'build_counts', 'build_seconds_buckets')"),
+		     11);
 	cr_assert_eq(test_sql_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 	snprintf(path, sizeof(path), "%s/routes.gen", test_datadir);
 	cr_assert_eq(stat(path, &sb), 0);
@@ -75,12 +76,12 @@ Test(open, reopen_keeps_data_and_schema)
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
 	store_close(st);
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 3);
+	cr_assert_eq(store_schema_version(st), 4);
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->id, id);
 	store_app_free(app);
 	store_close(st);
-	cr_assert_eq(test_sql_int("PRAGMA user_version"), 3);
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 4);
 }
 
 Test(open, upgrade_from_schema_2_keeps_deployments)
@@ -94,12 +95,13 @@ Test(open, upgrade_from_schema_2_keeps_deployments)
 	id = test_deploy(st, "hello", hash);
 	store_close(st);
 	/* Back to what schema 2 had: no build keys. */
+	test_downgrade_to_3();
 	test_sql_int("DROP INDEX deployments_by_build_key");
 	test_sql_int("ALTER TABLE deployments DROP COLUMN build_key");
 	test_sql_int("PRAGMA user_version = 2");
 
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 3);
+	cr_assert_eq(store_schema_version(st), 4);
 	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
 	cr_assert_eq(d->status, STORE_DEP_READY);
 	cr_assert_str_eq(d->artifact, hash);
@@ -109,6 +111,49 @@ Test(open, upgrade_from_schema_2_keeps_deployments)
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
 				  " name = 'deployments_by_build_key'"),
 		     1);
+	store_close(st);
+}
+
+Test(open, upgrade_from_schema_3_keeps_tokens_logs_and_their_ids)
+{
+	struct store_log line = {.stream = "stdout", .message = "before"};
+	struct store_log access = {.stream = "access", .message = "GET / 200 1.00 ms"};
+	struct store_token *t = NULL;
+	struct store_log *lines = NULL;
+	struct store *st = test_open();
+	char *admin = NULL, hash[65];
+	int64_t app_id = 0, last = 0;
+	size_t n = 0;
+
+	test_hash("artifact", hash);
+	test_deploy(st, "hello", hash);
+	cr_assert_eq(store_app_ensure(st, "hello", &app_id), VIV_OK);
+	cr_assert_eq(store_admin_token_ensure(st, &admin, NULL), VIV_OK);
+	line.app_id = app_id;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(store_logs_append(st, &line, 1), VIV_OK);
+	store_close(st);
+	test_downgrade_to_3();
+	/* The newest line was trimmed away: its id must never come back. */
+	last = test_sql_int("SELECT max(id) FROM app_logs");
+	test_sql_int("DELETE FROM app_logs WHERE id = (SELECT max(id) FROM app_logs)");
+	cr_assert_eq(test_sql_int("PRAGMA user_version"), 3);
+
+	st = test_open();
+	cr_assert_eq(store_schema_version(st), 4);
+	cr_assert_eq(store_token_auth(st, admin, &t), VIV_OK);
+	cr_assert(t->builtin);
+	cr_assert_eq(t->scope, STORE_SCOPE_ADMIN);
+	cr_assert_str_eq(t->name, "admin");
+	store_token_free(t);
+	access.app_id = app_id;
+	cr_assert_eq(store_logs_append(st, &access, 1), VIV_OK);
+	cr_assert_eq(store_logs_get(st, "hello", 0, 10, &lines, &n), VIV_OK);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(lines[2].stream, "access");
+	cr_assert_gt(lines[2].id, last);
+	store_logs_free(lines, n);
+	free(admin);
 	store_close(st);
 }
 
@@ -258,8 +303,9 @@ Test(tokens, create_stores_only_digest)
 	char *a = NULL, *b = NULL, *none = (char *)"unset";
 	char digest[65], sql[256];
 
-	cr_assert_eq(store_token_create(st, "laptop", &a), VIV_OK);
-	cr_assert_eq(store_token_create(st, "ci", &b), VIV_OK);
+	cr_assert_eq(store_token_create(st, "laptop", STORE_SCOPE_ADMIN, NULL, 0, &a, NULL),
+		     VIV_OK);
+	cr_assert_eq(store_token_create(st, "ci", STORE_SCOPE_ADMIN, NULL, 0, &b, NULL), VIV_OK);
 	cr_assert(token_well_formed(a));
 	cr_assert_str_neq(a, b);
 	cr_assert_eq(store_token_check(st, a), VIV_OK);
@@ -272,7 +318,8 @@ Test(tokens, create_stores_only_digest)
 		 "SELECT count(*) FROM tokens WHERE instr(hash, '%s') OR instr(label, '%s')",
 		 a + 4, a + 4);
 	cr_assert_eq(test_sql_int(sql), 0);
-	cr_assert_eq(store_token_create(st, NULL, &none), VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, NULL, STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
 	cr_assert_null(none);
 	free(a);
 	free(b);
@@ -332,5 +379,95 @@ Test(apps, ensure_rejects_bad_names)
 	cr_assert_eq(store_app_ensure(st, "a.b", &id), VIV_ERR_INVALID);
 	cr_assert_eq(store_app_ensure(st, NULL, &id), VIV_ERR_INVALID);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM apps"), 0);
+	store_close(st);
+}
+
+Test(tokens, scopes_names_list_and_revoke)
+{
+	const char *apps[] = {"web", "api", "web"};
+	struct store_token *info = NULL, *t = NULL, *list = NULL;
+	struct store *st = test_open();
+	char *admin = NULL, *ci = NULL, *bot = NULL, *none = NULL;
+	size_t n = 0;
+
+	cr_assert_eq(store_admin_token_ensure(st, &admin, NULL), VIV_OK);
+	cr_assert_eq(store_token_create(st, "ci", STORE_SCOPE_APPS, apps, 3, &ci, &info), VIV_OK);
+	cr_assert_str_eq(info->name, "ci");
+	cr_assert_eq(info->scope, STORE_SCOPE_APPS);
+	cr_assert_eq(info->n_apps, 2);
+	cr_assert_str_eq(info->apps[0], "api");
+	cr_assert_str_eq(info->apps[1], "web");
+	cr_assert_eq(info->last_used_at, 0);
+	cr_assert_not(info->builtin);
+	cr_assert(store_token_allows(info, "web"));
+	cr_assert_not(store_token_allows(info, "other"));
+	cr_assert_not(store_token_allows(info, NULL));
+	cr_assert_eq(store_token_create(st, "deploy bot", STORE_SCOPE_ADMIN, NULL, 0, &bot, NULL),
+		     VIV_OK);
+
+	/* Bad names, scopes and app lists. */
+	cr_assert_eq(store_token_create(st, "admin", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, "", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, " x", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, "a\nb", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_APPS, NULL, 0, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_ADMIN, apps, 1, &none, NULL),
+		     VIV_ERR_INVALID);
+	apps[0] = "Bad_Name";
+	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_APPS, apps, 1, &none, NULL),
+		     VIV_ERR_INVALID);
+	cr_assert_null(none);
+
+	/* A use is recorded. */
+	cr_assert_eq(store_token_auth(st, ci, &t), VIV_OK);
+	cr_assert_eq(t->id, info->id);
+	cr_assert_gt(t->last_used_at, 0);
+	store_token_free(t);
+
+	cr_assert_eq(store_token_list(st, &list, &n), VIV_OK);
+	cr_assert_eq(n, 3);
+	cr_assert(list[0].builtin);
+	cr_assert_str_eq(list[0].name, "admin");
+	cr_assert_eq(list[0].n_apps, 0);
+	cr_assert_str_eq(list[1].name, "ci");
+	cr_assert_gt(list[1].last_used_at, 0);
+	cr_assert_eq(list[2].last_used_at, 0);
+	cr_assert_eq(store_token_delete(st, list[0].id), VIV_ERR_UNSUPPORTED);
+	store_token_list_free(list, n);
+
+	cr_assert_eq(store_token_delete(st, info->id), VIV_OK);
+	cr_assert_eq(store_token_delete(st, info->id), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_token_check(st, ci), VIV_ERR_AUTH);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM token_apps"), 0);
+	cr_assert_eq(store_token_check(st, bot), VIV_OK);
+	store_token_free(info);
+	free(admin);
+	free(ci);
+	free(bot);
+	store_close(st);
+}
+
+Test(tokens, a_new_admin_token_file_revokes_the_old_one)
+{
+	struct store *st = test_open();
+	char *old = NULL, *fresh = NULL, path[256];
+	bool created = false;
+
+	cr_assert_eq(store_admin_token_ensure(st, &old, NULL), VIV_OK);
+	snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(store_admin_token_ensure(st, &fresh, &created), VIV_OK);
+	cr_assert(created);
+	cr_assert_str_neq(old, fresh);
+	cr_assert_eq(store_token_check(st, fresh), VIV_OK);
+	cr_assert_eq(store_token_check(st, old), VIV_ERR_AUTH);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM tokens WHERE builtin = 1"), 1);
+	free(old);
+	free(fresh);
 	store_close(st);
 }
