@@ -386,7 +386,7 @@ void cli_first_line(const char *text, char *buf, size_t len);
 void cli_print_json(const struct cli_reply *r);
 
 /* When the host of url ends in ".localhost" and this machine's resolver
- * cannot find it (as wget and Python cannot), prints on stdout how to reach
+ * cannot find it (as wget and Python cannot), prints on stderr how to reach
  * the app anyway: curl with a Host header to 127.0.0.1, or vivd's --domain
  * with a wildcard DNS name. */
 void cli_localhost_hint(const char *url);

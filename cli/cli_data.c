@@ -140,6 +140,17 @@ static enum viv_err add_keys(json_t *keys, json_t *all, struct cli_table *t)
 	return err;
 }
 
+/* Appends "&name=VALUE" to path with value percent-encoded. */
+static enum viv_err add_query(struct cli *c, struct viv_buf *path, const char *name,
+			      const char *value, size_t len)
+{
+	char *esc = cli_escape(c, value, len);
+	enum viv_err err = esc ? viv_buf_printf(path, "&%s=%s", name, esc) : VIV_ERR_NOMEM;
+
+	curl_free(esc);
+	return err;
+}
+
 int cli_kv_ls(struct cli *c, const struct cli_args *a)
 {
 	static const char *const heads[] = {"KEY", "SIZE", NULL};
@@ -148,7 +159,7 @@ int cli_kv_ls(struct cli *c, const struct cli_args *a)
 	struct cli_table t;
 	struct viv_buf path;
 	json_t *all = json_array(), *keys, *next, *out = NULL;
-	char errbuf[1024], *esc = NULL, *text;
+	char errbuf[1024], *text;
 	unsigned page;
 	enum viv_err err = VIV_OK;
 	int ret = CLI_EXIT_FAIL;
@@ -162,17 +173,12 @@ int cli_kv_ls(struct cli *c, const struct cli_args *a)
 	for (page = 0; page < CLI_KV_PAGES; page++) {
 		path.len = 0;
 		err = viv_buf_printf(&path, "/v1/apps/%s/kv?limit=1000", a->arg[0]);
-		esc = a->argc > 1 ? cli_escape(c, a->arg[1], strlen(a->arg[1])) : NULL;
-		if (!err && esc)
-			err = viv_buf_printf(&path, "&prefix=%s", esc);
-		curl_free(esc);
+		if (!err && a->argc > 1)
+			err = add_query(c, &path, "prefix", a->arg[1], strlen(a->arg[1]));
 		next = r.json ? json_object_get(r.json, "next_after") : NULL;
-		esc = json_is_string(next) ? cli_escape(c, json_string_value(next),
-							  json_string_length(next))
-					   : NULL;
-		if (!err && esc)
-			err = viv_buf_printf(&path, "&after=%s", esc);
-		curl_free(esc);
+		if (!err && json_is_string(next))
+			err = add_query(c, &path, "after", json_string_value(next),
+					json_string_length(next));
 		if (err || !all) {
 			fprintf(stderr, "viv: out of memory\n");
 			goto out;

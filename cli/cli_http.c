@@ -35,6 +35,8 @@ struct stream_ctx {
 	long status;
 	struct viv_buf other; /* the body of any other reply, capped */
 	enum viv_err perr;    /* why the parser stopped, when it did */
+	uint64_t last_rx_ns;  /* when the last bytes came */
+	bool idle;            /* nothing came for CLI_STREAM_IDLE_S */
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
@@ -391,12 +393,31 @@ static size_t on_stream(char *buf, size_t size, size_t n, void *ctx)
 	struct stream_ctx *s = ctx;
 	size_t bytes = size * n;
 
+	s->last_rx_ns = viv_mono_ns();
 	if (!s->checked)
 		check_stream(s);
 	if (!s->is_sse)
 		return viv_buf_append(&s->other, buf, bytes) ? 0 : bytes;
 	s->perr = cli_sse_feed(s->p, buf, bytes);
 	return s->perr ? 0 : bytes;
+}
+
+/* Called about once a second while a stream is open: a stream that sends
+ * nothing, not even a keep-alive comment, for CLI_STREAM_IDLE_S is dead. */
+static int on_stream_tick(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			  curl_off_t ulnow)
+{
+	struct stream_ctx *s = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (viv_mono_ns() - s->last_rx_ns > (uint64_t)CLI_STREAM_IDLE_S * 1000000000ull) {
+		s->idle = true;
+		return 1;
+	}
+	return 0;
 }
 
 enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
@@ -430,8 +451,10 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	common_options(c, url.data, headers, cerr);
 	/* A stream has no end to wait for; a silent one is dead after three
 	 * missed keep-alives. */
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, CLI_STREAM_IDLE_S);
+	s.last_rx_ns = viv_mono_ns();
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_stream_tick);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, &s);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_stream);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
 
@@ -448,6 +471,12 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	}
 	if (!s.checked && rc == CURLE_OK)
 		check_stream(&s);
+	if (!s.checked && s.idle) {
+		err = VIV_ERR_IO;
+		viv_errf(errbuf, errlen, "the API at %s sent nothing for %ld s", c->api,
+			 CLI_STREAM_IDLE_S);
+		goto out;
+	}
 	if (!s.checked) {
 		err = transport_error(c, rc, cerr, errbuf, errlen);
 		goto out;
@@ -455,8 +484,9 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	if (s.is_sse) {
 		err = VIV_ERR_IO;
 		viv_errf(errbuf, errlen, "the stream from %s ended: %s", c->api,
-			 rc == CURLE_OK ? "the API closed it"
-					: (cerr[0] ? cerr : curl_easy_strerror(rc)));
+			 s.idle		 ? "nothing came for a while"
+			 : rc == CURLE_OK ? "the API closed it"
+					  : (cerr[0] ? cerr : curl_easy_strerror(rc)));
 		goto out;
 	}
 	if (s.other.len > 0)

@@ -522,8 +522,10 @@ void cli_localhost_hint(const char *url)
 		freeaddrinfo(res);
 		return;
 	}
-	printf("This machine's resolver cannot find %s (wget and Python use it); reach "
-	       "the app with\n  curl -H 'Host: %s' http://127.0.0.1:%s/\nor start vivd with "
-	       "--domain NAME, where NAME is a wildcard DNS name (*.NAME) for this machine.\n",
-	       host, host, port);
+	fflush(stdout);
+	fprintf(stderr,
+		"This machine's resolver cannot find %s (wget and Python use it); reach the "
+		"app with\n  curl -H 'Host: %s' http://127.0.0.1:%s/\nor start vivd with "
+		"--domain NAME, where NAME is a wildcard DNS name (*.NAME) for this machine.\n",
+		host, host, port);
 }
