@@ -373,6 +373,11 @@ void cli_size_text(uint64_t n, char *buf, size_t len);
  * ("2026-12-04 21:30:19", with ".327" when with_ms), or "-" for null. */
 void cli_time_text(json_t *v, bool with_ms, char *buf, size_t len);
 
+/* How long before now_ms (ms since the epoch) the API time v was, for a
+ * table: "just now", "42 s ago", "5 min ago", "3 h ago", "4 days ago",
+ * else its local date; "-" for null. */
+void cli_age_text(json_t *v, int64_t now_ms, char *buf, size_t len);
+
 /* Parses an API time into milliseconds since the epoch. */
 bool cli_parse_time(const char *s, int64_t *ms_out);
 

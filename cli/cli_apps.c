@@ -54,14 +54,14 @@ static void id_text(json_t *v, char *buf, size_t len)
 
 int cli_apps(struct cli *c, const struct cli_args *a)
 {
-	static const char *const heads[] = {"NAME", "STATE",   "SERVING", "LANGUAGE",
-					    "UPDATED", "URL", NULL};
+	static const char *const heads[] = {"NAME", "STATE", "SERVING", "UPDATED", "URL", NULL};
 	struct cli_reply r = {0};
 	struct cli_table t;
 	json_t *apps, *app;
 	char dep[32], when[64];
-	const char *row[6];
-	enum cli_colour colours[6] = {CLI_PLAIN};
+	const char *row[5];
+	enum cli_colour colours[5] = {CLI_PLAIN};
+	int64_t now = viv_now_ms();
 	size_t i;
 	int ret = CLI_EXIT_FAIL;
 
@@ -87,15 +87,13 @@ int cli_apps(struct cli *c, const struct cli_args *a)
 					 : "-";
 		colours[1] = cli_status_colour(row[1]);
 		id_text(json_object_get(app, "current_deployment"), dep, sizeof(dep));
-		cli_time_text(json_object_get(app, "updated_at"), false, when, sizeof(when));
+		cli_age_text(json_object_get(app, "updated_at"), now, when, sizeof(when));
 		if (strcmp(when, "-") == 0)
-			cli_time_text(json_object_get(app, "created_at"), false, when,
-				      sizeof(when));
+			cli_age_text(json_object_get(app, "created_at"), now, when, sizeof(when));
 		row[0] = cli_str(app, "name", "?");
 		row[2] = dep;
-		row[3] = cli_str(app, "language", "-");
-		row[4] = when;
-		row[5] = cli_str(app, "url", "-");
+		row[3] = when;
+		row[4] = cli_str(app, "url", "-");
 		if (cli_table_add(&t, row, colours)) {
 			fprintf(stderr, "viv: out of memory\n");
 			goto out;
@@ -121,6 +119,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 	char id[32], when[64], status[48], error[256];
 	const char *row[6], *st;
 	enum cli_colour colours[6] = {CLI_PLAIN};
+	int64_t now = viv_now_ms();
 	size_t i;
 	int ret = CLI_EXIT_FAIL;
 
@@ -151,7 +150,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 	{
 		st = cli_str(d, "status", "?");
 		id_text(json_object_get(d, "id"), id, sizeof(id));
-		cli_time_text(json_object_get(d, "created_at"), false, when, sizeof(when));
+		cli_age_text(json_object_get(d, "created_at"), now, when, sizeof(when));
 		snprintf(status, sizeof(status), "%s%s", st,
 			 json_is_true(json_object_get(d, "current")) ? ", current" : "");
 		cli_first_line(cli_str(d, "error", ""), error, sizeof(error));

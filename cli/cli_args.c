@@ -116,8 +116,8 @@ static const struct {
 	 "Exits with 6 when the build fails; its error and log are shown.\n"},
 	{"apps",
 	 "Lists the apps this token may see: each one's state (serving, building,\n"
-	 "failed or empty), the deployment it serves, its language, when it last\n"
-	 "changed, and its address.\n"},
+	 "failed or empty), the deployment it serves, when it last changed, and its\n"
+	 "address. --json adds each one's language and times.\n"},
 	{"deployments",
 	 "Lists an app's deployments, newest first: status, when, language, who\n"
 	 "deployed it, and the error of a failed one. The one being served says\n"

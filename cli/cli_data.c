@@ -431,7 +431,7 @@ int cli_secret_ls(struct cli *c, const struct cli_args *a)
 	}
 	json_array_foreach(list, i, s)
 	{
-		cli_time_text(json_object_get(s, "updated_at"), false, when, sizeof(when));
+		cli_age_text(json_object_get(s, "updated_at"), viv_now_ms(), when, sizeof(when));
 		row[0] = cli_str(s, "name", "?");
 		row[1] = when;
 		if (cli_table_add(&t, row, NULL))

@@ -22,6 +22,7 @@ struct build_watch {
 	char steps[CLI_STEPS_MAX][48];
 	size_t nsteps;
 	char status[16];    /* the status last printed */
+	char header[64];    /* the log's own "== STEP" line that the step's "==> STEP" replaces */
 	bool line_start;    /* the output is at the start of a line */
 	json_t *final;      /* the deployment once ready or failed; owned */
 };
@@ -155,22 +156,28 @@ static void on_step(struct build_watch *w, json_t *d)
 	cli_put_colour(stdout, w->c->colour, CLI_BOLD, "==> ");
 	cli_print_safe(stdout, step, strlen(step), false);
 	fputc('\n', stdout);
+	snprintf(w->header, sizeof(w->header), "== %s\n", step);
 }
 
 /* Prints the part of a log chunk that no earlier connection printed: a
- * stream opened late starts again from the log's first byte. */
+ * stream opened late starts again from the log's first byte. The log's
+ * own heading of a step just announced is left out. */
 static void on_log(struct build_watch *w, json_t *d)
 {
 	const char *text = cli_str(d, "text", "");
-	size_t len = strlen(text), skip = 0;
+	size_t len = strlen(text), skip = 0, hlen = strlen(w->header);
 
 	if (w->log_seen + len > w->log_printed) {
 		if (w->log_printed > w->log_seen)
 			skip = w->log_printed - w->log_seen;
+		if (hlen && len - skip >= hlen && memcmp(text + skip, w->header, hlen) == 0)
+			skip += hlen;
 		cli_print_safe(stdout, text + skip, len - skip, true);
 		w->log_printed = w->log_seen + len;
-		w->line_start = text[len - 1] == '\n';
+		if (len > skip)
+			w->line_start = text[len - 1] == '\n';
 	}
+	w->header[0] = '\0';
 	w->log_seen += len;
 }
 

@@ -460,6 +460,34 @@ void cli_time_text(json_t *v, bool with_ms, char *buf, size_t len)
 		snprintf(buf + n, len - n, ".%03d", (int)(ms % 1000));
 }
 
+void cli_age_text(json_t *v, int64_t now_ms, char *buf, size_t len)
+{
+	int64_t ms, secs;
+	struct tm tm;
+	time_t t;
+
+	if (!cli_parse_time(json_string_value(v), &ms)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	secs = (now_ms - ms) / 1000;
+	if (secs < 10)
+		snprintf(buf, len, "just now");
+	else if (secs < 60)
+		snprintf(buf, len, "%lld s ago", (long long)secs);
+	else if (secs < 3600)
+		snprintf(buf, len, "%lld min ago", (long long)(secs / 60));
+	else if (secs < 48 * 3600)
+		snprintf(buf, len, "%lld h ago", (long long)(secs / 3600));
+	else if (secs < 30 * 86400)
+		snprintf(buf, len, "%lld days ago", (long long)(secs / 86400));
+	else {
+		t = (time_t)(ms / 1000);
+		localtime_r(&t, &tm);
+		strftime(buf, len, "%Y-%m-%d", &tm);
+	}
+}
+
 const char *cli_str(json_t *obj, const char *key, const char *dflt)
 {
 	const char *s = json_string_value(json_object_get(obj, key));

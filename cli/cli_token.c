@@ -136,8 +136,9 @@ int cli_token_ls(struct cli *c, const struct cli_args *a)
 				 (long long)json_integer_value(json_object_get(tok, "id")));
 		else
 			snprintf(id, sizeof(id), "-");
-		cli_time_text(json_object_get(tok, "created_at"), false, made, sizeof(made));
-		cli_time_text(json_object_get(tok, "last_used_at"), false, used, sizeof(used));
+		cli_age_text(json_object_get(tok, "created_at"), viv_now_ms(), made, sizeof(made));
+		cli_age_text(json_object_get(tok, "last_used_at"), viv_now_ms(), used,
+			     sizeof(used));
 		if (strcmp(used, "-") == 0)
 			snprintf(used, sizeof(used), "never");
 		if (apps_text(json_object_get(tok, "apps"), &apps))

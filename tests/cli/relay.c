@@ -20,9 +20,6 @@ struct pair {
 	int client, server;
 	bool is_cut_target; /* its request was for cut_path */
 	bool seen_data;     /* a data field went through to the client */
-	bool head_done;     /* the request head was recorded */
-	char head[2048];
-	size_t head_len;
 };
 
 static int connect_to(int port)
@@ -47,32 +44,32 @@ static void close_pair(struct pair *p)
 	p->client = p->server = -1;
 }
 
-/* Keeps the request head of a pair, and notes whether it is the one to
- * cut. */
+/* Keeps the head of each request on a pair (libcurl sends several on one
+ * connection), and notes whether it is the one to cut. A request starts
+ * with a method; a body (a tarball, a value) does not. */
 static void note_request(struct relay *r, struct pair *p, const char *buf, size_t n)
 {
-	size_t room = sizeof(p->head) - 1 - p->head_len;
-	char *end;
+	static const char *const methods[] = {"GET ", "POST ", "PUT ", "DELETE "};
+	const char *end = memmem(buf, n, "\r\n\r\n", 4);
+	size_t i, len = end ? (size_t)(end - buf) + 4 : n;
+	bool head = false;
 
-	if (p->head_done)
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (n > strlen(methods[i]) && memcmp(buf, methods[i], strlen(methods[i])) == 0)
+			head = true;
+	}
+	if (!head)
 		return;
-	memcpy(p->head + p->head_len, buf, n < room ? n : room);
-	p->head_len += n < room ? n : room;
-	p->head[p->head_len] = '\0';
-	end = strstr(p->head, "\r\n\r\n");
-	if (!end && room > n)
-		return;
-	p->head_done = true;
 	pthread_mutex_lock(&r->lock);
-	if (r->heads_len + p->head_len + 1 < sizeof(r->heads)) {
-		memcpy(r->heads + r->heads_len, p->head, p->head_len);
-		r->heads_len += p->head_len;
+	if (r->heads_len + len + 1 < sizeof(r->heads)) {
+		memcpy(r->heads + r->heads_len, buf, len);
+		r->heads_len += len;
 		r->heads[r->heads_len] = '\0';
 	}
-	if (r->cut_path && !r->cut_done && strstr(p->head, r->cut_path) &&
-	    strstr(p->head, r->cut_path) < strstr(p->head, " HTTP/")) {
-		p->is_cut_target = true;
-	}
+	end = memchr(buf, '\n', len);
+	p->is_cut_target = r->cut_path && !r->cut_done && end &&
+			   memmem(buf, (size_t)(end - buf), r->cut_path, strlen(r->cut_path));
+	p->seen_data = false;
 	pthread_mutex_unlock(&r->lock);
 }
 

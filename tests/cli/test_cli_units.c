@@ -338,6 +338,31 @@ Test(terminal, progress_line_fits)
 	cr_assert(strstr(buf, "[########################################] 100%"), "%s", buf);
 }
 
+Test(terminal, ages_for_tables)
+{
+	json_t *t = json_string("2026-12-04T21:30:19.327Z");
+	int64_t at = 0;
+	char buf[32];
+
+	cr_assert(cli_parse_time(json_string_value(t), &at));
+	cli_age_text(t, at + 3000, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "just now");
+	cli_age_text(t, at + 42000, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "42 s ago");
+	cli_age_text(t, at + 5 * 60000 + 999, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "5 min ago");
+	cli_age_text(t, at + 47 * 3600000LL, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "47 h ago");
+	cli_age_text(t, at + 4 * 86400000LL, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "4 days ago");
+	cli_age_text(t, at + 90 * 86400000LL, buf, sizeof(buf));
+	cr_assert_eq(strlen(buf), 10, "a date: %s", buf);
+	cr_assert_eq(strncmp(buf, "2026-12-0", 9), 0, "%s", buf);
+	cli_age_text(json_null(), at, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "-");
+	json_decref(t);
+}
+
 /* ---- Configuration ------------------------------------------------------------------------ */
 
 static enum viv_err conf(const char *text, struct cli_conf *out, char *errbuf)
