@@ -1,33 +1,15 @@
 /* viv, the Vivarium command-line client: parses the command line, finds the
- * API address and the token, and runs one command. */
-#include <getopt.h>
+ * API's address and the token (flag, environment, configuration file,
+ * local token file), looks at the terminal, and runs one command. */
+#include <langinfo.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
-
-static const char *cli_usage =
-	"usage: viv [--api URL] [--token TOKEN] COMMAND [ARGS]\n"
-	"\n"
-	"commands:\n"
-	"  deploy PATH [--app NAME] [--no-wait]\n"
-	"                  deploy a folder (packed as a .tar.gz), or a .tar, .tar.gz or\n"
-	"                  .wasm file as it is; waits for the build and prints the URL.\n"
-	"                  The app name is --app, else vivarium.json's \"name\", else the\n"
-	"                  folder's or file's name\n"
-	"  apps            list the apps\n"
-	"  status ID       a deployment's status, timings and build log\n"
-	"  logs APP [--follow]\n"
-	"                  an app's recent log lines; --follow keeps printing new ones\n"
-	"  help            this text\n"
-	"\n"
-	"options:\n"
-	"  --api URL       the Vivarium API (default: $VIV_API, else " CLI_API_DEFAULT ")\n"
-	"  --token TOKEN   the API token (default: $VIV_TOKEN, else the file\n"
-	"                  " CLI_TOKEN_FILE ")\n"
-	"  --version       print the version\n";
 
 /* A token is visible ASCII only: anything else would break the header. */
 static bool token_ok(const char *t)
@@ -41,58 +23,90 @@ static bool token_ok(const char *t)
 	return i > 0;
 }
 
-/* Fills c->token and c->token_from from --token, VIV_TOKEN or the token
- * file, in that order; no token at all is not an error (the API says so). */
-static enum viv_err find_token(struct cli *c, const char *opt)
+/* Reads viv's configuration file into conf, when there is one; *path_out
+ * (caller frees) is its name, or NULL when no home is known. */
+static enum viv_err load_conf(struct cli_conf *conf, char **path_out)
 {
-	const char *env = getenv("VIV_TOKEN");
-	char *text = NULL;
+	char *path = cli_conf_path(getenv("XDG_CONFIG_HOME"), getenv("HOME"));
+	char *text = NULL, errbuf[512];
+	struct stat sb;
 	size_t len = 0;
+	enum viv_err err;
 
-	if (opt) {
-		c->token = strdup(opt);
-		c->token_from = "--token";
-	} else if (env && env[0]) {
-		c->token = strdup(env);
-		c->token_from = "VIV_TOKEN";
-	} else if (viv_read_file(CLI_TOKEN_FILE, CLI_TOKEN_MAX, &text, &len) == VIV_OK) {
-		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-				   text[len - 1] == ' ' || text[len - 1] == '\t'))
-			text[--len] = '\0';
-		if (len == 0) {
-			free(text);
-			return VIV_OK;
-		}
-		c->token = text;
-		c->token_from = CLI_TOKEN_FILE;
-	} else {
+	memset(conf, 0, sizeof(*conf));
+	*path_out = path;
+	if (!path)
 		return VIV_OK;
+	err = viv_read_file(path, CLI_CONF_MAX, &text, &len);
+	if (err == VIV_ERR_NOT_FOUND)
+		return VIV_OK;
+	if (err == VIV_ERR_TOO_BIG)
+		fprintf(stderr, "viv: %s is larger than %u KiB; is it viv's configuration file? "
+				"(viv help config)\n",
+			path, CLI_CONF_MAX >> 10);
+	else if (err)
+		fprintf(stderr, "viv: cannot read %s: %s\n", path, viv_strerror(err));
+	if (err)
+		return err;
+	err = cli_conf_parse(text, len, path, conf, errbuf, sizeof(errbuf));
+	free(text);
+	if (err) {
+		fprintf(stderr, "viv: %s (viv help config)\n", errbuf);
+		return err;
 	}
-	if (!c->token) {
-		fprintf(stderr, "viv: out of memory\n");
-		return VIV_ERR_NOMEM;
-	}
-	if (!token_ok(c->token)) {
-		fprintf(stderr, "viv: the token from %s holds characters a Vivarium token never has\n",
-			c->token_from);
-		return VIV_ERR_INVALID;
-	}
+	if (conf->token && stat(path, &sb) == 0 && (sb.st_mode & 077))
+		fprintf(stderr, "viv: warning: %s holds a token and others may read it; chmod "
+				"600 %s\n",
+			path, path);
 	return VIV_OK;
 }
 
-static enum viv_err set_api(struct cli *c, const char *opt)
+/* The local token file's text without its line end; NULL when there is
+ * none. Caller frees. */
+static char *local_token(void)
 {
-	const char *env = getenv("VIV_API");
-	const char *url = opt ? opt : (env && env[0]) ? env : CLI_API_DEFAULT;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (viv_read_file(CLI_TOKEN_FILE, CLI_TOKEN_MAX, &text, &len) != VIV_OK)
+		return NULL;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+			   text[len - 1] == ' ' || text[len - 1] == '\t'))
+		text[--len] = '\0';
+	return text;
+}
+
+/* Fills c->api and c->token by precedence: flag, environment,
+ * configuration file, then the default address and the local token
+ * file. conf_path is borrowed by c for messages. */
+static enum viv_err settle(struct cli *c, const struct cli_args *a, const struct cli_conf *conf,
+			   const char *conf_path, char *local)
+{
+	struct cli_choice api = {
+		.value = {a->api, getenv("VIV_API"), conf->api, CLI_API_DEFAULT},
+		.from = {"--api", "VIV_API", conf_path, "the default"}};
+	struct cli_choice token = {
+		.value = {a->token, getenv("VIV_TOKEN"), conf->token, local},
+		.from = {"--token", "VIV_TOKEN", conf_path, CLI_TOKEN_FILE}};
+	const char *url = cli_choose(&api, &c->api_from), *tok;
 	size_t n;
 
+	tok = cli_choose(&token, &c->token_from);
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		fprintf(stderr, "viv: the API address \"%s\" must start with http:// or https://\n",
-			url);
+		fprintf(stderr, "viv: the API address \"%s\" from %s must start with http:// or "
+				"https://\n",
+			url, c->api_from);
+		return VIV_ERR_INVALID;
+	}
+	if (tok && !token_ok(tok)) {
+		fprintf(stderr, "viv: the token from %s holds characters a Vivarium token never "
+				"has\n",
+			c->token_from);
 		return VIV_ERR_INVALID;
 	}
 	c->api = strdup(url);
-	if (!c->api) {
+	c->token = tok ? strdup(tok) : NULL;
+	if (!c->api || (tok && !c->token)) {
 		fprintf(stderr, "viv: out of memory\n");
 		return VIV_ERR_NOMEM;
 	}
@@ -104,105 +118,52 @@ static enum viv_err set_api(struct cli *c, const char *opt)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'a'},   {"token", required_argument, NULL, 't'},
-		{"app", required_argument, NULL, 'n'},   {"no-wait", no_argument, NULL, 'W'},
-		{"follow", no_argument, NULL, 'f'},      {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0},
-	};
 	struct cli c = {.api = NULL};
-	const char *api = NULL, *token = NULL, *app = NULL, *cmd;
-	bool no_wait = false, follow = false, curl_up = false;
-	int opt, nargs, ret = CLI_EXIT_USAGE;
+	struct cli_args a;
+	struct cli_conf conf = {0};
+	char errbuf[512], *conf_path = NULL, *local = NULL;
+	bool curl_up = false;
+	int ret = CLI_EXIT_USAGE;
 
-	/* File names in archives follow the user's locale; numbers stay "C". */
+	/* Text follows the user's locale; numbers stay "C". */
 	setlocale(LC_CTYPE, "");
-	for (;;) {
-		opt = getopt_long(argc, argv, "fh", opts, NULL);
-		if (opt == -1)
-			break;
-		switch (opt) {
-		case 'a':
-			api = optarg;
-			break;
-		case 't':
-			token = optarg;
-			break;
-		case 'n':
-			app = optarg;
-			break;
-		case 'W':
-			no_wait = true;
-			break;
-		case 'f':
-			follow = true;
-			break;
-		case 'h':
-			fputs(cli_usage, stdout);
-			return CLI_EXIT_OK;
-		case 'V':
-			printf("viv %s\n", VIV_VERSION);
-			return CLI_EXIT_OK;
-		default:
-			fprintf(stderr, "viv: run \"viv help\" for the commands and options\n");
-			return CLI_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
-		fputs(cli_usage, stderr);
+	if (cli_args_parse(argc, argv, &a, errbuf, sizeof(errbuf))) {
+		fprintf(stderr, "viv: %s\n", errbuf);
 		return CLI_EXIT_USAGE;
 	}
-	cmd = argv[optind];
-	nargs = argc - optind - 1;
-	if (strcmp(cmd, "help") == 0) {
-		fputs(cli_usage, stdout);
-		return CLI_EXIT_OK;
-	}
-	if (strcmp(cmd, "version") == 0) {
+	if (a.version) {
 		printf("viv %s\n", VIV_VERSION);
 		return CLI_EXIT_OK;
 	}
-	if ((strcmp(cmd, "deploy") == 0 && nargs != 1) || (strcmp(cmd, "apps") == 0 && nargs != 0) ||
-	    (strcmp(cmd, "status") == 0 && nargs != 1) || (strcmp(cmd, "logs") == 0 && nargs != 1)) {
-		fprintf(stderr, "viv: wrong arguments for %s\n\n%s", cmd, cli_usage);
-		return CLI_EXIT_USAGE;
-	}
-	if (strcmp(cmd, "deploy") != 0 && strcmp(cmd, "apps") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "logs") != 0) {
-		fprintf(stderr, "viv: there is no command \"%s\"\n\n%s", cmd, cli_usage);
-		return CLI_EXIT_USAGE;
-	}
-	if ((app || no_wait) && strcmp(cmd, "deploy") != 0) {
-		fprintf(stderr, "viv: --app and --no-wait go with deploy\n");
-		return CLI_EXIT_USAGE;
-	}
-	if (follow && strcmp(cmd, "logs") != 0) {
-		fprintf(stderr, "viv: --follow goes with logs\n");
+	if (a.help) {
+		if (cli_help(stdout, a.topic) == VIV_OK)
+			return CLI_EXIT_OK;
+		fprintf(stderr, "viv: there is no command \"%s\"; viv help lists them\n", a.topic);
 		return CLI_EXIT_USAGE;
 	}
 
-	if (set_api(&c, api) || find_token(&c, token))
+	if (load_conf(&conf, &conf_path))
 		goto out;
+	local = local_token();
+	if (settle(&c, &a, &conf, conf_path, local))
+		goto out;
+	c.tty = isatty(1);
+	c.colour = cli_colour_wanted(c.tty, getenv("NO_COLOR"));
+	c.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+	c.width = cli_term_width(1, getenv("COLUMNS"));
+	ret = CLI_EXIT_FAIL;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "viv: cannot set up libcurl\n");
-		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
 	curl_up = true;
 	c.curl = curl_easy_init();
 	if (!c.curl) {
 		fprintf(stderr, "viv: cannot set up libcurl\n");
-		ret = CLI_EXIT_FAIL;
 		goto out;
 	}
-	if (strcmp(cmd, "deploy") == 0)
-		ret = cli_deploy(&c, argv[optind + 1], app, !no_wait);
-	else if (strcmp(cmd, "apps") == 0)
-		ret = cli_apps(&c);
-	else if (strcmp(cmd, "status") == 0)
-		ret = cli_status(&c, argv[optind + 1]);
-	else
-		ret = cli_logs(&c, argv[optind + 1], follow);
+	ret = a.cmd->run(&c, &a);
+	fflush(stdout);
 out:
 	if (c.curl)
 		curl_easy_cleanup(c.curl);
@@ -210,5 +171,8 @@ out:
 		curl_global_cleanup();
 	free(c.api);
 	free(c.token);
+	free(local);
+	free(conf_path);
+	cli_conf_free(&conf);
 	return ret;
 }
