@@ -141,7 +141,8 @@ static enum api_route route_of(const char *url, struct api_req *r)
 		return API_R_HEALTHZ;
 	if (strncmp(url, "/web/", 5) == 0) {
 		rest = url + 5;
-		if (*rest == '\0' || strchr(rest, '/'))
+		/* Folders only under vendor/, which api_static_serve checks. */
+		if (*rest == '\0' || (strchr(rest, '/') && strncmp(rest, "vendor/", 7) != 0))
 			return API_R_NONE;
 		req_set_segment(r, rest, strlen(rest));
 		return API_R_WEB;

@@ -55,7 +55,7 @@ struct api_server {
 enum api_route {
 	API_R_NONE,       /* no such path: 404 */
 	API_R_INDEX,      /* GET / */
-	API_R_WEB,        /* GET /web/FILE */
+	API_R_WEB,        /* GET /web/FILE and /web/vendor/PACKAGE/PATH */
 	API_R_HEALTHZ,    /* GET /healthz */
 	API_R_V1,         /* GET /v1: the API index */
 	API_R_APPS,       /* GET /v1/apps */
@@ -222,7 +222,9 @@ void api_upload_cleanup(struct api_upload *up);
 
 /* ---- Static files (api_static.c) ----------------------------------------------- */
 
-/* Serves the file name (a plain name, no directories) from cfg->web_dir.
+/* Serves the file name (a plain name, no directories) from cfg->web_dir, or
+ * "vendor/PACKAGE/PATH" from the tool folder's node_modules for the few
+ * packages the page loads.
  * When there is no such file, or no web_dir, it queues nothing and sets
  * *served to false so that the caller answers (a 404, or the JSON index for
  * GET /); otherwise *served is true and the result is the handler's. */
