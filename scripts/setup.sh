@@ -87,10 +87,11 @@ if [ "$have" != "$asc_version" ]; then
 fi
 
 # The web page's code editor, CodeMirror 5 (its UMD build needs no bundler;
-# the API serves it at /web/vendor/codemirror/), and playwright-core, with
-# which the browser test drives Debian's Chromium; pinned, in the tool folder.
+# the API serves it at /web/vendor/codemirror/); playwright-core, with which
+# the browser test drives Debian's Chromium, and axe-core, with which it
+# checks the page's accessibility; pinned, in the tool folder.
 web_npm=()
-for spec in codemirror@5.65.21 playwright-core@1.65.2; do
+for spec in codemirror@5.65.21 playwright-core@1.65.2 axe-core@4.14.1; do
   pkg="$tool_dir/node_modules/${spec%@*}/package.json"
   have=""
   if [ -f "$pkg" ]; then
