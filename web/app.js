@@ -880,7 +880,7 @@ async function loadApp(name) {
   state.app = app;
   $('app-title').textContent = app.name;
   $('app-state').replaceChildren(badge(app.state));
-  $('app-summary').replaceChildren(...(app.url
+  $('app-summary').replaceChildren(...(app.url && app.current_deployment
     ? ['Serving at ', urlLink(app.url), ` — deployment #${app.current_deployment}${app.language ? `, ${LANGUAGES[app.language] || app.language}` : ''}.`]
     : ['Nothing is serving: no deployment of this app is ready.']));
   renderHistory(app.deployments || [], false);
@@ -905,12 +905,12 @@ function historyRow(d) {
     d.artifact_size ? `${formatSize(d.artifact_size)} built` : ''].filter(Boolean).join(', ');
   return h('tr', { 'data-id': d.id },
     h('th', { scope: 'row' }, `#${d.id}`, d.current ? h('span', { class: 'current' }, ' (current)') : ''),
-    h('td', {}, badge(d.status), d.status === 'failed' && d.error ? h('div', { class: 'hint' }, d.error) : ''),
-    h('td', {}, timeElement(d.created_at)),
-    h('td', {}, size),
-    h('td', {}, LANGUAGES[d.language] || d.language || ''),
-    h('td', {}, MODES[d.mode] || d.mode || ''),
-    h('td', {}, d.deployed_by || ''),
+    h('td', { 'data-label': 'Status' }, badge(d.status), d.status === 'failed' && d.error ? h('div', { class: 'hint' }, d.error) : ''),
+    h('td', { 'data-label': 'Deployed' }, timeElement(d.created_at)),
+    h('td', { 'data-label': 'Size' }, size),
+    h('td', { 'data-label': 'Language' }, LANGUAGES[d.language] || d.language || ''),
+    h('td', { 'data-label': 'Mode' }, MODES[d.mode] || d.mode || ''),
+    h('td', { 'data-label': 'By' }, d.deployed_by || ''),
     h('td', { class: 'actions' }, actions));
 }
 
