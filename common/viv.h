@@ -108,6 +108,14 @@ enum viv_err viv_empty_dir_fd(int dirfd);
  * allocation failure. */
 char *viv_path_join(const char *a, const char *b);
 
+/* The folder of the platform's own files (include/ for artifact builds,
+ * sdk/, tools/ with the npm toolchains, web/ with the page): the
+ * environment's VIVARIUM_SHARE, else share/vivarium found beside the
+ * program (PREFIX/bin/vivd finds PREFIX/share/vivarium; a build tree has
+ * one that points into the source tree). Static storage; NULL when there is
+ * none. Nothing of the source tree is compiled in. */
+const char *viv_share_dir(void);
+
 /* ---- Files that hostile processes wrote ---------------------------------- */
 
 /* Opens rel beneath the folder open at dirfd, never following a symbolic

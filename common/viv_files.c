@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -540,4 +541,59 @@ enum viv_err viv_rmtree(const char *path)
 	err = viv_rmtree_at(dfd, name);
 	close(dfd);
 	return err;
+}
+
+/* ---- The platform's own files ------------------------------------------------------------ */
+
+/* How many folders up from the program's own the search goes: bin/ of an
+ * installation, and vivd/ or tests/NAME/ of a build tree. */
+#define SHARE_LEVELS 3
+
+static char share_dir[PATH_MAX];
+
+/* Whether dir holds the platform's files (its sdk/ at least). */
+static bool share_holds(const char *dir)
+{
+	char probe[PATH_MAX];
+	struct stat st;
+
+	return snprintf(probe, sizeof(probe), "%s/sdk", dir) < (int)sizeof(probe) &&
+	       stat(probe, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void share_find(void)
+{
+	const char *env = getenv("VIVARIUM_SHARE");
+	char exe[PATH_MAX], cand[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		if (strlen(env) < sizeof(share_dir))
+			strcpy(share_dir, env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	for (int level = 0; level < SHARE_LEVELS; level++) {
+		char *slash = strrchr(exe, '/');
+
+		if (!slash || slash == exe)
+			return;
+		*slash = '\0';
+		if (snprintf(cand, sizeof(cand), "%s/../share/vivarium", exe) >= (int)sizeof(cand))
+			return;
+		if (share_holds(cand) && realpath(cand, share_dir))
+			return;
+	}
+	share_dir[0] = '\0';
+}
+
+const char *viv_share_dir(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, share_find);
+	return share_dir[0] ? share_dir : NULL;
 }

@@ -327,7 +327,7 @@ enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
 
 	for (size_t i = 0; !e && i < n_lines; i++) {
 		bool is_def = false;
-		size_t prologue, last, calls;
+		size_t prologue, last, calls, head_end;
 
 		if (i == h->first_line)
 			e = viv_buf_append(&b, prelude, strlen(prelude));
@@ -340,7 +340,7 @@ enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
 				e = put_line(&b, &args);
 			continue;
 		}
-		if (e || !pipe_func_line(&lines[i], &is_def) || !is_def) {
+		if (e || !pipe_func_head(lines, n_lines, i, &is_def, &head_end) || !is_def) {
 			if (!e)
 				e = put_line(&b, &lines[i]);
 			continue;

@@ -111,6 +111,7 @@ static enum viv_err read_shape(const char *text, size_t len, struct shape *s)
 		return e;
 	for (size_t i = 0; i < s->n_lines; i++) {
 		const struct pipe_line *l = &s->lines[i];
+		size_t head_end;
 		bool is_def;
 
 		if (func_types_line(l)) {
@@ -120,13 +121,14 @@ static enum viv_err read_shape(const char *text, size_t len, struct shape *s)
 			s->func_types = i;
 			continue;
 		}
-		if (!pipe_func_line(l, &is_def))
+		if (!pipe_func_head(s->lines, s->n_lines, i, &is_def, &head_end))
 			continue;
 		if (!is_def) {
 			if (s->n_defs || !have_types)
 				return VIV_ERR_UNSUPPORTED;
 			have_proto = true;
-			s->last_proto = i;
+			s->last_proto = head_end;
+			i = head_end;
 			continue;
 		}
 		if (!have_proto)
@@ -238,15 +240,14 @@ static unsigned deal(struct shape *s, unsigned parts)
 	return used;
 }
 
-/* Appends line l, with HIDDEN_KW for "static " when it is a function
- * line. */
+/* Appends line l, with HIDDEN_KW for "static " when it starts a function's
+ * head. */
 static enum viv_err put_line(struct viv_buf *b, const struct pipe_line *l)
 {
-	bool is_def;
 	size_t skip = 0;
 	enum viv_err e = VIV_OK;
 
-	if (pipe_func_line(l, &is_def)) {
+	if (pipe_func_start(l)) {
 		skip = strlen(STATIC_KW);
 		e = viv_buf_append(b, HIDDEN_KW, strlen(HIDDEN_KW));
 	}

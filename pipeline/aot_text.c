@@ -33,7 +33,7 @@ bool pipe_ident_char(char c)
 	       c == '_';
 }
 
-bool pipe_func_line(const struct pipe_line *l, bool *is_def)
+bool pipe_func_start(const struct pipe_line *l)
 {
 	const char *paren, *name;
 	size_t head;
@@ -50,16 +50,29 @@ bool pipe_func_line(const struct pipe_line *l, bool *is_def)
 	}
 	for (name = paren; name > l->p && pipe_ident_char(name[-1]); name--)
 		;
-	if (paren - name < 5 || strncmp(name, "w2c_", 4) != 0 ||
-	    name - l->p <= (ptrdiff_t)strlen(STATIC_KW) || name[-1] != ' ')
+	return paren - name >= 5 && strncmp(name, "w2c_", 4) == 0 &&
+	       name - l->p > (ptrdiff_t)strlen(STATIC_KW) && name[-1] == ' ';
+}
+
+/* Lines that wasm2c wraps a long parameter list onto are indented, and
+ * carry parameters only. */
+static bool head_continues(const struct pipe_line *l)
+{
+	return l->n > 0 && l->p[0] == ' ' && !memchr(l->p, ';', l->n) &&
+	       (!memchr(l->p, '{', l->n) || pipe_line_ends(l, ") {"));
+}
+
+bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
+		    size_t *last_out)
+{
+	if (i >= n || !pipe_func_start(&lines[i]))
 		return false;
-	if (pipe_line_ends(l, ");")) {
-		*is_def = false;
-		return true;
-	}
-	if (pipe_line_ends(l, ") {")) {
-		*is_def = true;
-		return true;
+	for (size_t j = i; j < n && (j == i || head_continues(&lines[j])); j++) {
+		if (pipe_line_ends(&lines[j], ");") || pipe_line_ends(&lines[j], ") {")) {
+			*is_def = pipe_line_ends(&lines[j], ") {");
+			*last_out = j;
+			return true;
+		}
 	}
 	return false;
 }

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +32,41 @@ const char *const pipe_wasm_opt_features[] = {
 	NULL,
 };
 
+/* The platform's folders under viv_share_dir(), made once. */
+static char share_include[PATH_MAX], share_sdk[PATH_MAX], share_tools[PATH_MAX];
+
+/* dir/name, its links resolved (a build tree's share/vivarium links into
+ * the source tree, and the folders are hashed and checked as they are). */
+static void share_path(const char *dir, const char *name, char out[PATH_MAX])
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!realpath(path, out))
+		snprintf(out, PATH_MAX, "%s", path);
+}
+
+static void share_paths(void)
+{
+	const char *share = viv_share_dir();
+
+	if (!share)
+		return;
+	share_path(share, "include", share_include);
+	share_path(share, "sdk", share_sdk);
+	share_path(share, "tools", share_tools);
+}
+
 void pipe_config_defaults(struct pipe_config *cfg)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	long cpus;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->include_dir = VIV_SOURCE_DIR "/common";
-	cfg->sdk_dir = VIV_SOURCE_DIR "/sdk";
-	cfg->tool_dir = VIV_TOOL_DIR;
+	pthread_once(&once, share_paths);
+	cfg->include_dir = share_include[0] ? share_include : NULL;
+	cfg->sdk_dir = share_sdk[0] ? share_sdk : NULL;
+	cfg->tool_dir = share_tools[0] ? share_tools : NULL;
 	cfg->upload_max = 64 * MIB;
 	cfg->unpack_max_bytes = 256 * MIB;
 	cfg->unpack_max_entries = 10000;

@@ -89,8 +89,8 @@ struct pipe_config {
 #define PIPE_AOT_PART_BYTES (96 * 1024)
 #define PIPE_AOT_PARTS_MAX 4
 
-/* Fills cfg with the platform defaults (paths point into the source tree the
- * binary was built from). */
+/* Fills cfg with the platform defaults; the paths are the folders of
+ * viv_share_dir() (NULL when it found none). */
 void pipe_config_defaults(struct pipe_config *cfg);
 
 /* Builds one deployment that store_deployment_claim() moved to building,

@@ -545,11 +545,17 @@ bool pipe_line_is(const struct pipe_line *l, const char *s);
 /* Whether c may be part of a C identifier. */
 bool pipe_ident_char(char c);
 
-/* Whether the line is a prototype (*is_def false) or the first line of a
- * definition of a module function as wasm2c 1.0.32 writes them:
- * "static TYPE w2c_NAME(Z_guest_instance_t*" and ");" or ") {" at the end,
- * TYPE made of identifier characters and spaces. */
-bool pipe_func_line(const struct pipe_line *l, bool *is_def);
+/* Whether the line starts the head of a module function as wasm2c 1.0.32
+ * writes them: "static TYPE w2c_NAME(Z_guest_instance_t*", TYPE made of
+ * identifier characters and spaces. */
+bool pipe_func_start(const struct pipe_line *l);
+
+/* Whether lines[i] starts a prototype (*is_def false) or a definition of a
+ * module function: a pipe_func_start() line, and the parameters on it and
+ * on the indented lines wasm2c wraps long lists onto, up to the line
+ * (*last_out, i itself when it is one line) that ends with ");" or ") {". */
+bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
+		    size_t *last_out);
 
 /* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
 

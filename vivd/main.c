@@ -3,7 +3,6 @@
  * apart on a shared data directory. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,29 +16,10 @@
 
 #include "api.h"
 #include "pipeline.h"
+#include "options.h"
 #include "privileges.h"
 #include "runner.h"
 #include "store.h"
-
-struct options {
-	const char *role;
-	const char *datadir;
-	const char *api_addr;
-	const char *apps_addr;
-	const char *domain;
-	const char *user;
-	const char *build_user;
-	unsigned workers;
-	unsigned builders;
-	unsigned build_memory_mb;
-	unsigned build_disk_mb;
-	unsigned build_procs;
-	unsigned build_timeout_s;
-	bool no_sandbox;
-	bool outbound_private;
-	bool no_cpu_limit;
-	size_t upload_max;
-};
 
 /* Who the roles run as: when vivd starts as root, the API, the builders
  * and the runner workers become user, and the launcher, which runs the
@@ -53,63 +33,26 @@ struct identities {
 
 static struct identities ids;
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: vivd serve|api|runner [options]\n"
-		"       vivd version\n"
-		"\n"
-		"  serve    the API, the builder and the runner fleet on this machine\n"
-		"  api      only the API and the builder\n"
-		"  runner   only the runner fleet (serving apps)\n"
-		"\n"
-		"options:\n"
-		"  --data DIR          data directory (default ./vivarium-data)\n"
-		"  --api ADDR:PORT     control-plane API (default 127.0.0.1:8080)\n"
-		"  --listen ADDR:PORT  apps (default 127.0.0.1:8000)\n"
-		"  --domain NAME       apps answer at APP.NAME (default localhost)\n"
-		"  --workers N         runner worker processes (default: one per core)\n"
-		"  --upload-max MB     largest upload accepted (default 64)\n"
-		"  --builders N        builds that run at once (default 2)\n"
-		"  --build-memory MB   memory of one build's language step (default 2048)\n"
-		"  --build-disk MB     what one build may write (default 1024; a tmpfs per\n"
-		"                      builder when vivd starts as root)\n"
-		"  --build-procs N     processes and threads of one build (default 512)\n"
-		"  --build-timeout S   wall time of one build, every step (default 600)\n"
-		"  --user NAME         when started as root, the user the API, builders and\n"
-		"                      workers become (default vivarium)\n"
-		"  --build-user NAME   when started as root, the user tenants' build steps\n"
-		"                      run as (default vivarium-build)\n"
-		"  --no-sandbox        build without bubblewrap, where it cannot run\n"
-		"  --outbound-allow-private\n"
-		"                      let apps' outbound requests reach loopback and private\n"
-		"                      addresses (refused by default; for tests and trusted\n"
-		"                      networks)\n"
-		"  --no-cpu-limit      do not enforce apps' CPU time limits (limits.cpu_ms):\n"
-		"                      only for benchmarks and hosts running trusted code\n");
-}
-
-/* Binds and listens on "ADDR:PORT"; the socket survives child restarts
- * because the supervisor holds it. */
+/* Binds and listens on "ADDR:PORT" or "[IPV6]:PORT"; the socket survives
+ * child restarts because the supervisor holds it. */
 static int listen_on(const char *spec, unsigned *port_out)
 {
-	char host[256];
-	const char *colon = strrchr(spec, ':');
+	char host[256], port[16], err[256];
 	struct addrinfo hints, *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	unsigned p;
 	int fd = -1, one = 1, rc;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-		fprintf(stderr, "vivd: '%s' is not ADDR:PORT\n", spec);
+	if (!vivd_addr_split(spec, host, sizeof(host), &p, err, sizeof(err))) {
+		fprintf(stderr, "vivd: %s\n", err);
 		return -1;
 	}
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
+	snprintf(port, sizeof(port), "%u", p);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (rc) {
 		fprintf(stderr, "vivd: cannot resolve %s: %s\n", spec, gai_strerror(rc));
 		return -1;
@@ -131,153 +74,10 @@ static int listen_on(const char *spec, unsigned *port_out)
 	return fd;
 }
 
-/* A whole number from lo to hi for option name. */
-static int number(const char *text, unsigned lo, unsigned hi, const char *name, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || v < lo || v > hi) {
-		fprintf(stderr, "vivd: %s takes a whole number from %u to %u\n", name, lo, hi);
-		return 1;
-	}
-	*out = (unsigned)v;
-	return 0;
-}
-
-static int parse(int argc, char **argv, struct options *o)
-{
-	static const struct option longs[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"api", required_argument, NULL, 'a'},
-		{"listen", required_argument, NULL, 'l'},
-		{"domain", required_argument, NULL, 'D'},
-		{"workers", required_argument, NULL, 'w'},
-		{"upload-max", required_argument, NULL, 'u'},
-		{"builders", required_argument, NULL, 'b'},
-		{"build-memory", required_argument, NULL, 'm'},
-		{"build-disk", required_argument, NULL, 'k'},
-		{"build-procs", required_argument, NULL, 'p'},
-		{"build-timeout", required_argument, NULL, 't'},
-		{"user", required_argument, NULL, 'U'},
-		{"build-user", required_argument, NULL, 'B'},
-		{"no-sandbox", no_argument, NULL, 'S'},
-		{"outbound-allow-private", no_argument, NULL, 'P'},
-		{"no-cpu-limit", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	int c;
-
-	memset(o, 0, sizeof(*o));
-	o->datadir = "./vivarium-data";
-	o->api_addr = "127.0.0.1:8080";
-	o->apps_addr = "127.0.0.1:8000";
-	o->domain = "localhost";
-	o->workers = n > 0 ? (unsigned)n : 1;
-	o->upload_max = (size_t)64 << 20;
-	o->user = "vivarium";
-	o->build_user = "vivarium-build";
-	o->builders = 2;
-	o->build_memory_mb = 2048;
-	o->build_disk_mb = 1024;
-	o->build_procs = 512;
-	o->build_timeout_s = 600;
-	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (number(optarg, 1, 64, "--builders", &o->builders))
-				return 2;
-			break;
-		case 'm':
-			if (number(optarg, 64, 1u << 20, "--build-memory", &o->build_memory_mb))
-				return 2;
-			break;
-		case 'k':
-			if (number(optarg, 16, 1u << 20, "--build-disk", &o->build_disk_mb))
-				return 2;
-			break;
-		case 'p':
-			if (number(optarg, 16, 1u << 20, "--build-procs", &o->build_procs))
-				return 2;
-			break;
-		case 't':
-			if (number(optarg, 10, 86400, "--build-timeout", &o->build_timeout_s))
-				return 2;
-			break;
-		case 'U':
-			o->user = optarg;
-			break;
-		case 'B':
-			o->build_user = optarg;
-			break;
-		case 'd':
-			o->datadir = optarg;
-			break;
-		case 'a':
-			o->api_addr = optarg;
-			break;
-		case 'l':
-			o->apps_addr = optarg;
-			break;
-		case 'D':
-			o->domain = optarg;
-			break;
-		case 'w':
-			o->workers = (unsigned)strtoul(optarg, NULL, 10);
-			if (o->workers < 1 || o->workers > 256) {
-				fprintf(stderr, "vivd: --workers takes 1 to 256\n");
-				return 2;
-			}
-			break;
-		case 'u':
-			o->upload_max = (size_t)strtoul(optarg, NULL, 10) << 20;
-			if (o->upload_max == 0) {
-				fprintf(stderr, "vivd: --upload-max takes a size in MB\n");
-				return 2;
-			}
-			break;
-		case 'S':
-			o->no_sandbox = true;
-			break;
-		case 'P':
-			o->outbound_private = true;
-			break;
-		case 'C':
-			o->no_cpu_limit = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
-	o->role = argv[optind];
-	if (strcmp(o->role, "version") == 0) {
-		printf("vivd %s\n", VIV_VERSION);
-		exit(0);
-	}
-	if (strcmp(o->role, "serve") && strcmp(o->role, "api") && strcmp(o->role, "runner")) {
-		fprintf(stderr, "vivd: unknown command '%s'\n", o->role);
-		usage(stderr);
-		return 2;
-	}
-	return 0;
-}
-
 /* Opens the store once (creating the data directory and the schema) and
  * makes the admin token on first start, then closes it again: children open
  * their own connections. */
-static int prepare_store(const struct options *o, bool print_token, const char *api_url)
+static int prepare_store(const struct vivd_options *o, bool print_token, const char *api_url)
 {
 	struct store *st = NULL;
 	char err[512], *token = NULL;
@@ -359,7 +159,7 @@ static int launcher_child_main(void *arg)
 
 /* prepare_store as the user the roles run as, so that the database and the
  * admin token are theirs. */
-static int prepare_store_as_user(const struct options *o, bool print_token, const char *api_url)
+static int prepare_store_as_user(const struct vivd_options *o, bool print_token, const char *api_url)
 {
 	int status = 0;
 	pid_t pid;
@@ -382,7 +182,7 @@ static int prepare_store_as_user(const struct options *o, bool print_token, cons
 /* The users of the roles, when vivd starts as root: they must exist and
  * the user must be able to reach the data folder's parent. vivd gets a
  * mount namespace of its own for what it mounts. */
-static int identities_setup(const struct options *o)
+static int identities_setup(const struct vivd_options *o)
 {
 	char err[512], parent[PATH_MAX];
 	char *slash;
@@ -431,7 +231,7 @@ static int identities_setup(const struct options *o)
  * page), which the roles read and builds see: where the users cannot
  * reach them (a checkout in root's home), each is shown read-only under
  * DATADIR/platform, a bind mount in vivd's own mount namespace. */
-static int platform_setup(const struct options *o, const char **dirs[], size_t n)
+static int platform_setup(const struct vivd_options *o, const char **dirs[], size_t n)
 {
 	static char shown[8][PATH_MAX];
 	char err[512], base[PATH_MAX];
@@ -472,7 +272,7 @@ static int platform_setup(const struct options *o, const char **dirs[], size_t n
 /* The builders' folders: DATADIR/builds/K for builder K, each a tmpfs of
  * the build disk size when vivd is root (in its own mount namespace, so
  * that they vanish with it), and where the build cgroups are. */
-static int builds_setup(const struct options *o, struct pipe_config *pc, char *builds,
+static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, char *builds,
 			size_t len)
 {
 	char err[512], slot[PATH_MAX + 16];
@@ -515,8 +315,8 @@ static int builds_setup(const struct options *o, struct pipe_config *pc, char *b
 
 int main(int argc, char **argv)
 {
-	static char builds[PATH_MAX], launcher_name[108];
-	struct options o;
+	static char builds[PATH_MAX], launcher_name[108], web_dir[PATH_MAX], web_real[PATH_MAX];
+	struct vivd_options o;
 	struct run_child_spec *kids;
 	struct run_worker_config *wcfg;
 	struct api_child api;
@@ -525,16 +325,24 @@ int main(int argc, char **argv)
 	unsigned api_port = 0, apps_port = 0, i;
 	int api_fd = -1, apps_fd = -1, launcher_fd = -1, rc;
 	size_t n = 0;
-	bool want_api, want_runner;
+	bool want_api, want_runner, done;
 
-	rc = parse(argc, argv, &o);
-	if (rc)
+	rc = vivd_options_parse(argc, argv, &o, &done);
+	if (rc || done)
 		return rc;
+	viv_log_level(!strcmp(o.log_level, "debug")  ? VIV_DEBUG
+		      : !strcmp(o.log_level, "warn") ? VIV_WARN
+		      : !strcmp(o.log_level, "error") ? VIV_ERROR
+						      : VIV_INFO);
 	want_api = strcmp(o.role, "runner") != 0;
 	want_runner = strcmp(o.role, "api") != 0;
 	memset(&api, 0, sizeof(api));
 	pipe_config_defaults(&api.cfg.pipe);
-	api.cfg.pipe.upload_max = o.upload_max;
+	api.cfg.pipe.upload_max = (size_t)o.upload_max_mb << 20;
+	api.cfg.pipe.limits_default =
+		(struct viv_limits){o.app_memory_mb, o.app_cpu_ms, o.app_wall_ms};
+	api.cfg.pipe.limits_max =
+		(struct viv_limits){o.app_memory_max_mb, o.app_cpu_max_ms, o.app_wall_max_ms};
 	if (identities_setup(&o))
 		return 1;
 	if (want_api) {
@@ -547,7 +355,14 @@ int main(int argc, char **argv)
 		if (apps_fd < 0)
 			return 1;
 	}
-	api.cfg.web_dir = VIV_SOURCE_DIR "/web";
+	if (!viv_share_dir()) {
+		fprintf(stderr,
+			"vivd: cannot find the platform's files (share/vivarium beside the program, "
+			"holding sdk/ and include/); install Vivarium whole, or set VIVARIUM_SHARE\n");
+		return 1;
+	}
+	snprintf(web_dir, sizeof(web_dir), "%s/web", viv_share_dir());
+	api.cfg.web_dir = realpath(web_dir, web_real) ? web_real : web_dir;
 	if (ids.drop) {
 		const char **platform[] = {&api.cfg.pipe.include_dir, &api.cfg.pipe.sdk_dir,
 					   &api.cfg.pipe.tool_dir, &api.cfg.web_dir};
@@ -559,12 +374,14 @@ int main(int argc, char **argv)
 		if (platform_setup(&o, platform, sizeof(platform) / sizeof(platform[0])))
 			return 1;
 	}
+	/* The address as given, brackets of an IPv6 one kept, with the port
+	 * that was bound (0 picks one). */
 	snprintf(api_url, sizeof(api_url), "http://%.*s:%u",
 		 (int)(strrchr(o.api_addr, ':') - o.api_addr), o.api_addr, api_port);
 	if (prepare_store_as_user(&o, want_api, api_url))
 		return 1;
 
-	if (want_api && !o.no_sandbox) {
+	if (want_api && o.sandbox) {
 		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, &api.cfg.pipe, why,
 						       sizeof(why)) &&
 					     vivd_user_sandbox(&ids.user, &api.cfg.pipe, why,
@@ -580,7 +397,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	api.cfg.pipe.sandbox = !o.no_sandbox;
+	api.cfg.pipe.sandbox = o.sandbox;
 	if (want_api) {
 		if (builds_setup(&o, &api.cfg.pipe, builds, sizeof(builds)))
 			return 1;
@@ -615,10 +432,10 @@ int main(int argc, char **argv)
 		wcfg[i].listen_fd = apps_fd;
 		wcfg[i].port = apps_port;
 		wcfg[i].index = i;
-		wcfg[i].request_body_max = (size_t)16 << 20;
+		wcfg[i].request_body_max = (size_t)o.request_max_mb << 20;
 		run_pool_config_defaults(&wcfg[i].pool);
-		wcfg[i].pool.outbound_allow_private = o.outbound_private;
-		wcfg[i].pool.cpu_limit = !o.no_cpu_limit;
+		wcfg[i].pool.outbound_allow_private = o.outbound_allow_private;
+		wcfg[i].pool.cpu_limit = o.cpu_limit;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
 		kids[n++] = (struct run_child_spec){role, worker_child_main, &wcfg[i]};

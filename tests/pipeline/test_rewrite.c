@@ -142,6 +142,38 @@ Test(rewrite, split_of_a_rewritten_module)
 	free(out);
 }
 
+/* wasm2c wraps a long parameter list onto indented lines, in prototypes
+ * and definitions (the C++ hello with iostream has 48 such functions): the
+ * module is still rewritten whole and split, every "static" of a head
+ * becoming hidden. */
+Test(rewrite, functions_whose_heads_wrap_are_rewritten_and_split)
+{
+	static const char wide_wat[] =
+		"(module (memory 1)"
+		" (func $wide (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)"
+		"   (i32.add (i32.load (local.get 0)) (local.get 11)))"
+		" (func $run (i32.store (i32.const 4) (call $wide (i32.const 8) (i32.const 1)"
+		"   (i32.const 2) (i32.const 3) (i32.const 4) (i32.const 5) (i32.const 6)"
+		"   (i32.const 7) (i32.const 8) (i32.const 9) (i32.const 10) (i32.const 11))))"
+		" (export \"run\" (func $run)))";
+	struct pipe_rewrite_stats stats;
+	char *text, *out = NULL, **parts = NULL;
+	size_t len = 0, n = 0;
+
+	text = wasm2c_text(wide_wat, &len);
+	cr_assert(strstr(text, "\n    u32 w2c_p8"), "wasm2c no longer wraps heads: %.2000s", text);
+	cr_assert_eq(pipe_guest_rewrite(text, len, &out, &stats), VIV_OK);
+	cr_assert_eq(stats.functions, 2, "only %zu functions rewritten", stats.functions);
+	cr_assert_eq(pipe_guest_split(out, strlen(out), 2, &parts, &n), VIV_OK);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_null(strstr(parts[i], "\nstatic u32 w2c_"), "a static head is left:\n%s",
+			       parts[i]);
+	pipe_strv_free(parts, n);
+	free(text);
+	free(out);
+}
+
 Test(rewrite, other_shapes_are_left_alone)
 {
 	static const char not_wasm2c[] = "int main(void)\n{\n\treturn 0;\n}\n";

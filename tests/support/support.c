@@ -100,6 +100,11 @@ static bool bwrap_works(void)
 
 void tsup_vivd_start(struct tsup_vivd *v, const char *const *extra)
 {
+	tsup_vivd_start_bin(v, VIVD_BIN, extra);
+}
+
+void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const *extra)
+{
 	const char *argv[40];
 	char api[64], apps[64], *tok;
 	size_t n = 0, i;
@@ -119,7 +124,7 @@ void tsup_vivd_start(struct tsup_vivd *v, const char *const *extra)
 	snprintf(api, sizeof(api), "127.0.0.1:%u", v->api_port);
 	snprintf(apps, sizeof(apps), "127.0.0.1:%u", v->apps_port);
 	snprintf(v->api, sizeof(v->api), "http://127.0.0.1:%u", v->api_port);
-	argv[n++] = VIVD_BIN;
+	argv[n++] = bin;
 	argv[n++] = "serve";
 	argv[n++] = "--data";
 	argv[n++] = v->data;

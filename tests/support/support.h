@@ -27,6 +27,8 @@ struct tsup_vivd {
  * NULL), waits until /healthz answers and reads the admin token. Fails the
  * test on error. Builds run without bubblewrap only when it cannot run here. */
 void tsup_vivd_start(struct tsup_vivd *v, const char *const *extra);
+/* tsup_vivd_start with another vivd program: an installed one. */
+void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const *extra);
 /* Stops it (SIGTERM, waits) and removes the directory. */
 void tsup_vivd_stop(struct tsup_vivd *v);
 /* The last lines of vivd's own log, for failure messages. Caller frees. */
