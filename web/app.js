@@ -268,16 +268,19 @@ function fileTabId(index) {
   return `file-tab-${index}`;
 }
 
+// Makes a tab for each file; called whenever the list of files changes.
 function renderFileTabs() {
-  const list = $('file-tabs');
-  list.replaceChildren(
-    ...editor.files.map((file, i) =>
-      h('button', {
-        type: 'button', role: 'tab', id: fileTabId(i), 'aria-controls': 'editor',
-        'aria-selected': String(i === editor.current), tabindex: i === editor.current ? 0 : -1,
-        'data-index': i,
-      }, file.path)),
-  );
+  $('file-tabs').replaceChildren(...editor.files.map((file, i) =>
+    h('button', { type: 'button', role: 'tab', id: fileTabId(i), 'aria-controls': 'editor', 'data-index': i }, file.path)));
+  markCurrentTab();
+}
+
+function markCurrentTab() {
+  for (const tab of $('file-tabs').children) {
+    const on = Number(tab.dataset.index) === editor.current;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+  }
   $('editor').setAttribute('aria-labelledby', fileTabId(editor.current));
 }
 
@@ -285,10 +288,10 @@ function openFile(index, focus = false) {
   if (!editor.files[index]) return;
   editor.current = index;
   const file = editor.files[index];
-  editor.cm.swapDoc(file.doc || binaryDoc(file));
+  if (editor.cm.getDoc() !== file.doc) editor.cm.swapDoc(file.doc || binaryDoc(file));
   editor.cm.setOption('readOnly', !file.doc);
   editor.cm.setOption('screenReaderLabel', `Code of ${file.path}`);
-  renderFileTabs();
+  markCurrentTab();
   if (focus) $(fileTabId(index)).focus();
   saveFilesSoon();
 }
@@ -297,8 +300,9 @@ function openFile(index, focus = false) {
 function setFiles(files, current = 0) {
   editor.files = files.map((f) => (typeof f.text === 'string' ? { path: f.path, doc: newDoc(f.path, f.text) } : { path: f.path, data: f.data }));
   editor.dirty = false;
-  openFile(Math.min(current, editor.files.length - 1));
-  saveFilesSoon();
+  editor.current = Math.min(current, editor.files.length - 1);
+  renderFileTabs();
+  openFile(editor.current);
 }
 
 function editorFiles() {
@@ -372,6 +376,7 @@ function submitFileForm(event) {
     editor.files.push({ path, doc: newDoc(path, '') });
     editor.dirty = true;
     closeFileForm();
+    renderFileTabs();
     openFile(editor.files.length - 1);
     editor.cm.focus();
     return;
@@ -386,6 +391,7 @@ function submitFileForm(event) {
   if (file.doc) editor.cm.setOption('mode', modeFor(path));
   editor.dirty = true;
   closeFileForm();
+  renderFileTabs();
   openFile(editor.current, true);
 }
 
@@ -393,14 +399,17 @@ async function removeFile() {
   const file = editor.files[editor.current];
   if (!file) return;
   if (editor.files.length === 1) {
-    setDeployMessage(`${file.path} is the only file; an app needs at least one. Add another file first.`);
+    $('files-message').textContent = `${file.path} is the only file, and an app needs one; add another first.`;
     return;
   }
   const ok = await confirmAction({ title: `Remove ${file.path}?`, text: 'Its text is lost; the other files stay.', ok: 'Remove' });
   if (!ok) return;
   editor.files.splice(editor.current, 1);
   editor.dirty = true;
-  openFile(Math.max(0, editor.current - 1), true);
+  editor.current = Math.max(0, editor.current - 1);
+  renderFileTabs();
+  openFile(editor.current, true);
+  $('files-message').textContent = `Removed ${file.path}.`;
 }
 
 // ---- Diagnostics in the editor ------------------------------------------------------
@@ -576,13 +585,20 @@ function stepStarted(name) {
   $('deploy-status').textContent = `Building: ${name}…`;
 }
 
+let logPartial = ''; // the build log's last line until it is complete
+
 function appendBuildLog(text) {
   const pre = $('build-log');
   const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.append(text);
   if (atEnd) pre.scrollTop = pre.scrollHeight;
   // Steps are also "== name" lines of the log, for streams that replay it.
-  for (const m of text.matchAll(/^== (\S+)/gm)) stepStarted(m[1]);
+  const lines = (logPartial + text).split('\n');
+  logPartial = lines.pop();
+  for (const line of lines) {
+    const m = /^== (\S+)/.exec(line);
+    if (m) stepStarted(m[1]);
+  }
 }
 
 // Reads the build's event stream to its end, reconnecting (the server then
@@ -593,6 +609,7 @@ async function followBuild(accepted, signal) {
   for (let attempt = 0; !final; attempt++) {
     $('steps').replaceChildren();
     $('build-log').textContent = '';
+    logPartial = '';
     try {
       for await (const event of eventStream(url, { token, signal })) {
         const data = JSON.parse(event.data);
@@ -605,9 +622,11 @@ async function followBuild(accepted, signal) {
       }
       if (!final) throw new Error('the event stream ended before the build did');
     } catch (e) {
-      if (signal.aborted) throw new DOMException('aborted', 'AbortError');
-      if (e.status && e.status < 500) throw e;
-      if (attempt >= 5) throw new Error(`Lost the build's progress (${e.message}); its status is in the app's history.`);
+      if (signal.aborted) return;
+      if ((e.status && e.status < 500) || attempt >= 5) {
+        $('deploy-status').textContent = `Could not follow the build of #${accepted.id} (${e.message}); its status is in the app's history.`;
+        return;
+      }
       $('deploy-status').textContent = 'The connection broke; reconnecting…';
       await sleep(500 * (attempt + 1));
     }
@@ -673,7 +692,7 @@ async function goToDiagnostic(d) {
   }
   const file = findEditorFile(d.file);
   if (!file) {
-    setDeployMessage(`${d.file} is not among the editor's files.`);
+    $('files-message').textContent = `${d.file} is not among the editor's files.`;
     return;
   }
   sourceTabs.select($('tab-write'));
@@ -700,17 +719,22 @@ function contentType(name, head) {
 async function setUploadFile(file) {
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
   const [type, what] = contentType(file.name, head);
+  if (type === 'application/octet-stream') {
+    // A lone source file: deployed as a tarball holding it.
+    await setUploadFiles(file.name, [{ path: file.name, file }], true);
+    return;
+  }
   upload = { blob: file, type, name: file.name, files: null };
   showUploadSummary(`${file.name}: ${what}, ${formatSize(file.size)}.`);
 }
 
 // files: [{path, file}] relative to the folder's root.
-async function setUploadFiles(label, files) {
+async function setUploadFiles(label, files, packOne = false) {
   if (files.length === 0) {
     showUploadError(`${label} has no files in it.`);
     return;
   }
-  if (files.length === 1 && !files[0].path.includes('/')) {
+  if (files.length === 1 && !files[0].path.includes('/') && !packOne) {
     await setUploadFile(files[0].file);
     return;
   }
@@ -725,7 +749,8 @@ async function setUploadFiles(label, files) {
   const packed = await gzip(tar);
   const size = entries.reduce((n, e) => n + e.data.length, 0);
   upload = { blob: new Blob([packed || tar]), type: packed ? 'application/gzip' : 'application/x-tar', name: label, files: entries };
-  showUploadSummary(`${label}: ${entries.length} files, ${formatSize(size)}, packed into a tarball of ${formatSize((packed || tar).length)}.`);
+  const count = entries.length === 1 ? '1 file' : `${entries.length} files`;
+  showUploadSummary(`${label}: ${count}, ${formatSize(size)}, packed into a tarball of ${formatSize((packed || tar).length)}.`);
 }
 
 function showUploadSummary(text) {
@@ -843,7 +868,12 @@ function showView(view) {
 function route(focus = true) {
   const match = /^#\/apps\/([a-z0-9-]+)$/.exec(location.hash);
   if (match) {
-    if (state.selected !== match[1]) stopLog();
+    if (state.selected !== match[1]) {
+      stopLog();
+      setAppMessage('');
+      $('kv-view').hidden = true;
+      $('history-log')?.remove();
+    }
     state.selected = match[1];
     showView('app');
     renderApps();
@@ -854,6 +884,7 @@ function route(focus = true) {
     stopLog();
     state.selected = null;
     showView('deploy');
+    editor.cm.refresh();
     renderApps();
     if (focus && location.hash === '#/deploy') $('deploy-title').focus();
   }
