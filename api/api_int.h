@@ -282,6 +282,8 @@ json_t *api_log_json(const struct store_log *line);
 enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_root(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_web(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_get_web_vendor(struct api_server *s, struct MHD_Connection *c,
+				   struct api_req *r);
 enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c,
 				struct api_req *r);
 enum MHD_Result api_get_apps(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
@@ -384,7 +386,9 @@ void api_upload_cleanup(struct api_upload *up);
 
 /* ---- Static files (api_static.c) ----------------------------------------------- */
 
-/* Serves the file name (a plain name, no directories) from cfg->web_dir.
+/* Serves the file name (a plain name, no directories) from cfg->web_dir, or
+ * "vendor/PACKAGE/PATH" from the tool folder's node_modules for the few
+ * packages the page loads.
  * When there is no such file, or no web_dir, it queues nothing and sets
  * *served to false so that the caller answers (a 404, or the JSON index for
  * GET /); otherwise *served is true and the result is the handler's. */

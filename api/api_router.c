@@ -17,6 +17,7 @@
 const struct api_route api_routes[] = {
 	{"GET", "/", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_root},
 	{"GET", "/web/{file}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web},
+	{"GET", "/web/vendor/{path}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web_vendor},
 	{"GET", "/healthz", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_healthz},
 	{"GET", "/metrics", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_metrics},
 	{"GET", "/v1", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_index},
@@ -160,7 +161,8 @@ struct seg {
 #define SEGS_MAX 3
 
 /* Whether url (without its query) has the shape of pattern; the parameters
- * go to segs. A single trailing '/' of url is ignored. */
+ * go to segs. A single trailing '/' of url is ignored. A {path} parameter,
+ * last in its pattern, takes the rest of the path, slashes included. */
 static bool path_matches(const char *pattern, const char *url, size_t url_len,
 			 struct seg *segs, size_t *n_segs)
 {
@@ -180,7 +182,7 @@ static bool path_matches(const char *pattern, const char *url, size_t url_len,
 		u++;
 		plen = strcspn(p, "/");
 		ulen = (size_t)(uend - u);
-		for (size_t i = 0; i < ulen; i++) {
+		for (size_t i = 0; i < ulen && strncmp(p, "{path}", 6) != 0; i++) {
 			if (u[i] == '/') {
 				ulen = i;
 				break;

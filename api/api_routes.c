@@ -248,6 +248,23 @@ enum MHD_Result api_get_web(struct api_server *s, struct MHD_Connection *c, stru
 			       r->path);
 }
 
+enum MHD_Result api_get_web_vendor(struct api_server *s, struct MHD_Connection *c,
+				   struct api_req *r)
+{
+	char name[sizeof(r->param) + 8];
+	bool served = false;
+	enum MHD_Result ret = MHD_YES;
+
+	if (!r->param_bad) {
+		snprintf(name, sizeof(name), "vendor/%s", r->param);
+		ret = api_static_serve(s, c, r, name, &served);
+	}
+	if (served)
+		return ret;
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "The web page has no file %s.",
+			       r->path);
+}
+
 enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c,
 				struct api_req *r)
 {

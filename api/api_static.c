@@ -1,5 +1,7 @@
-/* The web page's static files: plain file names inside cfg->web_dir only,
- * regular files only, with a content type chosen by extension. */
+/* The web page's static files: plain file names inside cfg->web_dir, and
+ * vendor/PACKAGE/PATH from the npm packages the page uses (installed by
+ * scripts/setup.sh into the tool folder); regular files only, reached
+ * without links, with a content type chosen by extension. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +11,10 @@
 #include <unistd.h>
 
 #include "api_int.h"
+
+/* The npm packages of the tool folder that the page loads, by name; nothing
+ * else under node_modules is served. */
+static const char *const api_vendor_packages[] = {"codemirror"};
 
 struct api_mime {
 	const char *ext;
@@ -69,30 +75,73 @@ static bool name_ok(const char *name)
 	return true;
 }
 
+/* For "vendor/PACKAGE/PATH": true when PACKAGE is one the page uses and
+ * every part of PATH is a plain name (so no "..", no hidden files); *rel is
+ * then "PACKAGE/PATH", relative to the tool folder's node_modules. */
+static bool vendor_ok(const char *name, const char **rel)
+{
+	char part[129];
+	const char *p, *slash;
+	size_t i, n;
+	bool known = false;
+
+	if (strncmp(name, "vendor/", 7) != 0)
+		return false;
+	*rel = name + 7;
+	for (p = *rel; *p; p = slash + 1) {
+		slash = strchr(p, '/');
+		n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n >= sizeof(part))
+			return false;
+		memcpy(part, p, n);
+		part[n] = '\0';
+		if (!name_ok(part))
+			return false;
+		if (p == *rel) {
+			for (i = 0; i < sizeof(api_vendor_packages) / sizeof(api_vendor_packages[0]);
+			     i++)
+				known = known || strcmp(part, api_vendor_packages[i]) == 0;
+		}
+		if (!slash)
+			break;
+	}
+	return known && strchr(*rel, '/') != NULL;
+}
+
 enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
 				 struct api_req *r, const char *name, bool *served)
 {
 	struct MHD_Response *resp = NULL;
 	struct stat sb;
-	char *path = NULL;
-	int fd = -1;
+	char *root = NULL;
+	const char *rel = name;
+	int dirfd = -1, fd = -1;
 
 	*served = false;
-	if (!s->cfg->web_dir || !name_ok(name))
+	if (name_ok(name) && s->cfg->web_dir)
+		root = strdup(s->cfg->web_dir);
+	else if (vendor_ok(name, &rel) && s->cfg->pipe.tool_dir)
+		root = viv_path_join(s->cfg->pipe.tool_dir, "node_modules");
+	else
 		return MHD_YES;
-	path = viv_path_join(s->cfg->web_dir, name);
-	if (!path)
+	if (!root)
 		return MHD_NO;
-	/* O_NOFOLLOW: a symlink planted in web_dir must not lead out of it.
-	 * O_NONBLOCK: a FIFO must not hang the server's only thread. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* Beneath the root without following links: a symlink planted there
+	 * must not lead out of it. O_NONBLOCK: a FIFO must not hang the
+	 * server's only thread. */
+	dirfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd >= 0)
+		fd = viv_open_beneath(dirfd, rel, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
-		if (errno != ENOENT && errno != ELOOP)
-			viv_log(VIV_WARN, "cannot open %s: %s", path, strerror(errno));
-		free(path);
+		if (errno != ENOENT && errno != ELOOP && errno != EXDEV)
+			viv_log(VIV_WARN, "cannot open %s/%s: %s", root, rel, strerror(errno));
+		if (dirfd >= 0)
+			close(dirfd);
+		free(root);
 		return MHD_YES;
 	}
-	free(path);
+	close(dirfd);
+	free(root);
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > API_STATIC_MAX) {
 		close(fd);
 		return MHD_YES;

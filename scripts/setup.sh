@@ -21,6 +21,8 @@ packages=(
   rustc cargo libstd-rust-dev-wasm32 librust-cfg-if-dev
   # the host-call fuzz target (scripts/fuzz.sh): clang's libFuzzer and ASan runtimes
   libclang-rt-14-dev
+  # the web page's browser test (tests/web) drives Debian's Chromium
+  chromium chromium-driver
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind)
@@ -82,4 +84,24 @@ if [ "$have" != "$asc_version" ]; then
   mkdir -p "$tool_dir"
   npm install --prefix "$tool_dir" --save-exact --no-audit --no-fund --loglevel=error \
     "assemblyscript@$asc_version"
+fi
+
+# The web page's code editor, CodeMirror 5 (its UMD build needs no bundler;
+# the API serves it at /web/vendor/codemirror/); playwright-core, with which
+# the browser test drives Debian's Chromium, and axe-core, with which it
+# checks the page's accessibility; pinned, in the tool folder.
+web_npm=()
+for spec in codemirror@5.65.21 playwright-core@1.65.2 axe-core@4.14.1; do
+  pkg="$tool_dir/node_modules/${spec%@*}/package.json"
+  have=""
+  if [ -f "$pkg" ]; then
+    have=$(node -e 'process.stdout.write(require(process.argv[1]).version)' "$pkg")
+  fi
+  [ "$have" = "${spec##*@}" ] || web_npm+=("$spec")
+done
+if [ ${#web_npm[@]} -gt 0 ]; then
+  echo "setup: installing ${web_npm[*]} into $tool_dir"
+  mkdir -p "$tool_dir"
+  npm install --prefix "$tool_dir" --save-exact --no-audit --no-fund --loglevel=error \
+    "${web_npm[@]}"
 fi

@@ -84,7 +84,8 @@ static void fill(const char *pattern, long long dep, long long token, char *out,
 	struct {
 		const char *name, *value;
 	} vals[] = {{"{app}", "probe"}, {"{key}", strstr(pattern, "/kv/") ? "k" : "K"},
-		    {"{name}", "S"},    {"{file}", "app.js"}};
+		    {"{name}", "S"},    {"{file}", "app.js"},
+		    {"{path}", "codemirror/lib/codemirror.js"}};
 	char ids[2][32];
 	size_t k = 0;
 
