@@ -1037,10 +1037,11 @@ function stopLog() {
 
 function appendLogLine(line) {
   const list = $('log-lines');
-  const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  const view = $('log-view');
+  const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
   list.append(h('li', {}, timeElement(line.time, false), ' ', h('span', { class: `stream stream-${line.stream}` }, line.stream), ' ', line.message));
   while (list.children.length > LOG_LINES_KEPT) list.firstElementChild.remove();
-  if (atEnd) list.scrollTop = list.scrollHeight;
+  if (atEnd) view.scrollTop = view.scrollHeight;
 }
 
 async function startLog() {

@@ -126,9 +126,12 @@ async function deployEditor(app) {
   return waitForResult();
 }
 
+// The page keeps the tab chosen last when another app is opened; the
+// history is where a test starts.
 async function openApp(app) {
   await page.click(`#app-list a[href="#/apps/${app}"]`);
   await page.locator('#app-title', { hasText: app }).waitFor();
+  await page.click('#tab-history');
   await page.locator('#history-rows tr').first().waitFor();
 }
 
