@@ -3,6 +3,8 @@
  * creates a queued deployment (recording the token's name) and wakes the
  * builder. A tarball, a .wasm module or one WebAssembly text file is
  * accepted; what `curl -d` made of a file is refused with the fix. */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <strings.h>
@@ -162,15 +164,58 @@ static bool wasm_sections_fit(int fd, uint64_t size)
  * curl -d @FILE drops every CR and LF byte of the file and sends the rest
  * with the form type. That body is refused when it shows it: it is not an
  * upload at all, or it is 1 KiB or more without a single line break (any
- * tarball or module that size has some), or it is a module whose sections
- * no longer add up. A smaller upload that lost bytes fails in its build.
+ * tarball or module that size has some), an archive that no longer reads
+ * to its end, or a module whose sections no longer add up.
  */
+/* How far an archive sent as a form is read to see whether it is whole: a
+ * stream that goes on this long without an error was not cut by curl -d
+ * (and a compression bomb costs no more than this). */
+#define FORM_ARCHIVE_READ_MAX (256u << 20)
+
+/* Whether the archive in fd reads from start to end (or for the first
+ * FORM_ARCHIVE_READ_MAX bytes) without an error. Dropped CR and LF bytes
+ * break a compressed stream or a tar header's checksum almost always. */
+static bool archive_reads_whole(int fd)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	uint64_t total = 0;
+	char buf[16384];
+	bool ok = false;
+	la_ssize_t got;
+	int rc;
+
+	if (!a || lseek(fd, 0, SEEK_SET) != 0)
+		goto out;
+	archive_read_support_filter_all(a);
+	archive_read_support_format_all(a);
+	if (archive_read_open_fd(a, fd, sizeof(buf)) != ARCHIVE_OK)
+		goto out;
+	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		while ((got = archive_read_data(a, buf, sizeof(buf))) > 0) {
+			total += (uint64_t)got;
+			if (total >= FORM_ARCHIVE_READ_MAX) {
+				ok = true;
+				goto out;
+			}
+		}
+		if (got < 0)
+			goto out;
+	}
+	ok = rc == ARCHIVE_EOF;
+out:
+	archive_read_free(a);
+	return ok;
+}
+
 static bool mangled_by_curl_d(const struct api_upload *up, const char *kind)
 {
 	if (!kind)
 		return true;
 	if (up->size >= 1024 && !up->line_break)
 		return true;
+	if (strcmp(kind, "archive") == 0)
+		return !archive_reads_whole(up->fd);
 	return strcmp(kind, "wasm") == 0 && !wasm_sections_fit(up->fd, up->size);
 }
 

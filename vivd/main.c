@@ -316,6 +316,7 @@ static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, ch
 int main(int argc, char **argv)
 {
 	static char builds[PATH_MAX], launcher_name[108], web_dir[PATH_MAX], web_real[PATH_MAX];
+	static char datadir_abs[PATH_MAX];
 	struct vivd_options o;
 	struct run_child_spec *kids;
 	struct run_worker_config *wcfg;
@@ -334,6 +335,16 @@ int main(int argc, char **argv)
 		      : !strcmp(o.log_level, "warn") ? VIV_WARN
 		      : !strcmp(o.log_level, "error") ? VIV_ERROR
 						      : VIV_INFO);
+	/* Every role and the launcher work with the data folder's real,
+	 * absolute path: builds run in other folders and mount namespaces,
+	 * where a relative one leads elsewhere, and the launcher compares
+	 * paths with it. */
+	if ((mkdir(o.datadir, 0700) != 0 && errno != EEXIST) || !realpath(o.datadir, datadir_abs)) {
+		fprintf(stderr, "vivd: cannot make or reach the data folder %s: %s\n", o.datadir,
+			strerror(errno));
+		return 1;
+	}
+	o.datadir = datadir_abs;
 	want_api = strcmp(o.role, "runner") != 0;
 	want_runner = strcmp(o.role, "api") != 0;
 	memset(&api, 0, sizeof(api));

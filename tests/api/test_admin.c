@@ -294,6 +294,38 @@ Test(admin, webassembly_text_and_what_curl_d_does)
 	tmake_targz(names, texts, 2, &tgz, &len);
 	expect("POST", "/v1/apps/whole/deployments", tgz, len, 202);
 	free(tgz);
+	tgz = NULL;
+
+	/* A small tarball (the C hello's size), too short to tell by its
+	 * missing line breaks: it no longer reads to its end. The hello is
+	 * varied until its tarball has a line break to lose. */
+	{
+		const char *small_names[] = {"hello.c"};
+		char text[256];
+		const char *small_texts[] = {text};
+		size_t m = 0;
+
+		for (int k = 0; k < 100 && (m == 0 || m == len); k++) {
+			snprintf(text, sizeof(text),
+				 "#include <stdio.h>\n/* %d */\nint main(void)\n{\n\tprintf(\""
+				 "Content-Type: text/plain\\n\\nHello, world!\\n\");\n}\n",
+				 k);
+			free(tgz);
+			tmake_targz(small_names, small_texts, 1, &tgz, &len);
+			m = strip_lines(tgz, len);
+		}
+		cr_assert_lt(m, len, "no variant of the hello has a line break in its tarball");
+		cr_assert_lt(len, 1024, "%zu", len);
+		thttp(&srv, "POST", "/v1/apps/mangled/deployments", srv.token, tgz, m, false, &r);
+		cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+		cr_assert_not_null(strstr(tjstr(r.json, "error"), "--data-binary"), "%s", r.body);
+		tresp_free(&r);
+		free(tgz);
+		tmake_targz(small_names, small_texts, 1, &tgz, &len);
+		expect("POST", "/v1/apps/whole/deployments", tgz, len, 202);
+		free(tgz);
+		tgz = NULL;
+	}
 
 	/* A module that lost its code section's id (10, a LF). */
 	memcpy(wasm, twasm_min, twasm_min_len);

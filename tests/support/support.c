@@ -126,8 +126,10 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 	snprintf(v->api, sizeof(v->api), "http://127.0.0.1:%u", v->api_port);
 	argv[n++] = bin;
 	argv[n++] = "serve";
+	/* As scripts/run.sh starts it: in a folder, with its data folder
+	 * named relative to it. */
 	argv[n++] = "--data";
-	argv[n++] = v->data;
+	argv[n++] = "data";
 	argv[n++] = "--api";
 	argv[n++] = api;
 	argv[n++] = "--listen";
@@ -147,6 +149,8 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 		dup2(fd, 1);
 		dup2(fd, 2);
 		setpgid(0, 0);
+		if (chdir(v->dir) != 0)
+			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
