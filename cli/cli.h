@@ -223,6 +223,15 @@ int cli_exit_of(enum viv_err err);
 /* Prints "viv: " and errbuf on stderr and returns cli_exit_of(err). */
 int cli_fail(enum viv_err err, const char *errbuf);
 
+/* GETs path for a listing. With --json it prints the reply as it is.
+ * Returns true with *list set to the reply's array member (borrowed from r,
+ * which the caller frees with cli_reply_free()) when the caller is to show
+ * the list; false otherwise, with the error said on stderr and the exit
+ * status in *exit_out. what names the list in that error ("apps"). */
+bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path,
+		  const char *member, const char *what, struct cli_reply *r, json_t **list,
+		  int *exit_out);
+
 /* ---- Server-Sent Events (cli_sse.c) ------------------------------------------------- */
 
 /* One dispatched event. Borrowed until the callback returns. */

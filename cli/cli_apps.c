@@ -13,34 +13,6 @@
 
 extern char **environ;
 
-/* GETs path for a listing: with --json prints the reply as it is and
- * returns VIV_BUSY (nothing more to do). Errors are printed; *exit_out is
- * the exit status for any result but VIV_OK. */
-static enum viv_err get_listing(struct cli *c, const struct cli_args *a, const char *path,
-				struct cli_reply *r, int *exit_out)
-{
-	struct cli_request rq = {.method = "GET", .path = path};
-	char errbuf[1024];
-	enum viv_err err;
-
-	err = cli_send(c, &rq, r, errbuf, sizeof(errbuf));
-	if (err) {
-		*exit_out = cli_fail(err, errbuf);
-		return err;
-	}
-	if (a->given & CLI_O_JSON) {
-		cli_print_json(r);
-		*exit_out = CLI_EXIT_OK;
-		return VIV_ERR_BUSY;
-	}
-	if (!json_is_object(r->json)) {
-		fprintf(stderr, "viv: the API's reply to GET %s is not a JSON object\n", path);
-		*exit_out = CLI_EXIT_FAIL;
-		return VIV_ERR_INVALID;
-	}
-	return VIV_OK;
-}
-
 /* A deployment id member as text, or "-". */
 static void id_text(json_t *v, char *buf, size_t len)
 {
@@ -66,13 +38,8 @@ int cli_apps(struct cli *c, const struct cli_args *a)
 	int ret = CLI_EXIT_FAIL;
 
 	cli_table_init(&t, heads);
-	if (get_listing(c, a, "/v1/apps", &r, &ret))
+	if (!cli_get_list(c, a, "/v1/apps", "apps", "apps", &r, &apps, &ret))
 		goto out;
-	apps = json_object_get(r.json, "apps");
-	if (!json_is_array(apps)) {
-		fprintf(stderr, "viv: the API's reply has no list of apps\n");
-		goto out;
-	}
 	if (json_array_size(apps) == 0) {
 		printf("no apps yet; deploy one with: viv deploy FOLDER\n");
 		ret = CLI_EXIT_OK;
@@ -133,13 +100,8 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 	if (a->given & CLI_O_BEFORE)
 		viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
 			       a->before);
-	if (get_listing(c, a, path.data, &r, &ret))
+	if (!cli_get_list(c, a, path.data, "deployments", "deployments", &r, &deps, &ret))
 		goto out;
-	deps = json_object_get(r.json, "deployments");
-	if (!json_is_array(deps)) {
-		fprintf(stderr, "viv: the API's reply has no list of deployments\n");
-		goto out;
-	}
 	if (json_array_size(deps) == 0) {
 		printf("%s has no deployments%s\n", a->arg[0],
 		       a->given & CLI_O_BEFORE ? " older than that" : "");
