@@ -431,7 +431,7 @@ extern const char *const cli_name_rule;
 /* Checks that name is a valid app name, saying why not on stderr. */
 bool cli_app_ok(const char *name);
 
-/* Parses a deployment or token id (1 to 18 digits, not zero). */
+/* Parses a deployment or token id, or a count (1 to 18 digits, not zero). */
 bool cli_id_ok(const char *s, long long *out);
 
 /* Reads the value that arg names: "@FILE" the file's bytes, "-" stdin's,
