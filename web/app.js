@@ -984,7 +984,7 @@ async function showDeploymentLog(id) {
     let box = $('history-log');
     if (!box) {
       box = h('section', { id: 'history-log', 'aria-labelledby': 'history-log-title' },
-        h('h3', { id: 'history-log-title', tabindex: '-1' }), h('p', { id: 'history-log-error' }),
+        h('h2', { id: 'history-log-title', tabindex: '-1' }), h('p', { id: 'history-log-error' }),
         h('pre', { id: 'history-log-text', class: 'log', tabindex: '0', 'aria-labelledby': 'history-log-title' }));
       $('panel-history').append(box);
     }
