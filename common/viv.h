@@ -186,6 +186,10 @@ void viv_log_level(enum viv_level min);
  * lowercase letters, digits and '-', not starting or ending with '-'. */
 bool viv_app_name_valid(const char *s);
 
+/* True when s is 64 lowercase hex digits, as a sha256 is written (artifact
+ * hashes, upload digests, build keys); false for NULL. */
+bool viv_hex64_valid(const char *s);
+
 /* ---- Guest limits ------------------------------------------------------------ */
 
 /* Per-request limits of an app. A manifest may lower them, and raise them

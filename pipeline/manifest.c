@@ -638,36 +638,22 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 }
 
 enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  char **out)
+				  struct store_deploy_config *out)
 {
-	json_t *root, *env, *outbound, *assets;
-	enum viv_err e = VIV_ERR_NOMEM;
+	enum viv_err e = VIV_OK;
 	size_t i;
 
-	*out = NULL;
-	env = json_object();
-	outbound = json_array();
-	assets = assets_hash ? json_string(assets_hash) : json_null();
-	root = json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "limits", "memory_mb",
-			 (json_int_t)m->limits.memory_mb, "cpu_ms", (json_int_t)m->limits.cpu_ms,
-			 "wall_ms", (json_int_t)m->limits.wall_ms, "env", env, "outbound",
-			 outbound, "assets", assets);
-	/* json_pack's "o" took the references, whatever the result. */
-	if (!root)
-		return VIV_ERR_NOMEM;
-	for (i = 0; i < m->n_env; i++) {
-		if (json_object_set_new(env, m->env_keys[i], json_string(m->env_values[i])) != 0)
-			goto out;
+	memset(out, 0, sizeof(*out));
+	out->limits = m->limits;
+	for (i = 0; !e && i < m->n_env; i++)
+		e = store_deploy_config_add_env(out, m->env_keys[i], m->env_values[i]);
+	for (i = 0; !e && i < m->n_outbound; i++)
+		e = store_deploy_config_add_outbound(out, m->outbound[i]);
+	if (!e && assets_hash) {
+		out->assets = strdup(assets_hash);
+		if (!out->assets)
+			e = VIV_ERR_NOMEM;
 	}
-	for (i = 0; i < m->n_outbound; i++) {
-		if (json_array_append_new(outbound, json_string(m->outbound[i])) != 0)
-			goto out;
-	}
-	*out = json_dumps(root, JSON_COMPACT);
-	if (*out)
-		e = VIV_OK;
-out:
-	json_decref(root);
 	return e;
 }
 

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -192,6 +191,12 @@ const char *pipe_sniff(const void *head, size_t n)
 
 /* ---- The build ------------------------------------------------------------------- */
 
+/* The store's name for how an artifact of mode is served. */
+static enum store_mode mode_of(enum viv_guest_mode mode)
+{
+	return mode == VIV_GUEST_HOSTCALL ? STORE_MODE_HOSTCALL : STORE_MODE_CGI;
+}
+
 /*
  * A build's folder holds two: tenant/, where the upload is unpacked and the
  * language step runs (the tenant's build scripts, proc macros, compiler
@@ -217,7 +222,7 @@ struct build {
 	char *root;
 	struct pipe_ctx ctx;
 	struct pipe_manifest *manifest;
-	char *config;
+	struct store_deploy_config config;
 	const struct pipe_toolchain *tc;
 	char *built;    /* the toolchain's module, relative to tenant */
 	char *opt_data; /* the optimized module's bytes */
@@ -529,7 +534,7 @@ static enum viv_err step_validate(struct build *b)
 	b->has_malloc = export_typed(b, "default_malloc_impl", "i:i");
 	b->has_free = export_typed(b, "default_free_impl", "i:");
 	pipe_logf(&b->ctx, "mode: %s (%s); %u imports, all provided; %zu bytes\n",
-		  b->mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
+		  store_mode_name(mode_of(b->mode)),
 		  b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
 		  b->info->n_imports, b->opt_len);
 	return VIV_OK;
@@ -706,18 +711,16 @@ static void find_prior(struct build *b)
  * stored: the earlier build's configuration is served as it is. */
 static bool prior_assets_present(struct build *b)
 {
-	json_t *root = json_loads(b->prior->config, 0, NULL);
-	json_t *assets = root ? json_object_get(root, "assets") : NULL;
-	char *path = NULL;
+	const char *assets = b->prior->config.assets;
+	char *path;
 	struct stat st;
-	bool ok = root != NULL;
+	bool ok;
 
-	if (assets && json_is_string(assets)) {
-		path = store_assets_path(b->st, json_string_value(assets));
-		ok = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-	}
+	if (!assets)
+		return true;
+	path = store_assets_path(b->st, assets);
+	ok = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	free(path);
-	json_decref(root);
 	return ok;
 }
 
@@ -728,20 +731,22 @@ static bool prior_assets_present(struct build *b)
 static enum viv_err reuse_prior(struct build *b)
 {
 	const struct store_prior_build *p = b->prior;
+	enum viv_err err;
 
 	if (strlen(p->artifact) != VIV_SHA256_HEX_LEN)
 		return VIV_ERR_INTERNAL;
 	memcpy(b->hash, p->artifact, sizeof(b->hash));
-	b->mode = strcmp(p->mode, "hostcall") == 0 ? VIV_GUEST_HOSTCALL : VIV_GUEST_CGI;
+	b->mode = p->config.mode == STORE_MODE_HOSTCALL ? VIV_GUEST_HOSTCALL : VIV_GUEST_CGI;
 	b->so_size = p->artifact_size;
 	b->opt_len = (size_t)p->wasm_size;
-	b->config = strdup(p->config);
-	if (!b->config)
-		return VIV_ERR_NOMEM;
+	store_deploy_config_clear(&b->config);
+	err = store_deploy_config_copy(&b->config, &p->config);
+	if (err)
+		return err;
 	pipe_logf(&b->ctx, "identical upload: reusing the build of deployment %lld (%s%s%s mode, "
 			   "artifact %s)\n",
 		  (long long)p->deployment_id, p->language ? p->language : "",
-		  p->language ? ", " : "", p->mode, p->artifact);
+		  p->language ? ", " : "", store_mode_name(mode_of(b->mode)), p->artifact);
 	return VIV_OK;
 }
 
@@ -775,7 +780,7 @@ static void build_free(struct build *b)
 	free(b->src_dir);
 	free(b->out_dir);
 	free(b->root);
-	free(b->config);
+	store_deploy_config_clear(&b->config);
 	free(b->built);
 	free(b->opt_data);
 }
@@ -842,14 +847,15 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 	} else {
 		struct store_build sb = {
 			.artifact = b.hash,
-			.mode = b.mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
-			.config = b.config,
+			.config = &b.config,
 			.artifact_size = b.so_size,
 			.wasm_size = (int64_t)b.opt_len,
 			.build_key = b.key[0] ? b.key : NULL,
 			.language = b.prior ? b.prior->language : NULL,
 		};
-		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n", sb.mode, b.hash,
+		b.config.mode = mode_of(b.mode);
+		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n",
+			  store_mode_name(b.config.mode), b.hash,
 			  (long long)((viv_mono_ns() - t0) / 1000000));
 		pipe_log_flush(&b.ctx);
 		timing(&b, "total", (int64_t)((viv_mono_ns() - t0) / 1000000));

@@ -264,13 +264,13 @@ enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe
 enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 				struct pipe_manifest **out, char *err, size_t errlen);
 
-/* The resolved configuration runners read:
- * {"limits":{"memory_mb":..,"cpu_ms":..,"wall_ms":..},"env":{..},
- *  "outbound":[..],"assets":HASH} with assets_hash, the stored static
- * files (store_assets_path()), or null when assets_hash is NULL. Caller
- * frees *out with free(). */
+/* The configuration a deployment is served with, as far as the manifest
+ * says: its resolved limits, env and outbound patterns, and assets_hash,
+ * the stored static files (store_assets_path()), or none when NULL. The
+ * mode is the build's to set. Caller clears *out with
+ * store_deploy_config_clear() whatever the result. */
 enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  char **out);
+				  struct store_deploy_config *out);
 
 /* Accepts NULL. */
 void pipe_manifest_free(struct pipe_manifest *m);

@@ -19,7 +19,7 @@ char *store_assets_path(const struct store *st, const char *hash)
 {
 	char *path;
 
-	if (!store_hex64_valid(hash))
+	if (!viv_hex64_valid(hash))
 		return NULL;
 	if (asprintf(&path, "%s/" ASSETS_DIR "/%s", st->datadir, hash) < 0)
 		return NULL;
@@ -141,7 +141,7 @@ enum viv_err store_assets_put(const struct store *st, const char *hash, const ch
 	enum viv_err err;
 	int src = -1, dst = -1;
 
-	if (!store_hex64_valid(hash) || !src_dir)
+	if (!viv_hex64_valid(hash) || !src_dir)
 		return VIV_ERR_INVALID;
 	if (asprintf(&root, "%s/" ASSETS_DIR, st->datadir) < 0) {
 		root = NULL;
@@ -231,7 +231,7 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 	*removed_out = false;
 	final = store_assets_path(st, hash);
 	if (!final)
-		return store_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
+		return viv_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
 	err = store_random_hex(rnd, 8);
 	if (!err && asprintf(&gone, "%s/" ASSETS_DIR "/" ASSETS_TMP_PREFIX "gone-%s-%s",
 			     st->datadir, hash, rnd) < 0) {

@@ -18,19 +18,6 @@
 
 #define UPLOAD_TMP_PREFIX "tmp-"
 
-bool store_hex64_valid(const char *s)
-{
-	size_t i;
-
-	if (!s)
-		return false;
-	for (i = 0; i < VIV_SHA256_HEX_LEN; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return s[i] == '\0';
-}
-
 enum viv_err store_random_hex(char *hex, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -187,7 +174,7 @@ enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t
  * can point outside the artifact directory. */
 static bool artifact_name_valid(const char *hash, const char *ext)
 {
-	if (!store_hex64_valid(hash) || !ext)
+	if (!viv_hex64_valid(hash) || !ext)
 		return false;
 	return strcmp(ext, "so") == 0 || strcmp(ext, "wasm") == 0;
 }
@@ -398,7 +385,7 @@ enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *re
 	bool used = false, so, wasm;
 
 	*removed_out = false;
-	if (!store_hex64_valid(hash))
+	if (!viv_hex64_valid(hash))
 		return VIV_ERR_INVALID;
 	err = store_begin(st);
 	if (err)

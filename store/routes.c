@@ -80,33 +80,12 @@ static const char sql_routes[] =
 
 static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
 {
-	struct store_route *r = elem;
-	enum viv_err err;
-
-	memset(r, 0, sizeof(*r));
-	r->app_id = sqlite3_column_int64(stmt, 1);
-	r->deployment_id = sqlite3_column_int64(stmt, 2);
-	err = store_col_text_or(stmt, 0, "", &r->app);
-	if (!err)
-		err = store_col_text_or(stmt, 3, "", &r->artifact);
-	if (!err)
-		err = store_col_text_or(stmt, 4, "", &r->mode);
-	if (!err)
-		err = store_col_text_or(stmt, 5, "{}", &r->config);
-	if (!err)
-		err = store_col_text_or(stmt, 6, "{}", &r->app_config);
-	return err;
+	return store_route_read(stmt, (struct store_route *)elem);
 }
 
 static void route_clear(void *elem)
 {
-	struct store_route *r = elem;
-
-	free(r->app);
-	free(r->artifact);
-	free(r->mode);
-	free(r->config);
-	free(r->app_config);
+	store_route_clear((struct store_route *)elem);
 }
 
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
@@ -129,4 +108,40 @@ enum viv_err store_routes_load(struct store *st, struct store_route **out, size_
 void store_routes_free(struct store_route *routes, size_t n)
 {
 	store_rows_free(routes, n, sizeof(*routes), route_clear);
+}
+
+enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r)
+{
+	enum viv_err err;
+
+	memset(r, 0, sizeof(*r));
+	r->app_id = sqlite3_column_int64(stmt, 1);
+	r->deployment_id = sqlite3_column_int64(stmt, 2);
+	store_deploy_config_defaults(&r->config);
+	err = store_col_text_or(stmt, 0, "", &r->app);
+	if (!err)
+		err = store_col_text_or(stmt, 3, "", &r->artifact);
+	if (!err)
+		err = store_deploy_config_read(r->deployment_id,
+					       (const char *)sqlite3_column_text(stmt, 4),
+					       (const char *)sqlite3_column_text(stmt, 5),
+					       &r->config);
+	if (!err) {
+		err = store_env_decode((const char *)sqlite3_column_text(stmt, 6), &r->app_env,
+				       &r->n_app_env);
+		if (err == VIV_ERR_INVALID) {
+			viv_log(VIV_ERROR, "store: app %s has malformed settings", r->app);
+			err = VIV_OK;
+		}
+	}
+	return err;
+}
+
+void store_route_clear(struct store_route *r)
+{
+	free(r->app);
+	free(r->artifact);
+	store_deploy_config_clear(&r->config);
+	store_env_free(r->app_env, r->n_app_env);
+	memset(r, 0, sizeof(*r));
 }
