@@ -219,7 +219,7 @@ enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, st
 	return api_reply_json(
 		c, r, MHD_HTTP_OK,
 		json_pack("{s:s,s:s,s:I,s:o,s:s,s:s}", "service", "vivarium", "version",
-			  VIV_VERSION, "upload_max", (json_int_t)s->cfg->pipe.upload_max,
+			  VIV_VERSION, "upload_max", (json_int_t)s->upload_max,
 			  "endpoints", list, "auth",
 			  "Authorization: Bearer TOKEN on every /v1 endpoint but /v1, "
 			  "/v1/openapi.json and /v1/templates",

@@ -1,8 +1,9 @@
 /* POST /v1/apps/APP/deployments: streams the raw body to a temporary file in
  * the data directory while hashing it and holding it to the upload cap, then
- * creates a queued deployment (recording the token's name) and wakes the
- * builder. A tarball, a .wasm module or one WebAssembly text file is
- * accepted; what `curl -d` made of a file is refused with the fix. */
+ * creates a queued deployment (recording the token's name), which wakes the
+ * builders through the store. A tarball, a .wasm module or one WebAssembly
+ * text file is accepted; what `curl -d` made of a file is refused with the
+ * fix. */
 #include <errno.h>
 #include <fcntl.h>
 #include <strings.h>
@@ -94,7 +95,7 @@ static enum MHD_Result reply_too_big(struct api_server *s, struct MHD_Connection
 {
 	char cap[64];
 
-	cap_phrase(s->cfg->pipe.upload_max, cap, sizeof(cap));
+	cap_phrase(s->upload_max, cap, sizeof(cap));
 	return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 			       "The upload is larger than this server's limit of %s; leave build "
 			       "output and dependencies (target/, node_modules/) out of it, or "
@@ -165,13 +166,13 @@ static bool wasm_sections_fit(int fd, uint64_t size)
  * tarball or module that size has some), or it is a module whose sections
  * no longer add up. A smaller upload that lost bytes fails in its build.
  */
-static bool mangled_by_curl_d(const struct api_upload *up, const char *kind)
+static bool mangled_by_curl_d(const struct api_upload *up, enum viv_upload_kind kind)
 {
-	if (!kind)
+	if (kind == VIV_UPLOAD_UNKNOWN)
 		return true;
 	if (up->size >= 1024 && !up->line_break)
 		return true;
-	return strcmp(kind, "wasm") == 0 && !wasm_sections_fit(up->fd, up->size);
+	return kind == VIV_UPLOAD_WASM && !wasm_sections_fit(up->fd, up->size);
 }
 
 enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
@@ -182,7 +183,7 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	enum viv_err err;
 
 	if (api_content_length(c, &declared)) {
-		if (declared > s->cfg->pipe.upload_max)
+		if (declared > s->upload_max)
 			return reply_too_big(s, c, r);
 		if (declared == 0)
 			return reply_empty(c, r);
@@ -239,7 +240,7 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		}
 		return MHD_YES;
 	}
-	if (n > s->cfg->pipe.upload_max - up->size) {
+	if (n > s->upload_max - up->size) {
 		/* The body had no Content-Length or it lied: stop keeping it. */
 		up->too_big = true;
 		up->discarded = n;
@@ -275,7 +276,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	char url[API_URL_MAX], preview[API_URL_MAX + 32], label[96];
 	char status_url[64], events_url[80];
 	struct MHD_Response *resp = NULL;
-	const char *kind;
+	enum viv_upload_kind kind;
 	int64_t id = 0;
 	enum viv_err err;
 
@@ -291,7 +292,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		api_upload_cleanup(up);
 		return reply_empty(c, r);
 	}
-	kind = pipe_sniff(up->head, up->head_len);
+	kind = viv_upload_sniff(up->head, up->head_len);
 	if (sent_as_form(c) && mangled_by_curl_d(up, kind)) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
@@ -299,7 +300,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 				       "send the file with --data-binary @FILE (curl -d strips "
 				       "newlines and changes the bytes).");
 	}
-	if (!kind) {
+	if (kind == VIV_UPLOAD_UNKNOWN) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 				       "The upload is neither a tarball (.tar, .tar.gz, ...), a "
@@ -328,13 +329,14 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		api_upload_cleanup(up);
 		return api_reply_store_error(c, r, err, "recording the deployment");
 	}
-	/* The store moved the file to the deployment's upload path. */
+	/* The store moved the file to the deployment's upload path, and told
+	 * the builders. */
 	free(up->tmp_path);
 	up->tmp_path = NULL;
-	pipe_builder_wake(s->builder);
 	viv_log(VIV_INFO, "deployment %lld of %s queued by token \"%s\": %llu bytes (%s), "
 			  "sha256 %s",
-		(long long)id, r->app, r->token->name, (unsigned long long)up->size, kind, hex);
+		(long long)id, r->app, r->token->name, (unsigned long long)up->size,
+		viv_upload_kind_name(kind), hex);
 
 	api_app_url(s, r->app, url, sizeof(url));
 	snprintf(label, sizeof(label), "d%lld-%s", (long long)id, r->app);

@@ -190,6 +190,31 @@ bool viv_app_name_valid(const char *s);
  * hashes, upload digests, build keys); false for NULL. */
 bool viv_hex64_valid(const char *s);
 
+/* ---- Uploads ------------------------------------------------------------------ */
+
+/* The largest upload accepted unless the operator says otherwise. */
+#define VIV_UPLOAD_MAX_DEFAULT (64u * 1024 * 1024)
+
+/* What the first bytes of an upload say it is. */
+enum viv_upload_kind {
+	VIV_UPLOAD_UNKNOWN = 0,
+	VIV_UPLOAD_WASM,    /* a WebAssembly binary */
+	VIV_UPLOAD_ARCHIVE, /* tar, gzip, bzip2, xz, zstd or zip */
+	VIV_UPLOAD_WAT,     /* one WebAssembly text file: its first token is "(module" */
+};
+
+/* "wasm", "archive" or "wat"; NULL for VIV_UPLOAD_UNKNOWN. */
+const char *viv_upload_kind_name(enum viv_upload_kind kind);
+
+/* The kind of an upload whose first n bytes are head. n may be short (0
+ * gives VIV_UPLOAD_UNKNOWN); WebAssembly text whose comments fill all n
+ * bytes is unknown. */
+enum viv_upload_kind viv_upload_sniff(const void *head, size_t n);
+
+/* The most bytes viv_upload_sniff() needs: tar's magic sits at 257, and
+ * WebAssembly text may start with a long comment. */
+#define VIV_UPLOAD_SNIFF_MAX 4096
+
 /* ---- Guest limits ------------------------------------------------------------ */
 
 /* Per-request limits of an app. A manifest may lower them, and raise them

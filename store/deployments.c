@@ -325,9 +325,12 @@ out:
 		viv_log(VIV_ERROR, "store: cannot move upload %s back to %s: %s", path,
 			upload_tmp, strerror(errno));
 	free(path);
-	if (!err)
-		*id_out = id;
-	return err;
+	if (err)
+		return err;
+	*id_out = id;
+	/* After the commit: a builder that wakes finds it. */
+	store_queue_bump(st);
+	return VIV_OK;
 }
 
 static const char sql_dep_any_queued[] =
@@ -533,8 +536,10 @@ out:
 	free(ids);
 	if (err)
 		return err;
-	if (n > 0)
+	if (n > 0) {
 		viv_log(VIV_INFO, "store: %zu interrupted build(s) queued again", n);
+		store_queue_bump(st);
+	}
 	if (n_out)
 		*n_out = n;
 	return VIV_OK;

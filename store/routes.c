@@ -1,14 +1,19 @@
 /* What runners serve: the routes table (each app's current deployment) and
  * the routes generation counter shared by every process on the data
- * directory through a mapped file. */
+ * directory through a mapped file; and, in the same page, the build queue's
+ * counter that builders wait on. */
 #include "store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -70,6 +75,52 @@ void store_routes_gen_bump(struct store *st)
 uint64_t store_routes_generation(const struct store *st)
 {
 	return __atomic_load_n(st->routes_gen, __ATOMIC_ACQUIRE);
+}
+
+/* ---- The build queue's notification --------------------------------------------- */
+
+/*
+ * The queue's word sits in the same shared page, so waiting on it is a
+ * futex wait on a file mapping: the kernel keys it by the file and offset,
+ * so every process that maps DATADIR/routes.gen waits on the same word,
+ * whatever user it runs as.
+ */
+static uint32_t *queue_word(const struct store *st)
+{
+	return (uint32_t *)(void *)((char *)st->routes_gen + STORE_QUEUE_GEN_OFFSET);
+}
+
+uint32_t store_queue_generation(const struct store *st)
+{
+	return __atomic_load_n(queue_word(st), __ATOMIC_ACQUIRE);
+}
+
+static void queue_wake_all(const struct store *st)
+{
+	syscall(SYS_futex, queue_word(st), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void store_queue_bump(struct store *st)
+{
+	__atomic_add_fetch(queue_word(st), 1, __ATOMIC_ACQ_REL);
+	queue_wake_all(st);
+}
+
+void store_queue_wake(const struct store *st)
+{
+	queue_wake_all(st);
+}
+
+void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(timeout_ms / 1000),
+		.tv_nsec = (long)(timeout_ms % 1000) * 1000000L,
+	};
+
+	/* EAGAIN: it moved before the wait began; ETIMEDOUT, EINTR and a
+	 * wake-up all end the wait alike. */
+	syscall(SYS_futex, queue_word(st), FUTEX_WAIT, seen, &ts, NULL, 0);
 }
 
 static const char sql_routes[] =

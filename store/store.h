@@ -339,6 +339,24 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n);
  * Atomic, so several builders may call it at once. */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
 
+/* Deployments queued on this data directory move a counter in a small
+ * page shared by every process on it (beside the routes generation), and
+ * wake whoever waits on it: a builder in any process learns of new work at
+ * once, and polls with a timeout for what a store on another machine
+ * queued. */
+uint32_t store_queue_generation(const struct store *st);
+
+/* Waits until the queue generation is no longer seen (the value read before
+ * the last store_deployment_claim() found nothing), store_queue_wake() is
+ * called, or timeout_ms pass; returns at once when it has already moved. A
+ * signal may end the wait early too: callers check what they wait for
+ * again. */
+void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms);
+
+/* Wakes every store_queue_wait() on this data directory, in every process,
+ * without moving the counter: for stopping builders. */
+void store_queue_wake(const struct store *st);
+
 /* At startup: deployments left in building by a crash are queued again, with
  * a line in their log saying so. *n_out (may be NULL) is how many. */
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);

@@ -12,8 +12,10 @@
  * beyond this many are prepared and finalized on each use instead. */
 #define STORE_STMT_CACHE 64
 
-/* The routes generation file is one page; the counter sits at offset 0. */
+/* The routes generation file is one page; the counter sits at offset 0,
+ * and the build queue's (a 32-bit futex word) on a cache line of its own. */
 #define STORE_ROUTES_GEN_SIZE 4096
+#define STORE_QUEUE_GEN_OFFSET 64
 
 struct store_stmt_slot {
 	const char *sql;
@@ -211,6 +213,9 @@ enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 void store_routes_gen_unmap(struct store *st);
 /* Moves the routes generation on; call after the change has committed. */
 void store_routes_gen_bump(struct store *st);
+/* Moves the build queue's generation on and wakes its waiters; call after
+ * the deployments queued have committed. */
+void store_queue_bump(struct store *st);
 
 /* Reads a row of the routes' columns (app name, app id, deployment id,
  * artifact, mode, config, the app's settings and secrets) into *r (zeroed

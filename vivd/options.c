@@ -141,11 +141,12 @@ void vivd_usage(FILE *f)
 	struct vivd_options d;
 
 	defaults(&d);
-	fprintf(f, "usage: vivd serve|api|runner [options]\n"
+	fprintf(f, "usage: vivd serve|api|builder|runner [options]\n"
 		   "       vivd version\n"
 		   "\n"
 		   "  serve    the API, the builders and the runner fleet on this machine\n"
-		   "  api      the API and the builders only\n"
+		   "  api      the API only (it queues builds for builders on the same data)\n"
+		   "  builder  the builders only (they build what the API queued)\n"
 		   "  runner   the runner fleet only (serving apps)\n"
 		   "\n"
 		   "Every option may also be set in the file --config names, as `name = value`\n"
@@ -513,7 +514,7 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
 		return 0;
 	}
 	if (!o->role || (strcmp(o->role, "serve") && strcmp(o->role, "api") &&
-			 strcmp(o->role, "runner"))) {
+			 strcmp(o->role, "builder") && strcmp(o->role, "runner"))) {
 		if (o->role)
 			fprintf(stderr, "vivd: unknown command '%s'\n", o->role);
 		vivd_usage(stderr);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -821,5 +822,47 @@ Test(prior, refuses_a_malformed_key)
 	cr_assert_eq(store_deployment_find_build(st, NULL, &p), VIV_ERR_INVALID);
 	cr_assert_eq(store_deployment_find_build(st, upper, &p), VIV_ERR_INVALID);
 	cr_assert_null(p);
+	store_close(st);
+}
+
+/* A builder in another process, waiting on the queue's notification, wakes
+ * as soon as a deployment is queued, long before its poll interval. */
+Test(deploy, queueing_wakes_a_waiter_in_another_process)
+{
+	struct store *st;
+	int go[2], status = 0;
+	uint64_t t0;
+	char byte = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(go), 0);
+	/* Forked before this process opens any store. */
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		struct store *child = NULL;
+		char errbuf[256];
+		uint32_t seen;
+
+		close(go[0]);
+		if (store_open(test_datadir, &child, errbuf, sizeof(errbuf)))
+			_exit(2);
+		seen = store_queue_generation(child);
+		if (write(go[1], "r", 1) != 1)
+			_exit(3);
+		/* One wait of 30 s: only the notification ends it early. */
+		store_queue_wait(child, seen, 30000);
+		_exit(store_queue_generation(child) != seen ? 0 : 1);
+	}
+	close(go[1]);
+	cr_assert_eq(read(go[0], &byte, 1), 1);
+	close(go[0]);
+	st = test_open();
+	nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+	t0 = viv_mono_ns();
+	test_queue(st, "hello", "src");
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	cr_assert_lt(viv_mono_ns() - t0, 5000000000ull);
 	store_close(st);
 }
