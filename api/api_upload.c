@@ -41,40 +41,17 @@ void api_upload_cleanup(struct api_upload *up)
 	}
 }
 
-/* Writes all of data to fd, retrying short writes. */
-static enum viv_err write_all(int fd, const char *data, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, data, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return VIV_ERR_IO;
-		data += w;
-		n -= (size_t)w;
-	}
-	return VIV_OK;
-}
-
 bool api_content_length(struct MHD_Connection *c, uint64_t *out)
 {
 	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t n = 0;
-	size_t i;
 
-	if (!v || !v[0])
+	if (!v || !v[0] || strspn(v, "0123456789") != strlen(v))
 		return false;
-	for (i = 0; v[i]; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return false;
-		if (n > (UINT64_MAX - 9) / 10)
-			n = UINT64_MAX; /* saturate: far past any cap anyway */
-		else
-			n = n * 10 + (uint64_t)(v[i] - '0');
-	}
+	/* Digits past what 64 bits hold are far past any cap anyway. */
+	if (!viv_parse_u64(v, NULL, UINT64_MAX, &n))
+		n = UINT64_MAX;
 	*out = n;
 	return true;
 }
@@ -137,24 +114,20 @@ static bool sent_as_form(struct MHD_Connection *c)
  * were dropped (the code section's id is 10, a LF). */
 static bool wasm_sections_fit(int fd, uint64_t size)
 {
-	uint64_t off = 8, len;
+	uint64_t off = 8;
 	unsigned char b[6];
+	uint32_t len;
 	ssize_t got;
-	size_t i;
+	int k;
 
-	for (int k = 0; off < size && k < WASM_SECTIONS_MAX; k++) {
+	for (int s = 0; off < size && s < WASM_SECTIONS_MAX; s++) {
 		got = pread(fd, b, sizeof(b), (off_t)off);
 		if (got < 2 || b[0] > 13)
 			return false;
-		len = 0;
-		for (i = 1; i < (size_t)got; i++) {
-			len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
-			if (!(b[i] & 0x80))
-				break;
-		}
-		if (i >= (size_t)got)
+		k = viv_leb_u32(b + 1, (size_t)got - 1, &len);
+		if (k <= 0)
 			return false;
-		off += i + 1 + len;
+		off += 1 + (uint64_t)k + len;
 	}
 	return off == size;
 }
@@ -256,7 +229,7 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		memcpy(up->head + up->head_len, data, keep);
 		up->head_len += keep;
 	}
-	if (write_all(up->fd, data, n)) {
+	if (viv_write_all(up->fd, data, n)) {
 		viv_log(VIV_ERROR, "%s %s: writing the upload to %s failed: %s", r->method,
 			r->path, up->tmp_path, strerror(errno));
 		up->io_err = VIV_ERR_IO;

@@ -118,15 +118,14 @@ static void sweep(struct pipe_builder *b)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		char *end, *slot;
+		char *slot;
 		struct dirent *in;
-		unsigned long k;
+		uint64_t k;
 		DIR *sd;
 
 		if (de->d_name[0] == '.')
 			continue;
-		k = strtoul(de->d_name, &end, 10);
-		if (*end != '\0' || end == de->d_name || k >= b->n) {
+		if (!viv_parse_u64(de->d_name, NULL, UINT32_MAX, &k) || k >= b->n) {
 			removed += remove_left(b, b->builds_dir, de->d_name);
 			continue;
 		}

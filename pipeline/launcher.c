@@ -556,7 +556,9 @@ static void serve_empty(const struct pipe_config *cfg, int fd, struct wire *req)
 static void reap_all(void)
 {
 	for (int round = 0; round < 1000; round++) {
-		char path[64], *kids = NULL, *p;
+		char path[64], *kids = NULL;
+		const char *p;
+		uint64_t pid;
 		size_t len = 0;
 		int status;
 
@@ -565,13 +567,10 @@ static void reap_all(void)
 		snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
 		if (viv_read_file(path, 1 << 20, &kids, &len) != VIV_OK)
 			break;
-		for (p = kids; *p;) {
-			long pid = strtol(p, &p, 10);
-			if (pid > 0)
-				kill((pid_t)pid, SIGKILL);
-			else
-				break;
-		}
+		/* Pids separated by spaces. */
+		for (p = kids + strspn(kids, " \n");
+		     viv_parse_u64(p, &p, INT32_MAX, &pid) && pid > 0; p += strspn(p, " \n"))
+			kill((pid_t)pid, SIGKILL);
 		free(kids);
 		if (waitpid(-1, &status, 0) < 0 && errno == ECHILD)
 			break;

@@ -30,8 +30,7 @@ char *store_assets_path(const struct store *st, const char *hash)
  * fsyncs it. */
 static enum viv_err copy_file(int src, int dst, const char *name)
 {
-	char buf[65536];
-	enum viv_err err = VIV_OK;
+	enum viv_err err;
 	int in, out;
 
 	in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -42,30 +41,7 @@ static enum viv_err copy_file(int src, int dst, const char *name)
 		close(in);
 		return VIV_ERR_IO;
 	}
-	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf)), w = 0;
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = VIV_ERR_IO;
-			break;
-		}
-		if (r == 0)
-			break;
-		while (w < r) {
-			ssize_t k = write(out, buf + w, (size_t)(r - w));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				err = VIV_ERR_IO;
-				break;
-			}
-			w += k;
-		}
-		if (err)
-			break;
-	}
+	err = viv_copy_fd(in, out, UINT64_MAX, NULL);
 	if (!err && fsync(out) != 0)
 		err = VIV_ERR_IO;
 	if (close(out) != 0 && !err)

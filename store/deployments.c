@@ -438,7 +438,7 @@ static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_star
 	}
 	if (b->len <= room && len <= room - b->len)
 		return viv_buf_append(b, text, len);
-	keep = b->len < room ? store_utf8_cut(text, room - b->len) : 0;
+	keep = b->len < room ? viv_utf8_cut(text, room - b->len) : 0;
 	err = viv_buf_append(b, text, keep);
 	if (err)
 		return err;
@@ -860,7 +860,7 @@ enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *e
 		return VIV_ERR_INVALID;
 	len = strlen(error);
 	if (len > ERROR_MAX)
-		len = store_utf8_cut(error, ERROR_MAX);
+		len = viv_utf8_cut(error, ERROR_MAX);
 	err = store_prepare(st, sql_dep_failed, &stmt);
 	if (err)
 		return err;

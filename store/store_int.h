@@ -130,10 +130,6 @@ void store_row_free(void *elem, store_row_clear_fn clear);
  * is NULL) and frees arr. Accepts NULL. */
 void store_rows_free(void *arr, size_t n, size_t size, store_row_clear_fn clear);
 
-/* How many of the first max bytes of text can be kept without splitting a
- * UTF-8 sequence; text has more than max bytes. */
-size_t store_utf8_cut(const char *text, size_t max);
-
 /* Starts a write transaction that holds the write lock from the start
  * (BEGIN IMMEDIATE): waits for other writers through the busy timeout, and
  * can never fail later because another process wrote in between. */

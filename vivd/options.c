@@ -191,8 +191,7 @@ bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *por
 {
 	const char *colon, *h = spec;
 	size_t hl;
-	char *end;
-	unsigned long p;
+	uint64_t p;
 
 	if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
@@ -218,9 +217,7 @@ bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *por
 		viv_errf(err, errlen, "the address in '%.60s' is too long", spec);
 		return false;
 	}
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (!isdigit((unsigned char)colon[1]) || *end || errno || p < 1 || p > 65535) {
+	if (!viv_parse_u64(colon + 1, NULL, 65535, &p) || p < 1) {
 		viv_errf(err, errlen, "the port in '%.60s' must be a number from 1 to 65535", spec);
 		return false;
 	}
@@ -287,12 +284,9 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 		*(const char **)(void *)p = v;
 		return true;
 	case K_UINT: {
-		char *end;
-		unsigned long n;
+		uint64_t n;
 
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (!isdigit((unsigned char)v[0]) || *end || errno || n < s->min || n > s->max) {
+		if (!viv_parse_u64(v, NULL, s->max, &n) || n < s->min) {
 			viv_errf(err, errlen, "%s takes a whole number from %u to %u, not '%.*s'",
 				 s->name, s->min, s->max, LINE_SHOWN, v);
 			return false;
