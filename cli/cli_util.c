@@ -146,10 +146,12 @@ enum viv_err cli_read_secret(const char *prompt, char **out, size_t *len_out)
 	quiet = saved_tty;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fprintf(stderr, "%s", prompt);
-	fflush(stderr);
+	/* Echo goes off before the prompt shows: what is typed as soon as it
+	 * shows is never echoed, nor flushed away. */
 	echo_off = 1;
 	tcsetattr(0, TCSAFLUSH, &quiet);
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
 	viv_buf_init(&b, CLI_VALUE_MAX);
 	err = read_tty_line(&b);
 	tcsetattr(0, TCSAFLUSH, &saved_tty);
