@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "api.h"
-#include "pipeline.h"
 #include "store.h"
 #include "viv.h"
 
@@ -34,8 +33,8 @@
 #define API_DISCARD_MAX (8u << 20)
 /* Longest bearer token looked at; longer ones are refused unread. */
 #define API_TOKEN_MAX 512
-/* Bytes of the upload kept for pipe_sniff(). */
-#define API_SNIFF_LEN PIPE_SNIFF_MAX
+/* Bytes of the upload kept for viv_upload_sniff(). */
+#define API_SNIFF_LEN VIV_UPLOAD_SNIFF_MAX
 /* Deployments listed with an app, and per page of a listing (default and
  * maximum). */
 #define API_APP_DEPLOYMENTS 20
@@ -68,8 +67,8 @@ struct api_streams;
 struct api_server {
 	const struct api_config *cfg;
 	const char *domain;           /* cfg->domain, or "localhost" */
+	size_t upload_max;            /* cfg->upload_max, or the default */
 	struct store *st;             /* this thread's own connection */
-	struct pipe_builder *builder; /* woken after each upload */
 	struct api_streams *streams;  /* the event streams' thread */
 	/* Requests answered, by status, for /metrics. */
 	uint64_t requests[API_STATUS_MAX - API_STATUS_MIN + 1];
@@ -375,8 +374,8 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data,
 				size_t n);
 
-/* The body is complete: checks it, creates the deployment, wakes the
- * builder and replies 202, or replies with what was wrong. */
+/* The body is complete: checks it, creates the deployment (the store wakes
+ * the builders) and replies 202, or replies with what was wrong. */
 enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c,
 				  struct api_req *r);
 

@@ -351,3 +351,16 @@ bool viv_app_name_valid(const char *s)
 	}
 	return true;
 }
+
+bool viv_hex64_valid(const char *s)
+{
+	size_t i;
+
+	if (!s)
+		return false;
+	for (i = 0; i < VIV_SHA256_HEX_LEN; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return s[i] == '\0';
+}

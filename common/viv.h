@@ -87,6 +87,14 @@ enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t le
  * dirfd. VIV_ERR_INVALID for a name with a '/', "." or "..". */
 enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, size_t len,
 			       unsigned mode);
+/* Writes all len bytes of data to fd, going on after short writes and
+ * EINTR. VIV_ERR_IO (errno says why) when a write fails. */
+enum viv_err viv_write_all(int fd, const void *data, size_t len);
+/* Copies what is left to read of in to out, up to its end: at most max
+ * bytes (UINT64_MAX: no cap), else VIV_ERR_TOO_BIG after copying max.
+ * *copied_out (may be NULL) is how many bytes were written, whatever the
+ * result. VIV_ERR_IO when a read or a write fails. */
+enum viv_err viv_copy_fd(int in, int out, uint64_t max, uint64_t *copied_out);
 /* Reads a whole file of at most cap bytes. On success *out (caller frees
  * with free()) is NUL-terminated after *len_out bytes. VIV_ERR_TOO_BIG when
  * the file is larger than cap, VIV_ERR_NOT_FOUND when it does not exist.
@@ -185,6 +193,92 @@ void viv_log_level(enum viv_level min);
 /* True when s is a valid app name: a DNS label of 1 to 63 characters,
  * lowercase letters, digits and '-', not starting or ending with '-'. */
 bool viv_app_name_valid(const char *s);
+
+/* True when s is 64 lowercase hex digits, as a sha256 is written (artifact
+ * hashes, upload digests, build keys); false for NULL. */
+bool viv_hex64_valid(const char *s);
+
+/* ---- Bytes from outside (viv_text.c) ----------------------------------------- */
+
+/* The length (1 to 4) of the well-formed UTF-8 sequence that starts the n
+ * bytes at p, or 0 when they do not start with one (an overlong form, a
+ * UTF-16 surrogate, past U+10FFFF, or cut short). A NUL byte is U+0000. */
+size_t viv_utf8_seq(const void *p, size_t n);
+/* Whether the n bytes at s are well-formed UTF-8 (NUL bytes included). */
+bool viv_utf8_valid(const void *s, size_t n);
+/* How many of the first max bytes of text can be kept without cutting a
+ * UTF-8 sequence in two; text has more than max bytes. */
+size_t viv_utf8_cut(const char *text, size_t max);
+
+/* Parses the decimal number at s: one or more digits (no sign, no blank),
+ * at most max. With end NULL, the digits must be the whole string; else
+ * *end is where they stop. False, with *out untouched, otherwise. */
+bool viv_parse_u64(const char *s, const char **end, uint64_t max, uint64_t *out);
+
+/* Reads an unsigned LEB128 number of at most 32 bits (WebAssembly's u32)
+ * from the n bytes at p: its length in bytes (1 to 5) with *out set, 0
+ * when the bytes end before the number does, -1 when it does not fit in 32
+ * bits. */
+int viv_leb_u32(const void *p, size_t n, uint32_t *out);
+
+/* ---- Outbound URLs (viv_origin.c) -------------------------------------------- */
+
+#define VIV_ORIGIN_HOST_MAX 256
+
+/* A URL, or a pattern of URLs an app may send requests to (a manifest's
+ * "outbound": "https://api.example.com", "http://x.test:8080/api", or a
+ * host of "*.example.org" for the names below example.org), in the parts
+ * the allow list compares, as libcurl's URL parser splits them. */
+struct viv_origin {
+	char scheme[8];                 /* "http" or "https" */
+	bool wildcard;                  /* a pattern's "*.": names below host only */
+	char host[VIV_ORIGIN_HOST_MAX]; /* lowercase; without the "*." */
+	unsigned port;                  /* as given, else the scheme's (80, 443) */
+	bool port_given;
+	char *path;                     /* "/" when none; owned */
+};
+
+/* Splits text, which must start "http://" or "https://" and hold no blank,
+ * control or non-ASCII byte. A pattern (pattern true) may start its host
+ * with "*.", and must have a host of letters, digits, '-' and '.' (no
+ * empty label, none starting or ending the name with '.' or '-'), no user,
+ * query or fragment. VIV_ERR_INVALID when text is not such a URL,
+ * VIV_ERR_NOMEM. Caller clears *out with viv_origin_clear() (it is zeroed
+ * on failure). */
+enum viv_err viv_origin_parse(const char *text, bool pattern, struct viv_origin *out);
+
+/* Frees the path and zeroes o; accepts NULL. */
+void viv_origin_clear(struct viv_origin *o);
+
+/* Whether the pattern allows a request to url: the same scheme and port,
+ * the same host (or, for "*.", a name below it), and, when the pattern has
+ * a path, that path or one below it. */
+bool viv_origin_allows(const struct viv_origin *pattern, const struct viv_origin *url);
+
+/* ---- Uploads ------------------------------------------------------------------ */
+
+/* The largest upload accepted unless the operator says otherwise. */
+#define VIV_UPLOAD_MAX_DEFAULT (64u * 1024 * 1024)
+
+/* What the first bytes of an upload say it is. */
+enum viv_upload_kind {
+	VIV_UPLOAD_UNKNOWN = 0,
+	VIV_UPLOAD_WASM,    /* a WebAssembly binary */
+	VIV_UPLOAD_ARCHIVE, /* tar, gzip, bzip2, xz, zstd or zip */
+	VIV_UPLOAD_WAT,     /* one WebAssembly text file: its first token is "(module" */
+};
+
+/* "wasm", "archive" or "wat"; NULL for VIV_UPLOAD_UNKNOWN. */
+const char *viv_upload_kind_name(enum viv_upload_kind kind);
+
+/* The kind of an upload whose first n bytes are head. n may be short (0
+ * gives VIV_UPLOAD_UNKNOWN); WebAssembly text whose comments fill all n
+ * bytes is unknown. */
+enum viv_upload_kind viv_upload_sniff(const void *head, size_t n);
+
+/* The most bytes viv_upload_sniff() needs: tar's magic sits at 257, and
+ * WebAssembly text may start with a long comment. */
+#define VIV_UPLOAD_SNIFF_MAX 4096
 
 /* ---- Guest limits ------------------------------------------------------------ */
 

@@ -1,11 +1,14 @@
-/* The background builders: cfg->builders threads, each with its own store
- * connection and its own folder, that claim queued deployments and build
- * them, several at once. */
+/* The builders: cfg->builders threads, each with its own store connection
+ * and its own folder, that claim queued deployments and build them, several
+ * at once; and the builder role's process around them. A thread with
+ * nothing to do waits on the store's queue notification, which any process
+ * that queues a deployment on this data directory moves. */
 #include "pipeline_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long a builder sleeps when nothing is queued: deployments queued
- * by another process (which cannot wake us) are found within this. */
+/* How long a builder waits for the queue's notification before it looks
+ * anyway: what a store on another machine queued is found within this. */
 #define IDLE_WAIT_MS 1000
 /* Any upload hash: a build key made at start warms what keys need. */
 #define KEY_WARM_UPLOAD "0000000000000000000000000000000000000000000000000000000000000000"
@@ -33,10 +36,9 @@ struct builder_thread {
 
 struct pipe_builder {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	unsigned wakes; /* wake-ups not yet taken by an idle thread */
-	unsigned opened; /* threads that finished store_open */
+	pthread_cond_t cond; /* signalled as threads finish store_open */
+	bool stop;           /* read and written atomically */
+	unsigned opened;     /* threads that finished store_open */
 	enum viv_err open_err;
 	char open_msg[256];
 	char *datadir;
@@ -44,37 +46,14 @@ struct pipe_builder {
 	char *include_dir, *sdk_dir, *tool_dir, *builds_dir; /* owned copies cfg points to */
 	struct builder_thread *threads;
 	unsigned n;
+	/* A connection used for nothing but waking the threads (its mapping
+	 * of the queue's word), from whichever thread stops or wakes them. */
+	struct store *waker;
 };
-
-static void wait_idle(struct pipe_builder *b)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += IDLE_WAIT_MS / 1000;
-	ts.tv_nsec += (long)(IDLE_WAIT_MS % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&b->lock);
-	while (!b->stop && b->wakes == 0) {
-		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT)
-			break;
-	}
-	if (b->wakes > 0)
-		b->wakes--;
-	pthread_mutex_unlock(&b->lock);
-}
 
 static bool stopping(struct pipe_builder *b)
 {
-	bool stop;
-
-	pthread_mutex_lock(&b->lock);
-	stop = b->stop;
-	pthread_mutex_unlock(&b->lock);
-	return stop;
+	return __atomic_load_n(&b->stop, __ATOMIC_ACQUIRE);
 }
 
 /* Asks the AOT tools for their versions and hashes this program for build
@@ -139,15 +118,14 @@ static void sweep(struct pipe_builder *b)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		char *end, *slot;
+		char *slot;
 		struct dirent *in;
-		unsigned long k;
+		uint64_t k;
 		DIR *sd;
 
 		if (de->d_name[0] == '.')
 			continue;
-		k = strtoul(de->d_name, &end, 10);
-		if (*end != '\0' || end == de->d_name || k >= b->n) {
+		if (!viv_parse_u64(de->d_name, NULL, UINT32_MAX, &k) || k >= b->n) {
 			removed += remove_left(b, b->builds_dir, de->d_name);
 			continue;
 		}
@@ -187,6 +165,7 @@ static void *builder_main(void *arg)
 		return NULL;
 
 	while (!stopping(b)) {
+		uint32_t seen = store_queue_generation(st);
 		int64_t id = 0;
 
 		err = store_deployment_claim(st, &id);
@@ -200,7 +179,8 @@ static void *builder_main(void *arg)
 		if (err != VIV_ERR_NOT_FOUND)
 			viv_log(VIV_ERROR, "builder %u: could not claim a deployment: %s", t->index,
 				viv_strerror(err));
-		wait_idle(b);
+		if (!stopping(b))
+			store_queue_wait(st, seen, IDLE_WAIT_MS);
 	}
 	store_close(st);
 	return NULL;
@@ -213,6 +193,7 @@ static void builder_free(struct pipe_builder *b)
 	for (unsigned i = 0; b->threads && i < b->n; i++)
 		free(b->threads[i].dir);
 	free(b->threads);
+	store_close(b->waker);
 	free(b->datadir);
 	free(b->include_dir);
 	free(b->sdk_dir);
@@ -255,6 +236,9 @@ static enum viv_err prepare(struct pipe_builder *b)
 	if (!err) {
 		sweep(b);
 		warm_tools(b, st);
+		/* Kept to wake the threads with. */
+		b->waker = st;
+		st = NULL;
 	}
 	store_close(st);
 	return err;
@@ -351,26 +335,63 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 
 void pipe_builder_wake(struct pipe_builder *b)
 {
-	if (!b)
-		return;
-	pthread_mutex_lock(&b->lock);
-	if (b->wakes < b->n)
-		b->wakes++;
-	pthread_cond_signal(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	if (b && b->waker)
+		store_queue_wake(b->waker);
 }
 
 void pipe_builder_stop(struct pipe_builder *b)
 {
 	if (!b)
 		return;
-	pthread_mutex_lock(&b->lock);
-	b->stop = true;
-	pthread_cond_broadcast(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	__atomic_store_n(&b->stop, true, __ATOMIC_RELEASE);
+	pipe_builder_wake(b);
 	for (unsigned i = 0; i < b->n; i++) {
 		if (b->threads[i].started)
 			pthread_join(b->threads[i].thread, NULL);
 	}
 	builder_free(b);
+}
+
+/* ---- The builder role -------------------------------------------------------- */
+
+int pipe_builder_main(const char *datadir, const struct pipe_config *cfg)
+{
+	struct pipe_builder *b = NULL;
+	sigset_t mask, old;
+	enum viv_err err;
+	int sig = 0;
+
+	/* The stop signals are taken by sigwait below, never by a handler;
+	 * blocked before the threads start, so that they all inherit the
+	 * mask. SIGPIPE too: a write to a closed socket fails with EPIPE. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &mask, &old) != 0) {
+		viv_log(VIV_ERROR, "builder: cannot block SIGTERM and SIGINT: %s",
+			strerror(errno));
+		return 1;
+	}
+	err = pipe_builder_start(datadir, cfg, &b);
+	if (err) {
+		viv_log(VIV_ERROR, "cannot start the builder: %s", viv_strerror(err));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return 1;
+	}
+	sigdelset(&mask, SIGPIPE);
+	while (sig != SIGTERM && sig != SIGINT) {
+		if (sigwait(&mask, &sig) != 0)
+			sig = 0;
+	}
+	viv_log(VIV_INFO, "%s received, stopping the builder after the builds in progress",
+		sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	pipe_builder_stop(b);
+	/* Signals that came during the wait asked for what is done. */
+	sigaddset(&mask, SIGPIPE);
+	while (sigtimedwait(&mask, NULL, &(struct timespec){0}) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	viv_log(VIV_INFO, "builder stopped");
+	return 0;
 }

@@ -375,10 +375,9 @@ struct copy {
 
 static enum viv_err copy_file(struct copy *c, const char *rel)
 {
-	char chunk[65536];
+	uint64_t copied = 0;
+	enum viv_err err;
 	int in, out;
-	ssize_t r;
-	enum viv_err err = VIV_OK;
 
 	in = openat(c->src_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in < 0)
@@ -388,32 +387,8 @@ static enum viv_err copy_file(struct copy *c, const char *rel)
 		close(in);
 		return VIV_ERR_IO;
 	}
-	for (;;) {
-		r = read(in, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			err = r < 0 ? VIV_ERR_IO : VIV_OK;
-			break;
-		}
-		if ((uint64_t)r > c->max_bytes - c->bytes) {
-			err = VIV_ERR_TOO_BIG;
-			break;
-		}
-		c->bytes += (uint64_t)r;
-		for (ssize_t done = 0; done < r;) {
-			ssize_t w = write(out, chunk + done, (size_t)(r - done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				err = VIV_ERR_IO;
-				break;
-			}
-			done += w;
-		}
-		if (err)
-			break;
-	}
+	err = viv_copy_fd(in, out, c->max_bytes - c->bytes, &copied);
+	c->bytes += copied;
 	close(in);
 	if (close(out) != 0 && !err)
 		err = VIV_ERR_IO;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -450,21 +451,6 @@ enum viv_err pipe_launcher_empty(const struct pipe_config *cfg, const char *dir)
 
 /* ---- The launcher's side ------------------------------------------------------------ */
 
-static volatile sig_atomic_t launcher_stop;
-
-static void on_term(int sig)
-{
-	(void)sig;
-	launcher_stop = 1;
-}
-
-/* Only interrupts the wait for a connection, so that an ended request's
- * process is reaped at once. */
-static void on_child(int sig)
-{
-	(void)sig;
-}
-
 /* Whether path is absolute, in builds, and has no "." or ".." part. */
 static bool in_builds(const struct pipe_config *cfg, const char *path)
 {
@@ -570,7 +556,9 @@ static void serve_empty(const struct pipe_config *cfg, int fd, struct wire *req)
 static void reap_all(void)
 {
 	for (int round = 0; round < 1000; round++) {
-		char path[64], *kids = NULL, *p;
+		char path[64], *kids = NULL;
+		const char *p;
+		uint64_t pid;
 		size_t len = 0;
 		int status;
 
@@ -579,25 +567,26 @@ static void reap_all(void)
 		snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
 		if (viv_read_file(path, 1 << 20, &kids, &len) != VIV_OK)
 			break;
-		for (p = kids; *p;) {
-			long pid = strtol(p, &p, 10);
-			if (pid > 0)
-				kill((pid_t)pid, SIGKILL);
-			else
-				break;
-		}
+		/* Pids separated by spaces. */
+		for (p = kids + strspn(kids, " \n");
+		     viv_parse_u64(p, &p, INT32_MAX, &pid) && pid > 0; p += strspn(p, " \n"))
+			kill((pid_t)pid, SIGKILL);
 		free(kids);
 		if (waitpid(-1, &status, 0) < 0 && errno == ECHILD)
 			break;
 	}
 }
 
-static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int fd)
+static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int fd,
+					      const sigset_t *mask)
 {
 	struct wire req;
 	uint32_t op;
 
+	/* The launcher's loop takes its signals from a signalfd; a request's
+	 * process has its own defaults, and dies with the launcher. */
 	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_SETMASK, mask, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (wire_recv(fd, &req, viv_mono_ns() + (uint64_t)REQUEST_READ_MS * 1000000u)) {
@@ -617,50 +606,89 @@ static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int f
 	_exit(0);
 }
 
+/* Accepts one connection and hands it to a process of its own. Returns
+ * whether one was started. */
+static bool accept_one(const struct pipe_config *cfg, int listen_fd, uid_t client_uid,
+		       const sigset_t *old)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	pid_t pid;
+	int fd;
+
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+	    (cred.uid != client_uid && cred.uid != 0 && cred.uid != getuid())) {
+		viv_log(VIV_WARN, "launcher: refused a connection from uid %ld", (long)cred.uid);
+		close(fd);
+		return false;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(listen_fd);
+		serve(cfg, fd, old);
+	}
+	if (pid < 0)
+		viv_log(VIV_ERROR, "launcher: cannot fork: %s", strerror(errno));
+	close(fd);
+	return pid > 0;
+}
+
+/*
+ * One loop: the listening socket and a signalfd for SIGCHLD, SIGTERM and
+ * SIGINT, so that an ended request's process is reaped as soon as it ends
+ * and a stop is seen at once, with no handler and no polling interval. The
+ * requests' processes each drive their command with pipe_spawn_cmd() and
+ * watch the builder's connection in the same poll.
+ */
 int pipe_launcher_main(const struct pipe_config *cfg, int listen_fd, uid_t client_uid)
 {
-	struct sigaction sa;
+	sigset_t mask, old;
 	unsigned served = 0;
+	bool stop = false;
+	int sfd, status = 0;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_child;
-	sigaction(SIGCHLD, &sa, NULL);
-	viv_log(VIV_INFO, "launcher: running language steps as uid %ld", (long)getuid());
-	while (!launcher_stop) {
-		struct pollfd pfd = {listen_fd, POLLIN, 0};
-		struct ucred cred;
-		socklen_t cl = sizeof(cred);
-		int status, fd;
-		pid_t pid;
-
-		while (waitpid(-1, &status, WNOHANG) > 0)
-			;
-		if (poll(&pfd, 1, 1000) <= 0)
-			continue;
-		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
-		    (cred.uid != client_uid && cred.uid != 0 && cred.uid != getuid())) {
-			viv_log(VIV_WARN, "launcher: refused a connection from uid %ld",
-				(long)cred.uid);
-			close(fd);
-			continue;
-		}
-		pid = fork();
-		if (pid == 0) {
-			close(listen_fd);
-			serve(cfg, fd);
-		}
-		if (pid < 0)
-			viv_log(VIV_ERROR, "launcher: cannot fork: %s", strerror(errno));
-		else
-			served++;
-		close(fd);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, &old) != 0) {
+		viv_log(VIV_ERROR, "launcher: cannot block signals: %s", strerror(errno));
+		return 1;
 	}
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		viv_log(VIV_ERROR, "launcher: cannot make a signalfd: %s", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return 1;
+	}
+	viv_log(VIV_INFO, "launcher: running language steps as uid %ld", (long)getuid());
+	while (!stop) {
+		struct pollfd fds[2] = {{listen_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+		struct signalfd_siginfo si;
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			viv_log(VIV_ERROR, "launcher: waiting for requests failed: %s",
+				strerror(errno));
+			status = 1;
+			break;
+		}
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				stop = true;
+		}
+		/* SIGCHLD may stand for several: reap whatever has ended. */
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!stop && (fds[0].revents & POLLIN))
+			served += accept_one(cfg, listen_fd, client_uid, &old);
+	}
+	close(sfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	viv_log(VIV_INFO, "launcher: stopping after %u requests", served);
-	return 0;
+	return status;
 }

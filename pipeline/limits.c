@@ -211,6 +211,7 @@ static long long read_key(const char *dir, const char *file, const char *key)
 {
 	char path[1100], *text = NULL, *p;
 	size_t len = 0, k = strlen(key);
+	uint64_t n = 0;
 	long long v = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
@@ -218,7 +219,11 @@ static long long read_key(const char *dir, const char *file, const char *key)
 		return 0;
 	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		if (strncmp(p, key, k) == 0 && p[k] == ' ') {
-			v = strtoll(p + k + 1, NULL, 10);
+			const char *end;
+
+			if (viv_parse_u64(p + k + 1, &end, INT64_MAX, &n) &&
+			    (*end == '\n' || *end == '\0'))
+				v = (long long)n;
 			break;
 		}
 	}
@@ -319,22 +324,21 @@ static void cg_drain(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	for (int round = 0; round < 100; round++) {
-		char *text = NULL, *p;
+		char *text = NULL;
+		const char *p;
+		uint64_t pid;
 		size_t len = 0;
 		bool any = false;
 
 		if (viv_read_file(path, 1 << 20, &text, &len) != VIV_OK)
 			break;
-		for (p = text; *p;) {
-			long pid = strtol(p, &p, 10);
+		/* One pid a line. */
+		for (p = text + strspn(text, "\n"); viv_parse_u64(p, &p, INT32_MAX, &pid);
+		     p += strspn(p, "\n")) {
 			if (pid > 0) {
 				kill((pid_t)pid, SIGKILL);
 				any = true;
 			}
-			while (*p == '\n')
-				p++;
-			if (pid <= 0 && *p)
-				p++;
 		}
 		free(text);
 		if (!any)

@@ -409,50 +409,15 @@ static enum viv_err parse_env(json_t *v, struct pipe_manifest *m, char *err, siz
 	return VIV_OK;
 }
 
-static bool host_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.';
-}
-
 /* scheme://host[:port][/path], host optionally starting with "*." for any
- * subdomain. */
-static bool outbound_valid(const char *s)
+ * subdomain: a pattern as viv_origin_parse() takes it. */
+static enum viv_err outbound_check(const char *s)
 {
-	const char *p, *host;
-	size_t i;
+	struct viv_origin o;
+	enum viv_err e = viv_origin_parse(s, true, &o);
 
-	if (strncmp(s, "https://", 8) == 0)
-		p = s + 8;
-	else if (strncmp(s, "http://", 7) == 0)
-		p = s + 7;
-	else
-		return false;
-	if (strncmp(p, "*.", 2) == 0)
-		p += 2;
-	host = p;
-	while (host_char(*p))
-		p++;
-	if (p == host || host[0] == '.' || host[0] == '-' || p[-1] == '.' || p[-1] == '-' ||
-	    strstr(host, "..") != NULL)
-		return false;
-	if (*p == ':') {
-		const char *port = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p == port || p - port > 5 || atoi(port) < 1 || atoi(port) > 65535)
-			return false;
-	}
-	if (*p == '\0')
-		return true;
-	if (*p != '/')
-		return false;
-	for (i = 0; p[i]; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c <= 0x20 || c >= 0x7f || c == '#' || c == '?')
-			return false;
-	}
-	return true;
+	viv_origin_clear(&o);
+	return e;
 }
 
 static enum viv_err parse_outbound(json_t *v, struct pipe_manifest *m, char *err, size_t errlen)
@@ -465,7 +430,11 @@ static enum viv_err parse_outbound(json_t *v, struct pipe_manifest *m, char *err
 		return e;
 	for (size_t i = 0; i < m->n_outbound; i++) {
 		char *s = m->outbound[i];
-		if (!outbound_valid(s)) {
+
+		e = outbound_check(s);
+		if (e == VIV_ERR_NOMEM)
+			return e;
+		if (e) {
 			viv_errf(err, errlen,
 				 MF "outbound[%zu] ('%.100s') must be a URL pattern like "
 				    "\"https://api.example.com\" or \"https://*.example.org\"",
@@ -638,36 +607,22 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 }
 
 enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  char **out)
+				  struct store_deploy_config *out)
 {
-	json_t *root, *env, *outbound, *assets;
-	enum viv_err e = VIV_ERR_NOMEM;
+	enum viv_err e = VIV_OK;
 	size_t i;
 
-	*out = NULL;
-	env = json_object();
-	outbound = json_array();
-	assets = assets_hash ? json_string(assets_hash) : json_null();
-	root = json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "limits", "memory_mb",
-			 (json_int_t)m->limits.memory_mb, "cpu_ms", (json_int_t)m->limits.cpu_ms,
-			 "wall_ms", (json_int_t)m->limits.wall_ms, "env", env, "outbound",
-			 outbound, "assets", assets);
-	/* json_pack's "o" took the references, whatever the result. */
-	if (!root)
-		return VIV_ERR_NOMEM;
-	for (i = 0; i < m->n_env; i++) {
-		if (json_object_set_new(env, m->env_keys[i], json_string(m->env_values[i])) != 0)
-			goto out;
+	memset(out, 0, sizeof(*out));
+	out->limits = m->limits;
+	for (i = 0; !e && i < m->n_env; i++)
+		e = store_deploy_config_add_env(out, m->env_keys[i], m->env_values[i]);
+	for (i = 0; !e && i < m->n_outbound; i++)
+		e = store_deploy_config_add_outbound(out, m->outbound[i]);
+	if (!e && assets_hash) {
+		out->assets = strdup(assets_hash);
+		if (!out->assets)
+			e = VIV_ERR_NOMEM;
 	}
-	for (i = 0; i < m->n_outbound; i++) {
-		if (json_array_append_new(outbound, json_string(m->outbound[i])) != 0)
-			goto out;
-	}
-	*out = json_dumps(root, JSON_COMPACT);
-	if (*out)
-		e = VIV_OK;
-out:
-	json_decref(root);
 	return e;
 }
 

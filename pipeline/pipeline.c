@@ -1,12 +1,11 @@
 /* One deployment's build, step by step, recorded through store/: unpack,
  * manifest, language, compile, optimize, validate, hash, wasm2c, glue, cc,
  * store; or, for an upload identical to one built before, that build taken
- * over. Also the configuration defaults and upload sniffing. */
+ * over. Also the configuration defaults. */
 #include "pipeline_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -67,7 +66,7 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	cfg->include_dir = share_include[0] ? share_include : NULL;
 	cfg->sdk_dir = share_sdk[0] ? share_sdk : NULL;
 	cfg->tool_dir = share_tools[0] ? share_tools : NULL;
-	cfg->upload_max = 64 * MIB;
+	cfg->upload_max = VIV_UPLOAD_MAX_DEFAULT;
 	cfg->unpack_max_bytes = 256 * MIB;
 	cfg->unpack_max_entries = 10000;
 	cfg->assets_max_entries = 10000;
@@ -96,101 +95,13 @@ void pipe_config_defaults(struct pipe_config *cfg)
 	cfg->builders = 2;
 }
 
-/* ---- Sniffing -------------------------------------------------------------------- */
-
-/* A tar header without the ustar magic (old v7 archives): its checksum
- * field is the octal sum of the header's bytes with that field as spaces. */
-static bool tar_checksum_ok(const unsigned char *h)
-{
-	unsigned long want = 0, sum = 0;
-	int i, digits = 0;
-
-	for (i = 148; i < 156 && (h[i] == ' ' || h[i] == '\0'); i++)
-		;
-	for (; i < 156 && h[i] >= '0' && h[i] <= '7'; i++, digits++)
-		want = want * 8 + (unsigned long)(h[i] - '0');
-	if (digits == 0)
-		return false;
-	for (i = 0; i < 512; i++)
-		sum += (i >= 148 && i < 156) ? ' ' : h[i];
-	return sum == want && h[0] != '\0';
-}
-
-/* Skips whitespace and WebAssembly text comments (";;" to the end of the
- * line, and "(;" ... ";)", which nest) from h[i]: the index of the first
- * token, or n when the bytes end first. */
-static size_t wat_skip(const unsigned char *h, size_t n, size_t i)
-{
-	while (i < n) {
-		if (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r') {
-			i++;
-		} else if (i + 1 < n && h[i] == ';' && h[i + 1] == ';') {
-			while (i < n && h[i] != '\n')
-				i++;
-		} else if (i + 1 < n && h[i] == '(' && h[i + 1] == ';') {
-			size_t depth = 0;
-
-			do {
-				if (i + 1 < n && h[i] == '(' && h[i + 1] == ';') {
-					depth++;
-					i += 2;
-				} else if (i + 1 < n && h[i] == ';' && h[i + 1] == ')') {
-					depth--;
-					i += 2;
-				} else {
-					i++;
-				}
-			} while (depth > 0 && i < n);
-			if (depth > 0)
-				return n;
-		} else {
-			return i;
-		}
-	}
-	return n;
-}
-
-/* Text whose first token is "(module" followed by a delimiter. */
-static bool wat_head(const unsigned char *h, size_t n)
-{
-	size_t i = 0;
-
-	if (n >= 3 && memcmp(h, "\xef\xbb\xbf", 3) == 0)
-		i = 3; /* a UTF-8 byte order mark */
-	i = wat_skip(h, n, i);
-	if (n - i < 8 || memcmp(h + i, "(module", 7) != 0)
-		return false;
-	return strchr(" \t\r\n();$", h[i + 7]) != NULL && h[i + 7] != '\0';
-}
-
-const char *pipe_sniff(const void *head, size_t n)
-{
-	const unsigned char *h = head;
-
-	if (!head || n == 0)
-		return NULL;
-	if (n >= 4 && memcmp(h, "\0asm", 4) == 0)
-		return "wasm";
-	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
-		return "archive"; /* gzip */
-	if (n >= 3 && memcmp(h, "BZh", 3) == 0)
-		return "archive";
-	if (n >= 6 && memcmp(h, "\xfd" "7zXZ\0", 6) == 0)
-		return "archive";
-	if (n >= 4 && memcmp(h, "\x28\xb5\x2f\xfd", 4) == 0)
-		return "archive"; /* zstd */
-	if (n >= 4 && (memcmp(h, "PK\3\4", 4) == 0 || memcmp(h, "PK\5\6", 4) == 0))
-		return "archive";
-	if (n >= 262 && memcmp(h + 257, "ustar", 5) == 0)
-		return "archive";
-	if (n >= 512 && tar_checksum_ok(h))
-		return "archive";
-	if (wat_head(h, n))
-		return "wat";
-	return NULL;
-}
-
 /* ---- The build ------------------------------------------------------------------- */
+
+/* The store's name for how an artifact of mode is served. */
+static enum store_mode mode_of(enum viv_guest_mode mode)
+{
+	return mode == VIV_GUEST_HOSTCALL ? STORE_MODE_HOSTCALL : STORE_MODE_CGI;
+}
 
 /*
  * A build's folder holds two: tenant/, where the upload is unpacked and the
@@ -217,7 +128,7 @@ struct build {
 	char *root;
 	struct pipe_ctx ctx;
 	struct pipe_manifest *manifest;
-	char *config;
+	struct store_deploy_config config;
 	const struct pipe_toolchain *tc;
 	char *built;    /* the toolchain's module, relative to tenant */
 	char *opt_data; /* the optimized module's bytes */
@@ -529,7 +440,7 @@ static enum viv_err step_validate(struct build *b)
 	b->has_malloc = export_typed(b, "default_malloc_impl", "i:i");
 	b->has_free = export_typed(b, "default_free_impl", "i:");
 	pipe_logf(&b->ctx, "mode: %s (%s); %u imports, all provided; %zu bytes\n",
-		  b->mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
+		  store_mode_name(mode_of(b->mode)),
 		  b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
 		  b->info->n_imports, b->opt_len);
 	return VIV_OK;
@@ -706,18 +617,16 @@ static void find_prior(struct build *b)
  * stored: the earlier build's configuration is served as it is. */
 static bool prior_assets_present(struct build *b)
 {
-	json_t *root = json_loads(b->prior->config, 0, NULL);
-	json_t *assets = root ? json_object_get(root, "assets") : NULL;
-	char *path = NULL;
+	const char *assets = b->prior->config.assets;
+	char *path;
 	struct stat st;
-	bool ok = root != NULL;
+	bool ok;
 
-	if (assets && json_is_string(assets)) {
-		path = store_assets_path(b->st, json_string_value(assets));
-		ok = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-	}
+	if (!assets)
+		return true;
+	path = store_assets_path(b->st, assets);
+	ok = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	free(path);
-	json_decref(root);
 	return ok;
 }
 
@@ -728,20 +637,22 @@ static bool prior_assets_present(struct build *b)
 static enum viv_err reuse_prior(struct build *b)
 {
 	const struct store_prior_build *p = b->prior;
+	enum viv_err err;
 
 	if (strlen(p->artifact) != VIV_SHA256_HEX_LEN)
 		return VIV_ERR_INTERNAL;
 	memcpy(b->hash, p->artifact, sizeof(b->hash));
-	b->mode = strcmp(p->mode, "hostcall") == 0 ? VIV_GUEST_HOSTCALL : VIV_GUEST_CGI;
+	b->mode = p->config.mode == STORE_MODE_HOSTCALL ? VIV_GUEST_HOSTCALL : VIV_GUEST_CGI;
 	b->so_size = p->artifact_size;
 	b->opt_len = (size_t)p->wasm_size;
-	b->config = strdup(p->config);
-	if (!b->config)
-		return VIV_ERR_NOMEM;
+	store_deploy_config_clear(&b->config);
+	err = store_deploy_config_copy(&b->config, &p->config);
+	if (err)
+		return err;
 	pipe_logf(&b->ctx, "identical upload: reusing the build of deployment %lld (%s%s%s mode, "
 			   "artifact %s)\n",
 		  (long long)p->deployment_id, p->language ? p->language : "",
-		  p->language ? ", " : "", p->mode, p->artifact);
+		  p->language ? ", " : "", store_mode_name(mode_of(b->mode)), p->artifact);
 	return VIV_OK;
 }
 
@@ -775,7 +686,7 @@ static void build_free(struct build *b)
 	free(b->src_dir);
 	free(b->out_dir);
 	free(b->root);
-	free(b->config);
+	store_deploy_config_clear(&b->config);
 	free(b->built);
 	free(b->opt_data);
 }
@@ -842,14 +753,15 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 	} else {
 		struct store_build sb = {
 			.artifact = b.hash,
-			.mode = b.mode == VIV_GUEST_HOSTCALL ? "hostcall" : "cgi",
-			.config = b.config,
+			.config = &b.config,
 			.artifact_size = b.so_size,
 			.wasm_size = (int64_t)b.opt_len,
 			.build_key = b.key[0] ? b.key : NULL,
 			.language = b.prior ? b.prior->language : NULL,
 		};
-		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n", sb.mode, b.hash,
+		b.config.mode = mode_of(b.mode);
+		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n",
+			  store_mode_name(b.config.mode), b.hash,
 			  (long long)((viv_mono_ns() - t0) / 1000000));
 		pipe_log_flush(&b.ctx);
 		timing(&b, "total", (int64_t)((viv_mono_ns() - t0) / 1000000));

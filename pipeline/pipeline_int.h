@@ -106,6 +106,34 @@ enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd
 			    struct viv_buf *output, struct pipe_exit *exit_out, char *err,
 			    size_t errlen);
 
+/* A child process in its three stages, so that one loop can drive many:
+ * started, pumped (its output read into its buffer, its end, timeout or
+ * abort noted) and reaped. */
+struct pipe_proc;
+
+/* Forks and execs cmd as pipe_spawn_cmd() describes, its output going
+ * into output. cmd and output are borrowed until pipe_proc_finish(). On
+ * failure nothing is left running and err says why (VIV_ERR_NOT_FOUND for
+ * a program that is not installed, else as pipe_spawn()). Caller ends *out
+ * with pipe_proc_finish(). */
+enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			     struct viv_buf *output, struct pipe_proc **out, char *err,
+			     size_t errlen);
+
+/* One loop for n children: polls their output pipes, pidfds and abort
+ * descriptors together, reads their output (each capped at
+ * cfg->step_output_cap), and returns when every one has ended (and its
+ * pipe closed), timed out or been aborted. VIV_ERR_IO when polling itself
+ * failed (each child still running then ends with that error, killed),
+ * VIV_ERR_NOMEM when there was no room for the poll set. */
+enum viv_err pipe_procs_wait(struct pipe_proc *const *procs, size_t n);
+
+/* Kills what is left of p's process group, reaps it, removes its cgroups
+ * and says how it ended, as pipe_spawn_cmd() does; VIV_ERR_IO with "waiting
+ * for TOOL failed: REASON" in err when pipe_procs_wait() failed. Frees p. */
+enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, char *err,
+			      size_t errlen);
+
 /* pipe_spawn_cmd in the launcher at cfg->launcher: the same results,
  * and VIV_ERR_IO with the reason in err when the launcher cannot be
  * reached or stops answering. */
@@ -171,7 +199,8 @@ void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const
  * *exit_out); VIV_ERR_TIMEOUT when it was killed for taking too long
  * ("TOOL took longer than N s and was stopped" in err); VIV_ERR_NOT_FOUND
  * when the program does not exist; VIV_ERR_IO when the process could not be
- * started. output receives what the child wrote whatever the result;
+ * started, or waiting for it failed ("waiting for TOOL failed: REASON"; it
+ * is killed). output receives what the child wrote whatever the result;
  * *exit_out is set on VIV_OK and VIV_ERR_TIMEOUT. */
 enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
 			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
@@ -197,9 +226,11 @@ enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			 char *err, size_t errlen);
 
-/* pipe_run_ok for n commands at once, each on a thread of its own with
- * everything pipe_spawn gives one command (sandbox, limits, timeout). The
- * log then has each command line, output and status in the order given.
+/* pipe_run_ok for n commands at once, each with everything pipe_spawn
+ * gives one command (sandbox, limits, timeout, output cap), all waited for
+ * in one loop (pipe_procs_wait()); commands for the launcher go to it one
+ * after another. The log then has each command line, output and status in
+ * the order given.
  * VIV_OK when every one ran and exited 0; otherwise the error of the first
  * in that order that did not, as pipe_run_ok would have it. */
 enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
@@ -264,13 +295,13 @@ enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe
 enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 				struct pipe_manifest **out, char *err, size_t errlen);
 
-/* The resolved configuration runners read:
- * {"limits":{"memory_mb":..,"cpu_ms":..,"wall_ms":..},"env":{..},
- *  "outbound":[..],"assets":HASH} with assets_hash, the stored static
- * files (store_assets_path()), or null when assets_hash is NULL. Caller
- * frees *out with free(). */
+/* The configuration a deployment is served with, as far as the manifest
+ * says: its resolved limits, env and outbound patterns, and assets_hash,
+ * the stored static files (store_assets_path()), or none when NULL. The
+ * mode is the build's to set. Caller clears *out with
+ * store_deploy_config_clear() whatever the result. */
 enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  char **out);
+				  struct store_deploy_config *out);
 
 /* Accepts NULL. */
 void pipe_manifest_free(struct pipe_manifest *m);

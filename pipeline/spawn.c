@@ -1,13 +1,13 @@
 /* The one place where the pipeline starts child processes: fork and exec
  * with an argv array, a minimal environment, rlimits, a timeout, an output
- * cap and, when configured, a bubblewrap sandbox around the tool. */
+ * cap and, when configured, a bubblewrap sandbox around the tool; and the
+ * one loop that waits for any number of them at once. */
 #include "pipeline_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -459,7 +459,7 @@ fail:
 	_exit(127);
 }
 
-/* ---- Waiting ------------------------------------------------------------------ */
+/* ---- Running children: start, pump, reap ------------------------------------- */
 
 static int pidfd_open_compat(pid_t pid)
 {
@@ -561,205 +561,343 @@ static enum pipe_limit limit_of(const struct pipe_config *cfg, const struct pipe
 	return limit_said(output);
 }
 
-enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			    struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
-			    size_t errlen)
+/*
+ * A child goes through three stages, as in libuv: pipe_proc_start() forks
+ * and execs it; pipe_procs_wait() runs one loop that polls the output pipes,
+ * pidfds and abort descriptors of any number of children, pumps what they
+ * print into their buffers and notes when each ends, is stopped or runs out
+ * of time; pipe_proc_finish() reaps it and says how it ended. No thread
+ * waits for a child.
+ */
+struct pipe_proc {
+	const struct pipe_config *cfg;
+	const struct pipe_cmd *cmd; /* borrowed until pipe_proc_finish() */
+	struct viv_buf *output;     /* borrowed likewise */
+	struct spawn_plan plan;
+	struct pipe_cg *cg;
+	pid_t pid;
+	int pidfd;  /* -1 where the kernel has no pidfds: polled every 20 ms */
+	int out_fd; /* the read end of stdout and stderr; -1 once closed */
+	unsigned timeout_ms;
+	uint64_t start, deadline;
+	size_t kept;
+	bool ended;     /* the child has exited (a zombie until reaped) */
+	bool timed_out; /* it was still running at its deadline */
+	bool aborted;   /* its abort descriptor fired */
+	bool truncated; /* output past the cap was dropped */
+	bool done;      /* nothing more to wait for */
+	int wait_errno; /* the loop failed while it waited: errno */
+	/* Where this child's output pipe and abort descriptor sit in the
+	 * loop's poll set; (nfds_t)-1 when they are not in it. */
+	nfds_t out_i, abort_i;
+};
+
+/* How long a child that has ended may keep its output pipe open through a
+ * process that left its group, before the pipe is no longer read. */
+#define DRAIN_AFTER_END_NS 2000000000ull
+/* How often a child is checked for its end without a pidfd. */
+#define NO_PIDFD_POLL_MS 20
+
+static void proc_free(struct pipe_proc *p)
+{
+	if (!p)
+		return;
+	if (p->pid > 0) {
+		kill(-p->pid, SIGKILL);
+		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	pipe_cg_end(p->cg);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	if (p->out_fd >= 0)
+		close(p->out_fd);
+	plan_free(&p->plan);
+	free(p);
+}
+
+enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			     struct viv_buf *output, struct pipe_proc **out, char *err_text,
+			     size_t errlen)
 {
 	const char *const *argv = cmd->argv;
 	const char *cwd = cmd->cwd ? cmd->cwd : cmd->scratch;
-	struct spawn_plan plan;
-	struct pipe_cg *cg = NULL;
-	int out_p[2] = {-1, -1};
-	int err_p[2] = {-1, -1};
-	int devnull = -1;
-	int pidfd = -1;
-	pid_t pid = -1;
-	uint64_t start, deadline;
-	unsigned timeout_ms = cmd->timeout_ms ? cmd->timeout_ms : cfg->step_timeout_ms;
-	bool ended = false, timed_out = false, aborted = false, truncated = false;
-	size_t kept = 0;
+	struct pipe_proc *p;
+	int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, devnull = -1, child_errno = 0;
 	enum viv_err err;
-	enum pipe_limit cg_limit;
-	int status = 0;
-	int child_errno = 0;
 	ssize_t r;
 
-	err = plan_make(&plan, cfg, cmd, cwd);
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		viv_errf(err_text, errlen, "could not prepare %s: %s", argv[0] ? argv[0] : "",
+			 viv_strerror(VIV_ERR_NOMEM));
+		return VIV_ERR_NOMEM;
+	}
+	p->cfg = cfg;
+	p->cmd = cmd;
+	p->output = output;
+	p->pid = -1;
+	p->pidfd = -1;
+	p->out_fd = -1;
+	p->timeout_ms = cmd->timeout_ms ? cmd->timeout_ms : cfg->step_timeout_ms;
+	err = plan_make(&p->plan, cfg, cmd, cwd);
 	if (err == VIV_ERR_NOT_FOUND) {
 		viv_errf(err_text, errlen, "%s is not installed on this server",
 			 base_name(argv[0]));
-		return err;
+		goto fail;
 	}
 	if (err) {
 		viv_errf(err_text, errlen, "could not prepare %s: %s", argv[0] ? argv[0] : "",
 			 viv_strerror(err));
-		return err;
+		goto fail;
 	}
 	if (cmd->confined) {
-		err = pipe_cg_make(cfg, &cg);
+		err = pipe_cg_make(cfg, &p->cg);
 		if (err && err != VIV_ERR_UNSUPPORTED) {
 			viv_errf(err_text, errlen, "could not set the build limits for %s: %s",
 				 base_name(argv[0]), viv_strerror(err));
-			plan_free(&plan);
-			return err;
+			goto fail;
 		}
-		plan.cg = cg;
+		p->plan.cg = p->cg;
 	}
 	err = VIV_ERR_IO;
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) != 0 || pipe2(err_p, O_CLOEXEC) != 0) {
 		viv_errf(err_text, errlen, "could not set up %s: %s", argv[0], strerror(errno));
-		goto out;
+		goto fail;
 	}
-	start = viv_mono_ns();
-	deadline = start + (uint64_t)timeout_ms * 1000000u;
-	pid = fork();
-	if (pid < 0) {
+	p->start = viv_mono_ns();
+	p->deadline = p->start + (uint64_t)p->timeout_ms * 1000000u;
+	p->pid = fork();
+	if (p->pid < 0) {
 		viv_errf(err_text, errlen, "could not start %s: %s", argv[0], strerror(errno));
-		goto out;
+		goto fail;
 	}
-	if (pid == 0)
-		child_exec(&plan, devnull, out_p[1], err_p[1]);
+	if (p->pid == 0)
+		child_exec(&p->plan, devnull, out_p[1], err_p[1]);
 	/* Set the group here too, so that a kill cannot race the child's own
 	 * setpgid; EACCES after its exec is harmless. */
-	setpgid(pid, pid);
+	setpgid(p->pid, p->pid);
 	close(out_p[1]);
 	out_p[1] = -1;
 	close(err_p[1]);
 	err_p[1] = -1;
+	close(devnull);
+	devnull = -1;
+	/* The exec closes err_p's write end; a failure before it writes errno. */
 	do {
 		r = read(err_p[0], &child_errno, sizeof(child_errno));
 	} while (r < 0 && errno == EINTR);
+	close(err_p[0]);
+	err_p[0] = -1;
 	if (r == (ssize_t)sizeof(child_errno)) {
-		waitpid(pid, &status, 0);
-		pid = -1;
 		viv_errf(err_text, errlen, "could not start %s: %s", argv[0],
 			 strerror(child_errno));
 		err = child_errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
-		goto out;
+		goto fail;
 	}
 	fcntl(out_p[0], F_SETFL, O_NONBLOCK);
-	pidfd = pidfd_open_compat(pid);
-
-	/* Read output until the pipe closes and the child has ended, or the
-	 * deadline passes. Once the child has ended, whatever is left of its
-	 * group is killed so that no tool outlives its step. */
-	while (out_p[0] >= 0 || !ended) {
-		struct pollfd fds[3];
-		nfds_t nfds = 0, out_i = 3, abort_i = 3;
-		uint64_t now = viv_mono_ns();
-		int timeout_ms_left;
-
-		if (now >= deadline) {
-			/* Past the deadline with the child already gone, only
-			 * an escaped grandchild holds the pipe: stop reading. */
-			timed_out = !ended;
-			break;
-		}
-		timeout_ms_left = (int)((deadline - now + 999999) / 1000000);
-		if (out_p[0] >= 0) {
-			out_i = nfds;
-			fds[nfds].fd = out_p[0];
-			fds[nfds].events = POLLIN;
-			nfds++;
-		}
-		if (!ended && pidfd >= 0) {
-			fds[nfds].fd = pidfd;
-			fds[nfds].events = POLLIN;
-			nfds++;
-		}
-		if (!ended && cmd->abort_fd >= 0) {
-			abort_i = nfds;
-			fds[nfds].fd = cmd->abort_fd;
-			fds[nfds].events = POLLIN;
-			nfds++;
-		}
-		if (!ended && pidfd < 0 && timeout_ms_left > 20)
-			timeout_ms_left = 20;
-		if (nfds == 0) {
-			/* The pipe is closed, the child still runs and there
-			 * is no pidfd: poll for its end. */
-			struct timespec ts = {0, 20 * 1000000};
-			nanosleep(&ts, NULL);
-		} else if (poll(fds, nfds, timeout_ms_left) < 0 && errno != EINTR) {
-			viv_errf(err_text, errlen, "waiting for %s failed: %s", argv[0],
-				 strerror(errno));
-			timed_out = true;
-			break;
-		}
-		if (abort_i < nfds && fds[abort_i].revents) {
-			aborted = true;
-			break;
-		}
-		if (out_i < nfds && fds[out_i].revents)
-			read_some(&out_p[0], output, &kept, cfg->step_output_cap, &truncated);
-		if (!ended && child_ended(pid)) {
-			ended = true;
-			kill(-pid, SIGKILL);
-			/* What the group wrote is read; a process that left
-			 * the group may hold the pipe, so wait only briefly. */
-			if (deadline > viv_mono_ns() + 2000000000u)
-				deadline = viv_mono_ns() + 2000000000u;
-		}
-	}
-	if (timed_out || aborted) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	pid = -1;
-	cg_limit = pipe_cg_end(cg);
-	cg = NULL;
-	if (truncated)
-		viv_buf_append_trunc(output, "\n[output truncated]\n", 20);
-	memset(exit_out, 0, sizeof(*exit_out));
-	exit_out->truncated = truncated;
-	exit_out->ms = (int64_t)((viv_mono_ns() - start) / 1000000);
-	if (WIFEXITED(status)) {
-		exit_out->code = WEXITSTATUS(status);
-	} else {
-		exit_out->code = -1;
-		exit_out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	}
-	if (aborted) {
-		viv_errf(err_text, errlen, "%s was stopped: the build was cancelled",
-			 base_name(argv[0]));
-		err = VIV_ERR_IO;
-		goto out;
-	}
-	if (timed_out) {
-		viv_errf(err_text, errlen, "%s took longer than %g s and was stopped",
-			 base_name(argv[0]), timeout_ms / 1000.0);
-		err = VIV_ERR_TIMEOUT;
-		goto out;
-	}
-	exit_out->limit = limit_of(cfg, cmd, exit_out, output, cg_limit);
-	if (exit_out->limit) {
-		pipe_limit_text(cfg, exit_out->limit, base_name(argv[0]), err_text, errlen);
-		err = VIV_ERR_TOO_BIG;
-		goto out;
-	}
-	err = VIV_OK;
-out:
-	if (pid > 0) {
-		kill(-pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	}
-	pipe_cg_end(cg);
-	if (pidfd >= 0)
-		close(pidfd);
-	if (devnull >= 0)
-		close(devnull);
+	p->out_fd = out_p[0];
+	p->pidfd = pidfd_open_compat(p->pid);
+	*out = p;
+	return VIV_OK;
+fail:
 	for (int i = 0; i < 2; i++) {
 		if (out_p[i] >= 0)
 			close(out_p[i]);
 		if (err_p[i] >= 0)
 			close(err_p[i]);
 	}
-	plan_free(&plan);
+	if (devnull >= 0)
+		close(devnull);
+	proc_free(p);
 	return err;
+}
+
+/* The deadline first: past it, a child still running has timed out, and
+ * one already gone has only an escaped grandchild holding its pipe, which
+ * is no longer read. */
+static void proc_check_deadline(struct pipe_proc *p, uint64_t now)
+{
+	if (p->done || now < p->deadline)
+		return;
+	p->timed_out = !p->ended;
+	p->done = true;
+}
+
+/* Adds the child's descriptors to the poll set at fds[*nfds] and cuts
+ * *timeout_ms to its deadline. */
+static void proc_add_fds(struct pipe_proc *p, struct pollfd *fds, nfds_t *nfds, uint64_t now,
+			 int *timeout_ms)
+{
+	uint64_t left_ms = (p->deadline - now + 999999) / 1000000;
+
+	p->out_i = p->abort_i = (nfds_t)-1;
+	if (p->out_fd >= 0) {
+		p->out_i = *nfds;
+		fds[(*nfds)++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
+	}
+	if (!p->ended && p->pidfd >= 0)
+		fds[(*nfds)++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
+	if (!p->ended && p->cmd->abort_fd >= 0) {
+		p->abort_i = *nfds;
+		fds[(*nfds)++] = (struct pollfd){.fd = p->cmd->abort_fd, .events = POLLIN};
+	}
+	if (!p->ended && p->pidfd < 0 && left_ms > NO_PIDFD_POLL_MS)
+		left_ms = NO_PIDFD_POLL_MS;
+	if (*timeout_ms < 0 || left_ms < (uint64_t)*timeout_ms)
+		*timeout_ms = (int)left_ms;
+}
+
+/* After a poll: reads what the child printed, and notes its end. Once it
+ * has ended, whatever is left of its group is killed, so that no tool
+ * outlives its step, and its pipe is read until it closes. */
+static void proc_pump(struct pipe_proc *p, const struct pollfd *fds)
+{
+	if (p->abort_i != (nfds_t)-1 && fds[p->abort_i].revents) {
+		p->aborted = true;
+		p->done = true;
+		return;
+	}
+	if (p->out_i != (nfds_t)-1 && fds[p->out_i].revents)
+		read_some(&p->out_fd, p->output, &p->kept, p->cfg->step_output_cap,
+			  &p->truncated);
+	if (!p->ended && child_ended(p->pid)) {
+		uint64_t drain = viv_mono_ns() + DRAIN_AFTER_END_NS;
+
+		p->ended = true;
+		kill(-p->pid, SIGKILL);
+		if (p->deadline > drain)
+			p->deadline = drain;
+	}
+	if (p->ended && p->out_fd < 0)
+		p->done = true;
+}
+
+enum viv_err pipe_procs_wait(struct pipe_proc *const *procs, size_t n)
+{
+	struct pollfd small[3 * 4], *fds = small;
+	enum viv_err err = VIV_OK;
+
+	if (n > sizeof(small) / sizeof(small[0]) / 3) {
+		fds = calloc(n * 3, sizeof(*fds));
+		if (!fds)
+			return VIV_ERR_NOMEM;
+	}
+	for (;;) {
+		uint64_t now = viv_mono_ns();
+		nfds_t nfds = 0;
+		size_t active = 0;
+		int timeout_ms = -1, rc;
+
+		for (size_t i = 0; i < n; i++) {
+			proc_check_deadline(procs[i], now);
+			if (procs[i]->done)
+				continue;
+			proc_add_fds(procs[i], fds, &nfds, now, &timeout_ms);
+			active++;
+		}
+		if (active == 0)
+			break;
+		if (nfds == 0) {
+			/* Every pipe is closed, and the children still run
+			 * with no pidfd: look for their end shortly. */
+			nanosleep(&(struct timespec){0, NO_PIDFD_POLL_MS * 1000000L}, NULL);
+			rc = 0;
+		} else {
+			rc = poll(fds, nfds, timeout_ms);
+		}
+		if (rc < 0 && errno != EINTR) {
+			/* Waiting itself failed: every child still waited for
+			 * ends with that error, not as if it had timed out. */
+			int e = errno;
+
+			for (size_t i = 0; i < n; i++) {
+				if (!procs[i]->done) {
+					procs[i]->wait_errno = e;
+					procs[i]->done = true;
+				}
+			}
+			err = VIV_ERR_IO;
+			break;
+		}
+		for (size_t i = 0; rc >= 0 && i < n; i++) {
+			if (!procs[i]->done)
+				proc_pump(procs[i], fds);
+		}
+	}
+	if (fds != small)
+		free(fds);
+	return err;
+}
+
+enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, char *err_text,
+			      size_t errlen)
+{
+	const char *tool = base_name(p->cmd->argv[0]);
+	enum pipe_limit cg_limit;
+	enum viv_err err = VIV_OK;
+	int status = 0;
+
+	if (!p->done) {
+		/* Finished before the loop was done with it: stopped. */
+		p->aborted = true;
+	}
+	if (p->timed_out || p->aborted || p->wait_errno || !p->ended) {
+		kill(-p->pid, SIGKILL);
+		kill(p->pid, SIGKILL);
+	}
+	while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	p->pid = -1;
+	cg_limit = pipe_cg_end(p->cg);
+	p->cg = NULL;
+	if (p->truncated)
+		viv_buf_append_trunc(p->output, "\n[output truncated]\n", 20);
+	memset(exit_out, 0, sizeof(*exit_out));
+	exit_out->truncated = p->truncated;
+	exit_out->ms = (int64_t)((viv_mono_ns() - p->start) / 1000000);
+	if (WIFEXITED(status)) {
+		exit_out->code = WEXITSTATUS(status);
+	} else {
+		exit_out->code = -1;
+		exit_out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	}
+	if (p->wait_errno) {
+		viv_errf(err_text, errlen, "waiting for %s failed: %s", tool,
+			 strerror(p->wait_errno));
+		err = VIV_ERR_IO;
+	} else if (p->aborted) {
+		viv_errf(err_text, errlen, "%s was stopped: the build was cancelled", tool);
+		err = VIV_ERR_IO;
+	} else if (p->timed_out) {
+		viv_errf(err_text, errlen, "%s took longer than %g s and was stopped", tool,
+			 p->timeout_ms / 1000.0);
+		err = VIV_ERR_TIMEOUT;
+	} else {
+		exit_out->limit = limit_of(p->cfg, p->cmd, exit_out, p->output, cg_limit);
+		if (exit_out->limit) {
+			pipe_limit_text(p->cfg, exit_out->limit, tool, err_text, errlen);
+			err = VIV_ERR_TOO_BIG;
+		}
+	}
+	proc_free(p);
+	return err;
+}
+
+enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			    struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
+			    size_t errlen)
+{
+	struct pipe_proc *p = NULL;
+	enum viv_err err;
+
+	err = pipe_proc_start(cfg, cmd, output, &p, err_text, errlen);
+	if (err)
+		return err;
+	pipe_procs_wait(&p, 1);
+	return pipe_proc_finish(p, exit_out, err_text, errlen);
 }
 
 enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
@@ -771,15 +909,13 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
 	return pipe_spawn_cmd(cfg, &cmd, output, exit_out, err_text, errlen);
 }
 
-/* Runs argv for ctx: in the launcher when the command is the language
- * step's and there is one, else here; the timeout cut to the build's
- * deadline. */
-static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
-			      const char *const *argv, struct viv_buf *output,
-			      struct pipe_exit *ex, char *err_text, size_t errlen)
+/* The command that runs argv for ctx, its timeout cut to the build's
+ * deadline; VIV_ERR_TIMEOUT, with the sentence in err, when that has
+ * passed. */
+static enum viv_err ctx_cmd(const struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+			    struct pipe_cmd *cmd, char *err_text, size_t errlen)
 {
-	struct pipe_cmd cmd = {ctx->scratch, cwd, argv, ctx->env, 0, ctx->confined, -1};
-
+	*cmd = (struct pipe_cmd){ctx->scratch, cwd, argv, ctx->env, 0, ctx->confined, -1};
 	if (ctx->deadline_ns) {
 		uint64_t now = viv_mono_ns();
 		uint64_t left_ms = ctx->deadline_ns > now ? (ctx->deadline_ns - now) / 1000000 : 0;
@@ -791,9 +927,32 @@ static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
 			return VIV_ERR_TIMEOUT;
 		}
 		if (left_ms < ctx->cfg->step_timeout_ms)
-			cmd.timeout_ms = (unsigned)left_ms;
+			cmd->timeout_ms = (unsigned)left_ms;
 	}
-	if (ctx->confined && ctx->cfg->launcher)
+	return VIV_OK;
+}
+
+/* Whether ctx's commands go to the launcher (the language step's, when
+ * there is one) rather than run here. */
+static bool ctx_remote(const struct pipe_ctx *ctx)
+{
+	return ctx->confined && ctx->cfg->launcher;
+}
+
+/* Runs argv for ctx: in the launcher when the command is the language
+ * step's and there is one, else here; the timeout cut to the build's
+ * deadline. */
+static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
+			      const char *const *argv, struct viv_buf *output,
+			      struct pipe_exit *ex, char *err_text, size_t errlen)
+{
+	struct pipe_cmd cmd;
+	enum viv_err err;
+
+	err = ctx_cmd(ctx, cwd, argv, &cmd, err_text, errlen);
+	if (err)
+		return err;
+	if (ctx_remote(ctx))
 		return pipe_launcher_run(ctx->cfg, &cmd, output, ex, err_text, errlen);
 	return pipe_spawn_cmd(ctx->cfg, &cmd, output, ex, err_text, errlen);
 }
@@ -958,32 +1117,62 @@ enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *cons
 
 /* ---- Several at once ---------------------------------------------------------- */
 
-/* One command of pipe_run_all(), run on a thread of its own. */
+/* One command of pipe_run_all(). */
 struct run_job {
-	struct pipe_ctx *ctx;
-	const char *cwd;
 	const char *const *argv;
+	struct pipe_cmd cmd;
+	struct pipe_proc *proc; /* while it runs */
 	struct viv_buf output;
 	struct pipe_exit ex;
 	enum viv_err err;
 	char err_text[256];
 };
 
-static void *run_job_main(void *arg)
+/* Starts every job here, waits for them all in one loop, and reaps them. */
+static void run_jobs_here(struct pipe_ctx *ctx, struct run_job *jobs, size_t n)
 {
-	struct run_job *j = arg;
+	struct pipe_proc **procs;
+	size_t running = 0;
+	enum viv_err err;
 
-	j->err = ctx_spawn(j->ctx, j->cwd, j->argv, &j->output, &j->ex, j->err_text,
-			   sizeof(j->err_text));
-	return NULL;
+	procs = calloc(n, sizeof(*procs));
+	for (size_t i = 0; i < n; i++) {
+		struct run_job *j = &jobs[i];
+
+		if (j->err)
+			continue;
+		if (!procs) {
+			j->err = VIV_ERR_NOMEM;
+			viv_errf(j->err_text, sizeof(j->err_text), "could not start %s: %s",
+				 j->argv[0], viv_strerror(j->err));
+			continue;
+		}
+		j->err = pipe_proc_start(ctx->cfg, &j->cmd, &j->output, &j->proc, j->err_text,
+					 sizeof(j->err_text));
+		if (!j->err)
+			procs[running++] = j->proc;
+	}
+	if (procs) {
+		err = pipe_procs_wait(procs, running);
+		if (err == VIV_ERR_NOMEM)
+			viv_log(VIV_ERROR, "could not wait for %zu commands: %s", running,
+				viv_strerror(err));
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct run_job *j = &jobs[i];
+
+		if (j->proc)
+			j->err = pipe_proc_finish(j->proc, &j->ex, j->err_text,
+						  sizeof(j->err_text));
+		j->proc = NULL;
+	}
+	free(procs);
 }
 
 enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
 			  size_t n, char *err_text, size_t errlen)
 {
 	struct run_job *jobs;
-	pthread_t *threads;
-	bool *started;
 	enum viv_err err = VIV_OK;
 
 	if (n == 0)
@@ -992,31 +1181,26 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 	if (err)
 		return err;
 	jobs = calloc(n, sizeof(*jobs));
-	threads = calloc(n, sizeof(*threads));
-	started = calloc(n, sizeof(*started));
-	if (!jobs || !threads || !started) {
-		free(jobs);
-		free(threads);
-		free(started);
+	if (!jobs)
 		return VIV_ERR_NOMEM;
-	}
 	for (size_t i = 0; i < n; i++) {
-		jobs[i].ctx = ctx;
-		jobs[i].cwd = cwd;
 		jobs[i].argv = argvs[i];
 		viv_buf_init(&jobs[i].output, ctx->cfg->step_output_cap + 64);
+		jobs[i].err = ctx_cmd(ctx, cwd, argvs[i], &jobs[i].cmd, jobs[i].err_text,
+				      sizeof(jobs[i].err_text));
 	}
-	/* The last runs on this thread; one that gets no thread of its own
-	 * runs here too, after the others have started. */
-	for (size_t i = 0; i + 1 < n; i++)
-		started[i] = pthread_create(&threads[i], NULL, run_job_main, &jobs[i]) == 0;
-	for (size_t i = 0; i < n; i++) {
-		if (i + 1 == n || !started[i])
-			run_job_main(&jobs[i]);
-	}
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (started[i])
-			pthread_join(threads[i], NULL);
+	if (ctx_remote(ctx)) {
+		/* The launcher runs one command per request, each in a
+		 * process of its own there: these go one after another. */
+		for (size_t i = 0; i < n; i++) {
+			if (!jobs[i].err)
+				jobs[i].err = pipe_launcher_run(ctx->cfg, &jobs[i].cmd,
+								&jobs[i].output, &jobs[i].ex,
+								jobs[i].err_text,
+								sizeof(jobs[i].err_text));
+		}
+	} else {
+		run_jobs_here(ctx, jobs, n);
 	}
 	/* The log reads as if they had run one after another. */
 	for (size_t i = 0; i < n; i++) {
@@ -1048,8 +1232,6 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 	for (size_t i = 0; i < n; i++)
 		viv_buf_free(&jobs[i].output);
 	free(jobs);
-	free(threads);
-	free(started);
 	return err;
 }
 

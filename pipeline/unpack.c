@@ -455,9 +455,9 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 {
 	struct unpack_job job;
 	struct stat st;
-	unsigned char head[PIPE_SNIFF_MAX];
+	unsigned char head[VIV_UPLOAD_SNIFF_MAX];
 	ssize_t n = 0;
-	const char *kind;
+	enum viv_upload_kind kind;
 	pthread_t th;
 	enum viv_err err;
 	int fd;
@@ -480,9 +480,9 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 		n = read(fd, head, sizeof(head));
 	} while (n < 0 && errno == EINTR);
 	close(fd);
-	kind = pipe_sniff(head, n > 0 ? (size_t)n : 0);
-	if (kind && (strcmp(kind, "wasm") == 0 || strcmp(kind, "wat") == 0)) {
-		bool text = strcmp(kind, "wat") == 0;
+	kind = viv_upload_sniff(head, n > 0 ? (size_t)n : 0);
+	if (kind == VIV_UPLOAD_WASM || kind == VIV_UPLOAD_WAT) {
+		bool text = kind == VIV_UPLOAD_WAT;
 
 		err = copy_single(upload, dest, text ? "app.wat" : "upload.wasm",
 				  cfg->upload_max, errbuf, errlen);

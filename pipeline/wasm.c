@@ -56,25 +56,18 @@ static enum viv_err rd_u8(struct reader *r, uint8_t *out)
  * may not carry bits beyond the 32nd. */
 static enum viv_err rd_u32(struct reader *r, uint32_t *out)
 {
-	uint32_t v = 0;
-	unsigned shift = 0;
-	uint8_t b;
+	int n = viv_leb_u32(r->p, left(r), out);
 
-	*out = 0;
-	for (int i = 0; i < 5; i++) {
-		if (r->p >= r->end)
-			return fail(r, "a number runs past the end");
-		b = *r->p++;
-		if (i == 4 && (b & 0xf0))
-			return fail(r, "a number does not fit in 32 bits");
-		v |= (uint32_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80)) {
-			*out = v;
-			return VIV_OK;
-		}
+	if (n == 0) {
+		r->p = r->end;
+		return fail(r, "a number runs past the end");
 	}
-	return fail(r, "a number is longer than 5 bytes");
+	if (n < 0) {
+		r->p += 5;
+		return fail(r, "a number does not fit in 32 bits");
+	}
+	r->p += n;
+	return VIV_OK;
 }
 
 /* Skips a signed LEB128 of at most bits bits. */

@@ -1,7 +1,7 @@
 /* The runner: Vivarium's implementation of the wasm2c runtime (wasm-rt.h),
  * the sandbox that runs one request in a fresh instance, the WASI and CGI
- * host side, the libh2o worker that serves apps by Host header, and the
- * supervisor that keeps a fleet of workers (and the API process) alive.
+ * host side, and the libh2o worker that serves apps by Host header (vivd's
+ * supervisor keeps a fleet of them alive).
  *
  * Sandboxes live in a struct run_pool: memory slots reserved once (8 GiB of
  * address space each, so that every 32-bit address plus offset lands inside
@@ -268,7 +268,7 @@ int run_pool_poll(struct run_pool *pool);
  * (a timerfd). Borrowed for the life of the pool. */
 int run_pool_fd(const struct run_pool *pool);
 
-/* ---- The worker and the fleet ---------------------------------------------------- */
+/* ---- The worker ------------------------------------------------------------------ */
 
 struct run_worker_config {
 	const char *datadir;
@@ -283,17 +283,5 @@ struct run_worker_config {
 /* Serves apps on listen_fd until SIGTERM (then drains in-flight requests).
  * Returns the process exit status. */
 int run_worker_main(const struct run_worker_config *cfg);
-
-/* A child process kept alive by the supervisor. */
-struct run_child_spec {
-	const char *role; /* "api", "worker 0", ... (static storage) */
-	int (*main)(void *arg); /* the child's body; its result is the exit status */
-	void *arg;
-};
-
-/* Forks every child, restarts any that dies (with a growing delay when one
- * keeps dying), and on SIGTERM or SIGINT stops them all (SIGTERM, then
- * SIGKILL after grace_ms) and returns 0. */
-int run_supervise(const struct run_child_spec *children, size_t n, unsigned grace_ms);
 
 #endif

@@ -19,7 +19,7 @@ char *store_assets_path(const struct store *st, const char *hash)
 {
 	char *path;
 
-	if (!store_hex64_valid(hash))
+	if (!viv_hex64_valid(hash))
 		return NULL;
 	if (asprintf(&path, "%s/" ASSETS_DIR "/%s", st->datadir, hash) < 0)
 		return NULL;
@@ -30,8 +30,7 @@ char *store_assets_path(const struct store *st, const char *hash)
  * fsyncs it. */
 static enum viv_err copy_file(int src, int dst, const char *name)
 {
-	char buf[65536];
-	enum viv_err err = VIV_OK;
+	enum viv_err err;
 	int in, out;
 
 	in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -42,30 +41,7 @@ static enum viv_err copy_file(int src, int dst, const char *name)
 		close(in);
 		return VIV_ERR_IO;
 	}
-	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf)), w = 0;
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = VIV_ERR_IO;
-			break;
-		}
-		if (r == 0)
-			break;
-		while (w < r) {
-			ssize_t k = write(out, buf + w, (size_t)(r - w));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				err = VIV_ERR_IO;
-				break;
-			}
-			w += k;
-		}
-		if (err)
-			break;
-	}
+	err = viv_copy_fd(in, out, UINT64_MAX, NULL);
 	if (!err && fsync(out) != 0)
 		err = VIV_ERR_IO;
 	if (close(out) != 0 && !err)
@@ -141,7 +117,7 @@ enum viv_err store_assets_put(const struct store *st, const char *hash, const ch
 	enum viv_err err;
 	int src = -1, dst = -1;
 
-	if (!store_hex64_valid(hash) || !src_dir)
+	if (!viv_hex64_valid(hash) || !src_dir)
 		return VIV_ERR_INVALID;
 	if (asprintf(&root, "%s/" ASSETS_DIR, st->datadir) < 0) {
 		root = NULL;
@@ -231,7 +207,7 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 	*removed_out = false;
 	final = store_assets_path(st, hash);
 	if (!final)
-		return store_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
+		return viv_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
 	err = store_random_hex(rnd, 8);
 	if (!err && asprintf(&gone, "%s/" ASSETS_DIR "/" ASSETS_TMP_PREFIX "gone-%s-%s",
 			     st->datadir, hash, rnd) < 0) {

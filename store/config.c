@@ -43,48 +43,6 @@ bool store_config_key_valid(const char *key)
 	return true;
 }
 
-/* Values go into JSON for runners, so they must be UTF-8: well-formed,
- * shortest form, no surrogates, nothing past U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t len;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
 /* Runs one write on the app's settings or secrets (?1 app id, ?2 key, ?3
  * value, ?4 now); *changed_out says whether a row changed, and the routes
  * generation moves when one did. */
@@ -125,7 +83,8 @@ static enum viv_err set_value(struct store *st, const char *sql, const char *app
 	if (!store_config_key_valid(key) || !value)
 		return VIV_ERR_INVALID;
 	n = strlen(value);
-	if (n > STORE_CONFIG_VALUE_MAX || !utf8_valid((const unsigned char *)value, n))
+	/* Values go into JSON for runners, so they must be UTF-8. */
+	if (n > STORE_CONFIG_VALUE_MAX || !viv_utf8_valid(value, n))
 		return VIV_ERR_INVALID;
 	return write_config(st, sql, app, key, value, &changed);
 }

@@ -289,13 +289,6 @@ void store_rows_free(void *arr, size_t n, size_t size, store_row_clear_fn clear)
 	free(arr);
 }
 
-size_t store_utf8_cut(const char *text, size_t max)
-{
-	while (max > 0 && ((unsigned char)text[max] & 0xc0) == 0x80)
-		max--;
-	return max;
-}
-
 enum viv_err store_begin(struct store *st)
 {
 	return store_exec(st, "BEGIN IMMEDIATE");

@@ -42,11 +42,6 @@ static enum store_dep_status status_parse(const char *s)
 	return STORE_DEP_QUEUED;
 }
 
-static bool mode_valid(const char *mode)
-{
-	return mode && (strcmp(mode, "cgi") == 0 || strcmp(mode, "hostcall") == 0);
-}
-
 /* ---- Reading ------------------------------------------------------------------- */
 
 #define DEP_SELECT                                                                          \
@@ -67,6 +62,7 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 	enum viv_err err;
 
 	memset(d, 0, sizeof(*d));
+	store_deploy_config_defaults(&d->config);
 	d->id = sqlite3_column_int64(stmt, 0);
 	d->app_id = sqlite3_column_int64(stmt, 1);
 	d->status = status_parse((const char *)sqlite3_column_text(stmt, 3));
@@ -82,15 +78,15 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 	if (!err)
 		err = store_col_text(stmt, 9, &d->language);
 	if (!err)
-		err = store_col_text(stmt, 10, &d->mode);
-	if (!err)
 		err = store_col_text(stmt, 11, &d->artifact);
 	if (!err)
 		err = store_col_text_or(stmt, 12, "", &d->log);
 	if (!err)
 		err = store_col_text_or(stmt, 13, "{}", &d->timings);
 	if (!err)
-		err = store_col_text_or(stmt, 14, "{}", &d->config);
+		err = store_deploy_config_read(d->id, (const char *)sqlite3_column_text(stmt, 10),
+					       (const char *)sqlite3_column_text(stmt, 14),
+					       &d->config);
 	if (!err)
 		err = store_col_text(stmt, 15, &d->error);
 	if (!err)
@@ -105,11 +101,10 @@ static void dep_clear(void *elem)
 	free(d->app);
 	free(d->upload_sha256);
 	free(d->language);
-	free(d->mode);
 	free(d->artifact);
 	free(d->log);
 	free(d->timings);
-	free(d->config);
+	store_deploy_config_clear(&d->config);
 	free(d->error);
 	free(d->deployed_by);
 }
@@ -295,7 +290,7 @@ enum viv_err store_deployment_create_by(struct store *st, const char *app,
 	int64_t app_id, id = 0;
 
 	*id_out = 0;
-	if (!viv_app_name_valid(app) || !upload_tmp || !store_hex64_valid(upload_sha256) ||
+	if (!viv_app_name_valid(app) || !upload_tmp || !viv_hex64_valid(upload_sha256) ||
 	    upload_size < 0 || (deployed_by && strlen(deployed_by) > STORE_TOKEN_NAME_MAX))
 		return VIV_ERR_INVALID;
 	err = store_begin(st);
@@ -330,9 +325,12 @@ out:
 		viv_log(VIV_ERROR, "store: cannot move upload %s back to %s: %s", path,
 			upload_tmp, strerror(errno));
 	free(path);
-	if (!err)
-		*id_out = id;
-	return err;
+	if (err)
+		return err;
+	*id_out = id;
+	/* After the commit: a builder that wakes finds it. */
+	store_queue_bump(st);
+	return VIV_OK;
 }
 
 static const char sql_dep_any_queued[] =
@@ -440,7 +438,7 @@ static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_star
 	}
 	if (b->len <= room && len <= room - b->len)
 		return viv_buf_append(b, text, len);
-	keep = b->len < room ? store_utf8_cut(text, room - b->len) : 0;
+	keep = b->len < room ? viv_utf8_cut(text, room - b->len) : 0;
 	err = viv_buf_append(b, text, keep);
 	if (err)
 		return err;
@@ -538,8 +536,10 @@ out:
 	free(ids);
 	if (err)
 		return err;
-	if (n > 0)
+	if (n > 0) {
 		viv_log(VIV_INFO, "store: %zu interrupted build(s) queued again", n);
+		store_queue_bump(st);
+	}
 	if (n_out)
 		*n_out = n;
 	return VIV_OK;
@@ -632,63 +632,29 @@ static enum viv_err finish_refused(struct store *st, int64_t id, const char *to)
 	return VIV_ERR_INVALID;
 }
 
-static const char sql_json_object[] =
-	"SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END";
-
-static enum viv_err check_json_object(struct store *st, const char *json)
-{
-	sqlite3_stmt *stmt = NULL;
-	enum viv_err err;
-	bool row;
-
-	err = store_prepare(st, sql_json_object, &stmt);
-	if (err)
-		return err;
-	store_bind_text(st, stmt, 1, json);
-	err = store_step(st, stmt, &row);
-	if (!err && (!row || sqlite3_column_int(stmt, 0) == 0))
-		err = VIV_ERR_INVALID;
-	store_release(st, stmt);
-	return err;
-}
-
-static const char sql_config_assets[] =
-	"SELECT json_extract(?1, '$.assets') WHERE json_type(?1, '$.assets') = 'text'";
-
 /* Runners would fail on every request to a route whose .so or static
  * files are missing: VIV_ERR_NOT_FOUND then. */
 static enum viv_err check_files(struct store *st, int64_t id, const char *artifact,
-				const char *config)
+				const struct store_deploy_config *config)
 {
-	sqlite3_stmt *stmt = NULL;
 	struct stat sb;
-	char *hash = NULL, *path = NULL;
-	enum viv_err err;
-	bool row = false;
+	char *path;
+	enum viv_err err = VIV_OK;
 
 	if (!store_artifact_exists(st, artifact)) {
 		viv_log(VIV_ERROR, "store: deployment %lld: artifact %s is not in %s",
 			(long long)id, artifact, st->artifacts_dir);
 		return VIV_ERR_NOT_FOUND;
 	}
-	err = store_prepare(st, sql_config_assets, &stmt);
-	if (err)
-		return err;
-	store_bind_text(st, stmt, 1, config);
-	err = store_step(st, stmt, &row);
-	if (!err && row)
-		err = store_col_text(stmt, 0, &hash);
-	store_release(st, stmt);
-	if (err || !hash)
-		return err;
-	path = store_assets_path(st, hash);
+	if (!config->assets)
+		return VIV_OK;
+	path = store_assets_path(st, config->assets);
 	if (!path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		viv_log(VIV_ERROR, "store: deployment %lld: static files %s are not stored",
-			(long long)id, hash);
+			(long long)id, config->assets);
 		err = VIV_ERR_NOT_FOUND;
 	}
 	free(path);
-	free(hash);
 	return err;
 }
 
@@ -712,7 +678,7 @@ static enum viv_err artifact_record(struct store *st, const struct store_build *
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, b->artifact);
-	store_bind_text(st, stmt, 2, b->mode);
+	store_bind_text(st, stmt, 2, store_mode_name(b->config->mode));
 	store_bind_int64(st, stmt, 3, b->artifact_size);
 	store_bind_int64(st, stmt, 4, b->wasm_size);
 	store_bind_int64(st, stmt, 5, now);
@@ -731,7 +697,7 @@ static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct st
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
-	store_bind_text(st, stmt, 2, b->mode);
+	store_bind_text(st, stmt, 2, store_mode_name(b->config->mode));
 	store_bind_text(st, stmt, 3, b->artifact);
 	store_bind_text(st, stmt, 4, config);
 	store_bind_int64(st, stmt, 5, now);
@@ -757,23 +723,25 @@ static enum viv_err app_set_current(struct store *st, int64_t id)
 
 enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b)
 {
-	const char *config;
+	char *config = NULL;
 	enum viv_err err;
 	int64_t now = viv_now_ms();
 
-	if (!b || !store_hex64_valid(b->artifact) || !mode_valid(b->mode) ||
+	if (!b || !viv_hex64_valid(b->artifact) || !store_deploy_config_valid(b->config) ||
 	    b->artifact_size < 0 || b->wasm_size < 0 ||
-	    (b->build_key && !store_hex64_valid(b->build_key)) ||
+	    (b->build_key && !viv_hex64_valid(b->build_key)) ||
 	    (b->language && (!*b->language || strlen(b->language) > LANGUAGE_MAX)))
 		return VIV_ERR_INVALID;
-	config = b->config ? b->config : "{}";
-	err = store_begin(st);
+	err = store_deploy_config_encode(b->config, &config);
 	if (err)
 		return err;
-	err = check_json_object(st, config);
+	err = store_begin(st);
+	if (err) {
+		free(config);
+		return err;
+	}
 	/* Under the lock that garbage collection takes to remove files. */
-	if (!err)
-		err = check_files(st, id, b->artifact, config);
+	err = check_files(st, id, b->artifact, b->config);
 	if (!err)
 		err = artifact_record(st, b, now);
 	if (!err)
@@ -783,6 +751,7 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 	if (!err)
 		err = store_commit(st);
 	store_rollback(st);
+	free(config);
 	if (err)
 		return err;
 	/* After the commit: a runner that sees the new generation and then
@@ -813,9 +782,10 @@ static enum viv_err read_prior(sqlite3_stmt *stmt, void *elem)
 	b->wasm_size = sqlite3_column_int64(stmt, 6);
 	err = store_col_text_or(stmt, 1, "", &b->artifact);
 	if (!err)
-		err = store_col_text_or(stmt, 2, "", &b->mode);
-	if (!err)
-		err = store_col_text_or(stmt, 3, "{}", &b->config);
+		err = store_deploy_config_read(b->deployment_id,
+					       (const char *)sqlite3_column_text(stmt, 2),
+					       (const char *)sqlite3_column_text(stmt, 3),
+					       &b->config);
 	if (!err)
 		err = store_col_text(stmt, 4, &b->language);
 	return err;
@@ -826,8 +796,7 @@ static void prior_clear(void *elem)
 	struct store_prior_build *b = elem;
 
 	free(b->artifact);
-	free(b->mode);
-	free(b->config);
+	store_deploy_config_clear(&b->config);
 	free(b->language);
 }
 
@@ -841,7 +810,7 @@ enum viv_err store_deployment_find_build(struct store *st, const char *build_key
 	void *arr;
 
 	*out = NULL;
-	if (!store_hex64_valid(build_key))
+	if (!viv_hex64_valid(build_key))
 		return VIV_ERR_INVALID;
 	err = store_prepare(st, sql_dep_by_build_key, &stmt);
 	if (err)
@@ -891,7 +860,7 @@ enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *e
 		return VIV_ERR_INVALID;
 	len = strlen(error);
 	if (len > ERROR_MAX)
-		len = store_utf8_cut(error, ERROR_MAX);
+		len = viv_utf8_cut(error, ERROR_MAX);
 	err = store_prepare(st, sql_dep_failed, &stmt);
 	if (err)
 		return err;

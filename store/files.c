@@ -18,19 +18,6 @@
 
 #define UPLOAD_TMP_PREFIX "tmp-"
 
-bool store_hex64_valid(const char *s)
-{
-	size_t i;
-
-	if (!s)
-		return false;
-	for (i = 0; i < VIV_SHA256_HEX_LEN; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return s[i] == '\0';
-}
-
 enum viv_err store_random_hex(char *hex, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -105,16 +92,15 @@ char *store_upload_path(const struct store *st, int64_t deployment_id)
  * gone, or has not been written to for a day. */
 static bool upload_tmp_abandoned(const char *name, const struct stat *sb)
 {
-	char *end;
-	long pid;
+	const char *end;
+	uint64_t pid;
 
 	if (time(NULL) - sb->st_mtime > STORE_UPLOAD_TMP_STALE_S)
 		return true;
-	errno = 0;
-	pid = strtol(name + strlen(UPLOAD_TMP_PREFIX), &end, 10);
-	if (errno || end == name + strlen(UPLOAD_TMP_PREFIX) || *end != '-' || pid <= 0)
+	if (!viv_parse_u64(name + strlen(UPLOAD_TMP_PREFIX), &end, INT32_MAX, &pid) ||
+	    *end != '-' || pid == 0)
 		return false;
-	if (pid == (long)getpid())
+	if (pid == (uint64_t)getpid())
 		return false;
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
@@ -187,7 +173,7 @@ enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t
  * can point outside the artifact directory. */
 static bool artifact_name_valid(const char *hash, const char *ext)
 {
-	if (!store_hex64_valid(hash) || !ext)
+	if (!viv_hex64_valid(hash) || !ext)
 		return false;
 	return strcmp(ext, "so") == 0 || strcmp(ext, "wasm") == 0;
 }
@@ -217,30 +203,6 @@ bool store_artifact_exists(const struct store *st, const char *hash)
 	return found;
 }
 
-static enum viv_err copy_fd(int in, int out)
-{
-	char buf[65536];
-	ssize_t r, w;
-	size_t off;
-
-	for (;;) {
-		r = read(in, buf, sizeof(buf));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return VIV_ERR_IO;
-		if (r == 0)
-			return VIV_OK;
-		for (off = 0; off < (size_t)r; off += (size_t)w) {
-			w = write(out, buf + off, (size_t)r - off);
-			if (w < 0 && errno == EINTR)
-				w = 0;
-			else if (w <= 0)
-				return VIV_ERR_IO;
-		}
-	}
-}
-
 /* Copies what in holds (from its start) to a new file tmp and makes its
  * contents durable. */
 static enum viv_err copy_file_synced(int in, const char *tmp)
@@ -253,7 +215,7 @@ static enum viv_err copy_file_synced(int in, const char *tmp)
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		return err;
-	err = copy_fd(in, out);
+	err = viv_copy_fd(in, out, UINT64_MAX, NULL);
 	if (!err && fsync(out) != 0)
 		err = VIV_ERR_IO;
 	if (close(out) != 0 && !err)
@@ -398,7 +360,7 @@ enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *re
 	bool used = false, so, wasm;
 
 	*removed_out = false;
-	if (!store_hex64_valid(hash))
+	if (!viv_hex64_valid(hash))
 		return VIV_ERR_INVALID;
 	err = store_begin(st);
 	if (err)

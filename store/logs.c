@@ -37,7 +37,7 @@ static enum viv_err log_insert(struct store *st, const struct store_log *line, i
 	enum viv_err err;
 
 	if (len > STORE_LOG_LINE_MAX)
-		len = store_utf8_cut(line->message, STORE_LOG_LINE_MAX);
+		len = viv_utf8_cut(line->message, STORE_LOG_LINE_MAX);
 	err = store_prepare(st, sql_log_insert, &stmt);
 	if (err)
 		return err;

@@ -16,30 +16,12 @@ static const char sql_deployment_route[] =
 
 static enum viv_err read_deployment_route(sqlite3_stmt *stmt, void *elem)
 {
-	struct store_route *r = elem;
-	static const int cols[] = {0, 3, 4, 5, 6};
-	char **dst[] = {&r->app, &r->artifact, &r->mode, &r->config, &r->app_config};
-	static const char *const dflt[] = {"", "", "", "{}", "{}"};
-	enum viv_err err = VIV_OK;
-	size_t i;
-
-	memset(r, 0, sizeof(*r));
-	r->app_id = sqlite3_column_int64(stmt, 1);
-	r->deployment_id = sqlite3_column_int64(stmt, 2);
-	for (i = 0; !err && i < sizeof(cols) / sizeof(cols[0]); i++)
-		err = store_col_text_or(stmt, cols[i], dflt[i], dst[i]);
-	return err;
+	return store_route_read(stmt, (struct store_route *)elem);
 }
 
 static void clear_deployment_route(void *elem)
 {
-	struct store_route *r = elem;
-
-	free(r->app);
-	free(r->artifact);
-	free(r->mode);
-	free(r->config);
-	free(r->app_config);
+	store_route_clear((struct store_route *)elem);
 }
 
 enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,

@@ -190,6 +190,58 @@ enum viv_err store_app_delete(struct store *st, const char *name, struct store_a
 enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
 				int64_t *current_out, int64_t *previous_out);
 
+/* ---- A deployment's configuration ---------------------------------------- */
+
+/* How a deployment's module is served (GUEST-ABI.md). */
+enum store_mode {
+	STORE_MODE_NONE = 0, /* not built yet */
+	STORE_MODE_HOSTCALL, /* host calls: the module exports run */
+	STORE_MODE_CGI,      /* WASI command: the module exports _start */
+};
+
+/* "hostcall" or "cgi"; NULL for STORE_MODE_NONE or a value out of range. */
+const char *store_mode_name(enum store_mode mode);
+
+/* One configuration variable a guest sees. */
+struct store_env_var {
+	char *name;
+	char *value;
+};
+
+/*
+ * What a build resolved from the manifest, and what runners serve a
+ * deployment with. The store keeps it in an encoding of its own; every
+ * other module reads and writes only this struct.
+ */
+struct store_deploy_config {
+	enum store_mode mode;
+	struct viv_limits limits;   /* resolved against the platform's defaults and maxima */
+	struct store_env_var *env;  /* the manifest's env, in its order */
+	size_t n_env;
+	char **outbound;            /* allowed outbound URL patterns */
+	size_t n_outbound;
+	char *assets;               /* the hash of the stored static files; NULL: none */
+};
+
+/* Frees what c owns and zeroes it; accepts NULL and a zeroed struct. */
+void store_deploy_config_clear(struct store_deploy_config *c);
+
+/* Makes dst (zeroed first) a deep copy of src. Caller clears dst with
+ * store_deploy_config_clear(), whatever the result. */
+enum viv_err store_deploy_config_copy(struct store_deploy_config *dst,
+				      const struct store_deploy_config *src);
+
+/* Appends one env variable (both strings copied). */
+enum viv_err store_deploy_config_add_env(struct store_deploy_config *c, const char *name,
+					 const char *value);
+
+/* Appends one outbound URL pattern (copied). */
+enum viv_err store_deploy_config_add_outbound(struct store_deploy_config *c,
+					      const char *pattern);
+
+/* The value of the env variable name, or NULL. Borrowed from c. */
+const char *store_deploy_config_env(const struct store_deploy_config *c, const char *name);
+
 /* ---- Deployments ------------------------------------------------------------ */
 
 enum store_dep_status {
@@ -213,11 +265,13 @@ struct store_deployment {
 	char *upload_sha256; /* of the uploaded bytes */
 	int64_t upload_size;
 	char *language; /* NULL until detected */
-	char *mode;     /* "cgi" or "hostcall"; NULL until built */
 	char *artifact; /* artifact hash; NULL until built */
 	char *log;      /* the build log so far; never NULL */
 	char *timings;  /* JSON object: step name -> milliseconds; never NULL */
-	char *config;   /* JSON object: resolved limits, env, outbound; never NULL */
+	/* The mode (STORE_MODE_NONE until built), resolved limits, env,
+	 * outbound patterns and static files; the platform's defaults until
+	 * built. */
+	struct store_deploy_config config;
 	char *error;    /* one sentence when failed, else NULL */
 	bool current;   /* this is the app's serving deployment */
 	char *deployed_by;     /* the name of the token that uploaded it; NULL: unknown */
@@ -285,6 +339,24 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n);
  * Atomic, so several builders may call it at once. */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
 
+/* Deployments queued on this data directory move a counter in a small
+ * page shared by every process on it (beside the routes generation), and
+ * wake whoever waits on it: a builder in any process learns of new work at
+ * once, and polls with a timeout for what a store on another machine
+ * queued. */
+uint32_t store_queue_generation(const struct store *st);
+
+/* Waits until the queue generation is no longer seen (the value read before
+ * the last store_deployment_claim() found nothing), store_queue_wake() is
+ * called, or timeout_ms pass; returns at once when it has already moved. A
+ * signal may end the wait early too: callers check what they wait for
+ * again. */
+void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms);
+
+/* Wakes every store_queue_wait() on this data directory, in every process,
+ * without moving the counter: for stopping builders. */
+void store_queue_wake(const struct store *st);
+
 /* At startup: deployments left in building by a crash are queued again, with
  * a line in their log saying so. *n_out (may be NULL) is how many. */
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
@@ -310,8 +382,9 @@ enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *s
 /* A finished, successful build. */
 struct store_build {
 	const char *artifact;  /* artifact hash; the file is already in place */
-	const char *mode;      /* "cgi" or "hostcall" */
-	const char *config;    /* JSON object, resolved from the manifest; NULL: {} */
+	/* The mode and what the build resolved from the manifest. Borrowed
+	 * for the call. */
+	const struct store_deploy_config *config;
 	int64_t artifact_size; /* bytes of the .so */
 	int64_t wasm_size;     /* bytes of the optimized wasm */
 	/* 64 lowercase hex digits that name the build's inputs (the upload and
@@ -326,7 +399,8 @@ struct store_build {
 /* In one transaction: records the artifact, marks the deployment ready (with
  * its build key), makes it the app's current deployment; then bumps the
  * routes generation. VIV_ERR_INVALID for a bad hash, build key, language,
- * mode or config, or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * config (no config, no mode, an env variable without a name, an assets
+ * hash that is not one), or when the deployment is not building; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
 enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
@@ -335,8 +409,7 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 struct store_prior_build {
 	int64_t deployment_id;
 	char *artifact; /* hash */
-	char *mode;     /* "cgi" or "hostcall" */
-	char *config;   /* JSON object; never NULL */
+	struct store_deploy_config config; /* its mode and configuration */
 	char *language; /* NULL when none was recorded */
 	int64_t artifact_size;
 	int64_t wasm_size;
@@ -410,11 +483,11 @@ struct store_route {
 	int64_t app_id;
 	int64_t deployment_id;
 	char *artifact; /* hash */
-	char *mode;     /* "cgi" or "hostcall" */
-	char *config;   /* JSON object */
-	/* JSON object: settings and secrets set through the API, which win over
-	 * the manifest's env (store_app_config_get()) */
-	char *app_config;
+	struct store_deploy_config config; /* the deployment's mode and configuration */
+	/* The settings and secrets set through the API, which win over the
+	 * manifest's env (store_app_config_get()), ordered by name. */
+	struct store_env_var *app_env;
+	size_t n_app_env;
 };
 
 /* Every app with a current deployment, ordered by app name (*out is NULL

@@ -12,8 +12,10 @@
  * beyond this many are prepared and finalized on each use instead. */
 #define STORE_STMT_CACHE 64
 
-/* The routes generation file is one page; the counter sits at offset 0. */
+/* The routes generation file is one page; the counter sits at offset 0,
+ * and the build queue's (a 32-bit futex word) on a cache line of its own. */
 #define STORE_ROUTES_GEN_SIZE 4096
+#define STORE_QUEUE_GEN_OFFSET 64
 
 struct store_stmt_slot {
 	const char *sql;
@@ -128,10 +130,6 @@ void store_row_free(void *elem, store_row_clear_fn clear);
  * is NULL) and frees arr. Accepts NULL. */
 void store_rows_free(void *arr, size_t n, size_t size, store_row_clear_fn clear);
 
-/* How many of the first max bytes of text can be kept without splitting a
- * UTF-8 sequence; text has more than max bytes. */
-size_t store_utf8_cut(const char *text, size_t max);
-
 /* Starts a write transaction that holds the write lock from the start
  * (BEGIN IMMEDIATE): waits for other writers through the busy timeout, and
  * can never fail later because another process wrote in between. */
@@ -156,10 +154,46 @@ void store_rollback(struct store *st);
 /* Applies every pending migration; refuses a database from a newer vivd. */
 enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen);
 
-/* ---- Pieces shared between query files -------------------------------------- */
+/* ---- A deployment's configuration (deploy_config.c) ------------------------- */
 
-/* True when s is 64 lowercase hex digits (a sha256). */
-bool store_hex64_valid(const char *s);
+/* The mode named name ("hostcall" or "cgi"); STORE_MODE_NONE otherwise. */
+enum store_mode store_mode_parse(const char *name);
+
+/* The platform's default limits, and nothing else, in c (zeroed first). */
+void store_deploy_config_defaults(struct store_deploy_config *c);
+
+/* Whether c may be recorded: a mode, named env variables with values,
+ * patterns, and an assets hash of 64 lowercase hex digits when there is
+ * one. */
+bool store_deploy_config_valid(const struct store_deploy_config *c);
+
+/* The JSON text of deployments.config for c (the mode goes apart, in
+ * deployments.mode). Caller frees *out with free(). */
+enum viv_err store_deploy_config_encode(const struct store_deploy_config *c, char **out);
+
+/* The configuration from the mode column's text (NULL: not built) and the
+ * config column's JSON text (NULL or "": the defaults). VIV_ERR_INVALID when
+ * the JSON is not an object. Missing or malformed members read as the
+ * defaults. Caller clears *out with store_deploy_config_clear() whatever
+ * the result. */
+enum viv_err store_deploy_config_decode(const char *mode, const char *json,
+					struct store_deploy_config *out);
+
+/* store_deploy_config_decode() for a row that must be served or shown
+ * whatever it holds: malformed JSON is logged (naming the deployment) and
+ * read as the defaults. */
+enum viv_err store_deploy_config_read(int64_t deployment_id, const char *mode, const char *json,
+				      struct store_deploy_config *out);
+
+/* The string members of a JSON object text (NULL: none) as env variables,
+ * in its order. VIV_ERR_INVALID when it is not an object. Caller frees *out
+ * with store_env_free(). */
+enum viv_err store_env_decode(const char *json, struct store_env_var **out, size_t *n_out);
+
+/* Frees n variables and the array; accepts NULL. */
+void store_env_free(struct store_env_var *env, size_t n);
+
+/* ---- Pieces shared between query files -------------------------------------- */
 
 /* n random bytes as 2n lowercase hex digits plus NUL in hex. */
 enum viv_err store_random_hex(char *hex, size_t n);
@@ -175,6 +209,15 @@ enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 void store_routes_gen_unmap(struct store *st);
 /* Moves the routes generation on; call after the change has committed. */
 void store_routes_gen_bump(struct store *st);
+/* Moves the build queue's generation on and wakes its waiters; call after
+ * the deployments queued have committed. */
+void store_queue_bump(struct store *st);
+
+/* Reads a row of the routes' columns (app name, app id, deployment id,
+ * artifact, mode, config, the app's settings and secrets) into *r (zeroed
+ * first). Whatever the result, clear *r with store_route_clear(). */
+enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r);
+void store_route_clear(struct store_route *r);
 
 /* Removes the temporary uploads that processes which are gone left behind. */
 void store_uploads_sweep(struct store *st);

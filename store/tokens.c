@@ -20,7 +20,7 @@
 static bool token_format_valid(const char *token)
 {
 	return strncmp(token, TOKEN_PREFIX, TOKEN_PREFIX_LEN) == 0 &&
-	       store_hex64_valid(token + TOKEN_PREFIX_LEN);
+	       viv_hex64_valid(token + TOKEN_PREFIX_LEN);
 }
 
 /* "viv_" and 64 hex digits of 32 random bytes. */

@@ -1,5 +1,6 @@
-/* vivd: Vivarium's daemon. `vivd serve` runs the API, the builder and the
- * runner fleet on one machine; `vivd api` and `vivd runner` run the roles
+/* vivd: Vivarium's daemon. `vivd serve` runs the API, the builders and the
+ * runner fleet on one machine, each role in processes of its own under one
+ * supervisor; `vivd api`, `vivd builder` and `vivd runner` run the roles
  * apart on a shared data directory. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "privileges.h"
 #include "runner.h"
 #include "store.h"
+#include "supervisor.h"
 
 /* Who the roles run as: when vivd starts as root, the API, the builders
  * and the runner workers become user, and the launcher, which runs the
@@ -126,16 +128,25 @@ static void become(const struct vivd_user *u, const char *role)
 	umask(077);
 }
 
-struct api_child {
-	struct api_config cfg;
-};
-
 static int api_child_main(void *arg)
 {
-	struct api_child *a = arg;
-
 	become(&ids.user, "api");
-	return api_main(&a->cfg);
+	return api_main(arg);
+}
+
+/* The builder role: as the platform's user, like the API before it; its
+ * language steps go to the launcher, which runs them as the build user. */
+struct builder_child {
+	const char *datadir;
+	const struct pipe_config *cfg;
+};
+
+static int builder_child_main(void *arg)
+{
+	struct builder_child *b = arg;
+
+	become(&ids.user, "builder");
+	return pipe_builder_main(b->datadir, b->cfg);
 }
 
 static int worker_child_main(void *arg)
@@ -318,15 +329,17 @@ int main(int argc, char **argv)
 	static char builds[PATH_MAX], launcher_name[108], web_dir[PATH_MAX], web_real[PATH_MAX];
 	static char datadir_abs[PATH_MAX];
 	struct vivd_options o;
-	struct run_child_spec *kids;
+	struct vivd_child *kids;
 	struct run_worker_config *wcfg;
-	struct api_child api;
+	struct api_config api;
+	struct pipe_config pipe;
+	struct builder_child builder;
 	struct launcher_child launcher;
 	char api_url[300], why[512];
 	unsigned api_port = 0, apps_port = 0, i;
 	int api_fd = -1, apps_fd = -1, launcher_fd = -1, rc;
 	size_t n = 0;
-	bool want_api, want_runner, done;
+	bool want_api, want_builder, want_runner, done;
 
 	rc = vivd_options_parse(argc, argv, &o, &done);
 	if (rc || done)
@@ -345,14 +358,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	o.datadir = datadir_abs;
-	want_api = strcmp(o.role, "runner") != 0;
-	want_runner = strcmp(o.role, "api") != 0;
+	want_api = !strcmp(o.role, "serve") || !strcmp(o.role, "api");
+	want_builder = !strcmp(o.role, "serve") || !strcmp(o.role, "builder");
+	want_runner = !strcmp(o.role, "serve") || !strcmp(o.role, "runner");
 	memset(&api, 0, sizeof(api));
-	pipe_config_defaults(&api.cfg.pipe);
-	api.cfg.pipe.upload_max = (size_t)o.upload_max_mb << 20;
-	api.cfg.pipe.limits_default =
-		(struct viv_limits){o.app_memory_mb, o.app_cpu_ms, o.app_wall_ms};
-	api.cfg.pipe.limits_max =
+	pipe_config_defaults(&pipe);
+	pipe.upload_max = (size_t)o.upload_max_mb << 20;
+	pipe.limits_default = (struct viv_limits){o.app_memory_mb, o.app_cpu_ms, o.app_wall_ms};
+	pipe.limits_max =
 		(struct viv_limits){o.app_memory_max_mb, o.app_cpu_max_ms, o.app_wall_max_ms};
 	if (identities_setup(&o))
 		return 1;
@@ -373,10 +386,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(web_dir, sizeof(web_dir), "%s/web", viv_share_dir());
-	api.cfg.web_dir = realpath(web_dir, web_real) ? web_real : web_dir;
+	api.web_dir = realpath(web_dir, web_real) ? web_real : web_dir;
 	if (ids.drop) {
-		const char **platform[] = {&api.cfg.pipe.include_dir, &api.cfg.pipe.sdk_dir,
-					   &api.cfg.pipe.tool_dir, &api.cfg.web_dir};
+		const char **platform[] = {&pipe.include_dir, &pipe.sdk_dir, &pipe.tool_dir,
+					   &api.web_dir};
 
 		if (vivd_datadir_prepare(o.datadir, ids.user.uid, ids.user.gid, why, sizeof(why))) {
 			fprintf(stderr, "vivd: %s\n", why);
@@ -392,12 +405,10 @@ int main(int argc, char **argv)
 	if (prepare_store_as_user(&o, want_api, api_url))
 		return 1;
 
-	if (want_api && o.sandbox) {
-		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, &api.cfg.pipe, why,
-						       sizeof(why)) &&
-					     vivd_user_sandbox(&ids.user, &api.cfg.pipe, why,
-							       sizeof(why))
-				   : pipe_sandbox_available(&api.cfg.pipe, why, sizeof(why));
+	if (want_builder && o.sandbox) {
+		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, &pipe, why, sizeof(why)) &&
+					     vivd_user_sandbox(&ids.user, &pipe, why, sizeof(why))
+				   : pipe_sandbox_available(&pipe, why, sizeof(why));
 		if (!ok) {
 			fprintf(stderr,
 				"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
@@ -408,9 +419,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	api.cfg.pipe.sandbox = o.sandbox;
-	if (want_api) {
-		if (builds_setup(&o, &api.cfg.pipe, builds, sizeof(builds)))
+	pipe.sandbox = o.sandbox;
+	if (want_builder) {
+		if (builds_setup(&o, &pipe, builds, sizeof(builds)))
 			return 1;
 		launcher_fd = pipe_launcher_listen(launcher_name, sizeof(launcher_name));
 		if (launcher_fd < 0) {
@@ -418,23 +429,30 @@ int main(int argc, char **argv)
 				strerror(errno));
 			return 1;
 		}
-		api.cfg.pipe.launcher = launcher_name;
+		pipe.launcher = launcher_name;
 	}
-	api.cfg.datadir = o.datadir;
-	api.cfg.listen_fd = api_fd;
-	api.cfg.domain = o.domain;
-	api.cfg.apps_port = (int)apps_port;
-	launcher.cfg = &api.cfg.pipe;
+	api.datadir = o.datadir;
+	api.listen_fd = api_fd;
+	api.domain = o.domain;
+	api.apps_port = (int)apps_port;
+	api.upload_max = pipe.upload_max;
+	api.sdk_dir = pipe.sdk_dir;
+	api.tool_dir = pipe.tool_dir;
+	builder.datadir = o.datadir;
+	builder.cfg = &pipe;
+	launcher.cfg = &pipe;
 	launcher.listen_fd = launcher_fd;
 
-	kids = calloc(o.workers + 2, sizeof(*kids));
+	kids = calloc(o.workers + 3, sizeof(*kids));
 	wcfg = calloc(o.workers, sizeof(*wcfg));
 	if (!kids || !wcfg)
 		return 1;
-	if (want_api) {
-		kids[n++] = (struct run_child_spec){"launcher", launcher_child_main, &launcher};
-		kids[n++] = (struct run_child_spec){"api", api_child_main, &api};
+	if (want_builder) {
+		kids[n++] = (struct vivd_child){"launcher", launcher_child_main, &launcher};
+		kids[n++] = (struct vivd_child){"builder", builder_child_main, &builder};
 	}
+	if (want_api)
+		kids[n++] = (struct vivd_child){"api", api_child_main, &api};
 	for (i = 0; want_runner && i < o.workers; i++) {
 		char *role = NULL;
 
@@ -449,7 +467,7 @@ int main(int argc, char **argv)
 		wcfg[i].pool.cpu_limit = o.cpu_limit;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
-		kids[n++] = (struct run_child_spec){role, worker_child_main, &wcfg[i]};
+		kids[n++] = (struct vivd_child){role, worker_child_main, &wcfg[i]};
 	}
 	viv_log_role("supervisor");
 	if (ids.drop)
@@ -463,5 +481,5 @@ int main(int argc, char **argv)
 	if (want_runner)
 		printf("Apps: http://APP.%s:%u/ (%u workers)\n", o.domain, apps_port, o.workers);
 	fflush(stdout);
-	return run_supervise(kids, n, 15000);
+	return vivd_supervise(kids, n, 15000);
 }

@@ -141,11 +141,12 @@ void vivd_usage(FILE *f)
 	struct vivd_options d;
 
 	defaults(&d);
-	fprintf(f, "usage: vivd serve|api|runner [options]\n"
+	fprintf(f, "usage: vivd serve|api|builder|runner [options]\n"
 		   "       vivd version\n"
 		   "\n"
 		   "  serve    the API, the builders and the runner fleet on this machine\n"
-		   "  api      the API and the builders only\n"
+		   "  api      the API only (it queues builds for builders on the same data)\n"
+		   "  builder  the builders only (they build what the API queued)\n"
 		   "  runner   the runner fleet only (serving apps)\n"
 		   "\n"
 		   "Every option may also be set in the file --config names, as `name = value`\n"
@@ -190,8 +191,7 @@ bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *por
 {
 	const char *colon, *h = spec;
 	size_t hl;
-	char *end;
-	unsigned long p;
+	uint64_t p;
 
 	if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
@@ -217,9 +217,7 @@ bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *por
 		viv_errf(err, errlen, "the address in '%.60s' is too long", spec);
 		return false;
 	}
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (!isdigit((unsigned char)colon[1]) || *end || errno || p < 1 || p > 65535) {
+	if (!viv_parse_u64(colon + 1, NULL, 65535, &p) || p < 1) {
 		viv_errf(err, errlen, "the port in '%.60s' must be a number from 1 to 65535", spec);
 		return false;
 	}
@@ -286,12 +284,9 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 		*(const char **)(void *)p = v;
 		return true;
 	case K_UINT: {
-		char *end;
-		unsigned long n;
+		uint64_t n;
 
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (!isdigit((unsigned char)v[0]) || *end || errno || n < s->min || n > s->max) {
+		if (!viv_parse_u64(v, NULL, s->max, &n) || n < s->min) {
 			viv_errf(err, errlen, "%s takes a whole number from %u to %u, not '%.*s'",
 				 s->name, s->min, s->max, LINE_SHOWN, v);
 			return false;
@@ -513,7 +508,7 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
 		return 0;
 	}
 	if (!o->role || (strcmp(o->role, "serve") && strcmp(o->role, "api") &&
-			 strcmp(o->role, "runner"))) {
+			 strcmp(o->role, "builder") && strcmp(o->role, "runner"))) {
 		if (o->role)
 			fprintf(stderr, "vivd: unknown command '%s'\n", o->role);
 		vivd_usage(stderr);

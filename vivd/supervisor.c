@@ -1,6 +1,7 @@
-/* The supervisor: forks the API process and the runner workers, restarts any
- * that dies, and stops them all on SIGTERM or SIGINT. It holds no database
- * connection, so nothing of SQLite ever crosses a fork. */
+/* The supervisor: forks the processes of the roles (the launcher, the
+ * builder, the API and the runner workers), restarts any that dies, and
+ * stops them all on SIGTERM or SIGINT. It holds no database connection, so
+ * nothing of SQLite ever crosses a fork. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runner.h"
+#include "supervisor.h"
+#include "viv.h"
 
 /* Restart delays: a child that ran for a while restarts at once; one that
  * keeps dying waits longer each time, up to the maximum. */
@@ -21,7 +23,7 @@
 #define STABLE_MS 10000u
 
 struct child {
-	const struct run_child_spec *spec;
+	const struct vivd_child *spec;
 	pid_t pid;
 	uint64_t started_ns;
 	uint64_t restart_at_ns; /* when to start again; 0 while running */
@@ -115,7 +117,7 @@ static void reap(struct child *kids, size_t n, bool restart)
 	}
 }
 
-int run_supervise(const struct run_child_spec *children, size_t n, unsigned grace_ms)
+int vivd_supervise(const struct vivd_child *children, size_t n, unsigned grace_ms)
 {
 	struct child *kids = calloc(n, sizeof(*kids));
 	struct sigaction sa;
