@@ -62,7 +62,7 @@ void pipe_logf(struct pipe_ctx *ctx, const char *fmt, ...) __attribute__((format
 /* Hands the pending log text to ctx->flush, if there is one, and empties it. */
 void pipe_log_flush(struct pipe_ctx *ctx);
 
-/* ---- Child processes (spawn.c) ---------------------------------------------- */
+/* ---- Child processes (pipe_spawn.c) ---------------------------------------------- */
 
 /* A build limit a command ran into. */
 enum pipe_limit {
@@ -160,7 +160,7 @@ char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path);
 enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
 			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen);
 
-/* ---- Limits (limits.c) --------------------------------------------------------- */
+/* ---- Limits (pipe_limits.c) --------------------------------------------------------- */
 
 struct pipe_cg;
 
@@ -236,7 +236,7 @@ enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *cons
 enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
 			  size_t n, char *err, size_t errlen);
 
-/* ---- Unpacking (unpack.c) ------------------------------------------------------ */
+/* ---- Unpacking (pipe_unpack.c) ------------------------------------------------------ */
 
 /* Unpacks the upload at path upload into the existing empty directory dest.
  * A WebAssembly binary is copied as dest/upload.wasm. Anything else is read
@@ -254,7 +254,7 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
 			 struct viv_buf *log, char **root_out, char *err, size_t errlen);
 
-/* ---- The manifest (manifest.c) ---------------------------------------------------- */
+/* ---- The manifest (pipe_manifest.c) ---------------------------------------------------- */
 
 #define PIPE_MANIFEST_FILE "vivarium.json"
 #define PIPE_MANIFEST_MAX (64 * 1024)
@@ -312,7 +312,7 @@ void pipe_manifest_free(struct pipe_manifest *m);
  * response files would let a build escape, and are refused. */
 enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
 
-/* ---- Files of a project (files.c) ---------------------------------------------- */
+/* ---- Files of a project (pipe_files.c) ---------------------------------------------- */
 
 struct stat;
 
@@ -387,7 +387,7 @@ bool pipe_exists(const char *root, const char *rel, bool want_dir);
  * (glob characters allowed). */
 bool pipe_relpath_safe(const char *rel);
 
-/* ---- Static assets (assets.c) -------------------------------------------------- */
+/* ---- Static assets (pipe_assets.c) -------------------------------------------------- */
 
 struct pipe_assets_stats {
 	size_t files;
@@ -406,7 +406,7 @@ enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_ent
 			      uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
 			      struct pipe_assets_stats *stats_out, char *err, size_t errlen);
 
-/* ---- Languages (toolchain.c, toolchain_c.c, toolchain_rust.c, toolchain_as.c) ---------------------------------------- */
+/* ---- Languages (pipe_toolchain.c and pipe_toolchain_{c,rust,as}.c) ------------------------ */
 
 /* What a toolchain's build gets. */
 struct pipe_project {
@@ -460,7 +460,7 @@ extern const struct pipe_toolchain_ops pipe_toolchain_as;
  * flags and its output's features are known for this one only. */
 #define PIPE_ASC_VERSION "0.27.37"
 
-/* ---- The WebAssembly binary (wasm.c) ---------------------------------------------- */
+/* ---- The WebAssembly binary (pipe_wasm.c) ---------------------------------------------- */
 
 enum pipe_wasm_kind {
 	PIPE_WASM_FUNC = 0,
@@ -555,7 +555,7 @@ enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *
 enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
 				      bool *found, char *err, size_t errlen);
 
-/* ---- wasm2c's C, line by line (aot_text.c) --------------------------------------- */
+/* ---- wasm2c's C, line by line (pipe_aot_text.c) --------------------------------------- */
 
 /* One line of a text, without its newline. Borrowed from the text. */
 struct pipe_line {
@@ -588,7 +588,7 @@ bool pipe_func_start(const struct pipe_line *l);
 bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
 		    size_t *last_out);
 
-/* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
+/* ---- Ahead-of-time compilation (pipe_aot.c) ---------------------------------------- */
 
 /* The tools that make an artifact, found once per process. */
 struct pipe_tools {
@@ -630,7 +630,7 @@ struct pipe_rewrite_stats {
 };
 
 /* Rewrites guest.c as wasm2c 1.0.32 writes it (len bytes, no NUL) so that
- * its memory accesses cost less (aot_rewrite.c says how, and why it is
+ * its memory accesses cost less (pipe_aot_rewrite.c says how, and why it is
  * exact): each module function hands the load and store helpers a local
  * copy of the memory's struct, and float loads stay in float registers.
  * *out (caller frees with free()) is the new text, a C string; *stats_out
@@ -704,7 +704,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
 		      char *err, size_t errlen);
 
-/* ---- The build key (buildkey.c) --------------------------------------------------- */
+/* ---- The build key (pipe_buildkey.c) --------------------------------------------------- */
 
 /* The build key of an upload whose bytes have the sha256 upload_sha256 (64
  * hex digits): a sha256 over it and a fingerprint of everything on this

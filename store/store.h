@@ -672,7 +672,7 @@ struct store_build_metrics {
 
 enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
 
-/* ---- For runners only (store/runner_queries.c, kept by the runner) ---------- */
+/* ---- For runners only (store/store_runner_queries.c, kept by the runner) ---------- */
 
 /* The route of one ready deployment of any app, as store_routes_load()
  * gives an app's current one (its artifact, mode and configuration, with

@@ -41,7 +41,7 @@ struct store {
 	size_t n_stmts;
 };
 
-/* ---- SQLite helpers (db.c) ------------------------------------------------- */
+/* ---- SQLite helpers (store_db.c) ------------------------------------------------- */
 
 /* Logs SQLite's error text for rc with what was being done, and maps rc to a
  * status: VIV_ERR_BUSY when the database stayed locked past the busy
@@ -96,7 +96,7 @@ void store_bind_count(struct store *st, sqlite3_stmt *stmt, int idx, size_t v);
  * NULL when out of memory, in which case arr is left as it was. */
 void *store_grow(void *arr, size_t *alloc, size_t n, size_t size);
 
-/* ---- Rows into structs (db.c) ------------------------------------------------- */
+/* ---- Rows into structs (store_db.c) ------------------------------------------------- */
 
 /* Reads the current row of stmt into *elem, a struct of the caller's type.
  * Whatever the result, *elem is left fit for the matching clear function. */
@@ -149,12 +149,12 @@ void store_rollback(struct store *st);
 	"  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id               \
 	"  ORDER BY 1))"
 
-/* ---- Schema (schema.c) ------------------------------------------------------ */
+/* ---- Schema (store_schema.c) ------------------------------------------------------ */
 
 /* Applies every pending migration; refuses a database from a newer vivd. */
 enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen);
 
-/* ---- A deployment's configuration (deploy_config.c) ------------------------- */
+/* ---- A deployment's configuration (store_deploy_config.c) ------------------------- */
 
 /* The mode named name ("hostcall" or "cgi"); STORE_MODE_NONE otherwise. */
 enum store_mode store_mode_parse(const char *name);

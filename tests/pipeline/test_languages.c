@@ -238,7 +238,7 @@ Test(lang, rust_sdk_resolves_without_being_uploaded)
 	free(sdk);
 }
 
-/* The kept SDK build (see toolchain_rust.c): a Rust app that names the SDK,
+/* The kept SDK build (see pipe_toolchain_rust.c): a Rust app that names the SDK,
  * and one whose build script tries to spoil the compiled SDK for whoever
  * comes next, as any app's build could try. */
 static const char sdk_app_toml[] = "[package]\n"

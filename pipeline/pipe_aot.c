@@ -43,7 +43,7 @@
  *
  * WASM_RT_MEMCHECK_SIGNAL_HANDLER is left to wasm-rt.h, which picks guard
  * pages on every 64-bit host: the rewrite of the memory helpers
- * (aot_rewrite.c) is exact only with them, and its text stops the compile
+ * (pipe_aot_rewrite.c) is exact only with them, and its text stops the compile
  * without them. */
 static const char *const aot_flags_common[] = {
 	"-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
@@ -531,7 +531,7 @@ out:
 	return e;
 }
 
-/* guest.c rewritten in place (aot_rewrite.c); any other shape than wasm2c
+/* guest.c rewritten in place (pipe_aot_rewrite.c); any other shape than wasm2c
  * 1.0.32's is compiled as it is, with a note in the build log. */
 static enum viv_err rewrite_guest(struct pipe_ctx *ctx, char *err, size_t errlen)
 {
@@ -571,7 +571,7 @@ out:
 	return e;
 }
 
-/* A large module's C in parts at once (aot_split.c), else whole. */
+/* A large module's C in parts at once (pipe_aot_split.c), else whole. */
 static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, char *err,
 			     size_t errlen)
 {

@@ -1,5 +1,5 @@
 /* Reading wasm2c 1.0.32's C line by line, for the steps that reshape it
- * before it is compiled (aot_split.c, aot_rewrite.c). */
+ * before it is compiled (pipe_aot_split.c, pipe_aot_rewrite.c). */
 #include "pipeline_int.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* The language plug points: detection order and the WebAssembly text and
- * binary toolchains. C and C++ are in toolchain_c.c, Rust in
- * toolchain_rust.c, AssemblyScript in toolchain_as.c. */
+ * binary toolchains. C and C++ are in pipe_toolchain_c.c, Rust in
+ * pipe_toolchain_rust.c, AssemblyScript in pipe_toolchain_as.c. */
 #include "pipeline_int.h"
 
 #include <stdio.h>
