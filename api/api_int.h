@@ -346,7 +346,7 @@ enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
 
 /* Starts the thread that feeds event streams from its own store connection.
  * Caller stops it with api_streams_stop(). */
-enum viv_err api_streams_start(struct api_server *s, struct api_streams **out);
+VIV_MUST_CHECK enum viv_err api_streams_start(struct api_server *s, struct api_streams **out);
 
 /* Ends every stream (each finishes its response, and no new one starts)
  * and stops the thread; called before the daemon stops, which must not find

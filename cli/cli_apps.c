@@ -86,6 +86,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 	char id[32], when[64], status[48], error[256];
 	const char *row[6], *st;
 	enum cli_colour colours[6] = {CLI_PLAIN};
+	enum viv_err err;
 	int64_t now = viv_now_ms();
 	size_t i;
 	int ret = CLI_EXIT_FAIL;
@@ -94,12 +95,16 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 		return CLI_EXIT_USAGE;
 	cli_table_init(&t, heads);
 	viv_buf_init(&path, 256);
-	viv_buf_printf(&path, "/v1/apps/%s/deployments", a->arg[0]);
-	if (a->given & CLI_O_LIMIT)
-		viv_buf_printf(&path, "?limit=%lld", a->limit);
-	if (a->given & CLI_O_BEFORE)
-		viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
-			       a->before);
+	err = viv_buf_printf(&path, "/v1/apps/%s/deployments", a->arg[0]);
+	if (!err && (a->given & CLI_O_LIMIT))
+		err = viv_buf_printf(&path, "?limit=%lld", a->limit);
+	if (!err && (a->given & CLI_O_BEFORE))
+		err = viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
+				     a->before);
+	if (err) {
+		fprintf(stderr, "viv: %s\n", viv_strerror(err));
+		goto out;
+	}
 	if (!cli_get_list(c, a, path.data, "deployments", "deployments", &r, &deps, &ret))
 		goto out;
 	if (json_array_size(deps) == 0) {

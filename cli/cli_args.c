@@ -250,7 +250,7 @@ static enum viv_err find_command(char **words, int n, struct cli_args *out, char
 	if (!out->cmd) {
 		viv_buf_init(&verbs, 256);
 		for (c = first; c->name && strcmp(c->name, first->name) == 0; c++)
-			viv_buf_printf(&verbs, "%s%s", c == first ? "" : ", ", c->verb);
+			viv_buf_printf_trunc(&verbs, "%s%s", c == first ? "" : ", ", c->verb);
 		if (n > first->verb_at)
 			viv_errf(errbuf, errlen, "viv %s has no \"%s\"; it has %s (viv help %s)",
 				 first->name, words[first->verb_at], verbs.data, first->name);

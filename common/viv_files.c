@@ -578,6 +578,14 @@ enum viv_err viv_rmtree(const char *path)
 	return err;
 }
 
+void viv_rmtree_or_log(const char *path)
+{
+	enum viv_err err = viv_rmtree(path);
+
+	if (err)
+		viv_log(VIV_WARN, "could not remove %s: %s", path, viv_strerror(err));
+}
+
 /* ---- The platform's own files ------------------------------------------------------------ */
 
 /* How many folders up from the program's own the search goes: bin/ of an

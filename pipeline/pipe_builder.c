@@ -80,7 +80,7 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 		pipe_ctx_free(&ctx);
 	}
 	free(tmp);
-	viv_rmtree(scratch);
+	viv_rmtree_or_log(scratch);
 	free(scratch);
 }
 
@@ -94,7 +94,9 @@ static bool remove_left(struct pipe_builder *b, const char *dir, const char *nam
 	bool ok = false;
 
 	if (tenant) {
-		pipe_launcher_empty(&b->cfg, tenant);
+		/* What the launcher could not empty, viv_rmtree tries again. */
+		if (pipe_launcher_empty(&b->cfg, tenant))
+			viv_log(VIV_WARN, "builder: the launcher could not empty %s", tenant);
 		ok = viv_rmtree(path) == VIV_OK;
 		if (!ok)
 			viv_log(VIV_WARN, "builder: could not remove %s", path);

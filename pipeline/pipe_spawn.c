@@ -891,13 +891,16 @@ enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd
 			    size_t errlen)
 {
 	struct pipe_proc *p = NULL;
-	enum viv_err err;
+	enum viv_err err, finish;
 
 	err = pipe_proc_start(cfg, cmd, output, &p, err_text, errlen);
 	if (err)
 		return err;
-	pipe_procs_wait(&p, 1);
-	return pipe_proc_finish(p, exit_out, err_text, errlen);
+	/* A failed wait is also recorded in p, and pipe_proc_finish says so
+	 * in err_text. */
+	err = pipe_procs_wait(&p, 1);
+	finish = pipe_proc_finish(p, exit_out, err_text, errlen);
+	return finish ? finish : err;
 }
 
 enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
@@ -1284,6 +1287,6 @@ bool pipe_sandbox_available(const struct pipe_config *with, char *errbuf, size_t
 		ok = true;
 	}
 	viv_buf_free(&output);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	return ok;
 }

@@ -54,7 +54,7 @@ static enum viv_err pick_one(const struct pipe_project *p, const char *suffix, c
 		viv_buf_init(&list, 300);
 		for (size_t i = 0; i < n; i++) {
 			if (viv_buf_printf(&list, "%s%s", i ? ", " : "", files[i]) != VIV_OK) {
-				viv_buf_printf(&list, ", ...");
+				viv_buf_printf_trunc(&list, ", ...");
 				break;
 			}
 		}

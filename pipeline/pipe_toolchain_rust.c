@@ -834,7 +834,7 @@ static void seed_target(const struct pipe_project *p, const struct rust_tools *t
 	e = pipe_copy_tree(kept, target, SEED_ENTRIES_MAX, SEED_BYTES_MAX);
 	if (e) {
 		viv_log(VIV_WARN, "rust: could not copy %s: %s", kept, viv_strerror(e));
-		viv_rmtree(target);
+		viv_rmtree_or_log(target);
 		goto out;
 	}
 	pipe_logf(p->ctx, "the Vivarium SDK crate comes compiled (%.12s)\n", key);

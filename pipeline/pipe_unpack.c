@@ -489,7 +489,7 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 		if (err)
 			return err;
 		if (log)
-			viv_buf_printf(log, "the upload is a WebAssembly %s (%lld bytes)%s\n",
+			viv_buf_printf_trunc(log, "the upload is a WebAssembly %s (%lld bytes)%s\n",
 				       text ? "text file" : "module", (long long)st.st_size,
 				       text ? ", built as app.wat" : "");
 		*root_out = strdup(dest);
@@ -516,7 +516,7 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 		return err;
 	}
 	if (log)
-		viv_buf_printf(log, "unpacked %zu entries, %.1f KiB%s%s%s\n", job.entries,
+		viv_buf_printf_trunc(log, "unpacked %zu entries, %.1f KiB%s%s%s\n", job.entries,
 			       job.bytes / 1024.0, strcmp(*root_out, dest) ? "; project root is "
 									  : "",
 			       strcmp(*root_out, dest) ? strrchr(*root_out, '/') + 1 : "",

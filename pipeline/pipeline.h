@@ -103,7 +103,7 @@ void pipe_config_defaults(struct pipe_config *cfg);
  * failed build is an outcome, not an error: the result is VIV_OK whenever
  * the outcome was recorded. The upload and the scratch directory are
  * removed at the end. */
-enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
+VIV_MUST_CHECK enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
 			int64_t deployment_id);
 
 /* The builders: cfg->builders threads (at most 64), each with its own
@@ -114,7 +114,7 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
  * On failure the reason goes to the operator log. Caller stops and frees
  * it with pipe_builder_stop(). */
 struct pipe_builder;
-enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
+VIV_MUST_CHECK enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
 				struct pipe_builder **out);
 /* Wakes the idle threads to look at the queue now. */
 void pipe_builder_wake(struct pipe_builder *b);
@@ -140,7 +140,7 @@ bool pipe_sandbox_available(const struct pipe_config *cfg, char *errbuf, size_t 
  * VIV_ERR_UNSUPPORTED with the reason in why when the machine has no such
  * hierarchies or they cannot be written (rlimits are then the limits).
  * Caller frees with pipe_cgroups_free(). */
-enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
+VIV_MUST_CHECK enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
 				size_t whylen);
 /* Frees the paths; accepts a zeroed struct. */
 void pipe_cgroups_free(struct pipe_cgroups *cg);

@@ -304,7 +304,10 @@ void store_rollback(struct store *st)
 	/* A failed statement may already have rolled the transaction back. */
 	if (sqlite3_get_autocommit(st->db))
 		return;
-	store_exec(st, "ROLLBACK");
+	/* A failed ROLLBACK leaves SQLite to roll back when the connection
+	 * next closes; the caller is already failing with its own error. */
+	if (store_exec(st, "ROLLBACK"))
+		viv_log(VIV_WARN, "store: ROLLBACK failed: %s", sqlite3_errmsg(st->db));
 }
 
 enum viv_err store_text_exists(struct store *st, const char *sql, const char *text, bool *out)

@@ -58,6 +58,7 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 	char errbuf[256] = "", logpath[128];
 	bool created = false;
 	int fd, one = 1;
+	sigset_t stop_sigs, old_sigs;
 	pid_t parent;
 
 	memset(s, 0, sizeof(*s));
@@ -83,6 +84,13 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 	s->port = ntohs(sa.sin_port);
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 
+	/* The children are born with SIGTERM and SIGINT blocked, as the
+	 * builder and the API block them to sigwait: one sent before they
+	 * get there waits for them instead of killing them. */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	cr_assert_eq(sigprocmask(SIG_BLOCK, &stop_sigs, &old_sigs), 0);
 	parent = getpid();
 	s->builder_pid = fork();
 	cr_assert_geq(s->builder_pid, 0);
@@ -130,6 +138,7 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 		cfg.keepalive_s = keepalive_s;
 		_exit(api_main(&cfg));
 	}
+	cr_assert_eq(sigprocmask(SIG_SETMASK, &old_sigs, NULL), 0);
 	close(fd);
 	s->upload_max = upload_max ? upload_max : VIV_UPLOAD_MAX_DEFAULT;
 	/* Answering means its stop signals are taken: a SIGTERM sent before
@@ -175,7 +184,7 @@ void tsrv_stop(struct tsrv *s)
 {
 	stop_child(s->pid, "API");
 	stop_child(s->builder_pid, "builder");
-	viv_rmtree(s->root);
+	viv_rmtree_or_log(s->root);
 	free(s->token);
 	s->token = NULL;
 }

@@ -66,7 +66,7 @@ static char *imports_of(const struct store_deployment *d)
 	cr_assert_eq(pipe_wasm_parse(data, len, &w, err, sizeof(err)), VIV_OK, "%s", err);
 	viv_buf_init(&out, 0);
 	for (uint32_t i = 0; i < w->n_imports; i++)
-		viv_buf_printf(&out, "%s.%s\n", w->imports[i].module, w->imports[i].name);
+		cr_assert_eq(viv_buf_printf(&out, "%s.%s\n", w->imports[i].module, w->imports[i].name), VIV_OK);
 	pipe_wasm_free(w);
 	free(data);
 	free(path);
@@ -284,8 +284,8 @@ static void kept_sdk_hash(char hex[65])
 			  files[i]);
 		text = t_read(path, &len);
 		cr_assert_not_null(text);
-		viv_buf_printf(&b, "%s %zu\n", files[i], len);
-		viv_buf_append(&b, text, len);
+		cr_assert_eq(viv_buf_printf(&b, "%s %zu\n", files[i], len), VIV_OK);
+		cr_assert_eq(viv_buf_append(&b, text, len), VIV_OK);
 		free(text);
 		free(path);
 	}

@@ -109,7 +109,7 @@ Test(manifest, absent_file_gives_defaults)
 	pipe_manifest_free(m);
 	t_write(dir, "vivarium.json", "{\"limits\": {\"memory_mb\": 0}}");
 	cr_assert_eq(pipe_manifest_load(dir, &cfg, &m, err, sizeof(err)), VIV_ERR_INVALID);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	free(dir);
 }
 

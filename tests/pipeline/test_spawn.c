@@ -26,7 +26,7 @@ static void setup(void)
 
 	scratch = t_tmpdir();
 	tmp = viv_path_join(scratch, "tmp");
-	viv_mkdirs(tmp, 0755);
+	cr_assert_eq(viv_mkdirs(tmp, 0755), VIV_OK);
 	free(tmp);
 	t_config(&cfg, false);
 	cfg.step_timeout_ms = 10000;
@@ -38,7 +38,7 @@ static void setup(void)
 static void teardown(void)
 {
 	viv_buf_free(&out);
-	viv_rmtree(scratch);
+	viv_rmtree_or_log(scratch);
 	free(scratch);
 }
 

@@ -24,7 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	viv_rmtree(work);
+	viv_rmtree_or_log(work);
 	free(work);
 	free(dest);
 	free(upload);
@@ -85,8 +85,8 @@ Test(unpack, compressed_tars)
 	for (size_t i = 0; i < 4; i++) {
 		char *root;
 
-		viv_rmtree(dest);
-		viv_mkdirs(dest, 0755);
+		viv_rmtree_or_log(dest);
+		cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 		t_archive(upload, "ustar", filters[i], project, 4);
 		cr_assert_eq(unpack(&root), VIV_OK, "%s: %s", filters[i], err);
 		check_project(root);
@@ -205,8 +205,8 @@ Test(unpack, links_devices_and_fifos_are_refused)
 		char *bad = viv_path_join(dest, cases[i].e.name);
 		struct stat st;
 
-		viv_rmtree(dest);
-		viv_mkdirs(dest, 0755);
+		viv_rmtree_or_log(dest);
+		cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 		t_archive(upload, "tar", NULL, e, 2);
 		cr_assert_eq(unpack(&root), VIV_ERR_INVALID, "%s", cases[i].e.name);
 		cr_assert(strstr(err, cases[i].want), "%s", err);
@@ -231,8 +231,8 @@ Test(unpack, entry_count_cap)
 	cr_assert_eq(unpack(&root), VIV_ERR_TOO_BIG);
 	cr_assert_str_eq(err, "the upload holds more than 11 files and folders; the limit is 11");
 	cfg.unpack_max_entries = 12;
-	viv_rmtree(dest);
-	viv_mkdirs(dest, 0755);
+	viv_rmtree_or_log(dest);
+	cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 	cr_assert_eq(unpack(&root), VIV_OK, "%s", err);
 	free(root);
 }

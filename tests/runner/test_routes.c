@@ -62,7 +62,7 @@ static void teardown(void)
 	run_pool_destroy(pool);
 	free(so_one);
 	free(so_two);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 }
 
 TestSuite(routes, .init = setup, .fini = teardown, .timeout = 300);

@@ -22,7 +22,7 @@ void store_test_setup(void)
 
 void store_test_teardown(void)
 {
-	viv_rmtree(test_root);
+	viv_rmtree_or_log(test_root);
 }
 
 struct store *test_open(void)
