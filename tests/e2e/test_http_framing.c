@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "figure.h"
 #include "rawnet.h"
 #include "support.h"
 
@@ -100,7 +101,7 @@ Test(framing, two_content_lengths_are_refused_and_the_rest_never_read)
 			     "helloGET / HTTP/1.1\r\nHost: second.localhost\r\n\r\n",
 			     3000, &closed);
 
-	cr_log_info("two Content-Length values: %.12s, closed %d", out, closed);
+	FIGURE("two Content-Length values: %.12s, closed %d", out, closed);
 	cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
 	cr_assert_eq(rawnet_count(out, "HTTP/1."), 1, "a second response came:\n%s", out);
 	cr_assert_null(strstr(out, "app second"), "%s", out);
@@ -127,7 +128,7 @@ Test(framing, two_host_lines_are_refused)
 			     "Host: second.localhost\r\n\r\n",
 			     3000, &closed);
 
-	cr_log_info("two Host lines: %.12s, closed %d", out, closed);
+	FIGURE("two Host lines: %.12s, closed %d", out, closed);
 	cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
 	cr_assert_null(strstr(out, "app "), "routed to an app:\n%s", out);
 	cr_assert(closed, "the connection stayed open");
@@ -144,7 +145,7 @@ Test(framing, content_length_with_transfer_encoding_is_refused_and_closed)
 			     "GET / HTTP/1.1\r\nHost: second.localhost\r\n\r\n",
 			     3000, &closed);
 
-	cr_log_info("Content-Length and Transfer-Encoding: %.12s, closed %d after %.0f ms", out,
+	FIGURE("Content-Length and Transfer-Encoding: %.12s, closed %d after %.0f ms", out,
 		    closed, tsup_now_ms() - t0);
 	cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
 	cr_assert_eq(rawnet_count(out, "HTTP/1."), 1, "a second response came:\n%s", out);
