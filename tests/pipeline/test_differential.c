@@ -11,7 +11,7 @@
  *
  * Differences that the WebAssembly specification allows are explained and
  * counted: NaN payloads (any NaN matches any NaN). Any other difference
- * fails the test. 100 modules in the suite; VIV_PROOF_MODULES=N for more. */
+ * fails the test. 60 modules in the suite; VIV_PROOF_MODULES=N for more. */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -477,7 +477,7 @@ static const char *compare(const struct run *ref, const struct run *got, char *b
 Test(differential, binaryen_modules_agree_with_the_aot_path, .timeout = 3000)
 {
 	const char *env = getenv("VIV_PROOF_MODULES");
-	size_t count = env ? strtoul(env, NULL, 10) : 100, failures = 0;
+	size_t count = env ? strtoul(env, NULL, 10) : 60, failures = 0;
 	char err[512], why_buf[600];
 	unsigned seed = 20261204;
 	double t0;
