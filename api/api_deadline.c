@@ -29,10 +29,10 @@ struct api_conn {
 	struct api_conn *prev, *next;
 	int fd;
 	enum conn_phase phase;
-	uint64_t since_ns;  /* when the phase began */
-	uint64_t body;      /* bytes of the current request's body */
-	unsigned requests;  /* ended on this connection */
-	bool cut;           /* shut down for its deadline */
+	uint64_t since_ns; /* when the phase began */
+	uint64_t body;     /* bytes of the current request's body */
+	unsigned requests; /* ended on this connection */
+	bool cut;          /* shut down for its deadline */
 };
 
 struct api_deadlines {
@@ -88,11 +88,11 @@ static void *deadline_thread(void *arg)
 		if (cut) {
 			d->cut += cut;
 			viv_log(VIV_WARN,
-				"closed %llu connection%s past their deadline (%llu in all): "
-				"headers take at most %u s, a request %u s",
-				(unsigned long long)cut, cut == 1 ? "" : "s",
-				(unsigned long long)d->cut, (unsigned)API_HEADER_DEADLINE_S,
-				(unsigned)API_REQUEST_DEADLINE_S);
+			        "closed %llu connection%s past their deadline (%llu in all): "
+			        "headers take at most %u s, a request %u s",
+			        (unsigned long long)cut, cut == 1 ? "" : "s",
+			        (unsigned long long)d->cut, (unsigned)API_HEADER_DEADLINE_S,
+			        (unsigned)API_REQUEST_DEADLINE_S);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 500 * 1000 * 1000;
@@ -154,7 +154,7 @@ void api_deadlines_stop(struct api_deadlines *d)
 }
 
 void api_deadlines_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-			  enum MHD_ConnectionNotificationCode code)
+                          enum MHD_ConnectionNotificationCode code)
 {
 	struct api_deadlines *d = cls;
 	struct api_conn *conn = *socket_context;
@@ -201,8 +201,8 @@ static struct api_conn *conn_of(struct MHD_Connection *c)
 	return info ? info->socket_context : NULL;
 }
 
-void api_deadlines_phase(struct api_deadlines *d, struct MHD_Connection *c,
-			 enum api_conn_event ev, size_t bytes)
+void api_deadlines_phase(struct api_deadlines *d, struct MHD_Connection *c, enum api_conn_event ev,
+                         size_t bytes)
 {
 	struct api_conn *conn;
 

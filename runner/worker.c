@@ -484,8 +484,8 @@ static const char *bad_framing(h2o_req_t *req)
 		if (line_end == p)
 			break; /* the empty line that ends the header block */
 		if (*p == ' ' || *p == '\t')
-			return "A header line continues the one before it (obs-fold), which HTTP/1.1 "
-			       "no longer allows.\n";
+			return "A header line continues the one before it (obs-fold), which "
+			       "HTTP/1.1 no longer allows.\n";
 		if (header_value(p, line_end, "host", &len))
 			hosts++;
 		if (header_value(p, line_end, "transfer-encoding", &len))

@@ -5,10 +5,10 @@
 
 #include <stdio.h>
 
-#define FIGURE(...)                                                                        \
-	do {                                                                               \
-		fprintf(stderr, "figure: " __VA_ARGS__);                                   \
-		fputc('\n', stderr);                                                       \
+#define FIGURE(...)                                                                                \
+	do {                                                                                       \
+		fprintf(stderr, "figure: " __VA_ARGS__);                                           \
+		fputc('\n', stderr);                                                               \
 	} while (0)
 
 #endif

@@ -27,7 +27,7 @@
 struct deploy {
 	long id;
 	int app;
-	char text[48];   /* what it answers */
+	char text[48];    /* what it answers */
 	bool acked_ready; /* the API said ready before a kill */
 	bool was_open;    /* queued or building at a kill */
 	bool settled;     /* ready or failed after it */
@@ -49,17 +49,17 @@ static char *cgi_wat(const char *text)
 	char *wat = NULL;
 
 	cr_assert(asprintf(&wat,
-			   "(module\n"
-			   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-			   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-			   "  (memory 1)\n"
-			   "  (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a%s\")\n"
-			   "  (func (export \"_start\")\n"
-			   "    (i32.store (i32.const 0) (i32.const 64))\n"
-			   "    (i32.store (i32.const 4) (i32.const %zu))\n"
-			   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-			   " (i32.const 16)))))\n",
-			   text, strlen(text) + 26) > 0);
+	                   "(module\n"
+	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	                   "  (memory 1)\n"
+	                   "  (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a%s\")\n"
+	                   "  (func (export \"_start\")\n"
+	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))))\n",
+	                   text, strlen(text) + 26) > 0);
 	return wat;
 }
 
@@ -145,10 +145,10 @@ static void crash(struct tsup_vivd *v, bool whole)
 		while (group_alive(pgid, NULL))
 			usleep(50000);
 		cr_assert_fail("15 s after the supervisor's SIGKILL, this was still there: %.120s",
-			       left);
+		               left);
 	}
 	cr_log_info("%s: gone after %.0f ms", whole ? "all of vivd" : "the supervisor",
-		    tsup_now_ms() - t0);
+	            tsup_now_ms() - t0);
 	if (!whole && tsup_now_ms() - t0 > fig.orphan_ms)
 		fig.orphan_ms = tsup_now_ms() - t0;
 }
@@ -177,14 +177,14 @@ static void restart(struct tsup_vivd *v)
 		int status;
 
 		cr_assert_eq(waitpid(v->pid, &status, WNOHANG), 0, "vivd did not start again:\n%s",
-			     tsup_vivd_log_tail(v, 3000));
+		             tsup_vivd_log_tail(v, 3000));
 		if (tsup_http("GET", url, NULL, NULL, NULL, 0, &r) && r.status == 200) {
 			tsup_resp_free(&r);
 			break;
 		}
 		tsup_resp_free(&r);
 		cr_assert_lt(tsup_now_ms() - t0, 30000, "vivd did not answer after a restart:\n%s",
-			     tsup_vivd_log_tail(v, 3000));
+		             tsup_vivd_log_tail(v, 3000));
 		usleep(50000);
 	}
 }
@@ -219,19 +219,19 @@ static void check_database(const struct tsup_vivd *v, long *current)
 	cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
 	sqlite3_finalize(st);
 	fig.integrity_ok++;
-	cr_assert_eq(sqlite3_prepare_v2(db,
-					"SELECT id, artifact FROM deployments WHERE status = 'ready'",
-					-1, &st, NULL),
-		     SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(
+	                     db, "SELECT id, artifact FROM deployments WHERE status = 'ready'", -1,
+	                     &st, NULL),
+	             SQLITE_OK);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *hash = (const char *)sqlite3_column_text(st, 1);
 		char so[600];
 
 		cr_assert(hash && strlen(hash) == 64, "deployment %lld has no artifact",
-			  (long long)sqlite3_column_int64(st, 0));
+		          (long long)sqlite3_column_int64(st, 0));
 		snprintf(so, sizeof(so), "%s/artifacts/%.2s/%s.so", v->data, hash, hash);
 		cr_assert_eq(access(so, R_OK), 0, "deployment %lld points at a missing artifact %s",
-			     (long long)sqlite3_column_int64(st, 0), so);
+		             (long long)sqlite3_column_int64(st, 0), so);
 	}
 	cr_assert_eq(rc, SQLITE_DONE);
 	sqlite3_finalize(st);
@@ -240,10 +240,10 @@ static void check_database(const struct tsup_vivd *v, long *current)
 
 		snprintf(name, sizeof(name), "crash%d", a);
 		current[a] = 0;
-		cr_assert_eq(sqlite3_prepare_v2(db,
-						"SELECT current_deployment FROM apps WHERE name = ?",
-						-1, &st, NULL),
-			     SQLITE_OK);
+		cr_assert_eq(
+		        sqlite3_prepare_v2(db, "SELECT current_deployment FROM apps WHERE name = ?",
+		                           -1, &st, NULL),
+		        SQLITE_OK);
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			current[a] = (long)sqlite3_column_int64(st, 0);
@@ -271,17 +271,18 @@ static void check_after_restart(const struct tsup_vivd *v)
 				if (d->was_open && strcmp(s, "ready") == 0)
 					fig.rebuilt++;
 				if (strcmp(s, "failed") == 0) {
-					const char *e = json_string_value(json_object_get(j, "error"));
+					const char *e =
+					        json_string_value(json_object_get(j, "error"));
 
 					cr_assert(e && strlen(e) > 10,
-						  "deployment %ld failed with no reason", d->id);
+					          "deployment %ld failed with no reason", d->id);
 					fig.failed_with_reason++;
 				}
 			}
 			json_decref(j);
 			if (!d->settled) {
 				cr_assert_lt(tsup_now_ms() - t0, 90000,
-					     "deployment %ld never ended: %s", d->id, s);
+				             "deployment %ld never ended: %s", d->id, s);
 				usleep(100000);
 			}
 		}
@@ -289,7 +290,7 @@ static void check_after_restart(const struct tsup_vivd *v)
 			json_t *j = deployment(v, d->id);
 
 			cr_assert_str_eq(status_of(j), "ready",
-					 "deployment %ld was ready before the crash", d->id);
+			                 "deployment %ld was ready before the crash", d->id);
 			json_decref(j);
 			if (d->id > latest_acked[d->app])
 				latest_acked[d->app] = d->id;
@@ -308,8 +309,8 @@ static void check_after_restart(const struct tsup_vivd *v)
 			cr_assert_eq(latest_acked[a], 0, "app %d lost its deployment", a);
 			continue;
 		}
-		cr_assert_geq(current[a], latest_acked[a], "app %d went back to an older deployment",
-			      a);
+		cr_assert_geq(current[a], latest_acked[a],
+		              "app %d went back to an older deployment", a);
 		for (size_t i = 0; i < n_deps; i++)
 			if (deps[i].id == current[a])
 				want = deps[i].text;
@@ -319,8 +320,8 @@ static void check_after_restart(const struct tsup_vivd *v)
 			cr_assert(tsup_app_get(v, name, "/", &r), "%s", r.error);
 			if (r.status == 200 && strcmp(r.body, want) == 0)
 				break;
-			cr_assert_lt(tsup_now_ms() - t1, 10000, "%s answers %ld '%s', not '%s'", name,
-				     r.status, r.body, want);
+			cr_assert_lt(tsup_now_ms() - t1, 10000, "%s answers %ld '%s', not '%s'",
+			             name, r.status, r.body, want);
 			tsup_resp_free(&r);
 		}
 		tsup_resp_free(&r);
@@ -387,12 +388,13 @@ Test(crashes, sigkill_at_random_moments_loses_nothing_acknowledged, .timeout = 9
 	FIGURE("crashes: %zu SIGKILLs (%zu of the supervisor, %zu of every process) across %zu "
 	       "deploys in %.0f s; integrity_check ok %zu times; %zu deployments acknowledged "
 	       "ready all still ready and served (%zu checks of apps); builds open at a kill: %zu "
-	       "ended ready, %zu failed with a reason; 0 missing artifacts; roles gone at most %.0f ms "
+	       "ended ready, %zu failed with a reason; 0 missing artifacts; roles gone at most "
+	       "%.0f ms "
 	       "after their supervisor",
 	       fig.supervisor_kills + fig.group_kills, fig.supervisor_kills, fig.group_kills,
-	       n_deps, (tsup_now_ms() - t0) / 1000, fig.integrity_ok, fig.acked,
-	       fig.checks_served, fig.rebuilt, fig.failed_with_reason, fig.orphan_ms);
+	       n_deps, (tsup_now_ms() - t0) / 1000, fig.integrity_ok, fig.acked, fig.checks_served,
+	       fig.rebuilt, fig.failed_with_reason, fig.orphan_ms);
 	cr_log_info("time spent stopping %.0f ms, starting %.0f ms, checking %.0f ms", crash_ms,
-		    restart_ms, check_ms);
+	            restart_ms, check_ms);
 	tsup_vivd_stop(&v);
 }

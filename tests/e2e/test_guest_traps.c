@@ -34,126 +34,124 @@ struct guest {
 #define RUN(code) "(func (export \"run\") " code ")"
 
 static const struct guest guests[] = {
-	/* Out of bounds, at the end of one page and around 4 GiB. */
-	{"oob-end", RUN("(drop (i32.load (i32.const 65533)))"), "(memory 1)", false},
-	{"oob-end8", RUN("(drop (i64.load (i32.const 65529)))"), "(memory 1)", false},
-	{"oob-store-end", RUN("(i32.store16 (i32.const 65535) (i32.const 7))"), "(memory 1)",
-	 false},
-	{"oob-4g", RUN("(drop (i32.load8_u (i32.const -1)))"), "(memory 1)", false},
-	{"oob-4g-4", RUN("(drop (i32.load (i32.const -4)))"), "(memory 1)", false},
-	{"oob-offset", RUN("(drop (i32.load offset=4294967295 (i32.const 0)))"), "(memory 1)",
-	 false},
-	/* Address and offset both at their largest: the sum is past 8 GiB
-	 * minus a few bytes, and the 8-byte access straddles the end of the
-	 * slot's reservation. */
-	{"oob-wrap", RUN("(drop (i64.load offset=4294967295 (i32.const -1)))"), "(memory 1)",
-	 false},
-	{"oob-wrap-store", RUN("(i64.store offset=4294967295 (i32.const -1) (i64.const -1))"),
-	 "(memory 1)", false},
-	{"oob-offset-1", RUN("(drop (i32.load offset=65536 (i32.const 0)))"), "(memory 1)",
-	 false},
-	{"oob-fill", RUN("(memory.fill (i32.const 65000) (i32.const 1) (i32.const 1000))"),
-	 "(memory 1)", false},
-	{"oob-copy", RUN("(memory.copy (i32.const 0) (i32.const -16) (i32.const 32))"),
-	 "(memory 1)", false},
-	/* Grown to its maximum: the last byte is there, the next is not. */
-	{"oob-after-max",
-	 RUN("(drop (memory.grow (i32.const 3)))"
-	     "(i32.store8 (i32.const 262143) (i32.const 1))"
-	     "(drop (i32.load8_u (i32.const 262144)))"),
-	 "(memory 1 4)", false},
-	/* Indirect calls: past the table, a null entry, the wrong type. */
-	{"indirect-past", RUN("(call_indirect (type $v) (i32.const 9))"),
-	 "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
-	 " (func $nop)",
-	 false},
-	{"indirect-null", RUN("(call_indirect (type $v) (i32.const 1))"),
-	 "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
-	 " (func $nop)",
-	 false},
-	{"indirect-type", RUN("(drop (call_indirect (type $i) (i32.const 0)))"),
-	 "(memory 1) (type $v (func)) (type $i (func (result i32))) (table 2 funcref)"
-	 " (elem (i32.const 0) $nop) (func $nop)",
-	 false},
-	{"indirect-huge", RUN("(call_indirect (type $v) (i32.const -1))"),
-	 "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
-	 " (func $nop)",
-	 false},
-	/* Stack overflows: deep (small frames) and wide (large frames). */
-	{"stack-deep", RUN("(call $f (i32.const 0))"),
-	 "(memory 1) (func $f (param i32) (call $f (i32.add (local.get 0) (i32.const 1))))",
-	 false},
-	{"stack-wide", RUN("(drop (call $w (i64.const 1)))"),
-	 "(memory 1) (func $w (param i64) (result i64)"
-	 " (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64"
-	 "  i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)"
-	 " (local.set 1 (call $w (i64.add (local.get 0) (i64.const 1))))"
-	 " (local.set 2 (i64.mul (local.get 1) (local.get 0)))"
-	 " (local.set 3 (i64.mul (local.get 2) (local.get 1)))"
-	 " (local.set 4 (i64.mul (local.get 3) (local.get 2)))"
-	 " (i64.add (local.get 4) (local.get 3)))",
-	 false},
-	{"stack-mutual", RUN("(call $a)"), "(memory 1) (func $a (call $b)) (func $b (call $a))",
-	 false},
-	/* Loops that never end. */
-	{"loop", RUN("(loop $l (br $l))"), "(memory 1)", true},
-	{"loop-calls", RUN("(loop $l (call $f) (br $l))"), "(memory 1) (func $f)", true},
-	{"loop-memory",
-	 RUN("(loop $l (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))"
-	     " (br $l))"),
-	 "(memory 1)", true},
-	/* Growth past the memory limit fails (-1); the guest then traps only
-	 * if the limit held, and answers 200 if it did not. */
-	{"grow-past-limit",
-	 RUN("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))"
-	     "(if (i32.le_u (memory.size) (i32.const 32)) (then unreachable))"),
-	 "(memory 1)", false},
-	{"grow-huge",
-	 RUN("(if (i32.eq (memory.grow (i32.const 65535)) (i32.const -1)) (then unreachable))"),
-	 "(memory 1)", false},
-	/* Traps inside host calls: the host calls the guest's allocator,
-	 * which traps, loops or overflows the stack. */
-	{"hostcall-trap",
-	 RUN("(call $init (i32.const 0) (i32.const 1))"
-	     "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
-	 "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
-	 " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
-	 " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
-	 " (func $malloc (param i32) (result i32) unreachable) (func $free (param i32))",
-	 false},
-	{"hostcall-loop",
-	 RUN("(call $init (i32.const 0) (i32.const 1))"
-	     "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
-	 "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
-	 " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
-	 " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
-	 " (func $malloc (param i32) (result i32) (loop $l (br $l)) (i32.const 0))"
-	 " (func $free (param i32))",
-	 true},
-	{"hostcall-stack",
-	 RUN("(call $init (i32.const 0) (i32.const 1))"
-	     "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
-	 "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
-	 " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
-	 " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
-	 " (func $malloc (param i32) (result i32) (call $malloc (local.get 0)))"
-	 " (func $free (param i32))",
-	 false},
-	{"hostcall-oob",
-	 RUN("(call $init (i32.const 0) (i32.const 1))"
-	     "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"
-	     "(if (i32.eqz (i32.load (i32.const 16))) (then unreachable))"),
-	 "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
-	 " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
-	 " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
-	 " (func $malloc (param i32) (result i32) (i32.const 65534))"
-	 " (func $free (param i32))",
-	 false},
-	{"unreachable", RUN("unreachable"), "(memory 1)", false},
-	{"div-zero", RUN("(drop (i32.div_u (i32.const 1) (i32.const 0)))"), "(memory 1)", false},
-	{"int-overflow", RUN("(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))"),
-	 "(memory 1)", false},
-	{"trunc-nan", RUN("(drop (i32.trunc_f32_s (f32.const nan)))"), "(memory 1)", false},
+        /* Out of bounds, at the end of one page and around 4 GiB. */
+        {"oob-end", RUN("(drop (i32.load (i32.const 65533)))"), "(memory 1)", false},
+        {"oob-end8", RUN("(drop (i64.load (i32.const 65529)))"), "(memory 1)", false},
+        {"oob-store-end", RUN("(i32.store16 (i32.const 65535) (i32.const 7))"), "(memory 1)",
+         false},
+        {"oob-4g", RUN("(drop (i32.load8_u (i32.const -1)))"), "(memory 1)", false},
+        {"oob-4g-4", RUN("(drop (i32.load (i32.const -4)))"), "(memory 1)", false},
+        {"oob-offset", RUN("(drop (i32.load offset=4294967295 (i32.const 0)))"), "(memory 1)",
+         false},
+        /* Address and offset both at their largest: the sum is past 8 GiB
+         * minus a few bytes, and the 8-byte access straddles the end of the
+         * slot's reservation. */
+        {"oob-wrap", RUN("(drop (i64.load offset=4294967295 (i32.const -1)))"), "(memory 1)",
+         false},
+        {"oob-wrap-store", RUN("(i64.store offset=4294967295 (i32.const -1) (i64.const -1))"),
+         "(memory 1)", false},
+        {"oob-offset-1", RUN("(drop (i32.load offset=65536 (i32.const 0)))"), "(memory 1)", false},
+        {"oob-fill", RUN("(memory.fill (i32.const 65000) (i32.const 1) (i32.const 1000))"),
+         "(memory 1)", false},
+        {"oob-copy", RUN("(memory.copy (i32.const 0) (i32.const -16) (i32.const 32))"),
+         "(memory 1)", false},
+        /* Grown to its maximum: the last byte is there, the next is not. */
+        {"oob-after-max",
+         RUN("(drop (memory.grow (i32.const 3)))"
+             "(i32.store8 (i32.const 262143) (i32.const 1))"
+             "(drop (i32.load8_u (i32.const 262144)))"),
+         "(memory 1 4)", false},
+        /* Indirect calls: past the table, a null entry, the wrong type. */
+        {"indirect-past", RUN("(call_indirect (type $v) (i32.const 9))"),
+         "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
+         " (func $nop)",
+         false},
+        {"indirect-null", RUN("(call_indirect (type $v) (i32.const 1))"),
+         "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
+         " (func $nop)",
+         false},
+        {"indirect-type", RUN("(drop (call_indirect (type $i) (i32.const 0)))"),
+         "(memory 1) (type $v (func)) (type $i (func (result i32))) (table 2 funcref)"
+         " (elem (i32.const 0) $nop) (func $nop)",
+         false},
+        {"indirect-huge", RUN("(call_indirect (type $v) (i32.const -1))"),
+         "(memory 1) (type $v (func)) (table 2 funcref) (elem (i32.const 0) $nop)"
+         " (func $nop)",
+         false},
+        /* Stack overflows: deep (small frames) and wide (large frames). */
+        {"stack-deep", RUN("(call $f (i32.const 0))"),
+         "(memory 1) (func $f (param i32) (call $f (i32.add (local.get 0) (i32.const 1))))", false},
+        {"stack-wide", RUN("(drop (call $w (i64.const 1)))"),
+         "(memory 1) (func $w (param i64) (result i64)"
+         " (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64"
+         "  i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)"
+         " (local.set 1 (call $w (i64.add (local.get 0) (i64.const 1))))"
+         " (local.set 2 (i64.mul (local.get 1) (local.get 0)))"
+         " (local.set 3 (i64.mul (local.get 2) (local.get 1)))"
+         " (local.set 4 (i64.mul (local.get 3) (local.get 2)))"
+         " (i64.add (local.get 4) (local.get 3)))",
+         false},
+        {"stack-mutual", RUN("(call $a)"), "(memory 1) (func $a (call $b)) (func $b (call $a))",
+         false},
+        /* Loops that never end. */
+        {"loop", RUN("(loop $l (br $l))"), "(memory 1)", true},
+        {"loop-calls", RUN("(loop $l (call $f) (br $l))"), "(memory 1) (func $f)", true},
+        {"loop-memory",
+         RUN("(loop $l (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))"
+             " (br $l))"),
+         "(memory 1)", true},
+        /* Growth past the memory limit fails (-1); the guest then traps only
+         * if the limit held, and answers 200 if it did not. */
+        {"grow-past-limit",
+         RUN("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))"
+             "(if (i32.le_u (memory.size) (i32.const 32)) (then unreachable))"),
+         "(memory 1)", false},
+        {"grow-huge",
+         RUN("(if (i32.eq (memory.grow (i32.const 65535)) (i32.const -1)) (then unreachable))"),
+         "(memory 1)", false},
+        /* Traps inside host calls: the host calls the guest's allocator,
+         * which traps, loops or overflows the stack. */
+        {"hostcall-trap",
+         RUN("(call $init (i32.const 0) (i32.const 1))"
+             "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
+         "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
+         " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
+         " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
+         " (func $malloc (param i32) (result i32) unreachable) (func $free (param i32))",
+         false},
+        {"hostcall-loop",
+         RUN("(call $init (i32.const 0) (i32.const 1))"
+             "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
+         "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
+         " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
+         " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
+         " (func $malloc (param i32) (result i32) (loop $l (br $l)) (i32.const 0))"
+         " (func $free (param i32))",
+         true},
+        {"hostcall-stack",
+         RUN("(call $init (i32.const 0) (i32.const 1))"
+             "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"),
+         "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
+         " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
+         " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
+         " (func $malloc (param i32) (result i32) (call $malloc (local.get 0)))"
+         " (func $free (param i32))",
+         false},
+        {"hostcall-oob",
+         RUN("(call $init (i32.const 0) (i32.const 1))"
+             "(call $method (i32.const 16) (i32.const 20) (i32.const 0))"
+             "(if (i32.eqz (i32.load (i32.const 16))) (then unreachable))"),
+         "(import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))"
+         " (import \"env\" \"hostcall_req_get_method\" (func $method (param i32 i32 i32)))"
+         " (memory 1) (table 2 funcref) (elem (i32.const 0) $malloc $free)"
+         " (func $malloc (param i32) (result i32) (i32.const 65534))"
+         " (func $free (param i32))",
+         false},
+        {"unreachable", RUN("unreachable"), "(memory 1)", false},
+        {"div-zero", RUN("(drop (i32.div_u (i32.const 1) (i32.const 0)))"), "(memory 1)", false},
+        {"int-overflow", RUN("(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))"),
+         "(memory 1)", false},
+        {"trunc-nan", RUN("(drop (i32.trunc_f32_s (f32.const nan)))"), "(memory 1)", false},
 };
 
 #define N_GUESTS (sizeof(guests) / sizeof(guests[0]))
@@ -174,12 +172,11 @@ static char *module_of(const struct guest *g)
 static void setup(void)
 {
 	static const char manifest[] = "{\"language\": \"wat\", \"limits\": {\"cpu_ms\": 100, "
-				       "\"wall_ms\": 1000, \"memory_mb\": 2}}\n";
+	                               "\"wall_ms\": 1000, \"memory_mb\": 2}}\n";
 	long ids[N_GUESTS + 1];
 
 	tsup_vivd_start(&vivd, NULL);
-	cr_assert_eq(tsup_deploy(&vivd, "fine", ok_wat, strlen(ok_wat), &ids[N_GUESTS], NULL),
-		     202);
+	cr_assert_eq(tsup_deploy(&vivd, "fine", ok_wat, strlen(ok_wat), &ids[N_GUESTS], NULL), 202);
 	for (size_t i = 0; i < N_GUESTS; i++) {
 		char *wat = module_of(&guests[i]), *tgz;
 		size_t len;
@@ -195,9 +192,9 @@ static void setup(void)
 		const char *status = json_string_value(json_object_get(d, "status"));
 
 		cr_assert_str_eq(status ? status : "", "ready", "%s: %s\n%s",
-				 i < N_GUESTS ? guests[i].app : "fine",
-				 json_string_value(json_object_get(d, "error")),
-				 json_string_value(json_object_get(d, "log")));
+		                 i < N_GUESTS ? guests[i].app : "fine",
+		                 json_string_value(json_object_get(d, "error")),
+		                 json_string_value(json_object_get(d, "log")));
 		json_decref(d);
 	}
 }
@@ -279,7 +276,7 @@ static double workers_cpu_ms(void)
 		text = tsup_read_file(path, NULL);
 		p = strrchr(text, ')');
 		cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-				      &ut, &st) == 2);
+		                      &ut, &st) == 2);
 		ms += (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 		free(text);
 	}
@@ -324,26 +321,26 @@ static void each_trap(void)
 			cr_assert_eq(status, 500, "%s answered %ld", g->app, status);
 			if (!g->loops) /* between loops, the CPU count stays theirs */
 				cr_assert_eq(get(c, "fine", &ms), 200,
-					     "a worker stopped serving after %s", g->app);
+				             "a worker stopped serving after %s", g->app);
 		}
 		cpu = (workers_cpu_ms() - cpu0) / TRIES;
 		qsort(times, TRIES, sizeof(times[0]), by_value);
 		cr_log_info("%s: 500 in %.1f ms (median; slowest %.1f), %.1f ms of CPU each",
-			    g->app, times[TRIES / 2], times[TRIES - 1], cpu);
+		            g->app, times[TRIES / 2], times[TRIES - 1], cpu);
 		if (g->loops) {
 			cr_assert_leq(cpu, CPU_MS + SLACK_MS, "%s used %.1f ms of CPU", g->app,
-				      cpu);
+			              cpu);
 			cr_assert_leq(times[TRIES - 1], WALL_MS + SLACK_MS, "%s took %.1f ms",
-				      g->app, times[TRIES - 1]);
+			              g->app, times[TRIES - 1]);
 			cr_assert_eq(get(c, "fine", &ms), 200, "a worker stopped serving after %s",
-				     g->app);
+			             g->app);
 			worst_loop_cpu = cpu > worst_loop_cpu ? cpu : worst_loop_cpu;
 			worst_loop_wall = times[TRIES - 1] > worst_loop_wall ? times[TRIES - 1]
-									    : worst_loop_wall;
+			                                                     : worst_loop_wall;
 		} else {
 			cr_assert_leq(times[TRIES / 2], normal_ms + SLACK_MS,
-				      "%s took %.1f ms, a plain request %.1f", g->app,
-				      times[TRIES / 2], normal_ms);
+			              "%s took %.1f ms, a plain request %.1f", g->app,
+			              times[TRIES / 2], normal_ms);
 			worst_trap = times[TRIES / 2] > worst_trap ? times[TRIES / 2] : worst_trap;
 		}
 	}
@@ -355,8 +352,7 @@ static void each_trap(void)
 	       "%.1f ms (median; a plain request %.1f ms); loops stopped after at most %.1f ms "
 	       "of CPU at a limit of %d ms (at most %.0f ms of wall time on a shared machine); "
 	       "the same %zu workers served throughout",
-	       N_GUESTS, TRIES, worst_trap, normal_ms, worst_loop_cpu, CPU_MS, worst_loop_wall,
-	       na);
+	       N_GUESTS, TRIES, worst_trap, normal_ms, worst_loop_cpu, CPU_MS, worst_loop_wall, na);
 	curl_easy_cleanup(c);
 }
 
@@ -391,8 +387,7 @@ static void ten_thousand_traps(void)
 	       "%zu, %ld KiB after %zu (%+ld KiB); no worker restarted",
 	       total, (tsup_now_ms() - t0) / 1000, rss_warm, warm, rss_end, total,
 	       rss_end - rss_warm);
-	cr_assert_lt(rss_end - rss_warm, 4096, "the workers grew by %ld KiB",
-		     rss_end - rss_warm);
+	cr_assert_lt(rss_end - rss_warm, 4096, "the workers grew by %ld KiB", rss_end - rss_warm);
 	curl_easy_cleanup(c);
 }
 

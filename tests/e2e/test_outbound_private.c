@@ -35,55 +35,86 @@
 
 /* Hosts and spellings, each with the port of the counting listener. */
 static const char *const hosts[] = {
-	"127.0.0.1", "127.0.0.2", "127.1", "0x7f.1", "0x7f000001", "2130706433",
-	"017700000001", "0177.0.0.1", "0", "0.0.0.0", "localhost", "[::1]", "[::]",
-	"[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]",
-	"[::ffff:169.254.169.254]", "169.254.169.254", "0xa9fea9fe", "2852039166",
-	"0251.0376.0251.0376", "10.0.0.1", "012.0.0.1", "167772161", "172.16.0.1",
-	"192.168.0.1", "3232235521", "100.64.0.1", "[fd00::1]", "[fe80::1]",
-	"[::ffff:10.0.0.1]", "224.0.0.1", "255.255.255.255",
-	/* Names that this test's own hosts file gives such addresses. */
-	"mapped.proof.test", "v6loop.proof.test", "meta.proof.test", "ula.proof.test",
-	"compat.proof.test", "nat64.proof.test", "private.proof.test",
+        "127.0.0.1",
+        "127.0.0.2",
+        "127.1",
+        "0x7f.1",
+        "0x7f000001",
+        "2130706433",
+        "017700000001",
+        "0177.0.0.1",
+        "0",
+        "0.0.0.0",
+        "localhost",
+        "[::1]",
+        "[::]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[0:0:0:0:0:ffff:127.0.0.1]",
+        "[::ffff:169.254.169.254]",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "2852039166",
+        "0251.0376.0251.0376",
+        "10.0.0.1",
+        "012.0.0.1",
+        "167772161",
+        "172.16.0.1",
+        "192.168.0.1",
+        "3232235521",
+        "100.64.0.1",
+        "[fd00::1]",
+        "[fe80::1]",
+        "[::ffff:10.0.0.1]",
+        "224.0.0.1",
+        "255.255.255.255",
+        /* Names that this test's own hosts file gives such addresses. */
+        "mapped.proof.test",
+        "v6loop.proof.test",
+        "meta.proof.test",
+        "ula.proof.test",
+        "compat.proof.test",
+        "nat64.proof.test",
+        "private.proof.test",
 };
 #define N_HOSTS (sizeof(hosts) / sizeof(hosts[0]))
 
 static const char guest_wat[] =
-	"(module\n"
-	" (import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))\n"
-	" (import \"env\" \"hostcall_req_get_path\" (func $path (param i32 i32 i32)))\n"
-	" (import \"env\" \"hostcall_req_create\"\n"
-	"   (func $create (param i32 i32 i32 i32) (result i32)))\n"
-	" (import \"env\" \"hostcall_req_send\" (func $send (param i32) (result i32)))\n"
-	" (import \"env\" \"hostcall_resp_get_response_code\"\n"
-	"   (func $code (param i32) (result i32)))\n"
-	" (import \"env\" \"hostcall_resp_set_response_code\"\n"
-	"   (func $set_code (param i32 i32) (result i32)))\n"
-	" (memory 1)\n"
-	" (table 2 funcref) (elem (i32.const 0) $malloc $free)\n"
-	" (global $heap (mut i32) (i32.const 4096))\n"
-	" (data (i32.const 0) \"GET\")\n"
-	" (func $malloc (param i32) (result i32) (local i32)\n"
-	"   (local.set 1 (global.get $heap))\n"
-	"   (global.set $heap (i32.add (global.get $heap)\n"
-	"     (i32.and (i32.add (local.get 0) (i32.const 15)) (i32.const -16))))\n"
-	"   (local.get 1))\n"
-	" (func $free (param i32))\n"
-	/* The URL to fetch is the request's path without its first '/'; the
-	 * answer is the upstream's status, 400 when the URL was refused and
-	 * 502 when the request failed. */
-	" (func (export \"run\") (local $req i32) (local $resp i32)\n"
-	"   (call $init (i32.const 0) (i32.const 1))\n"
-	"   (call $path (i32.const 16) (i32.const 20) (i32.const 0))\n"
-	"   (local.set $req (call $create (i32.const 0) (i32.const 3)\n"
-	"     (i32.add (i32.load (i32.const 16)) (i32.const 1))\n"
-	"     (i32.sub (i32.load (i32.const 20)) (i32.const 1))))\n"
-	"   (if (i32.lt_s (local.get $req) (i32.const 0))\n"
-	"     (then (drop (call $set_code (i32.const 0) (i32.const 400))) (return)))\n"
-	"   (local.set $resp (call $send (local.get $req)))\n"
-	"   (if (i32.lt_s (local.get $resp) (i32.const 0))\n"
-	"     (then (drop (call $set_code (i32.const 0) (i32.const 502))))\n"
-	"     (else (drop (call $set_code (i32.const 0) (call $code (local.get $resp))))))))\n";
+        "(module\n"
+        " (import \"env\" \"hostcall_init_mm\" (func $init (param i32 i32)))\n"
+        " (import \"env\" \"hostcall_req_get_path\" (func $path (param i32 i32 i32)))\n"
+        " (import \"env\" \"hostcall_req_create\"\n"
+        "   (func $create (param i32 i32 i32 i32) (result i32)))\n"
+        " (import \"env\" \"hostcall_req_send\" (func $send (param i32) (result i32)))\n"
+        " (import \"env\" \"hostcall_resp_get_response_code\"\n"
+        "   (func $code (param i32) (result i32)))\n"
+        " (import \"env\" \"hostcall_resp_set_response_code\"\n"
+        "   (func $set_code (param i32 i32) (result i32)))\n"
+        " (memory 1)\n"
+        " (table 2 funcref) (elem (i32.const 0) $malloc $free)\n"
+        " (global $heap (mut i32) (i32.const 4096))\n"
+        " (data (i32.const 0) \"GET\")\n"
+        " (func $malloc (param i32) (result i32) (local i32)\n"
+        "   (local.set 1 (global.get $heap))\n"
+        "   (global.set $heap (i32.add (global.get $heap)\n"
+        "     (i32.and (i32.add (local.get 0) (i32.const 15)) (i32.const -16))))\n"
+        "   (local.get 1))\n"
+        " (func $free (param i32))\n"
+        /* The URL to fetch is the request's path without its first '/'; the
+         * answer is the upstream's status, 400 when the URL was refused and
+         * 502 when the request failed. */
+        " (func (export \"run\") (local $req i32) (local $resp i32)\n"
+        "   (call $init (i32.const 0) (i32.const 1))\n"
+        "   (call $path (i32.const 16) (i32.const 20) (i32.const 0))\n"
+        "   (local.set $req (call $create (i32.const 0) (i32.const 3)\n"
+        "     (i32.add (i32.load (i32.const 16)) (i32.const 1))\n"
+        "     (i32.sub (i32.load (i32.const 20)) (i32.const 1))))\n"
+        "   (if (i32.lt_s (local.get $req) (i32.const 0))\n"
+        "     (then (drop (call $set_code (i32.const 0) (i32.const 400))) (return)))\n"
+        "   (local.set $resp (call $send (local.get $req)))\n"
+        "   (if (i32.lt_s (local.get $resp) (i32.const 0))\n"
+        "     (then (drop (call $set_code (i32.const 0) (i32.const 502))))\n"
+        "     (else (drop (call $set_code (i32.const 0) (call $code (local.get $resp))))))))\n";
 
 /* ---- A listener that counts, and a redirector ---------------------------------------- */
 
@@ -108,15 +139,16 @@ static void serve_redirect(struct server *s, int c)
 	req[n] = '\0';
 	if (sscanf(req, "GET /to/%u ", &i) == 1 && i < N_HOSTS)
 		snprintf(resp, sizeof(resp),
-			 "HTTP/1.1 302 Found\r\nLocation: http://%s:%u/reached\r\n"
-			 "Content-Length: 0\r\nConnection: close\r\n\r\n",
-			 hosts[i], s->target_port);
+		         "HTTP/1.1 302 Found\r\nLocation: http://%s:%u/reached\r\n"
+		         "Content-Length: 0\r\nConnection: close\r\n\r\n",
+		         hosts[i], s->target_port);
 	else if (strncmp(req, "GET /ok ", 8) == 0)
 		snprintf(resp, sizeof(resp),
-			 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+		         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 	else
-		snprintf(resp, sizeof(resp),
-			 "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+		snprintf(
+		        resp, sizeof(resp),
+		        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	if (send(c, resp, strlen(resp), MSG_NOSIGNAL) < 0)
 		return;
 }
@@ -155,7 +187,8 @@ static void server_start(struct server *s, const char *addr)
 		s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(inet_pton(AF_INET, addr, &a.sin_addr), 1);
 		setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+		cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s",
+		             strerror(errno));
 		len = sizeof(a);
 		getsockname(s->fd, (struct sockaddr *)&a, &len);
 		s->port = ntohs(a.sin_port);
@@ -165,7 +198,8 @@ static void server_start(struct server *s, const char *addr)
 		s->fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 		setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+		cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s",
+		             strerror(errno));
 		len = sizeof(a);
 		getsockname(s->fd, (struct sockaddr *)&a, &len);
 		s->port = ntohs(a.sin6_port);
@@ -196,8 +230,8 @@ static void ip(const char *const *argv)
  * on it. */
 static void private_network(void)
 {
-	static const char *const v4[] = {"169.254.169.254/32", "10.0.0.1/32", "172.16.0.1/32",
-					 "192.168.0.1/32", "100.64.0.1/32", REDIRECTOR "/32"};
+	static const char *const v4[] = {"169.254.169.254/32", "10.0.0.1/32",   "172.16.0.1/32",
+	                                 "192.168.0.1/32",     "100.64.0.1/32", REDIRECTOR "/32"};
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root to make a network namespace of its own");
@@ -215,12 +249,12 @@ static void private_network(void)
 static void private_names(void)
 {
 	static const char entries[] = "\n::ffff:127.0.0.1 mapped.proof.test\n"
-				      "::1 v6loop.proof.test\n"
-				      "169.254.169.254 meta.proof.test\n"
-				      "fd00::1 ula.proof.test\n"
-				      "::127.0.0.1 compat.proof.test\n"
-				      "64:ff9b::7f00:1 nat64.proof.test\n"
-				      "10.0.0.1 private.proof.test\n";
+	                              "::1 v6loop.proof.test\n"
+	                              "169.254.169.254 meta.proof.test\n"
+	                              "fd00::1 ula.proof.test\n"
+	                              "::127.0.0.1 compat.proof.test\n"
+	                              "64:ff9b::7f00:1 nat64.proof.test\n"
+	                              "10.0.0.1 private.proof.test\n";
 	char path[] = "/tmp/viv-proof-hosts-XXXXXX", *orig = NULL;
 	size_t len = 0;
 	int fd = mkstemp(path);
@@ -276,7 +310,7 @@ Test(outbound, private_addresses_are_never_reached_directly_or_by_redirect, .tim
 	 * stands between the guest and them. */
 	viv_buf_init(&manifest, 0);
 	viv_buf_printf(&manifest, "{\"language\": \"wat\", \"outbound\": [\"http://%s:%u\"",
-		       REDIRECTOR, redirector.port);
+	               REDIRECTOR, redirector.port);
 	/* Patterns take no IPv6 literals: those are refused by the URL
 	 * check, the rest only by the address rule. */
 	for (size_t i = 0; i < N_HOSTS; i++)
@@ -285,15 +319,15 @@ Test(outbound, private_addresses_are_never_reached_directly_or_by_redirect, .tim
 	viv_buf_printf(&manifest, "]}\n");
 	{
 		const struct tsup_file files[] = {{"app.wat", guest_wat},
-						  {"vivarium.json", manifest.data}};
+		                                  {"vivarium.json", manifest.data}};
 
 		tsup_tar(files, 2, true, &tgz, &len);
 	}
 	tsup_vivd_start(&v, NULL);
 	d = tsup_deploy_wait(&v, "fetcher", tgz, len);
 	cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "ready", "%s\n%s",
-			 json_string_value(json_object_get(d, "error")),
-			 json_string_value(json_object_get(d, "log")));
+	                 json_string_value(json_object_get(d, "error")),
+	                 json_string_value(json_object_get(d, "log")));
 	json_decref(d);
 	free(tgz);
 
@@ -307,8 +341,8 @@ Test(outbound, private_addresses_are_never_reached_directly_or_by_redirect, .tim
 		refused++;
 		snprintf(url, sizeof(url), "http://%s:%u/to/%zu", REDIRECTOR, redirector.port, i);
 		status = fetch(&v, url);
-		cr_assert(status == 502 || status == 400, "a redirect to %s answered %ld",
-			  hosts[i], status);
+		cr_assert(status == 502 || status == 400, "a redirect to %s answered %ld", hosts[i],
+		          status);
 		refused++;
 	}
 	usleep(200000);
@@ -333,7 +367,7 @@ Test(outbound, private_addresses_are_never_reached_directly_or_by_redirect, .tim
 	       refused, N_HOSTS, redirector.accepted - 1, by_address, by_list, other,
 	       target.accepted);
 	cr_assert_eq(target.accepted, 0, "%u connections reached a private address",
-		     target.accepted);
+	             target.accepted);
 	cr_assert_geq(redirector.accepted, N_HOSTS + 1, "the redirects were not followed");
 	tsup_vivd_stop(&v);
 	server_stop(&target);

@@ -16,22 +16,21 @@
 #define ADDRESSES 4
 #define PER_ADDRESS 64
 
-static const char *const sources[ADDRESSES] = {"127.0.0.2", "127.0.0.3", "127.0.0.4",
-					       "127.0.0.5"};
+static const char *const sources[ADDRESSES] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
 
 static struct tsup_vivd vivd;
 
 static const char hello_wat[] =
-	"(module\n"
-	"  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	"    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	"  (memory 1)\n"
-	"  (data (i32.const 64) \"Content-Type: text/plain\\0a\\0ahello\\0a\")\n"
-	"  (func (export \"_start\")\n"
-	"    (i32.store (i32.const 0) (i32.const 64))\n"
-	"    (i32.store (i32.const 4) (i32.const 32))\n"
-	"    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-	" (i32.const 16)))))\n";
+        "(module\n"
+        "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+        "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+        "  (memory 1)\n"
+        "  (data (i32.const 64) \"Content-Type: text/plain\\0a\\0ahello\\0a\")\n"
+        "  (func (export \"_start\")\n"
+        "    (i32.store (i32.const 0) (i32.const 64))\n"
+        "    (i32.store (i32.const 4) (i32.const 32))\n"
+        "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+        " (i32.const 16)))))\n";
 
 /* Opens PER_ADDRESS connections from each address to port and sends each
  * the start of a request that never ends. Returns how many vivd still
@@ -85,8 +84,7 @@ static void close_all(int *fds)
 
 /* GET url (with the admin token when authed) answers want within
  * limit_ms; returns how long it took. */
-static double timed_get(const char *url, bool authed, const char *host, long want,
-			double limit_ms)
+static double timed_get(const char *url, bool authed, const char *host, long want, double limit_ms)
 {
 	struct tsup_resp r;
 	double t0 = tsup_now_ms(), ms;
@@ -133,7 +131,7 @@ Test(slow, slow_loris_on_the_api_leaves_others_served)
 	snprintf(apps, sizeof(apps), "%s/v1/apps", vivd.api);
 	held = open_slow(vivd.api_port, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", fds);
 	FIGURE("API: %zu of %d slow connections from %d addresses held", held,
-		    ADDRESSES * PER_ADDRESS, ADDRESSES);
+	       ADDRESSES * PER_ADDRESS, ADDRESSES);
 	t0 = tsup_now_ms();
 	while (tsup_now_ms() - t0 < 16000) {
 		double ms = timed_get(health, false, NULL, 200, 2000);
@@ -146,8 +144,8 @@ Test(slow, slow_loris_on_the_api_leaves_others_served)
 	}
 	close_all(fds);
 	FIGURE("API: /healthz and GET /v1/apps answered in at most %.0f ms; %zu slow "
-		    "connections still open after 16 s",
-		    worst, open);
+	       "connections still open after 16 s",
+	       worst, open);
 	cr_assert_eq(open, 0, "%zu slow connections outlived the header deadline", open);
 }
 
@@ -162,10 +160,9 @@ Test(slow, slow_loris_on_the_apps_port_leaves_others_served)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", vivd.apps_port);
 	snprintf(host, sizeof(host), "hello.localhost:%u", vivd.apps_port);
-	held = open_slow(vivd.apps_port, "GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-Slow: ",
-			 fds);
-	FIGURE("apps port: %zu of %d slow connections held", held,
-		    ADDRESSES * PER_ADDRESS);
+	held = open_slow(vivd.apps_port,
+	                 "GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-Slow: ", fds);
+	FIGURE("apps port: %zu of %d slow connections held", held, ADDRESSES * PER_ADDRESS);
 	t0 = tsup_now_ms();
 	while (tsup_now_ms() - t0 < 16000) {
 		double ms = timed_get(url, false, host, 200, 2000);
@@ -176,8 +173,8 @@ Test(slow, slow_loris_on_the_apps_port_leaves_others_served)
 	}
 	close_all(fds);
 	FIGURE("apps port: the app answered in at most %.0f ms; %zu slow connections still "
-		    "open after 16 s",
-		    worst, open);
+	       "open after 16 s",
+	       worst, open);
 	cr_assert_eq(open, 0, "%zu slow connections outlived the request timeout", open);
 }
 
@@ -199,7 +196,7 @@ Test(slow, oversized_headers_and_bodies_are_refused_and_others_served)
 	memset(big, 'a', big_len);
 	big[big_len] = '\0';
 	cr_assert(asprintf(&req, "GET / HTTP/1.1\r\nHost: hello.localhost\r\nX-Big: %s\r\n\r\n",
-			   big) > 0);
+	                   big) > 0);
 	for (int port = 0; port < 2; port++) {
 		unsigned p = port ? vivd.apps_port : vivd.api_port;
 
@@ -207,8 +204,8 @@ Test(slow, oversized_headers_and_bodies_are_refused_and_others_served)
 		cr_assert_geq(fd, 0);
 		rawnet_send(fd, req, strlen(req)); /* may be cut short: vivd closes */
 		out = rawnet_read(fd, 3000, NULL, &closed);
-		FIGURE("%s: a 1 MiB header line got '%.12s', closed %d",
-			    port ? "apps port" : "API", out, closed);
+		FIGURE("%s: a 1 MiB header line got '%.12s', closed %d", port ? "apps port" : "API",
+		       out, closed);
 		cr_assert(strncmp(out, "HTTP/1.1 200", 12) != 0, "a 1 MiB header was served");
 		cr_assert(closed, "the connection of a 1 MiB header stayed open");
 		free(out);
@@ -216,9 +213,10 @@ Test(slow, oversized_headers_and_bodies_are_refused_and_others_served)
 	}
 	free(req);
 	/* A body declared far past the caps. */
-	cr_assert(asprintf(&req, "POST / HTTP/1.1\r\nHost: hello.localhost\r\n"
-				 "Content-Length: 107374182400\r\n\r\n%s",
-			   big) > 0);
+	cr_assert(asprintf(&req,
+	                   "POST / HTTP/1.1\r\nHost: hello.localhost\r\n"
+	                   "Content-Length: 107374182400\r\n\r\n%s",
+	                   big) > 0);
 	fd = rawnet_connect("127.0.0.2", vivd.apps_port);
 	rawnet_send(fd, req, strlen(req));
 	out = rawnet_read(fd, 3000, NULL, &closed);
@@ -227,10 +225,11 @@ Test(slow, oversized_headers_and_bodies_are_refused_and_others_served)
 	free(out);
 	close(fd);
 	free(req);
-	cr_assert(asprintf(&req, "POST /v1/apps/hello/deployments HTTP/1.1\r\nHost: x\r\n"
-				 "Authorization: Bearer %s\r\n"
-				 "Content-Length: 107374182400\r\n\r\n%s",
-			   vivd.token, big) > 0);
+	cr_assert(asprintf(&req,
+	                   "POST /v1/apps/hello/deployments HTTP/1.1\r\nHost: x\r\n"
+	                   "Authorization: Bearer %s\r\n"
+	                   "Content-Length: 107374182400\r\n\r\n%s",
+	                   vivd.token, big) > 0);
 	fd = rawnet_connect("127.0.0.2", vivd.api_port);
 	rawnet_send(fd, req, strlen(req));
 	out = rawnet_read(fd, 3000, NULL, &closed);

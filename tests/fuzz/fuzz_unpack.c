@@ -44,7 +44,7 @@ static bool tidy(const char *dir, size_t *n)
 		path = viv_path_join(dir, de->d_name);
 		ok = path && lstat(path, &st) == 0 &&
 		     (S_ISDIR(st.st_mode) ? tidy(path, n)
-					  : S_ISREG(st.st_mode) && st.st_nlink == 1);
+		                          : S_ISREG(st.st_mode) && st.st_nlink == 1);
 		free(path);
 	}
 	closedir(d);
@@ -87,9 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(d != NULL, "the work folder is gone");
 		while ((de = readdir(d)) != NULL)
 			check(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-				      strcmp(de->d_name, "build") == 0 ||
-				      strcmp(de->d_name, "upload") == 0 ||
-				      strcmp(de->d_name, "canary") == 0,
+			              strcmp(de->d_name, "build") == 0 ||
+			              strcmp(de->d_name, "upload") == 0 ||
+			              strcmp(de->d_name, "canary") == 0,
 			      "something appeared beside the build folder");
 		closedir(d);
 	}
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = 0;
 
 		check(viv_read_file(canary, 64, &text, &len) == VIV_OK && len == 6 &&
-			      memcmp(text, "canary", 6) == 0,
+		              memcmp(text, "canary", 6) == 0,
 		      "the canary changed");
 		free(text);
 	}

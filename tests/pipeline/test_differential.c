@@ -31,8 +31,8 @@
  * without multi-value and reference types, whose results the two sides
  * print in ways that cannot be compared. */
 static const char *const features[] = {
-	"--mvp-features",		     "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
-	"--enable-sign-ext", "--enable-bulk-memory", NULL,
+        "--mvp-features",    "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext", "--enable-bulk-memory",     NULL,
 };
 
 #define RANDOM_BYTES 2048
@@ -41,10 +41,10 @@ static const char *const features[] = {
 /* One event of a run: a call of an export, a logged value, a result or a
  * trap. */
 struct event {
-	char kind; /* 'c' call, 'l' log, 'r' result, 't' trap, 'i' trap at instantiation */
-	char name[128];   /* calls: the export */
-	char type;        /* logs and results of the AOT side: i I f F (i32 i64 f32 f64) */
-	char text[160];   /* the value as printed */
+	char kind;      /* 'c' call, 'l' log, 'r' result, 't' trap, 'i' trap at instantiation */
+	char name[128]; /* calls: the export */
+	char type;      /* logs and results of the AOT side: i I f F (i32 i64 f32 f64) */
+	char text[160]; /* the value as printed */
 };
 
 struct run {
@@ -134,7 +134,7 @@ static void reference(struct run *r)
 			text[strcspn(text, "]")] = '\0';
 			add(r, 'l', NULL, 0, text);
 		} else if (strncmp(line, "[fuzz-exec] note result: ", 25) == 0 &&
-			   (p = strstr(line, " => ")) != NULL) {
+		           (p = strstr(line, " => ")) != NULL) {
 			add(r, 'r', NULL, 0, p + 4);
 		} else if (strncmp(line, "[trap ", 6) == 0) {
 			add(r, 't', NULL, 0, line + 6);
@@ -147,7 +147,8 @@ static void reference(struct run *r)
 
 /* One exported function of guest.h: its name, C symbol, result and
  * parameter types. */
-struct export {
+struct export
+{
 	char name[128];
 	char symbol[160];
 	char result[16];
@@ -214,43 +215,43 @@ static struct export *parse_header(const char *h, size_t *n_out, size_t *imports
 }
 
 static const char glue_head[] =
-	"#include <stdio.h>\n"
-	"#include <string.h>\n"
-	"#include \"wasm-rt-impl.h\"\n"
-	"#include \"guest.c\"\n"
-	"static FILE *diff_out;\n"
-	"struct Z_fuzzingZ2Dsupport_instance_t;\n"
-	"void Z_fuzzingZ2DsupportZ_logZ2Di32(struct Z_fuzzingZ2Dsupport_instance_t *i, u32 x)\n"
-	"{ (void)i; fprintf(diff_out, \"l i %d\\n\", (int)x); }\n"
-	"void Z_fuzzingZ2DsupportZ_logZ2Di64(struct Z_fuzzingZ2Dsupport_instance_t *i, u64 x)\n"
-	"{ (void)i; fprintf(diff_out, \"l I %d %d\\n\", (int)(u32)x, (int)(u32)(x >> 32)); }\n"
-	"void Z_fuzzingZ2DsupportZ_logZ2Df32(struct Z_fuzzingZ2Dsupport_instance_t *i, f32 x)\n"
-	"{ u32 b; (void)i; memcpy(&b, &x, 4); fprintf(diff_out, \"l f %08x\\n\", b); }\n"
-	"void Z_fuzzingZ2DsupportZ_logZ2Df64(struct Z_fuzzingZ2Dsupport_instance_t *i, f64 x)\n"
-	"{ u64 b; (void)i; memcpy(&b, &x, 8);\n"
-	"  fprintf(diff_out, \"l F %016llx\\n\", (unsigned long long)b); }\n"
-	"__attribute__((visibility(\"default\"))) void diff_run(FILE *out);\n"
-	"__attribute__((visibility(\"default\"))) void diff_run(FILE *out)\n"
-	"{\n"
-	"  static Z_guest_instance_t inst;\n"
-	"  wasm_rt_trap_t code;\n"
-	"  diff_out = out;\n"
-	"  Z_guest_init_module();\n"
-	"  code = wasm_rt_impl_try();\n"
-	"  if (code) { fprintf(out, \"i %d\\n\", (int)code); return; }\n";
+        "#include <stdio.h>\n"
+        "#include <string.h>\n"
+        "#include \"wasm-rt-impl.h\"\n"
+        "#include \"guest.c\"\n"
+        "static FILE *diff_out;\n"
+        "struct Z_fuzzingZ2Dsupport_instance_t;\n"
+        "void Z_fuzzingZ2DsupportZ_logZ2Di32(struct Z_fuzzingZ2Dsupport_instance_t *i, u32 x)\n"
+        "{ (void)i; fprintf(diff_out, \"l i %d\\n\", (int)x); }\n"
+        "void Z_fuzzingZ2DsupportZ_logZ2Di64(struct Z_fuzzingZ2Dsupport_instance_t *i, u64 x)\n"
+        "{ (void)i; fprintf(diff_out, \"l I %d %d\\n\", (int)(u32)x, (int)(u32)(x >> 32)); }\n"
+        "void Z_fuzzingZ2DsupportZ_logZ2Df32(struct Z_fuzzingZ2Dsupport_instance_t *i, f32 x)\n"
+        "{ u32 b; (void)i; memcpy(&b, &x, 4); fprintf(diff_out, \"l f %08x\\n\", b); }\n"
+        "void Z_fuzzingZ2DsupportZ_logZ2Df64(struct Z_fuzzingZ2Dsupport_instance_t *i, f64 x)\n"
+        "{ u64 b; (void)i; memcpy(&b, &x, 8);\n"
+        "  fprintf(diff_out, \"l F %016llx\\n\", (unsigned long long)b); }\n"
+        "__attribute__((visibility(\"default\"))) void diff_run(FILE *out);\n"
+        "__attribute__((visibility(\"default\"))) void diff_run(FILE *out)\n"
+        "{\n"
+        "  static Z_guest_instance_t inst;\n"
+        "  wasm_rt_trap_t code;\n"
+        "  diff_out = out;\n"
+        "  Z_guest_init_module();\n"
+        "  code = wasm_rt_impl_try();\n"
+        "  if (code) { fprintf(out, \"i %d\\n\", (int)code); return; }\n";
 
 /* The C that calls one export and prints its result. */
 static void call_text(struct viv_buf *b, const struct export *e, bool hang_init)
 {
-	static const char *const zero[] = {"u32", "0", "u64", "0", "f32", "0.0f", "f64", "0.0",
-					   NULL};
+	static const char *const zero[] = {"u32",  "0",   "u64", "0", "f32",
+	                                   "0.0f", "f64", "0.0", NULL};
 
 	viv_buf_printf(b,
-		       "  fprintf(out, \"c %s\\n\");\n"
-		       "  code = wasm_rt_impl_try();\n"
-		       "  if (code) fprintf(out, \"t %%d\\n\", (int)code);\n"
-		       "  else {\n",
-		       e->name);
+	               "  fprintf(out, \"c %s\\n\");\n"
+	               "  code = wasm_rt_impl_try();\n"
+	               "  if (code) fprintf(out, \"t %%d\\n\", (int)code);\n"
+	               "  else {\n",
+	               e->name);
 	if (hang_init)
 		viv_buf_printf(b, "    Z_guestZ_hangLimitInitializer(&inst);\n");
 	if (strcmp(e->result, "void") != 0)
@@ -272,10 +273,12 @@ static void call_text(struct viv_buf *b, const struct export *e, bool hang_init)
 	else if (strcmp(e->result, "u64") == 0)
 		viv_buf_printf(b, "    fprintf(out, \"r I %%lld\\n\", (long long)r);\n");
 	else if (strcmp(e->result, "f32") == 0)
-		viv_buf_printf(b, "    u32 x; memcpy(&x, &r, 4); fprintf(out, \"r f %%08x\\n\", x);\n");
+		viv_buf_printf(
+		        b, "    u32 x; memcpy(&x, &r, 4); fprintf(out, \"r f %%08x\\n\", x);\n");
 	else if (strcmp(e->result, "f64") == 0)
-		viv_buf_printf(b, "    u64 x; memcpy(&x, &r, 8);\n"
-				  "    fprintf(out, \"r F %%016llx\\n\", (unsigned long long)x);\n");
+		viv_buf_printf(b,
+		               "    u64 x; memcpy(&x, &r, 8);\n"
+		               "    fprintf(out, \"r F %%016llx\\n\", (unsigned long long)x);\n");
 	viv_buf_printf(b, "  }\n");
 }
 
@@ -300,7 +303,7 @@ static bool build(char **why)
 	cr_assert_eq(viv_read_file(gc_path, PIPE_GUEST_C_MAX, &c, &c_len), VIV_OK);
 	if (pipe_guest_rewrite(c, c_len, &rewritten, NULL) == VIV_OK) {
 		cr_assert_eq(viv_write_file_atomic(gc_path, rewritten, strlen(rewritten), 0644),
-			     VIV_OK);
+		             VIV_OK);
 		fig.rewritten++;
 	} else {
 		fig.not_rewritten++;
@@ -373,8 +376,8 @@ static void aot(struct run *r)
 	}
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "the AOT module's run ended with status %d (%s)", status,
-		  WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit");
+	          "the AOT module's run ended with status %d (%s)", status,
+	          WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit");
 	cr_assert_eq(viv_read_file(outp, OUTPUT_CAP, &text, &len), VIV_OK);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		switch (line[0]) {
@@ -423,7 +426,8 @@ static bool same_value(const char *ref, char type, const char *text)
 			fig.nan_explained += isnan(v) && ref_nan(ref);
 			return isnan(v) && ref_nan(ref);
 		}
-		return (float)strtod(ref, NULL) == v && signbit((float)strtod(ref, NULL)) == signbit(v);
+		return (float)strtod(ref, NULL) == v &&
+		       signbit((float)strtod(ref, NULL)) == signbit(v);
 	}
 	case 'F': {
 		uint64_t bits = strtoull(text, NULL, 16);
@@ -447,7 +451,9 @@ static const char *compare(const struct run *ref, const struct run *got, char *b
 
 	/* A trap while instantiating: the reference says nothing at all. */
 	if (got->n == 1 && got->ev[0].kind == 'i')
-		return ref->n == 0 ? NULL : "the AOT module trapped at instantiation, the reference did not";
+		return ref->n == 0
+		               ? NULL
+		               : "the AOT module trapped at instantiation, the reference did not";
 	for (i = 0; i < ref->n && i < got->n; i++) {
 		const struct event *a = &ref->ev[i], *b = &got->ev[i];
 		bool ok = a->kind == b->kind;
@@ -457,8 +463,8 @@ static const char *compare(const struct run *ref, const struct run *got, char *b
 		else if (ok && (a->kind == 'l' || a->kind == 'r'))
 			ok = same_value(a->text, b->type, b->text);
 		if (!ok) {
-			snprintf(buf, len, "event %zu: reference %c %s %s, AOT %c %s %c %s", i, a->kind,
-				 a->name, a->text, b->kind, b->name, b->type, b->text);
+			snprintf(buf, len, "event %zu: reference %c %s %s, AOT %c %s %c %s", i,
+			         a->kind, a->name, a->text, b->kind, b->name, b->type, b->text);
 			return buf;
 		}
 		fig.calls += a->kind == 'c';
@@ -466,7 +472,8 @@ static const char *compare(const struct run *ref, const struct run *got, char *b
 		fig.traps += a->kind == 't';
 	}
 	if (i < ref->n || i < got->n) {
-		snprintf(buf, len, "the reference has %zu events, the AOT side %zu", ref->n, got->n);
+		snprintf(buf, len, "the reference has %zu events, the AOT side %zu", ref->n,
+		         got->n);
 		return buf;
 	}
 	return NULL;
@@ -559,12 +566,13 @@ Test(differential, binaryen_modules_agree_with_the_aot_path, .timeout = 3000)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	fprintf(stderr,
-		"figure: differential: %zu random modules from Binaryen, %zu agree with the AOT path "
-		"(wasm2c, the pipeline's rewrite on %zu of them, cc with the AOT flags) and %zu "
-		"differ; %zu exports called %zu times, %zu values and %zu traps compared, %zu NaNs "
-		"matched by NaN-ness alone (the payload is the specification's choice); %.0f s\n",
-		fig.modules, fig.compared, fig.rewritten, failures, fig.exports, fig.calls,
-		fig.values, fig.traps, fig.nan_explained, (double)ts.tv_sec - t0);
+	        "figure: differential: %zu random modules from Binaryen, %zu agree with the AOT "
+	        "path "
+	        "(wasm2c, the pipeline's rewrite on %zu of them, cc with the AOT flags) and %zu "
+	        "differ; %zu exports called %zu times, %zu values and %zu traps compared, %zu NaNs "
+	        "matched by NaN-ness alone (the payload is the specification's choice); %.0f s\n",
+	        fig.modules, fig.compared, fig.rewritten, failures, fig.exports, fig.calls,
+	        fig.values, fig.traps, fig.nan_explained, (double)ts.tv_sec - t0);
 	pipe_ctx_free(&ctx);
 	viv_rmtree(dir);
 	free(dir);

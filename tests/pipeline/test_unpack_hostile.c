@@ -76,7 +76,7 @@ static bool reset_peak(void)
  * with a type flag, a link target and a size field written as given
  * (octal text, or anything to lie with). */
 static void tar_block(struct viv_buf *b, const char *name, size_t name_len, char type,
-		      const char *link, const char *size_field)
+                      const char *link, const char *size_field)
 {
 	unsigned char h[512];
 	unsigned sum = 0;
@@ -161,8 +161,7 @@ static void compress(const char *filter, const void *in, size_t n, struct viv_bu
 	struct archive_entry *e = archive_entry_new();
 
 	cr_assert_eq(archive_write_set_format_raw(a), ARCHIVE_OK);
-	cr_assert_eq(add_filter(a, filter), ARCHIVE_OK, "%s: %s", filter,
-		     archive_error_string(a));
+	cr_assert_eq(add_filter(a, filter), ARCHIVE_OK, "%s: %s", filter, archive_error_string(a));
 	archive_write_set_filter_option(a, NULL, "compression-level", "1");
 	archive_write_set_bytes_in_last_block(a, 1);
 	cr_assert_eq(archive_write_open(a, out, NULL, to_buf, NULL), ARCHIVE_OK);
@@ -189,7 +188,7 @@ struct ent {
  * "cpio", "7zip", "iso9660", "shar") with filter (NULL: none), into out.
  * Returns how many entries the format could hold. */
 static size_t archive_of(const char *format, const char *filter, const struct ent *es, size_t n,
-		       struct viv_buf *out)
+                         struct viv_buf *out)
 {
 	struct archive *a = archive_write_new();
 	size_t written = 0;
@@ -198,7 +197,7 @@ static size_t archive_of(const char *format, const char *filter, const struct en
 	cr_assert_eq(add_filter(a, filter), ARCHIVE_OK);
 	archive_write_set_bytes_in_last_block(a, 1);
 	cr_assert_eq(archive_write_open(a, out, NULL, to_buf, NULL), ARCHIVE_OK, "%s",
-		     archive_error_string(a));
+	             archive_error_string(a));
 	for (size_t i = 0; i < n; i++) {
 		struct archive_entry *e = archive_entry_new();
 		size_t len = es[i].type == 'f' && es[i].data ? strlen(es[i].data) : 0;
@@ -271,10 +270,9 @@ static bool only_files_and_folders(const char *dir, char *why, size_t len)
 			ok = false;
 		} else if (S_ISDIR(st.st_mode)) {
 			ok = only_files_and_folders(path, why, len);
-		} else if (!S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-			   (st.st_mode & 07000) != 0) {
+		} else if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (st.st_mode & 07000) != 0) {
 			snprintf(why, len, "%s has mode %o and %lu links", path,
-				 (unsigned)st.st_mode, (unsigned long)st.st_nlink);
+			         (unsigned)st.st_mode, (unsigned long)st.st_nlink);
 			ok = false;
 		}
 		free(path);
@@ -317,7 +315,7 @@ static bool clear_message(const char *err)
 /* Unpacks data as an upload into a fresh build folder and checks the
  * surroundings. must_refuse: the upload has no harmless reading. */
 static void run_upload(const char *label, const void *data, size_t n, bool must_refuse,
-		       unsigned kind)
+                       unsigned kind)
 {
 	char err[1024] = "", why[512] = "", *root = NULL, *text, *after;
 	enum viv_err e;
@@ -339,7 +337,7 @@ static void run_upload(const char *label, const void *data, size_t n, bool must_
 	if (e) {
 		tally.refused++;
 		cr_assert(clear_message(err), "%s: refused with an unclear message '%s' (%s)",
-			  label, err, viv_strerror(e));
+		          label, err, viv_strerror(e));
 	} else {
 		tally.accepted++;
 		cr_assert_not(must_refuse, "%s was accepted", label);
@@ -366,7 +364,7 @@ static void run_upload(const char *label, const void *data, size_t n, bool must_
 		cr_assert_str_eq(text, "canary", "%s changed the canary", label);
 		cr_assert_eq(lstat(canary, &st), 0);
 		cr_assert(S_ISREG(st.st_mode) && st.st_nlink == 1 && (st.st_mode & 0777) == 0600,
-			  "%s changed the canary's mode or links", label);
+		          "%s changed the canary's mode or links", label);
 		free(text);
 		free(canary);
 	}
@@ -391,8 +389,8 @@ enum kind {
 };
 
 static const char *const kind_names[K_KINDS] = {
-	"path tricks", "links out", "devices and FIFOs", "bombs", "lying sizes",
-	"truncations", "entry counts", "other formats", "random damage",
+        "path tricks", "links out",    "devices and FIFOs", "bombs",         "lying sizes",
+        "truncations", "entry counts", "other formats",     "random damage",
 };
 
 static const char *const formats[] = {"ustar", "pax", "gnutar", "zip"};
@@ -404,10 +402,29 @@ static void path_tricks(void)
 {
 	char longc[400], longname[2200], deep[3000], absname[300];
 	const char *names[] = {
-		absname, "/etc/passwd", "../escape", "a/../../escape", "./../escape", "a/b/../../..",
-		"..", "a/..", "..\\..\\escape", "a/./../../escape", "//escape", longc, longname,
-		deep, "a\x01" "b", "a\x7f", "a\nb", "\x1b[31mred", ".", "./", "a//b///c",
-		"__MACOSX/../../escape",
+	        absname,
+	        "/etc/passwd",
+	        "../escape",
+	        "a/../../escape",
+	        "./../escape",
+	        "a/b/../../..",
+	        "..",
+	        "a/..",
+	        "..\\..\\escape",
+	        "a/./../../escape",
+	        "//escape",
+	        longc,
+	        longname,
+	        deep,
+	        "a\x01"
+	        "b",
+	        "a\x7f",
+	        "a\nb",
+	        "\x1b[31mred",
+	        ".",
+	        "./",
+	        "a//b///c",
+	        "__MACOSX/../../escape",
 	};
 	size_t n = 0;
 
@@ -422,9 +439,9 @@ static void path_tricks(void)
 	deep[sizeof(deep) - 1] = '\0';
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		bool harmless0 = strcmp(names[i], ".") == 0 || strcmp(names[i], "./") == 0 ||
-				strcmp(names[i], "a//b///c") == 0 ||
-				/* a backslash is a character of a file name here */
-				strchr(names[i], '\\') != NULL;
+		                 strcmp(names[i], "a//b///c") == 0 ||
+		                 /* a backslash is a character of a file name here */
+		                 strchr(names[i], '\\') != NULL;
 
 		for (size_t f = 0; f < N_FORMATS; f++) {
 			struct ent es[] = {{"ok.c", 'f', "int x;\n"}, {names[i], 'f', "pwned\n"}};
@@ -435,7 +452,7 @@ static void path_tricks(void)
 			viv_buf_init(&b, 64 * MIB);
 			/* An entry the format cannot hold is left out. */
 			harmless = archive_of(formats[f], f % 2 ? "gzip" : NULL, es, 2, &b) < 2 ||
-				   harmless;
+			           harmless;
 			snprintf(label, sizeof(label), "path trick %zu in %s", i, formats[f]);
 			run_upload(label, b.data, b.len, !harmless, K_PATH);
 			viv_buf_free(&b);
@@ -446,7 +463,7 @@ static void path_tricks(void)
 	 * never be the name used. */
 	{
 		const char nul_names[][32] = {"evil\0/../../escape", "a\0/etc/passwd",
-					      "\0../escape", "ok.c\0\0\0../x"};
+		                              "\0../escape", "ok.c\0\0\0../x"};
 		const size_t nul_lens[] = {18, 13, 10, 12};
 
 		for (size_t i = 0; i < 4; i++) {
@@ -457,7 +474,7 @@ static void path_tricks(void)
 				viv_buf_init(&raw, 64 * MIB);
 				viv_buf_init(&b, 64 * MIB);
 				tar_block(&raw, nul_names[i], nul_lens[i], '0', NULL,
-					  "00000000006");
+				          "00000000006");
 				viv_buf_append(&raw, "pwned\n", 6);
 				viv_buf_append(&raw, (char[506]){0}, 506);
 				tar_end(&raw);
@@ -466,7 +483,7 @@ static void path_tricks(void)
 				else
 					viv_buf_append(&b, raw.data, raw.len);
 				snprintf(label, sizeof(label), "NUL name %zu, %s", i,
-					 filters[f] ? filters[f] : "plain");
+				         filters[f] ? filters[f] : "plain");
 				run_upload(label, b.data, b.len, false, K_PATH);
 				viv_buf_free(&raw);
 				viv_buf_free(&b);
@@ -481,20 +498,20 @@ static void links_and_specials(void)
 {
 	char target_abs[300];
 	const struct ent cases[][3] = {
-		{{"link", 'l', "../outside/canary"}, {"link", 'f', "through\n"}, {NULL, 0, NULL}},
-		{{"link", 'l', target_abs}, {"link", 'f', "through\n"}, {NULL, 0, NULL}},
-		{{"dir", 'l', "../outside"}, {"dir/new", 'f', "through\n"}, {NULL, 0, NULL}},
-		{{"dir", 'l', "/tmp"}, {"dir/viv-unpack-planted", 'f', "x\n"}, {NULL, 0, NULL}},
-		{{"hard", 'h', "../outside/canary"}, {"hard", 'f', "through\n"}, {NULL, 0, NULL}},
-		{{"hard", 'h', target_abs}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"a", 'f', "x\n"}, {"b", 'h', "a"}, {NULL, 0, NULL}},
-		{{"self", 'l', "self"}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"dot", 'l', "."}, {"dot/dot/x", 'f', "x\n"}, {NULL, 0, NULL}},
-		{{"null", 'c', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"sda", 'b', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"fifo", 'p', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"sock", 's', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
-		{{"src/", 'd', NULL}, {"src/x", 'c', NULL}, {NULL, 0, NULL}},
+	        {{"link", 'l', "../outside/canary"}, {"link", 'f', "through\n"}, {NULL, 0, NULL}},
+	        {{"link", 'l', target_abs}, {"link", 'f', "through\n"}, {NULL, 0, NULL}},
+	        {{"dir", 'l', "../outside"}, {"dir/new", 'f', "through\n"}, {NULL, 0, NULL}},
+	        {{"dir", 'l', "/tmp"}, {"dir/viv-unpack-planted", 'f', "x\n"}, {NULL, 0, NULL}},
+	        {{"hard", 'h', "../outside/canary"}, {"hard", 'f', "through\n"}, {NULL, 0, NULL}},
+	        {{"hard", 'h', target_abs}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"a", 'f', "x\n"}, {"b", 'h', "a"}, {NULL, 0, NULL}},
+	        {{"self", 'l', "self"}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"dot", 'l', "."}, {"dot/dot/x", 'f', "x\n"}, {NULL, 0, NULL}},
+	        {{"null", 'c', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"sda", 'b', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"fifo", 'p', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"sock", 's', NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}},
+	        {{"src/", 'd', NULL}, {"src/x", 'c', NULL}, {NULL, 0, NULL}},
 	};
 	size_t n = 0;
 
@@ -508,17 +525,18 @@ static void links_and_specials(void)
 			for (size_t z = 0; z < 2; z++) {
 				struct viv_buf b;
 				char label[128];
-				unsigned kind = cases[i][0].type == 'l' || cases[i][0].type == 'h' ||
-							(k > 1 && cases[i][1].type == 'h')
-						? K_LINK
-						: K_SPECIAL;
+				unsigned kind = cases[i][0].type == 'l' ||
+				                                cases[i][0].type == 'h' ||
+				                                (k > 1 && cases[i][1].type == 'h')
+				                        ? K_LINK
+				                        : K_SPECIAL;
 
 				size_t held;
 
 				viv_buf_init(&b, 64 * MIB);
 				held = archive_of(formats[f], z ? "xz" : NULL, cases[i], k, &b);
 				snprintf(label, sizeof(label), "link or special %zu in %s%s", i,
-					 formats[f], z ? ".xz" : "");
+				         formats[f], z ? ".xz" : "");
 				/* Some formats cannot hold devices, FIFOs or sockets;
 				 * what is left of those archives may be harmless. A
 				 * zip read as a stream (inside xz) shows no types,
@@ -527,8 +545,7 @@ static void links_and_specials(void)
 				bool zip = strcmp(formats[f], "zip") == 0;
 
 				run_upload(label, b.data, b.len,
-					   zip ? !z && cases[i][0].type == 'l' : held == k,
-					   kind);
+				           zip ? !z && cases[i][0].type == 'l' : held == k, kind);
 				viv_buf_free(&b);
 				n++;
 			}
@@ -563,7 +580,8 @@ static void bombs(void)
 			compress(filters[f], raw.data, raw.len, &b);
 		else
 			viv_buf_append(&b, raw.data, raw.len);
-		snprintf(label, sizeof(label), "64 MiB file, %s", filters[f] ? filters[f] : "plain");
+		snprintf(label, sizeof(label), "64 MiB file, %s",
+		         filters[f] ? filters[f] : "plain");
 		run_upload(label, b.data, b.len, true, K_BOMB);
 		viv_buf_free(&b);
 		viv_buf_free(&raw);
@@ -592,7 +610,7 @@ static void bombs(void)
 			viv_buf_init(&twice, 128 * MIB);
 			compress(filters[g], b.data, b.len, &twice);
 			snprintf(label, sizeof(label), "40 x 1 MiB, %s in %s", filters[f],
-				 filters[g]);
+			         filters[g]);
 			run_upload(label, twice.data, twice.len, true, K_BOMB);
 			viv_buf_free(&twice);
 			n++;
@@ -651,10 +669,17 @@ static void bombs(void)
  * base-256, and a checksum that does not match. */
 static void lying_sizes(void)
 {
-	const char *fields[] = {"00000001750", "00000000001", "77777777777", "zzzzzzzzzzz",
-				"-0000000001", "", "0000000000 9", "\x80\x00\x00\x00\x00\x00\x00\x00"
-				"\x00\x01\x00\x00",
-				"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "00000000000"};
+	const char *fields[] = {"00000001750",
+	                        "00000000001",
+	                        "77777777777",
+	                        "zzzzzzzzzzz",
+	                        "-0000000001",
+	                        "",
+	                        "0000000000 9",
+	                        "\x80\x00\x00\x00\x00\x00\x00\x00"
+	                        "\x00\x01\x00\x00",
+	                        "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+	                        "00000000000"};
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -681,7 +706,7 @@ static void lying_sizes(void)
 			else
 				viv_buf_append(&b, raw.data, raw.len);
 			snprintf(label, sizeof(label), "size field %zu, %s", i,
-				 filters[f] ? filters[f] : "plain");
+			         filters[f] ? filters[f] : "plain");
 			run_upload(label, b.data, b.len, true, K_LYING);
 			viv_buf_free(&raw);
 			viv_buf_free(&b);
@@ -708,10 +733,10 @@ static void lying_sizes(void)
 static void truncations(void)
 {
 	const struct ent project[] = {
-		{"src/", 'd', NULL},
-		{"src/main.c", 'f', "#include <stdio.h>\nint main(void) { puts(\"hi\"); }\n"},
-		{"vivarium.json", 'f', "{\"name\": \"cut\"}\n"},
-		{"README", 'f', "A project cut short.\n"},
+	        {"src/", 'd', NULL},
+	        {"src/main.c", 'f', "#include <stdio.h>\nint main(void) { puts(\"hi\"); }\n"},
+	        {"vivarium.json", 'f', "{\"name\": \"cut\"}\n"},
+	        {"README", 'f', "A project cut short.\n"},
 	};
 	size_t n = 0;
 
@@ -728,8 +753,8 @@ static void truncations(void)
 				char label[64];
 
 				snprintf(label, sizeof(label), "%s%s%s cut at %zu of %zu",
-					 formats[f], filters[z] ? "." : "",
-					 filters[z] ? filters[z] : "", cut, b.len);
+				         formats[f], filters[z] ? "." : "",
+				         filters[z] ? filters[z] : "", cut, b.len);
 				/* A tar cut inside its trailing zero blocks is
 				 * whole; anything else must be refused. */
 				run_upload(label, b.data, cut, false, K_TRUNCATED);
@@ -757,7 +782,7 @@ static void entry_counts(void)
 			for (unsigned i = 0; i < MAX_ENTRIES * 20; i++) {
 				snprintf(name, sizeof(name), shape ? "d%u/" : "f%u", i);
 				tar_block(&raw, name, strlen(name), shape ? '5' : '0', NULL,
-					  "00000000000");
+				          "00000000000");
 			}
 			tar_end(&raw);
 			if (filters[f])
@@ -765,7 +790,7 @@ static void entry_counts(void)
 			else
 				viv_buf_append(&b, raw.data, raw.len);
 			snprintf(label, sizeof(label), "%u %s, %s", MAX_ENTRIES * 20,
-				 shape ? "folders" : "files", filters[f] ? filters[f] : "plain");
+			         shape ? "folders" : "files", filters[f] ? filters[f] : "plain");
 			run_upload(label, b.data, b.len, true, K_COUNT);
 			viv_buf_free(&raw);
 			viv_buf_free(&b);
@@ -814,10 +839,10 @@ static void other_formats(void)
 static void random_damage(size_t count)
 {
 	const struct ent project[] = {
-		{"src/", 'd', NULL},
-		{"src/main.c", 'f', "int main(void) { return 0; }\n"},
-		{"src/util.c", 'f', "int util(int x) { return x * 2; }\n"},
-		{"vivarium.json", 'f', "{\"name\": \"damaged\"}\n"},
+	        {"src/", 'd', NULL},
+	        {"src/main.c", 'f', "int main(void) { return 0; }\n"},
+	        {"src/util.c", 'f', "int util(int x) { return x * 2; }\n"},
+	        {"vivarium.json", 'f', "{\"name\": \"damaged\"}\n"},
 	};
 	unsigned seed = 13;
 	size_t n = 0;
@@ -830,10 +855,10 @@ static void random_damage(size_t count)
 
 		viv_buf_init(&b, 64 * MIB);
 		archive_of(formats[f], strcmp(formats[f], "zip") ? filters[z] : NULL, project, 4,
-			   &b);
+		           &b);
 		for (int k = 0; k < flips; k++)
 			((unsigned char *)b.data)[(size_t)rand_r(&seed) % b.len] =
-				(unsigned char)rand_r(&seed);
+			        (unsigned char)rand_r(&seed);
 		snprintf(label, sizeof(label), "damage %zu (%s)", i, formats[f]);
 		run_upload(label, b.data, b.len, false, K_DAMAGE);
 		viv_buf_free(&b);
@@ -900,14 +925,14 @@ Test(unpack_hostile, a_thousand_hostile_uploads_stay_in_the_build_folder, .init 
 	random_damage(damage);
 	for (size_t k = 0; k < K_KINDS; k++)
 		fprintf(stderr, "figure: unpack %s: %zu uploads\n", kind_names[k],
-			tally.by_kind[k]);
+		        tally.by_kind[k]);
 	fprintf(stderr,
-		"figure: unpack: %zu hostile uploads tried, %zu refused with a message, %zu "
-		"accepted harmlessly, 0 writes outside the build folder; one unpacking added at "
-		"most %ld KiB of resident memory%s\n",
-		tally.tried, tally.refused, tally.accepted, tally.peak_kib,
-		tally.peak_measured ? "" : " (not measured: no /proc/self/clear_refs)");
+	        "figure: unpack: %zu hostile uploads tried, %zu refused with a message, %zu "
+	        "accepted harmlessly, 0 writes outside the build folder; one unpacking added at "
+	        "most %ld KiB of resident memory%s\n",
+	        tally.tried, tally.refused, tally.accepted, tally.peak_kib,
+	        tally.peak_measured ? "" : " (not measured: no /proc/self/clear_refs)");
 	cr_assert_geq(tally.tried, 1000);
 	cr_assert_lt(tally.peak_kib, RSS_GROWTH_MAX_KIB, "one unpacking added %ld KiB",
-		     tally.peak_kib);
+	             tally.peak_kib);
 }
