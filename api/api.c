@@ -356,10 +356,20 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 		copy_printable(r->path, sizeof(r->path), url);
 		api_route_match(url, method, r);
 		*con_cls = r;
+		/* An event stream lasts as long as its client listens; any
+		 * other request has a deadline. */
+		api_deadlines_phase(s->deadlines, c,
+				    r->route && (r->route->handle == api_get_events ||
+						 r->route->handle == api_get_log_stream)
+					    ? API_CONN_STREAM
+					    : API_CONN_REQUEST,
+				    0);
 		return handle_first(s, c, r);
 	}
 	n = *upload_data_size;
 	*upload_data_size = 0;
+	if (n > 0)
+		api_deadlines_phase(s->deadlines, c, API_CONN_BODY, n);
 	if (r->collecting) {
 		if (n > 0)
 			return collect(r, upload_data, n);
@@ -385,7 +395,7 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct api_req *r = *con_cls;
 	double ms;
 
-	(void)c;
+	api_deadlines_phase(s->deadlines, c, API_CONN_DONE, 0);
 	if (!r)
 		return;
 	api_upload_cleanup(&r->up);
@@ -525,6 +535,13 @@ int api_main(const struct api_config *cfg)
 		goto out;
 	}
 
+	err = api_deadlines_start(&s.deadlines);
+	if (err) {
+		viv_log(VIV_ERROR, "cannot start the connection deadlines: %s",
+			viv_strerror(err));
+		goto out;
+	}
+
 	/* One internal polling thread (no thread pool), so that the store
 	 * connection s.st is only ever used from that thread; event streams
 	 * wait suspended, and their own thread resumes them. The logger comes
@@ -536,7 +553,8 @@ int api_main(const struct api_config *cfg)
 		(unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned int)API_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		(unsigned int)API_CONN_PER_IP, MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s,
-		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
+		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+		api_deadlines_notify, s.deadlines, MHD_OPTION_END);
 	if (!d) {
 		viv_log(VIV_ERROR, "cannot start the HTTP server on the listening socket (fd %d)",
 			cfg->listen_fd);
@@ -559,6 +577,7 @@ out:
 	if (d)
 		MHD_stop_daemon(d);
 	api_streams_free(s.streams);
+	api_deadlines_stop(s.deadlines);
 	store_close(s.st);
 	/* A second SIGTERM or SIGINT that came during the shutdown would
 	 * kill the process as soon as the mask is restored; it asked for what

@@ -18,13 +18,22 @@
  * their connection for as long as the client listens, so they have caps of
  * their own well below these: API_STREAMS_MAX of API_CONN_LIMIT, and
  * API_STREAMS_PER_IP of API_CONN_PER_IP, which leaves any client room to
- * upload however many streams are open. */
+ * upload however many streams are open. One address holds at most a
+ * sixteenth of the whole, so that a few addresses cannot fill it. */
 #define API_CONN_LIMIT 256
-#define API_CONN_PER_IP 64
+#define API_CONN_PER_IP 16
 #define API_STREAMS_MAX 64
 #define API_STREAMS_PER_IP 8
 /* Seconds a connection may stay idle (slow-client defence). */
 #define API_CONN_TIMEOUT_S 60
+/* Deadlines that no byte resets (api_deadline.c): seconds for the headers
+ * of a connection's first request, and between the end of one request and
+ * the headers of the next; seconds a request may take, plus one per
+ * API_BODY_MIN_RATE bytes of its body. */
+#define API_HEADER_DEADLINE_S 10
+#define API_IDLE_DEADLINE_S 30
+#define API_REQUEST_DEADLINE_S 120
+#define API_BODY_MIN_RATE (64u * 1024)
 /* Seconds a shutdown waits for requests in flight. */
 #define API_DRAIN_WAIT_S 5
 /* Bytes of an over-cap upload without Content-Length that are read and
@@ -60,6 +69,7 @@
 #define API_STATUS_MAX 599
 
 struct api_streams;
+struct api_deadlines;
 
 /* Everything the request handlers share. Lives on api_main's stack; used
  * from the one libmicrohttpd polling thread while the daemon runs, except
@@ -70,6 +80,7 @@ struct api_server {
 	size_t upload_max;            /* cfg->upload_max, or the default */
 	struct store *st;             /* this thread's own connection */
 	struct api_streams *streams;  /* the event streams' thread */
+	struct api_deadlines *deadlines; /* the connections' deadlines */
 	/* Requests answered, by status, for /metrics. */
 	uint64_t requests[API_STATUS_MAX - API_STATUS_MIN + 1];
 };
@@ -393,5 +404,30 @@ void api_upload_cleanup(struct api_upload *up);
  * GET /); otherwise *served is true and the result is the handler's. */
 enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
 				 struct api_req *r, const char *name, bool *served);
+
+/* ---- Connection deadlines (api_deadline.c) ------------------------------------ */
+
+/* Starts the thread that cuts connections past their deadline. Caller
+ * stops it with api_deadlines_stop() after the daemon has stopped. */
+enum viv_err api_deadlines_start(struct api_deadlines **out);
+/* Stops the thread and frees d; accepts NULL. */
+void api_deadlines_stop(struct api_deadlines *d);
+/* The daemon's MHD_OPTION_NOTIFY_CONNECTION callback, with d as cls: a
+ * started connection gets a record (its socket context), a closed one
+ * loses it. */
+void api_deadlines_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code);
+
+/* What happened on a connection. */
+enum api_conn_event {
+	API_CONN_REQUEST, /* a request's headers arrived: its deadline starts */
+	API_CONN_BODY,    /* bytes of its body arrived: its deadline grows */
+	API_CONN_STREAM,  /* it is an event stream: no deadline */
+	API_CONN_DONE,    /* it ended: the wait for the next one starts */
+};
+
+/* Tells d of ev on c (bytes for API_CONN_BODY). d may be NULL. */
+void api_deadlines_phase(struct api_deadlines *d, struct MHD_Connection *c,
+			 enum api_conn_event ev, size_t bytes);
 
 #endif

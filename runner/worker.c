@@ -433,6 +433,80 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 
 static struct worker *the_worker;
 
+/* The trimmed value of the header line [p, end) if its name is name
+ * (any case), else NULL. */
+static const char *header_value(const char *p, const char *end, const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+
+	if ((size_t)(end - p) <= n || p[n] != ':' || strncasecmp(p, name, n) != 0)
+		return NULL;
+	p += n + 1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*len = (size_t)(end - p);
+	return p;
+}
+
+/* Why the framing of an HTTP/1 request is invalid under RFC 9112, or NULL
+ * when it is not. h2o keeps only the last Host line and reads the body by
+ * the first Content-Length (or by Transfer-Encoding when both came), which
+ * a proxy in front of vivd may read otherwise, so the header block is read
+ * again here as the client sent it: it is still at the start of the
+ * connection's input buffer while the request is handled. */
+static const char *bad_framing(h2o_req_t *req)
+{
+	h2o_socket_t *sock;
+	const char *p, *end, *cl = NULL, *v;
+	size_t cl_len = 0, len, hosts = 0;
+	bool te = false;
+
+	if (req->version >= 0x200 || !req->conn->callbacks->get_socket)
+		return NULL;
+	sock = req->conn->callbacks->get_socket(req->conn);
+	if (!sock || !sock->input)
+		return NULL;
+	p = sock->input->bytes;
+	end = p + sock->input->size;
+	while (p < end && (*p == '\r' || *p == '\n'))
+		p++;
+	p = memchr(p, '\n', (size_t)(end - p)); /* past the request line */
+	while (p && ++p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = eol;
+
+		if (!eol)
+			break;
+		if (line_end > p && line_end[-1] == '\r')
+			line_end--;
+		if (line_end == p)
+			break; /* the empty line that ends the header block */
+		if (*p == ' ' || *p == '\t')
+			return "A header line continues the one before it (obs-fold), which "
+			       "HTTP/1.1 no longer allows.\n";
+		if (header_value(p, line_end, "host", &len))
+			hosts++;
+		if (header_value(p, line_end, "transfer-encoding", &len))
+			te = true;
+		v = header_value(p, line_end, "content-length", &len);
+		if (v && cl && (len != cl_len || memcmp(v, cl, len) != 0))
+			return "The request has two different Content-Length values.\n";
+		if (v) {
+			cl = v;
+			cl_len = len;
+		}
+		p = eol;
+	}
+	if (hosts > 1)
+		return "The request has more than one Host header.\n";
+	if (te && cl)
+		return "The request has both Content-Length and Transfer-Encoding.\n";
+	return NULL;
+}
+
+
 static h2o_iovec_t mime_of(struct worker *w, const char *path)
 {
 	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
@@ -580,6 +654,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	uint64_t t0 = viv_mono_ns();
 
 	(void)self;
+	why = bad_framing(req);
+	if (why) {
+		/* Whatever follows on the connection cannot be told apart from
+		 * this request's body: it is closed after the answer. */
+		req->http1_is_persistent = 0;
+		send_text(req, 400, why);
+		return 0;
+	}
 	err = run_routes_refresh(w->routes);
 	if (err)
 		viv_log(VIV_ERROR, "cannot reload routes: %s", viv_strerror(err));

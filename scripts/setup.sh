@@ -23,6 +23,9 @@ packages=(
   libclang-rt-14-dev
   # the web page's browser test (tests/web) drives Debian's Chromium
   chromium chromium-driver
+  # the outbound test (tests/e2e/test_outbound_private.c) sets up a network
+  # namespace of its own with ip
+  iproute2
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind)

@@ -7,9 +7,11 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -117,10 +119,20 @@ static int prepare_store(const struct vivd_options *o, bool print_token, const c
 static void become(const struct vivd_user *u, const char *role)
 {
 	char err[256];
+	pid_t supervisor = getppid();
 	int rc = ids.drop ? vivd_become(u, err, sizeof(err)) : vivd_no_new_privs(err, sizeof(err));
 
 	if (rc != 0) {
 		viv_log(VIV_ERROR, "%s: %s", role, err);
+		_exit(1);
+	}
+	/* A change of user clears the signal the kernel sends when the
+	 * supervisor dies, which the fleet set: without it a role outlived
+	 * a supervisor killed with SIGKILL (the launcher did, for ever). Set
+	 * again, it cannot miss a death that came before it: that one
+	 * shows in getppid(). */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != supervisor) {
+		viv_log(VIV_ERROR, "%s: the supervisor is gone", role);
 		_exit(1);
 	}
 	/* What a role makes is its own unless it says otherwise (the build
@@ -128,8 +140,23 @@ static void become(const struct vivd_user *u, const char *role)
 	umask(077);
 }
 
+/* The launcher's listening socket, which every role inherits. Only the
+ * launcher and the supervisor (which hands it to a launcher it restarts)
+ * keep it: while any other process holds it, a builder's request to a
+ * launcher that is gone waits in its backlog for the full timeout instead
+ * of failing at once. */
+static int launcher_socket = -1;
+
+static void close_launcher_socket(void)
+{
+	if (launcher_socket >= 0)
+		close(launcher_socket);
+	launcher_socket = -1;
+}
+
 static int api_child_main(void *arg)
 {
+	close_launcher_socket();
 	become(&ids.user, "api");
 	return api_main(arg);
 }
@@ -145,12 +172,14 @@ static int builder_child_main(void *arg)
 {
 	struct builder_child *b = arg;
 
+	close_launcher_socket();
 	become(&ids.user, "builder");
 	return pipe_builder_main(b->datadir, b->cfg);
 }
 
 static int worker_child_main(void *arg)
 {
+	close_launcher_socket();
 	become(&ids.user, "worker");
 	return run_worker_main(arg);
 }
@@ -442,6 +471,7 @@ int main(int argc, char **argv)
 	builder.cfg = &pipe;
 	launcher.cfg = &pipe;
 	launcher.listen_fd = launcher_fd;
+	launcher_socket = launcher_fd;
 
 	kids = calloc(o.workers + 3, sizeof(*kids));
 	wcfg = calloc(o.workers, sizeof(*wcfg));
