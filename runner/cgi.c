@@ -1,5 +1,6 @@
-/* CGI 1.1 (RFC 3875) for WASI command guests: the request as environment
- * variables, and the guest's stdout parsed back into a response. */
+/* The CGI mode: CGI 1.1 (RFC 3875) for WASI command guests. The request as
+ * environment variables, and the guest's stdout, which this mode keeps,
+ * parsed back into a response. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +82,8 @@ enum viv_err run_cgi_env(struct run_instance *in)
 	if (!err)
 		err = env_add(in, &bytes, "REQUEST_METHOD", 14, r->method, r->method_len);
 	if (!err)
-		err = env_add(in, &bytes, "PATH_INFO", 9, path, url_decode(path, r->target, path_len));
+		err = env_add(in, &bytes, "PATH_INFO", 9, path,
+			      url_decode(path, r->target, path_len));
 	if (!err)
 		err = env_add(in, &bytes, "X_RAW_PATH_INFO", 15, r->target, path_len);
 	if (!err)
@@ -129,7 +131,8 @@ enum viv_err run_cgi_env(struct run_instance *in)
 		if (!eq)
 			continue;
 		for (k = 0; k < in->n_envp && !clash; k++)
-			clash = strncmp(in->envp[k], app->env[i], (size_t)(eq - app->env[i]) + 1) == 0;
+			clash = strncmp(in->envp[k], app->env[i],
+					(size_t)(eq - app->env[i]) + 1) == 0;
 		if (!clash)
 			err = env_add(in, &bytes, app->env[i], (size_t)(eq - app->env[i]), eq + 1,
 				      strlen(eq + 1));
@@ -137,36 +140,6 @@ enum viv_err run_cgi_env(struct run_instance *in)
 out:
 	free(path);
 	return err;
-}
-
-bool run_http_token(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		/* strchr() finds the terminating NUL too. */
-		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
-			return false;
-	}
-	return true;
-}
-
-bool run_header_is_hop_by_hop(const char *name, size_t n)
-{
-	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
-					   "content-length", "upgrade", "te", "trailer",
-					   "proxy-connection", "status"};
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-		if (strlen(drop[i]) == n && strncasecmp(drop[i], name, n) == 0)
-			return true;
-	}
-	return false;
 }
 
 static bool cgi_fail(struct run_instance *in, const char *why)
@@ -181,15 +154,15 @@ static bool cgi_fail(struct run_instance *in, const char *why)
 	return false;
 }
 
-bool run_cgi_response(struct run_instance *in)
+bool run_cgi_response(struct run_instance *in, char *out, size_t len)
 {
-	char *p = in->out.data, *end = p + in->out.len, *body;
+	char *p = out, *end = p + len, *body;
 	struct run_header *hs;
 	unsigned status = 0;
 	size_t n = 0;
 	bool location = false;
 
-	if (!p || in->out.len == 0)
+	if (!p || len == 0)
 		return cgi_fail(in, "the program wrote nothing to stdout");
 	hs = calloc(CGI_MAX_HEADERS, sizeof(*hs));
 	if (!hs)
@@ -265,3 +238,67 @@ bool run_cgi_response(struct run_instance *in)
 	in->resp.body_len = (size_t)(end - body);
 	return true;
 }
+
+/* ---- The mode ------------------------------------------------------------------------- */
+
+struct cgi_state {
+	struct viv_buf out; /* stdout: the response */
+	bool out_overflow;
+};
+
+static enum viv_err cgi_start(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	/* The body's cap plus room for the header block. */
+	viv_buf_init(&cs->out, in->pool->cfg.response_max + RUN_CGI_HEADERS_MAX);
+	return VIV_OK;
+}
+
+static void cgi_finish(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+	size_t max = in->pool->cfg.response_max;
+	char msg[128];
+
+	if (cs->out_overflow ||
+	    (run_cgi_response(in, cs->out.data, cs->out.len) && in->resp.body_len > max)) {
+		in->outcome = RUN_TOO_BIG;
+		snprintf(msg, sizeof(msg), "the response was larger than the limit of %zu bytes",
+			 max);
+		run_log_add(in, "trap", msg, strlen(msg));
+		run_error_response(in, 500, "The app's response was too large.\n");
+	} else if (in->resp.status) {
+		in->outcome = RUN_DONE;
+	} else {
+		in->outcome = RUN_BAD_OUTPUT;
+		run_error_response(in, 500, "The app did not produce a valid response.\n");
+	}
+}
+
+static bool cgi_write_stdout(struct run_instance *in, const uint8_t *p, size_t n)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	if (viv_buf_append(&cs->out, p, n)) {
+		cs->out_overflow = true;
+		return false;
+	}
+	return true;
+}
+
+static void cgi_end(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	viv_buf_free(&cs->out);
+}
+
+const struct run_mode_ops run_mode_cgi = {
+	.name = "cgi",
+	.state_size = sizeof(struct cgi_state),
+	.start = cgi_start,
+	.finish = cgi_finish,
+	.write_stdout = cgi_write_stdout,
+	.end = cgi_end,
+};

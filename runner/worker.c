@@ -54,7 +54,6 @@ struct worker {
 	struct run_timer tick_timer; /* every second: budgets, gauge, pruning */
 	uint64_t pruned_gen;         /* the routes generation metrics were pruned for */
 	size_t dropped_logs;         /* lines the writer's full queue refused */
-	h2o_mimemap_t *mime;
 };
 
 /* A request an app sent to itself, served by a second instance. */
@@ -132,7 +131,7 @@ static void keep_line(struct worker *w, int64_t app_id, int64_t deployment_id, c
 	l->stream = (char *)stream;
 	l->message = message;
 	if (w->flush_timer.heap_index == SIZE_MAX)
-		run_timer_arm(w->pool, &w->flush_timer, viv_mono_ns() + LOG_FLUSH_NS);
+		run_timer_arm(w->pool->loop, &w->flush_timer, viv_mono_ns() + LOG_FLUSH_NS);
 }
 
 static void keep_logs(struct worker *w, const struct run_route *r, struct run_instance *inst)
@@ -227,7 +226,7 @@ static void on_tick(struct run_timer *t)
 		w->pruned_gen = run_routes_generation(w->routes);
 		run_metrics_prune(w->metrics, app_routable, w);
 	}
-	run_timer_arm(w->pool, &w->tick_timer, viv_mono_ns() + TICK_NS);
+	run_timer_arm(w->pool->loop, &w->tick_timer, viv_mono_ns() + TICK_NS);
 }
 
 /* ---- Responses --------------------------------------------------------------------- */
@@ -433,17 +432,6 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 
 static struct worker *the_worker;
 
-static h2o_iovec_t mime_of(struct worker *w, const char *path)
-{
-	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-	h2o_mimemap_type_t *t;
-
-	if (!dot || (slash && dot < slash))
-		return h2o_iovec_init(H2O_STRLIT("application/octet-stream"));
-	t = h2o_mimemap_get_type_by_extension(w->mime, h2o_iovec_init(dot + 1, strlen(dot + 1)));
-	return t->data.mimetype;
-}
-
 static bool is_get_or_head(const char *m, size_t n)
 {
 	return (n == 3 && memcmp(m, "GET", 3) == 0) || (n == 4 && memcmp(m, "HEAD", 4) == 0);
@@ -454,13 +442,13 @@ static bool is_get_or_head(const char *m, size_t n)
 static bool serve_asset(struct worker *w, struct run_route *route, h2o_req_t *req)
 {
 	struct run_assets *a = run_route_assets(route);
-	char path[4096];
+	struct run_asset f;
 
+	(void)w;
 	if (!a || !is_get_or_head(req->method.base, req->method.len) ||
-	    !run_assets_find(a, req->input.path.base, req->input.path.len, path, sizeof(path),
-			     NULL))
+	    !run_assets_find(a, req->input.path.base, req->input.path.len, &f))
 		return false;
-	return h2o_file_send(req, 200, "OK", path, mime_of(w, path), 0) == 0;
+	return h2o_file_send(req, 200, "OK", f.path, h2o_iovec_init(f.type, f.type_len), 0) == 0;
 }
 
 /* ---- Requests an app sends to itself --------------------------------------------------- */
@@ -478,7 +466,7 @@ static void on_sub_done(struct run_instance *inst, void *arg)
 	keep_logs(ws->w, ws->route, inst);
 	if (ws->sr) {
 		account_instance(ws->w, ws->route, &ws->sr->req, ws->t0, inst);
-		run_subrequest_done(ws->sr, run_instance_response(inst));
+		ws->sr->done(ws->sr, run_instance_response(inst));
 	}
 	run_instance_end(inst);
 	wsub_free(ws);
@@ -491,20 +479,18 @@ static bool sub_asset(struct worker *w, struct run_route *route, struct run_subr
 	struct run_assets *a = run_route_assets(route);
 	struct run_response resp;
 	struct run_header ct;
-	char path[4096], *data = NULL;
-	h2o_iovec_t mime;
+	struct run_asset f;
+	char *data = NULL;
 	size_t len = 0;
-	off_t size = 0;
 
 	if (!a || !is_get_or_head(sr->req.method, sr->req.method_len) ||
-	    !run_assets_find(a, sr->req.target, sr->req.target_len, path, sizeof(path), &size))
+	    !run_assets_find(a, sr->req.target, sr->req.target_len, &f))
 		return false;
-	if (viv_read_file(path, w->cfg->pool.outbound_body_max, &data, &len)) {
-		run_subrequest_done(sr, NULL);
+	if (viv_read_file(f.path, w->cfg->pool.outbound_body_max, &data, &len)) {
+		sr->done(sr, NULL);
 		return true;
 	}
-	mime = mime_of(w, path);
-	ct = (struct run_header){"content-type", 12, mime.base, mime.len};
+	ct = (struct run_header){"content-type", 12, f.type, f.type_len};
 	memset(&resp, 0, sizeof(resp));
 	resp.status = 200;
 	resp.headers = &ct;
@@ -513,7 +499,7 @@ static bool sub_asset(struct worker *w, struct run_route *route, struct run_subr
 	resp.body_len = sr->req.method_len == 4 ? 0 : len;
 	account(w, route, sr->req.method, sr->req.method_len, sr->req.target, sr->req.target_len,
 		200, t0, NULL, RUN_ACCESS_STATIC);
-	run_subrequest_done(sr, &resp);
+	sr->done(sr, &resp);
 	free(data);
 	return true;
 }
@@ -673,13 +659,6 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	w->flush_timer.fire = on_flush_timer;
 	w->tick_timer.heap_index = SIZE_MAX;
 	w->tick_timer.fire = on_tick;
-	e = run_thread_init();
-	if (!e && !cfg->pool.cpu_limit)
-		e = run_thread_cpu_limit(false);
-	if (e) {
-		viv_log(VIV_ERROR, "cannot set up guest signals: %s", viv_strerror(e));
-		return e;
-	}
 	e = run_pool_create(&cfg->pool, &w->pool);
 	if (e) {
 		viv_log(VIV_ERROR, "cannot reserve %u sandbox slots: %s", cfg->pool.slots,
@@ -703,13 +682,12 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 		viv_log(VIV_ERROR, "cannot start the writer: %s", e == VIV_ERR_NOMEM ? "out of memory" : err);
 		return e;
 	}
-	run_timer_arm(w->pool, &w->tick_timer, viv_mono_ns() + TICK_NS);
+	run_timer_arm(w->pool->loop, &w->tick_timer, viv_mono_ns() + TICK_NS);
 	services.store = run_routes_store(w->routes);
 	services.self_request = on_self_request;
 	services.self_cancel = on_self_cancel;
 	services.ctx = w;
 	run_pool_set_services(w->pool, &services);
-	w->mime = h2o_mimemap_create();
 	h2o_config_init(&w->conf);
 	w->conf.server_name = h2o_iovec_init(H2O_STRLIT("vivarium"));
 	w->conf.max_request_entity_size = cfg->request_body_max;
