@@ -75,7 +75,7 @@ for unit in $(printf '%s\n' "${files[@]}" | sort); do
     mark="   <-- calls $n files, more than $max"
     status=1
   fi
-  printf '%-12s -> %s%s\n' "$unit" "${list% }" "$mark"
+  printf '%-18s -> %s%s\n' "$unit" "${list% }" "$mark"
   unset callees
 done
 if [ "$status" -ne 0 ]; then
