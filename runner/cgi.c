@@ -1,16 +1,29 @@
 /* The CGI mode: CGI 1.1 (RFC 3875) for WASI command guests. The request as
  * environment variables, and the guest's stdout, which this mode keeps,
- * parsed back into a response. */
+ * parsed back into a response: its header block by picohttpparser (which
+ * libh2o carries), then held to what a response may hold. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runner_int.h"
 
 /* Headers one response may carry, and bytes of all the environment. */
 #define CGI_MAX_HEADERS 100
 #define CGI_ENV_MAX ((size_t)256 << 10)
+
+/* picohttpparser, as libh2o exports it; h2o installs no header for it. A
+ * header whose name is NULL continues the line before it. */
+struct phr_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers,
+		      size_t *num_headers, size_t last_len);
 
 static enum viv_err env_add(struct run_instance *in, size_t *bytes, const char *name,
 			    size_t name_len, const char *value, size_t value_len)
@@ -154,89 +167,130 @@ static bool cgi_fail(struct run_instance *in, const char *why)
 	return false;
 }
 
+/* Why a header block that picohttpparser refused is bad, in the words of
+ * the log: the first line at fault, or what no line shows. */
+static const char *explain(const char *p, const char *end, size_t capacity)
+{
+	size_t lines = 0;
+
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end, *colon, *v;
+
+		if (!eol)
+			return "the header block has no empty line after it";
+		line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+		if (line_end == p)
+			break;
+		colon = memchr(p, ':', (size_t)(line_end - p));
+		if (!colon || colon == p)
+			return "a header line has no 'Name:' part";
+		if (!run_http_token(p, (size_t)(colon - p)))
+			return "a header name has a character that is not allowed";
+		for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+			;
+		if (!run_http_value(v, (size_t)(line_end - v)))
+			return "a header value has a control character";
+		if (++lines > capacity)
+			return "more than 256 header lines";
+		p = eol + 1;
+	}
+	return "the header block is malformed";
+}
+
+/* Header lines of one response, the Status line and those the server
+ * drops included: picohttpparser fills an array of them. */
+#define CGI_MAX_LINES 256
+
 bool run_cgi_response(struct run_instance *in, char *out, size_t len)
 {
-	char *p = out, *end = p + len, *body;
-	struct run_header *hs;
+	struct phr_header *lines = NULL;
+	struct run_header *hs = NULL;
+	size_t n_lines = CGI_MAX_LINES, n = 0, i;
 	unsigned status = 0;
-	size_t n = 0;
-	bool location = false;
+	bool location = false, ok = false;
+	const char *why = NULL;
+	int parsed;
 
-	if (!p || len == 0)
+	if (!out || len == 0)
 		return cgi_fail(in, "the program wrote nothing to stdout");
+	lines = calloc(CGI_MAX_LINES, sizeof(*lines));
 	hs = calloc(CGI_MAX_HEADERS, sizeof(*hs));
-	if (!hs)
-		return cgi_fail(in, "out of memory");
-	for (;;) {
-		char *eol = memchr(p, '\n', (size_t)(end - p));
-		char *line_end, *colon, *v;
+	if (!lines || !hs) {
+		why = "out of memory";
+		goto out;
+	}
+	parsed = phr_parse_headers(out, len, lines, &n_lines, 0);
+	if (parsed == -2) {
+		why = "the header block has no empty line after it";
+		goto out;
+	}
+	for (i = 0; parsed > 0 && i < n_lines; i++) {
+		/* A line that continues the one before (obs-fold) is refused. */
+		if (!lines[i].name)
+			parsed = -1;
+	}
+	if (parsed < 0) {
+		why = explain(out, out + len, CGI_MAX_LINES);
+		goto out;
+	}
+	for (i = 0; i < n_lines; i++) {
+		const struct phr_header *l = &lines[i];
 
-		if (!eol) {
-			free(hs);
-			return cgi_fail(in, "the header block has no empty line after it");
+		/* picohttpparser checks this much already; the response must
+		 * hold whatever it lets through. */
+		if (!run_http_token(l->name, l->name_len)) {
+			why = "a header name has a character that is not allowed";
+			goto out;
 		}
-		line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-		if (line_end == p) {
-			body = eol + 1;
-			break;
+		if (!run_http_value(l->value, l->value_len)) {
+			why = "a header value has a control character";
+			goto out;
 		}
-		colon = memchr(p, ':', (size_t)(line_end - p));
-		if (!colon || colon == p) {
-			free(hs);
-			return cgi_fail(in, "a header line has no 'Name:' part");
-		}
-		if (!run_http_token(p, (size_t)(colon - p))) {
-			free(hs);
-			return cgi_fail(in, "a header name has a character that is not allowed");
-		}
-		v = colon + 1;
-		while (v < line_end && (*v == ' ' || *v == '\t'))
-			v++;
-		for (char *c = v; c < line_end; c++) {
-			if ((unsigned char)*c < 0x20 && *c != '\t') {
-				free(hs);
-				return cgi_fail(in, "a header value has a control character");
-			}
-		}
-		if ((size_t)(colon - p) == 6 && strncasecmp(p, "status", 6) == 0) {
+		if (l->name_len == 6 && strncasecmp(l->name, "status", 6) == 0) {
 			char code[4] = {0};
-			if (line_end - v < 3) {
-				free(hs);
-				return cgi_fail(in, "the Status header has no 3-digit code");
+
+			if (l->value_len < 3) {
+				why = "the Status header has no 3-digit code";
+				goto out;
 			}
-			memcpy(code, v, 3);
+			memcpy(code, l->value, 3);
 			status = (unsigned)atoi(code);
 			if (!isdigit((unsigned char)code[0]) || !isdigit((unsigned char)code[1]) ||
 			    !isdigit((unsigned char)code[2]) || status < 100 || status > 599) {
-				free(hs);
-				return cgi_fail(in, "the Status header's code is not 100 to 599");
+				why = "the Status header's code is not 100 to 599";
+				goto out;
 			}
-		} else if (!run_header_is_hop_by_hop(p, (size_t)(colon - p))) {
+		} else if (!run_header_is_hop_by_hop(l->name, l->name_len)) {
 			if (n == CGI_MAX_HEADERS) {
-				free(hs);
-				return cgi_fail(in, "more than 100 headers");
+				why = "more than 100 headers";
+				goto out;
 			}
-			if ((size_t)(colon - p) == 8 && strncasecmp(p, "location", 8) == 0)
+			if (l->name_len == 8 && strncasecmp(l->name, "location", 8) == 0)
 				location = true;
-			hs[n].name = p;
-			hs[n].name_len = (size_t)(colon - p);
-			hs[n].value = v;
-			hs[n].value_len = (size_t)(line_end - v);
+			hs[n].name = l->name;
+			hs[n].name_len = l->name_len;
+			hs[n].value = l->value;
+			hs[n].value_len = l->value_len;
 			n++;
 		}
-		p = eol + 1;
 	}
 	if (n == 0 && status == 0) {
-		free(hs);
-		return cgi_fail(in, "the header block is empty");
+		why = "the header block is empty";
+		goto out;
 	}
 	free(in->resp.headers);
 	in->resp.status = status ? status : location ? 302 : 200;
 	in->resp.headers = hs;
 	in->resp.n_headers = n;
-	in->resp.body = body;
-	in->resp.body_len = (size_t)(end - body);
-	return true;
+	in->resp.body = out + parsed;
+	in->resp.body_len = len - (size_t)parsed;
+	hs = NULL;
+	ok = true;
+out:
+	free(lines);
+	free(hs);
+	return ok ? true : cgi_fail(in, why);
 }
 
 /* ---- The mode ------------------------------------------------------------------------- */

@@ -119,6 +119,28 @@ Test(cgi, bad_header_name_and_bad_status_are_refused)
 	cr_assert_not(parse());
 }
 
+Test(cgi, folded_lines_and_delete_characters_are_refused)
+{
+	with_output("X-A: one\n two\n\nbody");
+	cr_assert_not(parse());
+	cr_assert_not_null(strstr(in.logs[0].message, "'Name:'"), "%s", in.logs[0].message);
+	done();
+	with_output("X-A: a\x7fz\n\n");
+	cr_assert_not(parse());
+	cr_assert_not_null(strstr(in.logs[0].message, "control character"), "%s",
+			   in.logs[0].message);
+}
+
+Test(cgi, crlf_and_lf_lines_mix)
+{
+	with_output("Status: 201 Created\r\nX-A: 1\nX-B:2\r\n\nbody\r\n");
+	cr_assert(parse());
+	cr_assert_eq(in.resp.status, 201);
+	cr_assert(header("X-A", "1"));
+	cr_assert(header("X-B", "2"));
+	cr_assert_eq(in.resp.body_len, 6);
+}
+
 Test(cgi, environment_follows_rfc_3875)
 {
 	struct run_header hs[] = {{"Content-Type", 12, "application/json", 16},
