@@ -1,8 +1,8 @@
 /* Private to the runner: the Terrarium host-call mode (GUEST-ABI.md section
  * 1), in these files:
- *   hostcall_mode.c     the mode's operations and per-instance state, the
- *                       prologue of every call, the guest's allocator and
- *                       how results are placed in guest memory
+ *   hostcall_mode.c     the mode's operations; the calls' state on an
+ *                       instance, their prologue, the guest's allocator,
+ *                       how results are placed in guest memory, waiting
  *   hostcall_handles.c  the tables behind request, response and pending
  *                       handles, and what is in flight for them
  *   hostcall.c          the calls on requests, responses, headers, bodies

@@ -242,6 +242,18 @@ static void fire_wall(struct run_timer *t)
 
 /* ---- Start and end ------------------------------------------------------------------------ */
 
+/* Stops and frees what the mode and the other layers keep for the
+ * instance. */
+static void end_states(struct run_instance *in)
+{
+	in->mode->end(in);
+	while (in->n_attached > 0) {
+		struct run_attached *a = &in->attached[--in->n_attached];
+
+		a->ops->end(a->state);
+	}
+}
+
 static size_t align16(size_t n)
 {
 	return (n + 15) & ~(size_t)15;
@@ -288,7 +300,7 @@ enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
 	viv_buf_init(&in->resp_store, 0);
 	err = mode->start(in);
 	if (err) {
-		in->mode->end(in);
+		end_states(in);
 		s->inst = NULL;
 		run_slot_give(s);
 		free(in);
@@ -342,12 +354,7 @@ void run_instance_end(struct run_instance *in)
 	}
 	run_timer_cancel(in->pool->loop, &in->wall_timer);
 	run_timer_cancel(in->pool->loop, &in->wake_timer);
-	in->mode->end(in);
-	while (in->n_attached > 0) {
-		struct run_attached *a = &in->attached[--in->n_attached];
-
-		a->ops->end(a->state);
-	}
+	end_states(in);
 	in->m->g->free_instance(in->wasm);
 	run_slot_give(in->slot);
 	for (i = 0; i < in->n_logs; i++)

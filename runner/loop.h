@@ -33,8 +33,9 @@ static inline bool run_timer_armed(const struct run_timer *t)
 	return t->heap_index != SIZE_MAX;
 }
 
-/* Arms t (again, if it was) for at_ns. Aborts when out of memory: a timer
- * that silently never fires would leave a guest suspended for good. */
+/* Arms t (again, if it was) for at_ns; t is borrowed until it fires or is
+ * cancelled. Aborts when out of memory: a timer that silently never fires
+ * would leave a guest suspended for good. */
 void run_timer_arm(struct run_loop *l, struct run_timer *t, uint64_t at_ns);
 /* Disarms t; nothing when it is not armed. */
 void run_timer_cancel(struct run_loop *l, struct run_timer *t);
