@@ -497,3 +497,8 @@ struct run_assets *run_route_assets(struct run_route *r)
 	}
 	return r->assets;
 }
+
+bool run_route_asset(struct run_route *r, const char *target, size_t len, struct run_asset *out)
+{
+	return run_assets_find(run_route_assets(r), target, len, out);
+}
