@@ -33,6 +33,9 @@ scripts/build.sh >/dev/null
 OUT="$ROOT/bench-results"
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
+# vivd started as root runs its roles as the user vivarium, who must reach
+# the data folder inside.
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
 	local rc=$?
