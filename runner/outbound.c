@@ -777,7 +777,8 @@ enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_
 	}
 	err = run_loop_ext(loop, &http_ext, &state);
 	if (err) {
-		whyf(why, whylen, "outbound request to %s failed: the host cannot send requests (%s)",
+		whyf(why, whylen,
+		     "outbound request to %s failed: the host cannot send requests (%s)",
 		     req->url, viv_strerror(err));
 		return err;
 	}
