@@ -776,8 +776,12 @@ enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_
 		return VIV_ERR_INVALID;
 	}
 	err = run_loop_ext(loop, &http_ext, &state);
-	if (err)
+	if (err) {
+		whyf(why, whylen,
+		     "outbound request to %s failed: the host cannot send requests (%s)",
+		     req->url, viv_strerror(err));
 		return err;
+	}
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return VIV_ERR_NOMEM;

@@ -7,14 +7,17 @@
  *   module.c    loading artifacts; picks a module's guest mode
  *   pool.c      pools of memory slots and stacks; a pool's thread set-up
  *   loop.c      a pool's timers and watched descriptors (loop.h)
- *   signals.c   the fault and CPU-tick handlers: traps and deadlines
- *   exec.c      running guest code on a slot's stack (coroutines)
+ *   signals.c   the fault and CPU-tick handlers: a fault in guest memory
+ *               becomes a trap, a passed deadline stops the guest
+ *   exec.c      running guest code on a slot's stack (coroutines), and
+ *               stopping it (run_stop_guest(), wasm_rt_trap())
  *   instance.c  the life of one instance, from a fresh slot to a response
- *   rt.c        wasm-rt.h: memories, tables, traps, function types
+ *   rt.c        wasm-rt.h: memories, tables, function types
  *   cgi.c       the CGI mode; wasi.c, wasi_fs.c WASI preview 1
  *   hostcall*.c the Terrarium host-call mode (hostcall.h)
  *   outbound.c, dns.c  services: outbound HTTP and DNS lookups
- *   http.c      HTTP syntax and messages the host holds (http.h) */
+ *   http.c      HTTP syntax and messages the host holds (http.h)
+ *   worker.c, serve.c, account.c  a worker process (worker.h) */
 #ifndef RUNNER_INT_H
 #define RUNNER_INT_H
 
