@@ -498,6 +498,7 @@ int api_main(const struct api_config *cfg)
 
 	viv_log_role("api");
 	s.domain = cfg->domain && cfg->domain[0] ? cfg->domain : "localhost";
+	s.upload_max = cfg->upload_max ? cfg->upload_max : VIV_UPLOAD_MAX_DEFAULT;
 
 	/* Block the stop signals before any thread starts, so that every
 	 * thread inherits the mask and only sigwait below sees them. SIGPIPE
@@ -527,12 +528,6 @@ int api_main(const struct api_config *cfg)
 		viv_log(VIV_INFO, "created the admin token in %s/admin-token", cfg->datadir);
 	free(token);
 	token = NULL;
-
-	err = pipe_builder_start(cfg->datadir, &cfg->pipe, &s.builder);
-	if (err) {
-		viv_log(VIV_ERROR, "cannot start the builder: %s", viv_strerror(err));
-		goto out;
-	}
 
 	err = api_streams_start(&s, &s.streams);
 	if (err) {
@@ -583,7 +578,6 @@ out:
 		MHD_stop_daemon(d);
 	api_streams_free(s.streams);
 	api_deadlines_stop(s.deadlines);
-	pipe_builder_stop(s.builder);
 	store_close(s.st);
 	/* A second SIGTERM or SIGINT that came during the shutdown would
 	 * kill the process as soon as the mask is restored; it asked for what

@@ -30,7 +30,7 @@ static json_t *manifest_env(struct api_server *s, struct MHD_Connection *c, stru
 			    int64_t current, enum MHD_Result *ret)
 {
 	struct store_deployment *d = NULL;
-	json_t *root, *env;
+	json_t *env;
 	enum viv_err err;
 
 	if (current <= 0)
@@ -42,11 +42,15 @@ static json_t *manifest_env(struct api_server *s, struct MHD_Connection *c, stru
 		*ret = api_reply_store_error(c, r, err, "reading the current deployment");
 		return NULL;
 	}
-	root = json_loads(d->config, 0, NULL);
+	env = json_object();
+	for (size_t i = 0; env && i < d->config.n_env; i++) {
+		if (json_object_set_new(env, d->config.env[i].name,
+					json_string(d->config.env[i].value)) != 0) {
+			json_decref(env);
+			env = NULL;
+		}
+	}
 	store_deployment_free(d);
-	env = json_object_get(root, "env");
-	env = json_is_object(env) ? json_incref(env) : json_object();
-	json_decref(root);
 	return env;
 }
 

@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "api.h"
-#include "pipeline.h"
 #include "store.h"
 #include "viv.h"
 
@@ -46,8 +45,8 @@
 #define API_DISCARD_MAX (8u << 20)
 /* Longest bearer token looked at; longer ones are refused unread. */
 #define API_TOKEN_MAX 512
-/* Bytes of the upload kept for pipe_sniff(). */
-#define API_SNIFF_LEN PIPE_SNIFF_MAX
+/* Bytes of the upload kept for viv_upload_sniff(). */
+#define API_SNIFF_LEN VIV_UPLOAD_SNIFF_MAX
 /* Deployments listed with an app, and per page of a listing (default and
  * maximum). */
 #define API_APP_DEPLOYMENTS 20
@@ -81,8 +80,8 @@ struct api_deadlines;
 struct api_server {
 	const struct api_config *cfg;
 	const char *domain;           /* cfg->domain, or "localhost" */
+	size_t upload_max;            /* cfg->upload_max, or the default */
 	struct store *st;             /* this thread's own connection */
-	struct pipe_builder *builder; /* woken after each upload */
 	struct api_streams *streams;  /* the event streams' thread */
 	struct api_deadlines *deadlines; /* the connections' deadlines */
 	/* Requests answered, by status, for /metrics. */
@@ -361,7 +360,7 @@ enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
 
 /* Starts the thread that feeds event streams from its own store connection.
  * Caller stops it with api_streams_stop(). */
-enum viv_err api_streams_start(struct api_server *s, struct api_streams **out);
+VIV_MUST_CHECK enum viv_err api_streams_start(struct api_server *s, struct api_streams **out);
 
 /* Ends every stream (each finishes its response, and no new one starts)
  * and stops the thread; called before the daemon stops, which must not find
@@ -389,8 +388,8 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data,
 				size_t n);
 
-/* The body is complete: checks it, creates the deployment, wakes the
- * builder and replies 202, or replies with what was wrong. */
+/* The body is complete: checks it, creates the deployment (the store wakes
+ * the builders) and replies 202, or replies with what was wrong. */
 enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c,
 				  struct api_req *r);
 

@@ -177,10 +177,10 @@ static void take_sample(struct gather *g, const char *line, const char *worker)
 	if (!f)
 		return;
 	if (end > 1)
-		viv_buf_printf(&f->lines, "%.*s,worker=\"%s\"}%s\n", (int)(n + end), line, worker,
+		viv_buf_printf_trunc(&f->lines, "%.*s,worker=\"%s\"}%s\n", (int)(n + end), line, worker,
 			       rest);
 	else
-		viv_buf_printf(&f->lines, "%.*s{worker=\"%s\"}%s\n", (int)n, line, worker, rest);
+		viv_buf_printf_trunc(&f->lines, "%.*s{worker=\"%s\"}%s\n", (int)n, line, worker, rest);
 }
 
 static void take_file(struct gather *g, char *text, const char *worker)
@@ -274,19 +274,19 @@ static enum viv_err put_own(struct api_server *s, struct viv_buf *b)
 	struct store_build_metrics m;
 	enum viv_err err;
 
-	viv_buf_printf(b, "# HELP vivarium_api_requests_total Requests the API answered, by "
+	viv_buf_printf_trunc(b, "# HELP vivarium_api_requests_total Requests the API answered, by "
 			  "status code.\n# TYPE vivarium_api_requests_total counter\n");
 	for (int code = API_STATUS_MIN; code <= API_STATUS_MAX; code++) {
 		uint64_t v = s->requests[code - API_STATUS_MIN];
 
 		if (v)
-			viv_buf_printf(b, "vivarium_api_requests_total{code=\"%d\"} %llu\n", code,
+			viv_buf_printf_trunc(b, "vivarium_api_requests_total{code=\"%d\"} %llu\n", code,
 				       (unsigned long long)v);
 	}
 	err = store_build_metrics(s->st, &m);
 	if (err)
 		return err;
-	viv_buf_printf(b,
+	viv_buf_printf_trunc(b,
 		       "# HELP vivarium_builds_total Builds that ended, by result.\n"
 		       "# TYPE vivarium_builds_total counter\n"
 		       "vivarium_builds_total{result=\"ready\"} %llu\n"
@@ -296,9 +296,9 @@ static enum viv_err put_own(struct api_server *s, struct viv_buf *b)
 		       "# TYPE vivarium_build_seconds histogram\n",
 		       (unsigned long long)m.ready, (unsigned long long)m.failed);
 	for (size_t i = 0; i < STORE_BUILD_BUCKETS; i++)
-		viv_buf_printf(b, "vivarium_build_seconds_bucket{le=\"%g\"} %llu\n", m.le[i],
+		viv_buf_printf_trunc(b, "vivarium_build_seconds_bucket{le=\"%g\"} %llu\n", m.le[i],
 			       (unsigned long long)m.le_count[i]);
-	viv_buf_printf(b,
+	viv_buf_printf_trunc(b,
 		       "vivarium_build_seconds_bucket{le=\"+Inf\"} %llu\n"
 		       "vivarium_build_seconds_sum %.3f\n"
 		       "vivarium_build_seconds_count %llu\n"
@@ -338,9 +338,9 @@ enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
 		if (f->lines.len == 0)
 			continue;
 		if (f->help)
-			viv_buf_printf(&b, "# HELP %s %s\n", f->name, f->help);
-		viv_buf_printf(&b, "# TYPE %s %s\n", f->name, f->type[0] ? f->type : "untyped");
-		viv_buf_append(&b, f->lines.data, f->lines.len);
+			viv_buf_printf_trunc(&b, "# HELP %s %s\n", f->name, f->help);
+		viv_buf_printf_trunc(&b, "# TYPE %s %s\n", f->name, f->type[0] ? f->type : "untyped");
+		viv_buf_append_trunc(&b, f->lines.data, f->lines.len);
 	}
 	ret = api_reply_bytes(c, r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
 			      b.data ? b.data : "", b.len);

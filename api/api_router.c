@@ -114,17 +114,11 @@ long api_query_arg(struct MHD_Connection *c, const char *name, char *dst, size_t
 
 bool api_parse_uint(const char *s, int64_t *out)
 {
-	int64_t v = 0;
-	size_t i;
+	uint64_t v;
 
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9' || i >= 18)
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (i == 0)
+	if (!viv_parse_u64(s, NULL, INT64_MAX, &v))
 		return false;
-	*out = v;
+	*out = (int64_t)v;
 	return true;
 }
 

@@ -9,38 +9,6 @@
 
 /* ---- JSON values ----------------------------------------------------------- */
 
-/* The length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when the
- * bytes there are not one. p is NUL-terminated, and each byte is looked at
- * only when the ones before it continued the sequence, so the NUL stops it. */
-static size_t utf8_seq(const unsigned char *p)
-{
-	unsigned char lo, hi;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		/* No overlong forms and no UTF-16 surrogates. */
-		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
-		hi = p[0] == 0xed ? 0x9f : 0xbf;
-		if (p[1] < lo || p[1] > hi)
-			return 0;
-		return (p[2] & 0xc0) == 0x80 ? 3 : 0;
-	}
-	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		/* No overlong forms and nothing past U+10FFFF. */
-		lo = p[0] == 0xf0 ? 0x90 : 0x80;
-		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
-		if (p[1] < lo || p[1] > hi)
-			return 0;
-		if ((p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 json_t *api_json_text(const char *s)
 {
 	return s ? api_json_textn(s, strlen(s)) : json_null();
@@ -48,20 +16,8 @@ json_t *api_json_text(const char *s)
 
 bool api_utf8_valid(const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, k;
-
-	/* utf8_seq reads up to the first byte that does not continue a
-	 * sequence; a NUL never does, and none is inside [s, s + n). */
-	if (memchr(s, '\0', n))
-		return false;
-	while (i < n) {
-		k = utf8_seq(p + i);
-		if (k == 0 || k > n - i)
-			return false;
-		i += k;
-	}
-	return true;
+	/* JSON carries a NUL only escaped, which clients mishandle. */
+	return !memchr(s, '\0', n) && viv_utf8_valid(s, n);
 }
 
 json_t *api_json_textn(const char *s, size_t n)
@@ -76,8 +32,8 @@ json_t *api_json_textn(const char *s, size_t n)
 	viv_buf_init(&b, 0);
 	while (i < n) {
 		/* A sequence cut by the end of the bytes is not one. */
-		k = p[i] ? utf8_seq(p + i) : 0;
-		if (k == 0 || k > n - i) {
+		k = p[i] ? viv_utf8_seq(p + i, n - i) : 0;
+		if (k == 0) {
 			k = 1;
 			if (viv_buf_append(&b, "\xef\xbf\xbd", 3))
 				goto out;
@@ -150,7 +106,8 @@ json_t *api_deployment_json(const struct api_server *s, const struct store_deplo
 			store_dep_status_name(d->status), "created_at",
 			api_json_time(d->created_at), "started_at", api_json_time(d->started_at),
 			"finished_at", api_json_time(d->finished_at), "language",
-			api_json_text(d->language), "mode", api_json_text(d->mode), "artifact",
+			api_json_text(d->language), "mode",
+			api_json_text(store_mode_name(d->config.mode)), "artifact",
 			api_json_text(d->artifact), "upload_size", (json_int_t)d->upload_size,
 			"artifact_size",
 			d->artifact ? json_integer((json_int_t)d->artifact_size) : json_null(),
@@ -218,7 +175,7 @@ enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, st
 	return api_reply_json(
 		c, r, MHD_HTTP_OK,
 		json_pack("{s:s,s:s,s:I,s:o,s:s,s:s}", "service", "vivarium", "version",
-			  VIV_VERSION, "upload_max", (json_int_t)s->cfg->pipe.upload_max,
+			  VIV_VERSION, "upload_max", (json_int_t)s->upload_max,
 			  "endpoints", list, "auth",
 			  "Authorization: Bearer TOKEN on every /v1 endpoint but /v1, "
 			  "/v1/openapi.json and /v1/templates",

@@ -120,8 +120,8 @@ enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
 	*served = false;
 	if (name_ok(name) && s->cfg->web_dir)
 		root = strdup(s->cfg->web_dir);
-	else if (vendor_ok(name, &rel) && s->cfg->pipe.tool_dir)
-		root = viv_path_join(s->cfg->pipe.tool_dir, "node_modules");
+	else if (vendor_ok(name, &rel) && s->cfg->tool_dir)
+		root = viv_path_join(s->cfg->tool_dir, "node_modules");
 	else
 		return MHD_YES;
 	if (!root)

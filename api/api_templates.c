@@ -1,5 +1,5 @@
 /* GET /v1/templates: the hello app of each language for the web page to
- * start from, read from the SDK's examples (cfg->pipe.sdk_dir/examples/
+ * start from, read from the SDK's examples (cfg->sdk_dir/examples/
  * LANG-hello) on each request, and a WebAssembly text hello. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -144,7 +144,7 @@ enum MHD_Result api_get_templates(struct api_server *s, struct MHD_Connection *c
 
 	for (size_t i = 0; list && i < sizeof(templates) / sizeof(templates[0]); i++) {
 		json_t *files = templates[i].example
-					? example_files(s->cfg->pipe.sdk_dir, templates[i].example)
+					? example_files(s->cfg->sdk_dir, templates[i].example)
 					: json_pack("[{s:s,s:s}]", "path", "hello.wat", "text",
 						    wat_hello);
 

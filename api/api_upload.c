@@ -1,8 +1,9 @@
 /* POST /v1/apps/APP/deployments: streams the raw body to a temporary file in
  * the data directory while hashing it and holding it to the upload cap, then
- * creates a queued deployment (recording the token's name) and wakes the
- * builder. A tarball, a .wasm module or one WebAssembly text file is
- * accepted; what `curl -d` made of a file is refused with the fix. */
+ * creates a queued deployment (recording the token's name), which wakes the
+ * builders through the store. A tarball, a .wasm module or one WebAssembly
+ * text file is accepted; what `curl -d` made of a file is refused with the
+ * fix. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -42,40 +43,17 @@ void api_upload_cleanup(struct api_upload *up)
 	}
 }
 
-/* Writes all of data to fd, retrying short writes. */
-static enum viv_err write_all(int fd, const char *data, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, data, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return VIV_ERR_IO;
-		data += w;
-		n -= (size_t)w;
-	}
-	return VIV_OK;
-}
-
 bool api_content_length(struct MHD_Connection *c, uint64_t *out)
 {
 	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t n = 0;
-	size_t i;
 
-	if (!v || !v[0])
+	if (!v || !v[0] || strspn(v, "0123456789") != strlen(v))
 		return false;
-	for (i = 0; v[i]; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return false;
-		if (n > (UINT64_MAX - 9) / 10)
-			n = UINT64_MAX; /* saturate: far past any cap anyway */
-		else
-			n = n * 10 + (uint64_t)(v[i] - '0');
-	}
+	/* Digits past what 64 bits hold are far past any cap anyway. */
+	if (!viv_parse_u64(v, NULL, UINT64_MAX, &n))
+		n = UINT64_MAX;
 	*out = n;
 	return true;
 }
@@ -96,7 +74,7 @@ static enum MHD_Result reply_too_big(struct api_server *s, struct MHD_Connection
 {
 	char cap[64];
 
-	cap_phrase(s->cfg->pipe.upload_max, cap, sizeof(cap));
+	cap_phrase(s->upload_max, cap, sizeof(cap));
 	return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 			       "The upload is larger than this server's limit of %s; leave build "
 			       "output and dependencies (target/, node_modules/) out of it, or "
@@ -138,24 +116,20 @@ static bool sent_as_form(struct MHD_Connection *c)
  * were dropped (the code section's id is 10, a LF). */
 static bool wasm_sections_fit(int fd, uint64_t size)
 {
-	uint64_t off = 8, len;
+	uint64_t off = 8;
 	unsigned char b[6];
+	uint32_t len;
 	ssize_t got;
-	size_t i;
+	int k;
 
-	for (int k = 0; off < size && k < WASM_SECTIONS_MAX; k++) {
+	for (int s = 0; off < size && s < WASM_SECTIONS_MAX; s++) {
 		got = pread(fd, b, sizeof(b), (off_t)off);
 		if (got < 2 || b[0] > 13)
 			return false;
-		len = 0;
-		for (i = 1; i < (size_t)got; i++) {
-			len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
-			if (!(b[i] & 0x80))
-				break;
-		}
-		if (i >= (size_t)got)
+		k = viv_leb_u32(b + 1, (size_t)got - 1, &len);
+		if (k <= 0)
 			return false;
-		off += i + 1 + len;
+		off += 1 + (uint64_t)k + len;
 	}
 	return off == size;
 }
@@ -208,15 +182,15 @@ out:
 	return ok;
 }
 
-static bool mangled_by_curl_d(const struct api_upload *up, const char *kind)
+static bool mangled_by_curl_d(const struct api_upload *up, enum viv_upload_kind kind)
 {
-	if (!kind)
+	if (kind == VIV_UPLOAD_UNKNOWN)
 		return true;
 	if (up->size >= 1024 && !up->line_break)
 		return true;
-	if (strcmp(kind, "archive") == 0)
+	if (kind == VIV_UPLOAD_ARCHIVE)
 		return !archive_reads_whole(up->fd);
-	return strcmp(kind, "wasm") == 0 && !wasm_sections_fit(up->fd, up->size);
+	return kind == VIV_UPLOAD_WASM && !wasm_sections_fit(up->fd, up->size);
 }
 
 enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
@@ -227,7 +201,7 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	enum viv_err err;
 
 	if (api_content_length(c, &declared)) {
-		if (declared > s->cfg->pipe.upload_max)
+		if (declared > s->upload_max)
 			return reply_too_big(s, c, r);
 		if (declared == 0)
 			return reply_empty(c, r);
@@ -284,7 +258,7 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		}
 		return MHD_YES;
 	}
-	if (n > s->cfg->pipe.upload_max - up->size) {
+	if (n > s->upload_max - up->size) {
 		/* The body had no Content-Length or it lied: stop keeping it. */
 		up->too_big = true;
 		up->discarded = n;
@@ -300,7 +274,7 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		memcpy(up->head + up->head_len, data, keep);
 		up->head_len += keep;
 	}
-	if (write_all(up->fd, data, n)) {
+	if (viv_write_all(up->fd, data, n)) {
 		viv_log(VIV_ERROR, "%s %s: writing the upload to %s failed: %s", r->method,
 			r->path, up->tmp_path, strerror(errno));
 		up->io_err = VIV_ERR_IO;
@@ -320,7 +294,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	char url[API_URL_MAX], preview[API_URL_MAX + 32], label[96];
 	char status_url[64], events_url[80];
 	struct MHD_Response *resp = NULL;
-	const char *kind;
+	enum viv_upload_kind kind;
 	int64_t id = 0;
 	enum viv_err err;
 
@@ -336,7 +310,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		api_upload_cleanup(up);
 		return reply_empty(c, r);
 	}
-	kind = pipe_sniff(up->head, up->head_len);
+	kind = viv_upload_sniff(up->head, up->head_len);
 	if (sent_as_form(c) && mangled_by_curl_d(up, kind)) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
@@ -344,7 +318,7 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 				       "send the file with --data-binary @FILE (curl -d strips "
 				       "newlines and changes the bytes).");
 	}
-	if (!kind) {
+	if (kind == VIV_UPLOAD_UNKNOWN) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 				       "The upload is neither a tarball (.tar, .tar.gz, ...), a "
@@ -373,13 +347,14 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		api_upload_cleanup(up);
 		return api_reply_store_error(c, r, err, "recording the deployment");
 	}
-	/* The store moved the file to the deployment's upload path. */
+	/* The store moved the file to the deployment's upload path, and told
+	 * the builders. */
 	free(up->tmp_path);
 	up->tmp_path = NULL;
-	pipe_builder_wake(s->builder);
 	viv_log(VIV_INFO, "deployment %lld of %s queued by token \"%s\": %llu bytes (%s), "
 			  "sha256 %s",
-		(long long)id, r->app, r->token->name, (unsigned long long)up->size, kind, hex);
+		(long long)id, r->app, r->token->name, (unsigned long long)up->size,
+		viv_upload_kind_name(kind), hex);
 
 	api_app_url(s, r->app, url, sizeof(url));
 	snprintf(label, sizeof(label), "d%lld-%s", (long long)id, r->app);

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 		fclose(f);
 	}
 	run_module_release(m);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 	free(so);
 	return 0;
 }

@@ -715,7 +715,7 @@ static void teardown(struct bench *b)
 	run_pool_destroy(b->pool);
 	store_close(b->st);
 	if (b->tmp[0] && !getenv("VIV_BENCH_KEEP"))
-		viv_rmtree(b->tmp);
+		viv_rmtree_or_log(b->tmp);
 	else if (b->tmp[0])
 		fprintf(stderr, "bench_kernels: kept %s\n", b->tmp);
 }

@@ -117,13 +117,13 @@ extern const struct cli_cmd cli_cmds[];
 /* Parses argv (argc words, argv[0] the program) into *out. getopt_long
  * permutes argv. VIV_ERR_INVALID when the command line is wrong: errbuf
  * then says how, and what to run for help. */
-enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out, char *errbuf,
+VIV_MUST_CHECK enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out, char *errbuf,
 			    size_t errlen);
 
 /* Writes viv's help on topic (NULL: the overview; a command's name; or
  * "config", which also explains viv's own configuration file) to f.
  * VIV_ERR_NOT_FOUND when there is no such topic. */
-enum viv_err cli_help(FILE *f, const char *topic);
+VIV_MUST_CHECK enum viv_err cli_help(FILE *f, const char *topic);
 
 /* ---- Configuration (cli_config.c) ---------------------------------------------------- */
 
@@ -138,7 +138,7 @@ struct cli_conf {
  * quoted with "". name is the file's name for messages. Clears *out first;
  * on success the caller frees it with cli_conf_free(). VIV_ERR_INVALID
  * when a line is wrong; errbuf names the file, the line and the fix. */
-enum viv_err cli_conf_parse(const char *text, size_t len, const char *name,
+VIV_MUST_CHECK enum viv_err cli_conf_parse(const char *text, size_t len, const char *name,
 			    struct cli_conf *out, char *errbuf, size_t errlen);
 
 /* Where the configuration file is: $XDG_CONFIG_HOME/viv/config when xdg is
@@ -201,13 +201,13 @@ struct cli_reply {
  * from and how to set it), VIV_ERR_AUTH for 401 and 403,
  * VIV_ERR_NOT_FOUND for 404, VIV_ERR_TOO_BIG for 413 and VIV_ERR_INVALID
  * for anything else, with the API's own "error" text. */
-enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_reply *out,
+VIV_MUST_CHECK enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_reply *out,
 		      char *errbuf, size_t errlen);
 
 /* cli_send() without a body, or with one as application/octet-stream
  * (body may be NULL: none); *out is the reply's JSON, or NULL for a reply
  * without a body (204). Caller frees with json_decref(). */
-enum viv_err cli_call(struct cli *c, const char *method, const char *path, const void *body,
+VIV_MUST_CHECK enum viv_err cli_call(struct cli *c, const char *method, const char *path, const void *body,
 		      size_t len, json_t **out, char *errbuf, size_t errlen);
 
 /* Frees a reply; accepts a zeroed one. */
@@ -222,6 +222,15 @@ int cli_exit_of(enum viv_err err);
 
 /* Prints "viv: " and errbuf on stderr and returns cli_exit_of(err). */
 int cli_fail(enum viv_err err, const char *errbuf);
+
+/* GETs path for a listing. With --json it prints the reply as it is.
+ * Returns true with *list set to the reply's array member (borrowed from r,
+ * which the caller frees with cli_reply_free()) when the caller is to show
+ * the list; false otherwise, with the error said on stderr and the exit
+ * status in *exit_out. what names the list in that error ("apps"). */
+bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path,
+		  const char *member, const char *what, struct cli_reply *r, json_t **list,
+		  int *exit_out);
 
 /* ---- Server-Sent Events (cli_sse.c) ------------------------------------------------- */
 
@@ -262,7 +271,7 @@ void cli_sse_init(struct cli_sse *p, cli_sse_fn fn, void *ctx);
 /* Parses n more bytes of the stream. VIV_ERR_BUSY when the callback asked
  * to stop; VIV_ERR_TOO_BIG when a line or an event's data passed its cap
  * (the stream cannot be trusted further). */
-enum viv_err cli_sse_feed(struct cli_sse *p, const char *buf, size_t n);
+VIV_MUST_CHECK enum viv_err cli_sse_feed(struct cli_sse *p, const char *buf, size_t n);
 
 /* Frees the parser's buffers; the last id is gone with them. */
 void cli_sse_free(struct cli_sse *p);
@@ -273,7 +282,7 @@ void cli_sse_free(struct cli_sse *p);
  * arrives for CLI_STREAM_IDLE_S (VIV_ERR_IO: the caller may reconnect), or
  * the API refuses (errors as cli_send()). A reply that is not an event
  * stream is VIV_ERR_UNSUPPORTED. errbuf says what happened. */
-enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
+VIV_MUST_CHECK enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 			struct cli_sse *p, char *errbuf, size_t errlen);
 
 /* ---- Output (cli_out.c) ---------------------------------------------------------------- */
@@ -308,7 +317,7 @@ size_t cli_text_width(const char *text);
  * characters and invalid bytes become '?', and text wider than width is
  * cut to end with ellipsis (which must be one column wide). Appends at
  * most width columns; the number appended is *used. */
-enum viv_err cli_cut(const char *text, size_t width, const char *ellipsis, struct viv_buf *out,
+VIV_MUST_CHECK enum viv_err cli_cut(const char *text, size_t width, const char *ellipsis, struct viv_buf *out,
 		     size_t *used);
 
 /* A table of text cells, laid out to a width. */
@@ -330,7 +339,7 @@ void cli_table_init(struct cli_table *t, const char *const *heads);
 
 /* Adds a row of ncols cells: texts (NULL shows as "-") and colours (may be
  * NULL: all plain). The texts are copied. */
-enum viv_err cli_table_add(struct cli_table *t, const char *const *texts,
+VIV_MUST_CHECK enum viv_err cli_table_add(struct cli_table *t, const char *const *texts,
 			   const enum cli_colour *colours);
 
 /* Computes each column's width (into widths, ncols of them) so that the
@@ -342,11 +351,11 @@ void cli_table_layout(const struct cli_table *t, size_t width, size_t *widths);
 /* Renders the table (headings first) into out as lines of at most width
  * columns once CLI_COL_MIN allows it, cutting cells with ellipsis; with
  * colour, the escape sequences do not count as columns. */
-enum viv_err cli_table_render(const struct cli_table *t, size_t width, bool colour,
+VIV_MUST_CHECK enum viv_err cli_table_render(const struct cli_table *t, size_t width, bool colour,
 			      const char *ellipsis, struct viv_buf *out);
 
 /* Renders the table to stdout for c's terminal. */
-enum viv_err cli_table_print(struct cli *c, const struct cli_table *t);
+VIV_MUST_CHECK enum viv_err cli_table_print(struct cli *c, const struct cli_table *t);
 
 /* Frees the cells; accepts a zeroed table. */
 void cli_table_free(struct cli_table *t);
@@ -405,7 +414,7 @@ void cli_localhost_hint(const char *url);
  * frees with free()) has *len_out bytes and *files_out is how many files
  * went in. VIV_ERR_TOO_BIG when the archive would pass max or the tree
  * passes the entry, depth or path caps; errbuf says which. */
-enum viv_err cli_pack_dir(const char *dir, size_t max, char **out, size_t *len_out,
+VIV_MUST_CHECK enum viv_err cli_pack_dir(const char *dir, size_t max, char **out, size_t *len_out,
 			  size_t *files_out, char *errbuf, size_t errlen);
 
 /* Turns text (a directory or file name) into an app name: lowercase, runs of
@@ -422,19 +431,19 @@ extern const char *const cli_name_rule;
 /* Checks that name is a valid app name, saying why not on stderr. */
 bool cli_app_ok(const char *name);
 
-/* Parses a deployment or token id (1 to 18 digits, not zero). */
+/* Parses a deployment or token id, or a count (1 to 18 digits, not zero). */
 bool cli_id_ok(const char *s, long long *out);
 
 /* Reads the value that arg names: "@FILE" the file's bytes, "-" stdin's,
  * anything else the text itself, at most CLI_VALUE_MAX bytes. On success
  * *out (caller frees with free()) is NUL-terminated after *len_out bytes.
  * Errors are printed on stderr. */
-enum viv_err cli_read_value(const char *arg, char **out, size_t *len_out);
+VIV_MUST_CHECK enum viv_err cli_read_value(const char *arg, char **out, size_t *len_out);
 
 /* Reads a secret from the terminal without echo after printing prompt on
  * stderr, or when stdin is not a terminal, all of stdin without one
  * trailing newline. As cli_read_value(). */
-enum viv_err cli_read_secret(const char *prompt, char **out, size_t *len_out);
+VIV_MUST_CHECK enum viv_err cli_read_secret(const char *prompt, char **out, size_t *len_out);
 
 /* Asks on the terminal for the word that confirms a deletion. True when
  * the answer is exactly word. */

@@ -13,34 +13,6 @@
 
 extern char **environ;
 
-/* GETs path for a listing: with --json prints the reply as it is and
- * returns VIV_BUSY (nothing more to do). Errors are printed; *exit_out is
- * the exit status for any result but VIV_OK. */
-static enum viv_err get_listing(struct cli *c, const struct cli_args *a, const char *path,
-				struct cli_reply *r, int *exit_out)
-{
-	struct cli_request rq = {.method = "GET", .path = path};
-	char errbuf[1024];
-	enum viv_err err;
-
-	err = cli_send(c, &rq, r, errbuf, sizeof(errbuf));
-	if (err) {
-		*exit_out = cli_fail(err, errbuf);
-		return err;
-	}
-	if (a->given & CLI_O_JSON) {
-		cli_print_json(r);
-		*exit_out = CLI_EXIT_OK;
-		return VIV_ERR_BUSY;
-	}
-	if (!json_is_object(r->json)) {
-		fprintf(stderr, "viv: the API's reply to GET %s is not a JSON object\n", path);
-		*exit_out = CLI_EXIT_FAIL;
-		return VIV_ERR_INVALID;
-	}
-	return VIV_OK;
-}
-
 /* A deployment id member as text, or "-". */
 static void id_text(json_t *v, char *buf, size_t len)
 {
@@ -66,13 +38,8 @@ int cli_apps(struct cli *c, const struct cli_args *a)
 	int ret = CLI_EXIT_FAIL;
 
 	cli_table_init(&t, heads);
-	if (get_listing(c, a, "/v1/apps", &r, &ret))
+	if (!cli_get_list(c, a, "/v1/apps", "apps", "apps", &r, &apps, &ret))
 		goto out;
-	apps = json_object_get(r.json, "apps");
-	if (!json_is_array(apps)) {
-		fprintf(stderr, "viv: the API's reply has no list of apps\n");
-		goto out;
-	}
 	if (json_array_size(apps) == 0) {
 		printf("no apps yet; deploy one with: viv deploy FOLDER\n");
 		ret = CLI_EXIT_OK;
@@ -119,6 +86,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 	char id[32], when[64], status[48], error[256];
 	const char *row[6], *st;
 	enum cli_colour colours[6] = {CLI_PLAIN};
+	enum viv_err err;
 	int64_t now = viv_now_ms();
 	size_t i;
 	int ret = CLI_EXIT_FAIL;
@@ -127,19 +95,18 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 		return CLI_EXIT_USAGE;
 	cli_table_init(&t, heads);
 	viv_buf_init(&path, 256);
-	viv_buf_printf(&path, "/v1/apps/%s/deployments", a->arg[0]);
-	if (a->given & CLI_O_LIMIT)
-		viv_buf_printf(&path, "?limit=%lld", a->limit);
-	if (a->given & CLI_O_BEFORE)
-		viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
-			       a->before);
-	if (get_listing(c, a, path.data, &r, &ret))
-		goto out;
-	deps = json_object_get(r.json, "deployments");
-	if (!json_is_array(deps)) {
-		fprintf(stderr, "viv: the API's reply has no list of deployments\n");
+	err = viv_buf_printf(&path, "/v1/apps/%s/deployments", a->arg[0]);
+	if (!err && (a->given & CLI_O_LIMIT))
+		err = viv_buf_printf(&path, "?limit=%lld", a->limit);
+	if (!err && (a->given & CLI_O_BEFORE))
+		err = viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
+				     a->before);
+	if (err) {
+		fprintf(stderr, "viv: %s\n", viv_strerror(err));
 		goto out;
 	}
+	if (!cli_get_list(c, a, path.data, "deployments", "deployments", &r, &deps, &ret))
+		goto out;
 	if (json_array_size(deps) == 0) {
 		printf("%s has no deployments%s\n", a->arg[0],
 		       a->given & CLI_O_BEFORE ? " older than that" : "");

@@ -214,22 +214,6 @@ static const char *opt_name(unsigned bit)
 	return "an option";
 }
 
-static bool parse_count(const char *s, long long *out)
-{
-	long long v = 0;
-	size_t i;
-
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9' || i >= 18)
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (i == 0 || v == 0)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Finds the command for the words after the options; fills out->cmd and
  * out->arg, or explains in errbuf. */
 static enum viv_err find_command(char **words, int n, struct cli_args *out, char *errbuf,
@@ -266,7 +250,7 @@ static enum viv_err find_command(char **words, int n, struct cli_args *out, char
 	if (!out->cmd) {
 		viv_buf_init(&verbs, 256);
 		for (c = first; c->name && strcmp(c->name, first->name) == 0; c++)
-			viv_buf_printf(&verbs, "%s%s", c == first ? "" : ", ", c->verb);
+			viv_buf_printf_trunc(&verbs, "%s%s", c == first ? "" : ", ", c->verb);
 		if (n > first->verb_at)
 			viv_errf(errbuf, errlen, "viv %s has no \"%s\"; it has %s (viv help %s)",
 				 first->name, words[first->verb_at], verbs.data, first->name);
@@ -384,7 +368,7 @@ enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out, char *e
 			out->given |= CLI_O_ADMIN;
 			break;
 		case 'L':
-			if (!parse_count(optarg, &out->limit)) {
+			if (!cli_id_ok(optarg, &out->limit)) {
 				viv_errf(errbuf, errlen,
 					 "--limit takes a whole number above zero, not \"%s\"",
 					 optarg);
@@ -393,7 +377,7 @@ enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out, char *e
 			out->given |= CLI_O_LIMIT;
 			break;
 		case 'B':
-			if (!parse_count(optarg, &out->before)) {
+			if (!cli_id_ok(optarg, &out->before)) {
 				viv_errf(errbuf, errlen,
 					 "--before takes a deployment id (a whole number), not "
 					 "\"%s\"",

@@ -399,36 +399,20 @@ int cli_config_rm(struct cli *c, const struct cli_args *a)
 int cli_secret_ls(struct cli *c, const struct cli_args *a)
 {
 	static const char *const heads[] = {"NAME", "UPDATED", NULL};
-	struct cli_request rq = {.method = "GET"};
 	struct cli_reply r = {0};
 	struct cli_table t;
-	char path[128], errbuf[1024], when[64];
+	char path[128], when[64];
 	const char *row[2];
 	json_t *list, *s;
 	size_t i;
-	enum viv_err err;
 	int ret = CLI_EXIT_FAIL;
 
 	if (!cli_app_ok(a->arg[0]))
 		return CLI_EXIT_USAGE;
 	cli_table_init(&t, heads);
 	snprintf(path, sizeof(path), "/v1/apps/%s/secrets", a->arg[0]);
-	rq.path = path;
-	err = cli_send(c, &rq, &r, errbuf, sizeof(errbuf));
-	if (err) {
-		ret = cli_fail(err, errbuf);
+	if (!cli_get_list(c, a, path, "secrets", "secrets", &r, &list, &ret))
 		goto out;
-	}
-	if (a->given & CLI_O_JSON) {
-		cli_print_json(&r);
-		ret = CLI_EXIT_OK;
-		goto out;
-	}
-	list = json_object_get(r.json, "secrets");
-	if (!json_is_array(list)) {
-		fprintf(stderr, "viv: the API's reply has no list of secrets\n");
-		goto out;
-	}
 	json_array_foreach(list, i, s)
 	{
 		cli_age_text(json_object_get(s, "updated_at"), viv_now_ms(), when, sizeof(when));

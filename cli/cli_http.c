@@ -375,6 +375,35 @@ int cli_fail(enum viv_err err, const char *errbuf)
 	return cli_exit_of(err);
 }
 
+bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path,
+		  const char *member, const char *what, struct cli_reply *r, json_t **list,
+		  int *exit_out)
+{
+	struct cli_request rq = {.method = "GET", .path = path};
+	char errbuf[1024];
+	enum viv_err err;
+
+	*list = NULL;
+	*exit_out = CLI_EXIT_FAIL;
+	err = cli_send(c, &rq, r, errbuf, sizeof(errbuf));
+	if (err) {
+		*exit_out = cli_fail(err, errbuf);
+		return false;
+	}
+	if (a->given & CLI_O_JSON) {
+		cli_print_json(r);
+		*exit_out = CLI_EXIT_OK;
+		return false;
+	}
+	*list = json_is_object(r->json) ? json_object_get(r->json, member) : NULL;
+	if (!json_is_array(*list)) {
+		fprintf(stderr, "viv: the API's reply to GET %s has no list of %s\n", path, what);
+		*list = NULL;
+		return false;
+	}
+	return true;
+}
+
 /* ---- Event streams ------------------------------------------------------------------ */
 
 /* Looks at the reply's status and type when its first bytes arrive. */

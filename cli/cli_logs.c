@@ -113,12 +113,10 @@ static int follow(struct cli *c, const struct cli_args *a, const char *path)
 
 int cli_logs(struct cli *c, const struct cli_args *a)
 {
-	struct cli_request rq = {.method = "GET"};
 	struct cli_reply r = {0};
-	char path[160], errbuf[1024];
+	char path[160];
 	json_t *lines, *l;
 	size_t i;
-	enum viv_err err;
 	int ret = CLI_EXIT_FAIL;
 
 	if (!cli_app_ok(a->arg[0]))
@@ -134,20 +132,8 @@ int cli_logs(struct cli *c, const struct cli_args *a)
 	}
 	snprintf(path, sizeof(path), "/v1/apps/%s/logs?limit=%lld", a->arg[0],
 		 a->given & CLI_O_LIMIT ? a->limit : 100LL);
-	rq.path = path;
-	err = cli_send(c, &rq, &r, errbuf, sizeof(errbuf));
-	if (err)
-		return cli_fail(err, errbuf);
-	if (a->given & CLI_O_JSON) {
-		cli_print_json(&r);
-		ret = CLI_EXIT_OK;
+	if (!cli_get_list(c, a, path, "logs", "log lines", &r, &lines, &ret))
 		goto out;
-	}
-	lines = json_object_get(r.json, "logs");
-	if (!json_is_array(lines)) {
-		fprintf(stderr, "viv: the API's reply has no list of log lines\n");
-		goto out;
-	}
 	json_array_foreach(lines, i, l)
 		print_line(c, l);
 	if (json_array_size(lines) == 0)

@@ -101,34 +101,19 @@ int cli_token_ls(struct cli *c, const struct cli_args *a)
 {
 	static const char *const heads[] = {"ID", "NAME", "SCOPE", "APPS", "CREATED", "LAST USED",
 					    NULL};
-	struct cli_request rq = {.method = "GET", .path = "/v1/tokens"};
 	struct cli_reply r = {0};
 	struct cli_table t;
 	struct viv_buf apps;
-	char errbuf[1024], id[32], made[64], used[64];
+	char id[32], made[64], used[64];
 	const char *row[6];
 	json_t *list, *tok;
 	size_t i;
-	enum viv_err err;
 	int ret = CLI_EXIT_FAIL;
 
 	cli_table_init(&t, heads);
 	viv_buf_init(&apps, 0);
-	err = cli_send(c, &rq, &r, errbuf, sizeof(errbuf));
-	if (err) {
-		ret = cli_fail(err, errbuf);
+	if (!cli_get_list(c, a, "/v1/tokens", "tokens", "tokens", &r, &list, &ret))
 		goto out;
-	}
-	if (a->given & CLI_O_JSON) {
-		cli_print_json(&r);
-		ret = CLI_EXIT_OK;
-		goto out;
-	}
-	list = json_object_get(r.json, "tokens");
-	if (!json_is_array(list)) {
-		fprintf(stderr, "viv: the API's reply has no list of tokens\n");
-		goto out;
-	}
 	json_array_foreach(list, i, tok)
 	{
 		if (json_is_integer(json_object_get(tok, "id")))

@@ -115,10 +115,26 @@ bool viv_buf_append_trunc(struct viv_buf *b, const void *p, size_t n)
 	if (b->cap == 0)
 		b->cap = SIZE_MAX;
 	room = b->len < b->cap ? b->cap - b->len : 0;
-	if (n <= room)
-		return viv_buf_append(b, p, n) == VIV_OK;
-	viv_buf_append(b, p, room);
-	return false;
+	if (viv_buf_append(b, p, n <= room ? n : room) != VIV_OK)
+		return false;
+	return n <= room;
+}
+
+bool viv_buf_printf_trunc(struct viv_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+	bool all;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return false;
+	all = viv_buf_append_trunc(b, text, (size_t)n);
+	free(text);
+	return all;
 }
 
 enum viv_err viv_buf_printf(struct viv_buf *b, const char *fmt, ...)
@@ -350,4 +366,17 @@ bool viv_app_name_valid(const char *s)
 			return false;
 	}
 	return true;
+}
+
+bool viv_hex64_valid(const char *s)
+{
+	size_t i;
+
+	if (!s)
+		return false;
+	for (i = 0; i < VIV_SHA256_HEX_LEN; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return s[i] == '\0';
 }

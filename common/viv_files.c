@@ -54,7 +54,7 @@ char *viv_path_join(const char *a, const char *b)
 
 /* ---- Writing whole files ---------------------------------------------------------- */
 
-static enum viv_err write_all(int fd, const void *data, size_t len)
+enum viv_err viv_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -68,6 +68,41 @@ static enum viv_err write_all(int fd, const void *data, size_t len)
 		len -= (size_t)w;
 	}
 	return VIV_OK;
+}
+
+enum viv_err viv_copy_fd(int in, int out, uint64_t max, uint64_t *copied_out)
+{
+	char buf[65536];
+	uint64_t copied = 0;
+	enum viv_err err = VIV_OK;
+
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? VIV_ERR_IO : VIV_OK;
+			break;
+		}
+		if ((uint64_t)r > max - copied) {
+			/* What fits goes, so the cap is exact. */
+			r = (ssize_t)(max - copied);
+			err = viv_write_all(out, buf, (size_t)r);
+			if (!err) {
+				copied += (uint64_t)r;
+				err = VIV_ERR_TOO_BIG;
+			}
+			break;
+		}
+		err = viv_write_all(out, buf, (size_t)r);
+		if (err)
+			break;
+		copied += (uint64_t)r;
+	}
+	if (copied_out)
+		*copied_out = copied;
+	return err;
 }
 
 enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, size_t len,
@@ -92,7 +127,7 @@ enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, si
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return VIV_ERR_IO;
-	err = write_all(fd, data, len);
+	err = viv_write_all(fd, data, len);
 	if (!err && fsync(fd) != 0)
 		err = VIV_ERR_IO;
 	if (close(fd) != 0 && !err)
@@ -541,6 +576,14 @@ enum viv_err viv_rmtree(const char *path)
 	err = viv_rmtree_at(dfd, name);
 	close(dfd);
 	return err;
+}
+
+void viv_rmtree_or_log(const char *path)
+{
+	enum viv_err err = viv_rmtree(path);
+
+	if (err)
+		viv_log(VIV_WARN, "could not remove %s: %s", path, viv_strerror(err));
 }
 
 /* ---- The platform's own files ------------------------------------------------------------ */

@@ -103,31 +103,30 @@ void pipe_config_defaults(struct pipe_config *cfg);
  * failed build is an outcome, not an error: the result is VIV_OK whenever
  * the outcome was recorded. The upload and the scratch directory are
  * removed at the end. */
-enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
+VIV_MUST_CHECK enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
 			int64_t deployment_id);
 
-/* A background builder: one thread with its own store connection that
- * requeues interrupted builds at start, then claims and builds queued
- * deployments until stopped. cfg is copied. Caller stops and frees it with
- * pipe_builder_stop(). */
+/* The builders: cfg->builders threads (at most 64), each with its own
+ * store connection, that requeue interrupted builds at start, then claim
+ * and build queued deployments until stopped. An idle thread waits on the
+ * store's queue notification (store_queue_wait()), so a deployment queued
+ * by any process on this data directory starts at once. cfg is copied.
+ * On failure the reason goes to the operator log. Caller stops and frees
+ * it with pipe_builder_stop(). */
 struct pipe_builder;
-enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
+VIV_MUST_CHECK enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
 				struct pipe_builder **out);
-/* Tells the builder that a deployment was queued. */
+/* Wakes the idle threads to look at the queue now. */
 void pipe_builder_wake(struct pipe_builder *b);
-/* Lets the current build finish, stops the thread and frees b; accepts NULL. */
+/* Lets the current builds finish, stops the threads and frees b; accepts
+ * NULL. */
 void pipe_builder_stop(struct pipe_builder *b);
 
-/* What the first bytes of an upload say it is: "wasm" for a WebAssembly
- * binary, "archive" for a format the unpacker reads (tar, gzip, bzip2, xz,
- * zstd, zip), "wat" for one WebAssembly text file (its first token, after
- * whitespace and comments, is "(module"), NULL for anything else. n may be
- * short (0 gives NULL); text whose comments fill all n bytes is NULL. */
-const char *pipe_sniff(const void *head, size_t n);
-
-/* The most bytes pipe_sniff() needs: tar's magic sits at 257, and
- * WebAssembly text may start with a long comment. */
-#define PIPE_SNIFF_MAX 4096
+/* The builder role's process (`vivd builder`, and a process of its own in
+ * `vivd serve`): runs the builders until SIGTERM or SIGINT, then lets the
+ * builds in progress finish. cfg is borrowed for the call. Returns the
+ * process exit status. */
+int pipe_builder_main(const char *datadir, const struct pipe_config *cfg);
 
 /* Checks that bubblewrap can run a command here with the folders of cfg
  * (NULL: the defaults) mounted as builds have them; on failure errbuf says
@@ -141,7 +140,7 @@ bool pipe_sandbox_available(const struct pipe_config *cfg, char *errbuf, size_t 
  * VIV_ERR_UNSUPPORTED with the reason in why when the machine has no such
  * hierarchies or they cannot be written (rlimits are then the limits).
  * Caller frees with pipe_cgroups_free(). */
-enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
+VIV_MUST_CHECK enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
 				size_t whylen);
 /* Frees the paths; accepts a zeroed struct. */
 void pipe_cgroups_free(struct pipe_cgroups *cg);

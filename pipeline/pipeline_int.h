@@ -62,7 +62,7 @@ void pipe_logf(struct pipe_ctx *ctx, const char *fmt, ...) __attribute__((format
 /* Hands the pending log text to ctx->flush, if there is one, and empties it. */
 void pipe_log_flush(struct pipe_ctx *ctx);
 
-/* ---- Child processes (spawn.c) ---------------------------------------------- */
+/* ---- Child processes (pipe_spawn.c) ---------------------------------------------- */
 
 /* A build limit a command ran into. */
 enum pipe_limit {
@@ -102,21 +102,49 @@ struct pipe_cmd {
  * running into a limit is VIV_ERR_TOO_BIG with a sentence naming the
  * limit in err (exit_out->limit says which). Results otherwise as
  * pipe_spawn(). */
-enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+VIV_MUST_CHECK enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
 			    struct viv_buf *output, struct pipe_exit *exit_out, char *err,
 			    size_t errlen);
+
+/* A child process in its three stages, so that one loop can drive many:
+ * started, pumped (its output read into its buffer, its end, timeout or
+ * abort noted) and reaped. */
+struct pipe_proc;
+
+/* Forks and execs cmd as pipe_spawn_cmd() describes, its output going
+ * into output. cmd and output are borrowed until pipe_proc_finish(). On
+ * failure nothing is left running and err says why (VIV_ERR_NOT_FOUND for
+ * a program that is not installed, else as pipe_spawn()). Caller ends *out
+ * with pipe_proc_finish(). */
+VIV_MUST_CHECK enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+			     struct viv_buf *output, struct pipe_proc **out, char *err,
+			     size_t errlen);
+
+/* One loop for n children: polls their output pipes, pidfds and abort
+ * descriptors together, reads their output (each capped at
+ * cfg->step_output_cap), and returns when every one has ended (and its
+ * pipe closed), timed out or been aborted. VIV_ERR_IO when polling itself
+ * failed (each child still running then ends with that error, killed),
+ * VIV_ERR_NOMEM when there was no room for the poll set. */
+VIV_MUST_CHECK enum viv_err pipe_procs_wait(struct pipe_proc *const *procs, size_t n);
+
+/* Kills what is left of p's process group, reaps it, removes its cgroups
+ * and says how it ended, as pipe_spawn_cmd() does; VIV_ERR_IO with "waiting
+ * for TOOL failed: REASON" in err when pipe_procs_wait() failed. Frees p. */
+VIV_MUST_CHECK enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, char *err,
+			      size_t errlen);
 
 /* pipe_spawn_cmd in the launcher at cfg->launcher: the same results,
  * and VIV_ERR_IO with the reason in err when the launcher cannot be
  * reached or stops answering. */
-enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
+VIV_MUST_CHECK enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
 			       struct viv_buf *output, struct pipe_exit *exit_out, char *err,
 			       size_t errlen);
 
 /* Empties the folder dir (a build's language-step folder) through the
  * launcher at cfg->launcher, whose user owns what that step made, or here
  * when there is none. */
-enum viv_err pipe_launcher_empty(const struct pipe_config *cfg, const char *dir);
+VIV_MUST_CHECK enum viv_err pipe_launcher_empty(const struct pipe_config *cfg, const char *dir);
 
 /* The path at which the tools of ctx see the host path path: inside the
  * sandbox the build folder (ctx->scratch) is /build and the platform's
@@ -129,17 +157,17 @@ char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path);
  * ctx->scratch: never through a link, only a regular file with one name,
  * at most cap bytes. Errors have a sentence naming what (e.g. "the
  * module cargo built") in err. Caller frees *out with free(). */
-enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
+VIV_MUST_CHECK enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
 			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen);
 
-/* ---- Limits (limits.c) --------------------------------------------------------- */
+/* ---- Limits (pipe_limits.c) --------------------------------------------------------- */
 
 struct pipe_cg;
 
 /* Makes the cgroups of one confined command under cfg->cgroups, with the
  * build's memory and process limits. VIV_ERR_UNSUPPORTED when cfg has
  * none. Caller ends them with pipe_cg_end(). */
-enum viv_err pipe_cg_make(const struct pipe_config *cfg, struct pipe_cg **out);
+VIV_MUST_CHECK enum viv_err pipe_cg_make(const struct pipe_config *cfg, struct pipe_cg **out);
 /* In the child, between fork and exec: moves it into cg.
  * Async-signal-safe; -1 on failure. */
 int pipe_cg_join(const struct pipe_cg *cg);
@@ -171,9 +199,10 @@ void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const
  * *exit_out); VIV_ERR_TIMEOUT when it was killed for taking too long
  * ("TOOL took longer than N s and was stopped" in err); VIV_ERR_NOT_FOUND
  * when the program does not exist; VIV_ERR_IO when the process could not be
- * started. output receives what the child wrote whatever the result;
+ * started, or waiting for it failed ("waiting for TOOL failed: REASON"; it
+ * is killed). output receives what the child wrote whatever the result;
  * *exit_out is set on VIV_OK and VIV_ERR_TIMEOUT. */
-enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
+VIV_MUST_CHECK enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
 			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
 			char *err, size_t errlen);
 
@@ -181,31 +210,33 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
  * would need, for reading only), the output, and a line with the exit
  * status and duration to ctx's log, then flushes it. Same results as
  * pipe_spawn. */
-enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+VIV_MUST_CHECK enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 		      struct pipe_exit *exit_out, char *err, size_t errlen);
 
 /* pipe_run that also hands back what the tool wrote, for a toolchain that
  * turns a known complaint into a sentence for the user: on VIV_OK and
  * VIV_ERR_TIMEOUT, *output_out (may be NULL; caller frees with free()) is
  * the output as it went to the log, at most cfg->step_output_cap bytes. */
-enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+VIV_MUST_CHECK enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			     struct pipe_exit *exit_out, char **output_out, char *err,
 			     size_t errlen);
 
 /* pipe_run for tools that must succeed: a non-zero exit becomes
  * VIV_ERR_BUILD with "TOOL failed (exit status N)" in err. */
-enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+VIV_MUST_CHECK enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
 			 char *err, size_t errlen);
 
-/* pipe_run_ok for n commands at once, each on a thread of its own with
- * everything pipe_spawn gives one command (sandbox, limits, timeout). The
- * log then has each command line, output and status in the order given.
+/* pipe_run_ok for n commands at once, each with everything pipe_spawn
+ * gives one command (sandbox, limits, timeout, output cap), all waited for
+ * in one loop (pipe_procs_wait()); commands for the launcher go to it one
+ * after another. The log then has each command line, output and status in
+ * the order given.
  * VIV_OK when every one ran and exited 0; otherwise the error of the first
  * in that order that did not, as pipe_run_ok would have it. */
-enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
+VIV_MUST_CHECK enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
 			  size_t n, char *err, size_t errlen);
 
-/* ---- Unpacking (unpack.c) ------------------------------------------------------ */
+/* ---- Unpacking (pipe_unpack.c) ------------------------------------------------------ */
 
 /* Unpacks the upload at path upload into the existing empty directory dest.
  * A WebAssembly binary is copied as dest/upload.wasm. Anything else is read
@@ -220,10 +251,10 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
  * root. VIV_ERR_INVALID, VIV_ERR_TOO_BIG or VIV_ERR_UNSUPPORTED with a
  * sentence for the user in err when the upload is refused; VIV_ERR_IO or
  * VIV_ERR_NOMEM otherwise. dest may hold part of the upload on failure. */
-enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
+VIV_MUST_CHECK enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
 			 struct viv_buf *log, char **root_out, char *err, size_t errlen);
 
-/* ---- The manifest (manifest.c) ---------------------------------------------------- */
+/* ---- The manifest (pipe_manifest.c) ---------------------------------------------------- */
 
 #define PIPE_MANIFEST_FILE "vivarium.json"
 #define PIPE_MANIFEST_MAX (64 * 1024)
@@ -255,22 +286,22 @@ struct pipe_manifest {
  * VIV_ERR_INVALID with a sentence naming the field in err, e.g.
  * "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024".
  * Caller frees *out with pipe_manifest_free(). */
-enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe_config *cfg,
+VIV_MUST_CHECK enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe_config *cfg,
 				 struct pipe_manifest **out, char *err, size_t errlen);
 
 /* Reads root/vivarium.json if there is one, else returns the defaults
  * (present false). Same errors as pipe_manifest_parse, plus VIV_ERR_TOO_BIG
  * past PIPE_MANIFEST_MAX. Caller frees *out with pipe_manifest_free(). */
-enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
+VIV_MUST_CHECK enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 				struct pipe_manifest **out, char *err, size_t errlen);
 
-/* The resolved configuration runners read:
- * {"limits":{"memory_mb":..,"cpu_ms":..,"wall_ms":..},"env":{..},
- *  "outbound":[..],"assets":HASH} with assets_hash, the stored static
- * files (store_assets_path()), or null when assets_hash is NULL. Caller
- * frees *out with free(). */
-enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  char **out);
+/* The configuration a deployment is served with, as far as the manifest
+ * says: its resolved limits, env and outbound patterns, and assets_hash,
+ * the stored static files (store_assets_path()), or none when NULL. The
+ * mode is the build's to set. Caller clears *out with
+ * store_deploy_config_clear() whatever the result. */
+VIV_MUST_CHECK enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
+				  struct store_deploy_config *out);
 
 /* Accepts NULL. */
 void pipe_manifest_free(struct pipe_manifest *m);
@@ -279,9 +310,9 @@ void pipe_manifest_free(struct pipe_manifest *m);
  * VIV_ERR_INVALID with the reason in err. Flags that load plugins, change
  * the target, sysroot or output, pass options to other tools, or read
  * response files would let a build escape, and are refused. */
-enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen);
 
-/* ---- Files of a project (files.c) ---------------------------------------------- */
+/* ---- Files of a project (pipe_files.c) ---------------------------------------------- */
 
 struct stat;
 
@@ -308,27 +339,27 @@ struct pipe_walk {
  * are not followed. A folder that cannot be read is VIV_ERR_IO; otherwise
  * VIV_ERR_NOMEM or what a callback returned. Takes ownership of dirfd
  * whatever the result. */
-enum viv_err pipe_walk(const struct pipe_walk *w, int dirfd);
+VIV_MUST_CHECK enum viv_err pipe_walk(const struct pipe_walk *w, int dirfd);
 
 /* Relative paths ("src/main.c") of the regular files under root, at most
  * 64 folders deep, whose names end with one of the suffixes (NULL-terminated
  * list; NULL: every file), sorted bytewise so that builds are reproducible.
  * At most max files (VIV_ERR_TOO_BIG beyond). Caller frees with pipe_strv_free(). */
-enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
+VIV_MUST_CHECK enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
 			     char ***out, size_t *n_out);
 
 /* Relative paths of the regular files under root matched by the glob
  * patterns (relative, no ".."), deduplicated, in pattern order and sorted
  * within each pattern. A pattern that matches nothing is VIV_ERR_INVALID
  * naming it in err. Caller frees with pipe_strv_free(). */
-enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
+VIV_MUST_CHECK enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
 		       size_t *n_out, char *err, size_t errlen);
 
 /* The path of to relative to the directory from (both absolute), e.g.
  * "../../obj/0.o", so that command lines in the build log read short and
  * do not show where the server keeps its data. Caller frees *out with
  * free(). */
-enum viv_err pipe_relpath(const char *from, const char *to, char **out);
+VIV_MUST_CHECK enum viv_err pipe_relpath(const char *from, const char *to, char **out);
 
 /* Frees n strings and the array; accepts NULL. */
 void pipe_strv_free(char **v, size_t n);
@@ -337,7 +368,7 @@ void pipe_strv_free(char **v, size_t n);
  * VIV_ERR_INVALID) to dest, which must not exist yet. Copies get fresh times
  * and modes 0644 and 0755. At most max_entries entries and max_bytes bytes
  * (VIV_ERR_TOO_BIG beyond). dest may hold part of the tree on failure. */
-enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
+VIV_MUST_CHECK enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
 			    uint64_t max_bytes);
 
 /* True when root/rel is a folder (want_dir) or a regular file, not
@@ -348,7 +379,7 @@ enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entrie
  * has the group too. Follows no link; a special file is VIV_ERR_INVALID.
  * Done once before the first command of a language step that runs as the
  * build user. */
-enum viv_err pipe_share_tree(const char *dir, gid_t gid);
+VIV_MUST_CHECK enum viv_err pipe_share_tree(const char *dir, gid_t gid);
 
 bool pipe_exists(const char *root, const char *rel, bool want_dir);
 
@@ -356,7 +387,7 @@ bool pipe_exists(const char *root, const char *rel, bool want_dir);
  * (glob characters allowed). */
 bool pipe_relpath_safe(const char *rel);
 
-/* ---- Static assets (assets.c) -------------------------------------------------- */
+/* ---- Static assets (pipe_assets.c) -------------------------------------------------- */
 
 struct pipe_assets_stats {
 	size_t files;
@@ -371,11 +402,11 @@ struct pipe_assets_stats {
  * VIV_ERR_INVALID naming it. More than max_entries files and folders, or
  * max_bytes bytes, is VIV_ERR_TOO_BIG. Errors have a sentence in err. On
  * success hex is the hash and *stats_out what was found. */
-enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_entries,
+VIV_MUST_CHECK enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_entries,
 			      uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
 			      struct pipe_assets_stats *stats_out, char *err, size_t errlen);
 
-/* ---- Languages (toolchain.c, toolchain_c.c, toolchain_rust.c, toolchain_as.c) ---------------------------------------- */
+/* ---- Languages (pipe_toolchain.c and pipe_toolchain_{c,rust,as}.c) ------------------------ */
 
 /* What a toolchain's build gets. */
 struct pipe_project {
@@ -417,7 +448,7 @@ const struct pipe_toolchain *pipe_toolchain_find(const char *name);
 /* The toolchain for the project: the manifest's language when it names
  * one, else the first whose detect() accepts root. VIV_ERR_INVALID with a
  * sentence in err when nothing fits. *out points into pipe_toolchains. */
-enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
+VIV_MUST_CHECK enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
 			 const struct pipe_toolchain **out, char *err, size_t errlen);
 
 extern const struct pipe_toolchain_ops pipe_toolchain_c;
@@ -429,7 +460,7 @@ extern const struct pipe_toolchain_ops pipe_toolchain_as;
  * flags and its output's features are known for this one only. */
 #define PIPE_ASC_VERSION "0.27.37"
 
-/* ---- The WebAssembly binary (wasm.c) ---------------------------------------------- */
+/* ---- The WebAssembly binary (pipe_wasm.c) ---------------------------------------------- */
 
 enum pipe_wasm_kind {
 	PIPE_WASM_FUNC = 0,
@@ -475,7 +506,7 @@ struct pipe_wasm_info {
  * every read bounds-checked: hostile bytes give VIV_ERR_INVALID with the
  * offset and reason in err, never a crash. Caller frees *out with
  * pipe_wasm_free(). */
-enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info **out,
+VIV_MUST_CHECK enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info **out,
 			     char *err, size_t errlen);
 
 /* Accepts NULL. */
@@ -493,7 +524,7 @@ void pipe_wasm_type_text(const char *type, char *buf, size_t len);
  * every import against viv_imports: each must be a function the platform
  * provides, with exactly that type. VIV_ERR_INVALID or VIV_ERR_UNSUPPORTED
  * with one sentence in err, naming each unknown import with its type. */
-enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
+VIV_MUST_CHECK enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
 			     char *err, size_t errlen);
 
 /* The names under which pipe_wasm_expose() exports a module's memory and
@@ -513,7 +544,7 @@ enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode
  * NULL and *added_out 0. Errors as pipe_wasm_parse(). */
 #define PIPE_EXPOSED_MEMORY 1u
 #define PIPE_EXPOSED_TABLE 2u
-enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
+VIV_MUST_CHECK enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
 			      unsigned *added_out, char *errbuf, size_t errlen);
 
 /* Which of names (NULL-terminated) a relocatable WebAssembly object, as
@@ -521,10 +552,10 @@ enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *
  * local nor weak): found[i] for names[i]. VIV_ERR_UNSUPPORTED when data is
  * not WebAssembly at all (LLVM bitcode, say), VIV_ERR_INVALID when it is
  * malformed or a linked module; the reason in err. */
-enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
+VIV_MUST_CHECK enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
 				      bool *found, char *err, size_t errlen);
 
-/* ---- wasm2c's C, line by line (aot_text.c) --------------------------------------- */
+/* ---- wasm2c's C, line by line (pipe_aot_text.c) --------------------------------------- */
 
 /* One line of a text, without its newline. Borrowed from the text. */
 struct pipe_line {
@@ -534,7 +565,7 @@ struct pipe_line {
 
 /* The lines of text (len bytes); a last line without a newline counts, an
  * empty text has none. Caller frees *out with free(). */
-enum viv_err pipe_lines_split(const char *text, size_t len, struct pipe_line **out,
+VIV_MUST_CHECK enum viv_err pipe_lines_split(const char *text, size_t len, struct pipe_line **out,
 			      size_t *n_out);
 
 /* Whether the line starts with, ends with, or is exactly s. */
@@ -557,7 +588,7 @@ bool pipe_func_start(const struct pipe_line *l);
 bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
 		    size_t *last_out);
 
-/* ---- Ahead-of-time compilation (aot.c) ---------------------------------------- */
+/* ---- Ahead-of-time compilation (pipe_aot.c) ---------------------------------------- */
 
 /* The tools that make an artifact, found once per process. */
 struct pipe_tools {
@@ -571,13 +602,13 @@ struct pipe_tools {
 /* The tools, probed on the first call and cached for the process (static
  * storage, never freed). Errors: VIV_ERR_NOT_FOUND or VIV_ERR_BUILD when a
  * tool is missing or fails, with the reason in err. */
-enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out, char *err,
+VIV_MUST_CHECK enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out, char *err,
 			    size_t errlen);
 
 /* The artifact hash: sha256 over a header ("vivarium-artifact", the guest
  * ABI, wasm2c's version, the C compiler's version, the AOT flags,
  * PIPE_GUEST_REWRITE_VERSION, the mode) followed by the optimized wasm. */
-enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
+VIV_MUST_CHECK enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
 				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
 
 /* Splits guest.c as wasm2c 1.0.32 writes it (len bytes) into parts, at
@@ -589,7 +620,7 @@ enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode 
  * part 0 (it is then compiled whole), VIV_ERR_INVALID for fewer than 2
  * parts asked. Caller frees with
  * pipe_strv_free(*out, *n_out). */
-enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
+VIV_MUST_CHECK enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
 			      size_t *n_out);
 
 /* What pipe_guest_rewrite() changed. */
@@ -599,13 +630,13 @@ struct pipe_rewrite_stats {
 };
 
 /* Rewrites guest.c as wasm2c 1.0.32 writes it (len bytes, no NUL) so that
- * its memory accesses cost less (aot_rewrite.c says how, and why it is
+ * its memory accesses cost less (pipe_aot_rewrite.c says how, and why it is
  * exact): each module function hands the load and store helpers a local
  * copy of the memory's struct, and float loads stay in float registers.
  * *out (caller frees with free()) is the new text, a C string; *stats_out
  * (may be NULL) what changed. VIV_ERR_UNSUPPORTED, with nothing made, when
  * the text has any other shape: it is then compiled as it is. */
-enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
+VIV_MUST_CHECK enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
 				struct pipe_rewrite_stats *stats_out);
 
 /* Bumped whenever pipe_guest_rewrite() changes what it writes: the artifact
@@ -625,7 +656,7 @@ unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len);
  * with the AOT flags. VIV_ERR_UNSUPPORTED, with nothing changed, when
  * guest.c cannot be split; otherwise as compiling it whole would fail,
  * with a sentence in err. */
-enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
+VIV_MUST_CHECK enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
 			   char *err, size_t errlen);
 
 /* "-I" and the platform's include folder as the compiler sees it
@@ -642,7 +673,7 @@ struct pipe_guest_shape {
 /* Reads guest.h as wasm2c 1.0.32 writes it for module name "guest".
  * VIV_ERR_INTERNAL with the reason in err when it is not shaped as
  * expected. */
-enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err,
+VIV_MUST_CHECK enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err,
 				    size_t errlen);
 
 /* What the artifact is. */
@@ -657,7 +688,7 @@ struct pipe_glue_spec {
 /* The text of glue.c: includes guest.c and viv_guest.h and defines
  * vivarium_guest for guest.h's text. Checks that each symbol it refers to
  * is declared in guest.h. Caller frees *out with free(). */
-enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
+VIV_MUST_CHECK enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
 				char **out, char *err, size_t errlen);
 
 /* Runs wasm2c on wasm (a path relative to the build folder,
@@ -668,12 +699,12 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
  * and "cc" timings through timing (may be NULL). What wasm2c wrote is read
  * as pipe_read_built() reads. Errors have a sentence for the user in
  * err. */
-enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
+VIV_MUST_CHECK enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
 		      const struct pipe_glue_spec *spec,
 		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
 		      char *err, size_t errlen);
 
-/* ---- The build key (buildkey.c) --------------------------------------------------- */
+/* ---- The build key (pipe_buildkey.c) --------------------------------------------------- */
 
 /* The build key of an upload whose bytes have the sha256 upload_sha256 (64
  * hex digits): a sha256 over it and a fingerprint of everything on this
@@ -689,7 +720,7 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
  * once per process and the AOT tools are probed once (pipe_tools_get()).
  * On failure err says why (a folder too large to hash, a tool that does not
  * run). */
-enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
+VIV_MUST_CHECK enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
 			    char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen);
 
 /* Appends one line to b naming what is at path: "WHAT PATH" and its mode,
@@ -697,14 +728,14 @@ enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
  * writes new files), or "none". stat follows symbolic links, so a link
  * moved to another target shows too. VIV_ERR_TOO_BIG or VIV_ERR_NOMEM from
  * the buffer. */
-enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *path);
+VIV_MUST_CHECK enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *path);
 
 /* Appends one line to b naming the contents of the folder dir (its
  * pipe_assets_hash()), or "none" when it is not a folder: contents rather
  * than identity, since editing a file leaves a folder's times alone. A tree
  * of more than 2000 entries or 16 MiB, or holding anything but files and
  * folders, is an error with the reason in err. */
-enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t errlen);
 
 /* ---- Shared constants ------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* The static assets of a deployment: an index of the files under its assets
  * directory, built once per worker, so that finding out whether a request
- * path is an asset costs a hash lookup and no system call. */
+ * path is an asset costs a hash lookup and no system call; and their media
+ * types, by extension, from h2o's mimemap. */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
+
+#include <h2o.h>
 
 #include "runner_int.h"
 
@@ -27,6 +30,7 @@ struct run_assets {
 	char *dir;
 	struct asset *files;
 	size_t n;
+	h2o_mimemap_t *types; /* h2o's defaults */
 };
 
 static enum viv_err add_file(struct run_assets *a, const char *rel, off_t size)
@@ -64,7 +68,8 @@ static enum viv_err walk(struct run_assets *a, int dirfd, const char *prefix, in
 		char rel[4096];
 		struct stat st;
 
-		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+		if (e->d_name[0] == '.' &&
+		    (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
 			continue;
 		if (snprintf(rel, sizeof(rel), "%s%s", prefix, e->d_name) >= (int)sizeof(rel))
 			continue;
@@ -102,8 +107,9 @@ enum viv_err run_assets_open(const char *dir, struct run_assets **out)
 	if (!a)
 		return VIV_ERR_NOMEM;
 	a->dir = strdup(dir);
+	a->types = h2o_mimemap_create();
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!a->dir || fd < 0) {
+	if (!a->dir || !a->types || fd < 0) {
 		if (fd >= 0)
 			close(fd);
 		run_assets_close(a);
@@ -130,6 +136,8 @@ void run_assets_close(struct run_assets *a)
 		free(f->rel);
 		free(f);
 	}
+	if (a->types)
+		h2o_mem_release_shared(a->types);
 	free(a->dir);
 	free(a);
 }
@@ -184,21 +192,37 @@ static bool normalize(const char *target, size_t len, char *out, size_t outlen)
 	return true;
 }
 
-bool run_assets_find(const struct run_assets *a, const char *target, size_t len, char *path,
-		     size_t pathlen, off_t *size_out)
+/* The media type of a file called rel: h2o's for its extension, or
+ * application/octet-stream when it has none (or h2o knows it not). */
+static h2o_iovec_t type_of(const struct run_assets *a, const char *rel)
+{
+	const char *dot = strrchr(rel, '.'), *slash = strrchr(rel, '/');
+
+	if (!dot || (slash && dot < slash))
+		return h2o_iovec_init(H2O_STRLIT("application/octet-stream"));
+	return h2o_mimemap_get_type_by_extension(a->types, h2o_iovec_init(dot + 1, strlen(dot + 1)))
+		->data.mimetype;
+}
+
+bool run_assets_find(const struct run_assets *a, const char *target, size_t len,
+		     struct run_asset *out)
 {
 	char rel[2048];
 	struct asset *f = NULL;
+	h2o_iovec_t type;
 
 	if (!a || !normalize(target, len, rel, sizeof(rel)))
 		return false;
 	HASH_FIND_STR(a->files, rel, f);
 	if (!f)
 		return false;
-	if (snprintf(path, pathlen, "%s/%s", a->dir, f->rel) >= (int)pathlen)
+	if (snprintf(out->path, sizeof(out->path), "%s/%s", a->dir, f->rel) >=
+	    (int)sizeof(out->path))
 		return false;
-	if (size_out)
-		*size_out = f->size;
+	out->size = f->size;
+	type = type_of(a, f->rel);
+	out->type = type.base;
+	out->type_len = type.len;
 	return true;
 }
 

@@ -1,15 +1,29 @@
-/* CGI 1.1 (RFC 3875) for WASI command guests: the request as environment
- * variables, and the guest's stdout parsed back into a response. */
+/* The CGI mode: CGI 1.1 (RFC 3875) for WASI command guests. The request as
+ * environment variables, and the guest's stdout, which this mode keeps,
+ * parsed back into a response: its header block by picohttpparser (which
+ * libh2o carries), then held to what a response may hold. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runner_int.h"
 
 /* Headers one response may carry, and bytes of all the environment. */
 #define CGI_MAX_HEADERS 100
 #define CGI_ENV_MAX ((size_t)256 << 10)
+
+/* picohttpparser, as libh2o exports it; h2o installs no header for it. A
+ * header whose name is NULL continues the line before it. */
+struct phr_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers,
+		      size_t *num_headers, size_t last_len);
 
 static enum viv_err env_add(struct run_instance *in, size_t *bytes, const char *name,
 			    size_t name_len, const char *value, size_t value_len)
@@ -81,7 +95,8 @@ enum viv_err run_cgi_env(struct run_instance *in)
 	if (!err)
 		err = env_add(in, &bytes, "REQUEST_METHOD", 14, r->method, r->method_len);
 	if (!err)
-		err = env_add(in, &bytes, "PATH_INFO", 9, path, url_decode(path, r->target, path_len));
+		err = env_add(in, &bytes, "PATH_INFO", 9, path,
+			      url_decode(path, r->target, path_len));
 	if (!err)
 		err = env_add(in, &bytes, "X_RAW_PATH_INFO", 15, r->target, path_len);
 	if (!err)
@@ -129,7 +144,8 @@ enum viv_err run_cgi_env(struct run_instance *in)
 		if (!eq)
 			continue;
 		for (k = 0; k < in->n_envp && !clash; k++)
-			clash = strncmp(in->envp[k], app->env[i], (size_t)(eq - app->env[i]) + 1) == 0;
+			clash = strncmp(in->envp[k], app->env[i],
+					(size_t)(eq - app->env[i]) + 1) == 0;
 		if (!clash)
 			err = env_add(in, &bytes, app->env[i], (size_t)(eq - app->env[i]), eq + 1,
 				      strlen(eq + 1));
@@ -137,36 +153,6 @@ enum viv_err run_cgi_env(struct run_instance *in)
 out:
 	free(path);
 	return err;
-}
-
-bool run_http_token(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		/* strchr() finds the terminating NUL too. */
-		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
-			return false;
-	}
-	return true;
-}
-
-bool run_header_is_hop_by_hop(const char *name, size_t n)
-{
-	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
-					   "content-length", "upgrade", "te", "trailer",
-					   "proxy-connection", "status"};
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-		if (strlen(drop[i]) == n && strncasecmp(drop[i], name, n) == 0)
-			return true;
-	}
-	return false;
 }
 
 static bool cgi_fail(struct run_instance *in, const char *why)
@@ -181,87 +167,192 @@ static bool cgi_fail(struct run_instance *in, const char *why)
 	return false;
 }
 
-bool run_cgi_response(struct run_instance *in)
+/* Why a header block that picohttpparser refused is bad, in the words of
+ * the log: the first line at fault, or what no line shows. */
+static const char *explain(const char *p, const char *end, size_t capacity)
 {
-	char *p = in->out.data, *end = p + in->out.len, *body;
-	struct run_header *hs;
-	unsigned status = 0;
-	size_t n = 0;
-	bool location = false;
+	size_t lines = 0;
 
-	if (!p || in->out.len == 0)
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end, *colon, *v;
+
+		if (!eol)
+			return "the header block has no empty line after it";
+		line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+		if (line_end == p)
+			break;
+		colon = memchr(p, ':', (size_t)(line_end - p));
+		if (!colon || colon == p)
+			return "a header line has no 'Name:' part";
+		if (!run_http_token(p, (size_t)(colon - p)))
+			return "a header name has a character that is not allowed";
+		for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+			;
+		if (!run_http_value(v, (size_t)(line_end - v)))
+			return "a header value has a control character";
+		if (++lines > capacity)
+			return "more than 256 header lines";
+		p = eol + 1;
+	}
+	return "the header block is malformed";
+}
+
+/* Header lines of one response, the Status line and those the server
+ * drops included: picohttpparser fills an array of them (8 KiB, on the
+ * stack: this runs once per response, and a calloc would cost more than the
+ * parse). */
+#define CGI_MAX_LINES 256
+
+bool run_cgi_response(struct run_instance *in, char *out, size_t len)
+{
+	struct phr_header lines[CGI_MAX_LINES];
+	struct run_header *hs = NULL;
+	size_t n_lines = CGI_MAX_LINES, n = 0, i;
+	unsigned status = 0;
+	bool location = false, ok = false;
+	const char *why = NULL;
+	int parsed;
+
+	if (!out || len == 0)
 		return cgi_fail(in, "the program wrote nothing to stdout");
 	hs = calloc(CGI_MAX_HEADERS, sizeof(*hs));
-	if (!hs)
-		return cgi_fail(in, "out of memory");
-	for (;;) {
-		char *eol = memchr(p, '\n', (size_t)(end - p));
-		char *line_end, *colon, *v;
+	if (!hs) {
+		why = "out of memory";
+		goto out;
+	}
+	parsed = phr_parse_headers(out, len, lines, &n_lines, 0);
+	if (parsed == -2) {
+		why = "the header block has no empty line after it";
+		goto out;
+	}
+	for (i = 0; parsed > 0 && i < n_lines; i++) {
+		/* A line that continues the one before (obs-fold) is refused. */
+		if (!lines[i].name)
+			parsed = -1;
+	}
+	if (parsed < 0) {
+		why = explain(out, out + len, CGI_MAX_LINES);
+		goto out;
+	}
+	for (i = 0; i < n_lines; i++) {
+		const struct phr_header *l = &lines[i];
 
-		if (!eol) {
-			free(hs);
-			return cgi_fail(in, "the header block has no empty line after it");
+		/* picohttpparser checks this much already; the response must
+		 * hold whatever it lets through. */
+		if (!run_http_token(l->name, l->name_len)) {
+			why = "a header name has a character that is not allowed";
+			goto out;
 		}
-		line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-		if (line_end == p) {
-			body = eol + 1;
-			break;
+		if (!run_http_value(l->value, l->value_len)) {
+			why = "a header value has a control character";
+			goto out;
 		}
-		colon = memchr(p, ':', (size_t)(line_end - p));
-		if (!colon || colon == p) {
-			free(hs);
-			return cgi_fail(in, "a header line has no 'Name:' part");
-		}
-		if (!run_http_token(p, (size_t)(colon - p))) {
-			free(hs);
-			return cgi_fail(in, "a header name has a character that is not allowed");
-		}
-		v = colon + 1;
-		while (v < line_end && (*v == ' ' || *v == '\t'))
-			v++;
-		for (char *c = v; c < line_end; c++) {
-			if ((unsigned char)*c < 0x20 && *c != '\t') {
-				free(hs);
-				return cgi_fail(in, "a header value has a control character");
-			}
-		}
-		if ((size_t)(colon - p) == 6 && strncasecmp(p, "status", 6) == 0) {
+		if (l->name_len == 6 && strncasecmp(l->name, "status", 6) == 0) {
 			char code[4] = {0};
-			if (line_end - v < 3) {
-				free(hs);
-				return cgi_fail(in, "the Status header has no 3-digit code");
+
+			if (l->value_len < 3) {
+				why = "the Status header has no 3-digit code";
+				goto out;
 			}
-			memcpy(code, v, 3);
+			memcpy(code, l->value, 3);
 			status = (unsigned)atoi(code);
 			if (!isdigit((unsigned char)code[0]) || !isdigit((unsigned char)code[1]) ||
 			    !isdigit((unsigned char)code[2]) || status < 100 || status > 599) {
-				free(hs);
-				return cgi_fail(in, "the Status header's code is not 100 to 599");
+				why = "the Status header's code is not 100 to 599";
+				goto out;
 			}
-		} else if (!run_header_is_hop_by_hop(p, (size_t)(colon - p))) {
+		} else if (!run_header_is_hop_by_hop(l->name, l->name_len)) {
 			if (n == CGI_MAX_HEADERS) {
-				free(hs);
-				return cgi_fail(in, "more than 100 headers");
+				why = "more than 100 headers";
+				goto out;
 			}
-			if ((size_t)(colon - p) == 8 && strncasecmp(p, "location", 8) == 0)
+			if (l->name_len == 8 && strncasecmp(l->name, "location", 8) == 0)
 				location = true;
-			hs[n].name = p;
-			hs[n].name_len = (size_t)(colon - p);
-			hs[n].value = v;
-			hs[n].value_len = (size_t)(line_end - v);
+			hs[n].name = l->name;
+			hs[n].name_len = l->name_len;
+			hs[n].value = l->value;
+			hs[n].value_len = l->value_len;
 			n++;
 		}
-		p = eol + 1;
 	}
 	if (n == 0 && status == 0) {
-		free(hs);
-		return cgi_fail(in, "the header block is empty");
+		why = "the header block is empty";
+		goto out;
 	}
 	free(in->resp.headers);
 	in->resp.status = status ? status : location ? 302 : 200;
 	in->resp.headers = hs;
 	in->resp.n_headers = n;
-	in->resp.body = body;
-	in->resp.body_len = (size_t)(end - body);
+	in->resp.body = out + parsed;
+	in->resp.body_len = len - (size_t)parsed;
+	hs = NULL;
+	ok = true;
+out:
+	free(hs);
+	return ok ? true : cgi_fail(in, why);
+}
+
+/* ---- The mode ------------------------------------------------------------------------- */
+
+struct cgi_state {
+	struct viv_buf out; /* stdout: the response */
+	bool out_overflow;
+};
+
+static enum viv_err cgi_start(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	/* The body's cap plus room for the header block. */
+	viv_buf_init(&cs->out, in->pool->cfg.response_max + RUN_CGI_HEADERS_MAX);
+	return VIV_OK;
+}
+
+static void cgi_finish(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+	size_t max = in->pool->cfg.response_max;
+	char msg[128];
+
+	if (cs->out_overflow ||
+	    (run_cgi_response(in, cs->out.data, cs->out.len) && in->resp.body_len > max)) {
+		in->outcome = RUN_TOO_BIG;
+		snprintf(msg, sizeof(msg), "the response was larger than the limit of %zu bytes",
+			 max);
+		run_log_add(in, "trap", msg, strlen(msg));
+		run_error_response(in, 500, "The app's response was too large.\n");
+	} else if (in->resp.status) {
+		in->outcome = RUN_DONE;
+	} else {
+		in->outcome = RUN_BAD_OUTPUT;
+		run_error_response(in, 500, "The app did not produce a valid response.\n");
+	}
+}
+
+static bool cgi_write_stdout(struct run_instance *in, const uint8_t *p, size_t n)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	if (viv_buf_append(&cs->out, p, n)) {
+		cs->out_overflow = true;
+		return false;
+	}
 	return true;
 }
+
+static void cgi_end(struct run_instance *in)
+{
+	struct cgi_state *cs = in->mode_state;
+
+	viv_buf_free(&cs->out);
+}
+
+const struct run_mode_ops run_mode_cgi = {
+	.name = "cgi",
+	.state_size = sizeof(struct cgi_state),
+	.start = cgi_start,
+	.finish = cgi_finish,
+	.write_stdout = cgi_write_stdout,
+	.end = cgi_end,
+};

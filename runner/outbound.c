@@ -1,13 +1,17 @@
-/* Outbound HTTP for guests: libcurl's multi interface driven by the pool's
- * epoll descriptor, so a guest waiting for an upstream is suspended and its
- * worker goes on serving. Deny by default: only URLs the app's manifest
- * allows, checked again on every redirect; loopback, private, link-local and
- * metadata addresses are refused after DNS resolution unless the operator
- * allows them. Requests to the app's own host name never leave the worker. */
+/* Outbound HTTP for guests, a service of the pool's loop: libcurl's multi
+ * interface driven by the loop's descriptors and timers, so that a guest
+ * waiting for an upstream is suspended and its worker goes on serving. Deny
+ * by default: only URLs the app's manifest allows, checked again on every
+ * redirect; loopback, private, link-local and metadata addresses are refused
+ * after DNS resolution unless the operator allows them. Requests to the
+ * app's own host name never leave the worker: they go to the pool's
+ * self_request service. Whoever sends learns the outcome through a
+ * completion callback. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +19,40 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "runner_int.h"
+#include "outbound.h"
 
 /* Redirects followed for one request, and bytes of response headers kept. */
 #define MAX_REDIRECTS 5
 #define MAX_RESP_HEADERS 100
 #define MAX_SELF_DEPTH 3
+/* Bytes of a line for the app's log about a request. */
+#define WHY_MAX 1024
+
+/* The service's state on one loop. */
+struct http_svc {
+	struct run_loop *loop;
+	CURLM *curlm;
+	struct run_timer timer;
+};
+
+/* What every request in flight starts with. */
+struct run_outbound_op {
+	bool self; /* a struct self_op, else a struct xfer */
+	run_outbound_done_fn done;
+	void *ctx;
+};
 
 /* A transfer owns copies of everything it sends: the guest goes on running
  * while it is in flight and may change or replace its request handle's
  * headers and body. */
-struct run_xfer {
-	struct run_pool *pool;
-	struct run_instance *in;
-	int pi;
+struct xfer {
+	struct run_outbound_op op;
+	struct http_svc *svc;
+	const struct run_app *app; /* lives as long as its instance, which cancels first */
+	bool allow_private;
+	size_t body_max;
+	unsigned timeout_ms;
+	uint64_t deadline_ns;
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url;
@@ -36,11 +60,21 @@ struct run_xfer {
 	char *body; /* NULL for none */
 	size_t body_len;
 	unsigned redirects;
-	struct run_hmsg resp;
+	struct run_msg resp;
 	bool too_big;
 	bool refused_address;
 	char refused[INET6_ADDRSTRLEN];
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A request to the app itself, with copies of its method, headers and body
+ * in the block it is allocated in (freed with it). */
+struct self_op {
+	struct run_outbound_op op;
+	struct run_services services;
+	struct run_subrequest sr;
+	bool sending;  /* inside run_outbound_send() */
+	bool finished; /* completed while sending */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -175,18 +209,6 @@ static bool pattern_allows(const char *pattern, const struct url_parts *u)
 	return ok;
 }
 
-bool run_outbound_url_valid(const char *url)
-{
-	struct url_parts u;
-	bool ok;
-
-	if (!url_split(url, &u))
-		return false;
-	ok = strcasecmp(u.scheme, "http") == 0 || strcasecmp(u.scheme, "https") == 0;
-	url_parts_free(&u);
-	return ok;
-}
-
 bool run_outbound_allowed(const struct run_app *app, const char *url)
 {
 	struct url_parts u;
@@ -203,34 +225,30 @@ bool run_outbound_allowed(const struct run_app *app, const char *url)
 	return ok;
 }
 
-static void logf_in(struct run_instance *in, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void whyf(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void logf_in(struct run_instance *in, const char *fmt, ...)
+static void whyf(char *why, size_t whylen, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		run_log_add(in, "system", msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
 /* ---- libcurl callbacks ---------------------------------------------------------------- */
 
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
-	struct run_xfer *x = arg;
+	struct xfer *x = arg;
 
 	(void)purpose;
-	if (!x->pool->cfg.outbound_allow_private &&
-	    run_address_is_private((const struct sockaddr *)&addr->addr)) {
-		const void *a = addr->family == AF_INET6
-					? (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr
-					: (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr;
+	if (!x->allow_private && run_address_is_private((const struct sockaddr *)&addr->addr)) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&addr->addr;
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&addr->addr;
+		const void *a = addr->family == AF_INET6 ? (const void *)&s6->sin6_addr
+							 : (const void *)&s4->sin_addr;
 		inet_ntop(addr->family, a, x->refused, sizeof(x->refused));
 		x->refused_address = true;
 		return CURL_SOCKET_BAD;
@@ -240,7 +258,7 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
-	struct run_xfer *x = arg;
+	struct xfer *x = arg;
 
 	if (viv_buf_append(&x->resp.body, p, size * n)) {
 		x->too_big = true;
@@ -251,7 +269,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
-	struct run_xfer *x = arg;
+	struct xfer *x = arg;
 	size_t len = size * n, nl;
 	char *colon, *v;
 
@@ -259,7 +277,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		struct viv_buf body = x->resp.body;
 		memset(&x->resp.body, 0, sizeof(x->resp.body));
-		run_hmsg_clear(&x->resp);
+		run_msg_clear(&x->resp);
 		x->resp.body = body;
 		return len;
 	}
@@ -273,97 +291,150 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	len = (size_t)(p + len - v);
 	while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
 		len--;
-	if (!run_hmsg_add_header(&x->resp, p, nl, v, len))
+	if (!run_msg_add_header(&x->resp, p, nl, v, len))
 		return 0;
 	return size * n;
 }
 
-static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+static void check_done(struct http_svc *svc);
+
+/* A socket libcurl watches, watched by the loop for it. */
+struct sock_watch {
+	struct run_watch w;
+	struct http_svc *svc;
+};
+
+static void on_socket_ready(struct run_watch *w, uint32_t events)
 {
-	struct run_pool *p = userp;
-	struct epoll_event ev;
-
-	(void)e;
-	memset(&ev, 0, sizeof(ev));
-	ev.data.fd = s;
-	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(p->epfd, EPOLL_CTL_DEL, s, NULL);
-		curl_multi_assign(p->curlm, s, NULL);
-		return 0;
-	}
-	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-	if (socketp) {
-		epoll_ctl(p->epfd, EPOLL_CTL_MOD, s, &ev);
-	} else {
-		epoll_ctl(p->epfd, EPOLL_CTL_ADD, s, &ev);
-		curl_multi_assign(p->curlm, s, p);
-	}
-	return 0;
-}
-
-static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
-{
-	struct run_pool *p = userp;
-
-	(void)m;
-	if (timeout_ms < 0)
-		run_timer_cancel(p, &p->curl_timer);
-	else
-		run_timer_arm(p, &p->curl_timer, viv_mono_ns() + (uint64_t)timeout_ms * 1000000u);
-	return 0;
-}
-
-static void check_done(struct run_pool *p);
-
-static void fire_curl_timer(struct run_timer *t)
-{
-	struct run_pool *p = (struct run_pool *)((char *)t - offsetof(struct run_pool, curl_timer));
-	int running = 0;
-
-	curl_multi_socket_action(p->curlm, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(p);
-}
-
-void run_outbound_socket(struct run_pool *p, int fd, uint32_t events)
-{
+	struct http_svc *svc = ((struct sock_watch *)w)->svc;
 	int mask = (events & EPOLLIN ? CURL_CSELECT_IN : 0) |
 		   (events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
 		   (events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 	int running = 0;
 
-	curl_multi_socket_action(p->curlm, fd, mask, &running);
-	check_done(p);
+	curl_multi_socket_action(svc->curlm, w->fd, mask, &running);
+	check_done(svc);
 }
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct http_svc *svc = userp;
+	struct sock_watch *sw = socketp;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (sw) {
+			run_loop_unwatch(svc->loop, &sw->w);
+			free(sw);
+		}
+		curl_multi_assign(svc->curlm, s, NULL);
+		return 0;
+	}
+	if (!sw) {
+		sw = calloc(1, sizeof(*sw));
+		if (!sw)
+			return -1;
+		sw->w.fd = s;
+		sw->w.ready = on_socket_ready;
+		sw->svc = svc;
+		curl_multi_assign(svc->curlm, s, sw);
+	}
+	run_loop_watch(svc->loop, &sw->w,
+		       (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0));
+	return 0;
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+	struct http_svc *svc = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		run_timer_cancel(svc->loop, &svc->timer);
+	else
+		run_timer_arm(svc->loop, &svc->timer,
+			      viv_mono_ns() + (uint64_t)timeout_ms * 1000000u);
+	return 0;
+}
+
+static void fire_curl_timer(struct run_timer *t)
+{
+	struct http_svc *svc = (struct http_svc *)((char *)t - offsetof(struct http_svc, timer));
+	int running = 0;
+
+	curl_multi_socket_action(svc->curlm, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(svc);
+}
+
+/* ---- The service on a loop ------------------------------------------------------------ */
+
+static enum viv_err svc_make(struct run_loop *loop, void **state)
+{
+	struct http_svc *svc;
+
+	*state = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK)
+		return VIV_ERR_INTERNAL;
+	svc = calloc(1, sizeof(*svc));
+	if (!svc)
+		return VIV_ERR_NOMEM;
+	svc->loop = loop;
+	svc->curlm = curl_multi_init();
+	if (!svc->curlm) {
+		free(svc);
+		return VIV_ERR_NOMEM;
+	}
+	run_timer_init(&svc->timer, fire_curl_timer);
+	curl_multi_setopt(svc->curlm, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(svc->curlm, CURLMOPT_SOCKETDATA, svc);
+	curl_multi_setopt(svc->curlm, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(svc->curlm, CURLMOPT_TIMERDATA, svc);
+	*state = svc;
+	return VIV_OK;
+}
+
+static void svc_destroy(void *state)
+{
+	struct http_svc *svc = state;
+
+	curl_multi_cleanup(svc->curlm);
+	run_timer_cancel(svc->loop, &svc->timer);
+	free(svc);
+}
+
+static const struct run_loop_ext_ops http_ext = {.make = svc_make, .destroy = svc_destroy};
 
 /* ---- Transfers ---------------------------------------------------------------------------- */
 
-static void xfer_free(struct run_xfer *x)
+static void xfer_free(struct xfer *x)
 {
 	if (!x)
 		return;
 	if (x->easy) {
-		curl_multi_remove_handle(x->pool->curlm, x->easy);
+		curl_multi_remove_handle(x->svc->curlm, x->easy);
 		curl_easy_cleanup(x->easy);
 	}
 	curl_slist_free_all(x->hdrs);
-	run_hmsg_clear(&x->resp);
+	run_msg_clear(&x->resp);
 	free(x->url);
 	free(x->method);
 	free(x->body);
 	free(x);
 }
 
-static unsigned remaining_ms(const struct run_instance *in)
+/* What is left of the request's time, within the service's cap. */
+static unsigned remaining_ms(const struct xfer *x)
 {
 	uint64_t now = viv_mono_ns(), left;
-	unsigned cap = in->pool->cfg.outbound_timeout_ms;
+	unsigned cap = x->timeout_ms;
 
-	left = in->wall_deadline_ns > now ? (in->wall_deadline_ns - now) / 1000000u : 1;
+	left = x->deadline_ns > now ? (x->deadline_ns - now) / 1000000u : 1;
 	return left < cap ? (unsigned)(left ? left : 1) : cap;
 }
 
 /* Copies what req sends into x. */
-static bool xfer_copy_request(struct run_xfer *x, const struct run_hmsg *req)
+static bool xfer_copy_request(struct xfer *x, const struct run_outbound_req *req)
 {
 	struct curl_slist *l;
 	size_t i;
@@ -372,10 +443,10 @@ static bool xfer_copy_request(struct run_xfer *x, const struct run_hmsg *req)
 	x->method = strdup(req->method);
 	if (!x->url || !x->method)
 		return false;
-	for (i = 0; i < req->n_hdrs; i++) {
+	for (i = 0; i < req->n_headers; i++) {
 		char *line;
 
-		if (asprintf(&line, "%s: %s", req->hdrs[i].name, req->hdrs[i].value) < 0)
+		if (asprintf(&line, "%s: %s", req->headers[i].name, req->headers[i].value) < 0)
 			return false;
 		l = curl_slist_append(x->hdrs, line);
 		free(line);
@@ -388,27 +459,26 @@ static bool xfer_copy_request(struct run_xfer *x, const struct run_hmsg *req)
 	if (!l)
 		return false;
 	x->hdrs = l;
-	if (req->body.data) {
-		x->body = malloc(req->body.len + 1);
+	if (req->body) {
+		x->body = malloc(req->body_len + 1);
 		if (!x->body)
 			return false;
-		memcpy(x->body, req->body.data, req->body.len);
-		x->body_len = req->body.len;
+		memcpy(x->body, req->body, req->body_len);
+		x->body_len = req->body_len;
 	}
 	return true;
 }
 
 /* Sets up and adds an easy handle for x->url. */
-static bool xfer_go(struct run_xfer *x)
+static bool xfer_go(struct xfer *x)
 {
-	struct run_instance *in = x->in;
 	CURL *e = curl_easy_init();
 
 	if (!e)
 		return false;
 	x->easy = e;
-	run_hmsg_clear(&x->resp);
-	viv_buf_init(&x->resp.body, in->pool->cfg.outbound_body_max);
+	run_msg_clear(&x->resp);
+	viv_buf_init(&x->resp.body, x->body_max);
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -424,10 +494,9 @@ static bool xfer_go(struct run_xfer *x)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining_ms(in));
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining_ms(x));
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-			 (curl_off_t)in->pool->cfg.outbound_body_max);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->body_max);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "vivarium/" VIV_VERSION);
 	if (strcmp(x->method, "HEAD") == 0) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -440,17 +509,26 @@ static bool xfer_go(struct run_xfer *x)
 		}
 	}
 	x->errbuf[0] = '\0';
-	return curl_multi_add_handle(x->pool->curlm, e) == CURLM_OK;
+	return curl_multi_add_handle(x->svc->curlm, e) == CURLM_OK;
+}
+
+/* Ends a transfer: frees it, then tells whoever sent it (who may start or
+ * stop other transfers from there). Takes over resp's contents. */
+static void xfer_complete(struct xfer *x, struct run_msg *resp, const char *why)
+{
+	run_outbound_done_fn done = x->op.done;
+	void *ctx = x->op.ctx;
+
+	xfer_free(x);
+	done(ctx, resp, why);
 }
 
 /* A finished transfer: a redirect to follow, a response, or a failure. */
-static void xfer_done(struct run_xfer *x, CURLcode rc)
+static void xfer_done(struct xfer *x, CURLcode rc)
 {
-	struct run_instance *in = x->in;
-	struct run_hmsg resp;
+	struct run_msg resp;
 	long status = 0;
-	char *location = NULL;
-	int pi = x->pi;
+	char *location = NULL, why[WHY_MAX];
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &location);
@@ -459,16 +537,17 @@ static void xfer_done(struct run_xfer *x, CURLcode rc)
 		char *next = strdup(location);
 
 		if (!next || ++x->redirects > MAX_REDIRECTS) {
-			logf_in(in, "outbound request to %s failed: more than %d redirects", x->url,
-				MAX_REDIRECTS);
+			whyf(why, sizeof(why),
+			     "outbound request to %s failed: more than %d redirects", x->url,
+			     MAX_REDIRECTS);
 			free(next);
 			goto fail;
 		}
-		if (!run_outbound_allowed(in->app, next)) {
-			logf_in(in,
-				"outbound request refused: %s redirected to %s, which is not in "
-				"the app's outbound list (vivarium.json)",
-				x->url, next);
+		if (!run_outbound_allowed(x->app, next)) {
+			whyf(why, sizeof(why),
+			     "outbound request refused: %s redirected to %s, which is not in "
+			     "the app's outbound list (vivarium.json)",
+			     x->url, next);
 			free(next);
 			goto fail;
 		}
@@ -481,46 +560,43 @@ static void xfer_done(struct run_xfer *x, CURLcode rc)
 			x->body = NULL;
 			x->body_len = 0;
 		}
-		curl_multi_remove_handle(x->pool->curlm, x->easy);
+		curl_multi_remove_handle(x->svc->curlm, x->easy);
 		curl_easy_cleanup(x->easy);
 		x->easy = NULL;
 		free(x->url);
 		x->url = next;
+		why[0] = '\0';
 		if (x->method && xfer_go(x))
 			return;
 		goto fail;
 	}
 	if (rc != CURLE_OK) {
 		if (x->refused_address)
-			logf_in(in,
-				"outbound request refused: %s resolves to %s, a private or local "
-				"address",
-				x->url, x->refused);
+			whyf(why, sizeof(why),
+			     "outbound request refused: %s resolves to %s, a private or local "
+			     "address",
+			     x->url, x->refused);
 		else if (x->too_big)
-			logf_in(in, "outbound request to %s failed: the response is over %zu bytes",
-				x->url, in->pool->cfg.outbound_body_max);
+			whyf(why, sizeof(why),
+			     "outbound request to %s failed: the response is over %zu bytes",
+			     x->url, x->body_max);
 		else
-			logf_in(in, "outbound request to %s failed: %s", x->url,
-				x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+			whyf(why, sizeof(why), "outbound request to %s failed: %s", x->url,
+			     x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 		goto fail;
 	}
-	/* The response leaves the transfer, which is gone before the guest
-	 * runs again. */
+	/* The response leaves the transfer, which is gone before whoever sent
+	 * it hears of it. */
 	resp = x->resp;
 	resp.status = (unsigned)status;
-	resp.used = true;
 	memset(&x->resp, 0, sizeof(x->resp));
-	in->hc->pend[pi].xfer = NULL;
-	xfer_free(x);
-	run_hc_complete(in, pi, &resp);
+	xfer_complete(x, &resp, "");
 	return;
 fail:
-	in->hc->pend[pi].xfer = NULL;
-	xfer_free(x);
-	run_hc_complete(in, pi, NULL);
+	xfer_complete(x, NULL, why);
 }
 
-static void check_done(struct run_pool *p)
+static void check_done(struct http_svc *svc)
 {
 	CURLMsg *msg;
 	int left;
@@ -528,8 +604,8 @@ static void check_done(struct run_pool *p)
 	/* One message at a time: finishing a transfer runs its guest, which
 	 * may start transfers or end, and an ending guest removes its other
 	 * transfers, messages included. */
-	while ((msg = curl_multi_info_read(p->curlm, &left))) {
-		struct run_xfer *x = NULL;
+	while ((msg = curl_multi_info_read(svc->curlm, &left))) {
+		struct xfer *x = NULL;
 		CURLcode rc = msg->data.result;
 
 		if (msg->msg != CURLMSG_DONE)
@@ -553,103 +629,113 @@ static char *put_text(char **at, const char *p, size_t n)
 	return s;
 }
 
-/* A subrequest owns copies of its method, headers and body in the block it
- * is allocated in (freed with it): the sender goes on running while another
- * instance serves it, and may change or replace its request handle. */
-static bool self_request(struct run_instance *in, int pi, const char *url)
+/* The self_request service answered: its response, copied, goes to whoever
+ * sent the request. */
+static void self_done(struct run_subrequest *sr, const struct run_response *resp)
 {
-	struct run_hmsg *req = &in->hc->reqs[in->hc->pend[pi].req];
-	struct run_subrequest *sr;
-	struct run_header *hs;
-	CURLU *h = curl_url();
-	char *path = NULL, *query = NULL, *at;
-	size_t tl, size, i;
-
-	if (!h || curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ||
-	    curl_url_get(h, CURLUPART_PATH, &path, 0)) {
-		curl_url_cleanup(h);
-		return false;
-	}
-	curl_url_get(h, CURLUPART_QUERY, &query, 0);
-	tl = strlen(path) + (query ? strlen(query) + 1 : 0);
-	size = sizeof(*sr) + req->n_hdrs * sizeof(*hs) + tl + 1 + strlen(req->method) + 1 +
-	       req->body.len + 1;
-	for (i = 0; i < req->n_hdrs; i++)
-		size += req->hdrs[i].name_len + req->hdrs[i].value_len + 2;
-	sr = calloc(1, size);
-	if (!sr) {
-		curl_free(path);
-		curl_free(query);
-		curl_url_cleanup(h);
-		return false;
-	}
-	hs = (struct run_header *)(sr + 1);
-	at = (char *)(hs + req->n_hdrs);
-	sr->req.target = at;
-	snprintf(at, tl + 1, "%s%s%s", path, query ? "?" : "", query ? query : "");
-	at += tl + 1;
-	curl_free(path);
-	curl_free(query);
-	curl_url_cleanup(h);
-	sr->from = in;
-	sr->pending = pi;
-	sr->req.method_len = strlen(req->method);
-	sr->req.method = put_text(&at, req->method, sr->req.method_len);
-	sr->req.target_len = tl;
-	for (i = 0; i < req->n_hdrs; i++) {
-		hs[i].name_len = req->hdrs[i].name_len;
-		hs[i].name = put_text(&at, req->hdrs[i].name, hs[i].name_len);
-		hs[i].value_len = req->hdrs[i].value_len;
-		hs[i].value = put_text(&at, req->hdrs[i].value, hs[i].value_len);
-	}
-	sr->req.headers = hs;
-	sr->req.n_headers = req->n_hdrs;
-	sr->req.body_len = req->body.len;
-	sr->req.body = put_text(&at, req->body.data, req->body.len);
-	sr->req.client_addr = in->req->client_addr;
-	sr->req.server_name = in->app->host;
-	sr->req.server_port = in->req->server_port;
-	sr->req.protocol = "HTTP/1.1";
-	sr->req.depth = in->req->depth + 1;
-	in->hc->pend[pi].sub = sr;
-	if (in->pool->services.self_request(in->pool->services.ctx, in, sr) != VIV_OK) {
-		if (in->hc->pend[pi].sub == sr) {
-			in->hc->pend[pi].sub = NULL;
-			free(sr);
-		}
-		return false;
-	}
-	return true;
-}
-
-void run_subrequest_done(struct run_subrequest *sr, const struct run_response *resp)
-{
-	struct run_instance *in = sr->from;
-	int pi = sr->pending;
-	struct run_hmsg m;
+	struct self_op *op = (struct self_op *)((char *)sr - offsetof(struct self_op, sr));
+	struct run_msg m;
 	size_t i;
 	bool ok = resp != NULL;
 
 	memset(&m, 0, sizeof(m));
 	if (resp) {
-		m.used = true;
 		m.status = resp->status;
 		viv_buf_init(&m.body, 0);
-		for (i = 0; ok && i < resp->n_headers; i++)
-			ok = run_hmsg_add_header(&m, resp->headers[i].name, resp->headers[i].name_len,
-						 resp->headers[i].value,
-						 resp->headers[i].value_len);
+		for (i = 0; ok && i < resp->n_headers; i++) {
+			const struct run_header *h = &resp->headers[i];
+
+			ok = run_msg_add_header(&m, h->name, h->name_len, h->value, h->value_len);
+		}
 		if (ok && resp->body_len)
 			ok = viv_buf_append(&m.body, resp->body, resp->body_len) == VIV_OK;
 	}
-	in->hc->pend[pi].sub = NULL;
-	free(sr);
 	if (!ok)
-		run_hmsg_clear(&m);
-	run_hc_complete(in, pi, ok ? &m : NULL);
+		run_msg_clear(&m);
+	op->op.done(op->op.ctx, ok ? &m : NULL, "");
+	if (op->sending)
+		op->finished = true;
+	else
+		free(op);
 }
 
-/* ---- Starting and stopping ---------------------------------------------------------------- */
+/* Sends req to the app's own self_request service. */
+static enum viv_err self_send(const struct run_outbound_req *req, run_outbound_done_fn done,
+			      void *ctx, struct run_outbound_op **out)
+{
+	struct self_op *op;
+	struct run_header *hs;
+	CURLU *h = curl_url();
+	char *path = NULL, *query = NULL, *at;
+	size_t tl, size, i;
+	enum viv_err err;
+
+	if (!h || curl_url_set(h, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME) ||
+	    curl_url_get(h, CURLUPART_PATH, &path, 0)) {
+		curl_url_cleanup(h);
+		return VIV_ERR_INVALID;
+	}
+	curl_url_get(h, CURLUPART_QUERY, &query, 0);
+	tl = strlen(path) + (query ? strlen(query) + 1 : 0);
+	size = sizeof(*op) + req->n_headers * sizeof(*hs) + tl + 1 + strlen(req->method) + 1 +
+	       req->body_len + 1;
+	for (i = 0; i < req->n_headers; i++)
+		size += req->headers[i].name_len + req->headers[i].value_len + 2;
+	op = calloc(1, size);
+	if (!op) {
+		curl_free(path);
+		curl_free(query);
+		curl_url_cleanup(h);
+		return VIV_ERR_NOMEM;
+	}
+	hs = (struct run_header *)(op + 1);
+	at = (char *)(hs + req->n_headers);
+	op->sr.req.target = at;
+	snprintf(at, tl + 1, "%s%s%s", path, query ? "?" : "", query ? query : "");
+	at += tl + 1;
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(h);
+	op->op.self = true;
+	op->op.done = done;
+	op->op.ctx = ctx;
+	op->services = *req->self;
+	op->sr.done = self_done;
+	op->sr.req.method_len = strlen(req->method);
+	op->sr.req.method = put_text(&at, req->method, op->sr.req.method_len);
+	op->sr.req.target_len = tl;
+	for (i = 0; i < req->n_headers; i++) {
+		hs[i].name_len = req->headers[i].name_len;
+		hs[i].name = put_text(&at, req->headers[i].name, hs[i].name_len);
+		hs[i].value_len = req->headers[i].value_len;
+		hs[i].value = put_text(&at, req->headers[i].value, hs[i].value_len);
+	}
+	op->sr.req.headers = hs;
+	op->sr.req.n_headers = req->n_headers;
+	op->sr.req.body_len = req->body_len;
+	op->sr.req.body = put_text(&at, req->body ? req->body : "", req->body_len);
+	op->sr.req.client_addr = req->origin->client_addr;
+	op->sr.req.server_name = req->app->host;
+	op->sr.req.server_port = req->origin->server_port;
+	op->sr.req.protocol = "HTTP/1.1";
+	op->sr.req.depth = req->origin->depth + 1;
+	op->sending = true;
+	err = op->services.self_request(op->services.ctx, req->from, &op->sr);
+	op->sending = false;
+	if (op->finished) {
+		/* Answered at once: done was called, whatever the result says. */
+		free(op);
+		return VIV_OK;
+	}
+	if (err) {
+		free(op);
+		return err;
+	}
+	*out = &op->op;
+	return VIV_OK;
+}
+
+/* ---- Sending and cancelling ----------------------------------------------------------------- */
 
 static bool is_self(const struct run_app *app, const char *url)
 {
@@ -663,77 +749,66 @@ static bool is_self(const struct run_app *app, const char *url)
 	return self;
 }
 
-bool run_outbound_start(struct run_instance *in, int pi)
+enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_req *req,
+			       run_outbound_done_fn done, void *ctx,
+			       struct run_outbound_op **out, char *why, size_t whylen)
 {
-	struct run_hmsg *req = &in->hc->reqs[in->hc->pend[pi].req];
-	struct run_xfer *x;
+	struct xfer *x;
+	enum viv_err err;
+	void *state;
 
-	if (is_self(in->app, req->url) && in->pool->services.self_request) {
-		if (in->req->depth >= MAX_SELF_DEPTH) {
-			logf_in(in, "request to %s refused: the app called itself %d deep",
-				req->url, MAX_SELF_DEPTH);
-			return false;
+	*out = NULL;
+	if (whylen)
+		why[0] = '\0';
+	if (req->self && req->self->self_request && is_self(req->app, req->url)) {
+		if (req->origin->depth >= MAX_SELF_DEPTH) {
+			whyf(why, whylen, "request to %s refused: the app called itself %d deep",
+			     req->url, MAX_SELF_DEPTH);
+			return VIV_ERR_INVALID;
 		}
-		return self_request(in, pi, req->url);
+		return self_send(req, done, ctx, out);
 	}
-	if (!run_outbound_allowed(in->app, req->url)) {
-		logf_in(in,
-			"outbound request refused: %s is not in the app's outbound list "
-			"(\"outbound\" in vivarium.json)",
-			req->url);
-		return false;
+	if (!run_outbound_allowed(req->app, req->url)) {
+		whyf(why, whylen,
+		     "outbound request refused: %s is not in the app's outbound list "
+		     "(\"outbound\" in vivarium.json)",
+		     req->url);
+		return VIV_ERR_INVALID;
 	}
+	err = run_loop_ext(loop, &http_ext, &state);
+	if (err)
+		return err;
 	x = calloc(1, sizeof(*x));
 	if (!x)
-		return false;
-	x->pool = in->pool;
-	x->in = in;
-	x->pi = pi;
+		return VIV_ERR_NOMEM;
+	x->op.done = done;
+	x->op.ctx = ctx;
+	x->svc = state;
+	x->app = req->app;
+	x->allow_private = req->allow_private;
+	x->body_max = req->body_max;
+	x->timeout_ms = req->timeout_ms;
+	x->deadline_ns = req->deadline_ns;
 	if (!xfer_copy_request(x, req) || !xfer_go(x)) {
 		xfer_free(x);
-		return false;
-	}
-	in->hc->pend[pi].xfer = x;
-	return true;
-}
-
-void run_outbound_cancel(struct run_instance *in, int pi)
-{
-	struct run_pending *p = &in->hc->pend[pi];
-
-	if (p->xfer) {
-		xfer_free(p->xfer);
-		p->xfer = NULL;
-	}
-	if (p->sub) {
-		if (in->pool->services.self_cancel)
-			in->pool->services.self_cancel(in->pool->services.ctx, p->sub);
-		free(p->sub);
-		p->sub = NULL;
-	}
-	p->done = true;
-}
-
-enum viv_err run_outbound_init(struct run_pool *p)
-{
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return VIV_ERR_INTERNAL;
-	p->curlm = curl_multi_init();
-	if (!p->curlm)
 		return VIV_ERR_NOMEM;
-	p->curl_timer.heap_index = SIZE_MAX;
-	p->curl_timer.fire = fire_curl_timer;
-	curl_multi_setopt(p->curlm, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(p->curlm, CURLMOPT_SOCKETDATA, p);
-	curl_multi_setopt(p->curlm, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(p->curlm, CURLMOPT_TIMERDATA, p);
+	}
+	*out = &x->op;
 	return VIV_OK;
 }
 
-void run_outbound_free(struct run_pool *p)
+void run_outbound_cancel(struct run_outbound_op *op)
 {
-	if (p->curlm)
-		curl_multi_cleanup(p->curlm);
-	p->curlm = NULL;
+	struct self_op *s;
+
+	if (!op)
+		return;
+	if (!op->self) {
+		xfer_free((struct xfer *)op);
+		return;
+	}
+	s = (struct self_op *)op;
+	if (s->services.self_cancel)
+		s->services.self_cancel(s->services.ctx, &s->sr);
+	free(s);
 }

@@ -1,7 +1,6 @@
 /* The worker's view of which app answers where: routes loaded from the store
  * whenever its routes generation moves, and the artifacts they need, loaded
  * once per worker and shared by every app that deployed the same one. */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,16 +67,6 @@ void run_route_release(struct run_route *r)
 		route_free(r);
 }
 
-static uint32_t limit_of(json_t *limits, const char *key, uint32_t dflt)
-{
-	json_t *v = json_object_get(limits, key);
-
-	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-	    json_integer_value(v) > UINT32_MAX)
-		return dflt;
-	return (uint32_t)json_integer_value(v);
-}
-
 /* Adds "KEY=value" to the route's env, replacing an earlier KEY. */
 static enum viv_err env_set(struct run_route *r, const char *key, const char *value)
 {
@@ -97,67 +86,40 @@ static enum viv_err env_set(struct run_route *r, const char *key, const char *va
 	return VIV_OK;
 }
 
-/* Reads limits, env, outbound and assets from the deployment's resolved
+/* Takes limits, env, outbound and assets from the deployment's
  * configuration, then the values set on the app through the API, which win
  * over the manifest's env. */
-static enum viv_err route_config(struct run_routes *rt, struct run_route *r, const char *config,
-				 const char *app_config)
+static enum viv_err route_config(struct run_routes *rt, struct run_route *r,
+				 const struct store_route *sr)
 {
-	json_t *root, *over, *limits, *env, *out, *assets, *v;
-	const char *key;
-	json_error_t jerr;
-	enum viv_err err = VIV_ERR_NOMEM;
+	const struct store_deploy_config *c = &sr->config;
 	size_t i;
 
-	r->app.limits.memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
-	r->app.limits.cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
-	r->app.limits.wall_ms = VIV_LIMIT_WALL_MS_DEFAULT;
-	root = json_loads(config ? config : "{}", 0, &jerr);
-	over = json_loads(app_config ? app_config : "{}", 0, &jerr);
-	if (!root || !over) {
-		err = VIV_ERR_INVALID;
-		goto out;
+	r->app.limits = c->limits;
+	r->env = calloc(c->n_env + sr->n_app_env + 1, sizeof(*r->env));
+	r->outbound = calloc(c->n_outbound + 1, sizeof(*r->outbound));
+	if (!r->env || !r->outbound)
+		return VIV_ERR_NOMEM;
+	for (i = 0; i < c->n_env; i++) {
+		if (env_set(r, c->env[i].name, c->env[i].value))
+			return VIV_ERR_NOMEM;
 	}
-	limits = json_object_get(root, "limits");
-	r->app.limits.memory_mb = limit_of(limits, "memory_mb", VIV_LIMIT_MEMORY_MB_DEFAULT);
-	r->app.limits.cpu_ms = limit_of(limits, "cpu_ms", VIV_LIMIT_CPU_MS_DEFAULT);
-	r->app.limits.wall_ms = limit_of(limits, "wall_ms", VIV_LIMIT_WALL_MS_DEFAULT);
-	env = json_object_get(root, "env");
-	r->env = calloc(json_object_size(env) + json_object_size(over) + 1, sizeof(*r->env));
-	if (!r->env)
-		goto out;
-	json_object_foreach(env, key, v) {
-		if (json_is_string(v) && env_set(r, key, json_string_value(v)))
-			goto out;
+	for (i = 0; i < sr->n_app_env; i++) {
+		if (env_set(r, sr->app_env[i].name, sr->app_env[i].value))
+			return VIV_ERR_NOMEM;
 	}
-	json_object_foreach(over, key, v) {
-		if (json_is_string(v) && env_set(r, key, json_string_value(v)))
-			goto out;
+	for (i = 0; i < c->n_outbound; i++) {
+		r->outbound[i] = strdup(c->outbound[i]);
+		if (!r->outbound[i])
+			return VIV_ERR_NOMEM;
+		r->n_outbound = i + 1;
 	}
-	out = json_object_get(root, "outbound");
-	r->outbound = calloc(json_array_size(out) + 1, sizeof(*r->outbound));
-	if (!r->outbound)
-		goto out;
-	for (i = 0; i < json_array_size(out); i++) {
-		const char *pat = json_string_value(json_array_get(out, i));
-		if (!pat)
-			continue;
-		r->outbound[r->n_outbound] = strdup(pat);
-		if (!r->outbound[r->n_outbound])
-			goto out;
-		r->n_outbound++;
-	}
-	assets = json_object_get(root, "assets");
-	if (json_is_string(assets)) {
-		r->assets_dir = store_assets_path(rt->st, json_string_value(assets));
+	if (c->assets) {
+		r->assets_dir = store_assets_path(rt->st, c->assets);
 		if (!r->assets_dir)
-			goto out;
+			return VIV_ERR_NOMEM;
 	}
-	err = VIV_OK;
-out:
-	json_decref(root);
-	json_decref(over);
-	return err;
+	return VIV_OK;
 }
 
 enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
@@ -280,18 +242,13 @@ static enum viv_err route_make(struct run_routes *rt, const struct store_route *
 	r->app_id = sr->app_id;
 	r->deployment_id = sr->deployment_id;
 	snprintf(r->artifact, sizeof(r->artifact), "%s", sr->artifact);
-	r->hostcall = strcmp(sr->mode, "hostcall") == 0;
+	r->hostcall = sr->config.mode == STORE_MODE_HOSTCALL;
 	if (!r->name || asprintf(&r->host, "%s.%s", label, rt->domain) < 0) {
 		r->host = NULL;
 		route_free(r);
 		return VIV_ERR_NOMEM;
 	}
-	err = route_config(rt, r, sr->config, sr->app_config);
-	if (err == VIV_ERR_INVALID) {
-		viv_log(VIV_ERROR, "app %s: deployment %lld has a malformed configuration",
-			r->name, (long long)r->deployment_id);
-		err = VIV_OK;
-	}
+	err = route_config(rt, r, sr);
 	if (err) {
 		route_free(r);
 		return err;
@@ -539,4 +496,9 @@ struct run_assets *run_route_assets(struct run_route *r)
 				r->name, r->assets_dir, viv_strerror(err));
 	}
 	return r->assets;
+}
+
+bool run_route_asset(struct run_route *r, const char *target, size_t len, struct run_asset *out)
+{
+	return run_assets_find(run_route_assets(r), target, len, out);
 }

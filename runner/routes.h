@@ -78,4 +78,9 @@ enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct
 /* The route's static files, indexed on first use; NULL when it has none. */
 struct run_assets *run_route_assets(struct run_route *r);
 
+struct run_asset;
+/* Whether target names one of the route's static files (see
+ * run_assets_find()), which *out then describes. */
+bool run_route_asset(struct run_route *r, const char *target, size_t len, struct run_asset *out);
+
 #endif

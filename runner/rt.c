@@ -1,9 +1,9 @@
 /* Vivarium's implementation of the wasm2c runtime interface (wasm-rt.h):
- * memories live in the current instance's pooled slot, traps unwind to the
- * instance's own jump buffer, function types are interned once per
- * process. The stock libwasm-rt-impl maps 8 GiB per instance and keeps trap
- * state in globals; none of that suits a worker running thousands of
- * sandboxes. */
+ * memories live in the current instance's pooled slot, function types are
+ * interned once per process. The stock libwasm-rt-impl maps 8 GiB per
+ * instance and keeps trap state in globals; none of that suits a worker
+ * running thousands of sandboxes. Traps (wasm_rt_trap) unwind to the
+ * instance's own jump buffer, in exec.c. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +18,11 @@
  * without bound. */
 #define RUN_TABLE_MAX_ELEMS (1u << 20)
 
-static bool rt_initialized;
+/* This runtime needs no set-up: memories live in slots that pools reserve,
+ * traps unwind to instances. So it counts as initialized from the start,
+ * and the assertion of wasm_rt_is_initialized() in wasm2c's code holds
+ * without anyone calling wasm_rt_init() first. */
+static bool rt_initialized = true;
 
 void wasm_rt_init(void)
 {
@@ -33,43 +37,6 @@ bool wasm_rt_is_initialized(void)
 void wasm_rt_free(void)
 {
 	rt_initialized = false;
-}
-
-void wasm_rt_trap(wasm_rt_trap_t code)
-{
-	struct run_instance *in = run_current;
-
-	if (!in) {
-		/* A trap outside guest code is a bug in the host. */
-		viv_log(VIV_ERROR, "wasm trap (%s) outside guest code", wasm_rt_strerror(code));
-		abort();
-	}
-	run_stop_guest(in, RUN_STOP_TRAP, (int)code);
-}
-
-const char *wasm_rt_strerror(wasm_rt_trap_t trap)
-{
-	switch (trap) {
-	case WASM_RT_TRAP_NONE:
-		return "no error";
-	case WASM_RT_TRAP_OOB:
-		return "out of bounds memory access";
-	case WASM_RT_TRAP_INT_OVERFLOW:
-		return "integer overflow";
-	case WASM_RT_TRAP_DIV_BY_ZERO:
-		return "integer divide by zero";
-	case WASM_RT_TRAP_INVALID_CONVERSION:
-		return "invalid conversion to integer";
-	case WASM_RT_TRAP_UNREACHABLE:
-		return "unreachable executed";
-	case WASM_RT_TRAP_CALL_INDIRECT:
-		return "indirect call to a missing or mistyped function";
-	case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
-		return "uncaught exception";
-	case WASM_RT_TRAP_EXHAUSTION:
-		return "call stack exhausted";
-	}
-	return "unknown trap";
 }
 
 /* ---- Function types ------------------------------------------------------------- */
@@ -197,21 +164,6 @@ static bool slot_set_rw(struct run_slot *s, size_t bytes)
 	return true;
 }
 
-static void host_fail(struct run_instance *in, const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 2, 3)));
-
-static void host_fail(struct run_instance *in, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	run_log_add(in, "trap", msg, strlen(msg));
-	run_stop_guest(in, RUN_STOP_HOST, 0);
-}
-
 void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint32_t max_pages)
 {
 	struct run_instance *in = run_current;
@@ -220,7 +172,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	if (!in)
 		abort();
 	if (in->mem)
-		host_fail(in, "the module has more than one memory");
+		run_host_fail(in, "the module has more than one memory");
 	limit = (uint64_t)in->app->limits.memory_mb * (1024 * 1024 / PAGE_64K);
 	if (limit > 65535)
 		limit = 65535; /* 65536 pages is 4 GiB, which does not fit mem->size */
@@ -230,12 +182,13 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 	if (initial_pages > limit)
 		in->memory_limited = true;
 	if (initial_pages > max_pages)
-		host_fail(in,
-			  "the module needs %u MiB of memory at start, more than the app's limit of "
-			  "%u MiB (limits.memory_mb in vivarium.json)",
-			  (unsigned)((initial_pages * PAGE_64K) >> 20), in->app->limits.memory_mb);
+		run_host_fail(in,
+			      "the module needs %u MiB of memory at start, more than the app's "
+			      "limit of %u MiB (limits.memory_mb in vivarium.json)",
+			      (unsigned)((initial_pages * PAGE_64K) >> 20),
+			      in->app->limits.memory_mb);
 	if (!slot_set_rw(in->slot, (size_t)initial_pages * PAGE_64K))
-		host_fail(in, "the host could not map the module's memory");
+		run_host_fail(in, "the host could not map the module's memory");
 	mem->data = in->slot->mem;
 	mem->pages = initial_pages;
 	mem->max_pages = max_pages;
@@ -300,14 +253,15 @@ static void *table_alloc(uint32_t elements, uint32_t *max, size_t elem_size)
 		*max = RUN_TABLE_MAX_ELEMS;
 	if (elements > *max) {
 		if (in)
-			host_fail(in, "the module's table of %u elements is over the limit of %u",
-				  elements, RUN_TABLE_MAX_ELEMS);
+			run_host_fail(in,
+				      "the module's table of %u elements is over the limit of %u",
+				      elements, RUN_TABLE_MAX_ELEMS);
 		abort();
 	}
 	data = calloc(elements ? elements : 1, elem_size);
 	if (!data) {
 		if (in)
-			host_fail(in, "the host is out of memory for the module's table");
+			run_host_fail(in, "the host is out of memory for the module's table");
 		abort();
 	}
 	return data;

@@ -1,7 +1,7 @@
 /* The runner: Vivarium's implementation of the wasm2c runtime (wasm-rt.h),
  * the sandbox that runs one request in a fresh instance, the WASI and CGI
- * host side, the libh2o worker that serves apps by Host header, and the
- * supervisor that keeps a fleet of workers (and the API process) alive.
+ * host side, and the libh2o worker that serves apps by Host header (vivd's
+ * supervisor keeps a fleet of them alive).
  *
  * Sandboxes live in a struct run_pool: memory slots reserved once (8 GiB of
  * address space each, so that every 32-bit address plus offset lands inside
@@ -24,8 +24,7 @@ struct run_module;
 /* dlopens the artifact .so at path, checks its vivarium_guest symbol (ABI
  * version and, when expect_hash is not NULL, the artifact hash) and runs its
  * module initializer. The detail of a failure goes to err. Caller releases
- * with run_module_release(). Must be called on a thread that has called
- * run_thread_init(). */
+ * with run_module_release(). */
 enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
 			     char *err, size_t errlen);
 
@@ -65,7 +64,9 @@ void run_pool_config_defaults(struct run_pool_config *cfg);
 
 struct run_pool;
 
-/* Reserves the slots' address space and stacks. Caller frees with
+/* Reserves the slots' address space and stacks, and sets the calling
+ * thread, which the pool belongs to, up for guests: run_thread_init(), and
+ * run_thread_cpu_limit(false) when cfg->cpu_limit is off. Caller frees with
  * run_pool_destroy(), after every instance has ended. */
 enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out);
 void run_pool_destroy(struct run_pool *pool);
@@ -81,12 +82,12 @@ struct run_services {
 	struct store *store;
 	/* Serves a request a guest sends to its own app's host name: static
 	 * assets first, then the app itself in a new instance. It calls
-	 * run_subrequest_done() when the response is ready, perhaps before it
-	 * returns. NULL sends such requests out like any other. */
+	 * sr->done() when the response is ready, perhaps before it returns.
+	 * NULL sends such requests out like any other. */
 	enum viv_err (*self_request)(void *ctx, struct run_instance *from,
 				     struct run_subrequest *sr);
 	/* Abandons a subrequest whose guest ended before its response came:
-	 * run_subrequest_done() must not be called for it any more. */
+	 * sr->done() must not be called for it any more. */
 	void (*self_cancel)(void *ctx, struct run_subrequest *sr);
 	void *ctx;
 };
@@ -182,16 +183,13 @@ const struct run_app *run_instance_app(const struct run_instance *inst);
 
 /* A request a guest sent to its own app (see struct run_services). */
 struct run_subrequest {
-	struct run_request req; /* borrowed until run_subrequest_done() */
+	struct run_request req; /* borrowed until done is called */
+	/* Completes the subrequest with resp (copied) or, when resp is NULL,
+	 * as a failed request. Called once, perhaps before self_request
+	 * returns; never after self_cancel. */
+	void (*done)(struct run_subrequest *sr, const struct run_response *resp);
 	void *data; /* the services' own */
-	/* Private to the runner. */
-	struct run_instance *from;
-	int pending;
 };
-
-/* Completes a subrequest with resp (copied) or, when resp is NULL, as a
- * failed request. */
-void run_subrequest_done(struct run_subrequest *sr, const struct run_response *resp);
 
 /* Called when a suspended instance finishes, from the event loop. */
 typedef void (*run_done_fn)(struct run_instance *inst, void *arg);
@@ -268,7 +266,7 @@ int run_pool_poll(struct run_pool *pool);
  * (a timerfd). Borrowed for the life of the pool. */
 int run_pool_fd(const struct run_pool *pool);
 
-/* ---- The worker and the fleet ---------------------------------------------------- */
+/* ---- The worker ------------------------------------------------------------------ */
 
 struct run_worker_config {
 	const char *datadir;
@@ -283,17 +281,5 @@ struct run_worker_config {
 /* Serves apps on listen_fd until SIGTERM (then drains in-flight requests).
  * Returns the process exit status. */
 int run_worker_main(const struct run_worker_config *cfg);
-
-/* A child process kept alive by the supervisor. */
-struct run_child_spec {
-	const char *role; /* "api", "worker 0", ... (static storage) */
-	int (*main)(void *arg); /* the child's body; its result is the exit status */
-	void *arg;
-};
-
-/* Forks every child, restarts any that dies (with a growing delay when one
- * keeps dying), and on SIGTERM or SIGINT stops them all (SIGTERM, then
- * SIGKILL after grace_ms) and returns 0. */
-int run_supervise(const struct run_child_spec *children, size_t n, unsigned grace_ms);
 
 #endif

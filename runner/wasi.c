@@ -9,7 +9,9 @@
  * wasm2c 1.0.32 passes the right pointer on direct calls but, when the guest
  * calls an import through its function table, a pointer into the guest's
  * own instance structure, whose fields the guest controls. The caller is
- * always the guest running on this thread, so run_current names it. */
+ * always the guest running on this thread, so run_current names it:
+ * run_enter(), every call's prologue, takes it from there. stdout goes to
+ * the guest's mode (the CGI mode's response). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,29 +138,26 @@ static uint32_t put_sizes(struct run_instance *in, const char *const *items, siz
 
 WASI_CALL(uint32_t, args_get, uint32_t argv, uint32_t buf)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	const char *args[1];
 
-	run_hostcall_enter(in);
 	args[0] = in->app->name;
 	return put_list(in, args, 1, argv, buf);
 }
 
 WASI_CALL(uint32_t, args_sizes_get, uint32_t argc_p, uint32_t size_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	const char *args[1];
 
-	run_hostcall_enter(in);
 	args[0] = in->app->name;
 	return put_sizes(in, args, 1, argc_p, size_p);
 }
 
 WASI_CALL(uint32_t, environ_get, uint32_t envp, uint32_t buf)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (ensure_env(in))
 		return E_2BIG;
 	return put_list(in, (const char *const *)in->envp, in->n_envp, envp, buf);
@@ -166,9 +165,8 @@ WASI_CALL(uint32_t, environ_get, uint32_t envp, uint32_t buf)
 
 WASI_CALL(uint32_t, environ_sizes_get, uint32_t count_p, uint32_t size_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (ensure_env(in))
 		return E_2BIG;
 	return put_sizes(in, (const char *const *)in->envp, in->n_envp, count_p, size_p);
@@ -197,12 +195,11 @@ static bool clock_of(uint32_t id, clockid_t *out)
 
 WASI_CALL(uint32_t, clock_res_get, uint32_t id, uint32_t res_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	struct timespec ts;
 	clockid_t c;
 	uint8_t *p;
 
-	run_hostcall_enter(in);
 	if (!clock_of(id, &c))
 		return E_INVAL;
 	p = run_mem(in, res_p, 8);
@@ -215,13 +212,12 @@ WASI_CALL(uint32_t, clock_res_get, uint32_t id, uint32_t res_p)
 
 WASI_CALL(uint32_t, clock_time_get, uint32_t id, uint64_t precision, uint32_t time_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	struct timespec ts;
 	clockid_t c;
 	uint8_t *p;
 
 	(void)precision;
-	run_hostcall_enter(in);
 	if (!clock_of(id, &c))
 		return E_INVAL;
 	p = run_mem(in, time_p, 8);
@@ -234,10 +230,9 @@ WASI_CALL(uint32_t, clock_time_get, uint32_t id, uint64_t precision, uint32_t ti
 
 WASI_CALL(uint32_t, random_get, uint32_t buf, uint32_t len)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	uint8_t *p;
 
-	run_hostcall_enter(in);
 	p = run_mem(in, buf, len);
 	if (!p)
 		return E_FAULT;
@@ -267,12 +262,11 @@ static void write_stderr(struct run_instance *in, const uint8_t *p, size_t n)
 
 WASI_CALL(uint32_t, fd_write, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nwritten_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	const uint8_t *vec;
 	uint64_t total = 0;
 	uint32_t i;
 
-	run_hostcall_enter(in);
 	if (fd != 1 && fd != 2)
 		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 	vec = run_mem(in, iovs, (uint64_t)n * 8);
@@ -285,10 +279,8 @@ WASI_CALL(uint32_t, fd_write, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t n
 		if (!p)
 			return E_FAULT;
 		if (fd == 1) {
-			if (viv_buf_append(&in->out, p, len)) {
-				in->out_overflow = true;
+			if (!in->mode->write_stdout(in, p, len))
 				return E_FBIG;
-			}
 		} else {
 			write_stderr(in, p, len);
 		}
@@ -301,12 +293,11 @@ WASI_CALL(uint32_t, fd_write, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t n
 
 WASI_CALL(uint32_t, fd_read, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nread_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	const struct run_request *r = in->req;
 	const uint8_t *vec;
 	uint32_t i, total = 0;
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_read(in, fd, iovs, n, nread_p);
 	if (fd != 0)
@@ -331,39 +322,37 @@ WASI_CALL(uint32_t, fd_read, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nr
 	return E_SUCCESS;
 }
 
-WASI_CALL(uint32_t, fd_pread, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off, uint32_t nread_p)
+WASI_CALL(uint32_t, fd_pread, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
+	  uint32_t nread_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_pread(in, fd, iovs, n, off, nread_p);
 	return E_SPIPE;
 }
 
-WASI_CALL(uint32_t, fd_pwrite, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off, uint32_t nwritten_p)
+WASI_CALL(uint32_t, fd_pwrite, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
+	  uint32_t nwritten_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
 	(void)iovs, (void)n, (void)off, (void)nwritten_p;
-	run_hostcall_enter(in);
 	return is_stdio(fd) ? E_SPIPE : run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;
 }
 
 WASI_CALL(uint32_t, fd_close, uint32_t fd)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	return is_stdio(fd) ? E_SUCCESS : run_fs_close_fd(in, fd);
 }
 
 WASI_CALL(uint32_t, fd_fdstat_get, uint32_t fd, uint32_t stat_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	uint8_t *p;
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_fdstat_get(in, fd, stat_p);
 	p = run_mem(in, stat_p, 24);
@@ -377,10 +366,9 @@ WASI_CALL(uint32_t, fd_fdstat_get, uint32_t fd, uint32_t stat_p)
 
 WASI_CALL(uint32_t, fd_filestat_get, uint32_t fd, uint32_t stat_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	uint8_t *p;
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_filestat_get(in, fd, stat_p);
 	p = run_mem(in, stat_p, 64);
@@ -394,9 +382,8 @@ WASI_CALL(uint32_t, fd_filestat_get, uint32_t fd, uint32_t stat_p)
 
 WASI_CALL(uint32_t, fd_seek, uint32_t fd, uint64_t off, uint32_t whence, uint32_t newoff_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_seek(in, fd, (int64_t)off, whence, newoff_p);
 	return E_SPIPE;
@@ -404,9 +391,8 @@ WASI_CALL(uint32_t, fd_seek, uint32_t fd, uint64_t off, uint32_t whence, uint32_
 
 WASI_CALL(uint32_t, fd_tell, uint32_t fd, uint32_t off_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (!is_stdio(fd))
 		return run_fs_seek(in, fd, 0, 1, off_p);
 	return E_SPIPE;
@@ -417,10 +403,9 @@ WASI_CALL(uint32_t, fd_tell, uint32_t fd, uint32_t off_p)
 #define FD_DENIED(name, params, args)                                             \
 	WASI_CALL(uint32_t, name, uint32_t fd params)                             \
 	{                                                                         \
-		struct run_instance *in = run_current;                            \
+		struct run_instance *in = run_enter();                            \
                                                                                   \
 		args;                                                             \
-		run_hostcall_enter(in);                                           \
 		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF; \
 	}
 #define P(...) , __VA_ARGS__
@@ -463,42 +448,40 @@ FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)le
 /* The /assets tree (wasi_fs.c). */
 WASI_CALL(uint32_t, fd_prestat_get, uint32_t fd, uint32_t buf)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	return run_fs_prestat_get(in, fd, buf);
 }
 
 WASI_CALL(uint32_t, fd_prestat_dir_name, uint32_t fd, uint32_t path, uint32_t len)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	return run_fs_prestat_dir_name(in, fd, path, len);
 }
 
-WASI_CALL(uint32_t, path_open, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t len, uint32_t oflags, uint64_t base, uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
+WASI_CALL(uint32_t, path_open, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t len,
+	  uint32_t oflags, uint64_t base, uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	return run_fs_path_open(in, fd, dirflags, path, len, oflags, base, inheriting, fdflags,
 				fd_p);
 }
 
-WASI_CALL(uint32_t, path_filestat_get, uint32_t fd, uint32_t flags, uint32_t path, uint32_t len, uint32_t stat_p)
+WASI_CALL(uint32_t, path_filestat_get, uint32_t fd, uint32_t flags, uint32_t path, uint32_t len,
+	  uint32_t stat_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	return run_fs_path_filestat_get(in, fd, flags, path, len, stat_p);
 }
 
-WASI_CALL(uint32_t, fd_readdir, uint32_t fd, uint32_t buf, uint32_t len, uint64_t cookie, uint32_t used_p)
+WASI_CALL(uint32_t, fd_readdir, uint32_t fd, uint32_t buf, uint32_t len, uint64_t cookie,
+	  uint32_t used_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 
-	run_hostcall_enter(in);
 	if (is_stdio(fd))
 		return E_NOTCAPABLE;
 	return run_fs_readdir(in, fd, buf, len, cookie, used_p);
@@ -519,24 +502,19 @@ WASI_CALL(void, proc_exit, uint32_t code)
 {
 	struct run_instance *in = run_current;
 
-	in->exit_code = (int)code;
-	run_stop_guest(in, RUN_STOP_EXIT, 0);
+	run_instance_exit(in, (int)code);
 }
 
 WASI_CALL(uint32_t, proc_raise, uint32_t sig)
 {
-	struct run_instance *in = run_current;
-
 	(void)sig;
-	run_hostcall_enter(in);
+	run_enter();
 	return E_NOSYS;
 }
 
 WASI_CALL(uint32_t, sched_yield)
 {
-	struct run_instance *in = run_current;
-
-	run_hostcall_enter(in);
+	run_enter();
 	return E_SUCCESS;
 }
 
@@ -545,14 +523,6 @@ WASI_CALL(uint32_t, sched_yield)
 #define SUB_SIZE 48
 #define EVENT_SIZE 32
 #define SUBCLOCK_ABSTIME 1
-
-static void wake_fire(struct run_timer *t)
-{
-	struct run_instance *in =
-		(struct run_instance *)((char *)t - offsetof(struct run_instance, wake_timer));
-
-	run_instance_wake(in);
-}
 
 /* When a clock subscription fires, on the monotonic clock; false for a bad
  * clock id. */
@@ -577,17 +547,16 @@ static bool sub_deadline(const uint8_t *sub, uint64_t now, uint64_t *at)
 }
 
 /* Standard streams are always ready, so only clock subscriptions wait: the
- * instance sleeps on the pool's timer while its worker serves others. */
+ * instance sleeps while its worker serves others. */
 WASI_CALL(uint32_t, poll_oneoff, uint32_t subs, uint32_t events, uint32_t n, uint32_t nevents_p)
 {
-	struct run_instance *in = run_current;
+	struct run_instance *in = run_enter();
 	const uint8_t *s;
 	uint8_t *ev;
 	uint64_t start = viv_mono_ns(), wake = UINT64_MAX, at, now;
 	uint32_t i, out = 0;
 	bool ready;
 
-	run_hostcall_enter(in);
 	if (n == 0)
 		return E_INVAL;
 	s = run_mem(in, subs, (uint64_t)n * SUB_SIZE);
@@ -620,9 +589,7 @@ WASI_CALL(uint32_t, poll_oneoff, uint32_t subs, uint32_t events, uint32_t n, uin
 	}
 	ready = out > 0;
 	if (!ready && wake > start) {
-		in->wake_timer.fire = wake_fire;
-		run_timer_arm(in->pool, &in->wake_timer, wake);
-		run_instance_suspend(in);
+		run_instance_sleep(in, wake);
 		/* Guest memory is looked up again after the guest was away. */
 		s = run_mem(in, subs, (uint64_t)n * SUB_SIZE);
 		ev = run_mem(in, events, (uint64_t)n * EVENT_SIZE);

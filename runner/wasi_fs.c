@@ -103,9 +103,30 @@ static uint32_t errno_to_wasi(int e)
 	return W_IO;
 }
 
+/* Closes every descriptor, at the instance's end. */
+static void fs_end(void *state);
+
+static const struct run_attach_ops fs_attach = {.name = "wasi_fs", .end = fs_end};
+
+static void fs_end(void *state)
+{
+	struct run_fs *fs = state;
+	int i;
+
+	for (i = 0; i < FS_FDS; i++) {
+		if (fs->fds[i].host >= 0)
+			close(fs->fds[i].host);
+	}
+	if (fs->root >= 0)
+		close(fs->root);
+	free(fs);
+}
+
+/* The instance's descriptors, made on first use and closed when it ends;
+ * NULL when out of memory. */
 static struct run_fs *fs_of(struct run_instance *in)
 {
-	struct run_fs *fs = in->fs;
+	struct run_fs *fs = run_instance_attached(in, &fs_attach);
 	int i;
 
 	if (fs)
@@ -116,25 +137,11 @@ static struct run_fs *fs_of(struct run_instance *in)
 	fs->root = -1;
 	for (i = 0; i < FS_FDS; i++)
 		fs->fds[i].host = -1;
-	in->fs = fs;
-	return fs;
-}
-
-void run_fs_close(struct run_instance *in)
-{
-	struct run_fs *fs = in->fs;
-	int i;
-
-	if (!fs)
-		return;
-	for (i = 0; i < FS_FDS; i++) {
-		if (fs->fds[i].host >= 0)
-			close(fs->fds[i].host);
+	if (!run_instance_attach(in, &fs_attach, fs)) {
+		free(fs);
+		return NULL;
 	}
-	if (fs->root >= 0)
-		close(fs->root);
-	free(fs);
-	in->fs = NULL;
+	return fs;
 }
 
 bool run_fs_has(struct run_instance *in, uint32_t fd)
@@ -145,7 +152,7 @@ bool run_fs_has(struct run_instance *in, uint32_t fd)
 		return false;
 	if (fd == FS_PREOPEN)
 		return true;
-	fs = in->fs;
+	fs = run_instance_attached(in, &fs_attach);
 	return fs && fd >= FS_FIRST && fd < FS_FIRST + FS_FDS && fs->fds[fd - FS_FIRST].host >= 0;
 }
 
@@ -310,7 +317,7 @@ uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirf
 
 uint32_t run_fs_close_fd(struct run_instance *in, uint32_t fd)
 {
-	struct run_fs *fs = in->fs;
+	struct run_fs *fs = run_instance_attached(in, &fs_attach);
 
 	if (!run_fs_has(in, fd))
 		return W_BADF;

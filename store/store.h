@@ -29,7 +29,7 @@ struct store;
  * every pending schema migration. On failure a sentence for the operator is
  * written to errbuf; VIV_ERR_UNSUPPORTED when the database was written by a
  * newer vivd. Caller frees with store_close(). */
-enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen);
+VIV_MUST_CHECK enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen);
 
 /* Closes the connection; accepts NULL. */
 void store_close(struct store *st);
@@ -52,7 +52,7 @@ int store_schema_version(struct store *st);
  * missing; VIV_ERR_INVALID when the file does not hold a token. The file
  * is the one admin token: when it was replaced (removed, and a new one made
  * at the next start), the token it held before is revoked. */
-enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
+VIV_MUST_CHECK enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
 
 /* What a token may do: everything, or read and deploy the apps it names
  * (the API decides which calls those are). */
@@ -91,7 +91,7 @@ bool store_token_name_valid(const char *name);
  * for STORE_SCOPE_ADMIN n_apps must be 0. VIV_ERR_INVALID for a bad name,
  * app name or count. *info_out (may be NULL) is the new token's record;
  * caller frees with store_token_free(). */
-enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
+VIV_MUST_CHECK enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
 				const char *const *apps, size_t n_apps, char **token_out,
 				struct store_token **info_out);
 
@@ -99,19 +99,19 @@ enum viv_err store_token_create(struct store *st, const char *name, enum store_s
  * The comparison is of sha256 digests. Records the use (last_used_at) when
  * the recorded one is over a minute old, so that most requests write
  * nothing. Caller frees *out with store_token_free(). */
-enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out);
+VIV_MUST_CHECK enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out);
 
 /* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. */
-enum viv_err store_token_check(struct store *st, const char *token);
+VIV_MUST_CHECK enum viv_err store_token_check(struct store *st, const char *token);
 
 /* Every token, ordered by id (*out is NULL when there are none). Caller
  * frees with store_token_list_free(). */
-enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out);
 
 /* Revokes a token. VIV_ERR_NOT_FOUND when there is none with that id,
  * VIV_ERR_UNSUPPORTED for the builtin admin token (replace its file and
  * restart vivd instead). */
-enum viv_err store_token_delete(struct store *st, int64_t id);
+VIV_MUST_CHECK enum viv_err store_token_delete(struct store *st, int64_t id);
 
 /* True when the token may act on the app called app: an admin token on
  * any, an apps token on those it names. */
@@ -149,15 +149,15 @@ struct store_app {
 /* Creates the app if it does not exist; *id_out is its id either way. The
  * caller has checked the name with viv_app_name_valid(); an invalid name is
  * VIV_ERR_INVALID all the same. */
-enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out);
+VIV_MUST_CHECK enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out);
 
 /* VIV_ERR_NOT_FOUND when there is no such app. Caller frees with
  * store_app_free(). */
-enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out);
+VIV_MUST_CHECK enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out);
 
 /* Every app, ordered by name (*out is NULL when there are none). Caller
  * frees with store_app_list_free(). */
-enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out);
 
 /* Free one app / an array of n apps; both accept NULL. */
 void store_app_free(struct store_app *app);
@@ -177,7 +177,7 @@ struct store_app_deleted {
  * remaining deployment does. VIV_ERR_NOT_FOUND when there is no such app.
  * A failure to remove a file is logged, never an error: the app is gone.
  * *out (may be NULL) says what went. */
-enum viv_err store_app_delete(struct store *st, const char *name, struct store_app_deleted *out);
+VIV_MUST_CHECK enum viv_err store_app_delete(struct store *st, const char *name, struct store_app_deleted *out);
 
 /* Makes a ready deployment of the app its current one and bumps the routes
  * generation. deployment_id 0 means the newest ready deployment older than
@@ -187,8 +187,60 @@ enum viv_err store_app_delete(struct store *st, const char *name, struct store_a
  * of the app's; VIV_ERR_INVALID when that deployment is not ready, or
  * (deployment_id 0) there is no ready deployment older than the current
  * one. */
-enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
+VIV_MUST_CHECK enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
 				int64_t *current_out, int64_t *previous_out);
+
+/* ---- A deployment's configuration ---------------------------------------- */
+
+/* How a deployment's module is served (GUEST-ABI.md). */
+enum store_mode {
+	STORE_MODE_NONE = 0, /* not built yet */
+	STORE_MODE_HOSTCALL, /* host calls: the module exports run */
+	STORE_MODE_CGI,      /* WASI command: the module exports _start */
+};
+
+/* "hostcall" or "cgi"; NULL for STORE_MODE_NONE or a value out of range. */
+const char *store_mode_name(enum store_mode mode);
+
+/* One configuration variable a guest sees. */
+struct store_env_var {
+	char *name;
+	char *value;
+};
+
+/*
+ * What a build resolved from the manifest, and what runners serve a
+ * deployment with. The store keeps it in an encoding of its own; every
+ * other module reads and writes only this struct.
+ */
+struct store_deploy_config {
+	enum store_mode mode;
+	struct viv_limits limits;   /* resolved against the platform's defaults and maxima */
+	struct store_env_var *env;  /* the manifest's env, in its order */
+	size_t n_env;
+	char **outbound;            /* allowed outbound URL patterns */
+	size_t n_outbound;
+	char *assets;               /* the hash of the stored static files; NULL: none */
+};
+
+/* Frees what c owns and zeroes it; accepts NULL and a zeroed struct. */
+void store_deploy_config_clear(struct store_deploy_config *c);
+
+/* Makes dst (zeroed first) a deep copy of src. Caller clears dst with
+ * store_deploy_config_clear(), whatever the result. */
+VIV_MUST_CHECK enum viv_err store_deploy_config_copy(struct store_deploy_config *dst,
+				      const struct store_deploy_config *src);
+
+/* Appends one env variable (both strings copied). */
+VIV_MUST_CHECK enum viv_err store_deploy_config_add_env(struct store_deploy_config *c, const char *name,
+					 const char *value);
+
+/* Appends one outbound URL pattern (copied). */
+VIV_MUST_CHECK enum viv_err store_deploy_config_add_outbound(struct store_deploy_config *c,
+					      const char *pattern);
+
+/* The value of the env variable name, or NULL. Borrowed from c. */
+const char *store_deploy_config_env(const struct store_deploy_config *c, const char *name);
 
 /* ---- Deployments ------------------------------------------------------------ */
 
@@ -213,11 +265,13 @@ struct store_deployment {
 	char *upload_sha256; /* of the uploaded bytes */
 	int64_t upload_size;
 	char *language; /* NULL until detected */
-	char *mode;     /* "cgi" or "hostcall"; NULL until built */
 	char *artifact; /* artifact hash; NULL until built */
 	char *log;      /* the build log so far; never NULL */
 	char *timings;  /* JSON object: step name -> milliseconds; never NULL */
-	char *config;   /* JSON object: resolved limits, env, outbound; never NULL */
+	/* The mode (STORE_MODE_NONE until built), resolved limits, env,
+	 * outbound patterns and static files; the platform's defaults until
+	 * built. */
+	struct store_deploy_config config;
 	char *error;    /* one sentence when failed, else NULL */
 	bool current;   /* this is the app's serving deployment */
 	char *deployed_by;     /* the name of the token that uploaded it; NULL: unknown */
@@ -230,7 +284,7 @@ struct store_deployment {
  * caller's pid: store_open() removes temporary uploads whose process is gone
  * (a crash left them behind) or that nobody wrote to for a day, and never
  * those a live process is still writing. */
-enum viv_err store_upload_tmp(const struct store *st, char **path_out);
+VIV_MUST_CHECK enum viv_err store_upload_tmp(const struct store *st, char **path_out);
 
 /* Creates the app if needed and a queued deployment for it, and moves the
  * file at upload_tmp (from store_upload_tmp) to the deployment's upload path,
@@ -238,27 +292,27 @@ enum viv_err store_upload_tmp(const struct store *st, char **path_out);
  * upload_sha256 is 64 lowercase hex digits. On failure the file is left where
  * it was: VIV_ERR_INVALID for a bad argument, VIV_ERR_IO when the file cannot
  * be moved (it must be on the data directory's file system). */
-enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
+VIV_MUST_CHECK enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
 				     const char *upload_sha256, int64_t upload_size,
 				     int64_t *id_out);
 
 /* store_deployment_create(), recording who made the deployment: the name
  * of the token it came with (at most STORE_TOKEN_NAME_MAX bytes; NULL
  * records none). */
-enum viv_err store_deployment_create_by(struct store *st, const char *app,
+VIV_MUST_CHECK enum viv_err store_deployment_create_by(struct store *st, const char *app,
 					const char *deployed_by, const char *upload_tmp,
 					const char *upload_sha256, int64_t upload_size,
 					int64_t *id_out);
 
 /* VIV_ERR_NOT_FOUND when there is none. Caller frees with
  * store_deployment_free(). */
-enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
+VIV_MUST_CHECK enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
 
 /* The app's deployments with ids below before_id (0: all), newest first,
  * at most limit (*out is NULL when there are none). Caller frees with
  * store_deployment_list_free(). VIV_ERR_NOT_FOUND when there is no such
  * app. */
-enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
+VIV_MUST_CHECK enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
 				   size_t limit, struct store_deployment **out, size_t *n_out);
 
 /* How far a deployment has got, cheaply, for following a build. */
@@ -272,7 +326,7 @@ struct store_dep_progress {
 /* The status, the log's size and the log's bytes from log_offset on (at
  * most max bytes of them). VIV_ERR_NOT_FOUND when there is no such
  * deployment. Caller frees out->log_tail with free(). */
-enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
+VIV_MUST_CHECK enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
 				       size_t max, struct store_dep_progress *out);
 
 void store_deployment_free(struct store_deployment *d);
@@ -283,11 +337,29 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n);
  * there is none. An app's deployments so build in order, one at a time,
  * and a slow build never holds another app's deployment in the queue.
  * Atomic, so several builders may call it at once. */
-enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
+VIV_MUST_CHECK enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
+
+/* Deployments queued on this data directory move a counter in a small
+ * page shared by every process on it (beside the routes generation), and
+ * wake whoever waits on it: a builder in any process learns of new work at
+ * once, and polls with a timeout for what a store on another machine
+ * queued. */
+uint32_t store_queue_generation(const struct store *st);
+
+/* Waits until the queue generation is no longer seen (the value read before
+ * the last store_deployment_claim() found nothing), store_queue_wake() is
+ * called, or timeout_ms pass; returns at once when it has already moved. A
+ * signal may end the wait early too: callers check what they wait for
+ * again. */
+void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms);
+
+/* Wakes every store_queue_wait() on this data directory, in every process,
+ * without moving the counter: for stopping builders. */
+void store_queue_wake(const struct store *st);
 
 /* At startup: deployments left in building by a crash are queued again, with
  * a line in their log saying so. *n_out (may be NULL) is how many. */
-enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
 
 /* The most build log text kept per deployment. */
 #define STORE_BUILD_LOG_MAX (1024 * 1024)
@@ -295,23 +367,24 @@ enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_ou
 /* Appends text to the build log; the log is capped at STORE_BUILD_LOG_MAX
  * bytes (the cap is noted once in the log when reached, and later text is
  * dropped). VIV_ERR_NOT_FOUND when there is no such deployment. */
-enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
+VIV_MUST_CHECK enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
 
 /* Records the detected language (at most 32 bytes). VIV_ERR_NOT_FOUND when
  * there is no such deployment. */
-enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language);
+VIV_MUST_CHECK enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language);
 
 /* Records one step's duration in the timings object, replacing an earlier
  * value for the same step. A step name is 1 to 64 letters, digits, '_' or
  * '-' (VIV_ERR_INVALID otherwise). VIV_ERR_NOT_FOUND when there is no such
  * deployment. */
-enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms);
+VIV_MUST_CHECK enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms);
 
 /* A finished, successful build. */
 struct store_build {
 	const char *artifact;  /* artifact hash; the file is already in place */
-	const char *mode;      /* "cgi" or "hostcall" */
-	const char *config;    /* JSON object, resolved from the manifest; NULL: {} */
+	/* The mode and what the build resolved from the manifest. Borrowed
+	 * for the call. */
+	const struct store_deploy_config *config;
 	int64_t artifact_size; /* bytes of the .so */
 	int64_t wasm_size;     /* bytes of the optimized wasm */
 	/* 64 lowercase hex digits that name the build's inputs (the upload and
@@ -326,17 +399,17 @@ struct store_build {
 /* In one transaction: records the artifact, marks the deployment ready (with
  * its build key), makes it the app's current deployment; then bumps the
  * routes generation. VIV_ERR_INVALID for a bad hash, build key, language,
- * mode or config, or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * config (no config, no mode, an env variable without a name, an assets
+ * hash that is not one), or when the deployment is not building; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
-enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
+VIV_MUST_CHECK enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
 
 /* An earlier successful build, as store_deployment_find_build() finds it. */
 struct store_prior_build {
 	int64_t deployment_id;
 	char *artifact; /* hash */
-	char *mode;     /* "cgi" or "hostcall" */
-	char *config;   /* JSON object; never NULL */
+	struct store_deploy_config config; /* its mode and configuration */
 	char *language; /* NULL when none was recorded */
 	int64_t artifact_size;
 	int64_t wasm_size;
@@ -347,7 +420,7 @@ struct store_prior_build {
  * that key). VIV_ERR_NOT_FOUND when there is none, VIV_ERR_INVALID when
  * build_key is not 64 lowercase hex digits. Caller frees with
  * store_prior_build_free(). */
-enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
+VIV_MUST_CHECK enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
 					 struct store_prior_build **out);
 
 /* Accepts NULL. */
@@ -357,7 +430,7 @@ void store_prior_build_free(struct store_prior_build *b);
  * and what to do; cut at 4096 bytes); the app keeps serving its current
  * deployment. VIV_ERR_INVALID when the deployment is already ready or
  * failed, VIV_ERR_NOT_FOUND when there is none. */
-enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error);
+VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error);
 
 /* ---- Files in the data directory ----------------------------------------------- */
 
@@ -371,7 +444,7 @@ const char *store_builds_dir(const struct store *st);
 /* A fresh, empty, private (mode 0700) folder for one build in parent, or
  * NULL: in store_builds_dir(). Caller removes it with viv_rmtree() and
  * frees the string with free(). */
-enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
+VIV_MUST_CHECK enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
 			     char **out);
 
 /* DATADIR/cache, private (mode 0700): where the pipeline keeps what it
@@ -394,13 +467,13 @@ bool store_artifact_exists(const struct store *st, const char *hash);
  * VIV_ERR_INVALID for a bad hash or ext, VIV_ERR_NOT_FOUND when src does not
  * exist, VIV_ERR_IO for other file errors. src is opened by its path:
  * only for files the platform made (store_artifact_put_fd() otherwise). */
-enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
+VIV_MUST_CHECK enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
 				const char *src);
 
 /* store_artifact_put from the file open at src_fd (read from its start),
  * which the caller opened as it sees fit (a build's output: beneath its
  * folder, without following links). */
-enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
+VIV_MUST_CHECK enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
 				   int src_fd);
 
 /* ---- Routes (read by runners) ------------------------------------------- */
@@ -410,16 +483,16 @@ struct store_route {
 	int64_t app_id;
 	int64_t deployment_id;
 	char *artifact; /* hash */
-	char *mode;     /* "cgi" or "hostcall" */
-	char *config;   /* JSON object */
-	/* JSON object: settings and secrets set through the API, which win over
-	 * the manifest's env (store_app_config_get()) */
-	char *app_config;
+	struct store_deploy_config config; /* the deployment's mode and configuration */
+	/* The settings and secrets set through the API, which win over the
+	 * manifest's env (store_app_config_get()), ordered by name. */
+	struct store_env_var *app_env;
+	size_t n_app_env;
 };
 
 /* Every app with a current deployment, ordered by app name (*out is NULL
  * when there are none). Caller frees with store_routes_free(). */
-enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out);
 void store_routes_free(struct store_route *routes, size_t n);
 
 /* A counter that changes whenever any app's current deployment changes. It
@@ -439,22 +512,22 @@ uint64_t store_routes_generation(const struct store *st);
 
 /* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad key
  * or value. */
-enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
+VIV_MUST_CHECK enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
 				  const char *value);
 /* *existed_out (may be NULL) says whether the key was set. */
-enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
+VIV_MUST_CHECK enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
 				    bool *existed_out);
 /* The values set through the API (settings, no secrets) as a JSON object
  * text, keys sorted. Caller frees with free(). VIV_ERR_NOT_FOUND when there
  * is no such app. */
-enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out);
+VIV_MUST_CHECK enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out);
 
 /* What guests of the app see on top of the manifest's env: the settings,
  * and the secrets, a secret winning over a setting of the same name; as a
  * JSON object text, keys sorted (store_route.app_config is the same).
  * For runners only: it holds secret values. Caller frees with free().
  * VIV_ERR_NOT_FOUND when there is no such app. */
-enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out);
+VIV_MUST_CHECK enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out);
 
 /* ---- Secrets -------------------------------------------------------------------- */
 
@@ -469,15 +542,15 @@ struct store_secret {
 
 /* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad
  * name or value. */
-enum viv_err store_secret_set(struct store *st, const char *app, const char *name,
+VIV_MUST_CHECK enum viv_err store_secret_set(struct store *st, const char *app, const char *name,
 			      const char *value);
 /* *existed_out (may be NULL) says whether the secret was set. */
-enum viv_err store_secret_unset(struct store *st, const char *app, const char *name,
+VIV_MUST_CHECK enum viv_err store_secret_unset(struct store *st, const char *app, const char *name,
 				bool *existed_out);
 /* The app's secrets, names only, ordered by name (*out is NULL when there
  * are none). Caller frees with store_secret_list_free().
  * VIV_ERR_NOT_FOUND when there is no such app. */
-enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
+VIV_MUST_CHECK enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
 			       size_t *n_out);
 void store_secret_list_free(struct store_secret *list, size_t n);
 
@@ -493,23 +566,23 @@ bool store_config_key_valid(const char *key);
 
 /* The value of key; VIV_ERR_NOT_FOUND when absent. *val_out (caller frees
  * with free()) is NUL-terminated after *len_out bytes. */
-enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
+VIV_MUST_CHECK enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
 			  char **val_out, size_t *len_out);
 /* Sets key to val, replacing what was there: *was_new_out says whether the
  * key was new. */
-enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
+VIV_MUST_CHECK enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
 			  const void *val, size_t vlen, bool *was_new_out);
 /* Sets key to val only when it is absent, else leaves the stored value:
  * *inserted_out says whether it did. */
-enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
+VIV_MUST_CHECK enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
 			      const void *val, size_t vlen, bool *inserted_out);
 /* Appends to the value, or inserts when absent: *was_new_out says whether the
  * key was new. VIV_ERR_TOO_BIG when the value would pass STORE_KV_VALUE_MAX
  * (nothing changes). */
-enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
+VIV_MUST_CHECK enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
 			     const void *val, size_t vlen, bool *was_new_out);
 /* Removes the key: *existed_out says whether it was there. */
-enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
+VIV_MUST_CHECK enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
 			     bool *existed_out);
 /* All of these: VIV_ERR_INVALID for an empty key or one past
  * STORE_KV_KEY_MAX, VIV_ERR_TOO_BIG for a value past STORE_KV_VALUE_MAX. */
@@ -527,7 +600,7 @@ struct store_kv_key {
  * most limit of them (*out is NULL when there are none). Caller frees with
  * store_kv_list_free(). VIV_ERR_INVALID for a prefix or after key past
  * STORE_KV_KEY_MAX. */
-enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
+VIV_MUST_CHECK enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
 			   const void *after, size_t alen, size_t limit,
 			   struct store_kv_key **out, size_t *n_out);
 void store_kv_list_free(struct store_kv_key *keys, size_t n);
@@ -536,7 +609,7 @@ void store_kv_list_free(struct store_kv_key *keys, size_t n);
  * in WAL mode): they survive a crash of the process, and a power failure may
  * lose the last ones. For runners, which write KV data and logs on the
  * request path. */
-enum viv_err store_sync_relaxed(struct store *st);
+VIV_MUST_CHECK enum viv_err store_sync_relaxed(struct store *st);
 
 /* ---- Static assets ------------------------------------------------------------------ */
 
@@ -548,7 +621,7 @@ char *store_assets_path(const struct store *st, const char *hash);
 /* Copies the tree at src_dir (regular files and directories only) into place
  * so that it appears only complete (a temporary directory, then rename). An
  * existing tree is left as it is. */
-enum viv_err store_assets_put(const struct store *st, const char *hash, const char *src_dir);
+VIV_MUST_CHECK enum viv_err store_assets_put(const struct store *st, const char *hash, const char *src_dir);
 
 /* ---- App logs --------------------------------------------------------------- */
 
@@ -573,12 +646,12 @@ struct store_log {
  * names above) and message, else VIV_ERR_INVALID and nothing is written;
  * deployment_id 0 means none, ts 0 means now; id is ignored. The lines are
  * borrowed for the call. */
-enum viv_err store_logs_append(struct store *st, const struct store_log *lines, size_t n);
+VIV_MUST_CHECK enum viv_err store_logs_append(struct store *st, const struct store_log *lines, size_t n);
 
 /* The app's lines with id > after_id, oldest first, at most limit (the newest
  * limit lines when after_id is 0). VIV_ERR_NOT_FOUND when there is no such
  * app. Caller frees with store_logs_free(). */
-enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
+VIV_MUST_CHECK enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
 			    struct store_log **out, size_t *n_out);
 void store_logs_free(struct store_log *lines, size_t n);
 
@@ -597,9 +670,9 @@ struct store_build_metrics {
 	uint64_t queued, building;          /* deployments in each state now */
 };
 
-enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
+VIV_MUST_CHECK enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
 
-/* ---- For runners only (store/runner_queries.c, kept by the runner) ---------- */
+/* ---- For runners only (store/store_runner_queries.c, kept by the runner) ---------- */
 
 /* The route of one ready deployment of any app, as store_routes_load()
  * gives an app's current one (its artifact, mode and configuration, with
@@ -607,7 +680,7 @@ enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *o
  * app's current deployment: for serving it at its preview address.
  * VIV_ERR_NOT_FOUND when there is no such deployment or it is not ready.
  * Caller frees with store_routes_free(*out, 1). */
-enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
+VIV_MUST_CHECK enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
 				       struct store_route **out);
 
 #endif

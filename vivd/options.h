@@ -13,7 +13,7 @@
  * file's text, which vivd_options_parse() keeps for the life of the
  * process. */
 struct vivd_options {
-	const char *role; /* "serve", "api" or "runner" */
+	const char *role; /* "serve", "api", "builder" or "runner" */
 	const char *config;
 	const char *datadir;
 	const char *api_addr;  /* "HOST:PORT" or "[IPV6]:PORT" */

@@ -122,6 +122,13 @@ async function api(path, { method = 'GET', body, headers = {} } = {}) {
 }
 
 const apiJson = async (path, options) => (await api(path, options)).json();
+// For calls whose answer is only its status: the body is read all the same,
+// so that the request ends instead of staying open until the page goes.
+const apiDone = async (path, options) => {
+  const response = await api(path, options);
+  await response.arrayBuffer();
+  return response;
+};
 const appPath = (app, rest = '') => `/v1/apps/${encodeURIComponent(app)}${rest}`;
 
 // ---- Tabs (the ARIA tabs pattern: arrows, Home and End move between tabs) ---
@@ -237,6 +244,19 @@ function newDoc(path, text) {
 
 const binaryDoc = (file) => CodeMirror.Doc(`${file.path} is a binary file of ${formatSize(file.data.length)}; it is deployed as it is.`, null);
 
+// Moves the focus to the control after (or before) box, as Tab would from
+// its last (or first) control. CodeMirror's own keymap would take a Tab it
+// passes on and indent, so the editor hands the focus on itself.
+function focusPast(box, back) {
+  const all = [...document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]
+    .filter((el) => el.tabIndex >= 0 && !el.disabled && !box.contains(el) && el.getClientRects().length > 0);
+  const after = all.filter((el) => box.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING);
+  const before = all.filter((el) => box.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_PRECEDING);
+  const next = back ? before[before.length - 1] : after[0];
+  editor.leaving = false;
+  if (next) next.focus();
+}
+
 function setupEditor() {
   const cm = CodeMirror($('editor'), {
     lineNumbers: true,
@@ -248,8 +268,8 @@ function setupEditor() {
     gutters: ['diagnostics', 'CodeMirror-linenumbers'],
     screenReaderLabel: 'Code',
     extraKeys: {
-      Tab: (c) => (editor.leaving ? CodeMirror.Pass : c.execCommand(c.somethingSelected() ? 'indentMore' : 'insertSoftTab')),
-      'Shift-Tab': (c) => (editor.leaving ? CodeMirror.Pass : c.execCommand('indentLess')),
+      Tab: (c) => (editor.leaving ? focusPast(c.getWrapperElement(), false) : c.execCommand(c.somethingSelected() ? 'indentMore' : 'insertSoftTab')),
+      'Shift-Tab': (c) => (editor.leaving ? focusPast(c.getWrapperElement(), true) : c.execCommand('indentLess')),
       Esc: () => {
         editor.leaving = true;
       },
@@ -261,6 +281,12 @@ function setupEditor() {
   cm.on('blur', () => {
     editor.leaving = false;
   });
+  // The scrolling part is a Tab stop (scrolled code must be reachable by
+  // keyboard) that hands the focus to the editor's input.
+  const scroller = cm.getScrollerElement();
+  scroller.tabIndex = 0;
+  scroller.setAttribute('aria-label', 'Code');
+  scroller.addEventListener('focus', () => cm.focus());
   editor.cm = cm;
 }
 
@@ -301,6 +327,7 @@ function setFiles(files, current = 0) {
   editor.files = files.map((f) => (typeof f.text === 'string' ? { path: f.path, doc: newDoc(f.path, f.text) } : { path: f.path, data: f.data }));
   editor.dirty = false;
   editor.current = Math.min(current, editor.files.length - 1);
+  $('files-message').textContent = '';
   renderFileTabs();
   openFile(editor.current);
 }
@@ -984,7 +1011,7 @@ async function showDeploymentLog(id) {
     let box = $('history-log');
     if (!box) {
       box = h('section', { id: 'history-log', 'aria-labelledby': 'history-log-title' },
-        h('h3', { id: 'history-log-title', tabindex: '-1' }), h('p', { id: 'history-log-error' }),
+        h('h2', { id: 'history-log-title', tabindex: '-1' }), h('p', { id: 'history-log-error' }),
         h('pre', { id: 'history-log-text', class: 'log', tabindex: '0', 'aria-labelledby': 'history-log-title' }));
       $('panel-history').append(box);
     }
@@ -1152,7 +1179,7 @@ async function deleteKey(entry) {
   const ok = await confirmAction({ title: `Delete the key ${keyText(entry)}?`, text: 'The app no longer finds its value.', ok: 'Delete key' });
   if (!ok) return;
   try {
-    await api(appPath(state.selected, `/kv/${keyPath(entry)}`), { method: 'DELETE' });
+    await apiDone(appPath(state.selected, `/kv/${keyPath(entry)}`), { method: 'DELETE' });
     setAppMessage(`Deleted the key ${keyText(entry)}.`);
     $('kv-view').hidden = true;
     await listKeys(false);
@@ -1170,7 +1197,7 @@ async function setKey(event) {
     return;
   }
   try {
-    const response = await api(appPath(state.selected, `/kv/${encodeURIComponent(key)}`), { method: 'PUT', body: $('kv-text').value });
+    const response = await apiDone(appPath(state.selected, `/kv/${encodeURIComponent(key)}`), { method: 'PUT', body: $('kv-text').value });
     setAppMessage(response.status === 201 ? `Added the key ${key}.` : `Replaced the value of ${key}.`);
     await listKeys(false);
   } catch (e) {
@@ -1215,7 +1242,7 @@ async function putValue(kind, nameInput, valueInput) {
     return;
   }
   try {
-    await api(appPath(state.selected, `/${kind}/${encodeURIComponent(name)}`), { method: 'PUT', body: valueInput.value });
+    await apiDone(appPath(state.selected, `/${kind}/${encodeURIComponent(name)}`), { method: 'PUT', body: valueInput.value });
     setAppMessage(kind === 'config' ? `Set ${name}.` : `Set the secret ${name}; its value is not shown again.`);
     valueInput.value = '';
     if (kind === 'secrets') nameInput.value = '';
@@ -1227,7 +1254,7 @@ async function putValue(kind, nameInput, valueInput) {
 
 async function removeValue(kind, name) {
   try {
-    await api(appPath(state.selected, `/${kind}/${encodeURIComponent(name)}`), { method: 'DELETE' });
+    await apiDone(appPath(state.selected, `/${kind}/${encodeURIComponent(name)}`), { method: 'DELETE' });
     setAppMessage(kind === 'config' ? `Removed the setting ${name}.` : `Removed the secret ${name}.`);
     await loadSettings();
   } catch (e) {
@@ -1294,10 +1321,12 @@ async function signIn(event) {
   }
   if (!response.ok) {
     const why = response.status === 401 ? 'The server does not know this token; check that it was copied whole.' : await errorMessage(response);
+    if (!response.bodyUsed) await response.arrayBuffer();
     fieldError(input, $('token-error'), why);
     input.focus();
     return;
   }
+  await response.arrayBuffer();
   token = candidate;
   localStorage.setItem(TOKEN_KEY, token);
   input.value = '';

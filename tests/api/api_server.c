@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "pipeline.h"
 #include "store.h"
 #include "viv.h"
 
@@ -57,6 +58,7 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 	char errbuf[256] = "", logpath[128];
 	bool created = false;
 	int fd, one = 1;
+	sigset_t stop_sigs, old_sigs;
 	pid_t parent;
 
 	memset(s, 0, sizeof(*s));
@@ -82,12 +84,38 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 	s->port = ntohs(sa.sin_port);
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 
+	/* The children are born with SIGTERM and SIGINT blocked, as the
+	 * builder and the API block them to sigwait: one sent before they
+	 * get there waits for them instead of killing them. */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	cr_assert_eq(sigprocmask(SIG_BLOCK, &stop_sigs, &old_sigs), 0);
 	parent = getpid();
+	s->builder_pid = fork();
+	cr_assert_geq(s->builder_pid, 0);
+	if (s->builder_pid == 0) {
+		struct pipe_config pc;
+		char err2[256];
+		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(1);
+		if (logfd >= 0)
+			dup2(logfd, 2);
+		close(fd);
+		viv_log_role("builder");
+		pipe_config_defaults(&pc);
+		if (upload_max)
+			pc.upload_max = upload_max;
+		pc.sandbox = pc.sandbox && pipe_sandbox_available(NULL, err2, sizeof(err2));
+		_exit(pipe_builder_main(s->datadir, &pc));
+	}
 	s->pid = fork();
 	cr_assert_geq(s->pid, 0);
 	if (s->pid == 0) {
 		struct api_config cfg = {0};
-		char err2[256];
+		struct pipe_config pc;
 		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
 		/* A test that fails before tsrv_stop must not leave its server
@@ -102,21 +130,17 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 		cfg.domain = "localhost";
 		cfg.apps_port = 8000;
 		cfg.web_dir = web_dir;
-		pipe_config_defaults(&cfg.pipe);
-		if (upload_max)
-			cfg.pipe.upload_max = upload_max;
-		cfg.pipe.sandbox =
-			cfg.pipe.sandbox && pipe_sandbox_available(NULL, err2, sizeof(err2));
+		cfg.upload_max = upload_max;
+		/* The platform's folders, where vivd finds them. */
+		pipe_config_defaults(&pc);
+		cfg.sdk_dir = pc.sdk_dir;
+		cfg.tool_dir = pc.tool_dir;
 		cfg.keepalive_s = keepalive_s;
 		_exit(api_main(&cfg));
 	}
+	cr_assert_eq(sigprocmask(SIG_SETMASK, &old_sigs, NULL), 0);
 	close(fd);
-	{
-		struct api_config probe = {0};
-
-		pipe_config_defaults(&probe.pipe);
-		s->upload_max = upload_max ? upload_max : probe.pipe.upload_max;
-	}
+	s->upload_max = upload_max ? upload_max : VIV_UPLOAD_MAX_DEFAULT;
 	/* Answering means its stop signals are taken: a SIGTERM sent before
 	 * that would kill it instead of stopping it. */
 	for (int i = 0; i < 200; i++) {
@@ -133,26 +157,34 @@ void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 	cr_assert_fail("the API did not answer /healthz within 10 s");
 }
 
-void tsrv_stop(struct tsrv *s)
+/* Stops the child pid with SIGTERM and asserts that it exits with status 0
+ * within 10 s. */
+static void stop_child(pid_t pid, const char *what)
 {
 	int status = 0, i;
 	pid_t r = 0;
 
-	cr_assert_eq(kill(s->pid, SIGTERM), 0);
+	cr_assert_eq(kill(pid, SIGTERM), 0);
 	for (i = 0; i < 200; i++) {
-		r = waitpid(s->pid, &status, WNOHANG);
-		if (r == s->pid)
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
 			break;
 		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
 	}
-	if (r != s->pid) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &status, 0);
-		cr_assert_fail("the API did not stop within 10 s of SIGTERM");
+	if (r != pid) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert_fail("the %s did not stop within 10 s of SIGTERM", what);
 	}
-	cr_assert(WIFEXITED(status), "the API died of signal %d", WTERMSIG(status));
-	cr_assert_eq(WEXITSTATUS(status), 0, "the API exited with %d", WEXITSTATUS(status));
-	viv_rmtree(s->root);
+	cr_assert(WIFEXITED(status), "the %s died of signal %d", what, WTERMSIG(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "the %s exited with %d", what, WEXITSTATUS(status));
+}
+
+void tsrv_stop(struct tsrv *s)
+{
+	stop_child(s->pid, "API");
+	stop_child(s->builder_pid, "builder");
+	viv_rmtree_or_log(s->root);
 	free(s->token);
 	s->token = NULL;
 }

@@ -1,6 +1,7 @@
 /* Test fixture shared by tests/api and tests/cli: the real API (api_main)
- * in a forked child on a loopback port with a fresh data directory, and a
- * small libcurl client to talk to it. */
+ * in a forked child on a loopback port with a fresh data directory, the
+ * builder role (pipe_builder_main) in another, as vivd runs them, and a
+ * small libcurl client to talk to the API. */
 #ifndef TESTS_API_SERVER_H
 #define TESTS_API_SERVER_H
 
@@ -10,7 +11,8 @@
 #include <sys/types.h>
 
 struct tsrv {
-	pid_t pid;
+	pid_t pid;           /* the API's process */
+	pid_t builder_pid;   /* the builder's */
 	int port;
 	char base[64];       /* the API's URL, http://127.0.0.1:PORT */
 	char root[64];       /* temporary directory holding data/ and api.log */
@@ -19,8 +21,8 @@ struct tsrv {
 	size_t upload_max;   /* what the server was started with */
 };
 
-/* Starts the API in a child process. upload_max 0 keeps the pipeline's
- * default; web_dir may be NULL. Asserts on failure. */
+/* Starts the API and the builder in child processes. upload_max 0 keeps
+ * the default; web_dir may be NULL. Asserts on failure. */
 void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir);
 
 /* tsrv_start with event stream keep-alives every keepalive_s seconds (0:
@@ -28,8 +30,8 @@ void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir);
 void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
 		     unsigned keepalive_s);
 
-/* Sends SIGTERM, asserts that the child exits with status 0 within a few
- * seconds, and removes the temporary directory. */
+/* Sends SIGTERM, asserts that both children exit with status 0 within a
+ * few seconds, and removes the temporary directory. */
 void tsrv_stop(struct tsrv *s);
 
 /* One reply as the client saw it. */

@@ -100,7 +100,7 @@ static char *sse_read(const char *path, const char *extra, const char *until, lo
 		  "%s: %s", path, curl_easy_strerror(rc));
 	*ended = rc == CURLE_OK;
 	curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, status);
-	viv_buf_append(&e.text, "", 1);
+	cr_assert_eq(viv_buf_append(&e.text, "", 1), VIV_OK);
 	text = viv_buf_steal(&e.text);
 	sse_free(&e);
 	return text;
@@ -159,11 +159,11 @@ Test(events, a_build_as_it_happens_and_after)
 	for (size_t i = 0; i < n_logs; i++) {
 		json_t *j = json_loads(logs[i], 0, NULL);
 
-		viv_buf_append(&log, tjstr(j, "text"), strlen(tjstr(j, "text")));
+		cr_assert_eq(viv_buf_append(&log, tjstr(j, "text"), strlen(tjstr(j, "text"))), VIV_OK);
 		json_decref(j);
 		free(logs[i]);
 	}
-	viv_buf_append(&log, "", 1);
+	cr_assert_eq(viv_buf_append(&log, "", 1), VIV_OK);
 	d = twait_deployment(&srv, id, 10);
 	cr_assert_str_eq(log.data, tjstr(d, "log"));
 	json_decref(d);

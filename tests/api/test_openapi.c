@@ -30,7 +30,7 @@ static void setup(void)
 static void teardown(void)
 {
 	tsrv_stop(&srv);
-	viv_rmtree(web);
+	viv_rmtree_or_log(web);
 }
 
 TestSuite(openapi, .init = setup, .fini = teardown, .timeout = 240);

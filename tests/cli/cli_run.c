@@ -164,8 +164,10 @@ int crun_finish(struct crun *r, int timeout_ms)
 	while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	viv_buf_append(&r->out, "", 0);
-	viv_buf_append(&r->err, "", 0);
+	if (viv_buf_append(&r->out, "", 0))
+		abort();
+	if (viv_buf_append(&r->err, "", 0))
+		abort();
 	return r->status;
 }
 
@@ -180,7 +182,7 @@ void crun_free(struct crun *r)
 	viv_buf_free(&r->out);
 	viv_buf_free(&r->err);
 	if (r->tmp[0])
-		viv_rmtree(r->tmp);
+		viv_rmtree_or_log(r->tmp);
 }
 
 void crun(struct crun *r, const struct crun_opts *o, const char *const *args)

@@ -199,7 +199,7 @@ Test(cli, deploy_streams_the_build_and_prints_the_addresses, .timeout = 240)
 	crun_says(&r, "preview       http://d1-hello-world.localhost:8000/");
 	crun_says(&r, "deployed by   admin");
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -228,7 +228,7 @@ Test(cli, a_failed_build_shows_the_error_and_exits_6, .timeout = 240)
 	cr_assert_eq(r.out.data[0], '{', "%s", r.out.data);
 	crun_says(&r, "\"status\":\"failed\"");
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -276,7 +276,7 @@ Test(cli, a_cut_build_stream_is_resumed_without_repeats, .timeout = 240)
 	crun_free(&st);
 	crun_free(&r);
 	relay_stop(&rl);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -295,7 +295,7 @@ Test(cli, deploy_of_a_file_and_no_wait)
 	crun_says(&r, "as app \"tiny\": deployment 1");
 	crun_says(&r, "viv status 1");
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -323,7 +323,7 @@ Test(cli, invalid_names_are_refused_before_upload)
 	assert_exit(&r, 0);
 	crun_says(&r, "as app \"from-manifest\"");
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -394,7 +394,7 @@ Test(cli, deployments_list_and_rollback_moves_between_them, .timeout = 300)
 	VIV(&s, &r, "deployments", "ghost");
 	assert_exit(&r, CLI_EXIT_NOT_FOUND);
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -918,7 +918,7 @@ Test(cli, configuration_file_and_precedence)
 	crun(&r, &o, ARGV("apps"));
 	assert_exit(&r, 0);
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -939,9 +939,9 @@ static void assert_lines_fit(const char *text, size_t width)
 			continue;
 		}
 		if (*p != '\r')
-			viv_buf_append(&plain, p, 1);
+			cr_assert_eq(viv_buf_append(&plain, p, 1), VIV_OK);
 	}
-	viv_buf_append(&plain, "", 0);
+	cr_assert_eq(viv_buf_append(&plain, "", 0), VIV_OK);
 	for (line = strtok_r(plain.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		cr_assert_leq(cli_text_width(line), width, "\"%s\" is wider than %zu", line, width);
 	viv_buf_free(&plain);
@@ -994,7 +994,7 @@ Test(cli, tables_fit_the_terminal_and_colour_only_there, .timeout = 240)
 	crun_says(&r, "] 100%");
 	crun_says(&r, "\x1b[1m==> \x1b[0m");
 	crun_free(&r);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 	tsrv_stop(&s);
 }
 
@@ -1124,7 +1124,7 @@ Test(cli_pack, skips_build_output_and_large_files)
 	cr_assert_eq(cli_pack_dir(tmp, 100, &data, &len, &files, errbuf, sizeof(errbuf)),
 		     VIV_ERR_TOO_BIG);
 	cr_assert_not_null(strstr(errbuf, "upload limit"), "%s", errbuf);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 }
 
 Test(cli_pack, names_from_folders)

@@ -23,9 +23,9 @@ static bool record(void *ctx, const struct cli_sse_event *ev)
 {
 	struct seen *s = ctx;
 
-	viv_buf_printf(&s->log, "%s|%s|", ev->type, ev->id);
-	viv_buf_append(&s->log, ev->data, ev->len);
-	viv_buf_append(&s->log, "\n", 1);
+	cr_assert_eq(viv_buf_printf(&s->log, "%s|%s|", ev->type, ev->id), VIV_OK);
+	cr_assert_eq(viv_buf_append(&s->log, ev->data, ev->len), VIV_OK);
+	cr_assert_eq(viv_buf_append(&s->log, "\n", 1), VIV_OK);
 	s->n++;
 	return !(s->stop_after && s->n >= s->stop_after);
 }
@@ -39,7 +39,7 @@ static char *parse(const char *text, size_t len, size_t step, struct cli_sse *ke
 	size_t off = 0, n;
 
 	viv_buf_init(&s.log, 0);
-	viv_buf_append(&s.log, "", 0);
+	cr_assert_eq(viv_buf_append(&s.log, "", 0), VIV_OK);
 	cli_sse_init(&p, record, &s);
 	while (off < len) {
 		n = step && len - off > step ? step : len - off;
@@ -174,7 +174,7 @@ static char *cut(const char *text, size_t width, size_t *used)
 
 	viv_buf_init(&b, 0);
 	cr_assert_eq(cli_cut(text, width, "~", &b, used), VIV_OK);
-	viv_buf_append(&b, "", 0);
+	cr_assert_eq(viv_buf_append(&b, "", 0), VIV_OK);
 	return viv_buf_steal(&b);
 }
 

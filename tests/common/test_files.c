@@ -26,7 +26,7 @@ static void setup(void)
 static void teardown(void)
 {
 	close(dfd);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 }
 
 static void put(const char *rel, const char *text)

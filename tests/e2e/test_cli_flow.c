@@ -160,7 +160,7 @@ Test(cli_flow, deploy_streams_the_build_and_logs_follow_a_request)
 	cr_assert_null(strstr(strstr(follow.out.data, "noted: /first") + 1, "noted: /first"),
 		       "a line came twice:\n%s", follow.out.data);
 	crun_free(&follow);
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 }
 
 Test(cli_flow, rollback_and_rm_change_what_is_served)
@@ -204,7 +204,7 @@ Test(cli_flow, rollback_and_rm_change_what_is_served)
 		}
 		tsup_resp_free(&resp);
 	}
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 }
 
 Test(cli_flow, kv_settings_and_secrets_reach_the_guest)
@@ -301,5 +301,5 @@ Test(cli_flow, a_token_for_one_app_is_refused_elsewhere)
 	cr_assert_null(strstr(r.out.data, "theirs"), "%s", r.out.data);
 	crun_free(&r);
 	wait_for_body("theirs", "/", "mine");
-	viv_rmtree(tmp);
+	viv_rmtree_or_log(tmp);
 }

@@ -183,7 +183,7 @@ Test(terrarium, prebuilt_wasm_of_the_same_guest)
 		free(tgz);
 	}
 	c_guest_behaviour("prebuilt2");
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	free(bin);
 	free(code);
 	free(m);

@@ -34,10 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pool.cfg.log_bytes_max = 65536;
 	in.pool = &pool;
 	memcpy(copy, data, size);
-	in.out.data = size ? copy : NULL;
-	in.out.len = size;
-	in.out.alloc = size;
-	ok = run_cgi_response(&in);
+	ok = run_cgi_response(&in, size ? copy : NULL, size);
 	if (ok) {
 		const char *lo = copy, *hi = copy + size;
 

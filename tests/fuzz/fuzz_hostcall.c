@@ -121,7 +121,7 @@ static void remove_datadir(void)
 	if (pool)
 		run_pool_destroy(pool);
 	store_close(st);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 }
 
 static void setup(void)

@@ -25,7 +25,8 @@ static void check(bool ok, const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pipe_manifest *m = NULL;
-	char err[512] = "", *text = malloc(size ? size : 1), *config = NULL;
+	char err[512] = "", *text = malloc(size ? size : 1);
+	struct store_deploy_config config = {0};
 	enum viv_err e;
 
 	if (!ready) {
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		e = pipe_manifest_config(m, NULL, &config);
 		check(e == VIV_OK || e == VIV_ERR_NOMEM, "no configuration from a manifest");
 	}
-	free(config);
+	store_deploy_config_clear(&config);
 	pipe_manifest_free(m);
 	free(text);
 	return 0;

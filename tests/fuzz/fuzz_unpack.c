@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(dest, sizeof(dest), "%s/build", work);
 		snprintf(upload, sizeof(upload), "%s/upload", work);
 		snprintf(canary, sizeof(canary), "%s/canary", work);
-		viv_rmtree(work);
+		viv_rmtree_or_log(work);
 		check(viv_mkdirs(work, 0755) == VIV_OK, "cannot make the work folder");
 		check(viv_write_file_atomic(canary, "canary", 6, 0600) == VIV_OK,
 		      "cannot write the canary");
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.unpack_max_bytes = 4u << 20;
 		cfg.unpack_max_entries = 200;
 	}
-	viv_rmtree(dest);
+	viv_rmtree_or_log(dest);
 	check(mkdir(dest, 0755) == 0, "cannot make the build folder");
 	check(viv_write_file_atomic(upload, data, size, 0644) == VIV_OK, "cannot write");
 	e = pipe_unpack(upload, dest, &cfg, NULL, &root, err, sizeof(err));

@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(w2->n_exports > w->n_exports, "exposing added no export");
 		}
 	}
-	pipe_wasm_object_defines(bytes, size, names, found, err, sizeof(err));
+	if (pipe_wasm_object_defines(bytes, size, names, found, err, sizeof(err)) != VIV_OK)
+		check(err[0] != '\0', "an object refused without a reason");
 	pipe_wasm_free(w);
 	pipe_wasm_free(w2);
 	free(out);

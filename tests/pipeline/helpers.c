@@ -150,7 +150,7 @@ char *t_wat_bytes(const char *wat, size_t *len)
 	char *data = t_read(path, len);
 
 	cr_assert_not_null(data);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	free(dir);
 	free(path);
 	return data;
@@ -174,7 +174,7 @@ void t_ctx_setup(void)
 void t_ctx_teardown(void)
 {
 	pipe_ctx_free(&t_cx.ctx);
-	viv_rmtree(t_cx.dir);
+	viv_rmtree_or_log(t_cx.dir);
 	free(t_cx.dir);
 }
 
@@ -208,7 +208,7 @@ void t_store_setup(void)
 void t_store_teardown(void)
 {
 	store_close(t_fx.st);
-	viv_rmtree(t_fx.work);
+	viv_rmtree_or_log(t_fx.work);
 	free(t_fx.work);
 	free(t_fx.datadir);
 }

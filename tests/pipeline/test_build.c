@@ -90,14 +90,14 @@ Test(build, c_hello_is_ready_and_loads)
 	d = t_build(t_queue("hello", tar));
 	cr_assert_eq(d->status, STORE_DEP_READY, "failed: %s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "c");
-	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert_str_eq(store_mode_name(d->config.mode), "cgi");
 	cr_assert_eq(strlen(d->artifact), 64);
 	cr_assert(strstr(d->log, "$ clang --target=wasm32-wasi --sysroot=/usr -O2 -c hello.c -o "),
 		  "%s", d->log);
 	cr_assert(strstr(d->log, "$ wasm-opt -O2 "), "%s", d->log);
 	cr_assert(strstr(d->log, "$ wasm2c "), "%s", d->log);
 	cr_assert(strstr(d->log, "main() found"), "%s", d->log);
-	cr_assert(strstr(d->config, "\"memory_mb\":128"), "%s", d->config);
+	cr_assert_eq(d->config.limits.memory_mb, 128);
 	assert_timings(d, steps);
 	printf("c-hello timings: %s\n", d->timings);
 
@@ -150,8 +150,10 @@ Test(build, identical_upload_takes_over_the_earlier_build)
 	cr_assert_null(strstr(b->timings, "\"compile\""), "%s", b->timings);
 	cr_assert(strstr(b->timings, "\"total\""), "%s", b->timings);
 	cr_assert_str_eq(b->artifact, a->artifact);
-	cr_assert_str_eq(b->mode, a->mode);
-	cr_assert_str_eq(b->config, a->config);
+	cr_assert_eq(b->config.mode, a->config.mode);
+	cr_assert_eq(b->config.limits.memory_mb, a->config.limits.memory_mb);
+	cr_assert_eq(b->config.n_env, a->config.n_env);
+	cr_assert_eq(b->config.n_outbound, a->config.n_outbound);
 	cr_assert_str_eq(b->language, "c");
 	cr_assert(b->current);
 	cr_assert_eq(store_app_get(t_fx.st, "hello", &app), VIV_OK);
@@ -253,9 +255,8 @@ Test(build, identical_upload_builds_again_when_its_static_files_are_gone)
 
 	a = t_build(t_queue("site", tar));
 	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
-	hash = strstr(a->config, "\"assets\":\"");
-	cr_assert_not_null(hash, "%s", a->config);
-	hash = strndup(hash + 10, 64);
+	cr_assert_not_null(a->config.assets);
+	hash = strdup(a->config.assets);
 	tree = store_assets_path(t_fx.st, hash);
 	cr_assert_not_null(tree);
 	cr_assert_eq(viv_rmtree(tree), VIV_OK);
@@ -395,10 +396,10 @@ Test(build, c_reactor_with_run)
 	struct store_deployment *d = t_build_entries("handler", e, 2);
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
-	cr_assert_str_eq(d->mode, "hostcall");
+	cr_assert_str_eq(store_mode_name(d->config.mode), "hostcall");
 	cr_assert(strstr(d->log, "-mexec-model=reactor -Wl,--export=run"), "%s", d->log);
-	cr_assert(strstr(d->config, "\"memory_mb\":16"), "%s", d->config);
-	cr_assert(strstr(d->config, "\"GREETING\":\"hi\""), "%s", d->config);
+	cr_assert_eq(d->config.limits.memory_mb, 16);
+	cr_assert_str_eq(store_deploy_config_env(&d->config, "GREETING"), "hi");
 	store_deployment_free(d);
 }
 
@@ -420,7 +421,7 @@ Test(build, c_links_run_wasm_ld_directly_once_learnt)
 		struct store_deployment *d = t_build_entries(i < 2 ? "cmd" : "reactor", e, 2);
 
 		cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
-		cr_assert_str_eq(d->mode, i < 2 ? "cgi" : "hostcall");
+		cr_assert_str_eq(store_mode_name(d->config.mode), i < 2 ? "cgi" : "hostcall");
 		logs[i] = strdup(d->log);
 		store_deployment_free(d);
 	}
@@ -470,7 +471,7 @@ Test(build, wat_module)
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "wat");
-	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert_str_eq(store_mode_name(d->config.mode), "cgi");
 	cr_assert(strstr(d->log, "$ wat2wasm app.wat -o "), "%s", d->log);
 	store_deployment_free(d);
 }
@@ -527,7 +528,7 @@ Test(build, raw_wasm_upload)
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, "wasm");
-	cr_assert_str_eq(d->mode, "hostcall");
+	cr_assert_str_eq(store_mode_name(d->config.mode), "hostcall");
 	store_deployment_free(d);
 	free(wasm);
 }

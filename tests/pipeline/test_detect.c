@@ -18,7 +18,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	viv_rmtree(root);
+	viv_rmtree_or_log(root);
 	free(root);
 }
 

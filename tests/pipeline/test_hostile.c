@@ -51,7 +51,7 @@ static void limits_teardown(void)
 	if (!lim_dir)
 		return;
 	umount2(lim_dir, MNT_DETACH);
-	viv_rmtree(lim_dir);
+	viv_rmtree_or_log(lim_dir);
 	free(lim_dir);
 	pipe_cgroups_free(&lim_cfg.cgroups);
 }
@@ -179,7 +179,7 @@ static void launcher_teardown(void)
 
 	kill(launcher_pid, SIGTERM);
 	waitpid(launcher_pid, &status, 0);
-	viv_rmtree(l_builds);
+	viv_rmtree_or_log(l_builds);
 	free(l_builds);
 }
 
@@ -255,7 +255,7 @@ Test(launcher, empties_a_hostile_folder_and_nothing_outside)
 	cr_assert_neq(access(path, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/keep", outside);
 	cr_assert_eq(access(path, F_OK), 0);
-	viv_rmtree(outside);
+	viv_rmtree_or_log(outside);
 	free(outside);
 	free(dir);
 }
@@ -290,7 +290,7 @@ Test(leftovers, interrupted_builds_are_removed_at_start)
 	cr_assert_eq(access(path, F_OK), 0, "the builder's own folder stays");
 	snprintf(path, sizeof(path), "%s/keep", outside);
 	cr_assert_eq(access(path, F_OK), 0);
-	viv_rmtree(outside);
+	viv_rmtree_or_log(outside);
 	free(outside);
 	free(builds);
 }
@@ -364,14 +364,14 @@ static char *fill(const char *text, const char *const *kv)
 		for (size_t i = 0; kv[i]; i += 2) {
 			size_t k = strlen(kv[i]);
 			if (strncmp(p, kv[i], k) == 0) {
-				viv_buf_append(&b, kv[i + 1], strlen(kv[i + 1]));
+				cr_assert_eq(viv_buf_append(&b, kv[i + 1], strlen(kv[i + 1])), VIV_OK);
 				p += k;
 				done = true;
 				break;
 			}
 		}
 		if (!done)
-			viv_buf_append(&b, p++, 1);
+			cr_assert_eq(viv_buf_append(&b, p++, 1), VIV_OK);
 	}
 	return viv_buf_steal(&b);
 }
@@ -436,7 +436,7 @@ Test(hostile, links_a_build_script_plants_never_reach_the_host)
 	free(text);
 	free(so);
 	store_deployment_free(d);
-	viv_rmtree(outside);
+	viv_rmtree_or_log(outside);
 	free(outside);
 }
 

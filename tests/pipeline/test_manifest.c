@@ -70,24 +70,21 @@ Test(manifest, config_json_is_resolved)
 	struct pipe_manifest *m = parse_ok("{\"limits\": {\"cpu_ms\": 50},"
 					   " \"env\": {\"A\": \"1\", \"B\": \"two\"},"
 					   " \"outbound\": [\"http://x.test:8080/api\"]}");
-	char *config = NULL;
-	json_t *j;
+	struct store_deploy_config config;
 
 	cr_assert_eq(pipe_manifest_config(m, NULL, &config), VIV_OK);
-	j = json_loads(config, 0, NULL);
-	cr_assert_not_null(j, "%s", config);
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "limits"), "memory_mb")),
-		     VIV_LIMIT_MEMORY_MB_DEFAULT);
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "limits"), "cpu_ms")),
-		     50);
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "limits"), "wall_ms")),
-		     VIV_LIMIT_WALL_MS_DEFAULT);
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "env"), "B")), "two");
-	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "outbound"), 0)),
-			 "http://x.test:8080/api");
-	cr_assert(json_is_null(json_object_get(j, "assets")));
-	json_decref(j);
-	free(config);
+	cr_assert_eq(config.mode, STORE_MODE_NONE);
+	cr_assert_eq(config.limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
+	cr_assert_eq(config.limits.cpu_ms, 50);
+	cr_assert_eq(config.limits.wall_ms, VIV_LIMIT_WALL_MS_DEFAULT);
+	cr_assert_eq(config.n_env, 2);
+	cr_assert_str_eq(config.env[0].name, "A");
+	cr_assert_str_eq(config.env[1].name, "B");
+	cr_assert_str_eq(config.env[1].value, "two");
+	cr_assert_eq(config.n_outbound, 1);
+	cr_assert_str_eq(config.outbound[0], "http://x.test:8080/api");
+	cr_assert_null(config.assets);
+	store_deploy_config_clear(&config);
 	pipe_manifest_free(m);
 }
 
@@ -95,20 +92,24 @@ Test(manifest, absent_file_gives_defaults)
 {
 	char *dir = t_tmpdir();
 	struct pipe_manifest *m = NULL;
-	char *config = NULL;
+	struct store_deploy_config config;
 
 	cr_assert_eq(pipe_manifest_load(dir, &cfg, &m, err, sizeof(err)), VIV_OK);
 	cr_assert_not(m->present);
 	cr_assert_null(m->language);
 	cr_assert_eq(m->limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
 	cr_assert_eq(pipe_manifest_config(m, NULL, &config), VIV_OK);
-	cr_assert_str_eq(config, "{\"limits\":{\"memory_mb\":128,\"cpu_ms\":500,\"wall_ms\":10000},"
-				 "\"env\":{},\"outbound\":[],\"assets\":null}");
-	free(config);
+	cr_assert_eq(config.limits.memory_mb, 128);
+	cr_assert_eq(config.limits.cpu_ms, 500);
+	cr_assert_eq(config.limits.wall_ms, 10000);
+	cr_assert_eq(config.n_env, 0);
+	cr_assert_eq(config.n_outbound, 0);
+	cr_assert_null(config.assets);
+	store_deploy_config_clear(&config);
 	pipe_manifest_free(m);
 	t_write(dir, "vivarium.json", "{\"limits\": {\"memory_mb\": 0}}");
 	cr_assert_eq(pipe_manifest_load(dir, &cfg, &m, err, sizeof(err)), VIV_ERR_INVALID);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	free(dir);
 }
 

@@ -1,4 +1,4 @@
-/* The rewrite of wasm2c's memory accesses (aot_rewrite.c): the text it
+/* The rewrite of wasm2c's memory accesses (pipe_aot_rewrite.c): the text it
  * makes of real wasm2c output, the texts it leaves alone, and an artifact
  * built through it that grows its memory, traps and loads floats, run with
  * wabt's stock runtime. */

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -24,7 +26,7 @@ static void setup(void)
 
 	scratch = t_tmpdir();
 	tmp = viv_path_join(scratch, "tmp");
-	viv_mkdirs(tmp, 0755);
+	cr_assert_eq(viv_mkdirs(tmp, 0755), VIV_OK);
 	free(tmp);
 	t_config(&cfg, false);
 	cfg.step_timeout_ms = 10000;
@@ -36,7 +38,7 @@ static void setup(void)
 static void teardown(void)
 {
 	viv_buf_free(&out);
-	viv_rmtree(scratch);
+	viv_rmtree_or_log(scratch);
 	free(scratch);
 }
 
@@ -152,6 +154,73 @@ Test(spawn, stdin_is_empty_and_no_fd_leaks)
 	/* 0, 1, 2 and the fd ls opens to read the folder */
 	cr_assert_str_eq(out.data, "4\n", "%s", out.data);
 	close(fd);
+}
+
+/* Several children in one loop: each keeps its own output, cap and
+ * timeout, and they run at the same time, not one after another. */
+Test(spawn, one_loop_waits_for_several)
+{
+	const char *a[] = {"sh", "-c", "sleep 0.5; echo first", NULL};
+	const char *b[] = {"sh", "-c", "echo second; sleep 0.5; echo again >&2", NULL};
+	const char *c[] = {"sh", "-c", "sleep 30", NULL};
+	const char *const *argvs[] = {a, b, c};
+	struct pipe_cmd cmds[3];
+	struct pipe_proc *procs[3];
+	struct viv_buf outs[3];
+	struct pipe_exit exits[3];
+	enum viv_err errs[3];
+	uint64_t t0 = viv_mono_ns();
+
+	for (int i = 0; i < 3; i++) {
+		cmds[i] = (struct pipe_cmd){scratch, NULL, argvs[i], NULL, i == 2 ? 1000 : 0,
+					    false, -1};
+		viv_buf_init(&outs[i], 0);
+		cr_assert_eq(pipe_proc_start(&cfg, &cmds[i], &outs[i], &procs[i], err,
+					     sizeof(err)),
+			     VIV_OK, "%s", err);
+	}
+	cr_assert_eq(pipe_procs_wait(procs, 3), VIV_OK);
+	for (int i = 0; i < 3; i++)
+		errs[i] = pipe_proc_finish(procs[i], &exits[i], err, sizeof(err));
+	/* Side by side: about one second (the timeout), not two. */
+	cr_assert_lt(viv_mono_ns() - t0, 1900000000ull);
+	cr_assert_eq(errs[0], VIV_OK);
+	cr_assert_str_eq(outs[0].data, "first\n");
+	cr_assert_eq(errs[1], VIV_OK);
+	cr_assert_str_eq(outs[1].data, "second\nagain\n");
+	cr_assert_eq(exits[1].code, 0);
+	cr_assert_eq(errs[2], VIV_ERR_TIMEOUT);
+	cr_assert_str_eq(err, "sh took longer than 1 s and was stopped");
+	for (int i = 0; i < 3; i++)
+		viv_buf_free(&outs[i]);
+}
+
+/* A wait that fails is that failure, not a timeout: here poll() is
+ * refused (more descriptors than RLIMIT_NOFILE allows). */
+Test(spawn, a_failed_wait_is_an_error_not_a_timeout)
+{
+	const char *argv[] = {"sleep", "30", NULL};
+	struct pipe_cmd cmd = {scratch, NULL, argv, NULL, 0, false, -1};
+	struct pipe_proc *procs[4];
+	struct rlimit rl;
+	enum viv_err e;
+	uint64_t t0;
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pipe_proc_start(&cfg, &cmd, &out, &procs[i], err, sizeof(err)),
+			     VIV_OK, "%s", err);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = 2;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	t0 = viv_mono_ns();
+	cr_assert_eq(pipe_procs_wait(procs, 4), VIV_ERR_IO);
+	cr_assert_lt(viv_mono_ns() - t0, 5000000000ull);
+	for (int i = 0; i < 4; i++) {
+		e = pipe_proc_finish(procs[i], &ex, err, sizeof(err));
+		cr_assert_eq(e, VIV_ERR_IO);
+		cr_assert_str_eq(err, "waiting for sleep failed: Invalid argument");
+		cr_assert_eq(ex.signal, SIGKILL);
+	}
 }
 
 Test(spawn, run_logs_the_command_and_status)

@@ -24,7 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	viv_rmtree(work);
+	viv_rmtree_or_log(work);
 	free(work);
 	free(dest);
 	free(upload);
@@ -85,8 +85,8 @@ Test(unpack, compressed_tars)
 	for (size_t i = 0; i < 4; i++) {
 		char *root;
 
-		viv_rmtree(dest);
-		viv_mkdirs(dest, 0755);
+		viv_rmtree_or_log(dest);
+		cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 		t_archive(upload, "ustar", filters[i], project, 4);
 		cr_assert_eq(unpack(&root), VIV_OK, "%s: %s", filters[i], err);
 		check_project(root);
@@ -205,8 +205,8 @@ Test(unpack, links_devices_and_fifos_are_refused)
 		char *bad = viv_path_join(dest, cases[i].e.name);
 		struct stat st;
 
-		viv_rmtree(dest);
-		viv_mkdirs(dest, 0755);
+		viv_rmtree_or_log(dest);
+		cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 		t_archive(upload, "tar", NULL, e, 2);
 		cr_assert_eq(unpack(&root), VIV_ERR_INVALID, "%s", cases[i].e.name);
 		cr_assert(strstr(err, cases[i].want), "%s", err);
@@ -231,8 +231,8 @@ Test(unpack, entry_count_cap)
 	cr_assert_eq(unpack(&root), VIV_ERR_TOO_BIG);
 	cr_assert_str_eq(err, "the upload holds more than 11 files and folders; the limit is 11");
 	cfg.unpack_max_entries = 12;
-	viv_rmtree(dest);
-	viv_mkdirs(dest, 0755);
+	viv_rmtree_or_log(dest);
+	cr_assert_eq(viv_mkdirs(dest, 0755), VIV_OK);
 	cr_assert_eq(unpack(&root), VIV_OK, "%s", err);
 	free(root);
 }
@@ -343,23 +343,23 @@ Test(unpack, sniff)
 {
 	char tar[512];
 
-	cr_assert_str_eq(pipe_sniff("\0asm\1\0\0\0", 8), "wasm");
-	cr_assert_str_eq(pipe_sniff("\x1f\x8b\x08", 3), "archive");
-	cr_assert_str_eq(pipe_sniff("BZh91AY", 7), "archive");
-	cr_assert_str_eq(pipe_sniff("\xfd" "7zXZ\0", 6), "archive");
-	cr_assert_str_eq(pipe_sniff("\x28\xb5\x2f\xfd", 4), "archive");
-	cr_assert_str_eq(pipe_sniff("PK\3\4", 4), "archive");
-	cr_assert_null(pipe_sniff("\0as", 3));
-	cr_assert_null(pipe_sniff("hello", 5));
-	cr_assert_null(pipe_sniff("", 0));
+	cr_assert_eq(viv_upload_sniff("\0asm\1\0\0\0", 8), VIV_UPLOAD_WASM);
+	cr_assert_eq(viv_upload_sniff("\x1f\x8b\x08", 3), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("BZh91AY", 7), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("\xfd" "7zXZ\0", 6), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("\x28\xb5\x2f\xfd", 4), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("PK\3\4", 4), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("\0as", 3), VIV_UPLOAD_UNKNOWN);
+	cr_assert_eq(viv_upload_sniff("hello", 5), VIV_UPLOAD_UNKNOWN);
+	cr_assert_eq(viv_upload_sniff("", 0), VIV_UPLOAD_UNKNOWN);
 	memset(tar, 0, sizeof(tar));
 	memcpy(tar + 257, "ustar", 5);
-	cr_assert_str_eq(pipe_sniff(tar, sizeof(tar)), "archive");
+	cr_assert_eq(viv_upload_sniff(tar, sizeof(tar)), VIV_UPLOAD_ARCHIVE);
 	/* A real tar's first block. */
 	t_archive(upload, "ustar", NULL, project, 4);
 	{
 		char *data = t_read(upload, NULL);
-		cr_assert_str_eq(pipe_sniff(data, 512), "archive");
+		cr_assert_eq(viv_upload_sniff(data, 512), VIV_UPLOAD_ARCHIVE);
 		free(data);
 	}
 }
@@ -380,9 +380,11 @@ Test(unpack, sniff_webassembly_text)
 	};
 
 	for (size_t i = 0; i < sizeof(wat) / sizeof(wat[0]); i++)
-		cr_assert_str_eq(pipe_sniff(wat[i], strlen(wat[i])), "wat", "%s", wat[i]);
+		cr_assert_eq(viv_upload_sniff(wat[i], strlen(wat[i])), VIV_UPLOAD_WAT, "%s",
+			     wat[i]);
 	for (size_t i = 0; i < sizeof(not_wat) / sizeof(not_wat[0]); i++)
-		cr_assert_null(pipe_sniff(not_wat[i], strlen(not_wat[i])), "%s", not_wat[i]);
+		cr_assert_eq(viv_upload_sniff(not_wat[i], strlen(not_wat[i])), VIV_UPLOAD_UNKNOWN,
+			     "%s", not_wat[i]);
 }
 
 Test(unpack, webassembly_text_upload_is_app_wat)

@@ -290,7 +290,7 @@ static char *listing(const char *dir)
 
 	viv_buf_init(&b, 1 << 20);
 	for (int i = 0; i < n; i++) {
-		viv_buf_printf(&b, "%s\n", names[i]->d_name);
+		cr_assert_eq(viv_buf_printf(&b, "%s\n", names[i]->d_name), VIV_OK);
 		free(names[i]);
 	}
 	free(names);
@@ -475,13 +475,13 @@ static void path_tricks(void)
 				viv_buf_init(&b, 64 * MIB);
 				tar_block(&raw, nul_names[i], nul_lens[i], '0', NULL,
 				          "00000000006");
-				viv_buf_append(&raw, "pwned\n", 6);
-				viv_buf_append(&raw, (char[506]){0}, 506);
+				cr_assert_eq(viv_buf_append(&raw, "pwned\n", 6), VIV_OK);
+				cr_assert_eq(viv_buf_append(&raw, (char[506]){0}, 506), VIV_OK);
 				tar_end(&raw);
 				if (filters[f])
 					compress(filters[f], raw.data, raw.len, &b);
 				else
-					viv_buf_append(&b, raw.data, raw.len);
+					cr_assert_eq(viv_buf_append(&b, raw.data, raw.len), VIV_OK);
 				snprintf(label, sizeof(label), "NUL name %zu, %s", i,
 				         filters[f] ? filters[f] : "plain");
 				run_upload(label, b.data, b.len, false, K_PATH);
@@ -573,13 +573,13 @@ static void bombs(void)
 		tar_size(size, 64ull * MIB);
 		tar_block(&raw, "big", 3, '0', NULL, size);
 		for (int i = 0; i < 64; i++)
-			viv_buf_append(&raw, zeros, MIB);
+			cr_assert_eq(viv_buf_append(&raw, zeros, MIB), VIV_OK);
 		tar_end(&raw);
 		viv_buf_init(&b, 128 * MIB);
 		if (filters[f])
 			compress(filters[f], raw.data, raw.len, &b);
 		else
-			viv_buf_append(&b, raw.data, raw.len);
+			cr_assert_eq(viv_buf_append(&b, raw.data, raw.len), VIV_OK);
 		snprintf(label, sizeof(label), "64 MiB file, %s",
 		         filters[f] ? filters[f] : "plain");
 		run_upload(label, b.data, b.len, true, K_BOMB);
@@ -598,7 +598,7 @@ static void bombs(void)
 		if (filters[f])
 			compress(filters[f], raw.data, raw.len, &b);
 		else
-			viv_buf_append(&b, raw.data, raw.len);
+			cr_assert_eq(viv_buf_append(&b, raw.data, raw.len), VIV_OK);
 		snprintf(label, sizeof(label), "40 x 1 MiB, %s", filters[f] ? filters[f] : "plain");
 		run_upload(label, b.data, b.len, true, K_BOMB);
 		viv_buf_free(&raw);
@@ -652,7 +652,7 @@ static void bombs(void)
 		compress("gzip", raw.data, raw.len, &member);
 		viv_buf_init(&b, 64 * MIB);
 		for (int i = 0; i < 1024; i++)
-			viv_buf_append(&b, member.data, member.len);
+			cr_assert_eq(viv_buf_append(&b, member.data, member.len), VIV_OK);
 		run_upload("1 GiB of gzip members", b.data, b.len, true, K_BOMB);
 		cr_log_info("1 GiB bomb: %zu bytes uploaded", b.len);
 		viv_buf_free(&raw);
@@ -692,19 +692,19 @@ static void lying_sizes(void)
 			viv_buf_init(&raw, 64 * MIB);
 			viv_buf_init(&b, 64 * MIB);
 			tar_block(&raw, "liar.c", 6, '0', NULL, field);
-			viv_buf_append(&raw, "int liar;\n", 10);
-			viv_buf_append(&raw, (char[502]){0}, 502);
+			cr_assert_eq(viv_buf_append(&raw, "int liar;\n", 10), VIV_OK);
+			cr_assert_eq(viv_buf_append(&raw, (char[502]){0}, 502), VIV_OK);
 			/* A second header after it, as the smaller size would
 			 * read it. */
 			tar_block(&raw, "../escape", 9, '0', NULL, "00000000006");
-			viv_buf_append(&raw, "pwned\n", 6);
-			viv_buf_append(&raw, (char[506]){0}, 506);
+			cr_assert_eq(viv_buf_append(&raw, "pwned\n", 6), VIV_OK);
+			cr_assert_eq(viv_buf_append(&raw, (char[506]){0}, 506), VIV_OK);
 			if (i % 2)
 				tar_end(&raw);
 			if (filters[f])
 				compress(filters[f], raw.data, raw.len, &b);
 			else
-				viv_buf_append(&b, raw.data, raw.len);
+				cr_assert_eq(viv_buf_append(&b, raw.data, raw.len), VIV_OK);
 			snprintf(label, sizeof(label), "size field %zu, %s", i,
 			         filters[f] ? filters[f] : "plain");
 			run_upload(label, b.data, b.len, true, K_LYING);
@@ -788,7 +788,7 @@ static void entry_counts(void)
 			if (filters[f])
 				compress(filters[f], raw.data, raw.len, &b);
 			else
-				viv_buf_append(&b, raw.data, raw.len);
+				cr_assert_eq(viv_buf_append(&b, raw.data, raw.len), VIV_OK);
 			snprintf(label, sizeof(label), "%u %s, %s", MAX_ENTRIES * 20,
 			         shape ? "folders" : "files", filters[f] ? filters[f] : "plain");
 			run_upload(label, b.data, b.len, true, K_COUNT);
@@ -899,7 +899,7 @@ static void teardown(void)
 	if (chdir("/") != 0)
 		return;
 	unlink(abs_target);
-	viv_rmtree(work);
+	viv_rmtree_or_log(work);
 	free(work);
 	free(dest);
 	free(upload);

@@ -166,11 +166,13 @@ Test(wasm, long_lists_are_cut_with_a_count)
 	struct pipe_wasm_info *w;
 
 	viv_buf_init(&wat, 0);
-	viv_buf_printf(&wat, "(module");
+	cr_assert_eq(viv_buf_printf(&wat, "(module"), VIV_OK);
 	for (int i = 0; i < 40; i++)
-		viv_buf_printf(&wat, " (import \"env\" \"a_rather_long_import_name_%d\" (func))",
-			       i);
-	viv_buf_printf(&wat, " (func) (export \"_start\" (func 40)))");
+		cr_assert_eq(viv_buf_printf(&wat,
+					    " (import \"env\" \"a_rather_long_import_name_%d\" (func))",
+					    i),
+			     VIV_OK);
+	cr_assert_eq(viv_buf_printf(&wat, " (func) (export \"_start\" (func 40)))"), VIV_OK);
 	w = parse(wat.data);
 	cr_assert_eq(pipe_wasm_check(w, &mode, small, sizeof(small)), VIV_ERR_UNSUPPORTED);
 	cr_assert(strstr(small, "more"), "%s", small);
@@ -284,7 +286,7 @@ static char *object_of(const char *src, const char *flag, size_t *len)
 	cr_assert(asprintf(&path, "%s/a.o", dir) > 0);
 	data = t_read(path, len);
 	cr_assert_not_null(data);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	free(dir);
 	free(path);
 	return data;
@@ -349,12 +351,14 @@ Test(wasm, objects_that_are_not_clang_wasm_objects_are_refused)
 	 * never a crash or a read past the end (run under ASan too). */
 	o = object_of("int main(void) { return 0; }\nvoid run(void) {}\n", NULL, &len);
 	for (size_t n = 0; n < len; n++)
-		(void)pipe_wasm_object_defines(o, n, entry_names, found, err, sizeof(err));
+		if (pipe_wasm_object_defines(o, n, entry_names, found, err, sizeof(err)))
+			cr_assert_gt(strlen(err), 0, "a refusal says why");
 	for (size_t i = 8; i < len; i++) {
 		char saved = o[i];
 
 		o[i] = (char)0xff;
-		(void)pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err));
+		if (pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err)))
+			cr_assert_gt(strlen(err), 0, "a refusal says why");
 		o[i] = saved;
 	}
 	cr_assert_eq(pipe_wasm_object_defines(o, len, entry_names, found, err, sizeof(err)),
@@ -417,7 +421,7 @@ Test(wasm, a_private_memory_and_table_are_shown_to_the_optimizer)
 			viv_buf_free(&output);
 		}
 		free(path);
-		viv_rmtree(dir);
+		viv_rmtree_or_log(dir);
 		free(dir);
 		free(bytes);
 		free(out);

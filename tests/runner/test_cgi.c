@@ -7,15 +7,22 @@
 
 static struct run_pool fake_pool;
 static struct run_instance in;
+static struct viv_buf out; /* what the program wrote to stdout */
 
-static void with_output(const char *out)
+static void with_output(const char *text)
 {
 	memset(&in, 0, sizeof(in));
 	fake_pool.cfg.log_line_max = 4096;
 	fake_pool.cfg.log_bytes_max = 65536;
 	in.pool = &fake_pool;
-	viv_buf_init(&in.out, 0);
-	cr_assert_eq(viv_buf_append(&in.out, out, strlen(out)), VIV_OK);
+	viv_buf_init(&out, 0);
+	cr_assert_eq(viv_buf_append(&out, text, strlen(text)), VIV_OK);
+}
+
+/* Parses the output as the CGI mode does when the program ends. */
+static bool parse(void)
+{
+	return run_cgi_response(&in, out.data, out.len);
 }
 
 static void done(void)
@@ -26,7 +33,7 @@ static void done(void)
 		free(in.envp[i]);
 	free(in.envp);
 	free(in.resp.headers);
-	viv_buf_free(&in.out);
+	viv_buf_free(&out);
 }
 
 static bool header(const char *name, const char *value)
@@ -45,7 +52,7 @@ TestSuite(cgi, .fini = done);
 Test(cgi, status_header_sets_the_code)
 {
 	with_output("Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\n<p>gone</p>");
-	cr_assert(run_cgi_response(&in));
+	cr_assert(parse());
 	cr_assert_eq(in.resp.status, 404);
 	cr_assert_eq(in.resp.n_headers, 1);
 	cr_assert(header("Content-Type", "text/html"));
@@ -58,14 +65,14 @@ Test(cgi, status_header_sets_the_code)
 Test(cgi, a_nul_byte_in_a_header_name_is_refused)
 {
 	with_output("X#A: v\n\nbody");
-	in.out.data[1] = '\0';
-	cr_assert_not(run_cgi_response(&in));
+	out.data[1] = '\0';
+	cr_assert_not(parse());
 }
 
 Test(cgi, location_without_status_redirects)
 {
 	with_output("Location: /elsewhere\n\n");
-	cr_assert(run_cgi_response(&in));
+	cr_assert(parse());
 	cr_assert_eq(in.resp.status, 302);
 	cr_assert(header("Location", "/elsewhere"));
 	cr_assert_eq(in.resp.body_len, 0);
@@ -75,7 +82,7 @@ Test(cgi, server_owned_headers_are_dropped)
 {
 	with_output("Content-Type: text/plain\nContent-Length: 999\nConnection: close\n"
 		    "Transfer-Encoding: chunked\nX-Kept:   padded value\n\nbody");
-	cr_assert(run_cgi_response(&in));
+	cr_assert(parse());
 	cr_assert_eq(in.resp.status, 200);
 	cr_assert_eq(in.resp.n_headers, 2);
 	cr_assert(header("X-Kept", "padded value"));
@@ -85,7 +92,7 @@ Test(cgi, server_owned_headers_are_dropped)
 Test(cgi, output_without_a_blank_line_is_refused)
 {
 	with_output("Content-Type: text/plain\nno blank line follows");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
 	cr_assert_eq(in.n_logs, 1);
 	cr_assert_not_null(strstr(in.logs[0].message, "no empty line"));
 }
@@ -93,23 +100,45 @@ Test(cgi, output_without_a_blank_line_is_refused)
 Test(cgi, body_without_headers_is_refused)
 {
 	with_output("Hello, world!\n\n");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
 	cr_assert_not_null(strstr(in.logs[0].message, "'Name:'"));
 }
 
 Test(cgi, bad_header_name_and_bad_status_are_refused)
 {
 	with_output("Bad Name: x\n\n");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
 	done();
 	with_output("Status: 99 Too Low\n\n");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
 	done();
 	with_output("Status: abc\n\n");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
 	done();
 	with_output("X-Evil: a\x01z\n\n");
-	cr_assert_not(run_cgi_response(&in));
+	cr_assert_not(parse());
+}
+
+Test(cgi, folded_lines_and_delete_characters_are_refused)
+{
+	with_output("X-A: one\n two\n\nbody");
+	cr_assert_not(parse());
+	cr_assert_not_null(strstr(in.logs[0].message, "'Name:'"), "%s", in.logs[0].message);
+	done();
+	with_output("X-A: a\x7fz\n\n");
+	cr_assert_not(parse());
+	cr_assert_not_null(strstr(in.logs[0].message, "control character"), "%s",
+			   in.logs[0].message);
+}
+
+Test(cgi, crlf_and_lf_lines_mix)
+{
+	with_output("Status: 201 Created\r\nX-A: 1\nX-B:2\r\n\nbody\r\n");
+	cr_assert(parse());
+	cr_assert_eq(in.resp.status, 201);
+	cr_assert(header("X-A", "1"));
+	cr_assert(header("X-B", "2"));
+	cr_assert_eq(in.resp.body_len, 6);
 }
 
 Test(cgi, environment_follows_rfc_3875)

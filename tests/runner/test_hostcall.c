@@ -71,7 +71,7 @@ static void teardown(void)
 	run_pool_destroy(pool);
 	store_close(st);
 	tsup_upstream_stop(up);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 }
 
 TestSuite(hostcall, .init = setup, .fini = teardown, .timeout = 120);

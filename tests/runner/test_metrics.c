@@ -47,7 +47,7 @@ static void teardown(void)
 	run_metrics_destroy(metrics);
 	store_close(st);
 	run_pool_destroy(pool);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 }
 
 TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 120);

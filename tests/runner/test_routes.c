@@ -62,7 +62,7 @@ static void teardown(void)
 	run_pool_destroy(pool);
 	free(so_one);
 	free(so_two);
-	viv_rmtree(datadir);
+	viv_rmtree_or_log(datadir);
 }
 
 TestSuite(routes, .init = setup, .fini = teardown, .timeout = 300);
@@ -88,18 +88,24 @@ static int64_t queue(const char *app)
 static void make_ready(int64_t id, const char *so, const char *greeting)
 {
 	const char *base = strrchr(so, '/') + 1;
-	char hash[VIV_SHA256_HEX_LEN + 1], config[128];
+	char hash[VIV_SHA256_HEX_LEN + 1];
+	struct store_env_var env = {"GREETING", (char *)greeting};
+	struct store_deploy_config config = {
+		.mode = STORE_MODE_CGI,
+		.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+			   VIV_LIMIT_WALL_MS_DEFAULT},
+		.env = &env,
+		.n_env = 1,
+	};
 	struct store_build b = {0};
 	int64_t claimed = 0;
 
 	snprintf(hash, sizeof(hash), "%.*s", (int)(strlen(base) - 3), base);
-	snprintf(config, sizeof(config), "{\"env\": {\"GREETING\": \"%s\"}}", greeting);
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
 	cr_assert_eq(claimed, id);
 	cr_assert_eq(store_artifact_put(st, hash, "so", so), VIV_OK);
 	b.artifact = hash;
-	b.mode = "cgi";
-	b.config = config;
+	b.config = &config;
 	b.artifact_size = 1;
 	b.wasm_size = 1;
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);

@@ -22,7 +22,7 @@ void store_test_setup(void)
 
 void store_test_teardown(void)
 {
-	viv_rmtree(test_root);
+	viv_rmtree_or_log(test_root);
 }
 
 struct store *test_open(void)
@@ -88,12 +88,22 @@ void test_put_so(struct store *st, const char *hash)
 	unlink(src);
 }
 
+const struct store_deploy_config test_cgi = {
+	.mode = STORE_MODE_CGI,
+	.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+		   VIV_LIMIT_WALL_MS_DEFAULT},
+};
+const struct store_deploy_config test_hostcall = {
+	.mode = STORE_MODE_HOSTCALL,
+	.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+		   VIV_LIMIT_WALL_MS_DEFAULT},
+};
+
 int64_t test_deploy(struct store *st, const char *app, const char *hash)
 {
 	struct store_build b = {
 		.artifact = hash,
-		.mode = "hostcall",
-		.config = "{}",
+		.config = &test_hostcall,
 		.artifact_size = 100,
 		.wasm_size = 50,
 	};

@@ -28,6 +28,9 @@ void test_hash(const char *text, char hash[65]);
 /* Puts a .so for hash into the artifact directory. */
 void test_put_so(struct store *st, const char *hash);
 
+/* Configurations with a mode and the default limits, nothing else. */
+extern const struct store_deploy_config test_cgi, test_hostcall;
+
 /* Queues, claims and readies a deployment of app serving artifact hash;
  * returns its id. Nothing else may be queued. */
 int64_t test_deploy(struct store *st, const char *app, const char *hash);

@@ -57,8 +57,9 @@ static int64_t claim(const char *app, const char *src)
  * assets is not NULL, a static-asset tree of that hash. */
 static int64_t ready_with(const char *app, const char *hash, const char *assets)
 {
-	char config[256], src[200];
-	struct store_build b = {.artifact = hash, .mode = "cgi", .artifact_size = 7};
+	char file[256], src[200];
+	struct store_deploy_config config = test_cgi;
+	struct store_build b = {.artifact = hash, .config = &config, .artifact_size = 7};
 	int64_t id;
 
 	if (!store_artifact_exists(st, hash))
@@ -69,11 +70,10 @@ static int64_t ready_with(const char *app, const char *hash, const char *assets)
 	if (assets) {
 		snprintf(src, sizeof(src), "%s/assets-src", test_datadir);
 		cr_assert_eq(viv_mkdirs(src, 0755), VIV_OK);
-		snprintf(config, sizeof(config), "%.200s/index.html", src);
-		test_write(config, "<p>hi");
+		snprintf(file, sizeof(file), "%.200s/index.html", src);
+		test_write(file, "<p>hi");
 		cr_assert_eq(store_assets_put(st, assets, src), VIV_OK);
-		snprintf(config, sizeof(config), "{\"assets\":\"%s\"}", assets);
-		b.config = config;
+		config.assets = (char *)assets;
 	}
 	id = claim(app, app);
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
@@ -127,10 +127,10 @@ Test(app_admin, state_language_and_updated_at)
 	id = claim("web", "src");
 	cr_assert_eq(store_deployment_set_language(st, id, "rust"), VIV_OK);
 	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.mode = "cgi", .artifact_size = 1}), VIV_ERR_NOT_FOUND);
+		.config = &test_cgi, .artifact_size = 1}), VIV_ERR_NOT_FOUND);
 	test_put_so(st, hash);
 	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.mode = "cgi", .artifact_size = 1}), VIV_OK);
+		.config = &test_cgi, .artifact_size = 1}), VIV_OK);
 	/* A failed build after it does not change what the app does. */
 	failed = claim("web", "bad");
 	cr_assert_eq(store_deployment_failed(st, failed, "it broke."), VIV_OK);
@@ -218,16 +218,17 @@ Test(app_admin, delete_removes_everything_and_collects_files)
 
 Test(app_admin, ready_refuses_a_missing_assets_tree)
 {
-	char hash[65], assets[65], config[128];
+	char hash[65], assets[65];
+	struct store_deploy_config config = test_cgi;
 	int64_t id;
 
 	test_hash("artifact", hash);
 	test_hash("never stored", assets);
 	test_put_so(st, hash);
 	id = claim("hello", "src");
-	snprintf(config, sizeof(config), "{\"assets\":\"%s\"}", assets);
+	config.assets = assets;
 	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.mode = "cgi", .config = config}), VIV_ERR_NOT_FOUND);
+		.config = &config}), VIV_ERR_NOT_FOUND);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE status = 'ready'"), 0);
 }
 

@@ -97,7 +97,7 @@ Test(config, routes_carry_it_and_the_generation_moves)
 	test_deploy(st, "app", hash);
 	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
 	cr_assert_eq(n, 1);
-	cr_assert_str_eq(routes[0].app_config, "{}");
+	cr_assert_eq(routes[0].n_app_env, 0);
 	store_routes_free(routes, n);
 
 	gen = store_routes_generation(st);
@@ -108,7 +108,11 @@ Test(config, routes_carry_it_and_the_generation_moves)
 	cr_assert_eq(store_app_config_set(st, "app", "A", "1"), VIV_OK);
 	cr_assert_eq(store_routes_generation(st), gen + 2);
 	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
-	cr_assert_str_eq(routes[0].app_config, "{\"A\":\"1\",\"B\":\"2\"}");
+	cr_assert_eq(routes[0].n_app_env, 2);
+	cr_assert_str_eq(routes[0].app_env[0].name, "A");
+	cr_assert_str_eq(routes[0].app_env[0].value, "1");
+	cr_assert_str_eq(routes[0].app_env[1].name, "B");
+	cr_assert_str_eq(routes[0].app_env[1].value, "2");
 	store_routes_free(routes, n);
 	cr_assert_eq(store_app_config_unset(st, "app", "A", NULL), VIV_OK);
 	cr_assert_eq(store_routes_generation(st), gen + 3);
@@ -143,8 +147,13 @@ Test(config, secrets_win_for_guests_and_stay_out_of_settings)
 	free(json);
 	cr_assert_eq(store_routes_load(st, &routes, &n), VIV_OK);
 	cr_assert_eq(n, 1);
-	cr_assert_str_eq(routes[0].app_config,
-			 "{\"API_KEY\":\"k3y\",\"GREETING\":\"s3cret\",\"OTHER\":\"o\"}");
+	cr_assert_eq(routes[0].n_app_env, 3);
+	cr_assert_str_eq(routes[0].app_env[0].name, "API_KEY");
+	cr_assert_str_eq(routes[0].app_env[0].value, "k3y");
+	cr_assert_str_eq(routes[0].app_env[1].name, "GREETING");
+	cr_assert_str_eq(routes[0].app_env[1].value, "s3cret");
+	cr_assert_str_eq(routes[0].app_env[2].name, "OTHER");
+	cr_assert_str_eq(routes[0].app_env[2].value, "o");
 	store_routes_free(routes, n);
 
 	cr_assert_eq(store_secret_list(st, "app", &list, &n), VIV_OK);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -61,12 +62,13 @@ Test(deploy, create_moves_upload_into_place)
 	cr_assert_str_eq(d->upload_sha256, hash);
 	cr_assert_eq(d->upload_size, 13);
 	cr_assert_null(d->language);
-	cr_assert_null(d->mode);
+	cr_assert_eq(d->config.mode, STORE_MODE_NONE);
 	cr_assert_null(d->artifact);
 	cr_assert_null(d->error);
 	cr_assert_str_eq(d->log, "");
 	cr_assert_str_eq(d->timings, "{}");
-	cr_assert_str_eq(d->config, "{}");
+	cr_assert_eq(d->config.limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
+	cr_assert_eq(d->config.n_env, 0);
 	cr_assert_not(d->current);
 	store_deployment_free(d);
 	free(tmp);
@@ -138,9 +140,15 @@ Test(deploy, lifecycle_to_ready)
 	int64_t id, claimed = 0;
 	size_t n = 0;
 	uint64_t gen0 = store_routes_generation(st);
+	struct store_env_var greeting = {"GREETING", "hi"};
+	struct store_deploy_config config = {
+		.mode = STORE_MODE_CGI,
+		.limits = {64, 100, 2000},
+		.env = &greeting,
+		.n_env = 1,
+	};
 	struct store_build b = {
-		.mode = "cgi",
-		.config = "{\"env\":{\"GREETING\":\"hi\"}}",
+		.config = &config,
 		.artifact_size = 4096,
 		.wasm_size = 1024,
 	};
@@ -170,9 +178,14 @@ Test(deploy, lifecycle_to_ready)
 	cr_assert_str_eq(d->log, "unpacking\ncompiling\n");
 	cr_assert_str_eq(d->language, "c");
 	cr_assert_str_eq(d->timings, "{\"unpack\":13,\"wasm-opt\":30}");
-	cr_assert_str_eq(d->mode, "cgi");
+	cr_assert_eq(d->config.mode, STORE_MODE_CGI);
 	cr_assert_str_eq(d->artifact, hash);
-	cr_assert_str_eq(d->config, b.config);
+	cr_assert_eq(d->config.limits.memory_mb, 64);
+	cr_assert_eq(d->config.limits.cpu_ms, 100);
+	cr_assert_eq(d->config.limits.wall_ms, 2000);
+	cr_assert_eq(d->config.n_env, 1);
+	cr_assert_str_eq(d->config.env[0].name, "GREETING");
+	cr_assert_str_eq(d->config.env[0].value, "hi");
 	cr_assert_geq(d->finished_at, d->started_at);
 	cr_assert_null(d->error);
 	cr_assert(d->current);
@@ -189,8 +202,9 @@ Test(deploy, lifecycle_to_ready)
 	cr_assert_str_eq(routes[0].app, "hello");
 	cr_assert_eq(routes[0].deployment_id, id);
 	cr_assert_str_eq(routes[0].artifact, hash);
-	cr_assert_str_eq(routes[0].mode, "cgi");
-	cr_assert_str_eq(routes[0].config, b.config);
+	cr_assert_eq(routes[0].config.mode, STORE_MODE_CGI);
+	cr_assert_str_eq(store_deploy_config_env(&routes[0].config, "GREETING"), "hi");
+	cr_assert_eq(routes[0].config.limits.wall_ms, 2000);
 	store_routes_free(routes, n);
 
 	/* A finished deployment cannot finish again. */
@@ -234,7 +248,7 @@ Test(deploy, failure_keeps_current)
 	cr_assert_eq(routes[0].deployment_id, serving);
 	store_routes_free(routes, n);
 	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-									  .mode = "cgi"}),
+									  .config = &test_cgi}),
 		     VIV_ERR_INVALID);
 	store_close(st);
 }
@@ -273,7 +287,9 @@ Test(deploy, ready_checks_its_inputs)
 	struct store_deployment *d;
 	char hash[65], missing[65];
 	int64_t id, claimed;
-	struct store_build b = {.mode = "hostcall", .config = "[1, 2]"};
+	struct store_env_var unnamed = {"", "v"};
+	struct store_deploy_config config = test_hostcall;
+	struct store_build b = {.config = &config};
 
 	test_hash("built", hash);
 	test_hash("never built", missing);
@@ -282,13 +298,22 @@ Test(deploy, ready_checks_its_inputs)
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
 
 	b.artifact = hash;
+	config.env = &unnamed;
+	config.n_env = 1;
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
-	b.config = "{not json";
+	config.env = NULL;
+	config.n_env = 0;
+	config.assets = "not a hash";
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	config.assets = NULL;
 	b.config = NULL;
-	b.mode = "jit";
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
-	b.mode = "hostcall";
+	b.config = &config;
+	config.mode = STORE_MODE_NONE;
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	config.mode = (enum store_mode)7;
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_INVALID);
+	config.mode = STORE_MODE_HOSTCALL;
 	b.artifact = missing;
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_ERR_NOT_FOUND);
 	b.artifact = "ABC";
@@ -311,8 +336,64 @@ Test(deploy, ready_checks_its_inputs)
 
 	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
 	d = get(st, id);
-	cr_assert_str_eq(d->config, "{}");
+	cr_assert_eq(d->config.mode, STORE_MODE_HOSTCALL);
+	cr_assert_eq(d->config.n_env, 0);
 	store_deployment_free(d);
+	store_close(st);
+}
+
+/* The configuration is kept as every earlier vivd wrote it, so databases
+ * need no migration, and what they wrote reads back as the struct. */
+Test(deploy, config_keeps_the_stored_format)
+{
+	struct store *st = test_open();
+	struct store_deployment *d;
+	struct store_env_var env[] = {{"B", "2"}, {"A", "1"}};
+	char *outbound[] = {"https://api.example.com", "https://*.example.org"};
+	struct store_deploy_config config = {
+		.mode = STORE_MODE_CGI,
+		.limits = {16, 50, 2000},
+		.env = env,
+		.n_env = 2,
+		.outbound = outbound,
+		.n_outbound = 2,
+	};
+	char hash[65];
+	int64_t id, claimed;
+
+	test_hash("format", hash);
+	test_put_so(st, hash);
+	id = test_queue(st, "hello", "src");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	cr_assert_eq(store_deployment_ready(st, id,
+					    &(struct store_build){.artifact = hash,
+								  .config = &config}),
+		     VIV_OK);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE mode = 'cgi' AND config ="
+				  " '{\"limits\":{\"memory_mb\":16,\"cpu_ms\":50,\"wall_ms\":2000},"
+				  "\"env\":{\"B\":\"2\",\"A\":\"1\"},\"outbound\":"
+				  "[\"https://api.example.com\",\"https://*.example.org\"],"
+				  "\"assets\":null}'"),
+		     1);
+
+	/* As an older vivd left it: members missing or of the wrong type read
+	 * as the defaults; the order of env stays. */
+	test_sql_exec("UPDATE deployments SET mode = 'hostcall', config = '{\"limits\":"
+		      "{\"memory_mb\":0,\"cpu_ms\":\"9\"},\"env\":{\"Z\":\"z\",\"N\":1,"
+		      "\"Y\":\"y\"},\"outbound\":[\"https://a.example\",2]}'");
+	d = get(st, id);
+	cr_assert_eq(d->config.mode, STORE_MODE_HOSTCALL);
+	cr_assert_eq(d->config.limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
+	cr_assert_eq(d->config.limits.cpu_ms, VIV_LIMIT_CPU_MS_DEFAULT);
+	cr_assert_eq(d->config.limits.wall_ms, VIV_LIMIT_WALL_MS_DEFAULT);
+	cr_assert_eq(d->config.n_env, 2);
+	cr_assert_str_eq(d->config.env[0].name, "Z");
+	cr_assert_str_eq(d->config.env[1].name, "Y");
+	cr_assert_eq(d->config.n_outbound, 1);
+	cr_assert_str_eq(d->config.outbound[0], "https://a.example");
+	cr_assert_null(d->config.assets);
+	store_deployment_free(d);
+
 	store_close(st);
 }
 
@@ -621,11 +702,10 @@ Test(buildlog, cap_does_not_split_characters)
 /* Queues, claims and readies a deployment of app with the given build key,
  * artifact, mode and config; returns its id. */
 static int64_t deploy_keyed(struct store *st, const char *app, const char *key,
-			    const char *hash, const char *mode, const char *config)
+			    const char *hash, const struct store_deploy_config *config)
 {
 	struct store_build b = {
 		.artifact = hash,
-		.mode = mode,
 		.config = config,
 		.artifact_size = 300,
 		.wasm_size = 70,
@@ -647,8 +727,12 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 	struct store *st = test_open();
 	struct store_prior_build *p = NULL;
 	char key[65], other_key[65], hash[65], other[65];
+	struct store_env_var a = {"A", "b"};
+	struct store_deploy_config with_env = test_hostcall;
 	int64_t old_id, id, failed, claimed = 0;
 
+	with_env.env = &a;
+	with_env.n_env = 1;
 	test_hash("key", key);
 	test_hash("another key", other_key);
 	test_hash("artifact", hash);
@@ -656,8 +740,8 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 	cr_assert_eq(store_deployment_find_build(st, key, &p), VIV_ERR_NOT_FOUND);
 	cr_assert_null(p);
 
-	old_id = deploy_keyed(st, "hello", key, hash, "hostcall", "{}");
-	deploy_keyed(st, "hello", other_key, other, "cgi", "{}");
+	old_id = deploy_keyed(st, "hello", key, hash, &test_hostcall);
+	deploy_keyed(st, "hello", other_key, other, &test_cgi);
 	/* The same key from another app, with the language recorded as it
 	 * becomes ready. */
 	id = test_queue(st, "world", "same upload");
@@ -665,8 +749,7 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 	cr_assert_eq(store_deployment_ready(st, id,
 					    &(struct store_build){
 						    .artifact = hash,
-						    .mode = "hostcall",
-						    .config = "{\"env\":{\"A\":\"b\"}}",
+						    .config = &with_env,
 						    .build_key = key,
 						    .language = "rust",
 					    }),
@@ -680,8 +763,9 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 	cr_assert_eq(p->deployment_id, id);
 	cr_assert_neq(p->deployment_id, old_id);
 	cr_assert_str_eq(p->artifact, hash);
-	cr_assert_str_eq(p->mode, "hostcall");
-	cr_assert_str_eq(p->config, "{\"env\":{\"A\":\"b\"}}");
+	cr_assert_eq(p->config.mode, STORE_MODE_HOSTCALL);
+	cr_assert_eq(p->config.n_env, 1);
+	cr_assert_str_eq(store_deploy_config_env(&p->config, "A"), "b");
 	cr_assert_str_eq(p->language, "rust");
 	/* The sizes are the artifact's, as first recorded. */
 	cr_assert_eq(p->artifact_size, 300);
@@ -690,7 +774,7 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 
 	cr_assert_eq(store_deployment_find_build(st, other_key, &p), VIV_OK);
 	cr_assert_str_eq(p->artifact, other);
-	cr_assert_str_eq(p->mode, "cgi");
+	cr_assert_eq(p->config.mode, STORE_MODE_CGI);
 	cr_assert_null(p->language);
 	store_prior_build_free(p);
 	store_prior_build_free(NULL);
@@ -707,8 +791,8 @@ Test(prior, passes_over_builds_whose_artifact_is_gone)
 	test_hash("key", key);
 	test_hash("kept", kept);
 	test_hash("gone", gone);
-	older = deploy_keyed(st, "hello", key, kept, "cgi", "{}");
-	deploy_keyed(st, "hello", key, gone, "cgi", "{}");
+	older = deploy_keyed(st, "hello", key, kept, &test_cgi);
+	deploy_keyed(st, "hello", key, gone, &test_cgi);
 	path = store_artifact_path(st, gone, "so");
 	cr_assert_eq(unlink(path), 0);
 	free(path);
@@ -738,5 +822,47 @@ Test(prior, refuses_a_malformed_key)
 	cr_assert_eq(store_deployment_find_build(st, NULL, &p), VIV_ERR_INVALID);
 	cr_assert_eq(store_deployment_find_build(st, upper, &p), VIV_ERR_INVALID);
 	cr_assert_null(p);
+	store_close(st);
+}
+
+/* A builder in another process, waiting on the queue's notification, wakes
+ * as soon as a deployment is queued, long before its poll interval. */
+Test(deploy, queueing_wakes_a_waiter_in_another_process)
+{
+	struct store *st;
+	int go[2], status = 0;
+	uint64_t t0;
+	char byte = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(go), 0);
+	/* Forked before this process opens any store. */
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		struct store *child = NULL;
+		char errbuf[256];
+		uint32_t seen;
+
+		close(go[0]);
+		if (store_open(test_datadir, &child, errbuf, sizeof(errbuf)))
+			_exit(2);
+		seen = store_queue_generation(child);
+		if (write(go[1], "r", 1) != 1)
+			_exit(3);
+		/* One wait of 30 s: only the notification ends it early. */
+		store_queue_wait(child, seen, 30000);
+		_exit(store_queue_generation(child) != seen ? 0 : 1);
+	}
+	close(go[1]);
+	cr_assert_eq(read(go[0], &byte, 1), 1);
+	close(go[0]);
+	st = test_open();
+	nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+	t0 = viv_mono_ns();
+	test_queue(st, "hello", "src");
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	cr_assert_lt(viv_mono_ns() - t0, 5000000000ull);
 	store_close(st);
 }

@@ -256,7 +256,7 @@ Test(routes, generation_seen_across_processes)
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
 		struct store *child = NULL;
-		struct store_build b = {.mode = "cgi", .artifact_size = 1, .wasm_size = 1};
+		struct store_build b = {.config = &test_cgi, .artifact_size = 1, .wasm_size = 1};
 		char errbuf[256], src[256];
 		int64_t id = 0, claimed = 0;
 		char *tmp = NULL;
@@ -313,8 +313,12 @@ Test(routes, load_lists_only_serving_apps)
 	cr_assert_str_eq(routes[0].app, "alpha");
 	cr_assert_eq(routes[0].deployment_id, a_id);
 	cr_assert_str_eq(routes[0].artifact, two);
-	cr_assert_str_eq(routes[0].mode, "hostcall");
-	cr_assert_str_eq(routes[0].config, "{}");
+	cr_assert_eq(routes[0].config.mode, STORE_MODE_HOSTCALL);
+	cr_assert_eq(routes[0].config.limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
+	cr_assert_eq(routes[0].config.n_env, 0);
+	cr_assert_eq(routes[0].config.n_outbound, 0);
+	cr_assert_null(routes[0].config.assets);
+	cr_assert_eq(routes[0].n_app_env, 0);
 	cr_assert_str_eq(routes[1].app, "bravo");
 	cr_assert_eq(routes[1].deployment_id, b_id);
 	cr_assert_gt(routes[1].app_id, 0);

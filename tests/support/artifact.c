@@ -15,7 +15,7 @@ static char datadir[64];
 static void remove_datadir(void)
 {
 	if (datadir[0] && !getenv("VIV_TEST_KEEP"))
-		viv_rmtree(datadir);
+		viv_rmtree_or_log(datadir);
 }
 
 char *tsup_artifact_files(const char *const *names, const char *const *texts, size_t n)

@@ -3,7 +3,9 @@
 
 static void self_done(struct run_instance *in, void *arg)
 {
-	run_subrequest_done(arg, run_instance_response(in));
+	struct run_subrequest *sr = arg;
+
+	sr->done(sr, run_instance_response(in));
 	run_instance_end(in);
 }
 

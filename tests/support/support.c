@@ -200,7 +200,7 @@ void tsup_vivd_stop(struct tsup_vivd *v)
 	}
 	v->pid = 0;
 	if (!getenv("VIV_TEST_KEEP"))
-		viv_rmtree(v->dir);
+		viv_rmtree_or_log(v->dir);
 }
 
 size_t tsup_children_named(pid_t parent, const char *prefix, pid_t *out, size_t max)
@@ -637,6 +637,6 @@ char *tsup_wat2wasm(const char *wat, size_t *len)
 	cr_assert_eq(rc, 0, "wat2wasm failed: %s", out);
 	free(out);
 	data = tsup_read_file(outp, len);
-	viv_rmtree(dir);
+	viv_rmtree_or_log(dir);
 	return data;
 }

@@ -53,7 +53,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*data_len) {
-		viv_buf_append(&b->b, data, *data_len);
+		if (viv_buf_append(&b->b, data, *data_len))
+			abort();
 		*data_len = 0;
 		return MHD_YES;
 	}

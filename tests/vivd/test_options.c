@@ -45,6 +45,20 @@ Test(options, good_values_are_taken, .init = redirect)
 	cr_assert_str_eq(o.domain, "apps.example.com");
 }
 
+Test(options, every_role_is_a_command, .init = redirect)
+{
+	static const char *const roles[] = {"serve", "api", "builder", "runner"};
+	struct vivd_options o;
+
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		const char *args[] = {roles[i], "--builders", "3", NULL};
+
+		cr_assert_eq(parse(&o, args), 0, "%s", roles[i]);
+		cr_assert_str_eq(o.role, roles[i]);
+		cr_assert_eq(o.builders, 3);
+	}
+}
+
 Test(options, bad_values_are_refused_with_the_reason, .init = redirect)
 {
 	static const char *const bad[][4] = {

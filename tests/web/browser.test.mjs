@@ -108,7 +108,10 @@ async function confirmIfAsked(p = page) {
   if (await p.locator('#confirm').isVisible()) await p.click('#confirm-ok');
 }
 
+// The deploy view keeps the tab chosen last (Upload, after the upload
+// tests); templates are on Write code.
 async function startFromTemplate(title) {
+  await page.click('#tab-write');
   await page.selectOption('#template', { label: title });
   await page.click('#use-template');
   await confirmIfAsked();
@@ -461,7 +464,7 @@ test('a good picture of the page: the apps and the editor', async () => {
   await page.click('#deploy-files');
   assert.ok((await waitForResult()).ok);
   await shots.shot(page, 'page');
-  if (process.env.VIV_WEB_DOCS) await page.screenshot({ path: join(sourceDir, 'docs/page.png') });
+  if (process.env.VIV_WEB_DOCS) await page.screenshot({ path: join(sourceDir, 'docs/page.png'), fullPage: true });
   assertClean();
 });
 

@@ -1,0 +1,175 @@
+/* Pools of sandboxes: memory slots reserved once (RUN_SLOT_RESERVE of
+ * address space each) with a native stack and its guard for each, handed to
+ * instances and cleaned when they end; and the pool's thread: its signals
+ * and its event loop. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "runner_int.h"
+
+void run_pool_config_defaults(struct run_pool_config *cfg)
+{
+	cfg->slots = 64;
+	cfg->stack_bytes = (size_t)2 << 20;
+	cfg->response_max = (size_t)16 << 20;
+	cfg->log_line_max = 4096;
+	cfg->log_bytes_max = (size_t)64 << 10;
+	cfg->outbound_allow_private = false;
+	cfg->outbound_body_max = (size_t)16 << 20;
+	cfg->outbound_timeout_ms = 30000;
+	cfg->outbound_max = 32;
+	cfg->cpu_limit = true;
+	cfg->clean_in_place_max = (size_t)2 << 20;
+}
+
+static size_t page_round(size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + pg - 1) & ~(pg - 1);
+}
+
+/* The thread a pool belongs to runs guests: it needs the signal set-up, and
+ * the CPU tick off when the configuration says so. */
+static enum viv_err thread_setup(const struct run_pool_config *cfg)
+{
+	enum viv_err err = run_thread_init();
+
+	if (!err && !cfg->cpu_limit)
+		err = run_thread_cpu_limit(false);
+	return err;
+}
+
+enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out)
+{
+	struct run_pool *p;
+	size_t stack = page_round(cfg->stack_bytes), per_stack, i;
+	uint8_t *mem = MAP_FAILED, *stacks = MAP_FAILED;
+	enum viv_err err;
+
+	*out = NULL;
+	if (cfg->slots == 0 || stack < RUN_HOST_STACK_HEADROOM * 2)
+		return VIV_ERR_INVALID;
+	err = thread_setup(cfg);
+	if (err)
+		return err;
+	err = VIV_ERR_NOMEM;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return VIV_ERR_NOMEM;
+	p->cfg = *cfg;
+	p->cfg.stack_bytes = stack;
+	p->n_slots = cfg->slots;
+	p->slots = calloc(cfg->slots, sizeof(*p->slots));
+	if (!p->slots)
+		goto out;
+	mem = mmap(NULL, RUN_SLOT_RESERVE * cfg->slots, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		goto out;
+	per_stack = RUN_STACK_GUARD + stack;
+	stacks = mmap(NULL, per_stack * cfg->slots, PROT_NONE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (stacks == MAP_FAILED)
+		goto out;
+	for (i = 0; i < cfg->slots; i++) {
+		struct run_slot *s = &p->slots[i];
+
+		s->pool = p;
+		s->index = (unsigned)i;
+		s->mem = mem + i * RUN_SLOT_RESERVE;
+		s->guard_lo = stacks + i * per_stack;
+		s->stack_lo = s->guard_lo + RUN_STACK_GUARD;
+		s->stack_hi = s->stack_lo + stack;
+		if (mprotect(s->stack_lo, stack, PROT_READ | PROT_WRITE))
+			goto out;
+		s->next_free = (unsigned)i + 1;
+	}
+	p->free_head = 0;
+	err = run_loop_create(&p->loop);
+	if (err)
+		goto out;
+	*out = p;
+	return VIV_OK;
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, RUN_SLOT_RESERVE * cfg->slots);
+	if (stacks != MAP_FAILED)
+		munmap(stacks, (RUN_STACK_GUARD + stack) * cfg->slots);
+	free(p->slots);
+	free(p);
+	return err;
+}
+
+void run_pool_destroy(struct run_pool *p)
+{
+	if (!p)
+		return;
+	if (p->n_busy)
+		viv_log(VIV_WARN, "destroying a pool with %u instances still running", p->n_busy);
+	munmap(p->slots[0].mem, RUN_SLOT_RESERVE * p->n_slots);
+	munmap(p->slots[0].guard_lo, (RUN_STACK_GUARD + p->cfg.stack_bytes) * p->n_slots);
+	run_loop_destroy(p->loop);
+	free(p->slots);
+	free(p);
+}
+
+int run_pool_fd(const struct run_pool *p)
+{
+	return run_loop_fd(p->loop);
+}
+
+int run_pool_poll(struct run_pool *p)
+{
+	return run_loop_poll(p->loop);
+}
+
+void run_pool_set_services(struct run_pool *p, const struct run_services *services)
+{
+	p->services = *services;
+}
+
+/* ---- Slots ------------------------------------------------------------------------------ */
+
+struct run_slot *run_slot_take(struct run_pool *p, struct run_module *m)
+{
+	struct run_slot *s;
+
+	if (p->free_head >= p->n_slots)
+		return NULL;
+	s = &p->slots[p->free_head];
+	p->free_head = s->next_free;
+	p->n_busy++;
+	s->module = run_module_ref(m);
+	return s;
+}
+
+/* Returns the slot's memory to zeroes for the next instance. A small memory
+ * is cleared in place: its pages stay mapped, so the next instance takes no
+ * page faults and the kernel flushes no TLB entries, which cost far more
+ * than the memset (on a 2-core VM, 1.3 us per C hello request against 69 us
+ * with madvise). A large one is handed back to the kernel instead, so that
+ * one greedy request does not keep its memory resident. */
+static void slot_clean(struct run_slot *s)
+{
+	if (s->used_bytes > s->pool->cfg.clean_in_place_max)
+		madvise(s->mem, s->used_bytes, MADV_DONTNEED);
+	else if (s->used_bytes)
+		memset(s->mem, 0, s->used_bytes);
+	s->used_bytes = 0;
+}
+
+void run_slot_give(struct run_slot *s)
+{
+	struct run_pool *p = s->pool;
+
+	slot_clean(s);
+	s->inst = NULL;
+	s->next_free = p->free_head;
+	p->free_head = s->index;
+	p->n_busy--;
+	run_module_release(s->module);
+	s->module = NULL;
+}

@@ -1,0 +1,198 @@
+/* What runners serve: the routes table (each app's current deployment) and
+ * the routes generation counter shared by every process on the data
+ * directory through a mapped file; and, in the same page, the build queue's
+ * counter that builders wait on. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * The counter lives in DATADIR/routes.gen, one page mapped MAP_SHARED by
+ * every store, so all processes on this machine see the same memory: a
+ * writer bumps it with an atomic add after its transaction commits, and a
+ * runner reads it with one acquire load per request. A runner that sees the
+ * new value and then loads routes reads a snapshot taken after the commit.
+ * The file is never shrunk, so a concurrent creator's ftruncate cannot zero
+ * a counter that another process has already moved.
+ */
+enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
+{
+	enum viv_err err = VIV_ERR_IO;
+	struct stat sb;
+	char *path;
+	void *map;
+	int fd;
+
+	path = viv_path_join(st->datadir, "routes.gen");
+	if (!path)
+		return VIV_ERR_NOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		viv_errf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0 ||
+	    (sb.st_size < STORE_ROUTES_GEN_SIZE && ftruncate(fd, STORE_ROUTES_GEN_SIZE) != 0)) {
+		viv_errf(errbuf, errlen, "cannot size %s: %s", path, strerror(errno));
+		goto out;
+	}
+	map = mmap(NULL, STORE_ROUTES_GEN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		viv_errf(errbuf, errlen, "cannot map %s: %s", path, strerror(errno));
+		goto out;
+	}
+	st->routes_gen = map;
+	err = VIV_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return err;
+}
+
+void store_routes_gen_unmap(struct store *st)
+{
+	if (st->routes_gen)
+		munmap(st->routes_gen, STORE_ROUTES_GEN_SIZE);
+	st->routes_gen = NULL;
+}
+
+void store_routes_gen_bump(struct store *st)
+{
+	__atomic_add_fetch(st->routes_gen, 1, __ATOMIC_ACQ_REL);
+}
+
+uint64_t store_routes_generation(const struct store *st)
+{
+	return __atomic_load_n(st->routes_gen, __ATOMIC_ACQUIRE);
+}
+
+/* ---- The build queue's notification --------------------------------------------- */
+
+/*
+ * The queue's word sits in the same shared page, so waiting on it is a
+ * futex wait on a file mapping: the kernel keys it by the file and offset,
+ * so every process that maps DATADIR/routes.gen waits on the same word,
+ * whatever user it runs as.
+ */
+static uint32_t *queue_word(const struct store *st)
+{
+	return (uint32_t *)(void *)((char *)st->routes_gen + STORE_QUEUE_GEN_OFFSET);
+}
+
+uint32_t store_queue_generation(const struct store *st)
+{
+	return __atomic_load_n(queue_word(st), __ATOMIC_ACQUIRE);
+}
+
+static void queue_wake_all(const struct store *st)
+{
+	syscall(SYS_futex, queue_word(st), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void store_queue_bump(struct store *st)
+{
+	__atomic_add_fetch(queue_word(st), 1, __ATOMIC_ACQ_REL);
+	queue_wake_all(st);
+}
+
+void store_queue_wake(const struct store *st)
+{
+	queue_wake_all(st);
+}
+
+void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(timeout_ms / 1000),
+		.tv_nsec = (long)(timeout_ms % 1000) * 1000000L,
+	};
+
+	/* EAGAIN: it moved before the wait began; ETIMEDOUT, EINTR and a
+	 * wake-up all end the wait alike. */
+	syscall(SYS_futex, queue_word(st), FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+static const char sql_routes[] =
+	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, "
+	STORE_GUEST_CONFIG_SQL("a.id")
+	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
+	" ORDER BY a.name";
+
+static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
+{
+	return store_route_read(stmt, (struct store_route *)elem);
+}
+
+static void route_clear(void *elem)
+{
+	store_route_clear((struct store_route *)elem);
+}
+
+enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	enum viv_err err;
+	void *routes;
+
+	*out = NULL;
+	*n_out = 0;
+	err = store_prepare(st, sql_routes, &stmt);
+	if (err)
+		return err;
+	err = store_rows_collect(st, stmt, sizeof(**out), read_route, route_clear, &routes, n_out);
+	if (!err)
+		*out = routes;
+	return err;
+}
+
+void store_routes_free(struct store_route *routes, size_t n)
+{
+	store_rows_free(routes, n, sizeof(*routes), route_clear);
+}
+
+enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r)
+{
+	enum viv_err err;
+
+	memset(r, 0, sizeof(*r));
+	r->app_id = sqlite3_column_int64(stmt, 1);
+	r->deployment_id = sqlite3_column_int64(stmt, 2);
+	store_deploy_config_defaults(&r->config);
+	err = store_col_text_or(stmt, 0, "", &r->app);
+	if (!err)
+		err = store_col_text_or(stmt, 3, "", &r->artifact);
+	if (!err)
+		err = store_deploy_config_read(r->deployment_id,
+					       (const char *)sqlite3_column_text(stmt, 4),
+					       (const char *)sqlite3_column_text(stmt, 5),
+					       &r->config);
+	if (!err) {
+		err = store_env_decode((const char *)sqlite3_column_text(stmt, 6), &r->app_env,
+				       &r->n_app_env);
+		if (err == VIV_ERR_INVALID) {
+			viv_log(VIV_ERROR, "store: app %s has malformed settings", r->app);
+			err = VIV_OK;
+		}
+	}
+	return err;
+}
+
+void store_route_clear(struct store_route *r)
+{
+	free(r->app);
+	free(r->artifact);
+	store_deploy_config_clear(&r->config);
+	store_env_free(r->app_env, r->n_app_env);
+	memset(r, 0, sizeof(*r));
+}
