@@ -3,10 +3,17 @@
  * few seconds could hold its connection for ever. Here every connection
  * has a clock that activity does not reset: its headers must arrive
  * within a deadline, and a request must end within another that grows only
- * with the bytes of its body. A thread of its own looks every half second
+ * with the bytes of its body. A thread of its own looks four times a second
  * and shuts down the sockets past their deadline; libmicrohttpd then sees
  * the connection end and closes it as if the client had gone. Event streams
- * are meant to last, and have caps of their own: they have no deadline. */
+ * are meant to last, and have caps of their own: they have no deadline.
+ *
+ * Deadlines bound how long a slow client holds a connection, not how many
+ * it holds: clients from enough addresses could still fill the server
+ * (libmicrohttpd then closes every new connection at once). So while more
+ * than three quarters of the connections are open, those that have waited
+ * more than API_PRESSURE_WAIT_MS for their headers are cut too, which keeps
+ * room for clients that send a request as soon as they connect. */
 #include "api_int.h"
 
 #include <errno.h>
@@ -35,6 +42,9 @@ struct api_conn {
 	bool cut;          /* shut down for its deadline */
 };
 
+/* Sockets shut down per look (see deadline_thread()). */
+#define API_CUT_BATCH 64
+
 struct api_deadlines {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -42,6 +52,7 @@ struct api_deadlines {
 	bool started;
 	bool stop;
 	struct api_conn *head;
+	size_t n;     /* connections listed */
 	uint64_t cut; /* connections cut, for the operator log */
 };
 
@@ -71,16 +82,25 @@ static void *deadline_thread(void *arg)
 	pthread_mutex_lock(&d->mu);
 	while (!d->stop) {
 		uint64_t now = viv_mono_ns(), cut = 0;
+		bool pressed = d->n > API_CONN_LIMIT / 4 * 3;
 
 		for (struct api_conn *conn = d->head; conn; conn = conn->next) {
 			uint64_t end = deadline_of(conn);
 
+			if (pressed && conn->phase == CONN_WAITING)
+				end = conn->since_ns + API_PRESSURE_WAIT_MS * 1000000ull;
 			/* The socket stays open until libmicrohttpd closes it,
 			 * which happens only after its "closed" notice has
 			 * taken conn off this list under the lock: fd is still
 			 * this connection's. */
 			if (conn->cut || !end || now < end)
 				continue;
+			/* libmicrohttpd takes at most 128 events from one
+			 * epoll_wait(); with more sockets shut down at once it
+			 * was seen to miss them all while at its connection
+			 * limit, so at most API_CUT_BATCH go per look. */
+			if (cut == API_CUT_BATCH)
+				break;
 			shutdown(conn->fd, SHUT_RDWR);
 			conn->cut = true;
 			cut++;
@@ -89,13 +109,15 @@ static void *deadline_thread(void *arg)
 			d->cut += cut;
 			viv_log(VIV_WARN,
 			        "closed %llu connection%s past their deadline (%llu in all): "
-			        "headers take at most %u s, a request %u s",
+			        "headers take at most %u s (%u ms while %zu of %u connections are "
+			        "open), a request %u s",
 			        (unsigned long long)cut, cut == 1 ? "" : "s",
 			        (unsigned long long)d->cut, (unsigned)API_HEADER_DEADLINE_S,
+			        (unsigned)API_PRESSURE_WAIT_MS, d->n, (unsigned)API_CONN_LIMIT,
 			        (unsigned)API_REQUEST_DEADLINE_S);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 500 * 1000 * 1000;
+		ts.tv_nsec += 250 * 1000 * 1000;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
@@ -174,6 +196,7 @@ void api_deadlines_notify(void *cls, struct MHD_Connection *c, void **socket_con
 		if (d->head)
 			d->head->prev = conn;
 		d->head = conn;
+		d->n++;
 		pthread_mutex_unlock(&d->mu);
 		*socket_context = conn;
 		return;
@@ -187,6 +210,7 @@ void api_deadlines_notify(void *cls, struct MHD_Connection *c, void **socket_con
 		d->head = conn->next;
 	if (conn->next)
 		conn->next->prev = conn->prev;
+	d->n--;
 	pthread_mutex_unlock(&d->mu);
 	free(conn);
 	*socket_context = NULL;

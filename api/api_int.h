@@ -34,6 +34,9 @@
 #define API_IDLE_DEADLINE_S 30
 #define API_REQUEST_DEADLINE_S 120
 #define API_BODY_MIN_RATE (64u * 1024)
+/* Milliseconds a connection may wait for its headers while more than
+ * three quarters of API_CONN_LIMIT are open. */
+#define API_PRESSURE_WAIT_MS 1000
 /* Seconds a shutdown waits for requests in flight. */
 #define API_DRAIN_WAIT_S 5
 /* Bytes of an over-cap upload without Content-Length that are read and
