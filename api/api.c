@@ -20,7 +20,7 @@
 /* ---- Replies ------------------------------------------------------------ */
 
 enum MHD_Result api_reply(struct MHD_Connection *c, struct api_req *r, unsigned status,
-			  struct MHD_Response *resp)
+                          struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
 
@@ -51,7 +51,7 @@ struct MHD_Response *api_json_response(json_t *body)
 	}
 	/* From here on the response owns text. */
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-		    MHD_YES ||
+	            MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES) {
 		MHD_destroy_response(resp);
@@ -61,18 +61,18 @@ struct MHD_Response *api_json_response(json_t *body)
 }
 
 enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsigned status,
-			       json_t *body)
+                               json_t *body)
 {
 	struct MHD_Response *resp;
 	const char *name = NULL, *value = NULL;
 
 	if (!body) {
 		viv_log(VIV_ERROR, "%s %s: building the JSON reply failed (out of memory?)",
-			r->method, r->path);
+		        r->method, r->path);
 		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		body = json_pack("{s:s}", "error",
-				 "The server could not build its reply; try again, and "
-				 "tell the operator if it keeps happening.");
+		                 "The server could not build its reply; try again, and "
+		                 "tell the operator if it keeps happening.");
 	}
 	resp = api_json_response(body);
 	if (!resp)
@@ -95,7 +95,7 @@ enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsi
 }
 
 enum MHD_Result api_reply_error(struct MHD_Connection *c, struct api_req *r, unsigned status,
-				const char *fmt, ...)
+                                const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
@@ -117,15 +117,14 @@ enum MHD_Result api_reply_empty(struct MHD_Connection *c, struct api_req *r)
 }
 
 enum MHD_Result api_reply_bytes(struct MHD_Connection *c, struct api_req *r, unsigned status,
-				const char *content_type, const void *body, size_t len)
+                                const char *content_type, const void *body, size_t len)
 {
 	struct MHD_Response *resp;
 
 	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
-		    MHD_YES ||
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES) {
 		MHD_destroy_response(resp);
@@ -134,39 +133,37 @@ enum MHD_Result api_reply_bytes(struct MHD_Connection *c, struct api_req *r, uns
 	return api_reply(c, r, status, resp);
 }
 
-enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r,
-				      enum viv_err err, const char *doing)
+enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r, enum viv_err err,
+                                      const char *doing)
 {
-	viv_log(VIV_ERROR, "%s %s: %s failed: %s", r->method, r->path, doing,
-		viv_strerror(err));
+	viv_log(VIV_ERROR, "%s %s: %s failed: %s", r->method, r->path, doing, viv_strerror(err));
 	return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-			       "The server failed while %s (%s); try again, and if it keeps "
-			       "failing the operator's log of vivd has the details.",
-			       doing, viv_strerror(err));
+	                       "The server failed while %s (%s); try again, and if it keeps "
+	                       "failing the operator's log of vivd has the details.",
+	                       doing, viv_strerror(err));
 }
 
 enum MHD_Result api_reply_no_such_app(struct MHD_Connection *c, struct api_req *r)
 {
 	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-			       "There is no app named \"%s\"; GET /v1/apps (viv apps) lists them, "
-			       "and a first deployment creates one.",
-			       r->app);
+	                       "There is no app named \"%s\"; GET /v1/apps (viv apps) lists them, "
+	                       "and a first deployment creates one.",
+	                       r->app);
 }
 
-enum MHD_Result api_reply_forbidden(struct MHD_Connection *c, struct api_req *r,
-				    const char *app)
+enum MHD_Result api_reply_forbidden(struct MHD_Connection *c, struct api_req *r, const char *app)
 {
 	const char *name = r->token ? r->token->name : "?";
 
 	if (app)
 		return api_reply_error(c, r, MHD_HTTP_FORBIDDEN,
-				       "The token \"%s\" may not act on the app \"%s\"; use a "
-				       "token made for that app, or an admin token.",
-				       name, app);
+		                       "The token \"%s\" may not act on the app \"%s\"; use a "
+		                       "token made for that app, or an admin token.",
+		                       name, app);
 	return api_reply_error(c, r, MHD_HTTP_FORBIDDEN,
-			       "The token \"%s\" may deploy and read its apps only; %s %s needs "
-			       "an admin token.",
-			       name, r->method, r->route ? r->route->pattern : r->path);
+	                       "The token \"%s\" may deploy and read its apps only; %s %s needs "
+	                       "an admin token.",
+	                       name, r->method, r->route ? r->route->pattern : r->path);
 }
 
 json_t *api_body_json(struct MHD_Connection *c, struct api_req *r, enum MHD_Result *ret)
@@ -181,9 +178,9 @@ json_t *api_body_json(struct MHD_Connection *c, struct api_req *r, enum MHD_Resu
 		return j;
 	json_decref(j);
 	*ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-			       "The request body must be a JSON object%s%s; send it with "
-			       "Content-Type: application/json.",
-			       j ? "" : ": ", j ? "" : jerr.text);
+	                       "The request body must be a JSON object%s%s; send it with "
+	                       "Content-Type: application/json.",
+	                       j ? "" : ": ", j ? "" : jerr.text);
 	return NULL;
 }
 
@@ -191,8 +188,7 @@ json_t *api_body_json(struct MHD_Connection *c, struct api_req *r, enum MHD_Resu
 
 /* VIV_OK with r->token for a known bearer token, VIV_ERR_AUTH for a missing
  * or unknown one, another error when the store failed to answer. */
-static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r)
+static enum viv_err check_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	char copy[API_TOKEN_MAX + 1];
 	const char *h, *tok;
@@ -230,14 +226,14 @@ static void copy_printable(char *dst, size_t len, const char *text)
 }
 
 static const char *bad_name_msg =
-	"app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
-	"ending with '-' (for example \"hello-world\"); choose such a name.";
+        "app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
+        "ending with '-' (for example \"hello-world\"); choose such a name.";
 
 /* The token checks of a route: 401 without a known token, 403 when its
  * scope does not allow the call. True when the request may go on; else a
  * reply is queued and *ret set. */
 static bool authorize(struct api_server *s, struct MHD_Connection *c, struct api_req *r,
-		      enum MHD_Result *ret)
+                      enum MHD_Result *ret)
 {
 	const struct api_route *rt = r->route;
 	enum viv_err err;
@@ -251,10 +247,10 @@ static bool authorize(struct api_server *s, struct MHD_Connection *c, struct api
 	err = check_token(s, c, r);
 	if (err == VIV_ERR_AUTH) {
 		*ret = api_reply_error(
-			c, r, MHD_HTTP_UNAUTHORIZED,
-			"This endpoint needs a token as \"Authorization: Bearer TOKEN\"; vivd "
-			"wrote the admin token to the file admin-token in its data folder when it "
-			"first started.");
+		        c, r, MHD_HTTP_UNAUTHORIZED,
+		        "This endpoint needs a token as \"Authorization: Bearer TOKEN\"; vivd "
+		        "wrote the admin token to the file admin-token in its data folder when it "
+		        "first started.");
 		return false;
 	}
 	if (err) {
@@ -276,7 +272,7 @@ static bool authorize(struct api_server *s, struct MHD_Connection *c, struct api
 /* The first call of a request: routing, method, token and parameter checks.
  * It either queues a reply or leaves the body to the following calls. */
 static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection *c,
-				    struct api_req *r)
+                                    struct api_req *r)
 {
 	const struct api_route *rt = r->route;
 	enum MHD_Result ret = MHD_YES;
@@ -284,28 +280,27 @@ static enum MHD_Result handle_first(struct api_server *s, struct MHD_Connection 
 
 	if (!rt && !r->allow[0])
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "Nothing is at %s; GET /v1 lists the API's endpoints.",
-				       r->path);
+		                       "Nothing is at %s; GET /v1 lists the API's endpoints.",
+		                       r->path);
 	if (!rt)
 		return api_reply_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
-				       "%s does not accept %s; the Allow header lists what it "
-				       "accepts.",
-				       r->path, r->method);
+		                       "%s does not accept %s; the Allow header lists what it "
+		                       "accepts.",
+		                       r->path, r->method);
 	if (!authorize(s, c, r, &ret))
 		return ret;
 	if (strstr(rt->pattern, "{app}") && (r->app_bad || !viv_app_name_valid(r->app)))
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST, "%s", bad_name_msg);
 	if (strstr(rt->pattern, "{id}") && r->id_bad)
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				       "Ids are positive whole numbers, such as the \"id\" that "
-				       "created the thing.");
+		                       "Ids are positive whole numbers, such as the \"id\" that "
+		                       "created the thing.");
 	switch (rt->body) {
 	case API_BODY_UPLOAD:
 		return api_upload_begin(s, c, r);
 	case API_BODY_SMALL:
 		if (api_content_length(c, &declared) && declared > rt->body_max)
-			return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
-					       rt->too_big);
+			return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "%s", rt->too_big);
 		viv_buf_init(&r->body, rt->body_max);
 		r->collecting = true;
 		return MHD_YES;
@@ -336,9 +331,8 @@ static enum MHD_Result collect(struct api_req *r, const char *data, size_t n)
 }
 
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct api_server *s = cls;
 	struct api_req *r = *con_cls;
@@ -359,11 +353,11 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 		/* An event stream lasts as long as its client listens; any
 		 * other request has a deadline. */
 		api_deadlines_phase(s->deadlines, c,
-				    r->route && (r->route->handle == api_get_events ||
-						 r->route->handle == api_get_log_stream)
-					    ? API_CONN_STREAM
-					    : API_CONN_REQUEST,
-				    0);
+		                    r->route && (r->route->handle == api_get_events ||
+		                                 r->route->handle == api_get_log_stream)
+		                            ? API_CONN_STREAM
+		                            : API_CONN_REQUEST,
+		                    0);
 		return handle_first(s, c, r);
 	}
 	n = *upload_data_size;
@@ -376,7 +370,7 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 		r->collecting = false;
 		if (r->body_too_big)
 			return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "%s",
-					       r->route->too_big);
+			                       r->route->too_big);
 		return r->route->handle(s, c, r);
 	}
 	if (!r->uploading)
@@ -389,7 +383,7 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			  enum MHD_RequestTerminationCode toe)
+                          enum MHD_RequestTerminationCode toe)
 {
 	struct api_server *s = cls;
 	struct api_req *r = *con_cls;
@@ -408,10 +402,10 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		viv_log(VIV_INFO, "%s %s %u %.1f ms", r->method, r->path, r->status, ms);
 	else
 		viv_log(VIV_INFO, "%s %s - %.1f ms (connection ended before a reply: %s)",
-			r->method, r->path, ms,
-			toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-			: toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client went away"
-								      : "closed");
+		        r->method, r->path, ms,
+		        toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+		        : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client went away"
+		                                                      : "closed");
 	free(r);
 	*con_cls = NULL;
 }
@@ -515,13 +509,13 @@ int api_main(const struct api_config *cfg)
 	err = store_open(cfg->datadir, &s.st, errbuf, sizeof(errbuf));
 	if (err) {
 		viv_log(VIV_ERROR, "cannot open the data directory %s: %s", cfg->datadir,
-			errbuf[0] ? errbuf : viv_strerror(err));
+		        errbuf[0] ? errbuf : viv_strerror(err));
 		goto out;
 	}
 	err = store_admin_token_ensure(s.st, &token, &created);
 	if (err) {
 		viv_log(VIV_ERROR, "cannot set up the admin token in %s: %s", cfg->datadir,
-			viv_strerror(err));
+		        viv_strerror(err));
 		goto out;
 	}
 	if (created)
@@ -537,8 +531,7 @@ int api_main(const struct api_config *cfg)
 
 	err = api_deadlines_start(&s.deadlines);
 	if (err) {
-		viv_log(VIV_ERROR, "cannot start the connection deadlines: %s",
-			viv_strerror(err));
+		viv_log(VIV_ERROR, "cannot start the connection deadlines: %s", viv_strerror(err));
 		goto out;
 	}
 
@@ -547,17 +540,17 @@ int api_main(const struct api_config *cfg)
 	 * wait suspended, and their own thread resumes them. The logger comes
 	 * first so that it also gets the messages about later options. */
 	d = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
-		NULL, NULL, api_access, &s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, &s,
-		MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)API_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		(unsigned int)API_CONN_PER_IP, MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s,
-		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-		api_deadlines_notify, s.deadlines, MHD_OPTION_END);
+	        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
+	        NULL, NULL, api_access, &s, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, &s,
+	        MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+	        (unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+	        (unsigned int)API_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	        (unsigned int)API_CONN_PER_IP, MHD_OPTION_NOTIFY_COMPLETED, api_completed, &s,
+	        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+	        api_deadlines_notify, s.deadlines, MHD_OPTION_END);
 	if (!d) {
 		viv_log(VIV_ERROR, "cannot start the HTTP server on the listening socket (fd %d)",
-			cfg->listen_fd);
+		        cfg->listen_fd);
 		goto out;
 	}
 	log_listening(cfg->listen_fd);

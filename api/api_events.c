@@ -53,12 +53,12 @@ struct api_stream {
 	bool ended;         /* send what is left, then end the response */
 	bool gone;          /* the client hung up: end at once */
 
-	int64_t deployment;      /* STREAM_BUILD */
-	int64_t log_offset;      /* bytes of the build log sent */
-	int status;              /* the status last sent; -1: none yet */
-	char app[64];            /* STREAM_LOGS */
-	int64_t after;           /* the last log line id sent */
-	bool tail;               /* after is 0: start with the newest lines */
+	int64_t deployment; /* STREAM_BUILD */
+	int64_t log_offset; /* bytes of the build log sent */
+	int status;         /* the status last sent; -1: none yet */
+	char app[64];       /* STREAM_LOGS */
+	int64_t after;      /* the last log line id sent */
+	bool tail;          /* after is 0: start with the newest lines */
 };
 
 struct api_streams {
@@ -115,23 +115,23 @@ static enum viv_err put_log_text(struct api_stream *sm, const char *text, size_t
 
 			if (i > start)
 				err = put_event(sm, "log", 0,
-						json_pack("{s:o}", "text",
-							  api_json_textn(text + start, i - start)));
+				                json_pack("{s:o}", "text",
+				                          api_json_textn(text + start, i - start)));
 			while (name_len > 0 && (text[i + 3 + name_len - 1] == '\n' ||
-						text[i + 3 + name_len - 1] == '\r'))
+			                        text[i + 3 + name_len - 1] == '\r'))
 				name_len--;
 			if (!err)
 				err = put_event(sm, "step", 0,
-						json_pack("{s:o}", "step",
-							  json_stringn(text + i + 3, name_len)));
+				                json_pack("{s:o}", "step",
+				                          json_stringn(text + i + 3, name_len)));
 			start = i;
 		}
 		i = end;
 	}
 	if (!err && n > start)
-		err = put_event(sm, "log", 0,
-				json_pack("{s:o}", "text",
-					  api_json_textn(text + start, n - start)));
+		err = put_event(
+		        sm, "log", 0,
+		        json_pack("{s:o}", "text", api_json_textn(text + start, n - start)));
 	return err;
 }
 
@@ -148,7 +148,7 @@ static enum viv_err look_build(struct api_streams *ss, struct store *st, struct 
 
 	while (!err && looked < STREAM_LOG_LOOK_MAX) {
 		err = store_deployment_progress(st, sm->deployment, sm->log_offset,
-						STREAM_LOG_CHUNK, &p);
+		                                STREAM_LOG_CHUNK, &p);
 		if (err)
 			break;
 		done = p.status == STORE_DEP_READY || p.status == STORE_DEP_FAILED;
@@ -200,7 +200,7 @@ static enum viv_err look_logs(struct store *st, struct api_stream *sm)
 
 	while (!err && looked < STREAM_LINES_LOOK_MAX) {
 		err = store_logs_get(st, sm->app, sm->tail ? 0 : sm->after, STREAM_LINES_CHUNK,
-				     &lines, &n);
+		                     &lines, &n);
 		if (err)
 			break;
 		for (size_t i = 0; !err && i < n; i++) {
@@ -230,7 +230,7 @@ static enum viv_err look_logs(struct store *st, struct api_stream *sm)
 static bool client_gone(struct api_stream *sm)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(sm->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	        MHD_get_connection_info(sm->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct pollfd pfd;
 	char byte;
 
@@ -463,23 +463,23 @@ static void stream_free(void *cls)
 static void client_addr(struct MHD_Connection *c, char *buf, size_t len)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(buf, len, "?");
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
-			  (socklen_t)len);
+		          (socklen_t)len);
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-			  (socklen_t)len);
+		          (socklen_t)len);
 }
 
 /* Registers sm and answers with its event stream; 503 when too many are
  * open (in all, or from the client's address) or the API is stopping.
  * Takes ownership of sm whatever the result. */
 static enum MHD_Result start_stream(struct api_server *s, struct MHD_Connection *c,
-				    struct api_req *r, struct api_stream *sm)
+                                    struct api_req *r, struct api_stream *sm)
 {
 	struct api_streams *ss = s->streams;
 	struct MHD_Response *resp;
@@ -507,19 +507,19 @@ static enum MHD_Result start_stream(struct api_server *s, struct MHD_Connection 
 	if (full) {
 		free(sm);
 		return api_reply_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-				       "Too many event streams are open (at most %d, %d from one "
-				       "address); close one, or poll the JSON endpoints instead.",
-				       API_STREAMS_MAX, API_STREAMS_PER_IP);
+		                       "Too many event streams are open (at most %d, %d from one "
+		                       "address); close one, or poll the JSON endpoints instead.",
+		                       API_STREAMS_MAX, API_STREAMS_PER_IP);
 	}
 	/* From here the response owns sm: stream_free unregisters it. */
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, sm,
-						 stream_free);
+	                                         stream_free);
 	if (!resp) {
 		stream_free(sm);
 		return MHD_NO;
 	}
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream") !=
-		    MHD_YES ||
+	            MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES) {
@@ -529,8 +529,7 @@ static enum MHD_Result start_stream(struct api_server *s, struct MHD_Connection 
 	return api_reply(c, r, MHD_HTTP_OK, resp);
 }
 
-enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r)
+enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct store_deployment *d = NULL;
 	struct api_stream *sm;
@@ -540,9 +539,9 @@ enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c,
 	err = store_deployment_get(s->st, r->id, &d);
 	if (err == VIV_ERR_NOT_FOUND)
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "There is no deployment %lld; GET "
-				       "/v1/apps/{app}/deployments lists an app's deployments.",
-				       (long long)r->id);
+		                       "There is no deployment %lld; GET "
+		                       "/v1/apps/{app}/deployments lists an app's deployments.",
+		                       (long long)r->id);
 	if (err)
 		return api_reply_store_error(c, r, err, "reading the deployment");
 	allowed = store_token_allows(r->token, d->app);
@@ -562,7 +561,7 @@ enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c,
 }
 
 enum MHD_Result api_get_log_stream(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r)
+                                   struct api_req *r)
 {
 	struct store_app *app = NULL;
 	enum MHD_Result ret = MHD_YES;
@@ -578,7 +577,7 @@ enum MHD_Result api_get_log_stream(struct api_server *s, struct MHD_Connection *
 	last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
 	if (last && !api_parse_uint(last, &after))
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				       "Last-Event-ID is the id of a log line, a whole number.");
+		                       "Last-Event-ID is the id of a log line, a whole number.");
 	err = store_app_get(s->st, r->app, &app);
 	store_app_free(app);
 	if (err == VIV_ERR_NOT_FOUND)

@@ -79,10 +79,10 @@ struct api_deadlines;
  * cfg and domain, which the event streams' thread reads too. */
 struct api_server {
 	const struct api_config *cfg;
-	const char *domain;           /* cfg->domain, or "localhost" */
-	size_t upload_max;            /* cfg->upload_max, or the default */
-	struct store *st;             /* this thread's own connection */
-	struct api_streams *streams;  /* the event streams' thread */
+	const char *domain;              /* cfg->domain, or "localhost" */
+	size_t upload_max;               /* cfg->upload_max, or the default */
+	struct store *st;                /* this thread's own connection */
+	struct api_streams *streams;     /* the event streams' thread */
 	struct api_deadlines *deadlines; /* the connections' deadlines */
 	/* Requests answered, by status, for /metrics. */
 	uint64_t requests[API_STATUS_MAX - API_STATUS_MIN + 1];
@@ -95,15 +95,15 @@ struct api_req;
 /* A handler answers a request by queuing a reply (errors included); its
  * result is what the access handler returns. */
 typedef enum MHD_Result (*api_handler_fn)(struct api_server *s, struct MHD_Connection *c,
-					  struct api_req *r);
+                                          struct api_req *r);
 
 /* Who may call a route. */
 enum api_access {
-	API_PUBLIC,     /* anyone, no token */
-	API_ANY_TOKEN,  /* any valid token; the handler limits what it shows */
-	API_APP_TOKEN,  /* a token allowed on the {app} of the path */
-	API_DEP_TOKEN,  /* a token allowed on the app of the deployment {id} */
-	API_ADMIN,      /* an admin token */
+	API_PUBLIC,    /* anyone, no token */
+	API_ANY_TOKEN, /* any valid token; the handler limits what it shows */
+	API_APP_TOKEN, /* a token allowed on the {app} of the path */
+	API_DEP_TOKEN, /* a token allowed on the app of the deployment {id} */
+	API_ADMIN,     /* an admin token */
 };
 
 /* How a route reads its request body. */
@@ -121,8 +121,8 @@ struct api_route {
 	const char *pattern;
 	enum api_access access;
 	enum api_body body;
-	size_t body_max;         /* API_BODY_SMALL: the cap */
-	const char *too_big;     /* API_BODY_SMALL: the 413 message */
+	size_t body_max;     /* API_BODY_SMALL: the cap */
+	const char *too_big; /* API_BODY_SMALL: the 413 message */
 	api_handler_fn handle;
 };
 
@@ -150,7 +150,7 @@ bool api_parse_uint(const char *s, int64_t *out);
  * that names it, with *ret set) when it is there and not one; *out keeps
  * its value when the argument is absent. */
 bool api_query_int(struct MHD_Connection *c, struct api_req *r, const char *name, int64_t min,
-		   int64_t max, int64_t *out, enum MHD_Result *ret);
+                   int64_t max, int64_t *out, enum MHD_Result *ret);
 
 /* ---- Requests ------------------------------------------------------------------ */
 
@@ -160,11 +160,11 @@ struct api_upload {
 	char *tmp_path;         /* owned until the store takes the file */
 	struct viv_sha256 hash; /* live while hashing is true */
 	bool hashing;
-	uint64_t size;          /* bytes written */
-	uint64_t discarded;     /* bytes thrown away after the cap */
-	bool too_big;           /* the cap was passed mid-stream */
-	bool line_break;        /* a CR or LF byte was seen */
-	enum viv_err io_err;    /* the first write error, if any */
+	uint64_t size;       /* bytes written */
+	uint64_t discarded;  /* bytes thrown away after the cap */
+	bool too_big;        /* the cap was passed mid-stream */
+	bool line_break;     /* a CR or LF byte was seen */
+	enum viv_err io_err; /* the first write error, if any */
 	unsigned char head[API_SNIFF_LEN];
 	size_t head_len;
 };
@@ -187,14 +187,14 @@ struct api_req {
 	bool id_bad;
 	char param[STORE_KV_KEY_MAX + 1];
 	size_t param_len;
-	bool param_bad;                  /* malformed or too long */
-	struct store_token *token;       /* the caller's; NULL on public routes */
-	bool uploading;                  /* api_upload_begin accepted the request */
+	bool param_bad;            /* malformed or too long */
+	struct store_token *token; /* the caller's; NULL on public routes */
+	bool uploading;            /* api_upload_begin accepted the request */
 	struct api_upload up;
-	bool collecting;                 /* a small body is read into body */
-	struct viv_buf body;             /* capped at the route's body_max */
-	bool body_too_big;               /* the cap was passed; the rest is dropped */
-	uint64_t body_dropped;           /* bytes dropped after the cap */
+	bool collecting;       /* a small body is read into body */
+	struct viv_buf body;   /* capped at the route's body_max */
+	bool body_too_big;     /* the cap was passed; the rest is dropped */
+	uint64_t body_dropped; /* bytes dropped after the cap */
 };
 
 /* ---- Replies (api.c) ---------------------------------------------------- */
@@ -209,17 +209,17 @@ struct MHD_Response *api_json_response(json_t *body);
  * whatever the result; NULL body (a failed json_pack) becomes a 500. The
  * result is what the access handler returns. */
 enum MHD_Result api_reply_json(struct MHD_Connection *c, struct api_req *r, unsigned status,
-			       json_t *body);
+                               json_t *body);
 
 /* Queues {"error": TEXT} with the given status; TEXT is one sentence saying
  * what went wrong and what to do. */
 enum MHD_Result api_reply_error(struct MHD_Connection *c, struct api_req *r, unsigned status,
-				const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Queues a reply and records its status; takes ownership of resp whatever
  * the result. */
 enum MHD_Result api_reply(struct MHD_Connection *c, struct api_req *r, unsigned status,
-			  struct MHD_Response *resp);
+                          struct MHD_Response *resp);
 
 /* Queues an empty 204. */
 enum MHD_Result api_reply_empty(struct MHD_Connection *c, struct api_req *r);
@@ -227,20 +227,19 @@ enum MHD_Result api_reply_empty(struct MHD_Connection *c, struct api_req *r);
 /* Queues body (len bytes, copied) with the given status and content type,
  * and the API's headers. */
 enum MHD_Result api_reply_bytes(struct MHD_Connection *c, struct api_req *r, unsigned status,
-				const char *content_type, const void *body, size_t len);
+                                const char *content_type, const void *body, size_t len);
 
 /* The 500 for a store failure: logs err with what was being done, and
  * tells the client that the operator's log has the detail. */
-enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r,
-				      enum viv_err err, const char *doing);
+enum MHD_Result api_reply_store_error(struct MHD_Connection *c, struct api_req *r, enum viv_err err,
+                                      const char *doing);
 
 /* The 404 for r->app that has no app. */
 enum MHD_Result api_reply_no_such_app(struct MHD_Connection *c, struct api_req *r);
 
 /* The 403 for a token that may not act on app (NULL: may not make this
  * call at all). */
-enum MHD_Result api_reply_forbidden(struct MHD_Connection *c, struct api_req *r,
-				    const char *app);
+enum MHD_Result api_reply_forbidden(struct MHD_Connection *c, struct api_req *r, const char *app);
 
 /* Parses r->body as a JSON object: NULL (after queuing a 400, with *ret
  * set) when it is not one. An empty body is an empty object. New
@@ -280,7 +279,7 @@ void api_app_url(const struct api_server *s, const char *app, char *buf, size_t 
  * timings and upload digest when full is true). New reference; NULL on
  * allocation failure. */
 json_t *api_deployment_json(const struct api_server *s, const struct store_deployment *d,
-			    bool full);
+                            bool full);
 
 /* One app log line as the API shows it. New reference; NULL on allocation
  * failure. */
@@ -296,65 +295,50 @@ enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, st
 enum MHD_Result api_get_root(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_web(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_web_vendor(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r);
-enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r);
+                                   struct api_req *r);
+enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_apps(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_app(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
-enum MHD_Result api_delete_app(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
+enum MHD_Result api_delete_app(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_deployments(struct api_server *s, struct MHD_Connection *c,
-				    struct api_req *r);
+                                    struct api_req *r);
 enum MHD_Result api_get_deployment(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r);
-enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r);
+                                   struct api_req *r);
+enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_post_rollback(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r);
+                                  struct api_req *r);
 
 /* api_config.c: settings and secrets. */
-enum MHD_Result api_get_config(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
-enum MHD_Result api_put_config(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
+enum MHD_Result api_get_config(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_put_config(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_delete_config(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r);
-enum MHD_Result api_get_secrets(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r);
-enum MHD_Result api_put_secret(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
+                                  struct api_req *r);
+enum MHD_Result api_get_secrets(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_put_secret(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_delete_secret(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r);
+                                  struct api_req *r);
 
 /* api_tokens.c */
-enum MHD_Result api_get_tokens(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
-enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
-enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r);
+enum MHD_Result api_get_tokens(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
 /* api_kv.c */
-enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r);
+enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_put_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
-enum MHD_Result api_delete_kv(struct api_server *s, struct MHD_Connection *c,
-			      struct api_req *r);
+enum MHD_Result api_delete_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
 /* api_events.c: Server-Sent Events. */
-enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r);
+enum MHD_Result api_get_events(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_log_stream(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r);
+                                   struct api_req *r);
 
 /* api_templates.c, api_openapi.c, api_metrics.c */
 enum MHD_Result api_get_templates(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r);
-enum MHD_Result api_get_openapi(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r);
-enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r);
+                                  struct api_req *r);
+enum MHD_Result api_get_openapi(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
 /* ---- Event streams' thread (api_events.c) ------------------------------------------ */
 
@@ -379,19 +363,18 @@ void api_upload_init(struct api_upload *up);
 /* The first call of POST /v1/apps/APP/deployments, after the token and the
  * name were checked: refuses by Content-Length (413, or 400 when empty) or
  * opens the temporary file and sets r->uploading. */
-enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r);
+enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
 /* One piece of the body: writes, hashes and counts it against the cap.
  * Always consumes all n bytes; MHD_NO closes a connection that keeps
  * sending long after the cap. */
 enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data,
-				size_t n);
+                                size_t n);
 
 /* The body is complete: checks it, creates the deployment (the store wakes
  * the builders) and replies 202, or replies with what was wrong. */
 enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r);
+                                  struct api_req *r);
 
 /* Closes the file, stops hashing and removes the temporary file if the
  * store did not take it. Safe to call more than once. */
@@ -405,8 +388,8 @@ void api_upload_cleanup(struct api_upload *up);
  * When there is no such file, or no web_dir, it queues nothing and sets
  * *served to false so that the caller answers (a 404, or the JSON index for
  * GET /); otherwise *served is true and the result is the handler's. */
-enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r, const char *name, bool *served);
+enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c, struct api_req *r,
+                                 const char *name, bool *served);
 
 /* ---- Connection deadlines (api_deadline.c) ------------------------------------ */
 
@@ -419,7 +402,7 @@ void api_deadlines_stop(struct api_deadlines *d);
  * started connection gets a record (its socket context), a closed one
  * loses it. */
 void api_deadlines_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-			  enum MHD_ConnectionNotificationCode code);
+                          enum MHD_ConnectionNotificationCode code);
 
 /* What happened on a connection. */
 enum api_conn_event {
@@ -430,7 +413,7 @@ enum api_conn_event {
 };
 
 /* Tells d of ev on c (bytes for API_CONN_BODY). d may be NULL. */
-void api_deadlines_phase(struct api_deadlines *d, struct MHD_Connection *c,
-			 enum api_conn_event ev, size_t bytes);
+void api_deadlines_phase(struct api_deadlines *d, struct MHD_Connection *c, enum api_conn_event ev,
+                         size_t bytes);
 
 #endif

@@ -8,8 +8,7 @@
 
 #include "api_int.h"
 
-static const char b64_digits[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding of n bytes into out (room for
  * 4 * ((n + 2) / 3) + 1 bytes). */
@@ -77,7 +76,7 @@ static int set_key(json_t *obj, const char *name, const char *key, size_t n)
 
 /* The app's id, or 0 after queuing the 404 (or a 500) with *ret set. */
 static int64_t app_id(struct api_server *s, struct MHD_Connection *c, struct api_req *r,
-		      enum MHD_Result *ret)
+                      enum MHD_Result *ret)
 {
 	struct store_app *app = NULL;
 	enum viv_err err;
@@ -100,7 +99,7 @@ static int64_t app_id(struct api_server *s, struct MHD_Connection *c, struct api
 /* A key query argument (percent-encoded bytes, or base64 in NAME_base64):
  * its length in buf, 0 when absent; -1 after queuing a 400 with *ret set. */
 static long key_arg(struct MHD_Connection *c, struct api_req *r, const char *name, char *buf,
-		    enum MHD_Result *ret)
+                    enum MHD_Result *ret)
 {
 	char b64name[32], b64[(STORE_KV_KEY_MAX + 2) / 3 * 4 + 8];
 	long n = api_query_arg(c, name, buf, STORE_KV_KEY_MAX), m;
@@ -115,14 +114,13 @@ static long key_arg(struct MHD_Connection *c, struct api_req *r, const char *nam
 	if (n >= 0)
 		return n;
 	*ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-			       "\"%s\" is at most %d bytes, percent-encoded (or base64 in "
-			       "\"%s_base64\").",
-			       name, STORE_KV_KEY_MAX, name);
+	                       "\"%s\" is at most %d bytes, percent-encoded (or base64 in "
+	                       "\"%s_base64\").",
+	                       name, STORE_KV_KEY_MAX, name);
 	return -1;
 }
 
-enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r)
+enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	char prefix[STORE_KV_KEY_MAX + 1], after[STORE_KV_KEY_MAX + 1];
 	struct store_kv_key *keys = NULL;
@@ -141,8 +139,8 @@ enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c,
 	if (!id)
 		return ret;
 	/* One more than asked says whether there is a next page. */
-	err = store_kv_list(s->st, id, prefix, (size_t)plen, after, (size_t)alen,
-			    (size_t)limit + 1, &keys, &n);
+	err = store_kv_list(s->st, id, prefix, (size_t)plen, after, (size_t)alen, (size_t)limit + 1,
+	                    &keys, &n);
 	if (err)
 		return api_reply_store_error(c, r, err, "listing the keys");
 	shown = n > (size_t)limit ? (size_t)limit : n;
@@ -172,16 +170,16 @@ static bool key_ok(struct MHD_Connection *c, struct api_req *r, enum MHD_Result 
 	if (!r->param_bad && r->param_len >= 1 && r->param_len <= STORE_KV_KEY_MAX)
 		return true;
 	*ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-			       "A KV key is 1 to %d bytes, percent-encoded in the path.",
-			       STORE_KV_KEY_MAX);
+	                       "A KV key is 1 to %d bytes, percent-encoded in the path.",
+	                       STORE_KV_KEY_MAX);
 	return false;
 }
 
 static enum MHD_Result no_such_key(struct MHD_Connection *c, struct api_req *r)
 {
 	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-			       "The app \"%s\" has no such key; GET /v1/apps/%s/kv lists them.",
-			       r->app, r->app);
+	                       "The app \"%s\" has no such key; GET /v1/apps/%s/kv lists them.",
+	                       r->app, r->app);
 }
 
 enum MHD_Result api_get_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
@@ -221,7 +219,7 @@ enum MHD_Result api_put_kv(struct api_server *s, struct MHD_Connection *c, struc
 	if (!id)
 		return ret;
 	err = store_kv_put(s->st, id, r->param, r->param_len, r->body.data ? r->body.data : "",
-			   r->body.len, &was_new);
+	                   r->body.len, &was_new);
 	if (err)
 		return api_reply_store_error(c, r, err, "writing the key");
 	if (!was_new)
@@ -234,8 +232,7 @@ enum MHD_Result api_put_kv(struct api_server *s, struct MHD_Connection *c, struc
 	return api_reply_json(c, r, MHD_HTTP_CREATED, obj);
 }
 
-enum MHD_Result api_delete_kv(struct api_server *s, struct MHD_Connection *c,
-			      struct api_req *r)
+enum MHD_Result api_delete_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	enum MHD_Result ret = MHD_YES;
 	bool existed = false;

@@ -28,8 +28,8 @@
 
 struct family {
 	char name[NAME_MAX_LEN + 1];
-	char *help;          /* NULL: none seen */
-	char type[16];       /* "" : untyped */
+	char *help;           /* NULL: none seen */
+	char type[16];        /* "" : untyped */
 	struct viv_buf lines; /* its samples, worker labels added */
 };
 
@@ -83,8 +83,8 @@ static struct family *family_of_sample(struct gather *g, const char *name, size_
 
 		if (len > k && memcmp(name + len - k, suffixes[i], k) == 0) {
 			f = family_find(g, name, len - k, false);
-			if (f && (strcmp(f->type, "histogram") == 0 ||
-				  strcmp(f->type, "summary") == 0))
+			if (f &&
+			    (strcmp(f->type, "histogram") == 0 || strcmp(f->type, "summary") == 0))
 				return f;
 		}
 	}
@@ -177,10 +177,11 @@ static void take_sample(struct gather *g, const char *line, const char *worker)
 	if (!f)
 		return;
 	if (end > 1)
-		viv_buf_printf_trunc(&f->lines, "%.*s,worker=\"%s\"}%s\n", (int)(n + end), line, worker,
-			       rest);
+		viv_buf_printf_trunc(&f->lines, "%.*s,worker=\"%s\"}%s\n", (int)(n + end), line,
+		                     worker, rest);
 	else
-		viv_buf_printf_trunc(&f->lines, "%.*s{worker=\"%s\"}%s\n", (int)n, line, worker, rest);
+		viv_buf_printf_trunc(&f->lines, "%.*s{worker=\"%s\"}%s\n", (int)n, line, worker,
+		                     rest);
 }
 
 static void take_file(struct gather *g, char *text, const char *worker)
@@ -275,47 +276,48 @@ static enum viv_err put_own(struct api_server *s, struct viv_buf *b)
 	enum viv_err err;
 
 	viv_buf_printf_trunc(b, "# HELP vivarium_api_requests_total Requests the API answered, by "
-			  "status code.\n# TYPE vivarium_api_requests_total counter\n");
+	                        "status code.\n# TYPE vivarium_api_requests_total counter\n");
 	for (int code = API_STATUS_MIN; code <= API_STATUS_MAX; code++) {
 		uint64_t v = s->requests[code - API_STATUS_MIN];
 
 		if (v)
-			viv_buf_printf_trunc(b, "vivarium_api_requests_total{code=\"%d\"} %llu\n", code,
-				       (unsigned long long)v);
+			viv_buf_printf_trunc(b, "vivarium_api_requests_total{code=\"%d\"} %llu\n",
+			                     code, (unsigned long long)v);
 	}
 	err = store_build_metrics(s->st, &m);
 	if (err)
 		return err;
-	viv_buf_printf_trunc(b,
-		       "# HELP vivarium_builds_total Builds that ended, by result.\n"
-		       "# TYPE vivarium_builds_total counter\n"
-		       "vivarium_builds_total{result=\"ready\"} %llu\n"
-		       "vivarium_builds_total{result=\"failed\"} %llu\n"
-		       "# HELP vivarium_build_seconds How long builds took, from the start of "
-		       "the build to its outcome.\n"
-		       "# TYPE vivarium_build_seconds histogram\n",
-		       (unsigned long long)m.ready, (unsigned long long)m.failed);
+	viv_buf_printf_trunc(
+	        b,
+	        "# HELP vivarium_builds_total Builds that ended, by result.\n"
+	        "# TYPE vivarium_builds_total counter\n"
+	        "vivarium_builds_total{result=\"ready\"} %llu\n"
+	        "vivarium_builds_total{result=\"failed\"} %llu\n"
+	        "# HELP vivarium_build_seconds How long builds took, from the start of "
+	        "the build to its outcome.\n"
+	        "# TYPE vivarium_build_seconds histogram\n",
+	        (unsigned long long)m.ready, (unsigned long long)m.failed);
 	for (size_t i = 0; i < STORE_BUILD_BUCKETS; i++)
 		viv_buf_printf_trunc(b, "vivarium_build_seconds_bucket{le=\"%g\"} %llu\n", m.le[i],
-			       (unsigned long long)m.le_count[i]);
+		                     (unsigned long long)m.le_count[i]);
 	viv_buf_printf_trunc(b,
-		       "vivarium_build_seconds_bucket{le=\"+Inf\"} %llu\n"
-		       "vivarium_build_seconds_sum %.3f\n"
-		       "vivarium_build_seconds_count %llu\n"
-		       "# HELP vivarium_build_queue Deployments waiting for a builder.\n"
-		       "# TYPE vivarium_build_queue gauge\n"
-		       "vivarium_build_queue %llu\n"
-		       "# HELP vivarium_builds_running Deployments being built now.\n"
-		       "# TYPE vivarium_builds_running gauge\n"
-		       "vivarium_builds_running %llu\n",
-		       (unsigned long long)(m.ready + m.failed), m.ready_seconds + m.failed_seconds,
-		       (unsigned long long)(m.ready + m.failed), (unsigned long long)m.queued,
-		       (unsigned long long)m.building);
+	                     "vivarium_build_seconds_bucket{le=\"+Inf\"} %llu\n"
+	                     "vivarium_build_seconds_sum %.3f\n"
+	                     "vivarium_build_seconds_count %llu\n"
+	                     "# HELP vivarium_build_queue Deployments waiting for a builder.\n"
+	                     "# TYPE vivarium_build_queue gauge\n"
+	                     "vivarium_build_queue %llu\n"
+	                     "# HELP vivarium_builds_running Deployments being built now.\n"
+	                     "# TYPE vivarium_builds_running gauge\n"
+	                     "vivarium_builds_running %llu\n",
+	                     (unsigned long long)(m.ready + m.failed),
+	                     m.ready_seconds + m.failed_seconds,
+	                     (unsigned long long)(m.ready + m.failed), (unsigned long long)m.queued,
+	                     (unsigned long long)m.building);
 	return VIV_OK;
 }
 
-enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r)
+enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct gather *g;
 	struct viv_buf b;
@@ -339,11 +341,12 @@ enum MHD_Result api_get_metrics(struct api_server *s, struct MHD_Connection *c,
 			continue;
 		if (f->help)
 			viv_buf_printf_trunc(&b, "# HELP %s %s\n", f->name, f->help);
-		viv_buf_printf_trunc(&b, "# TYPE %s %s\n", f->name, f->type[0] ? f->type : "untyped");
+		viv_buf_printf_trunc(&b, "# TYPE %s %s\n", f->name,
+		                     f->type[0] ? f->type : "untyped");
 		viv_buf_append_trunc(&b, f->lines.data, f->lines.len);
 	}
 	ret = api_reply_bytes(c, r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-			      b.data ? b.data : "", b.len);
+	                      b.data ? b.data : "", b.len);
 out:
 	for (size_t i = 0; i < g->n; i++) {
 		free(g->fams[i].help);

@@ -7,10 +7,9 @@
 extern const char api_openapi_json[];
 extern const char api_openapi_json_end[];
 
-enum MHD_Result api_get_openapi(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r)
+enum MHD_Result api_get_openapi(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	(void)s;
 	return api_reply_bytes(c, r, MHD_HTTP_OK, "application/json", api_openapi_json,
-			       (size_t)(api_openapi_json_end - api_openapi_json));
+	                       (size_t)(api_openapi_json_end - api_openapi_json));
 }

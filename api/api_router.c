@@ -8,58 +8,56 @@
 
 #include "api_int.h"
 
-#define SETTING_TOO_BIG                                                                     \
-	"A setting or secret is at most 64 KiB; keep larger data in static assets or the "   \
+#define SETTING_TOO_BIG                                                                            \
+	"A setting or secret is at most 64 KiB; keep larger data in static assets or the "         \
 	"app's KV store."
 
 /* Order matters only for the Allow header and the index: routes are listed
  * as a reader of the API would look for them. */
 const struct api_route api_routes[] = {
-	{"GET", "/", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_root},
-	{"GET", "/web/{file}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web},
-	{"GET", "/web/vendor/{path}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web_vendor},
-	{"GET", "/healthz", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_healthz},
-	{"GET", "/metrics", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_metrics},
-	{"GET", "/v1", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_index},
-	{"GET", "/v1/openapi.json", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_openapi},
-	{"GET", "/v1/templates", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_templates},
-	{"GET", "/v1/tokens", API_ADMIN, API_BODY_NONE, 0, NULL, api_get_tokens},
-	{"POST", "/v1/tokens", API_ADMIN, API_BODY_SMALL, API_JSON_BODY_MAX,
-	 "A token request is a small JSON object; send {\"name\", \"scope\", \"apps\"}.",
-	 api_post_token},
-	{"DELETE", "/v1/tokens/{id}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_token},
-	{"GET", "/v1/apps", API_ANY_TOKEN, API_BODY_NONE, 0, NULL, api_get_apps},
-	{"GET", "/v1/apps/{app}", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_app},
-	{"DELETE", "/v1/apps/{app}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_app},
-	{"POST", "/v1/apps/{app}/deployments", API_APP_TOKEN, API_BODY_UPLOAD, 0, NULL, NULL},
-	{"GET", "/v1/apps/{app}/deployments", API_APP_TOKEN, API_BODY_NONE, 0, NULL,
-	 api_get_deployments},
-	{"POST", "/v1/apps/{app}/rollback", API_APP_TOKEN, API_BODY_SMALL, API_JSON_BODY_MAX,
-	 "A rollback request is a small JSON object: {\"deployment\": ID}, or nothing.",
-	 api_post_rollback},
-	{"GET", "/v1/deployments/{id}", API_DEP_TOKEN, API_BODY_NONE, 0, NULL,
-	 api_get_deployment},
-	{"GET", "/v1/deployments/{id}/events", API_DEP_TOKEN, API_BODY_NONE, 0, NULL,
-	 api_get_events},
-	{"GET", "/v1/apps/{app}/logs", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_app_logs},
-	{"GET", "/v1/apps/{app}/logs/stream", API_APP_TOKEN, API_BODY_NONE, 0, NULL,
-	 api_get_log_stream},
-	{"GET", "/v1/apps/{app}/config", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_config},
-	{"PUT", "/v1/apps/{app}/config/{key}", API_ADMIN, API_BODY_SMALL,
-	 STORE_CONFIG_VALUE_MAX, SETTING_TOO_BIG, api_put_config},
-	{"DELETE", "/v1/apps/{app}/config/{key}", API_ADMIN, API_BODY_NONE, 0, NULL,
-	 api_delete_config},
-	{"GET", "/v1/apps/{app}/secrets", API_APP_TOKEN, API_BODY_NONE, 0, NULL,
-	 api_get_secrets},
-	{"PUT", "/v1/apps/{app}/secrets/{name}", API_ADMIN, API_BODY_SMALL,
-	 STORE_CONFIG_VALUE_MAX, SETTING_TOO_BIG, api_put_secret},
-	{"DELETE", "/v1/apps/{app}/secrets/{name}", API_ADMIN, API_BODY_NONE, 0, NULL,
-	 api_delete_secret},
-	{"GET", "/v1/apps/{app}/kv", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_kv_list},
-	{"GET", "/v1/apps/{app}/kv/{key}", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_kv},
-	{"PUT", "/v1/apps/{app}/kv/{key}", API_ADMIN, API_BODY_SMALL, STORE_KV_VALUE_MAX,
-	 "A KV value is at most 1 MiB.", api_put_kv},
-	{"DELETE", "/v1/apps/{app}/kv/{key}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_kv},
+        {"GET", "/", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_root},
+        {"GET", "/web/{file}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web},
+        {"GET", "/web/vendor/{path}", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_web_vendor},
+        {"GET", "/healthz", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_healthz},
+        {"GET", "/metrics", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_metrics},
+        {"GET", "/v1", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_index},
+        {"GET", "/v1/openapi.json", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_openapi},
+        {"GET", "/v1/templates", API_PUBLIC, API_BODY_NONE, 0, NULL, api_get_templates},
+        {"GET", "/v1/tokens", API_ADMIN, API_BODY_NONE, 0, NULL, api_get_tokens},
+        {"POST", "/v1/tokens", API_ADMIN, API_BODY_SMALL, API_JSON_BODY_MAX,
+         "A token request is a small JSON object; send {\"name\", \"scope\", \"apps\"}.",
+         api_post_token},
+        {"DELETE", "/v1/tokens/{id}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_token},
+        {"GET", "/v1/apps", API_ANY_TOKEN, API_BODY_NONE, 0, NULL, api_get_apps},
+        {"GET", "/v1/apps/{app}", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_app},
+        {"DELETE", "/v1/apps/{app}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_app},
+        {"POST", "/v1/apps/{app}/deployments", API_APP_TOKEN, API_BODY_UPLOAD, 0, NULL, NULL},
+        {"GET", "/v1/apps/{app}/deployments", API_APP_TOKEN, API_BODY_NONE, 0, NULL,
+         api_get_deployments},
+        {"POST", "/v1/apps/{app}/rollback", API_APP_TOKEN, API_BODY_SMALL, API_JSON_BODY_MAX,
+         "A rollback request is a small JSON object: {\"deployment\": ID}, or nothing.",
+         api_post_rollback},
+        {"GET", "/v1/deployments/{id}", API_DEP_TOKEN, API_BODY_NONE, 0, NULL, api_get_deployment},
+        {"GET", "/v1/deployments/{id}/events", API_DEP_TOKEN, API_BODY_NONE, 0, NULL,
+         api_get_events},
+        {"GET", "/v1/apps/{app}/logs", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_app_logs},
+        {"GET", "/v1/apps/{app}/logs/stream", API_APP_TOKEN, API_BODY_NONE, 0, NULL,
+         api_get_log_stream},
+        {"GET", "/v1/apps/{app}/config", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_config},
+        {"PUT", "/v1/apps/{app}/config/{key}", API_ADMIN, API_BODY_SMALL, STORE_CONFIG_VALUE_MAX,
+         SETTING_TOO_BIG, api_put_config},
+        {"DELETE", "/v1/apps/{app}/config/{key}", API_ADMIN, API_BODY_NONE, 0, NULL,
+         api_delete_config},
+        {"GET", "/v1/apps/{app}/secrets", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_secrets},
+        {"PUT", "/v1/apps/{app}/secrets/{name}", API_ADMIN, API_BODY_SMALL, STORE_CONFIG_VALUE_MAX,
+         SETTING_TOO_BIG, api_put_secret},
+        {"DELETE", "/v1/apps/{app}/secrets/{name}", API_ADMIN, API_BODY_NONE, 0, NULL,
+         api_delete_secret},
+        {"GET", "/v1/apps/{app}/kv", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_kv_list},
+        {"GET", "/v1/apps/{app}/kv/{key}", API_APP_TOKEN, API_BODY_NONE, 0, NULL, api_get_kv},
+        {"PUT", "/v1/apps/{app}/kv/{key}", API_ADMIN, API_BODY_SMALL, STORE_KV_VALUE_MAX,
+         "A KV value is at most 1 MiB.", api_put_kv},
+        {"DELETE", "/v1/apps/{app}/kv/{key}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_kv},
 };
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -123,7 +121,7 @@ bool api_parse_uint(const char *s, int64_t *out)
 }
 
 bool api_query_int(struct MHD_Connection *c, struct api_req *r, const char *name, int64_t min,
-		   int64_t max, int64_t *out, enum MHD_Result *ret)
+                   int64_t max, int64_t *out, enum MHD_Result *ret)
 {
 	char buf[32];
 	long n = api_query_arg(c, name, buf, sizeof(buf) - 1);
@@ -136,8 +134,8 @@ bool api_query_int(struct MHD_Connection *c, struct api_req *r, const char *name
 		return true;
 	}
 	*ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-			       "\"%s\" is a whole number from %lld to %lld.", name, (long long)min,
-			       (long long)max);
+	                       "\"%s\" is a whole number from %lld to %lld.", name, (long long)min,
+	                       (long long)max);
 	return false;
 }
 
@@ -157,8 +155,8 @@ struct seg {
 /* Whether url (without its query) has the shape of pattern; the parameters
  * go to segs. A single trailing '/' of url is ignored. A {path} parameter,
  * last in its pattern, takes the rest of the path, slashes included. */
-static bool path_matches(const char *pattern, const char *url, size_t url_len,
-			 struct seg *segs, size_t *n_segs)
+static bool path_matches(const char *pattern, const char *url, size_t url_len, struct seg *segs,
+                         size_t *n_segs)
 {
 	const char *p = pattern, *u = url, *uend = url + url_len;
 
@@ -220,7 +218,7 @@ static void take_params(struct api_req *r, const struct seg *segs, size_t n)
 			r->id_bad = len < 0 || !api_parse_uint(idbuf, &r->id) || r->id <= 0;
 		} else {
 			len = api_percent_decode(sg->raw, sg->raw_len, r->param,
-						 sizeof(r->param) - 1);
+			                         sizeof(r->param) - 1);
 			r->param_bad = len <= 0;
 			r->param_len = len > 0 ? (size_t)len : 0;
 			r->param[r->param_len] = '\0';

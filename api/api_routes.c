@@ -92,8 +92,7 @@ static json_t *timings_json(const char *text)
 	return json_object();
 }
 
-json_t *api_deployment_json(const struct api_server *s, const struct store_deployment *d,
-			    bool full)
+json_t *api_deployment_json(const struct api_server *s, const struct store_deployment *d, bool full)
 {
 	char url[API_URL_MAX], preview[API_URL_MAX + 32], label[96];
 	json_t *obj;
@@ -101,20 +100,19 @@ json_t *api_deployment_json(const struct api_server *s, const struct store_deplo
 	api_app_url(s, d->app, url, sizeof(url));
 	snprintf(label, sizeof(label), "d%lld-%s", (long long)d->id, d->app);
 	api_app_url(s, label, preview, sizeof(preview));
-	obj = json_pack("{s:I,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:b,s:s,s:o,s:o}",
-			"id", (json_int_t)d->id, "app", api_json_text(d->app), "status",
-			store_dep_status_name(d->status), "created_at",
-			api_json_time(d->created_at), "started_at", api_json_time(d->started_at),
-			"finished_at", api_json_time(d->finished_at), "language",
-			api_json_text(d->language), "mode",
-			api_json_text(store_mode_name(d->config.mode)), "artifact",
-			api_json_text(d->artifact), "upload_size", (json_int_t)d->upload_size,
-			"artifact_size",
-			d->artifact ? json_integer((json_int_t)d->artifact_size) : json_null(),
-			"error", api_json_text(d->error), "current", d->current, "url", url,
-			"preview_url",
-			d->status == STORE_DEP_READY ? json_string(preview) : json_null(),
-			"deployed_by", api_json_text(d->deployed_by));
+	obj = json_pack(
+	        "{s:I,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:b,s:s,s:o,s:o}", "id",
+	        (json_int_t)d->id, "app", api_json_text(d->app), "status",
+	        store_dep_status_name(d->status), "created_at", api_json_time(d->created_at),
+	        "started_at", api_json_time(d->started_at), "finished_at",
+	        api_json_time(d->finished_at), "language", api_json_text(d->language), "mode",
+	        api_json_text(store_mode_name(d->config.mode)), "artifact",
+	        api_json_text(d->artifact), "upload_size", (json_int_t)d->upload_size,
+	        "artifact_size",
+	        d->artifact ? json_integer((json_int_t)d->artifact_size) : json_null(), "error",
+	        api_json_text(d->error), "current", d->current, "url", url, "preview_url",
+	        d->status == STORE_DEP_READY ? json_string(preview) : json_null(), "deployed_by",
+	        api_json_text(d->deployed_by));
 	if (!obj || !full)
 		return obj;
 	if (json_object_set_new(obj, "log", api_json_text(d->log ? d->log : "")) != 0 ||
@@ -129,16 +127,16 @@ json_t *api_deployment_json(const struct api_server *s, const struct store_deplo
 json_t *api_log_json(const struct store_log *line)
 {
 	return json_pack("{s:I,s:o,s:o,s:o,s:o}", "id", (json_int_t)line->id, "time",
-			 api_json_time(line->ts), "deployment", api_json_id(line->deployment_id),
-			 "stream", api_json_text(line->stream), "message",
-			 api_json_text(line->message));
+	                 api_json_time(line->ts), "deployment", api_json_id(line->deployment_id),
+	                 "stream", api_json_text(line->stream), "message",
+	                 api_json_text(line->message));
 }
 
 /* Appends each of n elements of size bytes at arr, made JSON by fn, to a
  * new array: NULL on allocation failure. */
 static json_t *json_list(const void *arr, size_t n, size_t size,
-			 json_t *(*fn)(const struct api_server *s, const void *elem),
-			 const struct api_server *s)
+                         json_t *(*fn)(const struct api_server *s, const void *elem),
+                         const struct api_server *s)
 {
 	json_t *list = json_array();
 
@@ -165,21 +163,20 @@ enum MHD_Result api_get_index(struct api_server *s, struct MHD_Connection *c, st
 	for (size_t i = 0; list && i < api_n_routes; i++) {
 		char line[128];
 
-		snprintf(line, sizeof(line), "%s %s", api_routes[i].method,
-			 api_routes[i].pattern);
+		snprintf(line, sizeof(line), "%s %s", api_routes[i].method, api_routes[i].pattern);
 		if (json_array_append_new(list, json_string(line)) != 0) {
 			json_decref(list);
 			list = NULL;
 		}
 	}
 	return api_reply_json(
-		c, r, MHD_HTTP_OK,
-		json_pack("{s:s,s:s,s:I,s:o,s:s,s:s}", "service", "vivarium", "version",
-			  VIV_VERSION, "upload_max", (json_int_t)s->upload_max,
-			  "endpoints", list, "auth",
-			  "Authorization: Bearer TOKEN on every /v1 endpoint but /v1, "
-			  "/v1/openapi.json and /v1/templates",
-			  "openapi", "/v1/openapi.json"));
+	        c, r, MHD_HTTP_OK,
+	        json_pack("{s:s,s:s,s:I,s:o,s:s,s:s}", "service", "vivarium", "version",
+	                  VIV_VERSION, "upload_max", (json_int_t)s->upload_max, "endpoints", list,
+	                  "auth",
+	                  "Authorization: Bearer TOKEN on every /v1 endpoint but /v1, "
+	                  "/v1/openapi.json and /v1/templates",
+	                  "openapi", "/v1/openapi.json"));
 }
 
 enum MHD_Result api_get_root(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
@@ -201,12 +198,11 @@ enum MHD_Result api_get_web(struct api_server *s, struct MHD_Connection *c, stru
 		ret = api_static_serve(s, c, r, r->param, &served);
 	if (served)
 		return ret;
-	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "The web page has no file %s.",
-			       r->path);
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "The web page has no file %s.", r->path);
 }
 
 enum MHD_Result api_get_web_vendor(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r)
+                                   struct api_req *r)
 {
 	char name[sizeof(r->param) + 8];
 	bool served = false;
@@ -218,25 +214,23 @@ enum MHD_Result api_get_web_vendor(struct api_server *s, struct MHD_Connection *
 	}
 	if (served)
 		return ret;
-	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "The web page has no file %s.",
-			       r->path);
+	return api_reply_error(c, r, MHD_HTTP_NOT_FOUND, "The web page has no file %s.", r->path);
 }
 
-enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c,
-				struct api_req *r)
+enum MHD_Result api_get_healthz(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	int version = store_schema_version(s->st);
 
 	if (version <= 0) {
 		viv_log(VIV_ERROR, "health check: the database did not answer (schema version %d)",
-			version);
+		        version);
 		return api_reply_json(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-				      json_pack("{s:s,s:s}", "status", "unavailable", "error",
-						"The database did not answer; the operator's log "
-						"of vivd says why."));
+		                      json_pack("{s:s,s:s}", "status", "unavailable", "error",
+		                                "The database did not answer; the operator's log "
+		                                "of vivd says why."));
 	}
 	return api_reply_json(c, r, MHD_HTTP_OK,
-			      json_pack("{s:s,s:i}", "status", "ok", "schema", version));
+	                      json_pack("{s:s,s:i}", "status", "ok", "schema", version));
 }
 
 /* ---- Apps ------------------------------------------------------------------------ */
@@ -247,11 +241,11 @@ static json_t *app_json(const struct api_server *s, const struct store_app *a)
 
 	api_app_url(s, a->name, url, sizeof(url));
 	return json_pack("{s:o,s:o,s:o,s:s,s:o,s:o,s:o}", "name", api_json_text(a->name), "url",
-			 a->current_deployment ? json_string(url) : json_null(),
-			 "current_deployment", api_json_id(a->current_deployment), "state",
-			 store_app_state_name(a->state), "language", api_json_text(a->language),
-			 "created_at", api_json_time(a->created_at), "updated_at",
-			 api_json_time(a->updated_at));
+	                 a->current_deployment ? json_string(url) : json_null(),
+	                 "current_deployment", api_json_id(a->current_deployment), "state",
+	                 store_app_state_name(a->state), "language", api_json_text(a->language),
+	                 "created_at", api_json_time(a->created_at), "updated_at",
+	                 api_json_time(a->updated_at));
 }
 
 enum MHD_Result api_get_apps(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
@@ -311,8 +305,7 @@ enum MHD_Result api_get_app(struct api_server *s, struct MHD_Connection *c, stru
 	return api_reply_json(c, r, MHD_HTTP_OK, obj);
 }
 
-enum MHD_Result api_delete_app(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r)
+enum MHD_Result api_delete_app(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct store_app_deleted done;
 	enum viv_err err;
@@ -322,20 +315,21 @@ enum MHD_Result api_delete_app(struct api_server *s, struct MHD_Connection *c,
 		return api_reply_no_such_app(c, r);
 	if (err)
 		return api_reply_store_error(c, r, err, "deleting the app");
-	viv_log(VIV_INFO, "app %s deleted by token \"%s\": %zu deployment(s), %zu artifact(s) "
-			  "and %zu static tree(s) removed",
-		r->app, r->token->name, done.deployments, done.artifacts_removed,
-		done.assets_removed);
+	viv_log(VIV_INFO,
+	        "app %s deleted by token \"%s\": %zu deployment(s), %zu artifact(s) "
+	        "and %zu static tree(s) removed",
+	        r->app, r->token->name, done.deployments, done.artifacts_removed,
+	        done.assets_removed);
 	return api_reply_json(c, r, MHD_HTTP_OK,
-			      json_pack("{s:s,s:I,s:I}", "deleted", r->app, "deployments",
-					(json_int_t)done.deployments, "artifacts_removed",
-					(json_int_t)done.artifacts_removed));
+	                      json_pack("{s:s,s:I,s:I}", "deleted", r->app, "deployments",
+	                                (json_int_t)done.deployments, "artifacts_removed",
+	                                (json_int_t)done.artifacts_removed));
 }
 
 /* ---- Deployments ----------------------------------------------------------------- */
 
 enum MHD_Result api_get_deployments(struct api_server *s, struct MHD_Connection *c,
-				    struct api_req *r)
+                                    struct api_req *r)
 {
 	struct store_deployment *ds = NULL;
 	int64_t limit = API_APP_DEPLOYMENTS, before = 0;
@@ -354,17 +348,17 @@ enum MHD_Result api_get_deployments(struct api_server *s, struct MHD_Connection 
 	if (err)
 		return api_reply_store_error(c, r, err, "listing the deployments");
 	list = json_list(ds, n > (size_t)limit ? (size_t)limit : n, sizeof(*ds), dep_elem, s);
-	ret = api_reply_json(c, r, MHD_HTTP_OK,
-			     list ? json_pack("{s:o,s:o}", "deployments", list, "next_before",
-					      n > (size_t)limit ? api_json_id(ds[limit - 1].id)
-								: json_null())
-				  : NULL);
+	ret = api_reply_json(
+	        c, r, MHD_HTTP_OK,
+	        list ? json_pack("{s:o,s:o}", "deployments", list, "next_before",
+	                         n > (size_t)limit ? api_json_id(ds[limit - 1].id) : json_null())
+	             : NULL);
 	store_deployment_list_free(ds, n);
 	return ret;
 }
 
 enum MHD_Result api_get_deployment(struct api_server *s, struct MHD_Connection *c,
-				   struct api_req *r)
+                                   struct api_req *r)
 {
 	struct store_deployment *d = NULL;
 	enum viv_err err;
@@ -373,9 +367,9 @@ enum MHD_Result api_get_deployment(struct api_server *s, struct MHD_Connection *
 	err = store_deployment_get(s->st, r->id, &d);
 	if (err == VIV_ERR_NOT_FOUND)
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "There is no deployment %lld; GET "
-				       "/v1/apps/{app}/deployments lists an app's deployments.",
-				       (long long)r->id);
+		                       "There is no deployment %lld; GET "
+		                       "/v1/apps/{app}/deployments lists an app's deployments.",
+		                       (long long)r->id);
 	if (err)
 		return api_reply_store_error(c, r, err, "reading the deployment");
 	if (!store_token_allows(r->token, d->app)) {
@@ -389,8 +383,7 @@ enum MHD_Result api_get_deployment(struct api_server *s, struct MHD_Connection *
 	return api_reply_json(c, r, MHD_HTTP_OK, obj);
 }
 
-enum MHD_Result api_post_rollback(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r)
+enum MHD_Result api_post_rollback(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	enum MHD_Result ret = MHD_YES;
 	int64_t want = 0, cur = 0, prev = 0;
@@ -404,8 +397,8 @@ enum MHD_Result api_post_rollback(struct api_server *s, struct MHD_Connection *c
 	if (v && !(json_is_integer(v) && json_integer_value(v) > 0)) {
 		json_decref(body);
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				       "\"deployment\" is the id of a ready deployment of the app; "
-				       "leave it out to go back to the one before the current.");
+		                       "\"deployment\" is the id of a ready deployment of the app; "
+		                       "leave it out to go back to the one before the current.");
 	}
 	want = v ? (int64_t)json_integer_value(v) : 0;
 	json_decref(body);
@@ -417,36 +410,34 @@ enum MHD_Result api_post_rollback(struct api_server *s, struct MHD_Connection *c
 			return api_reply_no_such_app(c, r);
 		store_app_free(app);
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "The app \"%s\" has no deployment %lld; GET "
-				       "/v1/apps/%s/deployments lists them.",
-				       r->app, (long long)want, r->app);
+		                       "The app \"%s\" has no deployment %lld; GET "
+		                       "/v1/apps/%s/deployments lists them.",
+		                       r->app, (long long)want, r->app);
 	}
 	if (err == VIV_ERR_NOT_FOUND)
 		return api_reply_no_such_app(c, r);
 	if (err == VIV_ERR_INVALID && want)
 		return api_reply_error(c, r, MHD_HTTP_CONFLICT,
-				       "Deployment %lld is not ready (it is queued, building or "
-				       "failed), so it cannot serve; pick a ready one.",
-				       (long long)want);
+		                       "Deployment %lld is not ready (it is queued, building or "
+		                       "failed), so it cannot serve; pick a ready one.",
+		                       (long long)want);
 	if (err == VIV_ERR_INVALID)
 		return api_reply_error(c, r, MHD_HTTP_CONFLICT,
-				       "The app \"%s\" has no ready deployment older than the "
-				       "current one to go back to.",
-				       r->app);
+		                       "The app \"%s\" has no ready deployment older than the "
+		                       "current one to go back to.",
+		                       r->app);
 	if (err)
 		return api_reply_store_error(c, r, err, "rolling back");
-	viv_log(VIV_INFO, "app %s now serves deployment %lld (was %lld), by token \"%s\"",
-		r->app, (long long)cur, (long long)prev, r->token->name);
+	viv_log(VIV_INFO, "app %s now serves deployment %lld (was %lld), by token \"%s\"", r->app,
+	        (long long)cur, (long long)prev, r->token->name);
 	return api_reply_json(c, r, MHD_HTTP_OK,
-			      json_pack("{s:s,s:I,s:o}", "app", r->app, "current_deployment",
-					(json_int_t)cur, "previous_deployment",
-					api_json_id(prev)));
+	                      json_pack("{s:s,s:I,s:o}", "app", r->app, "current_deployment",
+	                                (json_int_t)cur, "previous_deployment", api_json_id(prev)));
 }
 
 /* ---- Logs ------------------------------------------------------------------------ */
 
-enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r)
+enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct store_log *lines = NULL;
 	int64_t after = 0, limit = API_LOGS_DEFAULT, next;
@@ -475,8 +466,7 @@ enum MHD_Result api_get_app_logs(struct api_server *s, struct MHD_Connection *c,
 			next = lines[i].id;
 	}
 	store_logs_free(lines, n);
-	return api_reply_json(c, r, MHD_HTTP_OK,
-			      arr ? json_pack("{s:o,s:I}", "logs", arr, "next_after",
-					      (json_int_t)next)
-				  : NULL);
+	return api_reply_json(
+	        c, r, MHD_HTTP_OK,
+	        arr ? json_pack("{s:o,s:I}", "logs", arr, "next_after", (json_int_t)next) : NULL);
 }

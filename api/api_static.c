@@ -22,23 +22,23 @@ struct api_mime {
 };
 
 static const struct api_mime api_mimes[] = {
-	{"html", "text/html; charset=utf-8"},
-	{"css", "text/css; charset=utf-8"},
-	{"js", "text/javascript; charset=utf-8"},
-	{"mjs", "text/javascript; charset=utf-8"},
-	{"json", "application/json"},
-	{"map", "application/json"},
-	{"txt", "text/plain; charset=utf-8"},
-	{"svg", "image/svg+xml"},
-	{"png", "image/png"},
-	{"jpg", "image/jpeg"},
-	{"jpeg", "image/jpeg"},
-	{"gif", "image/gif"},
-	{"webp", "image/webp"},
-	{"ico", "image/x-icon"},
-	{"woff", "font/woff"},
-	{"woff2", "font/woff2"},
-	{"wasm", "application/wasm"},
+        {"html", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"mjs", "text/javascript; charset=utf-8"},
+        {"json", "application/json"},
+        {"map", "application/json"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"svg", "image/svg+xml"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"ico", "image/x-icon"},
+        {"woff", "font/woff"},
+        {"woff2", "font/woff2"},
+        {"wasm", "application/wasm"},
 };
 
 static const char *mime_of(const char *name)
@@ -98,8 +98,8 @@ static bool vendor_ok(const char *name, const char **rel)
 		if (!name_ok(part))
 			return false;
 		if (p == *rel) {
-			for (i = 0; i < sizeof(api_vendor_packages) / sizeof(api_vendor_packages[0]);
-			     i++)
+			for (i = 0;
+			     i < sizeof(api_vendor_packages) / sizeof(api_vendor_packages[0]); i++)
 				known = known || strcmp(part, api_vendor_packages[i]) == 0;
 		}
 		if (!slash)
@@ -108,8 +108,8 @@ static bool vendor_ok(const char *name, const char **rel)
 	return known && strchr(*rel, '/') != NULL;
 }
 
-enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r, const char *name, bool *served)
+enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c, struct api_req *r,
+                                 const char *name, bool *served)
 {
 	struct MHD_Response *resp = NULL;
 	struct stat sb;
@@ -153,8 +153,7 @@ enum MHD_Result api_static_serve(struct api_server *s, struct MHD_Connection *c,
 		close(fd);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mime_of(name)) !=
-		    MHD_YES ||
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mime_of(name)) != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
 	    MHD_add_response_header(resp, "X-Frame-Options", "DENY") != MHD_YES) {

@@ -18,33 +18,33 @@
 #define TEMPLATE_DEPTH_MAX 4
 
 static const char wat_hello[] =
-	";; Hello, world! as a CGI program: what it writes to stdout is the response.\n"
-	"(module\n"
-	"  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	"    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	"  (memory (export \"memory\") 1)\n"
-	"  (data (i32.const 64) \"Content-Type: text/plain\\n\\nHello, world!\\n\")\n"
-	"  (func (export \"_start\")\n"
-	"    ;; One iovec at 0: the 40 bytes at 64.\n"
-	"    (i32.store (i32.const 0) (i32.const 64))\n"
-	"    (i32.store (i32.const 4) (i32.const 40))\n"
-	"    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+        ";; Hello, world! as a CGI program: what it writes to stdout is the response.\n"
+        "(module\n"
+        "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+        "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+        "  (memory (export \"memory\") 1)\n"
+        "  (data (i32.const 64) \"Content-Type: text/plain\\n\\nHello, world!\\n\")\n"
+        "  (func (export \"_start\")\n"
+        "    ;; One iovec at 0: the 40 bytes at 64.\n"
+        "    (i32.store (i32.const 0) (i32.const 64))\n"
+        "    (i32.store (i32.const 4) (i32.const 40))\n"
+        "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
 
 static const struct {
 	const char *language;
 	const char *title;
 	const char *example; /* under examples/; NULL: built in */
 } templates[] = {
-	{"c", "C", "c-hello"},
-	{"rust", "Rust", "rust-hello"},
-	{"assemblyscript", "AssemblyScript", "assemblyscript-hello"},
-	{"wat", "WebAssembly text", NULL},
+        {"c", "C", "c-hello"},
+        {"rust", "Rust", "rust-hello"},
+        {"assemblyscript", "AssemblyScript", "assemblyscript-hello"},
+        {"wat", "WebAssembly text", NULL},
 };
 
 static int cmp_path(const void *a, const void *b)
 {
 	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "path")),
-		      json_string_value(json_object_get(*(json_t *const *)b, "path")));
+	              json_string_value(json_object_get(*(json_t *const *)b, "path")));
 }
 
 /* Adds the regular files under the folder open at dir_fd (rel is its path in
@@ -91,9 +91,9 @@ static enum viv_err add_tree(int dir_fd, const char *rel, int depth, json_t *fil
 			err = VIV_OK;
 			continue;
 		}
-		if (!err && json_array_append_new(files,
-						  json_pack("{s:s,s:o}", "path", path, "text",
-							    api_json_textn(text, len))) != 0)
+		if (!err &&
+		    json_array_append_new(files, json_pack("{s:s,s:o}", "path", path, "text",
+		                                           api_json_textn(text, len))) != 0)
 			err = VIV_ERR_NOMEM;
 		free(text);
 	}
@@ -137,30 +137,29 @@ static json_t *example_files(const char *sdk_dir, const char *example)
 	return files;
 }
 
-enum MHD_Result api_get_templates(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r)
+enum MHD_Result api_get_templates(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < sizeof(templates) / sizeof(templates[0]); i++) {
-		json_t *files = templates[i].example
-					? example_files(s->cfg->sdk_dir, templates[i].example)
-					: json_pack("[{s:s,s:s}]", "path", "hello.wat", "text",
-						    wat_hello);
+		json_t *files =
+		        templates[i].example
+		                ? example_files(s->cfg->sdk_dir, templates[i].example)
+		                : json_pack("[{s:s,s:s}]", "path", "hello.wat", "text", wat_hello);
 
 		/* An SDK installed without an example has no template for it. */
 		if (files && json_array_size(files) == 0) {
 			json_decref(files);
 			continue;
 		}
-		if (!files || json_array_append_new(list, json_pack("{s:s,s:s,s:o}", "language",
-								    templates[i].language, "title",
-								    templates[i].title, "files",
-								    files)) != 0) {
+		if (!files ||
+		    json_array_append_new(
+		            list, json_pack("{s:s,s:s,s:o}", "language", templates[i].language,
+		                            "title", templates[i].title, "files", files)) != 0) {
 			json_decref(list);
 			list = NULL;
 		}
 	}
 	return api_reply_json(c, r, MHD_HTTP_OK,
-			      list ? json_pack("{s:o}", "templates", list) : NULL);
+	                      list ? json_pack("{s:o}", "templates", list) : NULL);
 }

@@ -18,13 +18,12 @@ static json_t *token_json(const struct store_token *t)
 	if (!apps)
 		return NULL;
 	return json_pack("{s:I,s:o,s:s,s:o,s:o,s:o}", "id", (json_int_t)t->id, "name",
-			 api_json_text(t->name), "scope", store_scope_name(t->scope), "apps", apps,
-			 "created_at", api_json_time(t->created_at), "last_used_at",
-			 api_json_time(t->last_used_at));
+	                 api_json_text(t->name), "scope", store_scope_name(t->scope), "apps", apps,
+	                 "created_at", api_json_time(t->created_at), "last_used_at",
+	                 api_json_time(t->last_used_at));
 }
 
-enum MHD_Result api_get_tokens(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r)
+enum MHD_Result api_get_tokens(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct store_token *ts = NULL;
 	json_t *list;
@@ -57,17 +56,18 @@ static bool read_apps(json_t *apps, const char **names, size_t *n, char *why, si
 	if (!json_is_array(apps) || json_array_size(apps) == 0 ||
 	    json_array_size(apps) > STORE_TOKEN_APPS_MAX) {
 		viv_errf(why, len,
-			 "A token of scope \"apps\" needs \"apps\": a list of 1 to %d app names.",
-			 STORE_TOKEN_APPS_MAX);
+		         "A token of scope \"apps\" needs \"apps\": a list of 1 to %d app names.",
+		         STORE_TOKEN_APPS_MAX);
 		return false;
 	}
-	json_array_foreach(apps, i, v) {
+	json_array_foreach(apps, i, v)
+	{
 		names[i] = json_string_value(v);
 		if (!names[i] || !viv_app_name_valid(names[i])) {
 			viv_errf(why, len,
-				 "\"apps\" holds app names, which are DNS labels: 1-63 lowercase "
-				 "letters, digits and '-' (item %zu is not one).",
-				 i + 1);
+			         "\"apps\" holds app names, which are DNS labels: 1-63 lowercase "
+			         "letters, digits and '-' (item %zu is not one).",
+			         i + 1);
 			return false;
 		}
 	}
@@ -75,8 +75,7 @@ static bool read_apps(json_t *apps, const char **names, size_t *n, char *why, si
 	return true;
 }
 
-enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c,
-			       struct api_req *r)
+enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	const char *names[STORE_TOKEN_APPS_MAX];
 	struct store_token *info = NULL;
@@ -95,15 +94,15 @@ enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c,
 	sc = json_string_value(json_object_get(body, "scope"));
 	if (!name || !store_token_name_valid(name)) {
 		ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				      "\"name\" is 1 to %d printable ASCII characters that say "
-				      "whose the token is, such as \"ci\" (\"admin\" is taken).",
-				      STORE_TOKEN_NAME_MAX);
+		                      "\"name\" is 1 to %d printable ASCII characters that say "
+		                      "whose the token is, such as \"ci\" (\"admin\" is taken).",
+		                      STORE_TOKEN_NAME_MAX);
 		goto out;
 	}
 	if (!sc || (strcmp(sc, "admin") != 0 && strcmp(sc, "apps") != 0)) {
 		ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				      "\"scope\" is \"admin\" (everything) or \"apps\" (deploy and "
-				      "read the apps named in \"apps\").");
+		                      "\"scope\" is \"admin\" (everything) or \"apps\" (deploy and "
+		                      "read the apps named in \"apps\").");
 		goto out;
 	}
 	scope = strcmp(sc, "apps") == 0 ? STORE_SCOPE_APPS : STORE_SCOPE_ADMIN;
@@ -114,8 +113,8 @@ enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c,
 	}
 	if (scope == STORE_SCOPE_ADMIN && json_array_size(json_object_get(body, "apps")) > 0) {
 		ret = api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				      "An admin token acts on every app; leave \"apps\" out, or "
-				      "use scope \"apps\".");
+		                      "An admin token acts on every app; leave \"apps\" out, or "
+		                      "use scope \"apps\".");
 		goto out;
 	}
 	err = store_token_create(s->st, name, scope, names, n, &token, &info);
@@ -123,8 +122,8 @@ enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c,
 		ret = api_reply_store_error(c, r, err, "making the token");
 		goto out;
 	}
-	viv_log(VIV_INFO, "token %lld \"%s\" (scope %s) made by token \"%s\"",
-		(long long)info->id, info->name, sc, r->token->name);
+	viv_log(VIV_INFO, "token %lld \"%s\" (scope %s) made by token \"%s\"", (long long)info->id,
+	        info->name, sc, r->token->name);
 	obj = token_json(info);
 	if (obj && json_object_set_new(obj, "token", json_string(token)) != 0) {
 		json_decref(obj);
@@ -140,21 +139,20 @@ out:
 	return ret;
 }
 
-enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r)
+enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	enum viv_err err;
 
 	err = store_token_delete(s->st, r->id);
 	if (err == VIV_ERR_NOT_FOUND)
 		return api_reply_error(c, r, MHD_HTTP_NOT_FOUND,
-				       "There is no token %lld; GET /v1/tokens lists them.",
-				       (long long)r->id);
+		                       "There is no token %lld; GET /v1/tokens lists them.",
+		                       (long long)r->id);
 	if (err == VIV_ERR_UNSUPPORTED)
 		return api_reply_error(c, r, MHD_HTTP_CONFLICT,
-				       "Token %lld is the admin token of the data folder; to "
-				       "replace it, remove the file admin-token and restart vivd.",
-				       (long long)r->id);
+		                       "Token %lld is the admin token of the data folder; to "
+		                       "replace it, remove the file admin-token and restart vivd.",
+		                       (long long)r->id);
 	if (err)
 		return api_reply_store_error(c, r, err, "revoking the token");
 	viv_log(VIV_INFO, "token %lld revoked by token \"%s\"", (long long)r->id, r->token->name);

@@ -36,8 +36,8 @@ void api_upload_cleanup(struct api_upload *up)
 	}
 	if (up->tmp_path) {
 		if (unlink(up->tmp_path) != 0 && errno != ENOENT)
-			viv_log(VIV_WARN, "cannot remove the temporary upload %s: %s",
-				up->tmp_path, strerror(errno));
+			viv_log(VIV_WARN, "cannot remove the temporary upload %s: %s", up->tmp_path,
+			        strerror(errno));
 		free(up->tmp_path);
 		up->tmp_path = NULL;
 	}
@@ -45,8 +45,8 @@ void api_upload_cleanup(struct api_upload *up)
 
 bool api_content_length(struct MHD_Connection *c, uint64_t *out)
 {
-	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *v =
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t n = 0;
 
 	if (!v || !v[0] || strspn(v, "0123456789") != strlen(v))
@@ -70,23 +70,23 @@ static void cap_phrase(size_t cap, char *buf, size_t len)
 }
 
 static enum MHD_Result reply_too_big(struct api_server *s, struct MHD_Connection *c,
-				     struct api_req *r)
+                                     struct api_req *r)
 {
 	char cap[64];
 
 	cap_phrase(s->upload_max, cap, sizeof(cap));
 	return api_reply_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
-			       "The upload is larger than this server's limit of %s; leave build "
-			       "output and dependencies (target/, node_modules/) out of it, or "
-			       "ask the operator to raise the limit.",
-			       cap);
+	                       "The upload is larger than this server's limit of %s; leave build "
+	                       "output and dependencies (target/, node_modules/) out of it, or "
+	                       "ask the operator to raise the limit.",
+	                       cap);
 }
 
 static enum MHD_Result reply_empty(struct MHD_Connection *c, struct api_req *r)
 {
 	return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-			       "The upload is empty; send a tarball (.tar, .tar.gz) or a .wasm "
-			       "module as the request body, e.g. curl --data-binary @app.tar.gz.");
+	                       "The upload is empty; send a tarball (.tar, .tar.gz) or a .wasm "
+	                       "module as the request body, e.g. curl --data-binary @app.tar.gz.");
 }
 
 /* True for names of the form d<digits>-<name>, the preview addresses of
@@ -102,8 +102,8 @@ static bool preview_shaped(const char *app)
  * curl --data-binary, which sends the same type but the bytes unchanged). */
 static bool sent_as_form(struct MHD_Connection *c)
 {
-	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *ct =
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 
 	return ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0;
 }
@@ -193,8 +193,7 @@ static bool mangled_by_curl_d(const struct api_upload *up, enum viv_upload_kind 
 	return kind == VIV_UPLOAD_WASM && !wasm_sections_fit(up->fd, up->size);
 }
 
-enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
-				 struct api_req *r)
+enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct api_upload *up = &r->up;
 	uint64_t declared;
@@ -213,9 +212,9 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 		store_app_free(app);
 		if (err == VIV_ERR_NOT_FOUND)
 			return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-					       "Names of the form d<number>-<name> are the preview "
-					       "addresses of deployments (d12-hello is deployment "
-					       "12 of hello); choose another app name.");
+			                       "Names of the form d<number>-<name> are the preview "
+			                       "addresses of deployments (d12-hello is deployment "
+			                       "12 of hello); choose another app name.");
 		if (err)
 			return api_reply_store_error(c, r, err, "reading the app");
 	}
@@ -225,13 +224,13 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	up->fd = open(up->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (up->fd < 0) {
 		viv_log(VIV_ERROR, "cannot create the temporary upload %s: %s", up->tmp_path,
-			strerror(errno));
+		        strerror(errno));
 		free(up->tmp_path);
 		up->tmp_path = NULL;
 		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       "The server could not store the upload (it could not create "
-				       "a file in its data directory); the operator's log of vivd "
-				       "has the details.");
+		                       "The server could not store the upload (it could not create "
+		                       "a file in its data directory); the operator's log of vivd "
+		                       "has the details.");
 	}
 	err = viv_sha256_begin(&up->hash);
 	if (err)
@@ -241,8 +240,7 @@ enum MHD_Result api_upload_begin(struct api_server *s, struct MHD_Connection *c,
 	return MHD_YES;
 }
 
-enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data,
-				size_t n)
+enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const char *data, size_t n)
 {
 	struct api_upload *up = &r->up;
 	size_t keep;
@@ -251,9 +249,10 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		/* The reply is decided; read and drop the rest, up to a point. */
 		up->discarded += n;
 		if (up->discarded > API_DISCARD_MAX) {
-			viv_log(VIV_WARN, "%s %s: closing a connection that sent %llu bytes past "
-					  "the upload limit",
-				r->method, r->path, (unsigned long long)up->discarded);
+			viv_log(VIV_WARN,
+			        "%s %s: closing a connection that sent %llu bytes past "
+			        "the upload limit",
+			        r->method, r->path, (unsigned long long)up->discarded);
 			return MHD_NO;
 		}
 		return MHD_YES;
@@ -275,8 +274,8 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 		up->head_len += keep;
 	}
 	if (viv_write_all(up->fd, data, n)) {
-		viv_log(VIV_ERROR, "%s %s: writing the upload to %s failed: %s", r->method,
-			r->path, up->tmp_path, strerror(errno));
+		viv_log(VIV_ERROR, "%s %s: writing the upload to %s failed: %s", r->method, r->path,
+		        up->tmp_path, strerror(errno));
 		up->io_err = VIV_ERR_IO;
 		api_upload_cleanup(up);
 		return MHD_YES;
@@ -286,8 +285,7 @@ enum MHD_Result api_upload_data(struct api_server *s, struct api_req *r, const c
 	return MHD_YES;
 }
 
-enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c,
-				  struct api_req *r)
+enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct api_upload *up = &r->up;
 	char hex[VIV_SHA256_HEX_LEN + 1];
@@ -303,9 +301,9 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 		return reply_too_big(s, c, r);
 	if (up->io_err)
 		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       "The server could not write the upload to its data "
-				       "directory (is the disk full?); the operator's log of vivd "
-				       "has the details.");
+		                       "The server could not write the upload to its data "
+		                       "directory (is the disk full?); the operator's log of vivd "
+		                       "has the details.");
 	if (up->size == 0) {
 		api_upload_cleanup(up);
 		return reply_empty(c, r);
@@ -314,35 +312,35 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	if (sent_as_form(c) && mangled_by_curl_d(up, kind)) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_BAD_REQUEST,
-				       "The upload came as a form and looks changed on the way: "
-				       "send the file with --data-binary @FILE (curl -d strips "
-				       "newlines and changes the bytes).");
+		                       "The upload came as a form and looks changed on the way: "
+		                       "send the file with --data-binary @FILE (curl -d strips "
+		                       "newlines and changes the bytes).");
 	}
 	if (kind == VIV_UPLOAD_UNKNOWN) {
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-				       "The upload is neither a tarball (.tar, .tar.gz, ...), a "
-				       ".wasm module nor a WebAssembly text file (starting with "
-				       "\"(module\"); send one of those as the raw request body.");
+		                       "The upload is neither a tarball (.tar, .tar.gz, ...), a "
+		                       ".wasm module nor a WebAssembly text file (starting with "
+		                       "\"(module\"); send one of those as the raw request body.");
 	}
 	/* The deployment must not point at a file that a crash could leave
 	 * short, so the bytes reach the disk before the store sees them. */
 	if (fsync(up->fd) != 0 || close(up->fd) != 0) {
 		viv_log(VIV_ERROR, "%s %s: flushing the upload %s failed: %s", r->method, r->path,
-			up->tmp_path, strerror(errno));
+		        up->tmp_path, strerror(errno));
 		up->fd = -1;
 		api_upload_cleanup(up);
 		return api_reply_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				       "The server could not write the upload to its data "
-				       "directory (is the disk full?); the operator's log of vivd "
-				       "has the details.");
+		                       "The server could not write the upload to its data "
+		                       "directory (is the disk full?); the operator's log of vivd "
+		                       "has the details.");
 	}
 	up->fd = -1;
 	viv_sha256_end(&up->hash, hex);
 	up->hashing = false;
 
 	err = store_deployment_create_by(s->st, r->app, r->token->name, up->tmp_path, hex,
-					 (int64_t)up->size, &id);
+	                                 (int64_t)up->size, &id);
 	if (err) {
 		api_upload_cleanup(up);
 		return api_reply_store_error(c, r, err, "recording the deployment");
@@ -351,10 +349,11 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	 * the builders. */
 	free(up->tmp_path);
 	up->tmp_path = NULL;
-	viv_log(VIV_INFO, "deployment %lld of %s queued by token \"%s\": %llu bytes (%s), "
-			  "sha256 %s",
-		(long long)id, r->app, r->token->name, (unsigned long long)up->size,
-		viv_upload_kind_name(kind), hex);
+	viv_log(VIV_INFO,
+	        "deployment %lld of %s queued by token \"%s\": %llu bytes (%s), "
+	        "sha256 %s",
+	        (long long)id, r->app, r->token->name, (unsigned long long)up->size,
+	        viv_upload_kind_name(kind), hex);
 
 	api_app_url(s, r->app, url, sizeof(url));
 	snprintf(label, sizeof(label), "d%lld-%s", (long long)id, r->app);
@@ -362,9 +361,9 @@ enum MHD_Result api_upload_finish(struct api_server *s, struct MHD_Connection *c
 	snprintf(status_url, sizeof(status_url), "/v1/deployments/%lld", (long long)id);
 	snprintf(events_url, sizeof(events_url), "/v1/deployments/%lld/events", (long long)id);
 	resp = api_json_response(json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id,
-					   "app", r->app, "status", "queued", "status_url",
-					   status_url, "events_url", events_url, "url", url,
-					   "preview_url", preview));
+	                                   "app", r->app, "status", "queued", "status_url",
+	                                   status_url, "events_url", events_url, "url", url,
+	                                   "preview_url", preview));
 	if (!resp)
 		return MHD_NO;
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, status_url) != MHD_YES) {

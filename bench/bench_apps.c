@@ -15,12 +15,12 @@
 #include "viv.h"
 
 struct opts {
-	const char *api;   /* http://127.0.0.1:PORT */
+	const char *api; /* http://127.0.0.1:PORT */
 	const char *token;
 	unsigned apps_port;
 	const char *upload; /* tarball path */
 	unsigned n;
-	pid_t vivd;         /* the supervisor, whose workers are measured */
+	pid_t vivd; /* the supervisor, whose workers are measured */
 	const char *json;
 };
 
@@ -39,7 +39,7 @@ static size_t collect(char *p, size_t size, size_t n, void *arg)
 
 /* One request on a reused handle; the body lands in out (cleared first). */
 static long request(CURL *c, const char *method, const char *url, const char *host,
-		    const char *token, const void *body, size_t len, struct viv_buf *out)
+                    const char *token, const void *body, size_t len, struct viv_buf *out)
 {
 	struct curl_slist *h = NULL;
 	char line[256];
@@ -111,21 +111,21 @@ static long workers_rss_kb(pid_t parent)
 static int usage(void)
 {
 	fprintf(stderr, "usage: bench_apps --api URL --token T --apps-port P --vivd PID "
-			"--upload FILE [--count N] [--json FILE]\n");
+	                "--upload FILE [--count N] [--json FILE]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
-		{"api", required_argument, NULL, 'a'},
-		{"token", required_argument, NULL, 't'},
-		{"apps-port", required_argument, NULL, 'p'},
-		{"vivd", required_argument, NULL, 'v'},
-		{"upload", required_argument, NULL, 'u'},
-		{"count", required_argument, NULL, 'n'},
-		{"json", required_argument, NULL, 'j'},
-		{NULL, 0, NULL, 0},
+	        {"api", required_argument, NULL, 'a'},
+	        {"token", required_argument, NULL, 't'},
+	        {"apps-port", required_argument, NULL, 'p'},
+	        {"vivd", required_argument, NULL, 'v'},
+	        {"upload", required_argument, NULL, 'u'},
+	        {"count", required_argument, NULL, 'n'},
+	        {"json", required_argument, NULL, 'j'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct opts o = {.n = 10000};
 	struct viv_buf body;
@@ -139,14 +139,29 @@ int main(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (ch) {
-		case 'a': o.api = optarg; break;
-		case 't': o.token = optarg; break;
-		case 'p': o.apps_port = (unsigned)atoi(optarg); break;
-		case 'v': o.vivd = (pid_t)atoi(optarg); break;
-		case 'u': o.upload = optarg; break;
-		case 'n': o.n = (unsigned)atoi(optarg); break;
-		case 'j': o.json = optarg; break;
-		default: return usage();
+		case 'a':
+			o.api = optarg;
+			break;
+		case 't':
+			o.token = optarg;
+			break;
+		case 'p':
+			o.apps_port = (unsigned)atoi(optarg);
+			break;
+		case 'v':
+			o.vivd = (pid_t)atoi(optarg);
+			break;
+		case 'u':
+			o.upload = optarg;
+			break;
+		case 'n':
+			o.n = (unsigned)atoi(optarg);
+			break;
+		case 'j':
+			o.json = optarg;
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (!o.api || !o.token || !o.apps_port || !o.vivd || !o.upload || !o.n)
@@ -173,7 +188,7 @@ int main(int argc, char **argv)
 		j = status == 202 ? json_loads(body.data, 0, NULL) : NULL;
 		if (!j) {
 			fprintf(stderr, "bench_apps: deploy %u answered %ld: %s\n", i, status,
-				body.data ? body.data : "");
+			        body.data ? body.data : "");
 			return 1;
 		}
 		ids[i] = (long)json_integer_value(json_object_get(j, "id"));
@@ -230,11 +245,11 @@ int main(int argc, char **argv)
 		if (!f)
 			return 1;
 		fprintf(f,
-			"{\"apps\": %u, \"answering\": %u, \"deploy_s\": %.2f, \"ready_s\": %.2f, "
-			"\"serve_all_s\": %.2f, \"workers_rss_before_kb\": %ld, "
-			"\"workers_rss_after_kb\": %ld, \"kb_per_app\": %.2f}\n",
-			o.n, ok, t_deploy, t_ready, t_served, rss_before, rss_after,
-			(double)(rss_after - rss_before) / o.n);
+		        "{\"apps\": %u, \"answering\": %u, \"deploy_s\": %.2f, \"ready_s\": %.2f, "
+		        "\"serve_all_s\": %.2f, \"workers_rss_before_kb\": %ld, "
+		        "\"workers_rss_after_kb\": %ld, \"kb_per_app\": %.2f}\n",
+		        o.n, ok, t_deploy, t_ready, t_served, rss_before, rss_after,
+		        (double)(rss_after - rss_before) / o.n);
 		fclose(f);
 	}
 	viv_buf_free(&body);

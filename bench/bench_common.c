@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 enum viv_err bench_build(struct store *st, const struct pipe_config *cfg, const char *app,
-			 const char *upload, struct store_deployment **d_out, char *err,
-			 size_t errlen)
+                         const char *upload, struct store_deployment **d_out, char *err,
+                         size_t errlen)
 {
 	char hex[VIV_SHA256_HEX_LEN + 1];
 	int64_t id = 0, claimed = 0;

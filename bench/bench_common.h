@@ -12,8 +12,8 @@
  * thread. *d_out is the finished deployment, ready or failed (caller frees
  * with store_deployment_free()); an error is for the steps around it. */
 enum viv_err bench_build(struct store *st, const struct pipe_config *cfg, const char *app,
-			 const char *upload, struct store_deployment **d_out, char *err,
-			 size_t errlen);
+                         const char *upload, struct store_deployment **d_out, char *err,
+                         size_t errlen);
 
 /* GET / from 127.0.0.1 to bench.localhost:8000 over HTTP/1.1. */
 void bench_request(struct run_request *req);

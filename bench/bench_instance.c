@@ -131,9 +131,9 @@ static int measure(struct run_module *m, size_t clean_max, size_t n, struct figu
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
-		{"iterations", required_argument, NULL, 'n'},
-		{"json", required_argument, NULL, 'j'},
-		{NULL, 0, NULL, 0},
+	        {"iterations", required_argument, NULL, 'n'},
+	        {"json", required_argument, NULL, 'j'},
+	        {NULL, 0, NULL, 0},
 	};
 	char datadir[] = "/tmp/viv-bench-instance-XXXXXX", err[512], *so = NULL;
 	const char *json = NULL, *dir;
@@ -179,11 +179,11 @@ int main(int argc, char **argv)
 		if (!f)
 			return 1;
 		fprintf(f,
-			"{\"median_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, "
-			"\"tick_off_median_us\": %.3f, \"madvise_median_us\": %.3f, "
-			"\"iterations\": %zu}\n",
-			inplace.median_us, inplace.p99_us, inplace.mean_us, notick.median_us,
-			madv.median_us, n);
+		        "{\"median_us\": %.3f, \"p99_us\": %.3f, \"mean_us\": %.3f, "
+		        "\"tick_off_median_us\": %.3f, \"madvise_median_us\": %.3f, "
+		        "\"iterations\": %zu}\n",
+		        inplace.median_us, inplace.p99_us, inplace.mean_us, notick.median_us,
+		        madv.median_us, n);
 		fclose(f);
 	}
 	run_module_release(m);

@@ -55,8 +55,8 @@ static const char *const all_kernels[] = {"sha256", "nbody", "sort", "json"};
 /* The app's manifest: the platform's maximum limits, so that only a
  * kernel's own speed decides how long it takes. */
 static const char manifest_text[] =
-	"{\"language\": \"c\", \"limits\": {\"memory_mb\": 1024, \"cpu_ms\": 10000, "
-	"\"wall_ms\": 60000}}\n";
+        "{\"language\": \"c\", \"limits\": {\"memory_mb\": 1024, \"cpu_ms\": 10000, "
+        "\"wall_ms\": 60000}}\n";
 
 enum target {
 	T_NATIVE,
@@ -66,8 +66,7 @@ enum target {
 	N_TARGETS,
 };
 
-static const char *const target_names[N_TARGETS] = {"native", "vivarium", "node",
-						    "node_tiered"};
+static const char *const target_names[N_TARGETS] = {"native", "vivarium", "node", "node_tiered"};
 
 struct kernel {
 	const char *name;
@@ -102,7 +101,7 @@ struct bench {
  * bytes. A child still running after CHILD_TIMEOUT_MS is killed. VIV_OK
  * when it exited with status 0; otherwise the reason is in err. */
 static enum viv_err run_child(const char *const *argv, struct viv_buf *out, char *err,
-			      size_t errlen)
+                              size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -165,12 +164,12 @@ static enum viv_err run_child(const char *const *argv, struct viv_buf *out, char
 		;
 	if (timed_out) {
 		viv_errf(err, errlen, "%s took longer than %d s and was stopped", argv[0],
-			 CHILD_TIMEOUT_MS / 1000);
+		         CHILD_TIMEOUT_MS / 1000);
 		e = VIV_ERR_TIMEOUT;
 	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		viv_errf(err, errlen, "%s failed (%s %d)", argv[0],
-			 WIFEXITED(status) ? "exit status" : "signal",
-			 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		         WIFEXITED(status) ? "exit status" : "signal",
+		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		e = VIV_ERR_BUILD;
 	}
 	return e;
@@ -181,7 +180,7 @@ static enum viv_err run_child(const char *const *argv, struct viv_buf *out, char
 /* Finds "kernel NAME ns N check C" in output (a CGI response or a body) and
  * checks NAME; *ms_out is N in milliseconds and check receives C. */
 static enum viv_err parse_result(const char *output, const char *name, double *ms_out,
-				 char check[CHECK_MAX], char *err, size_t errlen)
+                                 char check[CHECK_MAX], char *err, size_t errlen)
 {
 	const char *line = output;
 	char got[64];
@@ -195,7 +194,7 @@ static enum viv_err parse_result(const char *output, const char *name, double *m
 	if (!line || sscanf(line, "kernel %63s ns %llu check %255s", got, &ns, check) != 3 ||
 	    strcmp(got, name) != 0) {
 		viv_errf(err, errlen, "%s printed no result line; its output began: %.200s", name,
-			 output);
+		         output);
 		return VIV_ERR_INVALID;
 	}
 	*ms_out = (double)ns / 1e6;
@@ -244,7 +243,7 @@ static enum viv_err build_native(struct bench *b, struct kernel *k, char *err, s
 
 /* Adds len bytes of data to the archive as the regular file name. */
 static enum viv_err tar_add(struct archive *a, const char *name, const void *data, size_t len,
-			    char *err, size_t errlen)
+                            char *err, size_t errlen)
 {
 	struct archive_entry *ent = archive_entry_new();
 	enum viv_err e = VIV_OK;
@@ -265,8 +264,8 @@ static enum viv_err tar_add(struct archive *a, const char *name, const void *dat
 }
 
 /* Adds the file at path to the archive as name. */
-static enum viv_err tar_add_file(struct archive *a, const char *name, const char *path,
-				 char *err, size_t errlen)
+static enum viv_err tar_add_file(struct archive *a, const char *name, const char *path, char *err,
+                                 size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -284,8 +283,7 @@ static enum viv_err tar_add_file(struct archive *a, const char *name, const char
 
 /* Writes the upload of kernel k to path: a tarball of its source,
  * kernel.h and the manifest. */
-static enum viv_err write_upload(const struct kernel *k, const char *path, char *err,
-				 size_t errlen)
+static enum viv_err write_upload(const struct kernel *k, const char *path, char *err, size_t errlen)
 {
 	struct archive *a = archive_write_new();
 	char src[512], name[128];
@@ -340,7 +338,7 @@ static enum viv_err build_vivarium(struct bench *b, struct kernel *k, char *err,
 	if (d->status != STORE_DEP_READY || !d->artifact) {
 		fprintf(stderr, "%s", d->log);
 		viv_errf(err, errlen, "the build of %s failed: %s (its log is above)", k->name,
-			 d->error ? d->error : "no reason given");
+		         d->error ? d->error : "no reason given");
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
@@ -362,8 +360,8 @@ out:
 
 /* One request to kernel k's artifact on a fresh instance in the pool, run
  * to its end as a worker's event loop would; the response body goes to out. */
-static enum viv_err run_vivarium(struct bench *b, struct kernel *k, struct viv_buf *out,
-				 char *err, size_t errlen)
+static enum viv_err run_vivarium(struct bench *b, struct kernel *k, struct viv_buf *out, char *err,
+                                 size_t errlen)
 {
 	struct run_app app;
 	struct run_request req;
@@ -399,8 +397,8 @@ static enum viv_err run_vivarium(struct bench *b, struct kernel *k, struct viv_b
 		const struct run_log_line *l = run_instance_logs(in, &n);
 
 		viv_errf(err, errlen, "%s ended with %s (status %u)%s%s", k->name,
-			 run_outcome_name(run_instance_outcome(in)), resp->status,
-			 n ? ": " : "", n ? l[n - 1].message : "");
+		         run_outcome_name(run_instance_outcome(in)), resp->status, n ? ": " : "",
+		         n ? l[n - 1].message : "");
 		e = VIV_ERR_TRAP;
 		goto out;
 	}
@@ -413,7 +411,7 @@ out:
 /* ---- One run of one target ----------------------------------------------------------- */
 
 static enum viv_err run_target(struct bench *b, struct kernel *k, enum target t, double *ms_out,
-			       char check[CHECK_MAX], char *err, size_t errlen)
+                               char check[CHECK_MAX], char *err, size_t errlen)
 {
 	struct viv_buf out;
 	enum viv_err e;
@@ -552,9 +550,9 @@ static enum viv_err write_json(const struct bench *b, char *err, size_t errlen)
 			if (t == T_NATIVE)
 				continue;
 			snprintf(key, sizeof(key), "%s_native", target_names[t]);
-			json_object_set_new(o, key,
-					    json_ratio(b, (enum target)t,
-						       k->median[t] / k->median[T_NATIVE]));
+			json_object_set_new(
+			        o, key,
+			        json_ratio(b, (enum target)t, k->median[t] / k->median[T_NATIVE]));
 		}
 		json_object_set_new(o, "samples_ms", samples);
 		json_array_append_new(kernels, o);
@@ -563,9 +561,9 @@ static enum viv_err write_json(const struct bench *b, char *err, size_t errlen)
 		char key[64];
 
 		snprintf(key, sizeof(key), "%s_native", target_names[t]);
-		json_object_set_new(geo, key,
-				    json_ratio(b, (enum target)t,
-					       geomean_of(b, (enum target)t, T_NATIVE)));
+		json_object_set_new(
+		        geo, key,
+		        json_ratio(b, (enum target)t, geomean_of(b, (enum target)t, T_NATIVE)));
 	}
 	json_object_set_new(root, "benchmark", json_string("guest_compute"));
 	json_object_set_new(root, "runs", json_integer(b->runs));
@@ -573,13 +571,13 @@ static enum viv_err write_json(const struct bench *b, char *err, size_t errlen)
 	json_object_set_new(root, "native_cc", json_string(b->cc));
 	json_object_set_new(root, "node", b->node ? json_string(b->node) : json_null());
 	json_object_set_new(root, "node_flags",
-			    json_string("--no-turbo-fast-api-calls --no-liftoff; tiered: without "
-					"--no-liftoff"));
+	                    json_string("--no-turbo-fast-api-calls --no-liftoff; tiered: without "
+	                                "--no-liftoff"));
 	/* The two goals' figures, as scripts/bench-rows.jq reads them. */
 	json_object_set_new(root, "geomean_vivarium_over_native",
-			    json_real(geomean_of(b, T_VIVARIUM, T_NATIVE)));
+	                    json_real(geomean_of(b, T_VIVARIUM, T_NATIVE)));
 	json_object_set_new(root, "geomean_vivarium_over_node",
-			    b->node ? json_real(geomean_of(b, T_VIVARIUM, T_NODE)) : json_null());
+	                    b->node ? json_real(geomean_of(b, T_VIVARIUM, T_NODE)) : json_null());
 	json_object_set_new(root, "kernels", kernels);
 	json_object_set_new(root, "geomean", geo);
 	kernels = geo = NULL;
@@ -599,9 +597,9 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_kernels [--json FILE] [--runs N] [--kernel NAME]... [--cc CC]\n"
-		   "                     [--node NODE]\n"
-		   "Runs the guest-compute kernels (sha256, nbody, sort, json) natively, in\n"
-		   "Vivarium and under node, and prints the medians and their ratios.\n");
+	           "                     [--node NODE]\n"
+	           "Runs the guest-compute kernels (sha256, nbody, sort, json) natively, in\n"
+	           "Vivarium and under node, and prints the medians and their ratios.\n");
 }
 
 static enum viv_err parse_args(struct bench *b, int argc, char **argv)
@@ -735,20 +733,20 @@ static enum viv_err measure(struct bench *b, char *err, size_t errlen)
 				if (!target_ran(b, (enum target)t))
 					continue;
 				e = run_target(b, k, (enum target)t, &k->ms[t][r], check, err,
-					       errlen);
+				               errlen);
 				if (e)
 					return e;
 				if (!k->check[0])
 					strcpy(k->check, check);
 				if (strcmp(check, k->check) != 0) {
 					viv_errf(err, errlen,
-						 "%s on %s printed check %s, not %s as before: "
-						 "the targets do not compute the same thing",
-						 k->name, target_names[t], check, k->check);
+					         "%s on %s printed check %s, not %s as before: "
+					         "the targets do not compute the same thing",
+					         k->name, target_names[t], check, k->check);
 					return VIV_ERR_INVALID;
 				}
 				fprintf(stderr, "  run %u/%u %-7s %-12s %9.1f ms\n", r + 1, b->runs,
-					k->name, target_names[t], k->ms[t][r]);
+				        k->name, target_names[t], k->ms[t][r]);
 			}
 		}
 	}
@@ -781,7 +779,7 @@ int main(int argc, char **argv)
 		e = build_vivarium(&b, k, err, sizeof(err));
 		if (!e)
 			fprintf(stderr, "bench_kernels:   artifact %.12s, built in %lld ms\n",
-				k->hash, (long long)k->build_ms);
+			        k->hash, (long long)k->build_ms);
 	}
 	if (!e) {
 		fprintf(stderr, "bench_kernels: %u runs of each kernel on each target\n", b.runs);

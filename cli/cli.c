@@ -41,9 +41,10 @@ static enum viv_err load_conf(struct cli_conf *conf, char **path_out)
 	if (err == VIV_ERR_NOT_FOUND)
 		return VIV_OK;
 	if (err == VIV_ERR_TOO_BIG)
-		fprintf(stderr, "viv: %s is larger than %u KiB; is it viv's configuration file? "
-				"(viv help config)\n",
-			path, CLI_CONF_MAX >> 10);
+		fprintf(stderr,
+		        "viv: %s is larger than %u KiB; is it viv's configuration file? "
+		        "(viv help config)\n",
+		        path, CLI_CONF_MAX >> 10);
 	else if (err)
 		fprintf(stderr, "viv: cannot read %s: %s\n", path, viv_strerror(err));
 	if (err)
@@ -55,9 +56,10 @@ static enum viv_err load_conf(struct cli_conf *conf, char **path_out)
 		return err;
 	}
 	if (conf->token && stat(path, &sb) == 0 && (sb.st_mode & 077))
-		fprintf(stderr, "viv: warning: %s holds a token and others may read it; chmod "
-				"600 %s\n",
-			path, path);
+		fprintf(stderr,
+		        "viv: warning: %s holds a token and others may read it; chmod "
+		        "600 %s\n",
+		        path, path);
 	return VIV_OK;
 }
 
@@ -70,8 +72,8 @@ static char *local_token(void)
 
 	if (viv_read_file(CLI_TOKEN_FILE, CLI_TOKEN_MAX, &text, &len) != VIV_OK)
 		return NULL;
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-			   text[len - 1] == ' ' || text[len - 1] == '\t'))
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ' ||
+	                   text[len - 1] == '\t'))
 		text[--len] = '\0';
 	return text;
 }
@@ -80,28 +82,28 @@ static char *local_token(void)
  * configuration file, then the default address and the local token
  * file. conf_path is borrowed by c for messages. */
 static enum viv_err settle(struct cli *c, const struct cli_args *a, const struct cli_conf *conf,
-			   const char *conf_path, char *local)
+                           const char *conf_path, char *local)
 {
-	struct cli_choice api = {
-		.value = {a->api, getenv("VIV_API"), conf->api, CLI_API_DEFAULT},
-		.from = {"--api", "VIV_API", conf_path, "the default"}};
-	struct cli_choice token = {
-		.value = {a->token, getenv("VIV_TOKEN"), conf->token, local},
-		.from = {"--token", "VIV_TOKEN", conf_path, CLI_TOKEN_FILE}};
+	struct cli_choice api = {.value = {a->api, getenv("VIV_API"), conf->api, CLI_API_DEFAULT},
+	                         .from = {"--api", "VIV_API", conf_path, "the default"}};
+	struct cli_choice token = {.value = {a->token, getenv("VIV_TOKEN"), conf->token, local},
+	                           .from = {"--token", "VIV_TOKEN", conf_path, CLI_TOKEN_FILE}};
 	const char *url = cli_choose(&api, &c->api_from), *tok;
 	size_t n;
 
 	tok = cli_choose(&token, &c->token_from);
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		fprintf(stderr, "viv: the API address \"%s\" from %s must start with http:// or "
-				"https://\n",
-			url, c->api_from);
+		fprintf(stderr,
+		        "viv: the API address \"%s\" from %s must start with http:// or "
+		        "https://\n",
+		        url, c->api_from);
 		return VIV_ERR_INVALID;
 	}
 	if (tok && !token_ok(tok)) {
-		fprintf(stderr, "viv: the token from %s holds characters a Vivarium token never "
-				"has\n",
-			c->token_from);
+		fprintf(stderr,
+		        "viv: the token from %s holds characters a Vivarium token never "
+		        "has\n",
+		        c->token_from);
 		return VIV_ERR_INVALID;
 	}
 	c->api = strdup(url);

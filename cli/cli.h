@@ -100,13 +100,13 @@ struct cli_args {
 	const char *token; /* --token, or NULL */
 	const char *apps[CLI_APPS_MAX];
 	size_t napps;
-	long long limit;  /* --limit, when given */
-	long long before; /* --before, when given */
-	unsigned given;   /* enum cli_opt bits given */
-	bool help;        /* --help or help COMMAND */
-	bool version;     /* --version or version */
-	const struct cli_cmd *cmd; /* NULL with help or version and no command */
-	const char *topic;         /* the word after help, or the command's name */
+	long long limit;               /* --limit, when given */
+	long long before;              /* --before, when given */
+	unsigned given;                /* enum cli_opt bits given */
+	bool help;                     /* --help or help COMMAND */
+	bool version;                  /* --version or version */
+	const struct cli_cmd *cmd;     /* NULL with help or version and no command */
+	const char *topic;             /* the word after help, or the command's name */
 	const char *arg[CLI_ARGS_MAX]; /* arguments besides the command and the verb */
 	int argc;
 };
@@ -117,8 +117,8 @@ extern const struct cli_cmd cli_cmds[];
 /* Parses argv (argc words, argv[0] the program) into *out. getopt_long
  * permutes argv. VIV_ERR_INVALID when the command line is wrong: errbuf
  * then says how, and what to run for help. */
-VIV_MUST_CHECK enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out, char *errbuf,
-			    size_t errlen);
+VIV_MUST_CHECK enum viv_err cli_args_parse(int argc, char **argv, struct cli_args *out,
+                                           char *errbuf, size_t errlen);
 
 /* Writes viv's help on topic (NULL: the overview; a command's name; or
  * "config", which also explains viv's own configuration file) to f.
@@ -139,7 +139,7 @@ struct cli_conf {
  * on success the caller frees it with cli_conf_free(). VIV_ERR_INVALID
  * when a line is wrong; errbuf names the file, the line and the fix. */
 VIV_MUST_CHECK enum viv_err cli_conf_parse(const char *text, size_t len, const char *name,
-			    struct cli_conf *out, char *errbuf, size_t errlen);
+                                           struct cli_conf *out, char *errbuf, size_t errlen);
 
 /* Where the configuration file is: $XDG_CONFIG_HOME/viv/config when xdg is
  * an absolute path, else $HOME/.config/viv/config; NULL when neither is
@@ -177,9 +177,9 @@ struct cli {
 
 /* One request to the API. */
 struct cli_request {
-	const char *method;       /* GET, POST, PUT, DELETE */
-	const char *path;         /* starts with '/', already percent-encoded */
-	const void *body;         /* sent when has_body */
+	const char *method; /* GET, POST, PUT, DELETE */
+	const char *path;   /* starts with '/', already percent-encoded */
+	const void *body;   /* sent when has_body */
 	size_t len;
 	bool has_body;
 	const char *content_type; /* of body; NULL: application/octet-stream */
@@ -201,14 +201,15 @@ struct cli_reply {
  * from and how to set it), VIV_ERR_AUTH for 401 and 403,
  * VIV_ERR_NOT_FOUND for 404, VIV_ERR_TOO_BIG for 413 and VIV_ERR_INVALID
  * for anything else, with the API's own "error" text. */
-VIV_MUST_CHECK enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_reply *out,
-		      char *errbuf, size_t errlen);
+VIV_MUST_CHECK enum viv_err cli_send(struct cli *c, const struct cli_request *rq,
+                                     struct cli_reply *out, char *errbuf, size_t errlen);
 
 /* cli_send() without a body, or with one as application/octet-stream
  * (body may be NULL: none); *out is the reply's JSON, or NULL for a reply
  * without a body (204). Caller frees with json_decref(). */
-VIV_MUST_CHECK enum viv_err cli_call(struct cli *c, const char *method, const char *path, const void *body,
-		      size_t len, json_t **out, char *errbuf, size_t errlen);
+VIV_MUST_CHECK enum viv_err cli_call(struct cli *c, const char *method, const char *path,
+                                     const void *body, size_t len, json_t **out, char *errbuf,
+                                     size_t errlen);
 
 /* Frees a reply; accepts a zeroed one. */
 void cli_reply_free(struct cli_reply *r);
@@ -228,9 +229,8 @@ int cli_fail(enum viv_err err, const char *errbuf);
  * which the caller frees with cli_reply_free()) when the caller is to show
  * the list; false otherwise, with the error said on stderr and the exit
  * status in *exit_out. what names the list in that error ("apps"). */
-bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path,
-		  const char *member, const char *what, struct cli_reply *r, json_t **list,
-		  int *exit_out);
+bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path, const char *member,
+                  const char *what, struct cli_reply *r, json_t **list, int *exit_out);
 
 /* ---- Server-Sent Events (cli_sse.c) ------------------------------------------------- */
 
@@ -283,7 +283,7 @@ void cli_sse_free(struct cli_sse *p);
  * the API refuses (errors as cli_send()). A reply that is not an event
  * stream is VIV_ERR_UNSUPPORTED. errbuf says what happened. */
 VIV_MUST_CHECK enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
-			struct cli_sse *p, char *errbuf, size_t errlen);
+                                       struct cli_sse *p, char *errbuf, size_t errlen);
 
 /* ---- Output (cli_out.c) ---------------------------------------------------------------- */
 
@@ -317,8 +317,8 @@ size_t cli_text_width(const char *text);
  * characters and invalid bytes become '?', and text wider than width is
  * cut to end with ellipsis (which must be one column wide). Appends at
  * most width columns; the number appended is *used. */
-VIV_MUST_CHECK enum viv_err cli_cut(const char *text, size_t width, const char *ellipsis, struct viv_buf *out,
-		     size_t *used);
+VIV_MUST_CHECK enum viv_err cli_cut(const char *text, size_t width, const char *ellipsis,
+                                    struct viv_buf *out, size_t *used);
 
 /* A table of text cells, laid out to a width. */
 struct cli_cell {
@@ -340,7 +340,7 @@ void cli_table_init(struct cli_table *t, const char *const *heads);
 /* Adds a row of ncols cells: texts (NULL shows as "-") and colours (may be
  * NULL: all plain). The texts are copied. */
 VIV_MUST_CHECK enum viv_err cli_table_add(struct cli_table *t, const char *const *texts,
-			   const enum cli_colour *colours);
+                                          const enum cli_colour *colours);
 
 /* Computes each column's width (into widths, ncols of them) so that the
  * rows fit width columns with two spaces between columns: columns keep
@@ -352,7 +352,7 @@ void cli_table_layout(const struct cli_table *t, size_t width, size_t *widths);
  * columns once CLI_COL_MIN allows it, cutting cells with ellipsis; with
  * colour, the escape sequences do not count as columns. */
 VIV_MUST_CHECK enum viv_err cli_table_render(const struct cli_table *t, size_t width, bool colour,
-			      const char *ellipsis, struct viv_buf *out);
+                                             const char *ellipsis, struct viv_buf *out);
 
 /* Renders the table to stdout for c's terminal. */
 VIV_MUST_CHECK enum viv_err cli_table_print(struct cli *c, const struct cli_table *t);
@@ -415,7 +415,7 @@ void cli_localhost_hint(const char *url);
  * went in. VIV_ERR_TOO_BIG when the archive would pass max or the tree
  * passes the entry, depth or path caps; errbuf says which. */
 VIV_MUST_CHECK enum viv_err cli_pack_dir(const char *dir, size_t max, char **out, size_t *len_out,
-			  size_t *files_out, char *errbuf, size_t errlen);
+                                         size_t *files_out, char *errbuf, size_t errlen);
 
 /* Turns text (a directory or file name) into an app name: lowercase, runs of
  * other characters become one '-', no '-' at either end, at most 63

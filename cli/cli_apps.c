@@ -50,8 +50,8 @@ int cli_apps(struct cli *c, const struct cli_args *a)
 		row[1] = cli_str(app, "state", NULL);
 		if (!row[1])
 			row[1] = json_is_integer(json_object_get(app, "current_deployment"))
-					 ? "serving"
-					 : "-";
+			                 ? "serving"
+			                 : "-";
 		colours[1] = cli_status_colour(row[1]);
 		id_text(json_object_get(app, "current_deployment"), dep, sizeof(dep));
 		cli_age_text(json_object_get(app, "updated_at"), now, when, sizeof(when));
@@ -78,7 +78,7 @@ out:
 int cli_deployments(struct cli *c, const struct cli_args *a)
 {
 	static const char *const heads[] = {"ID", "STATUS", "CREATED", "LANGUAGE",
-					    "BY", "ERROR",  NULL};
+	                                    "BY", "ERROR",  NULL};
 	struct cli_reply r = {0};
 	struct cli_table t;
 	struct viv_buf path;
@@ -100,7 +100,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 		err = viv_buf_printf(&path, "?limit=%lld", a->limit);
 	if (!err && (a->given & CLI_O_BEFORE))
 		err = viv_buf_printf(&path, "%cbefore=%lld", a->given & CLI_O_LIMIT ? '&' : '?',
-				     a->before);
+		                     a->before);
 	if (err) {
 		fprintf(stderr, "viv: %s\n", viv_strerror(err));
 		goto out;
@@ -119,7 +119,7 @@ int cli_deployments(struct cli *c, const struct cli_args *a)
 		id_text(json_object_get(d, "id"), id, sizeof(id));
 		cli_age_text(json_object_get(d, "created_at"), now, when, sizeof(when));
 		snprintf(status, sizeof(status), "%s%s", st,
-			 json_is_true(json_object_get(d, "current")) ? ", current" : "");
+		         json_is_true(json_object_get(d, "current")) ? ", current" : "");
 		cli_first_line(cli_str(d, "error", ""), error, sizeof(error));
 		row[0] = id;
 		row[1] = status;
@@ -160,9 +160,10 @@ int cli_rollback(struct cli *c, const struct cli_args *a)
 	if (!cli_app_ok(a->arg[0]))
 		return CLI_EXIT_USAGE;
 	if (a->argc > 1 && !cli_id_ok(a->arg[1], &id)) {
-		fprintf(stderr, "viv: \"%s\" is not a deployment id; viv deployments %s lists "
-				"them\n",
-			a->arg[1], a->arg[0]);
+		fprintf(stderr,
+		        "viv: \"%s\" is not a deployment id; viv deployments %s lists "
+		        "them\n",
+		        a->arg[1], a->arg[0]);
 		return CLI_EXIT_USAGE;
 	}
 	snprintf(path, sizeof(path), "/v1/apps/%s/rollback", a->arg[0]);
@@ -196,15 +197,16 @@ int cli_rm(struct cli *c, const struct cli_args *a)
 		return CLI_EXIT_USAGE;
 	if (!(a->given & CLI_O_YES)) {
 		if (!isatty(0)) {
-			fprintf(stderr, "viv: rm deletes %s with everything it holds; pass --yes "
-					"to do so without a terminal to ask on\n",
-				app);
+			fprintf(stderr,
+			        "viv: rm deletes %s with everything it holds; pass --yes "
+			        "to do so without a terminal to ask on\n",
+			        app);
 			return CLI_EXIT_USAGE;
 		}
 		snprintf(question, sizeof(question),
-			 "Delete the app %s with its deployments, KV data, settings, secrets "
-			 "and logs? Type its name to confirm: ",
-			 app);
+		         "Delete the app %s with its deployments, KV data, settings, secrets "
+		         "and logs? Type its name to confirm: ",
+		         app);
 		if (!cli_confirm(question, app)) {
 			fprintf(stderr, "viv: %s was not deleted\n", app);
 			return CLI_EXIT_FAIL;
@@ -238,16 +240,17 @@ static void open_in_browser(const char *url)
 	rc = posix_spawnp(&pid, "xdg-open", &fa, NULL, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
-		fprintf(stderr, "viv: cannot start xdg-open (%s); open the address above in a "
-				"browser\n",
-			strerror(rc));
+		fprintf(stderr,
+		        "viv: cannot start xdg-open (%s); open the address above in a "
+		        "browser\n",
+		        strerror(rc));
 		return;
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fprintf(stderr, "viv: xdg-open could not open it; open the address above in a "
-				"browser\n");
+		                "browser\n");
 }
 
 int cli_open(struct cli *c, const struct cli_args *a)
@@ -267,9 +270,10 @@ int cli_open(struct cli *c, const struct cli_args *a)
 		return cli_fail(err, errbuf);
 	url = cli_str(j, "url", NULL);
 	if (!url) {
-		fprintf(stderr, "viv: %s serves nothing yet (it is %s); viv deployments %s says "
-				"why\n",
-			app, cli_str(j, "state", "not serving"), app);
+		fprintf(stderr,
+		        "viv: %s serves nothing yet (it is %s); viv deployments %s says "
+		        "why\n",
+		        app, cli_str(j, "state", "not serving"), app);
 		goto out;
 	}
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {

@@ -25,7 +25,7 @@ static char *dup_span(const char *p, size_t n)
 
 /* Parses one line (without its end) numbered lineno into conf. */
 static enum viv_err parse_line(const char *p, size_t n, unsigned lineno, const char *name,
-			       struct cli_conf *conf, unsigned *seen, char *errbuf, size_t errlen)
+                               struct cli_conf *conf, unsigned *seen, char *errbuf, size_t errlen)
 {
 	const char *eq, *key, *val;
 	size_t klen, vlen, i;
@@ -43,17 +43,17 @@ static enum viv_err parse_line(const char *p, size_t n, unsigned lineno, const c
 	for (i = 0; i < n; i++) {
 		if (p[i] == '\0' || ((unsigned char)p[i] < 0x20 && p[i] != '\t')) {
 			viv_errf(errbuf, errlen,
-				 "%s, line %u: a control character; the file is text, \"key = "
-				 "value\" lines",
-				 name, lineno);
+			         "%s, line %u: a control character; the file is text, \"key = "
+			         "value\" lines",
+			         name, lineno);
 			return VIV_ERR_INVALID;
 		}
 	}
 	eq = memchr(p, '=', n);
 	if (!eq) {
 		viv_errf(errbuf, errlen,
-			 "%s, line %u: expected \"key = value\" (the keys are api and token)",
-			 name, lineno);
+		         "%s, line %u: expected \"key = value\" (the keys are api and token)", name,
+		         lineno);
 		return VIV_ERR_INVALID;
 	}
 	key = p;
@@ -77,18 +77,21 @@ static enum viv_err parse_line(const char *p, size_t n, unsigned lineno, const c
 		slot = &conf->token;
 		at = &seen[1];
 	} else {
-		viv_errf(errbuf, errlen, "%s, line %u: unknown key \"%.*s\"; the keys are api and token",
-			 name, lineno, (int)(klen < 64 ? klen : 64), key);
+		viv_errf(errbuf, errlen,
+		         "%s, line %u: unknown key \"%.*s\"; the keys are api and token", name,
+		         lineno, (int)(klen < 64 ? klen : 64), key);
 		return VIV_ERR_INVALID;
 	}
 	if (*at) {
-		viv_errf(errbuf, errlen, "%s, line %u: %.*s is set again (first on line %u); keep one",
-			 name, lineno, (int)klen, key, *at);
+		viv_errf(errbuf, errlen,
+		         "%s, line %u: %.*s is set again (first on line %u); keep one", name,
+		         lineno, (int)klen, key, *at);
 		return VIV_ERR_INVALID;
 	}
 	if (vlen == 0) {
-		viv_errf(errbuf, errlen, "%s, line %u: %.*s has no value; give one or remove the line",
-			 name, lineno, (int)klen, key);
+		viv_errf(errbuf, errlen,
+		         "%s, line %u: %.*s has no value; give one or remove the line", name,
+		         lineno, (int)klen, key);
 		return VIV_ERR_INVALID;
 	}
 	*slot = dup_span(val, vlen);
@@ -100,8 +103,8 @@ static enum viv_err parse_line(const char *p, size_t n, unsigned lineno, const c
 	return VIV_OK;
 }
 
-enum viv_err cli_conf_parse(const char *text, size_t len, const char *name,
-			    struct cli_conf *out, char *errbuf, size_t errlen)
+enum viv_err cli_conf_parse(const char *text, size_t len, const char *name, struct cli_conf *out,
+                            char *errbuf, size_t errlen)
 {
 	const char *p = text, *end = text + len, *nl;
 	unsigned lineno = 0, seen[2] = {0, 0};

@@ -45,10 +45,10 @@ static void put_name(const char *s)
 /* PUTs value (from the argument: text, @FILE or -) to path and reports
  * it; created and replaced complete "KEY ... in APP". */
 static int put_value(struct cli *c, const char *path, const char *value, size_t len,
-		     const char *created, const char *replaced, const struct cli_args *a)
+                     const char *created, const char *replaced, const struct cli_args *a)
 {
-	struct cli_request rq = {.method = "PUT", .path = path, .body = value, .len = len,
-				 .has_body = true};
+	struct cli_request rq = {
+	        .method = "PUT", .path = path, .body = value, .len = len, .has_body = true};
 	struct cli_reply r = {0};
 	char errbuf[1024];
 	enum viv_err err;
@@ -63,8 +63,7 @@ static int put_value(struct cli *c, const char *path, const char *value, size_t 
 }
 
 /* DELETEs the item and reports it. */
-static int delete_item(struct cli *c, const struct cli_args *a, const char *kind,
-		       const char *done)
+static int delete_item(struct cli *c, const struct cli_args *a, const char *kind, const char *done)
 {
 	char errbuf[1024], *path;
 	json_t *j = NULL;
@@ -86,8 +85,8 @@ static int delete_item(struct cli *c, const struct cli_args *a, const char *kind
 }
 
 /* Reads the VALUE argument and PUTs it to the item. */
-static int set_item(struct cli *c, const struct cli_args *a, const char *kind,
-		    const char *created, const char *replaced)
+static int set_item(struct cli *c, const struct cli_args *a, const char *kind, const char *created,
+                    const char *replaced)
 {
 	char *value = NULL, *path = NULL;
 	size_t len = 0;
@@ -126,7 +125,7 @@ static enum viv_err add_keys(json_t *keys, json_t *all, struct cli_table *t)
 		else
 			err = viv_buf_printf(&shown, "base64:%s", cli_str(k, "key_base64", "?"));
 		snprintf(size, sizeof(size), "%lld",
-			 (long long)json_integer_value(json_object_get(k, "size")));
+		         (long long)json_integer_value(json_object_get(k, "size")));
 		row[0] = shown.data;
 		row[1] = size;
 		if (!err)
@@ -142,7 +141,7 @@ static enum viv_err add_keys(json_t *keys, json_t *all, struct cli_table *t)
 
 /* Appends "&name=VALUE" to path with value percent-encoded. */
 static enum viv_err add_query(struct cli *c, struct viv_buf *path, const char *name,
-			      const char *value, size_t len)
+                              const char *value, size_t len)
 {
 	char *esc = cli_escape(c, value, len);
 	enum viv_err err = esc ? viv_buf_printf(path, "&%s=%s", name, esc) : VIV_ERR_NOMEM;
@@ -178,7 +177,7 @@ int cli_kv_ls(struct cli *c, const struct cli_args *a)
 		next = r.json ? json_object_get(r.json, "next_after") : NULL;
 		if (!err && json_is_string(next))
 			err = add_query(c, &path, "after", json_string_value(next),
-					json_string_length(next));
+			                json_string_length(next));
 		if (err || !all) {
 			fprintf(stderr, "viv: out of memory\n");
 			goto out;
@@ -270,7 +269,7 @@ int cli_kv_rm(struct cli *c, const struct cli_args *a)
 
 /* GETs the app's settings; errors are printed, with *exit_out. */
 static json_t *get_config(struct cli *c, const struct cli_args *a, struct cli_reply *r,
-			  int *exit_out)
+                          int *exit_out)
 {
 	struct cli_request rq = {.method = "GET"};
 	char path[128], errbuf[1024];
@@ -359,9 +358,10 @@ int cli_config_get(struct cli *c, const struct cli_args *a)
 	json_array_foreach(json_object_get(j, "secrets"), i, s)
 	{
 		if (json_is_string(s) && strcmp(json_string_value(s), a->arg[1]) == 0) {
-			fprintf(stderr, "viv: %s is a secret of %s, and no command shows a "
-					"secret's value\n",
-				a->arg[1], a->arg[0]);
+			fprintf(stderr,
+			        "viv: %s is a secret of %s, and no command shows a "
+			        "secret's value\n",
+			        a->arg[1], a->arg[0]);
 			ret = CLI_EXIT_FAIL;
 			goto out;
 		}
@@ -446,7 +446,7 @@ int cli_secret_set(struct cli *c, const struct cli_args *a)
 		err = cli_read_value(a->arg[2], &value, &len);
 	} else {
 		snprintf(prompt, sizeof(prompt), "value of %.128s for %s (not shown): ", a->arg[1],
-			 a->arg[0]);
+		         a->arg[0]);
 		err = cli_read_secret(prompt, &value, &len);
 	}
 	if (err)

@@ -21,10 +21,10 @@ struct build_watch {
 	size_t log_printed; /* log bytes printed, over every connection */
 	char steps[CLI_STEPS_MAX][48];
 	size_t nsteps;
-	char status[16];    /* the status last printed */
-	char header[64];    /* the log's own "== STEP" line that the step's "==> STEP" replaces */
-	bool line_start;    /* the output is at the start of a line */
-	json_t *final;      /* the deployment once ready or failed; owned */
+	char status[16]; /* the status last printed */
+	char header[64]; /* the log's own "== STEP" line that the step's "==> STEP" replaces */
+	bool line_start; /* the output is at the start of a line */
+	json_t *final;   /* the deployment once ready or failed; owned */
 };
 
 /* ---- App names ----------------------------------------------------------------------- */
@@ -32,7 +32,7 @@ struct build_watch {
 /* The app name for a directory: vivarium.json's "name", else the folder's
  * own name. Writes into name (64 bytes) or explains in errbuf. */
 static enum viv_err name_of_dir(const char *dir, char *name, size_t len, char *errbuf,
-				size_t errlen)
+                                size_t errlen)
 {
 	char *path = NULL, *text = NULL, *real = NULL;
 	json_error_t jerr;
@@ -50,8 +50,8 @@ static enum viv_err name_of_dir(const char *dir, char *name, size_t len, char *e
 		m = json_loadb(text, tlen, 0, &jerr);
 		if (!m || !json_is_object(m)) {
 			viv_errf(errbuf, errlen,
-				 "%s is not a JSON object (line %d: %s); fix it or remove it",
-				 path, jerr.line, m ? "not an object" : jerr.text);
+			         "%s is not a JSON object (line %d: %s); fix it or remove it", path,
+			         jerr.line, m ? "not an object" : jerr.text);
 			err = VIV_ERR_INVALID;
 			goto out;
 		}
@@ -64,8 +64,8 @@ static enum viv_err name_of_dir(const char *dir, char *name, size_t len, char *e
 		if (v) {
 			if (!viv_app_name_valid(json_string_value(v))) {
 				viv_errf(errbuf, errlen,
-					 "%s names the app \"%s\", which is not a valid name: %s",
-					 path, json_string_value(v), cli_name_rule);
+				         "%s names the app \"%s\", which is not a valid name: %s",
+				         path, json_string_value(v), cli_name_rule);
 				err = VIV_ERR_INVALID;
 				goto out;
 			}
@@ -86,9 +86,9 @@ static enum viv_err name_of_dir(const char *dir, char *name, size_t len, char *e
 	cli_name_from(basename(real), name, len);
 	if (!viv_app_name_valid(name)) {
 		viv_errf(errbuf, errlen,
-			 "cannot make an app name out of the folder name \"%s\"; pass --app NAME "
-			 "(%s)",
-			 basename(real), cli_name_rule);
+		         "cannot make an app name out of the folder name \"%s\"; pass --app NAME "
+		         "(%s)",
+		         basename(real), cli_name_rule);
 		err = VIV_ERR_INVALID;
 	}
 out:
@@ -102,10 +102,10 @@ out:
 /* The app name for a file: its name without the archive, .wasm or .wat
  * extension. */
 static enum viv_err name_of_file(const char *file, char *name, size_t len, char *errbuf,
-				 size_t errlen)
+                                 size_t errlen)
 {
-	static const char *const exts[] = {".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst",
-					   ".tar",    ".wasm", ".wat", ".zip",    ".gz"};
+	static const char *const exts[] = {".tar.gz", ".tgz",  ".tar.xz", ".tar.bz2", ".tar.zst",
+	                                   ".tar",    ".wasm", ".wat",    ".zip",     ".gz"};
 	const char *base = strrchr(file, '/');
 	char stem[256];
 	size_t n, e, i;
@@ -122,9 +122,10 @@ static enum viv_err name_of_file(const char *file, char *name, size_t len, char 
 	}
 	cli_name_from(stem, name, len);
 	if (!viv_app_name_valid(name)) {
-		viv_errf(errbuf, errlen,
-			 "cannot make an app name out of the file name \"%s\"; pass --app NAME (%s)",
-			 base, cli_name_rule);
+		viv_errf(
+		        errbuf, errlen,
+		        "cannot make an app name out of the file name \"%s\"; pass --app NAME (%s)",
+		        base, cli_name_rule);
 		return VIV_ERR_INVALID;
 	}
 	return VIV_OK;
@@ -242,8 +243,9 @@ static int watch_build(struct cli *c, const char *path, long long id, json_t **f
 			break;
 		end_line(&w);
 		if (err != VIV_ERR_IO || ++tries > CLI_BUILD_RETRIES) {
-			fprintf(stderr, "viv: %s\nviv: the build goes on; viv status %lld shows it\n",
-				errbuf, id);
+			fprintf(stderr,
+			        "viv: %s\nviv: the build goes on; viv status %lld shows it\n",
+			        errbuf, id);
 			return cli_exit_of(err ? err : VIV_ERR_IO);
 		}
 		if (tries == 1)
@@ -266,7 +268,7 @@ static int report_build(struct cli *c, json_t *d, uint64_t started_ns)
 
 	if (strcmp(cli_str(d, "status", ""), "failed") == 0) {
 		fprintf(stderr, "viv: deployment %lld failed: ",
-			(long long)json_integer_value(json_object_get(d, "id")));
+		        (long long)json_integer_value(json_object_get(d, "id")));
 		err = err ? err : "the build failed without a message";
 		cli_print_safe(stderr, err, strlen(err), true);
 		fputc('\n', stderr);
@@ -289,8 +291,8 @@ static int report_build(struct cli *c, json_t *d, uint64_t started_ns)
 /* ---- deploy --------------------------------------------------------------------------- */
 
 /* Reads what deploy uploads: a packed folder or a file as it is. */
-static enum viv_err read_upload(const char *path, bool dir, size_t max, char **body,
-				size_t *len, size_t *files)
+static enum viv_err read_upload(const char *path, bool dir, size_t max, char **body, size_t *len,
+                                size_t *files)
 {
 	char errbuf[1024];
 	enum viv_err err;
@@ -308,7 +310,7 @@ static enum viv_err read_upload(const char *path, bool dir, size_t max, char **b
 	err = viv_read_file(path, max, body, len);
 	if (err == VIV_ERR_TOO_BIG)
 		fprintf(stderr, "viv: %s is over the server's upload limit of %zu bytes\n", path,
-			max);
+		        max);
 	else if (err)
 		fprintf(stderr, "viv: cannot read %s: %s\n", path, viv_strerror(err));
 	else if (*len == 0) {
@@ -347,8 +349,8 @@ int cli_deploy(struct cli *c, const struct cli_args *a)
 		snprintf(name, sizeof(name), "%s", a->apps[0]);
 	} else {
 		err = S_ISDIR(sb.st_mode)
-			      ? name_of_dir(path, name, sizeof(name), errbuf, sizeof(errbuf))
-			      : name_of_file(path, name, sizeof(name), errbuf, sizeof(errbuf));
+		              ? name_of_dir(path, name, sizeof(name), errbuf, sizeof(errbuf))
+		              : name_of_file(path, name, sizeof(name), errbuf, sizeof(errbuf));
 		if (err) {
 			fprintf(stderr, "viv: %s\n", errbuf);
 			return CLI_EXIT_FAIL;
@@ -364,9 +366,10 @@ int cli_deploy(struct cli *c, const struct cli_args *a)
 	}
 	v = json_object_get(idx, "upload_max");
 	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-		fprintf(stderr, "viv: the server at %s did not say how large an upload may be; is "
-				"that the address of the Vivarium API?\n",
-			c->api);
+		fprintf(stderr,
+		        "viv: the server at %s did not say how large an upload may be; is "
+		        "that the address of the Vivarium API?\n",
+		        c->api);
 		goto out;
 	}
 	upload_max = (size_t)json_integer_value(v);
@@ -385,14 +388,14 @@ int cli_deploy(struct cli *c, const struct cli_args *a)
 	v = json_object_get(rep.json, "id");
 	if (!json_is_integer(v)) {
 		fprintf(stderr, "viv: the API accepted the upload but did not say its deployment "
-				"id\n");
+		                "id\n");
 		goto out;
 	}
 	id = (long long)json_integer_value(v);
 	cli_size_text(len, size_txt, sizeof(size_txt));
 	if (S_ISDIR(sb.st_mode))
-		printf("uploaded %s (%zu file%s) as app \"%s\": deployment %lld\n", size_txt,
-		       files, files == 1 ? "" : "s", name, id);
+		printf("uploaded %s (%zu file%s) as app \"%s\": deployment %lld\n", size_txt, files,
+		       files == 1 ? "" : "s", name, id);
 	else
 		printf("uploaded %s as app \"%s\": deployment %lld\n", size_txt, name, id);
 	if (a->given & CLI_O_NO_WAIT) {
@@ -437,10 +440,10 @@ static void print_row(const char *label, json_t *v, bool lines)
 int cli_status(struct cli *c, const struct cli_args *a)
 {
 	static const char *const times[][2] = {
-		{"created", "created_at"}, {"started", "started_at"}, {"finished", "finished_at"}};
+	        {"created", "created_at"}, {"started", "started_at"}, {"finished", "finished_at"}};
 	static const char *const rows[][2] = {
-		{"language", "language"}, {"mode", "mode"},       {"deployed by", "deployed_by"},
-		{"artifact", "artifact"}, {"url", "url"},         {"preview", "preview_url"}};
+	        {"language", "language"}, {"mode", "mode"}, {"deployed by", "deployed_by"},
+	        {"artifact", "artifact"}, {"url", "url"},   {"preview", "preview_url"}};
 	char path[64], errbuf[1024], when[64], size[32];
 	struct cli_reply r = {0};
 	struct cli_request rq = {.method = "GET", .path = path};
@@ -452,9 +455,10 @@ int cli_status(struct cli *c, const struct cli_args *a)
 	int ret;
 
 	if (!cli_id_ok(a->arg[0], &id)) {
-		fprintf(stderr, "viv: \"%s\" is not a deployment id; ids are whole numbers like "
-				"the one viv deploy printed\n",
-			a->arg[0]);
+		fprintf(stderr,
+		        "viv: \"%s\" is not a deployment id; ids are whole numbers like "
+		        "the one viv deploy printed\n",
+		        a->arg[0]);
 		return CLI_EXIT_USAGE;
 	}
 	snprintf(path, sizeof(path), "/v1/deployments/%lld", id);
@@ -501,7 +505,8 @@ int cli_status(struct cli *c, const struct cli_args *a)
 		{
 			printf("%s", first ? "" : ", ");
 			cli_print_safe(stdout, key, strlen(key), false);
-			printf(" %lld ms", json_is_integer(v) ? (long long)json_integer_value(v) : 0LL);
+			printf(" %lld ms",
+			       json_is_integer(v) ? (long long)json_integer_value(v) : 0LL);
 			first = false;
 		}
 		printf("\n");

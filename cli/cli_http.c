@@ -30,8 +30,8 @@ struct reply_ctx {
 struct stream_ctx {
 	struct cli *c;
 	struct cli_sse *p;
-	bool checked;         /* the status and type were looked at */
-	bool is_sse;          /* 200 with text/event-stream */
+	bool checked; /* the status and type were looked at */
+	bool is_sse;  /* 200 with text/event-stream */
 	long status;
 	struct viv_buf other; /* the body of any other reply, capped */
 	enum viv_err perr;    /* why the parser stopped, when it did */
@@ -58,7 +58,7 @@ static void draw_progress(struct progress *pr, uint64_t done, uint64_t total)
 
 	if (pr->c->tty) {
 		cli_progress_line(done, total, pr->c->width > 1 ? pr->c->width - 1 : 1, line,
-				  sizeof(line));
+		                  sizeof(line));
 		printf("\r%s", line);
 		pr->drawn = true;
 		fflush(stdout);
@@ -75,7 +75,7 @@ static void draw_progress(struct progress *pr, uint64_t done, uint64_t total)
 }
 
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
+                       curl_off_t ulnow)
 {
 	struct progress *pr = ctx;
 	uint64_t now = viv_mono_ns();
@@ -101,38 +101,38 @@ static const char *api_error_of(json_t *j)
 }
 
 /* Fills errbuf for a reply whose status was not 2xx. */
-static enum viv_err reply_error(struct cli *c, long status, json_t *j, char *errbuf,
-				size_t errlen)
+static enum viv_err reply_error(struct cli *c, long status, json_t *j, char *errbuf, size_t errlen)
 {
 	const char *msg = api_error_of(j);
 
 	if (status == 401) {
 		if (!c->token)
-			viv_errf(errbuf, errlen,
-				 "the API needs a token and none was given: pass --token TOKEN, set "
-				 "VIV_TOKEN, put \"token = ...\" in viv's configuration file (viv "
-				 "help config), or run viv where %s is readable (the server said: "
-				 "%s)",
-				 CLI_TOKEN_FILE, msg ? msg : "401 Unauthorized");
+			viv_errf(
+			        errbuf, errlen,
+			        "the API needs a token and none was given: pass --token TOKEN, set "
+			        "VIV_TOKEN, put \"token = ...\" in viv's configuration file (viv "
+			        "help config), or run viv where %s is readable (the server said: "
+			        "%s)",
+			        CLI_TOKEN_FILE, msg ? msg : "401 Unauthorized");
 		else
 			viv_errf(errbuf, errlen,
-				 "the API at %s refused the token from %s: %s; pass a valid one "
-				 "with --token, VIV_TOKEN or viv's configuration file",
-				 c->api, c->token_from, msg ? msg : "401 Unauthorized");
+			         "the API at %s refused the token from %s: %s; pass a valid one "
+			         "with --token, VIV_TOKEN or viv's configuration file",
+			         c->api, c->token_from, msg ? msg : "401 Unauthorized");
 		return VIV_ERR_AUTH;
 	}
 	if (status == 403) {
 		viv_errf(errbuf, errlen,
-			 "%s (the token from %s is not allowed this; an admin token is, or one "
-			 "made for this app with viv token create)",
-			 msg ? msg : "403 Forbidden", c->token_from ? c->token_from : "nowhere");
+		         "%s (the token from %s is not allowed this; an admin token is, or one "
+		         "made for this app with viv token create)",
+		         msg ? msg : "403 Forbidden", c->token_from ? c->token_from : "nowhere");
 		return VIV_ERR_AUTH;
 	}
 	if (!msg) {
 		viv_errf(errbuf, errlen,
-			 "the server at %s (from %s) answered HTTP %ld without a Vivarium error "
-			 "message; is that the address of the Vivarium API?",
-			 c->api, c->api_from, status);
+		         "the server at %s (from %s) answered HTTP %ld without a Vivarium error "
+		         "message; is that the address of the Vivarium API?",
+		         c->api, c->api_from, status);
 		return status == 404 ? VIV_ERR_NOT_FOUND : VIV_ERR_INVALID;
 	}
 	viv_errf(errbuf, errlen, "%s", msg);
@@ -145,28 +145,28 @@ static enum viv_err reply_error(struct cli *c, long status, json_t *j, char *err
 
 /* The sentence for a transfer that got no reply. */
 static enum viv_err transport_error(struct cli *c, CURLcode rc, const char *cerr, char *errbuf,
-				    size_t errlen)
+                                    size_t errlen)
 {
 	if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
 		viv_errf(errbuf, errlen,
-			 "the API address %s (from %s) is not a valid http:// or https:// URL "
-			 "(%s); set it with --api URL, VIV_API or \"api = URL\" in viv's "
-			 "configuration file",
-			 c->api, c->api_from, cerr[0] ? cerr : curl_easy_strerror(rc));
+		         "the API address %s (from %s) is not a valid http:// or https:// URL "
+		         "(%s); set it with --api URL, VIV_API or \"api = URL\" in viv's "
+		         "configuration file",
+		         c->api, c->api_from, cerr[0] ? cerr : curl_easy_strerror(rc));
 		return VIV_ERR_INVALID;
 	}
 	viv_errf(errbuf, errlen,
-		 "cannot reach the Vivarium API at %s (from %s): %s; is vivd running there? "
-		 "Set the address with --api URL, VIV_API or \"api = URL\" in viv's "
-		 "configuration file (viv help config)",
-		 c->api, c->api_from, cerr[0] ? cerr : curl_easy_strerror(rc));
+	         "cannot reach the Vivarium API at %s (from %s): %s; is vivd running there? "
+	         "Set the address with --api URL, VIV_API or \"api = URL\" in viv's "
+	         "configuration file (viv help config)",
+	         c->api, c->api_from, cerr[0] ? cerr : curl_easy_strerror(rc));
 	return VIV_ERR_IO;
 }
 
 /* The headers every call sends, plus extra (may be NULL). NULL when memory
  * ran out; caller frees with curl_slist_free_all(). */
 static struct curl_slist *base_headers(struct cli *c, const char *accept, const char *extra,
-				       const char *extra2)
+                                       const char *extra2)
 {
 	const char *lines[4] = {accept, extra, extra2, NULL};
 	struct curl_slist *list = NULL, *h;
@@ -195,8 +195,7 @@ static struct curl_slist *base_headers(struct cli *c, const char *accept, const 
 }
 
 /* Options every call sets on the easy handle. */
-static void common_options(struct cli *c, const char *url, struct curl_slist *headers,
-			   char *cerr)
+static void common_options(struct cli *c, const char *url, struct curl_slist *headers, char *cerr)
 {
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -208,7 +207,7 @@ static void common_options(struct cli *c, const char *url, struct curl_slist *he
 }
 
 enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_reply *out,
-		      char *errbuf, size_t errlen)
+                      char *errbuf, size_t errlen)
 {
 	struct reply_ctx rep = {.too_big = false};
 	struct progress pr = {.c = c};
@@ -229,11 +228,11 @@ enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_re
 	/* Every body is labelled, so that none passes for a form. */
 	if (!err && sends)
 		err = viv_buf_printf(&ctype, "Content-Type: %s",
-				     rq->content_type ? rq->content_type
-						      : "application/octet-stream");
+		                     rq->content_type ? rq->content_type
+		                                      : "application/octet-stream");
 	if (!err) {
 		headers = base_headers(c, "Accept: application/json", sends ? ctype.data : NULL,
-				       NULL);
+		                       NULL);
 		if (!headers)
 			err = VIV_ERR_NOMEM;
 	}
@@ -250,7 +249,7 @@ enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_re
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &rep);
 	if (sends) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)(rq->has_body ? rq->len : 0));
+		                 (curl_off_t)(rq->has_body ? rq->len : 0));
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, rq->has_body ? rq->body : "");
 	}
 	if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0)
@@ -273,9 +272,9 @@ enum viv_err cli_send(struct cli *c, const struct cli_request *rq, struct cli_re
 	if (rc == CURLE_WRITE_ERROR && rep.too_big) {
 		err = VIV_ERR_TOO_BIG;
 		viv_errf(errbuf, errlen,
-			 "the reply from %s was larger than %u MiB; is that the address of the "
-			 "Vivarium API?",
-			 c->api, CLI_RESP_MAX >> 20);
+		         "the reply from %s was larger than %u MiB; is that the address of the "
+		         "Vivarium API?",
+		         c->api, CLI_RESP_MAX >> 20);
 		goto out;
 	}
 	if (rc != CURLE_OK) {
@@ -312,10 +311,10 @@ out:
 }
 
 enum viv_err cli_call(struct cli *c, const char *method, const char *path, const void *body,
-		      size_t len, json_t **out, char *errbuf, size_t errlen)
+                      size_t len, json_t **out, char *errbuf, size_t errlen)
 {
-	struct cli_request rq = {.method = method, .path = path, .body = body, .len = len,
-				 .has_body = body != NULL};
+	struct cli_request rq = {
+	        .method = method, .path = path, .body = body, .len = len, .has_body = body != NULL};
 	struct cli_reply r;
 	enum viv_err err;
 
@@ -325,9 +324,9 @@ enum viv_err cli_call(struct cli *c, const char *method, const char *path, const
 		return err;
 	if (r.len > 0 && !r.json) {
 		viv_errf(errbuf, errlen,
-			 "the server at %s answered %s %s with something that is not JSON; is "
-			 "that the address of the Vivarium API?",
-			 c->api, method, path);
+		         "the server at %s answered %s %s with something that is not JSON; is "
+		         "that the address of the Vivarium API?",
+		         c->api, method, path);
 		cli_reply_free(&r);
 		return VIV_ERR_INVALID;
 	}
@@ -375,9 +374,8 @@ int cli_fail(enum viv_err err, const char *errbuf)
 	return cli_exit_of(err);
 }
 
-bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path,
-		  const char *member, const char *what, struct cli_reply *r, json_t **list,
-		  int *exit_out)
+bool cli_get_list(struct cli *c, const struct cli_args *a, const char *path, const char *member,
+                  const char *what, struct cli_reply *r, json_t **list, int *exit_out)
 {
 	struct cli_request rq = {.method = "GET", .path = path};
 	char errbuf[1024];
@@ -434,7 +432,7 @@ static size_t on_stream(char *buf, size_t size, size_t n, void *ctx)
 /* Called about once a second while a stream is open: a stream that sends
  * nothing, not even a keep-alive comment, for CLI_STREAM_IDLE_S is dead. */
 static int on_stream_tick(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			  curl_off_t ulnow)
+                          curl_off_t ulnow)
 {
 	struct stream_ctx *s = ctx;
 
@@ -449,8 +447,8 @@ static int on_stream_tick(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_
 	return 0;
 }
 
-enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
-			struct cli_sse *p, char *errbuf, size_t errlen)
+enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id, struct cli_sse *p,
+                        char *errbuf, size_t errlen)
 {
 	struct stream_ctx s = {.c = c, .p = p};
 	struct curl_slist *headers = NULL;
@@ -468,7 +466,7 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 		err = viv_buf_printf(&idh, "Last-Event-ID: %s", last_id);
 	if (!err) {
 		headers = base_headers(c, "Accept: text/event-stream", "Cache-Control: no-cache",
-				       idh.len ? idh.data : NULL);
+		                       idh.len ? idh.data : NULL);
 		if (!headers)
 			err = VIV_ERR_NOMEM;
 	}
@@ -493,9 +491,9 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	if (s.perr) {
 		err = s.perr;
 		viv_errf(errbuf, errlen,
-			 "an event from %s%s was larger than the %u MiB viv reads; is that the "
-			 "Vivarium API?",
-			 c->api, path, CLI_SSE_DATA_MAX >> 20);
+		         "an event from %s%s was larger than the %u MiB viv reads; is that the "
+		         "Vivarium API?",
+		         c->api, path, CLI_SSE_DATA_MAX >> 20);
 		goto out;
 	}
 	if (!s.checked && rc == CURLE_OK)
@@ -503,7 +501,7 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	if (!s.checked && s.idle) {
 		err = VIV_ERR_IO;
 		viv_errf(errbuf, errlen, "the API at %s sent nothing for %ld s", c->api,
-			 CLI_STREAM_IDLE_S);
+		         CLI_STREAM_IDLE_S);
 		goto out;
 	}
 	if (!s.checked) {
@@ -513,9 +511,9 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	if (s.is_sse) {
 		err = VIV_ERR_IO;
 		viv_errf(errbuf, errlen, "the stream from %s ended: %s", c->api,
-			 s.idle		 ? "nothing came for a while"
-			 : rc == CURLE_OK ? "the API closed it"
-					  : (cerr[0] ? cerr : curl_easy_strerror(rc)));
+		         s.idle           ? "nothing came for a while"
+		         : rc == CURLE_OK ? "the API closed it"
+		                          : (cerr[0] ? cerr : curl_easy_strerror(rc)));
 		goto out;
 	}
 	if (s.other.len > 0)
@@ -526,9 +524,9 @@ enum viv_err cli_stream(struct cli *c, const char *path, const char *last_id,
 	}
 	err = VIV_ERR_UNSUPPORTED;
 	viv_errf(errbuf, errlen,
-		 "the server at %s answered GET %s with HTTP %ld but not with an event stream; "
-		 "is that a Vivarium API of this version?",
-		 c->api, path, s.status);
+	         "the server at %s answered GET %s with HTTP %ld but not with an event stream; "
+	         "is that a Vivarium API of this version?",
+	         c->api, path, s.status);
 out:
 	curl_easy_reset(c->curl);
 	json_decref(j);

@@ -27,7 +27,7 @@ static void print_line(struct cli *c, json_t *l)
 	cli_time_text(json_object_get(l, "time"), true, when, sizeof(when));
 	if (json_is_integer(dep))
 		snprintf(tag, sizeof(tag), "[%lld %.32s]", (long long)json_integer_value(dep),
-			 stream);
+		         stream);
 	else
 		snprintf(tag, sizeof(tag), "[%.32s]", stream);
 	if (strcmp(stream, "stderr") == 0 || strcmp(stream, "trap") == 0)
@@ -104,7 +104,7 @@ static int follow(struct cli *c, const struct cli_args *a, const char *path)
 		}
 		if (!told)
 			fprintf(stderr, "viv: %s; reconnecting%s%s\n", errbuf,
-				f.last_id[0] ? " after line " : "", f.last_id);
+			        f.last_id[0] ? " after line " : "", f.last_id);
 		told = true;
 		cli_sleep_ms(wait_ms);
 		wait_ms = wait_ms * 2 > CLI_RETRY_MAX_MS ? CLI_RETRY_MAX_MS : wait_ms * 2;
@@ -124,18 +124,17 @@ int cli_logs(struct cli *c, const struct cli_args *a)
 	if (a->given & CLI_O_FOLLOW) {
 		if (a->given & CLI_O_LIMIT) {
 			fprintf(stderr, "viv: --follow starts with the last 100 lines; --limit "
-					"goes without it\n");
+			                "goes without it\n");
 			return CLI_EXIT_USAGE;
 		}
 		snprintf(path, sizeof(path), "/v1/apps/%s/logs/stream", a->arg[0]);
 		return follow(c, a, path);
 	}
 	snprintf(path, sizeof(path), "/v1/apps/%s/logs?limit=%lld", a->arg[0],
-		 a->given & CLI_O_LIMIT ? a->limit : 100LL);
+	         a->given & CLI_O_LIMIT ? a->limit : 100LL);
 	if (!cli_get_list(c, a, path, "logs", "log lines", &r, &lines, &ret))
 		goto out;
-	json_array_foreach(lines, i, l)
-		print_line(c, l);
+	json_array_foreach(lines, i, l) print_line(c, l);
 	if (json_array_size(lines) == 0)
 		fprintf(stderr, "viv: no log lines for %s yet\n", a->arg[0]);
 	ret = CLI_EXIT_OK;

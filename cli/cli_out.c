@@ -61,10 +61,10 @@ static size_t utf8_next(const unsigned char *p, size_t left, long *cp)
 static int char_cols(long cp)
 {
 	static const long wide[][2] = {
-		{0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff},   {0x3400, 0x4dbf},
-		{0x4e00, 0x9fff},   {0xa000, 0xa4cf},   {0xac00, 0xd7a3},   {0xf900, 0xfaff},
-		{0xfe30, 0xfe4f},   {0xff00, 0xff60},   {0xffe0, 0xffe6},   {0x1f300, 0x1f64f},
-		{0x1f900, 0x1f9ff}, {0x20000, 0x2fffd}, {0x30000, 0x3fffd},
+	        {0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff},   {0x3400, 0x4dbf},
+	        {0x4e00, 0x9fff},   {0xa000, 0xa4cf},   {0xac00, 0xd7a3},   {0xf900, 0xfaff},
+	        {0xfe30, 0xfe4f},   {0xff00, 0xff60},   {0xffe0, 0xffe6},   {0x1f300, 0x1f64f},
+	        {0x1f900, 0x1f9ff}, {0x20000, 0x2fffd}, {0x30000, 0x3fffd},
 	};
 	size_t i;
 
@@ -137,7 +137,7 @@ static enum viv_err put_cell_char(struct viv_buf *out, const unsigned char *p, s
 }
 
 enum viv_err cli_cut(const char *text, size_t width, const char *ellipsis, struct viv_buf *out,
-		     size_t *used)
+                     size_t *used)
 {
 	const unsigned char *p = (const unsigned char *)text;
 	size_t left = strlen(text), n, cols = 0, room;
@@ -253,7 +253,7 @@ void cli_table_init(struct cli_table *t, const char *const *heads)
 }
 
 enum viv_err cli_table_add(struct cli_table *t, const char *const *texts,
-			   const enum cli_colour *colours)
+                           const enum cli_colour *colours)
 {
 	struct cli_cell *grown, *row;
 	size_t i, alloc;
@@ -324,8 +324,8 @@ void cli_table_layout(const struct cli_table *t, size_t width, size_t *widths)
 
 /* Appends one row (heads when cells is NULL) as a line. */
 static enum viv_err render_row(const struct cli_table *t, const struct cli_cell *cells,
-			       const size_t *widths, bool colour, const char *ellipsis,
-			       struct viv_buf *out)
+                               const size_t *widths, bool colour, const char *ellipsis,
+                               struct viv_buf *out)
 {
 	const char *text;
 	enum cli_colour col;
@@ -357,7 +357,7 @@ static enum viv_err render_row(const struct cli_table *t, const struct cli_cell 
 }
 
 enum viv_err cli_table_render(const struct cli_table *t, size_t width, bool colour,
-			      const char *ellipsis, struct viv_buf *out)
+                              const char *ellipsis, struct viv_buf *out)
 {
 	size_t widths[CLI_TABLE_COLS], r;
 	enum viv_err err;
@@ -431,7 +431,7 @@ bool cli_parse_time(const char *s, int64_t *ms_out)
 	time_t t;
 
 	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+	                 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
 		return false;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
@@ -552,8 +552,8 @@ void cli_localhost_hint(const char *url)
 	}
 	fflush(stdout);
 	fprintf(stderr,
-		"This machine's resolver cannot find %s (wget and Python use it); reach the "
-		"app with\n  curl -H 'Host: %s' http://127.0.0.1:%s/\nor start vivd with "
-		"--domain NAME, where NAME is a wildcard DNS name (*.NAME) for this machine.\n",
-		host, host, port);
+	        "This machine's resolver cannot find %s (wget and Python use it); reach the "
+	        "app with\n  curl -H 'Host: %s' http://127.0.0.1:%s/\nor start vivd with "
+	        "--domain NAME, where NAME is a wildcard DNS name (*.NAME) for this machine.\n",
+	        host, host, port);
 }

@@ -17,7 +17,7 @@
  * output, dependencies, and a Vivarium data directory (which holds the
  * admin token). */
 static const char *const cli_skip_dirs[] = {
-	".git", "target", "node_modules", "build", "vivarium-data",
+        ".git", "target", "node_modules", "build", "vivarium-data",
 };
 
 struct cli_pack {
@@ -48,28 +48,28 @@ static enum viv_err pack_fail(struct cli_pack *p, const char *rel)
 {
 	if (p->over) {
 		viv_errf(p->errbuf, p->errlen,
-			 "the packed directory is larger than the server's upload limit of %zu "
-			 "bytes; leave large files out of it",
-			 p->max);
+		         "the packed directory is larger than the server's upload limit of %zu "
+		         "bytes; leave large files out of it",
+		         p->max);
 		return VIV_ERR_TOO_BIG;
 	}
 	viv_errf(p->errbuf, p->errlen, "cannot pack %s: %s", rel[0] ? rel : ".",
-		 archive_error_string(p->a) ? archive_error_string(p->a) : "libarchive failed");
+	         archive_error_string(p->a) ? archive_error_string(p->a) : "libarchive failed");
 	return VIV_ERR_IO;
 }
 
 /* Adds one directory (data NULL) or regular file entry named rel. */
 static enum viv_err pack_entry(struct cli_pack *p, const char *rel, const struct stat *sb,
-			       const char *data, size_t len)
+                               const char *data, size_t len)
 {
 	struct archive_entry *e;
 	enum viv_err err = VIV_OK;
 
 	if (p->entries >= CLI_PACK_MAX_ENTRIES) {
 		viv_errf(p->errbuf, p->errlen,
-			 "the directory holds more than %d files and folders; deploy the app's "
-			 "own folder, not a parent of it",
-			 CLI_PACK_MAX_ENTRIES);
+		         "the directory holds more than %d files and folders; deploy the app's "
+		         "own folder, not a parent of it",
+		         CLI_PACK_MAX_ENTRIES);
 		return VIV_ERR_TOO_BIG;
 	}
 	e = archive_entry_new();
@@ -122,7 +122,7 @@ static bool skipped_dir(const char *name)
 /* The sorted names in directory path (without "." and ".."). On success
  * *names_out (caller frees each and the array with free()) has *n_out. */
 static enum viv_err read_names(struct cli_pack *p, const char *path, char ***names_out,
-			       size_t *n_out)
+                               size_t *n_out)
 {
 	struct dirent *de;
 	char **names = NULL, **grown;
@@ -133,7 +133,7 @@ static enum viv_err read_names(struct cli_pack *p, const char *path, char ***nam
 	d = opendir(path);
 	if (!d) {
 		viv_errf(p->errbuf, p->errlen, "cannot read the folder %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		return VIV_ERR_IO;
 	}
 	for (;;) {
@@ -142,7 +142,7 @@ static enum viv_err read_names(struct cli_pack *p, const char *path, char ***nam
 		if (!de) {
 			if (errno) {
 				viv_errf(p->errbuf, p->errlen, "cannot read the folder %s: %s",
-					 path, strerror(errno));
+				         path, strerror(errno));
 				err = VIV_ERR_IO;
 			}
 			break;
@@ -151,9 +151,9 @@ static enum viv_err read_names(struct cli_pack *p, const char *path, char ***nam
 			continue;
 		if (n >= CLI_PACK_MAX_ENTRIES) {
 			viv_errf(p->errbuf, p->errlen,
-				 "the folder %s holds more than %d entries; deploy the app's own "
-				 "folder",
-				 path, CLI_PACK_MAX_ENTRIES);
+			         "the folder %s holds more than %d entries; deploy the app's own "
+			         "folder",
+			         path, CLI_PACK_MAX_ENTRIES);
 			err = VIV_ERR_TOO_BIG;
 			break;
 		}
@@ -191,8 +191,7 @@ static enum viv_err read_names(struct cli_pack *p, const char *path, char ***nam
 
 /* Packs the folder root/rel (rel is "" for root itself) and everything
  * under it. */
-static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *rel,
-			      unsigned depth)
+static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *rel, unsigned depth)
 {
 	char **names = NULL;
 	size_t n = 0, i;
@@ -206,7 +205,7 @@ static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *
 	viv_buf_init(&full, 0);
 	if (depth > CLI_PACK_MAX_DEPTH) {
 		viv_errf(p->errbuf, p->errlen, "%s is nested more than %d folders deep", rel,
-			 CLI_PACK_MAX_DEPTH);
+		         CLI_PACK_MAX_DEPTH);
 		err = VIV_ERR_TOO_BIG;
 		goto out;
 	}
@@ -222,7 +221,7 @@ static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *
 		err = viv_buf_printf(&child, "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
 		if (err == VIV_ERR_TOO_BIG) {
 			viv_errf(p->errbuf, p->errlen, "a path under %s is longer than %d bytes",
-				 rel[0] ? rel : "the folder", CLI_PACK_MAX_PATH);
+			         rel[0] ? rel : "the folder", CLI_PACK_MAX_PATH);
 			goto out;
 		}
 		if (!err)
@@ -231,7 +230,7 @@ static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *
 			goto out;
 		if (lstat(full.data, &sb) != 0) {
 			viv_errf(p->errbuf, p->errlen, "cannot read %s: %s", full.data,
-				 strerror(errno));
+			         strerror(errno));
 			err = VIV_ERR_IO;
 			goto out;
 		}
@@ -247,7 +246,7 @@ static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *
 		}
 		if (S_ISLNK(sb.st_mode)) {
 			fprintf(stderr, "viv: leaving out %s: symbolic links are not uploaded\n",
-				child.data);
+			        child.data);
 			continue;
 		}
 		if (!S_ISREG(sb.st_mode)) {
@@ -256,20 +255,20 @@ static enum viv_err pack_tree(struct cli_pack *p, const char *root, const char *
 		}
 		if ((uint64_t)sb.st_size > p->max) {
 			fprintf(stderr,
-				"viv: leaving out %s: %lld bytes is over the upload limit of %zu\n",
-				child.data, (long long)sb.st_size, p->max);
+			        "viv: leaving out %s: %lld bytes is over the upload limit of %zu\n",
+			        child.data, (long long)sb.st_size, p->max);
 			continue;
 		}
 		err = viv_read_file(full.data, p->max, &data, &len);
 		if (err == VIV_ERR_TOO_BIG) {
 			fprintf(stderr, "viv: leaving out %s: it grew over the upload limit\n",
-				child.data);
+			        child.data);
 			err = VIV_OK;
 			continue;
 		}
 		if (err) {
 			viv_errf(p->errbuf, p->errlen, "cannot read %s: %s", full.data,
-				 viv_strerror(err));
+			         viv_strerror(err));
 			goto out;
 		}
 		err = pack_entry(p, child.data, &sb, data, len);
@@ -290,7 +289,7 @@ out:
 }
 
 enum viv_err cli_pack_dir(const char *dir, size_t max, char **out, size_t *len_out,
-			  size_t *files_out, char *errbuf, size_t errlen)
+                          size_t *files_out, char *errbuf, size_t errlen)
 {
 	struct cli_pack p = {.max = max, .errbuf = errbuf, .errlen = errlen};
 	enum viv_err err = VIV_OK;

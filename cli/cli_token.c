@@ -16,7 +16,7 @@ static enum viv_err apps_text(json_t *apps, struct viv_buf *b)
 	json_array_foreach(apps, i, v)
 	{
 		err = viv_buf_printf(b, "%s%s", i ? ", " : "",
-				     json_is_string(v) ? json_string_value(v) : "?");
+		                     json_is_string(v) ? json_string_value(v) : "?");
 		if (err)
 			return err;
 	}
@@ -25,8 +25,10 @@ static enum viv_err apps_text(json_t *apps, struct viv_buf *b)
 
 int cli_token_create(struct cli *c, const struct cli_args *a)
 {
-	struct cli_request rq = {.method = "POST", .path = "/v1/tokens",
-				 .content_type = "application/json", .has_body = true};
+	struct cli_request rq = {.method = "POST",
+	                         .path = "/v1/tokens",
+	                         .content_type = "application/json",
+	                         .has_body = true};
 	struct cli_reply r = {0};
 	struct viv_buf apps;
 	json_t *body = NULL, *list = NULL;
@@ -53,8 +55,7 @@ int cli_token_create(struct cli *c, const struct cli_args *a)
 		}
 	}
 	if (list && a->napps > 0)
-		body = json_pack("{s:s,s:s,s:O}", "name", a->arg[0], "scope", "apps", "apps",
-				 list);
+		body = json_pack("{s:s,s:s,s:O}", "name", a->arg[0], "scope", "apps", "apps", list);
 	else if (list)
 		body = json_pack("{s:s,s:s}", "name", a->arg[0], "scope", "admin");
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -81,11 +82,12 @@ int cli_token_create(struct cli *c, const struct cli_args *a)
 		goto out;
 	}
 	/* The explanation goes to stderr, so that stdout is the token alone. */
-	fprintf(stderr, "token %lld \"", (long long)json_integer_value(json_object_get(r.json, "id")));
+	fprintf(stderr, "token %lld \"",
+	        (long long)json_integer_value(json_object_get(r.json, "id")));
 	cli_print_safe(stderr, cli_str(r.json, "name", "?"), strlen(cli_str(r.json, "name", "?")),
-		       false);
-	fprintf(stderr, "\" (%s%s%s) made; it is shown only now:\n",
-		cli_str(r.json, "scope", "?"), a->napps ? ": " : "", a->napps ? apps.data : "");
+	               false);
+	fprintf(stderr, "\" (%s%s%s) made; it is shown only now:\n", cli_str(r.json, "scope", "?"),
+	        a->napps ? ": " : "", a->napps ? apps.data : "");
 	printf("%s\n", token);
 	ret = CLI_EXIT_OK;
 out:
@@ -99,8 +101,8 @@ out:
 
 int cli_token_ls(struct cli *c, const struct cli_args *a)
 {
-	static const char *const heads[] = {"ID", "NAME", "SCOPE", "APPS", "CREATED", "LAST USED",
-					    NULL};
+	static const char *const heads[] = {"ID",      "NAME",      "SCOPE", "APPS",
+	                                    "CREATED", "LAST USED", NULL};
 	struct cli_reply r = {0};
 	struct cli_table t;
 	struct viv_buf apps;
@@ -118,12 +120,12 @@ int cli_token_ls(struct cli *c, const struct cli_args *a)
 	{
 		if (json_is_integer(json_object_get(tok, "id")))
 			snprintf(id, sizeof(id), "%lld",
-				 (long long)json_integer_value(json_object_get(tok, "id")));
+			         (long long)json_integer_value(json_object_get(tok, "id")));
 		else
 			snprintf(id, sizeof(id), "-");
 		cli_age_text(json_object_get(tok, "created_at"), viv_now_ms(), made, sizeof(made));
 		cli_age_text(json_object_get(tok, "last_used_at"), viv_now_ms(), used,
-			     sizeof(used));
+		             sizeof(used));
 		if (strcmp(used, "-") == 0)
 			snprintf(used, sizeof(used), "never");
 		if (apps_text(json_object_get(tok, "apps"), &apps))
@@ -154,7 +156,7 @@ int cli_token_revoke(struct cli *c, const struct cli_args *a)
 
 	if (!cli_id_ok(a->arg[0], &id)) {
 		fprintf(stderr, "viv: \"%s\" is not a token id; viv token ls lists them\n",
-			a->arg[0]);
+		        a->arg[0]);
 		return CLI_EXIT_USAGE;
 	}
 	snprintf(path, sizeof(path), "/v1/tokens/%lld", id);

@@ -12,8 +12,8 @@
 #include "cli.h"
 
 const char *const cli_name_rule =
-	"app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
-	"ending with '-'";
+        "app names are DNS labels: 1-63 lowercase letters, digits and '-', not starting or "
+        "ending with '-'";
 
 /* The terminal's settings while echo is off, for the signal handler. */
 static struct termios saved_tty;
@@ -62,8 +62,9 @@ enum viv_err cli_read_value(const char *arg, char **out, size_t *len_out)
 	if (strcmp(arg, "-") == 0) {
 		err = viv_read_fd(0, CLI_VALUE_MAX, out, len_out);
 		if (err == VIV_ERR_TOO_BIG)
-			fprintf(stderr, "viv: stdin holds more than %u MiB, the most a value may be\n",
-				CLI_VALUE_MAX >> 20);
+			fprintf(stderr,
+			        "viv: stdin holds more than %u MiB, the most a value may be\n",
+			        CLI_VALUE_MAX >> 20);
 		else if (err)
 			fprintf(stderr, "viv: cannot read stdin: %s\n", viv_strerror(err));
 		return err;
@@ -72,11 +73,12 @@ enum viv_err cli_read_value(const char *arg, char **out, size_t *len_out)
 		err = viv_read_file(arg + 1, CLI_VALUE_MAX, out, len_out);
 		if (err == VIV_ERR_TOO_BIG)
 			fprintf(stderr, "viv: %s is larger than %u MiB, the most a value may be\n",
-				arg + 1, CLI_VALUE_MAX >> 20);
+			        arg + 1, CLI_VALUE_MAX >> 20);
 		else if (err == VIV_ERR_NOT_FOUND)
-			fprintf(stderr, "viv: there is no file %s (a value starting with '@' names "
-					"a file; send text starting with '@' on stdin with -)\n",
-				arg + 1);
+			fprintf(stderr,
+			        "viv: there is no file %s (a value starting with '@' names "
+			        "a file; send text starting with '@' on stdin with -)\n",
+			        arg + 1);
 		else if (err)
 			fprintf(stderr, "viv: cannot read %s: %s\n", arg + 1, viv_strerror(err));
 		return err;

@@ -39,8 +39,7 @@ const char *viv_strerror(enum viv_err err);
 /* Writes printf-style text into buf (size len, may be 0) and always
  * NUL-terminates when len > 0. Used for the caller-supplied detail buffers
  * that go with enum viv_err results. */
-void viv_errf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void viv_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- Capped growable buffer ------------------------------------------ */
 
@@ -60,13 +59,13 @@ void viv_buf_init(struct viv_buf *b, size_t cap);
 VIV_MUST_CHECK enum viv_err viv_buf_append(struct viv_buf *b, const void *p, size_t n);
 /* Appends formatted text, with the same errors as viv_buf_append. */
 VIV_MUST_CHECK enum viv_err viv_buf_printf(struct viv_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 /* Appends as much of p as fits under the cap and reports whether all did:
  * for text such as a log, whose cap is a limit and not an error. */
 bool viv_buf_append_trunc(struct viv_buf *b, const void *p, size_t n);
 /* viv_buf_append_trunc of formatted text. */
 bool viv_buf_printf_trunc(struct viv_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 /* Detaches the data (caller frees with free()) and resets the buffer. Never
  * returns NULL: an empty buffer yields an empty string, or NULL only when
  * that allocation fails. */
@@ -91,11 +90,11 @@ VIV_MUST_CHECK enum viv_err viv_mkdirs(const char *path, unsigned mode);
  * over path (which replaces a link at path rather than following it),
  * fsync of the folder. */
 VIV_MUST_CHECK enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t len,
-				   unsigned mode);
+                                                  unsigned mode);
 /* viv_write_file_atomic for name (one component) in the folder open at
  * dirfd. VIV_ERR_INVALID for a name with a '/', "." or "..". */
-VIV_MUST_CHECK enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, size_t len,
-			       unsigned mode);
+VIV_MUST_CHECK enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data,
+                                              size_t len, unsigned mode);
 /* Writes all len bytes of data to fd, going on after short writes and
  * EINTR. VIV_ERR_IO (errno says why) when a write fails. */
 VIV_MUST_CHECK enum viv_err viv_write_all(int fd, const void *data, size_t len);
@@ -108,7 +107,8 @@ VIV_MUST_CHECK enum viv_err viv_copy_fd(int in, int out, uint64_t max, uint64_t 
  * with free()) is NUL-terminated after *len_out bytes. VIV_ERR_TOO_BIG when
  * the file is larger than cap, VIV_ERR_NOT_FOUND when it does not exist.
  * Follows links: only for files the platform itself made. */
-VIV_MUST_CHECK enum viv_err viv_read_file(const char *path, size_t cap, char **out, size_t *len_out);
+VIV_MUST_CHECK enum viv_err viv_read_file(const char *path, size_t cap, char **out,
+                                          size_t *len_out);
 /* viv_read_file from an open descriptor, read to its end. */
 VIV_MUST_CHECK enum viv_err viv_read_fd(int fd, size_t cap, char **out, size_t *len_out);
 /* Removes a directory tree (or a file); missing paths are not an error.
@@ -157,13 +157,13 @@ struct stat;
  * is the descriptor (caller closes it) and *st_out (may be NULL) its
  * fstat. Opening never blocks on a FIFO. */
 VIV_MUST_CHECK enum viv_err viv_open_regular_beneath(int dirfd, const char *rel, int *fd_out,
-				      struct stat *st_out, char *why, size_t whylen);
+                                                     struct stat *st_out, char *why, size_t whylen);
 
 /* Reads the file rel beneath dirfd as viv_open_regular_beneath() opens it,
  * at most cap bytes (VIV_ERR_TOO_BIG beyond). Results as viv_read_file(),
  * with the reason for a refusal in why. */
 VIV_MUST_CHECK enum viv_err viv_read_beneath(int dirfd, const char *rel, size_t cap, char **out,
-			      size_t *len_out, char *why, size_t whylen);
+                                             size_t *len_out, char *why, size_t whylen);
 
 /* ---- Hashing and randomness ----------------------------------------- */
 
@@ -192,8 +192,7 @@ enum viv_level { VIV_DEBUG, VIV_INFO, VIV_WARN, VIV_ERROR };
 
 /* One line on stderr with a timestamp, the level, the process role (set by
  * viv_log_role) and the pid. This is the operator's log, not an app's. */
-void viv_log(enum viv_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void viv_log(enum viv_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Names the process in every following log line, e.g. "api" or "worker 1".
  * The string is borrowed for the life of the process. */
 void viv_log_role(const char *role);
@@ -247,7 +246,7 @@ struct viv_origin {
 	char host[VIV_ORIGIN_HOST_MAX]; /* lowercase; without the "*." */
 	unsigned port;                  /* as given, else the scheme's (80, 443) */
 	bool port_given;
-	char *path;                     /* "/" when none; owned */
+	char *path; /* "/" when none; owned */
 };
 
 /* Splits text, which must start "http://" or "https://" and hold no blank,
@@ -257,7 +256,8 @@ struct viv_origin {
  * query or fragment. VIV_ERR_INVALID when text is not such a URL,
  * VIV_ERR_NOMEM. Caller clears *out with viv_origin_clear() (it is zeroed
  * on failure). */
-VIV_MUST_CHECK enum viv_err viv_origin_parse(const char *text, bool pattern, struct viv_origin *out);
+VIV_MUST_CHECK enum viv_err viv_origin_parse(const char *text, bool pattern,
+                                             struct viv_origin *out);
 
 /* Frees the path and zeroes o; accepts NULL. */
 void viv_origin_clear(struct viv_origin *o);

@@ -106,7 +106,7 @@ enum viv_err viv_copy_fd(int in, int out, uint64_t max, uint64_t *copied_out)
 }
 
 enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, size_t len,
-			       unsigned mode)
+                               unsigned mode)
 {
 	unsigned char rnd[8];
 	char tmp[NAME_MAX + 1];
@@ -120,8 +120,8 @@ enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, si
 		return err;
 	/* A name nobody can guess, created only if it is not there: whatever
 	 * else writes the folder, the file written is a new one of ours. */
-	n = snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name,
-		     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	n = snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name, rnd[0],
+	             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return VIV_ERR_INVALID;
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -145,8 +145,7 @@ enum viv_err viv_write_file_at(int dirfd, const char *name, const void *data, si
 
 static int open_parent(const char *path, char buf[PATH_MAX], const char **name_out);
 
-enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t len,
-				   unsigned mode)
+enum viv_err viv_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
 	char buf[PATH_MAX];
 	const char *name;
@@ -309,8 +308,8 @@ int viv_open_beneath(int dirfd, const char *rel, int flags, unsigned mode)
 	return open_by_components(dirfd, rel, flags, mode);
 }
 
-enum viv_err viv_open_regular_beneath(int dirfd, const char *rel, int *fd_out,
-				      struct stat *st_out, char *why, size_t whylen)
+enum viv_err viv_open_regular_beneath(int dirfd, const char *rel, int *fd_out, struct stat *st_out,
+                                      char *why, size_t whylen)
 {
 	struct stat st;
 	int fd;
@@ -358,8 +357,8 @@ enum viv_err viv_open_regular_beneath(int dirfd, const char *rel, int *fd_out,
 	return VIV_OK;
 }
 
-enum viv_err viv_read_beneath(int dirfd, const char *rel, size_t cap, char **out,
-			      size_t *len_out, char *why, size_t whylen)
+enum viv_err viv_read_beneath(int dirfd, const char *rel, size_t cap, char **out, size_t *len_out,
+                              char *why, size_t whylen)
 {
 	struct stat st;
 	enum viv_err err;
@@ -393,9 +392,9 @@ enum viv_err viv_read_beneath(int dirfd, const char *rel, size_t cap, char **out
 #define RM_DEPTH_MAX 32
 
 struct rm {
-	int top;           /* the folder being emptied */
+	int top;             /* the folder being emptied */
 	unsigned long moved; /* names given to folders moved to the top */
-	bool again;        /* something was moved to the top: scan it again */
+	bool again;          /* something was moved to the top: scan it again */
 };
 
 /* Makes a folder we own readable, writable and searchable, through a

@@ -23,9 +23,9 @@ enum viv_guest_mode {
 };
 
 struct viv_guest {
-	uint32_t abi;  /* VIV_GUEST_ABI */
-	uint32_t mode; /* enum viv_guest_mode */
-	const char *hash; /* the artifact hash: 64 lowercase hex digits */
+	uint32_t abi;         /* VIV_GUEST_ABI */
+	uint32_t mode;        /* enum viv_guest_mode */
+	const char *hash;     /* the artifact hash: 64 lowercase hex digits */
 	size_t instance_size; /* bytes of one wasm2c instance struct */
 	/* Called once after dlopen, before any instantiate. */
 	void (*init_module)(void);

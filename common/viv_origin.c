@@ -78,8 +78,8 @@ enum viv_err viv_origin_parse(const char *text, bool pattern, struct viv_origin 
 	}
 	if (pattern && strncmp(rest, "*.", 2) == 0) {
 		star = rest;
-		if (asprintf(&swapped, "%.*s%s%s", (int)(rest - text), text, WILD_LABEL,
-			     rest + 2) < 0)
+		if (asprintf(&swapped, "%.*s%s%s", (int)(rest - text), text, WILD_LABEL, rest + 2) <
+		    0)
 			return VIV_ERR_NOMEM;
 	}
 	h = curl_url();
@@ -116,8 +116,8 @@ enum viv_err viv_origin_parse(const char *text, bool pattern, struct viv_origin 
 	if (strlen(scheme) >= sizeof(out->scheme))
 		goto out;
 	for (i = 0; scheme[i]; i++)
-		out->scheme[i] = (char)(scheme[i] >= 'A' && scheme[i] <= 'Z' ? scheme[i] + 32
-									    : scheme[i]);
+		out->scheme[i] =
+		        (char)(scheme[i] >= 'A' && scheme[i] <= 'Z' ? scheme[i] + 32 : scheme[i]);
 	for (i = 0; host[i]; i++)
 		out->host[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
 	out->wildcard = star != NULL;

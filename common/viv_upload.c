@@ -21,7 +21,6 @@ const char *viv_upload_kind_name(enum viv_upload_kind kind)
 	return NULL;
 }
 
-
 /* A tar header without the ustar magic (old v7 archives): its checksum
  * field is the octal sum of the header's bytes with that field as spaces. */
 static bool tar_checksum_ok(const unsigned char *h)
@@ -99,7 +98,10 @@ enum viv_upload_kind viv_upload_sniff(const void *head, size_t n)
 		return VIV_UPLOAD_ARCHIVE; /* gzip */
 	if (n >= 3 && memcmp(h, "BZh", 3) == 0)
 		return VIV_UPLOAD_ARCHIVE;
-	if (n >= 6 && memcmp(h, "\xfd" "7zXZ\0", 6) == 0)
+	if (n >= 6 && memcmp(h,
+	                     "\xfd"
+	                     "7zXZ\0",
+	                     6) == 0)
 		return VIV_UPLOAD_ARCHIVE;
 	if (n >= 4 && memcmp(h, "\x28\xb5\x2f\xfd", 4) == 0)
 		return VIV_UPLOAD_ARCHIVE; /* zstd */

@@ -46,8 +46,13 @@
  * (pipe_aot_rewrite.c) is exact only with them, and its text stops the compile
  * without them. */
 static const char *const aot_flags_common[] = {
-	"-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
-	"-frounding-math", "-fno-math-errno",
+        "-shared",
+        "-fPIC",
+        "-O2",
+        "-fvisibility=hidden",
+        "-fno-optimize-sibling-calls",
+        "-frounding-math",
+        "-fno-math-errno",
 };
 
 /* ---- Tools -------------------------------------------------------------------- */
@@ -74,7 +79,7 @@ static void first_line(const char *text, char *buf, size_t len)
 }
 
 static enum viv_err tool_version(struct pipe_ctx *ctx, const char *prog, char *buf, size_t len,
-				 char *err, size_t errlen)
+                                 char *err, size_t errlen)
 {
 	const char *argv[] = {prog, "--version", NULL};
 	struct viv_buf out;
@@ -95,7 +100,7 @@ static enum viv_err tool_version(struct pipe_ctx *ctx, const char *prog, char *b
 }
 
 enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	const char *cc = getenv("VIV_CC");
 	enum viv_err e = VIV_OK;
@@ -114,10 +119,10 @@ enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out,
 	}
 	strcpy(tools_cc, cc);
 	e = tool_version(ctx, "wasm2c", tools_wasm2c_version, sizeof(tools_wasm2c_version), err,
-			 errlen);
+	                 errlen);
 	if (!e)
 		e = tool_version(ctx, tools_cc, tools_cc_version, sizeof(tools_cc_version), err,
-				 errlen);
+		                 errlen);
 	if (e)
 		goto done;
 	tools.cc = tools_cc;
@@ -147,7 +152,7 @@ static const char *mode_name(enum viv_guest_mode mode)
 }
 
 enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
-				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1])
+                                const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1])
 {
 	struct viv_sha256 h;
 	struct viv_buf head;
@@ -155,12 +160,12 @@ enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode 
 
 	viv_buf_init(&head, 4096);
 	e = viv_buf_printf(&head, "vivarium-artifact\nabi %d\nwasm2c %s\ncc %s\ncflags",
-			   VIV_GUEST_ABI, t->wasm2c_version, t->cc_version);
+	                   VIV_GUEST_ABI, t->wasm2c_version, t->cc_version);
 	for (size_t i = 0; !e && t->cflags[i]; i++)
 		e = viv_buf_printf(&head, " %s", t->cflags[i]);
 	if (!e)
 		e = viv_buf_printf(&head, "\nrewrite %d\nmode %s\n\n", PIPE_GUEST_REWRITE_VERSION,
-				   mode_name(mode));
+		                   mode_name(mode));
 	if (!e)
 		e = viv_sha256_begin(&h);
 	if (!e) {
@@ -210,8 +215,8 @@ static void match_member(const char *line, const char *type, char *field, size_t
 		field[0] = '\0';
 }
 
-enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out,
-				    char *err, size_t errlen)
+enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err,
+                                    size_t errlen)
 {
 	static const char open_tag[] = "typedef struct Z_guest_instance_t {";
 	static const char close_tag[] = "} Z_guest_instance_t;";
@@ -236,9 +241,9 @@ enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape
 			memcpy(buf, line, n);
 			buf[n] = '\0';
 			match_member(buf, "wasm_rt_memory_t", shape.memory_field,
-				     sizeof(shape.memory_field));
+			             sizeof(shape.memory_field));
 			match_member(buf, "wasm_rt_funcref_table_t", shape.table_field,
-				     sizeof(shape.table_field));
+			             sizeof(shape.table_field));
 		}
 		line += n + 1;
 	}
@@ -262,7 +267,7 @@ enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape
 			p++;
 		if (strncmp(p + 1, "struct Z_", 9) != 0) {
 			viv_errf(err, errlen,
-				 "guest.h declares an unexpected Z_guest_instantiate parameter");
+			         "guest.h declares an unexpected Z_guest_instantiate parameter");
 			return VIV_ERR_INTERNAL;
 		}
 		params++;
@@ -277,7 +282,7 @@ enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape
 /* True when guest.h declares "RESULT SYM(Z_guest_instance_t*PARAMS);",
  * e.g. result "u32" and params ", u32". */
 static bool declares_typed(const char *guest_h, const char *result, const char *sym,
-			   const char *params)
+                           const char *params)
 {
 	char want[400];
 
@@ -298,8 +303,8 @@ static bool hash_valid(const char *h)
 	return strspn(h, "0123456789abcdef") == VIV_SHA256_HEX_LEN;
 }
 
-enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
-				char **out, char *err, size_t errlen)
+enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec, char **out,
+                                char *err, size_t errlen)
 {
 	struct pipe_guest_shape shape;
 	struct viv_buf b;
@@ -316,42 +321,42 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 		return e;
 	/* wasm2c names exports as it names imports, with module "guest". */
 	if (!viv_import_symbol("guest", spec->mode == VIV_GUEST_HOSTCALL ? "run" : "_start", entry,
-			       sizeof(entry)) ||
+	                       sizeof(entry)) ||
 	    !viv_import_symbol("guest", "_initialize", init, sizeof(init)) ||
 	    !viv_import_symbol("guest", "default_malloc_impl", malloc_sym, sizeof(malloc_sym)) ||
 	    !viv_import_symbol("guest", "default_free_impl", free_sym, sizeof(free_sym)))
 		return VIV_ERR_INTERNAL;
 	if (!declares(guest_h, entry) || (spec->has_initialize && !declares(guest_h, init))) {
 		viv_errf(err, errlen, "guest.h does not declare the entry point %s",
-			 declares(guest_h, entry) ? init : entry);
+		         declares(guest_h, entry) ? init : entry);
 		return VIV_ERR_INTERNAL;
 	}
 	if ((spec->has_malloc && !declares_typed(guest_h, "u32", malloc_sym, ", u32")) ||
 	    (spec->has_free && !declares_typed(guest_h, "void", free_sym, ", u32"))) {
 		viv_errf(err, errlen, "guest.h does not declare the allocator %s",
-			 spec->has_malloc && !declares_typed(guest_h, "u32", malloc_sym, ", u32")
-				 ? malloc_sym
-				 : free_sym);
+		         spec->has_malloc && !declares_typed(guest_h, "u32", malloc_sym, ", u32")
+		                 ? malloc_sym
+		                 : free_sym);
 		return VIV_ERR_INTERNAL;
 	}
 	viv_buf_init(&b, 64 * 1024);
 	e = viv_buf_printf(
-		&b,
-		"/* Generated by the Vivarium pipeline: the artifact's entry points\n"
-		" * (viv_guest.h) around wasm2c's output for module \"guest\". It includes\n"
-		" * guest.c so that the module's static functions are in reach. */\n"
-		"#include \"guest.c\"\n"
-		"\n"
-		"#include \"viv_guest.h\"\n"
-		"\n"
-		"_Static_assert(VIV_GUEST_ABI == %d, \"glue made for guest ABI %d\");\n"
-		"\n"
-		"static void viv_glue_instantiate(void *instance, void *host)\n"
-		"{\n",
-		VIV_GUEST_ABI, VIV_GUEST_ABI);
+	        &b,
+	        "/* Generated by the Vivarium pipeline: the artifact's entry points\n"
+	        " * (viv_guest.h) around wasm2c's output for module \"guest\". It includes\n"
+	        " * guest.c so that the module's static functions are in reach. */\n"
+	        "#include \"guest.c\"\n"
+	        "\n"
+	        "#include \"viv_guest.h\"\n"
+	        "\n"
+	        "_Static_assert(VIV_GUEST_ABI == %d, \"glue made for guest ABI %d\");\n"
+	        "\n"
+	        "static void viv_glue_instantiate(void *instance, void *host)\n"
+	        "{\n",
+	        VIV_GUEST_ABI, VIV_GUEST_ABI);
 	if (!e && shape.n_import_instances == 0)
 		e = viv_buf_printf(&b, "\t(void)host;\n\tZ_guest_instantiate((Z_guest_instance_t "
-				       "*)instance);\n");
+		                       "*)instance);\n");
 	if (!e && shape.n_import_instances > 0) {
 		/* One host pointer per imported module's instance. */
 		e = viv_buf_printf(&b, "\tZ_guest_instantiate((Z_guest_instance_t *)instance");
@@ -361,80 +366,79 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 			e = viv_buf_printf(&b, ");\n");
 	}
 	if (!e)
-		e = viv_buf_printf(&b,
-				   "}\n\n"
-				   "static void viv_glue_free(void *instance)\n"
-				   "{\n"
-				   "\tZ_guest_free((Z_guest_instance_t *)instance);\n"
-				   "}\n\n");
+		e = viv_buf_printf(&b, "}\n\n"
+		                       "static void viv_glue_free(void *instance)\n"
+		                       "{\n"
+		                       "\tZ_guest_free((Z_guest_instance_t *)instance);\n"
+		                       "}\n\n");
 	if (!e && shape.memory_field[0])
 		e = viv_buf_printf(&b,
-				   "static wasm_rt_memory_t *viv_glue_memory(void *instance)\n"
-				   "{\n"
-				   "\treturn &((Z_guest_instance_t *)instance)->%s;\n"
-				   "}\n\n",
-				   shape.memory_field);
+		                   "static wasm_rt_memory_t *viv_glue_memory(void *instance)\n"
+		                   "{\n"
+		                   "\treturn &((Z_guest_instance_t *)instance)->%s;\n"
+		                   "}\n\n",
+		                   shape.memory_field);
 	if (!e && shape.table_field[0])
 		e = viv_buf_printf(&b,
-				   "static wasm_rt_funcref_table_t *viv_glue_table(void "
-				   "*instance)\n"
-				   "{\n"
-				   "\treturn &((Z_guest_instance_t *)instance)->%s;\n"
-				   "}\n\n",
-				   shape.table_field);
+		                   "static wasm_rt_funcref_table_t *viv_glue_table(void "
+		                   "*instance)\n"
+		                   "{\n"
+		                   "\treturn &((Z_guest_instance_t *)instance)->%s;\n"
+		                   "}\n\n",
+		                   shape.table_field);
 	if (!e && spec->has_initialize)
 		e = viv_buf_printf(&b,
-				   "static void viv_glue_initialize(void *instance)\n"
-				   "{\n"
-				   "\t%s((Z_guest_instance_t *)instance);\n"
-				   "}\n\n",
-				   init);
+		                   "static void viv_glue_initialize(void *instance)\n"
+		                   "{\n"
+		                   "\t%s((Z_guest_instance_t *)instance);\n"
+		                   "}\n\n",
+		                   init);
 	if (!e && spec->has_malloc)
 		e = viv_buf_printf(&b,
-				   "static uint32_t viv_glue_malloc(void *instance, "
-				   "uint32_t size)\n"
-				   "{\n"
-				   "\treturn %s((Z_guest_instance_t *)instance, size);\n"
-				   "}\n\n",
-				   malloc_sym);
+		                   "static uint32_t viv_glue_malloc(void *instance, "
+		                   "uint32_t size)\n"
+		                   "{\n"
+		                   "\treturn %s((Z_guest_instance_t *)instance, size);\n"
+		                   "}\n\n",
+		                   malloc_sym);
 	if (!e && spec->has_free)
 		e = viv_buf_printf(&b,
-				   "static void viv_glue_free_export(void *instance, "
-				   "uint32_t ptr)\n"
-				   "{\n"
-				   "\t%s((Z_guest_instance_t *)instance, ptr);\n"
-				   "}\n\n",
-				   free_sym);
+		                   "static void viv_glue_free_export(void *instance, "
+		                   "uint32_t ptr)\n"
+		                   "{\n"
+		                   "\t%s((Z_guest_instance_t *)instance, ptr);\n"
+		                   "}\n\n",
+		                   free_sym);
 	if (!e)
 		e = viv_buf_printf(&b,
-				   "static void viv_glue_entry(void *instance)\n"
-				   "{\n"
-				   "\t%s((Z_guest_instance_t *)instance);\n"
-				   "}\n\n"
-				   "__attribute__((visibility(\"default\")))\n"
-				   "const struct viv_guest vivarium_guest = {\n"
-				   "\t.abi = VIV_GUEST_ABI,\n"
-				   "\t.mode = %s,\n"
-				   "\t.hash = \"%s\",\n"
-				   "\t.instance_size = sizeof(Z_guest_instance_t),\n"
-				   "\t.init_module = Z_guest_init_module,\n"
-				   "\t.instantiate = viv_glue_instantiate,\n"
-				   "\t.free_instance = viv_glue_free,\n"
-				   "\t.memory = %s,\n"
-				   "\t.table = %s,\n"
-				   "\t.initialize = %s,\n"
-				   "\t.entry = viv_glue_entry,\n"
-				   "\t.export_malloc = %s,\n"
-				   "\t.export_free = %s,\n"
-				   "};\n",
-				   entry,
-				   spec->mode == VIV_GUEST_HOSTCALL ? "VIV_GUEST_HOSTCALL"
-								    : "VIV_GUEST_CGI",
-				   spec->hash, shape.memory_field[0] ? "viv_glue_memory" : "NULL",
-				   shape.table_field[0] ? "viv_glue_table" : "NULL",
-				   spec->has_initialize ? "viv_glue_initialize" : "NULL",
-				   spec->has_malloc ? "viv_glue_malloc" : "NULL",
-				   spec->has_free ? "viv_glue_free_export" : "NULL");
+		                   "static void viv_glue_entry(void *instance)\n"
+		                   "{\n"
+		                   "\t%s((Z_guest_instance_t *)instance);\n"
+		                   "}\n\n"
+		                   "__attribute__((visibility(\"default\")))\n"
+		                   "const struct viv_guest vivarium_guest = {\n"
+		                   "\t.abi = VIV_GUEST_ABI,\n"
+		                   "\t.mode = %s,\n"
+		                   "\t.hash = \"%s\",\n"
+		                   "\t.instance_size = sizeof(Z_guest_instance_t),\n"
+		                   "\t.init_module = Z_guest_init_module,\n"
+		                   "\t.instantiate = viv_glue_instantiate,\n"
+		                   "\t.free_instance = viv_glue_free,\n"
+		                   "\t.memory = %s,\n"
+		                   "\t.table = %s,\n"
+		                   "\t.initialize = %s,\n"
+		                   "\t.entry = viv_glue_entry,\n"
+		                   "\t.export_malloc = %s,\n"
+		                   "\t.export_free = %s,\n"
+		                   "};\n",
+		                   entry,
+		                   spec->mode == VIV_GUEST_HOSTCALL ? "VIV_GUEST_HOSTCALL"
+		                                                    : "VIV_GUEST_CGI",
+		                   spec->hash, shape.memory_field[0] ? "viv_glue_memory" : "NULL",
+		                   shape.table_field[0] ? "viv_glue_table" : "NULL",
+		                   spec->has_initialize ? "viv_glue_initialize" : "NULL",
+		                   spec->has_malloc ? "viv_glue_malloc" : "NULL",
+		                   spec->has_free ? "viv_glue_free_export" : "NULL");
 	if (e) {
 		viv_buf_free(&b);
 		return e;
@@ -445,15 +449,15 @@ enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec
 
 /* ---- wasm2c, glue, cc ----------------------------------------------------------------- */
 
-static void timing_note(void (*timing)(void *, const char *, int64_t), void *arg,
-			const char *step, uint64_t t0)
+static void timing_note(void (*timing)(void *, const char *, int64_t), void *arg, const char *step,
+                        uint64_t t0)
 {
 	if (timing)
 		timing(arg, step, (int64_t)((viv_mono_ns() - t0) / 1000000));
 }
 
-static enum viv_err write_glue(struct pipe_ctx *ctx, const struct pipe_glue_spec *spec,
-			       char *err, size_t errlen)
+static enum viv_err write_glue(struct pipe_ctx *ctx, const struct pipe_glue_spec *spec, char *err,
+                               size_t errlen)
 {
 	char *c_path = NULL, *header = NULL, *glue = NULL;
 	size_t len = 0;
@@ -465,7 +469,7 @@ static enum viv_err write_glue(struct pipe_ctx *ctx, const struct pipe_glue_spec
 		goto out;
 	}
 	e = pipe_read_built(ctx, "guest.h", "wasm2c's guest.h", GUEST_H_MAX, &header, &len, err,
-			    errlen);
+	                    errlen);
 	if (e)
 		goto out;
 	e = pipe_glue_generate(header, spec, &glue, err, errlen);
@@ -477,7 +481,7 @@ static enum viv_err write_glue(struct pipe_ctx *ctx, const struct pipe_glue_spec
 		goto out;
 	}
 	pipe_logf(ctx, "wrote glue.c (%s mode%s)\n", mode_name(spec->mode),
-		  spec->has_initialize ? ", calls _initialize first" : "");
+	          spec->has_initialize ? ", calls _initialize first" : "");
 out:
 	free(c_path);
 	free(header);
@@ -499,7 +503,7 @@ char *pipe_include_flag(const struct pipe_ctx *ctx)
 }
 
 static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	const char *argv[32];
 	char *inc_common = NULL;
@@ -524,8 +528,8 @@ static enum viv_err run_cc(struct pipe_ctx *ctx, const struct pipe_tools *t, cha
 	e = pipe_run_ok(ctx, NULL, argv, err, errlen);
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
-			 "compiling the module to native code failed; this is a bug in "
-			 "Vivarium, please report it with the build log");
+		         "compiling the module to native code failed; this is a bug in "
+		         "Vivarium, please report it with the build log");
 out:
 	free(inc_common);
 	return e;
@@ -544,14 +548,14 @@ static enum viv_err rewrite_guest(struct pipe_ctx *ctx, char *err, size_t errlen
 	if (!path)
 		return VIV_ERR_NOMEM;
 	e = pipe_read_built(ctx, "guest.c", "wasm2c's guest.c", PIPE_GUEST_C_MAX, &text, &len, err,
-			    errlen);
+	                    errlen);
 	if (e == VIV_ERR_TOO_BIG)
 		e = VIV_ERR_UNSUPPORTED;
 	if (!e)
 		e = pipe_guest_rewrite(text, len, &out, &stats);
 	if (e == VIV_ERR_UNSUPPORTED) {
 		pipe_logf(ctx, "note: the module's C is not shaped as wasm2c 1.0.32 writes it: "
-			       "its memory accesses are compiled as they are\n");
+		               "its memory accesses are compiled as they are\n");
 		e = VIV_OK;
 		goto out;
 	}
@@ -561,9 +565,10 @@ static enum viv_err rewrite_guest(struct pipe_ctx *ctx, char *err, size_t errlen
 		viv_errf(err, errlen, "could not rewrite wasm2c's guest.c: %s", viv_strerror(e));
 		goto out;
 	}
-	pipe_logf(ctx, "rewrote guest.c: %zu functions keep the memory's struct at hand for %zu "
-		       "loads and stores\n",
-		  stats.functions, stats.calls);
+	pipe_logf(ctx,
+	          "rewrote guest.c: %zu functions keep the memory's struct at hand for %zu "
+	          "loads and stores\n",
+	          stats.functions, stats.calls);
 out:
 	free(path);
 	free(text);
@@ -573,7 +578,7 @@ out:
 
 /* A large module's C in parts at once (pipe_aot_split.c), else whole. */
 static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, char *err,
-			     size_t errlen)
+                             size_t errlen)
 {
 	unsigned parts = 1;
 	struct stat st;
@@ -591,15 +596,15 @@ static enum viv_err cc_guest(struct pipe_ctx *ctx, const struct pipe_tools *t, c
 		if (e != VIV_ERR_UNSUPPORTED)
 			return e;
 		pipe_logf(ctx, "note: the module's C is not shaped as wasm2c 1.0.32 writes it: "
-			       "compiling it whole\n");
+		               "compiling it whole\n");
 	}
 	return run_cc(ctx, t, err, errlen);
 }
 
 enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
-		      const struct pipe_glue_spec *spec,
-		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
-		      char *err, size_t errlen)
+                      const struct pipe_glue_spec *spec,
+                      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
+                      char *err, size_t errlen)
 {
 	uint64_t t0;
 	enum viv_err e;
@@ -615,8 +620,8 @@ enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const ch
 	timing_note(timing, timing_arg, "wasm2c", t0);
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
-			 "wasm2c could not translate the module; its message is in the build "
-			 "log");
+		         "wasm2c could not translate the module; its message is in the build "
+		         "log");
 	if (e)
 		return e;
 

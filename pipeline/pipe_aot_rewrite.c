@@ -56,52 +56,52 @@
 /* The little-endian helpers as wasm2c 1.0.32 defines them; the float load
  * below is the first with another asm constraint. */
 static const char load_macro[] =
-	"#define DEFINE_LOAD(name, t1, t2, t3)                      \\\n"
-	"  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) { \\\n"
-	"    MEMCHECK(mem, addr, t1);                               \\\n"
-	"    t1 result;                                             \\\n"
-	"    wasm_rt_memcpy(&result, &mem->data[addr], sizeof(t1)); \\\n"
-	"    wasm_asm(\"\" ::\"r\"(result));                            \\\n"
-	"    return (t3)(t2)result;                                 \\\n"
-	"  }\n";
+        "#define DEFINE_LOAD(name, t1, t2, t3)                      \\\n"
+        "  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) { \\\n"
+        "    MEMCHECK(mem, addr, t1);                               \\\n"
+        "    t1 result;                                             \\\n"
+        "    wasm_rt_memcpy(&result, &mem->data[addr], sizeof(t1)); \\\n"
+        "    wasm_asm(\"\" ::\"r\"(result));                            \\\n"
+        "    return (t3)(t2)result;                                 \\\n"
+        "  }\n";
 
 static const char store_macro[] =
-	"#define DEFINE_STORE(name, t1, t2)                                     \\\n"
-	"  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) { \\\n"
-	"    MEMCHECK(mem, addr, t1);                                           \\\n"
-	"    t1 wrapped = (t1)value;                                            \\\n"
-	"    wasm_rt_memcpy(&mem->data[addr], &wrapped, sizeof(t1));            \\\n"
-	"  }\n";
+        "#define DEFINE_STORE(name, t1, t2)                                     \\\n"
+        "  static inline void name(wasm_rt_memory_t* mem, u64 addr, t2 value) { \\\n"
+        "    MEMCHECK(mem, addr, t1);                                           \\\n"
+        "    t1 wrapped = (t1)value;                                            \\\n"
+        "    wasm_rt_memcpy(&mem->data[addr], &wrapped, sizeof(t1));            \\\n"
+        "  }\n";
 
 static const char memcheck_macro[] = "#if WASM_RT_MEMCHECK_SIGNAL_HANDLER\n"
-				     "#define MEMCHECK(mem, a, t)\n"
-				     "#else\n";
+                                     "#define MEMCHECK(mem, a, t)\n"
+                                     "#else\n";
 
 /* Goes before the first instantiation of the helpers. */
 static const char prelude[] =
-	"/* Added by Vivarium: module functions hand the load and store helpers\n"
-	" * a copy of the memory's struct (viv_m), exact because the runtime never\n"
-	" * moves a memory's data and, with guard pages, the helpers read nothing\n"
-	" * else; float loads are forced in a float register. */\n"
-	"#if !WASM_RT_MEMCHECK_SIGNAL_HANDLER || WABT_BIG_ENDIAN\n"
-	"#error \"Vivarium's rewrite of the memory helpers needs guard pages\"\n"
-	"#endif\n"
-	"#if defined(__x86_64__)\n"
-	"#define VIV_FLOAT_REG \"x\"\n"
-	"#elif defined(__aarch64__)\n"
-	"#define VIV_FLOAT_REG \"w\"\n"
-	"#else\n"
-	"#define VIV_FLOAT_REG \"r\"\n"
-	"#endif\n"
-	"#define VIV_DEFINE_LOAD_FLOAT(name, t1, t2, t3)            \\\n"
-	"  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) { \\\n"
-	"    MEMCHECK(mem, addr, t1);                               \\\n"
-	"    t1 result;                                             \\\n"
-	"    wasm_rt_memcpy(&result, &mem->data[addr], sizeof(t1)); \\\n"
-	"    wasm_asm(\"\" ::VIV_FLOAT_REG(result));                  \\\n"
-	"    return (t3)(t2)result;                                 \\\n"
-	"  }\n"
-	"\n";
+        "/* Added by Vivarium: module functions hand the load and store helpers\n"
+        " * a copy of the memory's struct (viv_m), exact because the runtime never\n"
+        " * moves a memory's data and, with guard pages, the helpers read nothing\n"
+        " * else; float loads are forced in a float register. */\n"
+        "#if !WASM_RT_MEMCHECK_SIGNAL_HANDLER || WABT_BIG_ENDIAN\n"
+        "#error \"Vivarium's rewrite of the memory helpers needs guard pages\"\n"
+        "#endif\n"
+        "#if defined(__x86_64__)\n"
+        "#define VIV_FLOAT_REG \"x\"\n"
+        "#elif defined(__aarch64__)\n"
+        "#define VIV_FLOAT_REG \"w\"\n"
+        "#else\n"
+        "#define VIV_FLOAT_REG \"r\"\n"
+        "#endif\n"
+        "#define VIV_DEFINE_LOAD_FLOAT(name, t1, t2, t3)            \\\n"
+        "  static inline t3 name(wasm_rt_memory_t* mem, u64 addr) { \\\n"
+        "    MEMCHECK(mem, addr, t1);                               \\\n"
+        "    t1 result;                                             \\\n"
+        "    wasm_rt_memcpy(&result, &mem->data[addr], sizeof(t1)); \\\n"
+        "    wasm_asm(\"\" ::VIV_FLOAT_REG(result));                  \\\n"
+        "    return (t3)(t2)result;                                 \\\n"
+        "  }\n"
+        "\n";
 
 #define FLOAT_LOAD "VIV_DEFINE_LOAD_FLOAT"
 #define F32_LOAD "DEFINE_LOAD(f32_load, f32, f32, f32)"
@@ -174,8 +174,7 @@ static bool is_helper(const struct helpers *h, const char *name, size_t n)
 /* The memory init_memories() allocates, into name; "" when there is none.
  * False when the function is not shaped as expected or allocates more than
  * one. */
-static bool defined_memory(const struct pipe_line *lines, size_t n_lines, char *name,
-			   size_t len)
+static bool defined_memory(const struct pipe_line *lines, size_t n_lines, char *name, size_t len)
 {
 	size_t i, found = 0;
 
@@ -218,7 +217,7 @@ static enum viv_err put_line(struct viv_buf *b, const struct pipe_line *l)
  * ") taking the local copy instead; when only counting (b NULL), adds up
  * the calls in *calls. */
 static enum viv_err put_body_line(struct viv_buf *b, const struct pipe_line *l,
-				  const struct helpers *h, const char *needle, size_t *calls)
+                                  const struct helpers *h, const char *needle, size_t *calls)
 {
 	const char *p = l->p, *end = l->p + l->n, *hit;
 	size_t k = strlen(needle);
@@ -255,8 +254,8 @@ static enum viv_err put_body_line(struct viv_buf *b, const struct pipe_line *l,
  * many helper calls on the memory it makes, all after the prologue. False
  * when it is not shaped as wasm2c 1.0.32 writes one. */
 static bool read_def(const struct pipe_line *lines, size_t n_lines, size_t first,
-		     const struct helpers *h, const char *needle, size_t *prologue, size_t *last,
-		     size_t *calls)
+                     const struct helpers *h, const char *needle, size_t *prologue, size_t *last,
+                     size_t *calls)
 {
 	size_t i;
 
@@ -285,7 +284,7 @@ static bool read_def(const struct pipe_line *lines, size_t n_lines, size_t first
 }
 
 enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
-				struct pipe_rewrite_stats *stats_out)
+                                struct pipe_rewrite_stats *stats_out)
 {
 	struct pipe_line *lines = NULL;
 	struct helpers *h = NULL;
@@ -333,7 +332,7 @@ enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
 			e = viv_buf_append(&b, prelude, strlen(prelude));
 		if (!e && (i == h->f32_line || i == h->f64_line)) {
 			struct pipe_line args = {lines[i].p + strlen("DEFINE_LOAD"),
-						 lines[i].n - strlen("DEFINE_LOAD")};
+			                         lines[i].n - strlen("DEFINE_LOAD")};
 
 			e = viv_buf_append(&b, FLOAT_LOAD, strlen(FLOAT_LOAD));
 			if (!e)
@@ -353,13 +352,13 @@ enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
 			e = put_line(&b, &lines[j]);
 		if (!e && calls) {
 			e = viv_buf_printf(&b, "  wasm_rt_memory_t " LOCAL " = instance->%s;\n",
-					   memory);
+			                   memory);
 			stats.functions++;
 			stats.calls += calls;
 		}
 		for (size_t j = prologue + 1, again = 0; !e && j <= last; j++)
 			e = calls ? put_body_line(&b, &lines[j], h, needle, &again)
-				  : put_line(&b, &lines[j]);
+			          : put_line(&b, &lines[j]);
 		i = last;
 	}
 	if (e)

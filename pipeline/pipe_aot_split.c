@@ -47,11 +47,11 @@ struct def {
 struct shape {
 	struct pipe_line *lines;
 	size_t n_lines;
-	size_t func_types;   /* line of the type table */
-	size_t last_proto;   /* line of the last prototype */
+	size_t func_types; /* line of the type table */
+	size_t last_proto; /* line of the last prototype */
 	struct def *defs;
 	size_t n_defs;
-	char **segments;     /* names of the static objects between prototypes and definitions */
+	char **segments; /* names of the static objects between prototypes and definitions */
 	size_t n_segments;
 };
 
@@ -265,7 +265,7 @@ static enum viv_err put_func_types(struct viv_buf *b, const struct pipe_line *l,
 	size_t skip = strlen(STATIC_KW);
 
 	return viv_buf_printf(b, "%s" HIDDEN_KW "%.*s\n", define ? "" : "extern ",
-			      (int)(l->n - skip), l->p + skip);
+	                      (int)(l->n - skip), l->p + skip);
 }
 
 static enum viv_err write_main(const struct shape *s, struct viv_buf *b)
@@ -291,8 +291,8 @@ static enum viv_err write_main(const struct shape *s, struct viv_buf *b)
 
 static enum viv_err write_part(const struct shape *s, unsigned part, struct viv_buf *b)
 {
-	enum viv_err e = viv_buf_printf(b, "/* Part %u of the module, split by Vivarium. */\n",
-					part);
+	enum viv_err e =
+	        viv_buf_printf(b, "/* Part %u of the module, split by Vivarium. */\n", part);
 
 	for (size_t i = 0; !e && i <= s->last_proto; i++) {
 		if (i == s->func_types)
@@ -310,7 +310,7 @@ static enum viv_err write_part(const struct shape *s, unsigned part, struct viv_
 }
 
 enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
-			      size_t *n_out)
+                              size_t *n_out)
 {
 	struct shape s;
 	struct viv_buf b;
@@ -373,7 +373,7 @@ unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len)
  * the link's. Caller frees the array with free(); the strings are t's, src's
  * and obj's. */
 static const char **compile_argv(const struct pipe_tools *t, const char *inc, const char *src,
-				 const char *obj)
+                                 const char *obj)
 {
 	size_t n = 0, k = 0;
 	const char **argv;
@@ -420,7 +420,7 @@ static enum viv_err write_parts(const char *dir, char **texts, size_t n)
 }
 
 enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	char *guest = NULL, *text = NULL, *inc = NULL, **texts = NULL;
 	char **srcs = NULL, **objs = NULL;
@@ -435,7 +435,7 @@ enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, uns
 	if (!guest)
 		return VIV_ERR_NOMEM;
 	e = pipe_read_built(ctx, "guest.c", "wasm2c's guest.c", PIPE_GUEST_C_MAX, &text, &len, why,
-			    sizeof(why));
+	                    sizeof(why));
 	if (e == VIV_ERR_TOO_BIG)
 		e = VIV_ERR_UNSUPPORTED;
 	else if (e)
@@ -479,11 +479,11 @@ enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, uns
 	e = write_parts(dir, texts, n);
 	if (e) {
 		viv_errf(err, errlen, "could not write the module's C in parts: %s",
-			 viv_strerror(e));
+		         viv_strerror(e));
 		goto out;
 	}
-	pipe_logf(ctx, "the module's C is %zu KiB: compiling it in %zu parts at once\n",
-		  len / 1024, n);
+	pipe_logf(ctx, "the module's C is %zu KiB: compiling it in %zu parts at once\n", len / 1024,
+	          n);
 	e = pipe_run_all(ctx, dir, (const char *const *const *)argvs, n, err, errlen);
 	if (!e) {
 		link[k++] = t->cc;
@@ -497,8 +497,8 @@ enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, uns
 	}
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
-			 "compiling the module to native code failed; this is a bug in "
-			 "Vivarium, please report it with the build log");
+		         "compiling the module to native code failed; this is a bug in "
+		         "Vivarium, please report it with the build log");
 out:
 	for (size_t i = 0; argvs && i < n; i++)
 		free(argvs[i]);

@@ -63,7 +63,7 @@ static bool head_continues(const struct pipe_line *l)
 }
 
 bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
-		    size_t *last_out)
+                    size_t *last_out)
 {
 	if (i >= n || !pipe_func_start(&lines[i]))
 		return false;

@@ -15,7 +15,7 @@
 #define ASSETS_HASH_TAG "vivarium-assets 1"
 
 struct asset_entry {
-	char *rel;   /* relative path */
+	char *rel; /* relative path */
 	bool is_dir;
 	uint64_t size;
 };
@@ -46,16 +46,16 @@ static enum viv_err list_push(struct asset_list *l, char *rel, bool is_dir, uint
 		return VIV_ERR_NOMEM;
 	if (l->n >= l->max_entries) {
 		viv_errf(l->err, l->errlen,
-			 "the %s folder holds more than %zu files and folders, the most this "
-			 "server stores",
-			 l->label, l->max_entries);
+		         "the %s folder holds more than %zu files and folders, the most this "
+		         "server stores",
+		         l->label, l->max_entries);
 		free(rel);
 		return VIV_ERR_TOO_BIG;
 	}
 	if (size > l->max_bytes - l->bytes) {
 		viv_errf(l->err, l->errlen,
-			 "the %s folder holds more than %llu MiB, the most this server stores",
-			 l->label, (unsigned long long)(l->max_bytes / (1024 * 1024)));
+		         "the %s folder holds more than %llu MiB, the most this server stores",
+		         l->label, (unsigned long long)(l->max_bytes / (1024 * 1024)));
 		free(rel);
 		return VIV_ERR_TOO_BIG;
 	}
@@ -85,12 +85,12 @@ static enum viv_err assets_too_deep(void *ctx, const char *rel)
 
 	(void)rel;
 	viv_errf(l->err, l->errlen, "the %s folder is nested more than %d folders deep", l->label,
-		 ASSETS_DEPTH_MAX);
+	         ASSETS_DEPTH_MAX);
 	return VIV_ERR_INVALID;
 }
 
 static enum viv_err assets_visit(void *ctx, const char *rel, const char *name,
-				 const struct stat *st)
+                                 const struct stat *st)
 {
 	struct asset_list *l = ctx;
 
@@ -100,8 +100,8 @@ static enum viv_err assets_visit(void *ctx, const char *rel, const char *name,
 	if (S_ISREG(st->st_mode))
 		return list_push(l, strdup(rel), false, (uint64_t)st->st_size);
 	viv_errf(l->err, l->errlen,
-		 "%s/%.200s is %s; static assets must be regular files and folders", l->label,
-		 rel, S_ISLNK(st->st_mode) ? "a symbolic link" : "a special file");
+	         "%s/%.200s is %s; static assets must be regular files and folders", l->label, rel,
+	         S_ISLNK(st->st_mode) ? "a symbolic link" : "a special file");
 	return VIV_ERR_INVALID;
 }
 
@@ -138,16 +138,16 @@ static enum viv_err hash_file(struct viv_sha256 *h, int rootfd, const struct ass
 }
 
 enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_entries,
-			      uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
-			      struct pipe_assets_stats *stats_out, char *err, size_t errlen)
+                              uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
+                              struct pipe_assets_stats *stats_out, char *err, size_t errlen)
 {
 	struct asset_list l;
 	/* Every entry is hashed, so one that cannot be examined is an error. */
 	struct pipe_walk w = {.visit = assets_visit,
-			      .too_deep = assets_too_deep,
-			      .ctx = &l,
-			      .depth_max = ASSETS_DEPTH_MAX,
-			      .unreadable_is_error = true};
+	                      .too_deep = assets_too_deep,
+	                      .ctx = &l,
+	                      .depth_max = ASSETS_DEPTH_MAX,
+	                      .unreadable_is_error = true};
 	struct viv_sha256 h;
 	enum viv_err e;
 	int rootfd, walkfd;
@@ -164,7 +164,7 @@ enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_ent
 	if (rootfd < 0) {
 		viv_errf(err, errlen, "%s is not a folder in the upload", label);
 		return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? VIV_ERR_INVALID
-									      : VIV_ERR_IO;
+		                                                             : VIV_ERR_IO;
 	}
 	walkfd = dup(rootfd);
 	if (walkfd < 0) {

@@ -21,14 +21,14 @@
  * from the MVP and enables each, and validates the module against them.
  * Threads, exceptions, memory64 and tail calls stay off. */
 const char *const pipe_wasm_opt_features[] = {
-	"--mvp-features",
-	"--enable-mutable-globals",
-	"--enable-nontrapping-float-to-int",
-	"--enable-sign-ext",
-	"--enable-bulk-memory",
-	"--enable-multivalue",
-	"--enable-reference-types",
-	NULL,
+        "--mvp-features",
+        "--enable-mutable-globals",
+        "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext",
+        "--enable-bulk-memory",
+        "--enable-multivalue",
+        "--enable-reference-types",
+        NULL,
 };
 
 /* The platform's folders under viv_share_dir(), made once. */
@@ -157,7 +157,7 @@ static void flush_to_store(void *arg, const char *text)
 
 	if (err)
 		viv_log(VIV_WARN, "deployment %lld: could not append to the build log: %s",
-			(long long)b->id, viv_strerror(err));
+		        (long long)b->id, viv_strerror(err));
 }
 
 static void timing(void *arg, const char *step, int64_t ms)
@@ -167,7 +167,7 @@ static void timing(void *arg, const char *step, int64_t ms)
 
 	if (err)
 		viv_log(VIV_WARN, "deployment %lld: could not record the %s timing: %s",
-			(long long)b->id, step, viv_strerror(err));
+		        (long long)b->id, step, viv_strerror(err));
 }
 
 /* Makes the folder name in parent (host path), for the build's own use,
@@ -175,7 +175,7 @@ static void timing(void *arg, const char *step, int64_t ms)
  * group, setgid so that what is made in it does too, and the group may
  * write it (cfg->build_gid). */
 static enum viv_err make_dir(struct build *b, const char *parent, const char *name, bool shared,
-			     char **out)
+                             char **out)
 {
 	enum viv_err err = VIV_OK;
 	bool group = shared && b->cfg->build_gid != (gid_t)-1;
@@ -185,12 +185,12 @@ static enum viv_err make_dir(struct build *b, const char *parent, const char *na
 		return VIV_ERR_NOMEM;
 	if (mkdir(*out, 0700) != 0)
 		err = VIV_ERR_IO;
-	else if (group && (chown(*out, (uid_t)-1, b->cfg->build_gid) != 0 ||
-			   chmod(*out, 02770) != 0))
+	else if (group &&
+	         (chown(*out, (uid_t)-1, b->cfg->build_gid) != 0 || chmod(*out, 02770) != 0))
 		err = VIV_ERR_IO;
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not make the build folder %s: %s", name,
-			 strerror(errno));
+		         strerror(errno));
 	return err;
 }
 
@@ -225,7 +225,7 @@ static enum viv_err make_folders(struct build *b)
 static enum viv_err step_unpack(struct build *b)
 {
 	return pipe_unpack(b->upload, b->src_dir, b->cfg, &b->ctx.log, &b->root, b->msg,
-			   sizeof(b->msg));
+	                   sizeof(b->msg));
 }
 
 static enum viv_err step_manifest(struct build *b)
@@ -237,11 +237,12 @@ static enum viv_err step_manifest(struct build *b)
 	if (err)
 		return err;
 	m = b->manifest;
-	pipe_logf(&b->ctx, "%s; limits: memory %u MB, cpu %u ms, wall %u ms; %zu env, %zu "
-			   "outbound\n",
-		  m->present ? "vivarium.json read" : "no vivarium.json: using the defaults",
-		  m->limits.memory_mb, m->limits.cpu_ms, m->limits.wall_ms, m->n_env,
-		  m->n_outbound);
+	pipe_logf(&b->ctx,
+	          "%s; limits: memory %u MB, cpu %u ms, wall %u ms; %zu env, %zu "
+	          "outbound\n",
+	          m->present ? "vivarium.json read" : "no vivarium.json: using the defaults",
+	          m->limits.memory_mb, m->limits.cpu_ms, m->limits.wall_ms, m->n_env,
+	          m->n_outbound);
 	return VIV_OK;
 }
 
@@ -264,9 +265,9 @@ static enum viv_err step_assets(struct build *b)
 	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		if (m->assets) {
 			viv_errf(b->msg, sizeof(b->msg),
-				 "vivarium.json: assets names '%.100s', which is not a folder in "
-				 "the upload",
-				 m->assets);
+			         "vivarium.json: assets names '%.100s', which is not a folder in "
+			         "the upload",
+			         m->assets);
 			err = VIV_ERR_INVALID;
 		} else {
 			pipe_logf(&b->ctx, "no assets/ folder: the app serves every path\n");
@@ -274,28 +275,27 @@ static enum viv_err step_assets(struct build *b)
 		goto out;
 	}
 	err = pipe_assets_hash(dir, label, b->cfg->assets_max_entries, b->cfg->assets_max_bytes,
-			       b->assets_hash, &stats, b->msg, sizeof(b->msg));
+	                       b->assets_hash, &stats, b->msg, sizeof(b->msg));
 	if (err)
 		goto out;
 	if (stats.files == 0) {
-		pipe_logf(&b->ctx, "%s/ holds no files: nothing to serve as static files\n",
-			  label);
+		pipe_logf(&b->ctx, "%s/ holds no files: nothing to serve as static files\n", label);
 		b->assets_hash[0] = '\0';
 		goto out;
 	}
 	err = store_assets_put(b->st, b->assets_hash, dir);
 	if (err) {
 		viv_errf(b->msg, sizeof(b->msg), "could not store the static files: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 		goto out;
 	}
 	pipe_logf(&b->ctx, "static files: %zu in %s/ (%llu bytes), stored as %s\n", stats.files,
-		  label, (unsigned long long)stats.bytes, b->assets_hash);
+	          label, (unsigned long long)stats.bytes, b->assets_hash);
 out:
 	free(dir);
 	if (!err)
 		err = pipe_manifest_config(m, b->assets_hash[0] ? b->assets_hash : NULL,
-					   &b->config);
+		                           &b->config);
 	return err;
 }
 
@@ -307,11 +307,11 @@ static enum viv_err step_detect(struct build *b)
 	if (err)
 		return err;
 	pipe_logf(&b->ctx, "language: %s (%s)\n", b->tc->ops->name,
-		  b->manifest->language ? "from vivarium.json" : "detected");
+	          b->manifest->language ? "from vivarium.json" : "detected");
 	err = store_deployment_set_language(b->st, b->id, b->tc->ops->name);
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not record the language: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 	return err;
 }
 
@@ -331,7 +331,7 @@ static enum viv_err step_compile(struct build *b)
 	if (err)
 		return err;
 	err = pipe_read_built(&b->ctx, b->built, "the module the build made",
-			      b->cfg->unpack_max_bytes, &data, &len, b->msg, sizeof(b->msg));
+	                      b->cfg->unpack_max_bytes, &data, &len, b->msg, sizeof(b->msg));
 	if (err)
 		return err;
 	/* From here on, nothing of the language step's runs or is read. */
@@ -343,24 +343,26 @@ static enum viv_err step_compile(struct build *b)
 		return err;
 	}
 	if (added & PIPE_EXPOSED_MEMORY)
-		pipe_logf(&b->ctx, "the module does not export its memory: exported as %s so that "
-				   "the optimizer keeps what the host reads\n",
-			  PIPE_WASM_EXPOSED_MEMORY);
+		pipe_logf(&b->ctx,
+		          "the module does not export its memory: exported as %s so that "
+		          "the optimizer keeps what the host reads\n",
+		          PIPE_WASM_EXPOSED_MEMORY);
 	if (added & PIPE_EXPOSED_TABLE)
-		pipe_logf(&b->ctx, "the module does not export its table: exported as %s so that "
-				   "the optimizer keeps what the host calls\n",
-			  PIPE_WASM_EXPOSED_TABLE);
+		pipe_logf(&b->ctx,
+		          "the module does not export its table: exported as %s so that "
+		          "the optimizer keeps what the host calls\n",
+		          PIPE_WASM_EXPOSED_TABLE);
 	dfd = open(b->trusted, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	err = dfd < 0 ? VIV_ERR_IO
-		      : viv_write_file_at(dfd, "module.wasm", shown ? shown : data,
-					  shown ? shown_len : len, 0644);
+	              : viv_write_file_at(dfd, "module.wasm", shown ? shown : data,
+	                                  shown ? shown_len : len, 0644);
 	if (dfd >= 0)
 		close(dfd);
 	free(data);
 	free(shown);
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not copy the module: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 	return err;
 }
 
@@ -384,9 +386,9 @@ static enum viv_err step_optimize(struct build *b)
 	err = pipe_run_ok(&b->ctx, NULL, argv, b->msg, sizeof(b->msg));
 	if (err == VIV_ERR_BUILD)
 		viv_errf(b->msg, sizeof(b->msg),
-			 "wasm-opt rejected the module: it is not valid WebAssembly or it uses "
-			 "a feature Vivarium does not support (SIMD, threads, exceptions, "
-			 "memory64, tail calls); wasm-opt's message is in the build log");
+		         "wasm-opt rejected the module: it is not valid WebAssembly or it uses "
+		         "a feature Vivarium does not support (SIMD, threads, exceptions, "
+		         "memory64, tail calls); wasm-opt's message is in the build log");
 	return err;
 }
 
@@ -404,7 +406,7 @@ static bool export_typed(struct build *b, const char *name, const char *type)
 	pipe_wasm_type_text(e->type, have, sizeof(have));
 	pipe_wasm_type_text(type, want, sizeof(want));
 	pipe_logf(&b->ctx, "note: %s has type %s, not %s; the host will not allocate with it\n",
-		  name, have, want);
+	          name, have, want);
 	return false;
 }
 
@@ -417,9 +419,8 @@ static enum viv_err step_validate(struct build *b)
 	char t[128];
 	enum viv_err err;
 
-	err = pipe_read_built(&b->ctx, "opt.wasm", "the optimized module",
-			      b->cfg->unpack_max_bytes, &b->opt_data, &b->opt_len, b->msg,
-			      sizeof(b->msg));
+	err = pipe_read_built(&b->ctx, "opt.wasm", "the optimized module", b->cfg->unpack_max_bytes,
+	                      &b->opt_data, &b->opt_len, b->msg, sizeof(b->msg));
 	if (err)
 		return err;
 	err = pipe_wasm_parse(b->opt_data, b->opt_len, &b->info, b->msg, sizeof(b->msg));
@@ -431,18 +432,18 @@ static enum viv_err step_validate(struct build *b)
 	if (init && strcmp(init->type, ":") != 0) {
 		pipe_wasm_type_text(init->type, t, sizeof(t));
 		viv_errf(b->msg, sizeof(b->msg),
-			 "the module exports _initialize with type %s, but it must take no "
-			 "parameters and return nothing",
-			 t);
+		         "the module exports _initialize with type %s, but it must take no "
+		         "parameters and return nothing",
+		         t);
 		return VIV_ERR_INVALID;
 	}
 	b->has_initialize = init != NULL;
 	b->has_malloc = export_typed(b, "default_malloc_impl", "i:i");
 	b->has_free = export_typed(b, "default_free_impl", "i:");
 	pipe_logf(&b->ctx, "mode: %s (%s); %u imports, all provided; %zu bytes\n",
-		  store_mode_name(mode_of(b->mode)),
-		  b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
-		  b->info->n_imports, b->opt_len);
+	          store_mode_name(mode_of(b->mode)),
+	          b->mode == VIV_GUEST_HOSTCALL ? "exports run" : "exports _start",
+	          b->info->n_imports, b->opt_len);
 	return VIV_OK;
 }
 
@@ -454,8 +455,8 @@ static enum viv_err step_hash(struct build *b)
 	err = pipe_tools_get(&b->ctx, &b->tools, why, sizeof(why));
 	if (err) {
 		viv_errf(b->msg, sizeof(b->msg),
-			 "this server's native compiler is not set up (%s); tell the operator",
-			 why);
+		         "this server's native compiler is not set up (%s); tell the operator",
+		         why);
 		return err;
 	}
 	err = pipe_artifact_hash(b->tools, b->mode, b->opt_data, b->opt_len, b->hash);
@@ -466,14 +467,14 @@ static enum viv_err step_hash(struct build *b)
 		pipe_logf(&b->ctx, "artifact %s already built; reusing it\n", b->hash);
 	else
 		pipe_logf(&b->ctx, "artifact %s (%s, %s)\n", b->hash, b->tools->wasm2c_version,
-			  b->tools->cc_version);
+		          b->tools->cc_version);
 	return VIV_OK;
 }
 
 static enum viv_err step_aot(struct build *b)
 {
 	struct pipe_glue_spec spec = {b->mode, b->has_initialize, b->hash, b->has_malloc,
-				      b->has_free};
+	                              b->has_free};
 
 	return pipe_aot(&b->ctx, b->tools, "opt.wasm", &spec, timing, b, b->msg, sizeof(b->msg));
 }
@@ -481,7 +482,7 @@ static enum viv_err step_aot(struct build *b)
 /* Puts trusted/name into the store as the artifact's ext, read by
  * descriptor beneath trusted/. */
 static enum viv_err store_from_trusted(struct build *b, const char *name, const char *ext,
-				       int64_t *size_out)
+                                       int64_t *size_out)
 {
 	struct stat st;
 	char why[160];
@@ -501,7 +502,7 @@ static enum viv_err store_from_trusted(struct build *b, const char *name, const 
 	close(fd);
 	if (err)
 		viv_errf(b->msg, sizeof(b->msg), "could not store the artifact: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 	else if (size_out)
 		*size_out = (int64_t)st.st_size;
 	return err;
@@ -525,7 +526,7 @@ static enum viv_err step_store(struct build *b)
 		return VIV_ERR_NOMEM;
 	if (stat(path, &st) != 0) {
 		viv_errf(b->msg, sizeof(b->msg), "the stored artifact is missing: %s",
-			 strerror(errno));
+		         strerror(errno));
 		err = VIV_ERR_IO;
 	} else {
 		b->so_size = (int64_t)st.st_size;
@@ -535,8 +536,7 @@ static enum viv_err step_store(struct build *b)
 }
 
 /* Runs one step with its heading and timing. */
-static enum viv_err run_step(struct build *b, const char *name,
-			     enum viv_err (*fn)(struct build *b))
+static enum viv_err run_step(struct build *b, const char *name, enum viv_err (*fn)(struct build *b))
 {
 	uint64_t t0 = viv_mono_ns();
 	enum viv_err err;
@@ -545,9 +545,9 @@ static enum viv_err run_step(struct build *b, const char *name,
 	err = fn(b);
 	if (err && b->msg[0] == '\0')
 		viv_errf(b->msg, sizeof(b->msg),
-			 "the %s step failed inside Vivarium (%s); try again, and report it "
-			 "if it persists",
-			 name, viv_strerror(err));
+		         "the %s step failed inside Vivarium (%s); try again, and report it "
+		         "if it persists",
+		         name, viv_strerror(err));
 	pipe_log_flush(&b->ctx);
 	timing(b, name, (int64_t)((viv_mono_ns() - t0) / 1000000));
 	return err;
@@ -559,10 +559,10 @@ static enum viv_err run_steps(struct build *b)
 		const char *name;
 		enum viv_err (*fn)(struct build *b);
 	} before[] = {
-		{"unpack", step_unpack}, {"manifest", step_manifest},
-		{"assets", step_assets}, {"detect", step_detect}, {"compile", step_compile},
-		{"optimize", step_optimize}, {"validate", step_validate},
-		{"hash", step_hash},
+	        {"unpack", step_unpack},     {"manifest", step_manifest},
+	        {"assets", step_assets},     {"detect", step_detect},
+	        {"compile", step_compile},   {"optimize", step_optimize},
+	        {"validate", step_validate}, {"hash", step_hash},
 	};
 	enum viv_err err = VIV_OK;
 
@@ -580,9 +580,9 @@ static enum viv_err run_steps(struct build *b)
 		err = step_aot(b);
 		if (err && b->msg[0] == '\0')
 			viv_errf(b->msg, sizeof(b->msg),
-				 "native compilation failed inside Vivarium (%s); try again, "
-				 "and report it if it persists",
-				 viv_strerror(err));
+			         "native compilation failed inside Vivarium (%s); try again, "
+			         "and report it if it persists",
+			         viv_strerror(err));
 		pipe_log_flush(&b->ctx);
 		if (err)
 			return err;
@@ -603,14 +603,14 @@ static void find_prior(struct build *b)
 	if (err) {
 		b->key[0] = '\0';
 		pipe_logf(&b->ctx, "note: this build will not be reused by identical uploads: %s\n",
-			  why);
+		          why);
 		return;
 	}
 	err = store_deployment_find_build(b->st, b->key, &b->prior);
 	if (err && err != VIV_ERR_NOT_FOUND)
 		viv_log(VIV_WARN,
-			"deployment %lld: could not look for an earlier identical build: %s",
-			(long long)b->id, viv_strerror(err));
+		        "deployment %lld: could not look for an earlier identical build: %s",
+		        (long long)b->id, viv_strerror(err));
 }
 
 /* True when the static files the configuration names (if any) are still
@@ -649,10 +649,11 @@ static enum viv_err reuse_prior(struct build *b)
 	err = store_deploy_config_copy(&b->config, &p->config);
 	if (err)
 		return err;
-	pipe_logf(&b->ctx, "identical upload: reusing the build of deployment %lld (%s%s%s mode, "
-			   "artifact %s)\n",
-		  (long long)p->deployment_id, p->language ? p->language : "",
-		  p->language ? ", " : "", store_mode_name(mode_of(b->mode)), p->artifact);
+	pipe_logf(&b->ctx,
+	          "identical upload: reusing the build of deployment %lld (%s%s%s mode, "
+	          "artifact %s)\n",
+	          (long long)p->deployment_id, p->language ? p->language : "",
+	          p->language ? ", " : "", store_mode_name(mode_of(b->mode)), p->artifact);
 	return VIV_OK;
 }
 
@@ -661,9 +662,10 @@ static enum viv_err build_or_reuse(struct build *b)
 {
 	find_prior(b);
 	if (b->prior && !prior_assets_present(b)) {
-		pipe_logf(&b->ctx, "an identical upload was built before (deployment %lld), but "
-				   "its static files are gone: building again\n",
-			  (long long)b->prior->deployment_id);
+		pipe_logf(&b->ctx,
+		          "an identical upload was built before (deployment %lld), but "
+		          "its static files are gone: building again\n",
+		          (long long)b->prior->deployment_id);
 		store_prior_build_free(b->prior);
 		b->prior = NULL;
 	}
@@ -702,7 +704,7 @@ static void remove_folder(struct build *b)
 }
 
 enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
-			int64_t deployment_id)
+                        int64_t deployment_id)
 {
 	struct build b;
 	uint64_t t0 = viv_mono_ns();
@@ -733,9 +735,9 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 		err = make_folders(&b);
 	if (err && !b.msg[0])
 		viv_errf(b.msg, sizeof(b.msg),
-			 "could not make a build folder (%s); try again, and tell the operator "
-			 "if it persists",
-			 viv_strerror(err));
+		         "could not make a build folder (%s); try again, and tell the operator "
+		         "if it persists",
+		         viv_strerror(err));
 	if (!err) {
 		/* Tools first run for the build key, in trusted/. */
 		b.ctx.scratch = b.trusted;
@@ -752,17 +754,17 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 		err = store_deployment_failed(st, b.id, b.msg);
 	} else {
 		struct store_build sb = {
-			.artifact = b.hash,
-			.config = &b.config,
-			.artifact_size = b.so_size,
-			.wasm_size = (int64_t)b.opt_len,
-			.build_key = b.key[0] ? b.key : NULL,
-			.language = b.prior ? b.prior->language : NULL,
+		        .artifact = b.hash,
+		        .config = &b.config,
+		        .artifact_size = b.so_size,
+		        .wasm_size = (int64_t)b.opt_len,
+		        .build_key = b.key[0] ? b.key : NULL,
+		        .language = b.prior ? b.prior->language : NULL,
 		};
 		b.config.mode = mode_of(b.mode);
 		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n",
-			  store_mode_name(b.config.mode), b.hash,
-			  (long long)((viv_mono_ns() - t0) / 1000000));
+		          store_mode_name(b.config.mode), b.hash,
+		          (long long)((viv_mono_ns() - t0) / 1000000));
 		pipe_log_flush(&b.ctx);
 		timing(&b, "total", (int64_t)((viv_mono_ns() - t0) / 1000000));
 		viv_log(VIV_INFO, "deployment %lld ready: %s", (long long)b.id, b.hash);
@@ -770,13 +772,12 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 	}
 	if (err)
 		viv_log(VIV_ERROR, "deployment %lld: could not record the outcome: %s",
-			(long long)b.id, viv_strerror(err));
+		        (long long)b.id, viv_strerror(err));
 out:
 	if (b.scratch)
 		remove_folder(&b);
 	if (b.upload && unlink(b.upload) != 0 && errno != ENOENT)
-		viv_log(VIV_WARN, "could not remove the upload %s: %s", b.upload,
-			strerror(errno));
+		viv_log(VIV_WARN, "could not remove the upload %s: %s", b.upload, strerror(errno));
 	build_free(&b);
 	return err;
 }

@@ -74,9 +74,10 @@ static void warm_tools(struct pipe_builder *b, struct store *st)
 		if (pipe_tools_get(&ctx, &tools, err, sizeof(err)))
 			viv_log(VIV_WARN, "builder: %s", err);
 		else if (pipe_build_key(&ctx, KEY_WARM_UPLOAD, key, err, sizeof(err)))
-			viv_log(VIV_WARN, "builder: no build keys, so no reuse of identical "
-					  "uploads: %s",
-				err);
+			viv_log(VIV_WARN,
+			        "builder: no build keys, so no reuse of identical "
+			        "uploads: %s",
+			        err);
 		pipe_ctx_free(&ctx);
 	}
 	free(tmp);
@@ -175,12 +176,12 @@ static void *builder_main(void *arg)
 			err = pipe_build(st, &b->cfg, t->dir, id);
 			if (err)
 				viv_log(VIV_ERROR, "builder %u: deployment %lld: %s", t->index,
-					(long long)id, viv_strerror(err));
+				        (long long)id, viv_strerror(err));
 			continue;
 		}
 		if (err != VIV_ERR_NOT_FOUND)
 			viv_log(VIV_ERROR, "builder %u: could not claim a deployment: %s", t->index,
-				viv_strerror(err));
+			        viv_strerror(err));
 		if (!stopping(b))
 			store_queue_wait(st, seen, IDLE_WAIT_MS);
 	}
@@ -232,7 +233,7 @@ static enum viv_err prepare(struct pipe_builder *b)
 		err = store_deployment_requeue_interrupted(st, &requeued);
 	if (err)
 		viv_log(VIV_ERROR, "builder: could not requeue interrupted builds: %s",
-			viv_strerror(err));
+		        viv_strerror(err));
 	else if (requeued > 0)
 		viv_log(VIV_INFO, "builder: requeued %zu interrupted builds", requeued);
 	if (!err) {
@@ -247,7 +248,7 @@ static enum viv_err prepare(struct pipe_builder *b)
 }
 
 enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
-				struct pipe_builder **out)
+                                struct pipe_builder **out)
 {
 	struct pipe_builder *b;
 	pthread_condattr_t ca;
@@ -299,7 +300,7 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 		}
 		if (mkdir(t->dir, 0700) != 0 && errno != EEXIST) {
 			viv_errf(b->open_msg, sizeof(b->open_msg), "cannot make %s: %s", t->dir,
-				 strerror(errno));
+			         strerror(errno));
 			err = VIV_ERR_IO;
 		}
 	}
@@ -371,8 +372,7 @@ int pipe_builder_main(const char *datadir, const struct pipe_config *cfg)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGPIPE);
 	if (pthread_sigmask(SIG_BLOCK, &mask, &old) != 0) {
-		viv_log(VIV_ERROR, "builder: cannot block SIGTERM and SIGINT: %s",
-			strerror(errno));
+		viv_log(VIV_ERROR, "builder: cannot block SIGTERM and SIGINT: %s", strerror(errno));
 		return 1;
 	}
 	err = pipe_builder_start(datadir, cfg, &b);
@@ -387,7 +387,7 @@ int pipe_builder_main(const char *datadir, const struct pipe_config *cfg)
 			sig = 0;
 	}
 	viv_log(VIV_INFO, "%s received, stopping the builder after the builds in progress",
-		sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	pipe_builder_stop(b);
 	/* Signals that came during the wait asked for what is done. */
 	sigaddset(&mask, SIGPIPE);

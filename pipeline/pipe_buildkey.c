@@ -19,8 +19,7 @@
 
 /* Every program a build may run, looked up as pipe_spawn() does. */
 static const char *const key_programs[] = {
-	"clang", "clang++", "wasm-opt", "wasm2c", "wat2wasm",
-	"node",  "rustc",   "cargo",
+        "clang", "clang++", "wasm-opt", "wasm2c", "wat2wasm", "node", "rustc", "cargo",
 };
 
 /* Files whose change may change builds without changing a program above:
@@ -28,8 +27,8 @@ static const char *const key_programs[] = {
  * or upgraded (wasi-libc, libc++, the Rust standard library and crates); the
  * crate directory itself for crates put there by hand. */
 static const char *const key_files[] = {
-	"/var/lib/dpkg/status",
-	"/usr/share/cargo/registry",
+        "/var/lib/dpkg/status",
+        "/usr/share/cargo/registry",
 };
 
 /* The environment that picks tools. */
@@ -37,8 +36,8 @@ static const char *const key_env[] = {"VIV_CC", "VIV_RUSTC", "VIV_CARGO"};
 
 /* Folders under cfg->tool_dir whose package.json says what npm installed. */
 static const char *const key_tool_packages[] = {
-	"node_modules/assemblyscript/package.json",
-	"node_modules/binaryen/package.json",
+        "node_modules/assemblyscript/package.json",
+        "node_modules/binaryen/package.json",
 };
 
 /* Folders under cfg->sdk_dir that builds read. */
@@ -60,7 +59,7 @@ static enum viv_err exe_hash(char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t
 		e = viv_sha256_file("/proc/self/exe", exe_hex);
 		if (e)
 			viv_errf(err, errlen, "could not read this program's file: %s",
-				 viv_strerror(e));
+			         viv_strerror(e));
 		else
 			exe_done = true;
 	}
@@ -77,10 +76,10 @@ enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *
 	if (stat(path, &st) != 0)
 		return viv_buf_printf(b, "%s %s none\n", what, path);
 	return viv_buf_printf(b, "%s %s %o %llu %llu %lld %lld.%09ld %lld.%09ld\n", what, path,
-			      (unsigned)st.st_mode, (unsigned long long)st.st_dev,
-			      (unsigned long long)st.st_ino, (long long)st.st_size,
-			      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-			      (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	                      (unsigned)st.st_mode, (unsigned long long)st.st_dev,
+	                      (unsigned long long)st.st_ino, (long long)st.st_size,
+	                      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+	                      (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 }
 
 /* pipe_key_identity() of prog as pipe_spawn() finds it: a path, or a name
@@ -113,8 +112,7 @@ enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t
 		return viv_buf_printf(b, "tree - none\n");
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return viv_buf_printf(b, "tree %s none\n", dir);
-	e = pipe_assets_hash(dir, dir, TREE_ENTRIES_MAX, TREE_BYTES_MAX, hex, &stats, err,
-			     errlen);
+	e = pipe_assets_hash(dir, dir, TREE_ENTRIES_MAX, TREE_BYTES_MAX, hex, &stats, err, errlen);
 	if (!e)
 		e = viv_buf_printf(b, "tree %s %s\n", dir, hex);
 	return e;
@@ -122,7 +120,7 @@ enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t
 
 /* pipe_key_tree() of root/sub, or of root when sub is NULL. */
 static enum viv_err add_tree(struct viv_buf *b, const char *root, const char *sub, char *err,
-			     size_t errlen)
+                             size_t errlen)
 {
 	char *dir;
 	enum viv_err e;
@@ -142,17 +140,17 @@ static enum viv_err add_config(struct viv_buf *b, const struct pipe_config *cfg)
 	const struct viv_limits *d = &cfg->limits_default, *m = &cfg->limits_max;
 
 	return viv_buf_printf(b,
-			      "dirs %s | %s | %s\n"
-			      "limits %u %u %u max %u %u %u\n"
-			      "caps %zu %zu %zu %zu %llu %u %zu\n"
-			      "sandbox %d\n",
-			      cfg->include_dir ? cfg->include_dir : "-",
-			      cfg->sdk_dir ? cfg->sdk_dir : "-",
-			      cfg->tool_dir ? cfg->tool_dir : "-", d->memory_mb, d->cpu_ms,
-			      d->wall_ms, m->memory_mb, m->cpu_ms, m->wall_ms, cfg->upload_max,
-			      cfg->unpack_max_bytes, cfg->unpack_max_entries,
-			      cfg->assets_max_entries, (unsigned long long)cfg->assets_max_bytes,
-			      cfg->step_timeout_ms, cfg->step_output_cap, cfg->sandbox ? 1 : 0);
+	                      "dirs %s | %s | %s\n"
+	                      "limits %u %u %u max %u %u %u\n"
+	                      "caps %zu %zu %zu %zu %llu %u %zu\n"
+	                      "sandbox %d\n",
+	                      cfg->include_dir ? cfg->include_dir : "-",
+	                      cfg->sdk_dir ? cfg->sdk_dir : "-",
+	                      cfg->tool_dir ? cfg->tool_dir : "-", d->memory_mb, d->cpu_ms,
+	                      d->wall_ms, m->memory_mb, m->cpu_ms, m->wall_ms, cfg->upload_max,
+	                      cfg->unpack_max_bytes, cfg->unpack_max_entries,
+	                      cfg->assets_max_entries, (unsigned long long)cfg->assets_max_bytes,
+	                      cfg->step_timeout_ms, cfg->step_output_cap, cfg->sandbox ? 1 : 0);
 }
 
 static enum viv_err add_tools(struct viv_buf *b, struct pipe_ctx *ctx, char *err, size_t errlen)
@@ -164,7 +162,7 @@ static enum viv_err add_tools(struct viv_buf *b, struct pipe_ctx *ctx, char *err
 	if (e)
 		return e;
 	e = viv_buf_printf(b, "abi %d\nwasm2c %s\ncc %s %s\ncflags", VIV_GUEST_ABI,
-			   t->wasm2c_version, t->cc, t->cc_version);
+	                   t->wasm2c_version, t->cc, t->cc_version);
 	for (size_t i = 0; !e && t->cflags[i]; i++)
 		e = viv_buf_printf(b, " %s", t->cflags[i]);
 	if (!e)
@@ -175,8 +173,7 @@ static enum viv_err add_tools(struct viv_buf *b, struct pipe_ctx *ctx, char *err
 }
 
 /* The fingerprint of this server's builds as text, one fact a line. */
-static enum viv_err fingerprint(struct viv_buf *b, struct pipe_ctx *ctx, char *err,
-				size_t errlen)
+static enum viv_err fingerprint(struct viv_buf *b, struct pipe_ctx *ctx, char *err, size_t errlen)
 {
 	const struct pipe_config *cfg = ctx->cfg;
 	char exe[VIV_SHA256_HEX_LEN + 1];
@@ -216,7 +213,7 @@ static enum viv_err fingerprint(struct viv_buf *b, struct pipe_ctx *ctx, char *e
 }
 
 enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
-			    char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen)
+                            char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen)
 {
 	struct viv_buf b;
 	enum viv_err e;
@@ -233,7 +230,7 @@ enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
 		e = viv_buf_printf(&b, "upload %s\n", upload_sha256);
 	if (e && err[0] == '\0')
 		viv_errf(err, errlen, "could not write down this server's tools: %s",
-			 viv_strerror(e));
+		         viv_strerror(e));
 	if (!e)
 		viv_sha256_hex(b.data, b.len, hex);
 	viv_buf_free(&b);

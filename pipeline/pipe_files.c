@@ -187,7 +187,7 @@ static enum viv_err walk_dir(const struct pipe_walk *w, int dirfd, const char *r
 		}
 		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd, de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				err = VIV_ERR_IO;
 			} else {
@@ -244,8 +244,8 @@ static enum viv_err strv_finish(struct strv *s, enum viv_err err, char ***out, s
 	return VIV_OK;
 }
 
-enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
-			     char ***out, size_t *n_out)
+enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max, char ***out,
+                             size_t *n_out)
 {
 	struct find f = {suffixes, {NULL, 0, 0, max}};
 	/* Deeper folders are not searched: no build looks that far. Entries
@@ -294,7 +294,7 @@ static bool strv_has(const struct strv *s, const char *str)
 }
 
 enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
-		       size_t *n_out, char *errbuf, size_t errlen)
+                       size_t *n_out, char *errbuf, size_t errlen)
 {
 	struct strv s = {NULL, 0, 0, GLOB_FILES_MAX};
 	char *eroot = NULL;
@@ -314,9 +314,9 @@ enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_pattern
 
 		if (!pipe_relpath_safe(patterns[i])) {
 			viv_errf(errbuf, errlen,
-				 "the source pattern '%.100s' must be a relative path inside the "
-				 "project, without '..'",
-				 patterns[i]);
+			         "the source pattern '%.100s' must be a relative path inside the "
+			         "project, without '..'",
+			         patterns[i]);
 			err = VIV_ERR_INVALID;
 			break;
 		}
@@ -352,12 +352,12 @@ enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_pattern
 		globfree(&g);
 		if (!err && matched == 0) {
 			viv_errf(errbuf, errlen,
-				 "vivarium.json: build.sources pattern '%.100s' matches no file",
-				 patterns[i]);
+			         "vivarium.json: build.sources pattern '%.100s' matches no file",
+			         patterns[i]);
 			err = VIV_ERR_INVALID;
 		} else if (err == VIV_ERR_TOO_BIG) {
 			viv_errf(errbuf, errlen, "build.sources matches more than %d files",
-				 GLOB_FILES_MAX);
+			         GLOB_FILES_MAX);
 		}
 	}
 	free(eroot);
@@ -417,12 +417,15 @@ static enum viv_err copy_visit(void *ctx, const char *rel, const char *name, con
 }
 
 enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
-			    uint64_t max_bytes)
+                            uint64_t max_bytes)
 {
 	struct copy c = {-1, 0, max_entries, 0, max_bytes, -1};
 	/* Deeper than any tree a toolchain prepares: refused, not skipped. */
-	struct pipe_walk w = {.visit = copy_visit, .too_deep = copy_too_deep, .ctx = &c,
-			      .depth_max = 32, .unreadable_is_error = true};
+	struct pipe_walk w = {.visit = copy_visit,
+	                      .too_deep = copy_too_deep,
+	                      .ctx = &c,
+	                      .depth_max = 32,
+	                      .unreadable_is_error = true};
 	int walk_fd;
 	enum viv_err err;
 
@@ -453,8 +456,7 @@ struct share {
 	gid_t gid;
 };
 
-static enum viv_err share_visit(void *ctx, const char *rel, const char *name,
-				const struct stat *st)
+static enum viv_err share_visit(void *ctx, const char *rel, const char *name, const struct stat *st)
 {
 	struct share *sh = ctx;
 	mode_t m = st->st_mode & 07777;
@@ -462,8 +464,8 @@ static enum viv_err share_visit(void *ctx, const char *rel, const char *name,
 	(void)name;
 	if (S_ISLNK(st->st_mode))
 		return fchownat(sh->top, rel, (uid_t)-1, sh->gid, AT_SYMLINK_NOFOLLOW) == 0
-			       ? VIV_OK
-			       : VIV_ERR_IO;
+		               ? VIV_OK
+		               : VIV_ERR_IO;
 	if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode))
 		return VIV_ERR_INVALID;
 	/* The group gets what the owner has; folders keep it for what is
@@ -480,8 +482,8 @@ static enum viv_err share_visit(void *ctx, const char *rel, const char *name,
 enum viv_err pipe_share_tree(const char *dir, gid_t gid)
 {
 	struct share sh = {-1, gid};
-	struct pipe_walk w = {.visit = share_visit, .ctx = &sh, .depth_max = 256,
-			      .unreadable_is_error = true};
+	struct pipe_walk w = {
+	        .visit = share_visit, .ctx = &sh, .depth_max = 256, .unreadable_is_error = true};
 	enum viv_err err;
 	int walk_fd;
 

@@ -274,8 +274,8 @@ int pipe_launcher_listen(char *name, size_t len)
 	if (viv_random(rnd, sizeof(rnd)) != VIV_OK)
 		return -1;
 	n = snprintf(name, len, "vivarium-launcher-%ld-%02x%02x%02x%02x%02x%02x%02x%02x",
-		     (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
-		     rnd[7]);
+	             (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
+	             rnd[7]);
 	if (n < 0 || (size_t)n >= len || launcher_addr(name, &sa, &sl) != 0) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -315,7 +315,7 @@ static int launcher_connect(const char *name)
 /* Sends the request in w and reads the answer into ans, waiting at most
  * wait_ms. */
 static enum viv_err ask(const struct pipe_config *cfg, struct wire *w, struct wire *ans,
-			unsigned wait_ms, char *err, size_t errlen)
+                        unsigned wait_ms, char *err, size_t errlen)
 {
 	enum viv_err e;
 	int fd;
@@ -324,9 +324,9 @@ static enum viv_err ask(const struct pipe_config *cfg, struct wire *w, struct wi
 	fd = launcher_connect(cfg->launcher);
 	if (fd < 0) {
 		viv_errf(err, errlen,
-			 "the build launcher does not answer (%s); try again, and tell the "
-			 "operator if it persists",
-			 strerror(errno));
+		         "the build launcher does not answer (%s); try again, and tell the "
+		         "operator if it persists",
+		         strerror(errno));
 		return VIV_ERR_IO;
 	}
 	e = wire_send(fd, w);
@@ -335,15 +335,15 @@ static enum viv_err ask(const struct pipe_config *cfg, struct wire *w, struct wi
 	close(fd);
 	if (e)
 		viv_errf(err, errlen,
-			 "the build launcher stopped answering (%s); try again, and tell the "
-			 "operator if it persists",
-			 viv_strerror(e));
+		         "the build launcher stopped answering (%s); try again, and tell the "
+		         "operator if it persists",
+		         viv_strerror(e));
 	return e;
 }
 
 enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			       struct viv_buf *output, struct pipe_exit *exit_out, char *err,
-			       size_t errlen)
+                               struct viv_buf *output, struct pipe_exit *exit_out, char *err,
+                               size_t errlen)
 {
 	struct wire w, ans;
 	unsigned timeout = cmd->timeout_ms ? cmd->timeout_ms : cfg->step_timeout_ms;
@@ -375,8 +375,9 @@ enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_
 	text = get_str(&ans);
 	out = get_str(&ans);
 	if (ans.bad) {
-		viv_errf(err, errlen, "the build launcher gave a malformed answer; tell the "
-				      "operator");
+		viv_errf(err, errlen,
+		         "the build launcher gave a malformed answer; tell the "
+		         "operator");
 		result = VIV_ERR_INTERNAL;
 	} else {
 		if (out)
@@ -469,7 +470,7 @@ static bool in_builds(const struct pipe_config *cfg, const char *path)
 }
 
 static void answer_run(int fd, enum viv_err e, const struct pipe_exit *ex, const char *text,
-		       const struct viv_buf *output)
+                       const struct viv_buf *output)
 {
 	struct wire w;
 
@@ -577,8 +578,8 @@ static void reap_all(void)
 	}
 }
 
-static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int fd,
-					      const sigset_t *mask)
+static void __attribute__((noreturn))
+serve(const struct pipe_config *cfg, int fd, const sigset_t *mask)
 {
 	struct wire req;
 	uint32_t op;
@@ -609,7 +610,7 @@ static void __attribute__((noreturn)) serve(const struct pipe_config *cfg, int f
 /* Accepts one connection and hands it to a process of its own. Returns
  * whether one was started. */
 static bool accept_one(const struct pipe_config *cfg, int listen_fd, uid_t client_uid,
-		       const sigset_t *old)
+                       const sigset_t *old)
 {
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
@@ -673,7 +674,7 @@ int pipe_launcher_main(const struct pipe_config *cfg, int listen_fd, uid_t clien
 			if (errno == EINTR)
 				continue;
 			viv_log(VIV_ERROR, "launcher: waiting for requests failed: %s",
-				strerror(errno));
+			        strerror(errno));
 			status = 1;
 			break;
 		}

@@ -116,7 +116,7 @@ static void remove_stale(const char *dir)
  * hierarchy of controller name, owned by owner so that a process running
  * as owner can make cgroups in it and move its own children there. */
 static enum viv_err v1_parent(const char *name, uid_t owner, gid_t group, char **out, char *why,
-			      size_t whylen)
+                              size_t whylen)
 {
 	char mnt[512], own[512], *dir = NULL;
 	enum viv_err err = VIV_ERR_UNSUPPORTED;
@@ -140,7 +140,7 @@ static enum viv_err v1_parent(const char *name, uid_t owner, gid_t group, char *
 			snprintf(path, sizeof(path), "%s%s", dir, files[i]);
 			if (chown(path, owner, group) != 0) {
 				viv_errf(why, whylen, "cannot hand %s to the build user: %s", path,
-					 strerror(errno));
+				         strerror(errno));
 				goto out;
 			}
 		}
@@ -157,7 +157,7 @@ out:
 }
 
 enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
-				size_t whylen)
+                                size_t whylen)
 {
 	enum viv_err err;
 
@@ -282,8 +282,8 @@ enum viv_err pipe_cg_make(const struct pipe_config *cfg, struct pipe_cg **out)
 		 * full folder is told as such and not as an out-of-memory
 		 * kill. */
 		snprintf(num, sizeof(num), "%llu",
-			 ((unsigned long long)cfg->build_memory_mb + cfg->build_disk_mb) * 1024 *
-				 1024);
+		         ((unsigned long long)cfg->build_memory_mb + cfg->build_disk_mb) * 1024 *
+		                 1024);
 		err = write_text(cg->mem, "memory.limit_in_bytes", num);
 		/* With swap accounting, swap counts too (it may be off). */
 		if (!err)
@@ -413,42 +413,41 @@ enum pipe_limit pipe_disk_check(const char *dir)
 }
 
 void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const char *tool,
-		     char *buf, size_t len)
+                     char *buf, size_t len)
 {
 	switch (limit) {
 	case PIPE_LIMIT_MEMORY:
 		viv_errf(buf, len,
-			 "%s ran out of memory: the build memory limit is %u MiB; make the "
-			 "build use less",
-			 tool, cfg->build_memory_mb);
+		         "%s ran out of memory: the build memory limit is %u MiB; make the "
+		         "build use less",
+		         tool, cfg->build_memory_mb);
 		break;
 	case PIPE_LIMIT_PROCS:
 		viv_errf(buf, len,
-			 "%s could not start another process: a build may run at most %u "
-			 "processes and threads at once",
-			 tool, cfg->build_procs_max);
+		         "%s could not start another process: a build may run at most %u "
+		         "processes and threads at once",
+		         tool, cfg->build_procs_max);
 		break;
 	case PIPE_LIMIT_DISK:
 		viv_errf(buf, len,
-			 "%s failed because the build folder is full: a build may write at "
-			 "most %u MiB of files",
-			 tool, cfg->build_disk_mb);
+		         "%s failed because the build folder is full: a build may write at "
+		         "most %u MiB of files",
+		         tool, cfg->build_disk_mb);
 		break;
 	case PIPE_LIMIT_FILES:
 		viv_errf(buf, len,
-			 "%s failed because the build folder holds as many files as it may",
-			 tool);
+		         "%s failed because the build folder holds as many files as it may", tool);
 		break;
 	case PIPE_LIMIT_CPU:
 		viv_errf(buf, len,
-			 "%s was stopped by the build's CPU time limit (%u s for one command)",
-			 tool, cfg->step_timeout_ms / 1000 + 2);
+		         "%s was stopped by the build's CPU time limit (%u s for one command)",
+		         tool, cfg->step_timeout_ms / 1000 + 2);
 		break;
 	case PIPE_LIMIT_FILE_SIZE:
 		viv_errf(buf, len,
-			 "%s was stopped for writing a file larger than the build's limit for "
-			 "one file",
-			 tool);
+		         "%s was stopped for writing a file larger than the build's limit for "
+		         "one file",
+		         tool);
 		break;
 	case PIPE_LIMIT_NONE:
 		viv_errf(buf, len, "%s", "");

@@ -38,30 +38,44 @@ enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen)
 	 * they load code into the compiler, pass options to other tools or
 	 * write files of their own choosing. */
 	static const char *const denied[] = {
-		"-fplugin", "-fpass-plugin", "-fprofile", "-fcrash-diagnostics",
-		"-fmodules-cache-path", "-fmodule-file", "-fsanitize-blacklist",
-		"-fsanitize-ignorelist", "-fsave-optimization-record",
-		"-foptimization-record-file", "-fproc-stat-report", "-fxray-always-instrument",
-		"-fxray-never-instrument", "-fxray-attr-list", "-fembed-offload-object",
-		"-Wl,", "-Wa,", "-Wp,", "-mllvm", NULL,
+	        "-fplugin",
+	        "-fpass-plugin",
+	        "-fprofile",
+	        "-fcrash-diagnostics",
+	        "-fmodules-cache-path",
+	        "-fmodule-file",
+	        "-fsanitize-blacklist",
+	        "-fsanitize-ignorelist",
+	        "-fsave-optimization-record",
+	        "-foptimization-record-file",
+	        "-fproc-stat-report",
+	        "-fxray-always-instrument",
+	        "-fxray-never-instrument",
+	        "-fxray-attr-list",
+	        "-fembed-offload-object",
+	        "-Wl,",
+	        "-Wa,",
+	        "-Wp,",
+	        "-mllvm",
+	        NULL,
 	};
-	static const char *const allowed[] = {"-O", "-D", "-U", "-I", "-W", "-f", "-g", "-m",
-					      "-std=", "-pedantic", "-ansi", "-w", NULL};
+	static const char *const allowed[] = {"-O", "-D",    "-U",        "-I",    "-W", "-f", "-g",
+	                                      "-m", "-std=", "-pedantic", "-ansi", "-w", NULL};
 	const char *eq;
 	size_t i;
 
 	if (strlen(flag) > CFLAG_LEN_MAX) {
 		viv_errf(err, errlen, MF "build.cflags: a flag is longer than %d characters",
-			 CFLAG_LEN_MAX);
+		         CFLAG_LEN_MAX);
 		return VIV_ERR_INVALID;
 	}
 	for (i = 0; denied[i]; i++) {
 		if (strncmp(flag, denied[i], strlen(denied[i])) == 0) {
 			viv_errf(err, errlen,
-				 MF "build.cflags: '%s' is not allowed: it would load code into "
-				    "the compiler, pass options to another tool or write files "
-				    "outside the build",
-				 flag);
+			         MF "build.cflags: '%s' is not allowed: it would load code into "
+			            "the compiler, pass options to another tool or write files "
+			            "outside the build",
+			         flag);
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -71,35 +85,35 @@ enum viv_err pipe_cflag_check(const char *flag, char *err, size_t errlen)
 	}
 	if (!allowed[i]) {
 		viv_errf(err, errlen,
-			 MF "build.cflags: '%s' is not allowed; flags may set optimization, "
-			    "warnings, macros, include folders and code generation (-O, -W, -D, "
-			    "-U, -I, -f, -g, -m, -std=), not the target, sysroot, output, "
-			    "plugins or linker",
-			 flag);
+		         MF "build.cflags: '%s' is not allowed; flags may set optimization, "
+		            "warnings, macros, include folders and code generation (-O, -W, -D, "
+		            "-U, -I, -f, -g, -m, -std=), not the target, sysroot, output, "
+		            "plugins or linker",
+		         flag);
 		return VIV_ERR_INVALID;
 	}
 	/* -I, -D and -U take their value in the same argument: a lone one
 	 * would swallow the next flag, whatever it is. */
 	if ((strcmp(flag, "-I") == 0 || strcmp(flag, "-D") == 0 || strcmp(flag, "-U") == 0)) {
 		viv_errf(err, errlen,
-			 MF "build.cflags: write '%s' with its value in the same string, "
-			    "e.g. \"%sNAME\"",
-			 flag, flag);
+		         MF "build.cflags: write '%s' with its value in the same string, "
+		            "e.g. \"%sNAME\"",
+		         flag, flag);
 		return VIV_ERR_INVALID;
 	}
 	if (strncmp(flag, "-I", 2) == 0 && value_escapes(flag + 2)) {
 		viv_errf(err, errlen,
-			 MF "build.cflags: '%s' points outside the project; include folders "
-			    "must be relative paths inside it",
-			 flag);
+		         MF "build.cflags: '%s' points outside the project; include folders "
+		            "must be relative paths inside it",
+		         flag);
 		return VIV_ERR_INVALID;
 	}
 	eq = strchr(flag, '=');
 	if (eq && strncmp(flag, "-D", 2) != 0 && value_escapes(eq + 1)) {
 		viv_errf(err, errlen,
-			 MF "build.cflags: '%s' names a path outside the project; use a "
-			    "relative path inside it",
-			 flag);
+		         MF "build.cflags: '%s' names a path outside the project; use a "
+		            "relative path inside it",
+		         flag);
 		return VIV_ERR_INVALID;
 	}
 	return VIV_OK;
@@ -116,34 +130,35 @@ static bool in_list(const char *s, const char *const *list)
 	return false;
 }
 
-static enum viv_err check_keys(json_t *obj, const char *where, const char *const *known,
-			       char *err, size_t errlen)
+static enum viv_err check_keys(json_t *obj, const char *where, const char *const *known, char *err,
+                               size_t errlen)
 {
 	const char *key;
 	json_t *v;
 	char list[256] = "";
 	size_t used = 0;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		(void)v;
 		if (in_list(key, known))
 			continue;
 		for (size_t i = 0; known[i]; i++) {
-			int n = snprintf(list + used, sizeof(list) - used, "%s%s",
-					 i ? ", " : "", known[i]);
+			int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+			                 known[i]);
 			if (n < 0 || (size_t)n >= sizeof(list) - used)
 				break;
 			used += (size_t)n;
 		}
 		viv_errf(err, errlen, MF "unknown field '%s%s%.100s' (known fields: %s)", where,
-			 *where ? "." : "", key, list);
+		         *where ? "." : "", key, list);
 		return VIV_ERR_INVALID;
 	}
 	return VIV_OK;
 }
 
 static enum viv_err dup_string(json_t *v, const char *field, size_t max, char **out, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	if (!json_is_string(v)) {
 		viv_errf(err, errlen, MF "%s must be a string", field);
@@ -159,7 +174,7 @@ static enum viv_err dup_string(json_t *v, const char *field, size_t max, char **
 
 /* An array of at most max strings, each at most len_max long. */
 static enum viv_err string_array(json_t *v, const char *field, size_t max, size_t len_max,
-				 char ***out, size_t *n_out, char *err, size_t errlen)
+                                 char ***out, size_t *n_out, char *err, size_t errlen)
 {
 	char **items = NULL;
 	size_t n, i;
@@ -172,7 +187,7 @@ static enum viv_err string_array(json_t *v, const char *field, size_t max, size_
 	n = json_array_size(v);
 	if (n > max) {
 		viv_errf(err, errlen, MF "%s has %zu entries; at most %zu are allowed", field, n,
-			 max);
+		         max);
 		return VIV_ERR_INVALID;
 	}
 	items = calloc(n + 1, sizeof(*items));
@@ -197,8 +212,7 @@ static enum viv_err string_array(json_t *v, const char *field, size_t max, size_
 
 static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, size_t errlen)
 {
-	static const char *const known[] = {"sources", "cflags", "cxxflags", "include_dirs",
-					    NULL};
+	static const char *const known[] = {"sources", "cflags", "cxxflags", "include_dirs", NULL};
 	json_t *f;
 	enum viv_err e;
 
@@ -212,21 +226,21 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 	f = json_object_get(v, "sources");
 	if (f) {
 		e = string_array(f, "build.sources", SOURCES_MAX, PATTERN_LEN_MAX, &m->sources,
-				 &m->n_sources, err, errlen);
+		                 &m->n_sources, err, errlen);
 		if (e)
 			return e;
 		if (m->n_sources == 0) {
 			viv_errf(err, errlen,
-				 MF "build.sources is empty; list source files or patterns, or "
-				    "leave it out");
+			         MF "build.sources is empty; list source files or patterns, or "
+			            "leave it out");
 			return VIV_ERR_INVALID;
 		}
 		for (size_t i = 0; i < m->n_sources; i++) {
 			if (!pipe_relpath_safe(m->sources[i])) {
 				viv_errf(err, errlen,
-					 MF "build.sources[%zu] ('%.100s') must be a relative path "
-					    "inside the project, without '..'",
-					 i, m->sources[i]);
+				         MF "build.sources[%zu] ('%.100s') must be a relative path "
+				            "inside the project, without '..'",
+				         i, m->sources[i]);
 				return VIV_ERR_INVALID;
 			}
 		}
@@ -234,7 +248,7 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 	f = json_object_get(v, "cflags");
 	if (f) {
 		e = string_array(f, "build.cflags", CFLAGS_MAX, CFLAG_LEN_MAX, &m->cflags,
-				 &m->n_cflags, err, errlen);
+		                 &m->n_cflags, err, errlen);
 		if (e)
 			return e;
 		for (size_t i = 0; i < m->n_cflags; i++) {
@@ -246,7 +260,7 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 	f = json_object_get(v, "cxxflags");
 	if (f) {
 		e = string_array(f, "build.cxxflags", CFLAGS_MAX, CFLAG_LEN_MAX, &m->cxxflags,
-				 &m->n_cxxflags, err, errlen);
+		                 &m->n_cxxflags, err, errlen);
 		if (e)
 			return e;
 		for (size_t i = 0; i < m->n_cxxflags; i++) {
@@ -258,16 +272,16 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 	f = json_object_get(v, "include_dirs");
 	if (f) {
 		e = string_array(f, "build.include_dirs", INCLUDE_DIRS_MAX, PATTERN_LEN_MAX,
-				 &m->include_dirs, &m->n_include_dirs, err, errlen);
+		                 &m->include_dirs, &m->n_include_dirs, err, errlen);
 		if (e)
 			return e;
 		for (size_t i = 0; i < m->n_include_dirs; i++) {
 			if (!pipe_relpath_safe(m->include_dirs[i]) ||
 			    strpbrk(m->include_dirs[i], "*?[")) {
 				viv_errf(err, errlen,
-					 MF "build.include_dirs[%zu] ('%.100s') must be a folder "
-					    "inside the project, as a relative path without '..'",
-					 i, m->include_dirs[i]);
+				         MF "build.include_dirs[%zu] ('%.100s') must be a folder "
+				            "inside the project, as a relative path without '..'",
+				         i, m->include_dirs[i]);
 				return VIV_ERR_INVALID;
 			}
 		}
@@ -276,28 +290,28 @@ static enum viv_err parse_build(json_t *v, struct pipe_manifest *m, char *err, s
 }
 
 static enum viv_err parse_limit(json_t *v, const char *field, uint32_t max, uint32_t *out,
-				char *err, size_t errlen)
+                                char *err, size_t errlen)
 {
 	json_int_t n;
 
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {
 		viv_errf(err, errlen, MF "limits.%s must be a whole number from 1 to %u", field,
-			 max);
+		         max);
 		return VIV_ERR_INVALID;
 	}
 	n = json_integer_value(v);
 	if (n > (json_int_t)max) {
 		viv_errf(err, errlen,
-			 MF "limits.%s is %lld, above this server's maximum of %u; lower it",
-			 field, (long long)n, max);
+		         MF "limits.%s is %lld, above this server's maximum of %u; lower it", field,
+		         (long long)n, max);
 		return VIV_ERR_INVALID;
 	}
 	*out = (uint32_t)n;
 	return VIV_OK;
 }
 
-static enum viv_err parse_limits(json_t *v, const struct pipe_config *cfg,
-				 struct pipe_manifest *m, char *err, size_t errlen)
+static enum viv_err parse_limits(json_t *v, const struct pipe_config *cfg, struct pipe_manifest *m,
+                                 char *err, size_t errlen)
 {
 	static const char *const known[] = {"memory_mb", "cpu_ms", "wall_ms", NULL};
 	json_t *f;
@@ -313,21 +327,21 @@ static enum viv_err parse_limits(json_t *v, const struct pipe_config *cfg,
 	f = json_object_get(v, "memory_mb");
 	if (f) {
 		e = parse_limit(f, "memory_mb", cfg->limits_max.memory_mb, &m->limits.memory_mb,
-				err, errlen);
+		                err, errlen);
 		if (e)
 			return e;
 	}
 	f = json_object_get(v, "cpu_ms");
 	if (f) {
 		e = parse_limit(f, "cpu_ms", cfg->limits_max.cpu_ms, &m->limits.cpu_ms, err,
-				errlen);
+		                errlen);
 		if (e)
 			return e;
 	}
 	f = json_object_get(v, "wall_ms");
 	if (f) {
 		e = parse_limit(f, "wall_ms", cfg->limits_max.wall_ms, &m->limits.wall_ms, err,
-				errlen);
+		                errlen);
 		if (e)
 			return e;
 	}
@@ -338,9 +352,19 @@ static enum viv_err parse_limits(json_t *v, const struct pipe_config *cfg,
 static bool env_reserved(const char *key)
 {
 	static const char *const cgi[] = {
-		"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT",
-		"SERVER_PROTOCOL", "REMOTE_ADDR", "CONTENT_TYPE", "CONTENT_LENGTH",
-		"GATEWAY_INTERFACE", "SCRIPT_NAME", "SERVER_SOFTWARE", NULL,
+	        "REQUEST_METHOD",
+	        "PATH_INFO",
+	        "QUERY_STRING",
+	        "SERVER_NAME",
+	        "SERVER_PORT",
+	        "SERVER_PROTOCOL",
+	        "REMOTE_ADDR",
+	        "CONTENT_TYPE",
+	        "CONTENT_LENGTH",
+	        "GATEWAY_INTERFACE",
+	        "SCRIPT_NAME",
+	        "SERVER_SOFTWARE",
+	        NULL,
 	};
 	return in_list(key, cgi) || strncmp(key, "HTTP_", 5) == 0;
 }
@@ -372,28 +396,29 @@ static enum viv_err parse_env(json_t *v, struct pipe_manifest *m, char *err, siz
 	n = json_object_size(v);
 	if (n > ENV_MAX) {
 		viv_errf(err, errlen, MF "env has %zu variables; at most %d are allowed", n,
-			 ENV_MAX);
+		         ENV_MAX);
 		return VIV_ERR_INVALID;
 	}
 	m->env_keys = calloc(n + 1, sizeof(char *));
 	m->env_values = calloc(n + 1, sizeof(char *));
 	if (!m->env_keys || !m->env_values)
 		return VIV_ERR_NOMEM;
-	json_object_foreach(v, key, val) {
+	json_object_foreach(v, key, val)
+	{
 		char field[ENV_KEY_MAX + 16];
 
 		if (!env_key_valid(key)) {
 			viv_errf(err, errlen,
-				 MF "env: '%.100s' is not a valid variable name (letters, digits "
-				    "and '_', not starting with a digit, at most %d)",
-				 key, ENV_KEY_MAX);
+			         MF "env: '%.100s' is not a valid variable name (letters, digits "
+			            "and '_', not starting with a digit, at most %d)",
+			         key, ENV_KEY_MAX);
 			return VIV_ERR_INVALID;
 		}
 		if (env_reserved(key)) {
 			viv_errf(err, errlen,
-				 MF "env.%s is set by Vivarium for each request (CGI); choose "
-				    "another name",
-				 key);
+			         MF "env.%s is set by Vivarium for each request (CGI); choose "
+			            "another name",
+			         key);
 			return VIV_ERR_INVALID;
 		}
 		snprintf(field, sizeof(field), "env.%s", key);
@@ -425,7 +450,7 @@ static enum viv_err parse_outbound(json_t *v, struct pipe_manifest *m, char *err
 	enum viv_err e;
 
 	e = string_array(v, "outbound", OUTBOUND_MAX, OUTBOUND_LEN_MAX, &m->outbound,
-			 &m->n_outbound, err, errlen);
+	                 &m->n_outbound, err, errlen);
 	if (e)
 		return e;
 	for (size_t i = 0; i < m->n_outbound; i++) {
@@ -436,9 +461,9 @@ static enum viv_err parse_outbound(json_t *v, struct pipe_manifest *m, char *err
 			return e;
 		if (e) {
 			viv_errf(err, errlen,
-				 MF "outbound[%zu] ('%.100s') must be a URL pattern like "
-				    "\"https://api.example.com\" or \"https://*.example.org\"",
-				 i, s);
+			         MF "outbound[%zu] ('%.100s') must be a URL pattern like "
+			            "\"https://api.example.com\" or \"https://*.example.org\"",
+			         i, s);
 			return VIV_ERR_INVALID;
 		}
 		/* Scheme and host compare case-insensitively: keep them lower. */
@@ -461,11 +486,11 @@ static struct pipe_manifest *manifest_new(const struct pipe_config *cfg)
 	return m;
 }
 
-static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg,
-			       struct pipe_manifest *m, char *err, size_t errlen)
+static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg, struct pipe_manifest *m,
+                               char *err, size_t errlen)
 {
-	static const char *const known[] = {"name", "language", "build", "limits",
-					    "outbound", "env", "assets", NULL};
+	static const char *const known[] = {"name",     "language", "build",  "limits",
+	                                    "outbound", "env",      "assets", NULL};
 	json_t *v;
 	enum viv_err e;
 
@@ -483,8 +508,8 @@ static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg,
 			return e;
 		if (!viv_app_name_valid(m->name)) {
 			viv_errf(err, errlen,
-				 MF "name must be 1 to 63 lowercase letters, digits and '-', not "
-				    "starting or ending with '-'");
+			         MF "name must be 1 to 63 lowercase letters, digits and '-', not "
+			            "starting or ending with '-'");
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -495,8 +520,8 @@ static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg,
 			return e;
 		if (!in_list(m->language, languages)) {
 			viv_errf(err, errlen,
-				 MF "language must be one of c, rust, assemblyscript, wat or wasm "
-				    "(or left out to detect it)");
+			         MF "language must be one of c, rust, assemblyscript, wat or wasm "
+			            "(or left out to detect it)");
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -531,8 +556,8 @@ static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg,
 			return e;
 		if (!pipe_relpath_safe(m->assets) || strpbrk(m->assets, "*?[")) {
 			viv_errf(err, errlen,
-				 MF "assets must be a folder inside the project, as a relative "
-				    "path without '..'");
+			         MF "assets must be a folder inside the project, as a relative "
+			            "path without '..'");
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -540,7 +565,7 @@ static enum viv_err parse_root(json_t *root, const struct pipe_config *cfg,
 }
 
 enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe_config *cfg,
-				 struct pipe_manifest **out, char *err, size_t errlen)
+                                 struct pipe_manifest **out, char *err, size_t errlen)
 {
 	struct pipe_manifest *m = NULL;
 	json_error_t jerr;
@@ -550,7 +575,7 @@ enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe
 	*out = NULL;
 	if (len > PIPE_MANIFEST_MAX) {
 		viv_errf(err, errlen, MF "the file is larger than %d KiB",
-			 PIPE_MANIFEST_MAX / 1024);
+		         PIPE_MANIFEST_MAX / 1024);
 		return VIV_ERR_TOO_BIG;
 	}
 	m = manifest_new(cfg);
@@ -560,7 +585,7 @@ enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		viv_errf(err, errlen, MF "not valid JSON: %s (line %d, column %d)", jerr.text,
-			 jerr.line, jerr.column);
+		         jerr.line, jerr.column);
 		e = VIV_ERR_INVALID;
 		goto out;
 	}
@@ -576,7 +601,7 @@ out:
 }
 
 enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
-				struct pipe_manifest **out, char *err, size_t errlen)
+                                struct pipe_manifest **out, char *err, size_t errlen)
 {
 	char *path = NULL, *text = NULL;
 	size_t len = 0;
@@ -594,7 +619,7 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 	}
 	if (e == VIV_ERR_TOO_BIG) {
 		viv_errf(err, errlen, MF "the file is larger than %d KiB",
-			 PIPE_MANIFEST_MAX / 1024);
+		         PIPE_MANIFEST_MAX / 1024);
 		return e;
 	}
 	if (e) {
@@ -607,7 +632,7 @@ enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
 }
 
 enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  struct store_deploy_config *out)
+                                  struct store_deploy_config *out)
 {
 	enum viv_err e = VIV_OK;
 	size_t i;

@@ -73,14 +73,14 @@ void pipe_log_flush(struct pipe_ctx *ctx)
 /* Everything the child needs, built before fork: after fork only
  * async-signal-safe calls are allowed, so nothing is allocated there. */
 struct spawn_plan {
-	char *path;         /* what to execve */
-	const char **argv;  /* full argv, bwrap's first when sandboxed */
+	char *path;        /* what to execve */
+	const char **argv; /* full argv, bwrap's first when sandboxed */
 	size_t argc;
-	const char **env;   /* the base entries, then the caller's extra ones */
-	char *env_own[4];   /* the base entries, freed with the plan */
-	char *heap[32];     /* strings to free with the plan */
+	const char **env; /* the base entries, then the caller's extra ones */
+	char *env_own[4]; /* the base entries, freed with the plan */
+	char *heap[32];   /* strings to free with the plan */
 	size_t n_heap;
-	const char *cwd;    /* chdir in the child; NULL when bwrap does it */
+	const char *cwd; /* chdir in the child; NULL when bwrap does it */
 	rlim_t cpu_s;
 	const struct pipe_config *cfg;
 	bool confined;      /* the build limits apply */
@@ -216,10 +216,10 @@ static char *tool_path(const struct pipe_config *cfg, const char *scratch, const
 	const struct {
 		const char *dir, *view;
 	} views[] = {
-		{scratch, VIEW_BUILD},
-		{cfg->include_dir, VIEW_INCLUDE},
-		{cfg->sdk_dir, VIEW_SDK},
-		{cfg->tool_dir, VIEW_TOOLS},
+	        {scratch, VIEW_BUILD},
+	        {cfg->include_dir, VIEW_INCLUDE},
+	        {cfg->sdk_dir, VIEW_SDK},
+	        {cfg->tool_dir, VIEW_TOOLS},
 	};
 	char *out;
 
@@ -243,26 +243,36 @@ char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path)
  * folder writable at /build and the platform's include, SDK and tool
  * folders read-only under /vivarium. */
 static enum viv_err plan_sandbox(struct spawn_plan *p, size_t cap, const struct pipe_config *cfg,
-				 const char *scratch, const char *cwd)
+                                 const char *scratch, const char *cwd)
 {
 	static const char *const head[] = {
-		BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop",
-		"ALL", "--ro-bind", "/usr", "/usr",
+	        BWRAP,           "--unshare-all", "--die-with-parent",
+	        "--new-session", "--cap-drop",    "ALL",
+	        "--ro-bind",     "/usr",          "/usr",
 	};
-	static const char *const sysdirs[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64",
-					      "/libx32"};
+	static const char *const sysdirs[] = {"/bin",   "/sbin",  "/lib",
+	                                      "/lib32", "/lib64", "/libx32"};
 	static const char *const tail[] = {
-		"--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
-		"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+	        "--ro-bind-try",
+	        "/etc/alternatives",
+	        "/etc/alternatives",
+	        "--ro-bind-try",
+	        "/etc/ld.so.cache",
+	        "/etc/ld.so.cache",
+	        "--proc",
+	        "/proc",
+	        "--dev",
+	        "/dev",
+	        "--tmpfs",
+	        "/tmp",
 	};
 	const struct {
 		const char *how, *dir, *view;
 	} binds[] = {
-		{"--bind", scratch, VIEW_BUILD},
-		{"--ro-bind-try", cfg->include_dir, VIEW_INCLUDE},
-		{"--ro-bind-try", cfg->sdk_dir, VIEW_SDK},
-		{"--ro-bind-try", cfg->tool_dir, VIEW_TOOLS},
+	        {"--bind", scratch, VIEW_BUILD},
+	        {"--ro-bind-try", cfg->include_dir, VIEW_INCLUDE},
+	        {"--ro-bind-try", cfg->sdk_dir, VIEW_SDK},
+	        {"--ro-bind-try", cfg->tool_dir, VIEW_TOOLS},
 	};
 	enum viv_err err = VIV_OK;
 	size_t i;
@@ -308,7 +318,7 @@ static bool env_extra_valid(const char *entry)
 }
 
 static enum viv_err plan_env(struct spawn_plan *p, const struct pipe_config *cfg,
-			     const char *scratch, const char *const *extra)
+                             const char *scratch, const char *const *extra)
 {
 	size_t n_extra = 0, k = 0;
 	char *home;
@@ -317,8 +327,7 @@ static enum viv_err plan_env(struct spawn_plan *p, const struct pipe_config *cfg
 		if (n_extra >= SPAWN_MAX_ARGS || !env_extra_valid(extra[n_extra]))
 			return VIV_ERR_INVALID;
 	}
-	p->env = calloc(sizeof(p->env_own) / sizeof(p->env_own[0]) + n_extra + 1,
-			sizeof(*p->env));
+	p->env = calloc(sizeof(p->env_own) / sizeof(p->env_own[0]) + n_extra + 1, sizeof(*p->env));
 	home = tool_path(cfg, scratch, scratch);
 	if (!p->env || !home) {
 		free(home);
@@ -343,7 +352,7 @@ static enum viv_err plan_env(struct spawn_plan *p, const struct pipe_config *cfg
 }
 
 static enum viv_err plan_make(struct spawn_plan *p, const struct pipe_config *cfg,
-			      const struct pipe_cmd *cmd, const char *cwd)
+                              const struct pipe_cmd *cmd, const char *cwd)
 {
 	const char *const *argv = cmd->argv;
 	enum viv_err err;
@@ -523,8 +532,8 @@ static const char *base_name(const char *path)
 static enum pipe_limit limit_said(const struct viv_buf *output)
 {
 	static const char *const memory[] = {"memory exhausted", "Cannot allocate memory",
-					     "out of memory", "memory allocation of",
-					     "std::bad_alloc"};
+	                                     "out of memory", "memory allocation of",
+	                                     "std::bad_alloc"};
 	static const char *const procs[] = {"Cannot fork", "Resource temporarily unavailable"};
 
 	if (!output->data)
@@ -542,8 +551,8 @@ static enum pipe_limit limit_said(const struct viv_buf *output)
 
 /* The limit a failed confined command ran into, if any. */
 static enum pipe_limit limit_of(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-				const struct pipe_exit *ex, const struct viv_buf *output,
-				enum pipe_limit from_cgroup)
+                                const struct pipe_exit *ex, const struct viv_buf *output,
+                                enum pipe_limit from_cgroup)
 {
 	if (ex->code == 0)
 		return PIPE_LIMIT_NONE;
@@ -617,8 +626,8 @@ static void proc_free(struct pipe_proc *p)
 }
 
 enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			     struct viv_buf *output, struct pipe_proc **out, char *err_text,
-			     size_t errlen)
+                             struct viv_buf *output, struct pipe_proc **out, char *err_text,
+                             size_t errlen)
 {
 	const char *const *argv = cmd->argv;
 	const char *cwd = cmd->cwd ? cmd->cwd : cmd->scratch;
@@ -631,7 +640,7 @@ enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cm
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		viv_errf(err_text, errlen, "could not prepare %s: %s", argv[0] ? argv[0] : "",
-			 viv_strerror(VIV_ERR_NOMEM));
+		         viv_strerror(VIV_ERR_NOMEM));
 		return VIV_ERR_NOMEM;
 	}
 	p->cfg = cfg;
@@ -644,19 +653,19 @@ enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cm
 	err = plan_make(&p->plan, cfg, cmd, cwd);
 	if (err == VIV_ERR_NOT_FOUND) {
 		viv_errf(err_text, errlen, "%s is not installed on this server",
-			 base_name(argv[0]));
+		         base_name(argv[0]));
 		goto fail;
 	}
 	if (err) {
 		viv_errf(err_text, errlen, "could not prepare %s: %s", argv[0] ? argv[0] : "",
-			 viv_strerror(err));
+		         viv_strerror(err));
 		goto fail;
 	}
 	if (cmd->confined) {
 		err = pipe_cg_make(cfg, &p->cg);
 		if (err && err != VIV_ERR_UNSUPPORTED) {
 			viv_errf(err_text, errlen, "could not set the build limits for %s: %s",
-				 base_name(argv[0]), viv_strerror(err));
+			         base_name(argv[0]), viv_strerror(err));
 			goto fail;
 		}
 		p->plan.cg = p->cg;
@@ -693,7 +702,7 @@ enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cm
 	err_p[0] = -1;
 	if (r == (ssize_t)sizeof(child_errno)) {
 		viv_errf(err_text, errlen, "could not start %s: %s", argv[0],
-			 strerror(child_errno));
+		         strerror(child_errno));
 		err = child_errno == ENOENT ? VIV_ERR_NOT_FOUND : VIV_ERR_IO;
 		goto fail;
 	}
@@ -729,7 +738,7 @@ static void proc_check_deadline(struct pipe_proc *p, uint64_t now)
 /* Adds the child's descriptors to the poll set at fds[*nfds] and cuts
  * *timeout_ms to its deadline. */
 static void proc_add_fds(struct pipe_proc *p, struct pollfd *fds, nfds_t *nfds, uint64_t now,
-			 int *timeout_ms)
+                         int *timeout_ms)
 {
 	uint64_t left_ms = (p->deadline - now + 999999) / 1000000;
 
@@ -761,8 +770,7 @@ static void proc_pump(struct pipe_proc *p, const struct pollfd *fds)
 		return;
 	}
 	if (p->out_i != (nfds_t)-1 && fds[p->out_i].revents)
-		read_some(&p->out_fd, p->output, &p->kept, p->cfg->step_output_cap,
-			  &p->truncated);
+		read_some(&p->out_fd, p->output, &p->kept, p->cfg->step_output_cap, &p->truncated);
 	if (!p->ended && child_ended(p->pid)) {
 		uint64_t drain = viv_mono_ns() + DRAIN_AFTER_END_NS;
 
@@ -833,7 +841,7 @@ enum viv_err pipe_procs_wait(struct pipe_proc *const *procs, size_t n)
 }
 
 enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, char *err_text,
-			      size_t errlen)
+                              size_t errlen)
 {
 	const char *tool = base_name(p->cmd->argv[0]);
 	enum pipe_limit cg_limit;
@@ -866,14 +874,14 @@ enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, c
 	}
 	if (p->wait_errno) {
 		viv_errf(err_text, errlen, "waiting for %s failed: %s", tool,
-			 strerror(p->wait_errno));
+		         strerror(p->wait_errno));
 		err = VIV_ERR_IO;
 	} else if (p->aborted) {
 		viv_errf(err_text, errlen, "%s was stopped: the build was cancelled", tool);
 		err = VIV_ERR_IO;
 	} else if (p->timed_out) {
 		viv_errf(err_text, errlen, "%s took longer than %g s and was stopped", tool,
-			 p->timeout_ms / 1000.0);
+		         p->timeout_ms / 1000.0);
 		err = VIV_ERR_TIMEOUT;
 	} else {
 		exit_out->limit = limit_of(p->cfg, p->cmd, exit_out, p->output, cg_limit);
@@ -887,8 +895,8 @@ enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, c
 }
 
 enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			    struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
-			    size_t errlen)
+                            struct viv_buf *output, struct pipe_exit *exit_out, char *err_text,
+                            size_t errlen)
 {
 	struct pipe_proc *p = NULL;
 	enum viv_err err, finish;
@@ -904,8 +912,8 @@ enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd
 }
 
 enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
-			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
-			char *err_text, size_t errlen)
+                        const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
+                        char *err_text, size_t errlen)
 {
 	struct pipe_cmd cmd = {scratch, cwd, argv, NULL, 0, false, -1};
 
@@ -916,7 +924,7 @@ enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, cons
  * deadline; VIV_ERR_TIMEOUT, with the sentence in err, when that has
  * passed. */
 static enum viv_err ctx_cmd(const struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			    struct pipe_cmd *cmd, char *err_text, size_t errlen)
+                            struct pipe_cmd *cmd, char *err_text, size_t errlen)
 {
 	*cmd = (struct pipe_cmd){ctx->scratch, cwd, argv, ctx->env, 0, ctx->confined, -1};
 	if (ctx->deadline_ns) {
@@ -925,8 +933,8 @@ static enum viv_err ctx_cmd(const struct pipe_ctx *ctx, const char *cwd, const c
 
 		if (left_ms == 0) {
 			viv_errf(err_text, errlen,
-				 "the build took longer than its %u s and was stopped",
-				 ctx->cfg->build_timeout_ms / 1000);
+			         "the build took longer than its %u s and was stopped",
+			         ctx->cfg->build_timeout_ms / 1000);
 			return VIV_ERR_TIMEOUT;
 		}
 		if (left_ms < ctx->cfg->step_timeout_ms)
@@ -945,9 +953,9 @@ static bool ctx_remote(const struct pipe_ctx *ctx)
 /* Runs argv for ctx: in the launcher when the command is the language
  * step's and there is one, else here; the timeout cut to the build's
  * deadline. */
-static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
-			      const char *const *argv, struct viv_buf *output,
-			      struct pipe_exit *ex, char *err_text, size_t errlen)
+static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
+                              struct viv_buf *output, struct pipe_exit *ex, char *err_text,
+                              size_t errlen)
 {
 	struct pipe_cmd cmd;
 	enum viv_err err;
@@ -961,7 +969,7 @@ static enum viv_err ctx_spawn(const struct pipe_ctx *ctx, const char *cwd,
 }
 
 enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
-			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen)
+                             size_t cap, char **out, size_t *len_out, char *err, size_t errlen)
 {
 	char why[160];
 	enum viv_err e;
@@ -987,7 +995,7 @@ enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const 
 static void log_arg(struct pipe_ctx *ctx, const char *arg)
 {
 	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				   "0123456789_-+=/.,:@%";
+	                           "0123456789_-+=/.,:@%";
 	const char *p;
 
 	if (*arg && strspn(arg, safe) == strlen(arg)) {
@@ -1017,7 +1025,7 @@ static void log_command(struct pipe_ctx *ctx, const char *const *argv)
 }
 
 static void log_status(struct pipe_ctx *ctx, enum viv_err err, const struct pipe_exit *ex,
-		       const char *msg)
+                       const char *msg)
 {
 	if (err == VIV_ERR_TIMEOUT)
 		pipe_logf(ctx, "[%s]\n", msg);
@@ -1025,7 +1033,7 @@ static void log_status(struct pipe_ctx *ctx, enum viv_err err, const struct pipe
 		pipe_logf(ctx, "[%s]\n", msg);
 	else if (ex->signal)
 		pipe_logf(ctx, "[killed by signal %d after %lld ms]\n", ex->signal,
-			  (long long)ex->ms);
+		          (long long)ex->ms);
 	else
 		pipe_logf(ctx, "[exit status %d, %lld ms]\n", ex->code, (long long)ex->ms);
 }
@@ -1042,14 +1050,14 @@ static enum viv_err ctx_share(struct pipe_ctx *ctx, char *err_text, size_t errle
 	err = pipe_share_tree(ctx->scratch, ctx->cfg->build_gid);
 	if (err)
 		viv_errf(err_text, errlen, "could not hand the build folder to the build user: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 	ctx->shared = !err;
 	return err;
 }
 
 static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			     bool log_output, struct viv_buf *output, struct pipe_exit *ex,
-			     char *err_text, size_t errlen)
+                             bool log_output, struct viv_buf *output, struct pipe_exit *ex,
+                             char *err_text, size_t errlen)
 {
 	enum viv_err err;
 
@@ -1067,8 +1075,8 @@ static enum viv_err run_into(struct pipe_ctx *ctx, const char *cwd, const char *
 }
 
 enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			     struct pipe_exit *exit_out, char **output_out, char *err_text,
-			     size_t errlen)
+                             struct pipe_exit *exit_out, char **output_out, char *err_text,
+                             size_t errlen)
 {
 	struct viv_buf output;
 	struct pipe_exit ex;
@@ -1092,13 +1100,13 @@ enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *
 }
 
 enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-		      struct pipe_exit *exit_out, char *err_text, size_t errlen)
+                      struct pipe_exit *exit_out, char *err_text, size_t errlen)
 {
 	return pipe_run_output(ctx, cwd, argv, exit_out, NULL, err_text, errlen);
 }
 
 enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			 char *err_text, size_t errlen)
+                         char *err_text, size_t errlen)
 {
 	struct pipe_exit ex;
 	enum viv_err err;
@@ -1108,11 +1116,11 @@ enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *cons
 		return err;
 	if (ex.code != 0) {
 		if (ex.signal)
-			viv_errf(err_text, errlen, "%s was killed by signal %d",
-				 base_name(argv[0]), ex.signal);
+			viv_errf(err_text, errlen, "%s was killed by signal %d", base_name(argv[0]),
+			         ex.signal);
 		else
-			viv_errf(err_text, errlen, "%s failed (exit status %d)",
-				 base_name(argv[0]), ex.code);
+			viv_errf(err_text, errlen, "%s failed (exit status %d)", base_name(argv[0]),
+			         ex.code);
 		return VIV_ERR_BUILD;
 	}
 	return VIV_OK;
@@ -1147,11 +1155,11 @@ static void run_jobs_here(struct pipe_ctx *ctx, struct run_job *jobs, size_t n)
 		if (!procs) {
 			j->err = VIV_ERR_NOMEM;
 			viv_errf(j->err_text, sizeof(j->err_text), "could not start %s: %s",
-				 j->argv[0], viv_strerror(j->err));
+			         j->argv[0], viv_strerror(j->err));
 			continue;
 		}
 		j->err = pipe_proc_start(ctx->cfg, &j->cmd, &j->output, &j->proc, j->err_text,
-					 sizeof(j->err_text));
+		                         sizeof(j->err_text));
 		if (!j->err)
 			procs[running++] = j->proc;
 	}
@@ -1159,21 +1167,21 @@ static void run_jobs_here(struct pipe_ctx *ctx, struct run_job *jobs, size_t n)
 		err = pipe_procs_wait(procs, running);
 		if (err == VIV_ERR_NOMEM)
 			viv_log(VIV_ERROR, "could not wait for %zu commands: %s", running,
-				viv_strerror(err));
+			        viv_strerror(err));
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct run_job *j = &jobs[i];
 
 		if (j->proc)
-			j->err = pipe_proc_finish(j->proc, &j->ex, j->err_text,
-						  sizeof(j->err_text));
+			j->err =
+			        pipe_proc_finish(j->proc, &j->ex, j->err_text, sizeof(j->err_text));
 		j->proc = NULL;
 	}
 	free(procs);
 }
 
 enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
-			  size_t n, char *err_text, size_t errlen)
+                          size_t n, char *err_text, size_t errlen)
 {
 	struct run_job *jobs;
 	enum viv_err err = VIV_OK;
@@ -1190,17 +1198,16 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 		jobs[i].argv = argvs[i];
 		viv_buf_init(&jobs[i].output, ctx->cfg->step_output_cap + 64);
 		jobs[i].err = ctx_cmd(ctx, cwd, argvs[i], &jobs[i].cmd, jobs[i].err_text,
-				      sizeof(jobs[i].err_text));
+		                      sizeof(jobs[i].err_text));
 	}
 	if (ctx_remote(ctx)) {
 		/* The launcher runs one command per request, each in a
 		 * process of its own there: these go one after another. */
 		for (size_t i = 0; i < n; i++) {
 			if (!jobs[i].err)
-				jobs[i].err = pipe_launcher_run(ctx->cfg, &jobs[i].cmd,
-								&jobs[i].output, &jobs[i].ex,
-								jobs[i].err_text,
-								sizeof(jobs[i].err_text));
+				jobs[i].err = pipe_launcher_run(
+				        ctx->cfg, &jobs[i].cmd, &jobs[i].output, &jobs[i].ex,
+				        jobs[i].err_text, sizeof(jobs[i].err_text));
 		}
 	} else {
 		run_jobs_here(ctx, jobs, n);
@@ -1225,10 +1232,10 @@ enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *con
 			err = VIV_ERR_BUILD;
 			if (j->ex.signal)
 				viv_errf(err_text, errlen, "%s was killed by signal %d",
-					 base_name(j->argv[0]), j->ex.signal);
+				         base_name(j->argv[0]), j->ex.signal);
 			else
 				viv_errf(err_text, errlen, "%s failed (exit status %d)",
-					 base_name(j->argv[0]), j->ex.code);
+				         base_name(j->argv[0]), j->ex.code);
 		}
 	}
 	pipe_log_flush(ctx);
@@ -1259,7 +1266,7 @@ bool pipe_sandbox_available(const struct pipe_config *with, char *errbuf, size_t
 	}
 	if (!mkdtemp(dir)) {
 		viv_errf(errbuf, errlen, "could not make a temporary directory: %s",
-			 strerror(errno));
+		         strerror(errno));
 		return false;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
@@ -1282,7 +1289,7 @@ bool pipe_sandbox_available(const struct pipe_config *with, char *errbuf, size_t
 		if (nl)
 			*nl = '\0';
 		viv_errf(errbuf, errlen, "bubblewrap could not make a sandbox: %s",
-			 output.data && *output.data ? output.data : "no reason given");
+		         output.data && *output.data ? output.data : "no reason given");
 	} else {
 		ok = true;
 	}

@@ -27,7 +27,7 @@ static bool has_files(const char *root, const char *const *suffixes)
  * lists them. On success *rel_out (caller frees with free()) is relative to
  * the root. */
 static enum viv_err pick_one(const struct pipe_project *p, const char *suffix, const char *what,
-			     char **rel_out, char *err, size_t errlen)
+                             char **rel_out, char *err, size_t errlen)
 {
 	const char *const suffixes[] = {suffix, NULL};
 	char **files = NULL;
@@ -59,9 +59,9 @@ static enum viv_err pick_one(const struct pipe_project *p, const char *suffix, c
 			}
 		}
 		viv_errf(err, errlen,
-			 "found several %s files (%s); name the %s in vivarium.json as "
-			 "build.sources",
-			 suffix, list.data ? list.data : "", what);
+		         "found several %s files (%s); name the %s in vivarium.json as "
+		         "build.sources",
+		         suffix, list.data ? list.data : "", what);
 		viv_buf_free(&list);
 		e = VIV_ERR_INVALID;
 		goto out;
@@ -83,8 +83,8 @@ static bool wat_detect(void *tctx, const char *root)
 	return has_files(root, suffixes);
 }
 
-static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			      char *err, size_t errlen)
+static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+                              size_t errlen)
 {
 	char *rel = NULL, *out = NULL, *out_rel = NULL;
 	enum viv_err e;
@@ -115,9 +115,9 @@ static enum viv_err wat_build(void *tctx, const struct pipe_project *p, char **w
 	}
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
-			 "wat2wasm reported errors in %s; the build log has them with line and "
-			 "column",
-			 rel);
+		         "wat2wasm reported errors in %s; the build log has them with line and "
+		         "column",
+		         rel);
 	if (e)
 		goto out;
 	*wasm_out = viv_path_join(out, "app.wasm");
@@ -131,9 +131,9 @@ out:
 }
 
 static const struct pipe_toolchain_ops wat_ops = {
-	.name = "wat",
-	.detect = wat_detect,
-	.build = wat_build,
+        .name = "wat",
+        .detect = wat_detect,
+        .build = wat_build,
 };
 
 /* ---- WebAssembly binary ----------------------------------------------------------- */
@@ -146,8 +146,8 @@ static bool wasm_detect(void *tctx, const char *root)
 	return has_files(root, suffixes);
 }
 
-static enum viv_err wasm_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			       char *err, size_t errlen)
+static enum viv_err wasm_build(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+                               size_t errlen)
 {
 	char *rel = NULL, *root_rel = NULL;
 	enum viv_err e;
@@ -169,20 +169,20 @@ static enum viv_err wasm_build(void *tctx, const struct pipe_project *p, char **
 }
 
 static const struct pipe_toolchain_ops wasm_ops = {
-	.name = "wasm",
-	.detect = wasm_detect,
-	.build = wasm_build,
+        .name = "wasm",
+        .detect = wasm_detect,
+        .build = wasm_build,
 };
 
 /* ---- The table ---------------------------------------------------------------------- */
 
 const struct pipe_toolchain pipe_toolchains[] = {
-	{&pipe_toolchain_rust, NULL},
-	{&pipe_toolchain_as, NULL},
-	{&pipe_toolchain_c, NULL},
-	{&wat_ops, NULL},
-	{&wasm_ops, NULL},
-	{NULL, NULL},
+        {&pipe_toolchain_rust, NULL},
+        {&pipe_toolchain_as, NULL},
+        {&pipe_toolchain_c, NULL},
+        {&wat_ops, NULL},
+        {&wasm_ops, NULL},
+        {NULL, NULL},
 };
 
 const struct pipe_toolchain *pipe_toolchain_find(const char *name)
@@ -195,7 +195,7 @@ const struct pipe_toolchain *pipe_toolchain_find(const char *name)
 }
 
 enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
-			 const struct pipe_toolchain **out, char *err, size_t errlen)
+                         const struct pipe_toolchain **out, char *err, size_t errlen)
 {
 	const struct pipe_toolchain *t;
 
@@ -204,7 +204,7 @@ enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
 		t = pipe_toolchain_find(m->language);
 		if (!t) {
 			viv_errf(err, errlen, "vivarium.json: language '%s' is not known",
-				 m->language);
+			         m->language);
 			return VIV_ERR_INVALID;
 		}
 		*out = t;
@@ -217,7 +217,7 @@ enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
 		}
 	}
 	viv_errf(err, errlen,
-		 "found nothing to build: the upload has no Cargo.toml, assembly/ folder, .c, "
-		 ".wat or .wasm file, and no language in vivarium.json");
+	         "found nothing to build: the upload has no Cargo.toml, assembly/ folder, .c, "
+	         ".wat or .wasm file, and no language in vivarium.json");
 	return VIV_ERR_INVALID;
 }

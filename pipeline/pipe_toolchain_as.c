@@ -39,123 +39,122 @@
  * itself, 2.37 s without the second start, 1.79 s with --liftoff-only too,
  * 1.64 s with --no-opt as well; a 14,000-line program took 2.7 s with all
  * three and 3.0 s without --no-opt. */
-static const char *const as_node_flags[] = {"--enable-source-maps", "--liftoff-only",
-					    "--no-opt"};
+static const char *const as_node_flags[] = {"--enable-source-maps", "--liftoff-only", "--no-opt"};
 
 /* The file that replaces the env imports, passed to asc as a second entry
  * file with --use abort=...; a user's asconfig.json "use" entries come
  * after ours and win, for apps that bring their own abort. */
 static const char as_runtime_ts[] =
-	"// Written by Vivarium into each AssemblyScript build: abort, trace and the\n"
-	"// seed of Math.random over WASI, in place of the env imports a JavaScript\n"
-	"// host would give. asc gets them with --use; nothing here allocates except\n"
-	"// trace's number formatting, so abort works when memory has run out.\n"
-	"\n"
-	"@external(\"wasi_snapshot_preview1\", \"fd_write\")\n"
-	"declare function vivarium_fd_write(fd: i32, iovs: usize, iovs_len: i32,\n"
-	"                                   nwritten: usize): i32;\n"
-	"\n"
-	"@external(\"wasi_snapshot_preview1\", \"random_get\")\n"
-	"declare function vivarium_random_get(buf: usize, len: i32): i32;\n"
-	"\n"
-	"// One line of text at a time, in static memory: abort may run before this\n"
-	"// file's globals are set up, so there are none. The line's length is kept\n"
-	"// after its bytes, then the iovec.\n"
-	"@inline const VIVARIUM_LINE_MAX: usize = 1024;\n"
-	"\n"
-	"function vivarium_line(): usize {\n"
-	"  return memory.data(<i32>VIVARIUM_LINE_MAX + 16);\n"
-	"}\n"
-	"\n"
-	"function vivarium_start(): void {\n"
-	"  store<u32>(vivarium_line() + VIVARIUM_LINE_MAX, 0);\n"
-	"}\n"
-	"\n"
-	"function vivarium_byte(b: i32): void {\n"
-	"  const line = vivarium_line();\n"
-	"  const len = <usize>load<u32>(line + VIVARIUM_LINE_MAX);\n"
-	"  if (len < VIVARIUM_LINE_MAX - 1) {\n"
-	"    store<u8>(line + len, <u8>b);\n"
-	"    store<u32>(line + VIVARIUM_LINE_MAX, <u32>(len + 1));\n"
-	"  }\n"
-	"}\n"
-	"\n"
-	"function vivarium_text(s: string | null): void {\n"
-	"  if (s === null) return;\n"
-	"  const t = changetype<string>(s);\n"
-	"  for (let i = 0; i < t.length; i++) {\n"
-	"    const c = t.charCodeAt(i);\n"
-	"    if (c < 0x80) {\n"
-	"      vivarium_byte(c);\n"
-	"    } else if (c < 0x800) {\n"
-	"      vivarium_byte(0xc0 | (c >> 6));\n"
-	"      vivarium_byte(0x80 | (c & 0x3f));\n"
-	"    } else if (c >= 0xd800 && c < 0xe000) {\n"
-	"      vivarium_byte(0x3f);\n"
-	"    } else {\n"
-	"      vivarium_byte(0xe0 | (c >> 12));\n"
-	"      vivarium_byte(0x80 | ((c >> 6) & 0x3f));\n"
-	"      vivarium_byte(0x80 | (c & 0x3f));\n"
-	"    }\n"
-	"  }\n"
-	"}\n"
-	"\n"
-	"function vivarium_number(v: u32): void {\n"
-	"  const digits = memory.data(12);\n"
-	"  let n: usize = 0;\n"
-	"  do {\n"
-	"    store<u8>(digits + n, <u8>(48 + v % 10));\n"
-	"    v /= 10;\n"
-	"    n++;\n"
-	"  } while (v != 0);\n"
-	"  while (n > 0) {\n"
-	"    n--;\n"
-	"    vivarium_byte(load<u8>(digits + n));\n"
-	"  }\n"
-	"}\n"
-	"\n"
-	"function vivarium_flush(): void {\n"
-	"  const line = vivarium_line();\n"
-	"  const iov = line + VIVARIUM_LINE_MAX + 4;\n"
-	"  vivarium_byte(10);\n"
-	"  store<u32>(iov, <u32>line);\n"
-	"  store<u32>(iov + 4, load<u32>(line + VIVARIUM_LINE_MAX));\n"
-	"  vivarium_fd_write(2, iov, 1, line + VIVARIUM_LINE_MAX + 12);\n"
-	"}\n"
-	"\n"
-	"function vivarium_abort(message: string | null, fileName: string | null,\n"
-	"                        lineNumber: u32, columnNumber: u32): void {\n"
-	"  vivarium_start();\n"
-	"  vivarium_text(\"abort: \");\n"
-	"  vivarium_text(message);\n"
-	"  vivarium_text(\" at \");\n"
-	"  vivarium_text(fileName);\n"
-	"  vivarium_text(\":\");\n"
-	"  vivarium_number(lineNumber);\n"
-	"  vivarium_text(\":\");\n"
-	"  vivarium_number(columnNumber);\n"
-	"  vivarium_flush();\n"
-	"  unreachable();\n"
-	"}\n"
-	"\n"
-	"function vivarium_trace(message: string, n: i32 = 0, a0: f64 = 0, a1: f64 = 0,\n"
-	"                        a2: f64 = 0, a3: f64 = 0, a4: f64 = 0): void {\n"
-	"  vivarium_start();\n"
-	"  vivarium_text(\"trace: \");\n"
-	"  vivarium_text(message);\n"
-	"  if (n > 0) { vivarium_text(\" \"); vivarium_text(a0.toString()); }\n"
-	"  if (n > 1) { vivarium_text(\", \"); vivarium_text(a1.toString()); }\n"
-	"  if (n > 2) { vivarium_text(\", \"); vivarium_text(a2.toString()); }\n"
-	"  if (n > 3) { vivarium_text(\", \"); vivarium_text(a3.toString()); }\n"
-	"  if (n > 4) { vivarium_text(\", \"); vivarium_text(a4.toString()); }\n"
-	"  vivarium_flush();\n"
-	"}\n"
-	"\n"
-	"function vivarium_seed(): f64 {\n"
-	"  const buf = memory.data(8);\n"
-	"  vivarium_random_get(buf, 8);\n"
-	"  return reinterpret<f64>(load<u64>(buf));\n"
-	"}\n";
+        "// Written by Vivarium into each AssemblyScript build: abort, trace and the\n"
+        "// seed of Math.random over WASI, in place of the env imports a JavaScript\n"
+        "// host would give. asc gets them with --use; nothing here allocates except\n"
+        "// trace's number formatting, so abort works when memory has run out.\n"
+        "\n"
+        "@external(\"wasi_snapshot_preview1\", \"fd_write\")\n"
+        "declare function vivarium_fd_write(fd: i32, iovs: usize, iovs_len: i32,\n"
+        "                                   nwritten: usize): i32;\n"
+        "\n"
+        "@external(\"wasi_snapshot_preview1\", \"random_get\")\n"
+        "declare function vivarium_random_get(buf: usize, len: i32): i32;\n"
+        "\n"
+        "// One line of text at a time, in static memory: abort may run before this\n"
+        "// file's globals are set up, so there are none. The line's length is kept\n"
+        "// after its bytes, then the iovec.\n"
+        "@inline const VIVARIUM_LINE_MAX: usize = 1024;\n"
+        "\n"
+        "function vivarium_line(): usize {\n"
+        "  return memory.data(<i32>VIVARIUM_LINE_MAX + 16);\n"
+        "}\n"
+        "\n"
+        "function vivarium_start(): void {\n"
+        "  store<u32>(vivarium_line() + VIVARIUM_LINE_MAX, 0);\n"
+        "}\n"
+        "\n"
+        "function vivarium_byte(b: i32): void {\n"
+        "  const line = vivarium_line();\n"
+        "  const len = <usize>load<u32>(line + VIVARIUM_LINE_MAX);\n"
+        "  if (len < VIVARIUM_LINE_MAX - 1) {\n"
+        "    store<u8>(line + len, <u8>b);\n"
+        "    store<u32>(line + VIVARIUM_LINE_MAX, <u32>(len + 1));\n"
+        "  }\n"
+        "}\n"
+        "\n"
+        "function vivarium_text(s: string | null): void {\n"
+        "  if (s === null) return;\n"
+        "  const t = changetype<string>(s);\n"
+        "  for (let i = 0; i < t.length; i++) {\n"
+        "    const c = t.charCodeAt(i);\n"
+        "    if (c < 0x80) {\n"
+        "      vivarium_byte(c);\n"
+        "    } else if (c < 0x800) {\n"
+        "      vivarium_byte(0xc0 | (c >> 6));\n"
+        "      vivarium_byte(0x80 | (c & 0x3f));\n"
+        "    } else if (c >= 0xd800 && c < 0xe000) {\n"
+        "      vivarium_byte(0x3f);\n"
+        "    } else {\n"
+        "      vivarium_byte(0xe0 | (c >> 12));\n"
+        "      vivarium_byte(0x80 | ((c >> 6) & 0x3f));\n"
+        "      vivarium_byte(0x80 | (c & 0x3f));\n"
+        "    }\n"
+        "  }\n"
+        "}\n"
+        "\n"
+        "function vivarium_number(v: u32): void {\n"
+        "  const digits = memory.data(12);\n"
+        "  let n: usize = 0;\n"
+        "  do {\n"
+        "    store<u8>(digits + n, <u8>(48 + v % 10));\n"
+        "    v /= 10;\n"
+        "    n++;\n"
+        "  } while (v != 0);\n"
+        "  while (n > 0) {\n"
+        "    n--;\n"
+        "    vivarium_byte(load<u8>(digits + n));\n"
+        "  }\n"
+        "}\n"
+        "\n"
+        "function vivarium_flush(): void {\n"
+        "  const line = vivarium_line();\n"
+        "  const iov = line + VIVARIUM_LINE_MAX + 4;\n"
+        "  vivarium_byte(10);\n"
+        "  store<u32>(iov, <u32>line);\n"
+        "  store<u32>(iov + 4, load<u32>(line + VIVARIUM_LINE_MAX));\n"
+        "  vivarium_fd_write(2, iov, 1, line + VIVARIUM_LINE_MAX + 12);\n"
+        "}\n"
+        "\n"
+        "function vivarium_abort(message: string | null, fileName: string | null,\n"
+        "                        lineNumber: u32, columnNumber: u32): void {\n"
+        "  vivarium_start();\n"
+        "  vivarium_text(\"abort: \");\n"
+        "  vivarium_text(message);\n"
+        "  vivarium_text(\" at \");\n"
+        "  vivarium_text(fileName);\n"
+        "  vivarium_text(\":\");\n"
+        "  vivarium_number(lineNumber);\n"
+        "  vivarium_text(\":\");\n"
+        "  vivarium_number(columnNumber);\n"
+        "  vivarium_flush();\n"
+        "  unreachable();\n"
+        "}\n"
+        "\n"
+        "function vivarium_trace(message: string, n: i32 = 0, a0: f64 = 0, a1: f64 = 0,\n"
+        "                        a2: f64 = 0, a3: f64 = 0, a4: f64 = 0): void {\n"
+        "  vivarium_start();\n"
+        "  vivarium_text(\"trace: \");\n"
+        "  vivarium_text(message);\n"
+        "  if (n > 0) { vivarium_text(\" \"); vivarium_text(a0.toString()); }\n"
+        "  if (n > 1) { vivarium_text(\", \"); vivarium_text(a1.toString()); }\n"
+        "  if (n > 2) { vivarium_text(\", \"); vivarium_text(a2.toString()); }\n"
+        "  if (n > 3) { vivarium_text(\", \"); vivarium_text(a3.toString()); }\n"
+        "  if (n > 4) { vivarium_text(\", \"); vivarium_text(a4.toString()); }\n"
+        "  vivarium_flush();\n"
+        "}\n"
+        "\n"
+        "function vivarium_seed(): f64 {\n"
+        "  const buf = memory.data(8);\n"
+        "  vivarium_random_get(buf, 8);\n"
+        "  return reinterpret<f64>(load<u64>(buf));\n"
+        "}\n";
 
 /* ---- The compiler ------------------------------------------------------------- */
 
@@ -163,7 +162,7 @@ static const char as_runtime_ts[] =
  * PIPE_ASC_VERSION; on success *asc_out (caller frees with free()) is the
  * compiler's script. */
 static enum viv_err asc_find(const struct pipe_config *cfg, char **asc_out, char *err,
-			     size_t errlen)
+                             size_t errlen)
 {
 	char *pkg_dir = NULL, *pkg_json = NULL, *asc = NULL;
 	json_t *root = NULL, *version;
@@ -172,9 +171,10 @@ static enum viv_err asc_find(const struct pipe_config *cfg, char **asc_out, char
 
 	*asc_out = NULL;
 	if (!cfg->tool_dir) {
-		viv_errf(err, errlen, "AssemblyScript builds are not set up on this server (no "
-				      "tool folder); %s",
-			 AS_SETUP_HINT);
+		viv_errf(err, errlen,
+		         "AssemblyScript builds are not set up on this server (no "
+		         "tool folder); %s",
+		         AS_SETUP_HINT);
 		return VIV_ERR_UNSUPPORTED;
 	}
 	pkg_dir = viv_path_join(cfg->tool_dir, AS_PACKAGE);
@@ -190,16 +190,16 @@ static enum viv_err asc_find(const struct pipe_config *cfg, char **asc_out, char
 		/* Where it was looked for is the operator's to know. */
 		viv_log(VIV_WARN, "assemblyscript: asc %s is not in %s", PIPE_ASC_VERSION, pkg_dir);
 		viv_errf(err, errlen,
-			 "AssemblyScript builds are not set up on this server (asc %s is not "
-			 "installed); %s",
-			 PIPE_ASC_VERSION, AS_SETUP_HINT);
+		         "AssemblyScript builds are not set up on this server (asc %s is not "
+		         "installed); %s",
+		         PIPE_ASC_VERSION, AS_SETUP_HINT);
 		e = VIV_ERR_UNSUPPORTED;
 		goto out;
 	}
 	if (strcmp(json_string_value(version), PIPE_ASC_VERSION) != 0) {
 		viv_errf(err, errlen,
-			 "this server has asc %.40s, but Vivarium builds with asc %s; %s",
-			 json_string_value(version), PIPE_ASC_VERSION, AS_SETUP_HINT);
+		         "this server has asc %.40s, but Vivarium builds with asc %s; %s",
+		         json_string_value(version), PIPE_ASC_VERSION, AS_SETUP_HINT);
 		e = VIV_ERR_UNSUPPORTED;
 		goto out;
 	}
@@ -223,8 +223,8 @@ static bool as_detect(void *tctx, const char *root)
 
 /* The entry files, relative to the root: build.sources, else
  * assembly/index.ts. */
-static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t *n_out,
-			       char *err, size_t errlen)
+static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t *n_out, char *err,
+                               size_t errlen)
 {
 	char **files = NULL;
 	size_t n = 0;
@@ -235,8 +235,8 @@ static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t
 	if (p->manifest->n_sources == 0) {
 		if (!pipe_exists(p->root, "assembly/index.ts", false)) {
 			viv_errf(err, errlen,
-				 "found no assembly/index.ts: put the entry file there, or name "
-				 "it in vivarium.json as build.sources");
+			         "found no assembly/index.ts: put the entry file there, or name "
+			         "it in vivarium.json as build.sources");
 			return VIV_ERR_INVALID;
 		}
 		files = calloc(2, sizeof(*files));
@@ -251,12 +251,12 @@ static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t
 		return VIV_OK;
 	}
 	e = pipe_glob(p->root, p->manifest->sources, p->manifest->n_sources, &files, &n, err,
-		      errlen);
+	              errlen);
 	if (e)
 		return e;
 	if (n > AS_SOURCES_MAX) {
 		viv_errf(err, errlen, "vivarium.json: build.sources names more than %d entry files",
-			 AS_SOURCES_MAX);
+		         AS_SOURCES_MAX);
 		pipe_strv_free(files, n);
 		return VIV_ERR_INVALID;
 	}
@@ -264,9 +264,9 @@ static enum viv_err as_entries(const struct pipe_project *p, char ***out, size_t
 		size_t len = strlen(files[i]);
 		if (len < 4 || strcmp(files[i] + len - 3, ".ts") != 0) {
 			viv_errf(err, errlen,
-				 "vivarium.json: build.sources matches '%.100s', which is not a "
-				 ".ts file",
-				 files[i]);
+			         "vivarium.json: build.sources matches '%.100s', which is not a "
+			         ".ts file",
+			         files[i]);
 			pipe_strv_free(files, n);
 			return VIV_ERR_INVALID;
 		}
@@ -300,7 +300,7 @@ static char *sdk_package_dir(const struct pipe_config *cfg)
  * the SDK (read-only in the sandbox). On success *runtime_out and
  * *packages_out (caller frees both with free()) are their absolute paths. */
 static enum viv_err as_prepare(const struct pipe_project *p, char **runtime_out,
-			       char **packages_out, char *err, size_t errlen)
+                               char **packages_out, char *err, size_t errlen)
 {
 	char *dir = NULL, *runtime = NULL, *packages = NULL, *link = NULL, *sdk = NULL;
 	enum viv_err e;
@@ -319,7 +319,7 @@ static enum viv_err as_prepare(const struct pipe_project *p, char **runtime_out,
 		e = viv_write_file_atomic(runtime, as_runtime_ts, sizeof(as_runtime_ts) - 1, 0644);
 	if (e) {
 		viv_errf(err, errlen, "could not prepare the AssemblyScript build: %s",
-			 viv_strerror(e));
+		         viv_strerror(e));
 		goto out;
 	}
 	{
@@ -379,21 +379,21 @@ static void explain_failure(const char *output, int code, char *err, size_t errl
 	if (missing_package(output, pkg, sizeof(pkg))) {
 		if (strcmp(pkg, "vivarium") == 0)
 			viv_errf(err, errlen,
-				 "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed "
-				 "on this server; tell the operator");
+			         "the Vivarium AssemblyScript SDK (\"vivarium\") is not installed "
+			         "on this server; tell the operator");
 		else
 			viv_errf(err, errlen,
-				 "the package \"%s\" is not available: builds here are offline and "
-				 "install nothing, so only the standard library, the Vivarium SDK "
-				 "(\"vivarium\") and packages uploaded in node_modules/ can be "
-				 "imported",
-				 pkg);
+			         "the package \"%s\" is not available: builds here are offline and "
+			         "install nothing, so only the standard library, the Vivarium SDK "
+			         "(\"vivarium\") and packages uploaded in node_modules/ can be "
+			         "imported",
+			         pkg);
 		return;
 	}
 	if (strstr(output, "ERROR TS") || strstr(output, "ERROR AS")) {
 		viv_errf(err, errlen,
-			 "the AssemblyScript compiler reported errors; the build log has them with "
-			 "file, line and column");
+		         "the AssemblyScript compiler reported errors; the build log has them with "
+		         "file, line and column");
 		return;
 	}
 	viv_errf(err, errlen, "asc failed (exit status %d); its output is in the build log", code);
@@ -415,8 +415,8 @@ static bool built_exists(const struct pipe_ctx *ctx, const char *rel)
 	return true;
 }
 
-static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			     char *err, size_t errlen)
+static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+                             size_t errlen)
 {
 	const char **argv = NULL;
 	char **entries = NULL;
@@ -456,14 +456,14 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 	for (size_t i = 0; i < 3; i++) {
 		/* runtime_rel ends with ".ts". */
 		if (asprintf(&use[i], "%s=%.*s/vivarium_%s", hooks[i], (int)strlen(runtime_rel) - 3,
-			     runtime_rel, hooks[i]) < 0) {
+		             runtime_rel, hooks[i]) < 0) {
 			use[i] = NULL;
 			e = VIV_ERR_NOMEM;
 			goto out;
 		}
 	}
 	argv = calloc(n_entries + 20 + sizeof(as_node_flags) / sizeof(as_node_flags[0]),
-		      sizeof(*argv));
+	              sizeof(*argv));
 	if (!argv) {
 		e = VIV_ERR_NOMEM;
 		goto out;
@@ -486,7 +486,7 @@ static enum viv_err as_build(void *tctx, const struct pipe_project *p, char **wa
 	argv[k++] = "--noColors";
 	argv[k] = NULL;
 	pipe_logf(p->ctx, "asc %s; abort, trace and seed go to WASI (stderr, random_get)\n",
-		  PIPE_ASC_VERSION);
+	          PIPE_ASC_VERSION);
 	memset(&ex, 0, sizeof(ex));
 	e = pipe_run_output(p->ctx, p->root, argv, &ex, &output, err, errlen);
 	if (e)
@@ -521,7 +521,7 @@ out:
 }
 
 const struct pipe_toolchain_ops pipe_toolchain_as = {
-	.name = "assemblyscript",
-	.detect = as_detect,
-	.build = as_build,
+        .name = "assemblyscript",
+        .detect = as_detect,
+        .build = as_build,
 };

@@ -50,8 +50,8 @@ static bool is_cxx(const char *path)
 	return false;
 }
 
-static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t *n_out,
-			      char *err, size_t errlen)
+static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t *n_out, char *err,
+                              size_t errlen)
 {
 	char **files = NULL;
 	size_t n = 0;
@@ -59,15 +59,15 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 
 	if (p->manifest->n_sources > 0) {
 		e = pipe_glob(p->root, p->manifest->sources, p->manifest->n_sources, &files, &n,
-			      err, errlen);
+		              err, errlen);
 		if (e)
 			return e;
 		for (size_t i = 0; i < n; i++) {
 			if (!ends_with(files[i], ".c") && !is_cxx(files[i])) {
 				viv_errf(err, errlen,
-					 "vivarium.json: build.sources matches '%.100s', which is "
-					 "not a C or C++ source (.c, .cc, .cpp, .cxx)",
-					 files[i]);
+				         "vivarium.json: build.sources matches '%.100s', which is "
+				         "not a C or C++ source (.c, .cc, .cpp, .cxx)",
+				         files[i]);
 				pipe_strv_free(files, n);
 				return VIV_ERR_INVALID;
 			}
@@ -76,7 +76,7 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 		e = pipe_find_files(p->root, all_suffixes, C_SOURCES_MAX, &files, &n);
 		if (e == VIV_ERR_TOO_BIG)
 			viv_errf(err, errlen, "the upload holds more than %d C and C++ sources",
-				 C_SOURCES_MAX);
+			         C_SOURCES_MAX);
 		if (e)
 			return e;
 	}
@@ -91,15 +91,14 @@ static enum viv_err c_sources(const struct pipe_project *p, char ***out, size_t 
 }
 
 /* Every build.include_dirs entry must be a folder of the project. */
-static enum viv_err c_check_include_dirs(const struct pipe_project *p, char *err,
-					 size_t errlen)
+static enum viv_err c_check_include_dirs(const struct pipe_project *p, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < p->manifest->n_include_dirs; i++) {
 		if (!pipe_exists(p->root, p->manifest->include_dirs[i], true)) {
 			viv_errf(err, errlen,
-				 "vivarium.json: build.include_dirs names '%.100s', which is not a "
-				 "folder in the upload",
-				 p->manifest->include_dirs[i]);
+			         "vivarium.json: build.include_dirs names '%.100s', which is not a "
+			         "folder in the upload",
+			         p->manifest->include_dirs[i]);
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -109,7 +108,7 @@ static enum viv_err c_check_include_dirs(const struct pipe_project *p, char *err
 /* Compiles src (relative to the root) into obj (relative to the scratch
  * directory), in the root so that errors read "src/main.c:3:5: error". */
 static enum viv_err c_compile(const struct pipe_project *p, const char *src, const char *obj,
-			      char *const *inc, bool *failed, char *err, size_t errlen)
+                              char *const *inc, bool *failed, char *err, size_t errlen)
 {
 	const struct pipe_config *cfg = p->ctx->cfg;
 	const bool cxx = is_cxx(src);
@@ -121,8 +120,8 @@ static enum viv_err c_compile(const struct pipe_project *p, const char *src, con
 
 	*failed = false;
 	argv = calloc(20 + p->manifest->n_include_dirs + p->manifest->n_cflags +
-			      p->manifest->n_cxxflags,
-		      sizeof(*argv));
+	                      p->manifest->n_cxxflags,
+	              sizeof(*argv));
 	if (cfg->sdk_dir) {
 		char *host = viv_path_join(cfg->sdk_dir, "c");
 		sdk_inc = host ? pipe_tool_path(p->ctx, host) : NULL;
@@ -180,9 +179,9 @@ out:
 
 /* What the objects (relative to the scratch directory) define, read from
  * their symbol tables: a main (WASI command) or run (reactor). */
-static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, char **objs,
-				   size_t n, bool *has_main, bool *has_run, bool *has_cxx_run, char *err,
-				   size_t errlen)
+static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, char **objs, size_t n,
+                                   bool *has_main, bool *has_run, bool *has_cxx_run, char *err,
+                                   size_t errlen)
 {
 	/* void run() with C++ linkage is _Z3runv. */
 	static const char *const names[] = {"main", "__main_argc_argv", "run", "_Z3runv", NULL};
@@ -197,18 +196,17 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, ch
 
 		snprintf(what, sizeof(what), "the object of %.150s", srcs[i]);
 		e = pipe_read_built(p->ctx, objs[i], what, (size_t)1 << 30, &data, &len, err,
-				    errlen);
+		                    errlen);
 		if (e)
 			return e;
 		e = pipe_wasm_object_defines(data, len, names, found, why, sizeof(why));
 		free(data);
 		if (e) {
-			viv_errf(err, errlen,
-				 "the object of %s: %s%s", srcs[i], why,
-				 e == VIV_ERR_UNSUPPORTED
-					 ? "; Vivarium links WebAssembly objects, so flags that "
-					   "make LLVM bitcode instead (-flto) cannot be used"
-					 : "");
+			viv_errf(err, errlen, "the object of %s: %s%s", srcs[i], why,
+			         e == VIV_ERR_UNSUPPORTED
+			                 ? "; Vivarium links WebAssembly objects, so flags that "
+			                   "make LLVM bitcode instead (-flto) cannot be used"
+			                 : "");
 			return e;
 		}
 		*has_main = *has_main || found[0] || found[1];
@@ -226,7 +224,7 @@ static enum viv_err c_entry_points(const struct pipe_project *p, char **srcs, ch
  * and what it passes to wasm-ld depends only on the flags c_link gives it,
  * the objects and the output, which are put in their places. */
 struct ld_line {
-	char **tok;    /* the command as the driver showed it */
+	char **tok; /* the command as the driver showed it */
 	size_t n_tok;
 	size_t obj_at; /* where the objects of that link stood */
 	size_t n_obj;
@@ -293,8 +291,8 @@ static void ld_line_free(struct ld_line *l)
  * around the n objects and the output, which must each stand there once
  * and unchanged. VIV_ERR_UNSUPPORTED when the listing is not of that shape. */
 static enum viv_err ld_learn(const struct pipe_project *p, const char *const *drv, size_t n_drv,
-			     char **objs, size_t n, const char *out, struct ld_line **l_out,
-			     char *err, size_t errlen)
+                             char **objs, size_t n, const char *out, struct ld_line **l_out,
+                             char *err, size_t errlen)
 {
 	const char **argv = calloc(n_drv + 2, sizeof(*argv));
 	char *listing = NULL, *line, *save = NULL, **tok = NULL;
@@ -368,7 +366,7 @@ static enum viv_err ld_learn(const struct pipe_project *p, const char *const *dr
 }
 
 static enum viv_err ld_run(const struct pipe_project *p, const struct ld_line *l, char **objs,
-			   size_t n, const char *out, char *err, size_t errlen)
+                           size_t n, const char *out, char *err, size_t errlen)
 {
 	const char **argv = calloc(l->n_tok - l->n_obj + n + 1, sizeof(*argv));
 	size_t k = 0;
@@ -391,7 +389,7 @@ static enum viv_err ld_run(const struct pipe_project *p, const struct ld_line *l
 }
 
 static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, bool reactor,
-			   bool cxx, const char *wasm, char *err, size_t errlen)
+                           bool cxx, const char *wasm, char *err, size_t errlen)
 {
 	const char **argv;
 	char *wasm_rel = NULL;
@@ -428,7 +426,7 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 		e = ld_learn(p, argv, k, objs, n, wasm_rel, &l, err, errlen);
 		if (e == VIV_ERR_UNSUPPORTED)
 			pipe_logf(p->ctx, "note: clang -### did not show one wasm-ld command with "
-					  "the objects and output in it; linking through clang\n");
+			                  "the objects and output in it; linking through clang\n");
 		else if (e == VIV_OK) {
 			pthread_mutex_lock(&ld_lock);
 			if (ld_lines[cxx][reactor]) {
@@ -446,13 +444,13 @@ static enum viv_err c_link(const struct pipe_project *p, char **objs, size_t n, 
 	free(wasm_rel);
 	if (e == VIV_ERR_BUILD)
 		viv_errf(err, errlen,
-			 "linking failed; the build log has the linker's message (often a "
-			 "function that is declared but defined nowhere)");
+		         "linking failed; the build log has the linker's message (often a "
+		         "function that is declared but defined nowhere)");
 	return e;
 }
 
-static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			    char *err, size_t errlen)
+static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+                            size_t errlen)
 {
 	char **srcs = NULL, **objs = NULL, **inc = NULL;
 	char *objdir = NULL, *wasm = NULL;
@@ -471,9 +469,9 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 		cxx = cxx || is_cxx(srcs[i]);
 	if (cxx && access(CXX_LIB, R_OK) != 0) {
 		viv_errf(err, errlen,
-			 "C++ builds are not set up on this server (no %s); the operator installs "
-			 "Debian's libc++-dev-wasm32 (scripts/setup.sh does)",
-			 CXX_LIB);
+		         "C++ builds are not set up on this server (no %s); the operator installs "
+		         "Debian's libc++-dev-wasm32 (scripts/setup.sh does)",
+		         CXX_LIB);
 		e = VIV_ERR_UNSUPPORTED;
 		goto out;
 	}
@@ -511,9 +509,9 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 	}
 	if (failed_files > 0) {
 		viv_errf(err, errlen,
-			 "the %s compiler reported errors; the build log has them with file and "
-			 "line",
-			 cxx ? "C/C++" : "C");
+		         "the %s compiler reported errors; the build log has them with file and "
+		         "line",
+		         cxx ? "C/C++" : "C");
 		e = VIV_ERR_BUILD;
 		goto out;
 	}
@@ -522,22 +520,22 @@ static enum viv_err c_build(void *tctx, const struct pipe_project *p, char **was
 		goto out;
 	if (!has_main && !has_run && has_cxx_run) {
 		viv_errf(err, errlen,
-			 "run() is defined with C++ linkage, so it is not exported as run; "
-			 "declare it extern \"C\" void run()");
+		         "run() is defined with C++ linkage, so it is not exported as run; "
+		         "declare it extern \"C\" void run()");
 		e = VIV_ERR_INVALID;
 		goto out;
 	}
 	if (!has_main && !has_run) {
 		viv_errf(err, errlen,
-			 "found neither main() (a WASI command, served as CGI) nor run() (a "
-			 "Terrarium-style handler); define one of them");
+		         "found neither main() (a WASI command, served as CGI) nor run() (a "
+		         "Terrarium-style handler); define one of them");
 		e = VIV_ERR_INVALID;
 		goto out;
 	}
 	pipe_logf(p->ctx, "%s\n",
-		  has_main ? "main() found: linking a WASI command, served as CGI"
-			   : "run() found: linking a reactor that exports run, a "
-			     "Terrarium-style handler");
+	          has_main ? "main() found: linking a WASI command, served as CGI"
+	                   : "run() found: linking a reactor that exports run, a "
+	                     "Terrarium-style handler");
 	wasm = viv_path_join(p->out_dir, "app.wasm");
 	if (!wasm) {
 		e = VIV_ERR_NOMEM;
@@ -556,7 +554,7 @@ out:
 }
 
 const struct pipe_toolchain_ops pipe_toolchain_c = {
-	.name = "c",
-	.detect = c_detect,
-	.build = c_build,
+        .name = "c",
+        .detect = c_detect,
+        .build = c_build,
 };

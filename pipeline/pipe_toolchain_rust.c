@@ -27,8 +27,8 @@
  * others (they must be under /usr to be seen inside the sandbox). */
 #define RUST_RUSTC_DEFAULT "/usr/bin/rustc"
 #define RUST_CARGO_DEFAULT "/usr/bin/cargo"
-#define RUST_SETUP_HINT                                                                         \
-	"the operator installs Debian's rustc, cargo and libstd-rust-dev-wasm32 "              \
+#define RUST_SETUP_HINT                                                                            \
+	"the operator installs Debian's rustc, cargo and libstd-rust-dev-wasm32 "                  \
 	"(scripts/setup.sh does)"
 #define RUST_WASM_MAX 64
 #define NAME_MAX_SHOWN 100
@@ -49,7 +49,7 @@ static struct rust_tools rust_tools;
 
 /* Runs argv quietly and keeps the first line of what it printed. */
 static enum viv_err first_line_of(struct pipe_ctx *ctx, const char *const *argv, char *buf,
-				  size_t len, char *err, size_t errlen)
+                                  size_t len, char *err, size_t errlen)
 {
 	struct viv_buf out;
 	struct pipe_exit ex;
@@ -74,8 +74,8 @@ static enum viv_err first_line_of(struct pipe_ctx *ctx, const char *const *argv,
 	return e;
 }
 
-static enum viv_err pick_tool(const char *env, const char *dflt, char *buf, size_t len,
-			      char *err, size_t errlen)
+static enum viv_err pick_tool(const char *env, const char *dflt, char *buf, size_t len, char *err,
+                              size_t errlen)
 {
 	const char *path = getenv(env);
 
@@ -86,9 +86,10 @@ static enum viv_err pick_tool(const char *env, const char *dflt, char *buf, size
 		return VIV_ERR_UNSUPPORTED;
 	}
 	if (access(path, X_OK) != 0) {
-		viv_errf(err, errlen, "Rust builds are not set up on this server (there is no %s); "
-				      "%s",
-			 path, RUST_SETUP_HINT);
+		viv_errf(err, errlen,
+		         "Rust builds are not set up on this server (there is no %s); "
+		         "%s",
+		         path, RUST_SETUP_HINT);
 		return VIV_ERR_UNSUPPORTED;
 	}
 	strcpy(buf, path);
@@ -97,8 +98,8 @@ static enum viv_err pick_tool(const char *env, const char *dflt, char *buf, size
 
 /* Finds a rustc whose sysroot has the wasm32-wasi standard library, and
  * cargo; probed once per process, again after a failure. */
-static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools **out,
-				   char *err, size_t errlen)
+static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools **out, char *err,
+                                   size_t errlen)
 {
 	struct rust_tools t;
 	char sysroot[512], *std_dir = NULL;
@@ -113,7 +114,7 @@ static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools
 	e = pick_tool("VIV_RUSTC", RUST_RUSTC_DEFAULT, t.rustc, sizeof(t.rustc), err, errlen);
 	if (!e)
 		e = pick_tool("VIV_CARGO", RUST_CARGO_DEFAULT, t.cargo, sizeof(t.cargo), err,
-			      errlen);
+		              errlen);
 	if (e)
 		goto done;
 	{
@@ -122,7 +123,7 @@ static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools
 	}
 	if (e) {
 		viv_errf(err, errlen, "the Rust compiler %s does not run; %s", t.rustc,
-			 RUST_SETUP_HINT);
+		         RUST_SETUP_HINT);
 		e = VIV_ERR_UNSUPPORTED;
 		goto done;
 	}
@@ -134,9 +135,9 @@ static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools
 	if (stat(std_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
 	    strlen(std_dir) >= sizeof(t.std_dir)) {
 		viv_errf(err, errlen,
-			 "the Rust compiler %s has no standard library for %s (no %s); %s, or "
-			 "sets VIV_RUSTC to a rustc that has it",
-			 t.rustc, RUST_TARGET, std_dir, RUST_SETUP_HINT);
+		         "the Rust compiler %s has no standard library for %s (no %s); %s, or "
+		         "sets VIV_RUSTC to a rustc that has it",
+		         t.rustc, RUST_TARGET, std_dir, RUST_SETUP_HINT);
 		e = VIV_ERR_UNSUPPORTED;
 		goto done;
 	}
@@ -146,7 +147,7 @@ static enum viv_err rust_tools_get(struct pipe_ctx *ctx, const struct rust_tools
 		e = first_line_of(ctx, rv, t.rustc_version, sizeof(t.rustc_version), err, errlen);
 		if (!e)
 			e = first_line_of(ctx, cv, t.cargo_version, sizeof(t.cargo_version), err,
-					  errlen);
+			                  errlen);
 	}
 	if (e) {
 		e = VIV_ERR_UNSUPPORTED;
@@ -206,7 +207,7 @@ static bool mentions_sdk(const struct pipe_project *p)
 	if (pipe_relpath(p->ctx->scratch, p->root, &root_rel) == VIV_OK)
 		rel = viv_path_join(root_rel, "Cargo.toml");
 	if (rel && pipe_read_built(p->ctx, rel, "Cargo.toml", PIPE_MANIFEST_MAX * 4, &text, &len,
-				   err, sizeof(err)) == VIV_OK)
+	                           err, sizeof(err)) == VIV_OK)
 		yes = strstr(text, "vivarium") != NULL;
 	free(root_rel);
 	free(rel);
@@ -217,8 +218,8 @@ static bool mentions_sdk(const struct pipe_project *p)
 /* Writes CARGO_HOME/config.toml: crates.io replaced by the directory of
  * Debian's packaged crates (or an empty one), offline, no colors, and the
  * SDK as the crate `vivarium` when the project asks for it. */
-static enum viv_err write_cargo_config(const struct pipe_project *p, const char *home,
-				       char *err, size_t errlen)
+static enum viv_err write_cargo_config(const struct pipe_project *p, const char *home, char *err,
+                                       size_t errlen)
 {
 	struct viv_buf b;
 	char *path = NULL, *empty = NULL, *sdk = NULL, *registry = NULL;
@@ -236,11 +237,11 @@ static enum viv_err write_cargo_config(const struct pipe_project *p, const char 
 		if (e)
 			goto out;
 		registry = pipe_tool_path(p->ctx, empty);
-		pipe_logf(p->ctx, "note: this server has no Debian crates (%s): only the "
-				  "standard library and the Vivarium SDK can be used\n",
-			  RUST_REGISTRY);
-	}
-	else {
+		pipe_logf(p->ctx,
+		          "note: this server has no Debian crates (%s): only the "
+		          "standard library and the Vivarium SDK can be used\n",
+		          RUST_REGISTRY);
+	} else {
 		registry = strdup(RUST_REGISTRY);
 	}
 	if (!registry) {
@@ -253,33 +254,34 @@ static enum viv_err write_cargo_config(const struct pipe_project *p, const char 
 		free(host);
 	}
 	if (!toml_path_ok(registry) || (sdk && !toml_path_ok(sdk))) {
-		viv_errf(err, errlen, "the server's paths cannot be written into cargo's "
-				      "configuration; tell the operator");
+		viv_errf(err, errlen,
+		         "the server's paths cannot be written into cargo's "
+		         "configuration; tell the operator");
 		e = VIV_ERR_INTERNAL;
 		goto out;
 	}
 	e = viv_buf_printf(&b,
-			   "# Written by Vivarium for one build: offline, with the crates\n"
-			   "# Debian packages on this server and the Vivarium SDK.\n"
-			   "[source.crates-io]\n"
-			   "replace-with = \"vivarium-offline\"\n"
-			   "\n"
-			   "[source.vivarium-offline]\n"
-			   "directory = \"%s\"\n"
-			   "\n"
-			   "[net]\n"
-			   "offline = true\n"
-			   "\n"
-			   "[term]\n"
-			   "color = \"never\"\n"
-			   "progress.when = \"never\"\n",
-			   registry);
+	                   "# Written by Vivarium for one build: offline, with the crates\n"
+	                   "# Debian packages on this server and the Vivarium SDK.\n"
+	                   "[source.crates-io]\n"
+	                   "replace-with = \"vivarium-offline\"\n"
+	                   "\n"
+	                   "[source.vivarium-offline]\n"
+	                   "directory = \"%s\"\n"
+	                   "\n"
+	                   "[net]\n"
+	                   "offline = true\n"
+	                   "\n"
+	                   "[term]\n"
+	                   "color = \"never\"\n"
+	                   "progress.when = \"never\"\n",
+	                   registry);
 	if (!e && sdk)
 		e = viv_buf_printf(&b,
-				   "\n"
-				   "[patch.crates-io]\n"
-				   "vivarium = { path = \"%s\" }\n",
-				   sdk);
+		                   "\n"
+		                   "[patch.crates-io]\n"
+		                   "vivarium = { path = \"%s\" }\n",
+		                   sdk);
 	if (e)
 		goto out;
 	path = viv_path_join(home, "config.toml");
@@ -291,8 +293,7 @@ static enum viv_err write_cargo_config(const struct pipe_project *p, const char 
 	if (!e)
 		e = viv_write_file_atomic(path, b.data, b.len, 0644);
 	if (e)
-		viv_errf(err, errlen, "could not write cargo's configuration: %s",
-			 viv_strerror(e));
+		viv_errf(err, errlen, "could not write cargo's configuration: %s", viv_strerror(e));
 	else if (sdk)
 		pipe_logf(p->ctx, "the Vivarium SDK is the crate `vivarium` (%s)\n", sdk);
 out:
@@ -330,8 +331,8 @@ static bool quoted_after(const char *text, const char *marker, char *buf, size_t
 }
 
 /* One sentence for the user from cargo's output. */
-static void explain_failure(const struct pipe_project *p, const char *output, int code,
-			    char *err, size_t errlen)
+static void explain_failure(const struct pipe_project *p, const char *output, int code, char *err,
+                            size_t errlen)
 {
 	char name[NAME_MAX_SHOWN + 1], deb[NAME_MAX_SHOWN + 1];
 	char *sdk;
@@ -340,10 +341,10 @@ static void explain_failure(const struct pipe_project *p, const char *output, in
 		if (strcmp(name, "vivarium") == 0) {
 			sdk = sdk_crate_dir(p->ctx->cfg);
 			viv_errf(err, errlen, "%s",
-				 sdk ? "the Vivarium SDK crate `vivarium` did not resolve: ask "
-				       "for version \"0.1\" in Cargo.toml"
-				     : "the Vivarium Rust SDK (the crate `vivarium`) is not "
-				       "installed on this server; tell the operator");
+			         sdk ? "the Vivarium SDK crate `vivarium` did not resolve: ask "
+			               "for version \"0.1\" in Cargo.toml"
+			             : "the Vivarium Rust SDK (the crate `vivarium`) is not "
+			               "installed on this server; tell the operator");
 			free(sdk);
 			return;
 		}
@@ -353,37 +354,37 @@ static void explain_failure(const struct pipe_project *p, const char *output, in
 				break;
 		}
 		viv_errf(err, errlen,
-			 "the crate `%s` is not available: Rust builds here are offline and can "
-			 "use only the crates Debian packages on this server (ask the operator "
-			 "for librust-%s-dev) and the Vivarium SDK (`vivarium`); or put the "
-			 "crate's source in the upload as a path dependency",
-			 name, deb);
+		         "the crate `%s` is not available: Rust builds here are offline and can "
+		         "use only the crates Debian packages on this server (ask the operator "
+		         "for librust-%s-dev) and the Vivarium SDK (`vivarium`); or put the "
+		         "crate's source in the upload as a path dependency",
+		         name, deb);
 		return;
 	}
 	if (quoted_after(output, "failed to select a version for the requirement `", name,
-			 sizeof(name))) {
+	                 sizeof(name))) {
 		viv_errf(err, errlen,
-			 "no version of the crate this server has matches `%s`: the build log "
-			 "lists the versions there are; loosen the requirement in Cargo.toml",
-			 name);
+		         "no version of the crate this server has matches `%s`: the build log "
+		         "lists the versions there are; loosen the requirement in Cargo.toml",
+		         name);
 		return;
 	}
 	if (strstr(output, "failed to parse manifest at") ||
 	    strstr(output, "error: failed to load manifest")) {
 		viv_errf(err, errlen,
-			 "cargo could not read Cargo.toml; the build log says what is wrong with "
-			 "it");
+		         "cargo could not read Cargo.toml; the build log says what is wrong with "
+		         "it");
 		return;
 	}
 	if (strstr(output, "error: could not compile `") || strstr(output, "error[E") ||
 	    strstr(output, "\n --> ")) {
 		viv_errf(err, errlen,
-			 "the Rust compiler reported errors; the build log has them with file "
-			 "and line");
+		         "the Rust compiler reported errors; the build log has them with file "
+		         "and line");
 		return;
 	}
 	viv_errf(err, errlen, "cargo failed (exit status %d); its output is in the build log",
-		 code);
+	         code);
 }
 
 /* ---- The module ----------------------------------------------------------------- */
@@ -398,7 +399,7 @@ static int cmp_names(const void *a, const void *b)
  * beneath the build folder without following links, and only regular
  * files count. */
 static enum viv_err list_wasm(const struct pipe_project *p, const char *rel, char ***out,
-			      size_t *n_out)
+                              size_t *n_out)
 {
 	static const char *const suffix[] = {".wasm", NULL};
 	char **top = NULL;
@@ -453,7 +454,7 @@ static enum viv_err list_wasm(const struct pipe_project *p, const char *rel, cha
 }
 
 static enum viv_err find_module(const struct pipe_project *p, const char *target_rel,
-				char **wasm_out, char *err, size_t errlen)
+                                char **wasm_out, char *err, size_t errlen)
 {
 	char *release = NULL;
 	char **found = NULL;
@@ -464,16 +465,17 @@ static enum viv_err find_module(const struct pipe_project *p, const char *target
 		return VIV_ERR_NOMEM;
 	e = list_wasm(p, release, &found, &n);
 	if (e == VIV_ERR_INVALID)
-		viv_errf(err, errlen, "cargo's output folder %s cannot be used: it is, or is "
-				      "reached through, a symbolic link",
-			 release);
+		viv_errf(err, errlen,
+		         "cargo's output folder %s cannot be used: it is, or is "
+		         "reached through, a symbolic link",
+		         release);
 	if (e)
 		goto out;
 	if (n == 0) {
 		viv_errf(err, errlen,
-			 "cargo built no WebAssembly module: the crate needs a binary (fn "
-			 "main, served as CGI) or a library with crate-type = [\"cdylib\"] "
-			 "that exports run (#[no_mangle] pub extern \"C\" fn run())");
+		         "cargo built no WebAssembly module: the crate needs a binary (fn "
+		         "main, served as CGI) or a library with crate-type = [\"cdylib\"] "
+		         "that exports run (#[no_mangle] pub extern \"C\" fn run())");
 		e = VIV_ERR_INVALID;
 		goto out;
 	}
@@ -486,9 +488,9 @@ static enum viv_err find_module(const struct pipe_project *p, const char *target
 				break;
 		}
 		viv_errf(err, errlen,
-			 "cargo built several modules (%s); an app is one module: keep one "
-			 "binary or one cdylib in the upload",
-			 list.data ? list.data : "");
+		         "cargo built several modules (%s); an app is one module: keep one "
+		         "binary or one cdylib in the upload",
+		         list.data ? list.data : "");
 		viv_buf_free(&list);
 		e = VIV_ERR_INVALID;
 		goto out;
@@ -515,7 +517,7 @@ static enum viv_err set_lock_aside(const struct pipe_project *p)
 		return VIV_ERR_NOMEM;
 	if (unlink(lock) == 0)
 		pipe_logf(p->ctx, "note: Cargo.lock is not used: dependencies resolve against "
-				  "the crates on this server\n");
+		                  "the crates on this server\n");
 	else if (errno != ENOENT)
 		e = VIV_ERR_IO;
 	free(lock);
@@ -537,8 +539,8 @@ static enum viv_err env_entry(char **slot, const char *name, const char *value)
  * is stripped at link time: wasm-opt drops it anyway, and the standard
  * library's made the Rust hello 5.8 MB for wasm-opt to read. */
 static const char *const cargo_env_fixed[] = {
-	"CARGO_INCREMENTAL=0",
-	"CARGO_PROFILE_RELEASE_STRIP=debuginfo",
+        "CARGO_INCREMENTAL=0",
+        "CARGO_PROFILE_RELEASE_STRIP=debuginfo",
 };
 
 #define CARGO_ENV_MAX 8
@@ -546,7 +548,7 @@ static const char *const cargo_env_fixed[] = {
 /* Fills env (CARGO_ENV_MAX entries, NULL-terminated; caller frees each
  * entry with free()) for cargo with its home and target folders. */
 static enum viv_err cargo_env(const struct pipe_ctx *ctx, char **env, const struct rust_tools *t,
-			      const char *home, const char *target)
+                              const char *home, const char *target)
 {
 	char *home_seen = pipe_tool_path(ctx, home), *target_seen = pipe_tool_path(ctx, target);
 	size_t n = 0;
@@ -578,11 +580,11 @@ static void cargo_env_free(char **env)
  * as given; its output in *output_out (caller frees with free()). Same
  * results as pipe_run_output(). */
 static enum viv_err run_cargo(struct pipe_ctx *ctx, const struct rust_tools *t, const char *root,
-			      const char *home, const char *target, struct pipe_exit *ex,
-			      char **output_out, char *err, size_t errlen)
+                              const char *home, const char *target, struct pipe_exit *ex,
+                              char **output_out, char *err, size_t errlen)
 {
-	const char *argv[] = {t->cargo, "build", "--release", "--offline", "--target",
-			      RUST_TARGET, NULL};
+	const char *argv[] = {t->cargo,   "build",     "--release", "--offline",
+	                      "--target", RUST_TARGET, NULL};
 	char *env[CARGO_ENV_MAX];
 	enum viv_err e;
 
@@ -628,27 +630,27 @@ static enum viv_err run_cargo(struct pipe_ctx *ctx, const struct rust_tools *t, 
 #define SEED_BYTES_MAX (256ull * 1024 * 1024)
 
 static const char seed_cargo_toml[] = "# Written by Vivarium: the SDK crate, compiled once.\n"
-				      "[package]\n"
-				      "name = \"vivarium-sdk-seed\"\n"
-				      "version = \"0.0.0\"\n"
-				      "edition = \"2021\"\n"
-				      "publish = false\n"
-				      "\n"
-				      "[dependencies]\n"
-				      "vivarium = \"0.1\"\n";
+                                      "[package]\n"
+                                      "name = \"vivarium-sdk-seed\"\n"
+                                      "version = \"0.0.0\"\n"
+                                      "edition = \"2021\"\n"
+                                      "publish = false\n"
+                                      "\n"
+                                      "[dependencies]\n"
+                                      "vivarium = \"0.1\"\n";
 static const char seed_lib_rs[] = "//! Written by Vivarium: the SDK crate, compiled once.\n"
-				  "pub use vivarium;\n";
+                                  "pub use vivarium;\n";
 
 /* The key of the kept SDK build for this toolchain and the SDK at sdk. */
 static enum viv_err seed_key(const struct rust_tools *t, const char *sdk,
-			     char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen)
+                             char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen)
 {
 	struct viv_buf b;
 	enum viv_err e;
 
 	viv_buf_init(&b, 64 * 1024);
 	e = viv_buf_printf(&b, "vivarium-rust-sdk 1\ntarget %s\nrustc %s %s\ncargo %s %s\nenv",
-			   RUST_TARGET, t->rustc, t->rustc_version, t->cargo, t->cargo_version);
+	                   RUST_TARGET, t->rustc, t->rustc_version, t->cargo, t->cargo_version);
 	for (size_t i = 0; !e && i < sizeof(cargo_env_fixed) / sizeof(cargo_env_fixed[0]); i++)
 		e = viv_buf_printf(&b, " %s", cargo_env_fixed[i]);
 	if (!e)
@@ -688,7 +690,7 @@ static void seed_prune(const char *cache_dir, const char *kept)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		bool old_seed = strncmp(de->d_name, SEED_PREFIX, strlen(SEED_PREFIX)) == 0 &&
-				strcmp(de->d_name, keep) != 0;
+		                strcmp(de->d_name, keep) != 0;
 		bool tmp = strncmp(de->d_name, "tmp-" SEED_PREFIX, strlen("tmp-" SEED_PREFIX)) == 0;
 		struct stat st;
 		char *path;
@@ -725,8 +727,7 @@ static enum viv_err put_file(const char *dir, const char *name, const char *text
 /* Compiles the SDK in a fresh folder under the cache and moves its target
  * folder to dest. The outcome goes to the operator's log and a line to the
  * build's; a failure only means this build compiles the SDK itself. */
-static void seed_build(const struct pipe_project *p, const struct rust_tools *t,
-		       const char *dest)
+static void seed_build(const struct pipe_project *p, const struct rust_tools *t, const char *dest)
 {
 	struct pipe_ctx sctx;
 	struct pipe_exit ex;
@@ -743,7 +744,7 @@ static void seed_build(const struct pipe_project *p, const struct rust_tools *t,
 	}
 	if (!mkdtemp(tmp)) {
 		viv_log(VIV_WARN, "rust: could not make a folder in %s: %s", p->ctx->cache_dir,
-			strerror(errno));
+		        strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto out;
@@ -772,9 +773,10 @@ static void seed_build(const struct pipe_project *p, const struct rust_tools *t,
 	if (!e)
 		e = run_cargo(&sctx, t, dirs[1], dirs[2], dirs[3], &ex, &output, err, sizeof(err));
 	if (!e && ex.code != 0) {
-		viv_log(VIV_WARN, "rust: compiling the SDK crate on its own failed (exit status "
-				  "%d):\n%s",
-			ex.code, output ? output : "");
+		viv_log(VIV_WARN,
+		        "rust: compiling the SDK crate on its own failed (exit status "
+		        "%d):\n%s",
+		        ex.code, output ? output : "");
 		e = VIV_ERR_BUILD;
 	}
 	if (e)
@@ -784,9 +786,10 @@ static void seed_build(const struct pipe_project *p, const struct rust_tools *t,
 		viv_log(VIV_WARN, "rust: could not keep %s: %s", dest, strerror(errno));
 		goto out;
 	}
-	pipe_logf(p->ctx, "compiled the Vivarium SDK crate once for this server's Rust (%lld "
-			  "ms); later builds start from it\n",
-		  (long long)((viv_mono_ns() - t0) / 1000000));
+	pipe_logf(p->ctx,
+	          "compiled the Vivarium SDK crate once for this server's Rust (%lld "
+	          "ms); later builds start from it\n",
+	          (long long)((viv_mono_ns() - t0) / 1000000));
 	seed_prune(p->ctx->cache_dir, dest);
 out:
 	if (e && err[0])
@@ -805,7 +808,7 @@ out:
  * that names it, or on any failure, target is left as it was: cargo then
  * compiles the SDK as part of the build. */
 static void seed_target(const struct pipe_project *p, const struct rust_tools *t,
-			const char *target)
+                        const char *target)
 {
 	char key[VIV_SHA256_HEX_LEN + 1], err[256] = "";
 	char *sdk = NULL, *kept = NULL;
@@ -820,7 +823,7 @@ static void seed_target(const struct pipe_project *p, const struct rust_tools *t
 	e = seed_key(t, sdk, key, err, sizeof(err));
 	if (e) {
 		pipe_logf(p->ctx, "note: the Vivarium SDK crate is compiled in this build (%s)\n",
-			  err);
+		          err);
 		goto out;
 	}
 	if (asprintf(&kept, "%s/" SEED_PREFIX "%s", p->ctx->cache_dir, key) < 0) {
@@ -849,8 +852,8 @@ static bool rust_detect(void *tctx, const char *root)
 	return pipe_exists(root, "Cargo.toml", false);
 }
 
-static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **wasm_out,
-			       char *err, size_t errlen)
+static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
+                               size_t errlen)
 {
 	const struct rust_tools *t;
 	char *home = NULL, *target = NULL, *output = NULL, *found = NULL, *out_rel = NULL;
@@ -866,8 +869,7 @@ static enum viv_err rust_build(void *tctx, const struct pipe_project *p, char **
 	e = rust_tools_get(p->ctx, &t, err, errlen);
 	if (e)
 		return e;
-	pipe_logf(p->ctx, "%s, %s, target %s\n", t->rustc_version, t->cargo_version,
-		  RUST_TARGET);
+	pipe_logf(p->ctx, "%s, %s, target %s\n", t->rustc_version, t->cargo_version, RUST_TARGET);
 	/* Cargo writes its home and the target folder: both in the scratch
 	 * directory, the only writable place in the sandbox. */
 	home = viv_path_join(p->ctx->scratch, "cargo-home");
@@ -920,7 +922,7 @@ out:
 }
 
 const struct pipe_toolchain_ops pipe_toolchain_rust = {
-	.name = "rust",
-	.detect = rust_detect,
-	.build = rust_build,
+        .name = "rust",
+        .detect = rust_detect,
+        .build = rust_build,
 };

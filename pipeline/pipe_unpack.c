@@ -57,7 +57,7 @@ static void shown_name(const char *name, char *buf, size_t len)
  * for the file system. An empty result (the archive's "./") is allowed and
  * means "skip". */
 static enum viv_err clean_name(const char *name, const char *what, char *out, size_t outlen,
-			       char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
 	char shown[SHOWN_NAME_MAX + 8];
 	const char *p = name;
@@ -66,22 +66,22 @@ static enum viv_err clean_name(const char *name, const char *what, char *out, si
 	shown_name(name, shown, sizeof(shown));
 	if (name[0] == '/') {
 		viv_errf(err, errlen,
-			 "the %s entry '%s' is an absolute path; paths in the %s must be "
-			 "relative and stay inside it",
-			 what, shown, what);
+		         "the %s entry '%s' is an absolute path; paths in the %s must be "
+		         "relative and stay inside it",
+		         what, shown, what);
 		return VIV_ERR_INVALID;
 	}
 	if (strlen(name) > NAME_MAX_LEN) {
 		viv_errf(err, errlen, "the %s entry '%s' has a name longer than %d bytes", what,
-			 shown, NAME_MAX_LEN);
+		         shown, NAME_MAX_LEN);
 		return VIV_ERR_INVALID;
 	}
 	for (const char *c = name; *c; c++) {
 		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
 			viv_errf(err, errlen,
-				 "the %s entry '%s' has a control character in its name; "
-				 "rename it",
-				 what, shown);
+			         "the %s entry '%s' has a control character in its name; "
+			         "rename it",
+			         what, shown);
 			return VIV_ERR_INVALID;
 		}
 	}
@@ -89,15 +89,15 @@ static enum viv_err clean_name(const char *name, const char *what, char *out, si
 		size_t len = strcspn(p, "/");
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
 			viv_errf(err, errlen,
-				 "the %s entry '%s' leaves the upload's folder; paths in the %s "
-				 "must be relative and stay inside it",
-				 what, shown, what);
+			         "the %s entry '%s' leaves the upload's folder; paths in the %s "
+			         "must be relative and stay inside it",
+			         what, shown, what);
 			return VIV_ERR_INVALID;
 		}
 		if (len > COMPONENT_MAX_LEN) {
 			viv_errf(err, errlen,
-				 "the %s entry '%s' has a name part longer than %d bytes", what,
-				 shown, COMPONENT_MAX_LEN);
+			         "the %s entry '%s' has a name part longer than %d bytes", what,
+			         shown, COMPONENT_MAX_LEN);
 			return VIV_ERR_INVALID;
 		}
 		if (len > 0 && !(len == 1 && p[0] == '.')) {
@@ -119,7 +119,7 @@ static enum viv_err clean_name(const char *name, const char *what, char *out, si
 /* Only regular files and directories are unpacked: links could point out
  * of the build, devices and fifos have no business in source. */
 static enum viv_err check_type(struct archive_entry *e, const char *name, const char *what,
-			       char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
 	char shown[SHOWN_NAME_MAX + 8];
 	const char *kind = NULL;
@@ -151,15 +151,15 @@ static enum viv_err check_type(struct archive_entry *e, const char *name, const 
 		}
 	}
 	viv_errf(err, errlen,
-		 "the %s entry '%s' is %s; uploads may hold only regular files and folders", what,
-		 shown, kind);
+	         "the %s entry '%s' is %s; uploads may hold only regular files and folders", what,
+	         shown, kind);
 	return VIV_ERR_INVALID;
 }
 
 static const char *format_word(struct archive *a)
 {
 	return (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_ZIP ? "zip file"
-										  : "tarball";
+	                                                                            : "tarball";
 }
 
 /* Files macOS adds to archives, which would hide the single root folder. */
@@ -169,7 +169,7 @@ static bool is_mac_litter(const char *clean)
 }
 
 static enum viv_err copy_data(struct unpack_job *job, struct archive *a, struct archive *w,
-			      const char *name, const char *what)
+                              const char *name, const char *what)
 {
 	char shown[SHOWN_NAME_MAX + 8];
 	const void *block;
@@ -186,9 +186,9 @@ static enum viv_err copy_data(struct unpack_job *job, struct archive *a, struct 
 			return VIV_OK;
 		if (r < ARCHIVE_WARN) {
 			viv_errf(job->errbuf, job->errlen,
-				 "the %s is damaged at '%s' (libarchive: %s); make it again and "
-				 "upload it again",
-				 what, shown, archive_error_string(a));
+			         "the %s is damaged at '%s' (libarchive: %s); make it again and "
+			         "upload it again",
+			         what, shown, archive_error_string(a));
 			return VIV_ERR_INVALID;
 		}
 		if (offset < 0 || (uint64_t)offset > max || size > max - (uint64_t)offset)
@@ -203,21 +203,21 @@ static enum viv_err copy_data(struct unpack_job *job, struct archive *a, struct 
 		}
 		if (archive_write_data_block(w, block, size, offset) < ARCHIVE_WARN) {
 			viv_errf(job->errbuf, job->errlen, "could not write '%s': %s", shown,
-				 archive_error_string(w));
+			         archive_error_string(w));
 			return VIV_ERR_IO;
 		}
 	}
 too_big:
 	viv_errf(job->errbuf, job->errlen,
-		 "the upload unpacks to more than %.0f MiB; the limit is %.0f MiB", max / MIB,
-		 max / MIB);
+	         "the upload unpacks to more than %.0f MiB; the limit is %.0f MiB", max / MIB,
+	         max / MIB);
 	return VIV_ERR_TOO_BIG;
 }
 
 static enum viv_err extract(struct unpack_job *job)
 {
 	const int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-			  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+	                  ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
 	struct archive *a = NULL, *w = NULL;
 	struct archive_entry *e;
 	char clean[NAME_MAX_LEN + 2];
@@ -241,8 +241,8 @@ static enum viv_err extract(struct unpack_job *job)
 	archive_write_disk_set_options(w, flags);
 	if (archive_read_open_filename(a, job->upload, 65536) != ARCHIVE_OK) {
 		viv_errf(job->errbuf, job->errlen,
-			 "the upload is not a tarball or a .wasm module (libarchive: %s)",
-			 archive_error_string(a));
+		         "the upload is not a tarball or a .wasm module (libarchive: %s)",
+		         archive_error_string(a));
 		err = VIV_ERR_INVALID;
 		goto out;
 	}
@@ -256,23 +256,23 @@ static enum viv_err extract(struct unpack_job *job)
 		if (r < ARCHIVE_WARN) {
 			if (job->entries == 0)
 				viv_errf(job->errbuf, job->errlen,
-					 "the upload is not a tarball or a .wasm module "
-					 "(libarchive: %s)",
-					 archive_error_string(a));
+				         "the upload is not a tarball or a .wasm module "
+				         "(libarchive: %s)",
+				         archive_error_string(a));
 			else
 				viv_errf(job->errbuf, job->errlen,
-					 "the %s is damaged after %zu entries (libarchive: %s); "
-					 "make it again and upload it again",
-					 what, job->entries, archive_error_string(a));
+				         "the %s is damaged after %zu entries (libarchive: %s); "
+				         "make it again and upload it again",
+				         what, job->entries, archive_error_string(a));
 			err = VIV_ERR_INVALID;
 			goto out;
 		}
 		what = format_word(a);
 		if (job->entries >= job->cfg->unpack_max_entries) {
 			viv_errf(job->errbuf, job->errlen,
-				 "the upload holds more than %zu files and folders; the limit is "
-				 "%zu",
-				 job->cfg->unpack_max_entries, job->cfg->unpack_max_entries);
+			         "the upload holds more than %zu files and folders; the limit is "
+			         "%zu",
+			         job->cfg->unpack_max_entries, job->cfg->unpack_max_entries);
 			err = VIV_ERR_TOO_BIG;
 			goto out;
 		}
@@ -280,9 +280,9 @@ static enum viv_err extract(struct unpack_job *job)
 		name = archive_entry_pathname(e);
 		if (!name || !*name) {
 			viv_errf(job->errbuf, job->errlen,
-				 "entry %zu of the %s has no name, or one that is not valid "
-				 "UTF-8",
-				 job->entries, what);
+			         "entry %zu of the %s has no name, or one that is not valid "
+			         "UTF-8",
+			         job->entries, what);
 			err = VIV_ERR_INVALID;
 			goto out;
 		}
@@ -299,9 +299,9 @@ static enum viv_err extract(struct unpack_job *job)
 		    (archive_entry_size(e) < 0 ||
 		     (uint64_t)archive_entry_size(e) > job->cfg->unpack_max_bytes - job->bytes)) {
 			viv_errf(job->errbuf, job->errlen,
-				 "the upload unpacks to more than %.0f MiB; the limit is %.0f MiB",
-				 job->cfg->unpack_max_bytes / MIB,
-				 job->cfg->unpack_max_bytes / MIB);
+			         "the upload unpacks to more than %.0f MiB; the limit is %.0f MiB",
+			         job->cfg->unpack_max_bytes / MIB,
+			         job->cfg->unpack_max_bytes / MIB);
 			err = VIV_ERR_TOO_BIG;
 			goto out;
 		}
@@ -316,8 +316,8 @@ static enum viv_err extract(struct unpack_job *job)
 		if (r < ARCHIVE_WARN) {
 			shown_name(clean, shown, sizeof(shown));
 			viv_errf(job->errbuf, job->errlen,
-				 "the %s entry '%s' could not be unpacked (libarchive: %s)", what,
-				 shown, archive_error_string(w));
+			         "the %s entry '%s' could not be unpacked (libarchive: %s)", what,
+			         shown, archive_error_string(w));
 			err = VIV_ERR_INVALID;
 			goto out;
 		}
@@ -329,14 +329,14 @@ static enum viv_err extract(struct unpack_job *job)
 		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
 			shown_name(clean, shown, sizeof(shown));
 			viv_errf(job->errbuf, job->errlen, "could not finish '%s' (libarchive: %s)",
-				 shown, archive_error_string(w));
+			         shown, archive_error_string(w));
 			err = VIV_ERR_IO;
 			goto out;
 		}
 	}
 	if (job->entries == 0) {
 		viv_errf(job->errbuf, job->errlen,
-			 "the upload is an empty %s; put the app's files in it", what);
+		         "the upload is an empty %s; put the app's files in it", what);
 		err = VIV_ERR_INVALID;
 		goto out;
 	}
@@ -361,7 +361,7 @@ static void *unpack_thread(void *arg)
 
 	if (unshare(CLONE_FS) != 0 || chdir(job->dest) != 0) {
 		viv_errf(job->errbuf, job->errlen, "could not enter the build folder: %s",
-			 strerror(errno));
+		         strerror(errno));
 		job->err = VIV_ERR_IO;
 		return NULL;
 	}
@@ -420,8 +420,8 @@ static enum viv_err find_root(const char *dest, char **root_out)
 }
 
 /* Copies a single-file upload into dest as name. */
-static enum viv_err copy_single(const char *upload, const char *dest, const char *name,
-				size_t max, char *errbuf, size_t errlen)
+static enum viv_err copy_single(const char *upload, const char *dest, const char *name, size_t max,
+                                char *errbuf, size_t errlen)
 {
 	char *data = NULL;
 	char *path = NULL;
@@ -431,7 +431,7 @@ static enum viv_err copy_single(const char *upload, const char *dest, const char
 	err = viv_read_file(upload, max, &data, &len);
 	if (err == VIV_ERR_TOO_BIG)
 		viv_errf(errbuf, errlen, "the upload is larger than %.0f MiB, the limit",
-			 max / MIB);
+		         max / MIB);
 	else if (err)
 		viv_errf(errbuf, errlen, "could not read the upload: %s", viv_strerror(err));
 	if (err)
@@ -451,7 +451,7 @@ out:
 }
 
 enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
-			 struct viv_buf *log, char **root_out, char *errbuf, size_t errlen)
+                         struct viv_buf *log, char **root_out, char *errbuf, size_t errlen)
 {
 	struct unpack_job job;
 	struct stat st;
@@ -473,7 +473,7 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 	if ((uint64_t)st.st_size > cfg->upload_max) {
 		close(fd);
 		viv_errf(errbuf, errlen, "the upload is %.1f MiB; the limit is %.0f MiB",
-			 st.st_size / MIB, cfg->upload_max / MIB);
+		         st.st_size / MIB, cfg->upload_max / MIB);
 		return VIV_ERR_TOO_BIG;
 	}
 	do {
@@ -484,14 +484,14 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 	if (kind == VIV_UPLOAD_WASM || kind == VIV_UPLOAD_WAT) {
 		bool text = kind == VIV_UPLOAD_WAT;
 
-		err = copy_single(upload, dest, text ? "app.wat" : "upload.wasm",
-				  cfg->upload_max, errbuf, errlen);
+		err = copy_single(upload, dest, text ? "app.wat" : "upload.wasm", cfg->upload_max,
+		                  errbuf, errlen);
 		if (err)
 			return err;
 		if (log)
 			viv_buf_printf_trunc(log, "the upload is a WebAssembly %s (%lld bytes)%s\n",
-				       text ? "text file" : "module", (long long)st.st_size,
-				       text ? ", built as app.wat" : "");
+			                     text ? "text file" : "module", (long long)st.st_size,
+			                     text ? ", built as app.wat" : "");
 		*root_out = strdup(dest);
 		return *root_out ? VIV_OK : VIV_ERR_NOMEM;
 	}
@@ -512,14 +512,14 @@ enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe
 	err = find_root(dest, root_out);
 	if (err) {
 		viv_errf(errbuf, errlen, "could not read the unpacked upload: %s",
-			 viv_strerror(err));
+		         viv_strerror(err));
 		return err;
 	}
 	if (log)
 		viv_buf_printf_trunc(log, "unpacked %zu entries, %.1f KiB%s%s%s\n", job.entries,
-			       job.bytes / 1024.0, strcmp(*root_out, dest) ? "; project root is "
-									  : "",
-			       strcmp(*root_out, dest) ? strrchr(*root_out, '/') + 1 : "",
-			       strcmp(*root_out, dest) ? "/" : "");
+		                     job.bytes / 1024.0,
+		                     strcmp(*root_out, dest) ? "; project root is " : "",
+		                     strcmp(*root_out, dest) ? strrchr(*root_out, '/') + 1 : "",
+		                     strcmp(*root_out, dest) ? "/" : "");
 	return VIV_OK;
 }

@@ -23,7 +23,7 @@ struct reader {
 };
 
 static enum viv_err fail(struct reader *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 static enum viv_err fail(struct reader *r, const char *fmt, ...)
 {
@@ -34,7 +34,7 @@ static enum viv_err fail(struct reader *r, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	viv_errf(r->err, r->errlen, "the module is not valid WebAssembly: at byte %zu, %s",
-		 (size_t)(r->p - r->start), why);
+	         (size_t)(r->p - r->start), why);
 	return VIV_ERR_INVALID;
 }
 
@@ -165,9 +165,10 @@ static enum viv_err rd_limits(struct reader *r)
 		return err;
 	if (flags > 1) {
 		r->p--;
-		return fail(r, "limits with flags 0x%02x (shared or 64-bit memory), which "
-			       "Vivarium does not support",
-			    flags);
+		return fail(r,
+		            "limits with flags 0x%02x (shared or 64-bit memory), which "
+		            "Vivarium does not support",
+		            flags);
 	}
 	err = rd_u32(r, &v);
 	if (!err && flags == 1)
@@ -228,7 +229,7 @@ static enum viv_err skip_const_expr(struct reader *r)
 		default:
 			r->p--;
 			return fail(r, "unsupported instruction 0x%02x in a constant expression",
-				    op);
+			            op);
 		}
 		if (err)
 			return err;
@@ -305,11 +306,10 @@ static enum viv_err sec_type(struct reader *r, struct pipe_wasm_info *w)
 }
 
 static enum viv_err push_func(struct reader *r, struct pipe_wasm_info *w, uint32_t type,
-			      uint32_t *alloc)
+                              uint32_t *alloc)
 {
 	if (type >= w->n_types)
-		return fail(r, "a function uses type %u, but there are %u types", type,
-			    w->n_types);
+		return fail(r, "a function uses type %u, but there are %u types", type, w->n_types);
 	if (w->n_funcs == UINT32_MAX)
 		return fail(r, "too many functions");
 	if (w->n_funcs >= *alloc) {
@@ -493,7 +493,7 @@ static enum viv_err sec_export(struct reader *r, struct pipe_wasm_info *w)
 		}
 		if (ex->index >= limit)
 			return fail(r, "export %u refers to item %u, which does not exist", i,
-				    ex->index);
+			            ex->index);
 		if (kind == PIPE_WASM_FUNC)
 			ex->type = w->types[w->func_types[ex->index]];
 	}
@@ -505,14 +505,14 @@ static enum viv_err sec_export(struct reader *r, struct pipe_wasm_info *w)
 static int section_rank(uint8_t id)
 {
 	static const int rank[] = {
-		[1] = 1, [2] = 2, [3] = 3, [4] = 4, [5] = 5, [13] = 6, [6] = 7,
-		[7] = 8, [8] = 9, [9] = 10, [12] = 11, [10] = 12, [11] = 13,
+	        [1] = 1, [2] = 2, [3] = 3,  [4] = 4,   [5] = 5,   [13] = 6,  [6] = 7,
+	        [7] = 8, [8] = 9, [9] = 10, [12] = 11, [10] = 12, [11] = 13,
 	};
 	return id < sizeof(rank) / sizeof(rank[0]) ? rank[id] : 0;
 }
 
 enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info **out,
-			     char *errbuf, size_t errlen)
+                             char *errbuf, size_t errlen)
 {
 	static const uint8_t magic[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
 	struct reader r = {data, data, (const uint8_t *)data + len, errbuf, errlen};
@@ -523,14 +523,15 @@ enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info
 
 	*out = NULL;
 	if (len < 8 || memcmp(data, magic, 4) != 0) {
-		viv_errf(errbuf, errlen, "the module is not a WebAssembly binary (no \\0asm at "
-					 "its start)");
+		viv_errf(errbuf, errlen,
+		         "the module is not a WebAssembly binary (no \\0asm at "
+		         "its start)");
 		return VIV_ERR_INVALID;
 	}
 	if (memcmp(data, magic, 8) != 0) {
 		viv_errf(errbuf, errlen,
-			 "the module is WebAssembly of a version other than 1, which Vivarium "
-			 "does not support");
+		         "the module is WebAssembly of a version other than 1, which Vivarium "
+		         "does not support");
 		return VIV_ERR_UNSUPPORTED;
 	}
 	w = calloc(1, sizeof(*w));
@@ -625,7 +626,7 @@ void pipe_wasm_free(struct pipe_wasm_info *w)
 }
 
 const struct pipe_wasm_export *pipe_wasm_export_find(const struct pipe_wasm_info *w,
-						     const char *name, enum pipe_wasm_kind kind)
+                                                     const char *name, enum pipe_wasm_kind kind)
 {
 	for (uint32_t i = 0; i < w->n_exports; i++) {
 		if (w->exports[i].kind == kind && strcmp(w->exports[i].name, name) == 0)
@@ -738,7 +739,7 @@ static const char *kind_name(enum pipe_wasm_kind k)
 }
 
 static enum viv_err check_mode(const struct pipe_wasm_info *w, enum viv_guest_mode *mode,
-			       char *errbuf, size_t errlen)
+                               char *errbuf, size_t errlen)
 {
 	const struct pipe_wasm_export *run = pipe_wasm_export_find(w, "run", PIPE_WASM_FUNC);
 	const struct pipe_wasm_export *start = pipe_wasm_export_find(w, "_start", PIPE_WASM_FUNC);
@@ -755,19 +756,19 @@ static enum viv_err check_mode(const struct pipe_wasm_info *w, enum viv_guest_mo
 	if (run || start) {
 		pipe_wasm_type_text(run ? run->type : start->type, t, sizeof(t));
 		viv_errf(errbuf, errlen,
-			 "the module exports %s with type %s, but it must take no parameters "
-			 "and return nothing",
-			 run ? "run" : "_start", t);
+		         "the module exports %s with type %s, but it must take no parameters "
+		         "and return nothing",
+		         run ? "run" : "_start", t);
 		return VIV_ERR_INVALID;
 	}
 	viv_errf(errbuf, errlen,
-		 "the module exports neither a function run (a Terrarium-style handler) nor "
-		 "_start (a WASI command, served as CGI); export one of them");
+	         "the module exports neither a function run (a Terrarium-style handler) nor "
+	         "_start (a WASI command, served as CGI); export one of them");
 	return VIV_ERR_INVALID;
 }
 
 enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
-			     char *errbuf, size_t errlen)
+                             char *errbuf, size_t errlen)
 {
 	static const char head[] = "the module imports what Vivarium does not provide: ";
 	enum viv_guest_mode mode = VIV_GUEST_CGI;
@@ -795,14 +796,13 @@ enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode
 		shown(imp->module, mod, sizeof(mod));
 		shown(imp->name, name, sizeof(name));
 		if (imp->kind != PIPE_WASM_FUNC) {
-			snprintf(item, sizeof(item), "%s.%s (%s)", mod, name,
-				 kind_name(imp->kind));
+			snprintf(item, sizeof(item), "%s.%s (%s)", mod, name, kind_name(imp->kind));
 		} else {
 			pipe_wasm_type_text(imp->type, t, sizeof(t));
 			if (known) {
 				pipe_wasm_type_text(known->type, have, sizeof(have));
 				snprintf(item, sizeof(item), "%s.%s %s (Vivarium's is %s)", mod,
-					 name, t, have);
+				         name, t, have);
 			} else {
 				snprintf(item, sizeof(item), "%s.%s %s", mod, name, t);
 			}
@@ -813,7 +813,7 @@ enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode
 	if (bad > 0) {
 		if (bad > listed)
 			viv_errf(errbuf, errlen, "%s%s and %zu more", head,
-				 list.data ? list.data : "", bad - listed);
+			         list.data ? list.data : "", bad - listed);
 		else
 			viv_errf(errbuf, errlen, "%s%s", head, list.data);
 		viv_buf_free(&list);
@@ -911,7 +911,7 @@ static enum viv_err linking_section(struct reader *r, const char *const *names, 
 
 	if (!err && version != LINKING_VERSION)
 		return fail(r, "the linking section is of version %u, not %d", version,
-			    LINKING_VERSION);
+		            LINKING_VERSION);
 	while (!err && r->p < r->end) {
 		struct reader s;
 		uint8_t type;
@@ -930,14 +930,15 @@ static enum viv_err linking_section(struct reader *r, const char *const *names, 
 		if (type == LINKING_SYMBOL_TABLE) {
 			err = symbol_table(&s, names, found);
 			if (!err && s.p != s.end)
-				err = fail(&s, "the symbol table has %zu bytes left over", left(&s));
+				err = fail(&s, "the symbol table has %zu bytes left over",
+				           left(&s));
 		}
 	}
 	return err;
 }
 
 enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
-				      bool *found, char *errbuf, size_t errlen)
+                                      bool *found, char *errbuf, size_t errlen)
 {
 	static const uint8_t magic[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
 	static const char linking[] = "linking";
@@ -977,8 +978,9 @@ enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *
 		err = linking_section(&s, names, found);
 	}
 	if (!err && !seen) {
-		viv_errf(errbuf, errlen, "it is a linked module, not an object file (no linking "
-					 "section)");
+		viv_errf(errbuf, errlen,
+		         "it is a linked module, not an object file (no linking "
+		         "section)");
 		err = VIV_ERR_INVALID;
 	}
 	return err;
@@ -1026,7 +1028,7 @@ static bool exports_index0(const struct pipe_wasm_info *w, enum pipe_wasm_kind k
 }
 
 enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
-			      unsigned *added_out, char *errbuf, size_t errlen)
+                              unsigned *added_out, char *errbuf, size_t errlen)
 {
 	const uint8_t *bytes = data;
 	struct pipe_wasm_info *w = NULL;
@@ -1077,7 +1079,7 @@ enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *
 			if (err)
 				goto out;
 		} else if (!insert_at && !exp_start && id != 0 &&
-			   section_rank(id) > section_rank(7)) {
+		           section_rank(id) > section_rank(7)) {
 			insert_at = head;
 		}
 		r.p += size;
@@ -1089,8 +1091,8 @@ enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *
 
 		viv_buf_init(&sec, 0);
 		n = leb_u32(old_count + (added & PIPE_EXPOSED_MEMORY ? 1 : 0) +
-				    (added & PIPE_EXPOSED_TABLE ? 1 : 0),
-			    leb);
+		                    (added & PIPE_EXPOSED_TABLE ? 1 : 0),
+		            leb);
 		err = viv_buf_append(&sec, leb, n);
 		if (!err)
 			err = viv_buf_append(&sec, b.data ? b.data : "", b.len);
@@ -1099,8 +1101,9 @@ enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *
 		viv_buf_free(&b);
 		viv_buf_init(&b, 0);
 		if (!err) {
-			const uint8_t *cut = exp_start ? exp_start : insert_at ? insert_at
-									: bytes + len;
+			const uint8_t *cut = exp_start   ? exp_start
+			                     : insert_at ? insert_at
+			                                 : bytes + len;
 			const uint8_t *resume = exp_start ? exp_end : cut;
 			uint8_t id = 7;
 

@@ -34,14 +34,14 @@ struct pipe_config {
 	const char *sdk_dir;
 	/* Where set-up installed extra toolchains (npm packages). */
 	const char *tool_dir;
-	size_t upload_max;          /* bytes of one upload */
-	size_t unpack_max_bytes;    /* bytes written when unpacking */
-	size_t unpack_max_entries;  /* entries in one archive */
-	size_t assets_max_entries;  /* files and folders of static assets */
-	uint64_t assets_max_bytes;  /* bytes of static assets */
-	unsigned step_timeout_ms;   /* each child process */
-	size_t step_output_cap;     /* bytes of output kept per step */
-	bool sandbox;               /* run toolchains under bubblewrap */
+	size_t upload_max;         /* bytes of one upload */
+	size_t unpack_max_bytes;   /* bytes written when unpacking */
+	size_t unpack_max_entries; /* entries in one archive */
+	size_t assets_max_entries; /* files and folders of static assets */
+	uint64_t assets_max_bytes; /* bytes of static assets */
+	unsigned step_timeout_ms;  /* each child process */
+	size_t step_output_cap;    /* bytes of output kept per step */
+	bool sandbox;              /* run toolchains under bubblewrap */
 	/* A large module's C is compiled in parts at once: one part per this
 	 * many bytes of wasm2c output (0: PIPE_AOT_PART_BYTES), at most
 	 * aot_parts_max of them (the defaults: one per CPU, at most 4; 1
@@ -103,8 +103,8 @@ void pipe_config_defaults(struct pipe_config *cfg);
  * failed build is an outcome, not an error: the result is VIV_OK whenever
  * the outcome was recorded. The upload and the scratch directory are
  * removed at the end. */
-VIV_MUST_CHECK enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const char *builds_dir,
-			int64_t deployment_id);
+VIV_MUST_CHECK enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg,
+                                       const char *builds_dir, int64_t deployment_id);
 
 /* The builders: cfg->builders threads (at most 64), each with its own
  * store connection, that requeue interrupted builds at start, then claim
@@ -115,7 +115,7 @@ VIV_MUST_CHECK enum viv_err pipe_build(struct store *st, const struct pipe_confi
  * it with pipe_builder_stop(). */
 struct pipe_builder;
 VIV_MUST_CHECK enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *cfg,
-				struct pipe_builder **out);
+                                               struct pipe_builder **out);
 /* Wakes the idle threads to look at the queue now. */
 void pipe_builder_wake(struct pipe_builder *b);
 /* Lets the current builds finish, stops the threads and frees b; accepts
@@ -140,8 +140,8 @@ bool pipe_sandbox_available(const struct pipe_config *cfg, char *errbuf, size_t 
  * VIV_ERR_UNSUPPORTED with the reason in why when the machine has no such
  * hierarchies or they cannot be written (rlimits are then the limits).
  * Caller frees with pipe_cgroups_free(). */
-VIV_MUST_CHECK enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group, char *why,
-				size_t whylen);
+VIV_MUST_CHECK enum viv_err pipe_cgroups_setup(struct pipe_cgroups *cg, uid_t owner, gid_t group,
+                                               char *why, size_t whylen);
 /* Frees the paths; accepts a zeroed struct. */
 void pipe_cgroups_free(struct pipe_cgroups *cg);
 

@@ -77,22 +77,22 @@ enum pipe_limit {
 
 /* How a child process ended. */
 struct pipe_exit {
-	int code;       /* exit status, or -1 when a signal ended it */
-	int signal;     /* the signal that ended it, else 0 */
-	bool truncated; /* its output went past cfg->step_output_cap */
-	int64_t ms;     /* wall time from start to end */
+	int code;              /* exit status, or -1 when a signal ended it */
+	int signal;            /* the signal that ended it, else 0 */
+	bool truncated;        /* its output went past cfg->step_output_cap */
+	int64_t ms;            /* wall time from start to end */
 	enum pipe_limit limit; /* a limit it ran into and failed by */
 };
 
 /* One command to run. */
 struct pipe_cmd {
-	const char *scratch;       /* the build folder (pipe_ctx.scratch) */
-	const char *cwd;           /* a folder in it, NULL: scratch */
-	const char *const *argv;   /* NULL-terminated */
-	const char *const *env;    /* extra entries as pipe_ctx.env, may be NULL */
-	unsigned timeout_ms;       /* 0: cfg->step_timeout_ms */
-	bool confined;             /* as pipe_ctx.confined */
-	int abort_fd;              /* readable or closed: stop the command; -1 none */
+	const char *scratch;     /* the build folder (pipe_ctx.scratch) */
+	const char *cwd;         /* a folder in it, NULL: scratch */
+	const char *const *argv; /* NULL-terminated */
+	const char *const *env;  /* extra entries as pipe_ctx.env, may be NULL */
+	unsigned timeout_ms;     /* 0: cfg->step_timeout_ms */
+	bool confined;           /* as pipe_ctx.confined */
+	int abort_fd;            /* readable or closed: stop the command; -1 none */
 };
 
 /* Runs cmd as pipe_spawn() describes, here, whatever cmd->confined says
@@ -102,9 +102,9 @@ struct pipe_cmd {
  * running into a limit is VIV_ERR_TOO_BIG with a sentence naming the
  * limit in err (exit_out->limit says which). Results otherwise as
  * pipe_spawn(). */
-VIV_MUST_CHECK enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			    struct viv_buf *output, struct pipe_exit *exit_out, char *err,
-			    size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_spawn_cmd(const struct pipe_config *cfg,
+                                           const struct pipe_cmd *cmd, struct viv_buf *output,
+                                           struct pipe_exit *exit_out, char *err, size_t errlen);
 
 /* A child process in its three stages, so that one loop can drive many:
  * started, pumped (its output read into its buffer, its end, timeout or
@@ -116,9 +116,9 @@ struct pipe_proc;
  * failure nothing is left running and err says why (VIV_ERR_NOT_FOUND for
  * a program that is not installed, else as pipe_spawn()). Caller ends *out
  * with pipe_proc_finish(). */
-VIV_MUST_CHECK enum viv_err pipe_proc_start(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			     struct viv_buf *output, struct pipe_proc **out, char *err,
-			     size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_proc_start(const struct pipe_config *cfg,
+                                            const struct pipe_cmd *cmd, struct viv_buf *output,
+                                            struct pipe_proc **out, char *err, size_t errlen);
 
 /* One loop for n children: polls their output pipes, pidfds and abort
  * descriptors together, reads their output (each capped at
@@ -131,15 +131,15 @@ VIV_MUST_CHECK enum viv_err pipe_procs_wait(struct pipe_proc *const *procs, size
 /* Kills what is left of p's process group, reaps it, removes its cgroups
  * and says how it ended, as pipe_spawn_cmd() does; VIV_ERR_IO with "waiting
  * for TOOL failed: REASON" in err when pipe_procs_wait() failed. Frees p. */
-VIV_MUST_CHECK enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out, char *err,
-			      size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_proc_finish(struct pipe_proc *p, struct pipe_exit *exit_out,
+                                             char *err, size_t errlen);
 
 /* pipe_spawn_cmd in the launcher at cfg->launcher: the same results,
  * and VIV_ERR_IO with the reason in err when the launcher cannot be
  * reached or stops answering. */
-VIV_MUST_CHECK enum viv_err pipe_launcher_run(const struct pipe_config *cfg, const struct pipe_cmd *cmd,
-			       struct viv_buf *output, struct pipe_exit *exit_out, char *err,
-			       size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_launcher_run(const struct pipe_config *cfg,
+                                              const struct pipe_cmd *cmd, struct viv_buf *output,
+                                              struct pipe_exit *exit_out, char *err, size_t errlen);
 
 /* Empties the folder dir (a build's language-step folder) through the
  * launcher at cfg->launcher, whose user owns what that step made, or here
@@ -157,8 +157,9 @@ char *pipe_tool_path(const struct pipe_ctx *ctx, const char *path);
  * ctx->scratch: never through a link, only a regular file with one name,
  * at most cap bytes. Errors have a sentence naming what (e.g. "the
  * module cargo built") in err. Caller frees *out with free(). */
-VIV_MUST_CHECK enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel, const char *what,
-			     size_t cap, char **out, size_t *len_out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_read_built(const struct pipe_ctx *ctx, const char *rel,
+                                            const char *what, size_t cap, char **out,
+                                            size_t *len_out, char *err, size_t errlen);
 
 /* ---- Limits (pipe_limits.c) --------------------------------------------------------- */
 
@@ -181,7 +182,7 @@ void pipe_limits_rlimit(const struct pipe_config *cfg);
 enum pipe_limit pipe_disk_check(const char *dir);
 /* A sentence for the user: tool ran into limit. */
 void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const char *tool,
-		     char *buf, size_t len);
+                     char *buf, size_t len);
 
 /* Runs argv (argv[0] is looked up in /usr/bin and /bin unless it holds a
  * '/') in cwd (NULL: scratch), never through a shell: stdin is /dev/null,
@@ -202,29 +203,30 @@ void pipe_limit_text(const struct pipe_config *cfg, enum pipe_limit limit, const
  * started, or waiting for it failed ("waiting for TOOL failed: REASON"; it
  * is killed). output receives what the child wrote whatever the result;
  * *exit_out is set on VIV_OK and VIV_ERR_TIMEOUT. */
-VIV_MUST_CHECK enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch, const char *cwd,
-			const char *const *argv, struct viv_buf *output, struct pipe_exit *exit_out,
-			char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_spawn(const struct pipe_config *cfg, const char *scratch,
+                                       const char *cwd, const char *const *argv,
+                                       struct viv_buf *output, struct pipe_exit *exit_out,
+                                       char *err, size_t errlen);
 
 /* pipe_spawn with the build log: appends "$ cmd args" (quoted as a shell
  * would need, for reading only), the output, and a line with the exit
  * status and duration to ctx's log, then flushes it. Same results as
  * pipe_spawn. */
 VIV_MUST_CHECK enum viv_err pipe_run(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-		      struct pipe_exit *exit_out, char *err, size_t errlen);
+                                     struct pipe_exit *exit_out, char *err, size_t errlen);
 
 /* pipe_run that also hands back what the tool wrote, for a toolchain that
  * turns a known complaint into a sentence for the user: on VIV_OK and
  * VIV_ERR_TIMEOUT, *output_out (may be NULL; caller frees with free()) is
  * the output as it went to the log, at most cfg->step_output_cap bytes. */
-VIV_MUST_CHECK enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			     struct pipe_exit *exit_out, char **output_out, char *err,
-			     size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_run_output(struct pipe_ctx *ctx, const char *cwd,
+                                            const char *const *argv, struct pipe_exit *exit_out,
+                                            char **output_out, char *err, size_t errlen);
 
 /* pipe_run for tools that must succeed: a non-zero exit becomes
  * VIV_ERR_BUILD with "TOOL failed (exit status N)" in err. */
-VIV_MUST_CHECK enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, const char *const *argv,
-			 char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd,
+                                        const char *const *argv, char *err, size_t errlen);
 
 /* pipe_run_ok for n commands at once, each with everything pipe_spawn
  * gives one command (sandbox, limits, timeout, output cap), all waited for
@@ -233,8 +235,9 @@ VIV_MUST_CHECK enum viv_err pipe_run_ok(struct pipe_ctx *ctx, const char *cwd, c
  * the order given.
  * VIV_OK when every one ran and exited 0; otherwise the error of the first
  * in that order that did not, as pipe_run_ok would have it. */
-VIV_MUST_CHECK enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, const char *const *const *argvs,
-			  size_t n, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd,
+                                         const char *const *const *argvs, size_t n, char *err,
+                                         size_t errlen);
 
 /* ---- Unpacking (pipe_unpack.c) ------------------------------------------------------ */
 
@@ -251,8 +254,9 @@ VIV_MUST_CHECK enum viv_err pipe_run_all(struct pipe_ctx *ctx, const char *cwd, 
  * root. VIV_ERR_INVALID, VIV_ERR_TOO_BIG or VIV_ERR_UNSUPPORTED with a
  * sentence for the user in err when the upload is refused; VIV_ERR_IO or
  * VIV_ERR_NOMEM otherwise. dest may hold part of the upload on failure. */
-VIV_MUST_CHECK enum viv_err pipe_unpack(const char *upload, const char *dest, const struct pipe_config *cfg,
-			 struct viv_buf *log, char **root_out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_unpack(const char *upload, const char *dest,
+                                        const struct pipe_config *cfg, struct viv_buf *log,
+                                        char **root_out, char *err, size_t errlen);
 
 /* ---- The manifest (pipe_manifest.c) ---------------------------------------------------- */
 
@@ -286,22 +290,26 @@ struct pipe_manifest {
  * VIV_ERR_INVALID with a sentence naming the field in err, e.g.
  * "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024".
  * Caller frees *out with pipe_manifest_free(). */
-VIV_MUST_CHECK enum viv_err pipe_manifest_parse(const char *text, size_t len, const struct pipe_config *cfg,
-				 struct pipe_manifest **out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_manifest_parse(const char *text, size_t len,
+                                                const struct pipe_config *cfg,
+                                                struct pipe_manifest **out, char *err,
+                                                size_t errlen);
 
 /* Reads root/vivarium.json if there is one, else returns the defaults
  * (present false). Same errors as pipe_manifest_parse, plus VIV_ERR_TOO_BIG
  * past PIPE_MANIFEST_MAX. Caller frees *out with pipe_manifest_free(). */
 VIV_MUST_CHECK enum viv_err pipe_manifest_load(const char *root, const struct pipe_config *cfg,
-				struct pipe_manifest **out, char *err, size_t errlen);
+                                               struct pipe_manifest **out, char *err,
+                                               size_t errlen);
 
 /* The configuration a deployment is served with, as far as the manifest
  * says: its resolved limits, env and outbound patterns, and assets_hash,
  * the stored static files (store_assets_path()), or none when NULL. The
  * mode is the build's to set. Caller clears *out with
  * store_deploy_config_clear() whatever the result. */
-VIV_MUST_CHECK enum viv_err pipe_manifest_config(const struct pipe_manifest *m, const char *assets_hash,
-				  struct store_deploy_config *out);
+VIV_MUST_CHECK enum viv_err pipe_manifest_config(const struct pipe_manifest *m,
+                                                 const char *assets_hash,
+                                                 struct store_deploy_config *out);
 
 /* Accepts NULL. */
 void pipe_manifest_free(struct pipe_manifest *m);
@@ -345,15 +353,15 @@ VIV_MUST_CHECK enum viv_err pipe_walk(const struct pipe_walk *w, int dirfd);
  * 64 folders deep, whose names end with one of the suffixes (NULL-terminated
  * list; NULL: every file), sorted bytewise so that builds are reproducible.
  * At most max files (VIV_ERR_TOO_BIG beyond). Caller frees with pipe_strv_free(). */
-VIV_MUST_CHECK enum viv_err pipe_find_files(const char *root, const char *const *suffixes, size_t max,
-			     char ***out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err pipe_find_files(const char *root, const char *const *suffixes,
+                                            size_t max, char ***out, size_t *n_out);
 
 /* Relative paths of the regular files under root matched by the glob
  * patterns (relative, no ".."), deduplicated, in pattern order and sorted
  * within each pattern. A pattern that matches nothing is VIV_ERR_INVALID
  * naming it in err. Caller frees with pipe_strv_free(). */
-VIV_MUST_CHECK enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns, char ***out,
-		       size_t *n_out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_glob(const char *root, char *const *patterns, size_t n_patterns,
+                                      char ***out, size_t *n_out, char *err, size_t errlen);
 
 /* The path of to relative to the directory from (both absolute), e.g.
  * "../../obj/0.o", so that command lines in the build log read short and
@@ -369,7 +377,7 @@ void pipe_strv_free(char **v, size_t n);
  * and modes 0644 and 0755. At most max_entries entries and max_bytes bytes
  * (VIV_ERR_TOO_BIG beyond). dest may hold part of the tree on failure. */
 VIV_MUST_CHECK enum viv_err pipe_copy_tree(const char *src, const char *dest, size_t max_entries,
-			    uint64_t max_bytes);
+                                           uint64_t max_bytes);
 
 /* True when root/rel is a folder (want_dir) or a regular file, not
  * following a symbolic link at the end. */
@@ -403,17 +411,18 @@ struct pipe_assets_stats {
  * max_bytes bytes, is VIV_ERR_TOO_BIG. Errors have a sentence in err. On
  * success hex is the hash and *stats_out what was found. */
 VIV_MUST_CHECK enum viv_err pipe_assets_hash(const char *dir, const char *label, size_t max_entries,
-			      uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
-			      struct pipe_assets_stats *stats_out, char *err, size_t errlen);
+                                             uint64_t max_bytes, char hex[VIV_SHA256_HEX_LEN + 1],
+                                             struct pipe_assets_stats *stats_out, char *err,
+                                             size_t errlen);
 
 /* ---- Languages (pipe_toolchain.c and pipe_toolchain_{c,rust,as}.c) ------------------------ */
 
 /* What a toolchain's build gets. */
 struct pipe_project {
 	struct pipe_ctx *ctx;
-	const char *root;                   /* absolute project root, in ctx->scratch */
+	const char *root; /* absolute project root, in ctx->scratch */
 	const struct pipe_manifest *manifest;
-	const char *out_dir;                /* absolute, existing: where to write */
+	const char *out_dir; /* absolute, existing: where to write */
 };
 
 /* A language plug point: one per language, in detection order. */
@@ -431,7 +440,7 @@ struct pipe_toolchain_ops {
 	 * err (the details are in the build log), VIV_ERR_UNSUPPORTED when
 	 * this server cannot build the language, VIV_ERR_TIMEOUT. */
 	enum viv_err (*build)(void *tctx, const struct pipe_project *p, char **wasm_out, char *err,
-			      size_t errlen);
+	                      size_t errlen);
 };
 
 struct pipe_toolchain {
@@ -449,7 +458,8 @@ const struct pipe_toolchain *pipe_toolchain_find(const char *name);
  * one, else the first whose detect() accepts root. VIV_ERR_INVALID with a
  * sentence in err when nothing fits. *out points into pipe_toolchains. */
 VIV_MUST_CHECK enum viv_err pipe_detect(const char *root, const struct pipe_manifest *m,
-			 const struct pipe_toolchain **out, char *err, size_t errlen);
+                                        const struct pipe_toolchain **out, char *err,
+                                        size_t errlen);
 
 extern const struct pipe_toolchain_ops pipe_toolchain_c;
 extern const struct pipe_toolchain_ops pipe_toolchain_rust;
@@ -494,7 +504,7 @@ struct pipe_wasm_info {
 	uint32_t n_imports;
 	struct pipe_wasm_export *exports;
 	uint32_t n_exports;
-	uint32_t n_funcs; /* imported and defined */
+	uint32_t n_funcs;     /* imported and defined */
 	uint32_t *func_types; /* type index of each function, n_funcs of them */
 	uint32_t n_tables;
 	uint32_t n_memories;
@@ -506,15 +516,15 @@ struct pipe_wasm_info {
  * every read bounds-checked: hostile bytes give VIV_ERR_INVALID with the
  * offset and reason in err, never a crash. Caller frees *out with
  * pipe_wasm_free(). */
-VIV_MUST_CHECK enum viv_err pipe_wasm_parse(const void *data, size_t len, struct pipe_wasm_info **out,
-			     char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_wasm_parse(const void *data, size_t len,
+                                            struct pipe_wasm_info **out, char *err, size_t errlen);
 
 /* Accepts NULL. */
 void pipe_wasm_free(struct pipe_wasm_info *w);
 
 /* The export named name of that kind, or NULL. */
 const struct pipe_wasm_export *pipe_wasm_export_find(const struct pipe_wasm_info *w,
-						     const char *name, enum pipe_wasm_kind kind);
+                                                     const char *name, enum pipe_wasm_kind kind);
 
 /* Writes a function type ("ii:i") as people read it: "(i32, i32) -> i32". */
 void pipe_wasm_type_text(const char *type, char *buf, size_t len);
@@ -524,8 +534,9 @@ void pipe_wasm_type_text(const char *type, char *buf, size_t len);
  * every import against viv_imports: each must be a function the platform
  * provides, with exactly that type. VIV_ERR_INVALID or VIV_ERR_UNSUPPORTED
  * with one sentence in err, naming each unknown import with its type. */
-VIV_MUST_CHECK enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum viv_guest_mode *mode_out,
-			     char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w,
+                                            enum viv_guest_mode *mode_out, char *err,
+                                            size_t errlen);
 
 /* The names under which pipe_wasm_expose() exports a module's memory and
  * table. */
@@ -544,16 +555,18 @@ VIV_MUST_CHECK enum viv_err pipe_wasm_check(const struct pipe_wasm_info *w, enum
  * NULL and *added_out 0. Errors as pipe_wasm_parse(). */
 #define PIPE_EXPOSED_MEMORY 1u
 #define PIPE_EXPOSED_TABLE 2u
-VIV_MUST_CHECK enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out, size_t *len_out,
-			      unsigned *added_out, char *errbuf, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_wasm_expose(const void *data, size_t len, char **out,
+                                             size_t *len_out, unsigned *added_out, char *errbuf,
+                                             size_t errlen);
 
 /* Which of names (NULL-terminated) a relocatable WebAssembly object, as
  * clang writes it, defines as functions visible to other objects (neither
  * local nor weak): found[i] for names[i]. VIV_ERR_UNSUPPORTED when data is
  * not WebAssembly at all (LLVM bitcode, say), VIV_ERR_INVALID when it is
  * malformed or a linked module; the reason in err. */
-VIV_MUST_CHECK enum viv_err pipe_wasm_object_defines(const void *data, size_t len, const char *const *names,
-				      bool *found, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_wasm_object_defines(const void *data, size_t len,
+                                                     const char *const *names, bool *found,
+                                                     char *err, size_t errlen);
 
 /* ---- wasm2c's C, line by line (pipe_aot_text.c) --------------------------------------- */
 
@@ -566,7 +579,7 @@ struct pipe_line {
 /* The lines of text (len bytes); a last line without a newline counts, an
  * empty text has none. Caller frees *out with free(). */
 VIV_MUST_CHECK enum viv_err pipe_lines_split(const char *text, size_t len, struct pipe_line **out,
-			      size_t *n_out);
+                                             size_t *n_out);
 
 /* Whether the line starts with, ends with, or is exactly s. */
 bool pipe_line_starts(const struct pipe_line *l, const char *s);
@@ -586,30 +599,31 @@ bool pipe_func_start(const struct pipe_line *l);
  * on the indented lines wasm2c wraps long lists onto, up to the line
  * (*last_out, i itself when it is one line) that ends with ");" or ") {". */
 bool pipe_func_head(const struct pipe_line *lines, size_t n, size_t i, bool *is_def,
-		    size_t *last_out);
+                    size_t *last_out);
 
 /* ---- Ahead-of-time compilation (pipe_aot.c) ---------------------------------------- */
 
 /* The tools that make an artifact, found once per process. */
 struct pipe_tools {
-	const char *cc;              /* $VIV_CC, else the default */
+	const char *cc; /* $VIV_CC, else the default */
 	bool cc_is_gcc;
-	const char *cc_version;      /* first line of `cc --version` */
-	const char *wasm2c_version;  /* output of `wasm2c --version` */
-	const char *const *cflags;   /* the AOT flags, NULL-terminated */
+	const char *cc_version;     /* first line of `cc --version` */
+	const char *wasm2c_version; /* output of `wasm2c --version` */
+	const char *const *cflags;  /* the AOT flags, NULL-terminated */
 };
 
 /* The tools, probed on the first call and cached for the process (static
  * storage, never freed). Errors: VIV_ERR_NOT_FOUND or VIV_ERR_BUILD when a
  * tool is missing or fails, with the reason in err. */
-VIV_MUST_CHECK enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out, char *err,
-			    size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_tools_get(struct pipe_ctx *ctx, const struct pipe_tools **out,
+                                           char *err, size_t errlen);
 
 /* The artifact hash: sha256 over a header ("vivarium-artifact", the guest
  * ABI, wasm2c's version, the C compiler's version, the AOT flags,
  * PIPE_GUEST_REWRITE_VERSION, the mode) followed by the optimized wasm. */
 VIV_MUST_CHECK enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum viv_guest_mode mode,
-				const void *wasm, size_t len, char hex[VIV_SHA256_HEX_LEN + 1]);
+                                               const void *wasm, size_t len,
+                                               char hex[VIV_SHA256_HEX_LEN + 1]);
 
 /* Splits guest.c as wasm2c 1.0.32 writes it (len bytes) into parts, at
  * most as many as asked (2 or more) and no more than it has function
@@ -620,8 +634,8 @@ VIV_MUST_CHECK enum viv_err pipe_artifact_hash(const struct pipe_tools *t, enum 
  * part 0 (it is then compiled whole), VIV_ERR_INVALID for fewer than 2
  * parts asked. Caller frees with
  * pipe_strv_free(*out, *n_out). */
-VIV_MUST_CHECK enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts, char ***out,
-			      size_t *n_out);
+VIV_MUST_CHECK enum viv_err pipe_guest_split(const char *guest_c, size_t len, unsigned parts,
+                                             char ***out, size_t *n_out);
 
 /* What pipe_guest_rewrite() changed. */
 struct pipe_rewrite_stats {
@@ -637,7 +651,7 @@ struct pipe_rewrite_stats {
  * (may be NULL) what changed. VIV_ERR_UNSUPPORTED, with nothing made, when
  * the text has any other shape: it is then compiled as it is. */
 VIV_MUST_CHECK enum viv_err pipe_guest_rewrite(const char *guest_c, size_t len, char **out,
-				struct pipe_rewrite_stats *stats_out);
+                                               struct pipe_rewrite_stats *stats_out);
 
 /* Bumped whenever pipe_guest_rewrite() changes what it writes: the artifact
  * hash covers it, as it decides the artifact's code. */
@@ -656,8 +670,8 @@ unsigned pipe_guest_parts(const struct pipe_config *cfg, size_t guest_c_len);
  * with the AOT flags. VIV_ERR_UNSUPPORTED, with nothing changed, when
  * guest.c cannot be split; otherwise as compiling it whole would fail,
  * with a sentence in err. */
-VIV_MUST_CHECK enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t, unsigned parts,
-			   char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_cc_parts(struct pipe_ctx *ctx, const struct pipe_tools *t,
+                                          unsigned parts, char *err, size_t errlen);
 
 /* "-I" and the platform's include folder as the compiler sees it
  * (pipe_tool_path()). Caller frees with free(); NULL when out of memory. */
@@ -673,8 +687,8 @@ struct pipe_guest_shape {
 /* Reads guest.h as wasm2c 1.0.32 writes it for module name "guest".
  * VIV_ERR_INTERNAL with the reason in err when it is not shaped as
  * expected. */
-VIV_MUST_CHECK enum viv_err pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err,
-				    size_t errlen);
+VIV_MUST_CHECK enum viv_err
+pipe_guest_shape_parse(const char *guest_h, struct pipe_guest_shape *out, char *err, size_t errlen);
 
 /* What the artifact is. */
 struct pipe_glue_spec {
@@ -688,8 +702,9 @@ struct pipe_glue_spec {
 /* The text of glue.c: includes guest.c and viv_guest.h and defines
  * vivarium_guest for guest.h's text. Checks that each symbol it refers to
  * is declared in guest.h. Caller frees *out with free(). */
-VIV_MUST_CHECK enum viv_err pipe_glue_generate(const char *guest_h, const struct pipe_glue_spec *spec,
-				char **out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_glue_generate(const char *guest_h,
+                                               const struct pipe_glue_spec *spec, char **out,
+                                               char *err, size_t errlen);
 
 /* Runs wasm2c on wasm (a path relative to the build folder,
  * ctx->scratch) into guest.c and guest.h there, rewrites guest.c
@@ -699,10 +714,10 @@ VIV_MUST_CHECK enum viv_err pipe_glue_generate(const char *guest_h, const struct
  * and "cc" timings through timing (may be NULL). What wasm2c wrote is read
  * as pipe_read_built() reads. Errors have a sentence for the user in
  * err. */
-VIV_MUST_CHECK enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t, const char *wasm,
-		      const struct pipe_glue_spec *spec,
-		      void (*timing)(void *arg, const char *step, int64_t ms), void *timing_arg,
-		      char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_tools *t,
+                                     const char *wasm, const struct pipe_glue_spec *spec,
+                                     void (*timing)(void *arg, const char *step, int64_t ms),
+                                     void *timing_arg, char *err, size_t errlen);
 
 /* ---- The build key (pipe_buildkey.c) --------------------------------------------------- */
 
@@ -721,21 +736,24 @@ VIV_MUST_CHECK enum viv_err pipe_aot(struct pipe_ctx *ctx, const struct pipe_too
  * On failure err says why (a folder too large to hash, a tool that does not
  * run). */
 VIV_MUST_CHECK enum viv_err pipe_build_key(struct pipe_ctx *ctx, const char *upload_sha256,
-			    char hex[VIV_SHA256_HEX_LEN + 1], char *err, size_t errlen);
+                                           char hex[VIV_SHA256_HEX_LEN + 1], char *err,
+                                           size_t errlen);
 
 /* Appends one line to b naming what is at path: "WHAT PATH" and its mode,
  * device, inode, size, modification and change times (a package upgrade
  * writes new files), or "none". stat follows symbolic links, so a link
  * moved to another target shows too. VIV_ERR_TOO_BIG or VIV_ERR_NOMEM from
  * the buffer. */
-VIV_MUST_CHECK enum viv_err pipe_key_identity(struct viv_buf *b, const char *what, const char *path);
+VIV_MUST_CHECK enum viv_err pipe_key_identity(struct viv_buf *b, const char *what,
+                                              const char *path);
 
 /* Appends one line to b naming the contents of the folder dir (its
  * pipe_assets_hash()), or "none" when it is not a folder: contents rather
  * than identity, since editing a file leaves a folder's times alone. A tree
  * of more than 2000 entries or 16 MiB, or holding anything but files and
  * folders, is an error with the reason in err. */
-VIV_MUST_CHECK enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err pipe_key_tree(struct viv_buf *b, const char *dir, char *err,
+                                          size_t errlen);
 
 /* ---- Shared constants ------------------------------------------------------- */
 

@@ -89,7 +89,7 @@ size_t run_access_line(char *buf, const struct run_access *a)
 	/* The escaped fields, their cut marks, three numbers of at most 20
 	 * digits and the fixed words. */
 	_Static_assert(METHOD_OUT_MAX + TARGET_OUT_MAX + 2 * 3 + 3 * 20 + 48 < RUN_ACCESS_LINE_MAX,
-		       "an access line may not fit its buffer");
+	               "an access line may not fit its buffer");
 	p = put_escaped(p, a->method, a->method_len, METHOD_OUT_MAX);
 	*p++ = ' ';
 	p = put_escaped(p, a->target, a->target_len, TARGET_OUT_MAX);

@@ -52,7 +52,7 @@ static void flush_logs(struct run_account *a)
 static void on_flush(h2o_timeout_entry_t *e)
 {
 	struct run_account *a =
-		(struct run_account *)((char *)e - offsetof(struct run_account, flush));
+	        (struct run_account *)((char *)e - offsetof(struct run_account, flush));
 
 	flush_logs(a);
 }
@@ -60,7 +60,7 @@ static void on_flush(h2o_timeout_entry_t *e)
 /* Adds one line to the batch. Takes ownership of message; NULL (out of
  * memory) adds nothing. */
 static void keep_line(struct run_account *a, int64_t app_id, int64_t deployment_id,
-		      const char *stream, char *message)
+                      const char *stream, char *message)
 {
 	struct store_log *l;
 
@@ -80,21 +80,20 @@ static void keep_line(struct run_account *a, int64_t app_id, int64_t deployment_
 }
 
 void run_account_logs(struct run_account *a, const struct run_route *r,
-		      const struct run_log_line *lines, size_t n)
+                      const struct run_log_line *lines, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
 		keep_line(a, r->app_id, r->deployment_id, lines[i].stream,
-			  strdup(lines[i].message));
+		          strdup(lines[i].message));
 }
 
 /* ---- Requests ---------------------------------------------------------------------------- */
 
 void run_account_request(struct run_account *a, const struct run_route *r, const char *method,
-			 size_t method_len, const char *target, size_t target_len,
-			 unsigned status, uint64_t t0, const struct run_instance_stats *st,
-			 enum run_access_by by)
+                         size_t method_len, const char *target, size_t target_len, unsigned status,
+                         uint64_t t0, const struct run_instance_stats *st, enum run_access_by by)
 {
 	struct run_metrics_app *ma = run_metrics_app(a->metrics, r->name);
 	struct run_access acc;
@@ -136,18 +135,17 @@ void run_account_tick(struct run_account *a, unsigned live)
 		if (!ma->access_unlogged)
 			continue;
 		if (asprintf(&msg,
-			     "%llu more requests in the last second have no access line: "
-			     "a worker logs at most %u a second for each app",
-			     (unsigned long long)ma->access_unlogged,
-			     (unsigned)ACCESS_LINES_PER_SECOND) >= 0)
+		             "%llu more requests in the last second have no access line: "
+		             "a worker logs at most %u a second for each app",
+		             (unsigned long long)ma->access_unlogged,
+		             (unsigned)ACCESS_LINES_PER_SECOND) >= 0)
 			keep_line(a, ma->app_id, ma->deployment_id, "system", msg);
 		ma->access_unlogged = 0;
 	}
 	run_metrics_set_instances(a->metrics, live);
 }
 
-void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char *name),
-		       void *ctx)
+void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char *name), void *ctx)
 {
 	run_metrics_prune(a->metrics, keep, ctx);
 }
@@ -155,7 +153,7 @@ void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char
 /* ---- Start and stop ------------------------------------------------------------------------ */
 
 enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
-			       struct run_account **out, char *err, size_t errlen)
+                               struct run_account **out, char *err, size_t errlen)
 {
 	struct run_account *a;
 	char *metrics_path = NULL;

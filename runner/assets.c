@@ -79,7 +79,7 @@ static enum viv_err walk(struct run_assets *a, int dirfd, const char *prefix, in
 			err = add_file(a, rel, st.st_size);
 		} else if (S_ISDIR(st.st_mode) && depth < ASSETS_MAX_DEPTH) {
 			int sub = openat(dirfd, e->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			size_t n = strlen(rel);
 
 			if (sub < 0 || n + 2 > sizeof(rel)) {
@@ -201,11 +201,11 @@ static h2o_iovec_t type_of(const struct run_assets *a, const char *rel)
 	if (!dot || (slash && dot < slash))
 		return h2o_iovec_init(H2O_STRLIT("application/octet-stream"));
 	return h2o_mimemap_get_type_by_extension(a->types, h2o_iovec_init(dot + 1, strlen(dot + 1)))
-		->data.mimetype;
+	        ->data.mimetype;
 }
 
 bool run_assets_find(const struct run_assets *a, const char *target, size_t len,
-		     struct run_asset *out)
+                     struct run_asset *out)
 {
 	char rel[2048];
 	struct asset *f = NULL;

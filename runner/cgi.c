@@ -22,11 +22,11 @@ struct phr_header {
 	const char *value;
 	size_t value_len;
 };
-int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers,
-		      size_t *num_headers, size_t last_len);
+int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
 
 static enum viv_err env_add(struct run_instance *in, size_t *bytes, const char *name,
-			    size_t name_len, const char *value, size_t value_len)
+                            size_t name_len, const char *value, size_t value_len)
 {
 	char *s;
 
@@ -45,7 +45,7 @@ static enum viv_err env_add(struct run_instance *in, size_t *bytes, const char *
 }
 
 static enum viv_err env_str(struct run_instance *in, size_t *bytes, const char *name,
-			    const char *value)
+                            const char *value)
 {
 	return env_add(in, bytes, name, strlen(name), value, strlen(value));
 }
@@ -96,14 +96,14 @@ enum viv_err run_cgi_env(struct run_instance *in)
 		err = env_add(in, &bytes, "REQUEST_METHOD", 14, r->method, r->method_len);
 	if (!err)
 		err = env_add(in, &bytes, "PATH_INFO", 9, path,
-			      url_decode(path, r->target, path_len));
+		              url_decode(path, r->target, path_len));
 	if (!err)
 		err = env_add(in, &bytes, "X_RAW_PATH_INFO", 15, r->target, path_len);
 	if (!err)
 		err = env_add(in, &bytes, "REQUEST_URI", 11, r->target, r->target_len);
 	if (!err)
 		err = env_add(in, &bytes, "QUERY_STRING", 12, q ? q + 1 : "",
-			      q ? r->target_len - path_len - 1 : 0);
+		              q ? r->target_len - path_len - 1 : 0);
 	if (!err)
 		err = env_str(in, &bytes, "SCRIPT_NAME", "");
 	if (!err)
@@ -144,11 +144,11 @@ enum viv_err run_cgi_env(struct run_instance *in)
 		if (!eq)
 			continue;
 		for (k = 0; k < in->n_envp && !clash; k++)
-			clash = strncmp(in->envp[k], app->env[i],
-					(size_t)(eq - app->env[i]) + 1) == 0;
+			clash = strncmp(in->envp[k], app->env[i], (size_t)(eq - app->env[i]) + 1) ==
+			        0;
 		if (!clash)
 			err = env_add(in, &bytes, app->env[i], (size_t)(eq - app->env[i]), eq + 1,
-				      strlen(eq + 1));
+			              strlen(eq + 1));
 	}
 out:
 	free(path);
@@ -160,9 +160,9 @@ static bool cgi_fail(struct run_instance *in, const char *why)
 	char msg[512];
 
 	snprintf(msg, sizeof(msg),
-		 "bad CGI output: %s. A CGI program prints header lines such as "
-		 "'Content-Type: text/plain', an empty line, then the body",
-		 why);
+	         "bad CGI output: %s. A CGI program prints header lines such as "
+	         "'Content-Type: text/plain', an empty line, then the body",
+	         why);
 	run_log_add(in, "trap", msg, strlen(msg));
 	return false;
 }
@@ -319,7 +319,7 @@ static void cgi_finish(struct run_instance *in)
 	    (run_cgi_response(in, cs->out.data, cs->out.len) && in->resp.body_len > max)) {
 		in->outcome = RUN_TOO_BIG;
 		snprintf(msg, sizeof(msg), "the response was larger than the limit of %zu bytes",
-			 max);
+		         max);
 		run_log_add(in, "trap", msg, strlen(msg));
 		run_error_response(in, 500, "The app's response was too large.\n");
 	} else if (in->resp.status) {
@@ -349,10 +349,10 @@ static void cgi_end(struct run_instance *in)
 }
 
 const struct run_mode_ops run_mode_cgi = {
-	.name = "cgi",
-	.state_size = sizeof(struct cgi_state),
-	.start = cgi_start,
-	.finish = cgi_finish,
-	.write_stdout = cgi_write_stdout,
-	.end = cgi_end,
+        .name = "cgi",
+        .state_size = sizeof(struct cgi_state),
+        .start = cgi_start,
+        .finish = cgi_finish,
+        .write_stdout = cgi_write_stdout,
+        .end = cgi_end,
 };

@@ -21,12 +21,12 @@ void run_coro_make(struct run_coro *to, void *lo, void *hi, void (*fn)(void *), 
 	 * rbx, rbp, then the return address. After that ret the stack pointer
 	 * is 16-byte aligned, as a call site needs it. */
 	*--sp = (uint64_t)(uintptr_t)run_coro_trampoline;
-	*--sp = 0;                      /* rbp */
-	*--sp = 0;                      /* rbx */
+	*--sp = 0;                        /* rbp */
+	*--sp = 0;                        /* rbx */
 	*--sp = (uint64_t)(uintptr_t)arg; /* r12 */
 	*--sp = (uint64_t)(uintptr_t)fn;  /* r13 */
-	*--sp = 0;                      /* r14 */
-	*--sp = 0;                      /* r15 */
+	*--sp = 0;                        /* r14 */
+	*--sp = 0;                        /* r15 */
 	--sp;
 	memcpy(sp, ctl, sizeof(ctl));
 	to->sp = sp;

@@ -57,8 +57,8 @@ static void lookup_ip(struct run_dns_op *j)
 	for (ai = res; ai && j->n_addrs < RUN_DNS_MAX_ADDRS; ai = ai->ai_next) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ai->ai_addr;
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ai->ai_addr;
-		const void *a = j->ipv6 ? (const void *)&s6->sin6_addr
-					: (const void *)&s4->sin_addr;
+		const void *a =
+		        j->ipv6 ? (const void *)&s6->sin6_addr : (const void *)&s4->sin_addr;
 		bool dup = false;
 
 		for (k = 0; k < j->n_addrs && !dup; k++)
@@ -197,7 +197,7 @@ static const struct run_loop_ext_ops dns_ext = {.make = svc_make, .destroy = svc
 /* ---- Lookups ------------------------------------------------------------------------------- */
 
 enum viv_err run_dns_start(struct run_loop *loop, const struct run_dns_query *q,
-			   run_dns_done_fn done, void *ctx, struct run_dns_op **out)
+                           run_dns_done_fn done, void *ctx, struct run_dns_op **out)
 {
 	struct dns_svc *svc;
 	struct run_dns_op *j;

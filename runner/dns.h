@@ -29,7 +29,7 @@ struct run_dns_answer {
 	bool ok;
 	const uint8_t (*addrs)[16]; /* addresses: addr_len bytes each */
 	size_t n_addrs;
-	size_t addr_len; /* 4 or 16 */
+	size_t addr_len;     /* 4 or 16 */
 	const uint8_t *wire; /* raw: the answer */
 	size_t wire_len;
 };
@@ -43,7 +43,7 @@ struct run_dns_op;
  * done is called from loop when it has finished, never before this
  * returns. *out is the lookup, for run_dns_cancel(). */
 enum viv_err run_dns_start(struct run_loop *loop, const struct run_dns_query *q,
-			   run_dns_done_fn done, void *ctx, struct run_dns_op **out);
+                           run_dns_done_fn done, void *ctx, struct run_dns_op **out);
 
 /* Forgets a lookup: done is not called for it. Its thread still finishes,
  * and what it holds is freed then. */

@@ -23,7 +23,7 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define asan_leave(save, lo, size) __sanitizer_start_switch_fiber(save, lo, size)
-#define asan_arrive(saved, lo_out, size_out) \
+#define asan_arrive(saved, lo_out, size_out)                                                       \
 	__sanitizer_finish_switch_fiber(saved, lo_out, size_out)
 #define asan_unpoison(p, n) __asan_unpoison_memory_region(p, n)
 #else
@@ -148,7 +148,7 @@ void run_exec_resume(struct run_instance *in, uint64_t now)
 	atomic_signal_fence(memory_order_seq_cst);
 	run_current = in;
 	asan_leave(&in->asan_home, in->slot->stack_lo,
-		   (size_t)(in->slot->stack_hi - in->slot->stack_lo));
+	           (size_t)(in->slot->stack_hi - in->slot->stack_lo));
 	run_coro_switch(&in->home, &in->coro);
 	asan_arrive(in->asan_home, NULL, NULL);
 	if (caller)

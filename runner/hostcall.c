@@ -47,7 +47,7 @@ ENV_CALL(void, hostcall_init_mm, uint32_t malloc_idx, uint32_t free_idx)
 /* The headers of a message: the incoming request's come from the request
  * itself, every other handle's from its own list. */
 static void headers_of(struct run_instance *in, struct run_hmsg *m, bool incoming,
-		       const struct run_header **hs, size_t *n)
+                       const struct run_header **hs, size_t *n)
 {
 	if (incoming) {
 		*hs = in->req->headers;
@@ -60,7 +60,7 @@ static void headers_of(struct run_instance *in, struct run_hmsg *m, bool incomin
 
 /* Every distinct header name, lower-cased. */
 static void get_header_names(struct run_instance *in, struct run_hc *hc, uint32_t slices_p,
-			     uint32_t len_p, struct run_hmsg *m, bool incoming)
+                             uint32_t len_p, struct run_hmsg *m, bool incoming)
 {
 	const struct run_header *hs;
 	const char *names[HC_HEADERS_MAX * 2];
@@ -93,7 +93,7 @@ static void get_header_names(struct run_instance *in, struct run_hc *hc, uint32_
 
 /* Every value of one header (case-insensitive name). */
 static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			      struct run_hmsg *m, bool incoming, uint32_t name, uint32_t name_len)
+                              struct run_hmsg *m, bool incoming, uint32_t name, uint32_t name_len)
 {
 	const struct run_header *hs;
 	const char *strs[HC_HEADERS_MAX * 2];
@@ -119,8 +119,8 @@ static void get_header_values(struct run_instance *in, uint32_t slices_p, uint32
 /* The names, or the values of the header called (name, name_len), of
  * message m (NULL: a bad handle, which gets an empty result). */
 static void get_headers(struct run_instance *in, struct run_hc *hc, struct run_hmsg *m,
-			bool incoming, bool names, uint32_t slices_p, uint32_t len_p, uint32_t name,
-			uint32_t name_len)
+                        bool incoming, bool names, uint32_t slices_p, uint32_t len_p, uint32_t name,
+                        uint32_t name_len)
 {
 	if (!m)
 		run_hc_result_slices(in, slices_p, len_p, NULL, NULL, 0);
@@ -136,12 +136,12 @@ ENV_CALL(void, hostcall_req_get_headers, uint32_t slices_p, uint32_t len_p, uint
 	get_headers(in, hc, run_handles_req(&hc->h, req), req == 0, true, slices_p, len_p, 0, 0);
 }
 
-ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p,
-	 uint32_t len_p, uint32_t req, uint32_t name, uint32_t name_len)
+ENV_CALL(void, hostcall_req_get_header, uint32_t slices_p, uint32_t len_p, uint32_t req,
+         uint32_t name, uint32_t name_len)
 {
 	HC_BEGIN_OUT(slices_p, len_p);
 	get_headers(in, hc, run_handles_req(&hc->h, req), req == 0, false, slices_p, len_p, name,
-		    name_len);
+	            name_len);
 }
 
 ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uint32_t resp)
@@ -150,17 +150,17 @@ ENV_CALL(void, hostcall_resp_get_headers, uint32_t slices_p, uint32_t len_p, uin
 	get_headers(in, hc, run_handles_resp(&hc->h, resp), false, true, slices_p, len_p, 0, 0);
 }
 
-ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p,
-	 uint32_t len_p, uint32_t resp, uint32_t name, uint32_t name_len)
+ENV_CALL(void, hostcall_resp_get_header, uint32_t slices_p, uint32_t len_p, uint32_t resp,
+         uint32_t name, uint32_t name_len)
 {
 	HC_BEGIN_OUT(slices_p, len_p);
 	get_headers(in, hc, run_handles_resp(&hc->h, resp), false, false, slices_p, len_p, name,
-		    name_len);
+	            name_len);
 }
 
 /* Replaces header name of m with the n values in the guest's slices. */
 static uint32_t set_header(struct run_instance *in, struct run_hmsg *m, uint32_t name,
-			   uint32_t name_len, uint32_t slices, uint32_t n)
+                           uint32_t name_len, uint32_t slices, uint32_t n)
 {
 	const uint8_t *nm = run_hc_arg(in, name, name_len, HC_NAME_MAX);
 	const uint8_t *vec = n <= HC_HEADERS_MAX ? run_mem(in, slices, (uint64_t)n * 8) : NULL;
@@ -188,14 +188,14 @@ static uint32_t set_header(struct run_instance *in, struct run_hmsg *m, uint32_t
 		memcpy(&p, vec + 8 * i, 4);
 		memcpy(&l, vec + 8 * i + 4, 4);
 		if (!run_msg_add_header(&m->m, (const char *)nm, name_len,
-					(const char *)run_mem(in, p, l), l))
+		                        (const char *)run_mem(in, p, l), l))
 			return HC_INVALID;
 	}
 	return HC_OK;
 }
 
 static uint32_t set_body(struct run_instance *in, struct run_hmsg *m, uint32_t ptr, uint32_t len,
-			 size_t cap)
+                         size_t cap)
 {
 	const uint8_t *p = run_mem(in, ptr, len);
 
@@ -214,8 +214,8 @@ enum req_part { PART_METHOD, PART_TARGET, PART_BODY };
 
 /* Copies one part of a request to the guest: the incoming request's from the
  * request itself, a created one's from its handle; empty for a bad handle. */
-static void get_req_part(struct run_instance *in, struct run_hc *hc, uint32_t ptr_p,
-			 uint32_t len_p, uint32_t req, enum req_part part)
+static void get_req_part(struct run_instance *in, struct run_hc *hc, uint32_t ptr_p, uint32_t len_p,
+                         uint32_t req, enum req_part part)
 {
 	const struct run_request *r = in->req;
 	struct run_hmsg *m = run_handles_req(&hc->h, req);
@@ -224,13 +224,13 @@ static void get_req_part(struct run_instance *in, struct run_hc *hc, uint32_t pt
 
 	if (req == 0) {
 		p = part == PART_METHOD ? r->method : part == PART_TARGET ? r->target : r->body;
-		n = part == PART_METHOD	  ? r->method_len
+		n = part == PART_METHOD   ? r->method_len
 		    : part == PART_TARGET ? r->target_len
-					  : r->body_len;
+		                          : r->body_len;
 	} else if (m) {
-		p = part == PART_METHOD	  ? m->m.method
+		p = part == PART_METHOD   ? m->m.method
 		    : part == PART_TARGET ? m->m.url
-					  : m->m.body.data;
+		                          : m->m.body.data;
 		n = part == PART_BODY ? m->m.body.len : strlen(p);
 	}
 	run_hc_result_bytes(in, ptr_p, len_p, p, n);
@@ -267,8 +267,7 @@ ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t
 	u = copy_in(in, url, ulen, HC_URL_MAX);
 	/* A URL that does not parse, or is not http or https, fails here, as
 	 * Terrarium's did; one the app may not reach fails when sent. */
-	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen ||
-	    !run_http_url_valid(u)) {
+	if (!m || !u || !run_http_token(m, mlen) || strlen(u) != ulen || !run_http_url_valid(u)) {
 		free(m);
 		free(u);
 		hc->h.reqs[h].used = false;
@@ -280,8 +279,8 @@ ENV_CALL(uint32_t, hostcall_req_create, uint32_t method, uint32_t mlen, uint32_t
 	return (uint32_t)h;
 }
 
-ENV_CALL(uint32_t, hostcall_req_set_header, uint32_t req,
-	 uint32_t name, uint32_t nlen, uint32_t slices, uint32_t n)
+ENV_CALL(uint32_t, hostcall_req_set_header, uint32_t req, uint32_t name, uint32_t nlen,
+         uint32_t slices, uint32_t n)
 {
 	HC_BEGIN(HC_INVALID);
 	/* The incoming request is read-only. */
@@ -321,8 +320,8 @@ ENV_CALL(uint32_t, hostcall_resp_get_response_code, uint32_t resp)
 	return m ? m->m.status : 0;
 }
 
-ENV_CALL(uint32_t, hostcall_resp_set_header, uint32_t resp,
-	 uint32_t name, uint32_t nlen, uint32_t slices, uint32_t n)
+ENV_CALL(uint32_t, hostcall_resp_set_header, uint32_t resp, uint32_t name, uint32_t nlen,
+         uint32_t slices, uint32_t n)
 {
 	const uint8_t *nm;
 

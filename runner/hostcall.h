@@ -52,8 +52,8 @@ struct run_dns_op;
 struct run_pending {
 	bool used;
 	bool done;
-	int req;  /* its request handle */
-	int resp; /* its response handle once done; -1 when it failed */
+	int req;                    /* its request handle */
+	int resp;                   /* its response handle once done; -1 when it failed */
 	struct run_outbound_op *op; /* while in flight */
 	struct run_instance *in;    /* whose it is, for the completion */
 };
@@ -133,22 +133,22 @@ struct run_hc *run_hc_begin(struct run_instance *in, const char *name);
  * running instance) and hc (its host-call state), and returns fail when
  * the call may not run. The call is named in the log after its function,
  * without the "Z_envZ_" that wasm2c puts before an import of env. */
-#define HC_BEGIN(fail)                                                          \
-	struct run_instance *in = run_current;                                  \
-	struct run_hc *hc __attribute__((unused)) =                             \
-		run_hc_begin(in, __func__ + sizeof("Z_envZ_") - 1);             \
-	if (!hc)                                                                \
-		return fail
+#define HC_BEGIN(fail)                                                                             \
+	struct run_instance *in = run_current;                                                     \
+	struct run_hc *hc __attribute__((unused)) =                                                \
+	        run_hc_begin(in, __func__ + sizeof("Z_envZ_") - 1);                                \
+	if (!hc)                                                                                   \
+	return fail
 
 /* The same for a call that returns nothing but a result at (ptr_p, len_p):
  * a call that may not run writes (0, 0) there. */
-#define HC_BEGIN_OUT(ptr_p, len_p)                                              \
-	struct run_instance *in = run_current;                                  \
-	struct run_hc *hc __attribute__((unused)) =                             \
-		run_hc_begin(in, __func__ + sizeof("Z_envZ_") - 1);             \
-	if (!hc) {                                                              \
-		run_hc_result_none(in, ptr_p, len_p);                           \
-		return;                                                         \
+#define HC_BEGIN_OUT(ptr_p, len_p)                                                                 \
+	struct run_instance *in = run_current;                                                     \
+	struct run_hc *hc __attribute__((unused)) =                                                \
+	        run_hc_begin(in, __func__ + sizeof("Z_envZ_") - 1);                                \
+	if (!hc) {                                                                                 \
+		run_hc_result_none(in, ptr_p, len_p);                                              \
+		return;                                                                            \
 	}
 
 /* The (ptr, len) argument of a call, checked: its host address when len is
@@ -161,7 +161,7 @@ void run_hc_put_u32(struct run_instance *in, uint32_t at, uint32_t v);
 
 /* One "system" line in the app's log. */
 void run_hc_logf(struct run_instance *in, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /* Results: the scratch buffer holds copies, placed in memory from the
  * guest's allocator, each string NUL-terminated after its length. */
@@ -173,15 +173,15 @@ bool run_hc_give_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p);
 /* Places the n strings held back to back, lens[i] bytes each, as an array
  * of GuestSlice {ptr, len} at (slices_p, len_p). */
 bool run_hc_give_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			const size_t *lens, size_t n);
+                        const size_t *lens, size_t n);
 /* Holds a copy of data and gives it: data is copied before the allocator
  * runs, so it may be anything the guest could free or replace from there.
  * (0, 0) and false when that fails. */
 bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
-			 size_t len);
+                         size_t len);
 /* The same for n strings. strs and lens are read before the allocator runs. */
 bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			  const char *const *strs, const size_t *lens, size_t n);
+                          const char *const *strs, const size_t *lens, size_t n);
 /* Writes (0, 0) to the out-pointers that are in bounds; returns false. */
 bool run_hc_result_none(struct run_instance *in, uint32_t ptr_p, uint32_t len_p);
 

@@ -13,7 +13,7 @@
 /* The key (and value, when val is not NULL) of a KV call, checked; false
  * when there is no store or an argument is bad. */
 static bool kv_args(struct run_instance *in, uint32_t k, uint32_t kl, uint32_t v, uint32_t vl,
-		    const uint8_t **key, const uint8_t **val)
+                    const uint8_t **key, const uint8_t **val)
 {
 	*key = kl ? run_hc_arg(in, k, kl, STORE_KV_KEY_MAX) : NULL;
 	if (val) {
@@ -30,10 +30,10 @@ static void kv_failed(struct run_instance *in, const char *op, enum viv_err err)
 }
 
 typedef enum viv_err (*kv_write_fn)(struct store *, int64_t, const void *, size_t, const void *,
-				    size_t, bool *);
+                                    size_t, bool *);
 
 static uint32_t kv_write(struct run_instance *in, kv_write_fn fn, enum run_kv_op op, uint32_t k,
-			 uint32_t kl, uint32_t v, uint32_t vl)
+                         uint32_t kl, uint32_t v, uint32_t vl)
 {
 	const uint8_t *key, *val;
 	bool yes = false;

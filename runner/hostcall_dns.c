@@ -45,8 +45,8 @@ static bool look_up(struct run_instance *in, struct run_hc *hc, const struct run
 	return true;
 }
 
-ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p,
-	 uint32_t len_p, uint32_t name, uint32_t nlen, uint32_t ipv6)
+ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p, uint32_t len_p, uint32_t name,
+         uint32_t nlen, uint32_t ipv6)
 {
 	struct run_dns_query q;
 	const uint8_t *nm;
@@ -67,8 +67,8 @@ ENV_CALL(uint32_t, hostcall_dns_query_ip, uint32_t slices_p,
 	return run_hc_give_slices(in, slices_p, len_p, lens, hc->dns_n);
 }
 
-ENV_CALL(uint32_t, hostcall_dns_query_raw, uint32_t resp_p,
-	 uint32_t len_p, uint32_t query, uint32_t qlen)
+ENV_CALL(uint32_t, hostcall_dns_query_raw, uint32_t resp_p, uint32_t len_p, uint32_t query,
+         uint32_t qlen)
 {
 	struct run_dns_query q;
 	const uint8_t *wire;

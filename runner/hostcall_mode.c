@@ -114,12 +114,12 @@ static void mode_end(struct run_instance *in)
 }
 
 const struct run_mode_ops run_mode_hostcall = {
-	.name = "hostcall",
-	.state_size = sizeof(struct hc_mode),
-	.start = mode_start,
-	.finish = mode_finish,
-	.write_stdout = mode_write_stdout,
-	.end = mode_end,
+        .name = "hostcall",
+        .state_size = sizeof(struct hc_mode),
+        .start = mode_start,
+        .finish = mode_finish,
+        .write_stdout = mode_write_stdout,
+        .end = mode_end,
 };
 
 /* ---- Entering host calls ------------------------------------------------------------ */
@@ -133,9 +133,9 @@ struct run_hc *run_hc_begin(struct run_instance *in, const char *name)
 	if (!hc->callbacks)
 		return hc;
 	run_hc_logf(in,
-		    "%s refused: the guest called it from its allocator while the host was "
-		    "placing a result there (host calls do not nest)",
-		    name);
+	            "%s refused: the guest called it from its allocator while the host was "
+	            "placing a result there (host calls do not nest)",
+	            name);
 	return NULL;
 }
 
@@ -168,7 +168,7 @@ void run_hc_logf(struct run_instance *in, const char *fmt, ...)
 	va_end(ap);
 	if (n > 0)
 		run_log_add(in, "system", msg,
-			    (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+		            (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
 /* ---- The guest's allocator -------------------------------------------------------------- */
@@ -196,7 +196,7 @@ static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
 		if (!f.func || f.func_type != type_malloc)
 			return 0;
 		hc->callbacks++;
-		p = ((uint32_t (*)(void *, uint32_t))f.func)(f.module_instance, size);
+		p = ((uint32_t(*)(void *, uint32_t))f.func)(f.module_instance, size);
 		hc->callbacks--;
 		return p;
 	}
@@ -208,8 +208,8 @@ static uint32_t guest_malloc(struct run_instance *in, uint32_t size)
 	}
 	if (!hc->mm_missing_logged) {
 		static const char msg[] =
-			"the guest never registered an allocator with hostcall_init_mm (and "
-			"exports no default_malloc_impl), so host calls cannot return data to it";
+		        "the guest never registered an allocator with hostcall_init_mm (and "
+		        "exports no default_malloc_impl), so host calls cannot return data to it";
 		run_log_add(in, "trap", msg, sizeof(msg) - 1);
 		hc->mm_missing_logged = true;
 	}
@@ -278,7 +278,7 @@ bool run_hc_give_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p)
 }
 
 bool run_hc_give_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			const size_t *lens, size_t n)
+                        const size_t *lens, size_t n)
 {
 	uint32_t arr, s;
 	size_t i, off = 0;
@@ -305,7 +305,7 @@ bool run_hc_give_slices(struct run_instance *in, uint32_t slices_p, uint32_t len
 }
 
 bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p, const void *data,
-			 size_t len)
+                         size_t len)
 {
 	run_hc_hold_clear(in);
 	if (!run_hc_hold(in, data, len))
@@ -314,7 +314,7 @@ bool run_hc_result_bytes(struct run_instance *in, uint32_t ptr_p, uint32_t len_p
 }
 
 bool run_hc_result_slices(struct run_instance *in, uint32_t slices_p, uint32_t len_p,
-			  const char *const *strs, const size_t *lens, size_t n)
+                          const char *const *strs, const size_t *lens, size_t n)
 {
 	size_t i;
 

@@ -36,7 +36,7 @@ static int send_async(struct run_instance *in, struct run_hc *hc, uint32_t req)
 		return -1;
 	if (hc->sent >= cfg->outbound_max) {
 		run_hc_logf(in, "outbound request refused: a request may send at most %u",
-			    cfg->outbound_max);
+		            cfg->outbound_max);
 		return -1;
 	}
 	pi = run_handles_new_pending(&hc->h, (int)req);

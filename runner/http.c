@@ -40,9 +40,9 @@ bool run_http_value(const char *s, size_t n)
 
 bool run_header_is_hop_by_hop(const char *name, size_t n)
 {
-	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
-					   "content-length", "upgrade", "te", "trailer",
-					   "proxy-connection", "status"};
+	static const char *const drop[] = {
+	        "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
+	        "te",         "trailer",    "proxy-connection",  "status"};
 	size_t i;
 
 	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
@@ -91,7 +91,7 @@ static char *dup_bytes(const void *p, size_t n)
 }
 
 bool run_msg_add_header(struct run_msg *m, const char *name, size_t nlen, const char *value,
-			size_t vlen)
+                        size_t vlen)
 {
 	struct run_header *h;
 	char *n, *v;

@@ -35,7 +35,7 @@ struct run_msg {
 
 /* Appends a header (copies). false when out of memory. */
 bool run_msg_add_header(struct run_msg *m, const char *name, size_t nlen, const char *value,
-			size_t vlen);
+                        size_t vlen);
 /* Removes every header called name (any case). */
 void run_msg_remove_header(struct run_msg *m, const char *name, size_t nlen);
 /* Frees what m holds and zeroes it. */

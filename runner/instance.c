@@ -35,7 +35,7 @@ const char *run_outcome_name(enum run_outcome o)
 const char *run_kv_op_name(enum run_kv_op op)
 {
 	static const char *const names[RUN_KV_OPS] = {"get", "insert", "upsert", "append",
-						      "remove"};
+	                                              "remove"};
 
 	return (unsigned)op < RUN_KV_OPS ? names[op] : "unknown";
 }
@@ -144,7 +144,7 @@ static void finish(struct run_instance *in)
 	case RUN_STOP_EXIT:
 		if (in->stop == RUN_STOP_EXIT && in->exit_code != 0) {
 			snprintf(msg, sizeof(msg), "the program exited with status %d",
-				 in->exit_code);
+			         in->exit_code);
 			run_log_add(in, "system", msg, strlen(msg));
 		}
 		in->mode->finish(in);
@@ -154,7 +154,7 @@ static void finish(struct run_instance *in)
 		/* A failure the guest reported (a panic) already explains it. */
 		if (!in->failure) {
 			snprintf(msg, sizeof(msg), "trap: %s",
-				 wasm_rt_strerror((wasm_rt_trap_t)in->trap));
+			         wasm_rt_strerror((wasm_rt_trap_t)in->trap));
 			run_log_add(in, "trap", msg, strlen(msg));
 		}
 		run_error_response(in, 500, "The app failed while handling this request.\n");
@@ -162,18 +162,18 @@ static void finish(struct run_instance *in)
 	case RUN_STOP_CPU:
 		in->outcome = RUN_CPU_EXCEEDED;
 		snprintf(msg, sizeof(msg),
-			 "stopped: the request used more than its CPU time limit of %u ms "
-			 "(limits.cpu_ms)",
-			 in->app->limits.cpu_ms);
+		         "stopped: the request used more than its CPU time limit of %u ms "
+		         "(limits.cpu_ms)",
+		         in->app->limits.cpu_ms);
 		run_log_add(in, "trap", msg, strlen(msg));
 		run_error_response(in, 500, "The app ran out of CPU time for this request.\n");
 		break;
 	case RUN_STOP_WALL:
 		in->outcome = RUN_WALL_EXCEEDED;
 		snprintf(msg, sizeof(msg),
-			 "stopped: the request took longer than its time limit of %u ms "
-			 "(limits.wall_ms)",
-			 in->app->limits.wall_ms);
+		         "stopped: the request took longer than its time limit of %u ms "
+		         "(limits.wall_ms)",
+		         in->app->limits.wall_ms);
 		run_log_add(in, "trap", msg, strlen(msg));
 		run_error_response(in, 504, "The app took too long to answer.\n");
 		break;
@@ -220,7 +220,7 @@ void run_instance_wake(struct run_instance *in)
 static void fire_wake(struct run_timer *t)
 {
 	struct run_instance *in =
-		(struct run_instance *)((char *)t - offsetof(struct run_instance, wake_timer));
+	        (struct run_instance *)((char *)t - offsetof(struct run_instance, wake_timer));
 
 	run_instance_wake(in);
 }
@@ -234,7 +234,7 @@ void run_instance_sleep(struct run_instance *in, uint64_t at_ns)
 static void fire_wall(struct run_timer *t)
 {
 	struct run_instance *in =
-		(struct run_instance *)((char *)t - offsetof(struct run_instance, wall_timer));
+	        (struct run_instance *)((char *)t - offsetof(struct run_instance, wall_timer));
 
 	in->interrupt = RUN_STOP_WALL;
 	run_instance_wake(in);
@@ -260,8 +260,8 @@ static size_t align16(size_t n)
 }
 
 enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
-				const struct run_app *app, const struct run_request *req,
-				run_done_fn done, void *arg, struct run_instance **out)
+                                const struct run_app *app, const struct run_request *req,
+                                run_done_fn done, void *arg, struct run_instance **out)
 {
 	const struct run_mode_ops *mode = m->mode;
 	struct run_instance *in;

@@ -167,7 +167,7 @@ void run_loop_unwatch(struct run_loop *l, struct run_watch *w)
 static void on_timerfd(struct run_watch *w, uint32_t events)
 {
 	struct run_loop *l =
-		(struct run_loop *)((char *)w - offsetof(struct run_loop, timer_watch));
+	        (struct run_loop *)((char *)w - offsetof(struct run_loop, timer_watch));
 	uint64_t expirations;
 
 	(void)events;

@@ -18,23 +18,21 @@
 /* Upper bounds of the histograms' buckets, in nanoseconds and as their le
  * labels say them; the last bucket, +Inf, has no entry. */
 static const uint64_t request_bounds_ns[RUN_METRICS_REQUEST_BUCKETS - 1] = {
-	100000,    250000,    500000,     1000000,    2500000,    5000000,
-	10000000,  25000000,  50000000,   100000000,  250000000,  500000000,
-	1000000000, 2500000000, 5000000000, 10000000000, 30000000000, 60000000000,
+        100000,     250000,     500000,     1000000,     2500000,     5000000,
+        10000000,   25000000,   50000000,   100000000,   250000000,   500000000,
+        1000000000, 2500000000, 5000000000, 10000000000, 30000000000, 60000000000,
 };
 static const char *const request_les[RUN_METRICS_REQUEST_BUCKETS] = {
-	"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
-	"0.025",  "0.05",    "0.1",    "0.25",  "0.5",    "1",     "2.5",
-	"5",      "10",      "30",     "60",    "+Inf",
+        "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+        "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf",
 };
 static const uint64_t start_bounds_ns[RUN_METRICS_START_BUCKETS - 1] = {
-	1000,   2500,   5000,    10000,   25000,   50000,    100000,   250000,
-	500000, 1000000, 2500000, 5000000, 10000000, 25000000, 100000000,
+        1000,   2500,    5000,    10000,   25000,    50000,    100000,    250000,
+        500000, 1000000, 2500000, 5000000, 10000000, 25000000, 100000000,
 };
 static const char *const start_les[RUN_METRICS_START_BUCKETS] = {
-	"0.000001", "0.0000025", "0.000005", "0.00001", "0.000025", "0.00005",
-	"0.0001",   "0.00025",   "0.0005",   "0.001",   "0.0025",   "0.005",
-	"0.01",     "0.025",     "0.1",      "+Inf",
+        "0.000001", "0.0000025", "0.000005", "0.00001", "0.000025", "0.00005", "0.0001", "0.00025",
+        "0.0005",   "0.001",     "0.0025",   "0.005",   "0.01",     "0.025",   "0.1",    "+Inf",
 };
 static const char *const limit_names[RUN_METRICS_LIMITS] = {"cpu", "wall", "memory"};
 
@@ -90,8 +88,7 @@ struct run_metrics_app *run_metrics_app(struct run_metrics *m, const char *name)
 }
 
 /* Adds one observation of ns to a histogram of n buckets. */
-static void observe(uint64_t *buckets, const uint64_t *bounds, size_t n, uint64_t *sum,
-		    uint64_t ns)
+static void observe(uint64_t *buckets, const uint64_t *bounds, size_t n, uint64_t *sum, uint64_t ns)
 {
 	size_t i = 0;
 
@@ -139,17 +136,17 @@ static void count_trap(struct run_metrics_app *a, const char *kind)
 }
 
 void run_metrics_request(struct run_metrics *m, struct run_metrics_app *a, unsigned status,
-			 uint64_t total_ns, const struct run_instance_stats *st)
+                         uint64_t total_ns, const struct run_instance_stats *st)
 {
 	size_t i;
 
 	count_code(a, status);
 	observe(a->seconds, request_bounds_ns, RUN_METRICS_REQUEST_BUCKETS, &a->seconds_sum_ns,
-		total_ns);
+	        total_ns);
 	if (st) {
 		if (st->start_ns)
 			observe(m->start, start_bounds_ns, RUN_METRICS_START_BUCKETS,
-				&m->start_sum_ns, st->start_ns);
+			        &m->start_sum_ns, st->start_ns);
 		if (st->trap)
 			count_trap(a, st->trap);
 		if (st->outcome == RUN_CPU_EXCEEDED)
@@ -174,8 +171,7 @@ void run_metrics_set_instances(struct run_metrics *m, unsigned live)
 	ADD(m->changes, 1);
 }
 
-void run_metrics_prune(struct run_metrics *m, bool (*keep)(void *ctx, const char *name),
-		       void *ctx)
+void run_metrics_prune(struct run_metrics *m, bool (*keep)(void *ctx, const char *name), void *ctx)
 {
 	struct run_metrics_app *a, *tmp;
 
@@ -221,7 +217,7 @@ static enum viv_err put_label(struct viv_buf *b, const char *name, const char *v
 /* One sample: NAME{app="...",LABEL="..."} VALUE, where app, label and
  * value may each be absent (NULL). */
 static enum viv_err put_sample(struct viv_buf *b, const char *metric, const char *app,
-			       const char *label, const char *value, const char *number)
+                               const char *label, const char *value, const char *number)
 {
 	enum viv_err err = viv_buf_append(b, metric, strlen(metric));
 
@@ -241,7 +237,7 @@ static enum viv_err put_sample(struct viv_buf *b, const char *metric, const char
 }
 
 static enum viv_err put_count(struct viv_buf *b, const char *metric, const char *app,
-			      const char *label, const char *value, uint64_t n)
+                              const char *label, const char *value, uint64_t n)
 {
 	char num[24];
 
@@ -250,7 +246,7 @@ static enum viv_err put_count(struct viv_buf *b, const char *metric, const char 
 }
 
 static enum viv_err put_header(struct viv_buf *b, const char *metric, const char *type,
-			       const char *help)
+                               const char *help)
 {
 	return viv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
 }
@@ -258,8 +254,8 @@ static enum viv_err put_header(struct viv_buf *b, const char *metric, const char
 /* A histogram's samples: cumulative buckets, the sum in seconds, the
  * count. The buckets are read once, so the count is their total. */
 static enum viv_err put_histogram(struct viv_buf *b, const char *metric, const char *app,
-				  const uint64_t *buckets, const char *const *les, size_t n,
-				  const uint64_t *sum_ns)
+                                  const uint64_t *buckets, const char *const *les, size_t n,
+                                  const uint64_t *sum_ns)
 {
 	char name[96], num[48];
 	uint64_t total = 0, sum = LOAD(*sum_ns);
@@ -273,7 +269,7 @@ static enum viv_err put_histogram(struct viv_buf *b, const char *metric, const c
 	}
 	snprintf(name, sizeof(name), "%s_sum", metric);
 	snprintf(num, sizeof(num), "%llu.%09llu", (unsigned long long)(sum / 1000000000u),
-		 (unsigned long long)(sum % 1000000000u));
+	         (unsigned long long)(sum % 1000000000u));
 	if (!err)
 		err = put_sample(b, name, app, NULL, NULL, num);
 	snprintf(name, sizeof(name), "%s_count", metric);
@@ -291,11 +287,11 @@ static enum viv_err put_requests(struct viv_buf *b, struct run_metrics_app *a)
 	for (i = 0; !err && i < n; i++) {
 		snprintf(code, sizeof(code), "%u", (unsigned)LOAD(a->codes[i].code));
 		err = put_count(b, "vivarium_requests_total", a->name, "code", code,
-				LOAD(a->codes[i].n));
+		                LOAD(a->codes[i].n));
 	}
 	if (!err && LOAD(a->other_codes))
 		err = put_count(b, "vivarium_requests_total", a->name, "code", "other",
-				LOAD(a->other_codes));
+		                LOAD(a->other_codes));
 	return err;
 }
 
@@ -306,7 +302,7 @@ static enum viv_err put_traps(struct viv_buf *b, struct run_metrics_app *a)
 
 	for (i = 0; !err && i < n; i++)
 		err = put_count(b, "vivarium_traps_total", a->name, "kind", LOAD(a->traps[i].kind),
-				LOAD(a->traps[i].n));
+		                LOAD(a->traps[i].n));
 	return err;
 }
 
@@ -317,7 +313,7 @@ static enum viv_err put_limits(struct viv_buf *b, struct run_metrics_app *a)
 
 	for (i = 0; !err && i < RUN_METRICS_LIMITS; i++)
 		err = put_count(b, "vivarium_limits_total", a->name, "limit", limit_names[i],
-				LOAD(a->limits[i]));
+		                LOAD(a->limits[i]));
 	return err;
 }
 
@@ -328,14 +324,14 @@ static enum viv_err put_kv(struct viv_buf *b, struct run_metrics_app *a)
 
 	for (i = 0; !err && i < RUN_KV_OPS; i++)
 		err = put_count(b, "vivarium_kv_calls_total", a->name, "op",
-				run_kv_op_name((enum run_kv_op)i), LOAD(a->kv[i]));
+		                run_kv_op_name((enum run_kv_op)i), LOAD(a->kv[i]));
 	return err;
 }
 
 static enum viv_err put_seconds(struct viv_buf *b, struct run_metrics_app *a)
 {
 	return put_histogram(b, "vivarium_request_seconds", a->name, a->seconds, request_les,
-			     RUN_METRICS_REQUEST_BUCKETS, &a->seconds_sum_ns);
+	                     RUN_METRICS_REQUEST_BUCKETS, &a->seconds_sum_ns);
 }
 
 /* The families of per-app series: the format wants each family's samples
@@ -344,17 +340,15 @@ static const struct {
 	const char *metric, *type, *help;
 	enum viv_err (*put)(struct viv_buf *b, struct run_metrics_app *a);
 } per_app[] = {
-	{"vivarium_requests_total", "counter",
-	 "Requests this worker answered for each app, by HTTP status code.", put_requests},
-	{"vivarium_request_seconds", "histogram",
-	 "Time from a request reaching the worker to its response, per app.", put_seconds},
-	{"vivarium_traps_total", "counter",
-	 "Requests of each app that ended in a trap, by kind of trap.", put_traps},
-	{"vivarium_limits_total", "counter",
-	 "Requests of each app stopped by, or refused memory by, one of its limits.",
-	 put_limits},
-	{"vivarium_kv_calls_total", "counter", "KV host calls of each app, by operation.",
-	 put_kv},
+        {"vivarium_requests_total", "counter",
+         "Requests this worker answered for each app, by HTTP status code.", put_requests},
+        {"vivarium_request_seconds", "histogram",
+         "Time from a request reaching the worker to its response, per app.", put_seconds},
+        {"vivarium_traps_total", "counter",
+         "Requests of each app that ended in a trap, by kind of trap.", put_traps},
+        {"vivarium_limits_total", "counter",
+         "Requests of each app stopped by, or refused memory by, one of its limits.", put_limits},
+        {"vivarium_kv_calls_total", "counter", "KV host calls of each app, by operation.", put_kv},
 };
 
 enum viv_err run_metrics_format(struct run_metrics *m, struct viv_buf *out)
@@ -376,13 +370,13 @@ enum viv_err run_metrics_format(struct run_metrics *m, struct viv_buf *out)
 	pthread_mutex_unlock(&m->lock);
 	if (!err)
 		err = put_header(out, "vivarium_instance_start_seconds", "histogram",
-				 "Time to start a fresh instance, up to the guest's entry point.");
+		                 "Time to start a fresh instance, up to the guest's entry point.");
 	if (!err)
 		err = put_histogram(out, "vivarium_instance_start_seconds", NULL, m->start,
-				    start_les, RUN_METRICS_START_BUCKETS, &m->start_sum_ns);
+		                    start_les, RUN_METRICS_START_BUCKETS, &m->start_sum_ns);
 	if (!err)
 		err = put_header(out, "vivarium_instances", "gauge",
-				 "Instances alive in this worker.");
+		                 "Instances alive in this worker.");
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)LOAD(m->instances));
 	if (!err)
 		err = put_sample(out, "vivarium_instances", NULL, NULL, NULL, num);

@@ -66,8 +66,8 @@ struct run_metrics {
 	struct run_metrics_app *apps;
 	uint64_t start[RUN_METRICS_START_BUCKETS]; /* instance starts, per bucket */
 	uint64_t start_sum_ns;
-	uint64_t instances; /* live, as last published */
-	uint64_t changes;   /* moves whenever a value does */
+	uint64_t instances;     /* live, as last published */
+	uint64_t changes;       /* moves whenever a value does */
 	uint32_t access_budget; /* what a new app's access_budget starts at */
 };
 
@@ -85,7 +85,7 @@ struct run_metrics_app *run_metrics_app(struct run_metrics *m, const char *name)
  * the app itself) with status after total_ns; st (NULL when no instance
  * ran it) says what its instance met. Worker thread only. */
 void run_metrics_request(struct run_metrics *m, struct run_metrics_app *a, unsigned status,
-			 uint64_t total_ns, const struct run_instance_stats *st);
+                         uint64_t total_ns, const struct run_instance_stats *st);
 
 /* Publishes how many instances are alive. Worker thread only. */
 void run_metrics_set_instances(struct run_metrics *m, unsigned live);
@@ -93,8 +93,7 @@ void run_metrics_set_instances(struct run_metrics *m, unsigned live);
 /* Drops the apps for which keep(ctx, name) is false (apps that are gone),
  * so that a worker's memory and its file do not grow with every app that
  * ever was. Worker thread only. */
-void run_metrics_prune(struct run_metrics *m, bool (*keep)(void *ctx, const char *name),
-		       void *ctx);
+void run_metrics_prune(struct run_metrics *m, bool (*keep)(void *ctx, const char *name), void *ctx);
 
 /* A number that moves whenever a value changed. Any thread. */
 uint64_t run_metrics_changes(struct run_metrics *m);

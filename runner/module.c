@@ -49,7 +49,7 @@ static bool hash_is_hex(const char *h)
 }
 
 enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
-			     char *err, size_t errlen)
+                             char *err, size_t errlen)
 {
 	struct run_module *m = NULL;
 	const struct viv_guest *g;
@@ -67,19 +67,19 @@ enum viv_err run_module_load(const char *path, const char *expect_hash, struct r
 	g = dlsym(dl, VIV_GUEST_SYMBOL);
 	if (!g) {
 		viv_errf(err, errlen, "%s has no %s symbol; it is not a Vivarium artifact", path,
-			 VIV_GUEST_SYMBOL);
+		         VIV_GUEST_SYMBOL);
 		goto out;
 	}
 	if (g->abi != VIV_GUEST_ABI) {
 		viv_errf(err, errlen,
-			 "%s was built for guest ABI %u but this runner speaks %u; redeploy the "
-			 "app",
-			 path, g->abi, VIV_GUEST_ABI);
+		         "%s was built for guest ABI %u but this runner speaks %u; redeploy the "
+		         "app",
+		         path, g->abi, VIV_GUEST_ABI);
 		goto out;
 	}
 	if (!g->hash || !hash_is_hex(g->hash) || (expect_hash && strcmp(g->hash, expect_hash))) {
 		viv_errf(err, errlen, "%s does not hold artifact %s", path,
-			 expect_hash ? expect_hash : "(any)");
+		         expect_hash ? expect_hash : "(any)");
 		goto out;
 	}
 	if ((g->mode != VIV_GUEST_CGI && g->mode != VIV_GUEST_HOSTCALL) || !g->entry ||

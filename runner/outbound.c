@@ -89,13 +89,13 @@ static void curl_init(void)
 
 static bool v4_private(uint32_t a)
 {
-	return (a >> 24) == 0 ||                 /* 0.0.0.0/8 */
-	       (a >> 24) == 10 ||                /* 10/8 */
-	       (a >> 24) == 127 ||               /* loopback */
-	       (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10, shared address space */
-	       (a >> 16) == (169u << 8 | 254) || /* link-local, cloud metadata */
-	       (a >> 20) == (172u << 4 | 1) ||   /* 172.16/12 */
-	       (a >> 16) == (192u << 8 | 168) || /* 192.168/16 */
+	return (a >> 24) == 0 ||                        /* 0.0.0.0/8 */
+	       (a >> 24) == 10 ||                       /* 10/8 */
+	       (a >> 24) == 127 ||                      /* loopback */
+	       (a >> 22) == (100u << 2 | 1) ||          /* 100.64/10, shared address space */
+	       (a >> 16) == (169u << 8 | 254) ||        /* link-local, cloud metadata */
+	       (a >> 20) == (172u << 4 | 1) ||          /* 172.16/12 */
+	       (a >> 16) == (192u << 8 | 168) ||        /* 192.168/16 */
 	       (a >> 8) == (192u << 16 | 0 << 8 | 0) || /* 192.0.0/24 */
 	       (a >> 17) == (198u << 9 | 18 >> 1) ||    /* 198.18/15, benchmarking */
 	       (a >> 28) >= 14;                         /* multicast, reserved, broadcast */
@@ -118,10 +118,10 @@ bool run_address_is_private(const struct sockaddr *sa)
 		return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) ||
 		       IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_SITELOCAL(a) ||
 		       IN6_IS_ADDR_MULTICAST(a) || (a->s6_addr[0] & 0xfe) == 0xfc || /* ULA */
-		       (a->s6_addr[0] == 0x20 && a->s6_addr[1] == 0x01 &&
-			a->s6_addr[2] == 0x0d && a->s6_addr[3] == 0xb8) || /* documentation */
-		       (a->s6_addr[0] == 0x00 && a->s6_addr[1] == 0x64 &&
-			a->s6_addr[2] == 0xff && a->s6_addr[3] == 0x9b); /* NAT64 */
+		       (a->s6_addr[0] == 0x20 && a->s6_addr[1] == 0x01 && a->s6_addr[2] == 0x0d &&
+		        a->s6_addr[3] == 0xb8) || /* documentation */
+		       (a->s6_addr[0] == 0x00 && a->s6_addr[1] == 0x64 && a->s6_addr[2] == 0xff &&
+		        a->s6_addr[3] == 0x9b); /* NAT64 */
 	}
 	return true;
 }
@@ -182,8 +182,8 @@ static bool pattern_allows(const char *pattern, const struct url_parts *u)
 	/* libcurl does not parse a '*' in a host name: swap it for a label
 	 * and put it back when comparing. */
 	if (star) {
-		if (asprintf(&wild, "%.*s://x-wild.%s", (int)(star - pattern), pattern,
-			     star + 5) < 0)
+		if (asprintf(&wild, "%.*s://x-wild.%s", (int)(star - pattern), pattern, star + 5) <
+		    0)
 			return false;
 	}
 	if (!url_split(wild ? wild : pattern, &p)) {
@@ -226,7 +226,7 @@ bool run_outbound_allowed(const struct run_app *app, const char *url)
 }
 
 static void whyf(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void whyf(char *why, size_t whylen, const char *fmt, ...)
 {
@@ -248,7 +248,7 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&addr->addr;
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&addr->addr;
 		const void *a = addr->family == AF_INET6 ? (const void *)&s6->sin6_addr
-							 : (const void *)&s4->sin_addr;
+		                                         : (const void *)&s4->sin_addr;
 		inet_ntop(addr->family, a, x->refused, sizeof(x->refused));
 		x->refused_address = true;
 		return CURL_SOCKET_BAD;
@@ -308,8 +308,8 @@ static void on_socket_ready(struct run_watch *w, uint32_t events)
 {
 	struct http_svc *svc = ((struct sock_watch *)w)->svc;
 	int mask = (events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-		   (events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-		   (events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+	           (events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+	           (events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 	int running = 0;
 
 	curl_multi_socket_action(svc->curlm, w->fd, mask, &running);
@@ -340,7 +340,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 		curl_multi_assign(svc->curlm, s, sw);
 	}
 	run_loop_watch(svc->loop, &sw->w,
-		       (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0));
+	               (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0));
 	return 0;
 }
 
@@ -353,7 +353,7 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 		run_timer_cancel(svc->loop, &svc->timer);
 	else
 		run_timer_arm(svc->loop, &svc->timer,
-			      viv_mono_ns() + (uint64_t)timeout_ms * 1000000u);
+		              viv_mono_ns() + (uint64_t)timeout_ms * 1000000u);
 	return 0;
 }
 
@@ -552,8 +552,8 @@ static void xfer_done(struct xfer *x, CURLcode rc)
 			goto fail;
 		}
 		/* 303, and 301/302 after a POST, go on as GET, as browsers do. */
-		if (status == 303 || ((status == 301 || status == 302) &&
-				      strcmp(x->method, "POST") == 0)) {
+		if (status == 303 ||
+		    ((status == 301 || status == 302) && strcmp(x->method, "POST") == 0)) {
 			free(x->method);
 			x->method = strdup("GET");
 			free(x->body);
@@ -661,7 +661,7 @@ static void self_done(struct run_subrequest *sr, const struct run_response *resp
 
 /* Sends req to the app's own self_request service. */
 static enum viv_err self_send(const struct run_outbound_req *req, run_outbound_done_fn done,
-			      void *ctx, struct run_outbound_op **out)
+                              void *ctx, struct run_outbound_op **out)
 {
 	struct self_op *op;
 	struct run_header *hs;
@@ -750,8 +750,8 @@ static bool is_self(const struct run_app *app, const char *url)
 }
 
 enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_req *req,
-			       run_outbound_done_fn done, void *ctx,
-			       struct run_outbound_op **out, char *why, size_t whylen)
+                               run_outbound_done_fn done, void *ctx, struct run_outbound_op **out,
+                               char *why, size_t whylen)
 {
 	struct xfer *x;
 	enum viv_err err;
@@ -778,8 +778,8 @@ enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_
 	err = run_loop_ext(loop, &http_ext, &state);
 	if (err) {
 		whyf(why, whylen,
-		     "outbound request to %s failed: the host cannot send requests (%s)",
-		     req->url, viv_strerror(err));
+		     "outbound request to %s failed: the host cannot send requests (%s)", req->url,
+		     viv_strerror(err));
 		return err;
 	}
 	x = calloc(1, sizeof(*x));

@@ -23,10 +23,10 @@ struct run_outbound_req {
 	/* The app that sends it: its outbound patterns say where it may go,
 	 * and its host name is answered by self below. */
 	const struct run_app *app;
-	bool allow_private;     /* loopback, private and link-local addresses too */
-	size_t body_max;        /* bytes of the response body */
-	unsigned timeout_ms;    /* the whole request, redirects included */
-	uint64_t deadline_ns;   /* CLOCK_MONOTONIC: no redirect starts with less time left */
+	bool allow_private;   /* loopback, private and link-local addresses too */
+	size_t body_max;      /* bytes of the response body */
+	unsigned timeout_ms;  /* the whole request, redirects included */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: no redirect starts with less time left */
 	/* Requests to the app's own host name go to self->self_request (none
 	 * when NULL), as a request from the instance from, which is serving
 	 * origin (its client address and port, and its depth, pass on). */
@@ -52,8 +52,8 @@ typedef void (*run_outbound_done_fn)(void *ctx, struct run_msg *resp, const char
  * log, or is "" when there is nothing to say: the URL is not allowed, the
  * app calls itself too deep, memory ran out... */
 enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_req *req,
-			       run_outbound_done_fn done, void *ctx,
-			       struct run_outbound_op **out, char *why, size_t whylen);
+                               run_outbound_done_fn done, void *ctx, struct run_outbound_op **out,
+                               char *why, size_t whylen);
 
 /* Stops a request in flight; done is not called for it any more. */
 void run_outbound_cancel(struct run_outbound_op *op);

@@ -66,12 +66,12 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	if (!p->slots)
 		goto out;
 	mem = mmap(NULL, RUN_SLOT_RESERVE * cfg->slots, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED)
 		goto out;
 	per_stack = RUN_STACK_GUARD + stack;
 	stacks = mmap(NULL, per_stack * cfg->slots, PROT_NONE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (stacks == MAP_FAILED)
 		goto out;
 	for (i = 0; i < cfg->slots; i++) {

@@ -90,7 +90,7 @@ static enum viv_err env_set(struct run_route *r, const char *key, const char *va
  * configuration, then the values set on the app through the API, which win
  * over the manifest's env. */
 static enum viv_err route_config(struct run_routes *rt, struct run_route *r,
-				 const struct store_route *sr)
+                                 const struct store_route *sr)
 {
 	const struct store_deploy_config *c = &sr->config;
 	size_t i;
@@ -123,7 +123,7 @@ static enum viv_err route_config(struct run_routes *rt, struct run_route *r,
 }
 
 enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
-			     char *err, size_t errlen)
+                             char *err, size_t errlen)
 {
 	struct run_routes *rt;
 	enum viv_err e;
@@ -228,7 +228,7 @@ static void prune_modules(struct run_routes *rt)
 /* A route from the store's description of a deployment, answering at
  * LABEL.domain. */
 static enum viv_err route_make(struct run_routes *rt, const struct store_route *sr,
-			       const char *label, struct run_route **out)
+                               const char *label, struct run_route **out)
 {
 	struct run_route *r;
 	enum viv_err err;
@@ -315,7 +315,7 @@ enum viv_err run_routes_refresh(struct run_routes *rt)
 /* Whether label has the shape of a preview address, d{ID}-{app}: the id in
  * decimal without leading zeros. */
 static bool preview_label(const char *label, size_t len, int64_t *id, const char **app,
-			  size_t *app_len)
+                          size_t *app_len)
 {
 	size_t i = 1;
 	int64_t v = 0;
@@ -351,7 +351,7 @@ static struct preview *preview_get(struct run_routes *rt, int64_t id)
 	err = store_route_of_deployment(rt->st, id, &sr);
 	if (err && err != VIV_ERR_NOT_FOUND) {
 		viv_log(VIV_ERROR, "cannot look deployment %lld up: %s", (long long)id,
-			viv_strerror(err));
+		        viv_strerror(err));
 		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
@@ -359,7 +359,7 @@ static struct preview *preview_get(struct run_routes *rt, int64_t id)
 		goto out;
 	p->deployment_id = id;
 	if (sr && (asprintf(&label, "d%lld-%s", (long long)id, sr->app) < 0 ||
-		   route_make(rt, sr, label, &p->route) != VIV_OK)) {
+	           route_make(rt, sr, label, &p->route) != VIV_OK)) {
 		free(p);
 		p = NULL;
 		goto out;
@@ -432,7 +432,7 @@ uint64_t run_routes_generation(const struct run_routes *rt)
 }
 
 enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
-			      const char **why)
+                              const char **why)
 {
 	struct modcache *c;
 	char *path = NULL, err[512];
@@ -493,7 +493,7 @@ struct run_assets *run_route_assets(struct run_route *r)
 		err = run_assets_open(r->assets_dir, &r->assets);
 		if (err)
 			viv_log(VIV_ERROR, "app %s: cannot index its static files in %s: %s",
-				r->name, r->assets_dir, viv_strerror(err));
+			        r->name, r->assets_dir, viv_strerror(err));
 	}
 	return r->assets;
 }

@@ -21,10 +21,10 @@ struct run_route {
 	struct run_app app; /* name, limits, env, ... pointing into this route */
 	char **env;         /* the manifest's env, overridden by the API's config */
 	size_t n_env;
-	char *host;         /* "APP.DOMAIN" */
+	char *host; /* "APP.DOMAIN" */
 	char **outbound;
 	size_t n_outbound;
-	char *assets_dir;   /* NULL when the deployment has no static files */
+	char *assets_dir;          /* NULL when the deployment has no static files */
 	struct run_assets *assets; /* its index, built on first use */
 	bool assets_tried;
 	/* Answers at a preview address: its artifact, when no current route
@@ -40,7 +40,7 @@ struct run_routes;
 /* Opens the worker's own store connection; apps answer at APP.domain.
  * Caller frees with run_routes_close(). */
 enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
-			     char *err, size_t errlen);
+                             char *err, size_t errlen);
 void run_routes_close(struct run_routes *rt);
 
 /* The store connection, for app logs. Borrowed for the life of rt. */
@@ -73,7 +73,7 @@ uint64_t run_routes_generation(const struct run_routes *rt);
  * as the caller holds the route. On failure *why says what went wrong (a
  * failed load is retried after a second, not on every request). */
 enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
-			      const char **why);
+                              const char **why);
 
 /* The route's static files, indexed on first use; NULL when it has none. */
 struct run_assets *run_route_assets(struct run_route *r);

@@ -60,7 +60,7 @@ uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...)
 
 	if (params > 64 || results > 64 || n > 64) {
 		viv_log(VIV_ERROR, "function type with %u parameters and %u results", params,
-			results);
+		        results);
 		abort();
 	}
 	va_start(ap, results);
@@ -183,10 +183,10 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages, uint
 		in->memory_limited = true;
 	if (initial_pages > max_pages)
 		run_host_fail(in,
-			      "the module needs %u MiB of memory at start, more than the app's "
-			      "limit of %u MiB (limits.memory_mb in vivarium.json)",
-			      (unsigned)((initial_pages * PAGE_64K) >> 20),
-			      in->app->limits.memory_mb);
+		              "the module needs %u MiB of memory at start, more than the app's "
+		              "limit of %u MiB (limits.memory_mb in vivarium.json)",
+		              (unsigned)((initial_pages * PAGE_64K) >> 20),
+		              in->app->limits.memory_mb);
 	if (!slot_set_rw(in->slot, (size_t)initial_pages * PAGE_64K))
 		run_host_fail(in, "the host could not map the module's memory");
 	mem->data = in->slot->mem;
@@ -208,9 +208,9 @@ static void memory_refused(struct run_instance *in, uint64_t pages)
 		return;
 	in->memory_limited = true;
 	n = snprintf(msg, sizeof(msg),
-		     "memory.grow to %llu MiB refused: the app may use at most %u MiB "
-		     "(limits.memory_mb in vivarium.json)",
-		     (unsigned long long)((pages * PAGE_64K) >> 20), in->app->limits.memory_mb);
+	             "memory.grow to %llu MiB refused: the app may use at most %u MiB "
+	             "(limits.memory_mb in vivarium.json)",
+	             (unsigned long long)((pages * PAGE_64K) >> 20), in->app->limits.memory_mb);
 	run_log_add(in, "system", msg, (size_t)n);
 }
 
@@ -254,8 +254,8 @@ static void *table_alloc(uint32_t elements, uint32_t *max, size_t elem_size)
 	if (elements > *max) {
 		if (in)
 			run_host_fail(in,
-				      "the module's table of %u elements is over the limit of %u",
-				      elements, RUN_TABLE_MAX_ELEMS);
+			              "the module's table of %u elements is over the limit of %u",
+			              elements, RUN_TABLE_MAX_ELEMS);
 		abort();
 	}
 	data = calloc(elements ? elements : 1, elem_size);
@@ -268,7 +268,7 @@ static void *table_alloc(uint32_t elements, uint32_t *max, size_t elem_size)
 }
 
 void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *table, uint32_t elements,
-				    uint32_t max_elements)
+                                    uint32_t max_elements)
 {
 	table->max_size = max_elements;
 	table->data = table_alloc(elements, &table->max_size, sizeof(*table->data));
@@ -283,7 +283,7 @@ void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *table)
 }
 
 void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *table, uint32_t elements,
-				      uint32_t max_elements)
+                                      uint32_t max_elements)
 {
 	table->max_size = max_elements;
 	table->data = table_alloc(elements, &table->max_size, sizeof(*table->data));
@@ -299,7 +299,7 @@ void wasm_rt_free_externref_table(wasm_rt_externref_table_t *table)
 
 /* Grows data (size elements) by delta, each new element set from init. */
 static uint32_t table_grow(void **data, uint32_t *size, uint32_t max, uint32_t delta,
-			   const void *init, size_t elem_size)
+                           const void *init, size_t elem_size)
 {
 	uint64_t n = (uint64_t)*size + delta;
 	uint32_t old = *size, i;
@@ -320,21 +320,19 @@ static uint32_t table_grow(void **data, uint32_t *size, uint32_t max, uint32_t d
 }
 
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *table, uint32_t delta,
-				    wasm_rt_funcref_t init)
+                                    wasm_rt_funcref_t init)
 {
 	void *data = table->data;
-	uint32_t r = table_grow(&data, &table->size, table->max_size, delta, &init,
-				sizeof(init));
+	uint32_t r = table_grow(&data, &table->size, table->max_size, delta, &init, sizeof(init));
 	table->data = data;
 	return r;
 }
 
 uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *table, uint32_t delta,
-				      wasm_rt_externref_t init)
+                                      wasm_rt_externref_t init)
 {
 	void *data = table->data;
-	uint32_t r = table_grow(&data, &table->size, table->max_size, delta, &init,
-				sizeof(init));
+	uint32_t r = table_grow(&data, &table->size, table->max_size, delta, &init, sizeof(init));
 	table->data = data;
 	return r;
 }

@@ -26,7 +26,7 @@ struct run_module;
  * module initializer. The detail of a failure goes to err. Caller releases
  * with run_module_release(). */
 enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
-			     char *err, size_t errlen);
+                             char *err, size_t errlen);
 
 /* Takes another reference. */
 struct run_module *run_module_ref(struct run_module *m);
@@ -41,11 +41,11 @@ const char *run_module_hash(const struct run_module *m);
 /* ---- Pools of sandboxes ------------------------------------------------------ */
 
 struct run_pool_config {
-	unsigned slots;        /* instances that may exist at once */
-	size_t stack_bytes;    /* native stack of each instance */
-	size_t response_max;   /* bytes of one response body */
-	size_t log_line_max;   /* bytes of one app log line */
-	size_t log_bytes_max;  /* bytes of app log one request may write */
+	unsigned slots;       /* instances that may exist at once */
+	size_t stack_bytes;   /* native stack of each instance */
+	size_t response_max;  /* bytes of one response body */
+	size_t log_line_max;  /* bytes of one app log line */
+	size_t log_bytes_max; /* bytes of app log one request may write */
 	/* Outbound HTTP of guests. Loopback, private, link-local and
 	 * metadata addresses are refused unless allow_private is set (for
 	 * tests and trusted networks). */
@@ -85,7 +85,7 @@ struct run_services {
 	 * sr->done() when the response is ready, perhaps before it returns.
 	 * NULL sends such requests out like any other. */
 	enum viv_err (*self_request)(void *ctx, struct run_instance *from,
-				     struct run_subrequest *sr);
+	                             struct run_subrequest *sr);
 	/* Abandons a subrequest whose guest ended before its response came:
 	 * sr->done() must not be called for it any more. */
 	void (*self_cancel)(void *ctx, struct run_subrequest *sr);
@@ -139,8 +139,8 @@ struct run_app {
 	struct viv_limits limits;
 	const char *const *env; /* "KEY=value" strings: the configuration */
 	size_t n_env;
-	int64_t id;        /* the app's id in the store, for KV data */
-	const char *host;  /* "APP.DOMAIN"; requests a guest sends there stay inside */
+	int64_t id;                  /* the app's id in the store, for KV data */
+	const char *host;            /* "APP.DOMAIN"; requests a guest sends there stay inside */
 	const char *const *outbound; /* allowed outbound URL patterns */
 	size_t n_outbound;
 	const char *assets_dir; /* static files, preopened as /assets; NULL: none */
@@ -201,8 +201,8 @@ typedef void (*run_done_fn)(struct run_instance *inst, void *arg);
  * finished. req and app must live until then. Caller ends the instance with
  * run_instance_end(). VIV_ERR_BUSY when no slot is free. */
 enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
-				const struct run_app *app, const struct run_request *req,
-				run_done_fn done, void *arg, struct run_instance **out);
+                                const struct run_app *app, const struct run_request *req,
+                                run_done_fn done, void *arg, struct run_instance **out);
 
 /* True once the instance has finished. */
 bool run_instance_done(const struct run_instance *inst);
@@ -239,7 +239,7 @@ struct run_instance_stats {
 	 * _start), instantiation and _initialize included; 0 when the guest
 	 * never got there. */
 	uint64_t start_ns;
-	uint64_t run_ns;   /* from run_instance_start() until the instance finished */
+	uint64_t run_ns; /* from run_instance_start() until the instance finished */
 	/* The kind of trap that ended the request ("out_of_bounds",
 	 * "unreachable", "stack_exhausted", "panic", "host_error", ...; static
 	 * storage), or NULL when none did. Running out of CPU or wall time is
@@ -270,10 +270,10 @@ int run_pool_fd(const struct run_pool *pool);
 
 struct run_worker_config {
 	const char *datadir;
-	const char *domain;   /* apps answer at APP.DOMAIN */
-	int listen_fd;        /* bound, listening, shared by every worker */
-	unsigned port;        /* the port listen_fd is bound to */
-	unsigned index;       /* which worker this is, for logs */
+	const char *domain; /* apps answer at APP.DOMAIN */
+	int listen_fd;      /* bound, listening, shared by every worker */
+	unsigned port;      /* the port listen_fd is bound to */
+	unsigned index;     /* which worker this is, for logs */
 	size_t request_body_max;
 	struct run_pool_config pool;
 };

@@ -151,11 +151,11 @@ enum run_state {
 enum run_stop {
 	RUN_STOP_NONE = 0,
 	RUN_STOP_RETURNED,
-	RUN_STOP_EXIT,   /* proc_exit */
-	RUN_STOP_TRAP,   /* wasm_rt_trap_t in trap */
+	RUN_STOP_EXIT, /* proc_exit */
+	RUN_STOP_TRAP, /* wasm_rt_trap_t in trap */
 	RUN_STOP_CPU,
 	RUN_STOP_WALL,
-	RUN_STOP_HOST,   /* a host call could not go on (message in log) */
+	RUN_STOP_HOST, /* a host call could not go on (message in log) */
 };
 
 #define RUN_MAX_LOG_LINES 64
@@ -193,9 +193,9 @@ struct run_instance {
 	int exit_code;
 	enum run_outcome outcome;
 
-	sigjmp_buf jmp;        /* inside the guest stack, around guest code */
-	struct run_coro coro;  /* the guest's side */
-	struct run_coro home;  /* the event loop's side */
+	sigjmp_buf jmp;       /* inside the guest stack, around guest code */
+	struct run_coro coro; /* the guest's side */
+	struct run_coro home; /* the event loop's side */
 	/* For AddressSanitizer, which is told of every switch between the two
 	 * (exec.c): the stack that resumed the guest, and the fake stacks
 	 * each side leaves behind. Unused in other builds. */
@@ -250,8 +250,7 @@ struct run_instance {
 
 /* The instance running on this thread, for wasm_rt_trap and the signal
  * handlers; NULL outside guest code. */
-extern __thread struct run_instance *run_current
-	__attribute__((tls_model("initial-exec")));
+extern __thread struct run_instance *run_current __attribute__((tls_model("initial-exec")));
 
 /* Prepares the instance's stack so that the first run_exec_resume()
  * instantiates the module and calls its entry point. */
@@ -263,8 +262,7 @@ void run_exec_resume(struct run_instance *in, uint64_t now);
  * is resumed again. */
 void run_exec_yield(struct run_instance *in);
 /* Ends guest execution from a host call or the runtime: never returns. */
-__attribute__((noreturn)) void run_stop_guest(struct run_instance *in, enum run_stop why,
-					     int trap);
+__attribute__((noreturn)) void run_stop_guest(struct run_instance *in, enum run_stop why, int trap);
 /* The label of a wasm trap (wasm_rt_trap_t), for metrics: stable words,
  * unlike the phrases of wasm_rt_strerror() that logs show. Static storage. */
 const char *run_trap_kind(int trap);
@@ -290,7 +288,7 @@ static inline struct run_instance *run_enter(void)
  * 255 bytes) goes to the app's log as a trap, and the request ends with a
  * host error. Never returns. */
 __attribute__((noreturn, format(printf, 2, 3))) void run_host_fail(struct run_instance *in,
-								   const char *fmt, ...);
+                                                                   const char *fmt, ...);
 
 /* proc_exit: ends the guest normally, with its exit status. Never returns. */
 __attribute__((noreturn)) void run_instance_exit(struct run_instance *in, int code);
@@ -337,11 +335,11 @@ static inline uint8_t *run_mem(struct run_instance *in, uint32_t ptr, uint64_t l
 /* Declares and begins the definition of a host call under the C name wasm2c
  * gives the import: WASI_CALL(uint32_t, fd_write, uint32_t fd, ...) for
  * wasi_snapshot_preview1.fd_write, ENV_CALL(...) for env's. */
-#define WASI_CALL(ret, name, ...)                                   \
-	ret Z_wasi_snapshot_preview1Z_##name(HOSTCTX, ##__VA_ARGS__); \
+#define WASI_CALL(ret, name, ...)                                                                  \
+	ret Z_wasi_snapshot_preview1Z_##name(HOSTCTX, ##__VA_ARGS__);                              \
 	ret Z_wasi_snapshot_preview1Z_##name(HOSTCTX, ##__VA_ARGS__)
-#define ENV_CALL(ret, name, ...)                   \
-	ret Z_envZ_##name(HOSTCTX, ##__VA_ARGS__); \
+#define ENV_CALL(ret, name, ...)                                                                   \
+	ret Z_envZ_##name(HOSTCTX, ##__VA_ARGS__);                                                 \
 	ret Z_envZ_##name(HOSTCTX, ##__VA_ARGS__)
 
 /* ---- CGI (cgi.c) --------------------------------------------------------------------- */
@@ -377,7 +375,7 @@ struct run_asset {
 /* When the path of target (percent-decoded, normalized, "dir/" meaning
  * "dir/index.html") is an asset, describes it in *out and returns true. */
 bool run_assets_find(const struct run_assets *a, const char *target, size_t len,
-		     struct run_asset *out);
+                     struct run_asset *out);
 size_t run_assets_count(const struct run_assets *a);
 
 /* ---- The /assets file system of WASI (wasi_fs.c) -------------------------------------- */
@@ -387,24 +385,23 @@ bool run_fs_has(struct run_instance *in, uint32_t fd);
 /* The WASI calls on those descriptors, with WASI's arguments and errno
  * results. */
 uint32_t run_fs_prestat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
-uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t path,
-				 uint32_t len);
-uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirflags,
-			  uint32_t path, uint32_t path_len, uint32_t oflags, uint64_t rights,
-			  uint64_t inheriting, uint32_t fdflags, uint32_t fd_p);
+uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t path, uint32_t len);
+uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirflags, uint32_t path,
+                          uint32_t path_len, uint32_t oflags, uint64_t rights, uint64_t inheriting,
+                          uint32_t fdflags, uint32_t fd_p);
 uint32_t run_fs_close_fd(struct run_instance *in, uint32_t fd);
 uint32_t run_fs_read(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint32_t nread_p);
-uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
-		      uint64_t off, uint32_t nread_p);
+                     uint32_t nread_p);
+uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
+                      uint32_t nread_p);
 uint32_t run_fs_seek(struct run_instance *in, uint32_t fd, int64_t off, uint32_t whence,
-		     uint32_t newoff_p);
+                     uint32_t newoff_p);
 uint32_t run_fs_fdstat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
 uint32_t run_fs_filestat_get(struct run_instance *in, uint32_t fd, uint32_t buf);
 uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint32_t flags,
-				  uint32_t path, uint32_t len, uint32_t buf);
+                                  uint32_t path, uint32_t len, uint32_t buf);
 uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
-			uint64_t cookie, uint32_t used_p);
+                        uint64_t cookie, uint32_t used_p);
 
 /* ---- Access lines (access.c) ------------------------------------------------------------ */
 

@@ -46,13 +46,13 @@ struct whandler {
 
 /* account_request() for a request an instance answered, before it ends. */
 static void account_instance(struct worker *w, const struct run_route *r,
-			     const struct run_request *req, uint64_t t0, struct run_instance *inst)
+                             const struct run_request *req, uint64_t t0, struct run_instance *inst)
 {
 	struct run_instance_stats st;
 
 	run_instance_stats(inst, &st);
 	run_account_request(w->acct, r, req->method, req->method_len, req->target, req->target_len,
-			    run_instance_response(inst)->status, t0, &st, RUN_ACCESS_INSTANCE);
+	                    run_instance_response(inst)->status, t0, &st, RUN_ACCESS_INSTANCE);
 }
 
 /* Keeps the instance's log lines for the route's app. */
@@ -70,31 +70,56 @@ static void keep_logs(struct worker *w, const struct run_route *r, struct run_in
 static const char *reason(unsigned status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
 	}
-	return status < 200 ? "Informational" : status < 300 ? "OK" : status < 400 ? "Redirect"
-		: status < 500 ? "Client Error" : "Server Error";
+	return status < 200   ? "Informational"
+	       : status < 300 ? "OK"
+	       : status < 400 ? "Redirect"
+	       : status < 500 ? "Client Error"
+	                      : "Server Error";
 }
 
 static void send_text(h2o_req_t *req, unsigned status, const char *body)
@@ -102,7 +127,7 @@ static void send_text(h2o_req_t *req, unsigned status, const char *body)
 	req->res.status = (int)status;
 	req->res.reason = reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-		       H2O_STRLIT("text/plain; charset=utf-8"));
+	               H2O_STRLIT("text/plain; charset=utf-8"));
 	req->res.content_length = strlen(body);
 	h2o_send_inline(req, body, strlen(body));
 }
@@ -122,7 +147,7 @@ static void send_response(h2o_req_t *req, const struct run_response *resp)
 		for (j = 0; j < h->name_len; j++)
 			name[j] = (char)tolower((unsigned char)h->name[j]);
 		h2o_add_header_by_str(&req->pool, &req->res.headers, name, h->name_len, 1, NULL,
-				      h->value, h->value_len);
+		                      h->value, h->value_len);
 	}
 	req->res.content_length = resp->body_len;
 	h2o_send_inline(req, resp->body ? resp->body : "", resp->body_len);
@@ -141,8 +166,8 @@ static void complete(struct wreq *wr)
 		account_instance(w, wr->route, &wr->rr, wr->t0, wr->inst);
 	else if (wr->saved) /* 499: what nginx logs for a client that closed first */
 		run_account_request(w->acct, wr->route, wr->saved, wr->saved_method_len,
-				    wr->saved + wr->saved_method_len, wr->saved_target_len, 499,
-				    wr->t0, NULL, RUN_ACCESS_INSTANCE);
+		                    wr->saved + wr->saved_method_len, wr->saved_target_len, 499,
+		                    wr->t0, NULL, RUN_ACCESS_INSTANCE);
 	run_instance_end(wr->inst);
 	wr->inst = NULL;
 	run_route_release(wr->route);
@@ -205,7 +230,7 @@ static const char *client_addr(h2o_req_t *req)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, INET6_ADDRSTRLEN);
 	else if (len && ss.ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf,
-			  INET6_ADDRSTRLEN);
+		          INET6_ADDRSTRLEN);
 	return buf;
 }
 
@@ -235,8 +260,9 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 	rr->client_addr = client_addr(req);
 	rr->server_name = server_name;
 	rr->server_port = wr->w->cfg->port;
-	rr->protocol = req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0"
-										: "HTTP/1.1";
+	rr->protocol = req->version >= 0x200   ? "HTTP/2"
+	               : req->version == 0x100 ? "HTTP/1.0"
+	                                       : "HTTP/1.1";
 	hs = h2o_mem_alloc_pool(&req->pool, (req->headers.size + 4) * sizeof(*hs));
 	/* h2o keeps Host and Content-Length apart from the other headers;
 	 * guests see them as the client sent them. */
@@ -261,7 +287,7 @@ static void describe(struct wreq *wr, h2o_req_t *req, h2o_iovec_t host)
 	}
 	hs[n++] = (struct run_header){"X-Real-IP", 9, rr->client_addr, strlen(rr->client_addr)};
 	hs[n++] = (struct run_header){"Fastly-Client-IP", 16, rr->client_addr,
-				      strlen(rr->client_addr)};
+	                              strlen(rr->client_addr)};
 	rr->headers = hs;
 	rr->n_headers = n;
 }
@@ -306,7 +332,7 @@ static void on_sub_done(struct run_instance *inst, void *arg)
 
 /* Answers a self request from the app's static files. */
 static bool sub_asset(struct worker *w, struct run_route *route, struct run_subrequest *sr,
-		      uint64_t t0)
+                      uint64_t t0)
 {
 	struct run_response resp;
 	struct run_header ct;
@@ -329,14 +355,13 @@ static bool sub_asset(struct worker *w, struct run_route *route, struct run_subr
 	resp.body = data;
 	resp.body_len = sr->req.method_len == 4 ? 0 : len;
 	run_account_request(w->acct, route, sr->req.method, sr->req.method_len, sr->req.target,
-			    sr->req.target_len, 200, t0, NULL, RUN_ACCESS_STATIC);
+	                    sr->req.target_len, 200, t0, NULL, RUN_ACCESS_STATIC);
 	sr->done(sr, &resp);
 	free(data);
 	return true;
 }
 
-static enum viv_err on_self_request(void *ctx, struct run_instance *from,
-				    struct run_subrequest *sr)
+static enum viv_err on_self_request(void *ctx, struct run_instance *from, struct run_subrequest *sr)
 {
 	struct worker *w = ctx;
 	struct run_route *route = run_instance_app(from)->owner;
@@ -484,24 +509,24 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	route = label ? run_routes_find(w->routes, label, label_len) : NULL;
 	if (!route) {
 		send_text(req, 404,
-			  "No app is deployed at this address.\n"
-			  "Apps answer at http://APP.DOMAIN/ once a deployment is ready.\n");
+		          "No app is deployed at this address.\n"
+		          "Apps answer at http://APP.DOMAIN/ once a deployment is ready.\n");
 		return 0;
 	}
 	if (serve_asset(route, req)) {
 		run_account_request(w->acct, route, req->method.base, req->method.len,
-				    req->input.path.base, req->input.path.len,
-				    (unsigned)req->res.status, t0, NULL, RUN_ACCESS_STATIC);
+		                    req->input.path.base, req->input.path.len,
+		                    (unsigned)req->res.status, t0, NULL, RUN_ACCESS_STATIC);
 		run_route_release(route);
 		return 0;
 	}
 	err = run_route_module(w->routes, route, &m, &why);
 	if (err) {
 		send_text(req, 500,
-			  "This app could not be loaded; its operator has the details.\n");
+		          "This app could not be loaded; its operator has the details.\n");
 		run_account_request(w->acct, route, req->method.base, req->method.len,
-				    req->input.path.base, req->input.path.len, 500, t0, NULL,
-				    RUN_ACCESS_NONE);
+		                    req->input.path.base, req->input.path.len, 500, t0, NULL,
+		                    RUN_ACCESS_NONE);
 		run_route_release(route);
 		return 0;
 	}
@@ -512,16 +537,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	wr->route = route;
 	wr->t0 = t0;
 	describe(wr, req, req->authority);
-	err = run_instance_start(w->pool, m, &route->app, &wr->rr, on_instance_done, wr,
-				 &wr->inst);
+	err = run_instance_start(w->pool, m, &route->app, &wr->rr, on_instance_done, wr, &wr->inst);
 	if (err) {
 		wr->route = NULL;
-		send_text(req, 503, err == VIV_ERR_BUSY
-					    ? "The server is busy; try again in a moment.\n"
-					    : "The server could not start the app.\n");
+		send_text(req, 503,
+		          err == VIV_ERR_BUSY ? "The server is busy; try again in a moment.\n"
+		                              : "The server could not start the app.\n");
 		run_account_request(w->acct, route, req->method.base, req->method.len,
-				    req->input.path.base, req->input.path.len, 503, t0, NULL,
-				    RUN_ACCESS_NONE);
+		                    req->input.path.base, req->input.path.len, 503, t0, NULL,
+		                    RUN_ACCESS_NONE);
 		run_route_release(route);
 		return 0;
 	}

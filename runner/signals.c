@@ -98,7 +98,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
 	 * a sanitizer that reports the fault) and return, which re-runs the
 	 * faulting instruction. */
 	say(sig == SIGBUS ? "vivd: fatal SIGBUS outside guest memory\n"
-			  : "vivd: fatal SIGSEGV outside guest memory\n");
+	                  : "vivd: fatal SIGSEGV outside guest memory\n");
 	prev = sig == SIGBUS ? &prev_bus : &prev_segv;
 	if (!(prev->sa_flags & SA_SIGINFO) && prev->sa_handler == SIG_IGN) {
 		memset(&dfl, 0, sizeof(dfl));
@@ -206,7 +206,7 @@ enum viv_err run_thread_init(void)
 	if (handlers_err)
 		return VIV_ERR_INTERNAL;
 	alt = mmap(NULL, RUN_ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (alt == MAP_FAILED)
 		return VIV_ERR_NOMEM;
 	ss.ss_sp = alt;

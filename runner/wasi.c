@@ -101,8 +101,8 @@ static enum viv_err ensure_env(struct run_instance *in)
 }
 
 /* Writes a NUL-separated list and its pointer array into guest memory. */
-static uint32_t put_list(struct run_instance *in, const char *const *items, size_t n,
-			 uint32_t ptrs, uint32_t buf)
+static uint32_t put_list(struct run_instance *in, const char *const *items, size_t n, uint32_t ptrs,
+                         uint32_t buf)
 {
 	size_t i, total = 0;
 	uint8_t *pp, *bp;
@@ -125,7 +125,7 @@ static uint32_t put_list(struct run_instance *in, const char *const *items, size
 }
 
 static uint32_t put_sizes(struct run_instance *in, const char *const *items, size_t n,
-			  uint32_t count_p, uint32_t size_p)
+                          uint32_t count_p, uint32_t size_p)
 {
 	size_t i, total = 0;
 
@@ -323,7 +323,7 @@ WASI_CALL(uint32_t, fd_read, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t nr
 }
 
 WASI_CALL(uint32_t, fd_pread, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
-	  uint32_t nread_p)
+          uint32_t nread_p)
 {
 	struct run_instance *in = run_enter();
 
@@ -333,7 +333,7 @@ WASI_CALL(uint32_t, fd_pread, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t o
 }
 
 WASI_CALL(uint32_t, fd_pwrite, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
-	  uint32_t nwritten_p)
+          uint32_t nwritten_p)
 {
 	struct run_instance *in = run_enter();
 
@@ -400,49 +400,53 @@ WASI_CALL(uint32_t, fd_tell, uint32_t fd, uint32_t off_p)
 
 /* Calls on descriptors: the standard streams do not support them, and no
  * other descriptor exists. */
-#define FD_DENIED(name, params, args)                                             \
-	WASI_CALL(uint32_t, name, uint32_t fd params)                             \
-	{                                                                         \
-		struct run_instance *in = run_enter();                            \
-                                                                                  \
-		args;                                                             \
-		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF; \
+#define FD_DENIED(name, params, args)                                                              \
+	WASI_CALL(uint32_t, name, uint32_t fd params)                                              \
+	{                                                                                          \
+		struct run_instance *in = run_enter();                                             \
+                                                                                                   \
+		args;                                                                              \
+		return is_stdio(fd) || run_fs_has(in, fd) ? E_NOTCAPABLE : E_BADF;                 \
 	}
 #define P(...) , __VA_ARGS__
 
-FD_DENIED(fd_advise, P(uint64_t off, uint64_t len, uint32_t advice),
-	  (void)off; (void)len; (void)advice)
+FD_DENIED(fd_advise, P(uint64_t off, uint64_t len, uint32_t advice), (void)off; (void)len;
+          (void)advice)
 FD_DENIED(fd_allocate, P(uint64_t off, uint64_t len), (void)off; (void)len)
 FD_DENIED(fd_datasync, , (void)0)
 FD_DENIED(fd_sync, , (void)0)
 FD_DENIED(fd_fdstat_set_flags, P(uint32_t flags), (void)flags)
-FD_DENIED(fd_fdstat_set_rights, P(uint64_t base, uint64_t inheriting),
-	  (void)base; (void)inheriting)
+FD_DENIED(fd_fdstat_set_rights, P(uint64_t base, uint64_t inheriting), (void)base; (void)inheriting)
 FD_DENIED(fd_filestat_set_size, P(uint64_t size), (void)size)
-FD_DENIED(fd_filestat_set_times, P(uint64_t atim, uint64_t mtim, uint32_t flags),
-	  (void)atim; (void)mtim; (void)flags)
+FD_DENIED(fd_filestat_set_times, P(uint64_t atim, uint64_t mtim, uint32_t flags), (void)atim;
+          (void)mtim; (void)flags)
 FD_DENIED(fd_renumber, P(uint32_t to), (void)to)
 
 /* Writes to the read-only /assets tree and everything else that names a
  * path are refused. */
 FD_DENIED(path_create_directory, P(uint32_t path, uint32_t len), (void)path; (void)len)
 FD_DENIED(path_filestat_set_times,
-	  P(uint32_t flags, uint32_t path, uint32_t len, uint64_t atim, uint64_t mtim,
-	    uint32_t fst),
-	  (void)flags; (void)path; (void)len; (void)atim; (void)mtim; (void)fst)
+          P(uint32_t flags, uint32_t path, uint32_t len, uint64_t atim, uint64_t mtim,
+            uint32_t fst),
+          (void)flags;
+          (void)path; (void)len; (void)atim; (void)mtim; (void)fst)
 FD_DENIED(path_link,
-	  P(uint32_t oflags, uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath,
-	    uint32_t nlen),
-	  (void)oflags; (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
+          P(uint32_t oflags, uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath,
+            uint32_t nlen),
+          (void)oflags;
+          (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
 FD_DENIED(path_readlink,
-	  P(uint32_t path, uint32_t len, uint32_t buf, uint32_t buflen, uint32_t used_p),
-	  (void)path; (void)len; (void)buf; (void)buflen; (void)used_p)
+          P(uint32_t path, uint32_t len, uint32_t buf, uint32_t buflen, uint32_t used_p),
+          (void)path;
+          (void)len; (void)buf; (void)buflen; (void)used_p)
 FD_DENIED(path_remove_directory, P(uint32_t path, uint32_t len), (void)path; (void)len)
 FD_DENIED(path_rename,
-	  P(uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath, uint32_t nlen),
-	  (void)opath; (void)olen; (void)nfd; (void)npath; (void)nlen)
+          P(uint32_t opath, uint32_t olen, uint32_t nfd, uint32_t npath, uint32_t nlen),
+          (void)opath;
+          (void)olen; (void)nfd; (void)npath; (void)nlen)
 FD_DENIED(path_symlink, P(uint32_t opath, uint32_t olen, uint32_t npath, uint32_t nlen),
-	  (void)opath; (void)olen; (void)npath; (void)nlen)
+          (void)opath;
+          (void)olen; (void)npath; (void)nlen)
 FD_DENIED(path_unlink_file, P(uint32_t path, uint32_t len), (void)path; (void)len)
 
 /* The /assets tree (wasi_fs.c). */
@@ -461,16 +465,16 @@ WASI_CALL(uint32_t, fd_prestat_dir_name, uint32_t fd, uint32_t path, uint32_t le
 }
 
 WASI_CALL(uint32_t, path_open, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t len,
-	  uint32_t oflags, uint64_t base, uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
+          uint32_t oflags, uint64_t base, uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
 {
 	struct run_instance *in = run_enter();
 
 	return run_fs_path_open(in, fd, dirflags, path, len, oflags, base, inheriting, fdflags,
-				fd_p);
+	                        fd_p);
 }
 
 WASI_CALL(uint32_t, path_filestat_get, uint32_t fd, uint32_t flags, uint32_t path, uint32_t len,
-	  uint32_t stat_p)
+          uint32_t stat_p)
 {
 	struct run_instance *in = run_enter();
 
@@ -478,7 +482,7 @@ WASI_CALL(uint32_t, path_filestat_get, uint32_t fd, uint32_t flags, uint32_t pat
 }
 
 WASI_CALL(uint32_t, fd_readdir, uint32_t fd, uint32_t buf, uint32_t len, uint64_t cookie,
-	  uint32_t used_p)
+          uint32_t used_p)
 {
 	struct run_instance *in = run_enter();
 
@@ -490,10 +494,11 @@ WASI_CALL(uint32_t, fd_readdir, uint32_t fd, uint32_t buf, uint32_t len, uint64_
 /* Sockets: a guest has none; outbound HTTP goes through host calls. */
 FD_DENIED(sock_accept, P(uint32_t flags, uint32_t fd_p), (void)flags; (void)fd_p)
 FD_DENIED(sock_recv,
-	  P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nread_p, uint32_t oflags_p),
-	  (void)iovs; (void)n; (void)flags; (void)nread_p; (void)oflags_p)
-FD_DENIED(sock_send, P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nsent_p),
-	  (void)iovs; (void)n; (void)flags; (void)nsent_p)
+          P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nread_p, uint32_t oflags_p),
+          (void)iovs;
+          (void)n; (void)flags; (void)nread_p; (void)oflags_p)
+FD_DENIED(sock_send, P(uint32_t iovs, uint32_t n, uint32_t flags, uint32_t nsent_p), (void)iovs;
+          (void)n; (void)flags; (void)nsent_p)
 FD_DENIED(sock_shutdown, P(uint32_t how), (void)how)
 
 /* ---- Process --------------------------------------------------------------------- */

@@ -55,12 +55,12 @@ enum { FT_UNKNOWN = 0, FT_CHAR = 2, FT_DIR = 3, FT_REG = 4 };
 #define RIGHTS_FILE (R_FD_READ | R_FD_SEEK | R_FD_TELL | R_FD_ADVISE | R_FD_FILESTAT_GET | R_POLL)
 #define RIGHTS_DIR (R_PATH_OPEN | R_FD_READDIR | R_PATH_FILESTAT_GET | R_FD_FILESTAT_GET)
 /* Rights that would change something. */
-#define RIGHTS_WRITE                                                                          \
-	(((uint64_t)1 << 0) | ((uint64_t)1 << 3) | ((uint64_t)1 << 4) | ((uint64_t)1 << 6) |  \
-	 ((uint64_t)1 << 8) | ((uint64_t)1 << 9) | ((uint64_t)1 << 10) | ((uint64_t)1 << 11) | \
-	 ((uint64_t)1 << 12) | ((uint64_t)1 << 15) | ((uint64_t)1 << 16) |                      \
-	 ((uint64_t)1 << 19) | ((uint64_t)1 << 20) | ((uint64_t)1 << 22) |                      \
-	 ((uint64_t)1 << 23) | ((uint64_t)1 << 24) | ((uint64_t)1 << 25) | ((uint64_t)1 << 26))
+#define RIGHTS_WRITE                                                                               \
+	(((uint64_t)1 << 0) | ((uint64_t)1 << 3) | ((uint64_t)1 << 4) | ((uint64_t)1 << 6) |       \
+	 ((uint64_t)1 << 8) | ((uint64_t)1 << 9) | ((uint64_t)1 << 10) | ((uint64_t)1 << 11) |     \
+	 ((uint64_t)1 << 12) | ((uint64_t)1 << 15) | ((uint64_t)1 << 16) | ((uint64_t)1 << 19) |   \
+	 ((uint64_t)1 << 20) | ((uint64_t)1 << 22) | ((uint64_t)1 << 23) | ((uint64_t)1 << 24) |   \
+	 ((uint64_t)1 << 25) | ((uint64_t)1 << 26))
 
 struct fs_fd {
 	int host; /* -1 when free */
@@ -254,8 +254,7 @@ uint32_t run_fs_prestat_get(struct run_instance *in, uint32_t fd, uint32_t buf)
 	return W_SUCCESS;
 }
 
-uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t path,
-				 uint32_t len)
+uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t path, uint32_t len)
 {
 	uint8_t *p;
 
@@ -270,9 +269,9 @@ uint32_t run_fs_prestat_dir_name(struct run_instance *in, uint32_t fd, uint32_t 
 	return W_SUCCESS;
 }
 
-uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirflags,
-			  uint32_t path, uint32_t path_len, uint32_t oflags, uint64_t rights,
-			  uint64_t inheriting, uint32_t fdflags, uint32_t fd_p)
+uint32_t run_fs_path_open(struct run_instance *in, uint32_t dirfd, uint32_t dirflags, uint32_t path,
+                          uint32_t path_len, uint32_t oflags, uint64_t rights, uint64_t inheriting,
+                          uint32_t fdflags, uint32_t fd_p)
 {
 	struct run_fs *fs;
 	bool dir = false;
@@ -330,7 +329,7 @@ uint32_t run_fs_close_fd(struct run_instance *in, uint32_t fd)
 
 /* Reads or preads into the guest's iovecs. */
 static uint32_t do_read(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
-			int64_t off, uint32_t nread_p)
+                        int64_t off, uint32_t nread_p)
 {
 	const uint8_t *vec = n <= 1024 ? run_mem(in, iovs, (uint64_t)n * 8) : NULL;
 	struct iovec v[64];
@@ -363,13 +362,13 @@ static uint32_t do_read(struct run_instance *in, uint32_t fd, uint32_t iovs, uin
 }
 
 uint32_t run_fs_read(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
-		     uint32_t nread_p)
+                     uint32_t nread_p)
 {
 	return do_read(in, fd, iovs, n, -1, nread_p);
 }
 
-uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n,
-		      uint64_t off, uint32_t nread_p)
+uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint32_t n, uint64_t off,
+                      uint32_t nread_p)
 {
 	if (off > INT64_MAX)
 		return W_INVAL;
@@ -377,7 +376,7 @@ uint32_t run_fs_pread(struct run_instance *in, uint32_t fd, uint32_t iovs, uint3
 }
 
 uint32_t run_fs_seek(struct run_instance *in, uint32_t fd, int64_t off, uint32_t whence,
-		     uint32_t newoff_p)
+                     uint32_t newoff_p)
 {
 	bool dir = false;
 	int h = host_fd(in, fd, &dir), w;
@@ -435,7 +434,7 @@ uint32_t run_fs_filestat_get(struct run_instance *in, uint32_t fd, uint32_t buf)
 }
 
 uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint32_t flags,
-				  uint32_t path, uint32_t len, uint32_t buf)
+                                  uint32_t path, uint32_t len, uint32_t buf)
 {
 	bool dir = false;
 	int base = host_fd(in, dirfd, &dir), h;
@@ -471,7 +470,7 @@ uint32_t run_fs_path_filestat_get(struct run_instance *in, uint32_t dirfd, uint3
  * length, type) and the name, packed; the last may be cut short, which
  * tells the guest to call again from its cookie. */
 uint32_t run_fs_readdir(struct run_instance *in, uint32_t fd, uint32_t buf, uint32_t buf_len,
-			uint64_t cookie, uint32_t used_p)
+                        uint64_t cookie, uint32_t used_p)
 {
 	bool dir = false;
 	int h = host_fd(in, fd, &dir), dup_fd;

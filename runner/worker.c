@@ -70,7 +70,7 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	e = run_pool_create(&cfg->pool, &w->pool);
 	if (e) {
 		viv_log(VIV_ERROR, "cannot reserve %u sandbox slots: %s", cfg->pool.slots,
-			viv_strerror(e));
+		        viv_strerror(e));
 		return e;
 	}
 	h2o_config_init(&w->conf);
@@ -88,7 +88,7 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	e = run_account_start(cfg->datadir, cfg->index, w->ctx.loop, &w->acct, err, sizeof(err));
 	if (e) {
 		viv_log(VIV_ERROR, "cannot start the writer: %s",
-			e == VIV_ERR_NOMEM ? "out of memory" : err);
+		        e == VIV_ERR_NOMEM ? "out of memory" : err);
 		return e;
 	}
 	run_serve_services(w, &services);
@@ -98,12 +98,12 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	h2o_timeout_link(w->ctx.loop, &w->tick_timeout, &w->tick);
 	w->accept.ctx = &w->ctx;
 	w->accept.hosts = w->conf.hosts;
-	w->listener = h2o_evloop_socket_create(w->ctx.loop, cfg->listen_fd,
-					       H2O_SOCKET_FLAG_DONT_READ);
+	w->listener =
+	        h2o_evloop_socket_create(w->ctx.loop, cfg->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);
 	w->pool_sock = h2o_evloop_socket_create(w->ctx.loop, dup(run_pool_fd(w->pool)),
-						H2O_SOCKET_FLAG_DONT_READ);
+	                                        H2O_SOCKET_FLAG_DONT_READ);
 	w->pool_sock->data = w;
 	h2o_socket_read_start(w->pool_sock, on_pool);
 	return VIV_OK;
@@ -127,7 +127,7 @@ int run_worker_main(const struct run_worker_config *cfg)
 	if (worker_setup(w, cfg))
 		return 1;
 	viv_log(VIV_INFO, "serving apps at http://APP.%s:%u/ (%zu routable)", cfg->domain,
-		cfg->port, run_serve_routable(w));
+	        cfg->port, run_serve_routable(w));
 	while (!stopping)
 		h2o_evloop_run(w->ctx.loop, 1000);
 	/* Stop taking connections, let requests in flight finish. */

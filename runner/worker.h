@@ -57,7 +57,7 @@ size_t run_serve_routable(struct worker *w);
  * log lines go out within 200 ms, on a timeout of loop. The detail of a
  * failure goes to err. Caller stops it with run_account_stop(). */
 enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
-			       struct run_account **out, char *err, size_t errlen);
+                               struct run_account **out, char *err, size_t errlen);
 
 /* Hands what is left to the writer, publishes live (the instances still
  * alive) and stops the writer thread. */
@@ -67,20 +67,18 @@ void run_account_stop(struct run_account *a, unsigned live);
  * gives it its access line. st (NULL when no instance finished) is what the
  * instance that answered met. The strings are borrowed for the call. */
 void run_account_request(struct run_account *a, const struct run_route *r, const char *method,
-			 size_t method_len, const char *target, size_t target_len,
-			 unsigned status, uint64_t t0, const struct run_instance_stats *st,
-			 enum run_access_by by);
+                         size_t method_len, const char *target, size_t target_len, unsigned status,
+                         uint64_t t0, const struct run_instance_stats *st, enum run_access_by by);
 
 /* Keeps an instance's log lines for route's app. They are copied. */
 void run_account_logs(struct run_account *a, const struct run_route *r,
-		      const struct run_log_line *lines, size_t n);
+                      const struct run_log_line *lines, size_t n);
 
 /* Every second: new access budgets (after a line for each app whose
  * requests went past the last one), and live as the instances gauge. */
 void run_account_tick(struct run_account *a, unsigned live);
 
 /* Drops the metrics of apps for which keep(ctx, name) is false. */
-void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char *name),
-		       void *ctx);
+void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char *name), void *ctx);
 
 #endif

@@ -46,7 +46,7 @@ static void write_logs(struct run_writer *w, struct store_log *lines, size_t n)
 		err = store_logs_append(w->st, lines + i, chunk);
 		if (err)
 			viv_log(VIV_WARN, "dropped %zu app log lines: %s", chunk,
-				viv_strerror(err));
+			        viv_strerror(err));
 	}
 	for (i = 0; i < n; i++)
 		free(lines[i].message);
@@ -64,11 +64,11 @@ static void write_metrics(struct run_writer *w)
 	err = run_metrics_format(w->metrics, &text);
 	if (!err)
 		err = viv_write_file_atomic(w->metrics_path, text.data ? text.data : "", text.len,
-					    0600);
+		                            0600);
 	viv_buf_free(&text);
 	if (err && !w->metrics_failing)
 		viv_log(VIV_ERROR, "cannot write the worker's metrics to %s: %s", w->metrics_path,
-			viv_strerror(err));
+		        viv_strerror(err));
 	w->metrics_failing = err != VIV_OK;
 	if (!err) {
 		w->metrics_written = true;
@@ -165,8 +165,8 @@ static void writer_free(struct run_writer *w)
 }
 
 enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
-			      const char *metrics_path, struct run_writer **out, char *err,
-			      size_t errlen)
+                              const char *metrics_path, struct run_writer **out, char *err,
+                              size_t errlen)
 {
 	struct run_writer *w;
 	pthread_condattr_t ca;

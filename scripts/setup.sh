@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # the house format, checked by the suite (scripts/check-format.sh)
+  clang-format
   # libraries
   libsqlite3-dev libmicrohttpd-dev libjansson-dev libarchive-dev
   libcurl4-openssl-dev libssl-dev libh2o-evloop-dev uthash-dev

@@ -29,7 +29,8 @@ struct store;
  * every pending schema migration. On failure a sentence for the operator is
  * written to errbuf; VIV_ERR_UNSUPPORTED when the database was written by a
  * newer vivd. Caller frees with store_close(). */
-VIV_MUST_CHECK enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen);
+VIV_MUST_CHECK enum viv_err store_open(const char *datadir, struct store **out, char *errbuf,
+                                       size_t errlen);
 
 /* Closes the connection; accepts NULL. */
 void store_close(struct store *st);
@@ -52,7 +53,8 @@ int store_schema_version(struct store *st);
  * missing; VIV_ERR_INVALID when the file does not hold a token. The file
  * is the one admin token: when it was replaced (removed, and a new one made
  * at the next start), the token it held before is revoked. */
-VIV_MUST_CHECK enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *created_out);
+VIV_MUST_CHECK enum viv_err store_admin_token_ensure(struct store *st, char **token_out,
+                                                     bool *created_out);
 
 /* What a token may do: everything, or read and deploy the apps it names
  * (the API decides which calls those are). */
@@ -69,7 +71,7 @@ struct store_token {
 	int64_t id;
 	char *name;
 	enum store_scope scope;
-	char **apps;   /* scope apps: the app names, sorted; NULL otherwise */
+	char **apps; /* scope apps: the app names, sorted; NULL otherwise */
 	size_t n_apps;
 	int64_t created_at;   /* ms since the epoch */
 	int64_t last_used_at; /* ms since the epoch, to about a minute; 0: never */
@@ -91,22 +93,25 @@ bool store_token_name_valid(const char *name);
  * for STORE_SCOPE_ADMIN n_apps must be 0. VIV_ERR_INVALID for a bad name,
  * app name or count. *info_out (may be NULL) is the new token's record;
  * caller frees with store_token_free(). */
-VIV_MUST_CHECK enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
-				const char *const *apps, size_t n_apps, char **token_out,
-				struct store_token **info_out);
+VIV_MUST_CHECK enum viv_err store_token_create(struct store *st, const char *name,
+                                               enum store_scope scope, const char *const *apps,
+                                               size_t n_apps, char **token_out,
+                                               struct store_token **info_out);
 
 /* Looks a presented token up: VIV_ERR_AUTH when it is not a known token.
  * The comparison is of sha256 digests. Records the use (last_used_at) when
  * the recorded one is over a minute old, so that most requests write
  * nothing. Caller frees *out with store_token_free(). */
-VIV_MUST_CHECK enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out);
+VIV_MUST_CHECK enum viv_err store_token_auth(struct store *st, const char *token,
+                                             struct store_token **out);
 
 /* VIV_OK when token is a known token, VIV_ERR_AUTH when it is not. */
 VIV_MUST_CHECK enum viv_err store_token_check(struct store *st, const char *token);
 
 /* Every token, ordered by id (*out is NULL when there are none). Caller
  * frees with store_token_list_free(). */
-VIV_MUST_CHECK enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_token_list(struct store *st, struct store_token **out,
+                                             size_t *n_out);
 
 /* Revokes a token. VIV_ERR_NOT_FOUND when there is none with that id,
  * VIV_ERR_UNSUPPORTED for the builtin admin token (replace its file and
@@ -153,7 +158,8 @@ VIV_MUST_CHECK enum viv_err store_app_ensure(struct store *st, const char *name,
 
 /* VIV_ERR_NOT_FOUND when there is no such app. Caller frees with
  * store_app_free(). */
-VIV_MUST_CHECK enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out);
+VIV_MUST_CHECK enum viv_err store_app_get(struct store *st, const char *name,
+                                          struct store_app **out);
 
 /* Every app, ordered by name (*out is NULL when there are none). Caller
  * frees with store_app_list_free(). */
@@ -165,9 +171,9 @@ void store_app_list_free(struct store_app *apps, size_t n);
 
 /* What store_app_delete() removed. */
 struct store_app_deleted {
-	size_t deployments;        /* deployments of the app */
-	size_t artifacts_removed;  /* artifacts no other deployment used (.so and .wasm) */
-	size_t assets_removed;     /* static-asset trees no other deployment used */
+	size_t deployments;       /* deployments of the app */
+	size_t artifacts_removed; /* artifacts no other deployment used (.so and .wasm) */
+	size_t assets_removed;    /* static-asset trees no other deployment used */
 };
 
 /* Deletes the app with its deployments, KV data, settings, secrets and
@@ -177,7 +183,8 @@ struct store_app_deleted {
  * remaining deployment does. VIV_ERR_NOT_FOUND when there is no such app.
  * A failure to remove a file is logged, never an error: the app is gone.
  * *out (may be NULL) says what went. */
-VIV_MUST_CHECK enum viv_err store_app_delete(struct store *st, const char *name, struct store_app_deleted *out);
+VIV_MUST_CHECK enum viv_err store_app_delete(struct store *st, const char *name,
+                                             struct store_app_deleted *out);
 
 /* Makes a ready deployment of the app its current one and bumps the routes
  * generation. deployment_id 0 means the newest ready deployment older than
@@ -187,8 +194,9 @@ VIV_MUST_CHECK enum viv_err store_app_delete(struct store *st, const char *name,
  * of the app's; VIV_ERR_INVALID when that deployment is not ready, or
  * (deployment_id 0) there is no ready deployment older than the current
  * one. */
-VIV_MUST_CHECK enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
-				int64_t *current_out, int64_t *previous_out);
+VIV_MUST_CHECK enum viv_err store_app_rollback(struct store *st, const char *name,
+                                               int64_t deployment_id, int64_t *current_out,
+                                               int64_t *previous_out);
 
 /* ---- A deployment's configuration ---------------------------------------- */
 
@@ -215,12 +223,12 @@ struct store_env_var {
  */
 struct store_deploy_config {
 	enum store_mode mode;
-	struct viv_limits limits;   /* resolved against the platform's defaults and maxima */
-	struct store_env_var *env;  /* the manifest's env, in its order */
+	struct viv_limits limits;  /* resolved against the platform's defaults and maxima */
+	struct store_env_var *env; /* the manifest's env, in its order */
 	size_t n_env;
-	char **outbound;            /* allowed outbound URL patterns */
+	char **outbound; /* allowed outbound URL patterns */
 	size_t n_outbound;
-	char *assets;               /* the hash of the stored static files; NULL: none */
+	char *assets; /* the hash of the stored static files; NULL: none */
 };
 
 /* Frees what c owns and zeroes it; accepts NULL and a zeroed struct. */
@@ -229,15 +237,15 @@ void store_deploy_config_clear(struct store_deploy_config *c);
 /* Makes dst (zeroed first) a deep copy of src. Caller clears dst with
  * store_deploy_config_clear(), whatever the result. */
 VIV_MUST_CHECK enum viv_err store_deploy_config_copy(struct store_deploy_config *dst,
-				      const struct store_deploy_config *src);
+                                                     const struct store_deploy_config *src);
 
 /* Appends one env variable (both strings copied). */
-VIV_MUST_CHECK enum viv_err store_deploy_config_add_env(struct store_deploy_config *c, const char *name,
-					 const char *value);
+VIV_MUST_CHECK enum viv_err store_deploy_config_add_env(struct store_deploy_config *c,
+                                                        const char *name, const char *value);
 
 /* Appends one outbound URL pattern (copied). */
 VIV_MUST_CHECK enum viv_err store_deploy_config_add_outbound(struct store_deploy_config *c,
-					      const char *pattern);
+                                                             const char *pattern);
 
 /* The value of the env variable name, or NULL. Borrowed from c. */
 const char *store_deploy_config_env(const struct store_deploy_config *c, const char *name);
@@ -272,8 +280,8 @@ struct store_deployment {
 	 * outbound patterns and static files; the platform's defaults until
 	 * built. */
 	struct store_deploy_config config;
-	char *error;    /* one sentence when failed, else NULL */
-	bool current;   /* this is the app's serving deployment */
+	char *error;           /* one sentence when failed, else NULL */
+	bool current;          /* this is the app's serving deployment */
 	char *deployed_by;     /* the name of the token that uploaded it; NULL: unknown */
 	int64_t artifact_size; /* bytes of the artifact's .so; 0 until built */
 };
@@ -292,28 +300,32 @@ VIV_MUST_CHECK enum viv_err store_upload_tmp(const struct store *st, char **path
  * upload_sha256 is 64 lowercase hex digits. On failure the file is left where
  * it was: VIV_ERR_INVALID for a bad argument, VIV_ERR_IO when the file cannot
  * be moved (it must be on the data directory's file system). */
-VIV_MUST_CHECK enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
-				     const char *upload_sha256, int64_t upload_size,
-				     int64_t *id_out);
+VIV_MUST_CHECK enum viv_err store_deployment_create(struct store *st, const char *app,
+                                                    const char *upload_tmp,
+                                                    const char *upload_sha256, int64_t upload_size,
+                                                    int64_t *id_out);
 
 /* store_deployment_create(), recording who made the deployment: the name
  * of the token it came with (at most STORE_TOKEN_NAME_MAX bytes; NULL
  * records none). */
 VIV_MUST_CHECK enum viv_err store_deployment_create_by(struct store *st, const char *app,
-					const char *deployed_by, const char *upload_tmp,
-					const char *upload_sha256, int64_t upload_size,
-					int64_t *id_out);
+                                                       const char *deployed_by,
+                                                       const char *upload_tmp,
+                                                       const char *upload_sha256,
+                                                       int64_t upload_size, int64_t *id_out);
 
 /* VIV_ERR_NOT_FOUND when there is none. Caller frees with
  * store_deployment_free(). */
-VIV_MUST_CHECK enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out);
+VIV_MUST_CHECK enum viv_err store_deployment_get(struct store *st, int64_t id,
+                                                 struct store_deployment **out);
 
 /* The app's deployments with ids below before_id (0: all), newest first,
  * at most limit (*out is NULL when there are none). Caller frees with
  * store_deployment_list_free(). VIV_ERR_NOT_FOUND when there is no such
  * app. */
-VIV_MUST_CHECK enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
-				   size_t limit, struct store_deployment **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_deployment_list(struct store *st, const char *app,
+                                                  int64_t before_id, size_t limit,
+                                                  struct store_deployment **out, size_t *n_out);
 
 /* How far a deployment has got, cheaply, for following a build. */
 struct store_dep_progress {
@@ -326,8 +338,9 @@ struct store_dep_progress {
 /* The status, the log's size and the log's bytes from log_offset on (at
  * most max bytes of them). VIV_ERR_NOT_FOUND when there is no such
  * deployment. Caller frees out->log_tail with free(). */
-VIV_MUST_CHECK enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
-				       size_t max, struct store_dep_progress *out);
+VIV_MUST_CHECK enum viv_err store_deployment_progress(struct store *st, int64_t id,
+                                                      int64_t log_offset, size_t max,
+                                                      struct store_dep_progress *out);
 
 void store_deployment_free(struct store_deployment *d);
 void store_deployment_list_free(struct store_deployment *ds, size_t n);
@@ -371,17 +384,19 @@ VIV_MUST_CHECK enum viv_err store_deployment_log(struct store *st, int64_t id, c
 
 /* Records the detected language (at most 32 bytes). VIV_ERR_NOT_FOUND when
  * there is no such deployment. */
-VIV_MUST_CHECK enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language);
+VIV_MUST_CHECK enum viv_err store_deployment_set_language(struct store *st, int64_t id,
+                                                          const char *language);
 
 /* Records one step's duration in the timings object, replacing an earlier
  * value for the same step. A step name is 1 to 64 letters, digits, '_' or
  * '-' (VIV_ERR_INVALID otherwise). VIV_ERR_NOT_FOUND when there is no such
  * deployment. */
-VIV_MUST_CHECK enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms);
+VIV_MUST_CHECK enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step,
+                                                    int64_t ms);
 
 /* A finished, successful build. */
 struct store_build {
-	const char *artifact;  /* artifact hash; the file is already in place */
+	const char *artifact; /* artifact hash; the file is already in place */
 	/* The mode and what the build resolved from the manifest. Borrowed
 	 * for the call. */
 	const struct store_deploy_config *config;
@@ -403,14 +418,15 @@ struct store_build {
  * hash that is not one), or when the deployment is not building; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
-VIV_MUST_CHECK enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct store_build *b);
+VIV_MUST_CHECK enum viv_err store_deployment_ready(struct store *st, int64_t id,
+                                                   const struct store_build *b);
 
 /* An earlier successful build, as store_deployment_find_build() finds it. */
 struct store_prior_build {
 	int64_t deployment_id;
-	char *artifact; /* hash */
+	char *artifact;                    /* hash */
 	struct store_deploy_config config; /* its mode and configuration */
-	char *language; /* NULL when none was recorded */
+	char *language;                    /* NULL when none was recorded */
 	int64_t artifact_size;
 	int64_t wasm_size;
 };
@@ -421,7 +437,7 @@ struct store_prior_build {
  * build_key is not 64 lowercase hex digits. Caller frees with
  * store_prior_build_free(). */
 VIV_MUST_CHECK enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
-					 struct store_prior_build **out);
+                                                        struct store_prior_build **out);
 
 /* Accepts NULL. */
 void store_prior_build_free(struct store_prior_build *b);
@@ -430,7 +446,8 @@ void store_prior_build_free(struct store_prior_build *b);
  * and what to do; cut at 4096 bytes); the app keeps serving its current
  * deployment. VIV_ERR_INVALID when the deployment is already ready or
  * failed, VIV_ERR_NOT_FOUND when there is none. */
-VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error);
+VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id,
+                                                    const char *error);
 
 /* ---- Files in the data directory ----------------------------------------------- */
 
@@ -444,8 +461,8 @@ const char *store_builds_dir(const struct store *st);
 /* A fresh, empty, private (mode 0700) folder for one build in parent, or
  * NULL: in store_builds_dir(). Caller removes it with viv_rmtree() and
  * frees the string with free(). */
-VIV_MUST_CHECK enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
-			     char **out);
+VIV_MUST_CHECK enum viv_err store_build_dir(const struct store *st, const char *parent,
+                                            int64_t deployment_id, char **out);
 
 /* DATADIR/cache, private (mode 0700): where the pipeline keeps what it
  * prepares for builds itself, from the platform's own files only (never
@@ -467,14 +484,14 @@ bool store_artifact_exists(const struct store *st, const char *hash);
  * VIV_ERR_INVALID for a bad hash or ext, VIV_ERR_NOT_FOUND when src does not
  * exist, VIV_ERR_IO for other file errors. src is opened by its path:
  * only for files the platform made (store_artifact_put_fd() otherwise). */
-VIV_MUST_CHECK enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
-				const char *src);
+VIV_MUST_CHECK enum viv_err store_artifact_put(const struct store *st, const char *hash,
+                                               const char *ext, const char *src);
 
 /* store_artifact_put from the file open at src_fd (read from its start),
  * which the caller opened as it sees fit (a build's output: beneath its
  * folder, without following links). */
-VIV_MUST_CHECK enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
-				   int src_fd);
+VIV_MUST_CHECK enum viv_err store_artifact_put_fd(const struct store *st, const char *hash,
+                                                  const char *ext, int src_fd);
 
 /* ---- Routes (read by runners) ------------------------------------------- */
 
@@ -482,7 +499,7 @@ struct store_route {
 	char *app;
 	int64_t app_id;
 	int64_t deployment_id;
-	char *artifact; /* hash */
+	char *artifact;                    /* hash */
 	struct store_deploy_config config; /* the deployment's mode and configuration */
 	/* The settings and secrets set through the API, which win over the
 	 * manifest's env (store_app_config_get()), ordered by name. */
@@ -492,7 +509,8 @@ struct store_route {
 
 /* Every app with a current deployment, ordered by app name (*out is NULL
  * when there are none). Caller frees with store_routes_free(). */
-VIV_MUST_CHECK enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_routes_load(struct store *st, struct store_route **out,
+                                              size_t *n_out);
 void store_routes_free(struct store_route *routes, size_t n);
 
 /* A counter that changes whenever any app's current deployment changes. It
@@ -513,21 +531,23 @@ uint64_t store_routes_generation(const struct store *st);
 /* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad key
  * or value. */
 VIV_MUST_CHECK enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
-				  const char *value);
+                                                 const char *value);
 /* *existed_out (may be NULL) says whether the key was set. */
-VIV_MUST_CHECK enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
-				    bool *existed_out);
+VIV_MUST_CHECK enum viv_err store_app_config_unset(struct store *st, const char *app,
+                                                   const char *key, bool *existed_out);
 /* The values set through the API (settings, no secrets) as a JSON object
  * text, keys sorted. Caller frees with free(). VIV_ERR_NOT_FOUND when there
  * is no such app. */
-VIV_MUST_CHECK enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out);
+VIV_MUST_CHECK enum viv_err store_app_settings_get(struct store *st, const char *app,
+                                                   char **json_out);
 
 /* What guests of the app see on top of the manifest's env: the settings,
  * and the secrets, a secret winning over a setting of the same name; as a
  * JSON object text, keys sorted (store_route.app_config is the same).
  * For runners only: it holds secret values. Caller frees with free().
  * VIV_ERR_NOT_FOUND when there is no such app. */
-VIV_MUST_CHECK enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out);
+VIV_MUST_CHECK enum viv_err store_app_config_get(struct store *st, const char *app,
+                                                 char **json_out);
 
 /* ---- Secrets -------------------------------------------------------------------- */
 
@@ -543,15 +563,15 @@ struct store_secret {
 /* VIV_ERR_NOT_FOUND when there is no such app, VIV_ERR_INVALID for a bad
  * name or value. */
 VIV_MUST_CHECK enum viv_err store_secret_set(struct store *st, const char *app, const char *name,
-			      const char *value);
+                                             const char *value);
 /* *existed_out (may be NULL) says whether the secret was set. */
 VIV_MUST_CHECK enum viv_err store_secret_unset(struct store *st, const char *app, const char *name,
-				bool *existed_out);
+                                               bool *existed_out);
 /* The app's secrets, names only, ordered by name (*out is NULL when there
  * are none). Caller frees with store_secret_list_free().
  * VIV_ERR_NOT_FOUND when there is no such app. */
-VIV_MUST_CHECK enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
-			       size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_secret_list(struct store *st, const char *app,
+                                              struct store_secret **out, size_t *n_out);
 void store_secret_list_free(struct store_secret *list, size_t n);
 
 /* True when key may name a setting or a secret. */
@@ -566,24 +586,27 @@ bool store_config_key_valid(const char *key);
 
 /* The value of key; VIV_ERR_NOT_FOUND when absent. *val_out (caller frees
  * with free()) is NUL-terminated after *len_out bytes. */
-VIV_MUST_CHECK enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
-			  char **val_out, size_t *len_out);
+VIV_MUST_CHECK enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key,
+                                         size_t klen, char **val_out, size_t *len_out);
 /* Sets key to val, replacing what was there: *was_new_out says whether the
  * key was new. */
-VIV_MUST_CHECK enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
-			  const void *val, size_t vlen, bool *was_new_out);
+VIV_MUST_CHECK enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key,
+                                         size_t klen, const void *val, size_t vlen,
+                                         bool *was_new_out);
 /* Sets key to val only when it is absent, else leaves the stored value:
  * *inserted_out says whether it did. */
-VIV_MUST_CHECK enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
-			      const void *val, size_t vlen, bool *inserted_out);
+VIV_MUST_CHECK enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key,
+                                             size_t klen, const void *val, size_t vlen,
+                                             bool *inserted_out);
 /* Appends to the value, or inserts when absent: *was_new_out says whether the
  * key was new. VIV_ERR_TOO_BIG when the value would pass STORE_KV_VALUE_MAX
  * (nothing changes). */
-VIV_MUST_CHECK enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *was_new_out);
+VIV_MUST_CHECK enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key,
+                                            size_t klen, const void *val, size_t vlen,
+                                            bool *was_new_out);
 /* Removes the key: *existed_out says whether it was there. */
-VIV_MUST_CHECK enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     bool *existed_out);
+VIV_MUST_CHECK enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key,
+                                            size_t klen, bool *existed_out);
 /* All of these: VIV_ERR_INVALID for an empty key or one past
  * STORE_KV_KEY_MAX, VIV_ERR_TOO_BIG for a value past STORE_KV_VALUE_MAX. */
 
@@ -600,9 +623,9 @@ struct store_kv_key {
  * most limit of them (*out is NULL when there are none). Caller frees with
  * store_kv_list_free(). VIV_ERR_INVALID for a prefix or after key past
  * STORE_KV_KEY_MAX. */
-VIV_MUST_CHECK enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
-			   const void *after, size_t alen, size_t limit,
-			   struct store_kv_key **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix,
+                                          size_t plen, const void *after, size_t alen, size_t limit,
+                                          struct store_kv_key **out, size_t *n_out);
 void store_kv_list_free(struct store_kv_key *keys, size_t n);
 
 /* Lets this connection's commits skip the fsync (SQLite's synchronous=NORMAL
@@ -621,7 +644,8 @@ char *store_assets_path(const struct store *st, const char *hash);
 /* Copies the tree at src_dir (regular files and directories only) into place
  * so that it appears only complete (a temporary directory, then rename). An
  * existing tree is left as it is. */
-VIV_MUST_CHECK enum viv_err store_assets_put(const struct store *st, const char *hash, const char *src_dir);
+VIV_MUST_CHECK enum viv_err store_assets_put(const struct store *st, const char *hash,
+                                             const char *src_dir);
 
 /* ---- App logs --------------------------------------------------------------- */
 
@@ -646,13 +670,14 @@ struct store_log {
  * names above) and message, else VIV_ERR_INVALID and nothing is written;
  * deployment_id 0 means none, ts 0 means now; id is ignored. The lines are
  * borrowed for the call. */
-VIV_MUST_CHECK enum viv_err store_logs_append(struct store *st, const struct store_log *lines, size_t n);
+VIV_MUST_CHECK enum viv_err store_logs_append(struct store *st, const struct store_log *lines,
+                                              size_t n);
 
 /* The app's lines with id > after_id, oldest first, at most limit (the newest
  * limit lines when after_id is 0). VIV_ERR_NOT_FOUND when there is no such
  * app. Caller frees with store_logs_free(). */
-VIV_MUST_CHECK enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
-			    struct store_log **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id,
+                                           size_t limit, struct store_log **out, size_t *n_out);
 void store_logs_free(struct store_log *lines, size_t n);
 
 /* ---- Build metrics ------------------------------------------------------------ */
@@ -663,11 +688,11 @@ void store_logs_free(struct store_log *lines, size_t n);
 /* Counters of every build that ended on this data directory, kept by the
  * database itself, and the queue as it is now. */
 struct store_build_metrics {
-	uint64_t ready, failed;             /* builds by outcome */
-	double ready_seconds, failed_seconds; /* their summed durations */
-	double le[STORE_BUILD_BUCKETS];       /* bucket upper bounds, ascending */
+	uint64_t ready, failed;                 /* builds by outcome */
+	double ready_seconds, failed_seconds;   /* their summed durations */
+	double le[STORE_BUILD_BUCKETS];         /* bucket upper bounds, ascending */
 	uint64_t le_count[STORE_BUILD_BUCKETS]; /* builds at most that long */
-	uint64_t queued, building;          /* deployments in each state now */
+	uint64_t queued, building;              /* deployments in each state now */
 };
 
 VIV_MUST_CHECK enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out);
@@ -681,6 +706,6 @@ VIV_MUST_CHECK enum viv_err store_build_metrics(struct store *st, struct store_b
  * VIV_ERR_NOT_FOUND when there is no such deployment or it is not ready.
  * Caller frees with store_routes_free(*out, 1). */
 VIV_MUST_CHECK enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
-				       struct store_route **out);
+                                                      struct store_route **out);
 
 #endif

@@ -7,21 +7,21 @@
 
 /* The state follows the rule of enum store_app_state: 1 serving, 2
  * building, 3 failed, else 0 (empty). */
-#define APP_SELECT                                                                          \
-	"SELECT a.id, a.name, a.created_at, a.current_deployment,"                          \
-	" (SELECT language FROM deployments WHERE id = a.current_deployment),"              \
-	" (SELECT max(created_at) FROM deployments WHERE app_id = a.id),"                   \
-	" CASE WHEN a.current_deployment IS NOT NULL THEN 1"                                \
-	"  WHEN EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id"                      \
-	"               AND status IN ('queued', 'building')) THEN 2"                       \
-	"  WHEN EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id)"                     \
-	"   AND NOT EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id"                  \
-	"                   AND status <> 'failed') THEN 3"                                 \
-	"  ELSE 0 END"                                                                      \
+#define APP_SELECT                                                                                 \
+	"SELECT a.id, a.name, a.created_at, a.current_deployment,"                                 \
+	" (SELECT language FROM deployments WHERE id = a.current_deployment),"                     \
+	" (SELECT max(created_at) FROM deployments WHERE app_id = a.id),"                          \
+	" CASE WHEN a.current_deployment IS NOT NULL THEN 1"                                       \
+	"  WHEN EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id"                             \
+	"               AND status IN ('queued', 'building')) THEN 2"                              \
+	"  WHEN EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id)"                            \
+	"   AND NOT EXISTS (SELECT 1 FROM deployments WHERE app_id = a.id"                         \
+	"                   AND status <> 'failed') THEN 3"                                        \
+	"  ELSE 0 END"                                                                             \
 	" FROM apps a"
 
 static const char sql_app_insert[] = "INSERT INTO apps (name, created_at) VALUES (?1, ?2)"
-				     " ON CONFLICT (name) DO NOTHING";
+                                     " ON CONFLICT (name) DO NOTHING";
 static const char sql_app_id[] = "SELECT id FROM apps WHERE name = ?1";
 static const char sql_app_get[] = APP_SELECT " WHERE a.name = ?1";
 static const char sql_app_list[] = APP_SELECT " ORDER BY a.name";
@@ -173,12 +173,12 @@ void store_app_list_free(struct store_app *apps, size_t n)
 
 static const char sql_app_dep_count[] = "SELECT count(*) FROM deployments WHERE app_id = ?1";
 static const char sql_app_artifacts[] =
-	"SELECT DISTINCT artifact FROM deployments WHERE app_id = ?1 AND artifact IS NOT NULL";
+        "SELECT DISTINCT artifact FROM deployments WHERE app_id = ?1 AND artifact IS NOT NULL";
 static const char sql_app_assets[] =
-	"SELECT DISTINCT json_extract(config, '$.assets') FROM deployments"
-	" WHERE app_id = ?1 AND json_type(config, '$.assets') = 'text'";
+        "SELECT DISTINCT json_extract(config, '$.assets') FROM deployments"
+        " WHERE app_id = ?1 AND json_type(config, '$.assets') = 'text'";
 static const char sql_app_queued[] =
-	"SELECT id FROM deployments WHERE app_id = ?1 AND status = 'queued'";
+        "SELECT id FROM deployments WHERE app_id = ?1 AND status = 'queued'";
 /* kv and app_config came before ON DELETE CASCADE was the habit; the rest
  * (deployments, logs, secrets) goes with the app row. */
 static const char sql_app_del_kv[] = "DELETE FROM kv WHERE app_id = ?1";
@@ -213,8 +213,8 @@ static enum viv_err read_int64(sqlite3_stmt *stmt, void *elem)
 
 /* Runs sql with the app's id as ?1 and collects its first column. */
 static enum viv_err app_rows(struct store *st, const char *sql, int64_t app_id, size_t size,
-			     store_row_read_fn read, store_row_clear_fn clear, void **out,
-			     size_t *n_out)
+                             store_row_read_fn read, store_row_clear_fn clear, void **out,
+                             size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -251,7 +251,7 @@ static void leftovers_free(struct app_leftovers *l)
 /* Inside the caller's transaction: what the app's rows point to on disk,
  * then the rows themselves. */
 static enum viv_err app_delete_rows(struct store *st, int64_t app_id, struct app_leftovers *l,
-				    size_t *n_deployments)
+                                    size_t *n_deployments)
 {
 	int64_t *count = NULL;
 	size_t one = 0;
@@ -260,24 +260,24 @@ static enum viv_err app_delete_rows(struct store *st, int64_t app_id, struct app
 
 	*n_deployments = 0;
 	err = app_rows(st, sql_app_dep_count, app_id, sizeof(int64_t), read_int64, NULL, &rows,
-		       &one);
+	               &one);
 	count = rows;
 	if (!err && one == 1)
 		*n_deployments = (size_t)count[0];
 	free(count);
 	if (!err)
-		err = app_rows(st, sql_app_artifacts, app_id, sizeof(char *), read_text,
-			       text_clear, &rows, &l->n_artifacts);
+		err = app_rows(st, sql_app_artifacts, app_id, sizeof(char *), read_text, text_clear,
+		               &rows, &l->n_artifacts);
 	if (!err)
 		l->artifacts = rows;
 	if (!err)
 		err = app_rows(st, sql_app_assets, app_id, sizeof(char *), read_text, text_clear,
-			       &rows, &l->n_assets);
+		               &rows, &l->n_assets);
 	if (!err)
 		l->assets = rows;
 	if (!err)
-		err = app_rows(st, sql_app_queued, app_id, sizeof(int64_t), read_int64, NULL,
-			       &rows, &l->n_queued);
+		err = app_rows(st, sql_app_queued, app_id, sizeof(int64_t), read_int64, NULL, &rows,
+		               &l->n_queued);
 	if (!err)
 		l->queued = rows;
 	if (!err)
@@ -314,7 +314,7 @@ enum viv_err store_app_delete(struct store *st, const char *name, struct store_a
 	/* Runners drop the app's route when they see the generation move. */
 	store_routes_gen_bump(st);
 	viv_log(VIV_INFO, "store: app %s deleted with its %zu deployment(s)", name,
-		done.deployments);
+	        done.deployments);
 	for (i = 0; i < l.n_queued; i++)
 		store_upload_remove(st, l.queued[i]);
 	for (i = 0; i < l.n_artifacts; i++) {
@@ -336,12 +336,11 @@ out:
 
 static const char sql_app_current_of[] = "SELECT current_deployment FROM apps WHERE id = ?1";
 static const char sql_dep_status_of[] =
-	"SELECT status = 'ready' FROM deployments WHERE id = ?1 AND app_id = ?2";
+        "SELECT status = 'ready' FROM deployments WHERE id = ?1 AND app_id = ?2";
 static const char sql_dep_older_ready[] =
-	"SELECT id FROM deployments WHERE app_id = ?1 AND status = 'ready' AND id < ?2"
-	" ORDER BY id DESC LIMIT 1";
-static const char sql_app_set_current[] =
-	"UPDATE apps SET current_deployment = ?2 WHERE id = ?1";
+        "SELECT id FROM deployments WHERE app_id = ?1 AND status = 'ready' AND id < ?2"
+        " ORDER BY id DESC LIMIT 1";
+static const char sql_app_set_current[] = "UPDATE apps SET current_deployment = ?2 WHERE id = ?1";
 
 /* Steps stmt (bound by the caller) once: *row_out says whether there was a
  * row and *v_out is its first column. Releases stmt. */
@@ -359,7 +358,7 @@ static enum viv_err one_int(struct store *st, sqlite3_stmt *stmt, bool *row_out,
 
 /* Inside the caller's transaction: the deployment to make current. */
 static enum viv_err rollback_target(struct store *st, int64_t app_id, int64_t current,
-				    int64_t wanted, int64_t *target)
+                                    int64_t wanted, int64_t *target)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -395,7 +394,7 @@ static enum viv_err rollback_target(struct store *st, int64_t app_id, int64_t cu
 }
 
 enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
-				int64_t *current_out, int64_t *previous_out)
+                                int64_t *current_out, int64_t *previous_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;

@@ -87,9 +87,9 @@ static enum viv_err copy_tree(int src, int dst, int depth)
 				err = VIV_ERR_IO;
 			if (!err) {
 				s2 = openat(src, de->d_name,
-					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				d2 = openat(dst, de->d_name,
-					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (s2 < 0 || d2 < 0)
 					err = VIV_ERR_IO;
 			}
@@ -179,7 +179,7 @@ out:
 		viv_log(VIV_WARN, "store: could not remove %s", tmp);
 	if (err && err != VIV_ERR_NOT_FOUND && err != VIV_ERR_INVALID)
 		viv_log(VIV_WARN, "store: could not store assets %s from %s: %s", hash, src_dir,
-			viv_strerror(err));
+		        viv_strerror(err));
 	free(root);
 	free(final);
 	free(tmp);
@@ -189,8 +189,8 @@ out:
 /* ---- Collecting trees ------------------------------------------------------------ */
 
 static const char sql_assets_used[] =
-	"SELECT 1 FROM deployments WHERE json_type(config, '$.assets') = 'text'"
-	" AND json_extract(config, '$.assets') = ?1 LIMIT 1";
+        "SELECT 1 FROM deployments WHERE json_type(config, '$.assets') = 'text'"
+        " AND json_extract(config, '$.assets') = ?1 LIMIT 1";
 
 /*
  * Under the write lock the tree is renamed out of its place, so that from
@@ -210,7 +210,7 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 		return viv_hex64_valid(hash) ? VIV_ERR_NOMEM : VIV_ERR_INVALID;
 	err = store_random_hex(rnd, 8);
 	if (!err && asprintf(&gone, "%s/" ASSETS_DIR "/" ASSETS_TMP_PREFIX "gone-%s-%s",
-			     st->datadir, hash, rnd) < 0) {
+	                     st->datadir, hash, rnd) < 0) {
 		gone = NULL;
 		err = VIV_ERR_NOMEM;
 	}
@@ -233,7 +233,7 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 			viv_log(VIV_WARN, "store: could not remove %s", gone);
 		else
 			viv_log(VIV_INFO,
-				"store: removed static files %s, which no deployment uses", hash);
+			        "store: removed static files %s, which no deployment uses", hash);
 	}
 out:
 	free(final);

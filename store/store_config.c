@@ -7,24 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char sql_set[] =
-	"INSERT INTO app_config(app_id, key, value) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value"
-	" WHERE value IS NOT excluded.value";
+static const char sql_set[] = "INSERT INTO app_config(app_id, key, value) VALUES (?1, ?2, ?3)"
+                              " ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value"
+                              " WHERE value IS NOT excluded.value";
 static const char sql_unset[] = "DELETE FROM app_config WHERE app_id = ?1 AND key = ?2";
 /* json_group_object() gives {} for no rows; the inner ORDER BY sorts the
  * keys. */
 static const char sql_settings[] =
-	"SELECT json_group_object(key, value) FROM"
-	" (SELECT key, value FROM app_config WHERE app_id = ?1 ORDER BY key)";
+        "SELECT json_group_object(key, value) FROM"
+        " (SELECT key, value FROM app_config WHERE app_id = ?1 ORDER BY key)";
 static const char sql_guest[] = "SELECT " STORE_GUEST_CONFIG_SQL("?1");
 static const char sql_secret_set[] =
-	"INSERT INTO secrets(app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
-	" ON CONFLICT(app_id, name) DO UPDATE SET value = excluded.value,"
-	" updated_at = excluded.updated_at";
+        "INSERT INTO secrets(app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT(app_id, name) DO UPDATE SET value = excluded.value,"
+        " updated_at = excluded.updated_at";
 static const char sql_secret_unset[] = "DELETE FROM secrets WHERE app_id = ?1 AND name = ?2";
 static const char sql_secret_list[] =
-	"SELECT name, updated_at FROM secrets WHERE app_id = ?1 ORDER BY name";
+        "SELECT name, updated_at FROM secrets WHERE app_id = ?1 ORDER BY name";
 
 /* Letters, digits and '_', not starting with a digit: a name a CGI program
  * can read from its environment. */
@@ -47,7 +46,7 @@ bool store_config_key_valid(const char *key)
  * value, ?4 now); *changed_out says whether a row changed, and the routes
  * generation moves when one did. */
 static enum viv_err write_config(struct store *st, const char *sql, const char *app,
-				 const char *key, const char *value, bool *changed_out)
+                                 const char *key, const char *value, bool *changed_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int64_t app_id = 0;
@@ -74,8 +73,8 @@ static enum viv_err write_config(struct store *st, const char *sql, const char *
 	return err;
 }
 
-static enum viv_err set_value(struct store *st, const char *sql, const char *app,
-			      const char *key, const char *value)
+static enum viv_err set_value(struct store *st, const char *sql, const char *app, const char *key,
+                              const char *value)
 {
 	bool changed;
 	size_t n;
@@ -89,8 +88,8 @@ static enum viv_err set_value(struct store *st, const char *sql, const char *app
 	return write_config(st, sql, app, key, value, &changed);
 }
 
-static enum viv_err unset_value(struct store *st, const char *sql, const char *app,
-				const char *key, bool *existed_out)
+static enum viv_err unset_value(struct store *st, const char *sql, const char *app, const char *key,
+                                bool *existed_out)
 {
 	bool changed = false;
 	enum viv_err err;
@@ -106,32 +105,31 @@ static enum viv_err unset_value(struct store *st, const char *sql, const char *a
 }
 
 enum viv_err store_app_config_set(struct store *st, const char *app, const char *key,
-				  const char *value)
+                                  const char *value)
 {
 	return set_value(st, sql_set, app, key, value);
 }
 
 enum viv_err store_app_config_unset(struct store *st, const char *app, const char *key,
-				    bool *existed_out)
+                                    bool *existed_out)
 {
 	return unset_value(st, sql_unset, app, key, existed_out);
 }
 
 enum viv_err store_secret_set(struct store *st, const char *app, const char *name,
-			      const char *value)
+                              const char *value)
 {
 	return set_value(st, sql_secret_set, app, name, value);
 }
 
 enum viv_err store_secret_unset(struct store *st, const char *app, const char *name,
-				bool *existed_out)
+                                bool *existed_out)
 {
 	return unset_value(st, sql_secret_unset, app, name, existed_out);
 }
 
 /* Runs sql, which gives one JSON object text for the app id bound to ?1. */
-static enum viv_err config_json(struct store *st, const char *sql, const char *app,
-				char **json_out)
+static enum viv_err config_json(struct store *st, const char *sql, const char *app, char **json_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int64_t app_id = 0;
@@ -183,7 +181,7 @@ static void secret_clear(void *elem)
 }
 
 enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
-			       size_t *n_out)
+                               size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int64_t app_id = 0;

@@ -9,7 +9,7 @@
 enum viv_err store_db_error(struct store *st, int rc, const char *what)
 {
 	viv_log(VIV_ERROR, "store: %s: %s (%s)", what ? what : "sqlite", sqlite3_errmsg(st->db),
-		sqlite3_errstr(rc));
+	        sqlite3_errstr(rc));
 	switch (rc & 0xff) {
 	case SQLITE_NOMEM:
 		return VIV_ERR_NOMEM;
@@ -201,7 +201,7 @@ void *store_grow(void *arr, size_t *alloc, size_t n, size_t size)
 }
 
 enum viv_err store_row_fetch(struct store *st, sqlite3_stmt *stmt, size_t size,
-			     store_row_read_fn read, store_row_clear_fn clear, void **out)
+                             store_row_read_fn read, store_row_clear_fn clear, void **out)
 {
 	void *elem = NULL;
 	enum viv_err err;
@@ -232,8 +232,8 @@ out:
 }
 
 enum viv_err store_rows_collect(struct store *st, sqlite3_stmt *stmt, size_t size,
-				store_row_read_fn read, store_row_clear_fn clear, void **out,
-				size_t *n_out)
+                                store_row_read_fn read, store_row_clear_fn clear, void **out,
+                                size_t *n_out)
 {
 	void *arr = NULL, *grown;
 	size_t n = 0, alloc = 0;

@@ -58,7 +58,7 @@ void store_deploy_config_clear(struct store_deploy_config *c)
 
 /* Appends name=value to the array *env of *n entries. */
 static enum viv_err env_push(struct store_env_var **env, size_t *n, const char *name,
-			     const char *value)
+                             const char *value)
 {
 	struct store_env_var *grown;
 	char *nc, *vc;
@@ -83,13 +83,12 @@ static enum viv_err env_push(struct store_env_var **env, size_t *n, const char *
 }
 
 enum viv_err store_deploy_config_add_env(struct store_deploy_config *c, const char *name,
-					 const char *value)
+                                         const char *value)
 {
 	return env_push(&c->env, &c->n_env, name, value);
 }
 
-enum viv_err store_deploy_config_add_outbound(struct store_deploy_config *c,
-					      const char *pattern)
+enum viv_err store_deploy_config_add_outbound(struct store_deploy_config *c, const char *pattern)
 {
 	char **grown, *copy;
 
@@ -116,7 +115,7 @@ const char *store_deploy_config_env(const struct store_deploy_config *c, const c
 }
 
 enum viv_err store_deploy_config_copy(struct store_deploy_config *dst,
-				      const struct store_deploy_config *src)
+                                      const struct store_deploy_config *src)
 {
 	enum viv_err err = VIV_OK;
 
@@ -172,9 +171,9 @@ enum viv_err store_deploy_config_encode(const struct store_deploy_config *c, cha
 	outbound = json_array();
 	assets = c->assets ? json_string(c->assets) : json_null();
 	root = json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "limits", "memory_mb",
-			 (json_int_t)c->limits.memory_mb, "cpu_ms", (json_int_t)c->limits.cpu_ms,
-			 "wall_ms", (json_int_t)c->limits.wall_ms, "env", env, "outbound",
-			 outbound, "assets", assets);
+	                 (json_int_t)c->limits.memory_mb, "cpu_ms", (json_int_t)c->limits.cpu_ms,
+	                 "wall_ms", (json_int_t)c->limits.wall_ms, "env", env, "outbound", outbound,
+	                 "assets", assets);
 	/* json_pack's "o" took the references, whatever the result. */
 	if (!root)
 		return VIV_ERR_NOMEM;
@@ -200,8 +199,7 @@ static uint32_t limit_of(json_t *limits, const char *key, uint32_t dflt)
 {
 	json_t *v = json_object_get(limits, key);
 
-	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-	    json_integer_value(v) > UINT32_MAX)
+	if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > UINT32_MAX)
 		return dflt;
 	return (uint32_t)json_integer_value(v);
 }
@@ -213,7 +211,8 @@ static enum viv_err env_from_object(json_t *obj, struct store_env_var **env, siz
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		enum viv_err err;
 
 		if (!json_is_string(v))
@@ -226,7 +225,7 @@ static enum viv_err env_from_object(json_t *obj, struct store_env_var **env, siz
 }
 
 enum viv_err store_deploy_config_decode(const char *mode, const char *json,
-					struct store_deploy_config *out)
+                                        struct store_deploy_config *out)
 {
 	json_t *root, *limits, *outbound, *assets;
 	enum viv_err err;
@@ -266,14 +265,14 @@ enum viv_err store_deploy_config_decode(const char *mode, const char *json,
 }
 
 enum viv_err store_deploy_config_read(int64_t deployment_id, const char *mode, const char *json,
-				      struct store_deploy_config *out)
+                                      struct store_deploy_config *out)
 {
 	enum viv_err err = store_deploy_config_decode(mode, json, out);
 
 	if (err == VIV_ERR_INVALID) {
 		/* Served with the defaults rather than not at all. */
 		viv_log(VIV_ERROR, "store: deployment %lld has a malformed configuration",
-			(long long)deployment_id);
+		        (long long)deployment_id);
 		store_deploy_config_defaults(out);
 		out->mode = store_mode_parse(mode);
 		err = VIV_OK;

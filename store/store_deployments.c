@@ -44,17 +44,17 @@ static enum store_dep_status status_parse(const char *s)
 
 /* ---- Reading ------------------------------------------------------------------- */
 
-#define DEP_SELECT                                                                          \
-	"SELECT d.id, d.app_id, a.name, d.status, d.created_at, d.started_at,"             \
-	" d.finished_at, d.upload_sha256, d.upload_size, d.language, d.mode, d.artifact,"  \
-	" d.log, d.timings, d.config, d.error, a.current_deployment IS d.id,"              \
-	" d.deployed_by, ar.so_size"                                                       \
-	" FROM deployments d JOIN apps a ON a.id = d.app_id"                               \
+#define DEP_SELECT                                                                                 \
+	"SELECT d.id, d.app_id, a.name, d.status, d.created_at, d.started_at,"                     \
+	" d.finished_at, d.upload_sha256, d.upload_size, d.language, d.mode, d.artifact,"          \
+	" d.log, d.timings, d.config, d.error, a.current_deployment IS d.id,"                      \
+	" d.deployed_by, ar.so_size"                                                               \
+	" FROM deployments d JOIN apps a ON a.id = d.app_id"                                       \
 	" LEFT JOIN artifacts ar ON ar.hash = d.artifact"
 
 static const char sql_dep_get[] = DEP_SELECT " WHERE d.id = ?1";
 static const char sql_dep_list[] =
-	DEP_SELECT " WHERE d.app_id = ?1 AND d.id < ?3 ORDER BY d.id DESC LIMIT ?2";
+        DEP_SELECT " WHERE d.app_id = ?1 AND d.id < ?3 ORDER BY d.id DESC LIMIT ?2";
 
 static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 {
@@ -85,8 +85,8 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 		err = store_col_text_or(stmt, 13, "{}", &d->timings);
 	if (!err)
 		err = store_deploy_config_read(d->id, (const char *)sqlite3_column_text(stmt, 10),
-					       (const char *)sqlite3_column_text(stmt, 14),
-					       &d->config);
+		                               (const char *)sqlite3_column_text(stmt, 14),
+		                               &d->config);
 	if (!err)
 		err = store_col_text(stmt, 15, &d->error);
 	if (!err)
@@ -153,7 +153,7 @@ enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_dep
 }
 
 enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
-				   size_t limit, struct store_deployment **out, size_t *n_out)
+                                   size_t limit, struct store_deployment **out, size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -188,11 +188,11 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n)
 }
 
 static const char sql_dep_progress[] =
-	"SELECT status, length(CAST(log AS BLOB)), substr(CAST(log AS BLOB), ?2, ?3)"
-	" FROM deployments WHERE id = ?1";
+        "SELECT status, length(CAST(log AS BLOB)), substr(CAST(log AS BLOB), ?2, ?3)"
+        " FROM deployments WHERE id = ?1";
 
-enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset,
-				       size_t max, struct store_dep_progress *out)
+enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset, size_t max,
+                                       struct store_dep_progress *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	const void *blob;
@@ -236,11 +236,11 @@ out:
 /* ---- The queue ------------------------------------------------------------------- */
 
 static const char sql_dep_insert[] =
-	"INSERT INTO deployments (app_id, created_at, upload_sha256, upload_size, deployed_by)"
-	" VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
+        "INSERT INTO deployments (app_id, created_at, upload_sha256, upload_size, deployed_by)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
 
 static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *deployed_by,
-			       const char *upload_sha256, int64_t upload_size, int64_t *id_out)
+                               const char *upload_sha256, int64_t upload_size, int64_t *id_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -272,17 +272,16 @@ static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *dep
  * commit fails, the rename is undone, so the caller's file is where it was.
  */
 enum viv_err store_deployment_create(struct store *st, const char *app, const char *upload_tmp,
-				     const char *upload_sha256, int64_t upload_size,
-				     int64_t *id_out)
+                                     const char *upload_sha256, int64_t upload_size,
+                                     int64_t *id_out)
 {
 	return store_deployment_create_by(st, app, NULL, upload_tmp, upload_sha256, upload_size,
-					  id_out);
+	                                  id_out);
 }
 
-enum viv_err store_deployment_create_by(struct store *st, const char *app,
-					const char *deployed_by, const char *upload_tmp,
-					const char *upload_sha256, int64_t upload_size,
-					int64_t *id_out)
+enum viv_err store_deployment_create_by(struct store *st, const char *app, const char *deployed_by,
+                                        const char *upload_tmp, const char *upload_sha256,
+                                        int64_t upload_size, int64_t *id_out)
 {
 	char *path = NULL;
 	bool moved = false;
@@ -308,7 +307,7 @@ enum viv_err store_deployment_create_by(struct store *st, const char *app,
 	}
 	if (rename(upload_tmp, path) != 0) {
 		viv_log(VIV_ERROR, "store: cannot move upload %s to %s: %s", upload_tmp, path,
-			strerror(errno));
+		        strerror(errno));
 		err = VIV_ERR_IO;
 		goto out;
 	}
@@ -322,8 +321,8 @@ enum viv_err store_deployment_create_by(struct store *st, const char *app,
 out:
 	store_rollback(st);
 	if (err && moved && rename(path, upload_tmp) != 0)
-		viv_log(VIV_ERROR, "store: cannot move upload %s back to %s: %s", path,
-			upload_tmp, strerror(errno));
+		viv_log(VIV_ERROR, "store: cannot move upload %s back to %s: %s", path, upload_tmp,
+		        strerror(errno));
 	free(path);
 	if (err)
 		return err;
@@ -334,17 +333,17 @@ out:
 }
 
 static const char sql_dep_any_queued[] =
-	"SELECT 1 FROM deployments WHERE status = 'queued' LIMIT 1";
+        "SELECT 1 FROM deployments WHERE status = 'queued' LIMIT 1";
 /* The oldest queued deployment of an app that has none building: an
  * app's deployments build one after another, in order, and never hold
  * another app's behind them, however long one of them takes. */
 static const char sql_dep_claim[] =
-	"UPDATE deployments SET status = 'building', started_at = ?1"
-	" WHERE id = (SELECT d.id FROM deployments d WHERE d.status = 'queued'"
-	"   AND NOT EXISTS (SELECT 1 FROM deployments b"
-	"                   WHERE b.app_id = d.app_id AND b.status = 'building')"
-	"   ORDER BY d.id LIMIT 1)"
-	" RETURNING id";
+        "UPDATE deployments SET status = 'building', started_at = ?1"
+        " WHERE id = (SELECT d.id FROM deployments d WHERE d.status = 'queued'"
+        "   AND NOT EXISTS (SELECT 1 FROM deployments b"
+        "                   WHERE b.app_id = d.app_id AND b.status = 'building')"
+        "   ORDER BY d.id LIMIT 1)"
+        " RETURNING id";
 
 static enum viv_err any_queued(struct store *st, bool *out)
 {
@@ -403,8 +402,8 @@ out:
 /* ---- The build log ------------------------------------------------------------- */
 
 static const char sql_dep_log_state[] =
-	"SELECT length(CAST(log AS BLOB)), log = '' OR substr(log, -1) = char(10)"
-	" FROM deployments WHERE id = ?1";
+        "SELECT length(CAST(log AS BLOB)), log = '' OR substr(log, -1) = char(10)"
+        " FROM deployments WHERE id = ?1";
 static const char sql_dep_log_append[] = "UPDATE deployments SET log = log || ?2 WHERE id = ?1";
 
 /* The size of a build log in bytes, and whether it ends a line. */
@@ -424,8 +423,8 @@ static enum viv_err log_state(struct store *st, int64_t id, int64_t *size, bool 
 
 /* The bytes to append to a log of size bytes so that its contents stay
  * under the cap, with the truncation line when they would not. */
-static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_start,
-			      const char *text, size_t len, bool own_line)
+static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_start, const char *text,
+                              size_t len, bool own_line)
 {
 	size_t room = (size_t)(STORE_BUILD_LOG_MAX - size);
 	size_t keep;
@@ -457,7 +456,7 @@ static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_star
  * text is dropped. With own_line, text starts on a line of its own.
  */
 static enum viv_err log_append_locked(struct store *st, int64_t id, const char *text, size_t len,
-				      bool own_line)
+                                      bool own_line)
 {
 	sqlite3_stmt *stmt = NULL;
 	struct viv_buf b;
@@ -499,9 +498,8 @@ enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text
 	return err;
 }
 
-static const char sql_dep_requeue[] =
-	"UPDATE deployments SET status = 'queued', started_at = NULL"
-	" WHERE status = 'building' RETURNING id";
+static const char sql_dep_requeue[] = "UPDATE deployments SET status = 'queued', started_at = NULL"
+                                      " WHERE status = 'building' RETURNING id";
 
 static enum viv_err read_id(sqlite3_stmt *stmt, void *elem)
 {
@@ -587,11 +585,11 @@ static bool step_name_valid(const char *step)
 	n = strlen(step);
 	return n >= 1 && n <= TIMING_STEP_MAX &&
 	       strspn(step, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
-		       n;
+	               n;
 }
 
 static const char sql_dep_timing[] =
-	"UPDATE deployments SET timings = json_set(timings, ?2, ?3) WHERE id = ?1";
+        "UPDATE deployments SET timings = json_set(timings, ?2, ?3) WHERE id = ?1";
 
 enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms)
 {
@@ -627,7 +625,7 @@ static enum viv_err finish_refused(struct store *st, int64_t id, const char *to)
 	if (err)
 		return err;
 	viv_log(VIV_ERROR, "store: deployment %lld is %s, so it cannot become %s", (long long)id,
-		(const char *)sqlite3_column_text(stmt, 0), to);
+	        (const char *)sqlite3_column_text(stmt, 0), to);
 	store_release(st, stmt);
 	return VIV_ERR_INVALID;
 }
@@ -635,7 +633,7 @@ static enum viv_err finish_refused(struct store *st, int64_t id, const char *to)
 /* Runners would fail on every request to a route whose .so or static
  * files are missing: VIV_ERR_NOT_FOUND then. */
 static enum viv_err check_files(struct store *st, int64_t id, const char *artifact,
-				const struct store_deploy_config *config)
+                                const struct store_deploy_config *config)
 {
 	struct stat sb;
 	char *path;
@@ -643,7 +641,7 @@ static enum viv_err check_files(struct store *st, int64_t id, const char *artifa
 
 	if (!store_artifact_exists(st, artifact)) {
 		viv_log(VIV_ERROR, "store: deployment %lld: artifact %s is not in %s",
-			(long long)id, artifact, st->artifacts_dir);
+		        (long long)id, artifact, st->artifacts_dir);
 		return VIV_ERR_NOT_FOUND;
 	}
 	if (!config->assets)
@@ -651,7 +649,7 @@ static enum viv_err check_files(struct store *st, int64_t id, const char *artifa
 	path = store_assets_path(st, config->assets);
 	if (!path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		viv_log(VIV_ERROR, "store: deployment %lld: static files %s are not stored",
-			(long long)id, config->assets);
+		        (long long)id, config->assets);
 		err = VIV_ERR_NOT_FOUND;
 	}
 	free(path);
@@ -659,15 +657,14 @@ static enum viv_err check_files(struct store *st, int64_t id, const char *artifa
 }
 
 static const char sql_artifact_insert[] =
-	"INSERT INTO artifacts (hash, mode, so_size, wasm_size, created_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
+        "INSERT INTO artifacts (hash, mode, so_size, wasm_size, created_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
 static const char sql_dep_ready[] =
-	"UPDATE deployments SET status = 'ready', mode = ?2, artifact = ?3, config = ?4,"
-	" finished_at = ?5, error = NULL, build_key = ?6, language = coalesce(?7, language)"
-	" WHERE id = ?1 AND status = 'building'";
-static const char sql_app_current[] =
-	"UPDATE apps SET current_deployment = ?1"
-	" WHERE id = (SELECT app_id FROM deployments WHERE id = ?1)";
+        "UPDATE deployments SET status = 'ready', mode = ?2, artifact = ?3, config = ?4,"
+        " finished_at = ?5, error = NULL, build_key = ?6, language = coalesce(?7, language)"
+        " WHERE id = ?1 AND status = 'building'";
+static const char sql_app_current[] = "UPDATE apps SET current_deployment = ?1"
+                                      " WHERE id = (SELECT app_id FROM deployments WHERE id = ?1)";
 
 static enum viv_err artifact_record(struct store *st, const struct store_build *b, int64_t now)
 {
@@ -688,7 +685,7 @@ static enum viv_err artifact_record(struct store *st, const struct store_build *
 }
 
 static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct store_build *b,
-				   const char *config, int64_t now)
+                                   const char *config, int64_t now)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -767,9 +764,9 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 #define PRIOR_BUILDS_LOOKED_AT 8
 
 static const char sql_dep_by_build_key[] =
-	"SELECT d.id, d.artifact, d.mode, d.config, d.language, ar.so_size, ar.wasm_size"
-	" FROM deployments d JOIN artifacts ar ON ar.hash = d.artifact"
-	" WHERE d.build_key = ?1 AND d.status = 'ready' ORDER BY d.id DESC LIMIT ?2";
+        "SELECT d.id, d.artifact, d.mode, d.config, d.language, ar.so_size, ar.wasm_size"
+        " FROM deployments d JOIN artifacts ar ON ar.hash = d.artifact"
+        " WHERE d.build_key = ?1 AND d.status = 'ready' ORDER BY d.id DESC LIMIT ?2";
 
 static enum viv_err read_prior(sqlite3_stmt *stmt, void *elem)
 {
@@ -782,10 +779,9 @@ static enum viv_err read_prior(sqlite3_stmt *stmt, void *elem)
 	b->wasm_size = sqlite3_column_int64(stmt, 6);
 	err = store_col_text_or(stmt, 1, "", &b->artifact);
 	if (!err)
-		err = store_deploy_config_read(b->deployment_id,
-					       (const char *)sqlite3_column_text(stmt, 2),
-					       (const char *)sqlite3_column_text(stmt, 3),
-					       &b->config);
+		err = store_deploy_config_read(
+		        b->deployment_id, (const char *)sqlite3_column_text(stmt, 2),
+		        (const char *)sqlite3_column_text(stmt, 3), &b->config);
 	if (!err)
 		err = store_col_text(stmt, 4, &b->language);
 	return err;
@@ -801,7 +797,7 @@ static void prior_clear(void *elem)
 }
 
 enum viv_err store_deployment_find_build(struct store *st, const char *build_key,
-					 struct store_prior_build **out)
+                                         struct store_prior_build **out)
 {
 	struct store_prior_build *rows = NULL, *found = NULL;
 	sqlite3_stmt *stmt = NULL;
@@ -847,8 +843,8 @@ void store_prior_build_free(struct store_prior_build *b)
 }
 
 static const char sql_dep_failed[] =
-	"UPDATE deployments SET status = 'failed', error = ?2, finished_at = ?3"
-	" WHERE id = ?1 AND status IN ('queued', 'building')";
+        "UPDATE deployments SET status = 'failed', error = ?2, finished_at = ?3"
+        " WHERE id = ?1 AND status IN ('queued', 'building')";
 
 enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error)
 {

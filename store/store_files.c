@@ -73,7 +73,7 @@ enum viv_err store_upload_tmp(const struct store *st, char **path_out)
 	if (err)
 		return err;
 	if (asprintf(&path, "%s/" UPLOAD_TMP_PREFIX "%ld-%s", st->uploads_dir, (long)getpid(),
-		     rnd) < 0)
+	             rnd) < 0)
 		return VIV_ERR_NOMEM;
 	*path_out = path;
 	return VIV_OK;
@@ -128,10 +128,10 @@ void store_uploads_sweep(struct store *st)
 			continue;
 		if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
 			viv_log(VIV_INFO, "store: removed abandoned upload %s/%s", st->uploads_dir,
-				de->d_name);
+			        de->d_name);
 		else if (errno != ENOENT)
 			viv_log(VIV_WARN, "store: cannot remove %s/%s: %s", st->uploads_dir,
-				de->d_name, strerror(errno));
+			        de->d_name, strerror(errno));
 	}
 	closedir(dir);
 }
@@ -144,7 +144,7 @@ const char *store_builds_dir(const struct store *st)
 }
 
 enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t deployment_id,
-			     char **out)
+                             char **out)
 {
 	char rnd[17];
 	enum viv_err err;
@@ -155,7 +155,7 @@ enum viv_err store_build_dir(const struct store *st, const char *parent, int64_t
 	if (err)
 		return err;
 	if (asprintf(&path, "%s/%lld-%s", parent ? parent : st->builds_dir,
-		     (long long)deployment_id, rnd) < 0)
+	             (long long)deployment_id, rnd) < 0)
 		return VIV_ERR_NOMEM;
 	/* mkdir fails on an existing path, so the directory is ours and empty. */
 	if (mkdir(path, 0700) != 0) {
@@ -249,7 +249,7 @@ static enum viv_err publish(const char *tmp, const char *dst, bool *placed)
 }
 
 enum viv_err store_artifact_put(const struct store *st, const char *hash, const char *ext,
-				const char *src)
+                                const char *src)
 {
 	enum viv_err err;
 	int fd;
@@ -265,7 +265,7 @@ enum viv_err store_artifact_put(const struct store *st, const char *hash, const 
 }
 
 enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, const char *ext,
-				   int src_fd)
+                                   int src_fd)
 {
 	char *dst = NULL, *dir = NULL, *tmp = NULL;
 	char rnd[17];
@@ -308,7 +308,7 @@ enum viv_err store_artifact_put_fd(const struct store *st, const char *hash, con
 out:
 	if (err) {
 		viv_log(VIV_ERROR, "store: cannot put artifact %s.%s: %s", hash, ext,
-			err == VIV_ERR_IO ? strerror(errno) : viv_strerror(err));
+		        err == VIV_ERR_IO ? strerror(errno) : viv_strerror(err));
 		if (tmp)
 			unlink(tmp);
 	}

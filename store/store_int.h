@@ -82,11 +82,13 @@ VIV_MUST_CHECK enum viv_err store_col_text(sqlite3_stmt *stmt, int col, char **o
 
 /* Like store_col_text(), but SQL NULL reads as dflt, so *out is never NULL on
  * success. */
-VIV_MUST_CHECK enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt, char **out);
+VIV_MUST_CHECK enum viv_err store_col_text_or(sqlite3_stmt *stmt, int col, const char *dflt,
+                                              char **out);
 
 /* Runs sql (static storage) with text bound to ?1: *out says whether it
  * gave a row. */
-VIV_MUST_CHECK enum viv_err store_text_exists(struct store *st, const char *sql, const char *text, bool *out);
+VIV_MUST_CHECK enum viv_err store_text_exists(struct store *st, const char *sql, const char *text,
+                                              bool *out);
 
 /* Binds a count, such as a LIMIT, clamped to INT64_MAX. */
 void store_bind_count(struct store *st, sqlite3_stmt *stmt, int idx, size_t v);
@@ -110,7 +112,8 @@ typedef void (*store_row_clear_fn)(void *elem);
  * Releases stmt whatever the result. *out is set only on success; caller
  * frees it with store_row_free() and the same clear. */
 VIV_MUST_CHECK enum viv_err store_row_fetch(struct store *st, sqlite3_stmt *stmt, size_t size,
-			     store_row_read_fn read, store_row_clear_fn clear, void **out);
+                                            store_row_read_fn read, store_row_clear_fn clear,
+                                            void **out);
 
 /* Steps stmt, prepared and bound by the caller, to the end and reads every
  * row into a growing array of elements of size bytes. Releases stmt whatever
@@ -119,8 +122,8 @@ VIV_MUST_CHECK enum viv_err store_row_fetch(struct store *st, sqlite3_stmt *stmt
  * clear. On failure the rows read so far are freed and the outputs stay
  * cleared. clear may be NULL when elements own nothing. */
 VIV_MUST_CHECK enum viv_err store_rows_collect(struct store *st, sqlite3_stmt *stmt, size_t size,
-				store_row_read_fn read, store_row_clear_fn clear, void **out,
-				size_t *n_out);
+                                               store_row_read_fn read, store_row_clear_fn clear,
+                                               void **out, size_t *n_out);
 
 /* Clears one element with clear (unless it is NULL) and frees it. Accepts
  * NULL. */
@@ -141,13 +144,12 @@ void store_rollback(struct store *st);
 /* A subquery giving, as one JSON object text, what guests of the app whose
  * id is the SQL expression app_id see: its settings and secrets, a secret
  * winning over a setting of the same name, keys sorted. */
-#define STORE_GUEST_CONFIG_SQL(app_id)                                                     \
-	"(SELECT json_group_object(key, value) FROM"                                       \
-	" (SELECT key, value FROM app_config c WHERE c.app_id = " app_id                   \
-	"   AND NOT EXISTS (SELECT 1 FROM secrets s"                                       \
-	"                   WHERE s.app_id = c.app_id AND s.name = c.key)"                 \
-	"  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id               \
-	"  ORDER BY 1))"
+#define STORE_GUEST_CONFIG_SQL(app_id)                                                             \
+	"(SELECT json_group_object(key, value) FROM"                                               \
+	" (SELECT key, value FROM app_config c WHERE c.app_id = " app_id                           \
+	"   AND NOT EXISTS (SELECT 1 FROM secrets s"                                               \
+	"                   WHERE s.app_id = c.app_id AND s.name = c.key)"                         \
+	"  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id "  ORDER BY 1))"
 
 /* ---- Schema (store_schema.c) ------------------------------------------------------ */
 
@@ -169,7 +171,8 @@ bool store_deploy_config_valid(const struct store_deploy_config *c);
 
 /* The JSON text of deployments.config for c (the mode goes apart, in
  * deployments.mode). Caller frees *out with free(). */
-VIV_MUST_CHECK enum viv_err store_deploy_config_encode(const struct store_deploy_config *c, char **out);
+VIV_MUST_CHECK enum viv_err store_deploy_config_encode(const struct store_deploy_config *c,
+                                                       char **out);
 
 /* The configuration from the mode column's text (NULL: not built) and the
  * config column's JSON text (NULL or "": the defaults). VIV_ERR_INVALID when
@@ -177,18 +180,20 @@ VIV_MUST_CHECK enum viv_err store_deploy_config_encode(const struct store_deploy
  * defaults. Caller clears *out with store_deploy_config_clear() whatever
  * the result. */
 VIV_MUST_CHECK enum viv_err store_deploy_config_decode(const char *mode, const char *json,
-					struct store_deploy_config *out);
+                                                       struct store_deploy_config *out);
 
 /* store_deploy_config_decode() for a row that must be served or shown
  * whatever it holds: malformed JSON is logged (naming the deployment) and
  * read as the defaults. */
-VIV_MUST_CHECK enum viv_err store_deploy_config_read(int64_t deployment_id, const char *mode, const char *json,
-				      struct store_deploy_config *out);
+VIV_MUST_CHECK enum viv_err store_deploy_config_read(int64_t deployment_id, const char *mode,
+                                                     const char *json,
+                                                     struct store_deploy_config *out);
 
 /* The string members of a JSON object text (NULL: none) as env variables,
  * in its order. VIV_ERR_INVALID when it is not an object. Caller frees *out
  * with store_env_free(). */
-VIV_MUST_CHECK enum viv_err store_env_decode(const char *json, struct store_env_var **out, size_t *n_out);
+VIV_MUST_CHECK enum viv_err store_env_decode(const char *json, struct store_env_var **out,
+                                             size_t *n_out);
 
 /* Frees n variables and the array; accepts NULL. */
 void store_env_free(struct store_env_var *env, size_t n);
@@ -231,7 +236,9 @@ void store_upload_remove(struct store *st, int64_t deployment_id);
  * only when no deployment refers to it any more: a build that records a
  * deployment with it checks, under the same lock, that its files are still
  * there. *removed_out says whether files were removed. */
-VIV_MUST_CHECK enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *removed_out);
-VIV_MUST_CHECK enum viv_err store_assets_collect(struct store *st, const char *hash, bool *removed_out);
+VIV_MUST_CHECK enum viv_err store_artifact_collect(struct store *st, const char *hash,
+                                                   bool *removed_out);
+VIV_MUST_CHECK enum viv_err store_assets_collect(struct store *st, const char *hash,
+                                                 bool *removed_out);
 
 #endif

@@ -7,12 +7,12 @@
 
 static const char sql_get[] = "SELECT value FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_put_new[] =
-	"INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+        "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 static const char sql_put[] = "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
-			      "ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value";
+                              "ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value";
 static const char sql_append[] =
-	"INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
-	"ON CONFLICT(app_id, key) DO UPDATE SET value = CAST(value || excluded.value AS BLOB)";
+        "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(app_id, key) DO UPDATE SET value = CAST(value || excluded.value AS BLOB)";
 static const char sql_len[] = "SELECT length(value) FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_remove[] = "DELETE FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_relaxed[] = "PRAGMA synchronous = NORMAL";
@@ -32,7 +32,7 @@ static void bind_blob(struct store *st, sqlite3_stmt *stmt, int idx, const void 
 
 /* Runs a statement keyed by (app, key), with an optional value as ?3. */
 static enum viv_err keyed(struct store *st, const char *sql, int64_t app_id, const void *key,
-			  size_t klen, const void *val, size_t vlen, sqlite3_stmt **out)
+                          size_t klen, const void *val, size_t vlen, sqlite3_stmt **out)
 {
 	enum viv_err err = store_prepare(st, sql, out);
 
@@ -46,7 +46,7 @@ static enum viv_err keyed(struct store *st, const char *sql, int64_t app_id, con
 }
 
 enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
-			  char **val_out, size_t *len_out)
+                          char **val_out, size_t *len_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -85,7 +85,7 @@ out:
 
 /* Runs a write and reports whether it changed a row. */
 static enum viv_err write_one(struct store *st, const char *sql, int64_t app_id, const void *key,
-			      size_t klen, const void *val, size_t vlen, bool *changed)
+                              size_t klen, const void *val, size_t vlen, bool *changed)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -106,7 +106,7 @@ static enum viv_err write_one(struct store *st, const char *sql, int64_t app_id,
 
 /* Whether the key exists, inside the caller's transaction. */
 static enum viv_err exists(struct store *st, int64_t app_id, const void *key, size_t klen,
-			   int64_t *len_out)
+                           int64_t *len_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err = keyed(st, sql_len, app_id, key, klen, NULL, 0, &stmt);
@@ -122,7 +122,7 @@ static enum viv_err exists(struct store *st, int64_t app_id, const void *key, si
 }
 
 enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key, size_t klen,
-			      const void *val, size_t vlen, bool *inserted_out)
+                              const void *val, size_t vlen, bool *inserted_out)
 {
 	return write_one(st, sql_put_new, app_id, key, klen, val, vlen, inserted_out);
 }
@@ -130,8 +130,8 @@ enum viv_err store_kv_put_new(struct store *st, int64_t app_id, const void *key,
 /* Put and append must say whether the key was new, which the write alone
  * does not tell: look, then write, in one transaction. */
 static enum viv_err write_reporting_new(struct store *st, const char *sql, int64_t app_id,
-					const void *key, size_t klen, const void *val,
-					size_t vlen, bool append, bool *was_new_out)
+                                        const void *key, size_t klen, const void *val, size_t vlen,
+                                        bool append, bool *was_new_out)
 {
 	enum viv_err err;
 	int64_t len = -1;
@@ -162,21 +162,19 @@ static enum viv_err write_reporting_new(struct store *st, const char *sql, int64
 }
 
 enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, size_t klen,
-			  const void *val, size_t vlen, bool *was_new_out)
+                          const void *val, size_t vlen, bool *was_new_out)
 {
-	return write_reporting_new(st, sql_put, app_id, key, klen, val, vlen, false,
-				   was_new_out);
+	return write_reporting_new(st, sql_put, app_id, key, klen, val, vlen, false, was_new_out);
 }
 
 enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     const void *val, size_t vlen, bool *was_new_out)
+                             const void *val, size_t vlen, bool *was_new_out)
 {
-	return write_reporting_new(st, sql_append, app_id, key, klen, val, vlen, true,
-				   was_new_out);
+	return write_reporting_new(st, sql_append, app_id, key, klen, val, vlen, true, was_new_out);
 }
 
 enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
-			     bool *existed_out)
+                             bool *existed_out)
 {
 	return write_one(st, sql_remove, app_id, key, klen, NULL, 0, existed_out);
 }
@@ -187,14 +185,14 @@ enum viv_err store_sync_relaxed(struct store *st)
 }
 
 static const char sql_list[] =
-	"SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
-	" AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
+        "SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
+        " AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
 
 /* The smallest key past every key that starts with prefix: prefix with its
  * trailing 0xff bytes dropped and the last byte left incremented. *len_out
  * is 0 when there is none (the prefix is all 0xff bytes, or empty). */
 static void prefix_end(const unsigned char *prefix, size_t plen, unsigned char *end,
-		       size_t *len_out)
+                       size_t *len_out)
 {
 	while (plen > 0 && prefix[plen - 1] == 0xff)
 		plen--;
@@ -229,8 +227,8 @@ static void key_clear(void *elem)
 }
 
 enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix, size_t plen,
-			   const void *after, size_t alen, size_t limit,
-			   struct store_kv_key **out, size_t *n_out)
+                           const void *after, size_t alen, size_t limit, struct store_kv_key **out,
+                           size_t *n_out)
 {
 	unsigned char end[STORE_KV_KEY_MAX];
 	sqlite3_stmt *stmt = NULL;

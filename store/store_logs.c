@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const streams[] = {"stdout", "stderr", "debug", "trap",
-				      "panic",  "system", "access"};
+                                      "panic",  "system", "access"};
 
 static bool stream_valid(const char *s)
 {
@@ -22,13 +22,13 @@ static bool stream_valid(const char *s)
 }
 
 static const char sql_log_insert[] =
-	"INSERT INTO app_logs (app_id, deployment_id, ts, stream, message)"
-	" VALUES (?1, ?2, ?3, ?4, ?5)";
+        "INSERT INTO app_logs (app_id, deployment_id, ts, stream, message)"
+        " VALUES (?1, ?2, ?3, ?4, ?5)";
 /* Deletes all but the newest ?2 lines of an app, walking the (app_id, id)
  * index from the newest end. */
 static const char sql_log_trim[] =
-	"DELETE FROM app_logs WHERE app_id = ?1 AND id <= ("
-	" SELECT id FROM app_logs WHERE app_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
+        "DELETE FROM app_logs WHERE app_id = ?1 AND id <= ("
+        " SELECT id FROM app_logs WHERE app_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
 
 static enum viv_err log_insert(struct store *st, const struct store_log *line, int64_t now)
 {
@@ -127,9 +127,9 @@ enum viv_err store_logs_append(struct store *st, const struct store_log *lines, 
 #define LOG_COLUMNS "id, app_id, deployment_id, ts, stream, message"
 
 static const char sql_log_after[] = "SELECT " LOG_COLUMNS " FROM app_logs"
-				    " WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+                                    " WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 static const char sql_log_tail[] = "SELECT * FROM (SELECT " LOG_COLUMNS " FROM app_logs"
-				   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?3) ORDER BY id";
+                                   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?3) ORDER BY id";
 
 static enum viv_err read_log(sqlite3_stmt *stmt, void *elem)
 {
@@ -156,7 +156,7 @@ static void log_clear(void *elem)
 }
 
 enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
-			    struct store_log **out, size_t *n_out)
+                            struct store_log **out, size_t *n_out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;

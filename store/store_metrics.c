@@ -6,11 +6,10 @@
 
 static const char sql_counts[] = "SELECT result, count, seconds FROM build_counts";
 static const char sql_buckets[] =
-	"SELECT le, count FROM build_seconds_buckets ORDER BY le LIMIT ?1";
-static const char sql_queue[] =
-	"SELECT count(*) FILTER (WHERE status = 'queued'),"
-	" count(*) FILTER (WHERE status = 'building')"
-	" FROM deployments WHERE status IN ('queued', 'building')";
+        "SELECT le, count FROM build_seconds_buckets ORDER BY le LIMIT ?1";
+static const char sql_queue[] = "SELECT count(*) FILTER (WHERE status = 'queued'),"
+                                " count(*) FILTER (WHERE status = 'building')"
+                                " FROM deployments WHERE status IN ('queued', 'building')";
 
 static uint64_t col_count(sqlite3_stmt *stmt, int col)
 {
@@ -36,7 +35,7 @@ enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *o
 
 		*(ready ? &out->ready : &out->failed) = col_count(stmt, 1);
 		*(ready ? &out->ready_seconds : &out->failed_seconds) =
-			sqlite3_column_double(stmt, 2);
+		        sqlite3_column_double(stmt, 2);
 	}
 	store_release(st, stmt);
 	if (!err)

@@ -21,12 +21,12 @@ static enum viv_err make_dir(const char *path, char *errbuf, size_t errlen)
 	err = viv_mkdirs(path, 0700);
 	if (err)
 		viv_errf(errbuf, errlen, "cannot create the directory %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 	return err;
 }
 
 static enum viv_err sub_dir(const struct store *st, const char *name, char **out, char *errbuf,
-			    size_t errlen)
+                            size_t errlen)
 {
 	*out = viv_path_join(st->datadir, name);
 	if (!*out)
@@ -46,7 +46,7 @@ static enum viv_err open_dirs(struct store *st, const char *datadir, char *errbu
 	 * be bind-mounted into a build sandbox. */
 	if (!realpath(datadir, real)) {
 		viv_errf(errbuf, errlen, "cannot resolve the data directory %s: %s", datadir,
-			 strerror(errno));
+		         strerror(errno));
 		return VIV_ERR_IO;
 	}
 	st->datadir = strdup(real);
@@ -64,8 +64,8 @@ static enum viv_err open_dirs(struct store *st, const char *datadir, char *errbu
 }
 
 /* Runs a PRAGMA that answers with one text value and checks the answer. */
-static enum viv_err pragma_expect(struct store *st, const char *sql, const char *want,
-				  char *errbuf, size_t errlen)
+static enum viv_err pragma_expect(struct store *st, const char *sql, const char *want, char *errbuf,
+                                  size_t errlen)
 {
 	sqlite3_stmt *stmt = NULL;
 	const char *got = NULL;
@@ -77,14 +77,14 @@ static enum viv_err pragma_expect(struct store *st, const char *sql, const char 
 		err = store_step(st, stmt, &row);
 	if (err) {
 		viv_errf(errbuf, errlen, "cannot set up %s (%s): %s", st->db_path, sql,
-			 sqlite3_errmsg(st->db));
+		         sqlite3_errmsg(st->db));
 		goto out;
 	}
 	if (row)
 		got = (const char *)sqlite3_column_text(stmt, 0);
 	if (!got || strcmp(got, want) != 0) {
 		viv_errf(errbuf, errlen, "cannot set up %s: %s gave %s, not %s", st->db_path, sql,
-			 got ? got : "nothing", want);
+		         got ? got : "nothing", want);
 		err = VIV_ERR_DB;
 	}
 out:
@@ -114,21 +114,21 @@ static void db_private(const struct store *st)
 			continue;
 		if (chmod(path, sb.st_mode & 0600) != 0)
 			viv_log(VIV_WARN, "store: cannot make %s private: %s", path,
-				strerror(errno));
+			        strerror(errno));
 	}
 }
 
 static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
 {
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-		    SQLITE_OPEN_EXRESCODE;
+	            SQLITE_OPEN_EXRESCODE;
 	enum viv_err err;
 	int rc;
 
 	rc = sqlite3_open_v2(st->db_path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		viv_errf(errbuf, errlen, "cannot open the database %s: %s", st->db_path,
-			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return st->db ? store_db_error(st, rc, "open") : VIV_ERR_DB;
 	}
 	db_private(st);
@@ -146,7 +146,7 @@ static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
 		err = store_exec(st, "PRAGMA foreign_keys=ON");
 	if (err)
 		viv_errf(errbuf, errlen, "cannot set up %s: %s", st->db_path,
-			 sqlite3_errmsg(st->db));
+		         sqlite3_errmsg(st->db));
 	return err;
 }
 
@@ -199,7 +199,7 @@ void store_close(struct store *st)
 		rc = sqlite3_close(st->db);
 		if (rc != SQLITE_OK)
 			viv_log(VIV_ERROR, "store: closing %s: %s", st->db_path,
-				sqlite3_errstr(rc));
+			        sqlite3_errstr(rc));
 	}
 	store_routes_gen_unmap(st);
 	free(st->datadir);

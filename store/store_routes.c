@@ -114,8 +114,8 @@ void store_queue_wake(const struct store *st)
 void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms)
 {
 	struct timespec ts = {
-		.tv_sec = (time_t)(timeout_ms / 1000),
-		.tv_nsec = (long)(timeout_ms % 1000) * 1000000L,
+	        .tv_sec = (time_t)(timeout_ms / 1000),
+	        .tv_nsec = (long)(timeout_ms % 1000) * 1000000L,
 	};
 
 	/* EAGAIN: it moved before the wait began; ETIMEDOUT, EINTR and a
@@ -124,10 +124,9 @@ void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms
 }
 
 static const char sql_routes[] =
-	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, "
-	STORE_GUEST_CONFIG_SQL("a.id")
-	" FROM apps a JOIN deployments d ON d.id = a.current_deployment"
-	" ORDER BY a.name";
+        "SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, " STORE_GUEST_CONFIG_SQL(
+                "a.id") " FROM apps a JOIN deployments d ON d.id = a.current_deployment"
+                        " ORDER BY a.name";
 
 static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
 {
@@ -173,13 +172,12 @@ enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r)
 	if (!err)
 		err = store_col_text_or(stmt, 3, "", &r->artifact);
 	if (!err)
-		err = store_deploy_config_read(r->deployment_id,
-					       (const char *)sqlite3_column_text(stmt, 4),
-					       (const char *)sqlite3_column_text(stmt, 5),
-					       &r->config);
+		err = store_deploy_config_read(
+		        r->deployment_id, (const char *)sqlite3_column_text(stmt, 4),
+		        (const char *)sqlite3_column_text(stmt, 5), &r->config);
 	if (!err) {
 		err = store_env_decode((const char *)sqlite3_column_text(stmt, 6), &r->app_env,
-				       &r->n_app_env);
+		                       &r->n_app_env);
 		if (err == VIV_ERR_INVALID) {
 			viv_log(VIV_ERROR, "store: app %s has malformed settings", r->app);
 			err = VIV_OK;

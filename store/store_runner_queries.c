@@ -9,10 +9,9 @@
 /* The same columns as the routes table's, for one deployment of any app:
  * its app's settings and secrets come as they do for the current one. */
 static const char sql_deployment_route[] =
-	"SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, "
-	STORE_GUEST_CONFIG_SQL("a.id")
-	" FROM deployments d JOIN apps a ON a.id = d.app_id"
-	" WHERE d.id = ?1 AND d.status = 'ready'";
+        "SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, " STORE_GUEST_CONFIG_SQL(
+                "a.id") " FROM deployments d JOIN apps a ON a.id = d.app_id"
+                        " WHERE d.id = ?1 AND d.status = 'ready'";
 
 static enum viv_err read_deployment_route(sqlite3_stmt *stmt, void *elem)
 {
@@ -25,7 +24,7 @@ static void clear_deployment_route(void *elem)
 }
 
 enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
-				       struct store_route **out)
+                                       struct store_route **out)
 {
 	sqlite3_stmt *stmt = NULL;
 	enum viv_err err;
@@ -39,7 +38,7 @@ enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
 		return err;
 	store_bind_int64(st, stmt, 1, deployment_id);
 	err = store_row_fetch(st, stmt, sizeof(**out), read_deployment_route,
-			      clear_deployment_route, &route);
+	                      clear_deployment_route, &route);
 	if (!err)
 		*out = route;
 	return err;

@@ -7,8 +7,8 @@
 /*
  * Migration N (counting from 1) is migrations[N - 1]; PRAGMA user_version
  * holds the number of migrations applied. A migration is never edited once
- * released: a change of schema is a new entry at the end. Each runs inside the one transaction that also sets
- * user_version, so a database is always at exactly one version.
+ * released: a change of schema is a new entry at the end. Each runs inside the one transaction that
+ * also sets user_version, so a database is always at exactly one version.
  *
  * Constraints state the rules the code relies on, so that a bug shows up as
  * an error instead of as bad data. Every foreign key has an index on its
@@ -16,193 +16,193 @@
  * row scans the whole child table.
  */
 static const char *const migrations[] = {
-	/* 1: apps, deployments, artifacts, tokens and app logs. */
-	"CREATE TABLE apps ("
-	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL UNIQUE"
-	"    CHECK (length(name) BETWEEN 1 AND 63 AND name NOT GLOB '*[^a-z0-9-]*'"
-	"           AND name NOT GLOB '-*' AND name NOT GLOB '*-'),"
-	"  created_at INTEGER NOT NULL,"
-	"  current_deployment INTEGER REFERENCES deployments(id) ON DELETE SET NULL"
-	");"
-	"CREATE INDEX apps_by_current ON apps(current_deployment);"
-	""
-	"CREATE TABLE artifacts ("
-	"  hash TEXT NOT NULL PRIMARY KEY"
-	"    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
-	"  mode TEXT NOT NULL CHECK (mode IN ('cgi', 'hostcall')),"
-	"  so_size INTEGER NOT NULL CHECK (so_size >= 0),"
-	"  wasm_size INTEGER NOT NULL CHECK (wasm_size >= 0),"
-	"  created_at INTEGER NOT NULL"
-	") WITHOUT ROWID;"
-	""
-	/* AUTOINCREMENT: a deployment id is never reused, because it names the
-	 * upload file and the build directory. */
-	"CREATE TABLE deployments ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
-	"  status TEXT NOT NULL DEFAULT 'queued'"
-	"    CHECK (status IN ('queued', 'building', 'ready', 'failed')),"
-	"  created_at INTEGER NOT NULL,"
-	"  started_at INTEGER,"
-	"  finished_at INTEGER,"
-	"  upload_sha256 TEXT NOT NULL"
-	"    CHECK (length(upload_sha256) = 64 AND upload_sha256 NOT GLOB '*[^0-9a-f]*'),"
-	"  upload_size INTEGER NOT NULL CHECK (upload_size >= 0),"
-	"  language TEXT,"
-	"  mode TEXT CHECK (mode IN ('cgi', 'hostcall')),"
-	"  artifact TEXT REFERENCES artifacts(hash),"
-	"  log TEXT NOT NULL DEFAULT '',"
-	"  timings TEXT NOT NULL DEFAULT '{}'"
-	"    CHECK (CASE WHEN json_valid(timings) THEN json_type(timings) = 'object' ELSE 0 END),"
-	"  config TEXT NOT NULL DEFAULT '{}'"
-	"    CHECK (CASE WHEN json_valid(config) THEN json_type(config) = 'object' ELSE 0 END),"
-	"  error TEXT,"
-	"  CHECK (status <> 'ready' OR (mode IS NOT NULL AND artifact IS NOT NULL)),"
-	"  CHECK (status <> 'failed' OR error IS NOT NULL)"
-	");"
-	"CREATE INDEX deployments_by_app ON deployments(app_id, id);"
-	"CREATE INDEX deployments_by_status ON deployments(status, id);"
-	"CREATE INDEX deployments_by_artifact ON deployments(artifact);"
-	""
-	/* An app serves only a ready deployment of its own. */
-	"CREATE TRIGGER apps_current_is_ready"
-	"  BEFORE UPDATE OF current_deployment ON apps"
-	"  WHEN NEW.current_deployment IS NOT NULL AND NOT EXISTS ("
-	"    SELECT 1 FROM deployments"
-	"    WHERE id = NEW.current_deployment AND app_id = NEW.id AND status = 'ready')"
-	"BEGIN"
-	"  SELECT RAISE(ABORT, 'an app can only serve one of its own ready deployments');"
-	"END;"
-	""
-	/* Only the sha256 of a token is kept. */
-	"CREATE TABLE tokens ("
-	"  id INTEGER PRIMARY KEY,"
-	"  hash TEXT NOT NULL UNIQUE"
-	"    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
-	"  label TEXT NOT NULL,"
-	"  created_at INTEGER NOT NULL"
-	");"
-	""
-	/* AUTOINCREMENT: readers page through logs by id, so ids only grow. */
-	"CREATE TABLE app_logs ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
-	"  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  stream TEXT NOT NULL"
-	"    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system')),"
-	"  message TEXT NOT NULL"
-	");"
-	"CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
-	"CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);",
+        /* 1: apps, deployments, artifacts, tokens and app logs. */
+        "CREATE TABLE apps ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE"
+        "    CHECK (length(name) BETWEEN 1 AND 63 AND name NOT GLOB '*[^a-z0-9-]*'"
+        "           AND name NOT GLOB '-*' AND name NOT GLOB '*-'),"
+        "  created_at INTEGER NOT NULL,"
+        "  current_deployment INTEGER REFERENCES deployments(id) ON DELETE SET NULL"
+        ");"
+        "CREATE INDEX apps_by_current ON apps(current_deployment);"
+        ""
+        "CREATE TABLE artifacts ("
+        "  hash TEXT NOT NULL PRIMARY KEY"
+        "    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+        "  mode TEXT NOT NULL CHECK (mode IN ('cgi', 'hostcall')),"
+        "  so_size INTEGER NOT NULL CHECK (so_size >= 0),"
+        "  wasm_size INTEGER NOT NULL CHECK (wasm_size >= 0),"
+        "  created_at INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        ""
+        /* AUTOINCREMENT: a deployment id is never reused, because it names the
+         * upload file and the build directory. */
+        "CREATE TABLE deployments ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+        "  status TEXT NOT NULL DEFAULT 'queued'"
+        "    CHECK (status IN ('queued', 'building', 'ready', 'failed')),"
+        "  created_at INTEGER NOT NULL,"
+        "  started_at INTEGER,"
+        "  finished_at INTEGER,"
+        "  upload_sha256 TEXT NOT NULL"
+        "    CHECK (length(upload_sha256) = 64 AND upload_sha256 NOT GLOB '*[^0-9a-f]*'),"
+        "  upload_size INTEGER NOT NULL CHECK (upload_size >= 0),"
+        "  language TEXT,"
+        "  mode TEXT CHECK (mode IN ('cgi', 'hostcall')),"
+        "  artifact TEXT REFERENCES artifacts(hash),"
+        "  log TEXT NOT NULL DEFAULT '',"
+        "  timings TEXT NOT NULL DEFAULT '{}'"
+        "    CHECK (CASE WHEN json_valid(timings) THEN json_type(timings) = 'object' ELSE 0 END),"
+        "  config TEXT NOT NULL DEFAULT '{}'"
+        "    CHECK (CASE WHEN json_valid(config) THEN json_type(config) = 'object' ELSE 0 END),"
+        "  error TEXT,"
+        "  CHECK (status <> 'ready' OR (mode IS NOT NULL AND artifact IS NOT NULL)),"
+        "  CHECK (status <> 'failed' OR error IS NOT NULL)"
+        ");"
+        "CREATE INDEX deployments_by_app ON deployments(app_id, id);"
+        "CREATE INDEX deployments_by_status ON deployments(status, id);"
+        "CREATE INDEX deployments_by_artifact ON deployments(artifact);"
+        ""
+        /* An app serves only a ready deployment of its own. */
+        "CREATE TRIGGER apps_current_is_ready"
+        "  BEFORE UPDATE OF current_deployment ON apps"
+        "  WHEN NEW.current_deployment IS NOT NULL AND NOT EXISTS ("
+        "    SELECT 1 FROM deployments"
+        "    WHERE id = NEW.current_deployment AND app_id = NEW.id AND status = 'ready')"
+        "BEGIN"
+        "  SELECT RAISE(ABORT, 'an app can only serve one of its own ready deployments');"
+        "END;"
+        ""
+        /* Only the sha256 of a token is kept. */
+        "CREATE TABLE tokens ("
+        "  id INTEGER PRIMARY KEY,"
+        "  hash TEXT NOT NULL UNIQUE"
+        "    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+        "  label TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL"
+        ");"
+        ""
+        /* AUTOINCREMENT: readers page through logs by id, so ids only grow. */
+        "CREATE TABLE app_logs ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+        "  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+        "  ts INTEGER NOT NULL,"
+        "  stream TEXT NOT NULL"
+        "    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system')),"
+        "  message TEXT NOT NULL"
+        ");"
+        "CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+        "CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);",
 
-	/* 2: apps' KV data, and configuration values set through the API. */
-	"CREATE TABLE kv ("
-	"  app_id INTEGER NOT NULL REFERENCES apps(id),"
-	"  key BLOB NOT NULL CHECK (length(key) BETWEEN 1 AND 1024),"
-	"  value BLOB NOT NULL CHECK (length(value) <= 1048576),"
-	"  PRIMARY KEY (app_id, key)"
-	") WITHOUT ROWID;"
-	"CREATE TABLE app_config ("
-	"  app_id INTEGER NOT NULL REFERENCES apps(id),"
-	"  key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 128),"
-	"  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
-	"  PRIMARY KEY (app_id, key)"
-	") WITHOUT ROWID;",
+        /* 2: apps' KV data, and configuration values set through the API. */
+        "CREATE TABLE kv ("
+        "  app_id INTEGER NOT NULL REFERENCES apps(id),"
+        "  key BLOB NOT NULL CHECK (length(key) BETWEEN 1 AND 1024),"
+        "  value BLOB NOT NULL CHECK (length(value) <= 1048576),"
+        "  PRIMARY KEY (app_id, key)"
+        ") WITHOUT ROWID;"
+        "CREATE TABLE app_config ("
+        "  app_id INTEGER NOT NULL REFERENCES apps(id),"
+        "  key TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 128),"
+        "  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
+        "  PRIMARY KEY (app_id, key)"
+        ") WITHOUT ROWID;",
 
-	/* 3: the build key of a ready deployment (a sha256 over its upload and
-	 * everything on the server that decides the build's outcome), so that
-	 * an identical upload reuses the build instead of running it again. */
-	"ALTER TABLE deployments ADD COLUMN build_key TEXT"
-	"  CHECK (build_key IS NULL OR"
-	"         (length(build_key) = 64 AND build_key NOT GLOB '*[^0-9a-f]*'));"
-	"CREATE INDEX deployments_by_build_key ON deployments(build_key, id);",
+        /* 3: the build key of a ready deployment (a sha256 over its upload and
+         * everything on the server that decides the build's outcome), so that
+         * an identical upload reuses the build instead of running it again. */
+        "ALTER TABLE deployments ADD COLUMN build_key TEXT"
+        "  CHECK (build_key IS NULL OR"
+        "         (length(build_key) = 64 AND build_key NOT GLOB '*[^0-9a-f]*'));"
+        "CREATE INDEX deployments_by_build_key ON deployments(build_key, id);",
 
-	/* 4: scoped tokens, who made each deployment, secrets, the access log
-	 * stream, and build counters kept by a trigger. */
-	/* A token's label is its name. The admin token of DATADIR/admin-token
-	 * is builtin: it cannot be revoked through the API, and a new file
-	 * replaces it. An apps token's app names are in token_apps; they need
-	 * not exist yet. last_used_at is kept to about a minute. */
-	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'"
-	"  CHECK (scope IN ('admin', 'apps'));"
-	"ALTER TABLE tokens ADD COLUMN builtin INTEGER NOT NULL DEFAULT 0"
-	"  CHECK (builtin IN (0, 1));"
-	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"
-	"UPDATE tokens SET builtin = 1 WHERE label = 'admin';"
-	"CREATE TABLE token_apps ("
-	"  token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
-	"  app TEXT NOT NULL"
-	"    CHECK (length(app) BETWEEN 1 AND 63 AND app NOT GLOB '*[^a-z0-9-]*'"
-	"           AND app NOT GLOB '-*' AND app NOT GLOB '*-'),"
-	"  PRIMARY KEY (token_id, app)"
-	") WITHOUT ROWID;"
-	""
-	/* The name of the token that uploaded a deployment; NULL before. */
-	"ALTER TABLE deployments ADD COLUMN deployed_by TEXT;"
-	""
-	/* Secrets: like app_config, but their values never leave the store
-	 * except towards runners. */
-	"CREATE TABLE secrets ("
-	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
-	"  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),"
-	"  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
-	"  updated_at INTEGER NOT NULL,"
-	"  PRIMARY KEY (app_id, name)"
-	") WITHOUT ROWID;"
-	""
-	/* app_logs again with 'access' among the streams: SQLite cannot change
-	 * a CHECK in place. Ids only grow, so the AUTOINCREMENT counter moves
-	 * over with the rows. No other table refers to app_logs. */
-	"CREATE TABLE app_logs_new ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
-	"  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  stream TEXT NOT NULL"
-	"    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system',"
-	"                      'access')),"
-	"  message TEXT NOT NULL"
-	");"
-	"INSERT INTO app_logs_new (id, app_id, deployment_id, ts, stream, message)"
-	"  SELECT id, app_id, deployment_id, ts, stream, message FROM app_logs;"
-	"DELETE FROM sqlite_sequence WHERE name = 'app_logs_new';"
-	"INSERT INTO sqlite_sequence (name, seq)"
-	"  SELECT 'app_logs_new', seq FROM sqlite_sequence WHERE name = 'app_logs';"
-	"DROP TABLE app_logs;"
-	"ALTER TABLE app_logs_new RENAME TO app_logs;"
-	"CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
-	"CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
-	""
-	/* Builds that ended, by outcome, and a histogram of how long they took
-	 * (seconds from claim to outcome; cumulative buckets), for /metrics.
-	 * A trigger keeps them, so they count every build whoever ran it and
-	 * outlive the deployments they count. */
-	"CREATE TABLE build_counts ("
-	"  result TEXT NOT NULL PRIMARY KEY CHECK (result IN ('ready', 'failed')),"
-	"  count INTEGER NOT NULL DEFAULT 0,"
-	"  seconds REAL NOT NULL DEFAULT 0"
-	") WITHOUT ROWID;"
-	"INSERT INTO build_counts (result) VALUES ('ready'), ('failed');"
-	"CREATE TABLE build_seconds_buckets ("
-	"  le REAL NOT NULL PRIMARY KEY,"
-	"  count INTEGER NOT NULL DEFAULT 0"
-	") WITHOUT ROWID;"
-	"INSERT INTO build_seconds_buckets (le) VALUES (0.1), (0.25), (0.5), (1), (2.5), (5),"
-	"  (10), (30), (60), (120), (300), (600);"
-	"CREATE TRIGGER deployments_count_outcome"
-	"  AFTER UPDATE OF status ON deployments"
-	"  WHEN NEW.status IN ('ready', 'failed') AND OLD.status IS NOT NEW.status "
-	"BEGIN"
-	"  UPDATE build_counts SET count = count + 1,"
-	"    seconds = seconds + max(0, coalesce(NEW.finished_at, NEW.created_at) -"
-	"      coalesce(NEW.started_at, NEW.created_at)) / 1000.0"
-	"    WHERE result = NEW.status;"
-	"  UPDATE build_seconds_buckets SET count = count + 1"
-	"    WHERE le >= max(0, coalesce(NEW.finished_at, NEW.created_at) -"
-	"      coalesce(NEW.started_at, NEW.created_at)) / 1000.0;"
-	"END;",
+        /* 4: scoped tokens, who made each deployment, secrets, the access log
+         * stream, and build counters kept by a trigger. */
+        /* A token's label is its name. The admin token of DATADIR/admin-token
+         * is builtin: it cannot be revoked through the API, and a new file
+         * replaces it. An apps token's app names are in token_apps; they need
+         * not exist yet. last_used_at is kept to about a minute. */
+        "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'"
+        "  CHECK (scope IN ('admin', 'apps'));"
+        "ALTER TABLE tokens ADD COLUMN builtin INTEGER NOT NULL DEFAULT 0"
+        "  CHECK (builtin IN (0, 1));"
+        "ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"
+        "UPDATE tokens SET builtin = 1 WHERE label = 'admin';"
+        "CREATE TABLE token_apps ("
+        "  token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
+        "  app TEXT NOT NULL"
+        "    CHECK (length(app) BETWEEN 1 AND 63 AND app NOT GLOB '*[^a-z0-9-]*'"
+        "           AND app NOT GLOB '-*' AND app NOT GLOB '*-'),"
+        "  PRIMARY KEY (token_id, app)"
+        ") WITHOUT ROWID;"
+        ""
+        /* The name of the token that uploaded a deployment; NULL before. */
+        "ALTER TABLE deployments ADD COLUMN deployed_by TEXT;"
+        ""
+        /* Secrets: like app_config, but their values never leave the store
+         * except towards runners. */
+        "CREATE TABLE secrets ("
+        "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+        "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),"
+        "  value TEXT NOT NULL CHECK (length(CAST(value AS BLOB)) <= 65536),"
+        "  updated_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (app_id, name)"
+        ") WITHOUT ROWID;"
+        ""
+        /* app_logs again with 'access' among the streams: SQLite cannot change
+         * a CHECK in place. Ids only grow, so the AUTOINCREMENT counter moves
+         * over with the rows. No other table refers to app_logs. */
+        "CREATE TABLE app_logs_new ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+        "  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+        "  ts INTEGER NOT NULL,"
+        "  stream TEXT NOT NULL"
+        "    CHECK (stream IN ('stdout', 'stderr', 'debug', 'trap', 'panic', 'system',"
+        "                      'access')),"
+        "  message TEXT NOT NULL"
+        ");"
+        "INSERT INTO app_logs_new (id, app_id, deployment_id, ts, stream, message)"
+        "  SELECT id, app_id, deployment_id, ts, stream, message FROM app_logs;"
+        "DELETE FROM sqlite_sequence WHERE name = 'app_logs_new';"
+        "INSERT INTO sqlite_sequence (name, seq)"
+        "  SELECT 'app_logs_new', seq FROM sqlite_sequence WHERE name = 'app_logs';"
+        "DROP TABLE app_logs;"
+        "ALTER TABLE app_logs_new RENAME TO app_logs;"
+        "CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+        "CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
+        ""
+        /* Builds that ended, by outcome, and a histogram of how long they took
+         * (seconds from claim to outcome; cumulative buckets), for /metrics.
+         * A trigger keeps them, so they count every build whoever ran it and
+         * outlive the deployments they count. */
+        "CREATE TABLE build_counts ("
+        "  result TEXT NOT NULL PRIMARY KEY CHECK (result IN ('ready', 'failed')),"
+        "  count INTEGER NOT NULL DEFAULT 0,"
+        "  seconds REAL NOT NULL DEFAULT 0"
+        ") WITHOUT ROWID;"
+        "INSERT INTO build_counts (result) VALUES ('ready'), ('failed');"
+        "CREATE TABLE build_seconds_buckets ("
+        "  le REAL NOT NULL PRIMARY KEY,"
+        "  count INTEGER NOT NULL DEFAULT 0"
+        ") WITHOUT ROWID;"
+        "INSERT INTO build_seconds_buckets (le) VALUES (0.1), (0.25), (0.5), (1), (2.5), (5),"
+        "  (10), (30), (60), (120), (300), (600);"
+        "CREATE TRIGGER deployments_count_outcome"
+        "  AFTER UPDATE OF status ON deployments"
+        "  WHEN NEW.status IN ('ready', 'failed') AND OLD.status IS NOT NEW.status "
+        "BEGIN"
+        "  UPDATE build_counts SET count = count + 1,"
+        "    seconds = seconds + max(0, coalesce(NEW.finished_at, NEW.created_at) -"
+        "      coalesce(NEW.started_at, NEW.created_at)) / 1000.0"
+        "    WHERE result = NEW.status;"
+        "  UPDATE build_seconds_buckets SET count = count + 1"
+        "    WHERE le >= max(0, coalesce(NEW.finished_at, NEW.created_at) -"
+        "      coalesce(NEW.started_at, NEW.created_at)) / 1000.0;"
+        "END;",
 };
 
 #define STORE_SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -229,8 +229,8 @@ static enum viv_err check_not_newer(int version, char *errbuf, size_t errlen)
 	if (version <= STORE_SCHEMA_LATEST)
 		return VIV_OK;
 	viv_errf(errbuf, errlen,
-		 "the data directory was written by a newer vivd (schema %d); upgrade vivd",
-		 version);
+	         "the data directory was written by a newer vivd (schema %d); upgrade vivd",
+	         version);
 	return VIV_ERR_UNSUPPORTED;
 }
 
@@ -242,8 +242,8 @@ static enum viv_err apply(struct store *st, int to, const char *sql, char *errbu
 	rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		return VIV_OK;
-	viv_errf(errbuf, errlen, "cannot upgrade the database %s to schema %d: %s", st->db_path,
-		 to, sqlite3_errmsg(st->db));
+	viv_errf(errbuf, errlen, "cannot upgrade the database %s to schema %d: %s", st->db_path, to,
+	         sqlite3_errmsg(st->db));
 	return store_db_error(st, rc, "schema migration");
 }
 
@@ -293,7 +293,7 @@ enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen)
 		goto out;
 	}
 	viv_log(VIV_INFO, "store: %s upgraded from schema %d to %d", st->db_path, version,
-		STORE_SCHEMA_LATEST);
+	        STORE_SCHEMA_LATEST);
 out:
 	store_rollback(st);
 	return err;

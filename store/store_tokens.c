@@ -59,15 +59,15 @@ bool store_token_name_valid(const char *name)
 }
 
 static const char sql_token_insert[] =
-	"INSERT INTO tokens (hash, label, created_at, scope) VALUES (?1, ?2, ?3, ?4)"
-	" ON CONFLICT (hash) DO NOTHING RETURNING id";
+        "INSERT INTO tokens (hash, label, created_at, scope) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (hash) DO NOTHING RETURNING id";
 static const char sql_token_app_insert[] =
-	"INSERT INTO token_apps (token_id, app) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+        "INSERT INTO token_apps (token_id, app) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 
 /* Records the digest of token; a digest already there is left as it is
  * (*id_out is then 0). */
 static enum viv_err token_store(struct store *st, const char *token, const char *name,
-				enum store_scope scope, int64_t *id_out)
+                                enum store_scope scope, int64_t *id_out)
 {
 	char hash[VIV_SHA256_HEX_LEN + 1];
 	sqlite3_stmt *stmt = NULL;
@@ -108,8 +108,8 @@ static enum viv_err token_app_store(struct store *st, int64_t id, const char *ap
 static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_token **out);
 
 enum viv_err store_token_create(struct store *st, const char *name, enum store_scope scope,
-				const char *const *apps, size_t n_apps, char **token_out,
-				struct store_token **info_out)
+                                const char *const *apps, size_t n_apps, char **token_out,
+                                struct store_token **info_out)
 {
 	enum viv_err err;
 	char *token = NULL;
@@ -123,7 +123,7 @@ enum viv_err store_token_create(struct store *st, const char *name, enum store_s
 	    (scope != STORE_SCOPE_ADMIN && scope != STORE_SCOPE_APPS))
 		return VIV_ERR_INVALID;
 	if (scope == STORE_SCOPE_ADMIN ? n_apps != 0
-				       : n_apps < 1 || n_apps > STORE_TOKEN_APPS_MAX || !apps)
+	                               : n_apps < 1 || n_apps > STORE_TOKEN_APPS_MAX || !apps)
 		return VIV_ERR_INVALID;
 	for (i = 0; i < n_apps; i++) {
 		if (!viv_app_name_valid(apps[i]))
@@ -157,10 +157,10 @@ out:
 
 /* ---- Reading tokens ------------------------------------------------------------------ */
 
-#define TOKEN_SELECT                                                                       \
-	"SELECT t.id, t.label, t.scope, t.created_at, t.last_used_at, t.builtin,"         \
-	" (SELECT group_concat(app, ',') FROM"                                            \
-	"   (SELECT app FROM token_apps WHERE token_id = t.id ORDER BY app))"             \
+#define TOKEN_SELECT                                                                               \
+	"SELECT t.id, t.label, t.scope, t.created_at, t.last_used_at, t.builtin,"                  \
+	" (SELECT group_concat(app, ',') FROM"                                                     \
+	"   (SELECT app FROM token_apps WHERE token_id = t.id ORDER BY app))"                      \
 	" FROM tokens t"
 
 static const char sql_token_by_hash[] = TOKEN_SELECT " WHERE t.hash = ?1";
@@ -237,9 +237,8 @@ static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_t
 	return err;
 }
 
-static const char sql_token_touch[] =
-	"UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"
-	" AND coalesce(last_used_at, 0) < ?3";
+static const char sql_token_touch[] = "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"
+                                      " AND coalesce(last_used_at, 0) < ?3";
 
 /*
  * The presented token is hashed and its digest looked up by the index on
@@ -391,25 +390,25 @@ static enum viv_err admin_token_read(const char *path, char **out)
 	memmove(data, data + start, len - start + 1);
 	if (!token_format_valid(data)) {
 		viv_log(VIV_ERROR,
-			"store: %s does not hold a Vivarium token; remove it to make a new one",
-			path);
+		        "store: %s does not hold a Vivarium token; remove it to make a new one",
+		        path);
 		free(data);
 		return VIV_ERR_INVALID;
 	}
 	/* The file is a credential: keep it private even if someone widened it. */
 	if (stat(path, &sb) == 0 && (sb.st_mode & 077) && chmod(path, 0600) != 0)
 		viv_log(VIV_WARN, "store: %s is readable by others and chmod failed: %s", path,
-			strerror(errno));
+		        strerror(errno));
 	*out = data;
 	return VIV_OK;
 }
 
 static const char sql_admin_insert[] =
-	"INSERT INTO tokens (hash, label, created_at, scope, builtin)"
-	" VALUES (?1, '" ADMIN_TOKEN_NAME "', ?2, 'admin', 1)"
-	" ON CONFLICT (hash) DO UPDATE SET builtin = 1, scope = 'admin'";
+        "INSERT INTO tokens (hash, label, created_at, scope, builtin)"
+        " VALUES (?1, '" ADMIN_TOKEN_NAME "', ?2, 'admin', 1)"
+        " ON CONFLICT (hash) DO UPDATE SET builtin = 1, scope = 'admin'";
 static const char sql_admin_apps[] =
-	"DELETE FROM token_apps WHERE token_id = (SELECT id FROM tokens WHERE hash = ?1)";
+        "DELETE FROM token_apps WHERE token_id = (SELECT id FROM tokens WHERE hash = ?1)";
 static const char sql_admin_others[] = "DELETE FROM tokens WHERE builtin = 1 AND hash <> ?1";
 
 /* Inside the caller's transaction: token is the admin token, and no other
@@ -490,7 +489,7 @@ out:
 	}
 	if (created)
 		viv_log(VIV_INFO, "store: made the admin token in %s/" ADMIN_TOKEN_FILE,
-			st->datadir);
+		        st->datadir);
 	*token_out = token;
 	if (created_out)
 		*created_out = created;

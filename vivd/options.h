@@ -16,7 +16,7 @@ struct vivd_options {
 	const char *role; /* "serve", "api", "builder" or "runner" */
 	const char *config;
 	const char *datadir;
-	const char *api_addr;  /* "HOST:PORT" or "[IPV6]:PORT" */
+	const char *api_addr; /* "HOST:PORT" or "[IPV6]:PORT" */
 	const char *apps_addr;
 	const char *domain;
 	const char *user;
@@ -53,7 +53,7 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
  * all addresses) and port. False, with the reason in err, when it is not
  * of that shape or the port is not 1 to 65535. */
 bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *port, char *err,
-		     size_t errlen);
+                     size_t errlen);
 
 /* Writes the usage text, every setting with its argument, meaning and
  * default, to f. */

@@ -42,7 +42,7 @@ struct pipe_config;
  * that becomes u runs pipe_sandbox_available()); why says what is wrong
  * otherwise. */
 bool vivd_user_sandbox(const struct vivd_user *u, const struct pipe_config *cfg, char *why,
-		       size_t whylen);
+                       size_t whylen);
 
 /* Gives this process (and the children it starts) a mount namespace of
  * its own whose mounts do not reach the host's, so that the builders'
@@ -57,7 +57,7 @@ int vivd_bind_readonly(const char *src, const char *dst, char *err, size_t errle
 /* Mounts a tmpfs of size_mb MiB (and one inode per 4 KiB of it) on the
  * existing folder dir, its root owned by uid and gid with mode 0710. */
 int vivd_mount_tmpfs(const char *dir, unsigned size_mb, uid_t uid, gid_t gid, char *err,
-		     size_t errlen);
+                     size_t errlen);
 
 /* Makes dir (mode 0711) owned by uid and gid when it is missing. A folder
  * that root owns (one an earlier vivd made while it ran everything as

@@ -65,7 +65,7 @@ static int listen_on(const char *spec, unsigned *port_out)
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024)) {
 		fprintf(stderr, "vivd: cannot listen on %s: %s%s\n", spec, strerror(errno),
-			errno == EADDRINUSE ? " (is another vivd running?)" : "");
+		        errno == EADDRINUSE ? " (is another vivd running?)" : "");
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(res);
@@ -74,7 +74,7 @@ static int listen_on(const char *spec, unsigned *port_out)
 	freeaddrinfo(res);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
+	                                           : ((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
 }
 
@@ -103,7 +103,8 @@ static int prepare_store(const struct vivd_options *o, bool print_token, const c
 		printf("\nFirst start: created the admin token, saved in %s/admin-token.\n"
 		       "Use it as a bearer token with the API, or let the viv CLI find it:\n\n"
 		       "  export VIV_TOKEN=%s\n"
-		       "  curl -H \"Authorization: Bearer $VIV_TOKEN\" --data-binary @app.tar.gz \\\n"
+		       "  curl -H \"Authorization: Bearer $VIV_TOKEN\" --data-binary @app.tar.gz "
+		       "\\\n"
 		       "       %s/v1/apps/hello/deployments\n\n",
 		       o->datadir, token, api_url);
 	} else if (print_token) {
@@ -199,7 +200,8 @@ static int launcher_child_main(void *arg)
 
 /* prepare_store as the user the roles run as, so that the database and the
  * admin token are theirs. */
-static int prepare_store_as_user(const struct vivd_options *o, bool print_token, const char *api_url)
+static int prepare_store_as_user(const struct vivd_options *o, bool print_token,
+                                 const char *api_url)
 {
 	int status = 0;
 	pid_t pid;
@@ -239,9 +241,9 @@ static int identities_setup(const struct vivd_options *o)
 	if (ids.user.uid == 0 || ids.build_user.uid == 0 || ids.user.uid == ids.build_user.uid ||
 	    ids.user.gid == ids.build_user.gid) {
 		fprintf(stderr,
-			"vivd: --user and --build-user must be two users that are not root, each "
-			"with a group of its own (now %s and %s)\n",
-			o->user, o->build_user);
+		        "vivd: --user and --build-user must be two users that are not root, each "
+		        "with a group of its own (now %s and %s)\n",
+		        o->user, o->build_user);
 		return 1;
 	}
 	/* The user may write what the build user made in a build's folder
@@ -259,9 +261,9 @@ static int identities_setup(const struct vivd_options *o)
 		snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
 	if (!vivd_user_can(&ids.user, parent, X_OK)) {
 		fprintf(stderr,
-			"vivd: the user %s cannot reach %s, where the data folder is; pick a data "
-			"folder it can reach (--data), or open the folders on the way to it\n",
-			o->user, parent);
+		        "vivd: the user %s cannot reach %s, where the data folder is; pick a data "
+		        "folder it can reach (--data), or open the folders on the way to it\n",
+		        o->user, parent);
 		return 1;
 	}
 	return 0;
@@ -298,9 +300,9 @@ static int platform_setup(const struct vivd_options *o, const char **dirs[], siz
 		if (!vivd_user_can(&ids.user, shown[i], R_OK | X_OK) ||
 		    !vivd_user_can(&ids.build_user, shown[i], R_OK | X_OK)) {
 			fprintf(stderr,
-				"vivd: the users %s and %s cannot read %s, which builds need; let "
-				"them read it\n",
-				o->user, o->build_user, dir);
+			        "vivd: the users %s and %s cannot read %s, which builds need; let "
+			        "them read it\n",
+			        o->user, o->build_user, dir);
 			return 1;
 		}
 		viv_log(VIV_INFO, "%s is shown to vivd's users as %s", dir, shown[i]);
@@ -313,7 +315,7 @@ static int platform_setup(const struct vivd_options *o, const char **dirs[], siz
  * the build disk size when vivd is root (in its own mount namespace, so
  * that they vanish with it), and where the build cgroups are. */
 static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, char *builds,
-			size_t len)
+                        size_t len)
 {
 	char err[512], slot[PATH_MAX + 16];
 
@@ -339,17 +341,17 @@ static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, ch
 		snprintf(slot, sizeof(slot), "%s/%u", builds, k);
 		if ((mkdir(slot, 0700) != 0 && errno != EEXIST) ||
 		    vivd_mount_tmpfs(slot, o->build_disk_mb, ids.user.uid, ids.build_user.gid, err,
-				     sizeof(err))) {
+		                     sizeof(err))) {
 			fprintf(stderr, "vivd: %s\n", err[0] ? err : strerror(errno));
 			return 1;
 		}
 	}
 	if (pipe_cgroups_setup(&pc->cgroups, ids.build_user.uid, ids.build_user.gid, err,
-			       sizeof(err)) != VIV_OK)
+	                       sizeof(err)) != VIV_OK)
 		viv_log(VIV_WARN,
-			"builds are bounded by rlimits (RLIMIT_DATA %u MiB per process, "
-			"RLIMIT_NPROC %u), not cgroups: %s",
-			o->build_memory_mb, o->build_procs, err);
+		        "builds are bounded by rlimits (RLIMIT_DATA %u MiB per process, "
+		        "RLIMIT_NPROC %u), not cgroups: %s",
+		        o->build_memory_mb, o->build_procs, err);
 	return 0;
 }
 
@@ -373,17 +375,17 @@ int main(int argc, char **argv)
 	rc = vivd_options_parse(argc, argv, &o, &done);
 	if (rc || done)
 		return rc;
-	viv_log_level(!strcmp(o.log_level, "debug")  ? VIV_DEBUG
-		      : !strcmp(o.log_level, "warn") ? VIV_WARN
-		      : !strcmp(o.log_level, "error") ? VIV_ERROR
-						      : VIV_INFO);
+	viv_log_level(!strcmp(o.log_level, "debug")   ? VIV_DEBUG
+	              : !strcmp(o.log_level, "warn")  ? VIV_WARN
+	              : !strcmp(o.log_level, "error") ? VIV_ERROR
+	                                              : VIV_INFO);
 	/* Every role and the launcher work with the data folder's real,
 	 * absolute path: builds run in other folders and mount namespaces,
 	 * where a relative one leads elsewhere, and the launcher compares
 	 * paths with it. */
 	if ((mkdir(o.datadir, 0700) != 0 && errno != EEXIST) || !realpath(o.datadir, datadir_abs)) {
 		fprintf(stderr, "vivd: cannot make or reach the data folder %s: %s\n", o.datadir,
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	o.datadir = datadir_abs;
@@ -395,7 +397,7 @@ int main(int argc, char **argv)
 	pipe.upload_max = (size_t)o.upload_max_mb << 20;
 	pipe.limits_default = (struct viv_limits){o.app_memory_mb, o.app_cpu_ms, o.app_wall_ms};
 	pipe.limits_max =
-		(struct viv_limits){o.app_memory_max_mb, o.app_cpu_max_ms, o.app_wall_max_ms};
+	        (struct viv_limits){o.app_memory_max_mb, o.app_cpu_max_ms, o.app_wall_max_ms};
 	if (identities_setup(&o))
 		return 1;
 	if (want_api) {
@@ -409,16 +411,17 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	if (!viv_share_dir()) {
-		fprintf(stderr,
-			"vivd: cannot find the platform's files (share/vivarium beside the program, "
-			"holding sdk/ and include/); install Vivarium whole, or set VIVARIUM_SHARE\n");
+		fprintf(stderr, "vivd: cannot find the platform's files (share/vivarium beside the "
+		                "program, "
+		                "holding sdk/ and include/); install Vivarium whole, or set "
+		                "VIVARIUM_SHARE\n");
 		return 1;
 	}
 	snprintf(web_dir, sizeof(web_dir), "%s/web", viv_share_dir());
 	api.web_dir = realpath(web_dir, web_real) ? web_real : web_dir;
 	if (ids.drop) {
 		const char **platform[] = {&pipe.include_dir, &pipe.sdk_dir, &pipe.tool_dir,
-					   &api.web_dir};
+		                           &api.web_dir};
 
 		if (vivd_datadir_prepare(o.datadir, ids.user.uid, ids.user.gid, why, sizeof(why))) {
 			fprintf(stderr, "vivd: %s\n", why);
@@ -430,21 +433,21 @@ int main(int argc, char **argv)
 	/* The address as given, brackets of an IPv6 one kept, with the port
 	 * that was bound (0 picks one). */
 	snprintf(api_url, sizeof(api_url), "http://%.*s:%u",
-		 (int)(strrchr(o.api_addr, ':') - o.api_addr), o.api_addr, api_port);
+	         (int)(strrchr(o.api_addr, ':') - o.api_addr), o.api_addr, api_port);
 	if (prepare_store_as_user(&o, want_api, api_url))
 		return 1;
 
 	if (want_builder && o.sandbox) {
 		bool ok = ids.drop ? vivd_user_sandbox(&ids.build_user, &pipe, why, sizeof(why)) &&
-					     vivd_user_sandbox(&ids.user, &pipe, why, sizeof(why))
-				   : pipe_sandbox_available(&pipe, why, sizeof(why));
+		                             vivd_user_sandbox(&ids.user, &pipe, why, sizeof(why))
+		                   : pipe_sandbox_available(&pipe, why, sizeof(why));
 		if (!ok) {
 			fprintf(stderr,
-				"vivd: builds run inside bubblewrap, which cannot run here: %s\n"
-				"vivd: fix that (install bubblewrap; allow unprivileged user "
-				"namespaces),\nvivd: or start vivd with --no-sandbox to build "
-				"without it\n",
-				why);
+			        "vivd: builds run inside bubblewrap, which cannot run here: %s\n"
+			        "vivd: fix that (install bubblewrap; allow unprivileged user "
+			        "namespaces),\nvivd: or start vivd with --no-sandbox to build "
+			        "without it\n",
+			        why);
 			return 1;
 		}
 	}
@@ -455,7 +458,7 @@ int main(int argc, char **argv)
 		launcher_fd = pipe_launcher_listen(launcher_name, sizeof(launcher_name));
 		if (launcher_fd < 0) {
 			fprintf(stderr, "vivd: cannot make the launcher's socket: %s\n",
-				strerror(errno));
+			        strerror(errno));
 			return 1;
 		}
 		pipe.launcher = launcher_name;
@@ -502,10 +505,10 @@ int main(int argc, char **argv)
 	viv_log_role("supervisor");
 	if (ids.drop)
 		viv_log(VIV_INFO,
-			"started as root: the API, builders and workers run as %s (uid %ld), "
-			"tenants' build steps as %s (uid %ld); this supervisor only starts them",
-			ids.user.name, (long)ids.user.uid, ids.build_user.name,
-			(long)ids.build_user.uid);
+		        "started as root: the API, builders and workers run as %s (uid %ld), "
+		        "tenants' build steps as %s (uid %ld); this supervisor only starts them",
+		        ids.user.name, (long)ids.user.uid, ids.build_user.name,
+		        (long)ids.build_user.uid);
 	if (want_api)
 		printf("API:  %s\n", api_url);
 	if (want_runner)

@@ -17,11 +17,11 @@
 
 enum kind {
 	K_STRING,
-	K_ADDR,   /* HOST:PORT or [IPV6]:PORT */
-	K_NAME,   /* a domain name or a user name: letters, digits, '-', '.', '_' */
-	K_UINT,   /* a whole number from min to max */
-	K_BOOL,   /* --name / --no-name; true or false in the file */
-	K_LEVEL,  /* a log level */
+	K_ADDR,  /* HOST:PORT or [IPV6]:PORT */
+	K_NAME,  /* a domain name or a user name: letters, digits, '-', '.', '_' */
+	K_UINT,  /* a whole number from min to max */
+	K_BOOL,  /* --name / --no-name; true or false in the file */
+	K_LEVEL, /* a log level */
 };
 
 struct setting {
@@ -36,51 +36,52 @@ struct setting {
 #define AT(field) offsetof(struct vivd_options, field)
 
 static const struct setting settings[] = {
-	{"config", K_STRING, AT(config), 0, 0, "FILE",
-	 "read settings from FILE first (name = value lines)"},
-	{"data", K_STRING, AT(datadir), 0, 0, "DIR", "the data folder"},
-	{"api", K_ADDR, AT(api_addr), 0, 0, "ADDR:PORT",
-	 "the control-plane API ([::1]:8080 for IPv6)"},
-	{"listen", K_ADDR, AT(apps_addr), 0, 0, "ADDR:PORT", "where apps are served"},
-	{"domain", K_NAME, AT(domain), 0, 0, "NAME",
-	 "apps answer at APP.NAME (a wildcard DNS name)"},
-	{"workers", K_UINT, AT(workers), 1, 256, "N", "runner worker processes (default: one per core)"},
-	{"builders", K_UINT, AT(builders), 1, 64, "N", "builds that run at once"},
-	{"upload-max", K_UINT, AT(upload_max_mb), 1, 4096, "MB", "the largest upload accepted"},
-	{"request-max", K_UINT, AT(request_max_mb), 1, 1024, "MB",
-	 "the largest request body an app is sent"},
-	{"build-memory", K_UINT, AT(build_memory_mb), 64, 1u << 20, "MB",
-	 "memory of a build's language step (its files come on top)"},
-	{"build-disk", K_UINT, AT(build_disk_mb), 16, 1u << 20, "MB",
-	 "files one build may write (a tmpfs per builder, as root)"},
-	{"build-procs", K_UINT, AT(build_procs), 16, 1u << 20, "N",
-	 "processes and threads of one build at once"},
-	{"build-timeout", K_UINT, AT(build_timeout_s), 10, 86400, "S",
-	 "wall time of one build, every step"},
-	{"app-memory", K_UINT, AT(app_memory_mb), 1, VIV_LIMIT_MEMORY_MB_MAX, "MB",
-	 "an app's linear memory when its manifest says nothing"},
-	{"app-memory-max", K_UINT, AT(app_memory_max_mb), 1, 4096, "MB",
-	 "the most a manifest may ask for (limits.memory_mb)"},
-	{"app-cpu", K_UINT, AT(app_cpu_ms), 1, 3600000, "MS",
-	 "an app's CPU time per request when its manifest says nothing"},
-	{"app-cpu-max", K_UINT, AT(app_cpu_max_ms), 1, 3600000, "MS",
-	 "the most a manifest may ask for (limits.cpu_ms)"},
-	{"app-wall", K_UINT, AT(app_wall_ms), 1, 3600000, "MS",
-	 "an app's wall time per request when its manifest says nothing"},
-	{"app-wall-max", K_UINT, AT(app_wall_max_ms), 1, 3600000, "MS",
-	 "the most a manifest may ask for (limits.wall_ms)"},
-	{"sandbox", K_BOOL, AT(sandbox), 0, 0, NULL,
-	 "build inside bubblewrap (--no-sandbox where it cannot run)"},
-	{"cpu-limit", K_BOOL, AT(cpu_limit), 0, 0, NULL,
-	 "enforce apps' CPU time (turn off only to benchmark)"},
-	{"outbound-allow-private", K_BOOL, AT(outbound_allow_private), 0, 0, NULL,
-	 "apps' outbound requests may reach private addresses"},
-	{"user", K_NAME, AT(user), 0, 0, "NAME",
-	 "as root: the user of the API, builders and workers"},
-	{"build-user", K_NAME, AT(build_user), 0, 0, "NAME",
-	 "as root: the user of tenants' build steps"},
-	{"log-level", K_LEVEL, AT(log_level), 0, 0, "LEVEL",
-	 "debug, info, warn or error: the least the operator log shows"},
+        {"config", K_STRING, AT(config), 0, 0, "FILE",
+         "read settings from FILE first (name = value lines)"},
+        {"data", K_STRING, AT(datadir), 0, 0, "DIR", "the data folder"},
+        {"api", K_ADDR, AT(api_addr), 0, 0, "ADDR:PORT",
+         "the control-plane API ([::1]:8080 for IPv6)"},
+        {"listen", K_ADDR, AT(apps_addr), 0, 0, "ADDR:PORT", "where apps are served"},
+        {"domain", K_NAME, AT(domain), 0, 0, "NAME",
+         "apps answer at APP.NAME (a wildcard DNS name)"},
+        {"workers", K_UINT, AT(workers), 1, 256, "N",
+         "runner worker processes (default: one per core)"},
+        {"builders", K_UINT, AT(builders), 1, 64, "N", "builds that run at once"},
+        {"upload-max", K_UINT, AT(upload_max_mb), 1, 4096, "MB", "the largest upload accepted"},
+        {"request-max", K_UINT, AT(request_max_mb), 1, 1024, "MB",
+         "the largest request body an app is sent"},
+        {"build-memory", K_UINT, AT(build_memory_mb), 64, 1u << 20, "MB",
+         "memory of a build's language step (its files come on top)"},
+        {"build-disk", K_UINT, AT(build_disk_mb), 16, 1u << 20, "MB",
+         "files one build may write (a tmpfs per builder, as root)"},
+        {"build-procs", K_UINT, AT(build_procs), 16, 1u << 20, "N",
+         "processes and threads of one build at once"},
+        {"build-timeout", K_UINT, AT(build_timeout_s), 10, 86400, "S",
+         "wall time of one build, every step"},
+        {"app-memory", K_UINT, AT(app_memory_mb), 1, VIV_LIMIT_MEMORY_MB_MAX, "MB",
+         "an app's linear memory when its manifest says nothing"},
+        {"app-memory-max", K_UINT, AT(app_memory_max_mb), 1, 4096, "MB",
+         "the most a manifest may ask for (limits.memory_mb)"},
+        {"app-cpu", K_UINT, AT(app_cpu_ms), 1, 3600000, "MS",
+         "an app's CPU time per request when its manifest says nothing"},
+        {"app-cpu-max", K_UINT, AT(app_cpu_max_ms), 1, 3600000, "MS",
+         "the most a manifest may ask for (limits.cpu_ms)"},
+        {"app-wall", K_UINT, AT(app_wall_ms), 1, 3600000, "MS",
+         "an app's wall time per request when its manifest says nothing"},
+        {"app-wall-max", K_UINT, AT(app_wall_max_ms), 1, 3600000, "MS",
+         "the most a manifest may ask for (limits.wall_ms)"},
+        {"sandbox", K_BOOL, AT(sandbox), 0, 0, NULL,
+         "build inside bubblewrap (--no-sandbox where it cannot run)"},
+        {"cpu-limit", K_BOOL, AT(cpu_limit), 0, 0, NULL,
+         "enforce apps' CPU time (turn off only to benchmark)"},
+        {"outbound-allow-private", K_BOOL, AT(outbound_allow_private), 0, 0, NULL,
+         "apps' outbound requests may reach private addresses"},
+        {"user", K_NAME, AT(user), 0, 0, "NAME",
+         "as root: the user of the API, builders and workers"},
+        {"build-user", K_NAME, AT(build_user), 0, 0, "NAME",
+         "as root: the user of tenants' build steps"},
+        {"log-level", K_LEVEL, AT(log_level), 0, 0, "LEVEL",
+         "debug, info, warn or error: the least the operator log shows"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -117,7 +118,7 @@ static void defaults(struct vivd_options *o)
 
 /* The default of s as text, for --help. */
 static void default_text(const struct setting *s, const struct vivd_options *d, char *buf,
-			 size_t len)
+                         size_t len)
 {
 	const char *p = (const char *)d + s->offset;
 
@@ -130,8 +131,9 @@ static void default_text(const struct setting *s, const struct vivd_options *d, 
 		break;
 	default:
 		snprintf(buf, len, "%s",
-			 *(const char *const *)(const void *)p ? *(const char *const *)(const void *)p
-							       : "none");
+		         *(const char *const *)(const void *)p
+		                 ? *(const char *const *)(const void *)p
+		                 : "none");
 		break;
 	}
 }
@@ -142,17 +144,17 @@ void vivd_usage(FILE *f)
 
 	defaults(&d);
 	fprintf(f, "usage: vivd serve|api|builder|runner [options]\n"
-		   "       vivd version\n"
-		   "\n"
-		   "  serve    the API, the builders and the runner fleet on this machine\n"
-		   "  api      the API only (it queues builds for builders on the same data)\n"
-		   "  builder  the builders only (they build what the API queued)\n"
-		   "  runner   the runner fleet only (serving apps)\n"
-		   "\n"
-		   "Every option may also be set in the file --config names, as `name = value`\n"
-		   "(scripts/vivd.conf documents them all); the command line wins.\n"
-		   "\n"
-		   "options:\n");
+	           "       vivd version\n"
+	           "\n"
+	           "  serve    the API, the builders and the runner fleet on this machine\n"
+	           "  api      the API only (it queues builds for builders on the same data)\n"
+	           "  builder  the builders only (they build what the API queued)\n"
+	           "  runner   the runner fleet only (serving apps)\n"
+	           "\n"
+	           "Every option may also be set in the file --config names, as `name = value`\n"
+	           "(scripts/vivd.conf documents them all); the command line wins.\n"
+	           "\n"
+	           "options:\n");
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting *s = &settings[i];
 		char head[64], dflt[96];
@@ -187,7 +189,7 @@ const char *const *vivd_setting_names(void)
 /* ---- Values ---------------------------------------------------------------------- */
 
 bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *port, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	const char *colon, *h = spec;
 	size_t hl;
@@ -206,9 +208,9 @@ bool vivd_addr_split(const char *spec, char *host, size_t hostlen, unsigned *por
 		colon = strrchr(spec, ':');
 		if (!colon || memchr(spec, ':', (size_t)(colon - spec))) {
 			viv_errf(err, errlen,
-				 "'%.60s' is not ADDR:PORT (write an IPv6 address in brackets: "
-				 "[::1]:8080)",
-				 spec);
+			         "'%.60s' is not ADDR:PORT (write an IPv6 address in brackets: "
+			         "[::1]:8080)",
+			         spec);
 			return false;
 		}
 		hl = (size_t)(colon - spec);
@@ -241,7 +243,7 @@ static bool name_ok(const char *v)
 /* Sets setting s of o from text v (borrowed for the life of the process);
  * false with the reason in err. */
 static bool set_value(struct vivd_options *o, const struct setting *s, const char *v, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	char *p = (char *)o + s->offset;
 	char host[256];
@@ -268,8 +270,8 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 	case K_NAME:
 		if (!name_ok(v)) {
 			viv_errf(err, errlen,
-				 "%s takes a name of letters, digits, '-', '.' and '_', not '%.*s'",
-				 s->name, LINE_SHOWN, v);
+			         "%s takes a name of letters, digits, '-', '.' and '_', not '%.*s'",
+			         s->name, LINE_SHOWN, v);
 			return false;
 		}
 		*(const char **)(void *)p = v;
@@ -278,7 +280,7 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 		if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
 		    strcmp(v, "error")) {
 			viv_errf(err, errlen, "log-level is debug, info, warn or error, not '%.*s'",
-				 LINE_SHOWN, v);
+			         LINE_SHOWN, v);
 			return false;
 		}
 		*(const char **)(void *)p = v;
@@ -288,7 +290,7 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 
 		if (!viv_parse_u64(v, NULL, s->max, &n) || n < s->min) {
 			viv_errf(err, errlen, "%s takes a whole number from %u to %u, not '%.*s'",
-				 s->name, s->min, s->max, LINE_SHOWN, v);
+			         s->name, s->min, s->max, LINE_SHOWN, v);
 			return false;
 		}
 		*(unsigned *)(void *)p = (unsigned)n;
@@ -298,11 +300,11 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
 			*(bool *)(void *)p = true;
 		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
-			 !strcmp(v, "0"))
+		         !strcmp(v, "0"))
 			*(bool *)(void *)p = false;
 		else {
-			viv_errf(err, errlen, "%s is true or false, not '%.*s'", s->name, LINE_SHOWN,
-				 v);
+			viv_errf(err, errlen, "%s is true or false, not '%.*s'", s->name,
+			         LINE_SHOWN, v);
 			return false;
 		}
 		return true;
@@ -324,14 +326,16 @@ static bool consistent(const struct vivd_options *o, char *err, size_t errlen)
 {
 	if (o->app_memory_mb > o->app_memory_max_mb || o->app_cpu_ms > o->app_cpu_max_ms ||
 	    o->app_wall_ms > o->app_wall_max_ms) {
-		viv_errf(err, errlen, "an app default (app-memory, app-cpu, app-wall) is above its "
-				      "maximum (app-memory-max, app-cpu-max, app-wall-max)");
+		viv_errf(err, errlen,
+		         "an app default (app-memory, app-cpu, app-wall) is above its "
+		         "maximum (app-memory-max, app-cpu-max, app-wall-max)");
 		return false;
 	}
 	if (o->app_cpu_ms > o->app_wall_ms) {
-		viv_errf(err, errlen, "app-cpu (%u ms) is above app-wall (%u ms): a request "
-				      "could never use its CPU time",
-			 o->app_cpu_ms, o->app_wall_ms);
+		viv_errf(err, errlen,
+		         "app-cpu (%u ms) is above app-wall (%u ms): a request "
+		         "could never use its CPU time",
+		         o->app_cpu_ms, o->app_wall_ms);
 		return false;
 	}
 	if (!strcmp(o->api_addr, o->apps_addr)) {
@@ -354,9 +358,9 @@ static bool read_config(struct vivd_options *o, const char *path, char *err, siz
 	e = viv_read_file(path, CONFIG_MAX, &text, &len);
 	if (e) {
 		viv_errf(err, errlen, "cannot read the configuration file %s: %s", path,
-			 e == VIV_ERR_NOT_FOUND ? "there is no such file"
-			 : e == VIV_ERR_TOO_BIG ? "it is larger than 64 KiB"
-						: strerror(errno));
+		         e == VIV_ERR_NOT_FOUND ? "there is no such file"
+		         : e == VIV_ERR_TOO_BIG ? "it is larger than 64 KiB"
+		                                : strerror(errno));
 		return false;
 	}
 	if (memchr(text, '\0', len)) {
@@ -380,7 +384,7 @@ static bool read_config(struct vivd_options *o, const char *path, char *err, siz
 		eq = strchr(line, '=');
 		if (!eq) {
 			viv_errf(err, errlen, "%s:%u: '%.*s' is not name = value", path, lineno,
-				 LINE_SHOWN, line);
+			         LINE_SHOWN, line);
 			free(text);
 			return false;
 		}
@@ -396,9 +400,10 @@ static bool read_config(struct vivd_options *o, const char *path, char *err, siz
 		*end = '\0';
 		s = find(name, strlen(name));
 		if (!s || !strcmp(name, "config")) {
-			viv_errf(err, errlen, "%s:%u: there is no setting '%.*s' (vivd --help lists "
-					      "them)",
-				 path, lineno, LINE_SHOWN, name);
+			viv_errf(err, errlen,
+			         "%s:%u: there is no setting '%.*s' (vivd --help lists "
+			         "them)",
+			         path, lineno, LINE_SHOWN, name);
 			free(text);
 			return false;
 		}
@@ -469,8 +474,8 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
 		}
 		if (strncmp(arg, "--", 2) != 0) {
 			if (o->role) {
-				fprintf(stderr, "vivd: '%s' is not an option; the command is %s\n", arg,
-					o->role);
+				fprintf(stderr, "vivd: '%s' is not an option; the command is %s\n",
+				        arg, o->role);
 				return 2;
 			}
 			o->role = arg;
@@ -478,7 +483,8 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
 		}
 		s = option_of(arg, &value, &negated);
 		if (!s) {
-			fprintf(stderr, "vivd: there is no option %s (vivd --help lists them)\n", arg);
+			fprintf(stderr, "vivd: there is no option %s (vivd --help lists them)\n",
+			        arg);
 			return 2;
 		}
 		if (s->kind == K_BOOL) {
@@ -508,7 +514,7 @@ int vivd_options_parse(int argc, char **argv, struct vivd_options *o, bool *done
 		return 0;
 	}
 	if (!o->role || (strcmp(o->role, "serve") && strcmp(o->role, "api") &&
-			 strcmp(o->role, "builder") && strcmp(o->role, "runner"))) {
+	                 strcmp(o->role, "builder") && strcmp(o->role, "runner"))) {
 		if (o->role)
 			fprintf(stderr, "vivd: unknown command '%s'\n", o->role);
 		vivd_usage(stderr);

@@ -35,9 +35,9 @@ int vivd_user_lookup(const char *name, struct vivd_user *out, char *err, size_t 
 	pw = getpwnam(name);
 	if (!pw || strlen(name) >= sizeof(out->name)) {
 		viv_errf(err, errlen,
-			 "there is no user %s on this machine; scripts/setup.sh makes the users "
-			 "vivd runs as, or name others with --user and --build-user",
-			 name);
+		         "there is no user %s on this machine; scripts/setup.sh makes the users "
+		         "vivd runs as, or name others with --user and --build-user",
+		         name);
 		return -1;
 	}
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -108,9 +108,10 @@ int vivd_become(const struct vivd_user *u, char *err, size_t errlen)
 	gid_t gr, ge, gs;
 
 	if (u->uid == 0) {
-		viv_errf(err, errlen, "the user %s is root; vivd runs tenants' code as an "
-				      "unprivileged user",
-			 u->name);
+		viv_errf(err, errlen,
+		         "the user %s is root; vivd runs tenants' code as an "
+		         "unprivileged user",
+		         u->name);
 		return -1;
 	}
 	/* The bounding set is emptied while this process may still do it
@@ -118,7 +119,7 @@ int vivd_become(const struct vivd_user *u, char *err, size_t errlen)
 	for (int cap = 0; cap <= 63; cap++) {
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
 			viv_errf(err, errlen, "cannot drop capability %d: %s", cap,
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 	}
@@ -147,7 +148,7 @@ int vivd_become(const struct vivd_user *u, char *err, size_t errlen)
 /* Runs fn(u, arg) in a child that becomes u first; its exit status, or -1.
  * What the child writes to the descriptor it is given comes back in msg. */
 static int as_user(const struct vivd_user *u, int (*fn)(const struct vivd_user *, void *, int),
-		   void *arg, char *msg, size_t msglen)
+                   void *arg, char *msg, size_t msglen)
 {
 	int p[2], status = 0;
 	pid_t pid;
@@ -218,7 +219,7 @@ static int child_sandbox(const struct vivd_user *u, void *arg, int fd)
 }
 
 bool vivd_user_sandbox(const struct vivd_user *u, const struct pipe_config *cfg, char *why,
-		       size_t whylen)
+                       size_t whylen)
 {
 	return as_user(u, child_sandbox, (void *)cfg, why, whylen) == 0;
 }
@@ -227,7 +228,7 @@ int vivd_private_mounts(char *err, size_t errlen)
 {
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
 		viv_errf(err, errlen, "cannot make a mount namespace of its own: %s",
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -241,7 +242,7 @@ int vivd_bind_readonly(const char *src, const char *dst, char *err, size_t errle
 	}
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0 ||
 	    mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) !=
-		    0) {
+	            0) {
 		viv_errf(err, errlen, "cannot show %s at %s: %s", src, dst, strerror(errno));
 		return -1;
 	}
@@ -249,15 +250,15 @@ int vivd_bind_readonly(const char *src, const char *dst, char *err, size_t errle
 }
 
 int vivd_mount_tmpfs(const char *dir, unsigned size_mb, uid_t uid, gid_t gid, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char opts[200];
 
 	snprintf(opts, sizeof(opts), "size=%um,nr_inodes=%u,mode=0710,uid=%ld,gid=%ld", size_mb,
-		 size_mb * 256u, (long)uid, (long)gid);
+	         size_mb * 256u, (long)uid, (long)gid);
 	if (mount("vivarium-build", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) {
 		viv_errf(err, errlen, "cannot mount a %u MiB tmpfs on %s: %s", size_mb, dir,
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -291,7 +292,7 @@ static int adopt_contents(int dfd, uid_t uid, gid_t gid, int depth)
 			rc = -1;
 		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd(d), de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0 || adopt_contents(sub, uid, gid, depth + 1) != 0)
 				rc = -1;
 		}
@@ -325,9 +326,9 @@ int vivd_datadir_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_
 			viv_log(VIV_INFO, "handed %s to uid %ld", dir, (long)uid);
 	} else if (st.st_uid != uid) {
 		viv_errf(err, errlen,
-			 "the data folder %s belongs to uid %ld, not to the user vivd runs as "
-			 "(uid %ld); give it to that user or pick another folder",
-			 dir, (long)st.st_uid, (long)uid);
+		         "the data folder %s belongs to uid %ld, not to the user vivd runs as "
+		         "(uid %ld); give it to that user or pick another folder",
+		         dir, (long)st.st_uid, (long)uid);
 		close(fd);
 		return -1;
 	}

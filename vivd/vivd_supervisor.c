@@ -78,10 +78,10 @@ static void describe_exit(const struct child *c, int status, char *buf, size_t l
 {
 	if (WIFEXITED(status))
 		snprintf(buf, len, "%s (pid %d) exited with status %d", c->spec->role, (int)c->pid,
-			 WEXITSTATUS(status));
+		         WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "%s (pid %d) was killed by signal %d (%s)", c->spec->role,
-			 (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+		         (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "%s (pid %d) stopped", c->spec->role, (int)c->pid);
 }
@@ -106,10 +106,10 @@ static void reap(struct child *kids, size_t n, bool restart)
 				break;
 			ran_ms = (viv_mono_ns() - c->started_ns) / 1000000u;
 			c->delay_ms = ran_ms > STABLE_MS ? 0
-				      : c->delay_ms   ? (c->delay_ms * 2 > RESTART_MAX_MS
-							       ? RESTART_MAX_MS
-							       : c->delay_ms * 2)
-						      : RESTART_MIN_MS;
+			              : c->delay_ms
+			                      ? (c->delay_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS
+			                                                          : c->delay_ms * 2)
+			                      : RESTART_MIN_MS;
 			c->restart_at_ns = viv_mono_ns() + (uint64_t)c->delay_ms * 1000000u;
 			viv_log(VIV_ERROR, "%s; restarting it in %u ms", msg, c->delay_ms);
 			break;
@@ -193,7 +193,7 @@ int vivd_supervise(const struct vivd_child *children, size_t n, unsigned grace_m
 			for (i = 0; i < n; i++) {
 				if (kids[i].pid) {
 					viv_log(VIV_WARN, "%s did not stop in time; killing it",
-						kids[i].spec->role);
+					        kids[i].spec->role);
 					kill(kids[i].pid, SIGKILL);
 				}
 			}

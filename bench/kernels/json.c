@@ -38,7 +38,7 @@ static void put(struct gen *g, const char *s)
 static void gen_string(struct gen *g)
 {
 	static const char letters[] =
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-";
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-";
 	static const char *const escapes[] = {"\\\"", "\\\\", "\\n", "\\t", "\\u00e9", "\\/"};
 	unsigned len = 3 + pick(g, 24);
 
@@ -65,12 +65,12 @@ static void gen_number(struct gen *g)
 		break;
 	case 2: /* a decimal */
 		g->p += sprintf(g->p, "%s%u.%03u", r & 1 ? "-" : "", (unsigned)(r >> 8) % 100000,
-				(unsigned)(r >> 40) % 1000);
+		                (unsigned)(r >> 40) % 1000);
 		break;
 	default: /* with an exponent */
 		g->p += sprintf(g->p, "%u.%02ue%s%u", (unsigned)(r >> 8) % 10,
-				(unsigned)(r >> 20) % 100, r & 2 ? "-" : "+",
-				(unsigned)(r >> 32) % 12);
+		                (unsigned)(r >> 20) % 100, r & 2 ? "-" : "+",
+		                (unsigned)(r >> 32) % 12);
 		break;
 	}
 }
@@ -163,8 +163,8 @@ struct parser {
 };
 
 static const double pow10_table[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 static void skip_space(struct parser *ps)
 {
@@ -382,9 +382,9 @@ int main(void)
 		return 1;
 	}
 	snprintf(check, sizeof(check), "o%llu/a%llu/n%llu/s%llu/l%llu/%.6e",
-		 (unsigned long long)total.objects, (unsigned long long)total.arrays,
-		 (unsigned long long)total.numbers, (unsigned long long)total.strings,
-		 (unsigned long long)total.literals, total.sum);
+	         (unsigned long long)total.objects, (unsigned long long)total.arrays,
+	         (unsigned long long)total.numbers, (unsigned long long)total.strings,
+	         (unsigned long long)total.literals, total.sum);
 	kernel_report("json", t1 - t0, check);
 	free(doc);
 	return 0;

@@ -101,7 +101,7 @@ void hostcall_req_get_headers(struct string_slice **names_p, size_t *len_p, requ
  * ptr and then the array. */
 HOSTCALL_IMPORT(hostcall_req_get_header)
 void hostcall_req_get_header(struct string_slice **values_p, size_t *len_p, request_t req,
-			     const char *name, size_t name_len);
+                             const char *name, size_t name_len);
 
 /* ---- Outbound requests ---------------------------------------------------------- */
 
@@ -112,12 +112,12 @@ void hostcall_req_get_header(struct string_slice **values_p, size_t *len_p, requ
  * network. */
 HOSTCALL_IMPORT(hostcall_req_create)
 request_t hostcall_req_create(const char *method, size_t method_len, const char *url,
-			      size_t url_len);
+                              size_t url_len);
 
 /* Replaces the header called name with n values. */
 HOSTCALL_IMPORT(hostcall_req_set_header)
 enum value_status hostcall_req_set_header(request_t req, const char *name, size_t name_len,
-					  const struct string_slice *values, size_t n);
+                                          const struct string_slice *values, size_t n);
 
 /* Replaces the body. */
 HOSTCALL_IMPORT(hostcall_req_set_body)
@@ -148,7 +148,7 @@ response_t hostcall_pending_req_poll(pending_request_t pending);
  * finished in *pending_out. That one is spent; the others stay valid. */
 HOSTCALL_IMPORT(hostcall_pending_req_select)
 response_t hostcall_pending_req_select(const pending_request_t *pendings, size_t n,
-				       pending_request_t *pending_out);
+                                       pending_request_t *pending_out);
 
 /* ---- Responses ------------------------------------------------------------------- */
 
@@ -158,7 +158,7 @@ void hostcall_resp_get_headers(struct string_slice **names_p, size_t *len_p, res
 
 HOSTCALL_IMPORT(hostcall_resp_get_header)
 void hostcall_resp_get_header(struct string_slice **values_p, size_t *len_p, response_t resp,
-			      const char *name, size_t name_len);
+                              const char *name, size_t name_len);
 
 HOSTCALL_IMPORT(hostcall_resp_get_body)
 void hostcall_resp_get_body(void *body_p, size_t *len_p, response_t resp);
@@ -171,7 +171,7 @@ uint32_t hostcall_resp_get_response_code(response_t resp);
  * RESPONSE_OUTGOING; a received response is read-only) with n values. */
 HOSTCALL_IMPORT(hostcall_resp_set_header)
 enum value_status hostcall_resp_set_header(response_t resp, const char *name, size_t name_len,
-					   const struct string_slice *values, size_t n);
+                                           const struct string_slice *values, size_t n);
 
 /* Replaces the body of the response being built (RESPONSE_OUTGOING). */
 HOSTCALL_IMPORT(hostcall_resp_set_body)
@@ -191,19 +191,16 @@ enum value_status hostcall_resp_set_response_code(response_t resp, uint32_t code
 /* Sets the key to the value, replacing what was there (a map's insert):
  * true if the key was new. */
 HOSTCALL_IMPORT(hostcall_kvstore_insert)
-bool hostcall_kvstore_insert(const void *key, size_t key_len, const void *value,
-			     size_t value_len);
+bool hostcall_kvstore_insert(const void *key, size_t key_len, const void *value, size_t value_len);
 
 /* Sets the key only if it is absent, else leaves the stored value: true if
  * the key was new. */
 HOSTCALL_IMPORT(hostcall_kvstore_upsert)
-bool hostcall_kvstore_upsert(const void *key, size_t key_len, const void *value,
-			     size_t value_len);
+bool hostcall_kvstore_upsert(const void *key, size_t key_len, const void *value, size_t value_len);
 
 /* Appends to the value, or inserts it: true if the key was new. */
 HOSTCALL_IMPORT(hostcall_kvstore_append)
-bool hostcall_kvstore_append(const void *key, size_t key_len, const void *value,
-			     size_t value_len);
+bool hostcall_kvstore_append(const void *key, size_t key_len, const void *value, size_t value_len);
 
 /* The value of key: true and a copy in *value_p (the address of any byte
  * pointer; caller frees it), or false when absent. */
@@ -228,14 +225,13 @@ uint64_t hostcall_time_now(uint32_t *subsec_nanos_p);
 /* Sends a DNS query in wire format and returns the answer in wire format
  * (caller frees *response_p); false when it failed. */
 HOSTCALL_IMPORT(hostcall_dns_query_raw)
-bool hostcall_dns_query_raw(void *response_p, size_t *len_p, const void *query,
-			    size_t query_len);
+bool hostcall_dns_query_raw(void *response_p, size_t *len_p, const void *query, size_t query_len);
 
 /* The IPv4 (ipv6 false) or IPv6 addresses of name, one slice of 4 or 16 raw
  * bytes each; caller frees each ptr and the array. False when it failed. */
 HOSTCALL_IMPORT(hostcall_dns_query_ip)
 bool hostcall_dns_query_ip(struct string_slice **addrs_p, size_t *len_p, const char *name,
-			   size_t name_len, bool ipv6);
+                           size_t name_len, bool ipv6);
 
 /* ---- Logging ----------------------------------------------------------------------- */
 

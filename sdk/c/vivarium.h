@@ -139,8 +139,8 @@ static inline const struct viv_header *viv_headers(size_t *n_out)
 		for (i = 0; names && i < n_names; i++) {
 			values = NULL;
 			n_values = 0;
-			hostcall_req_get_header(&values, &n_values, REQUEST_INCOMING,
-						names[i].ptr, names[i].len);
+			hostcall_req_get_header(&values, &n_values, REQUEST_INCOMING, names[i].ptr,
+			                        names[i].len);
 			grown = NULL;
 			if (values && n_values > 0)
 				grown = realloc(headers, (n_headers + n_values) * sizeof(*headers));
@@ -236,7 +236,7 @@ static inline bool viv_respond(unsigned status, const char *content_type, const 
 
 /* As viv_respond, with the body formatted as by printf. */
 static inline bool viv_respondf(unsigned status, const char *content_type, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static inline bool viv_respondf(unsigned status, const char *content_type, const char *fmt, ...)
 {

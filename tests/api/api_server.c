@@ -25,32 +25,31 @@
 #include "viv.h"
 
 const unsigned char twasm_min[] = {
-	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, /* magic, version */
-	0x01, 0x04, 0x01, 0x60, 0x00, 0x00,             /* type 0: [] -> [] */
-	0x03, 0x02, 0x01, 0x00,                         /* func 0 has type 0 */
-	0x07, 0x07, 0x01, 0x03, 'r',  'u',  'n',  0x00, 0x00, /* export "run" */
-	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,             /* body: end */
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,       /* magic, version */
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00,                   /* type 0: [] -> [] */
+        0x03, 0x02, 0x01, 0x00,                               /* func 0 has type 0 */
+        0x07, 0x07, 0x01, 0x03, 'r',  'u',  'n',  0x00, 0x00, /* export "run" */
+        0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,                   /* body: end */
 };
 const size_t twasm_min_len = sizeof(twasm_min);
 
 const char *twat_hello =
-	"(module\n"
-	"  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	"    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	"  (memory (export \"memory\") 1)\n"
-	"  (data (i32.const 64) \"Content-Type: text/plain\\n\\nhello from wat\\n\")\n"
-	"  (func (export \"_start\")\n"
-	"    (i32.store (i32.const 0) (i32.const 64))\n"
-	"    (i32.store (i32.const 4) (i32.const 41))\n"
-	"    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+        "(module\n"
+        "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+        "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+        "  (memory (export \"memory\") 1)\n"
+        "  (data (i32.const 64) \"Content-Type: text/plain\\n\\nhello from wat\\n\")\n"
+        "  (func (export \"_start\")\n"
+        "    (i32.store (i32.const 0) (i32.const 64))\n"
+        "    (i32.store (i32.const 4) (i32.const 41))\n"
+        "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
 
 void tsrv_start(struct tsrv *s, size_t upload_max, const char *web_dir)
 {
 	tsrv_start_with(s, upload_max, web_dir, 0);
 }
 
-void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir,
-		     unsigned keepalive_s)
+void tsrv_start_with(struct tsrv *s, size_t upload_max, const char *web_dir, unsigned keepalive_s)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t sl = sizeof(sa);
@@ -249,14 +248,14 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ctx)
 }
 
 void thttp(const struct tsrv *s, const char *method, const char *path, const char *token,
-	   const void *body, size_t len, bool chunked, struct tresp *out)
+           const void *body, size_t len, bool chunked, struct tresp *out)
 {
 	thttp_h(s, method, path, token, NULL, body, len, chunked, out);
 }
 
 void thttp_h(const struct tsrv *s, const char *method, const char *path, const char *token,
-	     const char *const *headers, const void *body, size_t len, bool chunked,
-	     struct tresp *out)
+             const char *const *headers, const void *body, size_t len, bool chunked,
+             struct tresp *out)
 {
 	struct curl_slist *hdrs = NULL;
 	struct tsource src = {.p = body, .left = len};
@@ -328,7 +327,7 @@ const char *tjstr(json_t *j, const char *key)
 }
 
 long long tupload(const struct tsrv *s, const char *app, const char *token, const void *body,
-		  size_t len)
+                  size_t len)
 {
 	char path[128];
 	struct tresp r;
@@ -391,7 +390,7 @@ static la_ssize_t on_archive(struct archive *a, void *ctx, const void *p, size_t
 }
 
 void tmake_targz(const char *const *names, const char *const *texts, size_t n, char **out,
-		 size_t *len_out)
+                 size_t *len_out)
 {
 	struct archive *a = archive_write_new();
 	struct archive_entry *e;
@@ -413,7 +412,7 @@ void tmake_targz(const char *const *names, const char *const *texts, size_t n, c
 		archive_entry_set_size(e, (la_int64_t)strlen(texts[i]));
 		cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK);
 		cr_assert_eq(archive_write_data(a, texts[i], strlen(texts[i])),
-			     (la_ssize_t)strlen(texts[i]));
+		             (la_ssize_t)strlen(texts[i]));
 		archive_entry_free(e);
 	}
 	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);

@@ -32,7 +32,7 @@ TestSuite(admin, .init = setup, .fini = teardown, .timeout = 300);
 /* A module the build refuses: a type section that promises 127 types in
  * its one byte (the sections add up, so it is not taken for curl -d's). */
 static const unsigned char wasm_broken[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00,
-					    0x00, 0x00, 0x01, 0x01, 0x7f};
+                                            0x00, 0x00, 0x01, 0x01, 0x7f};
 
 static json_t *get_json(const char *path, long status)
 {
@@ -46,8 +46,7 @@ static json_t *get_json(const char *path, long status)
 	return j;
 }
 
-static void expect(const char *method, const char *path, const void *body, size_t len,
-		   long status)
+static void expect(const char *method, const char *path, const void *body, size_t len, long status)
 {
 	struct tresp r;
 
@@ -140,7 +139,7 @@ Test(admin, app_states_and_deletion)
 	tsrv_append_logs(&srv, "good", &line, 1);
 	d = get_json("/v1/apps/good", 200);
 	snprintf(sub, sizeof(sub), "artifacts/%.2s",
-		 tjstr(json_array_get(json_object_get(d, "deployments"), 0), "artifact"));
+	         tjstr(json_array_get(json_object_get(d, "deployments"), 0), "artifact"));
 	json_decref(d);
 	cr_assert_eq(files_in(sub), 2, "the .so and the .wasm");
 
@@ -241,17 +240,18 @@ static size_t strip_lines(char *data, size_t len)
 Test(admin, webassembly_text_and_what_curl_d_does)
 {
 	static const char *const binary[] = {"Content-Type: application/octet-stream", NULL};
-	static const char wat[] = ";; a comment first\n"
-				  "(module\n"
-				  "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-				  "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
-				  "  (memory 1)\n"
-				  "  (data (i32.const 64) \"Content-Type: text/plain\\n\\nwat\\n\")\n"
-				  "  (func (export \"_start\")\n"
-				  "    (i32.store (i32.const 0) (i32.const 64))\n"
-				  "    (i32.store (i32.const 4) (i32.const 30))\n"
-				  "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
-				  " (i32.const 16)))))\n";
+	static const char wat[] =
+	        ";; a comment first\n"
+	        "(module\n"
+	        "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	        "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	        "  (memory 1)\n"
+	        "  (data (i32.const 64) \"Content-Type: text/plain\\n\\nwat\\n\")\n"
+	        "  (func (export \"_start\")\n"
+	        "    (i32.store (i32.const 0) (i32.const 64))\n"
+	        "    (i32.store (i32.const 4) (i32.const 30))\n"
+	        "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
+	        " (i32.const 16)))))\n";
 	const char *names[] = {"a.c", "b.c"};
 	char big_a[3000], big_b[3000], *tgz = NULL;
 	const char *texts[] = {big_a, big_b};
@@ -265,8 +265,7 @@ Test(admin, webassembly_text_and_what_curl_d_does)
 	/* One WebAssembly text file is an upload. */
 	id = tupload(&srv, "text", NULL, wat, strlen(wat));
 	d = twait_deployment(&srv, id, 200);
-	cr_assert_str_eq(tjstr(d, "status"), "ready", "%s\n%s", tjstr(d, "error"),
-			 tjstr(d, "log"));
+	cr_assert_str_eq(tjstr(d, "status"), "ready", "%s\n%s", tjstr(d, "error"), tjstr(d, "log"));
 	cr_assert_str_eq(tjstr(d, "language"), "wat");
 	cr_assert_not_null(strstr(tjstr(d, "log"), "app.wat"), "%s", tjstr(d, "log"));
 	json_decref(d);
@@ -286,8 +285,7 @@ Test(admin, webassembly_text_and_what_curl_d_does)
 	thttp(&srv, "POST", "/v1/apps/mangled/deployments", srv.token, tgz, n, false, &r);
 	cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
 	cr_assert_not_null(strstr(tjstr(r.json, "error"), "--data-binary @FILE"), "%s", r.body);
-	cr_assert_not_null(strstr(tjstr(r.json, "error"), "curl -d strips newlines"), "%s",
-			   r.body);
+	cr_assert_not_null(strstr(tjstr(r.json, "error"), "curl -d strips newlines"), "%s", r.body);
 	tresp_free(&r);
 	free(tgz);
 	/* The same tarball whole, as a form too (curl --data-binary): fine. */
@@ -307,9 +305,9 @@ Test(admin, webassembly_text_and_what_curl_d_does)
 
 		for (int k = 0; k < 100 && (m == 0 || m == len); k++) {
 			snprintf(text, sizeof(text),
-				 "#include <stdio.h>\n/* %d */\nint main(void)\n{\n\tprintf(\""
-				 "Content-Type: text/plain\\n\\nHello, world!\\n\");\n}\n",
-				 k);
+			         "#include <stdio.h>\n/* %d */\nint main(void)\n{\n\tprintf(\""
+			         "Content-Type: text/plain\\n\\nHello, world!\\n\");\n}\n",
+			         k);
 			free(tgz);
 			tmake_targz(small_names, small_texts, 1, &tgz, &len);
 			m = strip_lines(tgz, len);
@@ -334,7 +332,7 @@ Test(admin, webassembly_text_and_what_curl_d_does)
 	expect("POST", "/v1/apps/mangled/deployments", wasm, n, 400);
 	/* Sent as bytes, it is taken, and its build says what is wrong. */
 	thttp_h(&srv, "POST", "/v1/apps/mangled/deployments", srv.token, binary, wasm, n, false,
-		&r);
+	        &r);
 	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
 	tresp_free(&r);
 
@@ -485,24 +483,23 @@ static size_t count(const char *hay, const char *needle)
 
 Test(admin, metrics_gather_the_workers)
 {
-	static const char w0[] =
-		"# HELP vivarium_requests_total Requests served.\n"
-		"# TYPE vivarium_requests_total counter\n"
-		"vivarium_requests_total{app=\"hello\",code=\"200\"} 5\n"
-		"vivarium_requests_total{app=\"a,b}\\\"c\",code=\"500\"} 1\n"
-		"# TYPE vivarium_request_seconds histogram\n"
-		"vivarium_request_seconds_bucket{app=\"hello\",le=\"0.01\"} 4\n"
-		"vivarium_request_seconds_bucket{app=\"hello\",le=\"+Inf\"} 5\n"
-		"vivarium_request_seconds_sum{app=\"hello\"} 0.02\n"
-		"vivarium_request_seconds_count{app=\"hello\"} 5\n"
-		"# TYPE vivarium_instances gauge\n"
-		"vivarium_instances 2\n";
+	static const char w0[] = "# HELP vivarium_requests_total Requests served.\n"
+	                         "# TYPE vivarium_requests_total counter\n"
+	                         "vivarium_requests_total{app=\"hello\",code=\"200\"} 5\n"
+	                         "vivarium_requests_total{app=\"a,b}\\\"c\",code=\"500\"} 1\n"
+	                         "# TYPE vivarium_request_seconds histogram\n"
+	                         "vivarium_request_seconds_bucket{app=\"hello\",le=\"0.01\"} 4\n"
+	                         "vivarium_request_seconds_bucket{app=\"hello\",le=\"+Inf\"} 5\n"
+	                         "vivarium_request_seconds_sum{app=\"hello\"} 0.02\n"
+	                         "vivarium_request_seconds_count{app=\"hello\"} 5\n"
+	                         "# TYPE vivarium_instances gauge\n"
+	                         "vivarium_instances 2\n";
 	static const char w1[] = "# TYPE vivarium_requests_total counter\n"
-				 "vivarium_requests_total{app=\"hello\",code=\"200\"} 7\n"
-				 "this is { not a sample\n"
-				 "bad{unclosed=\"x 1\n"
-				 "# TYPE vivarium_instances gauge\n"
-				 "vivarium_instances 0\n";
+	                         "vivarium_requests_total{app=\"hello\",code=\"200\"} 7\n"
+	                         "this is { not a sample\n"
+	                         "bad{unclosed=\"x 1\n"
+	                         "# TYPE vivarium_instances gauge\n"
+	                         "vivarium_instances 0\n";
 	struct tresp r;
 	long long id;
 
@@ -517,26 +514,28 @@ Test(admin, metrics_gather_the_workers)
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	cr_assert_str_eq(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
 	cr_assert_not_null(strstr(r.body, "vivarium_api_requests_total{code=\"202\"} 1\n"), "%s",
-			   r.body);
+	                   r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_builds_total{result=\"ready\"} 1\n"), "%s",
-			   r.body);
+	                   r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_build_seconds_bucket{le=\"+Inf\"} 1\n"), "%s",
-			   r.body);
+	                   r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_build_seconds_count 1\n"), "%s", r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_build_queue 0\n"), "%s", r.body);
 	cr_assert_not_null(
-		strstr(r.body, "vivarium_requests_total{app=\"hello\",code=\"200\",worker=\"0\"} 5\n"),
-		"%s", r.body);
+	        strstr(r.body,
+	               "vivarium_requests_total{app=\"hello\",code=\"200\",worker=\"0\"} 5\n"),
+	        "%s", r.body);
 	cr_assert_not_null(
-		strstr(r.body, "vivarium_requests_total{app=\"hello\",code=\"200\",worker=\"1\"} 7\n"),
-		"%s", r.body);
+	        strstr(r.body,
+	               "vivarium_requests_total{app=\"hello\",code=\"200\",worker=\"1\"} 7\n"),
+	        "%s", r.body);
 	cr_assert_not_null(
-		strstr(r.body,
-		       "vivarium_requests_total{app=\"a,b}\\\"c\",code=\"500\",worker=\"0\"} 1\n"),
-		"%s", r.body);
+	        strstr(r.body,
+	               "vivarium_requests_total{app=\"a,b}\\\"c\",code=\"500\",worker=\"0\"} 1\n"),
+	        "%s", r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_request_seconds_bucket{app=\"hello\","
-					  "le=\"+Inf\",worker=\"0\"} 5\n"),
-			   "%s", r.body);
+	                                  "le=\"+Inf\",worker=\"0\"} 5\n"),
+	                   "%s", r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_instances{worker=\"0\"} 2\n"), "%s", r.body);
 	cr_assert_not_null(strstr(r.body, "vivarium_instances{worker=\"1\"} 0\n"), "%s", r.body);
 	/* Each family once, its series together; stale and foreign files and
@@ -545,8 +544,8 @@ Test(admin, metrics_gather_the_workers)
 	cr_assert_eq(count(r.body, "# TYPE vivarium_instances "), 1, "%s", r.body);
 	cr_assert_eq(count(r.body, "# HELP vivarium_requests_total Requests served.\n"), 1);
 	cr_assert_not_null(strstr(r.body, "vivarium_instances{worker=\"0\"} 2\n"
-					  "vivarium_instances{worker=\"1\"} 0\n"),
-			   "%s", r.body);
+	                                  "vivarium_instances{worker=\"1\"} 0\n"),
+	                   "%s", r.body);
 	cr_assert_null(strstr(r.body, " 99\n"), "%s", r.body);
 	cr_assert_null(strstr(r.body, " 98\n"), "%s", r.body);
 	cr_assert_null(strstr(r.body, "not a sample"), "%s", r.body);

@@ -47,7 +47,7 @@ static long long upload_ok(const struct tsrv *s, const char *app, const void *bo
 
 /* Sends a request without a body and asserts the status of the reply. */
 static void expect_status(const struct tsrv *s, const char *method, const char *path,
-			  const char *token, long status)
+                          const char *token, long status)
 {
 	struct tresp r;
 
@@ -126,15 +126,16 @@ Test(api, token_is_required_and_checked)
 	thttp(&s, "GET", "/v1", s.token, NULL, 0, false, &r);
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	cr_assert_eq((size_t)json_integer_value(json_object_get(r.json, "upload_max")),
-		     s.upload_max);
+	             s.upload_max);
 	tresp_free(&r);
 	tsrv_stop(&s);
 }
 
 Test(api, bad_app_names_are_refused)
 {
-	const char *bad[] = {"Hello", "-x", "x-", "a_b", "x.y",
-			     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	const char *bad[] = {
+	        "Hello", "-x",  "x-",
+	        "a_b",   "x.y", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
 	struct tsrv s;
 	struct tresp r;
 	char path[256];
@@ -206,14 +207,14 @@ Test(api, empty_and_unknown_uploads_are_refused)
 	cr_assert_not_null(strstr(jstr(r.json, "error"), "empty"), "%s", r.body);
 	tresp_free(&r);
 
-	thttp_h(&s, "POST", "/v1/apps/junk/deployments", s.token, binary, junk, strlen(junk),
-		false, &r);
+	thttp_h(&s, "POST", "/v1/apps/junk/deployments", s.token, binary, junk, strlen(junk), false,
+	        &r);
 	cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
 	cr_assert_not_null(strstr(jstr(r.json, "error"), "neither a tarball"), "%s", r.body);
 	tresp_free(&r);
 
 	thttp_h(&s, "POST", "/v1/apps/junk/deployments", s.token, binary, junk, strlen(junk), true,
-		&r);
+	        &r);
 	cr_assert_eq(r.status, 415, "%ld %s", r.status, r.body);
 	tresp_free(&r);
 
@@ -247,8 +248,8 @@ Test(api, wasm_upload_is_queued_and_visible)
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	status = jstr(r.json, "status");
 	cr_assert(strcmp(status, "queued") == 0 || strcmp(status, "building") == 0 ||
-			  strcmp(status, "ready") == 0 || strcmp(status, "failed") == 0,
-		  "%s", status);
+	                  strcmp(status, "ready") == 0 || strcmp(status, "failed") == 0,
+	          "%s", status);
 	cr_assert_str_eq(jstr(r.json, "app"), "min");
 	cr_assert_str_eq(jstr(r.json, "url"), "http://min.localhost:8000/");
 	cr_assert(json_is_string(json_object_get(r.json, "created_at")));
@@ -256,7 +257,7 @@ Test(api, wasm_upload_is_queued_and_visible)
 	cr_assert(json_is_string(json_object_get(r.json, "log")));
 	cr_assert(json_is_boolean(json_object_get(r.json, "current")));
 	cr_assert_eq(json_integer_value(json_object_get(r.json, "upload_size")),
-		     (json_int_t)twasm_min_len);
+	             (json_int_t)twasm_min_len);
 	tresp_free(&r);
 
 	thttp(&s, "GET", "/v1/apps", s.token, NULL, 0, false, &r);
@@ -285,7 +286,7 @@ Test(api, wasm_module_builds_to_ready, .timeout = 240)
 	id = upload_ok(&s, "min", twasm_min, twasm_min_len);
 	d = twait_deployment(&s, id, 200);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "error: %s\nlog:\n%s", jstr(d, "error"),
-			 jstr(d, "log"));
+	                 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "mode"), "hostcall");
 	cr_assert_eq(strlen(jstr(d, "artifact")), 64);
 	cr_assert(json_is_true(json_object_get(d, "current")));
@@ -312,7 +313,7 @@ Test(api, wat_tarball_builds_to_ready_and_tar_is_accepted, .timeout = 240)
 	free(tgz);
 	d = twait_deployment(&s, id, 200);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "error: %s\nlog:\n%s", jstr(d, "error"),
-			 jstr(d, "log"));
+	                 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "mode"), "cgi");
 	cr_assert_str_eq(jstr(d, "language"), "wat");
 	cr_assert(json_is_null(json_object_get(d, "error")));
@@ -343,9 +344,9 @@ Test(api, wat_tarball_builds_to_ready_and_tar_is_accepted, .timeout = 240)
 Test(api, logs_page_by_id)
 {
 	struct store_log lines[] = {
-		{.ts = viv_now_ms(), .stream = "stdout", .message = "first line"},
-		{.ts = viv_now_ms(), .stream = "stderr", .message = "second \xff\xfe line"},
-		{.ts = viv_now_ms(), .stream = "debug", .message = "third line"},
+	        {.ts = viv_now_ms(), .stream = "stdout", .message = "first line"},
+	        {.ts = viv_now_ms(), .stream = "stderr", .message = "second \xff\xfe line"},
+	        {.ts = viv_now_ms(), .stream = "debug", .message = "third line"},
 	};
 	struct tsrv s;
 	struct tresp r;
@@ -366,7 +367,7 @@ Test(api, logs_page_by_id)
 	cr_assert(json_is_string(json_object_get(json_array_get(logs, 0), "time")));
 	/* Bytes that are not UTF-8 come back as U+FFFD, in valid JSON. */
 	cr_assert_str_eq(jstr(json_array_get(logs, 1), "message"),
-			 "second \xef\xbf\xbd\xef\xbf\xbd line");
+	                 "second \xef\xbf\xbd\xef\xbf\xbd line");
 	last = json_integer_value(json_object_get(json_array_get(logs, 2), "id"));
 	cr_assert_eq(json_integer_value(json_object_get(r.json, "next_after")), last);
 	tresp_free(&r);

@@ -15,8 +15,8 @@ static void setup(void)
 
 	tsrv_start(&srv, 0, NULL);
 	/* A first upload creates the app. */
-	thttp(&srv, "POST", "/v1/apps/cfg/deployments", srv.token, twasm_min, twasm_min_len,
-	      false, &r);
+	thttp(&srv, "POST", "/v1/apps/cfg/deployments", srv.token, twasm_min, twasm_min_len, false,
+	      &r);
 	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
 	tresp_free(&r);
 }
@@ -79,15 +79,14 @@ Test(config, put_get_delete)
 	tresp_free(&r);
 
 	j = get_config();
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
-							   "GREETING")),
-			 greeting);
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
-							   "EMPTY")),
-			 "");
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "sources"),
-							   "API_URL")),
-			 "set");
+	cr_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(j, "config"), "GREETING")),
+	        greeting);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"), "EMPTY")),
+	                 "");
+	cr_assert_str_eq(
+	        json_string_value(json_object_get(json_object_get(j, "sources"), "API_URL")),
+	        "set");
 	json_decref(j);
 
 	thttp(&srv, "DELETE", "/v1/apps/cfg/config/GREETING", srv.token, NULL, 0, false, &r);
@@ -125,16 +124,15 @@ Test(config, secrets_show_their_names_only)
 	list = json_object_get(r.json, "secrets");
 	cr_assert_eq(json_array_size(list), 2);
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "name")),
-			 "API_KEY");
+	                 "API_KEY");
 	cr_assert(json_is_string(json_object_get(json_array_get(list, 0), "updated_at")));
 	cr_assert_null(strstr(r.body, value), "%s", r.body);
 	tresp_free(&r);
 
 	j = get_config();
 	/* The setting of the same name shows as the plain setting. */
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"),
-							   "SHARED")),
-			 "plain");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "config"), "SHARED")),
+	                 "plain");
 	cr_assert_eq(json_array_size(json_object_get(j, "secrets")), 2);
 	json_decref(j);
 	thttp(&srv, "GET", "/v1/apps/cfg", srv.token, NULL, 0, false, &r);
@@ -182,8 +180,7 @@ Test(config, errors_say_what_to_fix)
 	struct tresp r;
 
 	put("1ST", "x", 1, 400, &r);
-	cr_assert(strstr(error_of(&r), "names are 1 to 128 letters, digits and '_'"), "%s",
-		  r.body);
+	cr_assert(strstr(error_of(&r), "names are 1 to 128 letters, digits and '_'"), "%s", r.body);
 	tresp_free(&r);
 	put("A-B", "x", 1, 400, &r);
 	tresp_free(&r);

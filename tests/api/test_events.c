@@ -87,7 +87,7 @@ static void sse_free(struct sse *e)
  * passes: *ended says whether the server ended it. Returns the text
  * (caller frees) and the status in *status. */
 static char *sse_read(const char *path, const char *extra, const char *until, long timeout_ms,
-		      long *status, bool *ended)
+                      long *status, bool *ended)
 {
 	struct sse e;
 	CURLcode rc;
@@ -97,7 +97,7 @@ static char *sse_read(const char *path, const char *extra, const char *until, lo
 	curl_easy_setopt(e.h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	rc = curl_easy_perform(e.h);
 	cr_assert(rc == CURLE_OK || rc == CURLE_WRITE_ERROR || rc == CURLE_OPERATION_TIMEDOUT,
-		  "%s: %s", path, curl_easy_strerror(rc));
+	          "%s: %s", path, curl_easy_strerror(rc));
 	*ended = rc == CURLE_OK;
 	curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, status);
 	cr_assert_eq(viv_buf_append(&e.text, "", 1), VIV_OK);
@@ -159,7 +159,8 @@ Test(events, a_build_as_it_happens_and_after)
 	for (size_t i = 0; i < n_logs; i++) {
 		json_t *j = json_loads(logs[i], 0, NULL);
 
-		cr_assert_eq(viv_buf_append(&log, tjstr(j, "text"), strlen(tjstr(j, "text"))), VIV_OK);
+		cr_assert_eq(viv_buf_append(&log, tjstr(j, "text"), strlen(tjstr(j, "text"))),
+		             VIV_OK);
 		json_decref(j);
 		free(logs[i]);
 	}
@@ -220,9 +221,9 @@ Test(events, an_app_log_as_it_is_written)
 		char hdr[64];
 
 		snprintf(hdr, sizeof(hdr), "Last-Event-ID: %lld",
-			 (long long)json_integer_value(json_object_get(j, "id")) - 1);
+		         (long long)json_integer_value(json_object_get(j, "id")) - 1);
 		text = sse_read("/v1/apps/talk/logs/stream", hdr, "\"two\"", 10000, &status,
-				&ended);
+		                &ended);
 		cr_assert_null(strstr(text, "\"one\""), "%s", text);
 		free(text);
 	}
@@ -242,7 +243,7 @@ Test(events, an_app_log_as_it_is_written)
 	}
 	cr_assert(running);
 	cr_assert_not_null(memmem(e.text.data, e.text.len, ": keep-alive\n\n", 14), "%.*s",
-			   (int)e.text.len, e.text.data);
+	                   (int)e.text.len, e.text.data);
 	append_line("three");
 	t0 = now_ms();
 	while (running && now_ms() - t0 < 5000) {
@@ -330,7 +331,7 @@ Test(events, streams_neither_block_nor_outlive_their_clients)
 		close_streams(m, es, 8);
 		for (int tries = 0; tries < 50; tries++) {
 			text = sse_read("/v1/apps/talk/logs/stream", NULL, NULL, 300, &status,
-					&ended);
+			                &ended);
 			free(text);
 			if (status == 200)
 				break;

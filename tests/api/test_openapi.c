@@ -71,7 +71,7 @@ static long status_of(const char *method, const char *path, const void *body, si
 	}
 	rc = curl_easy_perform(h);
 	cr_assert(rc == CURLE_OK || rc == CURLE_WRITE_ERROR, "%s %s: %s", method, path,
-		  curl_easy_strerror(rc));
+	          curl_easy_strerror(rc));
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
@@ -83,9 +83,11 @@ static void fill(const char *pattern, long long dep, long long token, char *out,
 {
 	struct {
 		const char *name, *value;
-	} vals[] = {{"{app}", "probe"}, {"{key}", strstr(pattern, "/kv/") ? "k" : "K"},
-		    {"{name}", "S"},    {"{file}", "app.js"},
-		    {"{path}", "codemirror/lib/codemirror.js"}};
+	} vals[] = {{"{app}", "probe"},
+	            {"{key}", strstr(pattern, "/kv/") ? "k" : "K"},
+	            {"{name}", "S"},
+	            {"{file}", "app.js"},
+	            {"{path}", "codemirror/lib/codemirror.js"}};
 	char ids[2][32];
 	size_t k = 0;
 
@@ -105,8 +107,8 @@ static void fill(const char *pattern, long long dep, long long token, char *out,
 		}
 		if (!done && strncmp(p, "{id}", 4) == 0) {
 			k += (size_t)snprintf(out + k, len - k, "%s",
-					      strncmp(pattern, "/v1/tokens", 10) == 0 ? ids[1]
-										     : ids[0]);
+			                      strncmp(pattern, "/v1/tokens", 10) == 0 ? ids[1]
+			                                                              : ids[0]);
 			p += 4;
 			done = true;
 		}
@@ -174,8 +176,7 @@ Test(openapi, documents_every_route_and_every_documented_route_answers)
 	thttp(&srv, "PUT", "/v1/apps/probe/secrets/S", srv.token, "v", 1, false, &r);
 	tresp_free(&r);
 	token_body = "{\"name\":\"t\",\"scope\":\"admin\"}";
-	thttp(&srv, "POST", "/v1/tokens", srv.token, token_body, strlen(token_body), false,
-	      &r);
+	thttp(&srv, "POST", "/v1/tokens", srv.token, token_body, strlen(token_body), false, &r);
 	cr_assert_eq(r.status, 201, "%s", r.body);
 	token_id = json_integer_value(json_object_get(r.json, "id"));
 	tresp_free(&r);
@@ -205,8 +206,9 @@ Test(openapi, documents_every_route_and_every_documented_route_answers)
 	index = json_incref(r.json);
 	tresp_free(&r);
 	endpoints = json_object_get(index, "endpoints");
-	cr_assert_eq(json_array_size(endpoints), n_ops, "the router has %zu routes, the document %zu",
-		     json_array_size(endpoints), n_ops);
+	cr_assert_eq(json_array_size(endpoints), n_ops,
+	             "the router has %zu routes, the document %zu", json_array_size(endpoints),
+	             n_ops);
 	json_array_foreach(endpoints, i, tok)
 	{
 		bool found = false;
@@ -216,7 +218,7 @@ Test(openapi, documents_every_route_and_every_documented_route_answers)
 			size_t ml = strlen(ops[k].method);
 
 			found = strncmp(line, ops[k].method, ml) == 0 && line[ml] == ' ' &&
-				strcmp(line + ml + 1, ops[k].path) == 0;
+			        strcmp(line + ml + 1, ops[k].path) == 0;
 		}
 		cr_assert(found, "the route %s is not documented", json_string_value(tok));
 	}
@@ -232,8 +234,8 @@ Test(openapi, documents_every_route_and_every_documented_route_answers)
 		body = body_for(ops[i].method, ops[i].path, &len);
 		status = status_of(ops[i].method, url, body, len);
 		cr_assert(status != 404 && status != 405 && status != 0,
-			  "%s %s (documented as %s) answered %ld", ops[i].method, url, ops[i].path,
-			  status);
+		          "%s %s (documented as %s) answered %ld", ops[i].method, url, ops[i].path,
+		          status);
 	}
 	json_decref(index);
 	json_decref(doc);

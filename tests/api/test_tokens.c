@@ -37,7 +37,7 @@ static json_t *make_token(const char *request)
 }
 
 static void expect(const char *method, const char *path, const char *token, const char *body,
-		   long status)
+                   long status)
 {
 	struct tresp r;
 
@@ -73,12 +73,12 @@ Test(tokens, make_list_and_revoke)
 	admin = json_array_get(list, 0);
 	cr_assert_str_eq(tjstr(admin, "name"), "admin");
 	cr_assert_str_eq(tjstr(admin, "scope"), "admin");
-	cr_assert(json_is_string(json_object_get(json_array_get(list, 1), "last_used_at")),
-		  "%s", r.body);
+	cr_assert(json_is_string(json_object_get(json_array_get(list, 1), "last_used_at")), "%s",
+	          r.body);
 	cr_assert_null(strstr(r.body, tjstr(ci, "token") + 4), "%s", r.body);
 	cr_assert_null(json_object_get(json_array_get(list, 1), "token"));
 	snprintf(path, sizeof(path), "/v1/tokens/%lld",
-		 (long long)json_integer_value(json_object_get(admin, "id")));
+	         (long long)json_integer_value(json_object_get(admin, "id")));
 	tresp_free(&r);
 
 	/* The admin token of the data folder stays. */
@@ -94,17 +94,17 @@ Test(tokens, make_list_and_revoke)
 Test(tokens, requests_are_checked)
 {
 	static const char *const bad[] = {
-		"",
-		"[]",
-		"{\"scope\": \"admin\"}",
-		"{\"name\": \"admin\", \"scope\": \"admin\"}",
-		"{\"name\": \"x\", \"scope\": \"root\"}",
-		"{\"name\": \"x\", \"scope\": \"apps\"}",
-		"{\"name\": \"x\", \"scope\": \"apps\", \"apps\": []}",
-		"{\"name\": \"x\", \"scope\": \"apps\", \"apps\": [\"Not_A_Name\"]}",
-		"{\"name\": \"x\", \"scope\": \"admin\", \"apps\": [\"web\"]}",
-		"{\"name\": \"line\\nbreak\", \"scope\": \"admin\"}",
-		"{\"name\": \"x\", \"name\": \"y\", \"scope\": \"admin\"}",
+	        "",
+	        "[]",
+	        "{\"scope\": \"admin\"}",
+	        "{\"name\": \"admin\", \"scope\": \"admin\"}",
+	        "{\"name\": \"x\", \"scope\": \"root\"}",
+	        "{\"name\": \"x\", \"scope\": \"apps\"}",
+	        "{\"name\": \"x\", \"scope\": \"apps\", \"apps\": []}",
+	        "{\"name\": \"x\", \"scope\": \"apps\", \"apps\": [\"Not_A_Name\"]}",
+	        "{\"name\": \"x\", \"scope\": \"admin\", \"apps\": [\"web\"]}",
+	        "{\"name\": \"line\\nbreak\", \"scope\": \"admin\"}",
+	        "{\"name\": \"x\", \"name\": \"y\", \"scope\": \"admin\"}",
 	};
 	json_t *ok;
 
@@ -122,28 +122,28 @@ Test(tokens, requests_are_checked)
 Test(tokens, an_apps_token_may_exactly_what_the_contract_says)
 {
 	static const char *const forbidden_own[][2] = {
-		{"DELETE", "/v1/apps/mine"},
-		{"PUT", "/v1/apps/mine/config/A"},
-		{"DELETE", "/v1/apps/mine/config/A"},
-		{"PUT", "/v1/apps/mine/secrets/S"},
-		{"DELETE", "/v1/apps/mine/secrets/S"},
-		{"PUT", "/v1/apps/mine/kv/k"},
-		{"DELETE", "/v1/apps/mine/kv/k"},
-		{"GET", "/v1/tokens"},
-		{"POST", "/v1/tokens"},
-		{"DELETE", "/v1/tokens/1"},
+	        {"DELETE", "/v1/apps/mine"},
+	        {"PUT", "/v1/apps/mine/config/A"},
+	        {"DELETE", "/v1/apps/mine/config/A"},
+	        {"PUT", "/v1/apps/mine/secrets/S"},
+	        {"DELETE", "/v1/apps/mine/secrets/S"},
+	        {"PUT", "/v1/apps/mine/kv/k"},
+	        {"DELETE", "/v1/apps/mine/kv/k"},
+	        {"GET", "/v1/tokens"},
+	        {"POST", "/v1/tokens"},
+	        {"DELETE", "/v1/tokens/1"},
 	};
 	static const char *const other_app[][2] = {
-		{"GET", "/v1/apps/theirs"},
-		{"GET", "/v1/apps/theirs/deployments"},
-		{"POST", "/v1/apps/theirs/rollback"},
-		{"GET", "/v1/apps/theirs/logs"},
-		{"GET", "/v1/apps/theirs/logs/stream"},
-		{"GET", "/v1/apps/theirs/config"},
-		{"GET", "/v1/apps/theirs/secrets"},
-		{"GET", "/v1/apps/theirs/kv"},
-		{"GET", "/v1/apps/theirs/kv/k"},
-		{"POST", "/v1/apps/theirs/deployments"},
+	        {"GET", "/v1/apps/theirs"},
+	        {"GET", "/v1/apps/theirs/deployments"},
+	        {"POST", "/v1/apps/theirs/rollback"},
+	        {"GET", "/v1/apps/theirs/logs"},
+	        {"GET", "/v1/apps/theirs/logs/stream"},
+	        {"GET", "/v1/apps/theirs/config"},
+	        {"GET", "/v1/apps/theirs/secrets"},
+	        {"GET", "/v1/apps/theirs/kv"},
+	        {"GET", "/v1/apps/theirs/kv/k"},
+	        {"POST", "/v1/apps/theirs/deployments"},
 	};
 	json_t *t, *apps, *d;
 	struct tresp r;
@@ -184,9 +184,8 @@ Test(tokens, an_apps_token_may_exactly_what_the_contract_says)
 	/* Nothing it was refused happened. */
 	expect("GET", "/v1/apps/mine/kv/k", srv.token, NULL, 200);
 	thttp(&srv, "GET", "/v1/apps/mine/config", tok, NULL, 0, false, &r);
-	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "config"),
-							   "A")),
-			 "1");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "config"), "A")),
+	                 "1");
 	cr_assert_null(strstr(r.body, "hidden"), "%s", r.body);
 	tresp_free(&r);
 

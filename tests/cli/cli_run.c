@@ -25,8 +25,8 @@ static double now_ms(void)
 /* In the child: the environment, the folder and the program. */
 static void child(const struct crun_opts *o, const char *cwd, const char *const *args)
 {
-	static const char *const drop[] = {"VIV_API", "VIV_TOKEN", "HOME", "XDG_CONFIG_HOME",
-					   "NO_COLOR", "COLUMNS", "DISPLAY", "WAYLAND_DISPLAY"};
+	static const char *const drop[] = {"VIV_API",  "VIV_TOKEN", "HOME",    "XDG_CONFIG_HOME",
+	                                   "NO_COLOR", "COLUMNS",   "DISPLAY", "WAYLAND_DISPLAY"};
 	const char *argv[24];
 	size_t i, n = 0;
 
@@ -101,7 +101,7 @@ void crun_start(struct crun *r, const struct crun_opts *o, const char *const *ar
 static bool pump(struct crun *r, int ms)
 {
 	struct pollfd fds[2] = {{.fd = r->out_fd, .events = POLLIN},
-				{.fd = r->err_fd, .events = POLLIN}};
+	                        {.fd = r->err_fd, .events = POLLIN}};
 	struct viv_buf *bufs[2] = {&r->out, &r->err};
 	int *fdp[2] = {&r->out_fd, &r->err_fd};
 	char chunk[8192];
@@ -194,6 +194,6 @@ void crun(struct crun *r, const struct crun_opts *o, const char *const *args)
 void crun_says(const struct crun *r, const char *text)
 {
 	cr_assert(holds(&r->out, text) || holds(&r->err, text),
-		  "viv did not say \"%s\"; it printed:\n%s\nand on stderr:\n%s", text,
-		  r->out.data ? r->out.data : "", r->err.data ? r->err.data : "");
+	          "viv did not say \"%s\"; it printed:\n%s\nand on stderr:\n%s", text,
+	          r->out.data ? r->out.data : "", r->err.data ? r->err.data : "");
 }

@@ -17,8 +17,8 @@ struct crun_opts {
 	const char *const *env; /* "NAME=value" entries set in the child (NULL-terminated) */
 	const char *in;         /* stdin's bytes (NULL: /dev/null); not with pty */
 	size_t in_len;
-	bool pty;               /* stdin, stdout and stderr are one terminal */
-	unsigned cols;          /* the terminal's width, with pty */
+	bool pty;      /* stdin, stdout and stderr are one terminal */
+	unsigned cols; /* the terminal's width, with pty */
 };
 
 /* A run of viv. */

@@ -68,7 +68,7 @@ static void note_request(struct relay *r, struct pair *p, const char *buf, size_
 	}
 	end = memchr(buf, '\n', len);
 	p->is_cut_target = r->cut_path && !r->cut_done && end &&
-			   memmem(buf, (size_t)(end - buf), r->cut_path, strlen(r->cut_path));
+	                   memmem(buf, (size_t)(end - buf), r->cut_path, strlen(r->cut_path));
 	p->seen_data = false;
 	pthread_mutex_unlock(&r->lock);
 }
@@ -135,7 +135,8 @@ static void *relay_main(void *arg)
 			for (i = 0; c >= 0 && i < RELAY_PAIRS && pairs[i].client >= 0; i++)
 				;
 			if (c >= 0 && i < RELAY_PAIRS) {
-				pairs[i] = (struct pair){.client = c, .server = connect_to(r->target_port)};
+				pairs[i] = (struct pair){.client = c,
+				                         .server = connect_to(r->target_port)};
 				if (pairs[i].server < 0)
 					close_pair(&pairs[i]);
 			} else if (c >= 0) {

@@ -12,12 +12,12 @@
 struct relay {
 	int listen_fd;
 	int target_port;
-	char base[64];          /* http://127.0.0.1:PORT of the relay */
-	const char *cut_path;   /* cut the first response to a request for this path */
+	char base[64];        /* http://127.0.0.1:PORT of the relay */
+	const char *cut_path; /* cut the first response to a request for this path */
 	bool cut_done;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	char heads[16384];      /* request heads seen, one after another */
+	char heads[16384]; /* request heads seen, one after another */
 	size_t heads_len;
 	int stop_pipe[2];
 };

@@ -23,8 +23,8 @@
 /* Runs viv against the API at api (s's own address when NULL) with s's
  * token, extra environment entries (NULL-terminated, may be NULL) and
  * stdin (may be NULL). */
-static void viv_in(const struct tsrv *s, const char *api, const char *const *extra,
-		   const char *in, size_t in_len, const char *const *args, struct crun *r)
+static void viv_in(const struct tsrv *s, const char *api, const char *const *extra, const char *in,
+                   size_t in_len, const char *const *args, struct crun *r)
 {
 	char api_env[128], token_env[256];
 	const char *env[16];
@@ -51,7 +51,7 @@ static void viv_in(const struct tsrv *s, const char *api, const char *const *ext
 static void assert_exit(const struct crun *r, int status)
 {
 	cr_assert_eq(r->status, status, "viv exited with %d, not %d; it printed:\n%s\nstderr:\n%s",
-		     r->status, status, r->out.data, r->err.data);
+	             r->status, status, r->out.data, r->err.data);
 }
 
 /* Writes text to dir/name, making parent folders. */
@@ -79,18 +79,18 @@ static char *wat_saying(const char *text)
 	char *wat = NULL;
 
 	cr_assert_geq(asprintf(&wat,
-			       "(module\n"
-			       "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-			       "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
-			       "  (memory (export \"memory\") 1)\n"
-			       "  (data (i32.const 64) \"Content-Type: text/plain\\n\\n%s\\n\")\n"
-			       "  (func (export \"_start\")\n"
-			       "    (i32.store (i32.const 0) (i32.const 64))\n"
-			       "    (i32.store (i32.const 4) (i32.const %zu))\n"
-			       "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) "
-			       "(i32.const 16)))))\n",
-			       text, strlen("Content-Type: text/plain\n\n\n") + strlen(text)),
-		      0);
+	                       "(module\n"
+	                       "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	                       "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	                       "  (memory (export \"memory\") 1)\n"
+	                       "  (data (i32.const 64) \"Content-Type: text/plain\\n\\n%s\\n\")\n"
+	                       "  (func (export \"_start\")\n"
+	                       "    (i32.store (i32.const 0) (i32.const 64))\n"
+	                       "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	                       "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) "
+	                       "(i32.const 16)))))\n",
+	                       text, strlen("Content-Type: text/plain\n\n\n") + strlen(text)),
+	              0);
 	return wat;
 }
 
@@ -248,7 +248,7 @@ Test(cli, a_cut_build_stream_is_resumed_without_repeats, .timeout = 240)
 	assert_exit(&r, 0);
 	heads = relay_heads(&rl);
 	cr_assert(relay_cut_done(&rl), "the relay never cut the stream:\n%s\n%s", heads,
-		  r.out.data);
+	          r.out.data);
 	cr_assert_geq(count_of(heads, "/v1/deployments/1/events"), 2, "%s", heads);
 	free(heads);
 	crun_says(&r, "reconnecting");
@@ -266,10 +266,11 @@ Test(cli, a_cut_build_stream_is_resumed_without_repeats, .timeout = 240)
 	     log_line = strtok_r(NULL, "\n", &save)) {
 		/* The log's own "== STEP" headings give way to viv's "==> STEP". */
 		if (strlen(log_line) > 8 && strncmp(log_line, "== ", 3) != 0)
-			cr_assert_eq(count_of(r.out.data, log_line), count_of(
-						json_string_value(json_object_get(d, "log")), log_line),
-				     "\"%s\" printed a wrong number of times:\n%s", log_line,
-				     r.out.data);
+			cr_assert_eq(
+			        count_of(r.out.data, log_line),
+			        count_of(json_string_value(json_object_get(d, "log")), log_line),
+			        "\"%s\" printed a wrong number of times:\n%s", log_line,
+			        r.out.data);
 	}
 	free(log);
 	json_decref(d);
@@ -398,15 +399,20 @@ Test(cli, deployments_list_and_rollback_moves_between_them, .timeout = 300)
 	tsrv_stop(&s);
 }
 
-/* ---- logs -------------------------------------------------------------------------------------- */
+/* ---- logs --------------------------------------------------------------------------------------
+ */
 
 Test(cli, logs_prints_lines_and_defuses_escapes)
 {
 	struct store_log lines[] = {
-		{.deployment_id = 1, .ts = viv_now_ms(), .stream = "stdout",
-		 .message = "hello from the guest"},
-		{.deployment_id = 1, .ts = viv_now_ms(), .stream = "stderr",
-		 .message = "red \x1b[31mtext"},
+	        {.deployment_id = 1,
+	         .ts = viv_now_ms(),
+	         .stream = "stdout",
+	         .message = "hello from the guest"},
+	        {.deployment_id = 1,
+	         .ts = viv_now_ms(),
+	         .stream = "stderr",
+	         .message = "red \x1b[31mtext"},
 	};
 	struct tsrv s;
 	struct crun r;
@@ -436,10 +442,14 @@ Test(cli, logs_prints_lines_and_defuses_escapes)
 
 Test(cli, logs_follow_streams_and_resumes_after_a_cut, .timeout = 120)
 {
-	struct store_log first = {.deployment_id = 1, .ts = viv_now_ms(), .stream = "stderr",
-				  .message = "the first line"};
-	struct store_log second = {.deployment_id = 1, .ts = viv_now_ms(), .stream = "access",
-				   .message = "GET /after 200 1.00 ms (instance 0.50 ms)"};
+	struct store_log first = {.deployment_id = 1,
+	                          .ts = viv_now_ms(),
+	                          .stream = "stderr",
+	                          .message = "the first line"};
+	struct store_log second = {.deployment_id = 1,
+	                           .ts = viv_now_ms(),
+	                           .stream = "access",
+	                           .message = "GET /after 200 1.00 ms (instance 0.50 ms)"};
 	const char *env[] = {NULL};
 	char api[128], token[256], want[64], *heads;
 	struct crun_opts o = {.env = env};
@@ -470,8 +480,8 @@ Test(cli, logs_follow_streams_and_resumes_after_a_cut, .timeout = 120)
 	VIV(&s, &lj, "logs", "app", "--json");
 	j = json_loads(lj.out.data, 0, NULL);
 	snprintf(want, sizeof(want), "Last-Event-ID: %lld",
-		 (long long)json_integer_value(
-			 json_object_get(json_array_get(json_object_get(j, "logs"), 0), "id")));
+	         (long long)json_integer_value(
+	                 json_object_get(json_array_get(json_object_get(j, "logs"), 0), "id")));
 	heads = relay_heads(&rl);
 	cr_assert_eq(count_of(heads, "GET /v1/apps/app/logs/stream"), 2, "%s", heads);
 	cr_assert_not_null(strstr(heads, want), "no %s in:\n%s", want, heads);
@@ -483,7 +493,8 @@ Test(cli, logs_follow_streams_and_resumes_after_a_cut, .timeout = 120)
 	tsrv_stop(&s);
 }
 
-/* ---- rm ------------------------------------------------------------------------------------------ */
+/* ---- rm
+ * ------------------------------------------------------------------------------------------ */
 
 Test(cli, rm_asks_on_a_terminal_and_needs_yes_elsewhere, .timeout = 120)
 {
@@ -528,7 +539,8 @@ Test(cli, rm_asks_on_a_terminal_and_needs_yes_elsewhere, .timeout = 120)
 	tsrv_stop(&s);
 }
 
-/* ---- kv ------------------------------------------------------------------------------------------ */
+/* ---- kv
+ * ------------------------------------------------------------------------------------------ */
 
 Test(cli, kv_values_from_text_files_and_stdin)
 {
@@ -618,7 +630,8 @@ Test(cli, kv_values_from_text_files_and_stdin)
 	tsrv_stop(&s);
 }
 
-/* ---- config and secret ------------------------------------------------------------------------ */
+/* ---- config and secret ------------------------------------------------------------------------
+ */
 
 Test(cli, settings_and_secrets, .timeout = 120)
 {
@@ -706,7 +719,8 @@ Test(cli, settings_and_secrets, .timeout = 120)
 	tsrv_stop(&s);
 }
 
-/* ---- tokens ------------------------------------------------------------------------------------ */
+/* ---- tokens ------------------------------------------------------------------------------------
+ */
 
 Test(cli, a_scoped_token_reaches_its_app_only, .timeout = 120)
 {
@@ -761,7 +775,7 @@ Test(cli, a_scoped_token_reaches_its_app_only, .timeout = 120)
 	cr_assert_not_null(j, "%s", r.out.data);
 	id = json_integer_value(json_object_get(j, "id"));
 	snprintf(revoked, sizeof(revoked), "VIV_TOKEN=%s",
-		 json_string_value(json_object_get(j, "token")));
+	         json_string_value(json_object_get(j, "token")));
 	json_decref(j);
 	crun_free(&r);
 	VIV_ENV(&s, &r, as_revoked, "token", "ls", "--json");
@@ -799,7 +813,7 @@ Test(cli, open_prints_the_address_and_opens_it_with_a_display, .timeout = 120)
 	VIV(&s, &r, "open", "shown");
 	assert_exit(&r, 0);
 	cr_assert_eq(strncmp(r.out.data, "http://shown.localhost:8000/\n", 29), 0, "%s",
-		     r.out.data);
+	             r.out.data);
 	crun_free(&r);
 
 	/* With a display, xdg-open gets the address. */
@@ -833,7 +847,8 @@ Test(cli, open_prints_the_address_and_opens_it_with_a_display, .timeout = 120)
 	tsrv_stop(&s);
 }
 
-/* ---- configuration ------------------------------------------------------------------------------ */
+/* ---- configuration ------------------------------------------------------------------------------
+ */
 
 Test(cli, configuration_file_and_precedence)
 {
@@ -950,7 +965,7 @@ static void assert_lines_fit(const char *text, size_t width)
 Test(cli, tables_fit_the_terminal_and_colour_only_there, .timeout = 240)
 {
 	static const char longname[] =
-		"an-app-with-a-name-as-long-as-dns-allows-which-is-sixty-three-c";
+	        "an-app-with-a-name-as-long-as-dns-allows-which-is-sixty-three-c";
 	char api[128], token[256], lang[] = "LANG=C.UTF-8", nocolor[] = "NO_COLOR=1";
 	char columns[] = "COLUMNS=50", tmp[] = "/tmp/viv-cli-XXXXXX";
 	const char *env_columns[] = {columns, NULL};
@@ -966,7 +981,7 @@ Test(cli, tables_fit_the_terminal_and_colour_only_there, .timeout = 240)
 	crun(&r, &o, ARGV("apps"));
 	assert_exit(&r, 0);
 	assert_lines_fit(r.out.data, 60);
-	crun_says(&r, "\xe2\x80\xa6");         /* the ellipsis */
+	crun_says(&r, "\xe2\x80\xa6");           /* the ellipsis */
 	crun_says(&r, "\x1b[32mserving\x1b[0m"); /* in words, and in colour */
 	crun_free(&r);
 
@@ -998,7 +1013,8 @@ Test(cli, tables_fit_the_terminal_and_colour_only_there, .timeout = 240)
 	tsrv_stop(&s);
 }
 
-/* ---- Errors and help ---------------------------------------------------------------------------- */
+/* ---- Errors and help ----------------------------------------------------------------------------
+ */
 
 Test(cli, unreachable_server_says_where_and_how_to_set_it)
 {
@@ -1022,8 +1038,9 @@ Test(cli, unreachable_server_says_where_and_how_to_set_it)
 
 Test(cli, help_for_everything)
 {
-	const char *const names[] = {"deploy", "apps", "deployments", "status", "logs", "rollback",
-				     "rm", "open", "kv", "config", "secret", "token"};
+	const char *const names[] = {"deploy", "apps",     "deployments", "status",
+	                             "logs",   "rollback", "rm",          "open",
+	                             "kv",     "config",   "secret",      "token"};
 	struct crun_opts o = {0};
 	char want[64];
 	struct crun r;
@@ -1065,7 +1082,8 @@ Test(cli, help_for_everything)
 	crun_free(&r);
 }
 
-/* ---- The packer ----------------------------------------------------------------------------------- */
+/* ---- The packer
+ * ----------------------------------------------------------------------------------- */
 
 Test(cli_pack, skips_build_output_and_large_files)
 {
@@ -1096,7 +1114,7 @@ Test(cli_pack, skips_build_output_and_large_files)
 	free(p);
 
 	cr_assert_eq(cli_pack_dir(tmp, 4096, &data, &len, &files, errbuf, sizeof(errbuf)), VIV_OK,
-		     "%s", errbuf);
+	             "%s", errbuf);
 	cr_assert_eq(files, 3);
 	a = archive_read_new();
 	archive_read_support_filter_gzip(a);
@@ -1109,9 +1127,9 @@ Test(cli_pack, skips_build_output_and_large_files)
 		cr_assert_lt(i, sizeof(want) / sizeof(want[0]), "unexpected entry %s", name);
 		/* Directory entries may carry a trailing '/'. */
 		cr_assert(strncmp(name, want[i], strlen(want[i])) == 0 &&
-				  (n == strlen(want[i]) ||
-				   (n == strlen(want[i]) + 1 && name[n - 1] == '/')),
-			  "entry %zu is %s, expected %s", i, name, want[i]);
+		                  (n == strlen(want[i]) ||
+		                   (n == strlen(want[i]) + 1 && name[n - 1] == '/')),
+		          "entry %zu is %s, expected %s", i, name, want[i]);
 		if (strcmp(want[i], "src/run.sh") == 0)
 			cr_assert_eq(archive_entry_perm(e), 0755);
 		i++;
@@ -1122,7 +1140,7 @@ Test(cli_pack, skips_build_output_and_large_files)
 
 	/* An archive that cannot fit says so. */
 	cr_assert_eq(cli_pack_dir(tmp, 100, &data, &len, &files, errbuf, sizeof(errbuf)),
-		     VIV_ERR_TOO_BIG);
+	             VIV_ERR_TOO_BIG);
 	cr_assert_not_null(strstr(errbuf, "upload limit"), "%s", errbuf);
 	viv_rmtree_or_log(tmp);
 }
@@ -1137,12 +1155,12 @@ Test(cli_pack, names_from_folders)
 	cr_assert_str_eq(buf, "my-app");
 	cli_name_from("___", buf, sizeof(buf));
 	cr_assert_str_eq(buf, "");
-	cli_name_from("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", buf,
-		      sizeof(buf));
+	cli_name_from("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	              buf, sizeof(buf));
 	cr_assert_eq(strlen(buf), 63);
 	/* A cut never leaves a '-' at the end. */
 	cli_name_from("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_bcd", buf,
-		      sizeof(buf));
+	              sizeof(buf));
 	cr_assert_str_eq(buf, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	cr_assert(viv_app_name_valid(buf));
 }

@@ -56,26 +56,26 @@ static char *parse(const char *text, size_t len, size_t step, struct cli_sse *ke
 Test(sse, events_in_every_split_give_the_same_result)
 {
 	static const char stream[] = "\xef\xbb\xbf: a comment first\r\n"
-				     "event: step\r\n"
-				     "data: {\"step\": \"compile\"}\r\n"
-				     "\r\n"
-				     "id: 7\n"
-				     "event: log\n"
-				     "data: line one\n"
-				     "data:line two\n"
-				     "data\n"
-				     "\n"
-				     ": keep-alive\r"
-				     "data: after a CR\r"
-				     "\r"
-				     "event: nodata\n"
-				     "\n"
-				     "data: last, id kept\n\n"
-				     "data: never finished\n";
+	                             "event: step\r\n"
+	                             "data: {\"step\": \"compile\"}\r\n"
+	                             "\r\n"
+	                             "id: 7\n"
+	                             "event: log\n"
+	                             "data: line one\n"
+	                             "data:line two\n"
+	                             "data\n"
+	                             "\n"
+	                             ": keep-alive\r"
+	                             "data: after a CR\r"
+	                             "\r"
+	                             "event: nodata\n"
+	                             "\n"
+	                             "data: last, id kept\n\n"
+	                             "data: never finished\n";
 	const char *want = "step||{\"step\": \"compile\"}\n"
-			   "log|7|line one\nline two\n\n"
-			   "message|7|after a CR\n"
-			   "message|7|last, id kept\n";
+	                   "log|7|line one\nline two\n\n"
+	                   "message|7|after a CR\n"
+	                   "message|7|last, id kept\n";
 	size_t step;
 	char *got;
 
@@ -91,20 +91,20 @@ Test(sse, fields_follow_the_standard)
 	struct cli_sse p;
 	char *got;
 	static const char stream[] = "retry: 2500\n"
-				     "data:  two spaces keep one\n"
-				     "unknown: ignored\n"
-				     "data: x: y\n"
-				     "\n"
-				     "id: 12\n"
-				     "id\n"
-				     "data: an empty id field resets it\n"
-				     "\n"
-				     "retry: 12x\n"
-				     ": one\n: two\n";
+	                             "data:  two spaces keep one\n"
+	                             "unknown: ignored\n"
+	                             "data: x: y\n"
+	                             "\n"
+	                             "id: 12\n"
+	                             "id\n"
+	                             "data: an empty id field resets it\n"
+	                             "\n"
+	                             "retry: 12x\n"
+	                             ": one\n: two\n";
 
 	got = parse(stream, sizeof(stream) - 1, 0, &p);
 	cr_assert_str_eq(got, "message|| two spaces keep one\nx: y\n"
-			      "message||an empty id field resets it\n");
+	                      "message||an empty id field resets it\n");
 	cr_assert_eq(p.retry_ms, 2500);
 	cr_assert_eq(p.comments, 2);
 	cr_assert_eq(p.events, 2);
@@ -234,8 +234,7 @@ static void assert_fits(const char *text, size_t width)
 	char *copy = strdup(text), *line, *save = NULL;
 
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		cr_assert_leq(cli_text_width(line), width, "\"%s\" is wider than %zu", line,
-			      width);
+		cr_assert_leq(cli_text_width(line), width, "\"%s\" is wider than %zu", line, width);
 	free(copy);
 }
 
@@ -253,7 +252,7 @@ Test(table, columns_fit_or_give_way_widest_first)
 	cr_assert_eq(cli_table_add(&t, r1, NULL), VIV_OK);
 	out = render(&t, 80, false);
 	cr_assert_str_eq(out, "NAME   STATE    URL\n"
-			      "hello  serving  http://hello.localhost:8000/\n");
+	                      "hello  serving  http://hello.localhost:8000/\n");
 	free(out);
 
 	cr_assert_eq(cli_table_add(&t, r2, NULL), VIV_OK);
@@ -290,7 +289,7 @@ Test(table, colour_surrounds_cells_without_counting)
 	cr_assert_eq(cli_table_add(&t, row, colours), VIV_OK);
 	out = render(&t, 80, true);
 	cr_assert_str_eq(out, "\x1b[1mID\x1b[0m  \x1b[1mSTATUS\x1b[0m  \x1b[1mERROR\x1b[0m\n"
-			      "7   \x1b[31mfailed\x1b[0m\n");
+	                      "7   \x1b[31mfailed\x1b[0m\n");
 	free(out);
 	out = render(&t, 80, false);
 	cr_assert_str_eq(out, "ID  STATUS  ERROR\n7   failed\n", "no trailing blanks:\n%s", out);
@@ -376,9 +375,9 @@ Test(config, key_value_lines)
 	char errbuf[256];
 
 	cr_assert_eq(conf("# viv\n\n  api = https://v.example.com  \r\n"
-			  "token=\"viv_abc\"\n\t# done\n",
-			  &c, errbuf),
-		     VIV_OK, "%s", errbuf);
+	                  "token=\"viv_abc\"\n\t# done\n",
+	                  &c, errbuf),
+	             VIV_OK, "%s", errbuf);
 	cr_assert_str_eq(c.api, "https://v.example.com");
 	cr_assert_str_eq(c.token, "viv_abc");
 	cli_conf_free(&c);
@@ -391,12 +390,13 @@ Test(config, key_value_lines)
 Test(config, mistakes_name_the_line_and_the_fix)
 {
 	static const char *const bad[][2] = {
-		{"api = http://x\nuser = me\n", "cfg, line 2: unknown key \"user\"; the keys are api "
-						"and token"},
-		{"token\n", "cfg, line 1: expected \"key = value\""},
-		{"token = a\n#\ntoken = b\n", "cfg, line 3: token is set again (first on line 1)"},
-		{"api =   \n", "cfg, line 1: api has no value"},
-		{"api = a\x1b[31m\n", "cfg, line 1: a control character"},
+	        {"api = http://x\nuser = me\n",
+	         "cfg, line 2: unknown key \"user\"; the keys are api "
+	         "and token"},
+	        {"token\n", "cfg, line 1: expected \"key = value\""},
+	        {"token = a\n#\ntoken = b\n", "cfg, line 3: token is set again (first on line 1)"},
+	        {"api =   \n", "cfg, line 1: api has no value"},
+	        {"api = a\x1b[31m\n", "cfg, line 1: a control character"},
 	};
 	struct cli_conf c;
 	char errbuf[256];
@@ -468,8 +468,8 @@ Test(args, commands_verbs_and_options_anywhere)
 	struct cli_args a;
 	char e[512];
 
-	cr_assert_eq(ARGS(&a, e, "kv", "hello", "set", "--api", "http://x", "k", "-"), VIV_OK,
-		     "%s", e);
+	cr_assert_eq(ARGS(&a, e, "kv", "hello", "set", "--api", "http://x", "k", "-"), VIV_OK, "%s",
+	             e);
 	cr_assert_eq(a.cmd->run, cli_kv_set);
 	cr_assert_eq(a.argc, 3);
 	cr_assert_str_eq(a.arg[0], "hello");
@@ -477,8 +477,8 @@ Test(args, commands_verbs_and_options_anywhere)
 	cr_assert_str_eq(a.arg[2], "-");
 	cr_assert_str_eq(a.api, "http://x");
 
-	cr_assert_eq(ARGS(&a, e, "token", "create", "ci", "--app", "a", "--app", "b"), VIV_OK,
-		     "%s", e);
+	cr_assert_eq(ARGS(&a, e, "token", "create", "ci", "--app", "a", "--app", "b"), VIV_OK, "%s",
+	             e);
 	cr_assert_eq(a.napps, 2);
 	cr_assert_str_eq(a.apps[1], "b");
 
@@ -492,7 +492,7 @@ Test(args, commands_verbs_and_options_anywhere)
 	cr_assert_eq(ARGS(&a, e, "deploy"), VIV_OK, "%s", e);
 	cr_assert_eq(a.argc, 0);
 	cr_assert_eq(ARGS(&a, e, "deployments", "hello", "--limit", "5", "--before", "9"), VIV_OK,
-		     "%s", e);
+	             "%s", e);
 	cr_assert_eq(a.limit, 5);
 	cr_assert_eq(a.before, 9);
 }
@@ -521,27 +521,27 @@ Test(args, help_and_version)
 Test(args, mistakes_say_what_to_do)
 {
 	static const char *const cases[][8] = {
-		{"there is no command \"frob\"", "frob"},
-		{"no command given", "--json"},
-		{"viv kv needs one of ls, get, set, rm after the app's name", "kv", "hello"},
-		{"viv kv has no \"put\"; it has ls, get, set, rm", "kv", "hello", "put", "k"},
-		{"viv token needs one of create, ls, revoke", "token"},
-		{"missing arguments for viv kv set; usage: viv kv APP set KEY VALUE", "kv", "a",
-		 "set", "k"},
-		{"too many arguments for viv apps", "apps", "x"},
-		{"too many arguments for viv status", "status", "1", "2"},
-		{"--follow does not go with viv apps", "apps", "-f"},
-		{"--json does not go with viv kv set", "kv", "a", "set", "k", "v", "--json"},
-		{"--app is given 2 times", "deploy", "--app", "a", "--app", "b"},
-		{"--limit takes a whole number above zero, not \"0\"", "logs", "a", "--limit", "0"},
-		{"--before takes a deployment id", "deployments", "a", "--before", "x"},
-		{"--api needs a value", "apps", "--api"},
-		{"there is no option --bogus", "apps", "--bogus"},
-		{"there is no option -q", "apps", "-q"},
-		{"either --admin or for --app APP..., not both", "token", "create", "t", "--admin",
-		 "--app", "a"},
-		{"say what the token may do", "token", "create", "t"},
-		{"viv help takes one command", "help", "a", "b"},
+	        {"there is no command \"frob\"", "frob"},
+	        {"no command given", "--json"},
+	        {"viv kv needs one of ls, get, set, rm after the app's name", "kv", "hello"},
+	        {"viv kv has no \"put\"; it has ls, get, set, rm", "kv", "hello", "put", "k"},
+	        {"viv token needs one of create, ls, revoke", "token"},
+	        {"missing arguments for viv kv set; usage: viv kv APP set KEY VALUE", "kv", "a",
+	         "set", "k"},
+	        {"too many arguments for viv apps", "apps", "x"},
+	        {"too many arguments for viv status", "status", "1", "2"},
+	        {"--follow does not go with viv apps", "apps", "-f"},
+	        {"--json does not go with viv kv set", "kv", "a", "set", "k", "v", "--json"},
+	        {"--app is given 2 times", "deploy", "--app", "a", "--app", "b"},
+	        {"--limit takes a whole number above zero, not \"0\"", "logs", "a", "--limit", "0"},
+	        {"--before takes a deployment id", "deployments", "a", "--before", "x"},
+	        {"--api needs a value", "apps", "--api"},
+	        {"there is no option --bogus", "apps", "--bogus"},
+	        {"there is no option -q", "apps", "-q"},
+	        {"either --admin or for --app APP..., not both", "token", "create", "t", "--admin",
+	         "--app", "a"},
+	        {"say what the token may do", "token", "create", "t"},
+	        {"viv help takes one command", "help", "a", "b"},
 	};
 	struct cli_args a;
 	char e[512];

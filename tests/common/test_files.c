@@ -114,27 +114,26 @@ Test(files, open_beneath_refuses_links_and_escapes)
 	link_at("/etc/passwd", "a/abs");
 	link_at("ok.txt", "a/rel");
 	link_at("a", "alink");
-	cr_assert_eq(viv_read_beneath(dfd, "a/ok.txt", 100, &data, &len, why, sizeof(why)),
-		     VIV_OK);
+	cr_assert_eq(viv_read_beneath(dfd, "a/ok.txt", 100, &data, &len, why, sizeof(why)), VIV_OK);
 	cr_assert_str_eq(data, "fine");
 	free(data);
 	/* A link anywhere on the way is refused, even one that stays
 	 * inside. */
 	cr_assert_eq(viv_read_beneath(dfd, "a/abs", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert(strstr(why, "symbolic link"), "%s", why);
 	cr_assert_eq(viv_read_beneath(dfd, "a/rel", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(viv_read_beneath(dfd, "alink/ok.txt", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(viv_read_beneath(dfd, "../x", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(viv_read_beneath(dfd, "/etc/passwd", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(viv_read_beneath(dfd, "a/none", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_NOT_FOUND);
+	             VIV_ERR_NOT_FOUND);
 	cr_assert_eq(viv_read_beneath(dfd, "a/ok.txt", 3, &data, &len, why, sizeof(why)),
-		     VIV_ERR_TOO_BIG);
+	             VIV_ERR_TOO_BIG);
 	fd = viv_open_beneath(dfd, "a", O_RDONLY | O_DIRECTORY, 0);
 	cr_assert_geq(fd, 0);
 	close(fd);
@@ -149,15 +148,15 @@ Test(files, read_beneath_refuses_special_files_and_hard_links)
 	cr_assert_eq(mkfifo(path, 0644), 0);
 	/* A FIFO with no writer must not block the reader. */
 	cr_assert_eq(viv_read_beneath(dfd, "fifo", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert(strstr(why, "not a regular file"), "%s", why);
 	sub("d");
 	cr_assert_eq(viv_read_beneath(dfd, "d", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	put("one", "1");
 	cr_assert_eq(linkat(dfd, "one", dfd, "two", 0), 0);
 	cr_assert_eq(viv_read_beneath(dfd, "two", 100, &data, &len, why, sizeof(why)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert(strstr(why, "hard link"), "%s", why);
 }
 

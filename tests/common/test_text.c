@@ -96,7 +96,7 @@ Test(files, copy_fd_holds_to_its_cap)
 }
 
 static void origin_ok(const char *text, const char *scheme, bool wild, const char *host,
-		      unsigned port, const char *path)
+                      unsigned port, const char *path)
 {
 	struct viv_origin o;
 
@@ -112,11 +112,25 @@ static void origin_ok(const char *text, const char *scheme, bool wild, const cha
 Test(origin, patterns_as_manifests_write_them)
 {
 	static const char *const bad[] = {
-		"ftp://x.test", "https://", "https://a..b", "https://a.test:99999",
-		"https://a.test:0", "HTTPS://a.test", "https://.a.test", "https://a.test.",
-		"https://-a.test", "https://u@a.test", "https://a.test/?q", "https://a.test/#f",
-		"https://a test", "https://a.test/\xc3\xa9", "https://[::1]/", "https:/a.test",
-		"https://*.", "https://a.*.test", NULL,
+	        "ftp://x.test",
+	        "https://",
+	        "https://a..b",
+	        "https://a.test:99999",
+	        "https://a.test:0",
+	        "HTTPS://a.test",
+	        "https://.a.test",
+	        "https://a.test.",
+	        "https://-a.test",
+	        "https://u@a.test",
+	        "https://a.test/?q",
+	        "https://a.test/#f",
+	        "https://a test",
+	        "https://a.test/\xc3\xa9",
+	        "https://[::1]/",
+	        "https:/a.test",
+	        "https://*.",
+	        "https://a.*.test",
+	        NULL,
 	};
 	struct viv_origin o;
 

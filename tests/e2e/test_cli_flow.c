@@ -47,7 +47,7 @@ static int viv_as(const char *token, const char *in, const char *const *args, st
 static void assert_ok(const struct crun *r)
 {
 	cr_assert_eq(r->status, 0, "viv exited with %d:\n%s\nstderr:\n%s", r->status, r->out.data,
-		     r->err.data);
+	             r->err.data);
 }
 
 /* Polls GET / of app until its body holds text, for up to 5 s. */
@@ -67,7 +67,7 @@ static void wait_for_body(const char *app, const char *path, const char *text)
 		}
 		tsup_resp_free(&r);
 		cr_assert(tsup_now_ms() < deadline, "%s never answered \"%s\"; last: %s", app, text,
-			  last);
+		          last);
 		usleep(100000);
 	}
 }
@@ -79,17 +79,18 @@ static void write_wat_app(const char *dir, const char *text)
 	char path[300], wat[1024];
 	FILE *f;
 
-	snprintf(wat, sizeof(wat),
-		 "(module\n"
-		 "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-		 "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
-		 "  (memory (export \"memory\") 1)\n"
-		 "  (data (i32.const 64) \"Content-Type: text/plain\\n\\n%s\\n\")\n"
-		 "  (func (export \"_start\")\n"
-		 "    (i32.store (i32.const 0) (i32.const 64))\n"
-		 "    (i32.store (i32.const 4) (i32.const %zu))\n"
-		 "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n",
-		 text, strlen("Content-Type: text/plain\n\n\n") + strlen(text));
+	snprintf(
+	        wat, sizeof(wat),
+	        "(module\n"
+	        "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	        "    (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	        "  (memory (export \"memory\") 1)\n"
+	        "  (data (i32.const 64) \"Content-Type: text/plain\\n\\n%s\\n\")\n"
+	        "  (func (export \"_start\")\n"
+	        "    (i32.store (i32.const 0) (i32.const 64))\n"
+	        "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	        "    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n",
+	        text, strlen("Content-Type: text/plain\n\n\n") + strlen(text));
 	snprintf(path, sizeof(path), "%s/app.wat", dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
@@ -100,12 +101,12 @@ static void write_wat_app(const char *dir, const char *text)
 Test(cli_flow, deploy_streams_the_build_and_logs_follow_a_request)
 {
 	static const char *src = "#include <stdio.h>\n"
-				 "#include <stdlib.h>\n"
-				 "int main(void)\n{\n"
-				 "\tconst char *p = getenv(\"PATH_INFO\");\n"
-				 "\tfprintf(stderr, \"noted: %s\\n\", p ? p : \"?\");\n"
-				 "\tprintf(\"Content-Type: text/plain\\n\\nok\\n\");\n"
-				 "\treturn 0;\n}\n";
+	                         "#include <stdlib.h>\n"
+	                         "int main(void)\n{\n"
+	                         "\tconst char *p = getenv(\"PATH_INFO\");\n"
+	                         "\tfprintf(stderr, \"noted: %s\\n\", p ? p : \"?\");\n"
+	                         "\tprintf(\"Content-Type: text/plain\\n\\nok\\n\");\n"
+	                         "\treturn 0;\n}\n";
 	char tmp[] = "/tmp/viv-flow-XXXXXX", file[128], api[96], tok[200];
 	struct crun_opts o = {.env = ARGV(api, tok)};
 	struct crun r, follow;
@@ -151,14 +152,14 @@ Test(cli_flow, deploy_streams_the_build_and_logs_follow_a_request)
 	crun_start(&follow, &o, ARGV("logs", "noter", "--follow"));
 	/* The stream starts with the lines so far, which shows it is open. */
 	cr_assert(crun_wait_for(&follow, "noted: /first", 20000), "%s\n%s", follow.out.data,
-		  follow.err.data);
+	          follow.err.data);
 	cr_assert(tsup_app_get(&vivd, "noter", "/second?x=1", &resp));
 	tsup_resp_free(&resp);
 	cr_assert(crun_wait_for(&follow, "noted: /second", 5000), "%s\n%s", follow.out.data,
-		  follow.err.data);
+	          follow.err.data);
 	crun_stop(&follow);
 	cr_assert_null(strstr(strstr(follow.out.data, "noted: /first") + 1, "noted: /first"),
-		       "a line came twice:\n%s", follow.out.data);
+	               "a line came twice:\n%s", follow.out.data);
 	crun_free(&follow);
 	viv_rmtree_or_log(tmp);
 }
@@ -239,7 +240,7 @@ Test(cli_flow, kv_settings_and_secrets_reach_the_guest)
 	wait_for_body("greeter", "/", "Hola, world!");
 	/* A secret of the same name wins, and is never shown. */
 	cr_assert_eq(viv_as(NULL, "Psst\n", ARGV("secret", "greeter", "set", "GREETING"), &r), 0,
-		     "%s", r.err.data);
+	             "%s", r.err.data);
 	crun_free(&r);
 	wait_for_body("greeter", "/", "Psst, world!");
 	VIV(&r, "config", "greeter", "ls");
@@ -280,7 +281,7 @@ Test(cli_flow, a_token_for_one_app_is_refused_elsewhere)
 	/* It deploys and reads its app... */
 	write_wat_app(tmp, "mine again");
 	cr_assert_eq(viv_as(token, NULL, ARGV("deploy", tmp, "--app", "mine"), &r), 0, "%s",
-		     r.err.data);
+	             r.err.data);
 	crun_free(&r);
 	wait_for_body("mine", "/", "mine again");
 	cr_assert_eq(viv_as(token, NULL, ARGV("logs", "mine"), &r), 0, "%s", r.err.data);
@@ -290,7 +291,7 @@ Test(cli_flow, a_token_for_one_app_is_refused_elsewhere)
 	crun_free(&r);
 	/* ...and nothing else. */
 	cr_assert_eq(viv_as(token, NULL, ARGV("deploy", tmp, "--app", "theirs"), &r), 4, "%s",
-		     r.out.data);
+	             r.out.data);
 	crun_says(&r, "not allowed");
 	crun_free(&r);
 	cr_assert_eq(viv_as(token, NULL, ARGV("kv", "theirs", "ls"), &r), 4, "%s", r.out.data);

@@ -22,22 +22,22 @@ static char *cgi_wat(const char *text)
 
 	cr_assert(n > 0 && (size_t)n < sizeof(body));
 	cr_assert(asprintf(&wat,
-			   "(module\n"
-			   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-			   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-			   "  (memory 1)\n"
-			   "  (data (i32.const 64) \"%s\")\n"
-			   "  (func (export \"_start\")\n"
-			   "    (i32.store (i32.const 0) (i32.const 64))\n"
-			   "    (i32.store (i32.const 4) (i32.const %zu))\n"
-			   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-			   " (i32.const 16)))))\n",
-			   body, len) > 0);
+	                   "(module\n"
+	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	                   "  (memory 1)\n"
+	                   "  (data (i32.const 64) \"%s\")\n"
+	                   "  (func (export \"_start\")\n"
+	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))))\n",
+	                   body, len) > 0);
 	return wat;
 }
 
 static json_t *deploy_files(const struct tsup_vivd *v, const char *app,
-			    const struct tsup_file *files, size_t n)
+                            const struct tsup_file *files, size_t n)
 {
 	char *tgz;
 	size_t len;
@@ -58,19 +58,19 @@ static const char *jstr(json_t *j, const char *key)
 static void assert_ready(json_t *d)
 {
 	cr_assert_str_eq(jstr(d, "status"), "ready", "deployment failed: %s\nlog:\n%s",
-			 jstr(d, "error"), jstr(d, "log"));
+	                 jstr(d, "error"), jstr(d, "log"));
 }
 
 static void assert_app_says(const struct tsup_vivd *v, const char *app, long status,
-			    const char *needle)
+                            const char *needle)
 {
 	struct tsup_resp r;
 
 	cr_assert(tsup_app_get(v, app, "/", &r), "no response from %s (%s); vivd's log ends:\n%s",
-		  app, r.error, tsup_vivd_log_tail(v, 4000));
+	          app, r.error, tsup_vivd_log_tail(v, 4000));
 	cr_assert_eq(r.status, status, "%s answered %ld: %s", app, r.status, r.body);
 	cr_assert_not_null(strstr(r.body, needle), "%s answered '%s', expected '%s'", app, r.body,
-			   needle);
+	                   needle);
 	tsup_resp_free(&r);
 }
 
@@ -89,11 +89,11 @@ static void stop(void)
 TestSuite(core, .init = start, .fini = stop, .timeout = 300);
 
 static const char c_hello[] = "#include <stdio.h>\n"
-			      "int main(void)\n"
-			      "{\n"
-			      "\tprintf(\"Content-Type: text/plain\\n\\nHello from C\\n\");\n"
-			      "\treturn 0;\n"
-			      "}\n";
+                              "int main(void)\n"
+                              "{\n"
+                              "\tprintf(\"Content-Type: text/plain\\n\\nHello from C\\n\");\n"
+                              "\treturn 0;\n"
+                              "}\n";
 
 Test(core, c_app_serves_on_its_subdomain_soon_after_upload)
 {
@@ -129,7 +129,7 @@ Test(core, c_app_serves_on_its_subdomain_soon_after_upload)
 	cr_assert_eq(strlen(jstr(d, "artifact")), 64);
 	cr_assert(json_is_object(json_object_get(d, "timings")));
 	cr_assert(json_object_size(json_object_get(d, "timings")) >= 4, "timings: %s",
-		  json_dumps(json_object_get(d, "timings"), 0));
+	          json_dumps(json_object_get(d, "timings"), 0));
 	json_decref(d);
 	free(tgz);
 }
@@ -193,9 +193,9 @@ Test(core, redeploy_takes_over_without_dropping_requests)
 	while (!saw_two || served < 50) {
 		cr_assert(tsup_app_get(&vivd, "flip", "/", &r));
 		cr_assert_eq(r.status, 200, "request %d answered %ld: %s", served, r.status,
-			     r.body);
+		             r.body);
 		cr_assert(strstr(r.body, "version one") || strstr(r.body, "version two"), "%s",
-			  r.body);
+		          r.body);
 		if (strstr(r.body, "version two"))
 			saw_two++;
 		else
@@ -210,7 +210,7 @@ Test(core, redeploy_takes_over_without_dropping_requests)
 	cr_assert_eq(r.status, 200);
 	app = json_loads(r.body, 0, NULL);
 	cr_assert_eq(json_integer_value(json_object_get(app, "current_deployment")), id2, "%s",
-		     r.body);
+	             r.body);
 	cr_assert_geq(json_array_size(json_object_get(app, "deployments")), 2, "%s", r.body);
 	json_decref(app);
 	tsup_resp_free(&r);
@@ -220,18 +220,17 @@ Test(core, redeploy_takes_over_without_dropping_requests)
 }
 
 static const char wat_trap[] = "(module (memory 1) (func (export \"_start\") unreachable))";
-static const char wat_oob[] =
-	"(module (memory 1) (func (export \"_start\")"
-	" (drop (i32.load (i32.const 0x7ffffff0)))))";
+static const char wat_oob[] = "(module (memory 1) (func (export \"_start\")"
+                              " (drop (i32.load (i32.const 0x7ffffff0)))))";
 static const char wat_loop[] = "(module (memory 1) (func (export \"_start\") (loop $l (br $l))))";
 static const char wat_recurse[] =
-	"(module (memory 1) (func $f (param i32) (call $f (i32.add (local.get 0) (i32.const 1))))"
-	" (func (export \"_start\") (call $f (i32.const 0))))";
+        "(module (memory 1) (func $f (param i32) (call $f (i32.add (local.get 0) (i32.const 1))))"
+        " (func (export \"_start\") (call $f (i32.const 0))))";
 static const char wat_hog[] =
-	"(module (memory 1)"
-	" (func (export \"_start\")"
-	"  (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))"
-	"  unreachable))";
+        "(module (memory 1)"
+        " (func (export \"_start\")"
+        "  (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))"
+        "  unreachable))";
 
 static char *app_logs(const char *app)
 {
@@ -271,11 +270,11 @@ Test(core, bad_guests_fail_alone)
 		const char *app, *wat, *log;
 		long status;
 	} bad[] = {
-		{"trap", wat_trap, "unreachable", 500},
-		{"oob", wat_oob, "out of bounds", 500},
-		{"spin", wat_loop, "CPU time limit", 500},
-		{"deep", wat_recurse, "call stack exhausted", 500},
-		{"hog", wat_hog, "unreachable", 500},
+	        {"trap", wat_trap, "unreachable", 500},
+	        {"oob", wat_oob, "out of bounds", 500},
+	        {"spin", wat_loop, "CPU time limit", 500},
+	        {"deep", wat_recurse, "call stack exhausted", 500},
+	        {"hog", wat_hog, "unreachable", 500},
 	};
 	char *good = cgi_wat("still here");
 	struct tsup_file gf[] = {{"app.wat", good}};
@@ -328,8 +327,8 @@ Test(core, dotdot_tarball_fails_clearly)
 Test(core, compile_error_fails_with_file_and_line)
 {
 	struct tsup_file f[] = {{"README.md", "A broken app.\n"},
-				{"src/", NULL},
-				{"src/main.c", "int main(void)\n{\n\treturn missing;\n}\n"}};
+	                        {"src/", NULL},
+	                        {"src/main.c", "int main(void)\n{\n\treturn missing;\n}\n"}};
 	json_t *d = deploy_files(&vivd, "broken", f, 3);
 	struct tsup_resp r;
 
@@ -366,7 +365,7 @@ Test(core, a_killed_worker_is_replaced)
 		usleep(50000);
 		m = tsup_children_named(vivd.pid, "worker", after, 8);
 	} while ((m != 2 || after[0] == workers[0] || after[1] == workers[0]) &&
-		 tsup_now_ms() < deadline);
+	         tsup_now_ms() < deadline);
 	cr_assert_eq(m, 2, "the killed worker was not replaced");
 	for (i = 0; i < 20; i++)
 		assert_app_says(&vivd, "survivor", 200, "survivor");

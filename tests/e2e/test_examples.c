@@ -30,7 +30,7 @@ static const char *jstr(json_t *j, const char *key)
  * or beside the folder's own, and checks the build: ready, in lang, served
  * in mode. Returns the deployment id. */
 static long deploy_example(const char *app, const char *example, const struct tsup_file *files,
-			   size_t n, const char *lang, const char *mode)
+                           size_t n, const char *lang, const char *mode)
 {
 	char dir[512], *tgz;
 	size_t len;
@@ -41,7 +41,7 @@ static long deploy_example(const char *app, const char *example, const struct ts
 	tsup_tar_dir(dir, files, n, true, &tgz, &len);
 	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s as %s: %s\n%s", example, app,
-			 jstr(d, "error"), jstr(d, "log"));
+	                 jstr(d, "error"), jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "language"), lang, "%s", example);
 	cr_assert_str_eq(jstr(d, "mode"), mode, "%s", example);
 	id = (long)json_integer_value(json_object_get(d, "id"));
@@ -72,21 +72,21 @@ static void drop_line(char *text, size_t *len, const char *line)
  * body. headers and body may be NULL. Lines of the body equal to one of
  * optional (a NULL-terminated list; may be NULL) may be there or not. */
 static void expect_opt(const char *app, const char *method, const char *path,
-		       const char *const *headers, const char *body, long status, const char *type,
-		       const char *const *optional, const char *want)
+                       const char *const *headers, const char *body, long status, const char *type,
+                       const char *const *optional, const char *want)
 {
 	struct tsup_resp r;
 	char *ct;
 
 	cr_assert(tsup_app_request(&tsup_ofx.vivd, app, method, path, headers, body,
-				   body ? strlen(body) : 0, &r),
-		  "no answer from %s%s", app, path);
+	                           body ? strlen(body) : 0, &r),
+	          "no answer from %s%s", app, path);
 	for (size_t i = 0; optional && optional[i]; i++)
 		drop_line(r.body, &r.len, optional[i]);
 	cr_assert_eq(r.status, status, "%s %s%s answered %ld:\n%s", method, app, path, r.status,
-		     r.body);
-	cr_assert_eq(r.len, strlen(want), "%s %s%s answered %zu bytes:\n%s\nnot:\n%s", method,
-		     app, path, r.len, r.body, want);
+	             r.body);
+	cr_assert_eq(r.len, strlen(want), "%s %s%s answered %zu bytes:\n%s\nnot:\n%s", method, app,
+	             path, r.len, r.body, want);
 	cr_assert_str_eq(r.body, want, "%s %s%s", method, app, path);
 	ct = tsup_resp_header(&r, "Content-Type");
 	cr_assert_not_null(ct, "%s%s has no Content-Type:\n%s", app, path, r.headers);
@@ -96,14 +96,14 @@ static void expect_opt(const char *app, const char *method, const char *path,
 }
 
 static void expect(const char *app, const char *method, const char *path,
-		   const char *const *headers, const char *body, long status, const char *type,
-		   const char *want)
+                   const char *const *headers, const char *body, long status, const char *type,
+                   const char *want)
 {
 	expect_opt(app, method, path, headers, body, status, type, NULL, want);
 }
 
 static void expect_get(const char *app, const char *path, long status, const char *type,
-		       const char *want)
+                       const char *want)
 {
 	expect(app, "GET", path, NULL, NULL, status, type, want);
 }
@@ -140,9 +140,9 @@ static void set_config(const char *app, const char *key, const char *value)
 
 	snprintf(url, sizeof(url), "%s/v1/apps/%s/config/%s", tsup_ofx.vivd.api, app, key);
 	cr_assert(tsup_http(value ? "PUT" : "DELETE", url, NULL, tsup_ofx.vivd.token, value,
-			    value ? strlen(value) : 0, &r));
-	cr_assert(r.status >= 200 && r.status < 300, "%s %s: %ld %s", value ? "PUT" : "DELETE",
-		  url, r.status, r.body);
+	                    value ? strlen(value) : 0, &r));
+	cr_assert(r.status >= 200 && r.status < 300, "%s %s: %ld %s", value ? "PUT" : "DELETE", url,
+	          r.status, r.body);
 	tsup_resp_free(&r);
 }
 
@@ -163,9 +163,9 @@ Test(examples, hello_in_every_language)
 
 Test(examples, echo_answers_with_the_request)
 {
-	const char *const headers[] = {"Content-Type: text/plain", "Accept:", "X-Echo: 1",
-				       "X-Multi: one", "X-Multi: two", "x-lower: Mixed Case",
-				       NULL};
+	const char *const headers[] = {
+	        "Content-Type: text/plain", "Accept:", "X-Echo: 1", "X-Multi: one", "X-Multi: two",
+	        "x-lower: Mixed Case",      NULL};
 	char app[64], example[64], host[128], *optional[3];
 
 	for (size_t i = 0; i < N_LANGS; i++) {
@@ -176,34 +176,34 @@ Test(examples, echo_answers_with_the_request)
 		 * headers a guest sees (it has them elsewhere); when they are
 		 * there, they are right. */
 		snprintf(host, sizeof(host), "header host: %s.localhost:%u", app,
-			 tsup_ofx.vivd.apps_port);
+		         tsup_ofx.vivd.apps_port);
 		optional[0] = host;
 		optional[1] = "header content-length: 13";
 		optional[2] = NULL;
 		/* Headers sorted by lower-case name, the values of one name in
 		 * the order sent; the runner adds the client's address. */
 		expect_opt(app, "POST", "/some/where?x=1&y=two%20words", headers, "hello, echo\n!",
-			   200, "text/plain", (const char *const *)optional,
-			   "method: POST\n"
-			   "path: /some/where\n"
-			   "query: x=1&y=two%20words\n"
-			   "header content-type: text/plain\n"
-			   "header fastly-client-ip: 127.0.0.1\n"
-			   "header x-echo: 1\n"
-			   "header x-lower: Mixed Case\n"
-			   "header x-multi: one\n"
-			   "header x-multi: two\n"
-			   "header x-real-ip: 127.0.0.1\n"
-			   "body: hello, echo\n!\n");
+		           200, "text/plain", (const char *const *)optional,
+		           "method: POST\n"
+		           "path: /some/where\n"
+		           "query: x=1&y=two%20words\n"
+		           "header content-type: text/plain\n"
+		           "header fastly-client-ip: 127.0.0.1\n"
+		           "header x-echo: 1\n"
+		           "header x-lower: Mixed Case\n"
+		           "header x-multi: one\n"
+		           "header x-multi: two\n"
+		           "header x-real-ip: 127.0.0.1\n"
+		           "body: hello, echo\n!\n");
 		optional[1] = NULL;
 		expect_opt(app, "GET", "/", (const char *const[]){"Accept:", NULL}, NULL, 200,
-			   "text/plain", (const char *const *)optional,
-			   "method: GET\n"
-			   "path: /\n"
-			   "query: \n"
-			   "header fastly-client-ip: 127.0.0.1\n"
-			   "header x-real-ip: 127.0.0.1\n"
-			   "body: \n");
+		           "text/plain", (const char *const *)optional,
+		           "method: GET\n"
+		           "path: /\n"
+		           "query: \n"
+		           "header fastly-client-ip: 127.0.0.1\n"
+		           "header x-real-ip: 127.0.0.1\n"
+		           "body: \n");
 	}
 }
 
@@ -235,14 +235,14 @@ Test(examples, kv_counter_counts_across_requests_redeploys_and_languages)
 	cr_assert(tsup_http("GET", url, NULL, tsup_ofx.vivd.token, NULL, 0, &r));
 	j = json_loads(r.body, 0, NULL);
 	cr_assert_eq(json_integer_value(json_object_get(j, "current_deployment")), second, "%s",
-		     r.body);
+	             r.body);
 	json_decref(j);
 	tsup_resp_free(&r);
 	count("counter", 4, 5);
 	deploy_example("counter", "rust-kv-counter", NULL, 0, "rust", "hostcall");
 	count("counter", 6, 7);
 	deploy_example("counter", "assemblyscript-kv-counter", NULL, 0, "assemblyscript",
-		       "hostcall");
+	               "hostcall");
 	count("counter", 8, 9);
 	/* Another app running the same code starts from nothing. */
 	deploy_example("counter-two", "rust-kv-counter", NULL, 0, "rust", "hostcall");
@@ -259,9 +259,9 @@ Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 	/* The example's own manifest allows https://example.com; here the
 	 * upstream is local. */
 	snprintf(manifest, sizeof(manifest),
-		 "{\"outbound\": [\"http://127.0.0.1:%u\"],"
-		 " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u/hello\"}}",
-		 port, port);
+	         "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+	         " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u/hello\"}}",
+	         port, port);
 	/* The same server under a name the allow list does not have. */
 	snprintf(denied, sizeof(denied), "http://localhost:%u/hello", port);
 	for (size_t i = 0; i < N_LANGS; i++) {
@@ -280,7 +280,7 @@ Test(examples, fetch_reaches_the_allowed_upstream_and_nothing_else)
 		snprintf(want, sizeof(want), "could not fetch %s\n", denied);
 		expect_get(app, "/", 502, "text/plain", want);
 		cr_assert_eq(tsup_upstream_hits(tsup_ofx.up), hits,
-			     "the denied request reached the upstream");
+		             "the denied request reached the upstream");
 		snprintf(needle, sizeof(needle), "fetching %s failed", denied);
 		expect_logged(app, needle);
 
@@ -316,17 +316,17 @@ Test(examples, config_value_from_the_manifest_or_the_api)
 Test(examples, static_asset_at_the_root_and_the_app_elsewhere)
 {
 	static const char page[] =
-		"<!doctype html>\n"
-		"<link rel=\"stylesheet\" href=\"/style.css\">\n"
-		"<h1>Hello, world!</h1>\n"
-		"<p>This page comes from the app; its style sheet is a static file.</p>\n";
+	        "<!doctype html>\n"
+	        "<link rel=\"stylesheet\" href=\"/style.css\">\n"
+	        "<h1>Hello, world!</h1>\n"
+	        "<p>This page comes from the app; its style sheet is a static file.</p>\n";
 	char app[64], example[64], path[512], *css;
 
 	for (size_t i = 0; i < N_LANGS; i++) {
 		snprintf(example, sizeof(example), "%s-static", langs[i]);
 		snprintf(app, sizeof(app), "page-%s", langs[i]);
 		snprintf(path, sizeof(path), "%s/sdk/examples/%s/assets/style.css", VIV_SOURCE_DIR,
-			 example);
+		         example);
 		css = tsup_read_file(path, NULL);
 		deploy_example(app, example, NULL, 0, langs[i], "hostcall");
 		expect_get(app, "/style.css", 200, "text/css", css);
@@ -344,149 +344,151 @@ Test(examples, static_asset_at_the_root_and_the_app_elsewhere)
  * response header with two values (Rust and AssemblyScript; C's
  * viv_set_header sets one). */
 static const char tour_c[] =
-	"#include <stdio.h>\n"
-	"#include <stdlib.h>\n"
-	"#include <string.h>\n"
-	"#include <vivarium.h>\n"
-	"\n"
-	"static void kv(void)\n"
-	"{\n"
-	"\tbool a = viv_kv_set_if_absent(\"k\", \"a\", 1);\n"
-	"\tbool b = viv_kv_set_if_absent(\"k\", \"b\", 1);\n"
-	"\tbool c = viv_kv_append(\"k\", \"c\", 1);\n"
-	"\tchar *v1 = viv_kv_get(\"k\", NULL);\n"
-	"\tbool d = viv_kv_set(\"k\", \"d\", 1);\n"
-	"\tbool e = viv_kv_remove(\"k\");\n"
-	"\tbool f = viv_kv_remove(\"k\");\n"
-	"\tchar *v2 = viv_kv_get(\"k\", NULL);\n"
-	"\n"
-	"\tviv_respondf(200, \"text/plain\", \"kv: %d %d %d %s %d %d %d %s\\n\", a, b, c,\n"
-	"\t\t     v1 ? v1 : \"none\", d, e, f, v2 ? v2 : \"none\");\n"
-	"\tfree(v1);\n"
-	"\tfree(v2);\n"
-	"}\n"
-	"\n"
-	"static void async(void)\n"
-	"{\n"
-	"\tchar *base = viv_config(\"UPSTREAM\"), url[256];\n"
-	"\trequest_t post;\n"
-	"\tpending_request_t hello, echo;\n"
-	"\tresponse_t r1, r2;\n"
-	"\tchar *b1, *b2;\n"
-	"\n"
-	"\tsnprintf(url, sizeof(url), \"%s/hello\", base);\n"
-	"\thello = viv_send_async(viv_request(\"GET\", url));\n"
-	"\tsnprintf(url, sizeof(url), \"%s/echo\", base);\n"
-	"\tpost = viv_request(\"POST\", url);\n"
-	"\tviv_request_body(post, \"x\", 1);\n"
-	"\techo = viv_send_async(post);\n"
-	"\tr2 = viv_wait(echo);\n"
-	"\tr1 = viv_wait(hello);\n"
-	"\tb1 = viv_response_body(r1, NULL);\n"
-	"\tb2 = viv_response_body(r2, NULL);\n"
-	"\tviv_respondf(200, \"text/plain\", \"async: %u %s | %u %s\\n\", viv_response_status(r1),\n"
-	"\t\t     b1 ? b1 : \"-\", viv_response_status(r2), b2 ? b2 : \"-\");\n"
-	"\tfree(b1);\n"
-	"\tfree(b2);\n"
-	"\tfree(base);\n"
-	"}\n"
-	"\n"
-	"void run(void)\n"
-	"{\n"
-	"\tif (strcmp(viv_path(), \"/kv\") == 0)\n"
-	"\t\tkv();\n"
-	"\telse\n"
-	"\t\tasync();\n"
-	"}\n";
+        "#include <stdio.h>\n"
+        "#include <stdlib.h>\n"
+        "#include <string.h>\n"
+        "#include <vivarium.h>\n"
+        "\n"
+        "static void kv(void)\n"
+        "{\n"
+        "\tbool a = viv_kv_set_if_absent(\"k\", \"a\", 1);\n"
+        "\tbool b = viv_kv_set_if_absent(\"k\", \"b\", 1);\n"
+        "\tbool c = viv_kv_append(\"k\", \"c\", 1);\n"
+        "\tchar *v1 = viv_kv_get(\"k\", NULL);\n"
+        "\tbool d = viv_kv_set(\"k\", \"d\", 1);\n"
+        "\tbool e = viv_kv_remove(\"k\");\n"
+        "\tbool f = viv_kv_remove(\"k\");\n"
+        "\tchar *v2 = viv_kv_get(\"k\", NULL);\n"
+        "\n"
+        "\tviv_respondf(200, \"text/plain\", \"kv: %d %d %d %s %d %d %d %s\\n\", a, b, c,\n"
+        "\t\t     v1 ? v1 : \"none\", d, e, f, v2 ? v2 : \"none\");\n"
+        "\tfree(v1);\n"
+        "\tfree(v2);\n"
+        "}\n"
+        "\n"
+        "static void async(void)\n"
+        "{\n"
+        "\tchar *base = viv_config(\"UPSTREAM\"), url[256];\n"
+        "\trequest_t post;\n"
+        "\tpending_request_t hello, echo;\n"
+        "\tresponse_t r1, r2;\n"
+        "\tchar *b1, *b2;\n"
+        "\n"
+        "\tsnprintf(url, sizeof(url), \"%s/hello\", base);\n"
+        "\thello = viv_send_async(viv_request(\"GET\", url));\n"
+        "\tsnprintf(url, sizeof(url), \"%s/echo\", base);\n"
+        "\tpost = viv_request(\"POST\", url);\n"
+        "\tviv_request_body(post, \"x\", 1);\n"
+        "\techo = viv_send_async(post);\n"
+        "\tr2 = viv_wait(echo);\n"
+        "\tr1 = viv_wait(hello);\n"
+        "\tb1 = viv_response_body(r1, NULL);\n"
+        "\tb2 = viv_response_body(r2, NULL);\n"
+        "\tviv_respondf(200, \"text/plain\", \"async: %u %s | %u %s\\n\", "
+        "viv_response_status(r1),\n"
+        "\t\t     b1 ? b1 : \"-\", viv_response_status(r2), b2 ? b2 : \"-\");\n"
+        "\tfree(b1);\n"
+        "\tfree(b2);\n"
+        "\tfree(base);\n"
+        "}\n"
+        "\n"
+        "void run(void)\n"
+        "{\n"
+        "\tif (strcmp(viv_path(), \"/kv\") == 0)\n"
+        "\t\tkv();\n"
+        "\telse\n"
+        "\t\tasync();\n"
+        "}\n";
 
-static const char tour_rust_toml[] =
-	"[package]\n"
-	"name = \"tour\"\n"
-	"version = \"0.1.0\"\n"
-	"edition = \"2021\"\n"
-	"\n"
-	"[lib]\n"
-	"crate-type = [\"cdylib\"]\n"
-	"\n"
-	"[dependencies]\n"
-	"vivarium = \"0.1\"\n";
+static const char tour_rust_toml[] = "[package]\n"
+                                     "name = \"tour\"\n"
+                                     "version = \"0.1.0\"\n"
+                                     "edition = \"2021\"\n"
+                                     "\n"
+                                     "[lib]\n"
+                                     "crate-type = [\"cdylib\"]\n"
+                                     "\n"
+                                     "[dependencies]\n"
+                                     "vivarium = \"0.1\"\n";
 
 static const char tour_rust[] =
-	"use vivarium::{kv, Request, Response};\n"
-	"\n"
-	"fn b(x: bool) -> u8 {\n"
-	"    x as u8\n"
-	"}\n"
-	"\n"
-	"fn tour(req: Request) -> Response {\n"
-	"    if req.path() == \"/kv\" {\n"
-	"        let a = kv::set_if_absent(\"k\", \"a\");\n"
-	"        let b_ = kv::set_if_absent(\"k\", \"b\");\n"
-	"        let c = kv::append(\"k\", \"c\");\n"
-	"        let v1 = kv::get_string(\"k\").unwrap_or_else(|| \"none\".to_string());\n"
-	"        let (d, e, f) = (kv::set(\"k\", \"d\"), kv::remove(\"k\"), kv::remove(\"k\"));\n"
-	"        let v2 = kv::get_string(\"k\").unwrap_or_else(|| \"none\".to_string());\n"
-	"        return Response::text(format!(\n"
-	"            \"kv: {} {} {} {} {} {} {} {}\\n\",\n"
-	"            b(a), b(b_), b(c), v1, b(d), b(e), b(f), v2\n"
-	"        ));\n"
-	"    }\n"
-	"    let base = vivarium::config(\"UPSTREAM\").unwrap_or_default();\n"
-	"    let hello = Request::get(&format!(\"{}/hello\", base)).send_async().unwrap();\n"
-	"    let echo = Request::new(\"POST\", &format!(\"{}/echo\", base))\n"
-	"        .with_body(\"x\")\n"
-	"        .send_async()\n"
-	"        .unwrap();\n"
-	"    let r2 = echo.wait().unwrap();\n"
-	"    let r1 = hello.wait().unwrap();\n"
-	"    Response::text(format!(\n"
-	"        \"async: {} {} | {} {}\\n\",\n"
-	"        r1.status(),\n"
-	"        r1.text_body(),\n"
-	"        r2.status(),\n"
-	"        r2.text_body()\n"
-	"    ))\n"
-	"    .with_header(\"X-Tour\", \"one\")\n"
-	"    .with_header(\"x-tour\", \"two\")\n"
-	"}\n"
-	"\n"
-	"vivarium::handler!(tour);\n";
+        "use vivarium::{kv, Request, Response};\n"
+        "\n"
+        "fn b(x: bool) -> u8 {\n"
+        "    x as u8\n"
+        "}\n"
+        "\n"
+        "fn tour(req: Request) -> Response {\n"
+        "    if req.path() == \"/kv\" {\n"
+        "        let a = kv::set_if_absent(\"k\", \"a\");\n"
+        "        let b_ = kv::set_if_absent(\"k\", \"b\");\n"
+        "        let c = kv::append(\"k\", \"c\");\n"
+        "        let v1 = kv::get_string(\"k\").unwrap_or_else(|| \"none\".to_string());\n"
+        "        let (d, e, f) = (kv::set(\"k\", \"d\"), kv::remove(\"k\"), kv::remove(\"k\"));\n"
+        "        let v2 = kv::get_string(\"k\").unwrap_or_else(|| \"none\".to_string());\n"
+        "        return Response::text(format!(\n"
+        "            \"kv: {} {} {} {} {} {} {} {}\\n\",\n"
+        "            b(a), b(b_), b(c), v1, b(d), b(e), b(f), v2\n"
+        "        ));\n"
+        "    }\n"
+        "    let base = vivarium::config(\"UPSTREAM\").unwrap_or_default();\n"
+        "    let hello = Request::get(&format!(\"{}/hello\", base)).send_async().unwrap();\n"
+        "    let echo = Request::new(\"POST\", &format!(\"{}/echo\", base))\n"
+        "        .with_body(\"x\")\n"
+        "        .send_async()\n"
+        "        .unwrap();\n"
+        "    let r2 = echo.wait().unwrap();\n"
+        "    let r1 = hello.wait().unwrap();\n"
+        "    Response::text(format!(\n"
+        "        \"async: {} {} | {} {}\\n\",\n"
+        "        r1.status(),\n"
+        "        r1.text_body(),\n"
+        "        r2.status(),\n"
+        "        r2.text_body()\n"
+        "    ))\n"
+        "    .with_header(\"X-Tour\", \"one\")\n"
+        "    .with_header(\"x-tour\", \"two\")\n"
+        "}\n"
+        "\n"
+        "vivarium::handler!(tour);\n";
 
 static const char tour_as[] =
-	"import { Request, Response, config, kv, serve } from \"vivarium\";\n"
-	"\n"
-	"function b(x: bool): string {\n"
-	"  return x ? \"1\" : \"0\";\n"
-	"}\n"
-	"\n"
-	"function tour(req: Request): Response {\n"
-	"  if (req.path == \"/kv\") {\n"
-	"    const a = kv.setIfAbsent(\"k\", \"a\");\n"
-	"    const b_ = kv.setIfAbsent(\"k\", \"b\");\n"
-	"    const c = kv.append(\"k\", \"c\");\n"
-	"    const v1 = kv.get(\"k\");\n"
-	"    const d = kv.set(\"k\", \"d\");\n"
-	"    const e = kv.remove(\"k\");\n"
-	"    const f = kv.remove(\"k\");\n"
-	"    const v2 = kv.get(\"k\");\n"
-	"    return Response.text(\"kv: \" + b(a) + \" \" + b(b_) + \" \" + b(c) + \" \" +\n"
-	"      (v1 !== null ? v1 : \"none\") + \" \" + b(d) + \" \" + b(e) + \" \" + b(f) + \" \" +\n"
-	"      (v2 !== null ? v2 : \"none\") + \"\\n\");\n"
-	"  }\n"
-	"  const base = config(\"UPSTREAM\");\n"
-	"  const hello = Request.get(base! + \"/hello\").sendAsync()!;\n"
-	"  const echo = new Request(\"POST\", base! + \"/echo\").withText(\"x\").sendAsync()!;\n"
-	"  const r2 = echo.wait()!;\n"
-	"  const r1 = hello.wait()!;\n"
-	"  return Response.text(\"async: \" + r1.status.toString() + \" \" + r1.text() + \" | \" +\n"
-	"    r2.status.toString() + \" \" + r2.text() + \"\\n\")\n"
-	"    .withHeader(\"X-Tour\", \"one\")\n"
-	"    .withHeader(\"x-tour\", \"two\");\n"
-	"}\n"
-	"\n"
-	"export function run(): void {\n"
-	"  serve(tour);\n"
-	"}\n";
+        "import { Request, Response, config, kv, serve } from \"vivarium\";\n"
+        "\n"
+        "function b(x: bool): string {\n"
+        "  return x ? \"1\" : \"0\";\n"
+        "}\n"
+        "\n"
+        "function tour(req: Request): Response {\n"
+        "  if (req.path == \"/kv\") {\n"
+        "    const a = kv.setIfAbsent(\"k\", \"a\");\n"
+        "    const b_ = kv.setIfAbsent(\"k\", \"b\");\n"
+        "    const c = kv.append(\"k\", \"c\");\n"
+        "    const v1 = kv.get(\"k\");\n"
+        "    const d = kv.set(\"k\", \"d\");\n"
+        "    const e = kv.remove(\"k\");\n"
+        "    const f = kv.remove(\"k\");\n"
+        "    const v2 = kv.get(\"k\");\n"
+        "    return Response.text(\"kv: \" + b(a) + \" \" + b(b_) + \" \" + b(c) + \" \" +\n"
+        "      (v1 !== null ? v1 : \"none\") + \" \" + b(d) + \" \" + b(e) + \" \" + b(f) + \" \" "
+        "+\n"
+        "      (v2 !== null ? v2 : \"none\") + \"\\n\");\n"
+        "  }\n"
+        "  const base = config(\"UPSTREAM\");\n"
+        "  const hello = Request.get(base! + \"/hello\").sendAsync()!;\n"
+        "  const echo = new Request(\"POST\", base! + \"/echo\").withText(\"x\").sendAsync()!;\n"
+        "  const r2 = echo.wait()!;\n"
+        "  const r1 = hello.wait()!;\n"
+        "  return Response.text(\"async: \" + r1.status.toString() + \" \" + r1.text() + \" | \" "
+        "+\n"
+        "    r2.status.toString() + \" \" + r2.text() + \"\\n\")\n"
+        "    .withHeader(\"X-Tour\", \"one\")\n"
+        "    .withHeader(\"x-tour\", \"two\");\n"
+        "}\n"
+        "\n"
+        "export function run(): void {\n"
+        "  serve(tour);\n"
+        "}\n";
 
 /* Deploys the tour in lang with UPSTREAM at the local upstream. */
 static void deploy_tour(const char *app, const char *lang)
@@ -497,16 +499,16 @@ static void deploy_tour(const char *app, const char *lang)
 	json_t *d;
 	struct tsup_file c[] = {{"vivarium.json", manifest}, {"tour.c", tour_c}};
 	struct tsup_file rust[] = {{"vivarium.json", manifest},
-				   {"Cargo.toml", tour_rust_toml},
-				   {"src/", NULL},
-				   {"src/lib.rs", tour_rust}};
+	                           {"Cargo.toml", tour_rust_toml},
+	                           {"src/", NULL},
+	                           {"src/lib.rs", tour_rust}};
 	struct tsup_file as[] = {
-		{"vivarium.json", manifest}, {"assembly/", NULL}, {"assembly/index.ts", tour_as}};
+	        {"vivarium.json", manifest}, {"assembly/", NULL}, {"assembly/index.ts", tour_as}};
 
 	snprintf(manifest, sizeof(manifest),
-		 "{\"outbound\": [\"http://127.0.0.1:%u\"],"
-		 " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u\"}}",
-		 port, port);
+	         "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+	         " \"env\": {\"UPSTREAM\": \"http://127.0.0.1:%u\"}}",
+	         port, port);
 	if (strcmp(lang, "c") == 0)
 		tsup_tar(c, 2, true, &tgz, &len);
 	else if (strcmp(lang, "rust") == 0)
@@ -515,7 +517,7 @@ static void deploy_tour(const char *app, const char *lang)
 		tsup_tar(as, 3, true, &tgz, &len);
 	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s: %s\n%s", app, jstr(d, "error"),
-			 jstr(d, "log"));
+	                 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "language"), lang);
 	json_decref(d);
 	free(tgz);
@@ -535,7 +537,7 @@ Test(examples, every_sdk_does_kv_async_fetch_and_multi_value_headers)
 		expect_get(app, "/kv", 200, "text/plain", "kv: 1 0 0 ac 0 1 0 none\n");
 		expect_get(app, "/kv", 200, "text/plain", "kv: 1 0 0 ac 0 1 0 none\n");
 		expect_get(app, "/async", 200, "text/plain",
-			   "async: 200 upstream says hi | 200 POST\nx\n");
+		           "async: 200 upstream says hi | 200 POST\nx\n");
 		if (i == 0)
 			continue;
 		cr_assert(tsup_app_get(&tsup_ofx.vivd, app, "/async", &r));

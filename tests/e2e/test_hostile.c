@@ -27,21 +27,21 @@ static const char *jstr(json_t *j, const char *key)
 /* A Rust crate named name whose build script is build_rs and whose binary
  * prints text as a CGI response. */
 static void crate_tar(const char *name, const char *build_rs, const char *text, char **tgz,
-		      size_t *len)
+                      size_t *len)
 {
 	char cargo[256], main_rs[256];
 
 	snprintf(cargo, sizeof(cargo),
-		 "[package]\nname = \"%s\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
-		 "build = \"build.rs\"\n",
-		 name);
+	         "[package]\nname = \"%s\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+	         "build = \"build.rs\"\n",
+	         name);
 	snprintf(main_rs, sizeof(main_rs),
-		 "fn main() { print!(\"Content-Type: text/plain\\n\\n%s\\n\"); }\n", text);
+	         "fn main() { print!(\"Content-Type: text/plain\\n\\n%s\\n\"); }\n", text);
 	{
 		const struct tsup_file files[] = {
-			{"Cargo.toml", cargo},
-			{"build.rs", build_rs},
-			{"src/main.rs", main_rs},
+		        {"Cargo.toml", cargo},
+		        {"build.rs", build_rs},
+		        {"src/main.rs", main_rs},
 		};
 		tsup_tar(files, 3, true, tgz, len);
 	}
@@ -60,8 +60,8 @@ static long deploy_crate(const struct tsup_vivd *v, const char *app, const char 
 }
 
 static const char c_hello[] =
-	"#include <stdio.h>\n"
-	"int main(void) { printf(\"Content-Type: text/plain\\n\\nquick\\n\"); return 0; }\n";
+        "#include <stdio.h>\n"
+        "int main(void) { printf(\"Content-Type: text/plain\\n\\nquick\\n\"); return 0; }\n";
 
 /* ---- Processes, as /proc shows them -------------------------------------------------- */
 
@@ -177,8 +177,8 @@ static bool user_may_open(uid_t uid, gid_t gid, const char *path, int flags)
 /* ---- Builds that never end, and who runs what ------------------------------------------ */
 
 static const char hang_rs[] = "fn main() {\n"
-			      "    std::thread::sleep(std::time::Duration::from_secs(600));\n"
-			      "}\n";
+                              "    std::thread::sleep(std::time::Duration::from_secs(600));\n"
+                              "}\n";
 
 /* While app "hang"'s build script sleeps, another app deploys as if
  * nothing were building; the hung build ends at the build time limit with
@@ -235,12 +235,12 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 			want = strcmp(top->comm, "launcher") == 0 ? build : user;
 			for (int k = 0; k < 4; k++)
 				cr_assert_eq(p->uid[k], want, "%s (pid %d) runs as uid %d, not %d",
-					     p->comm, (int)p->pid, (int)p->uid[k], (int)want);
+				             p->comm, (int)p->pid, (int)p->uid[k], (int)want);
 			cr_assert_eq(p->cap_eff, 0, "%s has capabilities", p->comm);
 			cr_assert_eq(p->cap_prm, 0, "%s has capabilities", p->comm);
 			if (role) {
 				cr_assert_eq(p->cap_bnd, 0, "%s could regain capabilities",
-					     p->comm);
+				             p->comm);
 				cr_assert_eq(p->no_new_privs, 1, "%s lacks no_new_privs", p->comm);
 			}
 		}
@@ -264,7 +264,7 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 	d = tsup_wait_deployment(&v, quick_id, 20000);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s\n%s", jstr(d, "error"), jstr(d, "log"));
 	cr_log_info("another app was ready %.0f ms after its upload, with a build hung",
-		    tsup_now_ms() - t0);
+	            tsup_now_ms() - t0);
 	json_decref(d);
 	d = tsup_wait_deployment(&v, hang_id, 1);
 	cr_assert_str_eq(jstr(d, "status"), "building");
@@ -282,8 +282,8 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 	for (size_t i = 0; i < n; i++) {
 		cr_assert_neq(ps[i].state, 'Z', "zombie %s (pid %d)", ps[i].comm, (int)ps[i].pid);
 		cr_assert(strncmp(ps[i].comm, "build-script", 12) != 0 &&
-				  strcmp(ps[i].comm, "cargo") != 0,
-			  "%s (pid %d) outlived its build", ps[i].comm, (int)ps[i].pid);
+		                  strcmp(ps[i].comm, "cargo") != 0,
+		          "%s (pid %d) outlived its build", ps[i].comm, (int)ps[i].pid);
 	}
 	free(ps);
 	tsup_vivd_stop(&v);
@@ -292,41 +292,41 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 /* ---- Build scripts that eat what they may ---------------------------------------------------- */
 
 static const char memory_rs[] = "fn main() {\n"
-				"    let v = vec![1u8; 8usize << 30];\n"
-				"    println!(\"cargo:warning=allocated {}\", v[v.len() - 1]);\n"
-				"}\n";
+                                "    let v = vec![1u8; 8usize << 30];\n"
+                                "    println!(\"cargo:warning=allocated {}\", v[v.len() - 1]);\n"
+                                "}\n";
 
 static const char fork_rs[] =
-	"fn main() {\n"
-	"    let mut kids = Vec::new();\n"
-	"    for _ in 0..5000 {\n"
-	"        kids.push(std::process::Command::new(\"sleep\").arg(\"30\")\n"
-	"            .spawn().expect(\"spawn\"));\n"
-	"    }\n"
-	"}\n";
+        "fn main() {\n"
+        "    let mut kids = Vec::new();\n"
+        "    for _ in 0..5000 {\n"
+        "        kids.push(std::process::Command::new(\"sleep\").arg(\"30\")\n"
+        "            .spawn().expect(\"spawn\"));\n"
+        "    }\n"
+        "}\n";
 
 static const char disk_rs[] =
-	"use std::io::Write;\n"
-	"fn main() {\n"
-	"    let out = std::env::var(\"OUT_DIR\").unwrap();\n"
-	"    let mut f = std::fs::File::create(format!(\"{}/big\", out)).unwrap();\n"
-	"    let block = vec![7u8; 1 << 20];\n"
-	"    for _ in 0..5120 { f.write_all(&block).expect(\"write\"); }\n"
-	"}\n";
+        "use std::io::Write;\n"
+        "fn main() {\n"
+        "    let out = std::env::var(\"OUT_DIR\").unwrap();\n"
+        "    let mut f = std::fs::File::create(format!(\"{}/big\", out)).unwrap();\n"
+        "    let block = vec![7u8; 1 << 20];\n"
+        "    for _ in 0..5120 { f.write_all(&block).expect(\"write\"); }\n"
+        "}\n";
 
 /* A build script that allocates 8 GB, one that starts 5,000 processes and
  * one that writes 5 GB each fail with the limit named, and the next app
  * builds as usual. */
 Test(builds, limits_of_build_scripts_hold_and_are_named, .timeout = 300)
 {
-	const char *extra[] = {"--build-memory", "256", "--build-disk", "128", "--build-procs",
-			       "64", NULL};
+	const char *extra[] = {
+	        "--build-memory", "256", "--build-disk", "128", "--build-procs", "64", NULL};
 	const struct {
 		const char *app, *rs, *want;
 	} cases[] = {
-		{"eats-memory", memory_rs, "ran out of memory: the build memory limit is 256 MiB"},
-		{"forks", fork_rs, "at most 64 processes"},
-		{"fills-disk", disk_rs, "at most 128 MiB of files"},
+	        {"eats-memory", memory_rs, "ran out of memory: the build memory limit is 256 MiB"},
+	        {"forks", fork_rs, "at most 64 processes"},
+	        {"fills-disk", disk_rs, "at most 128 MiB of files"},
 	};
 	const struct tsup_file hello[] = {{"hello.c", c_hello}};
 	struct tsup_vivd v;
@@ -341,9 +341,9 @@ Test(builds, limits_of_build_scripts_hold_and_are_named, .timeout = 300)
 	for (size_t i = 0; i < 3; i++) {
 		d = tsup_wait_deployment(&v, ids[i], 120000);
 		cr_assert_str_eq(jstr(d, "status"), "failed", "%s: %s", cases[i].app,
-				 jstr(d, "log"));
+		                 jstr(d, "log"));
 		cr_assert(strstr(jstr(d, "error"), cases[i].want), "%s: %s\n%s", cases[i].app,
-			  jstr(d, "error"), jstr(d, "log"));
+		          jstr(d, "error"), jstr(d, "log"));
 		cr_log_info("%s: %s", cases[i].app, jstr(d, "error"));
 		json_decref(d);
 	}
@@ -365,33 +365,33 @@ Test(builds, limits_of_build_scripts_hold_and_are_named, .timeout = 300)
  * contents, a name outside that must not appear, and a shared object
  * whose constructor would leave a mark if a worker ever loaded it. */
 static const char planting_rs[] =
-	"use std::os::unix::fs::symlink;\n"
-	"use std::path::{Path, PathBuf};\n"
-	"fn plant(dir: &Path, spray: bool) {\n"
-	"    let _ = std::fs::create_dir_all(dir);\n"
-	"    for n in [\"guest.so\", \"guest.c\", \"guest.h\", \"glue.c\", \"app.wasm\",\n"
-	"              \"module.wasm\", \"opt.wasm\"].iter() {\n"
-	"        let t = if *n == \"guest.so\" { \"@EVIL@\" } else { \"@VICTIM@\" };\n"
-	"        let _ = std::fs::remove_file(dir.join(n));\n"
-	"        let _ = symlink(t, dir.join(n));\n"
-	"    }\n"
-	"    if !spray { return; }\n"
-	"    for pid in 1..=32768 {\n"
-	"        let _ = symlink(\"@CREATED@\", dir.join(format!(\"glue.c.tmp.{}\", pid)));\n"
-	"    }\n"
-	"}\n"
-	"fn main() {\n"
-	"    let mut at = std::env::current_dir().unwrap();\n"
-	"    let mut dirs: Vec<PathBuf> = Vec::new();\n"
-	"    loop {\n"
-	"        for s in [\"\", \"aot\", \"trusted\", \"out\"].iter() { dirs.push(at.join(s)); }\n"
-	"        if !at.pop() { break; }\n"
-	"    }\n"
-	"    for d in dirs.iter() {\n"
-	"        let n = d.file_name().map(|n| n.to_string_lossy().into_owned());\n"
-	"        plant(d, n.as_deref() == Some(\"aot\") || n.as_deref() == Some(\"trusted\"));\n"
-	"    }\n"
-	"}\n";
+        "use std::os::unix::fs::symlink;\n"
+        "use std::path::{Path, PathBuf};\n"
+        "fn plant(dir: &Path, spray: bool) {\n"
+        "    let _ = std::fs::create_dir_all(dir);\n"
+        "    for n in [\"guest.so\", \"guest.c\", \"guest.h\", \"glue.c\", \"app.wasm\",\n"
+        "              \"module.wasm\", \"opt.wasm\"].iter() {\n"
+        "        let t = if *n == \"guest.so\" { \"@EVIL@\" } else { \"@VICTIM@\" };\n"
+        "        let _ = std::fs::remove_file(dir.join(n));\n"
+        "        let _ = symlink(t, dir.join(n));\n"
+        "    }\n"
+        "    if !spray { return; }\n"
+        "    for pid in 1..=32768 {\n"
+        "        let _ = symlink(\"@CREATED@\", dir.join(format!(\"glue.c.tmp.{}\", pid)));\n"
+        "    }\n"
+        "}\n"
+        "fn main() {\n"
+        "    let mut at = std::env::current_dir().unwrap();\n"
+        "    let mut dirs: Vec<PathBuf> = Vec::new();\n"
+        "    loop {\n"
+        "        for s in [\"\", \"aot\", \"trusted\", \"out\"].iter() { dirs.push(at.join(s)); }\n"
+        "        if !at.pop() { break; }\n"
+        "    }\n"
+        "    for d in dirs.iter() {\n"
+        "        let n = d.file_name().map(|n| n.to_string_lossy().into_owned());\n"
+        "        plant(d, n.as_deref() == Some(\"aot\") || n.as_deref() == Some(\"trusted\"));\n"
+        "    }\n"
+        "}\n";
 
 Test(attack, links_planted_by_a_build_script_never_reach_the_host, .timeout = 300)
 {
@@ -413,19 +413,19 @@ Test(attack, links_planted_by_a_build_script_never_reach_the_host, .timeout = 30
 	fputs("victim", f);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd),
-		 "printf '#include <stdio.h>\\n__attribute__((constructor)) static void m(void)"
-		 "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\\n' > %s/evil.c && "
-		 "cc -shared -fPIC -o %s %s/evil.c",
-		 mark, outside, evil, outside);
+	         "printf '#include <stdio.h>\\n__attribute__((constructor)) static void m(void)"
+	         "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\\n' > %s/evil.c && "
+	         "cc -shared -fPIC -o %s %s/evil.c",
+	         mark, outside, evil, outside);
 	cr_assert_eq(system(cmd), 0);
 	rs = strdup(planting_rs);
 	for (const char *const *kv = (const char *const[]){"@EVIL@", evil, "@VICTIM@", victim,
-							    "@CREATED@", created, NULL};
+	                                                   "@CREATED@", created, NULL};
 	     *kv; kv += 2) {
 		while ((p = strstr(rs, kv[0])) != NULL) {
 			char *next = NULL;
 			cr_assert(asprintf(&next, "%.*s%s%s", (int)(p - rs), rs, kv[1],
-					   p + strlen(kv[0])) > 0);
+			                   p + strlen(kv[0])) > 0);
 			free(rs);
 			rs = next;
 		}

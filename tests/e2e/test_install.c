@@ -20,8 +20,8 @@ static const char *jstr(json_t *j, const char *key)
 Test(install, the_installed_vivd_builds_and_serves_from_its_prefix, .timeout = 300)
 {
 	char prefix[] = "/tmp/viv-install-XXXXXX", bin[300], *data, *out = NULL, *tgz;
-	const char *install[] = {"cmake", "--install", VIV_BUILD_DIR, "--prefix", prefix,
-				 "--strip", NULL};
+	const char *install[] = {"cmake", "--install", VIV_BUILD_DIR, "--prefix",
+	                         prefix,  "--strip",   NULL};
 	const char *const trees[] = {VIV_SOURCE_DIR, VIV_BUILD_DIR};
 	struct tsup_vivd v;
 	struct tsup_resp r;
@@ -37,7 +37,7 @@ Test(install, the_installed_vivd_builds_and_serves_from_its_prefix, .timeout = 3
 	data = tsup_read_file(bin, &len);
 	for (size_t i = 0; i < 2; i++)
 		cr_assert_null(memmem(data, len, trees[i], strlen(trees[i])),
-			       "the installed vivd names %s", trees[i]);
+		               "the installed vivd names %s", trees[i]);
 	free(data);
 	{
 		char path[400];

@@ -309,13 +309,17 @@ Test(outbound, private_addresses_are_never_reached_directly_or_by_redirect, .tim
 	/* The manifest allows every target, so that only the address rule
 	 * stands between the guest and them. */
 	viv_buf_init(&manifest, 0);
-	cr_assert_eq(viv_buf_printf(&manifest, "{\"language\": \"wat\", \"outbound\": [\"http://%s:%u\"",
-	               REDIRECTOR, redirector.port), VIV_OK);
+	cr_assert_eq(viv_buf_printf(&manifest,
+	                            "{\"language\": \"wat\", \"outbound\": [\"http://%s:%u\"",
+	                            REDIRECTOR, redirector.port),
+	             VIV_OK);
 	/* Patterns take no IPv6 literals: those are refused by the URL
 	 * check, the rest only by the address rule. */
 	for (size_t i = 0; i < N_HOSTS; i++)
 		if (hosts[i][0] != '[')
-			cr_assert_eq(viv_buf_printf(&manifest, ", \"http://%s:%u\"", hosts[i], target.port), VIV_OK);
+			cr_assert_eq(viv_buf_printf(&manifest, ", \"http://%s:%u\"", hosts[i],
+			                            target.port),
+			             VIV_OK);
 	cr_assert_eq(viv_buf_printf(&manifest, "]}\n"), VIV_OK);
 	{
 		const struct tsup_file files[] = {{"app.wat", guest_wat},

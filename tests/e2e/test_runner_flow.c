@@ -33,9 +33,9 @@ static long deploy_c(const char *app, const char *greeting, const char *word)
 {
 	char manifest[128], source[512];
 	struct tsup_file files[] = {
-		{"vivarium.json", manifest},
-		{"main.c", source},
-		{"assets/hello.txt", "static hello\n"},
+	        {"vivarium.json", manifest},
+	        {"main.c", source},
+	        {"assets/hello.txt", "static hello\n"},
 	};
 	char *tgz;
 	size_t len;
@@ -44,19 +44,19 @@ static long deploy_c(const char *app, const char *greeting, const char *word)
 
 	snprintf(manifest, sizeof(manifest), "{\"env\": {\"GREETING\": \"%s\"}}", greeting);
 	snprintf(source, sizeof(source),
-		 "#include <stdio.h>\n"
-		 "#include <stdlib.h>\n"
-		 "int main(void)\n"
-		 "{\n"
-		 "\tprintf(\"Content-Type: text/plain\\n\\n%%s %s\\n\", getenv(\"GREETING\"));\n"
-		 "\treturn 0;\n"
-		 "}\n",
-		 word);
+	         "#include <stdio.h>\n"
+	         "#include <stdlib.h>\n"
+	         "int main(void)\n"
+	         "{\n"
+	         "\tprintf(\"Content-Type: text/plain\\n\\n%%s %s\\n\", getenv(\"GREETING\"));\n"
+	         "\treturn 0;\n"
+	         "}\n",
+	         word);
 	tsup_tar(files, 3, true, &tgz, &len);
 	d = tsup_deploy_wait(&vivd, app, tgz, len);
 	free(tgz);
 	cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "ready", "%s",
-			 json_string_value(json_object_get(d, "log")));
+	                 json_string_value(json_object_get(d, "log")));
 	id = (long)json_integer_value(json_object_get(d, "id"));
 	json_decref(d);
 	return id;
@@ -70,7 +70,7 @@ static void get_at(const char *label, const char *path, struct tsup_resp *r)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", vivd.apps_port, path);
 	snprintf(host, sizeof(host), "%s.localhost", label);
 	cr_assert(tsup_http("GET", url, host, NULL, NULL, 0, r), "no answer at %s: %s", host,
-		  r->error);
+	          r->error);
 }
 
 static void expect_at(const char *label, long status, const char *body)
@@ -114,7 +114,7 @@ static void api_call(const char *method, const char *path, const char *body)
 	snprintf(url, sizeof(url), "%s%s", vivd.api, path);
 	cr_assert(tsup_http(method, url, NULL, vivd.token, body, body ? strlen(body) : 0, &r));
 	cr_assert(r.status >= 200 && r.status < 300, "%s %s answered %ld: %s", method, path,
-		  r.status, r.body);
+	          r.status, r.body);
 	tsup_resp_free(&r);
 }
 
@@ -194,8 +194,8 @@ static json_t *access_lines(const char *app, size_t n)
 		}
 		json_decref(root);
 		if (json_array_size(lines) >= n || tsup_now_ms() > deadline) {
-			cr_assert_geq(json_array_size(lines), n, "%s's log has too few access lines:\n%s",
-				      app, r.body);
+			cr_assert_geq(json_array_size(lines), n,
+			              "%s's log has too few access lines:\n%s", app, r.body);
 			tsup_resp_free(&r);
 			return lines;
 		}
@@ -209,7 +209,7 @@ static json_t *access_lines(const char *app, size_t n)
  * method, target and status, T a number with two decimals, and WHAT
  * "instance T ms", "static file" or "no instance" as by says. */
 static bool access_line_is(const char *line, const char *method, const char *target,
-			   unsigned status, const char *by)
+                           unsigned status, const char *by)
 {
 	char head[512], tail[64];
 	double total, inst;
@@ -229,8 +229,8 @@ static bool access_line_is(const char *line, const char *method, const char *tar
 	return strcmp(line, tail) == 0;
 }
 
-static bool has_access_line(json_t *lines, const char *method, const char *target,
-			    unsigned status, const char *by)
+static bool has_access_line(json_t *lines, const char *method, const char *target, unsigned status,
+                            const char *by)
 {
 	json_t *l;
 	size_t i;
@@ -266,7 +266,7 @@ static int raw_request(const char *bytes, size_t len)
 Test(runner_flow, every_request_leaves_an_access_line_in_its_apps_log)
 {
 	static const char hostile[] = "GET /caf\xc3\xa9?q=\xff%0a HTTP/1.1\r\n"
-				      "Host: logged.localhost\r\nConnection: close\r\n\r\n";
+	                              "Host: logged.localhost\r\nConnection: close\r\n\r\n";
 	struct tsup_resp r;
 	json_t *lines, *l;
 	long id = deploy_c("logged", "hi", "one");
@@ -286,16 +286,15 @@ Test(runner_flow, every_request_leaves_an_access_line_in_its_apps_log)
 	cr_assert_eq(raw_request(hostile, sizeof(hostile) - 1), 200);
 	lines = access_lines("logged", 4);
 	cr_assert(has_access_line(lines, "GET", "/a?x=1", 200, "instance"),
-		  "no access line for /a?x=1 in %s", json_dumps(lines, 0));
+	          "no access line for /a?x=1 in %s", json_dumps(lines, 0));
 	cr_assert(has_access_line(lines, "GET", "/hello.txt", 200, "static file"),
-		  "no access line for the static file in %s", json_dumps(lines, 0));
+	          "no access line for the static file in %s", json_dumps(lines, 0));
 	cr_assert(has_access_line(lines, "GET", "/from-preview", 200, "instance"),
-		  "no access line for the preview in %s", json_dumps(lines, 0));
+	          "no access line for the preview in %s", json_dumps(lines, 0));
 	/* Bytes past ASCII come escaped: the log stays one valid line. */
 	cr_assert(has_access_line(lines, "GET", "/caf\\xc3\\xa9?q=\\xff%0a", 200, "instance"),
-		  "the hostile target was not escaped in %s", json_dumps(lines, 0));
-	json_array_foreach(lines, i, l)
-		cr_assert_null(strpbrk(json_string_value(l), "\r\n"));
+	          "the hostile target was not escaped in %s", json_dumps(lines, 0));
+	json_array_foreach(lines, i, l) cr_assert_null(strpbrk(json_string_value(l), "\r\n"));
 	json_decref(lines);
 }
 
@@ -363,8 +362,8 @@ Test(runner_flow, each_worker_writes_its_metrics_for_the_api)
 	cr_assert_eq(metric_sum("vivarium_requests_total{app=\"measured\",code=\"200\"}", 11), 11);
 	cr_assert_eq(metric_sum("vivarium_request_seconds_count{app=\"measured\"}", 11), 11);
 	cr_assert_eq(metric_sum("vivarium_requests_total{app=\"trapper\",code=\"500\"}", 3), 3);
-	cr_assert_eq(
-		metric_sum("vivarium_traps_total{app=\"trapper\",kind=\"unreachable\"}", 3), 3);
+	cr_assert_eq(metric_sum("vivarium_traps_total{app=\"trapper\",kind=\"unreachable\"}", 3),
+	             3);
 	cr_assert_eq(metric_sum("vivarium_limits_total{app=\"trapper\",limit=\"cpu\"}", 0), 0);
 	/* Ten instances of one app and three of the other started; the static
 	 * file needed none. */

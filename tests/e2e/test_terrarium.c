@@ -31,9 +31,9 @@ static char *manifest(void)
 	char *m;
 
 	cr_assert(asprintf(&m,
-			   "{\"outbound\": [\"http://127.0.0.1:%u\"],"
-			   " \"env\": {\"GREETING\": \"hello from the manifest\"}}",
-			   tsup_upstream_port(tsup_ofx.up)) > 0);
+	                   "{\"outbound\": [\"http://127.0.0.1:%u\"],"
+	                   " \"env\": {\"GREETING\": \"hello from the manifest\"}}",
+	                   tsup_upstream_port(tsup_ofx.up)) > 0);
 	return m;
 }
 
@@ -52,7 +52,7 @@ static void deploy_files(const char *app, const struct tsup_file *f, size_t n)
 	tsup_tar(f, n, true, &tgz, &len);
 	d = tsup_deploy_wait(&tsup_ofx.vivd, app, tgz, len);
 	cr_assert_str_eq(jstr(d, "status"), "ready", "%s: %s\n%s", app, jstr(d, "error"),
-			 jstr(d, "log"));
+	                 jstr(d, "log"));
 	cr_assert_str_eq(jstr(d, "mode"), "hostcall");
 	json_decref(d);
 	free(tgz);
@@ -65,8 +65,7 @@ static void says(const char *app, const char *path, long status, const char *wan
 
 	cr_assert(tsup_app_get(&tsup_ofx.vivd, app, path, &r));
 	cr_assert_eq(r.status, status, "%s%s: %ld %s", app, path, r.status, r.body);
-	cr_assert_not_null(strstr(r.body, want), "%s%s: '%s' not in:\n%s", app, path, want,
-			   r.body);
+	cr_assert_not_null(strstr(r.body, want), "%s%s: '%s' not in:\n%s", app, path, want, r.body);
 	tsup_resp_free(&r);
 }
 
@@ -81,7 +80,7 @@ static void c_guest_behaviour(const char *app)
 	says(app, "/kv", 200, "count 2\n");
 	says(app, "/config", 200, "GREETING=hello from the manifest");
 	snprintf(path, sizeof(path), "/fetch?http://127.0.0.1:%u/hello",
-		 tsup_upstream_port(tsup_ofx.up));
+	         tsup_upstream_port(tsup_ofx.up));
 	says(app, path, 200, "200 upstream says hi yes");
 	/* Not in the allow list: fails as if unreachable. */
 	says(app, "/fetch?http://example.com/", 200, "fetch failed");
@@ -95,9 +94,9 @@ Test(terrarium, c_guest_from_source)
 {
 	char *src = guest("terrarium.c"), *m = manifest(), path[512];
 	struct tsup_file f[] = {{"vivarium.json", m},
-				{"main.c", src},
-				{"assets/", NULL},
-				{"assets/hello.txt", "a static hello\n"}};
+	                        {"main.c", src},
+	                        {"assets/", NULL},
+	                        {"assets/hello.txt", "a static hello\n"}};
 
 	deploy_files("terra", f, 4);
 	c_guest_behaviour("terra");
@@ -108,7 +107,7 @@ Test(terrarium, c_guest_from_source)
 	snprintf(path, sizeof(path), "/fetch?https://terra.localhost/hello.txt");
 	says("terra", path, 200, "200 a static hello");
 	snprintf(path, sizeof(path), "/fetch?http://terra.localhost:%u/config",
-		 tsup_ofx.vivd.apps_port);
+	         tsup_ofx.vivd.apps_port);
 	says("terra", path, 200, "GREETING=hello from the manifest");
 	/* A trap after such a call is the caller's own, and only fails it. */
 	snprintf(path, sizeof(path), "/fetch-then-trap?http://terra.localhost/config");
@@ -139,9 +138,17 @@ Test(terrarium, kv_survives_a_redeploy_and_belongs_to_its_app)
 Test(terrarium, prebuilt_wasm_of_the_same_guest)
 {
 	char dir[] = "/tmp/viv-prebuilt-XXXXXX", src[128], wasm[128], *out = NULL, *bin, *m;
-	const char *argv[] = {"clang",  "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
-			      "-mexec-model=reactor", "-Wl,--export=run",
-			      "-I" VIV_SOURCE_DIR "/sdk/c", src, "-o", wasm, NULL};
+	const char *argv[] = {"clang",
+	                      "--target=wasm32-wasi",
+	                      "--sysroot=/usr",
+	                      "-O2",
+	                      "-mexec-model=reactor",
+	                      "-Wl,--export=run",
+	                      "-I" VIV_SOURCE_DIR "/sdk/c",
+	                      src,
+	                      "-o",
+	                      wasm,
+	                      NULL};
 	size_t len;
 	json_t *d;
 	char *code = guest("terrarium.c");
@@ -167,8 +174,8 @@ Test(terrarium, prebuilt_wasm_of_the_same_guest)
 	m = manifest();
 	{
 		char mpath[160], tpath[160], *tgz;
-		const char *tar[] = {"tar", "-czf", tpath, "-C", dir, "vivarium.json",
-				     "terrarium.wasm", NULL};
+		const char *tar[] = {"tar",           "-czf",           tpath, "-C", dir,
+		                     "vivarium.json", "terrarium.wasm", NULL};
 		size_t tl;
 
 		snprintf(mpath, sizeof(mpath), "%s/vivarium.json", dir);
@@ -202,10 +209,11 @@ Test(terrarium, wat_guest_with_terrafirma_allocators)
 Test(terrarium, unknown_imports_are_refused_at_deploy_time_by_name)
 {
 	static const char wat[] =
-		"(module\n"
-		"  (import \"env\" \"hostcall_teleport\" (func $t (param i32) (result i32)))\n"
-		"  (import \"env\" \"hostcall_debug\" (func $d (param i64)))\n"
-		"  (func (export \"run\") (drop (call $t (i32.const 1))) (call $d (i64.const 2))))\n";
+	        "(module\n"
+	        "  (import \"env\" \"hostcall_teleport\" (func $t (param i32) (result i32)))\n"
+	        "  (import \"env\" \"hostcall_debug\" (func $d (param i64)))\n"
+	        "  (func (export \"run\") (drop (call $t (i32.const 1))) (call $d (i64.const "
+	        "2))))\n";
 	struct tsup_file f[] = {{"app.wat", wat}};
 	char *tgz;
 	size_t len;
@@ -273,7 +281,7 @@ Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_so
 	json_decref(d);
 	memset(&c, 0, sizeof(c));
 	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%u/fetch?http://127.0.0.1:%u/slow?ms=1000",
-		 tsup_ofx.vivd.apps_port, tsup_upstream_port(tsup_ofx.up));
+	         tsup_ofx.vivd.apps_port, tsup_upstream_port(tsup_ofx.up));
 	snprintf(c.host, sizeof(c.host), "waiter.localhost:%u", tsup_ofx.vivd.apps_port);
 	cr_assert_eq(pthread_create(&t, NULL, call_slow, &c), 0);
 	usleep(200000); /* the slow request is waiting on its upstream now */
@@ -288,8 +296,7 @@ Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_so
 	pthread_join(t, NULL);
 	cr_assert_eq(c.status, 200);
 	cr_assert_geq(c.ms, 1000);
-	fprintf(stderr, "other app's slowest request while an upstream took 1 s: %.1f ms\n",
-		worst);
+	fprintf(stderr, "other app's slowest request while an upstream took 1 s: %.1f ms\n", worst);
 	cr_assert_lt(worst, 500, "another app waited %.0f ms behind a slow upstream", worst);
 	free(tgz);
 	free(src);
@@ -301,24 +308,24 @@ Test(terrarium_solo, a_slow_upstream_does_not_delay_other_apps, .init = start_so
  * allocator registered. The header it sets arrives with every value, and
  * reading a request header without an allocator fails quietly. */
 static const char private_memory_wat[] =
-	"(module\n"
-	"  (import \"env\" \"hostcall_resp_set_header\"\n"
-	"    (func $set_header (param i32 i32 i32 i32 i32) (result i32)))\n"
-	"  (import \"env\" \"hostcall_req_get_header\"\n"
-	"    (func $get_header (param i32 i32 i32 i32 i32)))\n"
-	"  (memory 1)\n"
-	"  (data (i32.const 16) \"X-Values\")\n"
-	"  (data (i32.const 32) \"one\")\n"
-	"  (data (i32.const 40) \"two\")\n"
-	"  (data (i32.const 48) \"three\")\n"
-	"  (data (i32.const 64) \"\\20\\00\\00\\00\\03\\00\\00\\00\\28\\00\\00\\00\\03\\00\\00\\00"
-	"\\30\\00\\00\\00\\05\\00\\00\\00\")\n"
-	"  (data (i32.const 96) \"user-agent\")\n"
-	"  (func (export \"run\")\n"
-	"    (call $get_header (i32.const 128) (i32.const 132) (i32.const 0) (i32.const 96)"
-	" (i32.const 10))\n"
-	"    (drop (call $set_header (i32.const 0) (i32.const 16) (i32.const 8) (i32.const 64)"
-	" (i32.const 3)))))\n";
+        "(module\n"
+        "  (import \"env\" \"hostcall_resp_set_header\"\n"
+        "    (func $set_header (param i32 i32 i32 i32 i32) (result i32)))\n"
+        "  (import \"env\" \"hostcall_req_get_header\"\n"
+        "    (func $get_header (param i32 i32 i32 i32 i32)))\n"
+        "  (memory 1)\n"
+        "  (data (i32.const 16) \"X-Values\")\n"
+        "  (data (i32.const 32) \"one\")\n"
+        "  (data (i32.const 40) \"two\")\n"
+        "  (data (i32.const 48) \"three\")\n"
+        "  (data (i32.const 64) \"\\20\\00\\00\\00\\03\\00\\00\\00\\28\\00\\00\\00\\03\\00\\00\\00"
+        "\\30\\00\\00\\00\\05\\00\\00\\00\")\n"
+        "  (data (i32.const 96) \"user-agent\")\n"
+        "  (func (export \"run\")\n"
+        "    (call $get_header (i32.const 128) (i32.const 132) (i32.const 0) (i32.const 96)"
+        " (i32.const 10))\n"
+        "    (drop (call $set_header (i32.const 0) (i32.const 16) (i32.const 8) (i32.const 64)"
+        " (i32.const 3)))))\n";
 
 Test(terrarium, a_private_memory_sets_a_header_with_every_value)
 {
@@ -338,7 +345,7 @@ Test(terrarium, a_private_memory_sets_a_header_with_every_value)
 
 		snprintf(line, sizeof(line), "x-values: %s\r\n", want[i]);
 		cr_assert(strcasestr(r.headers, line), "X-Values lacks %s:\n%s", want[i],
-			  r.headers);
+		          r.headers);
 	}
 	tsup_resp_free(&r);
 }
@@ -347,32 +354,32 @@ Test(terrarium, a_private_memory_sets_a_header_with_every_value)
  * only when the key is absent (the first writer's value stays). Each
  * request may land on either worker, and one is killed half way. */
 static const char kv_terms_c[] =
-	"#include <stdio.h>\n"
-	"#include <stdlib.h>\n"
-	"#include <string.h>\n"
-	"#include <http_hostcalls.h>\n"
-	"\n"
-	"void run(void)\n"
-	"{\n"
-	"\tchar *v = NULL, *first = NULL, mine[32], out[160];\n"
-	"\tsize_t vl = 0, fl = 0;\n"
-	"\tlong n = 0;\n"
-	"\tbool count_new, first_new;\n"
-	"\n"
-	"\thostcall_init_mm(malloc, free);\n"
-	"\tif (hostcall_kvstore_get(&v, &vl, \"count\", 5))\n"
-	"\t\tn = atol(v);\n"
-	"\tfree(v);\n"
-	"\tsnprintf(mine, sizeof(mine), \"%ld\", ++n);\n"
-	"\tcount_new = hostcall_kvstore_insert(\"count\", 5, mine, strlen(mine));\n"
-	"\tsnprintf(mine, sizeof(mine), \"request %ld\", n);\n"
-	"\tfirst_new = hostcall_kvstore_upsert(\"first\", 5, mine, strlen(mine));\n"
-	"\thostcall_kvstore_get(&first, &fl, \"first\", 5);\n"
-	"\tsnprintf(out, sizeof(out), \"count %ld %d first %.*s %d\\n\", n, count_new,\n"
-	"\t\t (int)fl, first ? first : \"\", first_new);\n"
-	"\tfree(first);\n"
-	"\thostcall_resp_set_body(RESPONSE_OUTGOING, out, strlen(out));\n"
-	"}\n";
+        "#include <stdio.h>\n"
+        "#include <stdlib.h>\n"
+        "#include <string.h>\n"
+        "#include <http_hostcalls.h>\n"
+        "\n"
+        "void run(void)\n"
+        "{\n"
+        "\tchar *v = NULL, *first = NULL, mine[32], out[160];\n"
+        "\tsize_t vl = 0, fl = 0;\n"
+        "\tlong n = 0;\n"
+        "\tbool count_new, first_new;\n"
+        "\n"
+        "\thostcall_init_mm(malloc, free);\n"
+        "\tif (hostcall_kvstore_get(&v, &vl, \"count\", 5))\n"
+        "\t\tn = atol(v);\n"
+        "\tfree(v);\n"
+        "\tsnprintf(mine, sizeof(mine), \"%ld\", ++n);\n"
+        "\tcount_new = hostcall_kvstore_insert(\"count\", 5, mine, strlen(mine));\n"
+        "\tsnprintf(mine, sizeof(mine), \"request %ld\", n);\n"
+        "\tfirst_new = hostcall_kvstore_upsert(\"first\", 5, mine, strlen(mine));\n"
+        "\thostcall_kvstore_get(&first, &fl, \"first\", 5);\n"
+        "\tsnprintf(out, sizeof(out), \"count %ld %d first %.*s %d\\n\", n, count_new,\n"
+        "\t\t (int)fl, first ? first : \"\", first_new);\n"
+        "\tfree(first);\n"
+        "\thostcall_resp_set_body(RESPONSE_OUTGOING, out, strlen(out));\n"
+        "}\n";
 
 Test(terrarium, kv_insert_replaces_and_upsert_keeps_across_workers)
 {
@@ -385,7 +392,8 @@ Test(terrarium, kv_insert_replaces_and_upsert_keeps_across_workers)
 		if (i == 6) {
 			pid_t workers[8];
 
-			cr_assert_gt(tsup_children_named(tsup_ofx.vivd.pid, "worker", workers, 8), 0);
+			cr_assert_gt(tsup_children_named(tsup_ofx.vivd.pid, "worker", workers, 8),
+			             0);
 			kill(workers[0], SIGKILL);
 		}
 		snprintf(want, sizeof(want), "count %d %d first request 1 %d\n", i, i == 1, i == 1);

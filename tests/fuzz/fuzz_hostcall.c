@@ -63,8 +63,8 @@ static void fail(const char *what)
 static void *upstream_main(void *arg)
 {
 	static const char resp[] = "HTTP/1.1 200 OK\r\nX-Up: one\r\nx-up: two\r\n"
-				   "Content-Length: 13\r\nConnection: close\r\n\r\n"
-				   "from upstream";
+	                           "Content-Length: 13\r\nConnection: close\r\n\r\n"
+	                           "from upstream";
 	int lfd = (int)(intptr_t)arg;
 
 	for (;;) {
@@ -109,8 +109,7 @@ static void upstream_start(void)
 	    pthread_create(&t, NULL, upstream_main, (void *)(intptr_t)fd))
 		fail("cannot start the upstream");
 	pthread_detach(t);
-	snprintf(upstream_allow, sizeof(upstream_allow), "http://127.0.0.1:%u",
-		 ntohs(a.sin_port));
+	snprintf(upstream_allow, sizeof(upstream_allow), "http://127.0.0.1:%u", ntohs(a.sin_port));
 	snprintf(upstream_env, sizeof(upstream_env), "UPSTREAM=%s/", upstream_allow);
 }
 
@@ -225,9 +224,8 @@ static void check(struct run_instance *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct run_header hs[] = {{"X-Real-IP", 9, "192.0.2.1", 9},
-					       {"X-A", 3, "one", 3},
-					       {"x-a", 3, "two", 3}};
+	static const struct run_header hs[] = {
+	        {"X-Real-IP", 9, "192.0.2.1", 9}, {"X-A", 3, "one", 3}, {"x-a", 3, "two", 3}};
 	struct run_request req = {0};
 	struct run_instance *in = NULL;
 

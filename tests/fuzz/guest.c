@@ -92,29 +92,29 @@ static int nesting;
 static char upstream[128] = "http://127.0.0.1/";
 
 static const char *const dict[] = {
-	upstream,
-	"GET",
-	"POST",
-	"HEAD",
-	"http://fuzz.localhost/",
-	"https://fuzz.localhost/sub?x=1",
-	"http://example.com/",
-	"http://127.0.0.1/",
-	"X-A",
-	"x-a",
-	"Content-Length",
-	"Connection",
-	"X-Real-IP",
-	"value with spaces",
-	"bad\r\nvalue",
-	"key",
-	"other key",
-	"GREETING",
-	"EMPTY",
-	"localhost",
-	"127.0.0.1",
-	"::1",
-	"",
+        upstream,
+        "GET",
+        "POST",
+        "HEAD",
+        "http://fuzz.localhost/",
+        "https://fuzz.localhost/sub?x=1",
+        "http://example.com/",
+        "http://127.0.0.1/",
+        "X-A",
+        "x-a",
+        "Content-Length",
+        "Connection",
+        "X-Real-IP",
+        "value with spaces",
+        "bad\r\nvalue",
+        "key",
+        "other key",
+        "GREETING",
+        "EMPTY",
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "",
 };
 #define N_DICT (sizeof(dict) / sizeof(dict[0]))
 
@@ -363,11 +363,11 @@ static void poll_op(void)
 
 	memset(sub, 0, 48 * n);
 	for (i = 0; i < n; i++, sub += 48) {
-		sub[8] = next() % 4;        /* clock, fd_read, fd_write, nonsense */
-		sub[16] = next() % 5;       /* clock id or descriptor */
+		sub[8] = next() % 4;                  /* clock, fd_read, fd_write, nonsense */
+		sub[16] = next() % 5;                 /* clock id or descriptor */
 		timeout = (u64)(next() % 4) * 500000; /* up to 1.5 ms */
 		memcpy(sub + 24, &timeout, 8);
-		sub[40] = next() % 2;       /* absolute */
+		sub[40] = next() % 2; /* absolute */
 	}
 	remember(poll_oneoff(next() % 8 ? ADDR(area) + at : ptr_arg(), ptr_arg(), n, ptr_arg()));
 }
@@ -492,9 +492,9 @@ static void step(void)
 	case 23:
 		str_arg(&a, &b);
 		str_arg(&c, &d);
-		remember(op % 44 == 21 ? kv_insert(a, b, c, d)
-			 : op % 44 == 22 ? kv_upsert(a, b, c, d)
-					 : kv_append(a, b, c, d));
+		remember(op % 44 == 21   ? kv_insert(a, b, c, d)
+		         : op % 44 == 22 ? kv_upsert(a, b, c, d)
+		                         : kv_append(a, b, c, d));
 		break;
 	case 24:
 		a = ptr_arg();

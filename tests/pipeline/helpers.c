@@ -47,7 +47,7 @@ char *t_read(const char *path, size_t *len)
 }
 
 void t_archive(const char *path, const char *format, const char *filter,
-	       const struct t_entry *entries, size_t n)
+               const struct t_entry *entries, size_t n)
 {
 	struct archive *a = archive_write_new();
 
@@ -67,7 +67,7 @@ void t_archive(const char *path, const char *format, const char *filter,
 	else if (filter && strcmp(filter, "zstd") == 0)
 		archive_write_add_filter_zstd(a);
 	cr_assert_eq(archive_write_open_filename(a, path), ARCHIVE_OK, "%s",
-		     archive_error_string(a));
+	             archive_error_string(a));
 	for (size_t i = 0; i < n; i++) {
 		const struct t_entry *t = &entries[i];
 		struct archive_entry *e = archive_entry_new();
@@ -106,7 +106,7 @@ void t_archive(const char *path, const char *format, const char *filter,
 			break;
 		}
 		cr_assert_geq(archive_write_header(a, e), ARCHIVE_WARN, "%s",
-			      archive_error_string(a));
+		              archive_error_string(a));
 		if (size > 0)
 			cr_assert_eq(archive_write_data(a, t->data, size), (la_ssize_t)size);
 		archive_entry_free(e);
@@ -136,8 +136,7 @@ char *t_wat(const char *dir, const char *name, const char *wat)
 	memset(&ex, 0, sizeof(ex));
 	rc = pipe_spawn(&cfg, dir, NULL, argv, &output, &ex, err, sizeof(err));
 	cr_assert_eq(rc, VIV_OK, "wat2wasm: %s", err);
-	cr_assert_eq(ex.code, 0, "wat2wasm failed on %s:\n%s", wat,
-		     output.data ? output.data : "");
+	cr_assert_eq(ex.code, 0, "wat2wasm failed on %s:\n%s", wat, output.data ? output.data : "");
 	viv_buf_free(&output);
 	free(src);
 	return out;
@@ -200,7 +199,7 @@ void t_store_setup(void)
 	t_fx.work = t_tmpdir();
 	t_fx.datadir = viv_path_join(t_fx.work, "data");
 	cr_assert_eq(store_open(t_fx.datadir, &t_fx.st, errbuf, sizeof(errbuf)), VIV_OK, "%s",
-		     errbuf);
+	             errbuf);
 	/* Builds run sandboxed wherever bubblewrap works, as in production. */
 	t_config(&t_fx.cfg, t_sandbox_ok());
 }
@@ -248,8 +247,7 @@ struct store_deployment *t_build(int64_t want)
 	return d;
 }
 
-struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries,
-					 size_t n)
+struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries, size_t n)
 {
 	struct store_deployment *d;
 	char *path;

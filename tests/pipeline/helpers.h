@@ -24,14 +24,14 @@ char *t_read(const char *path, size_t *len);
 struct t_entry {
 	const char *name;
 	char type; /* 'f' file, 'd' folder, 'l' symlink, 'h' hard link, 'c' device, 'p' fifo */
-	const char *data;   /* file contents, or the link target */
-	unsigned mode;      /* 0: 0644 for files, 0755 for folders */
+	const char *data; /* file contents, or the link target */
+	unsigned mode;    /* 0: 0644 for files, 0755 for folders */
 };
 
 /* Writes an archive of n entries to path. format: "tar" (pax), "ustar",
  * "zip"; filter: NULL, "gzip", "bzip2", "xz", "zstd". */
 void t_archive(const char *path, const char *format, const char *filter,
-	       const struct t_entry *entries, size_t n);
+               const struct t_entry *entries, size_t n);
 
 /* Assembles WAT text with wat2wasm, run through pipe_spawn (an argv array,
  * never a shell), into dir/name; returns its path (caller frees with
@@ -68,8 +68,8 @@ bool t_sandbox_ok(void);
  * and t_store_teardown() removes. Criterion runs each test in its own
  * process, so every test starts with a fresh one. */
 struct t_store_fixture {
-	char *work;             /* a fresh folder under /tmp */
-	char *datadir;          /* work/data, where the store is */
+	char *work;    /* a fresh folder under /tmp */
+	char *datadir; /* work/data, where the store is */
 	struct store *st;
 	struct pipe_config cfg; /* sandboxed wherever bubblewrap works, as in production */
 };
@@ -91,7 +91,6 @@ struct store_deployment *t_build(int64_t want);
 
 /* Packs the entries as t_fx.work/app.tar.gz, queues it as app and builds it
  * as t_build() does. */
-struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries,
-					 size_t n);
+struct store_deployment *t_build_entries(const char *app, const struct t_entry *entries, size_t n);
 
 #endif

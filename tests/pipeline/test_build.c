@@ -75,9 +75,9 @@ static void assert_timings(const struct store_deployment *d, const char *const *
 
 Test(build, c_hello_is_ready_and_loads)
 {
-	static const char *const steps[] = {"unpack", "manifest", "detect", "compile",
-					    "optimize", "validate", "hash", "wasm2c",
-					    "glue", "cc", "store", "total", NULL};
+	static const char *const steps[] = {"unpack",   "manifest", "detect", "compile", "optimize",
+	                                    "validate", "hash",     "wasm2c", "glue",    "cc",
+	                                    "store",    "total",    NULL};
 	char *src = hello_source();
 	struct t_entry e[] = {{"c-hello/hello.c", 'f', src, 0}};
 	char *tar = tar_of("hello.tar.gz", e, 1);
@@ -93,7 +93,7 @@ Test(build, c_hello_is_ready_and_loads)
 	cr_assert_str_eq(store_mode_name(d->config.mode), "cgi");
 	cr_assert_eq(strlen(d->artifact), 64);
 	cr_assert(strstr(d->log, "$ clang --target=wasm32-wasi --sysroot=/usr -O2 -c hello.c -o "),
-		  "%s", d->log);
+	          "%s", d->log);
 	cr_assert(strstr(d->log, "$ wasm-opt -O2 "), "%s", d->log);
 	cr_assert(strstr(d->log, "$ wasm2c "), "%s", d->log);
 	cr_assert(strstr(d->log, "main() found"), "%s", d->log);
@@ -140,9 +140,10 @@ Test(build, identical_upload_takes_over_the_earlier_build)
 	cr_assert_eq(a->status, STORE_DEP_READY, "%s", a->error);
 	b = t_build(t_queue("hello", tar));
 	cr_assert_eq(b->status, STORE_DEP_READY, "%s", b->error);
-	snprintf(line, sizeof(line), "identical upload: reusing the build of deployment %lld (c, "
-				     "cgi mode, artifact %s)\n",
-		 (long long)a->id, a->artifact);
+	snprintf(line, sizeof(line),
+	         "identical upload: reusing the build of deployment %lld (c, "
+	         "cgi mode, artifact %s)\n",
+	         (long long)a->id, a->artifact);
 	cr_assert(strstr(b->log, line), "%s", b->log);
 	/* Nothing was unpacked or compiled. */
 	cr_assert_null(strstr(b->log, "== unpack"), "%s", b->log);
@@ -164,7 +165,7 @@ Test(build, identical_upload_takes_over_the_earlier_build)
 	c = t_build(t_queue("other", tar));
 	cr_assert_eq(c->status, STORE_DEP_READY, "%s", c->error);
 	cr_assert(strstr(c->log, "identical upload: reusing the build of deployment"), "%s",
-		  c->log);
+	          c->log);
 	cr_assert_str_eq(c->artifact, a->artifact);
 	assert_no_build_dirs_left();
 	store_deployment_free(a);
@@ -181,9 +182,9 @@ Test(build, same_module_from_another_upload_reuses_the_artifact)
 	char *tar = tar_of("hello.tar.gz", e, 1), *tar2;
 	struct store_deployment *a, *b;
 
-	cr_assert_gt(asprintf(&commented, "%s/* a comment changes the upload, not the module */\n",
-			      src),
-		     0);
+	cr_assert_gt(
+	        asprintf(&commented, "%s/* a comment changes the upload, not the module */\n", src),
+	        0);
 	e[0].data = commented;
 	tar2 = tar_of("commented.tar.gz", e, 1);
 	a = t_build(t_queue("hello", tar));
@@ -247,8 +248,8 @@ Test(build, identical_upload_of_a_failed_build_builds_again)
 Test(build, identical_upload_builds_again_when_its_static_files_are_gone)
 {
 	struct t_entry e[] = {
-		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-		{"assets/index.html", 'f', "<h1>hello</h1>\n", 0},
+	        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+	        {"assets/index.html", 'f', "<h1>hello</h1>\n", 0},
 	};
 	char *tar = tar_of("site.tar.gz", e, 2), *tree, *hash;
 	struct store_deployment *a, *b;
@@ -291,9 +292,9 @@ static void key_of(const struct pipe_config *cfg, const char *upload, char hex[6
 Test(build, build_key_covers_the_upload_and_what_builds_it)
 {
 	static const char up1[] =
-		"1111111111111111111111111111111111111111111111111111111111111111";
+	        "1111111111111111111111111111111111111111111111111111111111111111";
 	static const char up2[] =
-		"2222222222222222222222222222222222222222222222222222222222222222";
+	        "2222222222222222222222222222222222222222222222222222222222222222";
 	struct pipe_config cfg = t_fx.cfg;
 	char *sdk = viv_path_join(t_fx.work, "sdk");
 	char base[65], again[65], other[65];
@@ -337,18 +338,18 @@ Test(build, build_key_covers_the_upload_and_what_builds_it)
 Test(build, c_compile_error_names_file_and_line)
 {
 	struct t_entry e[] = {
-		{"src/main.c", 'f',
-		 "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n", 0},
-		{"README.md", 'f', "# bad\n", 0},
+	        {"src/main.c", 'f', "#include <stdio.h>\nint main(void)\n{\n\treturn nope;\n}\n",
+	         0},
+	        {"README.md", 'f', "# bad\n", 0},
 	};
 	struct store_deployment *d = t_build_entries("bad", e, 2);
 	struct store_app *app = NULL;
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->error, "the C compiler reported errors; the build log has them with "
-				   "file and line");
+	                           "file and line");
 	cr_assert(strstr(d->log, "src/main.c:4:9: error: use of undeclared identifier 'nope'"),
-		  "%s", d->log);
+	          "%s", d->log);
 	/* A failed first build leaves the app with nothing serving. */
 	cr_assert_eq(store_app_get(t_fx.st, "bad", &app), VIV_OK);
 	cr_assert_eq(app->current_deployment, 0);
@@ -384,14 +385,14 @@ Test(build, failure_keeps_the_previous_deployment_serving)
 Test(build, c_reactor_with_run)
 {
 	struct t_entry e[] = {
-		{"handler.c", 'f',
-		 "static volatile int hits;\n"
-		 "void run(void) { hits++; }\n",
-		 0},
-		{"vivarium.json", 'f',
-		 "{\"name\": \"handler\", \"limits\": {\"memory_mb\": 16},"
-		 " \"env\": {\"GREETING\": \"hi\"}}",
-		 0},
+	        {"handler.c", 'f',
+	         "static volatile int hits;\n"
+	         "void run(void) { hits++; }\n",
+	         0},
+	        {"vivarium.json", 'f',
+	         "{\"name\": \"handler\", \"limits\": {\"memory_mb\": 16},"
+	         " \"env\": {\"GREETING\": \"hi\"}}",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("handler", e, 2);
 
@@ -408,16 +409,16 @@ Test(build, c_reactor_with_run)
 Test(build, c_links_run_wasm_ld_directly_once_learnt)
 {
 	static const char *const srcs[] = {
-		"#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n",
-		"#include <stdio.h>\nint main(void) { puts(\"two\"); return 0; }\n",
-		"void run(void) {}\n",
-		"static volatile int n;\nvoid run(void) { n++; }\n",
+	        "#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n",
+	        "#include <stdio.h>\nint main(void) { puts(\"two\"); return 0; }\n",
+	        "void run(void) {}\n",
+	        "static volatile int n;\nvoid run(void) { n++; }\n",
 	};
 	char *logs[4];
 
 	for (size_t i = 0; i < 4; i++) {
-		struct t_entry e[] = {{"a/main.c", 'f', srcs[i], 0}, {"a/two.c", 'f',
-								       "int two(void) { return 2; }\n", 0}};
+		struct t_entry e[] = {{"a/main.c", 'f', srcs[i], 0},
+		                      {"a/two.c", 'f', "int two(void) { return 2; }\n", 0}};
 		struct store_deployment *d = t_build_entries(i < 2 ? "cmd" : "reactor", e, 2);
 
 		cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
@@ -434,7 +435,7 @@ Test(build, c_links_run_wasm_ld_directly_once_learnt)
 		cr_assert(strstr(logs[i + 1], " obj/0.o obj/1.o "), "%s", logs[i + 1]);
 		cr_assert(strstr(logs[i + 1], " -o out/app.wasm"), "%s", logs[i + 1]);
 		cr_assert(strstr(logs[i + 1], i == 0 ? "crt1-command.o" : "crt1-reactor.o"), "%s",
-			  logs[i + 1]);
+		          logs[i + 1]);
 	}
 	for (size_t i = 0; i < 4; i++)
 		free(logs[i]);
@@ -447,25 +448,25 @@ Test(build, c_without_main_or_run)
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "found neither main() (a WASI command, served as CGI) nor run() "
-				   "(a Terrarium-style handler)"),
-		  "%s", d->error);
+	                           "(a Terrarium-style handler)"),
+	          "%s", d->error);
 	store_deployment_free(d);
 }
 
 Test(build, wat_module)
 {
 	struct t_entry e[] = {
-		{"app.wat", 'f',
-		 "(module\n"
-		 "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-		 "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-		 "  (memory 1)\n"
-		 "  (data (i32.const 16) \"Content-Type: text/plain\\n\\nhi\\n\")\n"
-		 "  (data (i32.const 0) \"\\10\\00\\00\\00\\1d\\00\\00\\00\")\n"
-		 "  (func (export \"_start\")\n"
-		 "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-		 " (i32.const 8)))))\n",
-		 0},
+	        {"app.wat", 'f',
+	         "(module\n"
+	         "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	         "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	         "  (memory 1)\n"
+	         "  (data (i32.const 16) \"Content-Type: text/plain\\n\\nhi\\n\")\n"
+	         "  (data (i32.const 0) \"\\10\\00\\00\\00\\1d\\00\\00\\00\")\n"
+	         "  (func (export \"_start\")\n"
+	         "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+	         " (i32.const 8)))))\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("wat", e, 1);
 
@@ -482,15 +483,15 @@ Test(build, wat_module)
 Test(build, a_private_memory_keeps_what_the_host_reads)
 {
 	struct t_entry e[] = {
-		{"app.wat", 'f',
-		 "(module\n"
-		 "  (import \"env\" \"hostcall_resp_set_body\"\n"
-		 "    (func $set_body (param i32 i32 i32) (result i32)))\n"
-		 "  (memory 1)\n"
-		 "  (data (i32.const 100) \"kept-by-the-host\")\n"
-		 "  (func (export \"run\")\n"
-		 "    (drop (call $set_body (i32.const 0) (i32.const 100) (i32.const 16)))))\n",
-		 0},
+	        {"app.wat", 'f',
+	         "(module\n"
+	         "  (import \"env\" \"hostcall_resp_set_body\"\n"
+	         "    (func $set_body (param i32 i32 i32) (result i32)))\n"
+	         "  (memory 1)\n"
+	         "  (data (i32.const 100) \"kept-by-the-host\")\n"
+	         "  (func (export \"run\")\n"
+	         "    (drop (call $set_body (i32.const 0) (i32.const 100) (i32.const 16)))))\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("private", e, 1);
 	char *path, *wasm;
@@ -501,7 +502,7 @@ Test(build, a_private_memory_keeps_what_the_host_reads)
 	path = store_artifact_path(t_fx.st, d->artifact, "wasm");
 	wasm = t_read(path, &len);
 	cr_assert_not_null(memmem(wasm, len, "kept-by-the-host", 16),
-			   "the optimizer dropped the data the host reads");
+	                   "the optimizer dropped the data the host reads");
 	free(wasm);
 	free(path);
 	store_deployment_free(d);
@@ -510,7 +511,7 @@ Test(build, a_private_memory_keeps_what_the_host_reads)
 Test(build, wat_error_has_line_and_column)
 {
 	struct t_entry e[] = {
-		{"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0},
+	        {"app.wat", 'f', "(module\n  (func (export \"run\") (i32.bogus)))\n", 0},
 	};
 	struct store_deployment *d = t_build_entries("wat", e, 1);
 
@@ -522,8 +523,7 @@ Test(build, wat_error_has_line_and_column)
 
 Test(build, raw_wasm_upload)
 {
-	char *wasm = t_wat(t_fx.work, "raw.wasm",
-			   "(module (memory 1) (func (export \"run\")))");
+	char *wasm = t_wat(t_fx.work, "raw.wasm", "(module (memory 1) (func (export \"run\")))");
 	struct store_deployment *d = t_build(t_queue("raw", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_READY, "%s\n%s", d->error, d->log);
@@ -536,14 +536,14 @@ Test(build, raw_wasm_upload)
 Test(build, unknown_imports_are_named)
 {
 	char *wasm = t_wat(t_fx.work, "imp.wasm",
-			   "(module (import \"env\" \"foo\" (func (param i32) (result i32)))"
-			   " (import \"env\" \"bar\" (func))"
-			   " (func (export \"_start\") (drop (call 0 (i32.const 1))) (call 1)))");
+	                   "(module (import \"env\" \"foo\" (func (param i32) (result i32)))"
+	                   " (import \"env\" \"bar\" (func))"
+	                   " (func (export \"_start\") (drop (call 0 (i32.const 1))) (call 1)))");
 	struct store_deployment *d = t_build(t_queue("imp", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->error, "the module imports what Vivarium does not provide: env.foo "
-				   "(i32) -> i32, env.bar () -> ()");
+	                           "(i32) -> i32, env.bar () -> ()");
 	store_deployment_free(d);
 	free(wasm);
 }
@@ -551,7 +551,7 @@ Test(build, unknown_imports_are_named)
 Test(build, simd_is_refused_plainly)
 {
 	char *wasm = t_wat(t_fx.work, "simd.wasm",
-			   "(module (func (export \"run\") (drop (v128.const i32x4 1 2 3 4))))");
+	                   "(module (func (export \"run\") (drop (v128.const i32x4 1 2 3 4))))");
 	struct store_deployment *d = t_build(t_queue("simd", wasm));
 
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
@@ -571,7 +571,7 @@ Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 	d = t_build(t_queue("junk", junk));
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "the upload is not a tarball or a .wasm module (libarchive:"),
-		  "%s", d->error);
+	          "%s", d->error);
 	store_deployment_free(d);
 	d = t_build_entries("evil", e, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
@@ -583,8 +583,8 @@ Test(build, garbage_and_traversal_uploads_fail_with_the_reason)
 Test(build, manifest_errors_name_the_field_or_file)
 {
 	struct t_entry bad[] = {
-		{"main.c", 'f', "int main(void){return 0;}", 0},
-		{"vivarium.json", 'f', "{\"limits\": {\"memory_mb\": 4096}}", 0},
+	        {"main.c", 'f', "int main(void){return 0;}", 0},
+	        {"vivarium.json", 'f', "{\"limits\": {\"memory_mb\": 4096}}", 0},
 	};
 	struct t_entry rust[] = {{"Cargo.toml", 'f', "[package]\nname = \"x\"\n", 0}};
 	struct store_deployment *d;
@@ -592,13 +592,13 @@ Test(build, manifest_errors_name_the_field_or_file)
 	d = t_build_entries("m", bad, 2);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert(strstr(d->error, "limits.memory_mb is 4096, above this server's maximum of 1024"),
-		  "%s", d->error);
+	          "%s", d->error);
 	store_deployment_free(d);
 	d = t_build_entries("r", rust, 1);
 	cr_assert_eq(d->status, STORE_DEP_FAILED);
 	cr_assert_str_eq(d->language, "rust");
 	cr_assert_str_eq(d->error, "cargo could not read Cargo.toml; the build log says what is "
-				   "wrong with it");
+	                           "wrong with it");
 	cr_assert(strstr(d->log, "missing field `version`"), "%s", d->log);
 	store_deployment_free(d);
 }

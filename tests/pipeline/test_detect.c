@@ -118,9 +118,9 @@ Test(detect, missing_toolchains_say_what_to_install)
 
 	cr_assert_eq(as->ops->build(as->ctx, &p, &wasm, err, sizeof(err)), VIV_ERR_UNSUPPORTED);
 	cr_assert_null(wasm);
-	cr_assert(strstr(err, "AssemblyScript builds are not set up on this server (asc "
-			      PIPE_ASC_VERSION),
-		  "%s", err);
+	cr_assert(strstr(err, "AssemblyScript builds are not set up on this server "
+	                      "(asc " PIPE_ASC_VERSION),
+	          "%s", err);
 	cr_assert(strstr(err, "scripts/setup.sh"), "%s", err);
 	cr_assert_null(pipe_toolchain_find("cobol"));
 	pipe_ctx_free(&ctx);
@@ -217,12 +217,12 @@ Test(detect, relpath_safe)
 Test(detect, relpath)
 {
 	static const char *const cases[][3] = {
-		{"/a/b", "/a/b/c/d.o", "c/d.o"},
-		{"/a/b/src", "/a/b/obj/0.o", "../obj/0.o"},
-		{"/a/b/src/app", "/a/b/out/app.wasm", "../../out/app.wasm"},
-		{"/a/b", "/a/b", "."},
-		{"/a/b/", "/a/bc/x", "../bc/x"},
-		{"/", "/usr/bin", "usr/bin"},
+	        {"/a/b", "/a/b/c/d.o", "c/d.o"},
+	        {"/a/b/src", "/a/b/obj/0.o", "../obj/0.o"},
+	        {"/a/b/src/app", "/a/b/out/app.wasm", "../../out/app.wasm"},
+	        {"/a/b", "/a/b", "."},
+	        {"/a/b/", "/a/bc/x", "../bc/x"},
+	        {"/", "/usr/bin", "usr/bin"},
 	};
 	char *rel = NULL;
 

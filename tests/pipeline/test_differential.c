@@ -250,13 +250,15 @@ static void call_text(struct viv_buf *b, const struct export *e, bool hang_init)
 	                                   "0.0f", "f64", "0.0", NULL};
 
 	cr_assert_eq(viv_buf_printf(b,
-	               "  fprintf(out, \"c %s\\n\");\n"
-	               "  code = wasm_rt_impl_try();\n"
-	               "  if (code) fprintf(out, \"t %%d\\n\", (int)code);\n"
-	               "  else {\n",
-	               e->name), VIV_OK);
+	                            "  fprintf(out, \"c %s\\n\");\n"
+	                            "  code = wasm_rt_impl_try();\n"
+	                            "  if (code) fprintf(out, \"t %%d\\n\", (int)code);\n"
+	                            "  else {\n",
+	                            e->name),
+	             VIV_OK);
 	if (hang_init)
-		cr_assert_eq(viv_buf_printf(b, "    Z_guestZ_hangLimitInitializer(&inst);\n"), VIV_OK);
+		cr_assert_eq(viv_buf_printf(b, "    Z_guestZ_hangLimitInitializer(&inst);\n"),
+		             VIV_OK);
 	if (strcmp(e->result, "void") != 0)
 		cr_assert_eq(viv_buf_printf(b, "    %s r = ", e->result), VIV_OK);
 	else
@@ -272,16 +274,23 @@ static void call_text(struct viv_buf *b, const struct export *e, bool hang_init)
 	}
 	cr_assert_eq(viv_buf_printf(b, ");\n"), VIV_OK);
 	if (strcmp(e->result, "u32") == 0)
-		cr_assert_eq(viv_buf_printf(b, "    fprintf(out, \"r i %%d\\n\", (int)r);\n"), VIV_OK);
+		cr_assert_eq(viv_buf_printf(b, "    fprintf(out, \"r i %%d\\n\", (int)r);\n"),
+		             VIV_OK);
 	else if (strcmp(e->result, "u64") == 0)
-		cr_assert_eq(viv_buf_printf(b, "    fprintf(out, \"r I %%lld\\n\", (long long)r);\n"), VIV_OK);
+		cr_assert_eq(
+		        viv_buf_printf(b, "    fprintf(out, \"r I %%lld\\n\", (long long)r);\n"),
+		        VIV_OK);
 	else if (strcmp(e->result, "f32") == 0)
-		cr_assert_eq(viv_buf_printf(
-		        b, "    u32 x; memcpy(&x, &r, 4); fprintf(out, \"r f %%08x\\n\", x);\n"), VIV_OK);
+		cr_assert_eq(viv_buf_printf(b, "    u32 x; memcpy(&x, &r, 4); fprintf(out, \"r f "
+		                               "%%08x\\n\", x);\n"),
+		             VIV_OK);
 	else if (strcmp(e->result, "f64") == 0)
-		cr_assert_eq(viv_buf_printf(b,
-		               "    u64 x; memcpy(&x, &r, 8);\n"
-		               "    fprintf(out, \"r F %%016llx\\n\", (unsigned long long)x);\n"), VIV_OK);
+		cr_assert_eq(
+		        viv_buf_printf(
+		                b,
+		                "    u64 x; memcpy(&x, &r, 8);\n"
+		                "    fprintf(out, \"r F %%016llx\\n\", (unsigned long long)x);\n"),
+		        VIV_OK);
 	cr_assert_eq(viv_buf_printf(b, "  }\n"), VIV_OK);
 }
 
@@ -468,8 +477,8 @@ static const char *compare(const struct run *ref, const struct run *got, char *b
 		if (!ok) {
 			/* A long difference is cut; its start says enough. */
 			if (snprintf(buf, len, "event %zu: reference %c %s %s, AOT %c %s %c %s", i,
-				     a->kind, a->name, a->text, b->kind, b->name, b->type,
-				     b->text) < 0)
+			             a->kind, a->name, a->text, b->kind, b->name, b->type,
+			             b->text) < 0)
 				snprintf(buf, len, "event %zu differs", i);
 			return buf;
 		}
@@ -599,7 +608,8 @@ Test(differential, binaryen_modules_agree_with_the_aot_path, .timeout = 3000)
 
 			if (!diff2) {
 				fig.denan_explained++;
-				cr_log_info("module %zu: NaN bits (%s); agrees after --denan", m, diff);
+				cr_log_info("module %zu: NaN bits (%s); agrees after --denan", m,
+				            diff);
 				diff = NULL;
 			}
 		}
@@ -613,7 +623,7 @@ Test(differential, binaryen_modules_agree_with_the_aot_path, .timeout = 3000)
 
 				if (viv_read_file(mw, 64u << 20, &data, &len) == VIV_OK) {
 					cr_assert_eq(viv_write_file_atomic(keep, data, len, 0644),
-						     VIV_OK);
+					             VIV_OK);
 					free(data);
 				}
 				free(mw);

@@ -13,33 +13,33 @@
 TestSuite(glue, .init = t_ctx_setup, .fini = t_ctx_teardown, .timeout = 120);
 
 static const char two_imports_h[] =
-	"typedef struct Z_guest_instance_t {\n"
-	"  struct Z_env_instance_t* Z_env_instance;\n"
-	"  struct Z_wasi_snapshot_preview1_instance_t* Z_wasi_snapshot_preview1_instance;\n"
-	"  u32 w2c_g0;\n"
-	"  wasm_rt_memory_t w2c_M0;\n"
-	"  wasm_rt_memory_t w2c_M1;\n"
-	"  wasm_rt_funcref_table_t w2c_T0;\n"
-	"} Z_guest_instance_t;\n"
-	"\n"
-	"void Z_guest_init_module(void);\n"
-	"void Z_guest_instantiate(Z_guest_instance_t*, struct Z_env_instance_t*, struct "
-	"Z_wasi_snapshot_preview1_instance_t*);\n"
-	"void Z_guest_free(Z_guest_instance_t*);\n"
-	"void Z_guestZ_run(Z_guest_instance_t*);\n";
+        "typedef struct Z_guest_instance_t {\n"
+        "  struct Z_env_instance_t* Z_env_instance;\n"
+        "  struct Z_wasi_snapshot_preview1_instance_t* Z_wasi_snapshot_preview1_instance;\n"
+        "  u32 w2c_g0;\n"
+        "  wasm_rt_memory_t w2c_M0;\n"
+        "  wasm_rt_memory_t w2c_M1;\n"
+        "  wasm_rt_funcref_table_t w2c_T0;\n"
+        "} Z_guest_instance_t;\n"
+        "\n"
+        "void Z_guest_init_module(void);\n"
+        "void Z_guest_instantiate(Z_guest_instance_t*, struct Z_env_instance_t*, struct "
+        "Z_wasi_snapshot_preview1_instance_t*);\n"
+        "void Z_guest_free(Z_guest_instance_t*);\n"
+        "void Z_guestZ_run(Z_guest_instance_t*);\n";
 
 Test(glue, shape_of_guest_h)
 {
 	struct pipe_guest_shape s;
 
 	cr_assert_eq(pipe_guest_shape_parse(two_imports_h, &s, t_cx.err, sizeof(t_cx.err)), VIV_OK,
-		     "%s", t_cx.err);
+	             "%s", t_cx.err);
 	cr_assert_eq(s.n_import_instances, 2);
 	cr_assert_str_eq(s.memory_field, "w2c_M0");
 	cr_assert_str_eq(s.table_field, "w2c_T0");
 	cr_assert_eq(pipe_guest_shape_parse("void Z_guest_instantiate(Z_guest_instance_t*);", &s,
-					    t_cx.err, sizeof(t_cx.err)),
-		     VIV_ERR_INTERNAL);
+	                                    t_cx.err, sizeof(t_cx.err)),
+	             VIV_ERR_INTERNAL);
 }
 
 Test(glue, generated_text)
@@ -48,10 +48,10 @@ Test(glue, generated_text)
 	char *text = NULL;
 
 	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
-		     VIV_OK, "%s", t_cx.err);
+	             VIV_OK, "%s", t_cx.err);
 	cr_assert(strstr(text, "#include \"guest.c\""));
 	cr_assert(strstr(text, "Z_guest_instantiate((Z_guest_instance_t *)instance, host, host);"),
-		  "%s", text);
+	          "%s", text);
 	cr_assert(strstr(text, "->w2c_M0;"), "%s", text);
 	cr_assert(strstr(text, "Z_guestZ_run((Z_guest_instance_t *)instance);"));
 	cr_assert(strstr(text, ".initialize = NULL,"));
@@ -62,15 +62,15 @@ Test(glue, generated_text)
 	/* _initialize asked for but not declared: a clear internal error */
 	spec.has_initialize = true;
 	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
-		     VIV_ERR_INTERNAL);
+	             VIV_ERR_INTERNAL);
 	spec.has_initialize = false;
 	spec.hash = "../../etc";
 	cr_assert_eq(pipe_glue_generate(two_imports_h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
-		     VIV_ERR_INTERNAL);
+	             VIV_ERR_INTERNAL);
 }
 
 static const struct viv_guest *build_and_load(const char *wat, const struct pipe_glue_spec *spec,
-					      void **handle)
+                                              void **handle)
 {
 	const struct pipe_tools *tools = NULL;
 	char *wasm = t_wat(t_cx.dir, "m.wasm", wat);
@@ -78,10 +78,10 @@ static const struct viv_guest *build_and_load(const char *wat, const struct pipe
 	const struct viv_guest *g;
 
 	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
-		     t_cx.err);
-	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, "m.wasm", spec, NULL, NULL, t_cx.err,
-			      sizeof(t_cx.err)),
-		     VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	             t_cx.err);
+	cr_assert_eq(
+	        pipe_aot(&t_cx.ctx, tools, "m.wasm", spec, NULL, NULL, t_cx.err, sizeof(t_cx.err)),
+	        VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
 	so = viv_path_join(t_cx.dir, "guest.so");
 	*handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
 	cr_assert_not_null(*handle, "%s", dlerror());
@@ -105,12 +105,12 @@ Test(glue, runs_with_the_stock_runtime)
 	wasm_rt_memory_t *mem;
 
 	g = build_and_load("(module (memory 1) (table 2 funcref)"
-			   " (global $g (mut i32) (i32.const 0))"
-			   " (func $init (global.set $g (i32.const 40)))"
-			   " (func $run (i32.store (i32.const 16)"
-			   "   (i32.add (global.get $g) (i32.const 2))))"
-			   " (export \"_initialize\" (func $init)) (export \"run\" (func $run)))",
-			   &spec, &handle);
+	                   " (global $g (mut i32) (i32.const 0))"
+	                   " (func $init (global.set $g (i32.const 40)))"
+	                   " (func $run (i32.store (i32.const 16)"
+	                   "   (i32.add (global.get $g) (i32.const 2))))"
+	                   " (export \"_initialize\" (func $init)) (export \"run\" (func $run)))",
+	                   &spec, &handle);
 	cr_assert_eq(g->abi, VIV_GUEST_ABI);
 	cr_assert_eq(g->mode, VIV_GUEST_HOSTCALL);
 	cr_assert_str_eq(g->hash, T_HASH);
@@ -139,10 +139,10 @@ Test(glue, command_with_imports_loads_lazily)
 	void *handle;
 
 	g = build_and_load(
-		"(module"
-		" (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))"
-		" (func (call $exit (i32.const 0))) (export \"_start\" (func 1)))",
-		&spec, &handle);
+	        "(module"
+	        " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))"
+	        " (func (call $exit (i32.const 0))) (export \"_start\" (func 1)))",
+	        &spec, &handle);
 	cr_assert_eq(g->mode, VIV_GUEST_CGI);
 	cr_assert_null(g->memory);
 	cr_assert_null(g->table);
@@ -164,19 +164,19 @@ Test(glue, exported_allocator_is_callable)
 	wasm_rt_memory_t *mem;
 
 	g = build_and_load("(module (memory 1)"
-			   " (global $top (mut i32) (i32.const 1024))"
-			   " (global $freed (mut i32) (i32.const 0))"
-			   " (func $malloc (param $n i32) (result i32) (local $p i32)"
-			   "   (local.set $p (global.get $top))"
-			   "   (global.set $top (i32.add (global.get $top) (local.get $n)))"
-			   "   (local.get $p))"
-			   " (func $free (param $p i32) (global.set $freed (local.get $p))"
-			   "   (i32.store (i32.const 8) (local.get $p)))"
-			   " (func $run)"
-			   " (export \"default_malloc_impl\" (func $malloc))"
-			   " (export \"default_free_impl\" (func $free))"
-			   " (export \"run\" (func $run)))",
-			   &spec, &handle);
+	                   " (global $top (mut i32) (i32.const 1024))"
+	                   " (global $freed (mut i32) (i32.const 0))"
+	                   " (func $malloc (param $n i32) (result i32) (local $p i32)"
+	                   "   (local.set $p (global.get $top))"
+	                   "   (global.set $top (i32.add (global.get $top) (local.get $n)))"
+	                   "   (local.get $p))"
+	                   " (func $free (param $p i32) (global.set $freed (local.get $p))"
+	                   "   (i32.store (i32.const 8) (local.get $p)))"
+	                   " (func $run)"
+	                   " (export \"default_malloc_impl\" (func $malloc))"
+	                   " (export \"default_free_impl\" (func $free))"
+	                   " (export \"run\" (func $run)))",
+	                   &spec, &handle);
 	cr_assert_not_null(g->export_malloc);
 	cr_assert_not_null(g->export_free);
 	wasm_rt_init();
@@ -195,28 +195,27 @@ Test(glue, exported_allocator_is_callable)
 
 Test(glue, allocator_text_and_its_checks)
 {
-	static const char h[] =
-		"typedef struct Z_guest_instance_t {\n"
-		"  wasm_rt_memory_t w2c_M0;\n"
-		"} Z_guest_instance_t;\n"
-		"void Z_guest_instantiate(Z_guest_instance_t*);\n"
-		"void Z_guestZ_run(Z_guest_instance_t*);\n"
-		"u32 Z_guestZ_default_malloc_impl(Z_guest_instance_t*, u32);\n";
+	static const char h[] = "typedef struct Z_guest_instance_t {\n"
+	                        "  wasm_rt_memory_t w2c_M0;\n"
+	                        "} Z_guest_instance_t;\n"
+	                        "void Z_guest_instantiate(Z_guest_instance_t*);\n"
+	                        "void Z_guestZ_run(Z_guest_instance_t*);\n"
+	                        "u32 Z_guestZ_default_malloc_impl(Z_guest_instance_t*, u32);\n";
 	struct pipe_glue_spec spec = {VIV_GUEST_HOSTCALL, false, T_HASH, true, false};
 	char *text = NULL;
 
 	cr_assert_eq(pipe_glue_generate(h, &spec, &text, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
-		     t_cx.err);
+	             t_cx.err);
 	cr_assert(strstr(text, "return Z_guestZ_default_malloc_impl((Z_guest_instance_t "
-			       "*)instance, size);"),
-		  "%s", text);
+	                       "*)instance, size);"),
+	          "%s", text);
 	cr_assert(strstr(text, ".export_malloc = viv_glue_malloc,"), "%s", text);
 	cr_assert(strstr(text, ".export_free = NULL,"), "%s", text);
 	free(text);
 	/* Asked for but not declared with that type: a clear internal error. */
 	spec.has_free = true;
 	cr_assert_eq(pipe_glue_generate(h, &spec, &text, t_cx.err, sizeof(t_cx.err)),
-		     VIV_ERR_INTERNAL);
+	             VIV_ERR_INTERNAL);
 	cr_assert(strstr(t_cx.err, "Z_guestZ_default_free_impl"), "%s", t_cx.err);
 }
 
@@ -227,7 +226,7 @@ Test(glue, artifact_hash_covers_mode_and_bytes)
 	char d[VIV_SHA256_HEX_LEN + 1];
 
 	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
-		     t_cx.err);
+	             t_cx.err);
 	cr_assert(strstr(tools->wasm2c_version, "1."), "%s", tools->wasm2c_version);
 	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, a), VIV_OK);
 	cr_assert_eq(pipe_artifact_hash(tools, VIV_GUEST_CGI, "abc", 3, b), VIV_OK);
@@ -245,21 +244,21 @@ Test(glue, artifact_hash_covers_mode_and_bytes)
  * and the table's elements, and memory.init of a passive segment, which
  * keeps its function in part 0 with the segment. */
 static const char parts_wat[] =
-	"(module (memory 1) (table 2 funcref)"
-	" (type $unop (func (param i32) (result i32)))"
-	" (elem (i32.const 0) $double $triple)"
-	" (data $d \"\\2a\\00\\00\\00\")"
-	" (func $double (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))"
-	" (func $triple (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))"
-	" (func $inc (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))"
-	" (func $load42 (result i32)"
-	"   (memory.init $d (i32.const 100) (i32.const 0) (i32.const 4))"
-	"   (i32.load (i32.const 100)))"
-	" (func $run"
-	"   (i32.store (i32.const 0) (call_indirect (type $unop) (i32.const 5) (i32.const 0)))"
-	"   (i32.store (i32.const 4) (call_indirect (type $unop) (i32.const 5) (i32.const 1)))"
-	"   (i32.store (i32.const 8) (call $inc (call $load42))))"
-	" (export \"run\" (func $run)))";
+        "(module (memory 1) (table 2 funcref)"
+        " (type $unop (func (param i32) (result i32)))"
+        " (elem (i32.const 0) $double $triple)"
+        " (data $d \"\\2a\\00\\00\\00\")"
+        " (func $double (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))"
+        " (func $triple (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))"
+        " (func $inc (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))"
+        " (func $load42 (result i32)"
+        "   (memory.init $d (i32.const 100) (i32.const 0) (i32.const 4))"
+        "   (i32.load (i32.const 100)))"
+        " (func $run"
+        "   (i32.store (i32.const 0) (call_indirect (type $unop) (i32.const 5) (i32.const 0)))"
+        "   (i32.store (i32.const 4) (call_indirect (type $unop) (i32.const 5) (i32.const 1)))"
+        "   (i32.store (i32.const 8) (call $inc (call $load42))))"
+        " (export \"run\" (func $run)))";
 
 Test(glue, module_compiled_in_parts_runs_alike)
 {
@@ -284,8 +283,8 @@ Test(glue, module_compiled_in_parts_runs_alike)
 		if (!text)
 			break;
 		cr_assert(strstr(text, "extern __attribute__((visibility(\"hidden\"))) u32 "
-				       "func_types["),
-			  "%s", text);
+		                       "func_types["),
+		          "%s", text);
 		cr_assert_null(strstr(text, "data_segment_data"), "%s", text);
 		indirect = indirect || strstr(text, "CALL_INDIRECT(instance->");
 		free(text);
@@ -312,30 +311,30 @@ Test(glue, split_leaves_other_shapes_alone)
 {
 	static const char not_wasm2c[] = "int main(void)\n{\n\treturn 0;\n}\n";
 	static const char one_function[] = "static u32 func_types[1];\n"
-					   "static void w2c_f0(Z_guest_instance_t*);\n"
-					   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
-					   "}\n";
+	                                   "static void w2c_f0(Z_guest_instance_t*);\n"
+	                                   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
+	                                   "}\n";
 	static const char code_between[] = "static u32 func_types[1];\n"
-					   "static void w2c_f0(Z_guest_instance_t*);\n"
-					   "static void w2c_f1(Z_guest_instance_t*);\n"
-					   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
-					   "}\n"
-					   "static int stray;\n"
-					   "static void w2c_f1(Z_guest_instance_t* instance) {\n"
-					   "}\n";
+	                                   "static void w2c_f0(Z_guest_instance_t*);\n"
+	                                   "static void w2c_f1(Z_guest_instance_t*);\n"
+	                                   "static void w2c_f0(Z_guest_instance_t* instance) {\n"
+	                                   "}\n"
+	                                   "static int stray;\n"
+	                                   "static void w2c_f1(Z_guest_instance_t* instance) {\n"
+	                                   "}\n";
 	char **parts = (void *)1;
 	size_t n = 7;
 
 	cr_assert_eq(pipe_guest_split(not_wasm2c, strlen(not_wasm2c), 2, &parts, &n),
-		     VIV_ERR_UNSUPPORTED);
+	             VIV_ERR_UNSUPPORTED);
 	cr_assert_null(parts);
 	cr_assert_eq(n, 0);
 	cr_assert_eq(pipe_guest_split(one_function, strlen(one_function), 2, &parts, &n),
-		     VIV_ERR_UNSUPPORTED);
+	             VIV_ERR_UNSUPPORTED);
 	cr_assert_eq(pipe_guest_split(code_between, strlen(code_between), 2, &parts, &n),
-		     VIV_ERR_UNSUPPORTED);
+	             VIV_ERR_UNSUPPORTED);
 	cr_assert_eq(pipe_guest_split(code_between, strlen(code_between), 1, &parts, &n),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 }
 
 Test(glue, parts_follow_the_size_of_the_c)

@@ -20,7 +20,7 @@
 
 /* ---- Limits ------------------------------------------------------------------------ */
 
-static char *lim_dir;  /* the build folder: a 64 MiB tmpfs */
+static char *lim_dir; /* the build folder: a 64 MiB tmpfs */
 static struct pipe_config lim_cfg;
 
 /* A private mount namespace for this test's process (Criterion runs each
@@ -36,7 +36,7 @@ static void limits_setup(void)
 	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	lim_dir = t_tmpdir();
 	cr_assert_eq(mount("t", lim_dir, "tmpfs", 0, "size=64m,nr_inodes=2000"), 0, "%s",
-		     strerror(errno));
+	             strerror(errno));
 	t_write(lim_dir, "tmp/.keep", "");
 	t_config(&lim_cfg, t_sandbox_ok());
 	lim_cfg.build_memory_mb = 64;
@@ -69,8 +69,8 @@ static enum viv_err confined(const char *script, struct pipe_exit *ex, char *err
 	viv_buf_init(&out, 1 << 20);
 	memset(ex, 0, sizeof(*ex));
 	e = pipe_spawn_cmd(&lim_cfg, &cmd, &out, ex, err, errlen);
-	cr_log_info("%s: %s, exit %d signal %d, limit %d, output: %.300s", script,
-		    viv_strerror(e), ex->code, ex->signal, ex->limit, out.data ? out.data : "");
+	cr_log_info("%s: %s, exit %d signal %d, limit %d, output: %.300s", script, viv_strerror(e),
+	            ex->code, ex->signal, ex->limit, out.data ? out.data : "");
 	viv_buf_free(&out);
 	return e;
 }
@@ -83,8 +83,8 @@ Test(limits, a_step_that_eats_memory_is_stopped_and_told_so)
 	/* A line that never ends: tail holds all of it. The step's 64 MiB
 	 * are reached long before the 8 GiB it asks for. */
 	cr_assert_eq(confined("head -c 8000000000 /dev/zero | tail -n 1 > /dev/null", &ex, err,
-			      sizeof(err)),
-		     VIV_ERR_TOO_BIG, "%s", err);
+	                      sizeof(err)),
+	             VIV_ERR_TOO_BIG, "%s", err);
 	cr_assert_eq(ex.limit, PIPE_LIMIT_MEMORY);
 	cr_assert(strstr(err, "memory limit is 64 MiB"), "%s", err);
 }
@@ -95,8 +95,8 @@ Test(limits, a_step_that_forks_thousands_is_stopped_and_told_so)
 	char err[512];
 
 	cr_assert_eq(confined("i=0; while [ $i -lt 5000 ]; do sleep 30 & i=$((i+1)); done; wait",
-			      &ex, err, sizeof(err)),
-		     VIV_ERR_TOO_BIG, "%s", err);
+	                      &ex, err, sizeof(err)),
+	             VIV_ERR_TOO_BIG, "%s", err);
 	cr_assert_eq(ex.limit, PIPE_LIMIT_PROCS);
 	cr_assert(strstr(err, "at most 64 processes"), "%s", err);
 }
@@ -107,7 +107,7 @@ Test(limits, a_step_that_fills_the_disk_is_stopped_and_told_so)
 	char err[512];
 
 	cr_assert_eq(confined("head -c 5000000000 /dev/zero > big", &ex, err, sizeof(err)),
-		     VIV_ERR_TOO_BIG, "%s", err);
+	             VIV_ERR_TOO_BIG, "%s", err);
 	cr_assert_eq(ex.limit, PIPE_LIMIT_DISK);
 	cr_assert(strstr(err, "at most 64 MiB of files"), "%s", err);
 	/* A step within the limits is not blamed on them. */
@@ -129,8 +129,8 @@ Test(limits, no_process_of_a_step_outlives_it)
 	 * still holds it. */
 	lim_cfg.sandbox = false;
 	cr_assert_eq(confined("setsid sh -c 'sleep 77.5' < /dev/null > /dev/null 2>&1 & exit 0",
-			      &ex, err, sizeof(err)),
-		     VIV_OK, "%s", err);
+	                      &ex, err, sizeof(err)),
+	             VIV_OK, "%s", err);
 	usleep(100000);
 	d = opendir("/proc");
 	while ((de = readdir(d)) != NULL) {
@@ -145,7 +145,7 @@ Test(limits, no_process_of_a_step_outlives_it)
 		fclose(f);
 		cmd[n] = '\0';
 		cr_assert(!(strcmp(cmd, "sleep") == 0 && strcmp(cmd + 6, "77.5") == 0),
-			  "process %s outlived its step", de->d_name);
+		          "process %s outlived its step", de->d_name);
 	}
 	closedir(d);
 }
@@ -198,7 +198,7 @@ Test(launcher, runs_a_command_and_reaps_what_it_leaves)
 	cr_assert_eq(mkdir(scratch, 0700), 0);
 	viv_buf_init(&out, 4096);
 	cr_assert_eq(pipe_launcher_run(&l_cfg, &cmd, &out, &ex, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	             err);
 	cr_assert_eq(ex.code, 4);
 	cr_assert_str_eq(out.data, "hello\n");
 	viv_buf_free(&out);
@@ -229,11 +229,9 @@ Test(launcher, refuses_what_is_not_a_build_folder)
 	char err[256];
 
 	viv_buf_init(&out, 4096);
-	cr_assert_eq(pipe_launcher_run(&l_cfg, &cmd, &out, &ex, err, sizeof(err)),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(pipe_launcher_run(&l_cfg, &cmd, &out, &ex, err, sizeof(err)), VIV_ERR_INVALID);
 	cmd.scratch = "/tmp/../etc";
-	cr_assert_eq(pipe_launcher_run(&l_cfg, &cmd, &out, &ex, err, sizeof(err)),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(pipe_launcher_run(&l_cfg, &cmd, &out, &ex, err, sizeof(err)), VIV_ERR_INVALID);
 	viv_buf_free(&out);
 	cr_assert_neq(pipe_launcher_empty(&l_cfg, "/etc"), VIV_OK);
 	cr_assert(access("/etc/passwd", F_OK) == 0);
@@ -308,50 +306,50 @@ TestSuite(hostile, .init = t_store_setup, .fini = t_store_teardown, .timeout = 3
  * outside that must not appear, and a shared object outside whose
  * constructor would leave a mark if it were ever loaded. */
 static const char planting_build_rs[] =
-	"use std::os::unix::fs::symlink;\n"
-	"use std::path::{Path, PathBuf};\n"
-	"fn plant(dir: &Path, victim: &str, created: &str, evil: &str) {\n"
-	"    let _ = std::fs::create_dir_all(dir);\n"
-	"    let names = [\"guest.so\", \"guest.c\", \"guest.h\", \"glue.c\", \"app.wasm\",\n"
-	"                 \"module.wasm\", \"opt.wasm\", \"guest_part1.c\"];\n"
-	"    for n in names.iter() {\n"
-	"        let target = if *n == \"guest.so\" { evil } else { victim };\n"
-	"        let _ = std::fs::remove_file(dir.join(n));\n"
-	"        let _ = symlink(target, dir.join(n));\n"
-	"    }\n"
-	"    for pid in 1..=4096 {\n"
-	"        for n in [\"glue.c\", \"guest.c\"].iter() {\n"
-	"            let _ = symlink(created, dir.join(format!(\"{}.tmp.{}\", n, pid)));\n"
-	"        }\n"
-	"    }\n"
-	"}\n"
-	"fn main() {\n"
-	"    let victim = \"@VICTIM@\";\n"
-	"    let created = \"@CREATED@\";\n"
-	"    let evil = \"@EVIL@\";\n"
-	"    let mut dirs: Vec<PathBuf> = Vec::new();\n"
-	"    let mut at = std::env::current_dir().unwrap();\n"
-	"    loop {\n"
-	"        dirs.push(at.clone());\n"
-	"        for sub in [\"aot\", \"out\", \"trusted\", \"tenant\", \"obj\", \"tmp\"]\n"
-	"            .iter() {\n"
-	"            dirs.push(at.join(sub));\n"
-	"        }\n"
-	"        if !at.pop() { break; }\n"
-	"    }\n"
-	"    if let Ok(out) = std::env::var(\"OUT_DIR\") { dirs.push(PathBuf::from(out)); }\n"
-	"    for d in dirs.iter() { plant(d, victim, created, evil); }\n"
-	"}\n";
+        "use std::os::unix::fs::symlink;\n"
+        "use std::path::{Path, PathBuf};\n"
+        "fn plant(dir: &Path, victim: &str, created: &str, evil: &str) {\n"
+        "    let _ = std::fs::create_dir_all(dir);\n"
+        "    let names = [\"guest.so\", \"guest.c\", \"guest.h\", \"glue.c\", \"app.wasm\",\n"
+        "                 \"module.wasm\", \"opt.wasm\", \"guest_part1.c\"];\n"
+        "    for n in names.iter() {\n"
+        "        let target = if *n == \"guest.so\" { evil } else { victim };\n"
+        "        let _ = std::fs::remove_file(dir.join(n));\n"
+        "        let _ = symlink(target, dir.join(n));\n"
+        "    }\n"
+        "    for pid in 1..=4096 {\n"
+        "        for n in [\"glue.c\", \"guest.c\"].iter() {\n"
+        "            let _ = symlink(created, dir.join(format!(\"{}.tmp.{}\", n, pid)));\n"
+        "        }\n"
+        "    }\n"
+        "}\n"
+        "fn main() {\n"
+        "    let victim = \"@VICTIM@\";\n"
+        "    let created = \"@CREATED@\";\n"
+        "    let evil = \"@EVIL@\";\n"
+        "    let mut dirs: Vec<PathBuf> = Vec::new();\n"
+        "    let mut at = std::env::current_dir().unwrap();\n"
+        "    loop {\n"
+        "        dirs.push(at.clone());\n"
+        "        for sub in [\"aot\", \"out\", \"trusted\", \"tenant\", \"obj\", \"tmp\"]\n"
+        "            .iter() {\n"
+        "            dirs.push(at.join(sub));\n"
+        "        }\n"
+        "        if !at.pop() { break; }\n"
+        "    }\n"
+        "    if let Ok(out) = std::env::var(\"OUT_DIR\") { dirs.push(PathBuf::from(out)); }\n"
+        "    for d in dirs.iter() { plant(d, victim, created, evil); }\n"
+        "}\n";
 
 static const char planting_cargo_toml[] = "[package]\n"
-					  "name = \"planter\"\n"
-					  "version = \"0.1.0\"\n"
-					  "edition = \"2021\"\n"
-					  "build = \"build.rs\"\n";
+                                          "name = \"planter\"\n"
+                                          "version = \"0.1.0\"\n"
+                                          "edition = \"2021\"\n"
+                                          "build = \"build.rs\"\n";
 
 static const char planting_main_rs[] = "fn main() {\n"
-				       "    print!(\"Content-Type: text/plain\\n\\nplanted\\n\");\n"
-				       "}\n";
+                                       "    print!(\"Content-Type: text/plain\\n\\nplanted\\n\");\n"
+                                       "}\n";
 
 /* Replaces every @KEY@ in text. Caller frees. */
 static char *fill(const char *text, const char *const *kv)
@@ -364,7 +362,8 @@ static char *fill(const char *text, const char *const *kv)
 		for (size_t i = 0; kv[i]; i += 2) {
 			size_t k = strlen(kv[i]);
 			if (strncmp(p, kv[i], k) == 0) {
-				cr_assert_eq(viv_buf_append(&b, kv[i + 1], strlen(kv[i + 1])), VIV_OK);
+				cr_assert_eq(viv_buf_append(&b, kv[i + 1], strlen(kv[i + 1])),
+				             VIV_OK);
 				p += k;
 				done = true;
 				break;
@@ -394,10 +393,10 @@ Test(hostile, links_a_build_script_plants_never_reach_the_host)
 	t_write(outside, "victim", "victim");
 	t_write(outside, "evil.c", "");
 	snprintf(src, sizeof(src),
-		 "#include <stdio.h>\n"
-		 "__attribute__((constructor)) static void mark(void)\n"
-		 "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\n",
-		 mark);
+	         "#include <stdio.h>\n"
+	         "__attribute__((constructor)) static void mark(void)\n"
+	         "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\n",
+	         mark);
 	t_write(outside, "evil.c", src);
 	{
 		char cmd[2000];
@@ -410,9 +409,9 @@ Test(hostile, links_a_build_script_plants_never_reach_the_host)
 	}
 	{
 		const struct t_entry e[] = {
-			{"Cargo.toml", 'f', planting_cargo_toml, 0},
-			{"build.rs", 'f', rs, 0},
-			{"src/main.rs", 'f', planting_main_rs, 0},
+		        {"Cargo.toml", 'f', planting_cargo_toml, 0},
+		        {"build.rs", 'f', rs, 0},
+		        {"src/main.rs", 'f', planting_main_rs, 0},
 		};
 		d = t_build_entries("planter", e, 3);
 	}
@@ -430,7 +429,7 @@ Test(hostile, links_a_build_script_plants_never_reach_the_host)
 	cr_assert(S_ISREG(st.st_mode));
 	text = t_read(so, &len);
 	cr_assert_not_null(memmem(text, len, d->artifact, strlen(d->artifact)),
-			   "the stored .so is not the one the glue made");
+	                   "the stored .so is not the one the glue made");
 	cr_assert_null(memmem(text, len, mark, strlen(mark)), "the planted .so was stored");
 	cr_assert_neq(access(mark, F_OK), 0, "the planted shared object was loaded");
 	free(text);
@@ -449,8 +448,8 @@ Test(limits, without_cgroups_the_rlimits_hold_and_are_named)
 
 	pipe_cgroups_free(&lim_cfg.cgroups);
 	cr_assert_eq(confined("head -c 8000000000 /dev/zero | tail -n 1 > /dev/null", &ex, err,
-			      sizeof(err)),
-		     VIV_ERR_TOO_BIG, "%s", err);
+	                      sizeof(err)),
+	             VIV_ERR_TOO_BIG, "%s", err);
 	cr_assert_eq(ex.limit, PIPE_LIMIT_MEMORY);
 	/* RLIMIT_NPROC does not bind root, which these tests run as (bwrap
 	 * makes no user namespace for root); vivd's build user is never

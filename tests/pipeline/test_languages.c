@@ -20,8 +20,7 @@ TestSuite(lang, .init = t_store_setup, .fini = t_store_teardown, .timeout = 300)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static void assert_ready(const struct store_deployment *d, const char *language,
-			 const char *mode)
+static void assert_ready(const struct store_deployment *d, const char *language, const char *mode)
 {
 	cr_assert_eq(d->status, STORE_DEP_READY, "failed: %s\n%s", d->error, d->log);
 	cr_assert_str_eq(d->language, language);
@@ -66,7 +65,9 @@ static char *imports_of(const struct store_deployment *d)
 	cr_assert_eq(pipe_wasm_parse(data, len, &w, err, sizeof(err)), VIV_OK, "%s", err);
 	viv_buf_init(&out, 0);
 	for (uint32_t i = 0; i < w->n_imports; i++)
-		cr_assert_eq(viv_buf_printf(&out, "%s.%s\n", w->imports[i].module, w->imports[i].name), VIV_OK);
+		cr_assert_eq(
+		        viv_buf_printf(&out, "%s.%s\n", w->imports[i].module, w->imports[i].name),
+		        VIV_OK);
 	pipe_wasm_free(w);
 	free(data);
 	free(path);
@@ -81,32 +82,32 @@ static void print_timings(const char *what, const struct store_deployment *d)
 /* ---- Rust ---------------------------------------------------------------------- */
 
 static const char cargo_cdylib[] = "[package]\n"
-				   "name = \"hello\"\n"
-				   "version = \"0.1.0\"\n"
-				   "edition = \"2021\"\n"
-				   "\n"
-				   "[lib]\n"
-				   "crate-type = [\"cdylib\"]\n";
+                                   "name = \"hello\"\n"
+                                   "version = \"0.1.0\"\n"
+                                   "edition = \"2021\"\n"
+                                   "\n"
+                                   "[lib]\n"
+                                   "crate-type = [\"cdylib\"]\n";
 
 static const char cargo_bin[] = "[package]\n"
-				"name = \"hello-cgi\"\n"
-				"version = \"0.1.0\"\n"
-				"edition = \"2021\"\n";
+                                "name = \"hello-cgi\"\n"
+                                "version = \"0.1.0\"\n"
+                                "edition = \"2021\"\n";
 
 Test(lang, rust_hostcall_handler)
 {
 	struct t_entry e[] = {
-		{"hello/Cargo.toml", 'f', cargo_cdylib, 0},
-		{"hello/src/lib.rs", 'f',
-		 "static mut HITS: u32 = 0;\n"
-		 "\n"
-		 "#[no_mangle]\n"
-		 "pub extern \"C\" fn run() {\n"
-		 "    unsafe { HITS += 1; }\n"
-		 "}\n",
-		 0},
-		/* A lock file from the user's machine is set aside. */
-		{"hello/Cargo.lock", 'f', "version = 3\n", 0},
+	        {"hello/Cargo.toml", 'f', cargo_cdylib, 0},
+	        {"hello/src/lib.rs", 'f',
+	         "static mut HITS: u32 = 0;\n"
+	         "\n"
+	         "#[no_mangle]\n"
+	         "pub extern \"C\" fn run() {\n"
+	         "    unsafe { HITS += 1; }\n"
+	         "}\n",
+	         0},
+	        /* A lock file from the user's machine is set aside. */
+	        {"hello/Cargo.lock", 'f', "version = 3\n", 0},
 	};
 	struct store_deployment *d = t_build_entries("rusty", e, N(e));
 
@@ -123,12 +124,12 @@ Test(lang, rust_hostcall_handler)
 Test(lang, rust_wasi_command)
 {
 	struct t_entry e[] = {
-		{"Cargo.toml", 'f', cargo_bin, 0},
-		{"src/main.rs", 'f',
-		 "fn main() {\n"
-		 "    print!(\"Content-Type: text/plain\\r\\n\\r\\nHello from Rust\\n\");\n"
-		 "}\n",
-		 0},
+	        {"Cargo.toml", 'f', cargo_bin, 0},
+	        {"src/main.rs", 'f',
+	         "fn main() {\n"
+	         "    print!(\"Content-Type: text/plain\\r\\n\\r\\nHello from Rust\\n\");\n"
+	         "}\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("rusty-cgi", e, N(e));
 	char *imports;
@@ -145,22 +146,22 @@ Test(lang, rust_wasi_command)
 Test(lang, rust_dependency_from_debian)
 {
 	struct t_entry e[] = {
-		{"Cargo.toml", 'f',
-		 "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
-		 "\n[dependencies]\ncfg-if = \"1\"\n",
-		 0},
-		{"src/main.rs", 'f',
-		 "cfg_if::cfg_if! {\n"
-		 "    if #[cfg(target_os = \"wasi\")] { const WHERE: &str = \"wasi\"; }\n"
-		 "    else { const WHERE: &str = \"elsewhere\"; }\n"
-		 "}\n"
-		 "fn main() { print!(\"Content-Type: text/plain\\r\\n\\r\\n{}\\n\", WHERE); }\n",
-		 0},
+	        {"Cargo.toml", 'f',
+	         "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+	         "\n[dependencies]\ncfg-if = \"1\"\n",
+	         0},
+	        {"src/main.rs", 'f',
+	         "cfg_if::cfg_if! {\n"
+	         "    if #[cfg(target_os = \"wasi\")] { const WHERE: &str = \"wasi\"; }\n"
+	         "    else { const WHERE: &str = \"elsewhere\"; }\n"
+	         "}\n"
+	         "fn main() { print!(\"Content-Type: text/plain\\r\\n\\r\\n{}\\n\", WHERE); }\n",
+	         0},
 	};
 	struct store_deployment *d;
 
 	cr_assert_eq(access("/usr/share/cargo/registry", F_OK), 0,
-		     "Debian's crates are missing: run scripts/setup.sh (librust-cfg-if-dev)");
+	             "Debian's crates are missing: run scripts/setup.sh (librust-cfg-if-dev)");
 	d = t_build_entries("dep", e, N(e));
 	assert_ready(d, "rust", "cgi");
 	cr_assert(strstr(d->log, "Compiling cfg-if v1."), "%s", d->log);
@@ -170,18 +171,18 @@ Test(lang, rust_dependency_from_debian)
 Test(lang, rust_compile_error_names_file_and_line)
 {
 	struct t_entry e[] = {
-		{"Cargo.toml", 'f', cargo_cdylib, 0},
-		{"src/lib.rs", 'f',
-		 "#[no_mangle]\n"
-		 "pub extern \"C\" fn run() {\n"
-		 "    let x: u32 = \"nope\";\n"
-		 "}\n",
-		 0},
+	        {"Cargo.toml", 'f', cargo_cdylib, 0},
+	        {"src/lib.rs", 'f',
+	         "#[no_mangle]\n"
+	         "pub extern \"C\" fn run() {\n"
+	         "    let x: u32 = \"nope\";\n"
+	         "}\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("rust-bad", e, N(e));
 
 	assert_failed(d, "the Rust compiler reported errors; the build log has them with file "
-			 "and line");
+	                 "and line");
 	cr_assert(strstr(d->log, "src/lib.rs:3:"), "%s", d->log);
 	cr_assert(strstr(d->log, "error[E0308]: mismatched types"), "%s", d->log);
 	store_deployment_free(d);
@@ -190,11 +191,11 @@ Test(lang, rust_compile_error_names_file_and_line)
 Test(lang, rust_missing_crate_is_named)
 {
 	struct t_entry e[] = {
-		{"Cargo.toml", 'f',
-		 "[package]\nname = \"needy\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
-		 "\n[dependencies]\nno_such_crate_here = \"1\"\n",
-		 0},
-		{"src/main.rs", 'f', "fn main() {}\n", 0},
+	        {"Cargo.toml", 'f',
+	         "[package]\nname = \"needy\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+	         "\n[dependencies]\nno_such_crate_here = \"1\"\n",
+	         0},
+	        {"src/main.rs", 'f', "fn main() {}\n", 0},
 	};
 	struct store_deployment *d = t_build_entries("needy", e, N(e));
 
@@ -211,20 +212,20 @@ Test(lang, rust_sdk_resolves_without_being_uploaded)
 {
 	char *sdk = viv_path_join(t_fx.work, "sdk");
 	struct t_entry e[] = {
-		{"Cargo.toml", 'f',
-		 "[package]\nname = \"uses-sdk\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
-		 "\n[lib]\ncrate-type = [\"cdylib\"]\n"
-		 "\n[dependencies]\nvivarium = \"0.1\"\n",
-		 0},
-		{"src/lib.rs", 'f',
-		 "#[no_mangle]\n"
-		 "pub extern \"C\" fn run() { let _ = vivarium::answer(); }\n",
-		 0},
+	        {"Cargo.toml", 'f',
+	         "[package]\nname = \"uses-sdk\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+	         "\n[lib]\ncrate-type = [\"cdylib\"]\n"
+	         "\n[dependencies]\nvivarium = \"0.1\"\n",
+	         0},
+	        {"src/lib.rs", 'f',
+	         "#[no_mangle]\n"
+	         "pub extern \"C\" fn run() { let _ = vivarium::answer(); }\n",
+	         0},
 	};
 	struct store_deployment *d;
 
 	t_write(sdk, "rust/Cargo.toml",
-		"[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
+	        "[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
 	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
 	t_fx.cfg.sdk_dir = sdk;
 	d = t_build_entries("uses-sdk", e, N(e));
@@ -242,29 +243,29 @@ Test(lang, rust_sdk_resolves_without_being_uploaded)
  * and one whose build script tries to spoil the compiled SDK for whoever
  * comes next, as any app's build could try. */
 static const char sdk_app_toml[] = "[package]\n"
-				   "name = \"spoiler\"\n"
-				   "version = \"0.1.0\"\n"
-				   "edition = \"2021\"\n"
-				   "\n"
-				   "[lib]\n"
-				   "crate-type = [\"cdylib\"]\n"
-				   "\n"
-				   "[dependencies]\n"
-				   "vivarium = \"0.1\"\n";
+                                   "name = \"spoiler\"\n"
+                                   "version = \"0.1.0\"\n"
+                                   "edition = \"2021\"\n"
+                                   "\n"
+                                   "[lib]\n"
+                                   "crate-type = [\"cdylib\"]\n"
+                                   "\n"
+                                   "[dependencies]\n"
+                                   "vivarium = \"0.1\"\n";
 static const char sdk_app_lib[] = "#[no_mangle]\n"
-				  "pub extern \"C\" fn run() { let _ = vivarium::answer(); }\n";
+                                  "pub extern \"C\" fn run() { let _ = vivarium::answer(); }\n";
 /* Truncates every compiled `vivarium` it can find in the target folder. */
 static const char spoiler_build_rs[] =
-	"use std::{env, fs, path::PathBuf};\n"
-	"fn main() {\n"
-	"    let out = PathBuf::from(env::var(\"OUT_DIR\").unwrap());\n"
-	"    let deps = out.join(\"../../../deps\");\n"
-	"    for e in fs::read_dir(&deps).unwrap() {\n"
-	"        let p = e.unwrap().path();\n"
-	"        let n = p.file_name().unwrap().to_string_lossy().to_string();\n"
-	"        if n.starts_with(\"libvivarium-\") { fs::write(&p, b\"spoiled\").unwrap(); }\n"
-	"    }\n"
-	"}\n";
+        "use std::{env, fs, path::PathBuf};\n"
+        "fn main() {\n"
+        "    let out = PathBuf::from(env::var(\"OUT_DIR\").unwrap());\n"
+        "    let deps = out.join(\"../../../deps\");\n"
+        "    for e in fs::read_dir(&deps).unwrap() {\n"
+        "        let p = e.unwrap().path();\n"
+        "        let n = p.file_name().unwrap().to_string_lossy().to_string();\n"
+        "        if n.starts_with(\"libvivarium-\") { fs::write(&p, b\"spoiled\").unwrap(); }\n"
+        "    }\n"
+        "}\n";
 
 /* Hashes every file under the cache's kept Rust SDK builds, in walk order. */
 static void kept_sdk_hash(char hex[65])
@@ -281,7 +282,7 @@ static void kept_sdk_hash(char hex[65])
 		size_t len = 0;
 
 		cr_assert(strncmp(files[i], "rust-sdk-", 9) == 0, "a stray file in the cache: %s",
-			  files[i]);
+		          files[i]);
 		text = t_read(path, &len);
 		cr_assert_not_null(text);
 		cr_assert_eq(viv_buf_printf(&b, "%s %zu\n", files[i], len), VIV_OK);
@@ -316,19 +317,19 @@ Test(lang, rust_sdk_kept_build_is_shared_but_never_written_by_apps)
 {
 	char *sdk = viv_path_join(t_fx.work, "sdk");
 	struct t_entry spoiler[] = {
-		{"Cargo.toml", 'f', sdk_app_toml, 0},
-		{"build.rs", 'f', spoiler_build_rs, 0},
-		{"src/lib.rs", 'f', sdk_app_lib, 0},
+	        {"Cargo.toml", 'f', sdk_app_toml, 0},
+	        {"build.rs", 'f', spoiler_build_rs, 0},
+	        {"src/lib.rs", 'f', sdk_app_lib, 0},
 	};
 	struct t_entry plain[] = {
-		{"Cargo.toml", 'f', sdk_app_toml, 0},
-		{"src/lib.rs", 'f', sdk_app_lib, 0},
+	        {"Cargo.toml", 'f', sdk_app_toml, 0},
+	        {"src/lib.rs", 'f', sdk_app_lib, 0},
 	};
 	struct store_deployment *d;
 	char before[65], after[65];
 
 	t_write(sdk, "rust/Cargo.toml",
-		"[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
+	        "[package]\nname = \"vivarium\"\nversion = \"0.1.3\"\nedition = \"2021\"\n");
 	t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
 	t_fx.cfg.sdk_dir = sdk;
 
@@ -338,7 +339,7 @@ Test(lang, rust_sdk_kept_build_is_shared_but_never_written_by_apps)
 	assert_failed(d, "the Rust compiler reported errors");
 	cr_assert(strstr(d->log, "compiled the Vivarium SDK crate once"), "%s", d->log);
 	cr_assert(strstr(d->log, "found invalid metadata files for crate `vivarium`"), "%s",
-		  d->log);
+	          d->log);
 	store_deployment_free(d);
 	kept_sdk_hash(before);
 
@@ -370,15 +371,16 @@ Test(lang, rust_sdk_kept_build_is_compiled_again_when_cargo_says_so)
 	struct store_deployment *d;
 
 	cr_assert_gt(asprintf(&toml, "%s\n[profile.release]\nopt-level = \"s\"\n", sdk_app_toml),
-		     0);
+	             0);
 	{
 		struct t_entry e[] = {
-			{"Cargo.toml", 'f', toml, 0},
-			{"src/lib.rs", 'f', sdk_app_lib, 0},
+		        {"Cargo.toml", 'f', toml, 0},
+		        {"src/lib.rs", 'f', sdk_app_lib, 0},
 		};
 
-		t_write(sdk, "rust/Cargo.toml", "[package]\nname = \"vivarium\"\nversion = "
-						"\"0.1.3\"\nedition = \"2021\"\n");
+		t_write(sdk, "rust/Cargo.toml",
+		        "[package]\nname = \"vivarium\"\nversion = "
+		        "\"0.1.3\"\nedition = \"2021\"\n");
 		t_write(sdk, "rust/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
 		t_fx.cfg.sdk_dir = sdk;
 		d = t_build_entries("small", e, N(e));
@@ -397,18 +399,18 @@ Test(lang, rust_sdk_kept_build_is_compiled_again_when_cargo_says_so)
 Test(lang, assemblyscript_hello)
 {
 	struct t_entry e[] = {
-		{"assembly/index.ts", 'f',
-		 "let hits: i32 = 0;\n"
-		 "\n"
-		 "export function run(): void {\n"
-		 "  hits++;\n"
-		 "  const a = new Array<i32>(hits);\n"
-		 "  a[0] = hits;\n"
-		 "  if (Math.random() > 2) throw new Error(\"never\");\n"
-		 "  trace(\"hits\", 1, <f64>a[0]);\n"
-		 "}\n",
-		 0},
-		{"package.json", 'f', "{\"name\": \"as-hello\", \"private\": true}\n", 0},
+	        {"assembly/index.ts", 'f',
+	         "let hits: i32 = 0;\n"
+	         "\n"
+	         "export function run(): void {\n"
+	         "  hits++;\n"
+	         "  const a = new Array<i32>(hits);\n"
+	         "  a[0] = hits;\n"
+	         "  if (Math.random() > 2) throw new Error(\"never\");\n"
+	         "  trace(\"hits\", 1, <f64>a[0]);\n"
+	         "}\n",
+	         0},
+	        {"package.json", 'f', "{\"name\": \"as-hello\", \"private\": true}\n", 0},
 	};
 	struct store_deployment *d = t_build_entries("as-hello", e, N(e));
 	char *imports;
@@ -429,16 +431,16 @@ Test(lang, assemblyscript_hello)
 Test(lang, assemblyscript_type_error_names_file_line_and_column)
 {
 	struct t_entry e[] = {
-		{"assembly/index.ts", 'f',
-		 "export function run(): void {\n"
-		 "  let x: string = 1;\n"
-		 "}\n",
-		 0},
+	        {"assembly/index.ts", 'f',
+	         "export function run(): void {\n"
+	         "  let x: string = 1;\n"
+	         "}\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("as-bad", e, N(e));
 
 	assert_failed(d, "the AssemblyScript compiler reported errors; the build log has them "
-			 "with file, line and column");
+	                 "with file, line and column");
 	cr_assert(strstr(d->log, "TS2322"), "%s", d->log);
 	cr_assert(strstr(d->log, "assembly/index.ts(2,19)"), "%s", d->log);
 	store_deployment_free(d);
@@ -447,10 +449,10 @@ Test(lang, assemblyscript_type_error_names_file_line_and_column)
 Test(lang, assemblyscript_missing_package_is_named)
 {
 	struct t_entry e[] = {
-		{"assembly/index.ts", 'f',
-		 "import { pad } from \"left-pad\";\n"
-		 "export function run(): void { pad(); }\n",
-		 0},
+	        {"assembly/index.ts", 'f',
+	         "import { pad } from \"left-pad\";\n"
+	         "export function run(): void { pad(); }\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("as-needy", e, N(e));
 
@@ -462,16 +464,16 @@ Test(lang, assemblyscript_sdk_imports_as_vivarium)
 {
 	char *sdk = viv_path_join(t_fx.work, "sdk");
 	struct t_entry e[] = {
-		{"assembly/index.ts", 'f',
-		 "import { answer } from \"vivarium\";\n"
-		 "let got: i32 = 0;\n"
-		 "export function run(): void { got = answer(); }\n",
-		 0},
+	        {"assembly/index.ts", 'f',
+	         "import { answer } from \"vivarium\";\n"
+	         "let got: i32 = 0;\n"
+	         "export function run(): void { got = answer(); }\n",
+	         0},
 	};
 	struct store_deployment *d;
 
 	t_write(sdk, "assemblyscript/assembly/index.ts",
-		"export function answer(): i32 { return 42; }\n");
+	        "export function answer(): i32 { return 42; }\n");
 	t_fx.cfg.sdk_dir = sdk;
 	d = t_build_entries("as-sdk", e, N(e));
 	assert_ready(d, "assemblyscript", "hostcall");
@@ -485,24 +487,24 @@ Test(lang, assemblyscript_sdk_imports_as_vivarium)
 Test(lang, cxx_command)
 {
 	struct t_entry e[] = {
-		{"hello.cpp", 'f',
-		 "#include <iostream>\n"
-		 "#include <string>\n"
-		 "#include <vector>\n"
-		 "int main() {\n"
-		 "    std::vector<std::string> parts{\"Hello\", \", \", \"C++\"};\n"
-		 "    std::string s;\n"
-		 "    for (const auto &p : parts) s += p;\n"
-		 "    std::cout << \"Content-Type: text/plain\\r\\n\\r\\n\" << s << std::endl;\n"
-		 "}\n",
-		 0},
+	        {"hello.cpp", 'f',
+	         "#include <iostream>\n"
+	         "#include <string>\n"
+	         "#include <vector>\n"
+	         "int main() {\n"
+	         "    std::vector<std::string> parts{\"Hello\", \", \", \"C++\"};\n"
+	         "    std::string s;\n"
+	         "    for (const auto &p : parts) s += p;\n"
+	         "    std::cout << \"Content-Type: text/plain\\r\\n\\r\\n\" << s << std::endl;\n"
+	         "}\n",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("cxx", e, N(e));
 
 	assert_ready(d, "c", "cgi");
 	cr_assert(strstr(d->log, "$ clang++ --target=wasm32-wasi --sysroot=/usr -O2 "
-				 "-fno-exceptions -c hello.cpp"),
-		  "%s", d->log);
+	                         "-fno-exceptions -c hello.cpp"),
+	          "%s", d->log);
 	assert_artifact_mode(d, VIV_GUEST_CGI);
 	store_deployment_free(d);
 }
@@ -519,27 +521,27 @@ Test(lang, cxx_run_needs_c_linkage)
 Test(lang, c_project_with_folders_include_dirs_and_flags)
 {
 	struct t_entry e[] = {
-		{"proj/src/main.c", 'f',
-		 "#include <stdio.h>\n"
-		 "#include \"util.h\"\n"
-		 "#include \"config.h\"\n"
-		 "int main(void) {\n"
-		 "    printf(\"Content-Type: text/plain\\r\\n\\r\\n%s %d\\n\",\n"
-		 "           GREETING, twice(21));\n"
-		 "    return 0;\n"
-		 "}\n",
-		 0},
-		{"proj/src/util/util.c", 'f',
-		 "#include \"util.h\"\nint twice(int x) { return 2 * x; }\n", 0},
-		{"proj/src/util/util.h", 'f', "int twice(int x);\n", 0},
-		{"proj/headers/config.h", 'f',
-		 "#ifndef STRICT_BUILD\n#error \"cflags were not applied\"\n#endif\n", 0},
-		{"proj/vivarium.json", 'f',
-		 "{\"build\": {\"sources\": [\"src/*.c\", \"src/util/*.c\"],"
-		 " \"include_dirs\": [\"headers\", \"src/util\"],"
-		 " \"cflags\": [\"-DSTRICT_BUILD\", \"-DGREETING=\\\"hi\\\"\", \"-Wall\","
-		 " \"-Werror\"]}}",
-		 0},
+	        {"proj/src/main.c", 'f',
+	         "#include <stdio.h>\n"
+	         "#include \"util.h\"\n"
+	         "#include \"config.h\"\n"
+	         "int main(void) {\n"
+	         "    printf(\"Content-Type: text/plain\\r\\n\\r\\n%s %d\\n\",\n"
+	         "           GREETING, twice(21));\n"
+	         "    return 0;\n"
+	         "}\n",
+	         0},
+	        {"proj/src/util/util.c", 'f',
+	         "#include \"util.h\"\nint twice(int x) { return 2 * x; }\n", 0},
+	        {"proj/src/util/util.h", 'f', "int twice(int x);\n", 0},
+	        {"proj/headers/config.h", 'f',
+	         "#ifndef STRICT_BUILD\n#error \"cflags were not applied\"\n#endif\n", 0},
+	        {"proj/vivarium.json", 'f',
+	         "{\"build\": {\"sources\": [\"src/*.c\", \"src/util/*.c\"],"
+	         " \"include_dirs\": [\"headers\", \"src/util\"],"
+	         " \"cflags\": [\"-DSTRICT_BUILD\", \"-DGREETING=\\\"hi\\\"\", \"-Wall\","
+	         " \"-Werror\"]}}",
+	         0},
 	};
 	struct store_deployment *d = t_build_entries("multi", e, N(e));
 
@@ -554,8 +556,8 @@ Test(lang, c_project_with_folders_include_dirs_and_flags)
 Test(lang, c_include_dir_must_exist)
 {
 	struct t_entry e[] = {
-		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-		{"vivarium.json", 'f', "{\"build\": {\"include_dirs\": [\"nope\"]}}", 0},
+	        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+	        {"vivarium.json", 'f', "{\"build\": {\"include_dirs\": [\"nope\"]}}", 0},
 	};
 	struct store_deployment *d = t_build_entries("noinc", e, N(e));
 
@@ -568,9 +570,9 @@ Test(lang, c_include_dir_must_exist)
 Test(lang, assets_are_stored_and_named_in_the_config)
 {
 	struct t_entry e[] = {
-		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-		{"assets/index.html", 'f', "<h1>hello</h1>\n", 0},
-		{"assets/css/site.css", 'f', "h1 { color: red }\n", 0},
+	        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+	        {"assets/index.html", 'f', "<h1>hello</h1>\n", 0},
+	        {"assets/css/site.css", 'f', "h1 { color: red }\n", 0},
 	};
 	struct store_deployment *a, *b;
 	char want[128], *tree, *path, *text;
@@ -605,13 +607,13 @@ Test(lang, no_assets_is_null_and_a_named_folder_must_exist)
 {
 	struct t_entry plain[] = {{"main.c", 'f', "int main(void) { return 0; }\n", 0}};
 	struct t_entry named[] = {
-		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-		{"public/a.txt", 'f', "a\n", 0},
-		{"vivarium.json", 'f', "{\"assets\": \"public\"}", 0},
+	        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+	        {"public/a.txt", 'f', "a\n", 0},
+	        {"vivarium.json", 'f', "{\"assets\": \"public\"}", 0},
 	};
 	struct t_entry missing[] = {
-		{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-		{"vivarium.json", 'f', "{\"assets\": \"static\"}", 0},
+	        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+	        {"vivarium.json", 'f', "{\"assets\": \"static\"}", 0},
 	};
 	struct store_deployment *d;
 
@@ -640,8 +642,8 @@ Test(lang, assets_hash)
 
 	t_write(dir, "x/1.txt", "one");
 	t_write(dir, "y.txt", "two");
-	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, h1, &s, err, sizeof(err)), VIV_OK,
-		     "%s", err);
+	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, h1, &s, err, sizeof(err)), VIV_OK, "%s",
+	             err);
 	cr_assert_eq(s.files, 2);
 	cr_assert_eq(s.dirs, 1);
 	cr_assert_eq(s.bytes, 6);
@@ -652,16 +654,15 @@ Test(lang, assets_hash)
 	cr_assert_str_neq(h1, h2);
 	t_write(dir, "y.txt", "two");
 	cr_assert_eq(pipe_assets_hash(dir, "a", 2, 1000, h2, &s, err, sizeof(err)),
-		     VIV_ERR_TOO_BIG);
+	             VIV_ERR_TOO_BIG);
 	cr_assert(strstr(err, "more than 2 files and folders"), "%s", err);
-	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 5, h2, &s, err, sizeof(err)),
-		     VIV_ERR_TOO_BIG);
+	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 5, h2, &s, err, sizeof(err)), VIV_ERR_TOO_BIG);
 	link = viv_path_join(dir, "x/secret");
 	cr_assert_eq(symlink("/etc/passwd", link), 0);
 	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, h2, &s, err, sizeof(err)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_str_eq(err, "a/x/secret is a symbolic link; static assets must be regular "
-			      "files and folders");
+	                      "files and folders");
 	free(link);
 	free(dir);
 }
@@ -679,13 +680,13 @@ Test(lang, assets_hash_refuses_a_tree_too_deep)
 		strcat(rel, "d/");
 	strcat(rel, "x.txt");
 	t_write(dir, rel, "x");
-	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, hex, &s, err, sizeof(err)), VIV_OK,
-		     "%s", err);
+	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, hex, &s, err, sizeof(err)), VIV_OK, "%s",
+	             err);
 	cr_assert_eq(s.dirs, 32);
 	strcpy(rel + 2 * 32, "d/y.txt");
 	t_write(dir, rel, "y");
 	cr_assert_eq(pipe_assets_hash(dir, "a", 100, 1000, hex, &s, err, sizeof(err)),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_str_eq(err, "the a folder is nested more than 32 folders deep");
 	cr_assert_str_eq(hex, "");
 	free(dir);
@@ -699,7 +700,7 @@ Test(lang, setup_installs_the_pinned_asc)
 
 	cr_assert_not_null(text);
 	cr_assert(strstr(text, "\nasc_version=" PIPE_ASC_VERSION "\n"),
-		  "scripts/setup.sh does not pin asc " PIPE_ASC_VERSION);
+	          "scripts/setup.sh does not pin asc " PIPE_ASC_VERSION);
 	free(text);
 	free(path);
 }

@@ -22,7 +22,7 @@ static struct pipe_manifest *parse_ok(const char *text)
 	struct pipe_manifest *m = NULL;
 
 	cr_assert_eq(pipe_manifest_parse(text, strlen(text), &cfg, &m, err, sizeof(err)), VIV_OK,
-		     "%s", err);
+	             "%s", err);
 	cr_assert_not_null(m);
 	return m;
 }
@@ -32,7 +32,7 @@ static void parse_bad(const char *text, const char *want)
 	struct pipe_manifest *m = (void *)1;
 
 	cr_assert_neq(pipe_manifest_parse(text, strlen(text), &cfg, &m, err, sizeof(err)), VIV_OK,
-		      "accepted %s", text);
+	              "accepted %s", text);
 	cr_assert_null(m);
 	cr_assert(strstr(err, want), "for %s\nwant: %s\ngot:  %s", text, want, err);
 }
@@ -40,11 +40,11 @@ static void parse_bad(const char *text, const char *want)
 Test(manifest, full_example_from_the_docs)
 {
 	struct pipe_manifest *m = parse_ok(
-		"{\"name\": \"hello\", \"language\": \"c\","
-		" \"build\": {\"sources\": [\"src/*.c\"], \"cflags\": [\"-O2\", \"-DX=1\"]},"
-		" \"limits\": {\"memory_mb\": 64, \"cpu_ms\": 50, \"wall_ms\": 2000},"
-		" \"outbound\": [\"https://api.example.com\", \"https://*.Example.org\"],"
-		" \"env\": {\"GREETING\": \"hello\"}, \"assets\": \"assets\"}");
+	        "{\"name\": \"hello\", \"language\": \"c\","
+	        " \"build\": {\"sources\": [\"src/*.c\"], \"cflags\": [\"-O2\", \"-DX=1\"]},"
+	        " \"limits\": {\"memory_mb\": 64, \"cpu_ms\": 50, \"wall_ms\": 2000},"
+	        " \"outbound\": [\"https://api.example.com\", \"https://*.Example.org\"],"
+	        " \"env\": {\"GREETING\": \"hello\"}, \"assets\": \"assets\"}");
 
 	cr_assert(m->present);
 	cr_assert_str_eq(m->name, "hello");
@@ -68,8 +68,8 @@ Test(manifest, full_example_from_the_docs)
 Test(manifest, config_json_is_resolved)
 {
 	struct pipe_manifest *m = parse_ok("{\"limits\": {\"cpu_ms\": 50},"
-					   " \"env\": {\"A\": \"1\", \"B\": \"two\"},"
-					   " \"outbound\": [\"http://x.test:8080/api\"]}");
+	                                   " \"env\": {\"A\": \"1\", \"B\": \"two\"},"
+	                                   " \"outbound\": [\"http://x.test:8080/api\"]}");
 	struct store_deploy_config config;
 
 	cr_assert_eq(pipe_manifest_config(m, NULL, &config), VIV_OK);
@@ -123,14 +123,14 @@ Test(manifest, limits_lower_and_raise_up_to_the_maximum)
 	cr_assert_eq(m->limits.wall_ms, 1);
 	pipe_manifest_free(m);
 	parse_bad("{\"limits\": {\"memory_mb\": 2048}}",
-		  "vivarium.json: limits.memory_mb is 2048, above this server's maximum of 1024");
+	          "vivarium.json: limits.memory_mb is 2048, above this server's maximum of 1024");
 	parse_bad("{\"limits\": {\"wall_ms\": 60001}}", "limits.wall_ms is 60001");
 	parse_bad("{\"limits\": {\"memory_mb\": 0}}",
-		  "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024");
+	          "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024");
 	parse_bad("{\"limits\": {\"memory_mb\": 1.5}}",
-		  "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024");
+	          "vivarium.json: limits.memory_mb must be a whole number from 1 to 1024");
 	parse_bad("{\"limits\": {\"cpu_ms\": \"50\"}}",
-		  "limits.cpu_ms must be a whole number from 1 to 10000");
+	          "limits.cpu_ms must be a whole number from 1 to 10000");
 	/* An operator's lower maximum is the one named. */
 	cfg.limits_max.memory_mb = 256;
 	parse_bad("{\"limits\": {\"memory_mb\": 512}}", "maximum of 256");
@@ -170,29 +170,58 @@ Test(manifest, bad_values_name_their_field)
 Test(manifest, cflags_that_escape_the_build_are_refused)
 {
 	static const char *const bad[] = {
-		"-fplugin=./x.so", "-fpass-plugin=x.so", "-B/tmp", "--sysroot=/", "-o",
-		"-o/tmp/x", "-Xlinker", "-Xclang", "-Wl,--export-all", "-Wp,-MF,/tmp/x",
-		"@args.txt", "-include/etc/passwd", "--target=x86_64", "-target", "-mllvm",
-		"-I/etc", "-I../..", "-I", "-D", "-fprofile-generate=/tmp", "-c", "-E",
-		"-isystem/usr", "-MF/tmp/deps",
+	        "-fplugin=./x.so",
+	        "-fpass-plugin=x.so",
+	        "-B/tmp",
+	        "--sysroot=/",
+	        "-o",
+	        "-o/tmp/x",
+	        "-Xlinker",
+	        "-Xclang",
+	        "-Wl,--export-all",
+	        "-Wp,-MF,/tmp/x",
+	        "@args.txt",
+	        "-include/etc/passwd",
+	        "--target=x86_64",
+	        "-target",
+	        "-mllvm",
+	        "-I/etc",
+	        "-I../..",
+	        "-I",
+	        "-D",
+	        "-fprofile-generate=/tmp",
+	        "-c",
+	        "-E",
+	        "-isystem/usr",
+	        "-MF/tmp/deps",
 	};
 	static const char *const good[] = {
-		"-O3", "-Os", "-Wall", "-Werror", "-DNAME=\"value with spaces\"", "-UNDEBUG",
-		"-Isrc/include", "-std=c11", "-g", "-fno-builtin", "-mbulk-memory", "-pedantic",
-		"-w",
+	        "-O3",
+	        "-Os",
+	        "-Wall",
+	        "-Werror",
+	        "-DNAME=\"value with spaces\"",
+	        "-UNDEBUG",
+	        "-Isrc/include",
+	        "-std=c11",
+	        "-g",
+	        "-fno-builtin",
+	        "-mbulk-memory",
+	        "-pedantic",
+	        "-w",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(pipe_cflag_check(bad[i], err, sizeof(err)), VIV_ERR_INVALID, "%s",
-			     bad[i]);
+		             bad[i]);
 		cr_assert(strstr(err, "build.cflags"), "%s", err);
 		cr_assert(strstr(err, bad[i]) || strlen(bad[i]) <= 2, "%s: %s", bad[i], err);
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		cr_assert_eq(pipe_cflag_check(good[i], err, sizeof(err)), VIV_OK, "%s: %s",
-			     good[i], err);
+		cr_assert_eq(pipe_cflag_check(good[i], err, sizeof(err)), VIV_OK, "%s: %s", good[i],
+		             err);
 	parse_bad("{\"build\": {\"cflags\": [\"-O2\", \"-fplugin=evil.so\"]}}",
-		  "vivarium.json: build.cflags: '-fplugin=evil.so' is not allowed");
+	          "vivarium.json: build.cflags: '-fplugin=evil.so' is not allowed");
 }
 
 Test(manifest, size_cap)

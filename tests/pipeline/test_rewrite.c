@@ -24,26 +24,26 @@ TestSuite(rewrite, .init = t_ctx_setup, .fini = t_ctx_teardown, .timeout = 120);
  * 1: loads just past the end of the memory, which traps.
  */
 static const char run_wat[] =
-	"(module (memory (export \"memory\") 1 4)"
-	" (func $run (local $k i32)"
-	"  (local.set $k (i32.load (i32.const 0)))"
-	"  (if (i32.eq (local.get $k) (i32.const 1)) (then"
-	"   (drop (i32.load (i32.mul (memory.size) (i32.const 65536))))))"
-	"  (if (i32.eq (local.get $k) (i32.const 2)) (then"
-	"   (f64.store (i32.const 56)"
-	"    (f64.add (f64.convert_i32_u (i32.load (i32.const 65640)))"
-	"     (f64.load (i32.const 65648))))))"
-	"  (if (i32.eqz (local.get $k)) (then"
-	"   (i32.store (i32.const 8) (i32.const 0x11223344))"
-	"   (f64.store (i32.const 16) (f64.const 1.5))"
-	"   (f64.store (i32.const 24) (f64.add (f64.load (i32.const 16)) (f64.const 1.25)))"
-	"   (f32.store (i32.const 32) (f32.const 2.25))"
-	"   (f32.store (i32.const 36) (f32.mul (f32.load (i32.const 32)) (f32.const 2)))"
-	"   (i32.store (i32.const 40) (memory.grow (i32.const 1)))"
-	"   (i32.store (i32.const 44) (memory.size))"
-	"   (i32.store (i32.const 65636) (i32.add (i32.load (i32.const 8)) (i32.const 1)))"
-	"   (i32.store (i32.const 48) (i32.load (i32.const 65636))))))"
-	" (export \"run\" (func $run)))";
+        "(module (memory (export \"memory\") 1 4)"
+        " (func $run (local $k i32)"
+        "  (local.set $k (i32.load (i32.const 0)))"
+        "  (if (i32.eq (local.get $k) (i32.const 1)) (then"
+        "   (drop (i32.load (i32.mul (memory.size) (i32.const 65536))))))"
+        "  (if (i32.eq (local.get $k) (i32.const 2)) (then"
+        "   (f64.store (i32.const 56)"
+        "    (f64.add (f64.convert_i32_u (i32.load (i32.const 65640)))"
+        "     (f64.load (i32.const 65648))))))"
+        "  (if (i32.eqz (local.get $k)) (then"
+        "   (i32.store (i32.const 8) (i32.const 0x11223344))"
+        "   (f64.store (i32.const 16) (f64.const 1.5))"
+        "   (f64.store (i32.const 24) (f64.add (f64.load (i32.const 16)) (f64.const 1.25)))"
+        "   (f32.store (i32.const 32) (f32.const 2.25))"
+        "   (f32.store (i32.const 36) (f32.mul (f32.load (i32.const 32)) (f32.const 2)))"
+        "   (i32.store (i32.const 40) (memory.grow (i32.const 1)))"
+        "   (i32.store (i32.const 44) (memory.size))"
+        "   (i32.store (i32.const 65636) (i32.add (i32.load (i32.const 8)) (i32.const 1)))"
+        "   (i32.store (i32.const 48) (i32.load (i32.const 65636))))))"
+        " (export \"run\" (func $run)))";
 
 /* wasm2c's guest.c for wat, in t_cx.dir; caller frees with free(). */
 static char *wasm2c_text(const char *wat, size_t *len)
@@ -53,7 +53,7 @@ static char *wasm2c_text(const char *wat, size_t *len)
 	char *path, *text;
 
 	cr_assert_eq(pipe_run_ok(&t_cx.ctx, t_cx.dir, argv, t_cx.err, sizeof(t_cx.err)), VIV_OK,
-		     "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	             "%s\n%s", t_cx.err, t_cx.ctx.log.data);
 	path = viv_path_join(t_cx.dir, "guest.c");
 	text = t_read(path, len);
 	cr_assert_not_null(text);
@@ -93,8 +93,8 @@ Test(rewrite, real_wasm2c_output)
 	/* The function: a local copy, taken by every load and store helper,
 	 * while grow and size keep the instance's struct. */
 	cr_assert(strstr(out, "  FUNC_PROLOGUE;\n"
-			      "  wasm_rt_memory_t viv_m = instance->w2c_memory;\n"),
-		  "%s", out);
+	                      "  wasm_rt_memory_t viv_m = instance->w2c_memory;\n"),
+	          "%s", out);
 	cr_assert(strstr(out, "i32_store(&viv_m, "));
 	cr_assert(strstr(out, "i32_load(&viv_m, "));
 	cr_assert(strstr(out, "f64_load(&viv_m, "));
@@ -106,12 +106,12 @@ Test(rewrite, real_wasm2c_output)
 	cr_assert(strstr(out, "wasm_rt_allocate_memory(&instance->w2c_memory, 1, 4);"));
 	cr_assert_eq(stats.functions, 1);
 	cr_assert_eq(stats.calls, count(text, "_load(&instance->w2c_memory, ") +
-					  count(text, "_store(&instance->w2c_memory, "));
+	                                  count(text, "_store(&instance->w2c_memory, "));
 	cr_assert_eq(stats.calls, 18);
 
 	/* The split still finds the definitions in the rewritten text. */
 	cr_assert_eq(pipe_guest_split(out, strlen(out), 2, &parts, &n), VIV_ERR_UNSUPPORTED,
-		     "one function is nothing to split");
+	             "one function is nothing to split");
 	free(text);
 	free(out);
 }
@@ -119,10 +119,10 @@ Test(rewrite, real_wasm2c_output)
 Test(rewrite, split_of_a_rewritten_module)
 {
 	static const char two_wat[] =
-		"(module (memory 1)"
-		" (func $a (param i32) (result i32) (i32.load (local.get 0)))"
-		" (func $run (i32.store (i32.const 4) (call $a (i32.const 8))))"
-		" (export \"run\" (func $run)))";
+	        "(module (memory 1)"
+	        " (func $a (param i32) (result i32) (i32.load (local.get 0)))"
+	        " (func $run (i32.store (i32.const 4) (call $a (i32.const 8))))"
+	        " (export \"run\" (func $run)))";
 	char *text, *out = NULL, **parts = NULL;
 	size_t len = 0, n = 0;
 
@@ -135,8 +135,8 @@ Test(rewrite, split_of_a_rewritten_module)
 	for (size_t i = 0; i < n; i++)
 		cr_assert(strstr(parts[i], "VIV_DEFINE_LOAD_FLOAT(f64_load"), "%s", parts[i]);
 	cr_assert_eq(count(parts[0], "  wasm_rt_memory_t viv_m = instance->w2c_M0;\n") +
-			     count(parts[1], "  wasm_rt_memory_t viv_m = instance->w2c_M0;\n"),
-		     2);
+	                     count(parts[1], "  wasm_rt_memory_t viv_m = instance->w2c_M0;\n"),
+	             2);
 	pipe_strv_free(parts, n);
 	free(text);
 	free(out);
@@ -149,13 +149,13 @@ Test(rewrite, split_of_a_rewritten_module)
 Test(rewrite, functions_whose_heads_wrap_are_rewritten_and_split)
 {
 	static const char wide_wat[] =
-		"(module (memory 1)"
-		" (func $wide (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)"
-		"   (i32.add (i32.load (local.get 0)) (local.get 11)))"
-		" (func $run (i32.store (i32.const 4) (call $wide (i32.const 8) (i32.const 1)"
-		"   (i32.const 2) (i32.const 3) (i32.const 4) (i32.const 5) (i32.const 6)"
-		"   (i32.const 7) (i32.const 8) (i32.const 9) (i32.const 10) (i32.const 11))))"
-		" (export \"run\" (func $run)))";
+	        "(module (memory 1)"
+	        " (func $wide (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)"
+	        "   (i32.add (i32.load (local.get 0)) (local.get 11)))"
+	        " (func $run (i32.store (i32.const 4) (call $wide (i32.const 8) (i32.const 1)"
+	        "   (i32.const 2) (i32.const 3) (i32.const 4) (i32.const 5) (i32.const 6)"
+	        "   (i32.const 7) (i32.const 8) (i32.const 9) (i32.const 10) (i32.const 11))))"
+	        " (export \"run\" (func $run)))";
 	struct pipe_rewrite_stats stats;
 	char *text, *out = NULL, **parts = NULL;
 	size_t len = 0, n = 0;
@@ -168,7 +168,7 @@ Test(rewrite, functions_whose_heads_wrap_are_rewritten_and_split)
 	cr_assert_eq(n, 2);
 	for (size_t i = 0; i < n; i++)
 		cr_assert_null(strstr(parts[i], "\nstatic u32 w2c_"), "a static head is left:\n%s",
-			       parts[i]);
+		               parts[i]);
 	pipe_strv_free(parts, n);
 	free(text);
 	free(out);
@@ -182,7 +182,7 @@ Test(rewrite, other_shapes_are_left_alone)
 	size_t len = 0;
 
 	cr_assert_eq(pipe_guest_rewrite(not_wasm2c, strlen(not_wasm2c), &out, NULL),
-		     VIV_ERR_UNSUPPORTED);
+	             VIV_ERR_UNSUPPORTED);
 	cr_assert_null(out);
 
 	text = wasm2c_text(run_wat, &len);
@@ -205,8 +205,8 @@ Test(rewrite, other_shapes_are_left_alone)
 	at = strstr(text, "  wasm_rt_allocate_memory(");
 	cr_assert_not_null(at);
 	cr_assert_geq(asprintf(&odd, "%.*s  wasm_rt_allocate_memory(&instance->w2c_M1, 1, 1);\n%s",
-			       (int)(at - text), text, at),
-		      0);
+	                       (int)(at - text), text, at),
+	              0);
 	cr_assert_eq(pipe_guest_rewrite(odd, strlen(odd), &out, NULL), VIV_ERR_UNSUPPORTED);
 	cr_assert_null(out);
 	free(odd);
@@ -215,9 +215,9 @@ Test(rewrite, other_shapes_are_left_alone)
 	/* An imported memory is a pointer in the instance: its accesses stay
 	 * as they are, the float loads still change. */
 	text = wasm2c_text("(module (import \"env\" \"mem\" (memory 1))"
-			   " (func (export \"h\") (param i32) (result f64)"
-			   "  (f64.load (local.get 0))))",
-			   &len);
+	                   " (func (export \"h\") (param i32) (result f64)"
+	                   "  (f64.load (local.get 0))))",
+	                   &len);
 	cr_assert_eq(pipe_guest_rewrite(text, len, &out, &stats), VIV_OK);
 	cr_assert_eq(stats.functions, 0);
 	cr_assert_null(strstr(out, "wasm_rt_memory_t viv_m"), "%s", out);
@@ -243,13 +243,13 @@ Test(rewrite, artifact_computes_alike)
 
 	wasm = t_wat(t_cx.dir, "m.wasm", run_wat);
 	cr_assert_eq(pipe_tools_get(&t_cx.ctx, &tools, t_cx.err, sizeof(t_cx.err)), VIV_OK, "%s",
-		     t_cx.err);
-	cr_assert_eq(pipe_aot(&t_cx.ctx, tools, "m.wasm", &spec, NULL, NULL, t_cx.err,
-			      sizeof(t_cx.err)),
-		     VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
+	             t_cx.err);
+	cr_assert_eq(
+	        pipe_aot(&t_cx.ctx, tools, "m.wasm", &spec, NULL, NULL, t_cx.err, sizeof(t_cx.err)),
+	        VIV_OK, "%s\n%s", t_cx.err, t_cx.ctx.log.data);
 	so = viv_path_join(t_cx.dir, "guest.so");
 	cr_assert(strstr(t_cx.ctx.log.data, "rewrote guest.c: 1 functions"), "%s",
-		  t_cx.ctx.log.data);
+	          t_cx.ctx.log.data);
 	handle = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
 	cr_assert_not_null(handle, "%s", dlerror());
 	g = dlsym(handle, VIV_GUEST_SYMBOL);

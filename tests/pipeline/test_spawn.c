@@ -95,7 +95,7 @@ Test(spawn, environment_is_minimal_and_cwd_is_set)
 Test(spawn, output_cap_keeps_reading_and_notes_truncation)
 {
 	const char *argv[] = {"sh", "-c",
-			      "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo done >&2", NULL};
+	                      "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo done >&2", NULL};
 
 	cfg.step_output_cap = 1000;
 	cr_assert_eq(run(argv), VIV_OK, "%s", err);
@@ -130,8 +130,8 @@ Test(spawn, timeout_of_sleep)
 
 Test(spawn, argv_is_not_interpreted_by_a_shell)
 {
-	const char *argv[] = {"printf", "[%s]\\n", "a b", "'q'", "\"d\"", "$(id)", ";ls", "*",
-			      NULL};
+	const char *argv[] = {"printf", "[%s]\\n", "a b", "'q'", "\"d\"",
+	                      "$(id)",  ";ls",     "*",   NULL};
 
 	cr_assert_eq(run(argv), VIV_OK, "%s", err);
 	cr_assert_str_eq(out.data, "[a b]\n['q']\n[\"d\"]\n[$(id)]\n[;ls]\n[*]\n");
@@ -172,12 +172,11 @@ Test(spawn, one_loop_waits_for_several)
 	uint64_t t0 = viv_mono_ns();
 
 	for (int i = 0; i < 3; i++) {
-		cmds[i] = (struct pipe_cmd){scratch, NULL, argvs[i], NULL, i == 2 ? 1000 : 0,
-					    false, -1};
+		cmds[i] = (struct pipe_cmd){scratch,           NULL,  argvs[i], NULL,
+		                            i == 2 ? 1000 : 0, false, -1};
 		viv_buf_init(&outs[i], 0);
-		cr_assert_eq(pipe_proc_start(&cfg, &cmds[i], &outs[i], &procs[i], err,
-					     sizeof(err)),
-			     VIV_OK, "%s", err);
+		cr_assert_eq(pipe_proc_start(&cfg, &cmds[i], &outs[i], &procs[i], err, sizeof(err)),
+		             VIV_OK, "%s", err);
 	}
 	cr_assert_eq(pipe_procs_wait(procs, 3), VIV_OK);
 	for (int i = 0; i < 3; i++)
@@ -207,8 +206,8 @@ Test(spawn, a_failed_wait_is_an_error_not_a_timeout)
 	uint64_t t0;
 
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(pipe_proc_start(&cfg, &cmd, &out, &procs[i], err, sizeof(err)),
-			     VIV_OK, "%s", err);
+		cr_assert_eq(pipe_proc_start(&cfg, &cmd, &out, &procs[i], err, sizeof(err)), VIV_OK,
+		             "%s", err);
 	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	rl.rlim_cur = 2;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -233,7 +232,7 @@ Test(spawn, run_logs_the_command_and_status)
 	cr_assert_eq(pipe_run(&ctx, NULL, argv, &e, err, sizeof(err)), VIV_OK);
 	cr_assert_eq(e.code, 2);
 	cr_assert(strncmp(ctx.log.data, "$ sh -c 'echo hi; exit 2'\nhi\n[exit status 2, ", 44) == 0,
-		  "%s", ctx.log.data);
+	          "%s", ctx.log.data);
 	cr_assert_eq(pipe_run_ok(&ctx, NULL, argv, err, sizeof(err)), VIV_ERR_BUILD);
 	cr_assert_str_eq(err, "sh failed (exit status 2)");
 	pipe_ctx_free(&ctx);
@@ -259,11 +258,11 @@ Test(sandbox, cannot_see_root_or_reach_the_network)
 	cr_assert_eq(listen(lfd, 8), 0);
 	getsockname(lfd, (struct sockaddr *)&sa, &salen);
 	snprintf(cmd, sizeof(cmd),
-		 "ls /root >/dev/null 2>&1 && echo root-visible;"
-		 "echo > /dev/tcp/127.0.0.1/%d && echo net-reachable;"
-		 "touch /usr/x 2>/dev/null && echo usr-writable;"
-		 "touch \"$HOME/ok\" && echo scratch-writable; echo end",
-		 ntohs(sa.sin_port));
+	         "ls /root >/dev/null 2>&1 && echo root-visible;"
+	         "echo > /dev/tcp/127.0.0.1/%d && echo net-reachable;"
+	         "touch /usr/x 2>/dev/null && echo usr-writable;"
+	         "touch \"$HOME/ok\" && echo scratch-writable; echo end",
+	         ntohs(sa.sin_port));
 	{
 		const char *argv[] = {"bash", "-c", cmd, NULL};
 

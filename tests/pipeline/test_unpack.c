@@ -53,10 +53,10 @@ static void assert_file(const char *root, const char *rel, const char *text, uns
 }
 
 static const struct t_entry project[] = {
-	{"main.c", 'f', "int main(void) { return 0; }\n", 0},
-	{"src/", 'd', NULL, 0},
-	{"src/util.c", 'f', "int util;\n", 0},
-	{"build.sh", 'f', "#!/bin/sh\n", 04755},
+        {"main.c", 'f', "int main(void) { return 0; }\n", 0},
+        {"src/", 'd', NULL, 0},
+        {"src/util.c", 'f', "int util;\n", 0},
+        {"build.sh", 'f', "#!/bin/sh\n", 04755},
 };
 
 static void check_project(const char *root)
@@ -107,10 +107,10 @@ Test(unpack, zip)
 Test(unpack, single_root_folder_is_the_project)
 {
 	static const struct t_entry e[] = {
-		{"./", 'd', NULL, 0},
-		{"./myapp/", 'd', NULL, 0},
-		{"./myapp/main.c", 'f', "x", 0},
-		{"__MACOSX/._main.c", 'f', "junk", 0},
+	        {"./", 'd', NULL, 0},
+	        {"./myapp/", 'd', NULL, 0},
+	        {"./myapp/main.c", 'f', "x", 0},
+	        {"__MACOSX/._main.c", 'f', "junk", 0},
 	};
 	char *root, *want = viv_path_join(dest, "myapp");
 
@@ -136,8 +136,8 @@ Test(unpack, a_lone_assembly_folder_is_not_the_root)
 Test(unpack, a_root_file_beside_the_folder_keeps_the_root)
 {
 	static const struct t_entry e[] = {
-		{"myapp/main.c", 'f', "x", 0},
-		{"README", 'f', "y", 0},
+	        {"myapp/main.c", 'f', "x", 0},
+	        {"README", 'f', "y", 0},
 	};
 	char *root;
 
@@ -150,8 +150,8 @@ Test(unpack, a_root_file_beside_the_folder_keeps_the_root)
 Test(unpack, dotdot_entry_is_refused_by_name)
 {
 	static const struct t_entry e[] = {
-		{"ok.c", 'f', "x", 0},
-		{"../evil.c", 'f', "pwned", 0},
+	        {"ok.c", 'f', "x", 0},
+	        {"../evil.c", 'f', "pwned", 0},
 	};
 	char *root, *evil = viv_path_join(work, "evil.c");
 
@@ -159,7 +159,7 @@ Test(unpack, dotdot_entry_is_refused_by_name)
 	cr_assert_eq(unpack(&root), VIV_ERR_INVALID);
 	cr_assert_null(root);
 	cr_assert_str_eq(err, "the tarball entry '../evil.c' leaves the upload's folder; paths in "
-			      "the tarball must be relative and stay inside it");
+	                      "the tarball must be relative and stay inside it");
 	cr_assert_neq(access(evil, F_OK), 0, "the file escaped");
 	free(evil);
 }
@@ -193,10 +193,10 @@ Test(unpack, links_devices_and_fifos_are_refused)
 		struct t_entry e;
 		const char *want;
 	} cases[] = {
-		{{"link", 'l', "/etc/passwd", 0}, "the tarball entry 'link' is a symbolic link"},
-		{{"hard", 'h', "main.c", 0}, "the tarball entry 'hard' is a hard link"},
-		{{"null", 'c', NULL, 0}, "the tarball entry 'null' is a device"},
-		{{"fifo", 'p', NULL, 0}, "the tarball entry 'fifo' is a named pipe"},
+	        {{"link", 'l', "/etc/passwd", 0}, "the tarball entry 'link' is a symbolic link"},
+	        {{"hard", 'h', "main.c", 0}, "the tarball entry 'hard' is a hard link"},
+	        {{"null", 'c', NULL, 0}, "the tarball entry 'null' is a device"},
+	        {{"fifo", 'p', NULL, 0}, "the tarball entry 'fifo' is a named pipe"},
 	};
 
 	for (size_t i = 0; i < 4; i++) {
@@ -292,11 +292,11 @@ Test(unpack, garbage_is_refused)
 	char *root;
 
 	cr_assert_eq(viv_write_file_atomic(upload, "hello, this is not an archive\n", 30, 0644),
-		     VIV_OK);
+	             VIV_OK);
 	cr_assert_eq(unpack(&root), VIV_ERR_INVALID);
 	cr_assert(strncmp(err, "the upload is not a tarball or a .wasm module (libarchive: ", 59) ==
-			  0,
-		  "%s", err);
+	                  0,
+	          "%s", err);
 }
 
 Test(unpack, truncated_gzip_is_refused)
@@ -346,7 +346,10 @@ Test(unpack, sniff)
 	cr_assert_eq(viv_upload_sniff("\0asm\1\0\0\0", 8), VIV_UPLOAD_WASM);
 	cr_assert_eq(viv_upload_sniff("\x1f\x8b\x08", 3), VIV_UPLOAD_ARCHIVE);
 	cr_assert_eq(viv_upload_sniff("BZh91AY", 7), VIV_UPLOAD_ARCHIVE);
-	cr_assert_eq(viv_upload_sniff("\xfd" "7zXZ\0", 6), VIV_UPLOAD_ARCHIVE);
+	cr_assert_eq(viv_upload_sniff("\xfd"
+	                              "7zXZ\0",
+	                              6),
+	             VIV_UPLOAD_ARCHIVE);
 	cr_assert_eq(viv_upload_sniff("\x28\xb5\x2f\xfd", 4), VIV_UPLOAD_ARCHIVE);
 	cr_assert_eq(viv_upload_sniff("PK\3\4", 4), VIV_UPLOAD_ARCHIVE);
 	cr_assert_eq(viv_upload_sniff("\0as", 3), VIV_UPLOAD_UNKNOWN);
@@ -367,24 +370,29 @@ Test(unpack, sniff)
 Test(unpack, sniff_webassembly_text)
 {
 	static const char *const wat[] = {
-		"(module)",
-		"(module $hello (func))",
-		"\n\t  (module\n",
-		";; a comment\n;; another (module\n(module (memory 1))",
-		"(; a block (; nested ;) comment ;)(module)",
-		"\xef\xbb\xbf(module)",
+	        "(module)",
+	        "(module $hello (func))",
+	        "\n\t  (module\n",
+	        ";; a comment\n;; another (module\n(module (memory 1))",
+	        "(; a block (; nested ;) comment ;)(module)",
+	        "\xef\xbb\xbf(module)",
 	};
 	static const char *const not_wat[] = {
-		"(modulex)", "module", "(func)", "(; never closed (module)",
-		";; only a comment (module)", "(modul", "  ",
+	        "(modulex)",
+	        "module",
+	        "(func)",
+	        "(; never closed (module)",
+	        ";; only a comment (module)",
+	        "(modul",
+	        "  ",
 	};
 
 	for (size_t i = 0; i < sizeof(wat) / sizeof(wat[0]); i++)
 		cr_assert_eq(viv_upload_sniff(wat[i], strlen(wat[i])), VIV_UPLOAD_WAT, "%s",
-			     wat[i]);
+		             wat[i]);
 	for (size_t i = 0; i < sizeof(not_wat) / sizeof(not_wat[0]); i++)
 		cr_assert_eq(viv_upload_sniff(not_wat[i], strlen(not_wat[i])), VIV_UPLOAD_UNKNOWN,
-			     "%s", not_wat[i]);
+		             "%s", not_wat[i]);
 }
 
 Test(unpack, webassembly_text_upload_is_app_wat)
@@ -397,7 +405,7 @@ Test(unpack, webassembly_text_upload_is_app_wat)
 	viv_buf_init(&log, 0);
 	cr_assert_eq(viv_write_file_atomic(upload, text, strlen(text), 0644), VIV_OK);
 	cr_assert_eq(pipe_unpack(upload, dest, &cfg, &log, &root, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	             err);
 	cr_assert_str_eq(root, dest);
 	copy = viv_path_join(dest, "app.wat");
 	data = t_read(copy, &len);

@@ -36,7 +36,7 @@ struct run_request trun_req(const char *method, const char *target, const char *
 }
 
 struct run_instance *trun_run(struct run_pool *pool, struct run_module *m,
-			      const struct run_app *app, const struct run_request *req)
+                              const struct run_app *app, const struct run_request *req)
 {
 	struct run_instance *in = NULL;
 

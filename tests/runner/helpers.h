@@ -17,7 +17,7 @@ struct run_request trun_req(const char *method, const char *target, const char *
 /* Starts req on pool and serves the pool's timers and sockets until the
  * instance is done. Caller ends it with run_instance_end(). */
 struct run_instance *trun_run(struct run_pool *pool, struct run_module *m,
-			      const struct run_app *app, const struct run_request *req);
+                              const struct run_app *app, const struct run_request *req);
 
 /* The response body as a string; caller frees. */
 char *trun_body(struct run_instance *in);

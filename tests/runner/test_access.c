@@ -8,18 +8,18 @@
 static char line[RUN_ACCESS_LINE_MAX];
 
 static const char *format(const char *method, const char *target, size_t target_len,
-			  unsigned status, uint64_t total_ns, uint64_t instance_ns,
-			  enum run_access_by by)
+                          unsigned status, uint64_t total_ns, uint64_t instance_ns,
+                          enum run_access_by by)
 {
 	struct run_access a = {
-		.method = method,
-		.method_len = strlen(method),
-		.target = target,
-		.target_len = target_len,
-		.status = status,
-		.total_ns = total_ns,
-		.instance_ns = instance_ns,
-		.by = by,
+	        .method = method,
+	        .method_len = strlen(method),
+	        .target = target,
+	        .target_len = target_len,
+	        .status = status,
+	        .total_ns = total_ns,
+	        .instance_ns = instance_ns,
+	        .by = by,
 	};
 	size_t n = run_access_line(line, &a);
 
@@ -31,26 +31,26 @@ static const char *format(const char *method, const char *target, size_t target_
 Test(access, a_request_an_instance_answered)
 {
 	cr_assert_str_eq(format("GET", "/a?x=1", 6, 200, 1830000, 410000, RUN_ACCESS_INSTANCE),
-			 "GET /a?x=1 200 1.83 ms (instance 0.41 ms)");
+	                 "GET /a?x=1 200 1.83 ms (instance 0.41 ms)");
 }
 
 Test(access, times_round_to_hundredths_of_a_millisecond)
 {
 	cr_assert_str_eq(format("POST", "/", 1, 503, 4999, 5000, RUN_ACCESS_INSTANCE),
-			 "POST / 503 0.00 ms (instance 0.01 ms)");
-	cr_assert_str_eq(format("GET", "/", 1, 504, 60000004999ull, 59999995000ull,
-				RUN_ACCESS_INSTANCE),
-			 "GET / 504 60000.00 ms (instance 60000.00 ms)");
+	                 "POST / 503 0.00 ms (instance 0.01 ms)");
+	cr_assert_str_eq(
+	        format("GET", "/", 1, 504, 60000004999ull, 59999995000ull, RUN_ACCESS_INSTANCE),
+	        "GET / 504 60000.00 ms (instance 60000.00 ms)");
 	cr_assert_str_eq(format("GET", "/", 1, 200, 1095000, 0, RUN_ACCESS_INSTANCE),
-			 "GET / 200 1.10 ms (instance 0.00 ms)");
+	                 "GET / 200 1.10 ms (instance 0.00 ms)");
 }
 
 Test(access, static_files_and_requests_no_instance_ran)
 {
 	cr_assert_str_eq(format("GET", "/cat.jpg", 8, 200, 120000, 0, RUN_ACCESS_STATIC),
-			 "GET /cat.jpg 200 0.12 ms (static file)");
+	                 "GET /cat.jpg 200 0.12 ms (static file)");
 	cr_assert_str_eq(format("GET", "/", 1, 503, 20000, 0, RUN_ACCESS_NONE),
-			 "GET / 503 0.02 ms (no instance)");
+	                 "GET / 503 0.02 ms (no instance)");
 }
 
 Test(access, control_bytes_spaces_and_backslashes_cannot_forge_a_line)
@@ -59,8 +59,8 @@ Test(access, control_bytes_spaces_and_backslashes_cannot_forge_a_line)
 
 	format("GET", target, sizeof(target) - 1, 404, 10000, 10000, RUN_ACCESS_INSTANCE);
 	cr_assert_str_eq(line,
-			 "GET /x\\x0aGET\\x20/admin\\x20200\\x200.01\\x20ms\\x20(instance\\x200.01"
-			 "\\x20ms)\\x0d\\x09\\\\\\x7f\\x01 404 0.01 ms (instance 0.01 ms)");
+	                 "GET /x\\x0aGET\\x20/admin\\x20200\\x200.01\\x20ms\\x20(instance\\x200.01"
+	                 "\\x20ms)\\x0d\\x09\\\\\\x7f\\x01 404 0.01 ms (instance 0.01 ms)");
 	cr_assert_null(strchr(line, '\n'));
 	cr_assert_null(strchr(line, '\r'));
 }
@@ -81,7 +81,7 @@ Test(access, a_nul_in_the_target_does_not_end_the_line)
 Test(access, empty_fields_are_a_dash)
 {
 	cr_assert_str_eq(format("", "", 0, 400, 0, 0, RUN_ACCESS_NONE),
-			 "- - 400 0.00 ms (no instance)");
+	                 "- - 400 0.00 ms (no instance)");
 }
 
 Test(access, a_long_target_is_cut_and_says_so)

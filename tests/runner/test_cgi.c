@@ -81,7 +81,7 @@ Test(cgi, location_without_status_redirects)
 Test(cgi, server_owned_headers_are_dropped)
 {
 	with_output("Content-Type: text/plain\nContent-Length: 999\nConnection: close\n"
-		    "Transfer-Encoding: chunked\nX-Kept:   padded value\n\nbody");
+	            "Transfer-Encoding: chunked\nX-Kept:   padded value\n\nbody");
 	cr_assert(parse());
 	cr_assert_eq(in.resp.status, 200);
 	cr_assert_eq(in.resp.n_headers, 2);
@@ -128,7 +128,7 @@ Test(cgi, folded_lines_and_delete_characters_are_refused)
 	with_output("X-A: a\x7fz\n\n");
 	cr_assert_not(parse());
 	cr_assert_not_null(strstr(in.logs[0].message, "control character"), "%s",
-			   in.logs[0].message);
+	                   in.logs[0].message);
 }
 
 Test(cgi, crlf_and_lf_lines_mix)
@@ -144,18 +144,25 @@ Test(cgi, crlf_and_lf_lines_mix)
 Test(cgi, environment_follows_rfc_3875)
 {
 	struct run_header hs[] = {{"Content-Type", 12, "application/json", 16},
-				  {"X-Custom-Thing", 14, "v", 1},
-				  {"Content-Length", 14, "2", 1}};
+	                          {"X-Custom-Thing", 14, "v", 1},
+	                          {"Content-Length", 14, "2", 1}};
 	const char *app_env[] = {"GREETING=hello", "REQUEST_METHOD=spoofed"};
 	struct run_app app = {
-		.name = "myapp", .limits = {16, 100, 1000}, .env = app_env, .n_env = 2};
+	        .name = "myapp", .limits = {16, 100, 1000}, .env = app_env, .n_env = 2};
 	struct run_request req = {0};
-	const char *want[] = {"REQUEST_METHOD=POST", "PATH_INFO=/a b", "QUERY_STRING=q=1",
-			      "X_RAW_PATH_INFO=/a%20b", "SERVER_NAME=myapp.localhost",
-			      "SERVER_PORT=8000", "REMOTE_ADDR=198.51.100.1",
-			      "CONTENT_TYPE=application/json", "CONTENT_LENGTH=2",
-			      "HTTP_X_CUSTOM_THING=v", "GATEWAY_INTERFACE=CGI/1.1",
-			      "SERVER_PROTOCOL=HTTP/1.1", "GREETING=hello"};
+	const char *want[] = {"REQUEST_METHOD=POST",
+	                      "PATH_INFO=/a b",
+	                      "QUERY_STRING=q=1",
+	                      "X_RAW_PATH_INFO=/a%20b",
+	                      "SERVER_NAME=myapp.localhost",
+	                      "SERVER_PORT=8000",
+	                      "REMOTE_ADDR=198.51.100.1",
+	                      "CONTENT_TYPE=application/json",
+	                      "CONTENT_LENGTH=2",
+	                      "HTTP_X_CUSTOM_THING=v",
+	                      "GATEWAY_INTERFACE=CGI/1.1",
+	                      "SERVER_PROTOCOL=HTTP/1.1",
+	                      "GREETING=hello"};
 
 	with_output("");
 	req.method = "POST";

@@ -45,10 +45,9 @@ static void setup_pool(bool allow_private)
 	sv.store = st;
 	run_pool_set_services(pool, &sv);
 	up = tsup_upstream_start();
-	snprintf(upstream_url, sizeof(upstream_url), "http://127.0.0.1:%u",
-		 tsup_upstream_port(up));
+	snprintf(upstream_url, sizeof(upstream_url), "http://127.0.0.1:%u", tsup_upstream_port(up));
 	snprintf(allow_pattern, sizeof(allow_pattern), "http://127.0.0.1:%u",
-		 tsup_upstream_port(up));
+	         tsup_upstream_port(up));
 	outbound[0] = allow_pattern;
 	memset(&app, 0, sizeof(app));
 	app.name = "guest";
@@ -97,9 +96,8 @@ static struct run_module *load(const char *file)
 /* A request with two X-Test values and the client address header. */
 static struct run_request make_req(const char *method, const char *target, const char *body)
 {
-	static struct run_header hs[] = {{"X-Test", 6, "one", 3},
-					 {"x-test", 6, "two", 3},
-					 {"X-Real-IP", 9, "192.0.2.1", 9}};
+	static struct run_header hs[] = {
+	        {"X-Test", 6, "one", 3}, {"x-test", 6, "two", 3}, {"X-Real-IP", 9, "192.0.2.1", 9}};
 	struct run_request r = trun_req(method, target, body);
 
 	r.headers = hs;
@@ -113,22 +111,21 @@ static struct run_instance *run(struct run_module *m, const struct run_request *
 	return trun_run(pool, m, &app, req);
 }
 
-
 /* Runs target and checks the body holds every line of want. */
-static void expect(struct run_module *m, const char *method, const char *target,
-		   const char *body, unsigned status, const char *const *want)
+static void expect(struct run_module *m, const char *method, const char *target, const char *body,
+                   unsigned status, const char *const *want)
 {
 	struct run_request req = make_req(method, target, body);
 	struct run_instance *in = run(m, &req);
 	char *got = trun_body(in);
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", target,
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	cr_assert_eq(run_instance_response(in)->status, status, "%s: status %u, body %s", target,
-		     run_instance_response(in)->status, got);
+	             run_instance_response(in)->status, got);
 	for (size_t i = 0; want[i]; i++)
 		cr_assert_not_null(strstr(got, want[i]), "%s: '%s' not in:\n%s", target, want[i],
-				   got);
+		                   got);
 	free(got);
 	run_instance_end(in);
 }
@@ -137,7 +134,7 @@ Test(hostcall, request_and_response)
 {
 	struct run_module *m = load("terrarium.c");
 	const char *want[] = {"POST /echo?a=1 5:hello\n", "x-test=one\nx-test=two\n",
-			      "has x-real-ip\n", NULL};
+	                      "has x-real-ip\n", NULL};
 	struct run_request req = make_req("POST", "/echo?a=1", "hello");
 	struct run_instance *in;
 	const struct run_response *r;
@@ -148,7 +145,7 @@ Test(hostcall, request_and_response)
 	r = run_instance_response(in);
 	for (size_t i = 0; i < r->n_headers; i++)
 		echo = echo || (strncmp(r->headers[i].name, "X-Echo", 6) == 0 &&
-				strncmp(r->headers[i].value, "1", 1) == 0);
+		                strncmp(r->headers[i].value, "1", 1) == 0);
 	cr_assert(echo, "the X-Echo header is missing");
 	run_instance_end(in);
 	run_module_release(m);
@@ -160,10 +157,10 @@ Test(hostcall, request_and_response)
 Test(hostcall, kv_semantics_and_persistence)
 {
 	struct run_module *m = load("terrarium.c");
-	const char *want[] = {"insert 1\n",     "insert again 0\n", "append 0\n",
-			      "get bc\n",       "upsert 0\n",       "upsert new 1\n",
-			      "remove 1\n",     "remove again 0\n", "get missing 0\n",
-			      "count 1\n",      NULL};
+	const char *want[] = {
+	        "insert 1\n",      "insert again 0\n", "append 0\n", "get bc\n",
+	        "upsert 0\n",      "upsert new 1\n",   "remove 1\n", "remove again 0\n",
+	        "get missing 0\n", "count 1\n",        NULL};
 	const char *want2[] = {"count 2\n", NULL};
 	char *v = NULL;
 	size_t vl = 0;
@@ -211,7 +208,7 @@ Test(hostcall, the_allow_list_is_enforced_also_on_redirects)
 
 	hits = tsup_upstream_hits(up);
 	snprintf(target, sizeof(target), "/fetch?%s/redirect?to=http://127.0.0.2:9/x",
-		 upstream_url);
+	         upstream_url);
 	req = make_req("GET", target, NULL);
 	in = run(m, &req);
 	body = trun_body(in);
@@ -304,7 +301,7 @@ Test(hostcall, config_time_rng_dns_debug)
 	struct run_module *m = load("terrarium.c");
 	const char *want_config[] = {"GREETING=hello from config\n", "missing 0\n", NULL};
 	const char *want_misc[] = {"time ok\n", "rng ok\n", "dns 127.0.0.1\n", "seconds ok\n",
-				   NULL};
+	                           NULL};
 	struct run_request req = make_req("GET", "/misc", NULL);
 	struct run_instance *in;
 
@@ -320,8 +317,14 @@ Test(hostcall, config_time_rng_dns_debug)
 Test(hostcall, hostile_arguments_fail_harmlessly)
 {
 	struct run_module *m = load("terrarium.c");
-	const char *want[] = {"set header 1\n", "set body 1\n", "code 1\n", "bad handle 1\n",
-			      "send 0 -1\n",    "hop 1\n",      "status of nothing 0\n", NULL};
+	const char *want[] = {"set header 1\n",
+	                      "set body 1\n",
+	                      "code 1\n",
+	                      "bad handle 1\n",
+	                      "send 0 -1\n",
+	                      "hop 1\n",
+	                      "status of nothing 0\n",
+	                      NULL};
 
 	expect(m, "GET", "/bad", NULL, 200, want);
 	run_module_release(m);
@@ -371,7 +374,7 @@ Test(hostcall, imports_called_through_the_table_act_for_the_caller)
 	char *b = trun_body(in);
 
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s",
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	cr_assert_str_eq(b, "through the table");
 	cr_assert(trun_logged(in, "through the table"));
 	free(b);
@@ -391,11 +394,11 @@ Test(hostcall, an_allocator_that_re_enters_the_host_gets_the_original_data)
 		const char *call;
 		int nested_error; /* what a refused nested call returns */
 	} cases[] = {
-		{"req_get_body", 1},	 {"req_get_header", 1},	 {"req_get_headers", 1},
-		{"req_get_method", 0},	 {"req_get_path", 0},	 {"incoming_req_get_body", 0},
-		{"resp_get_body", 1},	 {"resp_get_header", 1}, {"resp_get_headers", 1},
-		{"kvstore_get", 0},	 {"config_get", 0},	 {"dns_query_ip", 0},
-		{"dns_query_raw", 0},
+	        {"req_get_body", 1},   {"req_get_header", 1},  {"req_get_headers", 1},
+	        {"req_get_method", 0}, {"req_get_path", 0},    {"incoming_req_get_body", 0},
+	        {"resp_get_body", 1},  {"resp_get_header", 1}, {"resp_get_headers", 1},
+	        {"kvstore_get", 0},    {"config_get", 0},      {"dns_query_ip", 0},
+	        {"dns_query_raw", 0},
 	};
 	struct run_module *m = load("reenter.c");
 	size_t i;
@@ -412,7 +415,7 @@ Test(hostcall, an_allocator_that_re_enters_the_host_gets_the_original_data)
 		in = run(m, &req);
 		body = trun_body(in);
 		cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s: %s", call,
-			     run_outcome_name(run_instance_outcome(in)));
+		             run_outcome_name(run_instance_outcome(in)));
 		snprintf(want, sizeof(want), "%s original nested", call);
 		/* Without a resolver that answers, the raw query fails before
 		 * it places anything. */
@@ -447,11 +450,10 @@ Test(hostcall, a_request_changed_after_sending_goes_out_as_it_was_sent)
 	struct run_services sv = {.store = st};
 	struct tsup_self self = {pool, m};
 	const char *want[] = {"sent POST\nthe original body, forty-eight bytes long.......\n",
-			      NULL};
-	const char *want_self[] = {
-		"sent the original body, forty-eight bytes long.......|"
-		"the original header value, thirty-nine\n",
-		NULL};
+	                      NULL};
+	const char *want_self[] = {"sent the original body, forty-eight bytes long.......|"
+	                           "the original header value, thirty-nine\n",
+	                           NULL};
 	char target[256];
 
 	snprintf(target, sizeof(target), "/send_then_replace?%s/echo", upstream_url);
@@ -459,8 +461,8 @@ Test(hostcall, a_request_changed_after_sending_goes_out_as_it_was_sent)
 	tsup_self_services(&sv, &self);
 	run_pool_set_services(pool, &sv);
 	snprintf(target, sizeof(target),
-		 "/send_then_replace?http://guest.localhost/slow_echo?%s/slow?ms=200",
-		 upstream_url);
+	         "/send_then_replace?http://guest.localhost/slow_echo?%s/slow?ms=200",
+	         upstream_url);
 	expect(m, "GET", target, NULL, 200, want_self);
 	run_module_release(m);
 }
@@ -500,15 +502,19 @@ Test(hostcall, overlapping_out_pointers_do_not_trouble_the_host)
 Test(hostcall, terms_of_terrariums_sdks)
 {
 	struct run_module *m = load("terms.c");
-	const char *spent[] = {"wait ok\n",	     "wait again -1\n",
-			       "poll again -1\n",   "select again -1\n",
-			       "select fast\n",     "select the spent one -1\n",
-			       "the other ok\n",    NULL};
+	const char *spent[] = {"wait ok\n",       "wait again -1\n",
+	                       "poll again -1\n", "select again -1\n",
+	                       "select fast\n",   "select the spent one -1\n",
+	                       "the other ok\n",  NULL};
 	const char *readonly[] = {"set body 1\n", "set header 1\n", "set code 1\n",
-				  "body upstream says hi code 200\n", NULL};
-	const char *urls[] = {"create 'not a url' -1\n", "create '/relative' -1\n",
-			      "create 'ftp://127.0.0.1/x' -1\n", "create 'http://' -1\n",
-			      "create '' -1\n", "create good ok\n", NULL};
+	                          "body upstream says hi code 200\n", NULL};
+	const char *urls[] = {"create 'not a url' -1\n",
+	                      "create '/relative' -1\n",
+	                      "create 'ftp://127.0.0.1/x' -1\n",
+	                      "create 'http://' -1\n",
+	                      "create '' -1\n",
+	                      "create good ok\n",
+	                      NULL};
 	char target[256];
 
 	snprintf(target, sizeof(target), "/spent?%s", upstream_url);

@@ -61,32 +61,32 @@ static char *cgi_wat(const char *prelude, const char *head)
 
 	cr_assert(n > 0 && (size_t)n < sizeof(text));
 	cr_assert(asprintf(&wat,
-			   "(module\n"
-			   " (import \"wasi_snapshot_preview1\" \"fd_write\""
-			   "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
-			   " (memory 1)\n"
-			   " (data (i32.const 64) \"%s\")\n"
-			   " (func (export \"_start\")\n"
-			   "  %s\n"
-			   "  (i32.store (i32.const 0) (i32.const 64))\n"
-			   "  (i32.store (i32.const 4) (i32.const %zu))\n"
-			   "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
-			   " (i32.const 16)))))\n",
-			   text, prelude, strlen(head) + 4) > 0);
+	                   "(module\n"
+	                   " (import \"wasi_snapshot_preview1\" \"fd_write\""
+	                   "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	                   " (memory 1)\n"
+	                   " (data (i32.const 64) \"%s\")\n"
+	                   " (func (export \"_start\")\n"
+	                   "  %s\n"
+	                   "  (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "  (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))))\n",
+	                   text, prelude, strlen(head) + 4) > 0);
 	return wat;
 }
 
 static const char kv_wat[] =
-	"(module\n"
-	" (import \"env\" \"hostcall_kvstore_insert\""
-	"  (func $ins (param i32 i32 i32 i32) (result i32)))\n"
-	" (import \"env\" \"hostcall_kvstore_remove\" (func $rm (param i32 i32) (result i32)))\n"
-	" (memory 1)\n"
-	" (data (i32.const 16) \"kv\")\n"
-	" (func (export \"run\")\n"
-	"  (drop (call $ins (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))\n"
-	"  (drop (call $ins (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))\n"
-	"  (drop (call $rm (i32.const 16) (i32.const 1)))))\n";
+        "(module\n"
+        " (import \"env\" \"hostcall_kvstore_insert\""
+        "  (func $ins (param i32 i32 i32 i32) (result i32)))\n"
+        " (import \"env\" \"hostcall_kvstore_remove\" (func $rm (param i32 i32) (result i32)))\n"
+        " (memory 1)\n"
+        " (data (i32.const 16) \"kv\")\n"
+        " (func (export \"run\")\n"
+        "  (drop (call $ins (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))\n"
+        "  (drop (call $ins (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))\n"
+        "  (drop (call $rm (i32.const 16) (i32.const 1)))))\n";
 
 /* Serves one request with m as the worker does and counts it. */
 static unsigned serve(struct run_module *m, struct run_metrics_app *a)
@@ -185,7 +185,7 @@ static void check_labels(const char *s, size_t n, const char *line)
 		while (i < n && s[i] != '"') {
 			if (s[i] == '\\') {
 				cr_assert(i + 1 < n && strchr("\\\"n", s[i + 1]),
-					  "bad escape in: %s", line);
+				          "bad escape in: %s", line);
 				i++;
 			}
 			cr_assert_neq(s[i], '\n', "raw line feed in: %s", line);
@@ -227,8 +227,8 @@ static void parse(const char *text, struct parsed *p)
 
 			cr_assert_eq(sscanf(buf + 7, "%127s %15s", name, kind), 2, "%s", buf);
 			cr_assert(strcmp(kind, "counter") == 0 || strcmp(kind, "gauge") == 0 ||
-					  strcmp(kind, "histogram") == 0,
-				  "%s", buf);
+			                  strcmp(kind, "histogram") == 0,
+			          "%s", buf);
 			for (i = 0; i < p->n_types; i++)
 				cr_assert_str_neq(p->types[i], name, "TYPE twice: %s", buf);
 			cr_assert_lt(p->n_types, 32);
@@ -252,7 +252,7 @@ static void parse(const char *text, struct parsed *p)
 			snprintf(s->name, sizeof(s->name), "%.*s", (int)(brace - buf), buf);
 			check_labels(brace + 1, (size_t)(close - brace - 1), buf);
 			snprintf(s->labels, sizeof(s->labels), "%.*s", (int)(close - brace - 1),
-				 brace + 1);
+			         brace + 1);
 		} else {
 			cr_assert(name_ok(buf, (size_t)(sp - buf)), "%s", buf);
 			snprintf(s->name, sizeof(s->name), "%.*s", (int)(sp - buf), buf);
@@ -307,7 +307,8 @@ static double check_histogram(const struct parsed *p, const char *metric, const 
 	for (i = 0; i < p->n; i++) {
 		const struct sample *s = &p->s[i];
 
-		if (strcmp(s->name, bucket) != 0 || strncmp(s->labels, app_label, strlen(app_label)))
+		if (strcmp(s->name, bucket) != 0 ||
+		    strncmp(s->labels, app_label, strlen(app_label)))
 			continue;
 		cr_assert_geq(s->value, last, "%s{%s} is not cumulative", s->name, s->labels);
 		last = s->value;
@@ -331,7 +332,7 @@ static void write_and_parse(struct parsed *p)
 	size_t len;
 
 	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	             err);
 	run_writer_stop(w);
 	cr_assert_eq(viv_read_file(prom, 1 << 20, &text, &len), VIV_OK, "no file at %s", prom);
 	parse(text, p);
@@ -346,7 +347,7 @@ Test(metrics, requests_traps_limits_and_kv_calls_as_prometheus_text)
 	struct run_module *trap = load_wat(cgi_wat("(unreachable)", "X: y"));
 	struct run_module *spin = load_wat(cgi_wat("(loop (br 0))", "X: y"));
 	struct run_module *greedy =
-		load_wat(cgi_wat("(drop (memory.grow (i32.const 100)))", "Content-Type: a/b"));
+	        load_wat(cgi_wat("(drop (memory.grow (i32.const 100)))", "Content-Type: a/b"));
 	struct run_module *kv = trun_load("app.wat", kv_wat);
 	static struct parsed p;
 	int i;
@@ -366,7 +367,7 @@ Test(metrics, requests_traps_limits_and_kv_calls_as_prometheus_text)
 	cr_assert_eq(value_of(&p, "vivarium_requests_total", "app=\"counted\",code=\"404\""), 1);
 	cr_assert_eq(value_of(&p, "vivarium_requests_total", "app=\"counted\",code=\"500\""), 2);
 	cr_assert_eq(value_of(&p, "vivarium_traps_total", "app=\"counted\",kind=\"unreachable\""),
-		     1);
+	             1);
 	cr_assert_not(has_series(&p, "vivarium_traps_total", "kind=\"out_of_bounds\""));
 	cr_assert_eq(value_of(&p, "vivarium_limits_total", "app=\"counted\",limit=\"cpu\""), 1);
 	cr_assert_eq(value_of(&p, "vivarium_limits_total", "app=\"counted\",limit=\"wall\""), 0);
@@ -380,9 +381,8 @@ Test(metrics, requests_traps_limits_and_kv_calls_as_prometheus_text)
 	cr_assert_eq(value_of(&p, "vivarium_instances", ""), 0);
 	/* The CPU-bound request took at least its 50 ms limit: it lies past
 	 * the 0.05 bucket. */
-	cr_assert_leq(value_of(&p, "vivarium_request_seconds_bucket",
-			       "app=\"counted\",le=\"0.05\""),
-		      7);
+	cr_assert_leq(
+	        value_of(&p, "vivarium_request_seconds_bucket", "app=\"counted\",le=\"0.05\""), 7);
 	run_module_release(ok);
 	run_module_release(missing);
 	run_module_release(trap);
@@ -394,15 +394,15 @@ Test(metrics, requests_traps_limits_and_kv_calls_as_prometheus_text)
 Test(metrics, live_instances_are_a_gauge)
 {
 	static const char sleeper[] =
-		"(module\n"
-		" (import \"wasi_snapshot_preview1\" \"poll_oneoff\""
-		"  (func $poll (param i32 i32 i32 i32) (result i32)))\n"
-		" (memory 1)\n"
-		" (func (export \"_start\")\n"
-		"  (i32.store8 (i32.const 8) (i32.const 0))\n"
-		"  (i64.store (i32.const 24) (i64.const 5000000000))\n"
-		"  (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1)"
-		" (i32.const 200)))))\n";
+	        "(module\n"
+	        " (import \"wasi_snapshot_preview1\" \"poll_oneoff\""
+	        "  (func $poll (param i32 i32 i32 i32) (result i32)))\n"
+	        " (memory 1)\n"
+	        " (func (export \"_start\")\n"
+	        "  (i32.store8 (i32.const 8) (i32.const 0))\n"
+	        "  (i64.store (i32.const 24) (i64.const 5000000000))\n"
+	        "  (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1)"
+	        " (i32.const 200)))))\n";
 	struct run_module *m = trun_load("app.wat", sleeper);
 	struct run_request req = trun_req("GET", "/", NULL);
 	struct run_instance *in = NULL;
@@ -426,8 +426,8 @@ Test(metrics, label_values_are_escaped_as_the_format_requires)
 	run_metrics_request(metrics, a, 200, 1000, NULL);
 	write_and_parse(&p);
 	cr_assert_eq(value_of(&p, "vivarium_requests_total",
-			      "app=\"we\\\"ird\\\\app\\nname\",code=\"200\""),
-		     1);
+	                      "app=\"we\\\"ird\\\\app\\nname\",code=\"200\""),
+	             1);
 }
 
 Test(metrics, status_codes_past_the_cap_count_as_other)
@@ -443,7 +443,7 @@ Test(metrics, status_codes_past_the_cap_count_as_other)
 	cr_assert_eq(value_of(&p, "vivarium_requests_total", "app=\"chatty\",code=\"200\""), 2);
 	cr_assert_eq(value_of(&p, "vivarium_requests_total", "app=\"chatty\",code=\"other\""), 5);
 	cr_assert_eq(check_histogram(&p, "vivarium_request_seconds", "app=\"chatty\""),
-		     RUN_METRICS_CODES + 6);
+	             RUN_METRICS_CODES + 6);
 }
 
 static bool keep_only_kept(void *ctx, const char *name)
@@ -481,7 +481,7 @@ Test(metrics, the_file_is_rewritten_about_once_a_second_only_after_a_change)
 	int i;
 
 	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	             err);
 	for (i = 0; i < 100 && !inode_of(prom); i++)
 		usleep(20000);
 	first = inode_of(prom);
@@ -507,7 +507,7 @@ Test(metrics, the_writer_puts_log_lines_into_the_store_in_order)
 	size_t n = 0, i;
 
 	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-		     err);
+	             err);
 	for (i = 0; i < 600; i++) {
 		memset(&lines[i], 0, sizeof(lines[i]));
 		lines[i].app_id = app.id;

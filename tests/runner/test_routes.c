@@ -21,14 +21,15 @@ static struct run_pool *pool;
  * "one" or "two". */
 static char *so_one, *so_two;
 
-static const char guest_fmt[] = "#include <stdio.h>\n"
-				"#include <stdlib.h>\n"
-				"int main(void)\n"
-				"{\n"
-				"\tconst char *g = getenv(\"GREETING\");\n"
-				"\tprintf(\"Content-Type: text/plain\\n\\n%%s %s\\n\", g ? g : \"-\");\n"
-				"\treturn 0;\n"
-				"}\n";
+static const char guest_fmt[] =
+        "#include <stdio.h>\n"
+        "#include <stdlib.h>\n"
+        "int main(void)\n"
+        "{\n"
+        "\tconst char *g = getenv(\"GREETING\");\n"
+        "\tprintf(\"Content-Type: text/plain\\n\\n%%s %s\\n\", g ? g : \"-\");\n"
+        "\treturn 0;\n"
+        "}\n";
 
 static char *build_guest(const char *word)
 {
@@ -45,8 +46,8 @@ static void setup(void)
 
 	cr_assert_not_null(mkdtemp(datadir));
 	cr_assert_eq(store_open(datadir, &st, err, sizeof(err)), VIV_OK, "%s", err);
-	cr_assert_eq(run_routes_open(datadir, "example.test", &rt, err, sizeof(err)), VIV_OK,
-		     "%s", err);
+	cr_assert_eq(run_routes_open(datadir, "example.test", &rt, err, sizeof(err)), VIV_OK, "%s",
+	             err);
 	cr_assert_eq(run_thread_init(), VIV_OK);
 	run_pool_config_defaults(&pc);
 	pc.slots = 2;
@@ -91,11 +92,11 @@ static void make_ready(int64_t id, const char *so, const char *greeting)
 	char hash[VIV_SHA256_HEX_LEN + 1];
 	struct store_env_var env = {"GREETING", (char *)greeting};
 	struct store_deploy_config config = {
-		.mode = STORE_MODE_CGI,
-		.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
-			   VIV_LIMIT_WALL_MS_DEFAULT},
-		.env = &env,
-		.n_env = 1,
+	        .mode = STORE_MODE_CGI,
+	        .limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+	                   VIV_LIMIT_WALL_MS_DEFAULT},
+	        .env = &env,
+	        .n_env = 1,
 	};
 	struct store_build b = {0};
 	int64_t claimed = 0;
@@ -148,7 +149,7 @@ static void expect_answer(const char *label, int64_t deployment, const char *bod
 
 	cr_assert_not_null(r, "nothing answers at %s", label);
 	cr_assert_eq(r->deployment_id, deployment, "%s is deployment %lld", label,
-		     (long long)r->deployment_id);
+	             (long long)r->deployment_id);
 	snprintf(host, sizeof(host), "%s.example.test", label);
 	cr_assert_str_eq(r->app.host, host);
 	got = answer(r);
@@ -162,7 +163,7 @@ static void expect_nothing(const char *label)
 	struct run_route *r = find(label);
 
 	cr_assert_null(r, "%s answers with deployment %lld", label,
-		       r ? (long long)r->deployment_id : 0LL);
+	               r ? (long long)r->deployment_id : 0LL);
 }
 
 Test(routes, a_preview_answers_with_its_own_deployment_before_and_after_it_is_current)

@@ -34,8 +34,8 @@ static void teardown(void)
 TestSuite(sandbox, .init = setup, .fini = teardown, .timeout = 120);
 
 static const struct run_app default_app = {
-	.name = "test",
-	.limits = {16, 200, 5000},
+        .name = "test",
+        .limits = {16, 200, 5000},
 };
 
 static struct run_request make_req(const char *method, const char *target, const char *body)
@@ -52,38 +52,39 @@ static struct run_module *load(const char *name, const char *src)
 }
 
 static struct run_instance *run(struct run_module *m, const struct run_app *app,
-				const struct run_request *req)
+                                const struct run_request *req)
 {
 	return trun_run(pool, m, app, req);
 }
 
-
 /* A CGI program in WebAssembly text: `prelude` runs first, then the bytes
  * at offset 64 are written to stdout. */
 static char *wat_cgi_then(const char *out_text, size_t out_len, const char *prelude,
-			  const char *epilogue)
+                          const char *epilogue)
 {
 	char *wat;
 
 	cr_assert(asprintf(&wat,
-			   "(module\n"
-			   " (import \"wasi_snapshot_preview1\" \"fd_write\""
-			   "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
-			   " (import \"wasi_snapshot_preview1\" \"fd_read\""
-			   "  (func $r (param i32 i32 i32 i32) (result i32)))\n"
-			   " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))\n"
-			   " (import \"wasi_snapshot_preview1\" \"poll_oneoff\""
-			   "  (func $poll (param i32 i32 i32 i32) (result i32)))\n"
-			   " (memory 1)\n"
-			   " (data (i32.const 64) \"%s\")\n"
-			   " (func (export \"_start\") (local $n i32)\n"
-			   "  %s\n"
-			   "  (i32.store (i32.const 0) (i32.const 64))\n"
-			   "  (i32.store (i32.const 4) (i32.const %zu))\n"
-			   "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
-			   " (i32.const 16)))\n"
-			   "  %s))\n",
-			   out_text, prelude ? prelude : "", out_len, epilogue ? epilogue : "") > 0);
+	                   "(module\n"
+	                   " (import \"wasi_snapshot_preview1\" \"fd_write\""
+	                   "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	                   " (import \"wasi_snapshot_preview1\" \"fd_read\""
+	                   "  (func $r (param i32 i32 i32 i32) (result i32)))\n"
+	                   " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param "
+	                   "i32)))\n"
+	                   " (import \"wasi_snapshot_preview1\" \"poll_oneoff\""
+	                   "  (func $poll (param i32 i32 i32 i32) (result i32)))\n"
+	                   " (memory 1)\n"
+	                   " (data (i32.const 64) \"%s\")\n"
+	                   " (func (export \"_start\") (local $n i32)\n"
+	                   "  %s\n"
+	                   "  (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "  (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))\n"
+	                   "  %s))\n",
+	                   out_text, prelude ? prelude : "", out_len,
+	                   epilogue ? epilogue : "") > 0);
 	return wat;
 }
 
@@ -117,14 +118,14 @@ Test(sandbox, cgi_response_headers_and_body)
 }
 
 static void expect_trap(const char *wat, enum run_outcome outcome, unsigned status,
-			const char *needle)
+                        const char *needle)
 {
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in = run(m, &default_app, &req);
 
 	cr_assert_eq(run_instance_outcome(in), outcome, "outcome %s",
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	cr_assert_eq(run_instance_response(in)->status, status);
 	cr_assert(trun_logged(in, needle), "no log line with '%s'", needle);
 	run_instance_end(in);
@@ -142,50 +143,51 @@ static void expect_trap(const char *wat, enum run_outcome outcome, unsigned stat
 Test(sandbox, unreachable_traps)
 {
 	expect_trap("(module (func (export \"_start\") unreachable))", RUN_TRAPPED, 500,
-		    "unreachable");
+	            "unreachable");
 }
 
 Test(sandbox, out_of_bounds_load_traps)
 {
 	expect_trap("(module (memory 1) (func (export \"_start\")"
-		    " (drop (i32.load offset=0x10000 (i32.const 0xfffffff0)))))",
-		    RUN_TRAPPED, 500, "out of bounds");
+	            " (drop (i32.load offset=0x10000 (i32.const 0xfffffff0)))))",
+	            RUN_TRAPPED, 500, "out of bounds");
 }
 
 Test(sandbox, store_just_past_memory_traps)
 {
 	expect_trap("(module (memory 1) (func (export \"_start\")"
-		    " (i32.store (i32.const 65534) (i32.const 1))))",
-		    RUN_TRAPPED, 500, "out of bounds");
+	            " (i32.store (i32.const 65534) (i32.const 1))))",
+	            RUN_TRAPPED, 500, "out of bounds");
 }
 
 Test(sandbox, division_by_zero_traps)
 {
 	expect_trap("(module (func (export \"_start\") (local i32)"
-		    " (drop (i32.div_u (i32.const 1) (local.get 0)))))",
-		    RUN_TRAPPED, 500, "divide by zero");
+	            " (drop (i32.div_u (i32.const 1) (local.get 0)))))",
+	            RUN_TRAPPED, 500, "divide by zero");
 }
 
 Test(sandbox, bad_indirect_call_traps)
 {
 	/* The index comes from memory, so the optimizer cannot see it. */
-	expect_trap("(module (type $t (func)) (table 1 funcref) (memory 1)"
-		    " (func (export \"_start\") (call_indirect (type $t) (i32.load (i32.const 0)))))",
-		    RUN_TRAPPED, 500, "indirect call");
+	expect_trap(
+	        "(module (type $t (func)) (table 1 funcref) (memory 1)"
+	        " (func (export \"_start\") (call_indirect (type $t) (i32.load (i32.const 0)))))",
+	        RUN_TRAPPED, 500, "indirect call");
 }
 
 Test(sandbox, deep_recursion_traps_as_stack_exhaustion)
 {
 	expect_trap("(module (func $f (param i64) (call $f (i64.add (local.get 0) (i64.const 1))))"
-		    " (func (export \"_start\") (call $f (i64.const 0))))",
-		    RUN_TRAPPED, 500, "call stack exhausted");
+	            " (func (export \"_start\") (call $f (i64.const 0))))",
+	            RUN_TRAPPED, 500, "call stack exhausted");
 }
 
 Test(sandbox, endless_loop_stops_at_the_cpu_limit)
 {
 	struct run_app app = default_app;
-	struct run_module *m = load("app.wat",
-				    "(module (func (export \"_start\") (loop $l (br $l))))");
+	struct run_module *m =
+	        load("app.wat", "(module (func (export \"_start\") (loop $l (br $l))))");
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in;
 	uint64_t t0 = viv_mono_ns(), ms;
@@ -215,8 +217,8 @@ static uint64_t thread_cpu_ns(void)
 static void expect_cpu_stop_near(unsigned limit_ms)
 {
 	struct run_app app = default_app;
-	struct run_module *m = load("app.wat",
-				    "(module (func (export \"_start\") (loop $l (br $l))))");
+	struct run_module *m =
+	        load("app.wat", "(module (func (export \"_start\") (loop $l (br $l))))");
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in;
 	uint64_t t0, used_ms;
@@ -228,14 +230,14 @@ static void expect_cpu_stop_near(unsigned limit_ms)
 	in = run(m, &app, &req);
 	used_ms = (thread_cpu_ns() - t0) / 1000000u;
 	cr_assert_eq(run_instance_outcome(in), RUN_CPU_EXCEEDED, "%s",
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	snprintf(want, sizeof(want), "CPU time limit of %u ms", limit_ms);
 	cr_assert(trun_logged(in, want));
 	cr_log_info("cpu_ms %u: stopped after %llu ms of CPU time", limit_ms,
-		    (unsigned long long)used_ms);
+	            (unsigned long long)used_ms);
 	cr_assert(used_ms * 10 >= limit_ms * 9 && used_ms * 10 <= limit_ms * 11,
-		  "a limit of %u ms stopped the guest after %llu ms of CPU time", limit_ms,
-		  (unsigned long long)used_ms);
+	          "a limit of %u ms stopped the guest after %llu ms of CPU time", limit_ms,
+	          (unsigned long long)used_ms);
 	run_instance_end(in);
 	run_module_release(m);
 }
@@ -255,24 +257,24 @@ Test(sandbox, memory_grows_only_to_the_limit)
 	/* Grows by 1 page at a time and writes each new page; prints how many
 	 * pages it got before memory.grow said no. */
 	static const char *wat =
-		"(module\n"
-		" (import \"wasi_snapshot_preview1\" \"fd_write\""
-		"  (func $w (param i32 i32 i32 i32) (result i32)))\n"
-		" (memory 1)\n"
-		" (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a\")\n"
-		" (func (export \"_start\") (local $p i32)\n"
-		"  (block $done (loop $l\n"
-		"   (local.set $p (memory.grow (i32.const 1)))\n"
-		"   (br_if $done (i32.eq (local.get $p) (i32.const -1)))\n"
-		"   (i32.store (i32.mul (local.get $p) (i32.const 65536)) (i32.const 7))\n"
-		"   (br $l)))\n"
-		"  (i32.store8 (i32.const 90) (i32.add (i32.const 48) (i32.div_u (memory.size)"
-		"   (i32.const 10))))\n"
-		"  (i32.store8 (i32.const 91) (i32.add (i32.const 48) (i32.rem_u (memory.size)"
-		"   (i32.const 10))))\n"
-		"  (i32.store (i32.const 0) (i32.const 64))\n"
-		"  (i32.store (i32.const 4) (i32.const 28))\n"
-		"  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+	        "(module\n"
+	        " (import \"wasi_snapshot_preview1\" \"fd_write\""
+	        "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	        " (memory 1)\n"
+	        " (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a\")\n"
+	        " (func (export \"_start\") (local $p i32)\n"
+	        "  (block $done (loop $l\n"
+	        "   (local.set $p (memory.grow (i32.const 1)))\n"
+	        "   (br_if $done (i32.eq (local.get $p) (i32.const -1)))\n"
+	        "   (i32.store (i32.mul (local.get $p) (i32.const 65536)) (i32.const 7))\n"
+	        "   (br $l)))\n"
+	        "  (i32.store8 (i32.const 90) (i32.add (i32.const 48) (i32.div_u (memory.size)"
+	        "   (i32.const 10))))\n"
+	        "  (i32.store8 (i32.const 91) (i32.add (i32.const 48) (i32.rem_u (memory.size)"
+	        "   (i32.const 10))))\n"
+	        "  (i32.store (i32.const 0) (i32.const 64))\n"
+	        "  (i32.store (i32.const 4) (i32.const 28))\n"
+	        "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
 	struct run_app app = default_app;
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("GET", "/", NULL);
@@ -293,7 +295,7 @@ Test(sandbox, initial_memory_over_the_limit_is_refused)
 {
 	struct run_app app = default_app;
 	struct run_module *m = load("app.wat", "(module (memory (export \"memory\") 100)"
-						     " (func (export \"_start\")))");
+	                                       " (func (export \"_start\")))");
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in;
 
@@ -309,9 +311,9 @@ Test(sandbox, every_request_sees_fresh_memory)
 {
 	/* Prints the byte at 200 as a digit, then sets it to 9. */
 	char *wat = wat_cgi("Content-Type: text/plain\\0a\\0a?", 27,
-			    "(i32.store8 (i32.const 90) (i32.add (i32.const 48)"
-			    " (i32.load8_u (i32.const 200))))"
-			    "(i32.store8 (i32.const 200) (i32.const 9))");
+	                    "(i32.store8 (i32.const 90) (i32.add (i32.const 48)"
+	                    " (i32.load8_u (i32.const 200))))"
+	                    "(i32.store8 (i32.const 200) (i32.const 9))");
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("GET", "/", NULL);
 	int i;
@@ -332,22 +334,22 @@ Test(sandbox, stdin_is_the_request_body)
 {
 	/* Reads up to 32 bytes of the body to offset 100 and echoes them. */
 	static const char *wat =
-		"(module\n"
-		" (import \"wasi_snapshot_preview1\" \"fd_write\""
-		"  (func $w (param i32 i32 i32 i32) (result i32)))\n"
-		" (import \"wasi_snapshot_preview1\" \"fd_read\""
-		"  (func $r (param i32 i32 i32 i32) (result i32)))\n"
-		" (memory 1)\n"
-		" (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a\")\n"
-		" (func (export \"_start\")\n"
-		"  (i32.store (i32.const 0) (i32.const 100))\n"
-		"  (i32.store (i32.const 4) (i32.const 32))\n"
-		"  (drop (call $r (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))\n"
-		"  (i32.store (i32.const 0) (i32.const 64))\n"
-		"  (i32.store (i32.const 4) (i32.const 26))\n"
-		"  (i32.store (i32.const 8) (i32.const 100))\n"
-		"  (i32.store (i32.const 12) (i32.load (i32.const 16)))\n"
-		"  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 2) (i32.const 20)))))\n";
+	        "(module\n"
+	        " (import \"wasi_snapshot_preview1\" \"fd_write\""
+	        "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+	        " (import \"wasi_snapshot_preview1\" \"fd_read\""
+	        "  (func $r (param i32 i32 i32 i32) (result i32)))\n"
+	        " (memory 1)\n"
+	        " (data (i32.const 64) \"Content-Type: text/plain\\0a\\0a\")\n"
+	        " (func (export \"_start\")\n"
+	        "  (i32.store (i32.const 0) (i32.const 100))\n"
+	        "  (i32.store (i32.const 4) (i32.const 32))\n"
+	        "  (drop (call $r (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))\n"
+	        "  (i32.store (i32.const 0) (i32.const 64))\n"
+	        "  (i32.store (i32.const 4) (i32.const 26))\n"
+	        "  (i32.store (i32.const 8) (i32.const 100))\n"
+	        "  (i32.store (i32.const 12) (i32.load (i32.const 16)))\n"
+	        "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 2) (i32.const 20)))))\n";
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("POST", "/", "ping pong");
 	struct run_instance *in = run(m, &default_app, &req);
@@ -376,12 +378,12 @@ Test(sandbox, proc_exit_ends_the_request_normally)
 }
 
 /* A subscription of poll_oneoff for a relative sleep of NS nanoseconds. */
-#define SLEEP_PRELUDE(ns)                                                         \
-	"(i64.store (i32.const 256) (i64.const 1))"      /* userdata */             \
-	"(i32.store8 (i32.const 264) (i32.const 0))"     /* clock */                \
-	"(i32.store (i32.const 272) (i32.const 1))"      /* monotonic */            \
-	"(i64.store (i32.const 280) (i64.const " #ns "))" /* timeout */             \
-	"(i32.store16 (i32.const 296) (i32.const 0))"                               \
+#define SLEEP_PRELUDE(ns)                                                                          \
+	"(i64.store (i32.const 256) (i64.const 1))"       /* userdata */                           \
+	"(i32.store8 (i32.const 264) (i32.const 0))"      /* clock */                              \
+	"(i32.store (i32.const 272) (i32.const 1))"       /* monotonic */                          \
+	"(i64.store (i32.const 280) (i64.const " #ns "))" /* timeout */                            \
+	"(i32.store16 (i32.const 296) (i32.const 0))"                                              \
 	"(drop (call $poll (i32.const 256) (i32.const 320) (i32.const 1) (i32.const 400)))"
 
 Test(sandbox, sleeping_suspends_and_resumes)
@@ -435,8 +437,7 @@ Test(sandbox, a_full_pool_says_busy_and_ending_a_sleeper_frees_its_slot)
 
 	cr_assert_eq(run_instance_start(pool, m, &default_app, &req, NULL, NULL, &a), VIV_OK);
 	cr_assert_eq(run_instance_start(pool, m, &default_app, &req, NULL, NULL, &b), VIV_OK);
-	cr_assert_eq(run_instance_start(pool, m, &default_app, &req, NULL, NULL, &c),
-		     VIV_ERR_BUSY);
+	cr_assert_eq(run_instance_start(pool, m, &default_app, &req, NULL, NULL, &c), VIV_ERR_BUSY);
 	cr_assert_null(c);
 	run_instance_end(a);
 	cr_assert_eq(run_instance_start(pool, m, &default_app, &req, NULL, NULL, &c), VIV_OK);
@@ -451,8 +452,8 @@ Test(sandbox, response_over_the_cap_is_refused)
 	/* Writes the same 4000 bytes twice: a body past the pool's 4096-byte
 	 * cap. */
 	char *wat = wat_cgi_then(HELLO, 4000, NULL,
-				 "(drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
-				 " (i32.const 16)))");
+	                         "(drop (call $w (i32.const 1) (i32.const 0) (i32.const 1)"
+	                         " (i32.const 16)))");
 	struct run_module *m = load("app.wat", wat);
 	struct run_request req = make_req("GET", "/", NULL);
 	struct run_instance *in = run(m, &default_app, &req);
@@ -483,14 +484,14 @@ Test(sandbox, output_without_headers_is_a_500)
 Test(sandbox, c_program_sees_cgi_variables)
 {
 	static const char *src =
-		"#include <stdio.h>\n#include <stdlib.h>\n"
-		"int main(int argc, char **argv)\n{\n"
-		"\tprintf(\"Content-Type: text/plain\\n\\n\");\n"
-		"\tprintf(\"%s %s %s %s %s %s %s\\n\", argv[0], getenv(\"REQUEST_METHOD\"),\n"
-		"\t       getenv(\"PATH_INFO\"), getenv(\"QUERY_STRING\"),\n"
-		"\t       getenv(\"HTTP_X_REAL_IP\") ? getenv(\"HTTP_X_REAL_IP\") : \"-\",\n"
-		"\t       getenv(\"REMOTE_ADDR\"), getenv(\"GREETING\"));\n"
-		"\treturn 0;\n}\n";
+	        "#include <stdio.h>\n#include <stdlib.h>\n"
+	        "int main(int argc, char **argv)\n{\n"
+	        "\tprintf(\"Content-Type: text/plain\\n\\n\");\n"
+	        "\tprintf(\"%s %s %s %s %s %s %s\\n\", argv[0], getenv(\"REQUEST_METHOD\"),\n"
+	        "\t       getenv(\"PATH_INFO\"), getenv(\"QUERY_STRING\"),\n"
+	        "\t       getenv(\"HTTP_X_REAL_IP\") ? getenv(\"HTTP_X_REAL_IP\") : \"-\",\n"
+	        "\t       getenv(\"REMOTE_ADDR\"), getenv(\"GREETING\"));\n"
+	        "\treturn 0;\n}\n";
 	const char *env[] = {"GREETING=hi there"};
 	struct run_app app = default_app;
 	struct run_module *m = load("main.c", src);
@@ -517,10 +518,11 @@ Test(sandbox, wrong_hash_is_refused_at_load)
 	char *so = tsup_artifact("app.wat", "(module (func (export \"_start\")))"), err[512];
 	struct run_module *m = NULL;
 
-	cr_assert_eq(run_module_load(so, "00000000000000000000000000000000000000000000000000000000"
-					  "00000000",
-				     &m, err, sizeof(err)),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(run_module_load(so,
+	                             "00000000000000000000000000000000000000000000000000000000"
+	                             "00000000",
+	                             &m, err, sizeof(err)),
+	             VIV_ERR_INVALID);
 	cr_assert_null(m);
 	cr_assert_not_null(strstr(err, "does not hold artifact"), "%s", err);
 	cr_assert_neq(run_module_load("/etc/hostname", NULL, &m, err, sizeof(err)), VIV_OK);
@@ -553,7 +555,7 @@ Test(sandbox, every_provided_import_is_implemented)
 	for (const struct viv_import *imp = viv_imports; imp->module; imp++) {
 		cr_assert(viv_import_symbol(imp->module, imp->name, sym, sizeof(sym)));
 		cr_assert_not_null(dlsym(RTLD_DEFAULT, sym), "%s.%s (%s) is not exported",
-				   imp->module, imp->name, sym);
+		                   imp->module, imp->name, sym);
 	}
 }
 
@@ -561,23 +563,23 @@ Test(sandbox, every_provided_import_is_implemented)
  * scribbles on, which no optimizer can fold, looped 400 million times; then
  * a CGI answer. */
 static const char wat_busy[] =
-	"(module\n"
-	" (import \"wasi_snapshot_preview1\" \"fd_write\""
-	"  (func $w (param i32 i32 i32 i32) (result i32)))\n"
-	" (memory 1)\n"
-	" (data (i32.const 64) \"Content-Type: text/plain\\0a\\0adone\")\n"
-	" (func (export \"_start\") (local $i i32) (local $x i32)\n"
-	"  (local.set $i (i32.const 400000000))\n"
-	"  (local.set $x (i32.load (i32.const 8)))\n"
-	"  (loop $l\n"
-	"   (local.set $x (i32.add (i32.add (i32.mul (local.get $x) (i32.const 1103515245))"
-	" (i32.const 12345)) (i32.load (i32.and (local.get $x) (i32.const 0xffc)))))\n"
-	"   (i32.store (i32.and (local.get $x) (i32.const 0xffc)) (local.get $x))\n"
-	"   (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))\n"
-	"  (i32.store (i32.const 8) (local.get $x))\n"
-	"  (i32.store (i32.const 0) (i32.const 64))\n"
-	"  (i32.store (i32.const 4) (i32.const 30))\n"
-	"  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
+        "(module\n"
+        " (import \"wasi_snapshot_preview1\" \"fd_write\""
+        "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+        " (memory 1)\n"
+        " (data (i32.const 64) \"Content-Type: text/plain\\0a\\0adone\")\n"
+        " (func (export \"_start\") (local $i i32) (local $x i32)\n"
+        "  (local.set $i (i32.const 400000000))\n"
+        "  (local.set $x (i32.load (i32.const 8)))\n"
+        "  (loop $l\n"
+        "   (local.set $x (i32.add (i32.add (i32.mul (local.get $x) (i32.const 1103515245))"
+        " (i32.const 12345)) (i32.load (i32.and (local.get $x) (i32.const 0xffc)))))\n"
+        "   (i32.store (i32.and (local.get $x) (i32.const 0xffc)) (local.get $x))\n"
+        "   (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))\n"
+        "  (i32.store (i32.const 8) (local.get $x))\n"
+        "  (i32.store (i32.const 0) (i32.const 64))\n"
+        "  (i32.store (i32.const 4) (i32.const 30))\n"
+        "  (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))\n";
 
 Test(sandbox, the_cpu_limit_can_be_switched_off_per_thread)
 {
@@ -589,12 +591,12 @@ Test(sandbox, the_cpu_limit_can_be_switched_off_per_thread)
 	app.limits.cpu_ms = 20;
 	in = run(m, &app, &req);
 	cr_assert_eq(run_instance_outcome(in), RUN_CPU_EXCEEDED, "%s",
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	run_instance_end(in);
 	cr_assert_eq(run_thread_cpu_limit(false), VIV_OK);
 	in = run(m, &app, &req);
 	cr_assert_eq(run_instance_outcome(in), RUN_DONE, "%s",
-		     run_outcome_name(run_instance_outcome(in)));
+	             run_outcome_name(run_instance_outcome(in)));
 	run_instance_end(in);
 	cr_assert_eq(run_thread_cpu_limit(true), VIV_OK);
 	run_module_release(m);

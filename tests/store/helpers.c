@@ -89,23 +89,23 @@ void test_put_so(struct store *st, const char *hash)
 }
 
 const struct store_deploy_config test_cgi = {
-	.mode = STORE_MODE_CGI,
-	.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
-		   VIV_LIMIT_WALL_MS_DEFAULT},
+        .mode = STORE_MODE_CGI,
+        .limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+                   VIV_LIMIT_WALL_MS_DEFAULT},
 };
 const struct store_deploy_config test_hostcall = {
-	.mode = STORE_MODE_HOSTCALL,
-	.limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
-		   VIV_LIMIT_WALL_MS_DEFAULT},
+        .mode = STORE_MODE_HOSTCALL,
+        .limits = {VIV_LIMIT_MEMORY_MB_DEFAULT, VIV_LIMIT_CPU_MS_DEFAULT,
+                   VIV_LIMIT_WALL_MS_DEFAULT},
 };
 
 int64_t test_deploy(struct store *st, const char *app, const char *hash)
 {
 	struct store_build b = {
-		.artifact = hash,
-		.config = &test_hostcall,
-		.artifact_size = 100,
-		.wasm_size = 50,
+	        .artifact = hash,
+	        .config = &test_hostcall,
+	        .artifact_size = 100,
+	        .wasm_size = 50,
 	};
 	int64_t id, claimed = 0;
 	enum viv_err err;
@@ -161,31 +161,31 @@ void test_sql_exec(const char *sql)
 void test_downgrade_to_3(void)
 {
 	test_sql_exec("BEGIN;"
-		      "DROP TRIGGER deployments_count_outcome;"
-		      "DROP TABLE build_counts;"
-		      "DROP TABLE build_seconds_buckets;"
-		      "DROP TABLE secrets;"
-		      "DROP TABLE token_apps;"
-		      "ALTER TABLE tokens DROP COLUMN scope;"
-		      "ALTER TABLE tokens DROP COLUMN builtin;"
-		      "ALTER TABLE tokens DROP COLUMN last_used_at;"
-		      "ALTER TABLE deployments DROP COLUMN deployed_by;"
-		      "CREATE TABLE app_logs_old ("
-		      "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-		      "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
-		      "  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
-		      "  ts INTEGER NOT NULL,"
-		      "  stream TEXT NOT NULL CHECK (stream IN ('stdout', 'stderr', 'debug',"
-		      "    'trap', 'panic', 'system')),"
-		      "  message TEXT NOT NULL);"
-		      "INSERT INTO app_logs_old SELECT * FROM app_logs;"
-		      "DELETE FROM sqlite_sequence WHERE name = 'app_logs_old';"
-		      "INSERT INTO sqlite_sequence (name, seq)"
-		      "  SELECT 'app_logs_old', seq FROM sqlite_sequence WHERE name = 'app_logs';"
-		      "DROP TABLE app_logs;"
-		      "ALTER TABLE app_logs_old RENAME TO app_logs;"
-		      "CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
-		      "CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
-		      "PRAGMA user_version = 3;"
-		      "COMMIT;");
+	              "DROP TRIGGER deployments_count_outcome;"
+	              "DROP TABLE build_counts;"
+	              "DROP TABLE build_seconds_buckets;"
+	              "DROP TABLE secrets;"
+	              "DROP TABLE token_apps;"
+	              "ALTER TABLE tokens DROP COLUMN scope;"
+	              "ALTER TABLE tokens DROP COLUMN builtin;"
+	              "ALTER TABLE tokens DROP COLUMN last_used_at;"
+	              "ALTER TABLE deployments DROP COLUMN deployed_by;"
+	              "CREATE TABLE app_logs_old ("
+	              "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	              "  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	              "  deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+	              "  ts INTEGER NOT NULL,"
+	              "  stream TEXT NOT NULL CHECK (stream IN ('stdout', 'stderr', 'debug',"
+	              "    'trap', 'panic', 'system')),"
+	              "  message TEXT NOT NULL);"
+	              "INSERT INTO app_logs_old SELECT * FROM app_logs;"
+	              "DELETE FROM sqlite_sequence WHERE name = 'app_logs_old';"
+	              "INSERT INTO sqlite_sequence (name, seq)"
+	              "  SELECT 'app_logs_old', seq FROM sqlite_sequence WHERE name = 'app_logs';"
+	              "DROP TABLE app_logs;"
+	              "ALTER TABLE app_logs_old RENAME TO app_logs;"
+	              "CREATE INDEX app_logs_by_app ON app_logs(app_id, id);"
+	              "CREATE INDEX app_logs_by_deployment ON app_logs(deployment_id);"
+	              "PRAGMA user_version = 3;"
+	              "COMMIT;");
 }

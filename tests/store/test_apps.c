@@ -126,11 +126,17 @@ Test(app_admin, state_language_and_updated_at)
 	test_hash("serving", hash);
 	id = claim("web", "src");
 	cr_assert_eq(store_deployment_set_language(st, id, "rust"), VIV_OK);
-	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.config = &test_cgi, .artifact_size = 1}), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_ready(st, id,
+	                                    &(struct store_build){.artifact = hash,
+	                                                          .config = &test_cgi,
+	                                                          .artifact_size = 1}),
+	             VIV_ERR_NOT_FOUND);
 	test_put_so(st, hash);
-	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.config = &test_cgi, .artifact_size = 1}), VIV_OK);
+	cr_assert_eq(store_deployment_ready(st, id,
+	                                    &(struct store_build){.artifact = hash,
+	                                                          .config = &test_cgi,
+	                                                          .artifact_size = 1}),
+	             VIV_OK);
 	/* A failed build after it does not change what the app does. */
 	failed = claim("web", "bad");
 	cr_assert_eq(store_deployment_failed(st, failed, "it broke."), VIV_OK);
@@ -227,8 +233,9 @@ Test(app_admin, ready_refuses_a_missing_assets_tree)
 	test_put_so(st, hash);
 	id = claim("hello", "src");
 	config.assets = assets;
-	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-		.config = &config}), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_deployment_ready(
+	                     st, id, &(struct store_build){.artifact = hash, .config = &config}),
+	             VIV_ERR_NOT_FOUND);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE status = 'ready'"), 0);
 }
 
@@ -338,8 +345,9 @@ Test(app_admin, kv_list_by_prefix_after_and_bytes)
 	cr_assert_eq(store_app_ensure(st, "hello", &app), VIV_OK);
 	cr_assert_eq(store_app_ensure(st, "other", &other), VIV_OK);
 	for (size_t i = 0; i < 6; i++)
-		cr_assert_eq(store_kv_put(st, app, names[i], strlen(names[i]), "12345", i,
-					  &was_new), VIV_OK);
+		cr_assert_eq(
+		        store_kv_put(st, app, names[i], strlen(names[i]), "12345", i, &was_new),
+		        VIV_OK);
 	cr_assert_eq(store_kv_put(st, app, "\xff\xff", 2, "v", 1, &was_new), VIV_OK);
 	cr_assert_eq(store_kv_put(st, app, "\xff\x00z", 3, "v", 1, &was_new), VIV_OK);
 	cr_assert_eq(store_kv_put(st, other, "a", 1, "v", 1, &was_new), VIV_OK);

@@ -62,7 +62,7 @@ Test(assets, path_is_named_by_the_hash)
 	free(p);
 	cr_assert_null(store_assets_path(st, "../etc"));
 	cr_assert_null(store_assets_path(st, "00112233445566778899AABBCCDDEEFF00112233445566778899"
-					     "aabbccddeeff"));
+	                                     "aabbccddeeff"));
 }
 
 Test(assets, copies_the_tree)
@@ -118,6 +118,5 @@ Test(assets, refuses_links_and_bad_arguments)
 	cr_assert_neq(access(dst, F_OK), 0, "a partial tree was left in place");
 	free(dst);
 	cr_assert_eq(store_assets_put(st, "nothex", src), VIV_ERR_INVALID);
-	cr_assert_eq(store_assets_put(st, hash, at(test_datadir, "missing")),
-		     VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_assets_put(st, hash, at(test_datadir, "missing")), VIV_ERR_NOT_FOUND);
 }

@@ -47,7 +47,7 @@ Test(config, set_get_unset)
 	cr_assert_eq(store_app_config_set(st, "app", "GREETING", "hello \"you\"\n"), VIV_OK);
 	cr_assert_eq(store_app_config_set(st, "app", "_under", "caf\xc3\xa9"), VIV_OK);
 	assert_config("app", "{\"GREETING\":\"hello \\\"you\\\"\\n\",\"ZED\":\"last\","
-			     "\"_under\":\"caf\xc3\xa9\"}");
+	                     "\"_under\":\"caf\xc3\xa9\"}");
 	cr_assert_eq(store_app_config_set(st, "app", "ZED", ""), VIV_OK);
 	cr_assert_eq(store_app_config_unset(st, "app", "GREETING", &existed), VIV_OK);
 	cr_assert(existed);

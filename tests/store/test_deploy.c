@@ -101,8 +101,7 @@ Test(deploy, failed_create_leaves_upload_alone)
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_ERR_NOT_FOUND);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments"), 0);
 
-	cr_assert_eq(store_deployment_create(st, "hello", tmp, "nothex", 7, &id),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_create(st, "hello", tmp, "nothex", 7, &id), VIV_ERR_INVALID);
 	cr_assert_eq(store_deployment_create(st, "Bad!", tmp, hash, 7, &id), VIV_ERR_INVALID);
 	cr_assert(exists(tmp));
 
@@ -125,7 +124,7 @@ Test(deploy, missing_upload_is_io_error)
 
 	test_hash("x", hash);
 	cr_assert_eq(store_deployment_create(st, "hello", "/nonexistent/upload", hash, 1, &id),
-		     VIV_ERR_IO);
+	             VIV_ERR_IO);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments"), 0);
 	store_close(st);
 }
@@ -142,15 +141,15 @@ Test(deploy, lifecycle_to_ready)
 	uint64_t gen0 = store_routes_generation(st);
 	struct store_env_var greeting = {"GREETING", "hi"};
 	struct store_deploy_config config = {
-		.mode = STORE_MODE_CGI,
-		.limits = {64, 100, 2000},
-		.env = &greeting,
-		.n_env = 1,
+	        .mode = STORE_MODE_CGI,
+	        .limits = {64, 100, 2000},
+	        .env = &greeting,
+	        .n_env = 1,
 	};
 	struct store_build b = {
-		.config = &config,
-		.artifact_size = 4096,
-		.wasm_size = 1024,
+	        .config = &config,
+	        .artifact_size = 4096,
+	        .wasm_size = 1024,
 	};
 
 	id = test_queue(st, "hello", "source");
@@ -247,9 +246,9 @@ Test(deploy, failure_keeps_current)
 	cr_assert_eq(n, 1);
 	cr_assert_eq(routes[0].deployment_id, serving);
 	store_routes_free(routes, n);
-	cr_assert_eq(store_deployment_ready(st, id, &(struct store_build){.artifact = hash,
-									  .config = &test_cgi}),
-		     VIV_ERR_INVALID);
+	cr_assert_eq(store_deployment_ready(
+	                     st, id, &(struct store_build){.artifact = hash, .config = &test_cgi}),
+	             VIV_ERR_INVALID);
 	store_close(st);
 }
 
@@ -351,12 +350,12 @@ Test(deploy, config_keeps_the_stored_format)
 	struct store_env_var env[] = {{"B", "2"}, {"A", "1"}};
 	char *outbound[] = {"https://api.example.com", "https://*.example.org"};
 	struct store_deploy_config config = {
-		.mode = STORE_MODE_CGI,
-		.limits = {16, 50, 2000},
-		.env = env,
-		.n_env = 2,
-		.outbound = outbound,
-		.n_outbound = 2,
+	        .mode = STORE_MODE_CGI,
+	        .limits = {16, 50, 2000},
+	        .env = env,
+	        .n_env = 2,
+	        .outbound = outbound,
+	        .n_outbound = 2,
 	};
 	char hash[65];
 	int64_t id, claimed;
@@ -365,22 +364,21 @@ Test(deploy, config_keeps_the_stored_format)
 	test_put_so(st, hash);
 	id = test_queue(st, "hello", "src");
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
-	cr_assert_eq(store_deployment_ready(st, id,
-					    &(struct store_build){.artifact = hash,
-								  .config = &config}),
-		     VIV_OK);
+	cr_assert_eq(store_deployment_ready(
+	                     st, id, &(struct store_build){.artifact = hash, .config = &config}),
+	             VIV_OK);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE mode = 'cgi' AND config ="
-				  " '{\"limits\":{\"memory_mb\":16,\"cpu_ms\":50,\"wall_ms\":2000},"
-				  "\"env\":{\"B\":\"2\",\"A\":\"1\"},\"outbound\":"
-				  "[\"https://api.example.com\",\"https://*.example.org\"],"
-				  "\"assets\":null}'"),
-		     1);
+	                          " '{\"limits\":{\"memory_mb\":16,\"cpu_ms\":50,\"wall_ms\":2000},"
+	                          "\"env\":{\"B\":\"2\",\"A\":\"1\"},\"outbound\":"
+	                          "[\"https://api.example.com\",\"https://*.example.org\"],"
+	                          "\"assets\":null}'"),
+	             1);
 
 	/* As an older vivd left it: members missing or of the wrong type read
 	 * as the defaults; the order of env stays. */
 	test_sql_exec("UPDATE deployments SET mode = 'hostcall', config = '{\"limits\":"
-		      "{\"memory_mb\":0,\"cpu_ms\":\"9\"},\"env\":{\"Z\":\"z\",\"N\":1,"
-		      "\"Y\":\"y\"},\"outbound\":[\"https://a.example\",2]}'");
+	              "{\"memory_mb\":0,\"cpu_ms\":\"9\"},\"env\":{\"Z\":\"z\",\"N\":1,"
+	              "\"Y\":\"y\"},\"outbound\":[\"https://a.example\",2]}'");
 	d = get(st, id);
 	cr_assert_eq(d->config.mode, STORE_MODE_HOSTCALL);
 	cr_assert_eq(d->config.limits.memory_mb, VIV_LIMIT_MEMORY_MB_DEFAULT);
@@ -488,7 +486,7 @@ Test(queue, one_build_per_app_and_no_app_holds_another)
 
 struct claimer {
 	pthread_t thread;
-	int go;        /* read end of the start pipe */
+	int go; /* read end of the start pipe */
 	int64_t ids[RACE_DEPLOYMENTS];
 	size_t n;
 	enum viv_err end; /* the error that ended the loop */
@@ -570,7 +568,7 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
 	for (k = 0; k < RACE_THREADS; k++) {
 		threads[k].go = go[0];
 		cr_assert_eq(pthread_create(&threads[k].thread, NULL, claim_thread, &threads[k]),
-			     0);
+		             0);
 	}
 	/* Closing the write end releases every claimer at once. */
 	usleep(200 * 1000);
@@ -579,7 +577,7 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
 	for (k = 0; k < RACE_THREADS; k++) {
 		pthread_join(threads[k].thread, NULL);
 		cr_assert_eq(threads[k].end, VIV_ERR_NOT_FOUND, "thread ended with %s",
-			     viv_strerror(threads[k].end));
+		             viv_strerror(threads[k].end));
 		for (i = 0; i < threads[k].n; i++)
 			claims[threads[k].ids[i] - first]++;
 		total += threads[k].n;
@@ -593,15 +591,14 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
 			claims[ids[i] - first]++;
 		total += (size_t)r / sizeof(int64_t);
 		cr_assert_eq(waitpid(pids[k], &status, 0), pids[k]);
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d",
-			  status);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
 	}
 	cr_assert_eq(total, RACE_DEPLOYMENTS);
 	for (i = 0; i < RACE_DEPLOYMENTS; i++)
 		cr_assert_eq(claims[i], 1, "deployment %lld claimed %d times",
-			     (long long)(first + (int64_t)i), claims[i]);
+		             (long long)(first + (int64_t)i), claims[i]);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE status = 'building'"),
-		     RACE_DEPLOYMENTS);
+	             RACE_DEPLOYMENTS);
 }
 
 Test(queue, requeue_interrupted)
@@ -624,7 +621,7 @@ Test(queue, requeue_interrupted)
 	cr_assert_eq(d->status, STORE_DEP_QUEUED);
 	cr_assert_eq(d->started_at, 0);
 	cr_assert_str_eq(d->log,
-			 "compiling\n[vivd restarted during this build; it was queued again]\n");
+	                 "compiling\n[vivd restarted during this build; it was queued again]\n");
 	store_deployment_free(d);
 	d = get(st, b);
 	cr_assert_eq(d->status, STORE_DEP_QUEUED);
@@ -701,15 +698,15 @@ Test(buildlog, cap_does_not_split_characters)
 
 /* Queues, claims and readies a deployment of app with the given build key,
  * artifact, mode and config; returns its id. */
-static int64_t deploy_keyed(struct store *st, const char *app, const char *key,
-			    const char *hash, const struct store_deploy_config *config)
+static int64_t deploy_keyed(struct store *st, const char *app, const char *key, const char *hash,
+                            const struct store_deploy_config *config)
 {
 	struct store_build b = {
-		.artifact = hash,
-		.config = config,
-		.artifact_size = 300,
-		.wasm_size = 70,
-		.build_key = key,
+	        .artifact = hash,
+	        .config = config,
+	        .artifact_size = 300,
+	        .wasm_size = 70,
+	        .build_key = key,
 	};
 	int64_t id, claimed = 0;
 
@@ -747,13 +744,13 @@ Test(prior, finds_the_newest_ready_build_with_the_key)
 	id = test_queue(st, "world", "same upload");
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
 	cr_assert_eq(store_deployment_ready(st, id,
-					    &(struct store_build){
-						    .artifact = hash,
-						    .config = &with_env,
-						    .build_key = key,
-						    .language = "rust",
-					    }),
-		     VIV_OK);
+	                                    &(struct store_build){
+	                                            .artifact = hash,
+	                                            .config = &with_env,
+	                                            .build_key = key,
+	                                            .language = "rust",
+	                                    }),
+	             VIV_OK);
 	/* A failed build later on is never offered. */
 	failed = test_queue(st, "hello", "broken");
 	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
@@ -814,7 +811,7 @@ Test(prior, passes_over_builds_whose_artifact_is_gone)
 Test(prior, refuses_a_malformed_key)
 {
 	static const char upper[] =
-		"ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
+	        "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 	struct store *st = test_open();
 	struct store_prior_build *p = NULL;
 

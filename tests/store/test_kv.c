@@ -107,7 +107,7 @@ Test(kv, caps)
 	cr_assert_eq(store_kv_put(st, a, key, sizeof(key), "v", 1, &yes), VIV_ERR_INVALID);
 	cr_assert_eq(store_kv_put(st, a, "", 0, "v", 1, &yes), VIV_ERR_INVALID);
 	cr_assert_eq(store_kv_put(st, a, "k", 1, big, STORE_KV_VALUE_MAX + 1, &yes),
-		     VIV_ERR_TOO_BIG);
+	             VIV_ERR_TOO_BIG);
 	cr_assert_eq(store_kv_put(st, a, "k", 1, big, STORE_KV_VALUE_MAX, &yes), VIV_OK);
 	cr_assert_eq(store_kv_append(st, a, "k", 1, "x", 1, &yes), VIV_ERR_TOO_BIG);
 	free(big);

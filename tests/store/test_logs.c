@@ -10,12 +10,11 @@
 TestSuite(logs, .init = store_test_setup, .fini = store_test_teardown);
 
 /* Appends lines "PREFIX FIRST" .. "PREFIX LAST-1" to app in one call. */
-static void append_range(struct store *st, int64_t app_id, const char *prefix, int first,
-			 int last)
+static void append_range(struct store *st, int64_t app_id, const char *prefix, int first, int last)
 {
 	size_t n = (size_t)(last - first), i;
 	struct store_log *lines = calloc(n, sizeof(*lines));
-	char (*msgs)[32] = calloc(n, sizeof(*msgs));
+	char(*msgs)[32] = calloc(n, sizeof(*msgs));
 
 	for (i = 0; i < n; i++) {
 		snprintf(msgs[i], sizeof(msgs[i]), "%s %d", prefix, first + (int)i);

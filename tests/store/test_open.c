@@ -42,10 +42,10 @@ Test(open, creates_directories_and_schema)
 	cr_assert_str_eq(store_cache_dir(st), path);
 	cr_assert_eq(store_schema_version(st), 4);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
-				  " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
-				  " 'app_logs', 'kv', 'app_config', 'secrets', 'token_apps',"
-				  " 'build_counts', 'build_seconds_buckets')"),
-		     11);
+	                          " name IN ('apps', 'deployments', 'artifacts', 'tokens',"
+	                          " 'app_logs', 'kv', 'app_config', 'secrets', 'token_apps',"
+	                          " 'build_counts', 'build_seconds_buckets')"),
+	             11);
 	cr_assert_eq(test_sql_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 	snprintf(path, sizeof(path), "%s/routes.gen", test_datadir);
 	cr_assert_eq(stat(path, &sb), 0);
@@ -109,8 +109,8 @@ Test(open, upgrade_from_schema_2_keeps_deployments)
 	store_deployment_free(d);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM deployments WHERE build_key IS NULL"), 1);
 	cr_assert_eq(test_sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
-				  " name = 'deployments_by_build_key'"),
-		     1);
+	                          " name = 'deployments_by_build_key'"),
+	             1);
 	store_close(st);
 }
 
@@ -168,7 +168,7 @@ Test(open, refuses_newer_schema)
 	cr_assert_eq(store_open(test_datadir, &st, errbuf, sizeof(errbuf)), VIV_ERR_UNSUPPORTED);
 	cr_assert_null(st);
 	cr_assert_str_eq(errbuf,
-			 "the data directory was written by a newer vivd (schema 7); upgrade vivd");
+	                 "the data directory was written by a newer vivd (schema 7); upgrade vivd");
 	/* The refusal changed nothing. */
 	cr_assert_eq(test_sql_int("PRAGMA user_version"), 7);
 }
@@ -304,7 +304,7 @@ Test(tokens, create_stores_only_digest)
 	char digest[65], sql[256];
 
 	cr_assert_eq(store_token_create(st, "laptop", STORE_SCOPE_ADMIN, NULL, 0, &a, NULL),
-		     VIV_OK);
+	             VIV_OK);
 	cr_assert_eq(store_token_create(st, "ci", STORE_SCOPE_ADMIN, NULL, 0, &b, NULL), VIV_OK);
 	cr_assert(token_well_formed(a));
 	cr_assert_str_neq(a, b);
@@ -312,14 +312,14 @@ Test(tokens, create_stores_only_digest)
 	cr_assert_eq(store_token_check(st, b), VIV_OK);
 	viv_sha256_hex(a, strlen(a), digest);
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM tokens WHERE hash = '%s' AND label = 'laptop'", digest);
+	         "SELECT count(*) FROM tokens WHERE hash = '%s' AND label = 'laptop'", digest);
 	cr_assert_eq(test_sql_int(sql), 1);
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM tokens WHERE instr(hash, '%s') OR instr(label, '%s')",
-		 a + 4, a + 4);
+	         "SELECT count(*) FROM tokens WHERE instr(hash, '%s') OR instr(label, '%s')", a + 4,
+	         a + 4);
 	cr_assert_eq(test_sql_int(sql), 0);
 	cr_assert_eq(store_token_create(st, NULL, STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_null(none);
 	free(a);
 	free(b);
@@ -403,24 +403,24 @@ Test(tokens, scopes_names_list_and_revoke)
 	cr_assert_not(store_token_allows(info, "other"));
 	cr_assert_not(store_token_allows(info, NULL));
 	cr_assert_eq(store_token_create(st, "deploy bot", STORE_SCOPE_ADMIN, NULL, 0, &bot, NULL),
-		     VIV_OK);
+	             VIV_OK);
 
 	/* Bad names, scopes and app lists. */
 	cr_assert_eq(store_token_create(st, "admin", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(store_token_create(st, "", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(store_token_create(st, " x", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(store_token_create(st, "a\nb", STORE_SCOPE_ADMIN, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_APPS, NULL, 0, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_ADMIN, apps, 1, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	apps[0] = "Bad_Name";
 	cr_assert_eq(store_token_create(st, "x", STORE_SCOPE_APPS, apps, 1, &none, NULL),
-		     VIV_ERR_INVALID);
+	             VIV_ERR_INVALID);
 	cr_assert_null(none);
 
 	/* A use is recorded. */

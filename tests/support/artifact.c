@@ -49,7 +49,7 @@ char *tsup_artifact_files(const char *const *names, const char *const *texts, si
 	cr_assert_eq(pipe_build(st, &cfg, NULL, id), VIV_OK);
 	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
 	cr_assert_eq(d->status, STORE_DEP_READY, "build of %s failed: %s\n%s", names[0],
-		     d->error ? d->error : "", d->log);
+	             d->error ? d->error : "", d->log);
 	path = store_artifact_path(st, d->artifact, "so");
 	cr_assert_not_null(path);
 	store_deployment_free(d);

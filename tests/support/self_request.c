@@ -16,7 +16,7 @@ static enum viv_err self_request(void *ctx, struct run_instance *from, struct ru
 	enum viv_err err;
 
 	err = run_instance_start(self->pool, self->module, run_instance_app(from), &sr->req,
-				 self_done, sr, &in);
+	                         self_done, sr, &in);
 	if (err)
 		return err;
 	sr->data = in;

@@ -74,10 +74,13 @@ char *tsup_vivd_log_tail(const struct tsup_vivd *v, size_t bytes)
  * is not root when the tests run as root, as vivd's users are not. */
 static bool bwrap_works(void)
 {
-	const char *argv[] = {"bwrap", "--unshare-all", "--die-with-parent",
-			      "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
-			      "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-			      "--proc", "/proc", "--dev", "/dev", "/bin/true", NULL};
+	const char *argv[] = {"bwrap",     "--unshare-all", "--die-with-parent",
+	                      "--ro-bind", "/usr",          "/usr",
+	                      "--symlink", "usr/bin",       "/bin",
+	                      "--symlink", "usr/lib",       "/lib",
+	                      "--symlink", "usr/lib64",     "/lib64",
+	                      "--proc",    "/proc",         "--dev",
+	                      "/dev",      "/bin/true",     NULL};
 	int status = 0;
 	pid_t pid;
 
@@ -161,7 +164,7 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 		int status;
 
 		cr_assert(waitpid(v->pid, &status, WNOHANG) == 0, "vivd exited early:\n%s",
-			  tsup_vivd_log_tail(v, 4000));
+		          tsup_vivd_log_tail(v, 4000));
 		snprintf(url, sizeof(url), "%s/healthz", v->api);
 		if (tsup_http("GET", url, NULL, NULL, NULL, 0, &r) && r.status == 200) {
 			tsup_resp_free(&r);
@@ -169,7 +172,7 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 		}
 		tsup_resp_free(&r);
 		cr_assert(tsup_now_ms() < deadline, "vivd did not answer /healthz:\n%s",
-			  tsup_vivd_log_tail(v, 4000));
+		          tsup_vivd_log_tail(v, 4000));
 		usleep(50000);
 	}
 	{
@@ -250,26 +253,26 @@ void tsup_resp_free(struct tsup_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static bool http_exchange(const char *method, const char *url, const char *host,
-			  const char *token, const char *const *extra, const void *body,
-			  size_t body_len, struct tsup_resp *out);
+static bool http_exchange(const char *method, const char *url, const char *host, const char *token,
+                          const char *const *extra, const void *body, size_t body_len,
+                          struct tsup_resp *out);
 
 bool tsup_http(const char *method, const char *url, const char *host, const char *token,
-	       const void *body, size_t body_len, struct tsup_resp *out)
+               const void *body, size_t body_len, struct tsup_resp *out)
 {
 	return http_exchange(method, url, host, token, NULL, body, body_len, out);
 }
 
 bool tsup_http_headers(const char *method, const char *url, const char *host,
-		       const char *const *headers, const void *body, size_t body_len,
-		       struct tsup_resp *out)
+                       const char *const *headers, const void *body, size_t body_len,
+                       struct tsup_resp *out)
 {
 	return http_exchange(method, url, host, NULL, headers, body, body_len, out);
 }
 
-static bool http_exchange(const char *method, const char *url, const char *host,
-			  const char *token, const char *const *extra, const void *body,
-			  size_t body_len, struct tsup_resp *out)
+static bool http_exchange(const char *method, const char *url, const char *host, const char *token,
+                          const char *const *extra, const void *body, size_t body_len,
+                          struct tsup_resp *out)
 {
 	struct viv_buf b, h;
 	struct curl_slist *hdrs = NULL;
@@ -321,7 +324,7 @@ static bool http_exchange(const char *method, const char *url, const char *host,
 }
 
 bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
-		  struct tsup_resp *out)
+                  struct tsup_resp *out)
 {
 	char url[512], host[128];
 
@@ -331,8 +334,8 @@ bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
 }
 
 bool tsup_app_request(const struct tsup_vivd *v, const char *app, const char *method,
-		      const char *path, const char *const *headers, const void *body,
-		      size_t body_len, struct tsup_resp *out)
+                      const char *path, const char *const *headers, const void *body,
+                      size_t body_len, struct tsup_resp *out)
 {
 	char url[512], host[128];
 
@@ -421,7 +424,7 @@ static void tar_add(struct archive *a, const char *name, bool dir, const void *d
 	archive_entry_set_perm(e, dir ? 0755 : 0644);
 	archive_entry_set_size(e, dir ? 0 : (la_int64_t)len);
 	cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK, "%s: %s", name,
-		     archive_error_string(a));
+	             archive_error_string(a));
 	if (!dir && len)
 		cr_assert_eq(archive_write_data(a, data, len), (la_ssize_t)len, "%s", name);
 	archive_entry_free(e);
@@ -435,7 +438,7 @@ static int by_name(const void *x, const void *y)
 /* Adds the tree at root/rel (rel "" for root itself), skipping files that
  * the overrides replace. */
 static void tar_tree(struct archive *a, const char *root, const char *rel,
-		     const struct tsup_file *files, size_t n)
+                     const struct tsup_file *files, size_t n)
 {
 	static const char *const skip[] = {".git", "target", "node_modules"};
 	char path[1024], **names = NULL;
@@ -491,7 +494,7 @@ static void tar_tree(struct archive *a, const char *root, const char *rel,
 }
 
 void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool gzip, char **out,
-		  size_t *len)
+                  size_t *len)
 {
 	struct archive *a = archive_write_new();
 	struct viv_buf b;
@@ -522,7 +525,7 @@ void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool
 /* ---- Deployments --------------------------------------------------------------------- */
 
 long tsup_deploy(const struct tsup_vivd *v, const char *app, const void *body, size_t len,
-		 long *id_out, struct tsup_resp *resp_out)
+                 long *id_out, struct tsup_resp *resp_out)
 {
 	char url[256];
 	struct tsup_resp r;
@@ -572,8 +575,7 @@ json_t *tsup_wait_deployment(const struct tsup_vivd *v, long id, unsigned timeou
 	}
 }
 
-json_t *tsup_deploy_wait(const struct tsup_vivd *v, const char *app, const void *body,
-			 size_t len)
+json_t *tsup_deploy_wait(const struct tsup_vivd *v, const char *app, const void *body, size_t len)
 {
 	struct tsup_resp r;
 	long id = 0;

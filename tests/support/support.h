@@ -14,12 +14,12 @@
 /* A running vivd serve. */
 struct tsup_vivd {
 	pid_t pid;
-	char dir[256];     /* temporary directory holding data/ and vivd.log */
+	char dir[256]; /* temporary directory holding data/ and vivd.log */
 	char data[300];
 	char log[300];
 	unsigned api_port;
 	unsigned apps_port;
-	char api[64];      /* http://127.0.0.1:PORT */
+	char api[64]; /* http://127.0.0.1:PORT */
 	char token[128];
 };
 
@@ -43,7 +43,7 @@ struct tsup_resp {
 	long status;
 	char *body; /* NUL-terminated */
 	size_t len;
-	char *headers; /* raw header block */
+	char *headers;               /* raw header block */
 	char error[CURL_ERROR_SIZE]; /* why no response came, when none did */
 };
 
@@ -53,24 +53,24 @@ void tsup_resp_free(struct tsup_resp *r);
  * be NULL) is sent as a bearer token; body may be NULL for none. Returns
  * false when no HTTP response came back at all. */
 bool tsup_http(const char *method, const char *url, const char *host, const char *token,
-	       const void *body, size_t body_len, struct tsup_resp *out);
+               const void *body, size_t body_len, struct tsup_resp *out);
 
 /* GET http://APP.localhost:APPS_PORT/path through the runners. */
 bool tsup_app_get(const struct tsup_vivd *v, const char *app, const char *path,
-		  struct tsup_resp *out);
+                  struct tsup_resp *out);
 
 /* As tsup_http, with extra request header lines ("Name: value", a
  * NULL-terminated list; may be NULL). "Name:" with no value removes a header
  * libcurl would send by itself (Accept, Content-Type). */
 bool tsup_http_headers(const char *method, const char *url, const char *host,
-		       const char *const *headers, const void *body, size_t body_len,
-		       struct tsup_resp *out);
+                       const char *const *headers, const void *body, size_t body_len,
+                       struct tsup_resp *out);
 
 /* Any request to http://APP.localhost:APPS_PORT/path, with extra header
  * lines as for tsup_http_headers. */
 bool tsup_app_request(const struct tsup_vivd *v, const char *app, const char *method,
-		      const char *path, const char *const *headers, const void *body,
-		      size_t body_len, struct tsup_resp *out);
+                      const char *path, const char *const *headers, const void *body,
+                      size_t body_len, struct tsup_resp *out);
 
 /* The value of the response header called name (any case) in r->headers, or
  * NULL when there is none. Caller frees. */
@@ -92,12 +92,12 @@ void tsup_tar(const struct tsup_file *files, size_t n, bool gzip, char **out, si
  * put in place of the files of the same name, or added. Anything other than
  * a file or folder fails the test. Caller frees *out. */
 void tsup_tar_dir(const char *dir, const struct tsup_file *files, size_t n, bool gzip, char **out,
-		  size_t *len);
+                  size_t *len);
 
 /* POSTs an upload to /v1/apps/APP/deployments and returns the HTTP status;
  * *id_out is the deployment id on 202. */
 long tsup_deploy(const struct tsup_vivd *v, const char *app, const void *body, size_t len,
-		 long *id_out, struct tsup_resp *resp_out);
+                 long *id_out, struct tsup_resp *resp_out);
 
 /* Polls GET /v1/deployments/ID until it is ready or failed, or timeout_ms
  * passes, and returns its JSON as it then is (caller json_decref): callers
@@ -105,8 +105,7 @@ long tsup_deploy(const struct tsup_vivd *v, const char *app, const void *body, s
 json_t *tsup_wait_deployment(const struct tsup_vivd *v, long id, unsigned timeout_ms);
 
 /* tsup_deploy then tsup_wait_deployment; asserts a 202. */
-json_t *tsup_deploy_wait(const struct tsup_vivd *v, const char *app, const void *body,
-			 size_t len);
+json_t *tsup_deploy_wait(const struct tsup_vivd *v, const char *app, const void *body, size_t len);
 
 /* Reads a whole file (caller frees) or fails the test. */
 char *tsup_read_file(const char *path, size_t *len);

@@ -23,10 +23,10 @@ struct body {
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text,
-			     size_t len, const char *hname, const char *hval)
+                             size_t len, const char *hname, const char *hval)
 {
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result rc;
 
 	if (hname)
@@ -38,8 +38,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *data_len, void **state)
+                                  const char *method, const char *version, const char *data,
+                                  size_t *data_len, void **state)
 {
 	struct tsup_upstream *u = cls;
 	struct body *b = *state;
@@ -85,7 +85,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **state,
-		    enum MHD_RequestTerminationCode code)
+                    enum MHD_RequestTerminationCode code)
 {
 	struct body *b = *state;
 
@@ -108,9 +108,9 @@ struct tsup_upstream *tsup_upstream_start(void)
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	u->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-				0, NULL, NULL, on_request, u, MHD_OPTION_SOCK_ADDR, &a,
-				MHD_OPTION_NOTIFY_COMPLETED, on_done, u, MHD_OPTION_END);
+	u->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+	                        NULL, NULL, on_request, u, MHD_OPTION_SOCK_ADDR, &a,
+	                        MHD_OPTION_NOTIFY_COMPLETED, on_done, u, MHD_OPTION_END);
 	cr_assert_not_null(u->d, "cannot start the test upstream");
 	info = MHD_get_daemon_info(u->d, MHD_DAEMON_INFO_BIND_PORT);
 	u->port = info->port;

@@ -32,8 +32,8 @@ static void redirect(void)
 Test(options, good_values_are_taken, .init = redirect)
 {
 	struct vivd_options o;
-	const char *args[] = {"serve", "--workers", "3", "--upload-max=128", "--no-sandbox",
-			      "--api", "[::1]:9090", "--domain", "apps.example.com", NULL};
+	const char *args[] = {"serve", "--workers",  "3",        "--upload-max=128", "--no-sandbox",
+	                      "--api", "[::1]:9090", "--domain", "apps.example.com", NULL};
 
 	cr_assert_eq(parse(&o, args), 0);
 	cr_assert_str_eq(o.role, "serve");
@@ -62,19 +62,26 @@ Test(options, every_role_is_a_command, .init = redirect)
 Test(options, bad_values_are_refused_with_the_reason, .init = redirect)
 {
 	static const char *const bad[][4] = {
-		{"serve", "--workers", "3x", NULL},     {"serve", "--upload-max", "-1", NULL},
-		{"serve", "--workers", "0", NULL},      {"serve", "--workers", "", NULL},
-		{"serve", "--api", "::1:8080", NULL},   {"serve", "--api", "[::1]8080", NULL},
-		{"serve", "--listen", "x:99999", NULL}, {"serve", "--domain", "a b", NULL},
-		{"serve", "--sandbox=maybe", NULL},     {"serve", "--no-sandbox=1", NULL},
-		{"serve", "--nope", NULL},              {"serve", "--workers", NULL},
-		{"deploy", NULL},                       {"serve", "--app-cpu", "20000", NULL},
+	        {"serve", "--workers", "3x", NULL},
+	        {"serve", "--upload-max", "-1", NULL},
+	        {"serve", "--workers", "0", NULL},
+	        {"serve", "--workers", "", NULL},
+	        {"serve", "--api", "::1:8080", NULL},
+	        {"serve", "--api", "[::1]8080", NULL},
+	        {"serve", "--listen", "x:99999", NULL},
+	        {"serve", "--domain", "a b", NULL},
+	        {"serve", "--sandbox=maybe", NULL},
+	        {"serve", "--no-sandbox=1", NULL},
+	        {"serve", "--nope", NULL},
+	        {"serve", "--workers", NULL},
+	        {"deploy", NULL},
+	        {"serve", "--app-cpu", "20000", NULL},
 	};
 	struct vivd_options o;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(parse(&o, bad[i]), 2, "accepted %s %s %s", bad[i][0], bad[i][1],
-			     bad[i][2] ? bad[i][2] : "");
+		             bad[i][2] ? bad[i][2] : "");
 	fflush(stderr);
 }
 
@@ -161,7 +168,7 @@ Test(options, the_documented_file_covers_every_setting, .init = redirect)
 		snprintf(want, sizeof(want), "\n%s = ", names[i]);
 		snprintf(commented, sizeof(commented), "\n# %s = ", names[i]);
 		cr_assert(strstr(text, want) || strstr(text, commented),
-			  "scripts/vivd.conf does not document %s", names[i]);
+		          "scripts/vivd.conf does not document %s", names[i]);
 	}
 	free(text);
 	{

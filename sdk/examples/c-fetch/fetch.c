@@ -27,7 +27,7 @@ void run(void)
 	type = viv_response_header(resp, "Content-Type");
 	body = viv_response_body(resp, NULL);
 	viv_respondf(200, "text/plain", "upstream answered %u (%s): %s", viv_response_status(resp),
-		     type ? type : "no type", body);
+	             type ? type : "no type", body);
 	free(body);
 	free(type);
 	free(upstream);

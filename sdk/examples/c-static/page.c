@@ -5,8 +5,8 @@
 void run(void)
 {
 	viv_respond(200, "text/html",
-		    "<!doctype html>\n"
-		    "<link rel=\"stylesheet\" href=\"/style.css\">\n"
-		    "<h1>Hello, world!</h1>\n"
-		    "<p>This page comes from the app; its style sheet is a static file.</p>\n");
+	            "<!doctype html>\n"
+	            "<link rel=\"stylesheet\" href=\"/style.css\">\n"
+	            "<h1>Hello, world!</h1>\n"
+	            "<p>This page comes from the app; its style sheet is a static file.</p>\n");
 }

@@ -17,10 +17,10 @@ void run(void)
 
 	hostcall_init_mm(malloc, free);
 	n = snprintf(out, sizeof(out), "create %d\n",
-		     hostcall_req_create("G\0T", 3, "http://example.com/", 19));
+	             hostcall_req_create("G\0T", 3, "http://example.com/", 19));
 	n += snprintf(out + n, sizeof(out) - (size_t)n, "header %d\n",
-		      hostcall_resp_set_header(RESPONSE_OUTGOING, "X\0A", 3, &v, 1));
+	              hostcall_resp_set_header(RESPONSE_OUTGOING, "X\0A", 3, &v, 1));
 	n += snprintf(out + n, sizeof(out) - (size_t)n, "config %d\n",
-		      hostcall_config_get(&val, &len, "EMPTY=\0", 7));
+	              hostcall_config_get(&val, &len, "EMPTY=\0", 7));
 	hostcall_resp_set_body(RESPONSE_OUTGOING, out, (size_t)n);
 }

@@ -68,9 +68,9 @@ static request_t req_h;
 static int nested[16];
 static size_t n_nested;
 
-static const char dns_query[] = {
-	0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0, 0x00, 0x01, 0x00, 0x01};
+static const char dns_query[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                 0x00, 0x00, 0x00, 9,    'l',  'o',  'c',  'a',  'l',
+                                 'h',  'o',  's',  't',  0,    0x00, 0x01, 0x00, 0x01};
 
 /* Makes the nested call for nest; returns its result as an int (for calls
  * that return data: 1 when data came back, 0 when it did not). */

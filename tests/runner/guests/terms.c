@@ -71,8 +71,8 @@ static void readonly(const char *base)
 
 static void urls(const char *base)
 {
-	static const char *const bad[] = {"not a url", "/relative", "ftp://127.0.0.1/x",
-					  "http://", ""};
+	static const char *const bad[] = {"not a url", "/relative", "ftp://127.0.0.1/x", "http://",
+	                                  ""};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		say("create '%s' %d\n", bad[i],

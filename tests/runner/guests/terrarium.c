@@ -172,8 +172,8 @@ static void misc(void)
 	/* Terrarium's template passes -1 for a NUL-terminated message, and
 	 * NULL when it wants whole seconds only. */
 	hostcall_debug("a line up to its NUL", (size_t)-1);
-	say("seconds %s\n", hostcall_time_now(NULL) == t || hostcall_time_now(NULL) == t + 1
-				    ? "ok" : "bad");
+	say("seconds %s\n",
+	    hostcall_time_now(NULL) == t || hostcall_time_now(NULL) == t + 1 ? "ok" : "bad");
 }
 
 /* Out-of-range handles and pointers fail without harm. */
@@ -181,8 +181,7 @@ static void bad(void)
 {
 	struct string_slice v = {{(const char *)0x7ffffff0}, 64};
 
-	say("set header %d\n",
-	    hostcall_resp_set_header(RESPONSE_OUTGOING, "X-A", 3, &v, 1));
+	say("set header %d\n", hostcall_resp_set_header(RESPONSE_OUTGOING, "X-A", 3, &v, 1));
 	say("set body %d\n", hostcall_resp_set_body(RESPONSE_OUTGOING, (void *)0x7ffffff0, 64));
 	say("code %d\n", hostcall_resp_set_response_code(RESPONSE_OUTGOING, 42));
 	say("bad handle %d\n", hostcall_resp_set_response_code(77, 200));
@@ -211,8 +210,7 @@ void run(void)
 	else if (strcmp(path, "/fetch-then-trap") == 0 && q) {
 		fetch(q);
 		__builtin_trap();
-	}
-	else if (strcmp(path, "/race") == 0 && q)
+	} else if (strcmp(path, "/race") == 0 && q)
 		race(q);
 	else if (strcmp(path, "/config") == 0)
 		config();
