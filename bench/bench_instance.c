@@ -165,10 +165,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "bench_instance: %zu requests each way\n", n);
 	if (measure(m, (size_t)2 << 20, n, &inplace) || measure(m, 0, n / 10, &madv))
 		return 1;
-	run_thread_cpu_limit(false);
-	if (measure(m, (size_t)2 << 20, n, &notick))
+	if (run_thread_cpu_limit(false) || measure(m, (size_t)2 << 20, n, &notick) ||
+	    run_thread_cpu_limit(true)) {
+		fprintf(stderr, "bench_instance: cannot switch the CPU tick\n");
 		return 1;
-	run_thread_cpu_limit(true);
+	}
 	printf("instantiate+run+discard  median %.2f us  p99 %.2f us  mean %.2f us\n",
 	       inplace.median_us, inplace.p99_us, inplace.mean_us);
 	printf("  same, CPU tick off     median %.2f us\n", notick.median_us);

@@ -42,8 +42,8 @@ struct run_dns_op;
 /* Starts a lookup on a thread of its own (the system resolver blocks);
  * done is called from loop when it has finished, never before this
  * returns. *out is the lookup, for run_dns_cancel(). */
-enum viv_err run_dns_start(struct run_loop *loop, const struct run_dns_query *q,
-                           run_dns_done_fn done, void *ctx, struct run_dns_op **out);
+VIV_MUST_CHECK enum viv_err run_dns_start(struct run_loop *loop, const struct run_dns_query *q,
+                                          run_dns_done_fn done, void *ctx, struct run_dns_op **out);
 
 /* Forgets a lookup: done is not called for it. Its thread still finishes,
  * and what it holds is freed then. */

@@ -48,7 +48,8 @@ struct run_watch {
 
 /* Watches w->fd for events (EPOLLIN, EPOLLOUT), or changes the events of a
  * watch already added. w is borrowed until run_loop_unwatch(). */
-enum viv_err run_loop_watch(struct run_loop *l, struct run_watch *w, uint32_t events);
+VIV_MUST_CHECK enum viv_err run_loop_watch(struct run_loop *l, struct run_watch *w,
+                                           uint32_t events);
 void run_loop_unwatch(struct run_loop *l, struct run_watch *w);
 
 /* What a service keeps per loop: made on first use by make, freed by
@@ -60,10 +61,11 @@ struct run_loop_ext_ops {
 
 /* The state ops keeps on l (ops is the key), made on first use. Borrowed
  * for the life of l. */
-enum viv_err run_loop_ext(struct run_loop *l, const struct run_loop_ext_ops *ops, void **out);
+VIV_MUST_CHECK enum viv_err run_loop_ext(struct run_loop *l, const struct run_loop_ext_ops *ops,
+                                         void **out);
 
 /* Caller frees with run_loop_destroy(). */
-enum viv_err run_loop_create(struct run_loop **out);
+VIV_MUST_CHECK enum viv_err run_loop_create(struct run_loop **out);
 /* Destroys the services' states, then the loop. Accepts NULL. */
 void run_loop_destroy(struct run_loop *l);
 

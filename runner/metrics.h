@@ -73,7 +73,7 @@ struct run_metrics {
 
 /* An empty set of metrics; every app it adds starts with access_budget
  * access lines. Caller frees with run_metrics_destroy(). */
-enum viv_err run_metrics_create(uint32_t access_budget, struct run_metrics **out);
+VIV_MUST_CHECK enum viv_err run_metrics_create(uint32_t access_budget, struct run_metrics **out);
 /* Accepts NULL; the writer thread must be gone. */
 void run_metrics_destroy(struct run_metrics *m);
 
@@ -101,6 +101,6 @@ uint64_t run_metrics_changes(struct run_metrics *m);
 /* Appends every metric in the Prometheus text format 0.0.4 to out. Any
  * thread; holds the lock meanwhile. VIV_ERR_NOMEM or VIV_ERR_TOO_BIG (out's
  * cap) leave out partly written. */
-enum viv_err run_metrics_format(struct run_metrics *m, struct viv_buf *out);
+VIV_MUST_CHECK enum viv_err run_metrics_format(struct run_metrics *m, struct viv_buf *out);
 
 #endif

@@ -126,102 +126,22 @@ bool run_address_is_private(const struct sockaddr *sa)
 	return true;
 }
 
-/* The parts of a URL that the allow list compares. */
-struct url_parts {
-	char *scheme, *host, *port, *path;
-};
-
-static void url_parts_free(struct url_parts *u)
-{
-	curl_free(u->scheme);
-	curl_free(u->host);
-	curl_free(u->port);
-	curl_free(u->path);
-	memset(u, 0, sizeof(*u));
-}
-
-static bool url_split(const char *url, struct url_parts *u)
-{
-	CURLU *h = curl_url();
-	bool ok;
-
-	memset(u, 0, sizeof(*u));
-	if (!h)
-		return false;
-	ok = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-	     curl_url_get(h, CURLUPART_SCHEME, &u->scheme, 0) == CURLUE_OK &&
-	     curl_url_get(h, CURLUPART_HOST, &u->host, 0) == CURLUE_OK &&
-	     curl_url_get(h, CURLUPART_PORT, &u->port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-	     curl_url_get(h, CURLUPART_PATH, &u->path, 0) == CURLUE_OK;
-	curl_url_cleanup(h);
-	if (!ok)
-		url_parts_free(u);
-	return ok;
-}
-
-/* "*.example.org" matches any name below example.org, not example.org
- * itself; anything else matches exactly, ignoring case. */
-static bool host_matches(const char *pattern, const char *host)
-{
-	size_t pl, hl;
-
-	if (strncmp(pattern, "*.", 2) != 0)
-		return strcasecmp(pattern, host) == 0;
-	pl = strlen(pattern + 1); /* ".example.org" */
-	hl = strlen(host);
-	return hl > pl && strcasecmp(host + hl - pl, pattern + 1) == 0;
-}
-
-static bool pattern_allows(const char *pattern, const struct url_parts *u)
-{
-	struct url_parts p;
-	char *wild = NULL;
-	const char *star = strstr(pattern, "://*.");
-	bool ok;
-
-	/* libcurl does not parse a '*' in a host name: swap it for a label
-	 * and put it back when comparing. */
-	if (star) {
-		if (asprintf(&wild, "%.*s://x-wild.%s", (int)(star - pattern), pattern, star + 5) <
-		    0)
-			return false;
-	}
-	if (!url_split(wild ? wild : pattern, &p)) {
-		free(wild);
-		return false;
-	}
-	ok = strcasecmp(p.scheme, u->scheme) == 0 && strcmp(p.port, u->port) == 0;
-	if (ok && star) {
-		char host[300];
-		snprintf(host, sizeof(host), "*%s", p.host + strlen("x-wild"));
-		ok = host_matches(host, u->host);
-	} else if (ok) {
-		ok = host_matches(p.host, u->host);
-	}
-	/* A pattern with a path allows that path and what is below it. */
-	if (ok && strcmp(p.path, "/") != 0) {
-		size_t n = strlen(p.path);
-		ok = strncmp(u->path, p.path, n) == 0 &&
-		     (p.path[n - 1] == '/' || u->path[n] == '\0' || u->path[n] == '/');
-	}
-	url_parts_free(&p);
-	free(wild);
-	return ok;
-}
-
 bool run_outbound_allowed(const struct run_app *app, const char *url)
 {
-	struct url_parts u;
+	struct viv_origin u, p;
 	bool ok = false;
-	size_t i;
 
-	if (!url_split(url, &u))
+	/* One parser for both sides, the manifest's (which checked these
+	 * patterns when the app was deployed) and this one. */
+	if (viv_origin_parse(url, false, &u) != VIV_OK)
 		return false;
-	if (strcasecmp(u.scheme, "http") == 0 || strcasecmp(u.scheme, "https") == 0) {
-		for (i = 0; i < app->n_outbound && !ok; i++)
-			ok = pattern_allows(app->outbound[i], &u);
+	for (size_t i = 0; i < app->n_outbound && !ok; i++) {
+		if (viv_origin_parse(app->outbound[i], true, &p) != VIV_OK)
+			continue;
+		ok = viv_origin_allows(&p, &u);
+		viv_origin_clear(&p);
 	}
-	url_parts_free(&u);
+	viv_origin_clear(&u);
 	return ok;
 }
 
@@ -339,8 +259,11 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 		sw->svc = svc;
 		curl_multi_assign(svc->curlm, s, sw);
 	}
-	run_loop_watch(svc->loop, &sw->w,
-	               (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0));
+	/* curl fails the transfers on this socket when the loop cannot watch it. */
+	if (run_loop_watch(svc->loop, &sw->w,
+	                   (what & CURL_POLL_IN ? EPOLLIN : 0) |
+	                           (what & CURL_POLL_OUT ? EPOLLOUT : 0)) != VIV_OK)
+		return -1;
 	return 0;
 }
 
@@ -739,13 +662,13 @@ static enum viv_err self_send(const struct run_outbound_req *req, run_outbound_d
 
 static bool is_self(const struct run_app *app, const char *url)
 {
-	struct url_parts u;
+	struct viv_origin u;
 	bool self;
 
-	if (!app->host || !url_split(url, &u))
+	if (!app->host || viv_origin_parse(url, false, &u) != VIV_OK)
 		return false;
 	self = strcasecmp(u.host, app->host) == 0;
-	url_parts_free(&u);
+	viv_origin_clear(&u);
 	return self;
 }
 

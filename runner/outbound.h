@@ -51,9 +51,11 @@ typedef void (*run_outbound_done_fn)(void *ctx, struct run_msg *resp, const char
  * never called and why (whylen bytes) says what went wrong for the app's
  * log, or is "" when there is nothing to say: the URL is not allowed, the
  * app calls itself too deep, memory ran out... */
-enum viv_err run_outbound_send(struct run_loop *loop, const struct run_outbound_req *req,
-                               run_outbound_done_fn done, void *ctx, struct run_outbound_op **out,
-                               char *why, size_t whylen);
+VIV_MUST_CHECK enum viv_err run_outbound_send(struct run_loop *loop,
+                                              const struct run_outbound_req *req,
+                                              run_outbound_done_fn done, void *ctx,
+                                              struct run_outbound_op **out, char *why,
+                                              size_t whylen);
 
 /* Stops a request in flight; done is not called for it any more. */
 void run_outbound_cancel(struct run_outbound_op *op);

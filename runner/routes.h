@@ -39,8 +39,8 @@ struct run_routes;
 
 /* Opens the worker's own store connection; apps answer at APP.domain.
  * Caller frees with run_routes_close(). */
-enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
-                             char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err run_routes_open(const char *datadir, const char *domain,
+                                            struct run_routes **out, char *err, size_t errlen);
 void run_routes_close(struct run_routes *rt);
 
 /* The store connection, for app logs. Borrowed for the life of rt. */
@@ -48,7 +48,7 @@ struct store *run_routes_store(struct run_routes *rt);
 
 /* Reloads the table if the store's routes generation moved (one memory load
  * when it did not). */
-enum viv_err run_routes_refresh(struct run_routes *rt);
+VIV_MUST_CHECK enum viv_err run_routes_refresh(struct run_routes *rt);
 
 /* The route that answers at a host label (the host name without
  * ".domain"), with a reference the caller drops with run_route_release():
@@ -72,8 +72,8 @@ uint64_t run_routes_generation(const struct run_routes *rt);
 /* The route's artifact, loading it on first use. *out is borrowed for as long
  * as the caller holds the route. On failure *why says what went wrong (a
  * failed load is retried after a second, not on every request). */
-enum viv_err run_route_module(struct run_routes *rt, struct run_route *r, struct run_module **out,
-                              const char **why);
+VIV_MUST_CHECK enum viv_err run_route_module(struct run_routes *rt, struct run_route *r,
+                                             struct run_module **out, const char **why);
 
 /* The route's static files, indexed on first use; NULL when it has none. */
 struct run_assets *run_route_assets(struct run_route *r);

@@ -25,8 +25,8 @@ struct run_module;
  * version and, when expect_hash is not NULL, the artifact hash) and runs its
  * module initializer. The detail of a failure goes to err. Caller releases
  * with run_module_release(). */
-enum viv_err run_module_load(const char *path, const char *expect_hash, struct run_module **out,
-                             char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err run_module_load(const char *path, const char *expect_hash,
+                                            struct run_module **out, char *err, size_t errlen);
 
 /* Takes another reference. */
 struct run_module *run_module_ref(struct run_module *m);
@@ -68,7 +68,8 @@ struct run_pool;
  * thread, which the pool belongs to, up for guests: run_thread_init(), and
  * run_thread_cpu_limit(false) when cfg->cpu_limit is off. Caller frees with
  * run_pool_destroy(), after every instance has ended. */
-enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool **out);
+VIV_MUST_CHECK enum viv_err run_pool_create(const struct run_pool_config *cfg,
+                                            struct run_pool **out);
 void run_pool_destroy(struct run_pool *pool);
 
 struct store;
@@ -97,13 +98,13 @@ void run_pool_set_services(struct run_pool *pool, const struct run_services *ser
 /* Sets up the calling thread for running guests: the signal alternate stack,
  * the fault handlers (installed once per process) and the CPU-time tick that
  * enforces deadlines. Idempotent per thread. */
-enum viv_err run_thread_init(void);
+VIV_MUST_CHECK enum viv_err run_thread_init(void);
 
 /* Switches the calling thread's CPU-time tick on (the default) or off. With
  * it off, limits.cpu_ms is not enforced for guests running on this thread:
  * for benchmarks that measure what the tick costs, and hosts that run only
  * trusted code. VIV_ERR_INVALID before run_thread_init(). */
-enum viv_err run_thread_cpu_limit(bool on);
+VIV_MUST_CHECK enum viv_err run_thread_cpu_limit(bool on);
 
 /* ---- One request ------------------------------------------------------------ */
 
@@ -200,9 +201,10 @@ typedef void (*run_done_fn)(struct run_instance *inst, void *arg);
  * instance is suspended and done(inst, arg) will be called when it has
  * finished. req and app must live until then. Caller ends the instance with
  * run_instance_end(). VIV_ERR_BUSY when no slot is free. */
-enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
-                                const struct run_app *app, const struct run_request *req,
-                                run_done_fn done, void *arg, struct run_instance **out);
+VIV_MUST_CHECK enum viv_err run_instance_start(struct run_pool *pool, struct run_module *m,
+                                               const struct run_app *app,
+                                               const struct run_request *req, run_done_fn done,
+                                               void *arg, struct run_instance **out);
 
 /* True once the instance has finished. */
 bool run_instance_done(const struct run_instance *inst);

@@ -353,13 +353,13 @@ static inline uint8_t *run_mem(struct run_instance *in, uint32_t ptr, uint64_t l
 bool run_cgi_response(struct run_instance *in, char *out, size_t len);
 
 /* Builds in->envp: the CGI variables of the request, then the app's. */
-enum viv_err run_cgi_env(struct run_instance *in);
+VIV_MUST_CHECK enum viv_err run_cgi_env(struct run_instance *in);
 
 /* ---- Static assets (assets.c) ----------------------------------------------------------- */
 
 struct run_assets;
 /* Indexes the regular files under dir. Caller frees with run_assets_close(). */
-enum viv_err run_assets_open(const char *dir, struct run_assets **out);
+VIV_MUST_CHECK enum viv_err run_assets_open(const char *dir, struct run_assets **out);
 void run_assets_close(struct run_assets *a);
 
 /* A static file that answers a request. */

@@ -606,6 +606,10 @@ void run_serve_tick(struct worker *w)
 
 size_t run_serve_routable(struct worker *w)
 {
-	run_routes_refresh(w->routes);
+	enum viv_err err = run_routes_refresh(w->routes);
+
+	/* A refresh that fails keeps the last table, which the worker serves. */
+	if (err)
+		viv_log(VIV_ERROR, "cannot reload routes: %s", viv_strerror(err));
 	return run_routes_count(w->routes);
 }

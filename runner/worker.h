@@ -37,7 +37,8 @@ struct worker {
 /* Opens the worker's routes (its own store connection) and registers the
  * handler that serves every request on path. The detail of a failure goes
  * to err. */
-enum viv_err run_serve_open(struct worker *w, h2o_pathconf_t *path, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err run_serve_open(struct worker *w, h2o_pathconf_t *path, char *err,
+                                           size_t errlen);
 
 /* What the worker's pool offers its guests: the store for KV data, and
  * requests apps send to themselves served by the worker. */
@@ -56,8 +57,8 @@ size_t run_serve_routable(struct worker *w);
  * into DATADIR/run/metrics/worker-INDEX.prom) and the counting; batches of
  * log lines go out within 200 ms, on a timeout of loop. The detail of a
  * failure goes to err. Caller stops it with run_account_stop(). */
-enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
-                               struct run_account **out, char *err, size_t errlen);
+VIV_MUST_CHECK enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
+                                              struct run_account **out, char *err, size_t errlen);
 
 /* Hands what is left to the writer, publishes live (the instances still
  * alive) and stops the writer thread. */

@@ -17,9 +17,9 @@ struct run_writer;
  * changed, metrics (borrowed until run_writer_stop()) to metrics_path,
  * making its folder (mode 0700) when missing. The detail of a failure goes
  * to err. Caller stops it with run_writer_stop(). */
-enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
-                              const char *metrics_path, struct run_writer **out, char *err,
-                              size_t errlen);
+VIV_MUST_CHECK enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
+                                             const char *metrics_path, struct run_writer **out,
+                                             char *err, size_t errlen);
 
 /* Queues n lines for the store and wakes the thread. Takes ownership of
  * every line's message whatever happens (streams are static strings and stay
