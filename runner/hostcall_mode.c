@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "hostcall.h"
 
@@ -124,10 +125,33 @@ const struct run_mode_ops run_mode_hostcall = {
 
 /* ---- Entering host calls ------------------------------------------------------------ */
 
+/* A fault in host code on purpose, for the test that shows one ends the
+ * worker (its supervisor logs it and starts another) and is never taken
+ * for the guest's trap: when vivd's environment has VIV_TEST_HOST_FAULT,
+ * the host calls of the app it names write to a page that forbids it. Only
+ * whoever starts vivd sets its environment; no tenant reaches it. */
+static void test_host_fault(const struct run_instance *in)
+{
+	static const char *app;
+	static bool read;
+	void *page;
+
+	if (!read) {
+		app = getenv("VIV_TEST_HOST_FAULT");
+		read = true;
+	}
+	if (!app || strcmp(app, in->app->name) != 0)
+		return;
+	page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page != MAP_FAILED)
+		*(volatile char *)page = 1;
+}
+
 struct run_hc *run_hc_begin(struct run_instance *in, const char *name)
 {
 	struct run_hc *hc;
 
+	test_host_fault(in);
 	run_hostcall_enter(in);
 	hc = run_hc_of(in);
 	if (!hc->callbacks)

@@ -398,3 +398,71 @@ Test(traps, every_failure_is_a_timely_500_and_ten_thousand_leave_memory_flat, .i
 	each_trap();
 	ten_thousand_traps();
 }
+
+/* A host call that reaches the host and faults there (an operator's
+ * switch, VIV_TEST_HOST_FAULT, names the app whose host calls do). */
+static const char host_call_wat[] =
+        "(module (import \"env\" \"hostcall_req_get_header\"\n"
+        "          (func $get (param i32 i32 i32 i32 i32)))\n"
+        "  (memory 1) (data (i32.const 64) \"user-agent\")\n"
+        "  (func (export \"run\")\n"
+        "    (call $get (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 64)"
+        " (i32.const 10))))";
+
+static void fault_setup(void)
+{
+	cr_assert_eq(setenv("VIV_TEST_HOST_FAULT", "faulty", 1), 0);
+	tsup_vivd_start(&vivd, NULL);
+	cr_assert_eq(unsetenv("VIV_TEST_HOST_FAULT"), 0);
+}
+
+/* A fault in host code is the host's bug, not the guest's: the worker ends
+ * at once (it may have corrupted anything it owns), the request gets no
+ * answer rather than a guest's 500, the supervisor logs why and starts
+ * another worker, and the other apps are served throughout. */
+Test(host_fault, aborts_the_worker_which_is_restarted_and_logged, .init = fault_setup,
+     .fini = teardown, .timeout = 120)
+{
+	pid_t before[8], after[8];
+	struct tsup_resp r;
+	size_t nb, na = 0;
+	char *log;
+	double deadline;
+	bool replaced = false;
+	json_t *d;
+
+	d = tsup_deploy_wait(&vivd, "fine", ok_wat, strlen(ok_wat));
+	json_decref(d);
+	d = tsup_deploy_wait(&vivd, "faulty", host_call_wat, strlen(host_call_wat));
+	cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "ready");
+	json_decref(d);
+	nb = workers(before);
+
+	cr_assert_not(tsup_app_get(&vivd, "faulty", "/", &r),
+	              "the faulting request was answered with %ld, as a guest's trap would be",
+	              r.status);
+	deadline = tsup_now_ms() + 10000;
+	while (!replaced && tsup_now_ms() < deadline) {
+		usleep(50000);
+		na = tsup_children_named(vivd.pid, "worker", after, 8);
+		for (size_t i = 0; i < na && na == nb; i++) {
+			bool old = false;
+
+			for (size_t j = 0; j < nb; j++)
+				old = old || after[i] == before[j];
+			replaced = replaced || !old;
+		}
+	}
+	log = tsup_vivd_log_tail(&vivd, 16384);
+	cr_assert(replaced, "no worker was started in place of the one that faulted:\n%s", log);
+	cr_assert_not_null(strstr(log, "fatal SIGSEGV outside guest memory"), "%s", log);
+	cr_assert_not_null(strstr(log, "restarting it"), "%s", log);
+	for (int i = 0; i < 20; i++) {
+		cr_assert(tsup_app_get(&vivd, "fine", "/", &r), "%s", log);
+		cr_assert_eq(r.status, 200);
+		tsup_resp_free(&r);
+	}
+	FIGURE("host fault: the request got no answer (not a 500), a new worker served within "
+	       "10 s, the log names the fault and the restart");
+	free(log);
+}
