@@ -57,12 +57,12 @@ static size_t open_slow(unsigned port, const char *start, int *fds)
 	return held;
 }
 
-/* One more byte on every connection still open; how many are. */
-static size_t trickle(int *fds)
+/* One more byte on every connection of the n still open; how many are. */
+static size_t trickle(int *fds, size_t n)
 {
 	size_t open = 0;
 
-	for (size_t i = 0; i < ADDRESSES * PER_ADDRESS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (fds[i] < 0)
 			continue;
 		if (rawnet_closed(fds[i]) || !rawnet_send(fds[i], "X", 1)) {
@@ -139,7 +139,7 @@ Test(slow, slow_loris_on_the_api_leaves_others_served)
 		worst = ms > worst ? ms : worst;
 		ms = timed_get(apps, true, NULL, 200, 2000);
 		worst = ms > worst ? ms : worst;
-		open = trickle(fds);
+		open = trickle(fds, ADDRESSES * PER_ADDRESS);
 		usleep(2000000);
 	}
 	close_all(fds);
@@ -168,7 +168,7 @@ Test(slow, slow_loris_on_the_apps_port_leaves_others_served)
 		double ms = timed_get(url, false, host, 200, 2000);
 
 		worst = ms > worst ? ms : worst;
-		open = trickle(fds);
+		open = trickle(fds, ADDRESSES * PER_ADDRESS);
 		usleep(2000000);
 	}
 	close_all(fds);
@@ -306,17 +306,7 @@ Test(slow, slow_loris_from_more_addresses_than_the_api_holds)
 		worst = ms > worst ? ms : worst;
 		ms = get_within(apps, true, 2000);
 		worst = ms > worst ? ms : worst;
-		open = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (fds[i] < 0)
-				continue;
-			if (rawnet_closed(fds[i]) || !rawnet_send(fds[i], "X", 1)) {
-				close(fds[i]);
-				fds[i] = -1;
-				continue;
-			}
-			open++;
-		}
+		open = trickle(fds, n);
 		usleep(500000);
 	}
 	for (size_t i = 0; i < n; i++)
