@@ -48,7 +48,7 @@ bool store_config_key_valid(const char *key)
 static enum viv_err write_config(struct store *st, const char *sql, const char *app,
                                  const char *key, const char *value, bool *changed_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 
@@ -66,7 +66,7 @@ static enum viv_err write_config(struct store *st, const char *sql, const char *
 		store_bind_int64(st, stmt, 4, viv_now_ms());
 	err = store_run(st, stmt);
 	if (!err)
-		*changed_out = sqlite3_changes(st->db) > 0;
+		*changed_out = store_changes(st) > 0;
 	store_release(st, stmt);
 	if (!err && *changed_out)
 		store_routes_gen_bump(st);
@@ -131,7 +131,7 @@ enum viv_err store_secret_unset(struct store *st, const char *app, const char *n
 /* Runs sql, which gives one JSON object text for the app id bound to ?1. */
 static enum viv_err config_json(struct store *st, const char *sql, const char *app, char **json_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 	bool row = false;
@@ -166,12 +166,12 @@ enum viv_err store_app_config_get(struct store *st, const char *app, char **json
 	return config_json(st, sql_guest, app, json_out);
 }
 
-static enum viv_err read_secret(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_secret(struct store_stmt *stmt, void *elem)
 {
 	struct store_secret *sec = elem;
 
 	memset(sec, 0, sizeof(*sec));
-	sec->updated_at = sqlite3_column_int64(stmt, 1);
+	sec->updated_at = store_col_int64(stmt, 1);
 	return store_col_text_or(stmt, 0, "", &sec->name);
 }
 
@@ -183,7 +183,7 @@ static void secret_clear(void *elem)
 enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
                                size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 	void *list;

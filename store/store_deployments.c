@@ -56,22 +56,22 @@ static const char sql_dep_get[] = DEP_SELECT " WHERE d.id = ?1";
 static const char sql_dep_list[] =
         DEP_SELECT " WHERE d.app_id = ?1 AND d.id < ?3 ORDER BY d.id DESC LIMIT ?2";
 
-static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_dep(struct store_stmt *stmt, void *elem)
 {
 	struct store_deployment *d = elem;
 	enum viv_err err;
 
 	memset(d, 0, sizeof(*d));
 	store_deploy_config_defaults(&d->config);
-	d->id = sqlite3_column_int64(stmt, 0);
-	d->app_id = sqlite3_column_int64(stmt, 1);
-	d->status = status_parse((const char *)sqlite3_column_text(stmt, 3));
-	d->created_at = sqlite3_column_int64(stmt, 4);
-	d->started_at = sqlite3_column_int64(stmt, 5);
-	d->finished_at = sqlite3_column_int64(stmt, 6);
-	d->upload_size = sqlite3_column_int64(stmt, 8);
-	d->current = sqlite3_column_int(stmt, 16) != 0;
-	d->artifact_size = sqlite3_column_int64(stmt, 18);
+	d->id = store_col_int64(stmt, 0);
+	d->app_id = store_col_int64(stmt, 1);
+	d->status = status_parse(store_col_str(stmt, 3));
+	d->created_at = store_col_int64(stmt, 4);
+	d->started_at = store_col_int64(stmt, 5);
+	d->finished_at = store_col_int64(stmt, 6);
+	d->upload_size = store_col_int64(stmt, 8);
+	d->current = store_col_int64(stmt, 16) != 0;
+	d->artifact_size = store_col_int64(stmt, 18);
 	err = store_col_text_or(stmt, 2, "", &d->app);
 	if (!err)
 		err = store_col_text_or(stmt, 7, "", &d->upload_sha256);
@@ -84,9 +84,8 @@ static enum viv_err read_dep(sqlite3_stmt *stmt, void *elem)
 	if (!err)
 		err = store_col_text_or(stmt, 13, "{}", &d->timings);
 	if (!err)
-		err = store_deploy_config_read(d->id, (const char *)sqlite3_column_text(stmt, 10),
-		                               (const char *)sqlite3_column_text(stmt, 14),
-		                               &d->config);
+		err = store_deploy_config_read(d->id, store_col_str(stmt, 10),
+		                               store_col_str(stmt, 14), &d->config);
 	if (!err)
 		err = store_col_text(stmt, 15, &d->error);
 	if (!err)
@@ -113,9 +112,9 @@ static void dep_clear(void *elem)
  * VIV_ERR_NOT_FOUND when there is none. On success the row is ready to read
  * in *out, to hand back with store_release(); on failure the statement has
  * been released and *out is NULL. */
-static enum viv_err dep_row(struct store *st, const char *sql, int64_t id, sqlite3_stmt **out)
+static enum viv_err dep_row(struct store *st, const char *sql, int64_t id, struct store_stmt **out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -137,7 +136,7 @@ static enum viv_err dep_row(struct store *st, const char *sql, int64_t id, sqlit
 
 enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_deployment **out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *d;
 
@@ -155,7 +154,7 @@ enum viv_err store_deployment_get(struct store *st, int64_t id, struct store_dep
 enum viv_err store_deployment_list(struct store *st, const char *app, int64_t before_id,
                                    size_t limit, struct store_deployment **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	int64_t app_id;
 	void *ds;
@@ -194,10 +193,8 @@ static const char sql_dep_progress[] =
 enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset, size_t max,
                                        struct store_dep_progress *out)
 {
-	sqlite3_stmt *stmt = NULL;
-	const void *blob;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
-	size_t n;
 	bool row = false;
 
 	memset(out, 0, sizeof(*out));
@@ -215,19 +212,9 @@ enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log
 		err = VIV_ERR_NOT_FOUND;
 	if (err)
 		goto out;
-	out->status = status_parse((const char *)sqlite3_column_text(stmt, 0));
-	out->log_size = sqlite3_column_int64(stmt, 1);
-	blob = sqlite3_column_blob(stmt, 2);
-	n = (size_t)sqlite3_column_bytes(stmt, 2);
-	out->log_tail = malloc(n + 1);
-	if (!out->log_tail) {
-		err = VIV_ERR_NOMEM;
-		goto out;
-	}
-	if (n)
-		memcpy(out->log_tail, blob, n);
-	out->log_tail[n] = '\0';
-	out->tail_len = n;
+	out->status = status_parse(store_col_str(stmt, 0));
+	out->log_size = store_col_int64(stmt, 1);
+	err = store_col_bytes(stmt, 2, &out->log_tail, &out->tail_len);
 out:
 	store_release(st, stmt);
 	return err;
@@ -242,7 +229,7 @@ static const char sql_dep_insert[] =
 static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *deployed_by,
                                const char *upload_sha256, int64_t upload_size, int64_t *id_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -259,7 +246,7 @@ static enum viv_err dep_insert(struct store *st, int64_t app_id, const char *dep
 	if (!err && !row)
 		err = VIV_ERR_INTERNAL;
 	if (!err)
-		*id_out = sqlite3_column_int64(stmt, 0);
+		*id_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
@@ -347,7 +334,7 @@ static const char sql_dep_claim[] =
 
 static enum viv_err any_queued(struct store *st, bool *out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_dep_any_queued, &stmt);
@@ -366,7 +353,7 @@ static enum viv_err any_queued(struct store *st, bool *out)
  */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -387,7 +374,7 @@ enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 	if (!err && !row)
 		err = VIV_ERR_NOT_FOUND;
 	if (!err)
-		*id_out = sqlite3_column_int64(stmt, 0);
+		*id_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	stmt = NULL;
 	if (!err)
@@ -409,14 +396,14 @@ static const char sql_dep_log_append[] = "UPDATE deployments SET log = log || ?2
 /* The size of a build log in bytes, and whether it ends a line. */
 static enum viv_err log_state(struct store *st, int64_t id, int64_t *size, bool *at_line_start)
 {
-	sqlite3_stmt *stmt;
+	struct store_stmt *stmt;
 	enum viv_err err;
 
 	err = dep_row(st, sql_dep_log_state, id, &stmt);
 	if (err)
 		return err;
-	*size = sqlite3_column_int64(stmt, 0);
-	*at_line_start = sqlite3_column_int(stmt, 1) != 0;
+	*size = store_col_int64(stmt, 0);
+	*at_line_start = store_col_int64(stmt, 1) != 0;
 	store_release(st, stmt);
 	return VIV_OK;
 }
@@ -458,7 +445,7 @@ static enum viv_err log_piece(struct viv_buf *b, int64_t size, bool at_line_star
 static enum viv_err log_append_locked(struct store *st, int64_t id, const char *text, size_t len,
                                       bool own_line)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	struct viv_buf b;
 	bool at_line_start = true;
 	enum viv_err err;
@@ -501,15 +488,15 @@ enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text
 static const char sql_dep_requeue[] = "UPDATE deployments SET status = 'queued', started_at = NULL"
                                       " WHERE status = 'building' RETURNING id";
 
-static enum viv_err read_id(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_id(struct store_stmt *stmt, void *elem)
 {
-	*(int64_t *)elem = sqlite3_column_int64(stmt, 0);
+	*(int64_t *)elem = store_col_int64(stmt, 0);
 	return VIV_OK;
 }
 
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t *ids = NULL;
 	size_t n = 0, i;
 	enum viv_err err;
@@ -546,12 +533,12 @@ out:
 /* ---- Details recorded during a build ---------------------------------------------- */
 
 /* Runs an UPDATE of one deployment: VIV_ERR_NOT_FOUND when no row changed. */
-static enum viv_err run_update(struct store *st, sqlite3_stmt *stmt)
+static enum viv_err run_update(struct store *st, struct store_stmt *stmt)
 {
 	enum viv_err err;
 
 	err = store_run(st, stmt);
-	if (!err && sqlite3_changes(st->db) == 0)
+	if (!err && store_changes(st) == 0)
 		err = VIV_ERR_NOT_FOUND;
 	store_release(st, stmt);
 	return err;
@@ -561,7 +548,7 @@ static const char sql_dep_language[] = "UPDATE deployments SET language = ?2 WHE
 
 enum viv_err store_deployment_set_language(struct store *st, int64_t id, const char *language)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	if (!language || !*language || strlen(language) > LANGUAGE_MAX)
@@ -594,7 +581,7 @@ static const char sql_dep_timing[] =
 enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms)
 {
 	char path[TIMING_STEP_MAX + 8];
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	if (!step_name_valid(step))
@@ -618,14 +605,14 @@ static const char sql_dep_status[] = "SELECT status FROM deployments WHERE id = 
  * is not in a state that may finish that way. */
 static enum viv_err finish_refused(struct store *st, int64_t id, const char *to)
 {
-	sqlite3_stmt *stmt;
+	struct store_stmt *stmt;
 	enum viv_err err;
 
 	err = dep_row(st, sql_dep_status, id, &stmt);
 	if (err)
 		return err;
 	viv_log(VIV_ERROR, "store: deployment %lld is %s, so it cannot become %s", (long long)id,
-	        (const char *)sqlite3_column_text(stmt, 0), to);
+	        store_col_str(stmt, 0), to);
 	store_release(st, stmt);
 	return VIV_ERR_INVALID;
 }
@@ -668,7 +655,7 @@ static const char sql_app_current[] = "UPDATE apps SET current_deployment = ?1"
 
 static enum viv_err artifact_record(struct store *st, const struct store_build *b, int64_t now)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_artifact_insert, &stmt);
@@ -687,7 +674,7 @@ static enum viv_err artifact_record(struct store *st, const struct store_build *
 static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct store_build *b,
                                    const char *config, int64_t now)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_dep_ready, &stmt);
@@ -708,7 +695,7 @@ static enum viv_err dep_mark_ready(struct store *st, int64_t id, const struct st
 
 static enum viv_err app_set_current(struct store *st, int64_t id)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_app_current, &stmt);
@@ -768,20 +755,19 @@ static const char sql_dep_by_build_key[] =
         " FROM deployments d JOIN artifacts ar ON ar.hash = d.artifact"
         " WHERE d.build_key = ?1 AND d.status = 'ready' ORDER BY d.id DESC LIMIT ?2";
 
-static enum viv_err read_prior(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_prior(struct store_stmt *stmt, void *elem)
 {
 	struct store_prior_build *b = elem;
 	enum viv_err err;
 
 	memset(b, 0, sizeof(*b));
-	b->deployment_id = sqlite3_column_int64(stmt, 0);
-	b->artifact_size = sqlite3_column_int64(stmt, 5);
-	b->wasm_size = sqlite3_column_int64(stmt, 6);
+	b->deployment_id = store_col_int64(stmt, 0);
+	b->artifact_size = store_col_int64(stmt, 5);
+	b->wasm_size = store_col_int64(stmt, 6);
 	err = store_col_text_or(stmt, 1, "", &b->artifact);
 	if (!err)
-		err = store_deploy_config_read(
-		        b->deployment_id, (const char *)sqlite3_column_text(stmt, 2),
-		        (const char *)sqlite3_column_text(stmt, 3), &b->config);
+		err = store_deploy_config_read(b->deployment_id, store_col_str(stmt, 2),
+		                               store_col_str(stmt, 3), &b->config);
 	if (!err)
 		err = store_col_text(stmt, 4, &b->language);
 	return err;
@@ -800,7 +786,7 @@ enum viv_err store_deployment_find_build(struct store *st, const char *build_key
                                          struct store_prior_build **out)
 {
 	struct store_prior_build *rows = NULL, *found = NULL;
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	size_t n = 0;
 	enum viv_err err;
 	void *arr;
@@ -848,7 +834,7 @@ static const char sql_dep_failed[] =
 
 enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *error)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	size_t len;
 

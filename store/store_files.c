@@ -355,7 +355,7 @@ static bool artifact_unlink(const struct store *st, const char *hash, const char
  */
 enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *removed_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool used = false, so, wasm;
 

@@ -128,7 +128,7 @@ static const char sql_routes[] =
                 "a.id") " FROM apps a JOIN deployments d ON d.id = a.current_deployment"
                         " ORDER BY a.name";
 
-static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_route(struct store_stmt *stmt, void *elem)
 {
 	return store_route_read(stmt, (struct store_route *)elem);
 }
@@ -140,7 +140,7 @@ static void route_clear(void *elem)
 
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *routes;
 
@@ -160,24 +160,22 @@ void store_routes_free(struct store_route *routes, size_t n)
 	store_rows_free(routes, n, sizeof(*routes), route_clear);
 }
 
-enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r)
+enum viv_err store_route_read(struct store_stmt *stmt, struct store_route *r)
 {
 	enum viv_err err;
 
 	memset(r, 0, sizeof(*r));
-	r->app_id = sqlite3_column_int64(stmt, 1);
-	r->deployment_id = sqlite3_column_int64(stmt, 2);
+	r->app_id = store_col_int64(stmt, 1);
+	r->deployment_id = store_col_int64(stmt, 2);
 	store_deploy_config_defaults(&r->config);
 	err = store_col_text_or(stmt, 0, "", &r->app);
 	if (!err)
 		err = store_col_text_or(stmt, 3, "", &r->artifact);
 	if (!err)
-		err = store_deploy_config_read(
-		        r->deployment_id, (const char *)sqlite3_column_text(stmt, 4),
-		        (const char *)sqlite3_column_text(stmt, 5), &r->config);
+		err = store_deploy_config_read(r->deployment_id, store_col_str(stmt, 4),
+		                               store_col_str(stmt, 5), &r->config);
 	if (!err) {
-		err = store_env_decode((const char *)sqlite3_column_text(stmt, 6), &r->app_env,
-		                       &r->n_app_env);
+		err = store_env_decode(store_col_str(stmt, 6), &r->app_env, &r->n_app_env);
 		if (err == VIV_ERR_INVALID) {
 			viv_log(VIV_ERROR, "store: app %s has malformed settings", r->app);
 			err = VIV_OK;

@@ -13,7 +13,7 @@ static const char sql_deployment_route[] =
                 "a.id") " FROM deployments d JOIN apps a ON a.id = d.app_id"
                         " WHERE d.id = ?1 AND d.status = 'ready'";
 
-static enum viv_err read_deployment_route(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_deployment_route(struct store_stmt *stmt, void *elem)
 {
 	return store_route_read(stmt, (struct store_route *)elem);
 }
@@ -26,7 +26,7 @@ static void clear_deployment_route(void *elem)
 enum viv_err store_route_of_deployment(struct store *st, int64_t deployment_id,
                                        struct store_route **out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *route;
 

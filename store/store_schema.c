@@ -209,7 +209,7 @@ static const char *const migrations[] = {
 
 static enum viv_err read_version(struct store *st, int *out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -219,7 +219,7 @@ static enum viv_err read_version(struct store *st, int *out)
 		return err;
 	err = store_step(st, stmt, &row);
 	if (!err && row)
-		*out = sqlite3_column_int(stmt, 0);
+		*out = (int)store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
@@ -234,17 +234,18 @@ static enum viv_err check_not_newer(int version, char *errbuf, size_t errlen)
 	return VIV_ERR_UNSUPPORTED;
 }
 
-/* Runs one migration script; SQLite's message goes to errbuf and the log. */
+/* Runs one migration script; the database's message goes to errbuf and the
+ * log. */
 static enum viv_err apply(struct store *st, int to, const char *sql, char *errbuf, size_t errlen)
 {
-	int rc;
+	char msg[512];
+	enum viv_err err;
 
-	rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		return VIV_OK;
-	viv_errf(errbuf, errlen, "cannot upgrade the database %s to schema %d: %s", st->db_path, to,
-	         sqlite3_errmsg(st->db));
-	return store_db_error(st, rc, "schema migration");
+	err = st->be->exec_script(st, sql, msg, sizeof(msg));
+	if (err)
+		viv_errf(errbuf, errlen, "cannot upgrade the database %s to schema %d: %s",
+		         st->db_path, to, msg);
+	return err;
 }
 
 enum viv_err store_migrate(struct store *st, char *errbuf, size_t errlen)
