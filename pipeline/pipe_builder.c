@@ -43,7 +43,8 @@ struct pipe_builder {
 	char open_msg[256];
 	char *datadir;
 	struct pipe_config cfg;
-	char *include_dir, *sdk_dir, *tool_dir, *builds_dir; /* owned copies cfg points to */
+	/* Owned copies cfg points to. */
+	char *include_dir, *sdk_dir, *tool_dir, *builds_dir, *store_url;
 	struct builder_thread *threads;
 	unsigned n;
 	/* A connection used for nothing but waking the threads (its mapping
@@ -155,7 +156,7 @@ static void *builder_main(void *arg)
 	char msg[256];
 	enum viv_err err;
 
-	err = store_open(b->datadir, &st, msg, sizeof(msg));
+	err = store_open_db(b->datadir, b->cfg.store_url, &st, msg, sizeof(msg));
 	pthread_mutex_lock(&b->lock);
 	b->opened++;
 	if (err && !b->open_err) {
@@ -202,6 +203,7 @@ static void builder_free(struct pipe_builder *b)
 	free(b->sdk_dir);
 	free(b->tool_dir);
 	free(b->builds_dir);
+	free(b->store_url);
 	free(b);
 }
 
@@ -222,7 +224,7 @@ static enum viv_err prepare(struct pipe_builder *b)
 	size_t requeued = 0;
 	enum viv_err err;
 
-	err = store_open(b->datadir, &st, b->open_msg, sizeof(b->open_msg));
+	err = store_open_db(b->datadir, b->cfg.store_url, &st, b->open_msg, sizeof(b->open_msg));
 	if (err)
 		return err;
 	if (!b->builds_dir) {
@@ -276,10 +278,13 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 		err = dup_opt(cfg->tool_dir, &b->tool_dir);
 	if (!err)
 		err = dup_opt(cfg->builds_dir, &b->builds_dir);
+	if (!err)
+		err = dup_opt(cfg->store_url, &b->store_url);
 	b->cfg.include_dir = b->include_dir;
 	b->cfg.sdk_dir = b->sdk_dir;
 	b->cfg.tool_dir = b->tool_dir;
 	b->cfg.builds_dir = b->builds_dir;
+	b->cfg.store_url = b->store_url;
 	if (!err) {
 		b->threads = calloc(b->n, sizeof(*b->threads));
 		err = b->threads ? VIV_OK : VIV_ERR_NOMEM;

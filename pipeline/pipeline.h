@@ -27,6 +27,9 @@ struct pipe_cgroups {
 };
 
 struct pipe_config {
+	/* The builders' store: PostgreSQL, as store_open_db() takes it; NULL:
+	 * SQLite in the data directory. */
+	const char *store_url;
 	/* Directory holding wasm-rt.h's companions for artifact builds:
 	 * common/ (viv_guest.h). */
 	const char *include_dir;

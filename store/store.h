@@ -1,16 +1,18 @@
-/* The system of record: a SQLite database in WAL mode (apps, deployments,
- * artifacts, tokens, app logs) and the content-addressed artifact directory,
- * both under one data directory. Everything the API, the pipeline and the
- * runners know about apps goes through this header, so that another backend
- * can sit beside SQLite later.
+/* The system of record: apps, deployments, artifacts, tokens, KV data and
+ * app logs, in a SQLite database in WAL mode inside the data directory, or
+ * in PostgreSQL (libpq) when a postgres:// URL is given; and the
+ * content-addressed artifact directory, uploads and build folders, which
+ * stay in the data directory either way. Everything the API, the pipeline
+ * and the runners know about apps goes through this header, whichever
+ * database is under it.
  *
- * A struct store is one SQLite connection: use it from one thread at a time
- * and never across fork(); each process and thread opens its own.
+ * A struct store is one database connection: use it from one thread at a
+ * time and never across fork(); each process and thread opens its own.
  *
  * Errors common to every call that reaches the database: VIV_ERR_DB when
- * SQLite fails (its message goes to the operator log), VIV_ERR_BUSY when
- * other processes kept the database locked past the busy timeout (10 s),
- * VIV_ERR_NOMEM. */
+ * the database fails (its message goes to the operator log), VIV_ERR_BUSY
+ * when other connections kept what it needed locked past the busy timeout
+ * (10 s), VIV_ERR_NOMEM. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -32,14 +34,29 @@ struct store;
 VIV_MUST_CHECK enum viv_err store_open(const char *datadir, struct store **out, char *errbuf,
                                        size_t errlen);
 
+/* store_open() with the records in the PostgreSQL database that db_url
+ * names (postgres://USER@HOST/DB, or postgresql:// with libpq's
+ * parameters; the database is UTF8 and the user may create tables), or,
+ * when db_url is NULL or "", in SQLite as store_open() has them. The files
+ * stay in datadir. VIV_ERR_INVALID for another kind of URL,
+ * VIV_ERR_UNSUPPORTED for a database that is not UTF8. */
+VIV_MUST_CHECK enum viv_err store_open_db(const char *datadir, const char *db_url,
+                                          struct store **out, char *errbuf, size_t errlen);
+
+/* True when url is a postgres:// or postgresql:// URL. */
+bool store_url_is_postgres(const char *url);
+
+/* True when st keeps its records in PostgreSQL. */
+bool store_is_postgres(const struct store *st);
+
 /* Closes the connection; accepts NULL. */
 void store_close(struct store *st);
 
 /* The data directory this store was opened on. Borrowed for the life of st. */
 const char *store_datadir(const struct store *st);
 
-/* The schema version after migrations (PRAGMA user_version); -1 when it
- * cannot be read. */
+/* The schema version after migrations (PRAGMA user_version; on
+ * PostgreSQL the table vivarium_schema); -1 when it cannot be read. */
 int store_schema_version(struct store *st);
 
 /* ---- Tokens --------------------------------------------------------------- */
@@ -516,8 +533,12 @@ void store_routes_free(struct store_route *routes, size_t n);
 /* A counter that changes whenever any app's current deployment changes. It
  * lives in a small shared file mapped by every process on this data
  * directory, so reading it is one memory load: a runner compares it on each
- * request and reloads routes when it moved. */
-uint64_t store_routes_generation(const struct store *st);
+ * request and reloads routes when it moved. On PostgreSQL the database
+ * counts the changes, and this page holds the highest count this machine
+ * has seen: a connection that asks learns of changes made from other
+ * machines through LISTEN/NOTIFY (it looks every 50 ms at most) and by
+ * reading the count every 5 s. */
+uint64_t store_routes_generation(struct store *st);
 
 /* ---- App configuration set through the API ---------------------------------- */
 

@@ -63,6 +63,35 @@ enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out)
 	return err;
 }
 
+/* On PostgreSQL the app's row stays locked until the transaction ends:
+ * deployments of it are created, made current and deleted one after the
+ * other, as SQLite's single writer has them. */
+static const char sql_app_lock_pg[] = "SELECT id FROM apps WHERE name = ?1 FOR UPDATE";
+
+enum viv_err store_app_lock(struct store *st, const char *name, int64_t *id_out)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row;
+
+	*id_out = 0;
+	if (st->kind != STORE_POSTGRES)
+		return store_app_id(st, name, id_out);
+	if (!name)
+		return VIV_ERR_NOT_FOUND;
+	err = store_prepare(st, sql_app_lock_pg, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, name);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err)
+		*id_out = store_col_int64(stmt, 0);
+	store_release(st, stmt);
+	return err;
+}
+
 /* Works alone or inside a caller's transaction: the insert does nothing when
  * the name is taken, and the id is read after it either way. */
 enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out)
@@ -177,6 +206,9 @@ static const char sql_app_artifacts[] =
 static const char sql_app_assets[] =
         "SELECT DISTINCT json_extract(config, '$.assets') FROM deployments"
         " WHERE app_id = ?1 AND json_type(config, '$.assets') = 'text'";
+static const char sql_app_assets_pg[] =
+        "SELECT DISTINCT config::jsonb ->> 'assets' FROM deployments"
+        " WHERE app_id = ?1 AND jsonb_typeof(config::jsonb -> 'assets') = 'string'";
 static const char sql_app_queued[] =
         "SELECT id FROM deployments WHERE app_id = ?1 AND status = 'queued'";
 /* kv and app_config came before ON DELETE CASCADE was the habit; the rest
@@ -271,8 +303,8 @@ static enum viv_err app_delete_rows(struct store *st, int64_t app_id, struct app
 	if (!err)
 		l->artifacts = rows;
 	if (!err)
-		err = app_rows(st, sql_app_assets, app_id, sizeof(char *), read_text, text_clear,
-		               &rows, &l->n_assets);
+		err = app_rows(st, store_sql(st, sql_app_assets, sql_app_assets_pg), app_id,
+		               sizeof(char *), read_text, text_clear, &rows, &l->n_assets);
 	if (!err)
 		l->assets = rows;
 	if (!err)
@@ -303,16 +335,17 @@ enum viv_err store_app_delete(struct store *st, const char *name, struct store_a
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_app_id(st, name, &app_id);
+	err = store_app_lock(st, name, &app_id);
 	if (!err)
 		err = app_delete_rows(st, app_id, &l, &done.deployments);
+	/* Runners drop the app's route when they see the generation move. */
+	if (!err)
+		err = store_routes_changed(st);
 	if (!err)
 		err = store_commit(st);
 	store_rollback(st);
 	if (err)
 		goto out;
-	/* Runners drop the app's route when they see the generation move. */
-	store_routes_gen_bump(st);
 	viv_log(VIV_INFO, "store: app %s deleted with its %zu deployment(s)", name,
 	        done.deployments);
 	for (i = 0; i < l.n_queued; i++)
@@ -400,7 +433,7 @@ enum viv_err store_app_rollback(struct store *st, const char *name, int64_t depl
 	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	int64_t app_id = 0, current = 0, target = 0;
-	bool row = false, changed = false;
+	bool row = false;
 
 	if (current_out)
 		*current_out = 0;
@@ -411,7 +444,7 @@ enum viv_err store_app_rollback(struct store *st, const char *name, int64_t depl
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_app_id(st, name, &app_id);
+	err = store_app_lock(st, name, &app_id);
 	if (!err)
 		err = store_prepare(st, sql_app_current_of, &stmt);
 	if (err)
@@ -430,14 +463,13 @@ enum viv_err store_app_rollback(struct store *st, const char *name, int64_t depl
 	err = store_run(st, stmt);
 	store_release(st, stmt);
 	if (!err)
+		err = store_routes_changed(st);
+	if (!err)
 		err = store_commit(st);
-	changed = !err;
 out:
 	store_rollback(st);
 	if (err)
 		return err;
-	if (changed)
-		store_routes_gen_bump(st);
 	if (current_out)
 		*current_out = target;
 	if (previous_out)

@@ -9,14 +9,18 @@
 
 static const char sql_set[] = "INSERT INTO app_config(app_id, key, value) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value"
-                              " WHERE value IS NOT excluded.value";
+                              " WHERE app_config.value IS DISTINCT FROM excluded.value";
 static const char sql_unset[] = "DELETE FROM app_config WHERE app_id = ?1 AND key = ?2";
 /* json_group_object() gives {} for no rows; the inner ORDER BY sorts the
- * keys. */
+ * keys. PostgreSQL's own aggregates put spaces in: the object is written
+ * out as SQLite's is. */
 static const char sql_settings[] =
         "SELECT json_group_object(key, value) FROM"
         " (SELECT key, value FROM app_config WHERE app_id = ?1 ORDER BY key)";
+static const char sql_settings_pg[] =
+        "SELECT " STORE_JSON_OBJECT_PG("key", "value") " FROM app_config WHERE app_id = ?1";
 static const char sql_guest[] = "SELECT " STORE_GUEST_CONFIG_SQL("?1");
+static const char sql_guest_pg[] = "SELECT " STORE_GUEST_CONFIG_SQL_PG("?1");
 static const char sql_secret_set[] =
         "INSERT INTO secrets(app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT(app_id, name) DO UPDATE SET value = excluded.value,"
@@ -53,11 +57,14 @@ static enum viv_err write_config(struct store *st, const char *sql, const char *
 	enum viv_err err;
 
 	*changed_out = false;
+	err = store_begin(st);
+	if (err)
+		return err;
 	err = store_app_id(st, app, &app_id);
 	if (!err)
 		err = store_prepare(st, sql, &stmt);
 	if (err)
-		return err;
+		goto out;
 	store_bind_int64(st, stmt, 1, app_id);
 	store_bind_text(st, stmt, 2, key);
 	if (value)
@@ -69,7 +76,13 @@ static enum viv_err write_config(struct store *st, const char *sql, const char *
 		*changed_out = store_changes(st) > 0;
 	store_release(st, stmt);
 	if (!err && *changed_out)
-		store_routes_gen_bump(st);
+		err = store_routes_changed(st);
+	if (!err)
+		err = store_commit(st);
+out:
+	store_rollback(st);
+	if (err)
+		*changed_out = false;
 	return err;
 }
 
@@ -158,12 +171,12 @@ static enum viv_err config_json(struct store *st, const char *sql, const char *a
 
 enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out)
 {
-	return config_json(st, sql_settings, app, json_out);
+	return config_json(st, store_sql(st, sql_settings, sql_settings_pg), app, json_out);
 }
 
 enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out)
 {
-	return config_json(st, sql_guest, app, json_out);
+	return config_json(st, store_sql(st, sql_guest, sql_guest_pg), app, json_out);
 }
 
 static enum viv_err read_secret(struct store_stmt *stmt, void *elem)

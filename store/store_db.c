@@ -333,11 +333,16 @@ enum viv_err store_begin(struct store *st)
 
 enum viv_err store_commit(struct store *st)
 {
-	return store_exec(st, "COMMIT");
+	enum viv_err err = store_exec(st, "COMMIT");
+
+	if (!err)
+		store_routes_publish(st);
+	return err;
 }
 
 void store_rollback(struct store *st)
 {
+	st->routes_pending = false;
 	/* A failed statement may already have rolled the transaction back. */
 	if (!st->be->in_transaction(st))
 		return;
@@ -359,6 +364,29 @@ enum viv_err store_text_exists(struct store *st, const char *sql, const char *te
 		return err;
 	store_bind_text(st, stmt, 1, text);
 	err = store_step(st, stmt, out);
+	store_release(st, stmt);
+	return err;
+}
+
+/* Both keys of the two-integer form: a class that is Vivarium's, and the
+ * lock's own key folded into 31 bits (two apps sharing a lock only wait
+ * for each other). */
+static const char sql_pg_lock[] = "SELECT pg_advisory_xact_lock(?1::int, ?2::int)";
+#define STORE_PG_LOCK_CLASS 0x7669 /* "vi" */
+
+enum viv_err store_lock(struct store *st, enum store_lock lock, int64_t key)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+
+	if (st->kind != STORE_POSTGRES)
+		return VIV_OK;
+	err = store_prepare(st, sql_pg_lock, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, STORE_PG_LOCK_CLASS * 16 + (int64_t)lock);
+	store_bind_int64(st, stmt, 2, (int64_t)((uint64_t)key % 2147483647u));
+	err = store_run(st, stmt);
 	store_release(st, stmt);
 	return err;
 }

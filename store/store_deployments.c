@@ -4,6 +4,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,8 @@ static enum store_dep_status status_parse(const char *s)
 #define DEP_SELECT                                                                                 \
 	"SELECT d.id, d.app_id, a.name, d.status, d.created_at, d.started_at,"                     \
 	" d.finished_at, d.upload_sha256, d.upload_size, d.language, d.mode, d.artifact,"          \
-	" d.log, d.timings, d.config, d.error, a.current_deployment IS d.id,"                      \
+	" d.log, d.timings, d.config, d.error,"                                                    \
+	" (a.current_deployment IS NOT NULL AND a.current_deployment = d.id),"                     \
 	" d.deployed_by, ar.so_size"                                                               \
 	" FROM deployments d JOIN apps a ON a.id = d.app_id"                                       \
 	" LEFT JOIN artifacts ar ON ar.hash = d.artifact"
@@ -186,8 +188,13 @@ void store_deployment_list_free(struct store_deployment *ds, size_t n)
 	store_rows_free(ds, n, sizeof(*ds), dep_clear);
 }
 
+/* The log's bytes from ?2 (counting from 1), ?3 of them at most. */
 static const char sql_dep_progress[] =
         "SELECT status, length(CAST(log AS BLOB)), substr(CAST(log AS BLOB), ?2, ?3)"
+        " FROM deployments WHERE id = ?1";
+static const char sql_dep_progress_pg[] =
+        "SELECT status, octet_length(log), substring(convert_to(log, 'UTF8')"
+        " FROM least(?2::bigint, 2147483647)::int FOR least(?3::bigint, 2147483647)::int)"
         " FROM deployments WHERE id = ?1";
 
 enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log_offset, size_t max,
@@ -200,7 +207,7 @@ enum viv_err store_deployment_progress(struct store *st, int64_t id, int64_t log
 	memset(out, 0, sizeof(*out));
 	if (log_offset < 0)
 		return VIV_ERR_INVALID;
-	err = store_prepare(st, sql_dep_progress, &stmt);
+	err = store_prepare(st, store_sql(st, sql_dep_progress, sql_dep_progress_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
@@ -323,7 +330,8 @@ static const char sql_dep_any_queued[] =
         "SELECT 1 FROM deployments WHERE status = 'queued' LIMIT 1";
 /* The oldest queued deployment of an app that has none building: an
  * app's deployments build one after another, in order, and never hold
- * another app's behind them, however long one of them takes. */
+ * another app's behind them, however long one of them takes. On SQLite the
+ * claim's write lock excludes every other claim. */
 static const char sql_dep_claim[] =
         "UPDATE deployments SET status = 'building', started_at = ?1"
         " WHERE id = (SELECT d.id FROM deployments d WHERE d.status = 'queued'"
@@ -331,6 +339,29 @@ static const char sql_dep_claim[] =
         "                   WHERE b.app_id = d.app_id AND b.status = 'building')"
         "   ORDER BY d.id LIMIT 1)"
         " RETURNING id";
+/*
+ * On PostgreSQL builders on many machines claim at once. Each locks the
+ * app of the oldest deployment it could take, passing over apps another
+ * claim holds (SKIP LOCKED, so no claim waits for another), and then takes
+ * that app's oldest queued deployment, if the app still has none building:
+ * the second statement sees every claim committed before the lock was
+ * granted, so an app never builds two deployments at once.
+ */
+static const char sql_dep_claim_app_pg[] =
+        "SELECT a.id FROM deployments d JOIN apps a ON a.id = d.app_id"
+        " WHERE d.status = 'queued' AND NOT EXISTS (SELECT 1 FROM deployments b"
+        "   WHERE b.app_id = d.app_id AND b.status = 'building')"
+        " ORDER BY d.id LIMIT 1 FOR UPDATE OF a SKIP LOCKED";
+static const char sql_dep_claim_pg[] =
+        "UPDATE deployments SET status = 'building', started_at = ?1"
+        " WHERE id = (SELECT d.id FROM deployments d WHERE d.app_id = ?2"
+        "   AND d.status = 'queued' ORDER BY d.id LIMIT 1)"
+        " AND NOT EXISTS (SELECT 1 FROM deployments b"
+        "   WHERE b.app_id = ?2 AND b.status = 'building')"
+        " RETURNING id";
+/* A claim that lost its app to a claim that committed between its look
+ * and its lock looks again, a few times. */
+#define CLAIM_TRIES 4
 
 static enum viv_err any_queued(struct store *st, bool *out)
 {
@@ -345,15 +376,48 @@ static enum viv_err any_queued(struct store *st, bool *out)
 	return err;
 }
 
+/* Inside the claim's transaction: the deployment it moved to building. */
+static enum viv_err claim_locked(struct store *st, int64_t *id_out)
+{
+	struct store_stmt *stmt = NULL;
+	int64_t app_id = 0;
+	enum viv_err err;
+	bool row = false;
+
+	*id_out = 0;
+	if (st->kind == STORE_POSTGRES) {
+		err = store_prepare(st, sql_dep_claim_app_pg, &stmt);
+		if (!err)
+			err = store_step(st, stmt, &row);
+		if (!err && row)
+			app_id = store_col_int64(stmt, 0);
+		store_release(st, stmt);
+		if (err || !row)
+			return err ? err : VIV_ERR_NOT_FOUND;
+	}
+	err = store_prepare(st, store_sql(st, sql_dep_claim, sql_dep_claim_pg), &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, viv_now_ms());
+	if (st->kind == STORE_POSTGRES)
+		store_bind_int64(st, stmt, 2, app_id);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err)
+		*id_out = store_col_int64(stmt, 0);
+	store_release(st, stmt);
+	return err;
+}
+
 /*
  * Idle builders poll this, so a look without the write lock comes first.
- * The claim itself runs under BEGIN IMMEDIATE: builders in other processes
- * wait on the busy timeout for the lock rather than fail, and whoever gets
- * it sees every earlier claim.
+ * The claim itself runs under BEGIN IMMEDIATE on SQLite: builders in other
+ * processes wait on the busy timeout for the lock rather than fail, and
+ * whoever gets it sees every earlier claim.
  */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 {
-	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -363,24 +427,24 @@ enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 		return err;
 	if (!row)
 		return VIV_ERR_NOT_FOUND;
-	err = store_begin(st);
-	if (err)
-		return err;
-	err = store_prepare(st, sql_dep_claim, &stmt);
-	if (err)
-		goto out;
-	store_bind_int64(st, stmt, 1, viv_now_ms());
-	err = store_step(st, stmt, &row);
-	if (!err && !row)
+	for (int tries = 0; tries < CLAIM_TRIES; tries++) {
+		err = store_begin(st);
+		if (err)
+			return err;
+		err = claim_locked(st, id_out);
+		if (!err)
+			err = store_commit(st);
+		store_rollback(st);
+		if (err != VIV_ERR_NOT_FOUND || st->kind != STORE_POSTGRES)
+			break;
+		/* What it passed over may be free now, or nothing is left. */
+		err = any_queued(st, &row);
+		if (!err && !row)
+			err = VIV_ERR_NOT_FOUND;
+		if (err)
+			break;
 		err = VIV_ERR_NOT_FOUND;
-	if (!err)
-		*id_out = store_col_int64(stmt, 0);
-	store_release(st, stmt);
-	stmt = NULL;
-	if (!err)
-		err = store_commit(st);
-out:
-	store_rollback(st);
+	}
 	if (err)
 		*id_out = 0;
 	return err;
@@ -388,9 +452,13 @@ out:
 
 /* ---- The build log ------------------------------------------------------------- */
 
+/* On PostgreSQL the row stays locked until the append commits. */
 static const char sql_dep_log_state[] =
         "SELECT length(CAST(log AS BLOB)), log = '' OR substr(log, -1) = char(10)"
         " FROM deployments WHERE id = ?1";
+static const char sql_dep_log_state_pg[] =
+        "SELECT octet_length(log), log = '' OR right(log, 1) = chr(10)"
+        " FROM deployments WHERE id = ?1 FOR UPDATE";
 static const char sql_dep_log_append[] = "UPDATE deployments SET log = log || ?2 WHERE id = ?1";
 
 /* The size of a build log in bytes, and whether it ends a line. */
@@ -399,7 +467,7 @@ static enum viv_err log_state(struct store *st, int64_t id, int64_t *size, bool 
 	struct store_stmt *stmt;
 	enum viv_err err;
 
-	err = dep_row(st, sql_dep_log_state, id, &stmt);
+	err = dep_row(st, store_sql(st, sql_dep_log_state, sql_dep_log_state_pg), id, &stmt);
 	if (err)
 		return err;
 	*size = store_col_int64(stmt, 0);
@@ -578,6 +646,54 @@ static bool step_name_valid(const char *step)
 static const char sql_dep_timing[] =
         "UPDATE deployments SET timings = json_set(timings, ?2, ?3) WHERE id = ?1";
 
+/* PostgreSQL's jsonb would sort the steps by the length of their names and
+ * space the text out: the object is read, changed and written back here
+ * instead, in the order the steps ran, as SQLite's json_set() keeps it. */
+static const char sql_dep_timings_pg[] = "SELECT timings FROM deployments WHERE id = ?1 FOR UPDATE";
+static const char sql_dep_timings_set[] = "UPDATE deployments SET timings = ?2 WHERE id = ?1";
+
+static enum viv_err timing_pg(struct store *st, int64_t id, const char *step, int64_t ms)
+{
+	struct store_stmt *stmt = NULL;
+	json_t *obj = NULL;
+	char *text = NULL;
+	enum viv_err err;
+
+	err = store_begin(st);
+	if (!err)
+		err = dep_row(st, sql_dep_timings_pg, id, &stmt);
+	if (err)
+		goto out;
+	obj = json_loads(store_col_str(stmt, 0), 0, NULL);
+	store_release(st, stmt);
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		obj = json_object();
+	}
+	if (!obj || json_object_set_new(obj, step, json_integer(ms)) != 0) {
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	text = json_dumps(obj, JSON_COMPACT);
+	if (!text) {
+		err = VIV_ERR_NOMEM;
+		goto out;
+	}
+	err = store_prepare(st, sql_dep_timings_set, &stmt);
+	if (err)
+		goto out;
+	store_bind_int64(st, stmt, 1, id);
+	store_bind_text(st, stmt, 2, text);
+	err = run_update(st, stmt);
+	if (!err)
+		err = store_commit(st);
+out:
+	store_rollback(st);
+	json_decref(obj);
+	free(text);
+	return err;
+}
+
 enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *step, int64_t ms)
 {
 	char path[TIMING_STEP_MAX + 8];
@@ -586,6 +702,8 @@ enum viv_err store_deployment_timing(struct store *st, int64_t id, const char *s
 
 	if (!step_name_valid(step))
 		return VIV_ERR_INVALID;
+	if (st->kind == STORE_POSTGRES)
+		return timing_pg(st, id, step, ms);
 	snprintf(path, sizeof(path), "$.\"%s\"", step);
 	err = store_prepare(st, sql_dep_timing, &stmt);
 	if (err)
@@ -725,23 +843,24 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 		return err;
 	}
 	/* Under the lock that garbage collection takes to remove files. */
-	err = check_files(st, id, b->artifact, b->config);
+	err = store_lock(st, STORE_LOCK_FILES, 0);
+	if (!err)
+		err = check_files(st, id, b->artifact, b->config);
 	if (!err)
 		err = artifact_record(st, b, now);
 	if (!err)
 		err = dep_mark_ready(st, id, b, config, now);
 	if (!err)
 		err = app_set_current(st, id);
+	/* Published after the commit: a runner that sees the new generation
+	 * and then loads routes is sure to read this change. */
+	if (!err)
+		err = store_routes_changed(st);
 	if (!err)
 		err = store_commit(st);
 	store_rollback(st);
 	free(config);
-	if (err)
-		return err;
-	/* After the commit: a runner that sees the new generation and then
-	 * loads routes is sure to read this change. */
-	store_routes_gen_bump(st);
-	return VIV_OK;
+	return err;
 }
 
 /* ---- Earlier builds ----------------------------------------------------------------- */

@@ -91,6 +91,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
 
 struct store {
 	enum store_kind kind;
@@ -103,8 +104,14 @@ struct store {
 	char *builds_dir;    /* DATADIR/builds */
 	char *cache_dir;     /* DATADIR/cache */
 
-	/* The shared routes generation counter, mapped from DATADIR/routes.gen. */
+	/* The shared routes generation counter, mapped from DATADIR/routes.gen:
+	 * the database's own on PostgreSQL, where this page is what this
+	 * machine has seen of it. */
 	uint64_t *routes_gen;
+	/* A change of routes in the open transaction, published at its commit:
+	 * on PostgreSQL, the database's generation it moved to. */
+	bool routes_pending;
+	uint64_t routes_pending_gen;
 
 	/* The first error of a bind since the last step; reported by the step. */
 	enum viv_err bind_err;
@@ -252,6 +259,47 @@ void store_rollback(struct store *st);
 	"                   WHERE s.app_id = c.app_id AND s.name = c.key)"                         \
 	"  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id "  ORDER BY 1))"
 
+/* On PostgreSQL: a JSON object text of the text columns k and v of a
+ * query's rows, keys sorted, written as SQLite writes it ({"k":"v"}, no
+ * spaces); {} for no rows. */
+#define STORE_JSON_OBJECT_PG(k, v)                                                                 \
+	"coalesce('{' || string_agg(to_json(" k ")::text || ':' || to_json(" v ")::text, ','"      \
+	" ORDER BY " k ") || '}', '{}')"
+
+#define STORE_GUEST_CONFIG_SQL_PG(app_id)                                                          \
+	"(SELECT " STORE_JSON_OBJECT_PG(                                                           \
+	        "k",                                                                               \
+	        "v") " FROM"                                                                       \
+	             " (SELECT key AS k, value AS v FROM app_config c WHERE c.app_id = " app_id    \
+	             "   AND NOT EXISTS (SELECT 1 FROM secrets s"                                  \
+	             "                   WHERE s.app_id = c.app_id AND s.name = c.key)"            \
+	             "  UNION ALL SELECT name, value FROM secrets WHERE app_id = " app_id          \
+	             ") AS g)"
+
+/* Locks a transaction takes where SQLite's BEGIN IMMEDIATE, which excludes
+ * every other writer, was what kept a rule: on PostgreSQL, transaction-level
+ * advisory locks; on SQLite, nothing more. */
+enum store_lock {
+	STORE_LOCK_SCHEMA = 1, /* migrations */
+	STORE_LOCK_FILES,      /* artifacts and static files: collection, readiness */
+	STORE_LOCK_ADMIN,      /* the admin token */
+	STORE_LOCK_KV,         /* an app's KV writes that look before they write */
+};
+
+/* Takes lock (with key: 0, or the app's id) until the open transaction
+ * ends. */
+VIV_MUST_CHECK enum viv_err store_lock(struct store *st, enum store_lock lock, int64_t key);
+
+/* ---- PostgreSQL only (store_pg.c) ------------------------------------------------ */
+
+/* The database's routes generation. */
+VIV_MUST_CHECK enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen_out);
+/* What runners look at on each request: at most every few milliseconds,
+ * the notifications of route changes that arrived; now and then the
+ * generation itself. True, with the highest generation heard in *gen_out,
+ * when it learned something. */
+bool store_pg_routes_poll(struct store *st, uint64_t *gen_out);
+
 /* ---- Schema (store_schema.c) ------------------------------------------------------ */
 
 /* Applies every pending migration; refuses a database from a newer vivd. */
@@ -307,14 +355,24 @@ VIV_MUST_CHECK enum viv_err store_random_hex(char *hex, size_t n);
 /* The id of the app called name; VIV_ERR_NOT_FOUND when there is none. */
 VIV_MUST_CHECK enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out);
 
+/* store_app_id() inside a write transaction, with the app's row locked
+ * until it ends (PostgreSQL; SQLite's transaction excludes every writer). */
+VIV_MUST_CHECK enum viv_err store_app_lock(struct store *st, const char *name, int64_t *id_out);
+
 /* fsync of a directory, so that a rename in it survives a power cut. */
 VIV_MUST_CHECK enum viv_err store_fsync_dir(const char *path);
 
-/* Maps DATADIR/routes.gen (creating it) into st->routes_gen. */
+/* Maps DATADIR/routes.gen (creating it) into st->routes_gen; on
+ * PostgreSQL, brings it up to the database's generation. */
 VIV_MUST_CHECK enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen);
 void store_routes_gen_unmap(struct store *st);
-/* Moves the routes generation on; call after the change has committed. */
-void store_routes_gen_bump(struct store *st);
+/* Inside a write transaction that changes what runners serve: the routes
+ * generation moves on when it commits (on PostgreSQL the database's
+ * counter moves in the transaction, and a notification goes to runners on
+ * every machine with the commit). */
+VIV_MUST_CHECK enum viv_err store_routes_changed(struct store *st);
+/* After a commit: publishes a pending change to this machine's page. */
+void store_routes_publish(struct store *st);
 /* Moves the build queue's generation on and wakes its waiters; call after
  * the deployments queued have committed. */
 void store_queue_bump(struct store *st);

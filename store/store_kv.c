@@ -13,9 +13,15 @@ static const char sql_put[] = "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2
 static const char sql_append[] =
         "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
         "ON CONFLICT(app_id, key) DO UPDATE SET value = CAST(value || excluded.value AS BLOB)";
+static const char sql_append_pg[] =
+        "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(app_id, key) DO UPDATE SET value = kv.value || excluded.value";
 static const char sql_len[] = "SELECT length(value) FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_remove[] = "DELETE FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_relaxed[] = "PRAGMA synchronous = NORMAL";
+/* A commit returns before its WAL record is flushed: a crash of the server
+ * may lose the last ones, never corrupt anything. */
+static const char sql_relaxed_pg[] = "SET synchronous_commit = off";
 
 static enum viv_err check_key(const void *key, size_t klen)
 {
@@ -124,7 +130,9 @@ static enum viv_err write_reporting_new(struct store *st, const char *sql, int64
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = exists(st, app_id, key, klen, &len);
+	err = store_lock(st, STORE_LOCK_KV, app_id);
+	if (!err)
+		err = exists(st, app_id, key, klen, &len);
 	if (!err && append && len >= 0 && (uint64_t)len + vlen > STORE_KV_VALUE_MAX)
 		err = VIV_ERR_TOO_BIG;
 	if (!err)
@@ -148,7 +156,8 @@ enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, siz
 enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
                              const void *val, size_t vlen, bool *was_new_out)
 {
-	return write_reporting_new(st, sql_append, app_id, key, klen, val, vlen, true, was_new_out);
+	return write_reporting_new(st, store_sql(st, sql_append, sql_append_pg), app_id, key, klen,
+	                           val, vlen, true, was_new_out);
 }
 
 enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
@@ -159,12 +168,16 @@ enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, 
 
 enum viv_err store_sync_relaxed(struct store *st)
 {
-	return store_exec(st, sql_relaxed);
+	return store_exec(st, store_sql(st, sql_relaxed, sql_relaxed_pg));
 }
 
 static const char sql_list[] =
         "SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
         " AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
+/* PostgreSQL types each parameter once, from its first use. */
+static const char sql_list_pg[] =
+        "SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
+        " AND (?4::bytea IS NULL OR key < ?4::bytea) ORDER BY key LIMIT ?5";
 
 /* The smallest key past every key that starts with prefix: prefix with its
  * trailing 0xff bytes dropped and the last byte left incremented. *len_out
@@ -211,7 +224,7 @@ enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix,
 	    (alen && !after))
 		return VIV_ERR_INVALID;
 	prefix_end(prefix, plen, end, &elen);
-	err = store_prepare(st, sql_list, &stmt);
+	err = store_prepare(st, store_sql(st, sql_list, sql_list_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);

@@ -127,9 +127,9 @@ enum viv_err store_logs_append(struct store *st, const struct store_log *lines, 
 #define LOG_COLUMNS "id, app_id, deployment_id, ts, stream, message"
 
 static const char sql_log_after[] = "SELECT " LOG_COLUMNS " FROM app_logs"
-                                    " WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+                                    " WHERE app_id = ?1 AND id > ?3 ORDER BY id LIMIT ?2";
 static const char sql_log_tail[] = "SELECT * FROM (SELECT " LOG_COLUMNS " FROM app_logs"
-                                   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?3) ORDER BY id";
+                                   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?2) AS t ORDER BY id";
 
 static enum viv_err read_log(struct store_stmt *stmt, void *elem)
 {
@@ -172,9 +172,9 @@ enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id,
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
+	store_bind_count(st, stmt, 2, limit);
 	if (after_id > 0)
-		store_bind_int64(st, stmt, 2, after_id);
-	store_bind_count(st, stmt, 3, limit);
+		store_bind_int64(st, stmt, 3, after_id);
 	err = store_rows_collect(st, stmt, sizeof(**out), read_log, log_clear, &lines, n_out);
 	if (!err)
 		*out = lines;

@@ -59,7 +59,19 @@ static enum viv_err open_dirs(struct store *st, const char *datadir, char *errbu
 	return err;
 }
 
+bool store_url_is_postgres(const char *url)
+{
+	return url &&
+	       (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0);
+}
+
 enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen)
+{
+	return store_open_db(datadir, NULL, out, errbuf, errlen);
+}
+
+enum viv_err store_open_db(const char *datadir, const char *db_url, struct store **out,
+                           char *errbuf, size_t errlen)
 {
 	struct store *st = NULL;
 	enum viv_err err;
@@ -70,16 +82,22 @@ enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, s
 		viv_errf(errbuf, errlen, "no data directory was given");
 		return VIV_ERR_INVALID;
 	}
+	if (db_url && *db_url && !store_url_is_postgres(db_url)) {
+		viv_errf(errbuf, errlen,
+		         "the store must be a postgres:// or postgresql:// URL, or none for SQLite "
+		         "in the data folder");
+		return VIV_ERR_INVALID;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		viv_errf(errbuf, errlen, "out of memory");
 		return VIV_ERR_NOMEM;
 	}
-	st->kind = STORE_SQLITE;
-	st->be = &store_sqlite_backend;
+	st->kind = db_url && *db_url ? STORE_POSTGRES : STORE_SQLITE;
+	st->be = st->kind == STORE_POSTGRES ? &store_pg_backend : &store_sqlite_backend;
 	err = open_dirs(st, datadir, errbuf, errlen);
 	if (!err)
-		err = st->be->open(st, NULL, errbuf, errlen);
+		err = st->be->open(st, db_url, errbuf, errlen);
 	if (!err)
 		err = store_migrate(st, errbuf, errlen);
 	if (!err)
@@ -95,6 +113,11 @@ enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, s
 out:
 	store_close(st);
 	return err;
+}
+
+bool store_is_postgres(const struct store *st)
+{
+	return st->kind == STORE_POSTGRES;
 }
 
 void store_close(struct store *st)

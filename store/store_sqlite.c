@@ -45,8 +45,8 @@ static enum viv_err lite_prepare(struct store *st, struct store_stmt *stmt)
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v3(db_of(st), stmt->sql, -1, stmt->cached ? SQLITE_PREPARE_PERSISTENT : 0,
-	                        &s, NULL);
+	rc = sqlite3_prepare_v3(db_of(st), stmt->sql, -1,
+	                        stmt->cached ? SQLITE_PREPARE_PERSISTENT : 0, &s, NULL);
 	if (rc != SQLITE_OK)
 		return db_error(st, rc, stmt->sql);
 	stmt->impl = s;

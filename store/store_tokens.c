@@ -163,9 +163,17 @@ out:
 	"   (SELECT app FROM token_apps WHERE token_id = t.id ORDER BY app))"                      \
 	" FROM tokens t"
 
+#define TOKEN_SELECT_PG                                                                            \
+	"SELECT t.id, t.label, t.scope, t.created_at, t.last_used_at, t.builtin,"                  \
+	" (SELECT string_agg(app, ',' ORDER BY app) FROM token_apps WHERE token_id = t.id)"        \
+	" FROM tokens t"
+
 static const char sql_token_by_hash[] = TOKEN_SELECT " WHERE t.hash = ?1";
 static const char sql_token_by_id[] = TOKEN_SELECT " WHERE t.id = ?1";
 static const char sql_token_list[] = TOKEN_SELECT " ORDER BY t.id";
+static const char sql_token_by_hash_pg[] = TOKEN_SELECT_PG " WHERE t.hash = ?1";
+static const char sql_token_by_id_pg[] = TOKEN_SELECT_PG " WHERE t.id = ?1";
+static const char sql_token_list_pg[] = TOKEN_SELECT_PG " ORDER BY t.id";
 
 /* Splits "a,b,c" (app names never hold a comma) into t->apps. */
 static enum viv_err split_apps(const char *list, struct store_token *t)
@@ -227,7 +235,7 @@ static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_t
 	void *t;
 
 	*out = NULL;
-	err = store_prepare(st, sql_token_by_id, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_by_id, sql_token_by_id_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
@@ -261,7 +269,7 @@ enum viv_err store_token_auth(struct store *st, const char *token, struct store_
 	if (!token || !token_format_valid(token))
 		return VIV_ERR_AUTH;
 	viv_sha256_hex(token, strlen(token), hash);
-	err = store_prepare(st, sql_token_by_hash, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_by_hash, sql_token_by_hash_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, hash);
@@ -304,7 +312,7 @@ enum viv_err store_token_list(struct store *st, struct store_token **out, size_t
 
 	*out = NULL;
 	*n_out = 0;
-	err = store_prepare(st, sql_token_list, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_list, sql_token_list_pg), &stmt);
 	if (err)
 		return err;
 	err = store_rows_collect(st, stmt, sizeof(**out), read_token, token_clear, &ts, n_out);
@@ -453,6 +461,8 @@ enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *
 	if (!path)
 		return VIV_ERR_NOMEM;
 	err = store_begin(st);
+	if (!err)
+		err = store_lock(st, STORE_LOCK_ADMIN, 0);
 	if (err)
 		goto out;
 	err = admin_token_read(path, &token);

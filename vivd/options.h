@@ -16,7 +16,8 @@ struct vivd_options {
 	const char *role; /* "serve", "api", "builder" or "runner" */
 	const char *config;
 	const char *datadir;
-	const char *api_addr; /* "HOST:PORT" or "[IPV6]:PORT" */
+	const char *store_url; /* PostgreSQL; NULL: SQLite in the data folder */
+	const char *api_addr;  /* "HOST:PORT" or "[IPV6]:PORT" */
 	const char *apps_addr;
 	const char *domain;
 	const char *user;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "viv.h"
 
 #define CONFIG_MAX (64 * 1024)
@@ -22,6 +23,7 @@ enum kind {
 	K_UINT,  /* a whole number from min to max */
 	K_BOOL,  /* --name / --no-name; true or false in the file */
 	K_LEVEL, /* a log level */
+	K_STORE, /* a postgres:// or postgresql:// URL */
 };
 
 struct setting {
@@ -39,6 +41,8 @@ static const struct setting settings[] = {
         {"config", K_STRING, AT(config), 0, 0, "FILE",
          "read settings from FILE first (name = value lines)"},
         {"data", K_STRING, AT(datadir), 0, 0, "DIR", "the data folder"},
+        {"store", K_STORE, AT(store_url), 0, 0, "URL",
+         "keep the records in PostgreSQL (postgres://...; default: SQLite in the data folder)"},
         {"api", K_ADDR, AT(api_addr), 0, 0, "ADDR:PORT",
          "the control-plane API ([::1]:8080 for IPv6)"},
         {"listen", K_ADDR, AT(apps_addr), 0, 0, "ADDR:PORT", "where apps are served"},
@@ -272,6 +276,15 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 			viv_errf(err, errlen,
 			         "%s takes a name of letters, digits, '-', '.' and '_', not '%.*s'",
 			         s->name, LINE_SHOWN, v);
+			return false;
+		}
+		*(const char **)(void *)p = v;
+		return true;
+	case K_STORE:
+		if (!store_url_is_postgres(v)) {
+			viv_errf(err, errlen,
+			         "store takes a postgres:// or postgresql:// URL, not '%.*s'",
+			         LINE_SHOWN, v);
 			return false;
 		}
 		*(const char **)(void *)p = v;

@@ -110,7 +110,9 @@ Test(deploy, failed_create_leaves_upload_alone)
 	snprintf(blocker, sizeof(blocker), "%s/uploads/1", test_datadir);
 	cr_assert_eq(rmdir(blocker), 0);
 	cr_assert_eq(store_deployment_create(st, "hello", tmp, hash, 7, &id), VIV_OK);
-	cr_assert_eq(id, 1);
+	/* PostgreSQL's sequences do not roll back: the failed create used id 1
+	 * up there. Either way no id is handed out twice. */
+	cr_assert_eq(id, test_is_pg() ? 2 : 1);
 	cr_assert_not(exists(tmp));
 	free(tmp);
 	store_close(st);
@@ -500,7 +502,7 @@ static void claim_all(struct claimer *c)
 	char errbuf[256], byte;
 	int64_t id;
 
-	c->end = store_open(test_datadir, &st, errbuf, sizeof(errbuf));
+	c->end = test_store_open_at(test_datadir, &st, errbuf, sizeof(errbuf));
 	if (c->end)
 		return;
 	while (read(c->go, &byte, 1) < 0)
@@ -842,7 +844,7 @@ Test(deploy, queueing_wakes_a_waiter_in_another_process)
 		uint32_t seen;
 
 		close(go[0]);
-		if (store_open(test_datadir, &child, errbuf, sizeof(errbuf)))
+		if (test_store_open_at(test_datadir, &child, errbuf, sizeof(errbuf)))
 			_exit(2);
 		seen = store_queue_generation(child);
 		if (write(go[1], "r", 1) != 1)

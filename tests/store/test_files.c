@@ -264,7 +264,7 @@ Test(routes, generation_seen_across_processes)
 		close(go[1]);
 		if (read(go[0], &byte, 1) != 1)
 			_exit(2);
-		if (store_open(test_datadir, &child, errbuf, sizeof(errbuf)))
+		if (test_store_open_at(test_datadir, &child, errbuf, sizeof(errbuf)))
 			_exit(3);
 		test_hash("child artifact", hash);
 		b.artifact = hash;
