@@ -363,10 +363,13 @@ void store_deployment_free(struct store_deployment *d);
 void store_deployment_list_free(struct store_deployment *ds, size_t n);
 
 /* Moves the oldest queued deployment of an app with none building to
- * building (setting started_at) and returns its id; VIV_ERR_NOT_FOUND when
- * there is none. An app's deployments so build in order, one at a time,
- * and a slow build never holds another app's deployment in the queue.
- * Atomic, so several builders may call it at once. */
+ * building (setting started_at, and the lease: store_owner() and now plus
+ * the lease) and returns its id; VIV_ERR_NOT_FOUND when there is none. A
+ * deployment building under a lease that ran out comes first, and is taken
+ * again with a line in its log. An app's deployments so build in order,
+ * one at a time, and a slow build never holds another app's deployment in
+ * the queue. Atomic, so several builders may call it at once, from any
+ * number of processes and (PostgreSQL) machines. */
 VIV_MUST_CHECK enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
 
 /* Deployments queued on this data directory move a counter in a small
@@ -387,9 +390,46 @@ void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms
  * without moving the counter: for stopping builders. */
 void store_queue_wake(const struct store *st);
 
-/* At startup: deployments left in building by a crash are queued again, with
- * a line in their log saying so. *n_out (may be NULL) is how many. */
+/* At a builder's start: deployments whose builder is gone are queued again,
+ * with a line in their log saying so: those whose lease ran out, and those
+ * claimed on this machine (by an owner of store_owner()'s form) by a
+ * process that no longer exists, whatever their lease says. *n_out (may be
+ * NULL) is how many. */
 VIV_MUST_CHECK enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
+
+/* ---- Leases of builds ------------------------------------------------------------- */
+
+/*
+ * A claim holds a deployment for its owner until lease_until (the claim's
+ * time plus the connection's lease), and a builder renews the leases of the
+ * builds it runs with store_lease_renew() while it runs them. A deployment
+ * whose lease ran out (its builder died, hung, or lost the database) is
+ * claimed again by the next store_deployment_claim(), anywhere; from then
+ * on the builder that had it can no longer record its outcome or its log
+ * (VIV_ERR_INVALID), so it is built, and recorded, once. Hosts' clocks must
+ * agree to well within a lease.
+ */
+#define STORE_LEASE_MS_DEFAULT 30000
+#define STORE_OWNER_MAX 128
+
+/* Whom this connection claims builds for: by default "HOST:PID:NONCE" of
+ * this process with a nonce of the connection's own. Borrowed for the life
+ * of st. */
+const char *store_owner(const struct store *st);
+
+/* Claims for owner (1 to STORE_OWNER_MAX printable ASCII bytes, else
+ * VIV_ERR_INVALID) from now on: the builders of one process share one
+ * owner, so that one heartbeat renews all their leases. */
+VIV_MUST_CHECK enum viv_err store_set_owner(struct store *st, const char *owner);
+
+/* How long this connection's claims and renewals hold, in milliseconds
+ * (0: STORE_LEASE_MS_DEFAULT; at most a day). */
+void store_set_lease_ms(struct store *st, unsigned ms);
+
+/* The heartbeat: moves the lease of every deployment this connection's
+ * owner is building to now plus the lease. *n_out (may be NULL) is how
+ * many it renewed; one taken over by another builder is not among them. */
+VIV_MUST_CHECK enum viv_err store_lease_renew(struct store *st, size_t *n_out);
 
 /* The most build log text kept per deployment. */
 #define STORE_BUILD_LOG_MAX (1024 * 1024)

@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define TRUNCATED_LINE "[build log truncated at 1 MiB]\n"
 #define REQUEUED_LINE "[vivd restarted during this build; it was queued again]\n"
@@ -326,44 +329,54 @@ out:
 	return VIV_OK;
 }
 
+static enum viv_err log_append_locked(struct store *st, int64_t id, const char *text, size_t len,
+                                      bool own_line);
+
 static const char sql_dep_any_queued[] =
-        "SELECT 1 FROM deployments WHERE status = 'queued' LIMIT 1";
-/* The oldest queued deployment of an app that has none building: an
- * app's deployments build one after another, in order, and never hold
- * another app's behind them, however long one of them takes. On SQLite the
- * claim's write lock excludes every other claim. */
-static const char sql_dep_claim[] =
-        "UPDATE deployments SET status = 'building', started_at = ?1"
-        " WHERE id = (SELECT d.id FROM deployments d WHERE d.status = 'queued'"
-        "   AND NOT EXISTS (SELECT 1 FROM deployments b"
-        "                   WHERE b.app_id = d.app_id AND b.status = 'building')"
-        "   ORDER BY d.id LIMIT 1)"
-        " RETURNING id";
+        "SELECT 1 FROM deployments WHERE status = 'queued'"
+        " OR (status = 'building' AND coalesce(lease_until, 0) < ?1) LIMIT 1";
+/*
+ * What a claim may take: a deployment whose builder's lease ran out, or the
+ * oldest queued deployment of an app that has none building. An app's
+ * deployments build one after another, in order, and never hold another
+ * app's behind them, however long one of them takes. On SQLite the claim's
+ * write lock excludes every other claim.
+ */
+#define CLAIMABLE                                                                                  \
+	"((d.status = 'building' AND coalesce(d.lease_until, 0) < ?1)"                             \
+	" OR (d.status = 'queued' AND NOT EXISTS (SELECT 1 FROM deployments b"                     \
+	"   WHERE b.app_id = d.app_id AND b.status = 'building')))"
+static const char sql_dep_pick[] = "SELECT d.id, d.status, d.claimed_by FROM deployments d"
+                                   " WHERE " CLAIMABLE " ORDER BY d.id LIMIT 1";
 /*
  * On PostgreSQL builders on many machines claim at once. Each locks the
- * app of the oldest deployment it could take, passing over apps another
- * claim holds (SKIP LOCKED, so no claim waits for another), and then takes
- * that app's oldest queued deployment, if the app still has none building:
- * the second statement sees every claim committed before the lock was
- * granted, so an app never builds two deployments at once.
+ * app of the first deployment it could take, passing over apps another
+ * claim holds (SKIP LOCKED, so no claim waits for another), and then picks
+ * within that app: the second statement sees every claim committed before
+ * the lock was granted, so an app never builds two deployments at once.
  */
-static const char sql_dep_claim_app_pg[] =
+static const char sql_dep_pick_app_pg[] =
         "SELECT a.id FROM deployments d JOIN apps a ON a.id = d.app_id"
-        " WHERE d.status = 'queued' AND NOT EXISTS (SELECT 1 FROM deployments b"
-        "   WHERE b.app_id = d.app_id AND b.status = 'building')"
-        " ORDER BY d.id LIMIT 1 FOR UPDATE OF a SKIP LOCKED";
-static const char sql_dep_claim_pg[] =
-        "UPDATE deployments SET status = 'building', started_at = ?1"
-        " WHERE id = (SELECT d.id FROM deployments d WHERE d.app_id = ?2"
-        "   AND d.status = 'queued' ORDER BY d.id LIMIT 1)"
-        " AND NOT EXISTS (SELECT 1 FROM deployments b"
-        "   WHERE b.app_id = ?2 AND b.status = 'building')"
-        " RETURNING id";
-/* A claim that lost its app to a claim that committed between its look
- * and its lock looks again, a few times. */
+        " WHERE " CLAIMABLE " ORDER BY d.id LIMIT 1 FOR UPDATE OF a SKIP LOCKED";
+static const char sql_dep_pick_pg[] =
+        "SELECT d.id, d.status, d.claimed_by FROM deployments d"
+        " WHERE d.app_id = ?2 AND " CLAIMABLE " ORDER BY d.id LIMIT 1";
+/* The claim itself checks again what made the row claimable: a heartbeat
+ * may have renewed the lease since. */
+static const char sql_dep_claim[] =
+        "UPDATE deployments SET status = 'building', started_at = ?1, claimed_by = ?2,"
+        " lease_until = ?3 WHERE id = ?4 AND (status = 'queued'"
+        "   OR (status = 'building' AND coalesce(lease_until, 0) < ?1))";
+/* A claim that lost its pick to a claim or a heartbeat that committed in
+ * between looks again, a few times. */
 #define CLAIM_TRIES 4
 
-static enum viv_err any_queued(struct store *st, bool *out)
+static int64_t lease_end(const struct store *st, int64_t now)
+{
+	return now + (int64_t)(st->lease_ms ? st->lease_ms : STORE_LEASE_MS_DEFAULT);
+}
+
+static enum viv_err any_claimable(struct store *st, int64_t now, bool *out)
 {
 	struct store_stmt *stmt = NULL;
 	enum viv_err err;
@@ -371,42 +384,98 @@ static enum viv_err any_queued(struct store *st, bool *out)
 	err = store_prepare(st, sql_dep_any_queued, &stmt);
 	if (err)
 		return err;
+	store_bind_int64(st, stmt, 1, now);
 	err = store_step(st, stmt, out);
 	store_release(st, stmt);
 	return err;
 }
 
-/* Inside the claim's transaction: the deployment it moved to building. */
-static enum viv_err claim_locked(struct store *st, int64_t *id_out)
+/* What a claim picked. */
+struct pick {
+	int64_t id;
+	bool taken_over;              /* it was building under a lease that ran out */
+	char by[STORE_OWNER_MAX + 1]; /* whose lease that was */
+};
+
+/* Inside the claim's transaction: the deployment to claim. */
+static enum viv_err pick(struct store *st, int64_t now, struct pick *p)
 {
 	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 	bool row = false;
 
-	*id_out = 0;
+	memset(p, 0, sizeof(*p));
 	if (st->kind == STORE_POSTGRES) {
-		err = store_prepare(st, sql_dep_claim_app_pg, &stmt);
-		if (!err)
-			err = store_step(st, stmt, &row);
+		err = store_prepare(st, sql_dep_pick_app_pg, &stmt);
+		if (err)
+			return err;
+		store_bind_int64(st, stmt, 1, now);
+		err = store_step(st, stmt, &row);
 		if (!err && row)
 			app_id = store_col_int64(stmt, 0);
 		store_release(st, stmt);
 		if (err || !row)
 			return err ? err : VIV_ERR_NOT_FOUND;
 	}
-	err = store_prepare(st, store_sql(st, sql_dep_claim, sql_dep_claim_pg), &stmt);
+	err = store_prepare(st, store_sql(st, sql_dep_pick, sql_dep_pick_pg), &stmt);
 	if (err)
 		return err;
-	store_bind_int64(st, stmt, 1, viv_now_ms());
+	store_bind_int64(st, stmt, 1, now);
 	if (st->kind == STORE_POSTGRES)
 		store_bind_int64(st, stmt, 2, app_id);
 	err = store_step(st, stmt, &row);
 	if (!err && !row)
 		err = VIV_ERR_NOT_FOUND;
-	if (!err)
-		*id_out = store_col_int64(stmt, 0);
+	if (!err) {
+		const char *status = store_col_str(stmt, 1), *by = store_col_str(stmt, 2);
+
+		p->id = store_col_int64(stmt, 0);
+		p->taken_over = status && strcmp(status, "building") == 0;
+		snprintf(p->by, sizeof(p->by), "%s", by ? by : "a builder of an older vivd");
+	}
 	store_release(st, stmt);
+	return err;
+}
+
+/* Inside the claim's transaction: claims what pick() found. */
+static enum viv_err claim_locked(struct store *st, int64_t now, int64_t *id_out)
+{
+	struct store_stmt *stmt = NULL;
+	struct viv_buf line;
+	struct pick p;
+	enum viv_err err;
+
+	*id_out = 0;
+	err = pick(st, now, &p);
+	if (!err)
+		err = store_prepare(st, sql_dep_claim, &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, now);
+	store_bind_text(st, stmt, 2, st->owner);
+	store_bind_int64(st, stmt, 3, lease_end(st, now));
+	store_bind_int64(st, stmt, 4, p.id);
+	err = store_run(st, stmt);
+	if (!err && store_changes(st) == 0)
+		err = VIV_ERR_NOT_FOUND;
+	store_release(st, stmt);
+	if (err || !p.taken_over)
+		goto out;
+	viv_buf_init(&line, 0);
+	err = viv_buf_printf(&line,
+	                     "[the builder %s stopped renewing its lease on this build; "
+	                     "it is built again]\n",
+	                     p.by);
+	if (!err)
+		err = log_append_locked(st, p.id, line.data, line.len, true);
+	viv_buf_free(&line);
+	if (!err)
+		viv_log(VIV_INFO, "store: deployment %lld taken over from %s, whose lease ran out",
+		        (long long)p.id, p.by);
+out:
+	if (!err)
+		*id_out = p.id;
 	return err;
 }
 
@@ -418,11 +487,12 @@ static enum viv_err claim_locked(struct store *st, int64_t *id_out)
  */
 enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 {
+	int64_t now = viv_now_ms();
 	enum viv_err err;
 	bool row;
 
 	*id_out = 0;
-	err = any_queued(st, &row);
+	err = any_claimable(st, now, &row);
 	if (err)
 		return err;
 	if (!row)
@@ -431,14 +501,14 @@ enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 		err = store_begin(st);
 		if (err)
 			return err;
-		err = claim_locked(st, id_out);
+		err = claim_locked(st, now, id_out);
 		if (!err)
 			err = store_commit(st);
 		store_rollback(st);
 		if (err != VIV_ERR_NOT_FOUND || st->kind != STORE_POSTGRES)
 			break;
 		/* What it passed over may be free now, or nothing is left. */
-		err = any_queued(st, &row);
+		err = any_claimable(st, now, &row);
 		if (!err && !row)
 			err = VIV_ERR_NOT_FOUND;
 		if (err)
@@ -448,6 +518,106 @@ enum viv_err store_deployment_claim(struct store *st, int64_t *id_out)
 	if (err)
 		*id_out = 0;
 	return err;
+}
+
+/* ---- Leases ------------------------------------------------------------------------ */
+
+const char *store_owner(const struct store *st)
+{
+	return st->owner;
+}
+
+enum viv_err store_set_owner(struct store *st, const char *owner)
+{
+	size_t n = owner ? strlen(owner) : 0;
+
+	if (n < 1 || n > STORE_OWNER_MAX)
+		return VIV_ERR_INVALID;
+	for (size_t i = 0; i < n; i++) {
+		if (owner[i] < 0x20 || owner[i] > 0x7e)
+			return VIV_ERR_INVALID;
+	}
+	memcpy(st->owner, owner, n + 1);
+	return VIV_OK;
+}
+
+void store_set_lease_ms(struct store *st, unsigned ms)
+{
+	st->lease_ms = ms > 86400000u ? 86400000u : ms;
+}
+
+enum viv_err store_owner_default(struct store *st)
+{
+	char host[64], nonce[17];
+	enum viv_err err;
+
+	err = store_random_hex(nonce, 8);
+	if (err)
+		return err;
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* Printable ASCII only, and no ':' but the separators. */
+	for (char *c = host; *c; c++) {
+		if (*c < 0x21 || *c > 0x7e || *c == ':')
+			*c = '_';
+	}
+	snprintf(st->owner, sizeof(st->owner), "%s:%ld:%s", host, (long)getpid(), nonce);
+	return VIV_OK;
+}
+
+static const char sql_lease_renew[] = "UPDATE deployments SET lease_until = ?2"
+                                      " WHERE claimed_by = ?1 AND status = 'building'";
+
+enum viv_err store_lease_renew(struct store *st, size_t *n_out)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+
+	if (n_out)
+		*n_out = 0;
+	err = store_prepare(st, sql_lease_renew, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, st->owner);
+	store_bind_int64(st, stmt, 2, lease_end(st, viv_now_ms()));
+	err = store_run(st, stmt);
+	if (!err && n_out)
+		*n_out = (size_t)store_changes(st);
+	store_release(st, stmt);
+	return err;
+}
+
+/* Whether owner (of store_owner()'s form) names a process of this machine
+ * that is gone. */
+static bool owner_gone_here(const char *owner)
+{
+	char host[64], mine[64];
+	const char *last, *mid;
+	char *end;
+	long pid;
+
+	if (!owner || gethostname(mine, sizeof(mine)) != 0)
+		return false;
+	mine[sizeof(mine) - 1] = '\0';
+	for (char *c = mine; *c; c++) {
+		if (*c < 0x21 || *c > 0x7e || *c == ':')
+			*c = '_';
+	}
+	last = strrchr(owner, ':');
+	if (!last || last == owner)
+		return false;
+	for (mid = last - 1; mid > owner && *mid != ':'; mid--)
+		;
+	if (*mid != ':' || (size_t)(mid - owner) >= sizeof(host))
+		return false;
+	memcpy(host, owner, (size_t)(mid - owner));
+	host[mid - owner] = '\0';
+	errno = 0;
+	pid = strtol(mid + 1, &end, 10);
+	if (end != last || errno || pid <= 0 || pid > INT_MAX || strcmp(host, mine) != 0)
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 /* ---- The build log ------------------------------------------------------------- */
@@ -537,6 +707,42 @@ out:
 	return err;
 }
 
+/* Whether the deployment is being built under another owner's claim (on
+ * PostgreSQL, with its row locked until the transaction ends). */
+static const char sql_dep_foreign[] =
+        "SELECT status = 'building' AND coalesce(claimed_by, '') <> ?2, claimed_by"
+        " FROM deployments WHERE id = ?1";
+static const char sql_dep_foreign_pg[] =
+        "SELECT status = 'building' AND coalesce(claimed_by, '') <> ?2, claimed_by"
+        " FROM deployments WHERE id = ?1 FOR UPDATE";
+
+/* Inside a write transaction: VIV_ERR_INVALID when another builder has
+ * taken the deployment over, whose build this connection's no longer is. */
+static enum viv_err check_not_taken(struct store *st, int64_t id, const char *what)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row = false;
+
+	err = store_prepare(st, store_sql(st, sql_dep_foreign, sql_dep_foreign_pg), &stmt);
+	if (err)
+		return err;
+	store_bind_int64(st, stmt, 1, id);
+	store_bind_text(st, stmt, 2, st->owner);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err && store_col_int64(stmt, 0)) {
+		viv_log(VIV_WARN,
+		        "store: deployment %lld is built by %s now (the lease of %s ran out): "
+		        "%s dropped",
+		        (long long)id, store_col_str(stmt, 1), st->owner, what);
+		err = VIV_ERR_INVALID;
+	}
+	store_release(st, stmt);
+	return err;
+}
+
 enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text)
 {
 	enum viv_err err;
@@ -546,55 +752,88 @@ enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = log_append_locked(st, id, text, strlen(text), false);
+	err = check_not_taken(st, id, "its log");
+	if (!err)
+		err = log_append_locked(st, id, text, strlen(text), false);
 	if (!err)
 		err = store_commit(st);
 	store_rollback(st);
 	return err;
 }
 
-static const char sql_dep_requeue[] = "UPDATE deployments SET status = 'queued', started_at = NULL"
-                                      " WHERE status = 'building' RETURNING id";
+/* Deployments being built, and the claims this machine made of them. On
+ * PostgreSQL the rows stay locked until the requeue commits. */
+static const char sql_dep_building[] =
+        "SELECT id, claimed_by, coalesce(lease_until, 0) FROM deployments"
+        " WHERE status = 'building' ORDER BY id";
+static const char sql_dep_building_pg[] =
+        "SELECT id, claimed_by, coalesce(lease_until, 0) FROM deployments"
+        " WHERE status = 'building' ORDER BY id FOR UPDATE";
+static const char sql_dep_requeue[] =
+        "UPDATE deployments SET status = 'queued', started_at = NULL, claimed_by = NULL,"
+        " lease_until = NULL WHERE id = ?1 AND status = 'building'";
 
-static enum viv_err read_id(struct store_stmt *stmt, void *elem)
+/* A deployment being built, with what its claim says. */
+struct building {
+	int64_t id;
+	bool gone; /* its builder is gone */
+};
+
+static enum viv_err read_building(struct store_stmt *stmt, void *elem)
 {
-	*(int64_t *)elem = store_col_int64(stmt, 0);
+	struct building *b = elem;
+	const char *by = store_col_str(stmt, 1);
+
+	b->id = store_col_int64(stmt, 0);
+	b->gone = store_col_int64(stmt, 2) < viv_now_ms() || owner_gone_here(by);
 	return VIV_OK;
 }
 
 enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out)
 {
 	struct store_stmt *stmt = NULL;
-	int64_t *ids = NULL;
-	size_t n = 0, i;
+	struct building *rows = NULL;
+	size_t n = 0, i, requeued = 0;
 	enum viv_err err;
-	void *rows;
+	void *arr;
 
 	if (n_out)
 		*n_out = 0;
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_prepare(st, sql_dep_requeue, &stmt);
+	err = store_prepare(st, store_sql(st, sql_dep_building, sql_dep_building_pg), &stmt);
 	if (err)
 		goto out;
-	err = store_rows_collect(st, stmt, sizeof(*ids), read_id, NULL, &rows, &n);
-	ids = rows;
-	for (i = 0; !err && i < n; i++)
-		err = log_append_locked(st, ids[i], REQUEUED_LINE, strlen(REQUEUED_LINE), true);
+	err = store_rows_collect(st, stmt, sizeof(*rows), read_building, NULL, &arr, &n);
+	rows = arr;
+	for (i = 0; !err && i < n; i++) {
+		if (!rows[i].gone)
+			continue;
+		err = store_prepare(st, sql_dep_requeue, &stmt);
+		if (err)
+			break;
+		store_bind_int64(st, stmt, 1, rows[i].id);
+		err = store_run(st, stmt);
+		store_release(st, stmt);
+		if (!err)
+			err = log_append_locked(st, rows[i].id, REQUEUED_LINE,
+			                        strlen(REQUEUED_LINE), true);
+		requeued++;
+	}
 	if (!err)
 		err = store_commit(st);
 out:
 	store_rollback(st);
-	free(ids);
+	free(rows);
 	if (err)
 		return err;
-	if (n > 0) {
-		viv_log(VIV_INFO, "store: %zu interrupted build(s) queued again", n);
+	if (requeued > 0) {
+		viv_log(VIV_INFO, "store: %zu interrupted build(s) queued again", requeued);
 		store_queue_bump(st);
 	}
 	if (n_out)
-		*n_out = n;
+		*n_out = requeued;
 	return VIV_OK;
 }
 
@@ -845,6 +1084,8 @@ enum viv_err store_deployment_ready(struct store *st, int64_t id, const struct s
 	/* Under the lock that garbage collection takes to remove files. */
 	err = store_lock(st, STORE_LOCK_FILES, 0);
 	if (!err)
+		err = check_not_taken(st, id, "its outcome");
+	if (!err)
 		err = check_files(st, id, b->artifact, b->config);
 	if (!err)
 		err = artifact_record(st, b, now);
@@ -962,14 +1203,22 @@ enum viv_err store_deployment_failed(struct store *st, int64_t id, const char *e
 	len = strlen(error);
 	if (len > ERROR_MAX)
 		len = viv_utf8_cut(error, ERROR_MAX);
-	err = store_prepare(st, sql_dep_failed, &stmt);
+	err = store_begin(st);
+	if (!err)
+		err = check_not_taken(st, id, "its outcome");
+	if (!err)
+		err = store_prepare(st, sql_dep_failed, &stmt);
 	if (err)
-		return err;
+		goto out;
 	store_bind_int64(st, stmt, 1, id);
 	store_bind_textn(st, stmt, 2, error, len);
 	store_bind_int64(st, stmt, 3, viv_now_ms());
 	err = run_update(st, stmt);
 	if (err == VIV_ERR_NOT_FOUND)
 		err = finish_refused(st, id, "failed");
+	if (!err)
+		err = store_commit(st);
+out:
+	store_rollback(st);
 	return err;
 }

@@ -116,6 +116,11 @@ struct store {
 	/* The first error of a bind since the last step; reported by the step. */
 	enum viv_err bind_err;
 
+	/* Whom this connection claims builds for (store_owner()), and for how
+	 * long a claim or renewal holds. */
+	char owner[STORE_OWNER_MAX + 1];
+	unsigned lease_ms;
+
 	struct store_stmt stmts[STORE_STMT_CACHE];
 	size_t n_stmts;
 };
@@ -354,6 +359,9 @@ VIV_MUST_CHECK enum viv_err store_random_hex(char *hex, size_t n);
 
 /* The id of the app called name; VIV_ERR_NOT_FOUND when there is none. */
 VIV_MUST_CHECK enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out);
+
+/* Sets st->owner to "HOST:PID:NONCE" (store_owner()). */
+VIV_MUST_CHECK enum viv_err store_owner_default(struct store *st);
 
 /* store_app_id() inside a write transaction, with the app's row locked
  * until it ends (PostgreSQL; SQLite's transaction excludes every writer). */

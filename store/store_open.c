@@ -95,7 +95,9 @@ enum viv_err store_open_db(const char *datadir, const char *db_url, struct store
 	}
 	st->kind = db_url && *db_url ? STORE_POSTGRES : STORE_SQLITE;
 	st->be = st->kind == STORE_POSTGRES ? &store_pg_backend : &store_sqlite_backend;
-	err = open_dirs(st, datadir, errbuf, errlen);
+	err = store_owner_default(st);
+	if (!err)
+		err = open_dirs(st, datadir, errbuf, errlen);
 	if (!err)
 		err = st->be->open(st, db_url, errbuf, errlen);
 	if (!err)

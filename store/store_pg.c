@@ -29,14 +29,14 @@
 
 struct pg_conn {
 	PGconn *pg;
-	unsigned session;   /* moves on at each (re)connection */
-	unsigned n_names;   /* statements named so far */
-	int64_t changes;    /* rows the last command changed */
-	bool in_txn;        /* a transaction was open after the last command */
-	bool listening;     /* LISTEN ran in this session */
-	int64_t polled_ms;  /* when notifications were last looked for */
-	int64_t reread_ms;  /* when the generation was last read */
-	char errmsg[512];   /* the last error, for operator messages */
+	unsigned session;  /* moves on at each (re)connection */
+	unsigned n_names;  /* statements named so far */
+	int64_t changes;   /* rows the last command changed */
+	bool in_txn;       /* a transaction was open after the last command */
+	bool listening;    /* LISTEN ran in this session */
+	int64_t polled_ms; /* when notifications were last looked for */
+	int64_t reread_ms; /* when the generation was last read */
+	char errmsg[512];  /* the last error, for operator messages */
 };
 
 struct pg_stmt {
@@ -482,8 +482,8 @@ static const void *bytea(struct pg_stmt *s, int col, size_t *len_out)
 	}
 	if (!s->decoded[col]) {
 		size_t n = 0;
-		unsigned char *raw = PQunescapeBytea(
-		        (const unsigned char *)PQgetvalue(s->res, s->row, col), &n);
+		unsigned char *raw =
+		        PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col), &n);
 
 		if (!raw)
 			return NULL;

@@ -208,6 +208,8 @@ void test_sql_exec(const char *sql)
 void test_downgrade_to_3(void)
 {
 	test_sql_exec("BEGIN;"
+	              "ALTER TABLE deployments DROP COLUMN claimed_by;"
+	              "ALTER TABLE deployments DROP COLUMN lease_until;"
 	              "DROP TRIGGER deployments_count_outcome;"
 	              "DROP TABLE build_counts;"
 	              "DROP TABLE build_seconds_buckets;"

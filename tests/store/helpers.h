@@ -58,7 +58,7 @@ int64_t test_sql_int(const char *sql);
 void test_sql_exec(const char *sql);
 
 /* Turns the database of test_datadir (closed) back into what schema 3 made:
- * migration 4 undone, as a vivd of before would have left it. */
+ * migrations 5 and 4 undone, as a vivd of before would have left it. */
 void test_downgrade_to_3(void);
 
 /* Writes a file, failing the test on error. */
