@@ -201,6 +201,17 @@ static enum viv_err server_prepare(struct store *st, struct pg_stmt *s)
 	if (!reconnect(st))
 		return pg_error(st, NULL, "connecting");
 	res = PQprepare(c->pg, s->name, s->text, 0, NULL);
+	/* Preparing changes nothing: on a connection the server dropped while
+	 * it was idle, connect again and prepare once more. */
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQstatus(c->pg) == CONNECTION_BAD &&
+	    !c->in_txn) {
+		PQclear(res);
+		viv_log(VIV_INFO, "store: the connection to %s was lost; connecting again",
+		        st->db_path);
+		if (!reconnect(st))
+			return pg_error(st, NULL, "connecting");
+		res = PQprepare(c->pg, s->name, s->text, 0, NULL);
+	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		err = pg_error(st, res, s->text);
 	PQclear(res);
@@ -382,25 +393,48 @@ static enum viv_err pg_bind(struct store_stmt *stmt, int idx, const struct store
 }
 
 /* Runs the statement with its bindings. */
+/* Whether a statement may run again when the connection was found gone as
+ * it was sent: outside a transaction, a read or the start of one did
+ * nothing that a second run would do twice. */
+static bool may_rerun(const char *sql)
+{
+	return (strncmp(sql, "SELECT ", 7) == 0 && !strstr(sql, "FOR UPDATE") &&
+	        !strstr(sql, "pg_notify")) ||
+	       strcmp(sql, "BEGIN") == 0;
+}
+
+/* Runs the statement with its bindings. */
 static enum viv_err execute(struct store_stmt *stmt)
 {
 	struct store *st = stmt->st;
 	struct pg_conn *c = conn_of(st);
 	struct pg_stmt *s = stmt_of(stmt);
+	bool was_in_txn = c->in_txn;
 	enum viv_err err;
 	const char *tuples;
 
-	if (s->session != c->session || PQstatus(c->pg) != CONNECTION_OK) {
-		err = server_prepare(st, s);
-		if (err)
-			return err;
-	}
-	s->res = PQexecPrepared(c->pg, s->name, s->n_params, s->values, s->lengths, s->formats, 0);
-	switch (PQresultStatus(s->res)) {
-	case PGRES_COMMAND_OK:
-	case PGRES_TUPLES_OK:
-		break;
-	default:
+	for (int attempt = 0;; attempt++) {
+		if (s->session != c->session || PQstatus(c->pg) != CONNECTION_OK) {
+			err = server_prepare(st, s);
+			if (err)
+				return err;
+		}
+		s->res = PQexecPrepared(c->pg, s->name, s->n_params, s->values, s->lengths,
+		                        s->formats, 0);
+		if (PQresultStatus(s->res) == PGRES_COMMAND_OK ||
+		    PQresultStatus(s->res) == PGRES_TUPLES_OK)
+			break;
+		/* A server that restarted, or closed an idle connection: the
+		 * first statement after it finds out. */
+		if (attempt == 0 && !was_in_txn && PQstatus(c->pg) == CONNECTION_BAD &&
+		    may_rerun(stmt->sql)) {
+			viv_log(VIV_INFO, "store: the connection to %s was lost; connecting again",
+			        st->db_path);
+			PQclear(s->res);
+			s->res = NULL;
+			c->in_txn = false;
+			continue;
+		}
 		err = pg_error(st, s->res, stmt->sql);
 		PQclear(s->res);
 		s->res = NULL;

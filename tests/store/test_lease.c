@@ -242,8 +242,8 @@ Test(lease, dead_builders_job_is_built_exactly_once)
 	cr_assert_eq(write(go[1], "gggg", BUILDERS), BUILDERS);
 	for (int i = 0; i < BUILDERS; i++) {
 		cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "builder %d: status %d",
-		          i, status);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "builder %d: status %d", i,
+		          status);
 	}
 	while ((n = read(out[0], &built[builds], sizeof(built[0]))) == sizeof(built[0]) &&
 	       builds < 7)

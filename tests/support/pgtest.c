@@ -40,8 +40,7 @@ bool tpg_wanted(void)
 	return v && (!strcmp(v, "postgres") || !strcmp(v, "postgresql"));
 }
 
-static void whyf(char *why, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void whyf(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void whyf(char *why, size_t len, const char *fmt, ...)
 {
@@ -94,8 +93,9 @@ static bool runas_get(struct runas *r, char *why, size_t len)
 		return true;
 	pw = getpwnam("postgres");
 	if (!pw) {
-		whyf(why, len, "the tests run as root and there is no user postgres to run "
-		               "PostgreSQL as (install the postgresql package)");
+		whyf(why, len,
+		     "the tests run as root and there is no user postgres to run "
+		     "PostgreSQL as (install the postgresql package)");
 		return false;
 	}
 	r->drop = true;
@@ -215,8 +215,9 @@ bool tpg_start(char *why, size_t len)
 
 	unsetenv(WHY_ENV);
 	if (!find_bin(bin, sizeof(bin))) {
-		whyf(why, len, "no PostgreSQL server is installed (/usr/lib/postgresql/*/bin; "
-		               "scripts/setup.sh installs the postgresql package)");
+		whyf(why, len,
+		     "no PostgreSQL server is installed (/usr/lib/postgresql/*/bin; "
+		     "scripts/setup.sh installs the postgresql package)");
 		return false;
 	}
 	if (!runas_get(&r, why, len))
@@ -249,8 +250,8 @@ bool tpg_start(char *why, size_t len)
 	if (pg_pid == 0) {
 		/* SIGQUIT: an immediate shutdown, should the tests die. */
 		child_setup(&r, log, parent, SIGQUIT);
-		execl(prog, prog, "-D", data, "-k", run, "-p", PG_PORT, "-c", "listen_addresses=",
-		      "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
+		execl(prog, prog, "-D", data, "-k", run, "-p", PG_PORT, "-c",
+		      "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
 		      "full_page_writes=off", "-c", "max_connections=300", "-c",
 		      "shared_buffers=32MB", "-c", "unix_socket_permissions=0777", (char *)NULL);
 		_exit(127);
@@ -339,8 +340,7 @@ int64_t tpg_sql_int(const char *url, const char *sql)
 	int64_t v = 0;
 	const char *s;
 
-	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK ||
-	                  PQresultStatus(res) == PGRES_COMMAND_OK,
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
 	          "%s: %s", sql, PQerrorMessage(c));
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
 	    !PQgetisnull(res, 0, 0)) {
@@ -357,8 +357,7 @@ void tpg_sql_exec(const char *url, const char *sql)
 	PGconn *c = connect_or_fail(url);
 	PGresult *res = PQexec(c, sql);
 
-	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK ||
-	                  PQresultStatus(res) == PGRES_COMMAND_OK,
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK,
 	          "%s: %s", sql, PQerrorMessage(c));
 	PQclear(res);
 	PQfinish(c);
