@@ -31,6 +31,7 @@ struct vivd_options {
 	unsigned build_disk_mb;
 	unsigned build_procs;
 	unsigned build_timeout_s;
+	unsigned build_lease_s;
 	unsigned app_memory_mb;
 	unsigned app_memory_max_mb;
 	unsigned app_cpu_ms;

@@ -332,6 +332,7 @@ static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, ch
 	pc->build_disk_mb = o->build_disk_mb;
 	pc->build_procs_max = o->build_procs;
 	pc->build_timeout_ms = o->build_timeout_s * 1000u;
+	pc->lease_ms = o->build_lease_s * 1000u;
 	if (!ids.drop)
 		return 0;
 	pc->build_gid = ids.build_user.gid;

@@ -60,6 +60,8 @@ static const struct setting settings[] = {
          "files one build may write (a tmpfs per builder, as root)"},
         {"build-procs", K_UINT, AT(build_procs), 16, 1u << 20, "N",
          "processes and threads of one build at once"},
+        {"build-lease", K_UINT, AT(build_lease_s), 2, 3600, "S",
+         "a builder's claim on a build without its heartbeat (every third of it)"},
         {"build-timeout", K_UINT, AT(build_timeout_s), 10, 86400, "S",
          "wall time of one build, every step"},
         {"app-memory", K_UINT, AT(app_memory_mb), 1, VIV_LIMIT_MEMORY_MB_MAX, "MB",
@@ -110,6 +112,7 @@ static void defaults(struct vivd_options *o)
 	o->build_disk_mb = 1024;
 	o->build_procs = 512;
 	o->build_timeout_s = 600;
+	o->build_lease_s = STORE_LEASE_MS_DEFAULT / 1000;
 	o->app_memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
 	o->app_memory_max_mb = VIV_LIMIT_MEMORY_MB_MAX;
 	o->app_cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;

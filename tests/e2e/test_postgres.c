@@ -1,17 +1,23 @@
 /* End to end with the records in PostgreSQL: the real `vivd serve --store
  * postgresql://...` on a scratch server that this binary starts, through
- * deploys, requests, a redeploy and a rollback; what vivd recorded is read
- * back from the server itself. */
+ * deploys, requests, a redeploy and a rollback; and a second builder
+ * process on the same queue, killed in the middle of a build. What vivd
+ * recorded is read back from the server itself. */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pgtest.h"
 #include "support.h"
+#include "viv.h"
 
 /* The server is started once, before the first test; a server that cannot
  * start fails every test with the reason (tpg_database_new()). */
@@ -146,4 +152,186 @@ Test(postgres, serve_deploy_request_redeploy_rollback, .timeout = 300)
 	}
 	tsup_vivd_stop(&v);
 	tpg_database_drop(url);
+}
+
+/* `vivd builder` on v's data folder and database (url; NULL: SQLite in the
+ * data folder), with a lease of 3 s; its
+ * output goes to DIR/builder.log. Returns its pid (a process group of its
+ * own) once its builder has started. */
+static pid_t start_builder(const struct tsup_vivd *v, const char *url, char *log, size_t loglen)
+{
+	const char *argv[16];
+	double deadline;
+	size_t n = 0;
+	pid_t pid;
+
+	snprintf(log, loglen, "%s/builder.log", v->dir);
+	argv[n++] = VIVD_BIN;
+	argv[n++] = "builder";
+	argv[n++] = "--data";
+	argv[n++] = v->data;
+	if (url) {
+		argv[n++] = "--store";
+		argv[n++] = url;
+	}
+	argv[n++] = "--builders";
+	argv[n++] = "1";
+	argv[n++] = "--build-lease";
+	argv[n++] = "3";
+	if (!tsup_bwrap_works())
+		argv[n++] = "--no-sandbox";
+	argv[n] = NULL;
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	deadline = tsup_now_ms() + 30000;
+	for (;;) {
+		char *text = NULL;
+		size_t got = 0;
+		bool up = viv_read_file(log, 1 << 20, &text, &got) == VIV_OK &&
+		          strstr(text, "builds at once") != NULL;
+		int status;
+
+		free(text);
+		if (up)
+			return pid;
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the second builder exited");
+		cr_assert(tsup_now_ms() < deadline, "the second builder did not start");
+		usleep(50000);
+	}
+}
+
+static const char c_hello[] = "#include <stdio.h>\n"
+                              "int main(void)\n"
+                              "{\n"
+                              "\tprintf(\"Content-Type: text/plain\\n\\nHello from C\\n\");\n"
+                              "\treturn 0;\n"
+                              "}\n";
+
+#define SHARED_APPS 6
+
+/* The first column of sql's first row, on the database of v: the server's
+ * at url, or the data folder's SQLite file when url is NULL. */
+static int64_t sql_int(const struct tsup_vivd *v, const char *url, const char *sql)
+{
+	char path[400];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	int64_t n = 0;
+
+	if (url)
+		return tpg_sql_int(url, sql);
+	snprintf(path, sizeof(path), "%s/vivarium.db", v->data);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK, "%s: %s", sql,
+	             sqlite3_errmsg(db));
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		n = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * vivd serve (one builder) and a second `vivd builder` process share one
+ * queue: deployments queued at once are built by both, each once. Then,
+ * with serve's builder stopped, the second builder claims a build and is
+ * killed in the middle of it: after its 3 s lease, serve's builder takes
+ * the build over and it becomes ready, once, and is served. On PostgreSQL
+ * (url) and on the data folder's SQLite (url NULL) alike.
+ */
+static void two_builders(const char *url)
+{
+	const char *extra_pg[] = {"--store", url, "--builders", "1", "--build-lease", "3", NULL};
+	const char *extra_lite[] = {"--builders", "1", "--build-lease", "3", NULL};
+	struct tsup_file c_files[] = {{"hello.c", c_hello}};
+	long ids[SHARED_APPS], c_id = 0;
+	char log[400], sql[256], *tgz;
+	struct tsup_vivd v;
+	struct tsup_resp r;
+	pid_t other, serve_builder;
+	size_t len;
+	json_t *d;
+	double deadline;
+
+	tsup_vivd_start(&v, url ? extra_pg : extra_lite);
+	other = start_builder(&v, url, log, sizeof(log));
+	for (int i = 0; i < SHARED_APPS; i++) {
+		char app[16], text[32], *wat;
+		struct tsup_file files[1];
+
+		snprintf(app, sizeof(app), "shared%d", i);
+		snprintf(text, sizeof(text), "app %d", i);
+		wat = cgi_wat(text);
+		files[0] = (struct tsup_file){"app.wat", wat};
+		tsup_tar(files, 1, true, &tgz, &len);
+		cr_assert_eq(tsup_deploy(&v, app, tgz, len, &ids[i], NULL), 202);
+		free(tgz);
+		free(wat);
+	}
+	for (int i = 0; i < SHARED_APPS; i++) {
+		d = tsup_wait_deployment(&v, ids[i], 120000);
+		cr_assert_str_eq(jstr(d, "status"), "ready", "deployment %ld: %s", ids[i],
+		                 jstr(d, "error"));
+		json_decref(d);
+	}
+	cr_assert_eq(sql_int(&v, url,
+	                     "SELECT count(DISTINCT claimed_by) FROM deployments"
+	                     " WHERE status = 'ready'"),
+	             2, "one builder process built every deployment");
+	cr_assert_eq(sql_int(&v, url, "SELECT count FROM build_counts WHERE result = 'ready'"),
+	             SHARED_APPS);
+
+	/* Only the second builder looks for work now. */
+	cr_assert_eq(tsup_children_named(v.pid, "builder", &serve_builder, 1), 1);
+	cr_assert_eq(kill(serve_builder, SIGSTOP), 0);
+	tsup_tar(c_files, 1, true, &tgz, &len);
+	cr_assert_eq(tsup_deploy(&v, "killed", tgz, len, &c_id, NULL), 202);
+	free(tgz);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM deployments WHERE id = %ld AND status = 'building'", c_id);
+	deadline = tsup_now_ms() + 30000;
+	while (sql_int(&v, url, sql) == 0) {
+		cr_assert(tsup_now_ms() < deadline, "the second builder did not claim the build");
+		usleep(10000);
+	}
+	cr_assert_eq(kill(-other, SIGKILL), 0);
+	waitpid(other, NULL, 0);
+	cr_assert_eq(kill(serve_builder, SIGCONT), 0);
+
+	d = tsup_wait_deployment(&v, c_id, 120000);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "%s\nlog:\n%s", jstr(d, "error"),
+	                 jstr(d, "log"));
+	cr_assert_not_null(strstr(jstr(d, "log"), "stopped renewing its lease on this build"),
+	                   "log:\n%s", jstr(d, "log"));
+	json_decref(d);
+	cr_assert_eq(sql_int(&v, url, "SELECT count FROM build_counts WHERE result = 'ready'"),
+	             SHARED_APPS + 1);
+	cr_assert(tsup_app_get(&v, "killed", "/", &r));
+	cr_assert_eq(r.status, 200, "%ld: %s", r.status, r.body);
+	cr_assert_not_null(strstr(r.body, "Hello from C"));
+	tsup_resp_free(&r);
+	tsup_vivd_stop(&v);
+}
+
+Test(postgres, two_builder_processes_and_one_killed_mid_build, .timeout = 300)
+{
+	const char *url = tpg_database_new();
+
+	two_builders(url);
+	tpg_database_drop(url);
+}
+
+Test(postgres, the_same_on_sqlite, .timeout = 300)
+{
+	two_builders(NULL);
 }

@@ -66,9 +66,10 @@ Test(backends, connects_again_after_the_server_dropped_it)
 	if (!test_is_pg())
 		cr_skip_test("SQLite has no server to drop the connection");
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
-	cr_assert_eq(test_sql_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-	                          " WHERE datname = current_database() AND pid <> pg_backend_pid()"),
-	             1);
+	cr_assert_eq(
+	        test_sql_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+	        1);
 	usleep(100000);
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->id, id);
