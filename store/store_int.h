@@ -15,6 +15,10 @@
  * and the build queue's (a 32-bit futex word) on a cache line of its own. */
 #define STORE_ROUTES_GEN_SIZE 4096
 #define STORE_QUEUE_GEN_OFFSET 64
+/* On PostgreSQL: the name of the database whose generation the page
+ * holds (vivarium_schema.id, 32 hex digits). */
+#define STORE_ROUTES_DB_OFFSET 128
+#define STORE_ROUTES_DB_LEN 32
 
 /* Which database holds the records. */
 enum store_kind {
@@ -297,8 +301,10 @@ VIV_MUST_CHECK enum viv_err store_lock(struct store *st, enum store_lock lock, i
 
 /* ---- PostgreSQL only (store_pg.c) ------------------------------------------------ */
 
-/* The database's routes generation. */
-VIV_MUST_CHECK enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen_out);
+/* The database's routes generation, and (db_id_out, may be NULL; 33
+ * bytes) its name. */
+VIV_MUST_CHECK enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen_out,
+                                                 char *db_id_out);
 /* What runners look at on each request: at most every few milliseconds,
  * the notifications of route changes that arrived; now and then the
  * generation itself. True, with the highest generation heard in *gen_out,

@@ -441,6 +441,17 @@ static enum viv_err execute(struct store_stmt *stmt)
 		c->in_txn = PQtransactionStatus(c->pg) == PQTRANS_INERROR;
 		return err;
 	}
+	/* PostgreSQL answers the COMMIT of a transaction that failed with
+	 * ROLLBACK, and no error. */
+	if (strcmp(stmt->sql, "COMMIT") == 0 && strcmp(PQcmdStatus(s->res), "COMMIT") != 0) {
+		viv_log(VIV_ERROR, "store: COMMIT on %s was a %s", st->db_path,
+		        PQcmdStatus(s->res));
+		set_errmsg(c, "the transaction was rolled back");
+		PQclear(s->res);
+		s->res = NULL;
+		c->in_txn = false;
+		return VIV_ERR_DB;
+	}
 	tuples = PQcmdTuples(s->res);
 	c->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
 	c->in_txn = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
@@ -705,21 +716,29 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char sql_gen_read[] = "SELECT gen FROM routes_generation";
+static const char sql_gen_read[] =
+        "SELECT gen, (SELECT id FROM vivarium_schema) FROM routes_generation";
 
-enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen_out)
+enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen_out, char *db_id_out)
 {
 	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row = false;
 
 	*gen_out = 0;
+	if (db_id_out)
+		db_id_out[0] = '\0';
 	err = store_prepare(st, sql_gen_read, &stmt);
 	if (err)
 		return err;
 	err = store_step(st, stmt, &row);
-	if (!err && row)
+	if (!err && row) {
+		const char *id = store_col_str(stmt, 1);
+
 		*gen_out = (uint64_t)store_col_int64(stmt, 0);
+		if (db_id_out)
+			snprintf(db_id_out, STORE_ROUTES_DB_LEN + 1, "%s", id ? id : "");
+	}
 	store_release(st, stmt);
 	return err;
 }
@@ -747,7 +766,7 @@ bool store_pg_routes_poll(struct store *st, uint64_t *gen_out)
 		if (!c->listening && pg_command(st, "LISTEN " PG_ROUTES_CHANNEL) == VIV_OK)
 			c->listening = true;
 		c->reread_ms = now;
-		if (store_pg_routes_read(st, &best) == VIV_OK)
+		if (store_pg_routes_read(st, &best, NULL) == VIV_OK)
 			heard = true;
 	}
 	if (PQconsumeInput(c->pg) != 1)

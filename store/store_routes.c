@@ -67,14 +67,23 @@ enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 	st->routes_gen = map;
 	err = VIV_OK;
 	if (st->kind == STORE_POSTGRES) {
+		char id[STORE_ROUTES_DB_LEN + 1] = {0};
+		char *tag = (char *)map + STORE_ROUTES_DB_OFFSET;
 		uint64_t gen = 0;
 
-		err = store_pg_routes_read(st, &gen);
-		if (err)
+		err = store_pg_routes_read(st, &gen, id);
+		if (err) {
 			viv_errf(errbuf, errlen, "cannot read the routes generation of %s",
 			         st->db_path);
-		else
+		} else if (memcmp(tag, id, STORE_ROUTES_DB_LEN) != 0) {
+			/* A page that counted for another database: this one's
+			 * generation from now on. Runners reload on any change
+			 * of the count, down as well as up. */
+			memcpy(tag, id, STORE_ROUTES_DB_LEN);
+			__atomic_store_n(st->routes_gen, gen, __ATOMIC_RELEASE);
+		} else {
 			page_raise(st, gen);
+		}
 	}
 out:
 	if (fd >= 0)

@@ -372,7 +372,12 @@ static const char *const pg_migrations[] = {
         ");"
         "INSERT INTO routes_generation DEFAULT VALUES;",
 
-        /* 5: as SQLite's 5, the builder's lease. */
+        /* 5: as SQLite's 5, the builder's lease; and a name of this database
+         * that a data folder's routes page records, so that a page that
+         * counted for another database (SQLite's, before) starts again from
+         * this one's generation. */
+        "ALTER TABLE vivarium_schema ADD COLUMN id TEXT NOT NULL"
+        "  DEFAULT md5(random()::text || clock_timestamp()::text);"
         "ALTER TABLE deployments ADD COLUMN claimed_by TEXT;"
         "ALTER TABLE deployments ADD COLUMN lease_until BIGINT;"
         "UPDATE deployments SET lease_until = 0 WHERE status = 'building';",

@@ -98,3 +98,35 @@ Test(backends, log_text_that_is_not_utf8)
 	store_logs_free(got, n);
 	store_close(st);
 }
+
+/* A data folder that served on SQLite and now keeps its records in
+ * PostgreSQL: its page counted SQLite's changes, and from now on it follows
+ * the database's generation, so that a change of routes still shows. */
+Test(backends, a_data_folder_moved_from_sqlite)
+{
+	struct store *lite = NULL, *st;
+	char errbuf[256];
+	uint64_t gen;
+
+	if (!test_is_pg())
+		cr_skip_test("this is the move to PostgreSQL");
+	cr_assert_eq(store_open(test_datadir, &lite, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
+	for (int i = 0; i < 5; i++) {
+		char value[8];
+		int64_t id;
+
+		snprintf(value, sizeof(value), "%d", i);
+		cr_assert_eq(store_app_ensure(lite, "hello", &id), VIV_OK);
+		cr_assert_eq(store_app_config_set(lite, "hello", "N", value), VIV_OK);
+	}
+	cr_assert_eq(store_routes_generation(lite), 5);
+	store_close(lite);
+
+	st = test_open();
+	gen = store_routes_generation(st);
+	cr_assert_eq(gen, 0, "the page kept SQLite's count: %llu", (unsigned long long)gen);
+	cr_assert_eq(store_app_ensure(st, "hello", &(int64_t){0}), VIV_OK);
+	cr_assert_eq(store_app_config_set(st, "hello", "N", "1"), VIV_OK);
+	cr_assert_eq(store_routes_generation(st), 1);
+	store_close(st);
+}
