@@ -43,21 +43,26 @@ bool test_is_pg(void)
 
 void store_test_setup(void)
 {
-	strcpy(test_root, "/tmp/viv-store-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(test_root));
-	strcpy(test_datadir, test_root);
+	/* The database first: a server that is not there fails the test before
+	 * it made anything to leave behind. */
 	test_db_url = NULL;
 	if (tpg_wanted()) {
 		snprintf(db_url, sizeof(db_url), "%s", tpg_database_new());
 		test_db_url = db_url;
 	}
+	strcpy(test_root, "/tmp/viv-store-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(test_root));
+	strcpy(test_datadir, test_root);
 }
 
 void store_test_teardown(void)
 {
-	viv_rmtree_or_log(test_root);
+	if (test_root[0])
+		viv_rmtree_or_log(test_root);
+	test_root[0] = '\0';
 	if (test_db_url)
 		tpg_database_drop(test_db_url);
+	test_db_url = NULL;
 }
 
 enum viv_err test_store_open_at(const char *datadir, struct store **out, char *errbuf,

@@ -26,7 +26,7 @@ Test(backends, route_change_reaches_another_machine)
 	double start;
 
 	if (!test_is_pg())
-		cr_skip_test("on SQLite each data folder has a database of its own");
+		test_skip("on SQLite each data folder has a database of its own");
 	snprintf(dir_here, sizeof(dir_here), "%s/here", test_datadir);
 	snprintf(dir_there, sizeof(dir_there), "%s/there", test_datadir);
 	cr_assert_eq(test_store_open_at(dir_here, &here, errbuf, sizeof(errbuf)), VIV_OK, "%s",
@@ -59,12 +59,13 @@ Test(backends, route_change_reaches_another_machine)
  * timeout): the next read connects again, and what follows works. */
 Test(backends, connects_again_after_the_server_dropped_it)
 {
-	struct store *st = test_open();
+	struct store *st = NULL;
 	struct store_app *app = NULL;
 	int64_t id = 0, id2 = 0;
 
 	if (!test_is_pg())
-		cr_skip_test("SQLite has no server to drop the connection");
+		test_skip("SQLite has no server to drop the connection");
+	st = test_open();
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
 	cr_assert_eq(
 	        test_sql_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -109,7 +110,7 @@ Test(backends, a_data_folder_moved_from_sqlite)
 	uint64_t gen;
 
 	if (!test_is_pg())
-		cr_skip_test("this is the move to PostgreSQL");
+		test_skip("this is the move to PostgreSQL");
 	cr_assert_eq(store_open(test_datadir, &lite, errbuf, sizeof(errbuf)), VIV_OK, "%s", errbuf);
 	for (int i = 0; i < 5; i++) {
 		char value[8];

@@ -107,9 +107,8 @@ Test(open, upgrade_from_schema_2_keeps_deployments)
 	int64_t id;
 
 	if (test_is_pg())
-		cr_skip_test(
-		        "a PostgreSQL database starts at schema 4; SQLite's migrations 3 and 4 "
-		        "are SQLite's own");
+		test_skip("a PostgreSQL database starts at schema 4; SQLite's migrations 3 and 4 "
+		          "are SQLite's own");
 	st = test_open();
 	test_hash("artifact", hash);
 	id = test_deploy(st, "hello", hash);
@@ -146,8 +145,8 @@ Test(open, upgrade_from_schema_3_keeps_tokens_logs_and_their_ids)
 	size_t n = 0;
 
 	if (test_is_pg())
-		cr_skip_test("a PostgreSQL database starts at schema 4; SQLite's migration 4 is "
-		             "SQLite's own");
+		test_skip("a PostgreSQL database starts at schema 4; SQLite's migration 4 is "
+		          "SQLite's own");
 	st = test_open();
 
 	test_hash("artifact", hash);
