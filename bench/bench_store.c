@@ -102,8 +102,8 @@ static void run(const char *datadir, const char *url, int iters, struct figures 
 	}
 	f->kv_get = (now_us() - t0) / iters;
 	for (int i = 0; i < 10; i++)
-		lines[i] = (struct store_log){.app_id = app_id, .stream = "access",
-		                              .message = "GET / 200 0.10 ms"};
+		lines[i] = (struct store_log){
+		        .app_id = app_id, .stream = "access", .message = "GET / 200 0.10 ms"};
 	t0 = now_us();
 	for (int i = 0; i < iters; i++)
 		check(store_logs_append(st, lines, 10), "logs");

@@ -639,11 +639,26 @@ static char *describe(const char *url)
 	return out;
 }
 
+/*
+ * libpq waits for a server that went silent (a network partition) as long
+ * as TCP does, a quarter of an hour, and a runner's event loop with it:
+ * keepalives find a dead peer within about 25 s and the user timeout ends a
+ * send that nobody acknowledges in 30 s, on TCP (a unix socket ignores
+ * both). The URL comes last: what it says wins over these defaults.
+ */
 static enum viv_err pg_open(struct store *st, const char *url, char *errbuf, size_t errlen)
 {
-	/* The URL comes last: what it says wins over these defaults. */
-	static const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *values[] = {PG_CONNECT_TIMEOUT_S, "vivd", url, NULL};
+	static const char *const keys[] = {"connect_timeout",
+	                                   "application_name",
+	                                   "keepalives",
+	                                   "keepalives_idle",
+	                                   "keepalives_interval",
+	                                   "keepalives_count",
+	                                   "tcp_user_timeout",
+	                                   "dbname",
+	                                   NULL};
+	const char *values[] = {
+	        PG_CONNECT_TIMEOUT_S, "vivd", "1", "10", "5", "3", "30000", url, NULL};
 	struct pg_conn *c;
 	char *why = NULL;
 	PQconninfoOption *opts;
