@@ -436,7 +436,9 @@ VIV_MUST_CHECK enum viv_err store_lease_renew(struct store *st, size_t *n_out);
 
 /* Appends text to the build log; the log is capped at STORE_BUILD_LOG_MAX
  * bytes (the cap is noted once in the log when reached, and later text is
- * dropped). VIV_ERR_NOT_FOUND when there is no such deployment. */
+ * dropped). VIV_ERR_NOT_FOUND when there is no such deployment,
+ * VIV_ERR_INVALID when it is building under another owner's claim (this
+ * connection's lease ran out and another builder took it over). */
 VIV_MUST_CHECK enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
 
 /* Records the detected language (at most 32 bytes). VIV_ERR_NOT_FOUND when
@@ -469,10 +471,11 @@ struct store_build {
 };
 
 /* In one transaction: records the artifact, marks the deployment ready (with
- * its build key), makes it the app's current deployment; then bumps the
- * routes generation. VIV_ERR_INVALID for a bad hash, build key, language,
- * config (no config, no mode, an env variable without a name, an assets
- * hash that is not one), or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * its build key), makes it the app's current deployment and moves the
+ * routes generation on. VIV_ERR_INVALID for a bad hash, build key,
+ * language, config (no config, no mode, an env variable without a name, an
+ * assets hash that is not one), when the deployment is not building, or
+ * when it is building under another owner's claim; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
 VIV_MUST_CHECK enum viv_err store_deployment_ready(struct store *st, int64_t id,
@@ -502,7 +505,8 @@ void store_prior_build_free(struct store_prior_build *b);
 /* Marks the deployment failed with a one-sentence reason (what went wrong
  * and what to do; cut at 4096 bytes); the app keeps serving its current
  * deployment. VIV_ERR_INVALID when the deployment is already ready or
- * failed, VIV_ERR_NOT_FOUND when there is none. */
+ * failed, or building under another owner's claim; VIV_ERR_NOT_FOUND when
+ * there is none. */
 VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id,
                                                     const char *error);
 
