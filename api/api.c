@@ -506,7 +506,7 @@ int api_main(const struct api_config *cfg)
 		return 1;
 	}
 
-	err = store_open(cfg->datadir, &s.st, errbuf, sizeof(errbuf));
+	err = store_open_db(cfg->datadir, cfg->store_url, &s.st, errbuf, sizeof(errbuf));
 	if (err) {
 		viv_log(VIV_ERROR, "cannot open the data directory %s: %s", cfg->datadir,
 		        errbuf[0] ? errbuf : viv_strerror(err));

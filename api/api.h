@@ -9,10 +9,11 @@
 
 struct api_config {
 	const char *datadir;
-	int listen_fd;       /* a bound, listening TCP socket */
-	const char *domain;  /* apps are served at APP.DOMAIN */
-	int apps_port;       /* the runners' port, for app URLs in replies */
-	const char *web_dir; /* static files of the upload page; NULL for none */
+	const char *store_url; /* PostgreSQL, as store_open_db() takes it; NULL: SQLite */
+	int listen_fd;         /* a bound, listening TCP socket */
+	const char *domain;    /* apps are served at APP.DOMAIN */
+	int apps_port;         /* the runners' port, for app URLs in replies */
+	const char *web_dir;   /* static files of the upload page; NULL for none */
 	/* Seconds between the keep-alive comments of event streams; 0: 15. */
 	unsigned keepalive_s;
 	/* The largest upload accepted, in bytes; 0: VIV_UPLOAD_MAX_DEFAULT. */

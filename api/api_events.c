@@ -278,7 +278,8 @@ static void *streams_main(void *arg)
 	size_t n, cap = 0;
 	enum viv_err err;
 
-	err = store_open(ss->s->cfg->datadir, &st, errbuf, sizeof(errbuf));
+	err = store_open_db(ss->s->cfg->datadir, ss->s->cfg->store_url, &st, errbuf,
+	                    sizeof(errbuf));
 	if (err)
 		viv_log(VIV_ERROR, "event streams: cannot open the store: %s", errbuf);
 	pthread_mutex_lock(&ss->lock);

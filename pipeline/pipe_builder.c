@@ -1,8 +1,9 @@
 /* The builders: cfg->builders threads, each with its own store connection
  * and its own folder, that claim queued deployments and build them, several
- * at once; and the builder role's process around them. A thread with
- * nothing to do waits on the store's queue notification, which any process
- * that queues a deployment on this data directory moves. */
+ * at once; a heartbeat that renews the leases of their builds; and the
+ * builder role's process around them. A thread with nothing to do waits on
+ * the store's queue notification, which any process that queues a
+ * deployment on this data directory moves. */
 #include "pipeline_int.h"
 
 #include <dirent.h>
@@ -36,19 +37,24 @@ struct builder_thread {
 
 struct pipe_builder {
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* signalled as threads finish store_open */
+	pthread_cond_t cond; /* signalled as threads finish store_open, and at stop */
 	bool stop;           /* read and written atomically */
 	unsigned opened;     /* threads that finished store_open */
 	enum viv_err open_err;
 	char open_msg[256];
 	char *datadir;
 	struct pipe_config cfg;
-	char *include_dir, *sdk_dir, *tool_dir, *builds_dir; /* owned copies cfg points to */
+	/* Owned copies cfg points to. */
+	char *include_dir, *sdk_dir, *tool_dir, *builds_dir, *store_url;
 	struct builder_thread *threads;
 	unsigned n;
-	/* A connection used for nothing but waking the threads (its mapping
-	 * of the queue's word), from whichever thread stops or wakes them. */
+	/* A connection used for waking the threads (its mapping of the queue's
+	 * word, from whichever thread stops or wakes them) and by the
+	 * heartbeat, whose database connection it is. Its owner is the
+	 * builders' owner: one renewal keeps all their leases. */
 	struct store *waker;
+	pthread_t heartbeat;
+	bool heartbeat_started;
 };
 
 static bool stopping(struct pipe_builder *b)
@@ -155,7 +161,11 @@ static void *builder_main(void *arg)
 	char msg[256];
 	enum viv_err err;
 
-	err = store_open(b->datadir, &st, msg, sizeof(msg));
+	err = store_open_db(b->datadir, b->cfg.store_url, &st, msg, sizeof(msg));
+	if (!err)
+		err = store_set_owner(st, store_owner(b->waker));
+	if (!err)
+		store_set_lease_ms(st, b->cfg.lease_ms);
 	pthread_mutex_lock(&b->lock);
 	b->opened++;
 	if (err && !b->open_err) {
@@ -189,6 +199,41 @@ static void *builder_main(void *arg)
 	return NULL;
 }
 
+/* Renews the leases of the builds in progress every third of a lease, until
+ * the builder stops. A renewal that fails is said: if they keep failing,
+ * the builds are taken over when their leases run out, and their outcomes
+ * here are dropped. */
+static void *heartbeat_main(void *arg)
+{
+	struct pipe_builder *b = arg;
+	unsigned lease = b->cfg.lease_ms ? b->cfg.lease_ms : STORE_LEASE_MS_DEFAULT;
+	struct timespec at;
+	enum viv_err err;
+	size_t n;
+
+	pthread_mutex_lock(&b->lock);
+	while (!stopping(b)) {
+		clock_gettime(CLOCK_MONOTONIC, &at);
+		at.tv_sec += lease / 3000;
+		at.tv_nsec += (long)(lease / 3 % 1000) * 1000000L;
+		if (at.tv_nsec >= 1000000000L) {
+			at.tv_sec++;
+			at.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&b->cond, &b->lock, &at);
+		if (stopping(b))
+			break;
+		pthread_mutex_unlock(&b->lock);
+		err = store_lease_renew(b->waker, &n);
+		if (err)
+			viv_log(VIV_WARN, "builder: could not renew the leases of its builds: %s",
+			        viv_strerror(err));
+		pthread_mutex_lock(&b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
 static void builder_free(struct pipe_builder *b)
 {
 	pthread_cond_destroy(&b->cond);
@@ -202,6 +247,7 @@ static void builder_free(struct pipe_builder *b)
 	free(b->sdk_dir);
 	free(b->tool_dir);
 	free(b->builds_dir);
+	free(b->store_url);
 	free(b);
 }
 
@@ -222,7 +268,7 @@ static enum viv_err prepare(struct pipe_builder *b)
 	size_t requeued = 0;
 	enum viv_err err;
 
-	err = store_open(b->datadir, &st, b->open_msg, sizeof(b->open_msg));
+	err = store_open_db(b->datadir, b->cfg.store_url, &st, b->open_msg, sizeof(b->open_msg));
 	if (err)
 		return err;
 	if (!b->builds_dir) {
@@ -239,7 +285,8 @@ static enum viv_err prepare(struct pipe_builder *b)
 	if (!err) {
 		sweep(b);
 		warm_tools(b, st);
-		/* Kept to wake the threads with. */
+		/* Kept to wake the threads with, and for the heartbeat. */
+		store_set_lease_ms(st, b->cfg.lease_ms);
 		b->waker = st;
 		st = NULL;
 	}
@@ -276,10 +323,13 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 		err = dup_opt(cfg->tool_dir, &b->tool_dir);
 	if (!err)
 		err = dup_opt(cfg->builds_dir, &b->builds_dir);
+	if (!err)
+		err = dup_opt(cfg->store_url, &b->store_url);
 	b->cfg.include_dir = b->include_dir;
 	b->cfg.sdk_dir = b->sdk_dir;
 	b->cfg.tool_dir = b->tool_dir;
 	b->cfg.builds_dir = b->builds_dir;
+	b->cfg.store_url = b->store_url;
 	if (!err) {
 		b->threads = calloc(b->n, sizeof(*b->threads));
 		err = b->threads ? VIV_OK : VIV_ERR_NOMEM;
@@ -318,6 +368,11 @@ enum viv_err pipe_builder_start(const char *datadir, const struct pipe_config *c
 			break;
 		}
 	}
+	if (!err) {
+		b->heartbeat_started = pthread_create(&b->heartbeat, NULL, heartbeat_main, b) == 0;
+		if (!b->heartbeat_started)
+			err = VIV_ERR_INTERNAL;
+	}
 	/* Wait for the stores to open, so that a bad data directory is an
 	 * error here rather than silent builders. */
 	pthread_mutex_lock(&b->lock);
@@ -346,12 +401,18 @@ void pipe_builder_stop(struct pipe_builder *b)
 {
 	if (!b)
 		return;
+	pthread_mutex_lock(&b->lock);
 	__atomic_store_n(&b->stop, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 	pipe_builder_wake(b);
 	for (unsigned i = 0; i < b->n; i++) {
 		if (b->threads[i].started)
 			pthread_join(b->threads[i].thread, NULL);
 	}
+	/* Last: the builds that were still running kept their leases. */
+	if (b->heartbeat_started)
+		pthread_join(b->heartbeat, NULL);
 	builder_free(b);
 }
 

@@ -27,6 +27,12 @@ struct pipe_cgroups {
 };
 
 struct pipe_config {
+	/* The builders' store: PostgreSQL, as store_open_db() takes it; NULL:
+	 * SQLite in the data directory. */
+	const char *store_url;
+	/* How long a builder's claim holds without its heartbeat, which renews
+	 * it every third of that (0: STORE_LEASE_MS_DEFAULT). */
+	unsigned lease_ms;
 	/* Directory holding wasm-rt.h's companions for artifact builds:
 	 * common/ (viv_guest.h). */
 	const char *include_dir;

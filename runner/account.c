@@ -152,8 +152,8 @@ void run_account_prune(struct run_account *a, bool (*keep)(void *ctx, const char
 
 /* ---- Start and stop ------------------------------------------------------------------------ */
 
-enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
-                               struct run_account **out, char *err, size_t errlen)
+enum viv_err run_account_start(const char *datadir, const char *db_url, unsigned index,
+                               h2o_loop_t *loop, struct run_account **out, char *err, size_t errlen)
 {
 	struct run_account *a;
 	char *metrics_path = NULL;
@@ -170,7 +170,8 @@ enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *
 		e = VIV_ERR_NOMEM;
 	}
 	if (!e)
-		e = run_writer_start(datadir, a->metrics, metrics_path, &a->writer, err, errlen);
+		e = run_writer_start(datadir, db_url, a->metrics, metrics_path, &a->writer, err,
+		                     errlen);
 	free(metrics_path);
 	if (e) {
 		run_metrics_destroy(a->metrics);

@@ -122,8 +122,8 @@ static enum viv_err route_config(struct run_routes *rt, struct run_route *r,
 	return VIV_OK;
 }
 
-enum viv_err run_routes_open(const char *datadir, const char *domain, struct run_routes **out,
-                             char *err, size_t errlen)
+enum viv_err run_routes_open(const char *datadir, const char *db_url, const char *domain,
+                             struct run_routes **out, char *err, size_t errlen)
 {
 	struct run_routes *rt;
 	enum viv_err e;
@@ -137,7 +137,7 @@ enum viv_err run_routes_open(const char *datadir, const char *domain, struct run
 		free(rt);
 		return VIV_ERR_NOMEM;
 	}
-	e = store_open(datadir, &rt->st, err, errlen);
+	e = store_open_db(datadir, db_url, &rt->st, err, errlen);
 	if (!e)
 		e = store_sync_relaxed(rt->st);
 	if (e) {

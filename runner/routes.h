@@ -37,10 +37,12 @@ struct run_route {
 
 struct run_routes;
 
-/* Opens the worker's own store connection; apps answer at APP.domain.
- * Caller frees with run_routes_close(). */
-VIV_MUST_CHECK enum viv_err run_routes_open(const char *datadir, const char *domain,
-                                            struct run_routes **out, char *err, size_t errlen);
+/* Opens the worker's own store connection (db_url as store_open_db()
+ * takes it); apps answer at APP.domain. Caller frees with
+ * run_routes_close(). */
+VIV_MUST_CHECK enum viv_err run_routes_open(const char *datadir, const char *db_url,
+                                            const char *domain, struct run_routes **out, char *err,
+                                            size_t errlen);
 void run_routes_close(struct run_routes *rt);
 
 /* The store connection, for app logs. Borrowed for the life of rt. */

@@ -272,10 +272,11 @@ int run_pool_fd(const struct run_pool *pool);
 
 struct run_worker_config {
 	const char *datadir;
-	const char *domain; /* apps answer at APP.DOMAIN */
-	int listen_fd;      /* bound, listening, shared by every worker */
-	unsigned port;      /* the port listen_fd is bound to */
-	unsigned index;     /* which worker this is, for logs */
+	const char *store_url; /* PostgreSQL, as store_open_db() takes it; NULL: SQLite */
+	const char *domain;    /* apps answer at APP.DOMAIN */
+	int listen_fd;         /* bound, listening, shared by every worker */
+	unsigned port;         /* the port listen_fd is bound to */
+	unsigned index;        /* which worker this is, for logs */
 	size_t request_body_max;
 	struct run_pool_config pool;
 };

@@ -570,7 +570,8 @@ enum viv_err run_serve_open(struct worker *w, h2o_pathconf_t *path, char *err, s
 	struct whandler *h;
 	enum viv_err e;
 
-	e = run_routes_open(w->cfg->datadir, w->cfg->domain, &w->routes, err, errlen);
+	e = run_routes_open(w->cfg->datadir, w->cfg->store_url, w->cfg->domain, &w->routes, err,
+	                    errlen);
 	if (e)
 		return e;
 	h = (struct whandler *)h2o_create_handler(path, sizeof(*h));

@@ -85,7 +85,8 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	}
 	h2o_context_init(&w->ctx, h2o_evloop_create(), &w->conf);
 	err[0] = '\0';
-	e = run_account_start(cfg->datadir, cfg->index, w->ctx.loop, &w->acct, err, sizeof(err));
+	e = run_account_start(cfg->datadir, cfg->store_url, cfg->index, w->ctx.loop, &w->acct, err,
+	                      sizeof(err));
 	if (e) {
 		viv_log(VIV_ERROR, "cannot start the writer: %s",
 		        e == VIV_ERR_NOMEM ? "out of memory" : err);

@@ -53,11 +53,12 @@ size_t run_serve_routable(struct worker *w);
 
 /* ---- Accounting (account.c) -------------------------------------------------------------- */
 
-/* Starts the writer thread (app logs into the store at datadir, metrics
- * into DATADIR/run/metrics/worker-INDEX.prom) and the counting; batches of
- * log lines go out within 200 ms, on a timeout of loop. The detail of a
- * failure goes to err. Caller stops it with run_account_stop(). */
-VIV_MUST_CHECK enum viv_err run_account_start(const char *datadir, unsigned index, h2o_loop_t *loop,
+/* Starts the writer thread (app logs into the store at datadir and db_url,
+ * metrics into DATADIR/run/metrics/worker-INDEX.prom) and the counting;
+ * batches of log lines go out within 200 ms, on a timeout of loop. The
+ * detail of a failure goes to err. Caller stops it with run_account_stop(). */
+VIV_MUST_CHECK enum viv_err run_account_start(const char *datadir, const char *db_url,
+                                              unsigned index, h2o_loop_t *loop,
                                               struct run_account **out, char *err, size_t errlen);
 
 /* Hands what is left to the writer, publishes live (the instances still

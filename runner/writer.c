@@ -164,7 +164,7 @@ static void writer_free(struct run_writer *w)
 	free(w);
 }
 
-enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
+enum viv_err run_writer_start(const char *datadir, const char *db_url, struct run_metrics *metrics,
                               const char *metrics_path, struct run_writer **out, char *err,
                               size_t errlen)
 {
@@ -197,7 +197,7 @@ enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
 		if (viv_mkdirs(dir, 0700))
 			viv_log(VIV_ERROR, "cannot make %s: %s", dir, strerror(errno));
 	}
-	e = store_open(datadir, &w->st, err, errlen);
+	e = store_open_db(datadir, db_url, &w->st, err, errlen);
 	if (!e)
 		e = store_sync_relaxed(w->st);
 	if (e)

@@ -13,13 +13,14 @@
 struct run_writer;
 
 /* Starts the thread: it writes app log lines into the store at datadir
- * through a connection of its own, and about once a second, when they
- * changed, metrics (borrowed until run_writer_stop()) to metrics_path,
- * making its folder (mode 0700) when missing. The detail of a failure goes
- * to err. Caller stops it with run_writer_stop(). */
-VIV_MUST_CHECK enum viv_err run_writer_start(const char *datadir, struct run_metrics *metrics,
-                                             const char *metrics_path, struct run_writer **out,
-                                             char *err, size_t errlen);
+ * (and db_url, as store_open_db() takes it) through a connection of its
+ * own, and about once a second, when they changed, metrics (borrowed until
+ * run_writer_stop()) to metrics_path, making its folder (mode 0700) when
+ * missing. The detail of a failure goes to err. Caller stops it with
+ * run_writer_stop(). */
+VIV_MUST_CHECK enum viv_err run_writer_start(const char *datadir, const char *db_url,
+                                             struct run_metrics *metrics, const char *metrics_path,
+                                             struct run_writer **out, char *err, size_t errlen);
 
 /* Queues n lines for the store and wakes the thread. Takes ownership of
  * every line's message whatever happens (streams are static strings and stay

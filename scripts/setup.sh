@@ -14,6 +14,9 @@ packages=(
   libsqlite3-dev libmicrohttpd-dev libjansson-dev libarchive-dev
   libcurl4-openssl-dev libssl-dev libh2o-evloop-dev uthash-dev
   libcriterion-dev
+  # the store's second database: libpq to reach PostgreSQL, and the server,
+  # which the tests start in a scratch folder of their own
+  libpq-dev postgresql
   # guest toolchains: C and C++ to wasm, wasm tools, AOT compiler, build sandbox
   clang lld llvm wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 wabt binaryen
   bubblewrap

@@ -1,16 +1,18 @@
-/* The system of record: a SQLite database in WAL mode (apps, deployments,
- * artifacts, tokens, app logs) and the content-addressed artifact directory,
- * both under one data directory. Everything the API, the pipeline and the
- * runners know about apps goes through this header, so that another backend
- * can sit beside SQLite later.
+/* The system of record: apps, deployments, artifacts, tokens, KV data and
+ * app logs, in a SQLite database in WAL mode inside the data directory, or
+ * in PostgreSQL (libpq) when a postgres:// URL is given; and the
+ * content-addressed artifact directory, uploads and build folders, which
+ * stay in the data directory either way. Everything the API, the pipeline
+ * and the runners know about apps goes through this header, whichever
+ * database is under it.
  *
- * A struct store is one SQLite connection: use it from one thread at a time
- * and never across fork(); each process and thread opens its own.
+ * A struct store is one database connection: use it from one thread at a
+ * time and never across fork(); each process and thread opens its own.
  *
  * Errors common to every call that reaches the database: VIV_ERR_DB when
- * SQLite fails (its message goes to the operator log), VIV_ERR_BUSY when
- * other processes kept the database locked past the busy timeout (10 s),
- * VIV_ERR_NOMEM. */
+ * the database fails (its message goes to the operator log), VIV_ERR_BUSY
+ * when other connections kept what it needed locked past the busy timeout
+ * (10 s), VIV_ERR_NOMEM. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -32,14 +34,29 @@ struct store;
 VIV_MUST_CHECK enum viv_err store_open(const char *datadir, struct store **out, char *errbuf,
                                        size_t errlen);
 
+/* store_open() with the records in the PostgreSQL database that db_url
+ * names (postgres://USER@HOST/DB, or postgresql:// with libpq's
+ * parameters; the database is UTF8 and the user may create tables), or,
+ * when db_url is NULL or "", in SQLite as store_open() has them. The files
+ * stay in datadir. VIV_ERR_INVALID for another kind of URL,
+ * VIV_ERR_UNSUPPORTED for a database that is not UTF8. */
+VIV_MUST_CHECK enum viv_err store_open_db(const char *datadir, const char *db_url,
+                                          struct store **out, char *errbuf, size_t errlen);
+
+/* True when url is a postgres:// or postgresql:// URL. */
+bool store_url_is_postgres(const char *url);
+
+/* True when st keeps its records in PostgreSQL. */
+bool store_is_postgres(const struct store *st);
+
 /* Closes the connection; accepts NULL. */
 void store_close(struct store *st);
 
 /* The data directory this store was opened on. Borrowed for the life of st. */
 const char *store_datadir(const struct store *st);
 
-/* The schema version after migrations (PRAGMA user_version); -1 when it
- * cannot be read. */
+/* The schema version after migrations (PRAGMA user_version; on
+ * PostgreSQL the table vivarium_schema); -1 when it cannot be read. */
 int store_schema_version(struct store *st);
 
 /* ---- Tokens --------------------------------------------------------------- */
@@ -346,10 +363,13 @@ void store_deployment_free(struct store_deployment *d);
 void store_deployment_list_free(struct store_deployment *ds, size_t n);
 
 /* Moves the oldest queued deployment of an app with none building to
- * building (setting started_at) and returns its id; VIV_ERR_NOT_FOUND when
- * there is none. An app's deployments so build in order, one at a time,
- * and a slow build never holds another app's deployment in the queue.
- * Atomic, so several builders may call it at once. */
+ * building (setting started_at, and the lease: store_owner() and now plus
+ * the lease) and returns its id; VIV_ERR_NOT_FOUND when there is none. A
+ * deployment building under a lease that ran out comes first, and is taken
+ * again with a line in its log. An app's deployments so build in order,
+ * one at a time, and a slow build never holds another app's deployment in
+ * the queue. Atomic, so several builders may call it at once, from any
+ * number of processes and (PostgreSQL) machines. */
 VIV_MUST_CHECK enum viv_err store_deployment_claim(struct store *st, int64_t *id_out);
 
 /* Deployments queued on this data directory move a counter in a small
@@ -370,16 +390,55 @@ void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms
  * without moving the counter: for stopping builders. */
 void store_queue_wake(const struct store *st);
 
-/* At startup: deployments left in building by a crash are queued again, with
- * a line in their log saying so. *n_out (may be NULL) is how many. */
+/* At a builder's start: deployments whose builder is gone are queued again,
+ * with a line in their log saying so: those whose lease ran out, and those
+ * claimed on this machine (by an owner of store_owner()'s form) by a
+ * process that no longer exists, whatever their lease says. *n_out (may be
+ * NULL) is how many. */
 VIV_MUST_CHECK enum viv_err store_deployment_requeue_interrupted(struct store *st, size_t *n_out);
+
+/* ---- Leases of builds ------------------------------------------------------------- */
+
+/*
+ * A claim holds a deployment for its owner until lease_until (the claim's
+ * time plus the connection's lease), and a builder renews the leases of the
+ * builds it runs with store_lease_renew() while it runs them. A deployment
+ * whose lease ran out (its builder died, hung, or lost the database) is
+ * claimed again by the next store_deployment_claim(), anywhere; from then
+ * on the builder that had it can no longer record its outcome or its log
+ * (VIV_ERR_INVALID), so it is built, and recorded, once. Hosts' clocks must
+ * agree to well within a lease.
+ */
+#define STORE_LEASE_MS_DEFAULT 30000
+#define STORE_OWNER_MAX 128
+
+/* Whom this connection claims builds for: by default "HOST:PID:NONCE" of
+ * this process with a nonce of the connection's own. Borrowed for the life
+ * of st. */
+const char *store_owner(const struct store *st);
+
+/* Claims for owner (1 to STORE_OWNER_MAX printable ASCII bytes, else
+ * VIV_ERR_INVALID) from now on: the builders of one process share one
+ * owner, so that one heartbeat renews all their leases. */
+VIV_MUST_CHECK enum viv_err store_set_owner(struct store *st, const char *owner);
+
+/* How long this connection's claims and renewals hold, in milliseconds
+ * (0: STORE_LEASE_MS_DEFAULT; at most a day). */
+void store_set_lease_ms(struct store *st, unsigned ms);
+
+/* The heartbeat: moves the lease of every deployment this connection's
+ * owner is building to now plus the lease. *n_out (may be NULL) is how
+ * many it renewed; one taken over by another builder is not among them. */
+VIV_MUST_CHECK enum viv_err store_lease_renew(struct store *st, size_t *n_out);
 
 /* The most build log text kept per deployment. */
 #define STORE_BUILD_LOG_MAX (1024 * 1024)
 
 /* Appends text to the build log; the log is capped at STORE_BUILD_LOG_MAX
  * bytes (the cap is noted once in the log when reached, and later text is
- * dropped). VIV_ERR_NOT_FOUND when there is no such deployment. */
+ * dropped). VIV_ERR_NOT_FOUND when there is no such deployment,
+ * VIV_ERR_INVALID when it is building under another owner's claim (this
+ * connection's lease ran out and another builder took it over). */
 VIV_MUST_CHECK enum viv_err store_deployment_log(struct store *st, int64_t id, const char *text);
 
 /* Records the detected language (at most 32 bytes). VIV_ERR_NOT_FOUND when
@@ -412,10 +471,11 @@ struct store_build {
 };
 
 /* In one transaction: records the artifact, marks the deployment ready (with
- * its build key), makes it the app's current deployment; then bumps the
- * routes generation. VIV_ERR_INVALID for a bad hash, build key, language,
- * config (no config, no mode, an env variable without a name, an assets
- * hash that is not one), or when the deployment is not building; VIV_ERR_NOT_FOUND when
+ * its build key), makes it the app's current deployment and moves the
+ * routes generation on. VIV_ERR_INVALID for a bad hash, build key,
+ * language, config (no config, no mode, an env variable without a name, an
+ * assets hash that is not one), when the deployment is not building, or
+ * when it is building under another owner's claim; VIV_ERR_NOT_FOUND when
  * there is no such deployment or the artifact's .so is not in the artifact
  * directory. */
 VIV_MUST_CHECK enum viv_err store_deployment_ready(struct store *st, int64_t id,
@@ -445,7 +505,8 @@ void store_prior_build_free(struct store_prior_build *b);
 /* Marks the deployment failed with a one-sentence reason (what went wrong
  * and what to do; cut at 4096 bytes); the app keeps serving its current
  * deployment. VIV_ERR_INVALID when the deployment is already ready or
- * failed, VIV_ERR_NOT_FOUND when there is none. */
+ * failed, or building under another owner's claim; VIV_ERR_NOT_FOUND when
+ * there is none. */
 VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id,
                                                     const char *error);
 
@@ -516,8 +577,12 @@ void store_routes_free(struct store_route *routes, size_t n);
 /* A counter that changes whenever any app's current deployment changes. It
  * lives in a small shared file mapped by every process on this data
  * directory, so reading it is one memory load: a runner compares it on each
- * request and reloads routes when it moved. */
-uint64_t store_routes_generation(const struct store *st);
+ * request and reloads routes when it moved. On PostgreSQL the database
+ * counts the changes, and this page holds the highest count this machine
+ * has seen: a connection that asks learns of changes made from other
+ * machines through LISTEN/NOTIFY (it looks every 50 ms at most) and by
+ * reading the count every 5 s. */
+uint64_t store_routes_generation(struct store *st);
 
 /* ---- App configuration set through the API ---------------------------------- */
 

@@ -43,7 +43,7 @@ const char *store_app_state_name(enum store_app_state s)
 
 enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row;
 
@@ -58,7 +58,36 @@ enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out)
 	if (!err && !row)
 		err = VIV_ERR_NOT_FOUND;
 	if (!err)
-		*id_out = sqlite3_column_int64(stmt, 0);
+		*id_out = store_col_int64(stmt, 0);
+	store_release(st, stmt);
+	return err;
+}
+
+/* On PostgreSQL the app's row stays locked until the transaction ends:
+ * deployments of it are created, made current and deleted one after the
+ * other, as SQLite's single writer has them. */
+static const char sql_app_lock_pg[] = "SELECT id FROM apps WHERE name = ?1 FOR UPDATE";
+
+enum viv_err store_app_lock(struct store *st, const char *name, int64_t *id_out)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row;
+
+	*id_out = 0;
+	if (st->kind != STORE_POSTGRES)
+		return store_app_id(st, name, id_out);
+	if (!name)
+		return VIV_ERR_NOT_FOUND;
+	err = store_prepare(st, sql_app_lock_pg, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, name);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err)
+		*id_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
@@ -67,7 +96,7 @@ enum viv_err store_app_id(struct store *st, const char *name, int64_t *id_out)
  * the name is taken, and the id is read after it either way. */
 enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	*id_out = 0;
@@ -85,17 +114,17 @@ enum viv_err store_app_ensure(struct store *st, const char *name, int64_t *id_ou
 	return store_app_id(st, name, id_out);
 }
 
-static enum viv_err read_app(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_app(struct store_stmt *stmt, void *elem)
 {
 	struct store_app *app = elem;
 	enum viv_err err;
 
 	memset(app, 0, sizeof(*app));
-	app->id = sqlite3_column_int64(stmt, 0);
-	app->created_at = sqlite3_column_int64(stmt, 2);
-	app->current_deployment = sqlite3_column_int64(stmt, 3);
-	app->updated_at = sqlite3_column_int64(stmt, 5);
-	switch (sqlite3_column_int(stmt, 6)) {
+	app->id = store_col_int64(stmt, 0);
+	app->created_at = store_col_int64(stmt, 2);
+	app->current_deployment = store_col_int64(stmt, 3);
+	app->updated_at = store_col_int64(stmt, 5);
+	switch (store_col_int64(stmt, 6)) {
 	case 1:
 		app->state = STORE_APP_SERVING;
 		break;
@@ -125,7 +154,7 @@ static void app_clear(void *elem)
 
 enum viv_err store_app_get(struct store *st, const char *name, struct store_app **out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *app;
 
@@ -144,7 +173,7 @@ enum viv_err store_app_get(struct store *st, const char *name, struct store_app 
 
 enum viv_err store_app_list(struct store *st, struct store_app **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *apps;
 
@@ -177,6 +206,9 @@ static const char sql_app_artifacts[] =
 static const char sql_app_assets[] =
         "SELECT DISTINCT json_extract(config, '$.assets') FROM deployments"
         " WHERE app_id = ?1 AND json_type(config, '$.assets') = 'text'";
+static const char sql_app_assets_pg[] =
+        "SELECT DISTINCT config::jsonb ->> 'assets' FROM deployments"
+        " WHERE app_id = ?1 AND jsonb_typeof(config::jsonb -> 'assets') = 'string'";
 static const char sql_app_queued[] =
         "SELECT id FROM deployments WHERE app_id = ?1 AND status = 'queued'";
 /* kv and app_config came before ON DELETE CASCADE was the habit; the rest
@@ -195,7 +227,7 @@ struct app_leftovers {
 	size_t n_queued;
 };
 
-static enum viv_err read_text(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_text(struct store_stmt *stmt, void *elem)
 {
 	return store_col_text_or(stmt, 0, "", (char **)elem);
 }
@@ -205,9 +237,9 @@ static void text_clear(void *elem)
 	free(*(char **)elem);
 }
 
-static enum viv_err read_int64(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_int64(struct store_stmt *stmt, void *elem)
 {
-	*(int64_t *)elem = sqlite3_column_int64(stmt, 0);
+	*(int64_t *)elem = store_col_int64(stmt, 0);
 	return VIV_OK;
 }
 
@@ -216,7 +248,7 @@ static enum viv_err app_rows(struct store *st, const char *sql, int64_t app_id, 
                              store_row_read_fn read, store_row_clear_fn clear, void **out,
                              size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql, &stmt);
@@ -228,7 +260,7 @@ static enum viv_err app_rows(struct store *st, const char *sql, int64_t app_id, 
 
 static enum viv_err app_exec(struct store *st, const char *sql, int64_t app_id)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql, &stmt);
@@ -271,8 +303,8 @@ static enum viv_err app_delete_rows(struct store *st, int64_t app_id, struct app
 	if (!err)
 		l->artifacts = rows;
 	if (!err)
-		err = app_rows(st, sql_app_assets, app_id, sizeof(char *), read_text, text_clear,
-		               &rows, &l->n_assets);
+		err = app_rows(st, store_sql(st, sql_app_assets, sql_app_assets_pg), app_id,
+		               sizeof(char *), read_text, text_clear, &rows, &l->n_assets);
 	if (!err)
 		l->assets = rows;
 	if (!err)
@@ -303,16 +335,17 @@ enum viv_err store_app_delete(struct store *st, const char *name, struct store_a
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_app_id(st, name, &app_id);
+	err = store_app_lock(st, name, &app_id);
 	if (!err)
 		err = app_delete_rows(st, app_id, &l, &done.deployments);
+	/* Runners drop the app's route when they see the generation move. */
+	if (!err)
+		err = store_routes_changed(st);
 	if (!err)
 		err = store_commit(st);
 	store_rollback(st);
 	if (err)
 		goto out;
-	/* Runners drop the app's route when they see the generation move. */
-	store_routes_gen_bump(st);
 	viv_log(VIV_INFO, "store: app %s deleted with its %zu deployment(s)", name,
 	        done.deployments);
 	for (i = 0; i < l.n_queued; i++)
@@ -344,14 +377,15 @@ static const char sql_app_set_current[] = "UPDATE apps SET current_deployment = 
 
 /* Steps stmt (bound by the caller) once: *row_out says whether there was a
  * row and *v_out is its first column. Releases stmt. */
-static enum viv_err one_int(struct store *st, sqlite3_stmt *stmt, bool *row_out, int64_t *v_out)
+static enum viv_err one_int(struct store *st, struct store_stmt *stmt, bool *row_out,
+                            int64_t *v_out)
 {
 	enum viv_err err;
 
 	*v_out = 0;
 	err = store_step(st, stmt, row_out);
 	if (!err && *row_out)
-		*v_out = sqlite3_column_int64(stmt, 0);
+		*v_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
@@ -360,7 +394,7 @@ static enum viv_err one_int(struct store *st, sqlite3_stmt *stmt, bool *row_out,
 static enum viv_err rollback_target(struct store *st, int64_t app_id, int64_t current,
                                     int64_t wanted, int64_t *target)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	int64_t v = 0;
 	bool row = false;
@@ -396,10 +430,10 @@ static enum viv_err rollback_target(struct store *st, int64_t app_id, int64_t cu
 enum viv_err store_app_rollback(struct store *st, const char *name, int64_t deployment_id,
                                 int64_t *current_out, int64_t *previous_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	int64_t app_id = 0, current = 0, target = 0;
-	bool row = false, changed = false;
+	bool row = false;
 
 	if (current_out)
 		*current_out = 0;
@@ -410,7 +444,7 @@ enum viv_err store_app_rollback(struct store *st, const char *name, int64_t depl
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_app_id(st, name, &app_id);
+	err = store_app_lock(st, name, &app_id);
 	if (!err)
 		err = store_prepare(st, sql_app_current_of, &stmt);
 	if (err)
@@ -429,14 +463,13 @@ enum viv_err store_app_rollback(struct store *st, const char *name, int64_t depl
 	err = store_run(st, stmt);
 	store_release(st, stmt);
 	if (!err)
+		err = store_routes_changed(st);
+	if (!err)
 		err = store_commit(st);
-	changed = !err;
 out:
 	store_rollback(st);
 	if (err)
 		return err;
-	if (changed)
-		store_routes_gen_bump(st);
 	if (current_out)
 		*current_out = target;
 	if (previous_out)

@@ -191,6 +191,8 @@ out:
 static const char sql_assets_used[] =
         "SELECT 1 FROM deployments WHERE json_type(config, '$.assets') = 'text'"
         " AND json_extract(config, '$.assets') = ?1 LIMIT 1";
+static const char sql_assets_used_pg[] =
+        "SELECT 1 FROM deployments WHERE config::jsonb ->> 'assets' = ?1 LIMIT 1";
 
 /*
  * Under the write lock the tree is renamed out of its place, so that from
@@ -218,7 +220,10 @@ enum viv_err store_assets_collect(struct store *st, const char *hash, bool *remo
 		err = store_begin(st);
 	if (err)
 		goto out;
-	err = store_text_exists(st, sql_assets_used, hash, &used);
+	err = store_lock(st, STORE_LOCK_FILES, 0);
+	if (!err)
+		err = store_text_exists(st, store_sql(st, sql_assets_used, sql_assets_used_pg),
+		                        hash, &used);
 	if (!err && !used) {
 		if (rename(final, gone) == 0)
 			*removed_out = true;

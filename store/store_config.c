@@ -9,14 +9,18 @@
 
 static const char sql_set[] = "INSERT INTO app_config(app_id, key, value) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT(app_id, key) DO UPDATE SET value = excluded.value"
-                              " WHERE value IS NOT excluded.value";
+                              " WHERE app_config.value IS DISTINCT FROM excluded.value";
 static const char sql_unset[] = "DELETE FROM app_config WHERE app_id = ?1 AND key = ?2";
 /* json_group_object() gives {} for no rows; the inner ORDER BY sorts the
- * keys. */
+ * keys. PostgreSQL's own aggregates put spaces in: the object is written
+ * out as SQLite's is. */
 static const char sql_settings[] =
         "SELECT json_group_object(key, value) FROM"
         " (SELECT key, value FROM app_config WHERE app_id = ?1 ORDER BY key)";
+static const char sql_settings_pg[] =
+        "SELECT " STORE_JSON_OBJECT_PG("key", "value") " FROM app_config WHERE app_id = ?1";
 static const char sql_guest[] = "SELECT " STORE_GUEST_CONFIG_SQL("?1");
+static const char sql_guest_pg[] = "SELECT " STORE_GUEST_CONFIG_SQL_PG("?1");
 static const char sql_secret_set[] =
         "INSERT INTO secrets(app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT(app_id, name) DO UPDATE SET value = excluded.value,"
@@ -48,16 +52,19 @@ bool store_config_key_valid(const char *key)
 static enum viv_err write_config(struct store *st, const char *sql, const char *app,
                                  const char *key, const char *value, bool *changed_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 
 	*changed_out = false;
+	err = store_begin(st);
+	if (err)
+		return err;
 	err = store_app_id(st, app, &app_id);
 	if (!err)
 		err = store_prepare(st, sql, &stmt);
 	if (err)
-		return err;
+		goto out;
 	store_bind_int64(st, stmt, 1, app_id);
 	store_bind_text(st, stmt, 2, key);
 	if (value)
@@ -66,10 +73,16 @@ static enum viv_err write_config(struct store *st, const char *sql, const char *
 		store_bind_int64(st, stmt, 4, viv_now_ms());
 	err = store_run(st, stmt);
 	if (!err)
-		*changed_out = sqlite3_changes(st->db) > 0;
+		*changed_out = store_changes(st) > 0;
 	store_release(st, stmt);
 	if (!err && *changed_out)
-		store_routes_gen_bump(st);
+		err = store_routes_changed(st);
+	if (!err)
+		err = store_commit(st);
+out:
+	store_rollback(st);
+	if (err)
+		*changed_out = false;
 	return err;
 }
 
@@ -131,7 +144,7 @@ enum viv_err store_secret_unset(struct store *st, const char *app, const char *n
 /* Runs sql, which gives one JSON object text for the app id bound to ?1. */
 static enum viv_err config_json(struct store *st, const char *sql, const char *app, char **json_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 	bool row = false;
@@ -158,20 +171,20 @@ static enum viv_err config_json(struct store *st, const char *sql, const char *a
 
 enum viv_err store_app_settings_get(struct store *st, const char *app, char **json_out)
 {
-	return config_json(st, sql_settings, app, json_out);
+	return config_json(st, store_sql(st, sql_settings, sql_settings_pg), app, json_out);
 }
 
 enum viv_err store_app_config_get(struct store *st, const char *app, char **json_out)
 {
-	return config_json(st, sql_guest, app, json_out);
+	return config_json(st, store_sql(st, sql_guest, sql_guest_pg), app, json_out);
 }
 
-static enum viv_err read_secret(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_secret(struct store_stmt *stmt, void *elem)
 {
 	struct store_secret *sec = elem;
 
 	memset(sec, 0, sizeof(*sec));
-	sec->updated_at = sqlite3_column_int64(stmt, 1);
+	sec->updated_at = store_col_int64(stmt, 1);
 	return store_col_text_or(stmt, 0, "", &sec->name);
 }
 
@@ -183,7 +196,7 @@ static void secret_clear(void *elem)
 enum viv_err store_secret_list(struct store *st, const char *app, struct store_secret **out,
                                size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	int64_t app_id = 0;
 	enum viv_err err;
 	void *list;

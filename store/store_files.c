@@ -355,7 +355,7 @@ static bool artifact_unlink(const struct store *st, const char *hash, const char
  */
 enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *removed_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool used = false, so, wasm;
 
@@ -365,7 +365,9 @@ enum viv_err store_artifact_collect(struct store *st, const char *hash, bool *re
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = store_text_exists(st, sql_artifact_used, hash, &used);
+	err = store_lock(st, STORE_LOCK_FILES, 0);
+	if (!err)
+		err = store_text_exists(st, sql_artifact_used, hash, &used);
 	if (err || used)
 		goto out;
 	err = store_prepare(st, sql_artifact_delete, &stmt);

@@ -13,46 +13,41 @@ static const char sql_put[] = "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2
 static const char sql_append[] =
         "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
         "ON CONFLICT(app_id, key) DO UPDATE SET value = CAST(value || excluded.value AS BLOB)";
+static const char sql_append_pg[] =
+        "INSERT INTO kv(app_id, key, value) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(app_id, key) DO UPDATE SET value = kv.value || excluded.value";
 static const char sql_len[] = "SELECT length(value) FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_remove[] = "DELETE FROM kv WHERE app_id = ?1 AND key = ?2";
 static const char sql_relaxed[] = "PRAGMA synchronous = NORMAL";
+/* A commit returns before its WAL record is flushed: a crash of the server
+ * may lose the last ones, never corrupt anything. */
+static const char sql_relaxed_pg[] = "SET synchronous_commit = off";
 
 static enum viv_err check_key(const void *key, size_t klen)
 {
 	return key && klen >= 1 && klen <= STORE_KV_KEY_MAX ? VIV_OK : VIV_ERR_INVALID;
 }
 
-static void bind_blob(struct store *st, sqlite3_stmt *stmt, int idx, const void *p, size_t n)
-{
-	int rc = sqlite3_bind_blob64(stmt, idx, n ? p : "", n, SQLITE_STATIC);
-
-	if (rc != SQLITE_OK && !st->bind_err)
-		st->bind_err = store_db_error(st, rc, "binding a KV blob");
-}
-
 /* Runs a statement keyed by (app, key), with an optional value as ?3. */
 static enum viv_err keyed(struct store *st, const char *sql, int64_t app_id, const void *key,
-                          size_t klen, const void *val, size_t vlen, sqlite3_stmt **out)
+                          size_t klen, const void *val, size_t vlen, struct store_stmt **out)
 {
 	enum viv_err err = store_prepare(st, sql, out);
 
 	if (err)
 		return err;
 	store_bind_int64(st, *out, 1, app_id);
-	bind_blob(st, *out, 2, key, klen);
+	store_bind_blob(st, *out, 2, key, klen);
 	if (val)
-		bind_blob(st, *out, 3, val, vlen);
+		store_bind_blob(st, *out, 3, val, vlen);
 	return VIV_OK;
 }
 
 enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, size_t klen,
                           char **val_out, size_t *len_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
-	const void *blob;
-	size_t n;
-	char *v;
 	bool row = false;
 
 	*val_out = NULL;
@@ -66,18 +61,7 @@ enum viv_err store_kv_get(struct store *st, int64_t app_id, const void *key, siz
 		err = VIV_ERR_NOT_FOUND;
 	if (err)
 		goto out;
-	blob = sqlite3_column_blob(stmt, 0);
-	n = (size_t)sqlite3_column_bytes(stmt, 0);
-	v = malloc(n + 1);
-	if (!v) {
-		err = VIV_ERR_NOMEM;
-		goto out;
-	}
-	if (n)
-		memcpy(v, blob, n);
-	v[n] = '\0';
-	*val_out = v;
-	*len_out = n;
+	err = store_col_bytes(stmt, 0, val_out, len_out);
 out:
 	store_release(st, stmt);
 	return err;
@@ -87,7 +71,7 @@ out:
 static enum viv_err write_one(struct store *st, const char *sql, int64_t app_id, const void *key,
                               size_t klen, const void *val, size_t vlen, bool *changed)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	*changed = false;
@@ -99,7 +83,7 @@ static enum viv_err write_one(struct store *st, const char *sql, int64_t app_id,
 	if (!err)
 		err = store_run(st, stmt);
 	if (!err)
-		*changed = sqlite3_changes(st->db) > 0;
+		*changed = store_changes(st) > 0;
 	store_release(st, stmt);
 	return err;
 }
@@ -108,7 +92,7 @@ static enum viv_err write_one(struct store *st, const char *sql, int64_t app_id,
 static enum viv_err exists(struct store *st, int64_t app_id, const void *key, size_t klen,
                            int64_t *len_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err = keyed(st, sql_len, app_id, key, klen, NULL, 0, &stmt);
 	bool row = false;
 
@@ -116,7 +100,7 @@ static enum viv_err exists(struct store *st, int64_t app_id, const void *key, si
 	if (!err)
 		err = store_step(st, stmt, &row);
 	if (!err && row)
-		*len_out = sqlite3_column_int64(stmt, 0);
+		*len_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
@@ -146,7 +130,9 @@ static enum viv_err write_reporting_new(struct store *st, const char *sql, int64
 	err = store_begin(st);
 	if (err)
 		return err;
-	err = exists(st, app_id, key, klen, &len);
+	err = store_lock(st, STORE_LOCK_KV, app_id);
+	if (!err)
+		err = exists(st, app_id, key, klen, &len);
 	if (!err && append && len >= 0 && (uint64_t)len + vlen > STORE_KV_VALUE_MAX)
 		err = VIV_ERR_TOO_BIG;
 	if (!err)
@@ -170,7 +156,8 @@ enum viv_err store_kv_put(struct store *st, int64_t app_id, const void *key, siz
 enum viv_err store_kv_append(struct store *st, int64_t app_id, const void *key, size_t klen,
                              const void *val, size_t vlen, bool *was_new_out)
 {
-	return write_reporting_new(st, sql_append, app_id, key, klen, val, vlen, true, was_new_out);
+	return write_reporting_new(st, store_sql(st, sql_append, sql_append_pg), app_id, key, klen,
+	                           val, vlen, true, was_new_out);
 }
 
 enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, size_t klen,
@@ -181,12 +168,16 @@ enum viv_err store_kv_remove(struct store *st, int64_t app_id, const void *key, 
 
 enum viv_err store_sync_relaxed(struct store *st)
 {
-	return store_exec(st, sql_relaxed);
+	return store_exec(st, store_sql(st, sql_relaxed, sql_relaxed_pg));
 }
 
 static const char sql_list[] =
         "SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
         " AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
+/* PostgreSQL types each parameter once, from its first use. */
+static const char sql_list_pg[] =
+        "SELECT key, length(value) FROM kv WHERE app_id = ?1 AND key > ?2 AND key >= ?3"
+        " AND (?4::bytea IS NULL OR key < ?4::bytea) ORDER BY key LIMIT ?5";
 
 /* The smallest key past every key that starts with prefix: prefix with its
  * trailing 0xff bytes dropped and the last byte left incremented. *len_out
@@ -203,22 +194,13 @@ static void prefix_end(const unsigned char *prefix, size_t plen, unsigned char *
 	end[plen - 1]++;
 }
 
-static enum viv_err read_key(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_key(struct store_stmt *stmt, void *elem)
 {
 	struct store_kv_key *k = elem;
-	const void *blob = sqlite3_column_blob(stmt, 0);
-	size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
 
 	memset(k, 0, sizeof(*k));
-	k->size = sqlite3_column_int64(stmt, 1);
-	k->key = malloc(n + 1);
-	if (!k->key)
-		return VIV_ERR_NOMEM;
-	if (n)
-		memcpy(k->key, blob, n);
-	k->key[n] = '\0';
-	k->len = n;
-	return VIV_OK;
+	k->size = store_col_int64(stmt, 1);
+	return store_col_bytes(stmt, 0, &k->key, &k->len);
 }
 
 static void key_clear(void *elem)
@@ -231,7 +213,7 @@ enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix,
                            size_t *n_out)
 {
 	unsigned char end[STORE_KV_KEY_MAX];
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	size_t elen = 0;
 	enum viv_err err;
 	void *keys;
@@ -242,14 +224,14 @@ enum viv_err store_kv_list(struct store *st, int64_t app_id, const void *prefix,
 	    (alen && !after))
 		return VIV_ERR_INVALID;
 	prefix_end(prefix, plen, end, &elen);
-	err = store_prepare(st, sql_list, &stmt);
+	err = store_prepare(st, store_sql(st, sql_list, sql_list_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
-	bind_blob(st, stmt, 2, after, alen);
-	bind_blob(st, stmt, 3, prefix, plen);
+	store_bind_blob(st, stmt, 2, after, alen);
+	store_bind_blob(st, stmt, 3, prefix, plen);
 	if (elen)
-		bind_blob(st, stmt, 4, end, elen);
+		store_bind_blob(st, stmt, 4, end, elen);
 	store_bind_count(st, stmt, 5, limit);
 	err = store_rows_collect(st, stmt, sizeof(**out), read_key, key_clear, &keys, n_out);
 	if (!err)

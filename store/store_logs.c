@@ -32,7 +32,7 @@ static const char sql_log_trim[] =
 
 static enum viv_err log_insert(struct store *st, const struct store_log *line, int64_t now)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	size_t len = strlen(line->message);
 	enum viv_err err;
 
@@ -53,7 +53,7 @@ static enum viv_err log_insert(struct store *st, const struct store_log *line, i
 
 static enum viv_err log_trim(struct store *st, int64_t app_id)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_log_trim, &stmt);
@@ -127,20 +127,20 @@ enum viv_err store_logs_append(struct store *st, const struct store_log *lines, 
 #define LOG_COLUMNS "id, app_id, deployment_id, ts, stream, message"
 
 static const char sql_log_after[] = "SELECT " LOG_COLUMNS " FROM app_logs"
-                                    " WHERE app_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+                                    " WHERE app_id = ?1 AND id > ?3 ORDER BY id LIMIT ?2";
 static const char sql_log_tail[] = "SELECT * FROM (SELECT " LOG_COLUMNS " FROM app_logs"
-                                   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?3) ORDER BY id";
+                                   " WHERE app_id = ?1 ORDER BY id DESC LIMIT ?2) AS t ORDER BY id";
 
-static enum viv_err read_log(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_log(struct store_stmt *stmt, void *elem)
 {
 	struct store_log *line = elem;
 	enum viv_err err;
 
 	memset(line, 0, sizeof(*line));
-	line->id = sqlite3_column_int64(stmt, 0);
-	line->app_id = sqlite3_column_int64(stmt, 1);
-	line->deployment_id = sqlite3_column_int64(stmt, 2);
-	line->ts = sqlite3_column_int64(stmt, 3);
+	line->id = store_col_int64(stmt, 0);
+	line->app_id = store_col_int64(stmt, 1);
+	line->deployment_id = store_col_int64(stmt, 2);
+	line->ts = store_col_int64(stmt, 3);
 	err = store_col_text_or(stmt, 4, "", &line->stream);
 	if (!err)
 		err = store_col_text_or(stmt, 5, "", &line->message);
@@ -158,7 +158,7 @@ static void log_clear(void *elem)
 enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id, size_t limit,
                             struct store_log **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	int64_t app_id;
 	void *lines;
@@ -172,9 +172,9 @@ enum viv_err store_logs_get(struct store *st, const char *app, int64_t after_id,
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, app_id);
+	store_bind_count(st, stmt, 2, limit);
 	if (after_id > 0)
-		store_bind_int64(st, stmt, 2, after_id);
-	store_bind_count(st, stmt, 3, limit);
+		store_bind_int64(st, stmt, 3, after_id);
 	err = store_rows_collect(st, stmt, sizeof(**out), read_log, log_clear, &lines, n_out);
 	if (!err)
 		*out = lines;

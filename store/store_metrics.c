@@ -11,16 +11,16 @@ static const char sql_queue[] = "SELECT count(*) FILTER (WHERE status = 'queued'
                                 " count(*) FILTER (WHERE status = 'building')"
                                 " FROM deployments WHERE status IN ('queued', 'building')";
 
-static uint64_t col_count(sqlite3_stmt *stmt, int col)
+static uint64_t col_count(struct store_stmt *stmt, int col)
 {
-	int64_t v = sqlite3_column_int64(stmt, col);
+	int64_t v = store_col_int64(stmt, col);
 
 	return v > 0 ? (uint64_t)v : 0;
 }
 
 enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row = false;
 	size_t i = 0;
@@ -30,12 +30,11 @@ enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *o
 	if (err)
 		return err;
 	for (err = store_step(st, stmt, &row); !err && row; err = store_step(st, stmt, &row)) {
-		const char *result = (const char *)sqlite3_column_text(stmt, 0);
+		const char *result = store_col_str(stmt, 0);
 		bool ready = result && strcmp(result, "ready") == 0;
 
 		*(ready ? &out->ready : &out->failed) = col_count(stmt, 1);
-		*(ready ? &out->ready_seconds : &out->failed_seconds) =
-		        sqlite3_column_double(stmt, 2);
+		*(ready ? &out->ready_seconds : &out->failed_seconds) = store_col_double(stmt, 2);
 	}
 	store_release(st, stmt);
 	if (!err)
@@ -45,7 +44,7 @@ enum viv_err store_build_metrics(struct store *st, struct store_build_metrics *o
 	store_bind_int64(st, stmt, 1, STORE_BUILD_BUCKETS);
 	for (err = store_step(st, stmt, &row); !err && row && i < STORE_BUILD_BUCKETS;
 	     err = store_step(st, stmt, &row), i++) {
-		out->le[i] = sqlite3_column_double(stmt, 0);
+		out->le[i] = store_col_double(stmt, 0);
 		out->le_count[i] = col_count(stmt, 1);
 	}
 	store_release(st, stmt);

@@ -1,6 +1,5 @@
 /* Opening and closing a store: the data directory and its subdirectories,
- * the SQLite connection and its settings, migrations and the routes
- * generation mapping. */
+ * the database connection, migrations and the routes generation mapping. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -10,9 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* How long a write waits for another process's transaction to end. */
-#define STORE_BUSY_TIMEOUT_MS 10000
 
 static enum viv_err make_dir(const char *path, char *errbuf, size_t errlen)
 {
@@ -63,94 +59,19 @@ static enum viv_err open_dirs(struct store *st, const char *datadir, char *errbu
 	return err;
 }
 
-/* Runs a PRAGMA that answers with one text value and checks the answer. */
-static enum viv_err pragma_expect(struct store *st, const char *sql, const char *want, char *errbuf,
-                                  size_t errlen)
+bool store_url_is_postgres(const char *url)
 {
-	sqlite3_stmt *stmt = NULL;
-	const char *got = NULL;
-	enum viv_err err;
-	bool row;
-
-	err = store_prepare(st, sql, &stmt);
-	if (!err)
-		err = store_step(st, stmt, &row);
-	if (err) {
-		viv_errf(errbuf, errlen, "cannot set up %s (%s): %s", st->db_path, sql,
-		         sqlite3_errmsg(st->db));
-		goto out;
-	}
-	if (row)
-		got = (const char *)sqlite3_column_text(stmt, 0);
-	if (!got || strcmp(got, want) != 0) {
-		viv_errf(errbuf, errlen, "cannot set up %s: %s gave %s, not %s", st->db_path, sql,
-		         got ? got : "nothing", want);
-		err = VIV_ERR_DB;
-	}
-out:
-	store_release(st, stmt);
-	return err;
-}
-
-/* Connection settings. These pragmas are per connection (journal_mode is
- * persistent, but asking costs nothing), and none may run inside a
- * transaction. */
-/* The database holds every app's data: only its owner may read it, and
- * SQLite gives its -wal and -shm files the database's own mode. A database
- * an older vivd made readable to all is closed up here, by path: opening
- * and closing the file would drop the POSIX locks of every other
- * connection this process has to it. */
-static void db_private(const struct store *st)
-{
-	static const char *const suffixes[] = {"", "-wal", "-shm"};
-
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		char path[4096];
-		struct stat sb;
-
-		snprintf(path, sizeof(path), "%s%s", st->db_path, suffixes[i]);
-		if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || !(sb.st_mode & 077) ||
-		    sb.st_uid != geteuid())
-			continue;
-		if (chmod(path, sb.st_mode & 0600) != 0)
-			viv_log(VIV_WARN, "store: cannot make %s private: %s", path,
-			        strerror(errno));
-	}
-}
-
-static enum viv_err open_db(struct store *st, char *errbuf, size_t errlen)
-{
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-	            SQLITE_OPEN_EXRESCODE;
-	enum viv_err err;
-	int rc;
-
-	rc = sqlite3_open_v2(st->db_path, &st->db, flags, NULL);
-	if (rc != SQLITE_OK) {
-		viv_errf(errbuf, errlen, "cannot open the database %s: %s", st->db_path,
-		         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		return st->db ? store_db_error(st, rc, "open") : VIV_ERR_DB;
-	}
-	db_private(st);
-	/* First, so that the following pragmas wait for other processes too. */
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	/* WAL: runner processes read while one process writes. */
-	err = pragma_expect(st, "PRAGMA journal_mode=WAL", "wal", errbuf, errlen);
-	if (err)
-		return err;
-	/* FULL also syncs the WAL on every commit: with NORMAL, a commit that
-	 * was reported to a user could vanish in a power cut, and this database
-	 * is the system of record. */
-	err = store_exec(st, "PRAGMA synchronous=FULL");
-	if (!err)
-		err = store_exec(st, "PRAGMA foreign_keys=ON");
-	if (err)
-		viv_errf(errbuf, errlen, "cannot set up %s: %s", st->db_path,
-		         sqlite3_errmsg(st->db));
-	return err;
+	return url &&
+	       (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0);
 }
 
 enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, size_t errlen)
+{
+	return store_open_db(datadir, NULL, out, errbuf, errlen);
+}
+
+enum viv_err store_open_db(const char *datadir, const char *db_url, struct store **out,
+                           char *errbuf, size_t errlen)
 {
 	struct store *st = NULL;
 	enum viv_err err;
@@ -161,14 +82,24 @@ enum viv_err store_open(const char *datadir, struct store **out, char *errbuf, s
 		viv_errf(errbuf, errlen, "no data directory was given");
 		return VIV_ERR_INVALID;
 	}
+	if (db_url && *db_url && !store_url_is_postgres(db_url)) {
+		viv_errf(errbuf, errlen,
+		         "the store must be a postgres:// or postgresql:// URL, or none for SQLite "
+		         "in the data folder");
+		return VIV_ERR_INVALID;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		viv_errf(errbuf, errlen, "out of memory");
 		return VIV_ERR_NOMEM;
 	}
-	err = open_dirs(st, datadir, errbuf, errlen);
+	st->kind = db_url && *db_url ? STORE_POSTGRES : STORE_SQLITE;
+	st->be = st->kind == STORE_POSTGRES ? &store_pg_backend : &store_sqlite_backend;
+	err = store_owner_default(st);
 	if (!err)
-		err = open_db(st, errbuf, errlen);
+		err = open_dirs(st, datadir, errbuf, errlen);
+	if (!err)
+		err = st->be->open(st, db_url, errbuf, errlen);
 	if (!err)
 		err = store_migrate(st, errbuf, errlen);
 	if (!err)
@@ -186,20 +117,18 @@ out:
 	return err;
 }
 
+bool store_is_postgres(const struct store *st)
+{
+	return st->kind == STORE_POSTGRES;
+}
+
 void store_close(struct store *st)
 {
-	size_t i;
-	int rc;
-
 	if (!st)
 		return;
-	for (i = 0; i < st->n_stmts; i++)
-		sqlite3_finalize(st->stmts[i].stmt);
-	if (st->db) {
-		rc = sqlite3_close(st->db);
-		if (rc != SQLITE_OK)
-			viv_log(VIV_ERROR, "store: closing %s: %s", st->db_path,
-			        sqlite3_errstr(rc));
+	if (st->be) {
+		store_stmts_finalize(st);
+		st->be->close(st);
 	}
 	store_routes_gen_unmap(st);
 	free(st->datadir);

@@ -16,6 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Moves this machine's page to gen, if it is behind. */
+static void page_raise(struct store *st, uint64_t gen)
+{
+	uint64_t cur = __atomic_load_n(st->routes_gen, __ATOMIC_ACQUIRE);
+
+	while (cur < gen && !__atomic_compare_exchange_n(st->routes_gen, &cur, gen, false,
+	                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
 /*
  * The counter lives in DATADIR/routes.gen, one page mapped MAP_SHARED by
  * every store, so all processes on this machine see the same memory: a
@@ -23,7 +33,10 @@
  * runner reads it with one acquire load per request. A runner that sees the
  * new value and then loads routes reads a snapshot taken after the commit.
  * The file is never shrunk, so a concurrent creator's ftruncate cannot zero
- * a counter that another process has already moved.
+ * a counter that another process has already moved. On PostgreSQL the
+ * database holds the generation, and the page is the highest of it that
+ * this machine has seen: a store raises it as it opens, commits a change,
+ * or (a runner) hears of one.
  */
 enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 {
@@ -53,6 +66,25 @@ enum viv_err store_routes_gen_map(struct store *st, char *errbuf, size_t errlen)
 	}
 	st->routes_gen = map;
 	err = VIV_OK;
+	if (st->kind == STORE_POSTGRES) {
+		char id[STORE_ROUTES_DB_LEN + 1] = {0};
+		char *tag = (char *)map + STORE_ROUTES_DB_OFFSET;
+		uint64_t gen = 0;
+
+		err = store_pg_routes_read(st, &gen, id);
+		if (err) {
+			viv_errf(errbuf, errlen, "cannot read the routes generation of %s",
+			         st->db_path);
+		} else if (memcmp(tag, id, STORE_ROUTES_DB_LEN) != 0) {
+			/* A page that counted for another database: this one's
+			 * generation from now on. Runners reload on any change
+			 * of the count, down as well as up. */
+			memcpy(tag, id, STORE_ROUTES_DB_LEN);
+			__atomic_store_n(st->routes_gen, gen, __ATOMIC_RELEASE);
+		} else {
+			page_raise(st, gen);
+		}
+	}
 out:
 	if (fd >= 0)
 		close(fd);
@@ -67,13 +99,54 @@ void store_routes_gen_unmap(struct store *st)
 	st->routes_gen = NULL;
 }
 
-void store_routes_gen_bump(struct store *st)
+/* On PostgreSQL the counter is a row: a change takes its lock until the
+ * commit, so generations follow the order of commits, and the notification
+ * goes out with the commit or not at all. */
+static const char sql_pg_gen_bump[] =
+        "WITH g AS (UPDATE routes_generation SET gen = gen + 1 RETURNING gen)"
+        " SELECT gen, pg_notify('vivarium_routes', gen::text) FROM g";
+
+enum viv_err store_routes_changed(struct store *st)
 {
-	__atomic_add_fetch(st->routes_gen, 1, __ATOMIC_ACQ_REL);
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+	bool row = false;
+
+	if (st->kind != STORE_POSTGRES) {
+		st->routes_pending = true;
+		return VIV_OK;
+	}
+	err = store_prepare(st, sql_pg_gen_bump, &stmt);
+	if (err)
+		return err;
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_INTERNAL;
+	if (!err) {
+		st->routes_pending = true;
+		st->routes_pending_gen = (uint64_t)store_col_int64(stmt, 0);
+	}
+	store_release(st, stmt);
+	return err;
 }
 
-uint64_t store_routes_generation(const struct store *st)
+void store_routes_publish(struct store *st)
 {
+	if (!st->routes_pending)
+		return;
+	st->routes_pending = false;
+	if (st->kind == STORE_POSTGRES)
+		page_raise(st, st->routes_pending_gen);
+	else
+		__atomic_add_fetch(st->routes_gen, 1, __ATOMIC_ACQ_REL);
+}
+
+uint64_t store_routes_generation(struct store *st)
+{
+	uint64_t gen;
+
+	if (st->kind == STORE_POSTGRES && store_pg_routes_poll(st, &gen))
+		page_raise(st, gen);
 	return __atomic_load_n(st->routes_gen, __ATOMIC_ACQUIRE);
 }
 
@@ -127,8 +200,12 @@ static const char sql_routes[] =
         "SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, " STORE_GUEST_CONFIG_SQL(
                 "a.id") " FROM apps a JOIN deployments d ON d.id = a.current_deployment"
                         " ORDER BY a.name";
+static const char sql_routes_pg[] =
+        "SELECT a.name, a.id, d.id, d.artifact, d.mode, d.config, " STORE_GUEST_CONFIG_SQL_PG(
+                "a.id") " FROM apps a JOIN deployments d ON d.id = a.current_deployment"
+                        " ORDER BY a.name";
 
-static enum viv_err read_route(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_route(struct store_stmt *stmt, void *elem)
 {
 	return store_route_read(stmt, (struct store_route *)elem);
 }
@@ -140,13 +217,13 @@ static void route_clear(void *elem)
 
 enum viv_err store_routes_load(struct store *st, struct store_route **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *routes;
 
 	*out = NULL;
 	*n_out = 0;
-	err = store_prepare(st, sql_routes, &stmt);
+	err = store_prepare(st, store_sql(st, sql_routes, sql_routes_pg), &stmt);
 	if (err)
 		return err;
 	err = store_rows_collect(st, stmt, sizeof(**out), read_route, route_clear, &routes, n_out);
@@ -160,24 +237,22 @@ void store_routes_free(struct store_route *routes, size_t n)
 	store_rows_free(routes, n, sizeof(*routes), route_clear);
 }
 
-enum viv_err store_route_read(sqlite3_stmt *stmt, struct store_route *r)
+enum viv_err store_route_read(struct store_stmt *stmt, struct store_route *r)
 {
 	enum viv_err err;
 
 	memset(r, 0, sizeof(*r));
-	r->app_id = sqlite3_column_int64(stmt, 1);
-	r->deployment_id = sqlite3_column_int64(stmt, 2);
+	r->app_id = store_col_int64(stmt, 1);
+	r->deployment_id = store_col_int64(stmt, 2);
 	store_deploy_config_defaults(&r->config);
 	err = store_col_text_or(stmt, 0, "", &r->app);
 	if (!err)
 		err = store_col_text_or(stmt, 3, "", &r->artifact);
 	if (!err)
-		err = store_deploy_config_read(
-		        r->deployment_id, (const char *)sqlite3_column_text(stmt, 4),
-		        (const char *)sqlite3_column_text(stmt, 5), &r->config);
+		err = store_deploy_config_read(r->deployment_id, store_col_str(stmt, 4),
+		                               store_col_str(stmt, 5), &r->config);
 	if (!err) {
-		err = store_env_decode((const char *)sqlite3_column_text(stmt, 6), &r->app_env,
-		                       &r->n_app_env);
+		err = store_env_decode(store_col_str(stmt, 6), &r->app_env, &r->n_app_env);
 		if (err == VIV_ERR_INVALID) {
 			viv_log(VIV_ERROR, "store: app %s has malformed settings", r->app);
 			err = VIV_OK;

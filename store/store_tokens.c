@@ -70,7 +70,7 @@ static enum viv_err token_store(struct store *st, const char *token, const char 
                                 enum store_scope scope, int64_t *id_out)
 {
 	char hash[VIV_SHA256_HEX_LEN + 1];
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row = false;
 
@@ -85,14 +85,14 @@ static enum viv_err token_store(struct store *st, const char *token, const char 
 	store_bind_text(st, stmt, 4, store_scope_name(scope));
 	err = store_step(st, stmt, &row);
 	if (!err && row)
-		*id_out = sqlite3_column_int64(stmt, 0);
+		*id_out = store_col_int64(stmt, 0);
 	store_release(st, stmt);
 	return err;
 }
 
 static enum viv_err token_app_store(struct store *st, int64_t id, const char *app)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 
 	err = store_prepare(st, sql_token_app_insert, &stmt);
@@ -163,9 +163,17 @@ out:
 	"   (SELECT app FROM token_apps WHERE token_id = t.id ORDER BY app))"                      \
 	" FROM tokens t"
 
+#define TOKEN_SELECT_PG                                                                            \
+	"SELECT t.id, t.label, t.scope, t.created_at, t.last_used_at, t.builtin,"                  \
+	" (SELECT string_agg(app, ',' ORDER BY app) FROM token_apps WHERE token_id = t.id)"        \
+	" FROM tokens t"
+
 static const char sql_token_by_hash[] = TOKEN_SELECT " WHERE t.hash = ?1";
 static const char sql_token_by_id[] = TOKEN_SELECT " WHERE t.id = ?1";
 static const char sql_token_list[] = TOKEN_SELECT " ORDER BY t.id";
+static const char sql_token_by_hash_pg[] = TOKEN_SELECT_PG " WHERE t.hash = ?1";
+static const char sql_token_by_id_pg[] = TOKEN_SELECT_PG " WHERE t.id = ?1";
+static const char sql_token_list_pg[] = TOKEN_SELECT_PG " ORDER BY t.id";
 
 /* Splits "a,b,c" (app names never hold a comma) into t->apps. */
 static enum viv_err split_apps(const char *list, struct store_token *t)
@@ -192,21 +200,21 @@ static enum viv_err split_apps(const char *list, struct store_token *t)
 	return VIV_OK;
 }
 
-static enum viv_err read_token(sqlite3_stmt *stmt, void *elem)
+static enum viv_err read_token(struct store_stmt *stmt, void *elem)
 {
 	struct store_token *t = elem;
-	const char *scope = (const char *)sqlite3_column_text(stmt, 2);
+	const char *scope = store_col_str(stmt, 2);
 	enum viv_err err;
 
 	memset(t, 0, sizeof(*t));
-	t->id = sqlite3_column_int64(stmt, 0);
+	t->id = store_col_int64(stmt, 0);
 	t->scope = scope && strcmp(scope, "apps") == 0 ? STORE_SCOPE_APPS : STORE_SCOPE_ADMIN;
-	t->created_at = sqlite3_column_int64(stmt, 3);
-	t->last_used_at = sqlite3_column_int64(stmt, 4);
-	t->builtin = sqlite3_column_int(stmt, 5) != 0;
+	t->created_at = store_col_int64(stmt, 3);
+	t->last_used_at = store_col_int64(stmt, 4);
+	t->builtin = store_col_int64(stmt, 5) != 0;
 	err = store_col_text_or(stmt, 1, "", &t->name);
 	if (!err)
-		err = split_apps((const char *)sqlite3_column_text(stmt, 6), t);
+		err = split_apps(store_col_str(stmt, 6), t);
 	return err;
 }
 
@@ -222,12 +230,12 @@ static void token_clear(void *elem)
 
 static enum viv_err token_get_by_id(struct store *st, int64_t id, struct store_token **out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *t;
 
 	*out = NULL;
-	err = store_prepare(st, sql_token_by_id, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_by_id, sql_token_by_id_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
@@ -251,7 +259,7 @@ static const char sql_token_touch[] = "UPDATE tokens SET last_used_at = ?2 WHERE
 enum viv_err store_token_auth(struct store *st, const char *token, struct store_token **out)
 {
 	char hash[VIV_SHA256_HEX_LEN + 1];
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	struct store_token *t;
 	enum viv_err err;
 	int64_t now = viv_now_ms();
@@ -261,7 +269,7 @@ enum viv_err store_token_auth(struct store *st, const char *token, struct store_
 	if (!token || !token_format_valid(token))
 		return VIV_ERR_AUTH;
 	viv_sha256_hex(token, strlen(token), hash);
-	err = store_prepare(st, sql_token_by_hash, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_by_hash, sql_token_by_hash_pg), &stmt);
 	if (err)
 		return err;
 	store_bind_text(st, stmt, 1, hash);
@@ -298,13 +306,13 @@ enum viv_err store_token_check(struct store *st, const char *token)
 
 enum viv_err store_token_list(struct store *st, struct store_token **out, size_t *n_out)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	void *ts;
 
 	*out = NULL;
 	*n_out = 0;
-	err = store_prepare(st, sql_token_list, &stmt);
+	err = store_prepare(st, store_sql(st, sql_token_list, sql_token_list_pg), &stmt);
 	if (err)
 		return err;
 	err = store_rows_collect(st, stmt, sizeof(**out), read_token, token_clear, &ts, n_out);
@@ -318,7 +326,7 @@ static const char sql_token_delete[] = "DELETE FROM tokens WHERE id = ?1 AND bui
 
 enum viv_err store_token_delete(struct store *st, int64_t id)
 {
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err;
 	bool row = false, builtin = false;
 
@@ -328,7 +336,7 @@ enum viv_err store_token_delete(struct store *st, int64_t id)
 	store_bind_int64(st, stmt, 1, id);
 	err = store_step(st, stmt, &row);
 	if (!err && row)
-		builtin = sqlite3_column_int(stmt, 0) != 0;
+		builtin = store_col_int64(stmt, 0) != 0;
 	store_release(st, stmt);
 	if (err)
 		return err;
@@ -341,7 +349,7 @@ enum viv_err store_token_delete(struct store *st, int64_t id)
 		return err;
 	store_bind_int64(st, stmt, 1, id);
 	err = store_run(st, stmt);
-	if (!err && sqlite3_changes(st->db) == 0)
+	if (!err && store_changes(st) == 0)
 		err = VIV_ERR_NOT_FOUND;
 	store_release(st, stmt);
 	return err;
@@ -417,7 +425,7 @@ static enum viv_err admin_token_store(struct store *st, const char *token)
 {
 	static const char *const sqls[] = {sql_admin_insert, sql_admin_apps, sql_admin_others};
 	char hash[VIV_SHA256_HEX_LEN + 1];
-	sqlite3_stmt *stmt = NULL;
+	struct store_stmt *stmt = NULL;
 	enum viv_err err = VIV_OK;
 
 	viv_sha256_hex(token, strlen(token), hash);
@@ -453,6 +461,8 @@ enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *
 	if (!path)
 		return VIV_ERR_NOMEM;
 	err = store_begin(st);
+	if (!err)
+		err = store_lock(st, STORE_LOCK_ADMIN, 0);
 	if (err)
 		goto out;
 	err = admin_token_read(path, &token);

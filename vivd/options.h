@@ -16,7 +16,8 @@ struct vivd_options {
 	const char *role; /* "serve", "api", "builder" or "runner" */
 	const char *config;
 	const char *datadir;
-	const char *api_addr; /* "HOST:PORT" or "[IPV6]:PORT" */
+	const char *store_url; /* PostgreSQL; NULL: SQLite in the data folder */
+	const char *api_addr;  /* "HOST:PORT" or "[IPV6]:PORT" */
 	const char *apps_addr;
 	const char *domain;
 	const char *user;
@@ -30,6 +31,7 @@ struct vivd_options {
 	unsigned build_disk_mb;
 	unsigned build_procs;
 	unsigned build_timeout_s;
+	unsigned build_lease_s;
 	unsigned app_memory_mb;
 	unsigned app_memory_max_mb;
 	unsigned app_cpu_ms;

@@ -78,9 +78,11 @@ static int listen_on(const char *spec, unsigned *port_out)
 	return fd;
 }
 
-/* Opens the store once (creating the data directory and the schema) and
- * makes the admin token on first start, then closes it again: children open
- * their own connections. */
+/* Opens the store once (creating the data directory and the schema) and,
+ * for the API, makes the admin token on first start, then closes it again:
+ * children open their own connections. A builder or runner alone makes no
+ * token: with the records in PostgreSQL, its data folder is not the API's,
+ * and a token file of its own would replace the API's admin token. */
 static int prepare_store(const struct vivd_options *o, bool print_token, const char *api_url)
 {
 	struct store *st = NULL;
@@ -88,10 +90,14 @@ static int prepare_store(const struct vivd_options *o, bool print_token, const c
 	bool created = false;
 	enum viv_err e;
 
-	e = store_open(o->datadir, &st, err, sizeof(err));
+	e = store_open_db(o->datadir, o->store_url, &st, err, sizeof(err));
 	if (e) {
 		fprintf(stderr, "vivd: %s\n", err);
 		return 1;
+	}
+	if (!print_token) {
+		store_close(st);
+		return 0;
 	}
 	e = store_admin_token_ensure(st, &token, &created);
 	store_close(st);
@@ -326,6 +332,7 @@ static int builds_setup(const struct vivd_options *o, struct pipe_config *pc, ch
 	pc->build_disk_mb = o->build_disk_mb;
 	pc->build_procs_max = o->build_procs;
 	pc->build_timeout_ms = o->build_timeout_s * 1000u;
+	pc->lease_ms = o->build_lease_s * 1000u;
 	if (!ids.drop)
 		return 0;
 	pc->build_gid = ids.build_user.gid;
@@ -395,6 +402,7 @@ int main(int argc, char **argv)
 	memset(&api, 0, sizeof(api));
 	pipe_config_defaults(&pipe);
 	pipe.upload_max = (size_t)o.upload_max_mb << 20;
+	pipe.store_url = o.store_url;
 	pipe.limits_default = (struct viv_limits){o.app_memory_mb, o.app_cpu_ms, o.app_wall_ms};
 	pipe.limits_max =
 	        (struct viv_limits){o.app_memory_max_mb, o.app_cpu_max_ms, o.app_wall_max_ms};
@@ -464,6 +472,7 @@ int main(int argc, char **argv)
 		pipe.launcher = launcher_name;
 	}
 	api.datadir = o.datadir;
+	api.store_url = o.store_url;
 	api.listen_fd = api_fd;
 	api.domain = o.domain;
 	api.apps_port = (int)apps_port;
@@ -490,6 +499,7 @@ int main(int argc, char **argv)
 		char *role = NULL;
 
 		wcfg[i].datadir = o.datadir;
+		wcfg[i].store_url = o.store_url;
 		wcfg[i].domain = o.domain;
 		wcfg[i].listen_fd = apps_fd;
 		wcfg[i].port = apps_port;

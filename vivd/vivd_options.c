@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "viv.h"
 
 #define CONFIG_MAX (64 * 1024)
@@ -22,6 +23,7 @@ enum kind {
 	K_UINT,  /* a whole number from min to max */
 	K_BOOL,  /* --name / --no-name; true or false in the file */
 	K_LEVEL, /* a log level */
+	K_STORE, /* a postgres:// or postgresql:// URL */
 };
 
 struct setting {
@@ -39,6 +41,8 @@ static const struct setting settings[] = {
         {"config", K_STRING, AT(config), 0, 0, "FILE",
          "read settings from FILE first (name = value lines)"},
         {"data", K_STRING, AT(datadir), 0, 0, "DIR", "the data folder"},
+        {"store", K_STORE, AT(store_url), 0, 0, "URL",
+         "keep the records in PostgreSQL (postgres://...; default: SQLite in the data folder)"},
         {"api", K_ADDR, AT(api_addr), 0, 0, "ADDR:PORT",
          "the control-plane API ([::1]:8080 for IPv6)"},
         {"listen", K_ADDR, AT(apps_addr), 0, 0, "ADDR:PORT", "where apps are served"},
@@ -56,6 +60,8 @@ static const struct setting settings[] = {
          "files one build may write (a tmpfs per builder, as root)"},
         {"build-procs", K_UINT, AT(build_procs), 16, 1u << 20, "N",
          "processes and threads of one build at once"},
+        {"build-lease", K_UINT, AT(build_lease_s), 2, 3600, "S",
+         "a builder's claim on a build without its heartbeat (every third of it)"},
         {"build-timeout", K_UINT, AT(build_timeout_s), 10, 86400, "S",
          "wall time of one build, every step"},
         {"app-memory", K_UINT, AT(app_memory_mb), 1, VIV_LIMIT_MEMORY_MB_MAX, "MB",
@@ -106,6 +112,7 @@ static void defaults(struct vivd_options *o)
 	o->build_disk_mb = 1024;
 	o->build_procs = 512;
 	o->build_timeout_s = 600;
+	o->build_lease_s = STORE_LEASE_MS_DEFAULT / 1000;
 	o->app_memory_mb = VIV_LIMIT_MEMORY_MB_DEFAULT;
 	o->app_memory_max_mb = VIV_LIMIT_MEMORY_MB_MAX;
 	o->app_cpu_ms = VIV_LIMIT_CPU_MS_DEFAULT;
@@ -272,6 +279,15 @@ static bool set_value(struct vivd_options *o, const struct setting *s, const cha
 			viv_errf(err, errlen,
 			         "%s takes a name of letters, digits, '-', '.' and '_', not '%.*s'",
 			         s->name, LINE_SHOWN, v);
+			return false;
+		}
+		*(const char **)(void *)p = v;
+		return true;
+	case K_STORE:
+		if (!store_url_is_postgres(v)) {
+			viv_errf(err, errlen,
+			         "store takes a postgres:// or postgresql:// URL, not '%.*s'",
+			         LINE_SHOWN, v);
 			return false;
 		}
 		*(const char **)(void *)p = v;

@@ -331,8 +331,8 @@ static void write_and_parse(struct parsed *p)
 	char err[256], *text;
 	size_t len;
 
-	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-	             err);
+	cr_assert_eq(run_writer_start(datadir, NULL, metrics, prom, &w, err, sizeof(err)), VIV_OK,
+	             "%s", err);
 	run_writer_stop(w);
 	cr_assert_eq(viv_read_file(prom, 1 << 20, &text, &len), VIV_OK, "no file at %s", prom);
 	parse(text, p);
@@ -480,8 +480,8 @@ Test(metrics, the_file_is_rewritten_about_once_a_second_only_after_a_change)
 	ino_t first, now;
 	int i;
 
-	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-	             err);
+	cr_assert_eq(run_writer_start(datadir, NULL, metrics, prom, &w, err, sizeof(err)), VIV_OK,
+	             "%s", err);
 	for (i = 0; i < 100 && !inode_of(prom); i++)
 		usleep(20000);
 	first = inode_of(prom);
@@ -506,8 +506,8 @@ Test(metrics, the_writer_puts_log_lines_into_the_store_in_order)
 	char err[256];
 	size_t n = 0, i;
 
-	cr_assert_eq(run_writer_start(datadir, metrics, prom, &w, err, sizeof(err)), VIV_OK, "%s",
-	             err);
+	cr_assert_eq(run_writer_start(datadir, NULL, metrics, prom, &w, err, sizeof(err)), VIV_OK,
+	             "%s", err);
 	for (i = 0; i < 600; i++) {
 		memset(&lines[i], 0, sizeof(lines[i]));
 		lines[i].app_id = app.id;

@@ -46,8 +46,8 @@ static void setup(void)
 
 	cr_assert_not_null(mkdtemp(datadir));
 	cr_assert_eq(store_open(datadir, &st, err, sizeof(err)), VIV_OK, "%s", err);
-	cr_assert_eq(run_routes_open(datadir, "example.test", &rt, err, sizeof(err)), VIV_OK, "%s",
-	             err);
+	cr_assert_eq(run_routes_open(datadir, NULL, "example.test", &rt, err, sizeof(err)), VIV_OK,
+	             "%s", err);
 	cr_assert_eq(run_thread_init(), VIV_OK);
 	run_pool_config_defaults(&pc);
 	pc.slots = 2;

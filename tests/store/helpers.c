@@ -1,7 +1,9 @@
 /* Fixtures and shortcuts shared by the store tests. */
 #include "helpers.h"
+#include "pgtest.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +11,45 @@
 #include <unistd.h>
 
 char test_datadir[64];
+const char *test_db_url;
 
 /* What setup made; a test may point test_datadir below it. */
 static char test_root[64];
+static char db_url[512];
+
+/* The store tests run twice: as they are, on SQLite, and with
+ * VIV_TEST_STORE=postgres on a scratch PostgreSQL server that this binary
+ * starts before its first test and stops after its last. A server that
+ * cannot start fails every test with the reason. */
+ReportHook(PRE_ALL)(struct criterion_test_set *tests)
+{
+	char why[1024];
+
+	(void)tests;
+	if (tpg_wanted() && !tpg_start(why, sizeof(why)))
+		fprintf(stderr, "store tests: PostgreSQL: %s\n", why);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	tpg_stop();
+}
+
+bool test_is_pg(void)
+{
+	return test_db_url != NULL;
+}
 
 void store_test_setup(void)
 {
+	/* The database first: a server that is not there fails the test before
+	 * it made anything to leave behind. */
+	test_db_url = NULL;
+	if (tpg_wanted()) {
+		snprintf(db_url, sizeof(db_url), "%s", tpg_database_new());
+		test_db_url = db_url;
+	}
 	strcpy(test_root, "/tmp/viv-store-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(test_root));
 	strcpy(test_datadir, test_root);
@@ -22,7 +57,18 @@ void store_test_setup(void)
 
 void store_test_teardown(void)
 {
-	viv_rmtree_or_log(test_root);
+	if (test_root[0])
+		viv_rmtree_or_log(test_root);
+	test_root[0] = '\0';
+	if (test_db_url)
+		tpg_database_drop(test_db_url);
+	test_db_url = NULL;
+}
+
+enum viv_err test_store_open_at(const char *datadir, struct store **out, char *errbuf,
+                                size_t errlen)
+{
+	return store_open_db(datadir, test_db_url, out, errbuf, errlen);
 }
 
 struct store *test_open(void)
@@ -31,7 +77,7 @@ struct store *test_open(void)
 	char errbuf[256] = "";
 	enum viv_err err;
 
-	err = store_open(test_datadir, &st, errbuf, sizeof(errbuf));
+	err = test_store_open_at(test_datadir, &st, errbuf, sizeof(errbuf));
 	cr_assert_eq(err, VIV_OK, "store_open: %s: %s", viv_strerror(err), errbuf);
 	cr_assert_not_null(st);
 	return st;
@@ -123,6 +169,8 @@ int64_t test_deploy(struct store *st, const char *app, const char *hash)
 int64_t test_sql_int(const char *sql)
 {
 	char path[128];
+	if (test_db_url)
+		return tpg_sql_int(test_db_url, sql);
 	sqlite3 *db = NULL;
 	sqlite3_stmt *stmt = NULL;
 	int64_t v = 0;
@@ -149,6 +197,10 @@ void test_sql_exec(const char *sql)
 	char *msg = NULL;
 	int rc;
 
+	if (test_db_url) {
+		tpg_sql_exec(test_db_url, sql);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/vivarium.db", test_datadir);
 	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 10000);
@@ -161,6 +213,8 @@ void test_sql_exec(const char *sql)
 void test_downgrade_to_3(void)
 {
 	test_sql_exec("BEGIN;"
+	              "ALTER TABLE deployments DROP COLUMN claimed_by;"
+	              "ALTER TABLE deployments DROP COLUMN lease_until;"
 	              "DROP TRIGGER deployments_count_outcome;"
 	              "DROP TABLE build_counts;"
 	              "DROP TABLE build_seconds_buckets;"

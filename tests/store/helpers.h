@@ -3,6 +3,7 @@
 #ifndef STORE_TEST_HELPERS_H
 #define STORE_TEST_HELPERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -15,8 +16,28 @@ extern char test_datadir[];
 void store_test_setup(void);
 void store_test_teardown(void);
 
+/* The database of the running test: NULL on SQLite (the data directory's
+ * own), else the URL of a PostgreSQL database made for the test. */
+extern const char *test_db_url;
+
+/* True when the tests run on PostgreSQL. */
+bool test_is_pg(void);
+
+/* Skips the running test, saying why: Criterion does not run the fixture's
+ * teardown after a skip, so this does. */
+#define test_skip(...)                                                                             \
+	do {                                                                                       \
+		store_test_teardown();                                                             \
+		cr_skip_test(__VA_ARGS__);                                                         \
+	} while (0)
+
 /* Opens the store on test_datadir, failing the test on error. */
 struct store *test_open(void);
+
+/* store_open() on datadir with the test's database: for children and
+ * tests that expect it to fail. */
+enum viv_err test_store_open_at(const char *datadir, struct store **out, char *errbuf,
+                                size_t errlen);
 
 /* Writes an upload with the given contents to a temporary upload path and
  * queues a deployment of app with it; returns the deployment id. */
@@ -35,16 +56,17 @@ extern const struct store_deploy_config test_cgi, test_hostcall;
  * returns its id. Nothing else may be queued. */
 int64_t test_deploy(struct store *st, const char *app, const char *hash);
 
-/* Runs one SQL statement on the database file with a connection of its own
- * and returns the first column of the first row as an integer (0 if none). */
+/* Runs one SQL statement on the test's database with a connection of its
+ * own and returns the first column of the first row as an integer (0 if
+ * none; a boolean reads 0 or 1). */
 int64_t test_sql_int(const char *sql);
 
-/* Runs SQL statements (several, separated by ';') on the database file with
- * a connection of its own, failing the test on error. */
+/* Runs SQL statements (several, separated by ';') on the test's database
+ * with a connection of its own, failing the test on error. */
 void test_sql_exec(const char *sql);
 
 /* Turns the database of test_datadir (closed) back into what schema 3 made:
- * migration 4 undone, as a vivd of before would have left it. */
+ * migrations 5 and 4 undone, as a vivd of before would have left it. */
 void test_downgrade_to_3(void);
 
 /* Writes a file, failing the test on error. */

@@ -264,7 +264,7 @@ Test(routes, generation_seen_across_processes)
 		close(go[1]);
 		if (read(go[0], &byte, 1) != 1)
 			_exit(2);
-		if (store_open(test_datadir, &child, errbuf, sizeof(errbuf)))
+		if (test_store_open_at(test_datadir, &child, errbuf, sizeof(errbuf)))
 			_exit(3);
 		test_hash("child artifact", hash);
 		b.artifact = hash;
@@ -323,5 +323,43 @@ Test(routes, load_lists_only_serving_apps)
 	cr_assert_eq(routes[1].deployment_id, b_id);
 	cr_assert_gt(routes[1].app_id, 0);
 	store_routes_free(routes, n);
+	store_close(st);
+}
+
+/* A ready deployment that is no longer current keeps a route of its own
+ * (its preview address), with its app's settings and secrets as they are
+ * now; one that is not ready has none. */
+Test(routes, route_of_an_older_deployment)
+{
+	struct store *st = test_open();
+	struct store_route *r = NULL;
+	char one[65], two[65];
+	int64_t first, second, queued;
+
+	test_hash("one", one);
+	test_hash("two", two);
+	first = test_deploy(st, "hello", one);
+	cr_assert_eq(store_app_config_set(st, "hello", "GREETING", "hi"), VIV_OK);
+	cr_assert_eq(store_secret_set(st, "hello", "GREETING", "psst"), VIV_OK);
+	cr_assert_eq(store_app_config_set(st, "hello", "COLOR", "blue"), VIV_OK);
+	second = test_deploy(st, "hello", two);
+	queued = test_queue(st, "hello", "later");
+
+	cr_assert_eq(store_route_of_deployment(st, first, &r), VIV_OK);
+	cr_assert_str_eq(r->app, "hello");
+	cr_assert_eq(r->deployment_id, first);
+	cr_assert_str_eq(r->artifact, one);
+	cr_assert_eq(r->config.mode, STORE_MODE_HOSTCALL);
+	cr_assert_eq(r->n_app_env, 2);
+	cr_assert_str_eq(r->app_env[0].name, "COLOR");
+	cr_assert_str_eq(r->app_env[0].value, "blue");
+	cr_assert_str_eq(r->app_env[1].name, "GREETING");
+	cr_assert_str_eq(r->app_env[1].value, "psst");
+	store_routes_free(r, 1);
+	cr_assert_eq(store_route_of_deployment(st, second, &r), VIV_OK);
+	cr_assert_str_eq(r->artifact, two);
+	store_routes_free(r, 1);
+	cr_assert_eq(store_route_of_deployment(st, queued, &r), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_route_of_deployment(st, 9999, &r), VIV_ERR_NOT_FOUND);
 	store_close(st);
 }

@@ -72,7 +72,7 @@ char *tsup_vivd_log_tail(const struct tsup_vivd *v, size_t bytes)
 /* Whether builds can be sandboxed here; vivd refuses to start otherwise
  * unless told --no-sandbox, and CI machines differ. Asked as a user that
  * is not root when the tests run as root, as vivd's users are not. */
-static bool bwrap_works(void)
+bool tsup_bwrap_works(void)
 {
 	const char *argv[] = {"bwrap",     "--unshare-all", "--die-with-parent",
 	                      "--ro-bind", "/usr",          "/usr",
@@ -139,7 +139,7 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 	argv[n++] = apps;
 	argv[n++] = "--workers";
 	argv[n++] = "2";
-	if (!bwrap_works())
+	if (!tsup_bwrap_works())
 		argv[n++] = "--no-sandbox";
 	for (i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];

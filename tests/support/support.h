@@ -34,6 +34,10 @@ void tsup_vivd_stop(struct tsup_vivd *v);
 /* The last lines of vivd's own log, for failure messages. Caller frees. */
 char *tsup_vivd_log_tail(const struct tsup_vivd *v, size_t bytes);
 
+/* Whether builds can run inside bubblewrap here (else vivd needs
+ * --no-sandbox, which tsup_vivd_start() then gives it). */
+bool tsup_bwrap_works(void);
+
 /* The pids of parent's children whose name starts with prefix ("worker"),
  * at most max of them, into out; returns how many. */
 size_t tsup_children_named(pid_t parent, const char *prefix, pid_t *out, size_t max);

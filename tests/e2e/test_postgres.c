@@ -1,0 +1,337 @@
+/* End to end with the records in PostgreSQL: the real `vivd serve --store
+ * postgresql://...` on a scratch server that this binary starts, through
+ * deploys, requests, a redeploy and a rollback; and a second builder
+ * process on the same queue, killed in the middle of a build. What vivd
+ * recorded is read back from the server itself. */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+#include "support.h"
+#include "viv.h"
+
+/* The server is started once, before the first test; a server that cannot
+ * start fails every test with the reason (tpg_database_new()). */
+ReportHook(PRE_ALL)(struct criterion_test_set *tests)
+{
+	char why[1024];
+
+	(void)tests;
+	if (!tpg_start(why, sizeof(why)))
+		fprintf(stderr, "postgres tests: %s\n", why);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	tpg_stop();
+}
+
+/* A CGI program in WebAssembly text that prints TEXT (at most 200 bytes). */
+static char *cgi_wat(const char *text)
+{
+	char *wat = NULL;
+	char body[512];
+	int n = snprintf(body, sizeof(body), "Content-Type: text/plain\\0a\\0a%s\\0a", text);
+	size_t len = strlen(text) + 26 + 1;
+
+	cr_assert(n > 0 && (size_t)n < sizeof(body));
+	cr_assert(asprintf(&wat,
+	                   "(module\n"
+	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	                   "  (memory 1)\n"
+	                   "  (data (i32.const 64) \"%s\")\n"
+	                   "  (func (export \"_start\")\n"
+	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))))\n",
+	                   body, len) > 0);
+	return wat;
+}
+
+static const char *jstr(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+	return s ? s : "";
+}
+
+/* Deploys a module that prints text; returns the deployment's id. */
+static long deploy_text(const struct tsup_vivd *v, const char *app, const char *text)
+{
+	char *wat = cgi_wat(text), *tgz;
+	struct tsup_file files[] = {{"app.wat", wat}};
+	size_t len;
+	json_t *d;
+	long id;
+
+	tsup_tar(files, 1, true, &tgz, &len);
+	d = tsup_deploy_wait(v, app, tgz, len);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "deployment failed: %s\nlog:\n%s",
+	                 jstr(d, "error"), jstr(d, "log"));
+	id = (long)json_integer_value(json_object_get(d, "id"));
+	json_decref(d);
+	free(tgz);
+	free(wat);
+	return id;
+}
+
+/* The app answers 200 with needle in its body, within a few seconds (a
+ * runner reloads its routes when it sees the generation move). */
+static void assert_app_says(const struct tsup_vivd *v, const char *app, const char *needle)
+{
+	double deadline = tsup_now_ms() + 5000;
+	struct tsup_resp r;
+
+	for (;;) {
+		cr_assert(tsup_app_get(v, app, "/", &r), "no response from %s (%s); log:\n%s", app,
+		          r.error, tsup_vivd_log_tail(v, 4000));
+		if (r.status == 200 && strstr(r.body, needle)) {
+			tsup_resp_free(&r);
+			return;
+		}
+		cr_assert(tsup_now_ms() < deadline, "%s answered %ld '%s', expected '%s'", app,
+		          r.status, r.body, needle);
+		tsup_resp_free(&r);
+		usleep(50000);
+	}
+}
+
+Test(postgres, serve_deploy_request_redeploy_rollback, .timeout = 300)
+{
+	const char *url = tpg_database_new();
+	const char *extra[] = {"--store", url, NULL};
+	struct tsup_vivd v;
+	struct tsup_resp r;
+	char path[400], rollback[300];
+	struct stat sb;
+	long first, second;
+	double deadline;
+
+	tsup_vivd_start(&v, extra);
+	first = deploy_text(&v, "pg", "hello from postgres");
+	assert_app_says(&v, "pg", "hello from postgres");
+
+	/* The records are the server's: the data folder holds files only. */
+	snprintf(path, sizeof(path), "%s/vivarium.db", v.data);
+	cr_assert_neq(stat(path, &sb), 0, "%s exists", path);
+	cr_assert_eq(tpg_sql_int(url, "SELECT count(*) FROM apps WHERE name = 'pg'"), 1);
+	snprintf(path, sizeof(path),
+	         "SELECT count(*) FROM deployments WHERE id = %ld AND status = 'ready'", first);
+	cr_assert_eq(tpg_sql_int(url, path), 1);
+	cr_assert_eq(tpg_sql_int(url, "SELECT count(*) FROM tokens WHERE builtin = 1"), 1);
+
+	/* A second version takes over, and a rollback brings the first back:
+	 * both move the routes generation the runners follow. */
+	second = deploy_text(&v, "pg", "version two");
+	cr_assert_gt(second, first);
+	assert_app_says(&v, "pg", "version two");
+	snprintf(rollback, sizeof(rollback), "%s/v1/apps/pg/rollback", v.api);
+	cr_assert(tsup_http("POST", rollback, NULL, v.token, "{}", 2, &r));
+	cr_assert_eq(r.status, 200, "rollback answered %ld: %s", r.status, r.body);
+	tsup_resp_free(&r);
+	assert_app_says(&v, "pg", "hello from postgres");
+	cr_assert_geq(tpg_sql_int(url, "SELECT gen FROM routes_generation"), 3);
+
+	/* The runners' access lines reach the server too. */
+	deadline = tsup_now_ms() + 5000;
+	while (tpg_sql_int(url, "SELECT count(*) FROM app_logs WHERE stream = 'access'") < 1) {
+		cr_assert(tsup_now_ms() < deadline, "no access line was recorded; log:\n%s",
+		          tsup_vivd_log_tail(&v, 4000));
+		usleep(100000);
+	}
+	tsup_vivd_stop(&v);
+	tpg_database_drop(url);
+}
+
+/* `vivd builder` on v's data folder and database (url; NULL: SQLite in the
+ * data folder), with a lease of 3 s; its
+ * output goes to DIR/builder.log. Returns its pid (a process group of its
+ * own) once its builder has started. */
+static pid_t start_builder(const struct tsup_vivd *v, const char *url, char *log, size_t loglen)
+{
+	const char *argv[16];
+	double deadline;
+	size_t n = 0;
+	pid_t pid;
+
+	snprintf(log, loglen, "%s/builder.log", v->dir);
+	argv[n++] = VIVD_BIN;
+	argv[n++] = "builder";
+	argv[n++] = "--data";
+	argv[n++] = v->data;
+	if (url) {
+		argv[n++] = "--store";
+		argv[n++] = url;
+	}
+	argv[n++] = "--builders";
+	argv[n++] = "1";
+	argv[n++] = "--build-lease";
+	argv[n++] = "3";
+	if (!tsup_bwrap_works())
+		argv[n++] = "--no-sandbox";
+	argv[n] = NULL;
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	deadline = tsup_now_ms() + 30000;
+	for (;;) {
+		char *text = NULL;
+		size_t got = 0;
+		bool up = viv_read_file(log, 1 << 20, &text, &got) == VIV_OK &&
+		          strstr(text, "builds at once") != NULL;
+		int status;
+
+		free(text);
+		if (up)
+			return pid;
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the second builder exited");
+		cr_assert(tsup_now_ms() < deadline, "the second builder did not start");
+		usleep(50000);
+	}
+}
+
+static const char c_hello[] = "#include <stdio.h>\n"
+                              "int main(void)\n"
+                              "{\n"
+                              "\tprintf(\"Content-Type: text/plain\\n\\nHello from C\\n\");\n"
+                              "\treturn 0;\n"
+                              "}\n";
+
+#define SHARED_APPS 6
+
+/* The first column of sql's first row, on the database of v: the server's
+ * at url, or the data folder's SQLite file when url is NULL. */
+static int64_t sql_int(const struct tsup_vivd *v, const char *url, const char *sql)
+{
+	char path[400];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	int64_t n = 0;
+
+	if (url)
+		return tpg_sql_int(url, sql);
+	snprintf(path, sizeof(path), "%s/vivarium.db", v->data);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK, "%s: %s", sql,
+	             sqlite3_errmsg(db));
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		n = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * vivd serve (one builder) and a second `vivd builder` process share one
+ * queue: deployments queued at once are built by both, each once. Then,
+ * with serve's builder stopped, the second builder claims a build and is
+ * killed in the middle of it: after its 3 s lease, serve's builder takes
+ * the build over and it becomes ready, once, and is served. On PostgreSQL
+ * (url) and on the data folder's SQLite (url NULL) alike.
+ */
+static void two_builders(const char *url)
+{
+	const char *extra_pg[] = {"--store", url, "--builders", "1", "--build-lease", "3", NULL};
+	const char *extra_lite[] = {"--builders", "1", "--build-lease", "3", NULL};
+	struct tsup_file c_files[] = {{"hello.c", c_hello}};
+	long ids[SHARED_APPS], c_id = 0;
+	char log[400], sql[256], *tgz;
+	struct tsup_vivd v;
+	struct tsup_resp r;
+	pid_t other, serve_builder;
+	size_t len;
+	json_t *d;
+	double deadline;
+
+	tsup_vivd_start(&v, url ? extra_pg : extra_lite);
+	other = start_builder(&v, url, log, sizeof(log));
+	for (int i = 0; i < SHARED_APPS; i++) {
+		char app[16], text[32], *wat;
+		struct tsup_file files[1];
+
+		snprintf(app, sizeof(app), "shared%d", i);
+		snprintf(text, sizeof(text), "app %d", i);
+		wat = cgi_wat(text);
+		files[0] = (struct tsup_file){"app.wat", wat};
+		tsup_tar(files, 1, true, &tgz, &len);
+		cr_assert_eq(tsup_deploy(&v, app, tgz, len, &ids[i], NULL), 202);
+		free(tgz);
+		free(wat);
+	}
+	for (int i = 0; i < SHARED_APPS; i++) {
+		d = tsup_wait_deployment(&v, ids[i], 120000);
+		cr_assert_str_eq(jstr(d, "status"), "ready", "deployment %ld: %s", ids[i],
+		                 jstr(d, "error"));
+		json_decref(d);
+	}
+	cr_assert_eq(sql_int(&v, url,
+	                     "SELECT count(DISTINCT claimed_by) FROM deployments"
+	                     " WHERE status = 'ready'"),
+	             2, "one builder process built every deployment");
+	cr_assert_eq(sql_int(&v, url, "SELECT count FROM build_counts WHERE result = 'ready'"),
+	             SHARED_APPS);
+
+	/* Only the second builder looks for work now. */
+	cr_assert_eq(tsup_children_named(v.pid, "builder", &serve_builder, 1), 1);
+	cr_assert_eq(kill(serve_builder, SIGSTOP), 0);
+	tsup_tar(c_files, 1, true, &tgz, &len);
+	cr_assert_eq(tsup_deploy(&v, "killed", tgz, len, &c_id, NULL), 202);
+	free(tgz);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM deployments WHERE id = %ld AND status = 'building'", c_id);
+	deadline = tsup_now_ms() + 30000;
+	while (sql_int(&v, url, sql) == 0) {
+		cr_assert(tsup_now_ms() < deadline, "the second builder did not claim the build");
+		usleep(10000);
+	}
+	cr_assert_eq(kill(-other, SIGKILL), 0);
+	waitpid(other, NULL, 0);
+	cr_assert_eq(kill(serve_builder, SIGCONT), 0);
+
+	d = tsup_wait_deployment(&v, c_id, 120000);
+	cr_assert_str_eq(jstr(d, "status"), "ready", "%s\nlog:\n%s", jstr(d, "error"),
+	                 jstr(d, "log"));
+	cr_assert_not_null(strstr(jstr(d, "log"), "stopped renewing its lease on this build"),
+	                   "log:\n%s", jstr(d, "log"));
+	json_decref(d);
+	cr_assert_eq(sql_int(&v, url, "SELECT count FROM build_counts WHERE result = 'ready'"),
+	             SHARED_APPS + 1);
+	cr_assert(tsup_app_get(&v, "killed", "/", &r));
+	cr_assert_eq(r.status, 200, "%ld: %s", r.status, r.body);
+	cr_assert_not_null(strstr(r.body, "Hello from C"));
+	tsup_resp_free(&r);
+	tsup_vivd_stop(&v);
+}
+
+Test(postgres, two_builder_processes_and_one_killed_mid_build, .timeout = 300)
+{
+	const char *url = tpg_database_new();
+
+	two_builders(url);
+	tpg_database_drop(url);
+}
+
+Test(postgres, the_same_on_sqlite, .timeout = 300)
+{
+	two_builders(NULL);
+}
