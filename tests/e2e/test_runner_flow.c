@@ -345,7 +345,9 @@ Test(runner_flow, each_worker_writes_its_metrics_for_the_api)
 	tsup_tar(trap_files, 1, true, &tgz, &len);
 	d = tsup_deploy_wait(&vivd, "trapper", tgz, len);
 	free(tgz);
-	cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "ready");
+	cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "ready", "%s\n%s",
+	                 json_string_value(json_object_get(d, "error")),
+	                 json_string_value(json_object_get(d, "log")));
 	json_decref(d);
 	for (i = 0; i < 10; i++) {
 		get_at("measured", "/", &r);
