@@ -24,6 +24,7 @@ struct vivd_options {
 	const char *build_user;
 	const char *log_level; /* "debug", "info", "warn" or "error" */
 	unsigned workers;
+	unsigned sandboxes; /* instances one worker runs at once */
 	unsigned builders;
 	unsigned upload_max_mb;
 	unsigned request_max_mb;

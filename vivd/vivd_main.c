@@ -508,6 +508,7 @@ int main(int argc, char **argv)
 		run_pool_config_defaults(&wcfg[i].pool);
 		wcfg[i].pool.outbound_allow_private = o.outbound_allow_private;
 		wcfg[i].pool.cpu_limit = o.cpu_limit;
+		wcfg[i].pool.slots = o.sandboxes;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
 		kids[n++] = (struct vivd_child){role, worker_child_main, &wcfg[i]};

@@ -50,6 +50,8 @@ static const struct setting settings[] = {
          "apps answer at APP.NAME (a wildcard DNS name)"},
         {"workers", K_UINT, AT(workers), 1, 256, "N",
          "runner worker processes (default: one per core)"},
+        {"sandboxes", K_UINT, AT(sandboxes), 1, 4096, "N",
+         "instances one worker runs at once (8 GiB of address space each)"},
         {"builders", K_UINT, AT(builders), 1, 64, "N", "builds that run at once"},
         {"upload-max", K_UINT, AT(upload_max_mb), 1, 4096, "MB", "the largest upload accepted"},
         {"request-max", K_UINT, AT(request_max_mb), 1, 1024, "MB",
@@ -106,6 +108,7 @@ static void defaults(struct vivd_options *o)
 	o->log_level = "info";
 	o->workers = cpus > 0 ? (unsigned)(cpus > 256 ? 256 : cpus) : 1;
 	o->builders = 2;
+	o->sandboxes = 64;
 	o->upload_max_mb = 64;
 	o->request_max_mb = 16;
 	o->build_memory_mb = 2048;
