@@ -12,30 +12,6 @@
 
 #include "support.h"
 
-/* A CGI program in WebAssembly text that prints TEXT (at most 200 bytes). */
-static char *cgi_wat(const char *text)
-{
-	char *wat = NULL;
-	char body[512];
-	int n = snprintf(body, sizeof(body), "Content-Type: text/plain\\0a\\0a%s\\0a", text);
-	size_t len = strlen(text) + 26 + 1;
-
-	cr_assert(n > 0 && (size_t)n < sizeof(body));
-	cr_assert(asprintf(&wat,
-	                   "(module\n"
-	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	                   "  (memory 1)\n"
-	                   "  (data (i32.const 64) \"%s\")\n"
-	                   "  (func (export \"_start\")\n"
-	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
-	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
-	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-	                   " (i32.const 16)))))\n",
-	                   body, len) > 0);
-	return wat;
-}
-
 static json_t *deploy_files(const struct tsup_vivd *v, const char *app,
                             const struct tsup_file *files, size_t n)
 {
@@ -136,7 +112,7 @@ Test(core, c_app_serves_on_its_subdomain_soon_after_upload)
 
 Test(core, wat_and_prebuilt_wasm_and_plain_tar)
 {
-	char *wat = cgi_wat("hello from wat"), *wasm, *tgz;
+	char *wat = tsup_cgi_wat("hello from wat"), *wasm, *tgz;
 	size_t wlen, len;
 	struct tsup_file files[] = {{"app.wat", wat}};
 	json_t *d;
@@ -148,7 +124,7 @@ Test(core, wat_and_prebuilt_wasm_and_plain_tar)
 	assert_app_says(&vivd, "wat", 200, "hello from wat");
 
 	free(wat);
-	wat = cgi_wat("hello from a prebuilt module");
+	wat = tsup_cgi_wat("hello from a prebuilt module");
 	wasm = tsup_wat2wasm(wat, &wlen);
 	d = tsup_deploy_wait(&vivd, "prebuilt", wasm, wlen);
 	assert_ready(d);
@@ -158,7 +134,7 @@ Test(core, wat_and_prebuilt_wasm_and_plain_tar)
 
 	/* Text in a folder of an uncompressed tarball. */
 	free(wat);
-	wat = cgi_wat("hello from a plain tar");
+	wat = tsup_cgi_wat("hello from a plain tar");
 	struct tsup_file tf[] = {{"src/", NULL}, {"src/app.wat", wat}};
 	tsup_tar(tf, 2, false, &tgz, &len);
 	d = tsup_deploy_wait(&vivd, "plain", tgz, len);
@@ -172,7 +148,7 @@ Test(core, wat_and_prebuilt_wasm_and_plain_tar)
 
 Test(core, redeploy_takes_over_without_dropping_requests)
 {
-	char *v1 = cgi_wat("version one"), *v2 = cgi_wat("version two"), *tgz;
+	char *v1 = tsup_cgi_wat("version one"), *v2 = tsup_cgi_wat("version two"), *tgz;
 	struct tsup_file f1[] = {{"app.wat", v1}}, f2[] = {{"app.wat", v2}};
 	size_t len;
 	long id2;
@@ -276,7 +252,7 @@ Test(core, bad_guests_fail_alone)
 	        {"deep", wat_recurse, "call stack exhausted", 500},
 	        {"hog", wat_hog, "unreachable", 500},
 	};
-	char *good = cgi_wat("still here");
+	char *good = tsup_cgi_wat("still here");
 	struct tsup_file gf[] = {{"app.wat", good}};
 	json_t *d;
 	size_t i;
@@ -345,7 +321,7 @@ Test(core, compile_error_fails_with_file_and_line)
 
 Test(core, a_killed_worker_is_replaced)
 {
-	char *wat = cgi_wat("survivor");
+	char *wat = tsup_cgi_wat("survivor");
 	struct tsup_file f[] = {{"app.wat", wat}};
 	pid_t workers[8], after[8];
 	size_t n, m, i;

@@ -18,22 +18,10 @@ static struct tsup_vivd vivd;
 /* A WASI command that answers "app NAME" to everything. */
 static char *cgi_wat(const char *name)
 {
-	char *wat = NULL, body[128];
-	int n = snprintf(body, sizeof(body), "Content-Type: text/plain\\0a\\0aapp %s\\0a", name);
+	char text[128];
 
-	cr_assert(asprintf(&wat,
-	                   "(module\n"
-	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	                   "  (memory 1)\n"
-	                   "  (data (i32.const 64) \"%s\")\n"
-	                   "  (func (export \"_start\")\n"
-	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
-	                   "    (i32.store (i32.const 4) (i32.const %d))\n"
-	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-	                   " (i32.const 16)))))\n",
-	                   body, n - 6) > 0); /* three escapes of 3 characters for 1 byte */
-	return wat;
+	snprintf(text, sizeof(text), "app %s", name);
+	return tsup_cgi_wat(text);
 }
 
 static void deploy(const char *app)

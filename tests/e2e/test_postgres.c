@@ -36,30 +36,6 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	tpg_stop();
 }
 
-/* A CGI program in WebAssembly text that prints TEXT (at most 200 bytes). */
-static char *cgi_wat(const char *text)
-{
-	char *wat = NULL;
-	char body[512];
-	int n = snprintf(body, sizeof(body), "Content-Type: text/plain\\0a\\0a%s\\0a", text);
-	size_t len = strlen(text) + 26 + 1;
-
-	cr_assert(n > 0 && (size_t)n < sizeof(body));
-	cr_assert(asprintf(&wat,
-	                   "(module\n"
-	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
-	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
-	                   "  (memory 1)\n"
-	                   "  (data (i32.const 64) \"%s\")\n"
-	                   "  (func (export \"_start\")\n"
-	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
-	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
-	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
-	                   " (i32.const 16)))))\n",
-	                   body, len) > 0);
-	return wat;
-}
-
 static const char *jstr(json_t *j, const char *key)
 {
 	const char *s = json_string_value(json_object_get(j, key));
@@ -69,7 +45,7 @@ static const char *jstr(json_t *j, const char *key)
 /* Deploys a module that prints text; returns the deployment's id. */
 static long deploy_text(const struct tsup_vivd *v, const char *app, const char *text)
 {
-	char *wat = cgi_wat(text), *tgz;
+	char *wat = tsup_cgi_wat(text), *tgz;
 	struct tsup_file files[] = {{"app.wat", wat}};
 	size_t len;
 	json_t *d;
@@ -271,7 +247,7 @@ static void two_builders(const char *url)
 
 		snprintf(app, sizeof(app), "shared%d", i);
 		snprintf(text, sizeof(text), "app %d", i);
-		wat = cgi_wat(text);
+		wat = tsup_cgi_wat(text);
 		files[0] = (struct tsup_file){"app.wat", wat};
 		tsup_tar(files, 1, true, &tgz, &len);
 		cr_assert_eq(tsup_deploy(&v, app, tgz, len, &ids[i], NULL), 202);

@@ -642,3 +642,27 @@ char *tsup_wat2wasm(const char *wat, size_t *len)
 	viv_rmtree_or_log(dir);
 	return data;
 }
+
+/* See support.h. */
+char *tsup_cgi_wat(const char *text)
+{
+	char *wat = NULL;
+	char body[512];
+	int n = snprintf(body, sizeof(body), "Content-Type: text/plain\\0a\\0a%s\\0a", text);
+	size_t len = strlen(text) + 26 + 1;
+
+	cr_assert(n > 0 && (size_t)n < sizeof(body));
+	cr_assert(asprintf(&wat,
+	                   "(module\n"
+	                   "  (import \"wasi_snapshot_preview1\" \"fd_write\"\n"
+	                   "    (func $fd_write (param i32 i32 i32 i32) (result i32)))\n"
+	                   "  (memory 1)\n"
+	                   "  (data (i32.const 64) \"%s\")\n"
+	                   "  (func (export \"_start\")\n"
+	                   "    (i32.store (i32.const 0) (i32.const 64))\n"
+	                   "    (i32.store (i32.const 4) (i32.const %zu))\n"
+	                   "    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)"
+	                   " (i32.const 16)))))\n",
+	                   body, len) > 0);
+	return wat;
+}

@@ -124,4 +124,8 @@ int tsup_run(const char *const *argv, const char *const *env, char **output);
 /* Milliseconds on the monotonic clock. */
 double tsup_now_ms(void);
 
+/* A CGI program in WebAssembly text that prints TEXT (at most 200 bytes)
+ * and a line break. Caller frees. */
+char *tsup_cgi_wat(const char *text);
+
 #endif
