@@ -4,6 +4,7 @@
  * apart on a shared data directory. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -180,9 +181,16 @@ static int builder_child_main(void *arg)
 
 static int worker_child_main(void *arg)
 {
+	struct run_worker_config *cfg = arg;
+
 	close_launcher_socket();
+	/* The worker's pool reads which pages of a guest's memory are mapped
+	 * from here, which it could not open once it has changed its user
+	 * (this is the child's own copy of the configuration). */
+	if (ids.drop)
+		cfg->pool.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	become(&ids.user, "worker");
-	return run_worker_main(arg);
+	return run_worker_main(cfg);
 }
 
 struct launcher_child {
