@@ -170,6 +170,12 @@ for r in $(seq "$ROUNDS"); do
 		"$LOADGEN" --rate "$RATE" --seconds "$SECONDS_CPU" --connections 16 \
 			--host "${HOSTNAME_OF[$k]}" "http://127.0.0.1:${PORT[$k]}/" >/dev/null
 		after=$(cpu_ns "${PID[$k]}")
+		if [ "$after" -le "$before" ]; then
+			# The worker's threads were not there to read (a worker
+			# that restarted has another pid): no sample.
+			line+=" $k (no sample)"
+			continue
+		fi
 		v=$(awk -v a="$after" -v b="$before" -v n="$N_CPU" 'BEGIN { printf "%.3f", (a - b) / n / 1000 }')
 		CPU[$k]+="$v "
 		line+=" $k $v us"
