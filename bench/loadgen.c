@@ -11,12 +11,14 @@
  *   counting what a fixed number of requests costs the server.
  *
  * It prints the achieved rate and latency percentiles, and writes them as
- * JSON with --json. One thread, keep-alive connections, one request in
- * flight per connection: a due request waits for a free connection, and
- * that wait is part of its latency.
+ * JSON with --json. Each of --processes (default 1) runs one thread over
+ * its share of the connections and the rate (wrk -t2 is two threads);
+ * keep-alive connections, one request in flight per connection: a due
+ * request waits for a free connection, and that wait is part of its
+ * latency.
  *
  *   loadgen [--connections C] [--rate R --seconds S | --requests N]
- *           [--host NAME] [--json FILE] http://127.0.0.1:PORT/PATH */
+ *           [--processes P] [--host NAME] [--json FILE] http://127.0.0.1:PORT/PATH */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,7 +201,8 @@ static void on_readable(struct gen *g, unsigned i, uint64_t now)
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen [--connections C] [--rate R --seconds S | --requests N]\n"
-	                "               [--host NAME] [--json FILE] http://127.0.0.1:PORT/PATH\n");
+	                "               [--processes P] [--host NAME] [--json FILE]\n"
+	                "               http://127.0.0.1:PORT/PATH\n");
 	exit(2);
 }
 
@@ -232,6 +237,66 @@ static void parse_url(struct gen *g, const char *url, const char **path, char *h
 		usage();
 }
 
+/* What one process of the generator did; in memory its parent shares. */
+struct result {
+	uint64_t answered, errors, sent;
+};
+
+/* Sends requests (rate > 0: at that rate for seconds; else as fast as
+ * answers come) over g's connections, recording latencies into g->lat. */
+static void generate(struct gen *g, double rate, double seconds, uint64_t requests,
+                     struct result *res)
+{
+	struct epoll_event evs[256];
+	uint64_t sent = 0, t0, t_end, interval = 0, next_due;
+	unsigned i;
+
+	g->conns = calloc(g->n_conns, sizeof(*g->conns));
+	g->free_conns = calloc(g->n_conns, sizeof(*g->free_conns));
+	g->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!g->conns || !g->free_conns || g->epfd < 0)
+		die("start");
+	for (i = 0; i < g->n_conns; i++) {
+		conn_open(g, i);
+		release(g, g->n_conns - 1 - i);
+	}
+	t0 = now_ns();
+	if (rate > 0)
+		interval = (uint64_t)(1e9 / rate);
+	next_due = t0;
+	/* Past the last due time, answers still in flight get a second. */
+	t_end = t0 + (uint64_t)(seconds * 1e9) + 1000000000u;
+	for (;;) {
+		uint64_t now = now_ns();
+		struct timespec wait;
+		int n, k;
+
+		/* Send what is due, as far as connections are free. */
+		while (sent < requests && g->n_free > 0 && (rate <= 0 || next_due <= now)) {
+			send_request(g, rate > 0 ? next_due : now);
+			sent++;
+			next_due += interval;
+		}
+		if (sent == requests && g->n_free == g->n_conns)
+			break;
+		if (rate > 0 && now > t_end)
+			break;
+		wait.tv_sec = 0;
+		wait.tv_nsec = 100000000;
+		if (rate > 0 && sent < requests && g->n_free > 0)
+			wait.tv_nsec = next_due > now ? (long)(next_due - now) : 0;
+		n = epoll_pwait2(g->epfd, evs, 256, &wait, NULL);
+		if (n < 0 && errno != EINTR)
+			die("epoll_pwait2");
+		now = now_ns();
+		for (k = 0; k < n; k++)
+			on_readable(g, evs[k].data.u32, now);
+	}
+	res->answered = g->n_lat;
+	res->errors = g->errors;
+	res->sent = sent;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -239,6 +304,7 @@ int main(int argc, char **argv)
 	        {"rate", required_argument, NULL, 'r'},
 	        {"seconds", required_argument, NULL, 's'},
 	        {"requests", required_argument, NULL, 'n'},
+	        {"processes", required_argument, NULL, 'p'},
 	        {"host", required_argument, NULL, 'H'},
 	        {"json", required_argument, NULL, 'j'},
 	        {NULL, 0, NULL, 0},
@@ -247,9 +313,10 @@ int main(int argc, char **argv)
 	const char *host = NULL, *json = NULL, *path;
 	char hostport[256];
 	double rate = 0, seconds = 5;
-	uint64_t requests = 0, sent = 0, t0, t_end, interval = 0, next_due, elapsed;
-	struct epoll_event evs[256];
-	unsigned i;
+	uint64_t requests = 0, per, t0, elapsed, *lat, answered = 0, errors = 0, sent = 0;
+	unsigned procs = 1, p;
+	struct result *res;
+	size_t n_lat = 0;
 	int opt;
 
 	memset(&g, 0, sizeof(g));
@@ -268,6 +335,9 @@ int main(int argc, char **argv)
 		case 'n':
 			requests = strtoull(optarg, NULL, 10);
 			break;
+		case 'p':
+			procs = (unsigned)atoi(optarg);
+			break;
 		case 'H':
 			host = optarg;
 			break;
@@ -278,8 +348,8 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc - 1 || g.n_conns == 0 || g.n_conns > MAX_CONNECTIONS ||
-	    (rate <= 0) == (requests == 0) || seconds <= 0)
+	if (optind != argc - 1 || procs == 0 || procs > 64 || g.n_conns < procs ||
+	    g.n_conns > MAX_CONNECTIONS || (rate <= 0) == (requests == 0) || seconds <= 0)
 		usage();
 	parse_url(&g, argv[optind], &path, hostport, sizeof(hostport));
 	g.request_len =
@@ -290,72 +360,62 @@ int main(int argc, char **argv)
 		usage();
 	if (rate > 0)
 		requests = (uint64_t)(rate * seconds);
-	g.max_lat = requests;
-	g.lat = malloc(requests * sizeof(*g.lat));
-	g.conns = calloc(g.n_conns, sizeof(*g.conns));
-	g.free_conns = calloc(g.n_conns, sizeof(*g.free_conns));
-	g.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!g.lat || !g.conns || !g.free_conns || g.epfd < 0)
-		die("start");
-	for (i = 0; i < g.n_conns; i++) {
-		conn_open(&g, i);
-		release(&g, g.n_conns - 1 - i);
-	}
-
+	/* Each process takes its share of the connections, the rate and the
+	 * requests, and records into its own part of a shared array. */
+	per = (requests + procs - 1) / procs;
+	res = mmap(NULL, procs * sizeof(*res) + procs * per * sizeof(*lat), PROT_READ | PROT_WRITE,
+	           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		die("mmap");
+	lat = (uint64_t *)(res + procs);
 	t0 = now_ns();
-	if (rate > 0)
-		interval = (uint64_t)(1e9 / rate);
-	next_due = t0;
-	/* Past the last due time, answers still in flight get a second. */
-	t_end = t0 + (uint64_t)(seconds * 1e9) + 1000000000u;
-	for (;;) {
-		uint64_t now = now_ns();
-		struct timespec wait;
-		int n, k;
+	for (p = 0; p < procs; p++) {
+		pid_t pid = procs == 1 ? 0 : fork();
 
-		/* Send what is due, as far as connections are free. */
-		while (sent < requests && g.n_free > 0 && (rate <= 0 || next_due <= now)) {
-			send_request(&g, rate > 0 ? next_due : now);
-			sent++;
-			next_due += interval;
-		}
-		if (sent == requests && g.n_free == g.n_conns)
-			break;
-		if (rate > 0 && now > t_end)
-			break;
-		wait.tv_sec = 0;
-		wait.tv_nsec = 100000000;
-		if (rate > 0 && sent < requests && g.n_free > 0)
-			wait.tv_nsec = next_due > now ? (long)(next_due - now) : 0;
-		n = epoll_pwait2(g.epfd, evs, 256, &wait, NULL);
-		if (n < 0 && errno != EINTR)
-			die("epoll_pwait2");
-		now = now_ns();
-		for (k = 0; k < n; k++)
-			on_readable(&g, evs[k].data.u32, now);
+		if (pid < 0)
+			die("fork");
+		if (pid > 0)
+			continue;
+		g.n_conns = g.n_conns / procs + (p < g.n_conns % procs);
+		g.lat = lat + p * per;
+		g.max_lat = per;
+		generate(&g, rate / procs, seconds,
+		         p + 1 < procs ? per : requests - per * (procs - 1), &res[p]);
+		if (procs > 1)
+			_exit(0);
 	}
+	while (procs > 1 && wait(NULL) > 0)
+		;
 	elapsed = now_ns() - t0;
-
-	qsort(g.lat, g.n_lat, sizeof(*g.lat), cmp_u64);
-#define PCT(p) (g.n_lat ? g.lat[(size_t)((double)(g.n_lat - 1) * (p))] / 1000.0 : 0.0)
-	printf("loadgen: %zu answered, %llu errors, %llu not sent, %.0f req/s (target %.0f, 0 "
+	/* Gather every process's latencies at the front of the array. */
+	for (p = 0; p < procs; p++) {
+		memmove(lat + n_lat, lat + p * per, res[p].answered * sizeof(*lat));
+		n_lat += res[p].answered;
+		answered += res[p].answered;
+		errors += res[p].errors;
+		sent += res[p].sent;
+	}
+	qsort(lat, n_lat, sizeof(*lat), cmp_u64);
+#define PCT(q) (n_lat ? lat[(size_t)((double)(n_lat - 1) * (q))] / 1000.0 : 0.0)
+	printf("loadgen: %llu answered, %llu errors, %llu not sent, %.0f req/s (target %.0f, 0 "
 	       "for none); latency us: p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f\n",
-	       g.n_lat, (unsigned long long)g.errors, (unsigned long long)(requests - sent),
-	       (double)g.n_lat * 1e9 / (double)elapsed, rate, PCT(0.5), PCT(0.9), PCT(0.99),
-	       PCT(0.999), PCT(1.0));
+	       (unsigned long long)answered, (unsigned long long)errors,
+	       (unsigned long long)(requests - sent), (double)answered * 1e9 / (double)elapsed,
+	       rate, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0));
 	if (json) {
 		FILE *f = fopen(json, "w");
 
 		if (!f)
 			die(json);
 		fprintf(f,
-		        "{\"target_rps\": %.0f, \"achieved_rps\": %.1f, \"answered\": %zu, "
+		        "{\"target_rps\": %.0f, \"achieved_rps\": %.1f, \"answered\": %llu, "
 		        "\"errors\": %llu, \"not_sent\": %llu, \"connections\": %u, "
-		        "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
-		        "\"max_us\": %.1f}\n",
-		        rate, (double)g.n_lat * 1e9 / (double)elapsed, g.n_lat,
-		        (unsigned long long)g.errors, (unsigned long long)(requests - sent),
-		        g.n_conns, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0));
+		        "\"processes\": %u, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+		        "\"p999_us\": %.1f, \"max_us\": %.1f}\n",
+		        rate, (double)answered * 1e9 / (double)elapsed,
+		        (unsigned long long)answered, (unsigned long long)errors,
+		        (unsigned long long)(requests - sent), g.n_conns, procs, PCT(0.5), PCT(0.9),
+		        PCT(0.99), PCT(0.999), PCT(1.0));
 		fclose(f);
 	}
 	return 0;

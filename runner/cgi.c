@@ -216,11 +216,6 @@ bool run_cgi_response(struct run_instance *in, char *out, size_t len)
 
 	if (!out || len == 0)
 		return cgi_fail(in, "the program wrote nothing to stdout");
-	hs = calloc(CGI_MAX_HEADERS, sizeof(*hs));
-	if (!hs) {
-		why = "out of memory";
-		goto out;
-	}
 	parsed = phr_parse_headers(out, len, lines, &n_lines, 0);
 	if (parsed == -2) {
 		why = "the header block has no empty line after it";
@@ -233,6 +228,14 @@ bool run_cgi_response(struct run_instance *in, char *out, size_t len)
 	}
 	if (parsed < 0) {
 		why = explain(out, out + len, CGI_MAX_LINES);
+		goto out;
+	}
+	/* Room for every line kept, and no more: the most a response may hold
+	 * (CGI_MAX_HEADERS) cleared on every request cost more than the
+	 * parse. */
+	hs = malloc((n_lines < CGI_MAX_HEADERS ? n_lines + 1 : CGI_MAX_HEADERS) * sizeof(*hs));
+	if (!hs) {
+		why = "out of memory";
 		goto out;
 	}
 	for (i = 0; i < n_lines; i++) {

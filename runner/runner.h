@@ -56,8 +56,17 @@ struct run_pool_config {
 	bool cpu_limit;               /* enforce limits.cpu_ms (the CPU tick) */
 	/* Memories up to this size are zeroed in place after a request and
 	 * stay resident; larger ones are returned to the kernel (madvise),
-	 * which costs page faults and TLB flushes on the next use. */
+	 * which costs page faults and TLB flushes on the next use. In place,
+	 * only the pages the kernel has mapped are zeroed (the others were
+	 * never written), unless clean_whole is set: then every page is, as
+	 * where /proc/self/pagemap cannot be read. */
 	size_t clean_in_place_max;
+	bool clean_whole;
+	/* /proc/self/pagemap of this process, for the above, or -1 for the
+	 * pool to open it. A process that changed its user can no longer open
+	 * it (it is no longer dumpable, so its /proc files are root's): it
+	 * opens it before. Borrowed for the life of the pool. */
+	int pagemap_fd;
 };
 
 void run_pool_config_defaults(struct run_pool_config *cfg);

@@ -129,6 +129,8 @@ struct run_pool {
 	struct run_slot *slots;
 	unsigned n_slots;
 	unsigned free_head; /* n_slots when none is free */
+	int pagemap_fd;     /* /proc/self/pagemap (cfg's or the pool's own), or -1: memories
+	                     * are zeroed whole */
 	unsigned n_busy;
 };
 

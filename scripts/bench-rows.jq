@@ -8,7 +8,13 @@ def r4: (. * 10000 | floor) / 10000;
 def row(name; figure; reference; ratio; goal; attain):
   [name, figure, reference, (ratio | tostring), goal, (attain | r4 | tostring)] | join("\t");
 
+# HTTP rows name what one system call costs on this machine (ns per getppid(),
+# measured in the same run) beside their reference: it moves them between
+# machines.
+def sc: "; getppid \(.getppid_ns | r2) ns";
+
 .instance as $i | .http as $h | .kernels as $k | .deploy.languages as $d | .apps as $a |
+.latency as $l | .cost as $c | sc as $sc |
 row("instantiate+run+discard, C hello";
     "\($i.median_us | r2) us";
     "5 us (Wasmtime, published)";
@@ -19,16 +25,50 @@ row("  same, memory reset by madvise";
     ($i.madvise_median_us / $i.median_us | r2); "(reference)"; 5 / $i.madvise_median_us),
 row("hello over HTTP vs nginx";
     "\($h.vivd.median_rps | round) req/s";
-    "nginx \($h.nginx.median_rps | round) req/s";
+    "nginx \($h.nginx.median_rps | round) req/s\($sc)";
     ($h.vivd.median_rps / $h.nginx.median_rps | r2); ">= 0.90x"; $h.vivd.median_rps / $h.nginx.median_rps / 0.9),
 row("hello over HTTP vs workerd";
     "\($h.vivd.median_rps | round) req/s";
-    "workerd \($h.workerd.median_rps | round) req/s";
+    "workerd \($h.workerd.median_rps | round) req/s\($sc)";
     ($h.vivd.median_rps / $h.workerd.median_rps | r2); ">= 5x"; $h.vivd.median_rps / $h.workerd.median_rps / 5),
 row("CPU deadline on: throughput cost";
     "\((1 - $h.vivd.median_rps / $h.notick.median_rps) * 100 | r2) %";
-    "tick off \($h.notick.median_rps | round) req/s";
+    "tick off \($h.notick.median_rps | round) req/s\($sc)";
     ($h.vivd.median_rps / $h.notick.median_rps | r2); "<= 5 %"; ($h.vivd.median_rps / $h.notick.median_rps) / 0.95),
+row("CPU deadline on: CPU time per request";
+    "\(($c.vivd.cpu_us_per_request / $c.vivd_notick.cpu_us_per_request - 1) * 100 | r2) %";
+    "tick off \($c.vivd_notick.cpu_us_per_request | r2) us at \($c.cpu_rate) req/s\($sc)";
+    ($c.vivd.cpu_us_per_request / $c.vivd_notick.cpu_us_per_request | r2); "<= 5 %";
+    1.05 / ($c.vivd.cpu_us_per_request / $c.vivd_notick.cpu_us_per_request)),
+row("p99 latency at 50 % of nginx's peak";
+    "\($l["50"].vivd.p99_us | r2) us";
+    "nginx \($l["50"].nginx.p99_us | r2) us at \($l["50"].nginx.target_rps) req/s\($sc)";
+    ($l["50"].vivd.p99_us / $l["50"].nginx.p99_us | r2); "<= 1.5x";
+    1.5 / ($l["50"].vivd.p99_us / $l["50"].nginx.p99_us)),
+row("p99 latency at 90 % of nginx's peak";
+    "\($l["90"].vivd.p99_us | r2) us";
+    "nginx \($l["90"].nginx.p99_us | r2) us at \($l["90"].nginx.target_rps) req/s\($sc)";
+    ($l["90"].vivd.p99_us / $l["90"].nginx.p99_us | r2); "<= 1.5x";
+    1.5 / ($l["90"].vivd.p99_us / $l["90"].nginx.p99_us)),
+row("CPU per request: instructions (callgrind)";
+    "\($c.vivd.instructions_per_request)";
+    "nginx \($c.nginx.instructions_per_request)";
+    ($c.vivd.instructions_per_request / $c.nginx.instructions_per_request | r2); "<= 1.2x";
+    1.2 / ($c.vivd.instructions_per_request / $c.nginx.instructions_per_request)),
+row("  same, vivd's writer thread (access lines)";
+    "\($c.vivd.writer_instructions_per_request)";
+    "every request logged, as under callgrind";
+    ($c.vivd.writer_instructions_per_request / $c.nginx.instructions_per_request | r2);
+    "(reference)"; 1),
+row("CPU per request: time";
+    "\($c.vivd.cpu_us_per_request | r2) us";
+    "nginx \($c.nginx.cpu_us_per_request | r2) us at \($c.cpu_rate) req/s\($sc)";
+    ($c.vivd.cpu_us_per_request / $c.nginx.cpu_us_per_request | r2); "<= 1.2x";
+    1.2 / ($c.vivd.cpu_us_per_request / $c.nginx.cpu_us_per_request)),
+row("system calls per request (strace)";
+    "\($c.vivd.syscalls_per_request | r2)";
+    "nginx \($c.nginx.syscalls_per_request | r2)\($sc)";
+    ($c.vivd.syscalls_per_request / $c.nginx.syscalls_per_request | r2); "(reference)"; 1),
 row("guest compute vs native (geomean)";
     "\($k.geomean_vivarium_over_native | r2)x native";
     "native build";

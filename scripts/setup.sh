@@ -33,7 +33,7 @@ packages=(
   iproute2
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind)
+  packages+=(nginx-light wrk gnuplot-nox jq curl iproute2 linux-perf valgrind strace)
 fi
 # AssemblyScript's compiler runs on node and comes from npm. A node that is
 # already installed (nodesource's, say) is used as it is: Debian's npm

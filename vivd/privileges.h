@@ -32,6 +32,13 @@ int vivd_become(const struct vivd_user *u, char *err, size_t errlen);
  * capabilities: what a role does when vivd did not start as root. */
 int vivd_no_new_privs(char *err, size_t errlen);
 
+/* open(path, flags) with no capability in effect for it: a file that looks
+ * at its opener's capabilities when read (/proc/self/pagemap shows
+ * physical page numbers only to one that had CAP_SYS_ADMIN) sees none. The
+ * capabilities in effect before are back on return. -1 with errno on
+ * failure. */
+int vivd_open_without_caps(const char *path, int flags);
+
 /* Whether u may reach path with access(2)'s mode, asked by a child process
  * that becomes u. */
 bool vivd_user_can(const struct vivd_user *u, const char *path, int mode);

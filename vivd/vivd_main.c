@@ -4,6 +4,7 @@
  * apart on a shared data directory. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -186,9 +187,20 @@ static int builder_child_main(void *arg)
 
 static int worker_child_main(void *arg)
 {
+	struct run_worker_config *cfg = arg;
+
 	close_launcher_socket();
+	/* The worker's pool reads which pages of a guest's memory are mapped
+	 * from here, which it could not open once it has changed its user
+	 * (this is the child's own copy of the configuration). Opened with
+	 * root's capabilities, it would show the physical address of every
+	 * page to the process that runs tenants' code, which helps attacks
+	 * on DRAM (Rowhammer): opened without them, it shows none. */
+	if (ids.drop)
+		cfg->pool.pagemap_fd =
+		        vivd_open_without_caps("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	become(&ids.user, "worker");
-	return run_worker_main(arg);
+	return run_worker_main(cfg);
 }
 
 struct launcher_child {

@@ -330,6 +330,88 @@ Test(sandbox, every_request_sees_fresh_memory)
 	free(wat);
 }
 
+/* Reports whether any byte of its memory from 64 on is not zero (the body
+ * "0" or "1"), then dirties pages by the request body's digit k: every third
+ * page from page k, with the host's help too (stdin lands at 150000), and a
+ * page it grows when k is 2. A later request that sees any of it prints 1. */
+static const char *dirty_wat =
+        "(module\n"
+        " (import \"wasi_snapshot_preview1\" \"fd_write\""
+        "  (func $w (param i32 i32 i32 i32) (result i32)))\n"
+        " (import \"wasi_snapshot_preview1\" \"fd_read\""
+        "  (func $r (param i32 i32 i32 i32) (result i32)))\n"
+        " (memory 4)\n"
+        " (data (i32.const 0) \"Content-Type: text/plain\\0a\\0a?\")\n"
+        " (func (export \"_start\") (local $p i32) (local $acc i64) (local $k i32)\n"
+        "  (local.set $p (i32.const 64))\n"
+        "  (block $d (loop $l\n"
+        "   (br_if $d (i32.ge_u (local.get $p) (i32.mul (memory.size) (i32.const 65536))))\n"
+        "   (local.set $acc (i64.or (local.get $acc) (i64.load (local.get $p))))\n"
+        "   (local.set $p (i32.add (local.get $p) (i32.const 8)))\n"
+        "   (br $l)))\n"
+        "  (i32.store8 (i32.const 26) (i32.add (i32.const 48)"
+        "   (i64.ne (local.get $acc) (i64.const 0))))\n"
+        "  (i32.store (i32.const 32) (i32.const 48))\n"
+        "  (i32.store (i32.const 36) (i32.const 1))\n"
+        "  (drop (call $r (i32.const 0) (i32.const 32) (i32.const 1) (i32.const 40)))\n"
+        "  (local.set $k (i32.sub (i32.load8_u (i32.const 48)) (i32.const 48)))\n"
+        "  (i32.store (i32.const 32) (i32.const 150000))\n"
+        "  (i32.store (i32.const 36) (i32.const 16))\n"
+        "  (drop (call $r (i32.const 0) (i32.const 32) (i32.const 1) (i32.const 40)))\n"
+        "  (local.set $p (i32.add (i32.const 72) (i32.mul (local.get $k) (i32.const 4096))))\n"
+        "  (block $d2 (loop $l2\n"
+        "   (br_if $d2 (i32.ge_u (local.get $p) (i32.const 262144)))\n"
+        "   (i64.store (local.get $p) (i64.const -1))\n"
+        "   (local.set $p (i32.add (local.get $p) (i32.const 12288)))\n"
+        "   (br $l2)))\n"
+        "  (if (i32.eq (local.get $k) (i32.const 2)) (then\n"
+        "   (drop (memory.grow (i32.const 1)))\n"
+        "   (i64.store (i32.const 300000) (i64.const -1))))\n"
+        "  (i32.store (i32.const 32) (i32.const 0))\n"
+        "  (i32.store (i32.const 36) (i32.const 27))\n"
+        "  (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40)))))\n";
+
+/* Runs dirty_wat on a pool of one slot cleaned as cfg says: every request
+ * must find the memory the ones before it dirtied zeroed again. */
+static void expect_clean_slots(const struct run_pool_config *cfg)
+{
+	struct run_module *m = load("app.wat", dirty_wat);
+	struct run_pool *p = NULL;
+	static const char *const bodies[] = {"0", "1", "2", "0", "2", "1", "1", "0"};
+	size_t i;
+
+	cr_assert_eq(run_pool_create(cfg, &p), VIV_OK);
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct run_request req = make_req("POST", "/", bodies[i]);
+		struct run_instance *in = trun_run(p, m, &default_app, &req);
+		char *body = trun_body(in);
+
+		cr_assert_eq(run_instance_outcome(in), RUN_DONE);
+		cr_assert_str_eq(body, "0", "request %zu saw what the one before it left", i);
+		free(body);
+		run_instance_end(in);
+	}
+	run_pool_destroy(p);
+	run_module_release(m);
+}
+
+Test(sandbox, nothing_a_request_wrote_is_left_for_the_next)
+{
+	struct run_pool_config cfg;
+
+	run_pool_config_defaults(&cfg);
+	cfg.slots = 1;
+	/* Only the pages the kernel mapped are zeroed: the default. */
+	expect_clean_slots(&cfg);
+	/* Every page zeroed. */
+	cfg.clean_whole = true;
+	expect_clean_slots(&cfg);
+	/* The memory handed back to the kernel. */
+	cfg.clean_whole = false;
+	cfg.clean_in_place_max = 0;
+	expect_clean_slots(&cfg);
+}
+
 Test(sandbox, stdin_is_the_request_body)
 {
 	/* Reads up to 32 bytes of the body to offset 100 and echoes them. */
