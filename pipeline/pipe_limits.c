@@ -97,15 +97,35 @@ static bool v1_own(const char *name, char *buf, size_t len)
 	return found;
 }
 
-/* Removes the commands' cgroups a crashed launcher left in dir: those no
- * process is in (rmdir refuses the others, and a cgroup holds no files). */
+/* The process a command's cgroup is named after (see cg_dir), 0 when the
+ * name is not of that form. */
+static pid_t cg_owner(const char *name)
+{
+	const char *end;
+	uint64_t pid;
+
+	if (!viv_parse_u64(name, &end, INT32_MAX, &pid) || *end != '-' || pid == 0)
+		return 0;
+	return (pid_t)pid;
+}
+
+/* Removes the commands' cgroups that processes since ended left in dir.
+ * Another server on this machine shares dir: a cgroup whose process lives
+ * may be one it has just made and not yet joined, and removing it would
+ * fail that command (the kernel refuses the join with ENODEV). A cgroup
+ * someone is in is refused by rmdir anyway. */
 static void remove_stale(const char *dir)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
 
 	while (d && (de = readdir(d)) != NULL) {
-		if (de->d_type == DT_DIR && de->d_name[0] != '.')
+		pid_t owner;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		owner = cg_owner(de->d_name);
+		if (owner > 0 && owner != getpid() && kill(owner, 0) != 0 && errno == ESRCH)
 			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
 	}
 	if (d)
@@ -242,7 +262,9 @@ static enum viv_err cg_dir(const char *parent, char **out)
 		*out = NULL;
 		return VIV_ERR_NOMEM;
 	}
-	if (mkdir(*out, 0755) != 0) {
+	/* A folder of this name was left by an earlier process with this
+	 * pid, which has ended: it is stale, and removed when empty. */
+	if (mkdir(*out, 0755) != 0 && (errno != EEXIST || rmdir(*out) != 0 || mkdir(*out, 0755) != 0)) {
 		free(*out);
 		*out = NULL;
 		return VIV_ERR_IO;

@@ -150,6 +150,64 @@ Test(limits, no_process_of_a_step_outlives_it)
 	closedir(d);
 }
 
+/* Exits with what f returned, in a child, and gives that back. */
+static int in_child(int (*f)(void))
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid == 0)
+		_exit(f());
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int another_server_starts(void)
+{
+	struct pipe_cgroups other;
+	char why[256];
+
+	if (pipe_cgroups_setup(&other, (uid_t)-1, (gid_t)-1, why, sizeof(why)))
+		return 1;
+	pipe_cgroups_free(&other);
+	return 0;
+}
+
+static struct pipe_cg *joining;
+
+static int join(void)
+{
+	return pipe_cg_join(joining) == 0 ? 0 : errno;
+}
+
+Test(limits, a_server_starting_beside_another_removes_only_what_ended_processes_left)
+{
+	char *stale = NULL;
+	struct stat st;
+	pid_t dead;
+	int r;
+
+	if (!lim_cfg.cgroups.memory)
+		cr_skip_test("no build cgroups here");
+	/* A command's cgroup, made and not yet joined, as between the fork
+	 * and the exec; then a second server on this machine starts. */
+	cr_assert_eq(pipe_cg_make(&lim_cfg, &joining), VIV_OK);
+	/* And one that a process since ended left behind. */
+	dead = fork();
+	if (dead == 0)
+		_exit(0);
+	cr_assert_eq(waitpid(dead, NULL, 0), dead);
+	cr_assert_geq(asprintf(&stale, "%s/%ld-1", lim_cfg.cgroups.memory, (long)dead), 0);
+	cr_assert_eq(mkdir(stale, 0755), 0, "%s: %s", stale, strerror(errno));
+	cr_assert_eq(in_child(another_server_starts), 0);
+	r = in_child(join);
+	cr_assert_eq(r, 0, "the command could not join its cgroup: %s", strerror(r));
+	cr_assert_neq(stat(stale, &st), 0, "%s was left", stale);
+	pipe_cg_end(joining);
+	free(stale);
+}
+
 /* ---- The launcher ------------------------------------------------------------------- */
 
 static pid_t launcher_pid;
