@@ -264,7 +264,8 @@ static enum viv_err cg_dir(const char *parent, char **out)
 	}
 	/* A folder of this name was left by an earlier process with this
 	 * pid, which has ended: it is stale, and removed when empty. */
-	if (mkdir(*out, 0755) != 0 && (errno != EEXIST || rmdir(*out) != 0 || mkdir(*out, 0755) != 0)) {
+	if (mkdir(*out, 0755) != 0 &&
+	    (errno != EEXIST || rmdir(*out) != 0 || mkdir(*out, 0755) != 0)) {
 		free(*out);
 		*out = NULL;
 		return VIV_ERR_IO;
