@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,19 +31,33 @@ double tsup_now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+/* A port no one listens on, below the kernel's ephemeral range (32768 and
+ * up): a port from that range can be taken by any process's outgoing
+ * connection while its vivd is down, and a restart on it then fails with
+ * "Address already in use". Random, so that tests running at once do not
+ * pick alike. */
 static unsigned free_port(void)
 {
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	for (int tries = 0; tries < 1000; tries++) {
+		struct sockaddr_in a;
+		unsigned short port;
+		int fd, ok;
 
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	close(fd);
-	return ntohs(a.sin_port);
+		cr_assert_eq(getrandom(&port, sizeof(port), 0), (ssize_t)sizeof(port));
+		port = (unsigned short)(10000 + port % 20000);
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons(port);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(fd, 0);
+		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	cr_assert_fail("no free port between 10000 and 29999");
+	return 0;
 }
 
 char *tsup_read_file(const char *path, size_t *len)
