@@ -502,11 +502,13 @@ int main(int argc, char **argv)
 	if (!kids || !wcfg)
 		return 1;
 	if (want_builder) {
-		kids[n++] = (struct vivd_child){"launcher", launcher_child_main, &launcher};
-		kids[n++] = (struct vivd_child){"builder", builder_child_main, &builder};
+		kids[n++] = (struct vivd_child){"launcher", launcher_child_main, &launcher,
+		                                VIVD_NICE_BUILD};
+		kids[n++] = (struct vivd_child){"builder", builder_child_main, &builder,
+		                                VIVD_NICE_BUILD};
 	}
 	if (want_api)
-		kids[n++] = (struct vivd_child){"api", api_child_main, &api};
+		kids[n++] = (struct vivd_child){"api", api_child_main, &api, VIVD_NICE_API};
 	for (i = 0; want_runner && i < o.workers; i++) {
 		char *role = NULL;
 
@@ -523,7 +525,8 @@ int main(int argc, char **argv)
 		wcfg[i].pool.slots = o.sandboxes;
 		if (asprintf(&role, "worker %u", i) < 0)
 			return 1;
-		kids[n++] = (struct vivd_child){role, worker_child_main, &wcfg[i]};
+		kids[n++] =
+		        (struct vivd_child){role, worker_child_main, &wcfg[i], VIVD_NICE_WORKER};
 	}
 	viv_log_role("supervisor");
 	if (ids.drop)

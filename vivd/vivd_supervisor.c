@@ -66,6 +66,10 @@ static pid_t start_child(struct child *c)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		prctl(PR_SET_NAME, c->spec->role); /* "worker 0" in ps and /proc */
 		viv_log_role(c->spec->role);
+		errno = 0;
+		if (c->spec->nice && nice(c->spec->nice) == -1 && errno)
+			viv_log(VIV_WARN, "cannot lower the priority of %s: %s", c->spec->role,
+			        strerror(errno));
 		_exit(c->spec->main(c->spec->arg));
 	}
 	c->pid = pid;

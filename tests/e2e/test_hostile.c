@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,8 +215,12 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 		uid_t user = uid_of("vivarium"), build = uid_of("vivarium-build");
 		struct proc self;
 		char path[400];
+		int base_nice, prio;
 
 		cr_assert(proc_read(v.pid, &self));
+		errno = 0;
+		base_nice = getpriority(PRIO_PROCESS, (id_t)v.pid);
+		cr_assert_eq(errno, 0);
 		cr_assert_eq(self.uid[1], 0, "the supervisor is the one process left as root");
 		for (size_t i = 0; i < n; i++) {
 			const struct proc *p = &ps[i], *top = p;
@@ -233,6 +238,18 @@ Test(builds, a_hung_build_holds_no_one_and_runs_unprivileged, .timeout = 240)
 				}
 			}
 			want = strcmp(top->comm, "launcher") == 0 ? build : user;
+			/* Serving first: the API, and builds below it. */
+			errno = 0;
+			prio = getpriority(PRIO_PROCESS, (id_t)p->pid);
+			if (errno == 0) {
+				int want_nice = strncmp(top->comm, "worker", 6) == 0 ? 0
+				                : strcmp(top->comm, "api") == 0      ? 5
+				                                                     : 10;
+
+				cr_assert_eq(prio - base_nice, want_nice,
+				             "%s (pid %d, of %s) has nice %d over the supervisor's",
+				             p->comm, (int)p->pid, top->comm, prio - base_nice);
+			}
 			for (int k = 0; k < 4; k++)
 				cr_assert_eq(p->uid[k], want, "%s (pid %d) runs as uid %d, not %d",
 				             p->comm, (int)p->pid, (int)p->uid[k], (int)want);
