@@ -632,7 +632,9 @@ static void oversize_stop(struct oversize *o)
  * without a pause: under each, the 99th percentile of everyone else's
  * requests stays within twice what it is on the quiet server, measured in
  * turns with it. */
-Test(slow, floods_slow_clients_and_oversized_requests_leave_others_p99_within_2x, .timeout = 300)
+TestSuite(attacked, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(attacked, floods_slow_clients_and_oversized_requests_leave_others_p99_within_2x)
 {
 	struct rlimit rl = {FLOOD + 1024, FLOOD + 1024};
 	char app_host[64];
