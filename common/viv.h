@@ -209,6 +209,20 @@ bool viv_app_name_valid(const char *s);
  * hashes, upload digests, build keys); false for NULL. */
 bool viv_hex64_valid(const char *s);
 
+/* ---- Platforms (viv_platform.c) ------------------------------------------------- */
+
+/* An artifact is machine code for one CPU architecture, linked against one C
+ * library: "x86_64-linux-gnu glibc 2.36". */
+#define VIV_PLATFORM_MAX 96
+
+/* This host's platform, in buf. */
+void viv_platform(char buf[VIV_PLATFORM_MAX]);
+
+/* Whether an artifact built on platform built loads on platform host (the
+ * same architecture and C library, the host's glibc no older); why says
+ * what differs when not. */
+bool viv_platform_runs(const char *built, const char *host, char *why, size_t whylen);
+
 /* ---- Bytes from outside (viv_text.c) ----------------------------------------- */
 
 /* The length (1 to 4) of the well-formed UTF-8 sequence that starts the n

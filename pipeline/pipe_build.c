@@ -753,6 +753,7 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 		viv_log(VIV_INFO, "deployment %lld failed: %s", (long long)b.id, b.msg);
 		err = store_deployment_failed(st, b.id, b.msg);
 	} else {
+		char so_sha256[VIV_SHA256_HEX_LEN + 1] = "", platform[VIV_PLATFORM_MAX];
 		struct store_build sb = {
 		        .artifact = b.hash,
 		        .config = &b.config,
@@ -760,7 +761,19 @@ enum viv_err pipe_build(struct store *st, const struct pipe_config *cfg, const c
 		        .wasm_size = (int64_t)b.opt_len,
 		        .build_key = b.key[0] ? b.key : NULL,
 		        .language = b.prior ? b.prior->language : NULL,
+		        .platform = platform,
 		};
+		char *so = store_artifact_path(st, b.hash, "so");
+
+		/* What runner hosts that fetch the artifact check it against: the
+		 * stored file is the platform's own, in the artifact folder. */
+		viv_platform(platform);
+		if (so && viv_sha256_file(so, so_sha256) == VIV_OK)
+			sb.so_sha256 = so_sha256;
+		else
+			viv_log(VIV_WARN, "deployment %lld: cannot hash artifact %s",
+			        (long long)b.id, b.hash);
+		free(so);
 		b.config.mode = mode_of(b.mode);
 		pipe_logf(&b.ctx, "ready: %s mode, artifact %s, %lld ms\n",
 		          store_mode_name(b.config.mode), b.hash,

@@ -461,6 +461,11 @@ struct store_build {
 	const struct store_deploy_config *config;
 	int64_t artifact_size; /* bytes of the .so */
 	int64_t wasm_size;     /* bytes of the optimized wasm */
+	/* The sha256 of the .so's bytes (64 lowercase hex digits), and the
+	 * platform it was built for (viv_platform()), which hosts that fetch
+	 * it check; NULL records none. */
+	const char *so_sha256;
+	const char *platform;
 	/* 64 lowercase hex digits that name the build's inputs (the upload and
 	 * the server's build tools and settings), for
 	 * store_deployment_find_build(); NULL records none. */
@@ -509,6 +514,18 @@ void store_prior_build_free(struct store_prior_build *b);
  * there is none. */
 VIV_MUST_CHECK enum viv_err store_deployment_failed(struct store *st, int64_t id,
                                                     const char *error);
+
+/* What hosts that fetch an artifact check it against. */
+struct store_artifact_info {
+	char so_sha256[VIV_SHA256_HEX_LEN + 1]; /* "" when not recorded */
+	char platform[VIV_PLATFORM_MAX];        /* "" when not recorded */
+	int64_t so_size;
+};
+
+/* The record of artifact hash. VIV_ERR_NOT_FOUND when there is none,
+ * VIV_ERR_INVALID for a malformed hash. */
+VIV_MUST_CHECK enum viv_err store_artifact_info(struct store *st, const char *hash,
+                                                struct store_artifact_info *out);
 
 /* ---- Files in the data directory ----------------------------------------------- */
 

@@ -1001,14 +1001,50 @@ static enum viv_err check_files(struct store *st, int64_t id, const char *artifa
 }
 
 static const char sql_artifact_insert[] =
-        "INSERT INTO artifacts (hash, mode, so_size, wasm_size, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING";
+        "INSERT INTO artifacts (hash, mode, so_size, wasm_size, created_at, so_sha256, platform)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO UPDATE"
+        " SET so_sha256 = coalesce(artifacts.so_sha256, excluded.so_sha256),"
+        " platform = coalesce(artifacts.platform, excluded.platform)";
 static const char sql_dep_ready[] =
         "UPDATE deployments SET status = 'ready', mode = ?2, artifact = ?3, config = ?4,"
         " finished_at = ?5, error = NULL, build_key = ?6, language = coalesce(?7, language)"
         " WHERE id = ?1 AND status = 'building'";
 static const char sql_app_current[] = "UPDATE apps SET current_deployment = ?1"
                                       " WHERE id = (SELECT app_id FROM deployments WHERE id = ?1)";
+
+static const char sql_artifact_info[] =
+        "SELECT so_sha256, platform, so_size FROM artifacts WHERE hash = ?1";
+
+enum viv_err store_artifact_info(struct store *st, const char *hash,
+                                 struct store_artifact_info *out)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err;
+	const char *v;
+	bool row = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!viv_hex64_valid(hash))
+		return VIV_ERR_INVALID;
+	err = store_prepare(st, sql_artifact_info, &stmt);
+	if (err)
+		return err;
+	store_bind_text(st, stmt, 1, hash);
+	err = store_step(st, stmt, &row);
+	if (!err && !row)
+		err = VIV_ERR_NOT_FOUND;
+	if (!err) {
+		v = store_col_str(stmt, 0);
+		if (v && viv_hex64_valid(v))
+			memcpy(out->so_sha256, v, VIV_SHA256_HEX_LEN + 1);
+		v = store_col_str(stmt, 1);
+		if (v)
+			snprintf(out->platform, sizeof(out->platform), "%s", v);
+		out->so_size = store_col_int64(stmt, 2);
+	}
+	store_release(st, stmt);
+	return err;
+}
 
 static enum viv_err artifact_record(struct store *st, const struct store_build *b, int64_t now)
 {
@@ -1023,6 +1059,8 @@ static enum viv_err artifact_record(struct store *st, const struct store_build *
 	store_bind_int64(st, stmt, 3, b->artifact_size);
 	store_bind_int64(st, stmt, 4, b->wasm_size);
 	store_bind_int64(st, stmt, 5, now);
+	store_bind_text(st, stmt, 6, b->so_sha256);
+	store_bind_text(st, stmt, 7, b->platform);
 	err = store_run(st, stmt);
 	store_release(st, stmt);
 	return err;

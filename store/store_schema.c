@@ -211,6 +211,14 @@ static const char *const migrations[] = {
         "ALTER TABLE deployments ADD COLUMN claimed_by TEXT;"
         "ALTER TABLE deployments ADD COLUMN lease_until INTEGER;"
         "UPDATE deployments SET lease_until = 0 WHERE status = 'building';",
+
+        /* 6: what a runner host that fetches an artifact checks it against:
+         * the sha256 of its .so, and the platform (architecture and C
+         * library) it was built for. NULL for artifacts built before. */
+        "ALTER TABLE artifacts ADD COLUMN so_sha256 TEXT"
+        "  CHECK (so_sha256 IS NULL OR (length(so_sha256) = 64"
+        "    AND so_sha256 NOT GLOB '*[^0-9a-f]*'));"
+        "ALTER TABLE artifacts ADD COLUMN platform TEXT;",
 };
 
 /*
@@ -381,6 +389,11 @@ static const char *const pg_migrations[] = {
         "ALTER TABLE deployments ADD COLUMN claimed_by TEXT;"
         "ALTER TABLE deployments ADD COLUMN lease_until BIGINT;"
         "UPDATE deployments SET lease_until = 0 WHERE status = 'building';",
+
+        /* 6: as SQLite's 6. */
+        "ALTER TABLE artifacts ADD COLUMN so_sha256 TEXT"
+        "  CHECK (so_sha256 ~ '^[0-9a-f]{64}$');"
+        "ALTER TABLE artifacts ADD COLUMN platform TEXT;",
 };
 
 #define STORE_PG_LATEST                                                                            \

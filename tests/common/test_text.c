@@ -181,3 +181,33 @@ Test(upload, sniffing_names_the_kind)
 	cr_assert_null(viv_upload_kind_name(VIV_UPLOAD_UNKNOWN));
 	cr_assert_eq(viv_upload_sniff(NULL, 0), VIV_UPLOAD_UNKNOWN);
 }
+
+/* ---- Platforms ------------------------------------------------------------------ */
+
+Test(platform, this_host_runs_what_it_builds)
+{
+	char here[VIV_PLATFORM_MAX], why[256];
+
+	viv_platform(here);
+	cr_assert(strstr(here, "-linux-gnu glibc 2."), "%s", here);
+	cr_assert(viv_platform_runs(here, here, why, sizeof(why)), "%s", why);
+}
+
+Test(platform, another_architecture_or_a_newer_glibc_is_refused_and_named)
+{
+	const char *host = "x86_64-linux-gnu glibc 2.36";
+	char why[256];
+
+	cr_assert(viv_platform_runs("x86_64-linux-gnu glibc 2.31", host, why, sizeof(why)));
+	cr_assert(viv_platform_runs("x86_64-linux-gnu glibc 2.36", host, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs("aarch64-linux-gnu glibc 2.36", host, why, sizeof(why)));
+	cr_assert(strstr(why, "aarch64-linux-gnu glibc 2.36") && strstr(why, host), "%s", why);
+	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc 2.38", host, why, sizeof(why)));
+	cr_assert(strstr(why, "glibc 2.38") && strstr(why, "newer"), "%s", why);
+	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc 3.1", host, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs("x86_64-linux-musl", host, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs("", host, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs(NULL, host, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc 2.36", NULL, why, sizeof(why)));
+	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc x.y", host, why, sizeof(why)));
+}

@@ -213,6 +213,8 @@ void test_sql_exec(const char *sql)
 void test_downgrade_to_3(void)
 {
 	test_sql_exec("BEGIN;"
+	              "ALTER TABLE artifacts DROP COLUMN so_sha256;"
+	              "ALTER TABLE artifacts DROP COLUMN platform;"
 	              "ALTER TABLE deployments DROP COLUMN claimed_by;"
 	              "ALTER TABLE deployments DROP COLUMN lease_until;"
 	              "DROP TRIGGER deployments_count_outcome;"

@@ -137,6 +137,50 @@ Test(artifacts, rejects_bad_names)
 	store_close(st);
 }
 
+/* What a runner host that fetches an artifact checks it against is
+ * recorded with it, and an artifact recorded without (built before these
+ * were kept) gets them from the next build that makes it. */
+Test(artifacts, records_the_sha256_and_platform_hosts_check)
+{
+	struct store *st = test_open();
+	struct store_artifact_info info;
+	char hash[65], sum[65], other[65];
+	struct store_build b = {.config = &test_hostcall, .artifact_size = 100, .wasm_size = 50};
+	int64_t id, claimed = 0;
+
+	test_hash("recorded", hash);
+	test_hash("so bytes", sum);
+	cr_assert_eq(store_artifact_info(st, hash, &info), VIV_ERR_NOT_FOUND);
+	cr_assert_eq(store_artifact_info(st, "../x", &info), VIV_ERR_INVALID);
+	test_deploy(st, "old", hash);
+	cr_assert_eq(store_artifact_info(st, hash, &info), VIV_OK);
+	cr_assert_str_eq(info.so_sha256, "");
+	cr_assert_str_eq(info.platform, "");
+	cr_assert_eq(info.so_size, 100);
+
+	id = test_queue(st, "new", "new");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	b.artifact = hash;
+	b.so_sha256 = sum;
+	b.platform = "x86_64-linux-gnu glibc 2.36";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
+	cr_assert_eq(store_artifact_info(st, hash, &info), VIV_OK);
+	cr_assert_str_eq(info.so_sha256, sum);
+	cr_assert_str_eq(info.platform, "x86_64-linux-gnu glibc 2.36");
+
+	/* Once recorded, another build's word does not change them. */
+	test_hash("other bytes", other);
+	id = test_queue(st, "new", "again");
+	cr_assert_eq(store_deployment_claim(st, &claimed), VIV_OK);
+	b.so_sha256 = other;
+	b.platform = "aarch64-linux-gnu glibc 2.36";
+	cr_assert_eq(store_deployment_ready(st, id, &b), VIV_OK);
+	cr_assert_eq(store_artifact_info(st, hash, &info), VIV_OK);
+	cr_assert_str_eq(info.so_sha256, sum);
+	cr_assert_str_eq(info.platform, "x86_64-linux-gnu glibc 2.36");
+	store_close(st);
+}
+
 Test(uploads, build_dirs_are_fresh_and_private)
 {
 	struct store *st = test_open();

@@ -51,7 +51,7 @@ Test(open, creates_directories_and_schema)
 	assert_private_dir("cache");
 	snprintf(path, sizeof(path), "%s/cache", test_datadir);
 	cr_assert_str_eq(store_cache_dir(st), path);
-	cr_assert_eq(store_schema_version(st), 5);
+	cr_assert_eq(store_schema_version(st), 6);
 	cr_assert_eq(test_sql_int(test_is_pg() ? TABLES_PG : TABLES_SQLITE), 11);
 	if (test_is_pg()) {
 		/* No database file beside the data: the records are the server's. */
@@ -91,12 +91,12 @@ Test(open, reopen_keeps_data_and_schema)
 	cr_assert_eq(store_app_ensure(st, "hello", &id), VIV_OK);
 	store_close(st);
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 5);
+	cr_assert_eq(store_schema_version(st), 6);
 	cr_assert_eq(store_app_get(st, "hello", &app), VIV_OK);
 	cr_assert_eq(app->id, id);
 	store_app_free(app);
 	store_close(st);
-	cr_assert_eq(test_sql_int(VERSION_GET(test_is_pg())), 5);
+	cr_assert_eq(test_sql_int(VERSION_GET(test_is_pg())), 6);
 }
 
 Test(open, upgrade_from_schema_2_keeps_deployments)
@@ -120,7 +120,7 @@ Test(open, upgrade_from_schema_2_keeps_deployments)
 	test_sql_int("PRAGMA user_version = 2");
 
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 5);
+	cr_assert_eq(store_schema_version(st), 6);
 	cr_assert_eq(store_deployment_get(st, id, &d), VIV_OK);
 	cr_assert_eq(d->status, STORE_DEP_READY);
 	cr_assert_str_eq(d->artifact, hash);
@@ -164,7 +164,7 @@ Test(open, upgrade_from_schema_3_keeps_tokens_logs_and_their_ids)
 	cr_assert_eq(test_sql_int("PRAGMA user_version"), 3);
 
 	st = test_open();
-	cr_assert_eq(store_schema_version(st), 5);
+	cr_assert_eq(store_schema_version(st), 6);
 	cr_assert_eq(store_token_auth(st, admin, &t), VIV_OK);
 	cr_assert(t->builtin);
 	cr_assert_eq(t->scope, STORE_SCOPE_ADMIN);
