@@ -323,6 +323,11 @@ enum MHD_Result api_get_tokens(struct api_server *s, struct MHD_Connection *c, s
 enum MHD_Result api_post_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
+/* api_artifacts.c: GET /v1/artifacts/{hash}, the .so, with these headers. */
+#define API_ARTIFACT_SHA256_HEADER "X-Vivarium-Sha256"
+#define API_ARTIFACT_PLATFORM_HEADER "X-Vivarium-Platform"
+enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+
 /* api_kv.c */
 enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 enum MHD_Result api_get_kv(struct api_server *s, struct MHD_Connection *c, struct api_req *r);

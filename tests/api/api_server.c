@@ -223,6 +223,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	grab_header(p, size * n, "Allow", r->allow, sizeof(r->allow));
 	grab_header(p, size * n, "WWW-Authenticate", r->www_auth, sizeof(r->www_auth));
 	grab_header(p, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+	grab_header(p, size * n, "ETag", r->etag, sizeof(r->etag));
+	grab_header(p, size * n, "X-Vivarium-Sha256", r->sha256, sizeof(r->sha256));
+	grab_header(p, size * n, "X-Vivarium-Platform", r->platform, sizeof(r->platform));
 	return size * n;
 }
 

@@ -43,6 +43,9 @@ struct tresp {
 	char allow[64];
 	char www_auth[128];
 	char content_type[128];
+	char etag[80];
+	char sha256[80];    /* X-Vivarium-Sha256 */
+	char platform[128]; /* X-Vivarium-Platform */
 };
 
 /* Sends a request; token NULL sends none. POST and PUT send body; with

@@ -552,3 +552,75 @@ Test(admin, metrics_gather_the_workers)
 	cr_assert_null(strstr(r.body, "unclosed"), "%s", r.body);
 	tresp_free(&r);
 }
+
+/* Runner hosts that do not share the data folder fetch an artifact by its
+ * hash: the admin's token only, the bytes with their sha256 and platform,
+ * cached for good by its ETag; gone when its file is. */
+Test(admin, an_artifact_is_fetched_by_its_hash_with_what_hosts_check)
+{
+	char path[256], want[VIV_SHA256_HEX_LEN + 1], got[VIV_SHA256_HEX_LEN + 1];
+	char here[VIV_PLATFORM_MAX], inm[128], *so;
+	const char *hash, *app_token;
+	const char *hdrs[2] = {inm, NULL};
+	const char *token_req = "{\"name\": \"ci\", \"scope\": \"apps\", \"apps\": [\"art\"]}";
+	json_t *d, *tok;
+	struct tresp r;
+
+	deploy_ready("art");
+	d = get_json("/v1/apps/art/deployments", 200);
+	hash = tjstr(json_array_get(json_object_get(d, "deployments"), 0), "artifact");
+	cr_assert(hash && viv_hex64_valid(hash));
+	snprintf(path, sizeof(path), "/v1/artifacts/%s", hash);
+
+	thttp(&srv, "GET", path, srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	cr_assert_str_eq(r.content_type, "application/octet-stream");
+	cr_assert_eq(memcmp(r.body, "\177ELF", 4), 0);
+	viv_sha256_hex(r.body, r.len, got);
+	cr_assert_str_eq(r.sha256, got);
+	so = NULL;
+	cr_assert_geq(asprintf(&so, "%s/artifacts/%.2s/%s.so", srv.datadir, hash, hash), 0);
+	cr_assert_eq(viv_sha256_file(so, want), VIV_OK);
+	cr_assert_str_eq(got, want, "the body is not the stored .so");
+	viv_platform(here);
+	cr_assert_str_eq(r.platform, here);
+	snprintf(inm, sizeof(inm), "\"%s\"", hash);
+	cr_assert_str_eq(r.etag, inm);
+	tresp_free(&r);
+
+	/* The copy a host has is it. */
+	snprintf(inm, sizeof(inm), "If-None-Match: \"%s\"", hash);
+	thttp_h(&srv, "GET", path, srv.token, hdrs, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 304, "%ld %s", r.status, r.body);
+	cr_assert_eq(r.len, 0);
+	tresp_free(&r);
+
+	/* The admin's only: an app's token, or none, gets nothing. */
+	tok = NULL;
+	thttp(&srv, "POST", "/v1/tokens", srv.token, token_req, strlen(token_req), false, &r);
+	cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+	tok = json_incref(r.json);
+	tresp_free(&r);
+	app_token = tjstr(tok, "token");
+	thttp(&srv, "GET", path, app_token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 403, "%ld %s", r.status, r.body);
+	tresp_free(&r);
+	thttp(&srv, "GET", path, NULL, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+	tresp_free(&r);
+	json_decref(tok);
+
+	expect("GET", "/v1/artifacts/abc", NULL, 0, 400);
+	expect("GET", "/v1/artifacts/../../admin-token", NULL, 0, 404);
+	snprintf(path, sizeof(path), "/v1/artifacts/%064d", 0);
+	expect("GET", path, NULL, 0, 404);
+	/* Its file gone from this host: said so, not an empty 200. */
+	cr_assert_eq(unlink(so), 0);
+	snprintf(path, sizeof(path), "/v1/artifacts/%s", hash);
+	thttp(&srv, "GET", path, srv.token, NULL, 0, false, &r);
+	cr_assert_eq(r.status, 410, "%ld %s", r.status, r.body);
+	cr_assert(strstr(tjstr(r.json, "error"), "deploy its app again"), "%s", r.body);
+	tresp_free(&r);
+	free(so);
+	json_decref(d);
+}
