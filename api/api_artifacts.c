@@ -32,14 +32,13 @@ static enum viv_err hash_fd(int fd, char hex[VIV_SHA256_HEX_LEN + 1])
 
 static bool etag_matches(struct MHD_Connection *c, const char *etag)
 {
-	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *inm =
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 
 	return inm && (strcmp(inm, "*") == 0 || strstr(inm, etag));
 }
 
-enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c,
-                                 struct api_req *r)
+enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c, struct api_req *r)
 {
 	struct store_artifact_info info;
 	struct MHD_Response *resp;
@@ -71,10 +70,11 @@ enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c,
 			return MHD_NO;
 		/* Its deployments were removed (and the file with them), or the
 		 * file went missing from this host's artifact folder. */
-		return api_reply_error(c, r, MHD_HTTP_GONE,
-		                       "Artifact %s is recorded but its file is not on this host any "
-		                       "more; deploy its app again to rebuild it.",
-		                       r->param);
+		return api_reply_error(
+		        c, r, MHD_HTTP_GONE,
+		        "Artifact %s is recorded but its file is not on this host any "
+		        "more; deploy its app again to rebuild it.",
+		        r->param);
 	}
 	/* Built before the store kept it: runner hosts can still check that
 	 * the bytes arrived whole. */
@@ -98,8 +98,8 @@ enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c,
 		close(fd);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream") !=
-	            MHD_YES ||
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                            "application/octet-stream") != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 	                            "private, max-age=31536000, immutable") != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES ||

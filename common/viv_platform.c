@@ -13,8 +13,7 @@ void viv_platform(char buf[VIV_PLATFORM_MAX])
 
 	if (uname(&u) != 0)
 		snprintf(u.machine, sizeof(u.machine), "unknown");
-	snprintf(buf, VIV_PLATFORM_MAX, "%s-linux-gnu glibc %s", u.machine,
-	         gnu_get_libc_version());
+	snprintf(buf, VIV_PLATFORM_MAX, "%s-linux-gnu glibc %s", u.machine, gnu_get_libc_version());
 }
 
 /* "X.Y" into its two numbers; false when it is not of that form. */

@@ -12,6 +12,11 @@
 
 /* A failed artifact load is retried after this long, not on every request. */
 #define RETRY_LOAD_NS (1000u * 1000u * 1000u)
+/* A route whose artifact is not on this host yet (a runner host that fetches
+ * artifacts from the API) is looked for again after this long, doubling up
+ * to the most. */
+#define MISSING_RETRY_FIRST_NS (20u * 1000u * 1000u)
+#define MISSING_RETRY_MOST_NS (2000u * 1000u * 1000u)
 /* Deployments kept ready to answer at their preview addresses, each with
  * its artifact loaded, plus the ids known not to be ready. */
 #define PREVIEWS_MAX 32
@@ -40,7 +45,22 @@ struct run_routes {
 	struct modcache *mods;
 	struct preview *previews; /* at most PREVIEWS_MAX, dropped when routes change */
 	uint64_t preview_clock;
+	/* The artifacts the store's routes named that this host's artifact
+	 * folder lacked at the last reload: their apps keep the route they
+	 * had (or have none) until the file is there. */
+	char **missing;
+	size_t n_missing;
+	uint64_t missing_retry_at, missing_retry_ns;
 };
+
+static void missing_clear(struct run_routes *rt)
+{
+	for (size_t i = 0; i < rt->n_missing; i++)
+		free(rt->missing[i]);
+	free(rt->missing);
+	rt->missing = NULL;
+	rt->n_missing = 0;
+}
 
 static void route_free(struct run_route *r)
 {
@@ -184,6 +204,7 @@ void run_routes_close(struct run_routes *rt)
 		return;
 	clear_previews(rt);
 	clear_table(rt);
+	missing_clear(rt);
 	HASH_ITER(hh, rt->mods, c, tmp)
 	{
 		HASH_DEL(rt->mods, c);
@@ -269,33 +290,71 @@ static enum viv_err route_make(struct run_routes *rt, const struct store_route *
 static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 {
 	struct store_route *routes = NULL;
-	struct run_route *table = NULL, *r;
-	size_t n = 0, i;
+	struct run_route *table = NULL, *r, *tmp;
+	char **missing = NULL;
+	size_t n = 0, n_missing = 0, i;
 	enum viv_err err;
 
 	err = store_routes_load(rt->st, &routes, &n);
 	if (err)
 		return err;
-	for (i = 0; i < n; i++) {
+	if (n) {
+		missing = calloc(n, sizeof(*missing));
+		if (!missing)
+			err = VIV_ERR_NOMEM;
+	}
+	for (i = 0; !err && i < n; i++) {
+		/* Only a route whose artifact is here is used: until then its
+		 * app keeps the route it had. */
+		if (!store_artifact_exists(rt->st, routes[i].artifact)) {
+			missing[n_missing] = strdup(routes[i].artifact);
+			if (!missing[n_missing]) {
+				err = VIV_ERR_NOMEM;
+				break;
+			}
+			n_missing++;
+			HASH_FIND_STR(rt->table, routes[i].app, r);
+			viv_log(VIV_INFO, "app %s: artifact %s is not on this host yet; %s",
+			        routes[i].app, routes[i].artifact,
+			        r ? "it keeps its deployment until then" : "not served until then");
+			continue;
+		}
 		err = route_make(rt, &routes[i], routes[i].app, &r);
-		if (err)
-			break;
+		if (!err)
+			HASH_ADD_KEYPTR(hh, table, r->name, strlen(r->name), r);
+	}
+	/* The apps that keep their route move it over from the table in use. */
+	for (i = 0; !err && i < n; i++) {
+		struct run_route *mine;
+
+		HASH_FIND_STR(table, routes[i].app, mine);
+		HASH_FIND_STR(rt->table, routes[i].app, r);
+		if (mine || !r)
+			continue;
+		HASH_DEL(rt->table, r);
 		HASH_ADD_KEYPTR(hh, table, r->name, strlen(r->name), r);
 	}
 	store_routes_free(routes, n);
 	if (err) {
-		struct run_route *tmp;
 		HASH_ITER(hh, table, r, tmp)
 		{
 			HASH_DEL(table, r);
 			run_route_release(r);
 		}
+		for (i = 0; i < n_missing; i++)
+			free(missing[i]);
+		free(missing);
 		return err;
 	}
 	clear_table(rt);
 	rt->table = table;
 	rt->gen = gen;
 	rt->loaded = true;
+	missing_clear(rt);
+	rt->missing = missing;
+	rt->n_missing = n_missing;
+	rt->missing_retry_ns = MISSING_RETRY_FIRST_NS;
+	rt->missing_retry_at = viv_mono_ns() + rt->missing_retry_ns;
 	/* A deployment's configuration, its app's settings or the app itself
 	 * may have changed: previews are looked up again when next asked for. */
 	clear_previews(rt);
@@ -303,11 +362,33 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 	return VIV_OK;
 }
 
+/* Whether an artifact the last reload missed has arrived; looked at with a
+ * growing interval. */
+static bool missing_arrived(struct run_routes *rt)
+{
+	uint64_t now;
+
+	if (!rt->n_missing)
+		return false;
+	now = viv_mono_ns();
+	if (now < rt->missing_retry_at)
+		return false;
+	for (size_t i = 0; i < rt->n_missing; i++) {
+		if (store_artifact_exists(rt->st, rt->missing[i]))
+			return true;
+	}
+	rt->missing_retry_ns = rt->missing_retry_ns * 2 > MISSING_RETRY_MOST_NS
+	                               ? MISSING_RETRY_MOST_NS
+	                               : rt->missing_retry_ns * 2;
+	rt->missing_retry_at = now + rt->missing_retry_ns;
+	return false;
+}
+
 enum viv_err run_routes_refresh(struct run_routes *rt)
 {
 	uint64_t gen = store_routes_generation(rt->st);
 
-	if (rt->loaded && gen == rt->gen)
+	if (rt->loaded && gen == rt->gen && !missing_arrived(rt))
 		return VIV_OK;
 	return reload(rt, gen);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "artifact.h"
 #include "helpers.h"
@@ -262,4 +263,44 @@ Test(routes, previews_are_cached_with_their_artifact_and_the_cache_is_bounded)
 	cr_assert_str_eq(run_module_hash(mc), run_module_hash(ma));
 	run_route_release(c);
 	run_route_release(a);
+}
+
+/* A runner host that fetches artifacts from the API may learn of a
+ * deployment before its artifact has arrived: the app keeps answering with
+ * the deployment it had (a new app answers not at all) until the file is
+ * in the artifact folder, and then switches without a new generation. */
+Test(routes, a_route_whose_artifact_is_not_here_yet_waits_for_it)
+{
+	const char *base = strrchr(so_two, '/') + 1;
+	char hash[VIV_SHA256_HEX_LEN + 1], *stored;
+	int64_t first, second, fresh;
+
+	snprintf(hash, sizeof(hash), "%.*s", (int)(strlen(base) - 3), base);
+	first = deploy("wait", so_one, "hi");
+	expect_answer("wait", first, "hi one\n");
+	second = queue("wait");
+	make_ready(second, so_two, "hi");
+	fresh = queue("fresh");
+	make_ready(fresh, so_two, "yo");
+	/* As on a host that has not fetched it yet. */
+	stored = store_artifact_path(st, hash, "so");
+	cr_assert_eq(unlink(stored), 0);
+	expect_answer("wait", first, "hi one\n");
+	expect_nothing("fresh");
+	/* Still missing after the first look again. */
+	usleep(50000);
+	expect_answer("wait", first, "hi one\n");
+	cr_assert_eq(store_artifact_put(st, hash, "so", so_two), VIV_OK);
+	for (int i = 0; i < 100; i++) {
+		struct run_route *r = find("fresh");
+
+		if (r) {
+			run_route_release(r);
+			break;
+		}
+		usleep(10000);
+	}
+	expect_answer("wait", second, "hi two\n");
+	expect_answer("fresh", fresh, "yo two\n");
+	free(stored);
 }
