@@ -16,8 +16,10 @@ struct vivd_options {
 	const char *role; /* "serve", "api", "builder" or "runner" */
 	const char *config;
 	const char *datadir;
-	const char *store_url; /* PostgreSQL; NULL: SQLite in the data folder */
-	const char *api_addr;  /* "HOST:PORT" or "[IPV6]:PORT" */
+	const char *store_url;      /* PostgreSQL; NULL: SQLite in the data folder */
+	const char *artifacts_from; /* a runner host's API to fetch artifacts from; NULL: none */
+	const char *token_file;     /* an admin token for it */
+	const char *api_addr;       /* "HOST:PORT" or "[IPV6]:PORT" */
 	const char *apps_addr;
 	const char *domain;
 	const char *user;

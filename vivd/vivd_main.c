@@ -203,6 +203,33 @@ static int worker_child_main(void *arg)
 	return run_worker_main(cfg);
 }
 
+static int fetcher_child_main(void *arg)
+{
+	close_launcher_socket();
+	become(&ids.user, "fetcher");
+	return run_fetch_main(arg);
+}
+
+/* The admin token in path, its first line, for a runner host's fetcher:
+ * read before the roles change user, as the file may be root's. */
+static char *read_token(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (viv_read_file(path, 4096, &text, &len) != VIV_OK) {
+		fprintf(stderr, "vivd: cannot read the token file %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	text[strcspn(text, "\r\n")] = '\0';
+	if (!text[0]) {
+		fprintf(stderr, "vivd: the token file %s is empty\n", path);
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
 struct launcher_child {
 	const struct pipe_config *cfg;
 	int listen_fd;
@@ -385,6 +412,7 @@ int main(int argc, char **argv)
 	struct pipe_config pipe;
 	struct builder_child builder;
 	struct launcher_child launcher;
+	struct run_fetch_config fetch;
 	char api_url[300], why[512];
 	unsigned api_port = 0, apps_port = 0, i;
 	int api_fd = -1, apps_fd = -1, launcher_fd = -1, rc;
@@ -497,7 +525,7 @@ int main(int argc, char **argv)
 	launcher.listen_fd = launcher_fd;
 	launcher_socket = launcher_fd;
 
-	kids = calloc(o.workers + 3, sizeof(*kids));
+	kids = calloc(o.workers + 4, sizeof(*kids));
 	wcfg = calloc(o.workers, sizeof(*wcfg));
 	if (!kids || !wcfg)
 		return 1;
@@ -527,6 +555,14 @@ int main(int argc, char **argv)
 			return 1;
 		kids[n++] =
 		        (struct vivd_child){role, worker_child_main, &wcfg[i], VIVD_NICE_WORKER};
+	}
+	if (want_runner && o.artifacts_from) {
+		fetch = (struct run_fetch_config){o.datadir, o.store_url, o.artifacts_from,
+		                                  read_token(o.token_file)};
+		if (!fetch.token)
+			return 1;
+		kids[n++] =
+		        (struct vivd_child){"fetcher", fetcher_child_main, &fetch, VIVD_NICE_API};
 	}
 	viv_log_role("supervisor");
 	if (ids.drop)

@@ -43,6 +43,10 @@ static const struct setting settings[] = {
         {"data", K_STRING, AT(datadir), 0, 0, "DIR", "the data folder"},
         {"store", K_STORE, AT(store_url), 0, 0, "URL",
          "keep the records in PostgreSQL (postgres://...; default: SQLite in the data folder)"},
+        {"artifacts-from", K_STRING, AT(artifacts_from), 0, 0, "URL",
+         "vivd runner on a host of its own: fetch artifacts from this API (http://HOST:PORT)"},
+        {"token-file", K_STRING, AT(token_file), 0, 0, "FILE",
+         "the file that holds an admin token for --artifacts-from"},
         {"api", K_ADDR, AT(api_addr), 0, 0, "ADDR:PORT",
          "the control-plane API ([::1]:8080 for IPv6)"},
         {"listen", K_ADDR, AT(apps_addr), 0, 0, "ADDR:PORT", "where apps are served"},
@@ -355,6 +359,22 @@ static bool consistent(const struct vivd_options *o, char *err, size_t errlen)
 		         "app-cpu (%u ms) is above app-wall (%u ms): a request "
 		         "could never use its CPU time",
 		         o->app_cpu_ms, o->app_wall_ms);
+		return false;
+	}
+	if (o->artifacts_from && strcmp(o->role, "runner")) {
+		viv_errf(err, errlen,
+		         "artifacts-from is for `vivd runner` on a host that does not share the "
+		         "builders' data folder");
+		return false;
+	}
+	if (o->artifacts_from && (strncmp(o->artifacts_from, "http://", 7) != 0 &&
+	                          strncmp(o->artifacts_from, "https://", 8) != 0)) {
+		viv_errf(err, errlen, "artifacts-from is the API's URL, http://HOST:PORT, not '%s'",
+		         o->artifacts_from);
+		return false;
+	}
+	if (!o->artifacts_from != !o->token_file) {
+		viv_errf(err, errlen, "artifacts-from and token-file go together");
 		return false;
 	}
 	if (!strcmp(o->api_addr, o->apps_addr)) {

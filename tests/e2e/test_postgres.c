@@ -134,12 +134,48 @@ Test(postgres, serve_deploy_request_redeploy_rollback, .timeout = 300)
  * data folder), with a lease of 3 s; its
  * output goes to DIR/builder.log. Returns its pid (a process group of its
  * own) once its builder has started. */
+/* Starts another vivd process, argv, with its output appended to log, and
+ * waits (30 s at most) until log holds every line of ready. */
+static pid_t start_logged(const char *const *argv, const char *log, const char *const *ready)
+{
+	double deadline = tsup_now_ms() + 30000;
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (;;) {
+		char *text = NULL;
+		size_t got = 0;
+		bool up = viv_read_file(log, 1 << 20, &text, &got) == VIV_OK;
+		int status;
+
+		for (size_t i = 0; up && ready[i]; i++)
+			up = strstr(text, ready[i]) != NULL;
+		if (up) {
+			free(text);
+			return pid;
+		}
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "vivd %s exited:\n%s", argv[1],
+		             text ? text : "");
+		free(text);
+		cr_assert(tsup_now_ms() < deadline, "vivd %s did not start", argv[1]);
+		usleep(50000);
+	}
+}
+
 static pid_t start_builder(const struct tsup_vivd *v, const char *url, char *log, size_t loglen)
 {
+	const char *ready[] = {"builds at once", NULL};
 	const char *argv[16];
-	double deadline;
 	size_t n = 0;
-	pid_t pid;
 
 	snprintf(log, loglen, "%s/builder.log", v->dir);
 	argv[n++] = VIVD_BIN;
@@ -157,32 +193,7 @@ static pid_t start_builder(const struct tsup_vivd *v, const char *url, char *log
 	if (!tsup_bwrap_works())
 		argv[n++] = "--no-sandbox";
 	argv[n] = NULL;
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		setpgid(0, 0);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	deadline = tsup_now_ms() + 30000;
-	for (;;) {
-		char *text = NULL;
-		size_t got = 0;
-		bool up = viv_read_file(log, 1 << 20, &text, &got) == VIV_OK &&
-		          strstr(text, "builds at once") != NULL;
-		int status;
-
-		free(text);
-		if (up)
-			return pid;
-		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the second builder exited");
-		cr_assert(tsup_now_ms() < deadline, "the second builder did not start");
-		usleep(50000);
-	}
+	return start_logged(argv, log, ready);
 }
 
 static const char c_hello[] = "#include <stdio.h>\n"
@@ -310,4 +321,181 @@ Test(postgres, two_builder_processes_and_one_killed_mid_build, .timeout = 300)
 Test(postgres, the_same_on_sqlite, .timeout = 300)
 {
 	two_builders(NULL);
+}
+
+/* ---- A runner host of its own -------------------------------------------------- */
+
+/* `vivd runner` with a data folder of its own on the shared store, fetching
+ * artifacts from v's API; its log in log. */
+static pid_t start_runner(const struct tsup_vivd *v, const char *url, const char *data,
+                          unsigned port, char *log, size_t loglen)
+{
+	const char *ready[] = {"fetching the artifacts", "serving apps", NULL};
+	char listen[64], token_file[400];
+	const char *argv[24];
+	size_t n = 0;
+
+	snprintf(log, loglen, "%s/runner.log", v->dir);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(token_file, sizeof(token_file), "%s/admin-token", v->data);
+	argv[n++] = VIVD_BIN;
+	argv[n++] = "runner";
+	argv[n++] = "--data";
+	argv[n++] = data;
+	argv[n++] = "--store";
+	argv[n++] = url;
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--workers";
+	argv[n++] = "1";
+	argv[n++] = "--artifacts-from";
+	argv[n++] = v->api;
+	argv[n++] = "--token-file";
+	argv[n++] = token_file;
+	argv[n] = NULL;
+	return start_logged(argv, log, ready);
+}
+
+static void stop_runner(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* What the app answers on the runner host at port: 0 for no answer. */
+static long runner_get(unsigned port, const char *app, struct tsup_resp *r)
+{
+	char url[128], host[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+	snprintf(host, sizeof(host), "%s.localhost:%u", app, port);
+	if (!tsup_http("GET", url, host, NULL, NULL, 0, r))
+		return 0;
+	return r->status;
+}
+
+/* Until the runner host answers 200 with needle (10 s at most); how long. */
+static double runner_says(unsigned port, const char *app, const char *needle, const char *log)
+{
+	double t0 = tsup_now_ms();
+	struct tsup_resp r;
+
+	for (;;) {
+		long status = runner_get(port, app, &r);
+		bool ok = status == 200 && strstr(r.body, needle);
+		char *text = NULL;
+		size_t got = 0;
+
+		tsup_resp_free(&r);
+		if (ok)
+			return tsup_now_ms() - t0;
+		if (tsup_now_ms() - t0 > 10000 &&
+		    viv_read_file(log, 1 << 20, &text, &got) == VIV_OK)
+			cr_assert_fail("the runner host never answered '%s' for %s:\n%s", needle,
+			               app, text);
+		cr_assert_lt(tsup_now_ms() - t0, 10000, "the runner host never answered");
+		usleep(20000);
+	}
+}
+
+static bool log_has(const char *log, const char *needle)
+{
+	char *text = NULL;
+	size_t got = 0;
+	bool has = viv_read_file(log, 1 << 20, &text, &got) == VIV_OK && strstr(text, needle);
+
+	free(text);
+	return has;
+}
+
+/*
+ * A runner host with a data folder of its own shares only the store: it
+ * fetches each deployment's artifact from the API by hash, puts it in its
+ * own artifact folder only once its bytes match the sha256 the store
+ * recorded, and serves the app then. Bytes that do not match (here: a
+ * record changed in the store) are not used, the log says why, and once
+ * the record is right again the host fetches it and serves.
+ */
+Test(postgres, a_runner_host_fetches_artifacts_by_hash_and_checks_them, .timeout = 300)
+{
+	const char *url = tpg_database_new();
+	const char *extra[] = {"--store", url, NULL};
+	char data[400], log[400], sql[512], so[600], sum[VIV_SHA256_HEX_LEN + 1];
+	unsigned port = tsup_free_port();
+	struct tsup_vivd v;
+	struct tsup_resp r;
+	json_t *d;
+	long id;
+	double ms;
+	pid_t runner;
+
+	tsup_vivd_start(&v, extra);
+	snprintf(data, sizeof(data), "%s/runner-data", v.dir);
+	runner = start_runner(&v, url, data, port, log, sizeof(log));
+	deploy_text(&v, "far", "from afar");
+	ms = runner_says(port, "far", "from afar", log);
+	cr_log_info("served on the runner host %.0f ms after its deploy was acknowledged", ms);
+	cr_assert(log_has(log, "sha256 checked"), "%s", log);
+	id = deploy_text(&v, "far", "version two");
+	runner_says(port, "far", "version two", log);
+
+	/* The artifact in the runner's own folder is the builder's, byte for
+	 * byte. */
+	snprintf(sql, sizeof(sql), "%s/v1/deployments/%ld", v.api, id);
+	cr_assert(tsup_http("GET", sql, NULL, v.token, NULL, 0, &r));
+	d = json_loads(r.body, 0, NULL);
+	tsup_resp_free(&r);
+	cr_assert_not_null(d);
+	snprintf(so, sizeof(so), "%s/artifacts/%.2s/%s.so", data, jstr(d, "artifact"),
+	         jstr(d, "artifact"));
+	cr_assert_eq(viv_sha256_file(so, sum), VIV_OK, "%s is not on the runner host", so);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM artifacts WHERE hash = '%s' AND so_sha256 = '%s'",
+	         jstr(d, "artifact"), sum);
+	cr_assert_eq(tpg_sql_int(url, sql), 1);
+	json_decref(d);
+
+	/* A record that does not match what the API sends: the host, started
+	 * again after the deploy, will not use it. */
+	stop_runner(runner);
+	id = deploy_text(&v, "far", "third");
+	snprintf(sql, sizeof(sql), "%s/v1/deployments/%ld", v.api, id);
+	cr_assert(tsup_http("GET", sql, NULL, v.token, NULL, 0, &r));
+	d = json_loads(r.body, 0, NULL);
+	tsup_resp_free(&r);
+	snprintf(so, sizeof(so), "%s/artifacts/%.2s/%s.so", v.data, jstr(d, "artifact"),
+	         jstr(d, "artifact"));
+	cr_assert_eq(viv_sha256_file(so, sum), VIV_OK);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE artifacts SET so_sha256 = repeat('0', 64) WHERE hash = '%s'"
+	         " RETURNING 1",
+	         jstr(d, "artifact"));
+	cr_assert_eq(tpg_sql_int(url, sql), 1);
+	runner = start_runner(&v, url, data, port, log, sizeof(log));
+	for (double t0 = tsup_now_ms(); !log_has(log, "not used");) {
+		cr_assert_lt(tsup_now_ms() - t0, 10000, "the runner did not refuse the bytes:\n%s",
+		             log);
+		usleep(50000);
+	}
+	cr_assert_neq(runner_get(port, "far", &r), 200, "the runner served %s", r.body);
+	tsup_resp_free(&r);
+	snprintf(so, sizeof(so), "%s/artifacts/%.2s/%s.so", data, jstr(d, "artifact"),
+	         jstr(d, "artifact"));
+	cr_assert_neq(access(so, F_OK), 0, "refused bytes were put in place");
+	/* Right again: fetched at the next try. */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE artifacts SET so_sha256 = '%s' WHERE hash = '%s' RETURNING 1", sum,
+	         jstr(d, "artifact"));
+	cr_assert_eq(tpg_sql_int(url, sql), 1);
+	for (double t0 = tsup_now_ms();
+	     runner_get(port, "far", &r) != 200 || !strstr(r.body, "third");) {
+		tsup_resp_free(&r);
+		cr_assert_lt(tsup_now_ms() - t0, 30000, "never served after the record was fixed");
+		usleep(100000);
+	}
+	tsup_resp_free(&r);
+	json_decref(d);
+	stop_runner(runner);
+	tsup_vivd_stop(&v);
+	tpg_database_drop(url);
 }

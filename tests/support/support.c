@@ -36,7 +36,7 @@ double tsup_now_ms(void)
  * connection while its vivd is down, and a restart on it then fails with
  * "Address already in use". Random, so that tests running at once do not
  * pick alike. */
-static unsigned free_port(void)
+unsigned tsup_free_port(void)
 {
 	for (int tries = 0; tries < 1000; tries++) {
 		struct sockaddr_in a;
@@ -137,8 +137,8 @@ void tsup_vivd_start_bin(struct tsup_vivd *v, const char *bin, const char *const
 	cr_assert_eq(chmod(v->dir, 0711), 0);
 	snprintf(v->data, sizeof(v->data), "%s/data", v->dir);
 	snprintf(v->log, sizeof(v->log), "%s/vivd.log", v->dir);
-	v->api_port = free_port();
-	v->apps_port = free_port();
+	v->api_port = tsup_free_port();
+	v->apps_port = tsup_free_port();
 	snprintf(api, sizeof(api), "127.0.0.1:%u", v->api_port);
 	snprintf(apps, sizeof(apps), "127.0.0.1:%u", v->apps_port);
 	snprintf(v->api, sizeof(v->api), "http://127.0.0.1:%u", v->api_port);

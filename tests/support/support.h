@@ -124,6 +124,9 @@ int tsup_run(const char *const *argv, const char *const *env, char **output);
 /* Milliseconds on the monotonic clock. */
 double tsup_now_ms(void);
 
+/* A loopback port no one listens on, below the kernel's ephemeral range. */
+unsigned tsup_free_port(void);
+
 /* A CGI program in WebAssembly text that prints TEXT (at most 200 bytes)
  * and a line break. Caller frees. */
 char *tsup_cgi_wat(const char *text);

@@ -193,3 +193,26 @@ Test(options, help_lists_every_setting)
 		cr_assert(strstr(buf, want), "--help does not list %s", names[i]);
 	}
 }
+
+/* A runner host that fetches artifacts names the API by URL and a token
+ * file, both; no other role takes them. */
+Test(options, artifacts_from_is_a_runner_hosts_with_its_token_file, .init = redirect)
+{
+	struct vivd_options o;
+	const char *good[] = {"runner",       "--artifacts-from", "http://10.0.0.2:8080",
+	                      "--token-file", "/etc/vivarium/t",  NULL};
+	const char *serve[] = {
+	        "serve", "--artifacts-from", "http://10.0.0.2:8080", "--token-file", "/t", NULL};
+	const char *no_token[] = {"runner", "--artifacts-from", "http://10.0.0.2:8080", NULL};
+	const char *no_url[] = {"runner", "--token-file", "/t", NULL};
+	const char *ftp[] = {"runner", "--artifacts-from", "ftp://10.0.0.2", "--token-file", "/t",
+	                     NULL};
+
+	cr_assert_eq(parse(&o, good), 0);
+	cr_assert_str_eq(o.artifacts_from, "http://10.0.0.2:8080");
+	cr_assert_str_eq(o.token_file, "/etc/vivarium/t");
+	cr_assert_eq(parse(&o, serve), 2);
+	cr_assert_eq(parse(&o, no_token), 2);
+	cr_assert_eq(parse(&o, no_url), 2);
+	cr_assert_eq(parse(&o, ftp), 2);
+}
