@@ -31,9 +31,9 @@ struct transfer {
 	int fd; /* a memfd */
 	curl_off_t got;
 	struct viv_sha256 sum;
-	char sha256[VIV_SHA256_HEX_LEN + 1];     /* X-Vivarium-Sha256 */
-	char platform[VIV_PLATFORM_MAX];         /* X-Vivarium-Platform */
-	char error[256];                         /* the start of the body, for a refusal */
+	char sha256[VIV_SHA256_HEX_LEN + 1]; /* X-Vivarium-Sha256 */
+	char platform[VIV_PLATFORM_MAX];     /* X-Vivarium-Platform */
+	char error[256];                     /* the start of the body, for a refusal */
 	size_t error_len;
 	long status;
 };
@@ -130,7 +130,8 @@ static bool download(const struct run_fetch_config *cfg, const char *hash, struc
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	if (rc != CURLE_OK) {
-		viv_errf(why, whylen, "could not fetch it from %s: %s", url, curl_easy_strerror(rc));
+		viv_errf(why, whylen, "could not fetch it from %s: %s", url,
+		         curl_easy_strerror(rc));
 		return false;
 	}
 	if (t->status != 200) {
@@ -258,7 +259,8 @@ static bool fetch_missing(const struct run_fetch_config *cfg, struct store *st,
 		if (run_fetch_one(cfg, st, hash, why, sizeof(why)))
 			continue;
 		all = false;
-		viv_log(VIV_ERROR, "app %s: artifact %s: %s; the app keeps its last deployment here",
+		viv_log(VIV_ERROR,
+		        "app %s: artifact %s: %s; the app keeps its last deployment here",
 		        routes[i].app, hash, why);
 		more = realloc(*failed, (*n_failed + 1) * sizeof(**failed));
 		if (!more)

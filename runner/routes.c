@@ -507,6 +507,16 @@ bool run_routes_has(const struct run_routes *rt, const char *name)
 	return r != NULL;
 }
 
+bool run_routes_loaded(const struct run_routes *rt)
+{
+	return rt->loaded;
+}
+
+size_t run_routes_missing(const struct run_routes *rt)
+{
+	return rt->n_missing;
+}
+
 uint64_t run_routes_generation(const struct run_routes *rt)
 {
 	return rt->loaded ? rt->gen : 0;

@@ -71,6 +71,13 @@ bool run_routes_has(const struct run_routes *rt, const char *name);
 /* The routes generation the table was loaded at (0 before it was). */
 uint64_t run_routes_generation(const struct run_routes *rt);
 
+/* How many of the routes the store names wait for their artifact to reach
+ * this host's artifact folder (a runner host that fetches them). */
+size_t run_routes_missing(const struct run_routes *rt);
+
+/* Whether the routes have been read from the store at least once. */
+bool run_routes_loaded(const struct run_routes *rt);
+
 /* The route's artifact, loading it on first use. *out is borrowed for as long
  * as the caller holds the route. On failure *why says what went wrong (a
  * failed load is retried after a second, not on every request). */

@@ -13,6 +13,13 @@
 
 #include "worker.h"
 
+/* The readiness of this host, at an address that is no app's (its IP, or
+ * the bare domain), for a load balancer's health checks. */
+#define RUN_READY_PATH "/healthz"
+/* How long a host waits for missing artifacts before it says it is ready
+ * all the same. */
+#define READY_GRACE_NS (30000ull * 1000u * 1000u)
+
 /* A request an app sent to itself, served by a second instance. */
 struct wsub {
 	struct worker *w;
@@ -502,6 +509,33 @@ static const char *bad_framing(h2o_req_t *req)
 	return NULL;
 }
 
+/* Whether this host should be sent requests, for the load balancer in
+ * front (a path on no app's address): once the routes were read from the
+ * store and every artifact they name is here; or, so that one artifact this
+ * host cannot have does not take every host out, after READY_GRACE_NS
+ * however many are still missing. */
+static int send_readiness(struct worker *w, h2o_req_t *req, enum viv_err routes_err)
+{
+	size_t missing = run_routes_missing(w->routes);
+	bool loaded = run_routes_loaded(w->routes);
+	char text[160];
+
+	if (!loaded || routes_err) {
+		send_text(req, 503, "not ready: the routes could not be read from the store yet\n");
+		return 0;
+	}
+	if (missing && viv_mono_ns() - w->started_ns < READY_GRACE_NS) {
+		snprintf(text, sizeof(text), "not ready: %zu artifacts are still on their way\n",
+		         missing);
+		send_text(req, 503, text);
+		return 0;
+	}
+	snprintf(text, sizeof(text), "ready: %zu apps, %zu artifacts missing\n",
+	         run_routes_count(w->routes), missing);
+	send_text(req, 200, text);
+	return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct worker *w = ((struct whandler *)self)->w;
@@ -525,6 +559,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	if (err)
 		viv_log(VIV_ERROR, "cannot reload routes: %s", viv_strerror(err));
 	label = app_of_host(w, req->authority, &label_len);
+	if (!label && h2o_memis(req->path_normalized.base, req->path_normalized.len,
+	                        H2O_STRLIT(RUN_READY_PATH)))
+		return send_readiness(w, req, err);
 	route = label ? run_routes_find(w->routes, label, label_len) : NULL;
 	if (!route) {
 		send_text(req, 404,

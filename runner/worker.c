@@ -127,6 +127,7 @@ int run_worker_main(const struct run_worker_config *cfg)
 		return 1;
 	if (worker_setup(w, cfg))
 		return 1;
+	w->started_ns = viv_mono_ns();
 	viv_log(VIV_INFO, "serving apps at http://APP.%s:%u/ (%zu routable)", cfg->domain,
 	        cfg->port, run_serve_routable(w));
 	while (!stopping)

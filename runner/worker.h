@@ -29,6 +29,7 @@ struct worker {
 	struct run_pool *pool;
 	struct run_routes *routes;
 	uint64_t pruned_gen; /* the routes generation metrics were pruned for */
+	uint64_t started_ns; /* when it started serving, for readiness */
 	struct run_account *acct;
 };
 

@@ -398,6 +398,22 @@ static double runner_says(unsigned port, const char *app, const char *needle, co
 	}
 }
 
+/* The runner host's readiness, as a load balancer asks for it: the status,
+ * and its text in body (room for 256 bytes). */
+static long runner_ready(unsigned port, char *body)
+{
+	char url[128];
+	struct tsup_resp r;
+	long status;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/healthz", port);
+	cr_assert(tsup_http("GET", url, NULL, NULL, NULL, 0, &r));
+	status = r.status;
+	snprintf(body, 256, "%s", r.body ? r.body : "");
+	tsup_resp_free(&r);
+	return status;
+}
+
 static bool log_has(const char *log, const char *needle)
 {
 	char *text = NULL;
@@ -406,6 +422,15 @@ static bool log_has(const char *log, const char *needle)
 
 	free(text);
 	return has;
+}
+
+/* Until log has needle, 10 s at most. */
+static void wait_log(const char *log, const char *needle)
+{
+	for (double t0 = tsup_now_ms(); !log_has(log, needle);) {
+		cr_assert_lt(tsup_now_ms() - t0, 10000, "%s never said '%s'", log, needle);
+		usleep(20000);
+	}
 }
 
 /*
@@ -420,7 +445,7 @@ Test(postgres, a_runner_host_fetches_artifacts_by_hash_and_checks_them, .timeout
 {
 	const char *url = tpg_database_new();
 	const char *extra[] = {"--store", url, NULL};
-	char data[400], log[400], sql[512], so[600], sum[VIV_SHA256_HEX_LEN + 1];
+	char data[400], log[400], sql[512], so[600], sum[VIV_SHA256_HEX_LEN + 1], body[256];
 	unsigned port = tsup_free_port();
 	struct tsup_vivd v;
 	struct tsup_resp r;
@@ -435,7 +460,9 @@ Test(postgres, a_runner_host_fetches_artifacts_by_hash_and_checks_them, .timeout
 	deploy_text(&v, "far", "from afar");
 	ms = runner_says(port, "far", "from afar", log);
 	cr_log_info("served on the runner host %.0f ms after its deploy was acknowledged", ms);
-	cr_assert(log_has(log, "sha256 checked"), "%s", log);
+	wait_log(log, "sha256 checked");
+	cr_assert_eq(runner_ready(port, body), 200, "%s", body);
+	cr_assert(strstr(body, "ready: 1 apps, 0 artifacts missing"), "%s", body);
 	id = deploy_text(&v, "far", "version two");
 	runner_says(port, "far", "version two", log);
 
@@ -472,13 +499,12 @@ Test(postgres, a_runner_host_fetches_artifacts_by_hash_and_checks_them, .timeout
 	         jstr(d, "artifact"));
 	cr_assert_eq(tpg_sql_int(url, sql), 1);
 	runner = start_runner(&v, url, data, port, log, sizeof(log));
-	for (double t0 = tsup_now_ms(); !log_has(log, "not used");) {
-		cr_assert_lt(tsup_now_ms() - t0, 10000, "the runner did not refuse the bytes:\n%s",
-		             log);
-		usleep(50000);
-	}
+	wait_log(log, "not used");
 	cr_assert_neq(runner_get(port, "far", &r), 200, "the runner served %s", r.body);
 	tsup_resp_free(&r);
+	/* Not ready while an artifact is missing, for a while. */
+	cr_assert_eq(runner_ready(port, body), 503, "%s", body);
+	cr_assert(strstr(body, "1 artifacts are still on their way"), "%s", body);
 	snprintf(so, sizeof(so), "%s/artifacts/%.2s/%s.so", data, jstr(d, "artifact"),
 	         jstr(d, "artifact"));
 	cr_assert_neq(access(so, F_OK), 0, "refused bytes were put in place");
