@@ -17,6 +17,9 @@ packages=(
   # the store's second database: libpq to reach PostgreSQL, and the server,
   # which the tests start in a scratch folder of their own
   libpq-dev postgresql
+  # the load balancer in front of runner hosts: its shipped configuration is
+  # checked, and a test puts it in front of two runner hosts
+  haproxy
   # guest toolchains: C and C++ to wasm, wasm tools, AOT compiler, build sandbox
   clang lld llvm wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 wabt binaryen
   bubblewrap
