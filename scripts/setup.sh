@@ -19,7 +19,7 @@ packages=(
   libpq-dev postgresql
   # the load balancer in front of runner hosts: its shipped configuration is
   # checked, and a test puts it in front of two runner hosts
-  haproxy
+  haproxy systemd
   # guest toolchains: C and C++ to wasm, wasm tools, AOT compiler, build sandbox
   clang lld llvm wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 wabt binaryen
   bubblewrap

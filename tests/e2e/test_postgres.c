@@ -5,6 +5,7 @@
  * recorded is read back from the server itself. */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <signal.h>
@@ -522,6 +523,198 @@ Test(postgres, a_runner_host_fetches_artifacts_by_hash_and_checks_them, .timeout
 	tsup_resp_free(&r);
 	json_decref(d);
 	stop_runner(runner);
+	tsup_vivd_stop(&v);
+	tpg_database_drop(url);
+}
+
+/* ---- HAProxy in front of runner hosts ------------------------------------------ */
+
+/* Starts HAProxy with the shipped configuration (scripts/haproxy.cfg),
+ * listening on port, in front of the runner hosts at ports. */
+static pid_t start_haproxy(const char *dir, unsigned port, const unsigned *ports, size_t n)
+{
+	char *shipped = NULL, *cfg = NULL, path[400], line[128];
+	/* -n: fewer connections than the shipped maxconn, which needs more
+	 * descriptors than a test process may have. */
+	const char *argv[] = {"haproxy", "-db", "-n", "1000", "-f", path, NULL};
+	struct viv_buf out;
+	size_t len = 0;
+	pid_t pid;
+
+	cr_assert_eq(viv_read_file(VIV_SOURCE_DIR "/scripts/haproxy.cfg", 1 << 20, &shipped, &len),
+	             VIV_OK);
+	viv_buf_init(&out, 1 << 20);
+	/* Its lines as shipped, but for where it listens, the system log, and
+	 * the servers. */
+	for (char *l = strtok(shipped, "\n"); l; l = strtok(NULL, "\n")) {
+		const char *t = l + strspn(l, "\t ");
+
+		if (strncmp(t, "bind ", 5) == 0) {
+			snprintf(line, sizeof(line), "\tbind 127.0.0.1:%u\n", port);
+			cr_assert_eq(viv_buf_append(&out, line, strlen(line)), VIV_OK);
+			continue;
+		}
+		if (strncmp(t, "server ", 7) == 0 || strncmp(t, "log /dev/log", 12) == 0)
+			continue;
+		cr_assert_eq(viv_buf_append(&out, l, strlen(l)), VIV_OK);
+		cr_assert_eq(viv_buf_append(&out, "\n", 1), VIV_OK);
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "\tserver runner%zu 127.0.0.1:%u\n", i + 1, ports[i]);
+		cr_assert_eq(viv_buf_append(&out, line, strlen(line)), VIV_OK);
+	}
+	snprintf(path, sizeof(path), "%s/haproxy.cfg", dir);
+	cr_assert_eq(viv_write_file_atomic(path, out.data, out.len, 0644), VIV_OK);
+	viv_buf_free(&out);
+	free(shipped);
+	free(cfg);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		char log[400];
+		int fd;
+
+		snprintf(log, sizeof(log), "%s/haproxy.log", dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+struct through {
+	unsigned port;
+	volatile bool stop;
+	size_t ok, failed;
+	long last_status;
+	char first_failure[200]; /* its status and body */
+	double first_failure_ms;
+};
+
+/* GETs the app through HAProxy, one request after another, until stop. */
+static void *load_through(void *arg)
+{
+	struct through *t = arg;
+	char url[128], host[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", t->port);
+	snprintf(host, sizeof(host), "lb.localhost:%u", t->port);
+	while (!t->stop) {
+		struct tsup_resp r;
+		bool got = tsup_http("GET", url, host, NULL, NULL, 0, &r);
+
+		if (got && r.status == 200 && strstr(r.body, "balanced"))
+			t->ok++;
+		else if (t->failed++ == 0) {
+			t->first_failure_ms = tsup_now_ms();
+			snprintf(t->first_failure, sizeof(t->first_failure), "%ld %.60s: %.120s",
+			         got ? r.status : 0L, got ? "" : r.error, got ? r.body : "");
+		}
+		t->last_status = got ? r.status : 0;
+		tsup_resp_free(&r);
+	}
+	return NULL;
+}
+
+/* How many of the app lb's requests the runner host with data folder data
+ * answered 200, by its worker's metrics (written every second). */
+static long served_by(const char *data)
+{
+	static const char key[] = "vivarium_requests_total{app=\"lb\",code=\"200\"} ";
+	char path[500], *text = NULL, *p;
+	size_t got = 0;
+	long n = 0;
+
+	snprintf(path, sizeof(path), "%s/run/metrics/worker-0.prom", data);
+	if (viv_read_file(path, 1 << 20, &text, &got) != VIV_OK)
+		return 0;
+	p = strstr(text, key);
+	if (p)
+		n = strtol(p + strlen(key), NULL, 10);
+	free(text);
+	return n;
+}
+
+/*
+ * HAProxy, as shipped, in front of two runner hosts: every request of a
+ * steady stream is answered while one host is killed with SIGKILL (its
+ * connections refused from then on), and the host, started again, is
+ * taken back once its readiness says so.
+ */
+Test(postgres, haproxy_keeps_answering_while_a_runner_host_is_killed, .timeout = 300)
+{
+	const char *url = tpg_database_new();
+	const char *extra[] = {"--store", url, NULL};
+	char data[2][400], log[2][400], body[256];
+	unsigned ports[2] = {tsup_free_port(), tsup_free_port()}, lb = tsup_free_port();
+	struct through t = {.port = lb};
+	struct tsup_vivd v;
+	struct tsup_resp r;
+	pid_t runners[2], haproxy;
+	pthread_t loader;
+	double t0, killed_at;
+	size_t before;
+
+	tsup_vivd_start(&v, extra);
+	deploy_text(&v, "lb", "balanced");
+	for (int i = 0; i < 2; i++) {
+		snprintf(data[i], sizeof(data[i]), "%s/runner%d", v.dir, i);
+		runners[i] = start_runner(&v, url, data[i], ports[i], log[i], sizeof(log[i]));
+		runner_says(ports[i], "lb", "balanced", log[i]);
+		cr_assert_eq(runner_ready(ports[i], body), 200, "%s", body);
+	}
+	haproxy = start_haproxy(v.dir, lb, ports, 2);
+	t0 = tsup_now_ms();
+	while (runner_get(lb, "lb", &r) != 200) {
+		tsup_resp_free(&r);
+		if (tsup_now_ms() - t0 > 10000) {
+			char hlog[400], *text = NULL;
+			size_t got = 0;
+
+			snprintf(hlog, sizeof(hlog), "%s/haproxy.log", v.dir);
+			if (viv_read_file(hlog, 1 << 20, &text, &got) != VIV_OK)
+				text = NULL;
+			cr_assert_fail("HAProxy did not answer:\n%s", text ? text : "(no log)");
+		}
+		usleep(50000);
+	}
+	tsup_resp_free(&r);
+	/* Both hosts in the rotation (rise 2 at 1 s). */
+	usleep(2500000);
+
+	cr_assert_eq(pthread_create(&loader, NULL, load_through, &t), 0);
+	usleep(1000000);
+	before = t.ok;
+	/* Both took their share. */
+	usleep(1100000);
+	cr_assert_gt(served_by(data[0]), 0, "the host to be killed was sent nothing");
+	cr_assert_gt(served_by(data[1]), 0, "the other host was sent nothing");
+	killed_at = tsup_now_ms();
+	cr_assert_eq(kill(-runners[0], SIGKILL), 0);
+	waitpid(runners[0], NULL, 0);
+	usleep(4000000);
+	/* Back: taken into the rotation again once ready. */
+	runners[0] = start_runner(&v, url, data[0], ports[0], log[0], sizeof(log[0]));
+	runner_says(ports[0], "lb", "balanced", log[0]);
+	usleep(3000000);
+	/* The host's new worker counts from 0: it was taken back. */
+	cr_assert_gt(served_by(data[0]), 0, "the host that came back was sent nothing");
+	t.stop = true;
+	pthread_join(loader, NULL);
+	cr_log_info("through HAProxy: %zu answered, %zu failed; %zu before the kill, %.0f ms of "
+	            "requests after it",
+	            t.ok, t.failed, before, tsup_now_ms() - killed_at);
+	cr_assert_gt(t.ok, before, "nothing was answered after the kill");
+	cr_assert_eq(t.failed, 0, "%zu requests failed, the first %.0f ms after the kill: %s",
+	             t.failed, t.first_failure_ms - killed_at, t.first_failure);
+
+	kill(haproxy, SIGTERM);
+	waitpid(haproxy, NULL, 0);
+	for (int i = 0; i < 2; i++)
+		stop_runner(runners[i]);
 	tsup_vivd_stop(&v);
 	tpg_database_drop(url);
 }
