@@ -513,6 +513,9 @@ int api_main(const struct api_config *cfg)
 		goto out;
 	}
 	err = store_admin_token_ensure(s.st, &token, &created);
+	/* Made by another API host of the same database: the store knows it. */
+	if (err == VIV_ERR_EXISTS)
+		err = VIV_OK;
 	if (err) {
 		viv_log(VIV_ERROR, "cannot set up the admin token in %s: %s", cfg->datadir,
 		        viv_strerror(err));

@@ -69,7 +69,10 @@ int store_schema_version(struct store *st);
  * an earlier start is read back and its digest stored again if it is
  * missing; VIV_ERR_INVALID when the file does not hold a token. The file
  * is the one admin token: when it was replaced (removed, and a new one made
- * at the next start), the token it held before is revoked. */
+ * at the next start), the token it held before is revoked. With the records
+ * in PostgreSQL, which hosts with data folders of their own share, a host
+ * without the file makes no token when one was made already:
+ * VIV_ERR_EXISTS, with a warning that says to copy the file. */
 VIV_MUST_CHECK enum viv_err store_admin_token_ensure(struct store *st, char **token_out,
                                                      bool *created_out);
 

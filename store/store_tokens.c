@@ -442,6 +442,22 @@ static enum viv_err admin_token_store(struct store *st, const char *token)
 	return err;
 }
 
+static const char sql_admin_count[] = "SELECT count(*) FROM tokens WHERE builtin = 1";
+
+static enum viv_err admin_token_count(struct store *st, int64_t *out)
+{
+	struct store_stmt *stmt = NULL;
+	enum viv_err err = store_prepare(st, sql_admin_count, &stmt);
+	bool row = false;
+
+	if (err)
+		return err;
+	err = store_step(st, stmt, &row);
+	*out = !err && row ? store_col_int64(stmt, 0) : 0;
+	store_release(st, stmt);
+	return err;
+}
+
 /*
  * The whole check runs under the database write lock, so that two processes
  * starting on a new data directory at once cannot each make a token. The
@@ -466,6 +482,25 @@ enum viv_err store_admin_token_ensure(struct store *st, char **token_out, bool *
 	if (err)
 		goto out;
 	err = admin_token_read(path, &token);
+	if (err == VIV_ERR_NOT_FOUND && st->kind == STORE_POSTGRES) {
+		/* Several hosts share the records but not their data folders: a
+		 * host without the file is not one whose file was removed, and
+		 * making a token here would revoke the one the others use. */
+		int64_t made = 0;
+
+		err = admin_token_count(st, &made);
+		if (!err && made > 0) {
+			viv_log(VIV_WARN,
+			        "store: another host made the admin token of this database; copy "
+			        "its admin-token file to %s to use it here (or make tokens with "
+			        "POST /v1/tokens)",
+			        path);
+			err = VIV_ERR_EXISTS;
+			goto out;
+		}
+		if (!err)
+			err = VIV_ERR_NOT_FOUND;
+	}
 	if (err == VIV_ERR_NOT_FOUND) {
 		err = token_new(&token);
 		if (err)

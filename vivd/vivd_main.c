@@ -102,6 +102,13 @@ static int prepare_store(const struct vivd_options *o, bool print_token, const c
 	}
 	e = store_admin_token_ensure(st, &token, &created);
 	store_close(st);
+	if (e == VIV_ERR_EXISTS) {
+		printf("Admin token: made by another host of this database; copy its "
+		       "admin-token file to %s/admin-token\n",
+		       o->datadir);
+		fflush(stdout);
+		return 0;
+	}
 	if (e) {
 		fprintf(stderr, "vivd: cannot create the admin token: %s\n", viv_strerror(e));
 		return 1;

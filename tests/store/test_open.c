@@ -487,6 +487,13 @@ Test(tokens, a_new_admin_token_file_revokes_the_old_one)
 	cr_assert_eq(store_admin_token_ensure(st, &old, NULL), VIV_OK);
 	snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
 	cr_assert_eq(unlink(path), 0);
+	/* On PostgreSQL a host without the file may be another host, not this
+	 * one with its file removed: the builtin token is replaced by
+	 * removing its row too (a_second_host_...). */
+	if (test_is_pg()) {
+		cr_assert_eq(store_admin_token_ensure(st, &fresh, &created), VIV_ERR_EXISTS);
+		test_sql_int("DELETE FROM tokens WHERE builtin = 1 RETURNING 1");
+	}
 	cr_assert_eq(store_admin_token_ensure(st, &fresh, &created), VIV_OK);
 	cr_assert(created);
 	cr_assert_str_neq(old, fresh);
@@ -496,4 +503,51 @@ Test(tokens, a_new_admin_token_file_revokes_the_old_one)
 	free(old);
 	free(fresh);
 	store_close(st);
+}
+
+/* Hosts with data folders of their own share a PostgreSQL database: one
+ * without the token file makes no token of its own, which would revoke the
+ * one the others use, and says to copy the file; the first host's token
+ * still works, and the second host uses it once the file is there. On
+ * SQLite, whose records live in the data folder, a removed file still
+ * means a new token and the old one revoked. */
+Test(tokens, a_second_host_of_a_shared_database_keeps_the_admin_token)
+{
+	struct store *st = test_open(), *other = NULL;
+	char *token = NULL, *again = NULL, dir[] = "/tmp/viv-store-other-XXXXXX";
+	char path[300], err[256], line[128];
+	bool created = false;
+
+	cr_assert_eq(store_admin_token_ensure(st, &token, &created), VIV_OK);
+	cr_assert(created);
+	cr_assert_not_null(mkdtemp(dir));
+	if (!test_is_pg()) {
+		snprintf(path, sizeof(path), "%s/admin-token", test_datadir);
+		cr_assert_eq(unlink(path), 0);
+		cr_assert_eq(store_admin_token_ensure(st, &again, &created), VIV_OK);
+		cr_assert(created);
+		cr_assert_eq(store_token_check(st, token), VIV_ERR_AUTH);
+		cr_assert_eq(store_token_check(st, again), VIV_OK);
+		goto out;
+	}
+	cr_assert_eq(store_open_db(dir, test_db_url, &other, err, sizeof(err)), VIV_OK, "%s", err);
+	cr_assert_eq(store_admin_token_ensure(other, &again, &created), VIV_ERR_EXISTS);
+	cr_assert_null(again);
+	snprintf(path, sizeof(path), "%s/admin-token", dir);
+	cr_assert_neq(access(path, F_OK), 0, "the second host wrote a token file");
+	cr_assert_eq(store_token_check(st, token), VIV_OK);
+	cr_assert_eq(test_sql_int("SELECT count(*) FROM tokens WHERE builtin = 1"), 1);
+	/* The file copied over: the same token, on both hosts. */
+	snprintf(line, sizeof(line), "%s\n", token);
+	cr_assert_eq(viv_write_file_atomic(path, line, strlen(line), 0600), VIV_OK);
+	cr_assert_eq(store_admin_token_ensure(other, &again, &created), VIV_OK);
+	cr_assert_not(created);
+	cr_assert_str_eq(again, token);
+	cr_assert_eq(store_token_check(other, token), VIV_OK);
+	store_close(other);
+out:
+	free(again);
+	free(token);
+	store_close(st);
+	viv_rmtree_or_log(dir);
 }
