@@ -327,6 +327,11 @@ enum MHD_Result api_delete_token(struct api_server *s, struct MHD_Connection *c,
 #define API_ARTIFACT_SHA256_HEADER "X-Vivarium-Sha256"
 #define API_ARTIFACT_PLATFORM_HEADER "X-Vivarium-Platform"
 enum MHD_Result api_get_artifact(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
+/* GET /v1/assets/{hash}: the tree under one folder "assets", at most
+ * API_ASSETS_TAR_MAX bytes of tar and API_ASSETS_DEPTH_MAX folders deep. */
+#define API_ASSETS_TAR_MAX ((size_t)1 << 30)
+#define API_ASSETS_DEPTH_MAX 64
+enum MHD_Result api_get_assets(struct api_server *s, struct MHD_Connection *c, struct api_req *r);
 
 /* api_kv.c */
 enum MHD_Result api_get_kv_list(struct api_server *s, struct MHD_Connection *c, struct api_req *r);

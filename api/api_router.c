@@ -59,6 +59,7 @@ const struct api_route api_routes[] = {
          "A KV value is at most 1 MiB.", api_put_kv},
         {"DELETE", "/v1/apps/{app}/kv/{key}", API_ADMIN, API_BODY_NONE, 0, NULL, api_delete_kv},
         {"GET", "/v1/artifacts/{hash}", API_ADMIN, API_BODY_NONE, 0, NULL, api_get_artifact},
+        {"GET", "/v1/assets/{hash}", API_ADMIN, API_BODY_NONE, 0, NULL, api_get_assets},
 };
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -215,3 +215,31 @@ out:
 	close(rootfd);
 	return e;
 }
+
+enum viv_err pipe_assets_fetched(const struct pipe_config *cfg, const char *tar,
+                                 const char *scratch, const char *hash, char **root_out, char *why,
+                                 size_t whylen)
+{
+	struct pipe_assets_stats stats;
+	char got[VIV_SHA256_HEX_LEN + 1];
+	char *root = NULL;
+	enum viv_err e;
+
+	*root_out = NULL;
+	e = pipe_unpack(tar, scratch, cfg, NULL, &root, why, whylen);
+	if (e)
+		return e;
+	e = pipe_assets_hash(root, "assets", cfg->assets_max_entries, cfg->assets_max_bytes, got,
+	                     &stats, why, whylen);
+	if (!e && strcmp(got, hash) != 0) {
+		viv_errf(why, whylen, "the static files that came hash to %s, not %s; not used",
+		         got, hash);
+		e = VIV_ERR_INVALID;
+	}
+	if (e) {
+		free(root);
+		return e;
+	}
+	*root_out = root;
+	return VIV_OK;
+}

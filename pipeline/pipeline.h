@@ -134,6 +134,16 @@ void pipe_builder_stop(struct pipe_builder *b);
  * process exit status. */
 int pipe_builder_main(const char *datadir, const struct pipe_config *cfg);
 
+/* Static files that a runner host fetched (GET /v1/assets/{hash}): unpacks
+ * the tar at path tar into the empty folder scratch as an upload is
+ * unpacked (regular files and folders only, within cfg's limits), and checks
+ * that the tree is the one hash names, its content hash. On success
+ * *root_out (caller frees) is the tree's folder, for store_assets_put().
+ * VIV_ERR_INVALID with a sentence in why when it is not. */
+VIV_MUST_CHECK enum viv_err pipe_assets_fetched(const struct pipe_config *cfg, const char *tar,
+                                                const char *scratch, const char *hash,
+                                                char **root_out, char *why, size_t whylen);
+
 /* Checks that bubblewrap can run a command here with the folders of cfg
  * (NULL: the defaults) mounted as builds have them; on failure errbuf says
  * why. Called once at startup to decide cfg->sandbox. */

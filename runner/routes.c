@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uthash.h>
 
 #include "routes.h"
@@ -36,6 +37,12 @@ struct preview {
 	uint64_t used;           /* when it was last asked for, to evict the oldest */
 };
 
+/* What a route waits for before it is used. */
+struct missing {
+	char *artifact;
+	char *assets; /* NULL when its deployment has no static files */
+};
+
 struct run_routes {
 	struct store *st;
 	char *domain;
@@ -48,15 +55,17 @@ struct run_routes {
 	/* The artifacts the store's routes named that this host's artifact
 	 * folder lacked at the last reload: their apps keep the route they
 	 * had (or have none) until the file is there. */
-	char **missing;
+	struct missing *missing;
 	size_t n_missing;
 	uint64_t missing_retry_at, missing_retry_ns;
 };
 
 static void missing_clear(struct run_routes *rt)
 {
-	for (size_t i = 0; i < rt->n_missing; i++)
-		free(rt->missing[i]);
+	for (size_t i = 0; i < rt->n_missing; i++) {
+		free(rt->missing[i].artifact);
+		free(rt->missing[i].assets);
+	}
 	free(rt->missing);
 	rt->missing = NULL;
 	rt->n_missing = 0;
@@ -287,11 +296,29 @@ static enum viv_err route_make(struct run_routes *rt, const struct store_route *
 	return VIV_OK;
 }
 
+/* Whether a deployment's artifact, and its static files if it has any,
+ * are in this host's data folder. */
+static bool route_files_here(struct run_routes *rt, const char *artifact, const char *assets)
+{
+	struct stat sb;
+	char *path;
+	bool here;
+
+	if (!store_artifact_exists(rt->st, artifact))
+		return false;
+	if (!assets)
+		return true;
+	path = store_assets_path(rt->st, assets);
+	here = path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+	free(path);
+	return here;
+}
+
 static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 {
 	struct store_route *routes = NULL;
 	struct run_route *table = NULL, *r, *tmp;
-	char **missing = NULL;
+	struct missing *missing = NULL;
 	size_t n = 0, n_missing = 0, i;
 	enum viv_err err;
 
@@ -304,18 +331,24 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 			err = VIV_ERR_NOMEM;
 	}
 	for (i = 0; !err && i < n; i++) {
-		/* Only a route whose artifact is here is used: until then its
-		 * app keeps the route it had. */
-		if (!store_artifact_exists(rt->st, routes[i].artifact)) {
-			missing[n_missing] = strdup(routes[i].artifact);
-			if (!missing[n_missing]) {
+		/* Only a route whose artifact and static files are here is
+		 * used: until then its app keeps the route it had. */
+		if (!route_files_here(rt, routes[i].artifact, routes[i].config.assets)) {
+			struct missing *m = &missing[n_missing];
+
+			m->artifact = strdup(routes[i].artifact);
+			m->assets =
+			        routes[i].config.assets ? strdup(routes[i].config.assets) : NULL;
+			if (!m->artifact || (routes[i].config.assets && !m->assets)) {
+				free(m->artifact);
+				free(m->assets);
 				err = VIV_ERR_NOMEM;
 				break;
 			}
 			n_missing++;
 			HASH_FIND_STR(rt->table, routes[i].app, r);
-			viv_log(VIV_INFO, "app %s: artifact %s is not on this host yet; %s",
-			        routes[i].app, routes[i].artifact,
+			viv_log(VIV_INFO, "app %s: deployment %lld is not on this host yet; %s",
+			        routes[i].app, (long long)routes[i].deployment_id,
 			        r ? "it keeps its deployment until then" : "not served until then");
 			continue;
 		}
@@ -341,8 +374,10 @@ static enum viv_err reload(struct run_routes *rt, uint64_t gen)
 			HASH_DEL(table, r);
 			run_route_release(r);
 		}
-		for (i = 0; i < n_missing; i++)
-			free(missing[i]);
+		for (i = 0; i < n_missing; i++) {
+			free(missing[i].artifact);
+			free(missing[i].assets);
+		}
 		free(missing);
 		return err;
 	}
@@ -374,7 +409,7 @@ static bool missing_arrived(struct run_routes *rt)
 	if (now < rt->missing_retry_at)
 		return false;
 	for (size_t i = 0; i < rt->n_missing; i++) {
-		if (store_artifact_exists(rt->st, rt->missing[i]))
+		if (route_files_here(rt, rt->missing[i].artifact, rt->missing[i].assets))
 			return true;
 	}
 	rt->missing_retry_ns = rt->missing_retry_ns * 2 > MISSING_RETRY_MOST_NS

@@ -294,29 +294,4 @@ struct run_worker_config {
  * Returns the process exit status. */
 int run_worker_main(const struct run_worker_config *cfg);
 
-/* ---- Fetching artifacts (fetch.c) ----------------------------------------------- */
-
-/* A runner host that does not share the builders' data folder: the routes
- * are in the shared store, the artifacts come from the API by hash. */
-struct run_fetch_config {
-	const char *datadir;   /* this host's own: its artifact folder is the cache */
-	const char *store_url; /* the shared store, as store_open_db() takes it */
-	const char *api;       /* the API's base URL, "http://HOST:PORT" */
-	const char *token;     /* an admin token for it */
-};
-
-/* Fetches artifact hash from the API into st's artifact folder: its bytes
- * must match the sha256 the store recorded for it (the API's word only for
- * artifacts built before that was recorded), and its platform must be one
- * this host loads (viv_platform_runs); only then is it put in place, where
- * the workers' routes take it up (a route waits for its artifact). false,
- * with a sentence in why, when it was not put. */
-bool run_fetch_one(const struct run_fetch_config *cfg, struct store *st, const char *hash,
-                   char *why, size_t whylen);
-
-/* The fetcher role: fetches the artifact of every route the store names
- * that this host lacks, when the routes generation moves and every few
- * seconds, until SIGTERM. Returns the process exit status. */
-int run_fetch_main(const struct run_fetch_config *cfg);
-
 #endif

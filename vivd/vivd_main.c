@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "fetch.h"
 #include "pipeline.h"
 #include "options.h"
 #include "privileges.h"
@@ -214,7 +215,7 @@ static int fetcher_child_main(void *arg)
 {
 	close_launcher_socket();
 	become(&ids.user, "fetcher");
-	return run_fetch_main(arg);
+	return vivd_fetch_main(arg);
 }
 
 /* The admin token in path, its first line, for a runner host's fetcher:
@@ -419,7 +420,7 @@ int main(int argc, char **argv)
 	struct pipe_config pipe;
 	struct builder_child builder;
 	struct launcher_child launcher;
-	struct run_fetch_config fetch;
+	struct vivd_fetch_config fetch;
 	char api_url[300], why[512];
 	unsigned api_port = 0, apps_port = 0, i;
 	int api_fd = -1, apps_fd = -1, launcher_fd = -1, rc;
@@ -564,8 +565,8 @@ int main(int argc, char **argv)
 		        (struct vivd_child){role, worker_child_main, &wcfg[i], VIVD_NICE_WORKER};
 	}
 	if (want_runner && o.artifacts_from) {
-		fetch = (struct run_fetch_config){o.datadir, o.store_url, o.artifacts_from,
-		                                  read_token(o.token_file)};
+		fetch = (struct vivd_fetch_config){o.datadir, o.store_url, o.artifacts_from,
+		                                   read_token(o.token_file), &pipe};
 		if (!fetch.token)
 			return 1;
 		kids[n++] =

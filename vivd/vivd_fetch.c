@@ -11,11 +11,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "runner.h"
+#include "fetch.h"
+#include "pipeline.h"
 #include "store.h"
+#include "viv.h"
 
 /* The largest artifact taken: far above any guest's .so. */
 #define FETCH_MAX ((curl_off_t)1 << 30)
@@ -89,9 +92,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-/* GETs the artifact into t; false, with why, when no 200 came. */
-static bool download(const struct run_fetch_config *cfg, const char *hash, struct transfer *t,
-                     char *why, size_t whylen)
+/* GETs /v1/KIND/HASH into t; false, with why, when no 200 came. */
+static bool download(const struct vivd_fetch_config *cfg, const char *kind, const char *hash,
+                     struct transfer *t, char *why, size_t whylen)
 {
 	struct curl_slist *hdrs = NULL;
 	char url[1024], auth[512];
@@ -102,7 +105,7 @@ static bool download(const struct run_fetch_config *cfg, const char *hash, struc
 
 	while (base > 0 && cfg->api[base - 1] == '/')
 		base--;
-	snprintf(url, sizeof(url), "%.*s/v1/artifacts/%s", (int)base, cfg->api, hash);
+	snprintf(url, sizeof(url), "%.*s/v1/%s/%s", (int)base, cfg->api, kind, hash);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->token ? cfg->token : "");
 	c = curl_easy_init();
 	hdrs = c ? curl_slist_append(NULL, auth) : NULL;
@@ -141,8 +144,8 @@ static bool download(const struct run_fetch_config *cfg, const char *hash, struc
 	return true;
 }
 
-bool run_fetch_one(const struct run_fetch_config *cfg, struct store *st, const char *hash,
-                   char *why, size_t whylen)
+bool vivd_fetch_artifact(const struct vivd_fetch_config *cfg, struct store *st, const char *hash,
+                         char *why, size_t whylen)
 {
 	struct store_artifact_info info;
 	struct transfer t;
@@ -169,7 +172,7 @@ bool run_fetch_one(const struct run_fetch_config *cfg, struct store *st, const c
 		viv_errf(why, whylen, "cannot make room for it: %s", strerror(errno));
 		goto out;
 	}
-	if (!download(cfg, hash, &t, why, whylen))
+	if (!download(cfg, "artifacts", hash, &t, why, whylen))
 		goto out;
 	viv_sha256_end(&t.sum, sum);
 	/* The store's record is what counts; the API's header only for
@@ -204,6 +207,57 @@ out:
 	return ok;
 }
 
+bool vivd_fetch_assets(const struct vivd_fetch_config *cfg, struct store *st, const char *hash,
+                       char *why, size_t whylen)
+{
+	struct transfer t;
+	char tar[64], *scratch = NULL, *root = NULL;
+	bool ok = false;
+
+	memset(&t, 0, sizeof(t));
+	t.fd = memfd_create("assets", MFD_CLOEXEC);
+	if (t.fd < 0 || viv_sha256_begin(&t.sum) != VIV_OK) {
+		viv_errf(why, whylen, "cannot make room for them: %s", strerror(errno));
+		goto out;
+	}
+	if (!download(cfg, "assets", hash, &t, why, whylen))
+		goto out;
+	if (store_build_dir(st, NULL, 0, &scratch) != VIV_OK) {
+		viv_errf(why, whylen, "cannot make a folder to unpack them in");
+		goto out;
+	}
+	/* The tar is unpacked as an upload is, and the tree must be the one
+	 * its hash names: the hash is of its content. */
+	snprintf(tar, sizeof(tar), "/proc/self/fd/%d", t.fd);
+	if (pipe_assets_fetched(cfg->pipe, tar, scratch, hash, &root, why, whylen) != VIV_OK)
+		goto out;
+	if (store_assets_put(st, hash, root) != VIV_OK) {
+		viv_errf(why, whylen, "could not put them in the static files folder");
+		goto out;
+	}
+	viv_log(VIV_INFO, "static files %s: fetched from %s, %lld bytes, hash checked", hash,
+	        cfg->api, (long long)t.got);
+	ok = true;
+out:
+	if (scratch)
+		viv_rmtree_or_log(scratch);
+	free(scratch);
+	free(root);
+	if (t.fd >= 0)
+		close(t.fd);
+	return ok;
+}
+
+static bool assets_here(struct store *st, const char *hash)
+{
+	char *path = store_assets_path(st, hash);
+	struct stat sb;
+	bool here = path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+
+	free(path);
+	return here;
+}
+
 /* ---- The role ------------------------------------------------------------------ */
 
 /* Artifacts that could not be had, and when they may be tried again. */
@@ -230,7 +284,7 @@ static bool failed_recently(const struct failed *f, size_t n, const char *hash, 
 }
 
 /* Fetches what the routes need and this host lacks; whether all is here. */
-static bool fetch_missing(const struct run_fetch_config *cfg, struct store *st,
+static bool fetch_missing(const struct vivd_fetch_config *cfg, struct store *st,
                           struct failed **failed, size_t *n_failed)
 {
 	struct store_route *routes = NULL;
@@ -253,15 +307,19 @@ static bool fetch_missing(const struct run_fetch_config *cfg, struct store *st,
 		const char *hash = routes[i].artifact;
 		struct failed *more;
 
-		if (store_artifact_exists(st, hash) ||
-		    failed_recently(*failed, *n_failed, hash, now))
+		const char *assets = routes[i].config.assets;
+		bool need_so = !store_artifact_exists(st, hash);
+		bool need_assets = assets && !assets_here(st, assets);
+
+		if ((!need_so && !need_assets) || failed_recently(*failed, *n_failed, hash, now))
 			continue;
-		if (run_fetch_one(cfg, st, hash, why, sizeof(why)))
+		if ((!need_so || vivd_fetch_artifact(cfg, st, hash, why, sizeof(why))) &&
+		    (!need_assets || vivd_fetch_assets(cfg, st, assets, why, sizeof(why))))
 			continue;
 		all = false;
 		viv_log(VIV_ERROR,
-		        "app %s: artifact %s: %s; the app keeps its last deployment here",
-		        routes[i].app, hash, why);
+		        "app %s: deployment %lld: %s; the app keeps its last deployment here",
+		        routes[i].app, (long long)routes[i].deployment_id, why);
 		more = realloc(*failed, (*n_failed + 1) * sizeof(**failed));
 		if (!more)
 			continue;
@@ -274,7 +332,7 @@ static bool fetch_missing(const struct run_fetch_config *cfg, struct store *st,
 	return all;
 }
 
-int run_fetch_main(const struct run_fetch_config *cfg)
+int vivd_fetch_main(const struct vivd_fetch_config *cfg)
 {
 	struct failed *failed = NULL;
 	struct store *st = NULL;
