@@ -378,8 +378,8 @@ VIV_MUST_CHECK enum viv_err store_deployment_claim(struct store *st, int64_t *id
 /* Deployments queued on this data directory move a counter in a small
  * page shared by every process on it (beside the routes generation), and
  * wake whoever waits on it: a builder in any process learns of new work at
- * once, and polls with a timeout for what a store on another machine
- * queued. */
+ * once. On PostgreSQL queueing also notifies every builder of the database,
+ * on any machine, which waits on its connection for it. */
 uint32_t store_queue_generation(const struct store *st);
 
 /* Waits until the queue generation is no longer seen (the value read before
@@ -387,7 +387,7 @@ uint32_t store_queue_generation(const struct store *st);
  * called, or timeout_ms pass; returns at once when it has already moved. A
  * signal may end the wait early too: callers check what they wait for
  * again. */
-void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms);
+void store_queue_wait(struct store *st, uint32_t seen, unsigned timeout_ms);
 
 /* Wakes every store_queue_wait() on this data directory, in every process,
  * without moving the counter: for stopping builders. */

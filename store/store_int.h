@@ -310,6 +310,11 @@ VIV_MUST_CHECK enum viv_err store_pg_routes_read(struct store *st, uint64_t *gen
  * generation itself. True, with the highest generation heard in *gen_out,
  * when it learned something. */
 bool store_pg_routes_poll(struct store *st, uint64_t *gen_out);
+/* Waits up to timeout_ms for a notification that work was queued, on any
+ * machine; true when one came (or came earlier and was not taken yet). */
+bool store_pg_queue_wait(struct store *st, unsigned timeout_ms);
+/* Tells every builder of the database that work was queued. */
+void store_pg_queue_notify(struct store *st);
 
 /* ---- Schema (store_schema.c) ------------------------------------------------------ */
 

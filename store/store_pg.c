@@ -5,6 +5,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,19 +25,23 @@
  * for its notifications and, whatever it heard, reads the generation
  * itself (a notification sent while it was reconnecting is lost). */
 #define PG_ROUTES_CHANNEL "vivarium_routes"
+/* Where queueing work is told (store_pg_queue_wait()). */
+#define PG_QUEUE_CHANNEL "vivarium_queue"
 #define PG_NOTIFY_POLL_MS 50
 #define PG_GEN_REREAD_MS 5000
 
 struct pg_conn {
 	PGconn *pg;
-	unsigned session;  /* moves on at each (re)connection */
-	unsigned n_names;  /* statements named so far */
-	int64_t changes;   /* rows the last command changed */
-	bool in_txn;       /* a transaction was open after the last command */
-	bool listening;    /* LISTEN ran in this session */
-	int64_t polled_ms; /* when notifications were last looked for */
-	int64_t reread_ms; /* when the generation was last read */
-	char errmsg[512];  /* the last error, for operator messages */
+	unsigned session;     /* moves on at each (re)connection */
+	unsigned n_names;     /* statements named so far */
+	int64_t changes;      /* rows the last command changed */
+	bool in_txn;          /* a transaction was open after the last command */
+	bool listening;       /* LISTEN ran in this session */
+	bool queue_listening; /* LISTEN on the build queue's channel, too */
+	bool queue_heard;     /* a notification of queued work not yet taken */
+	int64_t polled_ms;    /* when notifications were last looked for */
+	int64_t reread_ms;    /* when the generation was last read */
+	char errmsg[512];     /* the last error, for operator messages */
 };
 
 struct pg_stmt {
@@ -131,6 +136,7 @@ static enum viv_err session_setup(struct store *st, char *errbuf, size_t errlen)
 		         c->errmsg);
 	c->session++;
 	c->listening = false;
+	c->queue_listening = false;
 	c->in_txn = false;
 	return err;
 }
@@ -793,9 +799,57 @@ bool store_pg_routes_poll(struct store *st, uint64_t *gen_out)
 			if (g > best)
 				best = g;
 			heard = true;
+		} else if (!strcmp(n->relname, PG_QUEUE_CHANNEL)) {
+			c->queue_heard = true;
 		}
 		PQfreemem(n);
 	}
 	*gen_out = best;
 	return heard;
+}
+
+/*
+ * A builder waits for work queued on any machine on its connection's
+ * socket: queueing notifies PG_QUEUE_CHANNEL (store_queue_bump()), which
+ * the server delivers to every session that listens. A route change heard
+ * meanwhile makes the next store_pg_routes_poll() read the generation.
+ */
+bool store_pg_queue_wait(struct store *st, unsigned timeout_ms)
+{
+	struct pg_conn *c = conn_of(st);
+	struct pollfd p;
+	PGnotify *n;
+
+	if (c->in_txn)
+		return false;
+	if (!c->queue_listening) {
+		if (pg_command(st, "LISTEN " PG_QUEUE_CHANNEL) != VIV_OK)
+			return false;
+		c->queue_listening = true;
+	}
+	if (!c->queue_heard) {
+		p.fd = PQsocket(c->pg);
+		p.events = POLLIN;
+		p.revents = 0;
+		if (p.fd < 0 || poll(&p, 1, (int)timeout_ms) <= 0 || PQconsumeInput(c->pg) != 1)
+			return false;
+		while ((n = PQnotifies(c->pg)) != NULL) {
+			if (!strcmp(n->relname, PG_QUEUE_CHANNEL))
+				c->queue_heard = true;
+			else
+				c->reread_ms = 0;
+			PQfreemem(n);
+		}
+	}
+	if (!c->queue_heard)
+		return false;
+	c->queue_heard = false;
+	return true;
+}
+
+void store_pg_queue_notify(struct store *st)
+{
+	if (pg_command(st, "NOTIFY " PG_QUEUE_CHANNEL) != VIV_OK)
+		viv_log(VIV_WARN, "store: could not tell the builders of other machines of new "
+		                  "work; they find it within a second");
 }

@@ -158,6 +158,10 @@ uint64_t store_routes_generation(struct store *st)
  * so every process that maps DATADIR/routes.gen waits on the same word,
  * whatever user it runs as.
  */
+/* How long a builder on PostgreSQL waits on its socket between looks at the
+ * shared word. */
+#define QUEUE_SLICE_MS 100u
+
 static uint32_t *queue_word(const struct store *st)
 {
 	return (uint32_t *)(void *)((char *)st->routes_gen + STORE_QUEUE_GEN_OFFSET);
@@ -177,6 +181,8 @@ void store_queue_bump(struct store *st)
 {
 	__atomic_add_fetch(queue_word(st), 1, __ATOMIC_ACQ_REL);
 	queue_wake_all(st);
+	if (st->kind == STORE_POSTGRES)
+		store_pg_queue_notify(st);
 }
 
 void store_queue_wake(const struct store *st)
@@ -184,13 +190,25 @@ void store_queue_wake(const struct store *st)
 	queue_wake_all(st);
 }
 
-void store_queue_wait(const struct store *st, uint32_t seen, unsigned timeout_ms)
+void store_queue_wait(struct store *st, uint32_t seen, unsigned timeout_ms)
 {
 	struct timespec ts = {
 	        .tv_sec = (time_t)(timeout_ms / 1000),
 	        .tv_nsec = (long)(timeout_ms % 1000) * 1000000L,
 	};
 
+	/* On PostgreSQL work queued on any machine is notified on the
+	 * connection's socket; the shared word is looked at between slices
+	 * (a stop, store_queue_wake(), is seen by the caller within one). */
+	if (st->kind == STORE_POSTGRES) {
+		for (unsigned waited = 0; waited < timeout_ms; waited += QUEUE_SLICE_MS) {
+			if (store_queue_generation(st) != seen)
+				return;
+			if (store_pg_queue_wait(st, QUEUE_SLICE_MS))
+				return;
+		}
+		return;
+	}
 	/* EAGAIN: it moved before the wait began; ETIMEDOUT, EINTR and a
 	 * wake-up all end the wait alike. */
 	syscall(SYS_futex, queue_word(st), FUTEX_WAIT, seen, &ts, NULL, 0);

@@ -28,7 +28,7 @@ struct vivd_fetch_config {
  * the workers' routes take it up (a route waits for its artifact). false,
  * with a sentence in why, when it was not put. */
 bool vivd_fetch_artifact(const struct vivd_fetch_config *cfg, struct store *st, const char *hash,
-                   char *why, size_t whylen);
+                         char *why, size_t whylen);
 
 /* Fetches the static files that hash names (GET /v1/assets/{hash}) into
  * st's static files folder, once the tree that came, unpacked as an upload

@@ -1,6 +1,7 @@
 /* Tests of the files in the data directory (uploads, build directories,
  * artifacts) and of the routes generation shared between stores. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -406,4 +407,53 @@ Test(routes, route_of_an_older_deployment)
 	cr_assert_eq(store_route_of_deployment(st, queued, &r), VIV_ERR_NOT_FOUND);
 	cr_assert_eq(store_route_of_deployment(st, 9999, &r), VIV_ERR_NOT_FOUND);
 	store_close(st);
+}
+
+/* A builder on another machine (another data folder, so another shared
+ * page) of the same PostgreSQL database learns of queued work from the
+ * server at once, not at its next look a second later; on SQLite the
+ * database is in the data folder, and so is the word it waits on. */
+struct waiter {
+	struct store *st;
+	uint32_t seen;
+	double waited_ms;
+};
+
+static void *wait_for_work(void *arg)
+{
+	struct waiter *w = arg;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	store_queue_wait(w->st, w->seen, 10000);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	w->waited_ms =
+	        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	return NULL;
+}
+
+Test(routes, queued_work_wakes_a_builder_of_another_data_folder)
+{
+	struct store *st = test_open(), *other = NULL;
+	char dir[] = "/tmp/viv-store-other-XXXXXX", err[256];
+	struct waiter w = {0};
+	pthread_t t;
+
+	if (!test_is_pg())
+		cr_skip_test("on SQLite every builder shares the data folder");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(store_open_db(dir, test_db_url, &other, err, sizeof(err)), VIV_OK, "%s", err);
+	w.st = other;
+	w.seen = store_queue_generation(other);
+	/* Listening before the work is queued, as an idle builder is. */
+	store_queue_wait(other, w.seen, 150);
+	cr_assert_eq(pthread_create(&t, NULL, wait_for_work, &w), 0);
+	usleep(300000);
+	test_queue(st, "elsewhere", "queued on another machine");
+	pthread_join(t, NULL);
+	cr_assert_lt(w.waited_ms, 2000, "the builder waited %.0f ms of its 10 s", w.waited_ms);
+	cr_assert_gt(w.waited_ms, 250, "it did not wait for the work: %.0f ms", w.waited_ms);
+	store_close(other);
+	store_close(st);
+	viv_rmtree_or_log(dir);
 }
