@@ -209,6 +209,12 @@ bool viv_app_name_valid(const char *s);
  * hashes, upload digests, build keys); false for NULL. */
 bool viv_hex64_valid(const char *s);
 
+/* When the n bytes at line are the header line "name: value" (the name in
+ * any case), copies the value, without the blanks around it and the line
+ * end, into dst (cap bytes, cut to fit) and returns true: for libcurl's
+ * header callbacks. */
+bool viv_header_take(const char *line, size_t n, const char *name, char *dst, size_t cap);
+
 /* ---- Platforms (viv_platform.c) ------------------------------------------------- */
 
 /* An artifact is machine code for one CPU architecture, linked against one C

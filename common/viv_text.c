@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "viv.h"
 
@@ -104,4 +105,25 @@ int viv_leb_u32(const void *p, size_t n, uint32_t *out)
 		}
 	}
 	return -1;
+}
+
+bool viv_header_take(const char *line, size_t n, const char *name, char *dst, size_t cap)
+{
+	size_t k = strlen(name), v;
+
+	if (cap == 0 || n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return false;
+	line += k + 1;
+	n -= k + 1;
+	while (n && (*line == ' ' || *line == '\t')) {
+		line++;
+		n--;
+	}
+	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' ' ||
+	             line[n - 1] == '\t'))
+		n--;
+	v = n < cap - 1 ? n : cap - 1;
+	memcpy(dst, line, v);
+	dst[v] = '\0';
+	return true;
 }

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,32 +62,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	return len;
 }
 
-/* Copies the value of header "name: value" into dst when the line is it. */
-static void take_header(const char *line, size_t n, const char *name, char *dst, size_t cap)
-{
-	size_t k = strlen(name), v;
-
-	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return;
-	line += k + 1;
-	n -= k + 1;
-	while (n && (*line == ' ' || *line == '\t')) {
-		line++;
-		n--;
-	}
-	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' '))
-		n--;
-	v = n < cap - 1 ? n : cap - 1;
-	memcpy(dst, line, v);
-	dst[v] = '\0';
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
 	struct transfer *t = ctx;
 
-	take_header(p, size * n, "X-Vivarium-Sha256", t->sha256, sizeof(t->sha256));
-	take_header(p, size * n, "X-Vivarium-Platform", t->platform, sizeof(t->platform));
+	viv_header_take(p, size * n, "X-Vivarium-Sha256", t->sha256, sizeof(t->sha256));
+	viv_header_take(p, size * n, "X-Vivarium-Platform", t->platform, sizeof(t->platform));
 	return size * n;
 }
 
@@ -144,6 +123,18 @@ static bool download(const struct vivd_fetch_config *cfg, const char *kind, cons
 	return true;
 }
 
+/* download() into a memfd of t's own (t->fd, which the caller closes). */
+static bool fetch(const struct vivd_fetch_config *cfg, const char *kind, const char *hash,
+                  struct transfer *t, char *why, size_t whylen)
+{
+	t->fd = memfd_create(kind, MFD_CLOEXEC);
+	if (t->fd < 0 || viv_sha256_begin(&t->sum) != VIV_OK) {
+		viv_errf(why, whylen, "cannot make room for it: %s", strerror(errno));
+		return false;
+	}
+	return download(cfg, kind, hash, t, why, whylen);
+}
+
 bool vivd_fetch_artifact(const struct vivd_fetch_config *cfg, struct store *st, const char *hash,
                          char *why, size_t whylen)
 {
@@ -167,12 +158,7 @@ bool vivd_fetch_artifact(const struct vivd_fetch_config *cfg, struct store *st, 
 		viv_errf(why, whylen, "this host cannot load it: %s", what);
 		return false;
 	}
-	t.fd = memfd_create("artifact", MFD_CLOEXEC);
-	if (t.fd < 0 || viv_sha256_begin(&t.sum) != VIV_OK) {
-		viv_errf(why, whylen, "cannot make room for it: %s", strerror(errno));
-		goto out;
-	}
-	if (!download(cfg, "artifacts", hash, &t, why, whylen))
+	if (!fetch(cfg, "artifacts", hash, &t, why, whylen))
 		goto out;
 	viv_sha256_end(&t.sum, sum);
 	/* The store's record is what counts; the API's header only for
@@ -215,12 +201,8 @@ bool vivd_fetch_assets(const struct vivd_fetch_config *cfg, struct store *st, co
 	bool ok = false;
 
 	memset(&t, 0, sizeof(t));
-	t.fd = memfd_create("assets", MFD_CLOEXEC);
-	if (t.fd < 0 || viv_sha256_begin(&t.sum) != VIV_OK) {
-		viv_errf(why, whylen, "cannot make room for them: %s", strerror(errno));
-		goto out;
-	}
-	if (!download(cfg, "assets", hash, &t, why, whylen))
+	t.fd = -1;
+	if (!fetch(cfg, "assets", hash, &t, why, whylen))
 		goto out;
 	if (store_build_dir(st, NULL, 0, &scratch) != VIV_OK) {
 		viv_errf(why, whylen, "cannot make a folder to unpack them in");

@@ -195,37 +195,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	return viv_buf_append(b, p, size * n) ? 0 : size * n;
 }
 
-/* Copies the value of header "name: value" into dst when the line is it. */
-static void grab_header(const char *line, size_t n, const char *name, char *dst, size_t len)
-{
-	size_t k = strlen(name), v;
-
-	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return;
-	line += k + 1;
-	n -= k + 1;
-	while (n > 0 && *line == ' ') {
-		line++;
-		n--;
-	}
-	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
-		n--;
-	v = n < len - 1 ? n : len - 1;
-	memcpy(dst, line, v);
-	dst[v] = '\0';
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
 	struct tresp *r = ctx;
 
-	grab_header(p, size * n, "Location", r->location, sizeof(r->location));
-	grab_header(p, size * n, "Allow", r->allow, sizeof(r->allow));
-	grab_header(p, size * n, "WWW-Authenticate", r->www_auth, sizeof(r->www_auth));
-	grab_header(p, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
-	grab_header(p, size * n, "ETag", r->etag, sizeof(r->etag));
-	grab_header(p, size * n, "X-Vivarium-Sha256", r->sha256, sizeof(r->sha256));
-	grab_header(p, size * n, "X-Vivarium-Platform", r->platform, sizeof(r->platform));
+	viv_header_take(p, size * n, "Location", r->location, sizeof(r->location));
+	viv_header_take(p, size * n, "Allow", r->allow, sizeof(r->allow));
+	viv_header_take(p, size * n, "WWW-Authenticate", r->www_auth, sizeof(r->www_auth));
+	viv_header_take(p, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
+	viv_header_take(p, size * n, "ETag", r->etag, sizeof(r->etag));
+	viv_header_take(p, size * n, "X-Vivarium-Sha256", r->sha256, sizeof(r->sha256));
+	viv_header_take(p, size * n, "X-Vivarium-Platform", r->platform, sizeof(r->platform));
 	return size * n;
 }
 

@@ -211,3 +211,18 @@ Test(platform, another_architecture_or_a_newer_glibc_is_refused_and_named)
 	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc 2.36", NULL, why, sizeof(why)));
 	cr_assert_not(viv_platform_runs("x86_64-linux-gnu glibc x.y", host, why, sizeof(why)));
 }
+
+Test(text, a_header_line_gives_its_value_to_whoever_names_it)
+{
+	char v[16];
+
+	cr_assert(viv_header_take("ETag: \"abc\"\r\n", 13, "etag", v, sizeof(v)));
+	cr_assert_str_eq(v, "\"abc\"");
+	cr_assert(viv_header_take("X-A:\tb c \r\n", 11, "X-A", v, sizeof(v)));
+	cr_assert_str_eq(v, "b c");
+	cr_assert(viv_header_take("X-A: 0123456789abcdefgh\r\n", 25, "X-A", v, sizeof(v)));
+	cr_assert_str_eq(v, "0123456789abcde");
+	cr_assert_not(viv_header_take("X-AB: b\r\n", 9, "X-A", v, sizeof(v)));
+	cr_assert_not(viv_header_take("X-A", 3, "X-A", v, sizeof(v)));
+	cr_assert_not(viv_header_take("HTTP/1.1 200 OK\r\n", 17, "X-A", v, sizeof(v)));
+}
