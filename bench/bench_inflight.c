@@ -167,8 +167,7 @@ static long old_max_map_count = -1;
 
 static void restore_max_map_count(void)
 {
-	if (old_max_map_count > 0 &&
-	    write_long("/proc/sys/vm/max_map_count", old_max_map_count))
+	if (old_max_map_count > 0 && write_long("/proc/sys/vm/max_map_count", old_max_map_count))
 		fprintf(stderr, "bench_inflight: vm.max_map_count back to %ld\n",
 		        old_max_map_count);
 }
@@ -202,8 +201,10 @@ static unsigned raise_limits(unsigned n, unsigned slots)
 			                       : 0;
 
 			fprintf(stderr,
-			        "bench_inflight: %u requests in flight need %lu descriptors in vivd's "
-			        "worker; the hard limit RLIMIT_NOFILE is %lu here and cannot be raised "
+			        "bench_inflight: %u requests in flight need %lu descriptors in "
+			        "vivd's "
+			        "worker; the hard limit RLIMIT_NOFILE is %lu here and cannot be "
+			        "raised "
 			        "(it takes CAP_SYS_RESOURCE): %u requests instead\n",
 			        n, (unsigned long)want, (unsigned long)rl.rlim_max, fit);
 			n = fit;
@@ -214,7 +215,8 @@ static unsigned raise_limits(unsigned n, unsigned slots)
 	if (maps >= 0 && maps < want_maps) {
 		if (geteuid() != 0 || !write_long("/proc/sys/vm/max_map_count", want_maps)) {
 			fprintf(stderr,
-			        "bench_inflight: %u sandboxes need up to %ld mappings in the worker; "
+			        "bench_inflight: %u sandboxes need up to %ld mappings in the "
+			        "worker; "
 			        "vm.max_map_count is %ld (sysctl -w vm.max_map_count=%ld)\n",
 			        slots, want_maps, maps, want_maps);
 			return 0;
@@ -370,8 +372,9 @@ int main(int argc, char **argv)
 	getppid = bench_getppid_ns();
 	snprintf(sandboxes, sizeof(sandboxes), "%u", slots);
 	{
-		const char *extra[] = {"--workers", "1", "--sandboxes", sandboxes,
-		                       "--outbound-allow-private", NULL};
+		const char *extra[] = {
+		        "--workers", "1", "--sandboxes", sandboxes, "--outbound-allow-private",
+		        NULL};
 
 		up = infl_upstream_start(UPSTREAM_BODY);
 		if (!up) {
@@ -479,21 +482,26 @@ int main(int argc, char **argv)
 			if (!f)
 				goto out;
 			fprintf(f,
-			        "{\"goal\": %u, \"nofile\": %lu, \"count\": %u, \"held\": %u, \"held_after_s\": %.2f, \"ok\": %u, "
+			        "{\"goal\": %u, \"nofile\": %lu, \"count\": %u, \"held\": %u, "
+			        "\"held_after_s\": %.2f, \"ok\": %u, "
 			        "\"failed\": %u, \"wrong_body\": %u, \"busy\": %u, \"other\": %u, "
 			        "\"no_answer\": %u, \"sandboxes\": %u, "
 			        "\"rss_kb\": {\"before\": %ld, \"held\": %ld, \"after\": %ld}, "
 			        "\"guest_kb\": {\"before\": %ld, \"held\": %ld, \"after\": %ld}, "
 			        "\"stacks_kb\": {\"before\": %ld, \"held\": %ld, \"after\": %ld}, "
 			        "\"maps_held\": %ld, \"host_kib_per_instance\": %.2f, "
-			        "\"stack_kib_per_instance\": %.2f, \"guest_kib_per_instance\": %.2f, "
+			        "\"stack_kib_per_instance\": %.2f, \"guest_kib_per_instance\": "
+			        "%.2f, "
 			        "\"hello_requests\": %u, "
-			        "\"hello_before\": {\"p50_us\": %.1f, \"p99_us\": %.1f, \"failed\": %u}, "
-			        "\"hello_during\": {\"p50_us\": %.1f, \"p99_us\": %.1f, \"failed\": %u}, "
+			        "\"hello_before\": {\"p50_us\": %.1f, \"p99_us\": %.1f, "
+			        "\"failed\": %u}, "
+			        "\"hello_during\": {\"p50_us\": %.1f, \"p99_us\": %.1f, "
+			        "\"failed\": %u}, "
 			        "\"getppid_ns\": %.1f, \"machine\": \"%s\"}\n",
-			        goal, (unsigned long)nofile.rlim_max, o.n, held, t_held, cs.ok, failed, cs.wrong_body, cs.busy, cs.other,
-			        cs.no_answer, slots, m0.total, m1.total, m2.total, m0.guest, m1.guest,
-			        m2.guest, m0.stacks, m1.stacks, m2.stacks, m1.maps, host, stacks, guest,
+			        goal, (unsigned long)nofile.rlim_max, o.n, held, t_held, cs.ok,
+			        failed, cs.wrong_body, cs.busy, cs.other, cs.no_answer, slots,
+			        m0.total, m1.total, m2.total, m0.guest, m1.guest, m2.guest,
+			        m0.stacks, m1.stacks, m2.stacks, m1.maps, host, stacks, guest,
 			        o.hello, before.p50_us, before.p99_us, before.failed, during.p50_us,
 			        during.p99_us, during.failed, getppid, machine);
 			fclose(f);

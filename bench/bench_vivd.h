@@ -13,9 +13,9 @@
 /* A vivd serve this process started. */
 struct bench_vivd {
 	pid_t pid;
-	char dir[64];   /* temporary folder: data/, vivd.out, vivd.log */
+	char dir[64]; /* temporary folder: data/, vivd.out, vivd.log */
 	char data[96];
-	char api[64];   /* http://127.0.0.1:PORT */
+	char api[64]; /* http://127.0.0.1:PORT */
 	unsigned apps_port;
 	char token[128];
 };

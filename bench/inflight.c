@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,8 +164,8 @@ static void upstream_main(struct infl_upstream *u)
 
 struct infl_upstream *infl_upstream_start(const char *body)
 {
-	struct infl_upstream *u = mmap(NULL, sizeof(*u), PROT_READ | PROT_WRITE,
-	                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct infl_upstream *u =
+	        mmap(NULL, sizeof(*u), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t sl = sizeof(sa);
 	struct epoll_event e = {.events = EPOLLIN};
@@ -199,6 +201,8 @@ struct infl_upstream *infl_upstream_start(const char *body)
 	 * holds) count against its own limit, not its caller's. */
 	u->pid = fork();
 	if (u->pid == 0) {
+		/* It ends with whoever started it, even one that failed. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		upstream_main(u);
 		_exit(0);
 	}

@@ -37,26 +37,26 @@ void infl_upstream_stop(struct infl_upstream *u);
 /* ---- The crowd of clients ---------------------------------------------------------------- */
 
 struct infl_crowd_config {
-	unsigned port;     /* of 127.0.0.1 */
-	const char *host;  /* the Host header */
-	const char *path;  /* the request target */
-	const char *want;  /* the body a right answer has, exactly */
-	unsigned n;        /* clients, one connection and one request each */
-	unsigned sources;  /* source addresses 127.0.0.2 to 127.0.0.(1 + sources),
-	                    * one after the other; 0 lets the kernel pick */
-	unsigned pending;  /* connections being opened at once (0: 256) */
+	unsigned port;       /* of 127.0.0.1 */
+	const char *host;    /* the Host header */
+	const char *path;    /* the request target */
+	const char *want;    /* the body a right answer has, exactly */
+	unsigned n;          /* clients, one connection and one request each */
+	unsigned sources;    /* source addresses 127.0.0.2 to 127.0.0.(1 + sources),
+	                      * one after the other; 0 lets the kernel pick */
+	unsigned pending;    /* connections being opened at once (0: 256) */
 	unsigned timeout_ms; /* a client that waits longer gives up */
 };
 
 struct infl_crowd_stats {
-	unsigned opened;      /* connections made */
-	unsigned sent;        /* requests sent in full */
-	unsigned ok;          /* answered 200 with the wanted body */
-	unsigned wrong_body;  /* 200 with another body */
-	unsigned busy;        /* 503 */
-	unsigned other;       /* any other status */
-	unsigned no_answer;   /* the connection failed, closed or timed out without one */
-	unsigned done;        /* clients finished, whatever the outcome */
+	unsigned opened;     /* connections made */
+	unsigned sent;       /* requests sent in full */
+	unsigned ok;         /* answered 200 with the wanted body */
+	unsigned wrong_body; /* 200 with another body */
+	unsigned busy;       /* 503 */
+	unsigned other;      /* any other status */
+	unsigned no_answer;  /* the connection failed, closed or timed out without one */
+	unsigned done;       /* clients finished, whatever the outcome */
 };
 
 struct infl_crowd;
