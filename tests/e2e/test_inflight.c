@@ -88,8 +88,8 @@ Test(inflight, hundreds_of_guests_wait_on_an_upstream_in_one_worker, .timeout = 
 	while (infl_upstream_held(up) < N) {
 		infl_crowd_stats(crowd, &cs);
 		cr_assert(tsup_now_ms() < deadline,
-		          "the upstream holds %u of %u (clients: %u connected, %u done: 503 %u, other "
-		          "%u, no answer %u)\n%s",
+		          "the upstream holds %u of %u (clients: %u connected, %u done: "
+		          "503 %u, other %u, no answer %u)\n%s",
 		          infl_upstream_held(up), N, cs.opened, cs.done, cs.busy, cs.other,
 		          cs.no_answer, tsup_vivd_log_tail(&v, 3000));
 		usleep(20000);
