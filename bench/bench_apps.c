@@ -3,7 +3,6 @@
  * through the runners, and reports how long that took and how much memory the
  * runner workers hold per app they have served. */
 #include <curl/curl.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_vivd.h"
 #include "viv.h"
 
 struct opts {
@@ -32,79 +32,18 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *arg)
-{
-	return viv_buf_append(arg, p, size * n) ? 0 : size * n;
-}
-
-/* One request on a reused handle; the body lands in out (cleared first). */
-static long request(CURL *c, const char *method, const char *url, const char *host,
-                    const char *token, const void *body, size_t len, struct viv_buf *out)
-{
-	struct curl_slist *h = NULL;
-	char line[256];
-	long status = 0;
-
-	viv_buf_free(out);
-	viv_buf_init(out, 1 << 20);
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (token) {
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", token);
-		h = curl_slist_append(h, line);
-	}
-	if (host) {
-		snprintf(line, sizeof(line), "Host: %s", host);
-		h = curl_slist_append(h, line);
-	}
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	return status;
-}
-
-/* Resident kilobytes of the supervisor's children named "worker ...". */
+/* Resident kilobytes of the supervisor's workers. */
 static long workers_rss_kb(pid_t parent)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *e;
+	pid_t pids[256];
+	size_t n = bench_workers(parent, pids, 256), i;
 	long total = 0;
 
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		char path[64], line[256], comm[64] = "";
-		int pid = atoi(e->d_name), ppid = 0;
-		long rss = 0;
-		FILE *f;
+	for (i = 0; i < n && i < 256; i++) {
+		long kb = bench_rss_kb(pids[i]);
 
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/status", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			sscanf(line, "Name:\t%63[^\n]", comm);
-			sscanf(line, "PPid:\t%d", &ppid);
-			sscanf(line, "VmRSS:\t%ld", &rss);
-		}
-		fclose(f);
-		if (ppid == parent && strncmp(comm, "worker", 6) == 0)
-			total += rss;
+		total += kb > 0 ? kb : 0;
 	}
-	closedir(d);
 	return total;
 }
 
@@ -134,7 +73,6 @@ int main(int argc, char **argv)
 	long *ids, rss_before, rss_after, status;
 	double t0, t_deploy, t_ready, t_served;
 	unsigned i, ok = 0;
-	CURL *c;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -172,9 +110,8 @@ int main(int argc, char **argv)
 	}
 	ids = calloc(o.n, sizeof(*ids));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	c = curl_easy_init();
 	viv_buf_init(&body, 1 << 20);
-	if (!ids || !c)
+	if (!ids)
 		return 1;
 	rss_before = workers_rss_kb(o.vivd);
 
@@ -184,7 +121,7 @@ int main(int argc, char **argv)
 		json_t *j;
 
 		snprintf(url, sizeof(url), "%s/v1/apps/many-%u/deployments", o.api, i);
-		status = request(c, "POST", url, NULL, o.token, upload, ulen, &body);
+		status = bench_http("POST", url, NULL, o.token, upload, ulen, &body);
 		j = status == 202 ? json_loads(body.data, 0, NULL) : NULL;
 		if (!j) {
 			fprintf(stderr, "bench_apps: deploy %u answered %ld: %s\n", i, status,
@@ -205,7 +142,7 @@ int main(int argc, char **argv)
 			const char *st;
 
 			snprintf(url, sizeof(url), "%s/v1/deployments/%ld", o.api, ids[i]);
-			request(c, "GET", url, NULL, o.token, NULL, 0, &body);
+			bench_http("GET", url, NULL, o.token, NULL, 0, &body);
 			j = json_loads(body.data ? body.data : "", 0, NULL);
 			st = json_string_value(json_object_get(j, "status"));
 			if (st && strcmp(st, "failed") == 0) {
@@ -227,7 +164,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.n; i++) {
 		snprintf(url, sizeof(url), "http://127.0.0.1:%u/", o.apps_port);
 		snprintf(host, sizeof(host), "many-%u.localhost", i);
-		if (request(c, "GET", url, host, NULL, NULL, 0, &body) == 200)
+		if (bench_http("GET", url, host, NULL, NULL, 0, &body) == 200)
 			ok++;
 	}
 	t_served = now_s() - t0;
@@ -253,7 +190,6 @@ int main(int argc, char **argv)
 		fclose(f);
 	}
 	viv_buf_free(&body);
-	curl_easy_cleanup(c);
 	free(upload);
 	free(ids);
 	return ok == o.n ? 0 : 1;

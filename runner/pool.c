@@ -34,6 +34,25 @@ static size_t page_round(size_t n)
 	return (n + pg - 1) & ~(pg - 1);
 }
 
+/* Slots in chunk i of p's memory reservations. */
+static size_t chunk_slots(const struct run_pool *p, size_t i)
+{
+	size_t left = p->n_slots - i * RUN_CHUNK_SLOTS;
+
+	return left < RUN_CHUNK_SLOTS ? left : RUN_CHUNK_SLOTS;
+}
+
+/* Gives back the chunks reserved so far. */
+static void unreserve(struct run_pool *p)
+{
+	size_t i;
+
+	for (i = 0; p->chunks && i < p->n_chunks; i++) {
+		if (p->chunks[i])
+			munmap(p->chunks[i], RUN_SLOT_RESERVE * chunk_slots(p, i));
+	}
+}
+
 /* The thread a pool belongs to runs guests: it needs the signal set-up, and
  * the CPU tick off when the configuration says so. */
 static enum viv_err thread_setup(const struct run_pool_config *cfg)
@@ -49,7 +68,7 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 {
 	struct run_pool *p;
 	size_t stack = page_round(cfg->stack_bytes), per_stack, i;
-	uint8_t *mem = MAP_FAILED, *stacks = MAP_FAILED;
+	uint8_t *stacks = MAP_FAILED;
 	enum viv_err err;
 
 	*out = NULL;
@@ -67,12 +86,25 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	p->cfg.stack_bytes = stack;
 	p->n_slots = cfg->slots;
 	p->slots = calloc(cfg->slots, sizeof(*p->slots));
-	if (!p->slots)
+	p->n_chunks = (cfg->slots + RUN_CHUNK_SLOTS - 1) / RUN_CHUNK_SLOTS;
+	p->chunks = calloc(p->n_chunks, sizeof(*p->chunks));
+	if (!p->slots || !p->chunks)
 		goto out;
-	mem = mmap(NULL, RUN_SLOT_RESERVE * cfg->slots, PROT_NONE,
-	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		goto out;
+	/* The slots' memories in chunks, each a reservation of its own: the
+	 * address space has room for about 16,000 slots, but not in one
+	 * piece (a PIE program sits at about 85 TiB of the 128). */
+	for (i = 0; i < p->n_chunks; i++) {
+		p->chunks[i] = mmap(NULL, RUN_SLOT_RESERVE * chunk_slots(p, i), PROT_NONE,
+		                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p->chunks[i] == MAP_FAILED) {
+			p->chunks[i] = NULL;
+			viv_log(VIV_ERROR,
+			        "cannot reserve the address space of %u sandbox slots (%zu GiB "
+			        "each): %zu fit",
+			        cfg->slots, RUN_SLOT_RESERVE >> 30, i * RUN_CHUNK_SLOTS);
+			goto out;
+		}
+	}
 	per_stack = RUN_STACK_GUARD + stack;
 	stacks = mmap(NULL, per_stack * cfg->slots, PROT_NONE,
 	              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -83,7 +115,7 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 
 		s->pool = p;
 		s->index = (unsigned)i;
-		s->mem = mem + i * RUN_SLOT_RESERVE;
+		s->mem = p->chunks[i / RUN_CHUNK_SLOTS] + (i % RUN_CHUNK_SLOTS) * RUN_SLOT_RESERVE;
 		s->guard_lo = stacks + i * per_stack;
 		s->stack_lo = s->guard_lo + RUN_STACK_GUARD;
 		s->stack_hi = s->stack_lo + stack;
@@ -104,13 +136,13 @@ enum viv_err run_pool_create(const struct run_pool_config *cfg, struct run_pool 
 	*out = p;
 	return VIV_OK;
 out:
-	if (mem != MAP_FAILED)
-		munmap(mem, RUN_SLOT_RESERVE * cfg->slots);
+	unreserve(p);
 	if (stacks != MAP_FAILED)
 		munmap(stacks, (RUN_STACK_GUARD + stack) * cfg->slots);
 	if (p->pagemap_fd >= 0 && p->pagemap_fd != p->cfg.pagemap_fd)
 		close(p->pagemap_fd);
 	free(p->slots);
+	free(p->chunks);
 	free(p);
 	return err;
 }
@@ -121,12 +153,13 @@ void run_pool_destroy(struct run_pool *p)
 		return;
 	if (p->n_busy)
 		viv_log(VIV_WARN, "destroying a pool with %u instances still running", p->n_busy);
-	munmap(p->slots[0].mem, RUN_SLOT_RESERVE * p->n_slots);
+	unreserve(p);
 	munmap(p->slots[0].guard_lo, (RUN_STACK_GUARD + p->cfg.stack_bytes) * p->n_slots);
 	run_loop_destroy(p->loop);
 	if (p->pagemap_fd >= 0 && p->pagemap_fd != p->cfg.pagemap_fd)
 		close(p->pagemap_fd);
 	free(p->slots);
+	free(p->chunks);
 	free(p);
 }
 

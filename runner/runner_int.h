@@ -103,6 +103,8 @@ struct run_module {
 /* Address space of one slot's linear memory: 4 GiB of addresses plus up to
  * 4 GiB of static offset, so no access of a wasm32 guest leaves the slot. */
 #define RUN_SLOT_RESERVE ((size_t)8 << 30)
+/* Slots whose memories one reservation holds (2 TiB of address space). */
+#define RUN_CHUNK_SLOTS 256
 /* Guard below each native stack. */
 #define RUN_STACK_GUARD ((size_t)64 << 10)
 /* Stack a host call keeps free for itself; a guest that leaves less traps. */
@@ -128,6 +130,8 @@ struct run_pool {
 	struct run_loop *loop; /* timers and the services' descriptors */
 	struct run_slot *slots;
 	unsigned n_slots;
+	uint8_t **chunks; /* n_chunks reservations of RUN_CHUNK_SLOTS memories each */
+	size_t n_chunks;
 	unsigned free_head; /* n_slots when none is free */
 	int pagemap_fd;     /* /proc/self/pagemap (cfg's or the pool's own), or -1: memories
 	                     * are zeroed whole */

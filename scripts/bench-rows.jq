@@ -14,7 +14,7 @@ def row(name; figure; reference; ratio; goal; attain):
 def sc: "; getppid \(.getppid_ns | r2) ns";
 
 .instance as $i | .http as $h | .kernels as $k | .deploy.languages as $d | .apps as $a |
-.latency as $l | .cost as $c | sc as $sc |
+.latency as $l | .cost as $c | .inflight as $f | sc as $sc |
 row("instantiate+run+discard, C hello";
     "\($i.median_us | r2) us";
     "5 us (Wasmtime, published)";
@@ -90,4 +90,17 @@ row("identical re-upload, C hello";
 row("many apps deployed and routable";
     "\($a.answering) of \($a.apps)";
     "\($a.kb_per_app | r2) KiB per idle app";
-    ($a.answering / 10000 | r2); ">= 10000"; $a.answering / 10000)
+    ($a.answering / 10000 | r2); ">= 10000"; $a.answering / 10000),
+row("requests in flight in one worker";
+    "\($f.ok) of \($f.goal) answered";
+    "\($f.held) held at once, \($f.failed) failed; RLIMIT_NOFILE \($f.nofile)";
+    ($f.ok / 10000 | r2); ">= 10000"; $f.ok / 10000),
+row("  host memory per suspended instance";
+    "\($f.host_kib_per_instance | r2) KiB";
+    "native stack \($f.stack_kib_per_instance | r2) KiB of it; guest pages \($f.guest_kib_per_instance | r2) KiB";
+    ($f.host_kib_per_instance / 64 | r2); "<= 64 KiB"; 64 / $f.host_kib_per_instance),
+row("  hello p99 while they are held";
+    "\($f.hello_during.p99_us | r2) us";
+    "before \($f.hello_before.p99_us | r2) us (p50 \($f.hello_before.p50_us | r2) / \($f.hello_during.p50_us | r2) us)\($f | sc)";
+    ($f.hello_during.p99_us / $f.hello_before.p99_us | r2); "<= 1.2x";
+    1.2 / ($f.hello_during.p99_us / $f.hello_before.p99_us))

@@ -15,6 +15,9 @@
 #   upload to first response, C / Rust / AssemblyScript goal <= 1 s / 3 s / 3 s,
 #     identical re-upload                               goal < 100 ms
 #   many apps                                           10,000 deployed and routable
+#   requests in flight in one worker, each guest        10,000, <= 64 KiB of host memory
+#     suspended on a slow upstream                      each beyond its guest pages,
+#                                                       the hello app's p99 unchanged
 #
 # Every HTTP row also gives what one system call (getppid) costs on this
 # machine, measured in the same run: the server's share of a request is
@@ -23,7 +26,8 @@
 # It installs what it compares against (nginx, wrk, gnuplot, valgrind,
 # strace, workerd from npm), builds, and takes a few minutes. A benchmark
 # measures; it asserts nothing. Environment: ROUNDS (HTTP rounds, default 5), SECONDS_PER_ROUND
-# (default 5), APPS (many apps, default 10000), DEPLOY_RUNS (default 5).
+# (default 5), APPS (many apps, default 10000), DEPLOY_RUNS (default 5),
+# INFLIGHT (requests in flight, default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -32,6 +36,7 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-5}
 APPS=${APPS:-10000}
 DEPLOY_RUNS=${DEPLOY_RUNS:-5}
+INFLIGHT=${INFLIGHT:-10000}
 WORKERD_VERSION=1.20261117.1
 CORES=$(nproc)
 
@@ -232,6 +237,12 @@ build/bench/bench_apps --api "http://127.0.0.1:$API_PORT" --token "$TOKEN" \
 	--apps-port "$APPS_PORT" --vivd "$VIVD_PID" --upload "$WORK/hello.tgz" --count "$APPS" \
 	--json "$OUT/apps.json"
 
+# ---- 6. Requests in flight -------------------------------------------------------
+# Its own vivd serve with one worker; the reference is the same hello
+# measured in the same run before the requests are opened.
+say "requests in flight: $INFLIGHT guests suspended on a slow upstream in one worker"
+build/bench/bench_inflight --vivd build/vivd/vivd --count "$INFLIGHT" --json "$OUT/inflight.json"
+
 # ---- Table, JSON and chart ---------------------------------------------------------
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $CORES cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr)"
 jq -n --arg machine "$MACHINE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -239,9 +250,11 @@ jq -n --arg machine "$MACHINE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	--slurpfile http "$OUT/http.json" --slurpfile deploy "$OUT/deploy.json" \
 	--slurpfile apps "$OUT/apps.json" --slurpfile latency "$OUT/latency.json" \
 	--slurpfile cost "$OUT/cost.json" --slurpfile syscall "$OUT/syscall.json" \
+	--slurpfile inflight "$OUT/inflight.json" \
 	'{machine: $machine, date: $date, instance: $instance[0], kernels: $kernels[0],
 	  http: $http[0], deploy: $deploy[0], apps: $apps[0], latency: $latency[0],
-	  cost: $cost[0], getppid_ns: $syscall[0].getppid_ns}' >"$OUT/bench.json"
+	  cost: $cost[0], inflight: $inflight[0], getppid_ns: $syscall[0].getppid_ns}' \
+	>"$OUT/bench.json"
 
 # One row per goal: the figure, its reference, the ratio, the goal and
 # "attainment", the ratio oriented so that 1 or more meets the goal.

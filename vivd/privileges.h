@@ -74,4 +74,25 @@ int vivd_mount_tmpfs(const char *dir, unsigned size_mb, uid_t uid, gid_t gid, ch
  * folders and no further. */
 int vivd_datadir_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_t errlen);
 
+/* Descriptors a runner worker needs beside two per request in flight (its
+ * client's connection and one outbound connection): listeners, the store,
+ * its loop, logs. */
+#define VIVD_WORKER_FDS 256
+
+/* Raises this process's descriptor limit, which every role inherits, for
+ * workers that each run up to sandboxes instances at once, each with its
+ * client's connection and an outbound one: the soft limit to the hard one,
+ * and the hard one to 2 * sandboxes + VIVD_WORKER_FDS where the process may
+ * (CAP_SYS_RESOURCE). false, with a sentence in why saying how many
+ * requests a worker can then hold in flight and what to raise, when the
+ * limit stays below that; the limits are raised as far as they go either
+ * way. */
+bool vivd_raise_nofile(unsigned sandboxes, char *why, size_t whylen);
+
+/* Whether vm.max_map_count leaves room for a worker with sandboxes slots
+ * (up to four mappings each: its memory's accessible part and the rest, its
+ * stack and the stack's guard). false with a sentence in why when it does
+ * not; true when it does or cannot be read. */
+bool vivd_map_count_fits(unsigned sandboxes, char *why, size_t whylen);
+
 #endif

@@ -573,6 +573,13 @@ int main(int argc, char **argv)
 		        (struct vivd_child){"fetcher", fetcher_child_main, &fetch, VIVD_NICE_API};
 	}
 	viv_log_role("supervisor");
+	/* Every request in flight in a worker holds descriptors and
+	 * mappings: say so now when the machine's limits leave fewer than
+	 * its sandboxes, rather than fail requests later. */
+	if (want_runner && !vivd_raise_nofile(o.sandboxes, why, sizeof(why)))
+		viv_log(VIV_WARN, "%s", why);
+	if (want_runner && !vivd_map_count_fits(o.sandboxes, why, sizeof(why)))
+		viv_log(VIV_WARN, "%s", why);
 	if (ids.drop)
 		viv_log(VIV_INFO,
 		        "started as root: the API, builders and workers run as %s (uid %ld), "

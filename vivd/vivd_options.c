@@ -54,7 +54,7 @@ static const struct setting settings[] = {
          "apps answer at APP.NAME (a wildcard DNS name)"},
         {"workers", K_UINT, AT(workers), 1, 256, "N",
          "runner worker processes (default: one per core)"},
-        {"sandboxes", K_UINT, AT(sandboxes), 1, 4096, "N",
+        {"sandboxes", K_UINT, AT(sandboxes), 1, 16000, "N",
          "instances one worker runs at once (8 GiB of address space each)"},
         {"builders", K_UINT, AT(builders), 1, 64, "N", "builds that run at once"},
         {"upload-max", K_UINT, AT(upload_max_mb), 1, 4096, "MB", "the largest upload accepted"},

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -362,4 +363,65 @@ int vivd_datadir_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_
 	}
 	close(fd);
 	return 0;
+}
+
+bool vivd_raise_nofile(unsigned sandboxes, char *why, size_t whylen)
+{
+	rlim_t want = (rlim_t)sandboxes * 2 + VIVD_WORKER_FDS;
+	struct rlimit rl;
+
+	if (whylen)
+		why[0] = '\0';
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return true;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		struct rlimit up = {want, want};
+
+		/* Only a process with CAP_SYS_RESOURCE may raise the hard limit. */
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	/* Workers watch their descriptors with epoll, never select(), so
+	 * numbers past 1024 are fine; the soft limit of 1024 that most
+	 * systems start processes with would cap a worker at about 400
+	 * requests in flight. */
+	if (rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		viv_errf(why, whylen,
+		         "the descriptor limit (RLIMIT_NOFILE) is %lu, so a worker can hold about "
+		         "%lu "
+		         "requests in flight, fewer than its %u sandboxes: raise the hard limit to "
+		         "%lu (LimitNOFILE= in its systemd unit, or ulimit -Hn as root)",
+		         (unsigned long)rl.rlim_max,
+		         rl.rlim_max > VIVD_WORKER_FDS
+		                 ? (unsigned long)(rl.rlim_max - VIVD_WORKER_FDS) / 2
+		                 : 0ul,
+		         sandboxes, (unsigned long)want);
+		return false;
+	}
+	return true;
+}
+
+bool vivd_map_count_fits(unsigned sandboxes, char *why, size_t whylen)
+{
+	long have = -1, want = (long)sandboxes * 4 + 4096;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+
+	if (whylen)
+		why[0] = '\0';
+	if (!f)
+		return true;
+	if (fscanf(f, "%ld", &have) != 1)
+		have = -1;
+	fclose(f);
+	if (have < 0 || have >= want)
+		return true;
+	viv_errf(why, whylen,
+	         "vm.max_map_count is %ld and a worker with %u sandboxes may need %ld mappings: "
+	         "when it runs out, instances fail to start (sysctl -w vm.max_map_count=%ld)",
+	         have, sandboxes, want, want);
+	return false;
 }
