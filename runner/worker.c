@@ -15,6 +15,8 @@
 
 /* Every second: budgets, the instances gauge, routes. */
 #define TICK_MS 1000
+/* How long accepting waits when the process is out of descriptors. */
+#define ACCEPT_PAUSE_MS 100
 /* How long a stopping worker waits for requests in flight. */
 #define DRAIN_NS (10000ull * 1000u * 1000u)
 
@@ -37,6 +39,15 @@ static void on_tick(h2o_timeout_entry_t *e)
 	h2o_timeout_link(w->ctx.loop, &w->tick_timeout, &w->tick);
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_resume(h2o_timeout_entry_t *e)
+{
+	struct worker *w = (struct worker *)((char *)e - offsetof(struct worker, accept_resume));
+
+	h2o_socket_read_start(w->listener, on_accept);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
 	struct worker *w = listener->data;
@@ -45,8 +56,25 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 	if (err)
 		return;
 	sock = h2o_evloop_socket_accept(listener);
-	if (sock)
+	if (sock) {
 		h2o_accept(&w->accept, sock);
+		return;
+	}
+	/* Out of descriptors (or of kernel memory for them): the connection
+	 * stays in the backlog and the listener stays readable, so the loop
+	 * would wake for it again at once, over and over, and starve the
+	 * requests in flight. Accepting waits while some of them end. */
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		h2o_socket_read_stop(w->listener);
+		if (!h2o_timeout_is_linked(&w->accept_resume))
+			h2o_timeout_link(w->ctx.loop, &w->accept_pause_timeout, &w->accept_resume);
+		if (w->accept_pauses++ % 1000 == 0)
+			viv_log(VIV_WARN,
+			        "no descriptor to accept a connection with (%s; %u requests in "
+			        "flight): not accepting for %d ms; raise the descriptor limit "
+			        "(LimitNOFILE=) for more",
+			        strerror(errno), w->pool->n_busy, ACCEPT_PAUSE_MS);
+	}
 }
 
 /* The pool has timers due or descriptors ready. */
@@ -97,6 +125,8 @@ static enum viv_err worker_setup(struct worker *w, const struct run_worker_confi
 	h2o_timeout_init(w->ctx.loop, &w->tick_timeout, TICK_MS);
 	w->tick.cb = on_tick;
 	h2o_timeout_link(w->ctx.loop, &w->tick_timeout, &w->tick);
+	h2o_timeout_init(w->ctx.loop, &w->accept_pause_timeout, ACCEPT_PAUSE_MS);
+	w->accept_resume.cb = on_accept_resume;
 	w->accept.ctx = &w->ctx;
 	w->accept.hosts = w->conf.hosts;
 	w->listener =
@@ -133,6 +163,8 @@ int run_worker_main(const struct run_worker_config *cfg)
 	while (!stopping)
 		h2o_evloop_run(w->ctx.loop, 1000);
 	/* Stop taking connections, let requests in flight finish. */
+	if (h2o_timeout_is_linked(&w->accept_resume))
+		h2o_timeout_unlink(&w->accept_resume);
 	h2o_socket_read_stop(w->listener);
 	h2o_context_request_shutdown(&w->ctx);
 	drain_until = viv_mono_ns() + DRAIN_NS;

@@ -26,6 +26,10 @@ struct worker {
 	h2o_socket_t *pool_sock; /* the pool's descriptor */
 	h2o_timeout_t tick_timeout;
 	h2o_timeout_entry_t tick; /* every second: budgets, gauge, routes */
+	/* Accepting paused while the process has no descriptor to spare. */
+	h2o_timeout_t accept_pause_timeout;
+	h2o_timeout_entry_t accept_resume;
+	uint64_t accept_pauses; /* how many times, for the log */
 	struct run_pool *pool;
 	struct run_routes *routes;
 	uint64_t pruned_gen; /* the routes generation metrics were pruned for */

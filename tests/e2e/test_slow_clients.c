@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "figure.h"
@@ -328,6 +330,98 @@ Test(slow, slow_loris_from_more_addresses_than_the_api_holds)
 }
 
 /* ---- 10,000 connections from one address ------------------------------------------------ */
+
+/* The CPU time process pid has used, in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	cr_assert_not_null(p);
+	/* After the name in parentheses: fields 3 to 13, then utime and stime. */
+	p = strrchr(buf, ')');
+	cr_assert_not_null(p);
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
+	             2);
+	return (long)(ut + st);
+}
+
+/* Lowers pid's descriptor limit to *rl, as its own user: the container
+ * these tests run in may not give root CAP_SYS_RESOURCE. */
+static void lower_nofile(pid_t pid, const struct rlimit *rl)
+{
+	struct stat sb;
+	char path[64];
+	pid_t child;
+	int status = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	cr_assert_eq(stat(path, &sb), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		if ((getegid() != sb.st_gid && setgid(sb.st_gid) != 0) ||
+		    (geteuid() != sb.st_uid && setuid(sb.st_uid) != 0))
+			_exit(2);
+		_exit(prlimit(pid, RLIMIT_NOFILE, rl, NULL) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "could not lower the descriptor limit of %d", (int)pid);
+}
+
+/* More connections than a worker has descriptors for: it stops accepting
+ * for a while instead of waking for the backlog over and over (a core at
+ * 100 %), says so, and takes connections again once some are gone. */
+Test(slow, a_worker_out_of_descriptors_pauses_accepting_instead_of_spinning)
+{
+	struct rlimit low = {128, 128};
+	pid_t workers[8];
+	int fds[400];
+	long before[8], used = 0;
+	size_t n = tsup_children_named(vivd.pid, "worker", workers, 8);
+	struct tsup_resp r;
+	char url[128], host[64];
+
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++)
+		lower_nofile(workers[i], &low);
+	for (size_t i = 0; i < 400; i++) {
+		fds[i] = rawnet_connect("127.0.0.4", vivd.apps_port);
+		cr_assert_geq(fds[i], 0, "connect: %s", strerror(errno));
+	}
+	usleep(500000);
+	for (size_t i = 0; i < n; i++)
+		before[i] = cpu_ticks(workers[i]);
+	usleep(1000000);
+	for (size_t i = 0; i < n; i++)
+		used += cpu_ticks(workers[i]) - before[i];
+	FIGURE("%zu workers with 128 descriptors each and 400 connections waiting: %ld ms of "
+	       "their CPU in 1 s",
+	       n, used * 1000 / sysconf(_SC_CLK_TCK));
+	cr_assert_lt(used * 1000 / sysconf(_SC_CLK_TCK), 300, "the workers spun");
+	cr_assert(strstr(tsup_vivd_log_tail(&vivd, 100000), "no descriptor to accept"));
+	for (size_t i = 0; i < 400; i++)
+		close(fds[i]);
+	/* Served again once the connections are gone. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", vivd.apps_port);
+	snprintf(host, sizeof(host), "hello.localhost:%u", vivd.apps_port);
+	for (double t0 = tsup_now_ms();;) {
+		bool ok = tsup_http("GET", url, host, NULL, NULL, 0, &r) && r.status == 200;
+
+		tsup_resp_free(&r);
+		if (ok)
+			break;
+		cr_assert_lt(tsup_now_ms() - t0, 5000, "not served after the connections went");
+		usleep(50000);
+	}
+}
 
 #define FLOOD 10000
 /* Samples of each condition: rounds of quiet and attacked in turn, so that
