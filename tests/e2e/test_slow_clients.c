@@ -430,12 +430,16 @@ Test(slow, a_worker_out_of_descriptors_pauses_accepting_instead_of_spinning)
 #define PER_ROUND 100
 #define SAMPLES (ROUNDS * PER_ROUND)
 /* What the test holds "within 2x of quiet" to: twice the quiet p99, or
- * 5 ms more than it when that is more. Quiet p99s here are a fraction of a
- * millisecond, and on a machine of two cores that other tests share, one
- * time slice of the scheduler (about 3 ms) given to any other runnable
- * thread moves them by more than that; a server that starves others is
- * seconds late. The figures print each ratio. */
-#define WITHIN_2X(quiet) ((quiet)*2 > (quiet) + 5 ? (quiet)*2 : (quiet) + 5)
+ * slack ms more than it when that is more. Quiet p99s here are a fraction
+ * of a millisecond, and on a machine of two cores that other tests share,
+ * one time slice of the scheduler (about 3 ms) given to any other runnable
+ * thread moves them by more than that: 5 ms for slow clients and oversized
+ * requests. Under a flood a new connection also waits in the kernel's
+ * accept queue behind the flood's (the API closes those over its cap per
+ * address one by one, and the SYNs the backlog dropped come again a second
+ * later): 50 ms there. A server that starves others is seconds late. The
+ * figures print each ratio. */
+#define WITHIN_2X(quiet, slack) ((quiet)*2 > (quiet) + (slack) ? (quiet)*2 : (quiet) + (slack))
 
 static int by_ms(const void *a, const void *b)
 {
@@ -776,7 +780,8 @@ Test(attacked, floods_slow_clients_and_oversized_requests_leave_others_p99_withi
 	       sl.held, big.sent, SAMPLES);
 	cr_assert_gt(big.sent, 0, "no oversized request was sent");
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
-		cr_assert_leq(runs[i].attacked, WITHIN_2X(runs[i].quiet),
+		cr_assert_leq(runs[i].attacked,
+		              WITHIN_2X(runs[i].quiet, runs[i].attack == &flood ? 50 : 5),
 		              "%s: p99 %.2f ms, quiet %.2f ms", runs[i].what, runs[i].attacked,
 		              runs[i].quiet);
 	/* The attacks gone, both still answer. */
