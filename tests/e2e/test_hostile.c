@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "viv.h"
 
 static const char *jstr(json_t *j, const char *key)
 {
@@ -414,7 +415,7 @@ Test(attack, links_planted_by_a_build_script_never_reach_the_host, .timeout = 30
 {
 	struct tsup_vivd v;
 	char outside[] = "/tmp/viv-e2e-outside-XXXXXX", victim[200], created[200], evil[200];
-	char mark[200], cmd[1200], *rs, *text, *p;
+	char mark[200], cmd[1200], evil_c[240], *rs, *text, *p;
 	struct tsup_resp r;
 	json_t *d;
 	long id;
@@ -430,11 +431,18 @@ Test(attack, links_planted_by_a_build_script_never_reach_the_host, .timeout = 30
 	fputs("victim", f);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd),
-	         "printf '#include <stdio.h>\\n__attribute__((constructor)) static void m(void)"
-	         "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\\n' > %s/evil.c && "
-	         "cc -shared -fPIC -o %s %s/evil.c",
-	         mark, outside, evil, outside);
-	cr_assert_eq(system(cmd), 0);
+	         "#include <stdio.h>\n__attribute__((constructor)) static void m(void)"
+	         "{ FILE *f = fopen(\"%s\", \"w\"); if (f) fclose(f); }\n",
+	         mark);
+	snprintf(evil_c, sizeof(evil_c), "%s/evil.c", outside);
+	cr_assert_eq(viv_write_file_atomic(evil_c, cmd, strlen(cmd), 0644), VIV_OK);
+	{
+		const char *cc[] = {"cc", "-shared", "-fPIC", "-o", evil, evil_c, NULL};
+		char *out = NULL;
+
+		cr_assert_eq(tsup_run(cc, NULL, &out), 0, "%s", out ? out : "");
+		free(out);
+	}
 	rs = strdup(planting_rs);
 	for (const char *const *kv = (const char *const[]){"@EVIL@", evil, "@VICTIM@", victim,
 	                                                   "@CREATED@", created, NULL};
@@ -463,6 +471,5 @@ Test(attack, links_planted_by_a_build_script_never_reach_the_host, .timeout = 30
 	cr_assert_neq(access(created, F_OK), 0, "a planted temporary name was written through");
 	cr_assert_neq(access(mark, F_OK), 0, "a worker loaded the planted shared object");
 	tsup_vivd_stop(&v);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
-	cr_assert_eq(system(cmd), 0);
+	viv_rmtree_or_log(outside);
 }

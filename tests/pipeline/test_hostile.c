@@ -457,9 +457,20 @@ Test(hostile, links_a_build_script_plants_never_reach_the_host)
 	         mark);
 	t_write(outside, "evil.c", src);
 	{
-		char cmd[2000];
-		snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -o %s %s/evil.c", evil, outside);
-		cr_assert_eq(system(cmd), 0);
+		char src_path[600];
+		const char *cc[] = {"cc", "-shared", "-fPIC", "-o", evil, src_path, NULL};
+		int status = 0;
+		pid_t pid;
+
+		snprintf(src_path, sizeof(src_path), "%s/evil.c", outside);
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			execvp(cc[0], (char *const *)cc);
+			_exit(127);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "cc failed");
 	}
 	{
 		const char *kv[] = {"@VICTIM@", victim, "@CREATED@", created, "@EVIL@", evil, NULL};
