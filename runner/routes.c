@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uthash.h>
 
 #include "routes.h"
@@ -300,18 +299,8 @@ static enum viv_err route_make(struct run_routes *rt, const struct store_route *
  * are in this host's data folder. */
 static bool route_files_here(struct run_routes *rt, const char *artifact, const char *assets)
 {
-	struct stat sb;
-	char *path;
-	bool here;
-
-	if (!store_artifact_exists(rt->st, artifact))
-		return false;
-	if (!assets)
-		return true;
-	path = store_assets_path(rt->st, assets);
-	here = path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-	free(path);
-	return here;
+	return store_artifact_exists(rt->st, artifact) &&
+	       (!assets || store_assets_exists(rt->st, assets));
 }
 
 static enum viv_err reload(struct run_routes *rt, uint64_t gen)

@@ -726,6 +726,10 @@ VIV_MUST_CHECK enum viv_err store_sync_relaxed(struct store *st);
  * path, or NULL for a malformed hash or no memory; caller frees with free(). */
 char *store_assets_path(const struct store *st, const char *hash);
 
+/* True when the tree hash names is in the static files folder (a folder,
+ * not a link to one). */
+bool store_assets_exists(const struct store *st, const char *hash);
+
 /* Copies the tree at src_dir (regular files and directories only) into place
  * so that it appears only complete (a temporary directory, then rename). An
  * existing tree is left as it is. */

@@ -245,3 +245,13 @@ out:
 	free(gone);
 	return err;
 }
+
+bool store_assets_exists(const struct store *st, const char *hash)
+{
+	char *path = store_assets_path(st, hash);
+	struct stat sb;
+	bool here = path && lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+
+	free(path);
+	return here;
+}

@@ -198,7 +198,7 @@ bool store_artifact_exists(const struct store *st, const char *hash)
 	path = store_artifact_path(st, hash, "so");
 	if (!path)
 		return false;
-	found = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+	found = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 	free(path);
 	return found;
 }

@@ -230,16 +230,6 @@ out:
 	return ok;
 }
 
-static bool assets_here(struct store *st, const char *hash)
-{
-	char *path = store_assets_path(st, hash);
-	struct stat sb;
-	bool here = path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-
-	free(path);
-	return here;
-}
-
 /* ---- The role ------------------------------------------------------------------ */
 
 /* Artifacts that could not be had, and when they may be tried again. */
@@ -291,7 +281,7 @@ static bool fetch_missing(const struct vivd_fetch_config *cfg, struct store *st,
 
 		const char *assets = routes[i].config.assets;
 		bool need_so = !store_artifact_exists(st, hash);
-		bool need_assets = assets && !assets_here(st, assets);
+		bool need_assets = assets && !store_assets_exists(st, assets);
 
 		if ((!need_so && !need_assets) || failed_recently(*failed, *n_failed, hash, now))
 			continue;
